@@ -1,0 +1,68 @@
+// Writes a synthetic GBIF multimedia.txt shaped like the herbarium export:
+// grouped by gbifID (unsorted), ~1.2 images per ID, a few thousand hosts,
+// some URLs shared across IDs, licences and attribution in most rows.
+// Deterministic (seeded), streamed to disk so any size fits in memory.
+import { createWriteStream } from 'node:fs';
+import { once } from 'node:events';
+
+export const HEADER =
+  'gbifID\ttype\tformat\tidentifier\treferences\ttitle\tdescription\tsource\taudience\tcreated\tcreator\tcontributor\tpublisher\tlicense\trightsHolder';
+
+function rng(seed) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const LICENSES = [
+  'http://creativecommons.org/licenses/by/4.0/',
+  'http://creativecommons.org/publicdomain/zero/1.0/',
+  'http://creativecommons.org/licenses/by-nc/4.0/',
+  'All rights reserved',
+];
+
+/** Writes `rows` data rows to `path`; returns { rows, gbifIds }. */
+export async function generateMultimedia(path, { rows, hosts = 2000, seed = 42, hostPrefix = 'herbarium' }) {
+  const rand = rng(seed);
+  const out = createWriteStream(path, { highWaterMark: 1 << 20 });
+  let buf = HEADER + '\n';
+  let written = 0;
+  let gbifIds = 0;
+  while (written < rows) {
+    // GBIF groups rows by gbifID but does not sort them: an odd multiplier
+    // mod 2^32 is a bijection, so IDs are unique and in no useful order.
+    const gbifId = 1_000_000_000 + Number((BigInt(gbifIds) * 2654435761n) % 4294967296n);
+    gbifIds++;
+    const r = rand();
+    const images = r < 0.87 ? 1 : r < 0.97 ? 2 : 2 + Math.floor(rand() * 8);
+    const host = `${hostPrefix}${Math.floor(rand() * rand() * hosts)}.example.org`;
+    for (let i = 0; i < images && written < rows; i++) {
+      const shared = rand() < 0.01;
+      const url = shared
+        ? `https://${host}/shared/${Math.floor(rand() * 500)}.jpg`
+        : `https://${host}/media/${gbifId}/${i}/large.jpg?size=full`;
+      const lic = LICENSES[Math.floor(rand() * LICENSES.length)];
+      buf += `${gbifId}\tStillImage\timage/jpeg\t${url}\thttps://${host}/specimen/${gbifId}\t\t\t\t\t2019-03-04T10:00:00Z\tCollector ${gbifId % 977}\t\tHerbarium ${host}\t${lic}\tHerbarium ${host}\n`;
+      written++;
+      if (buf.length > 1 << 20) {
+        if (!out.write(buf)) await once(out, 'drain');
+        buf = '';
+      }
+    }
+  }
+  out.write(buf);
+  out.end();
+  await once(out, 'finish');
+  return { rows: written, gbifIds };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const [path, rows] = process.argv.slice(2);
+  const res = await generateMultimedia(path, { rows: Number(rows ?? 2_000_000) });
+  console.log(JSON.stringify(res));
+}

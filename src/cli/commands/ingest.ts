@@ -1,0 +1,72 @@
+import { existsSync, rmSync } from 'node:fs';
+import type { Command } from 'commander';
+import { ingestFiles, type IngestSummary } from '../../ingest/ingest.js';
+import { openLedger } from '../../ledger/open.js';
+import { formatBytes, formatCount, progressBar } from '../progress.js';
+import { addOptions, interruptible, optionValues } from '../shared.js';
+
+function printSummary(s: IngestSummary, db: string): void {
+  const skipped = Object.entries(s.skipped).filter(([, n]) => n > 0);
+  const skippedTotal = skipped.reduce((a, [, n]) => a + n, 0);
+  const lines = [
+    `${s.interrupted ? 'ingest interrupted' : 'ingested'} ${s.files.join(', ')} into ${db}`,
+    `  rows read    ${formatCount(s.rowsRead)}`,
+    `  gbifIDs      ${formatCount(s.gbifIds)} new`,
+    `  images       ${formatCount(s.images)} new`,
+    `  duplicates   ${formatCount(s.duplicates)} (gbifID and URL already in the ledger)`,
+  ];
+  if (s.reopened > 0) lines.push(`  reopened     ${formatCount(s.reopened)} done gbifIDs gained an image and are pending again`);
+  lines.push(`  skipped      ${formatCount(skippedTotal)}`);
+  for (const [reason, n] of skipped) lines.push(`    ${reason.padEnd(20)} ${formatCount(n)}`);
+  lines.push(`  elapsed      ${(s.elapsedMs / 1000).toFixed(1)} s (${formatCount(s.rowsPerSecond)} rows/s)`);
+  if (s.interrupted) lines.push('run the same command again to finish: rows already in the ledger are skipped');
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+function removeLedger(db: string): void {
+  for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(db + suffix, { force: true });
+}
+
+export function registerIngest(program: Command): void {
+  const command = program
+    .command('ingest')
+    .description('stream GBIF multimedia rows (multimedia.txt, .gz, or a download .zip) into the ledger')
+    .argument('<file...>', 'multimedia.txt, multimedia.txt.gz, or a GBIF download zip');
+  addOptions(command, ['db', 'json', 'progress']);
+  command.action(async (files: string[], _flags, cmd: Command) => {
+    const options = optionValues(cmd, ['db', 'json', 'progress']);
+    const existed = existsSync(options.db);
+    const ledger = openLedger(options.db, { create: true });
+    const bar = progressBar(' {file} |{bar}| {percentage}% {done} of {size} | {rows} rows | {rate} rows/s | ETA {eta_formatted}', options.progress);
+    const started = performance.now();
+    let failed = true;
+    try {
+      const summary = await interruptible((signal) =>
+        ingestFiles(files, ledger, {
+          signal,
+          onProgress: (p) => {
+            const seconds = (performance.now() - started) / 1000;
+            bar.update(p.bytesRead, p.totalBytes, {
+              file: p.file,
+              done: formatBytes(p.bytesRead),
+              size: formatBytes(p.totalBytes),
+              rows: formatCount(p.rowsRead),
+              rate: formatCount(Math.round(p.rowsRead / Math.max(seconds, 0.001))),
+            });
+          },
+        }),
+      );
+      bar.stop();
+      if (options.json) process.stdout.write(JSON.stringify({ ...summary, db: options.db }) + '\n');
+      else printSummary(summary, options.db);
+      if (summary.interrupted) process.exitCode = 130;
+      failed = false;
+    } finally {
+      bar.stop();
+      // A bad first input must not leave an empty ledger behind.
+      const discard = failed && !existed && ledger.isEmpty();
+      ledger.close();
+      if (discard) removeLedger(options.db);
+    }
+  });
+}

@@ -1,0 +1,41 @@
+import type { Command } from 'commander';
+import type { LedgerStatus, StateCounts } from '../../ledger/ledger.js';
+import { openLedger } from '../../ledger/open.js';
+import { formatCount } from '../progress.js';
+import { addOptions, optionValues } from '../shared.js';
+
+function counts(label: string, c: StateCounts): string {
+  return `${label.padEnd(9)} total ${formatCount(c.total)}  pending ${formatCount(c.pending)}  done ${formatCount(c.done)}  failed ${formatCount(c.failed)}`;
+}
+
+function printStatus(s: LedgerStatus, db: string): void {
+  const lines = [`ledger ${db}`, counts('gbifIDs', s.ids), counts('images', s.images)];
+  if (!s.complete) lines.push('note: an ingest into this ledger is running or was interrupted; gbifID counts are complete once it finishes (run the ingest again)');
+  if (s.hosts.length > 0) {
+    const width = Math.max(4, ...s.hosts.map((h) => h.host.length));
+    lines.push('', `${'host'.padEnd(width)}  ${['images', 'pending', 'done', 'failed'].map((h) => h.padStart(10)).join('')}`);
+    for (const h of s.hosts) {
+      lines.push(`${h.host.padEnd(width)}  ${[h.images, h.pending, h.done, h.failed].map((n) => formatCount(n).padStart(10)).join('')}`);
+    }
+  }
+  const errors = Object.entries(s.errors);
+  lines.push('', errors.length === 0 ? 'failures: none' : 'failures by reason:');
+  for (const [code, n] of errors) lines.push(`  ${code.padEnd(24)} ${formatCount(n)}`);
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+export function registerStatus(program: Command): void {
+  const command = program.command('status').description('where every gbifID and image stands: counts by state, busiest hosts, failures by reason');
+  addOptions(command, ['db', 'json', 'hosts']);
+  command.action((_flags, cmd: Command) => {
+    const options = optionValues(cmd, ['db', 'json', 'hosts']);
+    const ledger = openLedger(options.db, { create: false });
+    try {
+      const status = ledger.status({ hosts: options.hosts });
+      if (options.json) process.stdout.write(JSON.stringify(status) + '\n');
+      else printStatus(status, options.db);
+    } finally {
+      ledger.close();
+    }
+  });
+}

@@ -1,0 +1,41 @@
+/**
+ * The command line: a thin layer that parses options, calls into ingest, the
+ * ledger or the scheduler, and turns errors into one line and an exit code.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { HerbdlError } from '../errors.js';
+import { registerIngest } from './commands/ingest.js';
+import { registerStatus } from './commands/status.js';
+
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+export function buildProgram(): Command {
+  const program = new Command('herbdl')
+    .description('Bulk image downloader for GBIF multimedia: ingest a download into a ledger, then fetch every image.')
+    .version(VERSION)
+    .showHelpAfterError('(run herbdl --help for usage)')
+    .exitOverride();
+  registerIngest(program);
+  registerStatus(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander has already printed its message (or the help text).
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (err instanceof HerbdlError) {
+      process.stderr.write(`herbdl: ${err.message}\n`);
+      process.exitCode = err.exitCode;
+      return;
+    }
+    process.stderr.write(`herbdl: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  }
+}

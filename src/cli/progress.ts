@@ -1,0 +1,51 @@
+/**
+ * A progress bar on stderr, only when stderr is a terminal: pipes and logs
+ * stay clean and scriptable.
+ */
+import cliProgress from 'cli-progress';
+
+export interface ProgressBar {
+  update(done: number, total: number, payload: Record<string, string | number>): void;
+  stop(): void;
+}
+
+const NONE: ProgressBar = { update() {}, stop() {} };
+
+export function progressBar(format: string, enabled: boolean): ProgressBar {
+  if (!enabled || !process.stderr.isTTY) return NONE;
+  const bar = new cliProgress.SingleBar(
+    { format, stream: process.stderr, hideCursor: true, clearOnComplete: true, etaBuffer: 50, fps: 5 },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  return {
+    update(done, total, payload) {
+      if (!started) {
+        bar.start(total, done, payload);
+        started = true;
+      } else {
+        bar.setTotal(total);
+        bar.update(done, payload);
+      }
+    },
+    stop() {
+      if (started) bar.stop();
+    },
+  };
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(1)} ${units[i]}`;
+}
+
+export function formatCount(n: number): string {
+  return n.toLocaleString('en-US');
+}

@@ -1,0 +1,45 @@
+/** What every command shares: declared options, resolution, Ctrl-C handling. */
+import { Option, type Command } from 'commander';
+import { attributeName, OPTIONS, resolveOptions, type OptionKey, type OptionValues } from '../config/options.js';
+import { EXIT_INTERRUPTED } from '../errors.js';
+
+export function addOptions(command: Command, keys: readonly OptionKey[]): void {
+  for (const key of keys) {
+    const spec = OPTIONS[key];
+    const shown = typeof spec.defaultValue === 'boolean' ? '' : ` (default: ${String(spec.defaultValue)})`;
+    command.addOption(new Option(spec.flag, `${spec.description}${shown}; env ${spec.env}`));
+  }
+}
+
+/** The command's options, flag > HERBDL_* > default, frozen. */
+export function optionValues<K extends OptionKey>(command: Command, keys: readonly K[]): OptionValues<K> {
+  const given: Record<string, unknown> = {};
+  const parsed = command.opts();
+  for (const key of keys) {
+    const name = attributeName(OPTIONS[key].flag);
+    // Commander fills in implied values (true for --no-x); only what the user typed counts as a flag.
+    if (command.getOptionValueSource(name) === 'cli') given[name] = parsed[name];
+  }
+  return resolveOptions(keys, given);
+}
+
+/**
+ * Runs `work` with an AbortSignal raised by the first Ctrl-C (or SIGTERM), so
+ * it can stop cleanly; a second Ctrl-C exits at once.
+ */
+export async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const onSignal = () => {
+    if (controller.signal.aborted) process.exit(EXIT_INTERRUPTED);
+    process.stderr.write('\nherbdl: stopping cleanly (Ctrl-C again to quit at once)\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await work(controller.signal);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

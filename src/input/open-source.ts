@@ -1,0 +1,93 @@
+/**
+ * Opens an ingest input as a stream of multimedia text bytes, whatever it
+ * came as: a plain multimedia.txt, the same gzipped, or a whole GBIF download
+ * zip. The kind is told by the first bytes, not the file name.
+ */
+import { createReadStream, type ReadStream } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import { Transform, type Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { InputError } from '../errors.js';
+import { openZipMultimedia } from './zip.js';
+
+export type SourceKind = 'text' | 'gzip' | 'zip';
+
+export interface MultimediaSource {
+  readonly file: string;
+  readonly kind: SourceKind;
+  /** Decoded multimedia text. */
+  readonly stream: Readable;
+  /** Progress is counted in these units: file bytes for text and gzip, entry bytes for zip. */
+  readonly totalBytes: number;
+  readonly bytesRead: () => number;
+  readonly close: () => void;
+}
+
+const READ_CHUNK = 1 << 20;
+
+async function sniff(file: string): Promise<Buffer> {
+  const handle = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(4);
+    const { bytesRead } = await handle.read(buf, 0, 4, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+function counted(stream: ReadStream | Readable): { stream: Readable; bytesRead: () => number } {
+  let bytes = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      bytes += chunk.length;
+      done(null, chunk);
+    },
+  });
+  stream.on('error', (err: Error) => counter.destroy(err));
+  return { stream: stream.pipe(counter), bytesRead: () => bytes };
+}
+
+export async function openMultimedia(file: string): Promise<MultimediaSource> {
+  let info;
+  try {
+    info = await stat(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new InputError(file, code === 'ENOENT' ? 'no such file' : `cannot read (${code ?? (err as Error).message})`, 'unreadable');
+  }
+  if (info.isDirectory()) throw new InputError(file, 'is a directory, not a multimedia file', 'unreadable');
+  if (!info.isFile()) throw new InputError(file, 'is not a regular file', 'unreadable');
+  if (info.size === 0) throw new InputError(file, 'is empty (0 bytes): expected a multimedia header line', 'empty');
+
+  let magic: Buffer;
+  try {
+    magic = await sniff(file);
+  } catch (err) {
+    throw new InputError(file, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, 'unreadable');
+  }
+
+  if (magic[0] === 0x50 && magic[1] === 0x4b && (magic[2] === 3 || magic[2] === 5)) {
+    const zip = await openZipMultimedia(file);
+    const { stream, bytesRead } = counted(zip.stream);
+    return { file, kind: 'zip', stream, totalBytes: zip.uncompressedSize, bytesRead, close: zip.close };
+  }
+
+  const raw = createReadStream(file, { highWaterMark: READ_CHUNK });
+  if (magic[0] === 0x1f && magic[1] === 0x8b) {
+    const { stream: compressed, bytesRead } = counted(raw);
+    const gunzip = createGunzip({ chunkSize: READ_CHUNK });
+    compressed.on('error', (err) => gunzip.destroy(err));
+    return { file, kind: 'gzip', stream: compressed.pipe(gunzip), totalBytes: info.size, bytesRead, close: () => raw.destroy() };
+  }
+  return { file, kind: 'text', stream: raw, totalBytes: info.size, bytesRead: () => raw.bytesRead, close: () => raw.destroy() };
+}
+
+/** A one-line description of a stream failure, for an InputError. */
+export function describeReadFailure(source: MultimediaSource, err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (source.kind === 'gzip' && (e.code === 'Z_BUF_ERROR' || /unexpected end/i.test(e.message))) return 'truncated gzip stream';
+  if (source.kind === 'gzip' && e.code?.startsWith('Z_')) return `damaged gzip stream (${e.message})`;
+  if (source.kind === 'zip') return `damaged zip entry (${e.message}); truncated download?`;
+  return `read failed (${e.code ?? e.message})`;
+}

@@ -1,0 +1,102 @@
+/**
+ * Turns one multimedia row into an image for the ledger, or a reason to skip
+ * it. Nothing here is fatal: real downloads carry sound files, landing pages
+ * and hand-edited IDs, and one odd row must not stop fifty million good ones.
+ */
+import type { ColumnMap } from './columns.js';
+
+export type SkipReason =
+  | 'wrong_column_count'
+  | 'invalid_gbif_id'
+  | 'not_still_image'
+  | 'empty_identifier'
+  | 'invalid_url';
+
+export const SKIP_REASONS: readonly SkipReason[] = [
+  'wrong_column_count',
+  'invalid_gbif_id',
+  'not_still_image',
+  'empty_identifier',
+  'invalid_url',
+];
+
+/** One image of one occurrence, as the ledger keeps it. */
+export interface MediaImage {
+  readonly gbifId: number;
+  readonly url: string;
+  readonly host: string;
+  readonly type: string;
+  readonly format: string;
+  readonly license: string;
+  readonly rightsHolder: string;
+  readonly creator: string;
+  readonly publisher: string;
+}
+
+const DIGITS = /^[0-9]+$/;
+// Types that are never a still image. Anything else is kept: real rows carry
+// IIIF manifests with an empty type or as InteractiveResource.
+const NOT_IMAGE_TYPES = new Set(['sound', 'movingimage']);
+
+/**
+ * The gbifID as a number, or undefined. It becomes a file path later, so only
+ * a positive decimal integer (surrounding white space aside) may pass.
+ */
+export function parseGbifId(raw: string): number | undefined {
+  const trimmed = raw.trim();
+  if (!DIGITS.test(trimmed)) return undefined;
+  const id = Number(trimmed);
+  return id > 0 && Number.isSafeInteger(id) ? id : undefined;
+}
+
+function isNotStillImage(type: string, format: string): boolean {
+  if (type !== '') {
+    const t = type.trim().toLowerCase();
+    // dcmitype URIs (http://purl.org/dc/dcmitype/Sound) count as their last segment.
+    if (NOT_IMAGE_TYPES.has(t.slice(t.lastIndexOf('/') + 1))) return true;
+  }
+  if (format !== '') {
+    const f = format.trim().toLowerCase();
+    if (f.startsWith('audio/') || f.startsWith('video/') || f === 'application/pdf') return true;
+  }
+  return false;
+}
+
+/** The URL in the form the ledger compares, with its host; undefined if it is no absolute http(s) URL. */
+export function normaliseUrl(raw: string): { url: string; host: string } | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    return undefined;
+  }
+  if ((parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || parsed.hostname === '') return undefined;
+  if (parsed.port === '0') return undefined;
+  return { url: parsed.href, host: parsed.hostname };
+}
+
+const field = (fields: string[], i: number): string => (i >= 0 ? (fields[i] as string) : '');
+
+export function classifyRow(fields: string[], cols: ColumnMap): MediaImage | SkipReason {
+  if (fields.length !== cols.count) return 'wrong_column_count';
+  const gbifId = parseGbifId(fields[cols.gbifId] as string);
+  if (gbifId === undefined) return 'invalid_gbif_id';
+  const type = field(fields, cols.type);
+  const format = field(fields, cols.format);
+  if (isNotStillImage(type, format)) return 'not_still_image';
+  const identifier = (fields[cols.identifier] as string).trim();
+  if (identifier === '') return 'empty_identifier';
+  const target = normaliseUrl(identifier);
+  if (target === undefined) return 'invalid_url';
+  return {
+    gbifId,
+    url: target.url,
+    host: target.host,
+    type,
+    format,
+    license: field(fields, cols.license),
+    rightsHolder: field(fields, cols.rightsHolder),
+    creator: field(fields, cols.creator),
+    publisher: field(fields, cols.publisher),
+  };
+}

@@ -1,0 +1,200 @@
+/**
+ * The SQLite side of ingest.
+ *
+ * Rows of one gbifID come together in GBIF downloads, so the current ID's
+ * images are kept in memory and an ID seen again later is read back from the
+ * ledger: correct for any order, fast for the usual one.
+ *
+ * Two modes. Into an empty ledger (the first, 50M-ID load) it is a bulk load:
+ * images are appended with no index, and the derived parts (the image indexes,
+ * the ids table) are built once at the end by sorting (bulk-load.ts), which
+ * costs a fraction of 50M random B-tree inserts. Into a ledger that has images it adds incrementally, every
+ * index live. Counters are summed in memory and written at commit, in the
+ * same transaction as the rows they count.
+ */
+import type Database from 'better-sqlite3';
+import type { MediaImage } from '../../input/rows.js';
+import type { IngestTally, IngestWriter } from '../ledger.js';
+import { beginBulkLoad, completeBulkLoad } from './bulk-load.js';
+import { STATE, urlHash } from './schema.js';
+
+interface CurrentId {
+  gbifId: number;
+  state: number;
+  nextIndex: number;
+  urls: string[];
+}
+
+interface HostEntry {
+  hostId: number;
+  newImages: number;
+}
+
+const ZERO: IngestTally = { ids: 0, images: 0, duplicates: 0, reopened: 0 };
+
+export class SqliteIngestWriter implements IngestWriter {
+  private readonly stmt;
+  private readonly bulk: boolean;
+  private bulkStarted = false;
+  private hosts = new Map<string, HostEntry>();
+  private current: CurrentId | undefined;
+  private batch = { ...ZERO };
+  private committed = { ...ZERO };
+  private inTransaction = false;
+
+  constructor(private readonly db: Database.Database) {
+    this.bulk = db.prepare('SELECT NOT EXISTS (SELECT 1 FROM images)').pluck().get() === 1;
+    if (this.bulk) {
+      // WAL writes every page twice (log, then checkpoint); a rollback journal
+      // writes nothing for pages that are new, and a bulk load makes only new
+      // pages. Still crash-safe: a kill leaves the last commit. Fails harmlessly
+      // (stays WAL) if another connection has the ledger open.
+      db.pragma('journal_mode = DELETE');
+    }
+    this.stmt = {
+      insertId: db.prepare('INSERT INTO ids(gbif_id) VALUES (?) ON CONFLICT DO NOTHING'),
+      idState: db.prepare('SELECT state FROM ids WHERE gbif_id = ?').pluck(),
+      idImages: db.prepare('SELECT image_index, url FROM images WHERE gbif_id = ?').raw(),
+      reopenId: db.prepare(`UPDATE ids SET state = ${STATE.pending} WHERE gbif_id = ?`),
+      insertImage: db.prepare(
+        'INSERT INTO images(gbif_id, image_index, url, url_hash, host_id, type, format, license, rights_holder, creator, publisher) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      insertHost: db.prepare('INSERT INTO hosts(host) VALUES (?) ON CONFLICT(host) DO UPDATE SET host = excluded.host RETURNING host_id').pluck(),
+      addHostImages: db.prepare('UPDATE hosts SET images = images + ?, pending = pending + ? WHERE host_id = ?'),
+      addTotal: db.prepare('UPDATE totals SET value = value + ? WHERE name = ?'),
+    };
+  }
+
+  add(image: MediaImage): boolean {
+    if (!this.inTransaction) this.begin();
+    const current = this.current?.gbifId === image.gbifId ? this.current : this.load(image.gbifId);
+    if (current.urls.includes(image.url)) {
+      this.batch.duplicates++;
+      return false;
+    }
+    current.urls.push(image.url);
+    const host = this.host(image.host);
+    this.stmt.insertImage.run(
+      image.gbifId,
+      current.nextIndex++,
+      image.url,
+      urlHash(image.url),
+      host.hostId,
+      image.type,
+      image.format,
+      image.license,
+      image.rightsHolder,
+      image.creator,
+      image.publisher,
+    );
+    host.newImages++;
+    this.batch.images++;
+    if (current.state === STATE.done) {
+      // A done ID that gained an image is incomplete on disk: fetch it again.
+      this.stmt.reopenId.run(image.gbifId);
+      current.state = STATE.pending;
+      this.batch.reopened++;
+    }
+    return true;
+  }
+
+  commit(): void {
+    if (!this.inTransaction) return;
+    for (const entry of this.hosts.values()) {
+      if (entry.newImages > 0) {
+        this.stmt.addHostImages.run(entry.newImages, entry.newImages, entry.hostId);
+        entry.newImages = 0;
+      }
+    }
+    // A bulk load counts its IDs when it builds the ids table, in finish().
+    const newPending = (this.bulk ? 0 : this.batch.ids) + this.batch.reopened;
+    if (newPending > 0) this.stmt.addTotal.run(newPending, 'ids_pending');
+    if (this.batch.reopened > 0) this.stmt.addTotal.run(-this.batch.reopened, 'ids_done');
+    this.db.exec('COMMIT');
+    this.inTransaction = false;
+    this.committed = {
+      ids: this.committed.ids + this.batch.ids,
+      images: this.committed.images + this.batch.images,
+      duplicates: this.committed.duplicates + this.batch.duplicates,
+      reopened: this.committed.reopened + this.batch.reopened,
+    };
+    this.batch = { ...ZERO };
+  }
+
+  rollback(): void {
+    if (this.inTransaction) this.db.exec('ROLLBACK');
+    this.inTransaction = false;
+    // Cached host ids and the current ID may name rows that no longer exist.
+    this.hosts = new Map();
+    this.current = undefined;
+    this.batch = { ...ZERO };
+  }
+
+  finish(): void {
+    this.commit();
+    if (!this.bulkStarted) return;
+    // The load's own count of new IDs and images assumed each ID's rows were
+    // together; the finisher knows the true figures.
+    const result = completeBulkLoad(this.db);
+    this.committed = {
+      ...this.committed,
+      ids: result.ids,
+      images: this.committed.images - result.duplicates,
+      duplicates: this.committed.duplicates + result.duplicates,
+    };
+    this.bulkStarted = false;
+    this.db.pragma('journal_mode = WAL');
+  }
+
+  tally(): IngestTally {
+    return this.committed;
+  }
+
+  private begin(): void {
+    this.db.exec('BEGIN IMMEDIATE');
+    this.inTransaction = true;
+    if (this.bulk && !this.bulkStarted) {
+      // In the same transaction as the first rows: if this load dies, the next
+      // open sees the flag and builds what the load did not get to.
+      beginBulkLoad(this.db);
+      this.bulkStarted = true;
+    }
+  }
+
+  private load(gbifId: number): CurrentId {
+    let state: number = STATE.pending;
+    if (!this.bulk) {
+      if (this.stmt.insertId.run(gbifId).changes === 1) {
+        this.batch.ids++;
+        this.current = { gbifId, state, nextIndex: 0, urls: [] };
+        return this.current;
+      }
+      state = this.stmt.idState.get(gbifId) as number;
+    }
+    if (this.bulk) {
+      // No index during a bulk load; a revisit is caught when the load ends.
+      this.batch.ids++;
+      this.current = { gbifId, state, nextIndex: 0, urls: [] };
+      return this.current;
+    }
+    // Seen before: in an earlier ingest, or earlier in this input, out of order.
+    const rows = this.stmt.idImages.all(gbifId) as [number, string][];
+    let nextIndex = 0;
+    const urls: string[] = [];
+    for (const [index, url] of rows) {
+      urls.push(url);
+      if (index >= nextIndex) nextIndex = index + 1;
+    }
+    this.current = { gbifId, state, nextIndex, urls };
+    return this.current;
+  }
+
+  private host(name: string): HostEntry {
+    let entry = this.hosts.get(name);
+    if (!entry) {
+      entry = { hostId: this.stmt.insertHost.get(name) as number, newImages: 0 };
+      this.hosts.set(name, entry);
+    }
+    return entry;
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * The SQLite ledger's schema, as numbered migrations. PRAGMA user_version
+ * holds the number applied; a ledger from a newer herbdl is refused rather
+ * than guessed at.
+ *
+ * Shape, and why:
+ * - images: one row per (gbifID, imageIndex), appended in file order (rowid,
+ *   so a bulk load writes sequentially), with the attribution its licence
+ *   needs and its own outcome (state, HTTP status, error code, attempts,
+ *   bytes, size, sha256, timestamps, next attempt time). images_by_id finds
+ *   an ID's images; (gbifID, imageIndex) is unique by construction (the
+ *   writer assigns indexes, and a bulk load checks them when it ends), not by
+ *   a UNIQUE index, which a bulk load could not defer.
+ * - images_by_url: a URL shared by many gbifIDs (up to 72 in real downloads)
+ *   must be fetched once, so images are findable by a 53-bit hash of their
+ *   URL (the URL itself is compared too).
+ * - Both image indexes are dropped for a bulk load (the first ingest into an
+ *   empty ledger) and built once at its end by sorting: 50M random index
+ *   inserts would each dirty a page, which is what makes naive loaders slow.
+ * - ids: one row per gbifID, the unit of work; `state` 0 pending, 1 done,
+ *   2 failed. The pending scan walks the rowid order from a cursor; failed
+ *   IDs due for a retry have a partial index. A fresh bulk load fills ids
+ *   from images at the end for the same reason as images_by_url.
+ * - hosts and totals: counters kept in the same transaction as the rows they
+ *   count, so `status` reads a few thousand rows, never scans 50M.
+ * - ledger_state: flags such as `derived_complete`, '0' while a bulk load's
+ *   indexes and ids are not yet built (the next ingest finishes the job).
+ */
+
+export const MIGRATIONS: readonly string[] = [
+  // 1: the first ledger.
+  `
+  CREATE TABLE hosts (
+    host_id INTEGER PRIMARY KEY,
+    host TEXT NOT NULL UNIQUE,
+    images INTEGER NOT NULL DEFAULT 0,
+    pending INTEGER NOT NULL DEFAULT 0,
+    done INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    breaker_open_until INTEGER,
+    cooldown_until INTEGER
+  );
+  CREATE TABLE images (
+    image_id INTEGER PRIMARY KEY,
+    gbif_id INTEGER NOT NULL,
+    image_index INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    url_hash INTEGER NOT NULL,
+    host_id INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    format TEXT NOT NULL,
+    license TEXT NOT NULL,
+    rights_holder TEXT NOT NULL,
+    creator TEXT NOT NULL,
+    publisher TEXT NOT NULL,
+    state INTEGER NOT NULL DEFAULT 0,
+    error_code TEXT,
+    http_status INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER,
+    updated_at INTEGER,
+    final_url TEXT,
+    content_type TEXT,
+    bytes INTEGER,
+    width INTEGER,
+    height INTEGER,
+    sha256 TEXT
+  );
+  CREATE INDEX images_by_id ON images(gbif_id, image_index);
+  CREATE INDEX images_by_url ON images(url_hash);
+  CREATE TABLE ids (
+    gbif_id INTEGER PRIMARY KEY,
+    state INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER,
+    updated_at INTEGER
+  );
+  CREATE INDEX ids_failed ON ids(next_attempt_at) WHERE state = 2;
+  CREATE TABLE totals (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  INSERT INTO totals(name, value) VALUES ('ids_pending', 0), ('ids_done', 0), ('ids_failed', 0);
+  CREATE TABLE error_counts (
+    code TEXT NOT NULL,
+    host_id INTEGER NOT NULL,
+    images INTEGER NOT NULL,
+    PRIMARY KEY (code, host_id)
+  ) WITHOUT ROWID;
+  CREATE TABLE ledger_state (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  ) WITHOUT ROWID;
+  INSERT INTO ledger_state(name, value) VALUES ('derived_complete', '1');
+  `,
+];
+
+/** Indexes a bulk load drops and builds again, by sorting, when it ends. */
+export const DERIVED_INDEXES = ['images_by_id', 'images_by_url'] as const;
+export const CREATE_DERIVED_INDEXES =
+  'CREATE INDEX IF NOT EXISTS images_by_id ON images(gbif_id, image_index); CREATE INDEX IF NOT EXISTS images_by_url ON images(url_hash);';
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Numeric states as stored; the ledger interface speaks words. */
+export const STATE = { pending: 0, done: 1, failed: 2 } as const;
+
+/**
+ * A 53-bit hash of a URL (two 32-bit FNV-style lanes), as images_by_url keys
+ * it. Collisions are possible at 50M URLs, so a match is confirmed on the URL.
+ */
+export function urlHash(url: string): number {
+  let a = 0x811c9dc5;
+  let b = 0x9747b28c;
+  for (let i = 0; i < url.length; i++) {
+    const c = url.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+    b ^= b >>> 13;
+  }
+  return ((a >>> 0) % 0x200000) * 0x100000000 + (b >>> 0);
+}

@@ -1,0 +1,111 @@
+/**
+ * The ledger in one local SQLite file (WAL; keep it off network filesystems,
+ * where WAL is unsafe). One process writes at a time; `status` may read while
+ * `run` or `ingest` writes.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { LedgerError } from '../../errors.js';
+import type { HostCounts, IngestWriter, Ledger, LedgerStatus, StateCounts } from '../ledger.js';
+import { bulkLoadPending, completeBulkLoad } from './bulk-load.js';
+import { SqliteIngestWriter } from './ingest-writer.js';
+import { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
+
+export interface OpenOptions {
+  /** Create the file if it does not exist (ingest); otherwise a missing ledger is an error. */
+  readonly create: boolean;
+}
+
+function migrate(db: Database.Database, location: string): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > SCHEMA_VERSION) {
+    throw new LedgerError(`${location}: ledger schema ${version} is newer than this herbdl understands (${SCHEMA_VERSION}); upgrade herbdl`, 'ledger_too_new');
+  }
+  if (version === 0) {
+    const tables = db.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table'").pluck().get() as number;
+    if (tables > 0) throw new LedgerError(`${location}: is a SQLite database but not a herbdl ledger`, 'not_a_ledger');
+  }
+  for (let v = version; v < SCHEMA_VERSION; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v] as string);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}
+
+function describeOpenFailure(location: string, err: unknown): LedgerError {
+  const e = err as { code?: string; message: string };
+  if (e.code === 'SQLITE_NOTADB') return new LedgerError(`${location}: not a SQLite database`, 'not_a_ledger', { cause: err });
+  if (e.code === 'SQLITE_BUSY') return new LedgerError(`${location}: ledger is busy (another herbdl is writing it)`, 'ledger_busy', { cause: err });
+  return new LedgerError(`${location}: cannot open ledger (${e.message})`, 'ledger_open', { cause: err });
+}
+
+export function openSqliteLedger(path: string, options: OpenOptions): Ledger {
+  const location = resolve(path);
+  if (!existsSync(location)) {
+    if (!options.create) throw new LedgerError(`${path}: no ledger here; run 'herbdl ingest <multimedia.txt> --db ${path}' first`, 'ledger_missing');
+    if (!existsSync(dirname(location))) throw new LedgerError(`${path}: folder ${dirname(location)} does not exist`, 'ledger_open');
+  } else if (statSync(location).isDirectory()) {
+    throw new LedgerError(`${path}: is a directory, not a ledger file`, 'ledger_open');
+  }
+  let db: Database.Database;
+  try {
+    db = new Database(location, { fileMustExist: !options.create });
+    db.pragma('busy_timeout = 10000');
+    db.pragma('journal_mode = WAL');
+    // NORMAL in WAL: a crash of this process never loses a commit; only a power
+    // cut may lose the last few, which a re-run redoes (ingest is idempotent).
+    db.pragma('synchronous = NORMAL');
+    db.pragma('cache_size = -65536');
+    // Lets SQLite sort with a second thread when it builds indexes after a bulk load.
+    db.pragma('threads = 2');
+    migrate(db, path);
+  } catch (err) {
+    if (err instanceof LedgerError) throw err;
+    throw describeOpenFailure(path, err);
+  }
+  return new SqliteLedger(db, location);
+}
+
+class SqliteLedger implements Ledger {
+  constructor(
+    private readonly db: Database.Database,
+    readonly location: string,
+  ) {}
+
+  openIngest(): IngestWriter {
+    // A bulk load that died left its indexes and ids unbuilt; build them before adding more.
+    if (bulkLoadPending(this.db)) completeBulkLoad(this.db);
+    return new SqliteIngestWriter(this.db);
+  }
+
+  isEmpty(): boolean {
+    return this.db.prepare('SELECT NOT EXISTS (SELECT 1 FROM images)').pluck().get() === 1;
+  }
+
+  status(options: { hosts: number }): LedgerStatus {
+    // Every figure comes from counters kept beside the rows: a few thousand
+    // host rows at most, whatever the number of gbifIDs.
+    const read = this.db.transaction(() => {
+      const totals = new Map(this.db.prepare('SELECT name, value FROM totals').raw().all() as [string, number][]);
+      const idsPending = totals.get('ids_pending') ?? 0;
+      const idsDone = totals.get('ids_done') ?? 0;
+      const idsFailed = totals.get('ids_failed') ?? 0;
+      const ids: StateCounts = { total: idsPending + idsDone + idsFailed, pending: idsPending, done: idsDone, failed: idsFailed };
+      const sums = this.db
+        .prepare('SELECT coalesce(sum(images), 0) AS total, coalesce(sum(pending), 0) AS pending, coalesce(sum(done), 0) AS done, coalesce(sum(failed), 0) AS failed FROM hosts')
+        .get() as StateCounts;
+      const hosts = this.db
+        .prepare('SELECT host, images, pending, done, failed FROM hosts WHERE images > 0 ORDER BY images DESC, host LIMIT ?')
+        .all(options.hosts) as HostCounts[];
+      const errorRows = this.db.prepare('SELECT code, sum(images) FROM error_counts GROUP BY code HAVING sum(images) > 0 ORDER BY 2 DESC').raw().all() as [string, number][];
+      return { complete: !bulkLoadPending(this.db), ids, images: { ...sums }, hosts, errors: Object.fromEntries(errorRows) };
+    });
+    return read.deferred();
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

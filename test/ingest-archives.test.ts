@@ -1,0 +1,174 @@
+import { once } from 'node:events';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import yazl from 'yazl';
+import { FIXTURES, herbdl, herbdlJson, tempDir } from './helpers/cli.js';
+import type { IngestJson, StatusJson } from './helpers/ledger.js';
+
+const FIXTURE = join(FIXTURES, 'multimedia.txt');
+const META_XML = `<?xml version="1.0" encoding="UTF-8"?>
+<archive xmlns="http://rs.tdwg.org/dwc/text/" metadata="metadata.xml">
+  <core encoding="UTF-8" fieldsTerminatedBy="\\t" linesTerminatedBy="\\n" fieldsEnclosedBy="" ignoreHeaderLines="1" rowType="http://rs.tdwg.org/dwc/terms/Occurrence">
+    <files><location>occurrence.txt</location></files>
+    <id index="0" />
+  </core>
+  <extension encoding="UTF-8" fieldsTerminatedBy="\\t" linesTerminatedBy="\\n" fieldsEnclosedBy="" ignoreHeaderLines="1" rowType="http://rs.gbif.org/terms/1.0/Multimedia">
+    <files><location>multimedia.txt</location></files>
+    <coreid index="0" />
+  </extension>
+</archive>
+`;
+
+async function writeZip(path: string, entries: Record<string, string | Buffer>, zip64 = false): Promise<string> {
+  const zip = new yazl.ZipFile();
+  for (const [name, content] of Object.entries(entries)) {
+    zip.addBuffer(Buffer.isBuffer(content) ? content : Buffer.from(content), name, { forceZip64Format: zip64 });
+  }
+  zip.end({ forceZip64Format: zip64 });
+  const out = createWriteStream(path);
+  zip.outputStream.pipe(out);
+  await once(out, 'close');
+  return path;
+}
+
+function expectFixtureCounts(summary: IngestJson): void {
+  expect(summary).toMatchObject({ rowsRead: 30, gbifIds: 9, images: 12, duplicates: 1 });
+}
+
+describe('compressed and archived input', () => {
+  const dir = tempDir();
+  const text = readFileSync(FIXTURE);
+
+  it('reads multimedia.txt.gz', () => {
+    const file = join(dir, 'multimedia.txt.gz');
+    writeFileSync(file, gzipSync(text));
+    expectFixtureCounts(herbdlJson<IngestJson>(['ingest', file, '--db', join(dir, 'gz.db')]));
+  });
+
+  it('tells gzip by content, not by name', () => {
+    const file = join(dir, 'multimedia-gz.txt');
+    writeFileSync(file, gzipSync(text));
+    expectFixtureCounts(herbdlJson<IngestJson>(['ingest', file, '--db', join(dir, 'gz2.db')]));
+  });
+
+  it('reads a GBIF download zip in place, finding multimedia through meta.xml', async () => {
+    const file = await writeZip(join(dir, 'download.zip'), {
+      'meta.xml': META_XML,
+      'occurrence.txt': 'gbifID\tbasisOfRecord\n1000001\tPreservedSpecimen\n',
+      'multimedia.txt': text,
+    });
+    expectFixtureCounts(herbdlJson<IngestJson>(['ingest', file, '--db', join(dir, 'zip.db')]));
+  });
+
+  it('reads a ZIP64 archive', async () => {
+    const file = await writeZip(join(dir, 'download64.zip'), { 'meta.xml': META_XML, 'multimedia.txt': text }, true);
+    // The end-of-central-directory record of a ZIP64 archive has its own signature.
+    expect(readFileSync(file).includes(Buffer.from([0x50, 0x4b, 0x06, 0x06]))).toBe(true);
+    expectFixtureCounts(herbdlJson<IngestJson>(['ingest', file, '--db', join(dir, 'zip64.db')]));
+  });
+
+  it('reads a zip without meta.xml by its multimedia.txt', async () => {
+    const file = await writeZip(join(dir, 'bare.zip'), { 'export/multimedia.txt': text });
+    expectFixtureCounts(herbdlJson<IngestJson>(['ingest', file, '--db', join(dir, 'bare.db')]));
+  });
+});
+
+describe('bad input: one line naming the file, non-zero exit, nothing written', () => {
+  const dir = tempDir();
+  const text = readFileSync(FIXTURE);
+
+  function expectRefused(file: string, pattern: RegExp, expectedExit = 3): void {
+    const db = join(dir, `refused-${Math.random().toString(36).slice(2)}.db`);
+    const r = herbdl(['ingest', file, '--db', db]);
+    expect(r.status).toBe(expectedExit);
+    expect(r.stdout).toBe('');
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(file);
+    expect(lines[0]).toMatch(pattern);
+    expect(existsSync(db)).toBe(false);
+  }
+
+  it('a missing file', () => expectRefused(join(dir, 'nope.txt'), /no such file/));
+
+  it('a directory', () => {
+    const sub = join(dir, 'a-folder');
+    mkdirSync(sub);
+    expectRefused(sub, /is a directory/);
+  });
+
+  it('an empty file', () => {
+    const file = join(dir, 'empty.txt');
+    writeFileSync(file, '');
+    expectRefused(file, /empty/);
+  });
+
+  it('binary garbage', () => {
+    const file = join(dir, 'garbage.bin');
+    const bytes = Buffer.alloc(64 * 1024);
+    let x = 12345;
+    for (let i = 0; i < bytes.length; i++) {
+      x = (x * 1103515245 + 12345) & 0x7fffffff;
+      bytes[i] = x & 0xff;
+    }
+    writeFileSync(file, bytes);
+    expectRefused(file, /no gbifID or identifier column|no gbifID column|not a text file/);
+  });
+
+  it('a header without gbifID', () => {
+    const file = join(dir, 'occurrence.txt');
+    writeFileSync(file, 'id\ttype\tidentifier\n1\tStillImage\thttps://a.example.org/x.jpg\n');
+    expectRefused(file, /header has no gbifID column/);
+  });
+
+  it('a header without identifier', () => {
+    const file = join(dir, 'noident.txt');
+    writeFileSync(file, 'gbifID\ttype\n1\tStillImage\n');
+    expectRefused(file, /header has no identifier column/);
+  });
+
+  it('a truncated .gz', () => {
+    const file = join(dir, 'truncated.txt.gz');
+    const gz = gzipSync(text);
+    writeFileSync(file, gz.subarray(0, Math.floor(gz.length * 0.7)));
+    expectRefused(file, /truncated gzip/);
+  });
+
+  it('a truncated .zip', async () => {
+    const file = await writeZip(join(dir, 'truncated.zip'), { 'meta.xml': META_XML, 'multimedia.txt': text });
+    truncateSync(file, Math.floor(statSync(file).size * 0.6));
+    expectRefused(file, /zip/);
+  });
+
+  it('a zip without a multimedia file', async () => {
+    const file = await writeZip(join(dir, 'nomedia.zip'), { 'occurrence.txt': 'gbifID\n1\n' });
+    expectRefused(file, /neither meta.xml nor multimedia.txt/);
+  });
+
+  it('a zip whose meta.xml declares no multimedia', async () => {
+    const meta = META_XML.replace(/<extension[\s\S]*<\/extension>/, '');
+    const file = await writeZip(join(dir, 'nomedia2.zip'), { 'meta.xml': meta, 'occurrence.txt': 'gbifID\n1\n' });
+    expectRefused(file, /declares no GBIF multimedia/);
+  });
+
+  it('leaves an existing ledger exactly as it was', () => {
+    const db = join(dir, 'existing.db');
+    herbdlJson(['ingest', FIXTURE, '--db', db]);
+    const before = herbdlJson<StatusJson>(['status', '--db', db]);
+    const bad = join(dir, 'bad-again.txt.gz');
+    const gz = gzipSync(Buffer.concat([text, Buffer.from(text.toString().replace(/10000/g, '90000'))]));
+    writeFileSync(bad, gz.subarray(0, gz.length - 20));
+    const r = herbdl(['ingest', bad, '--db', db]);
+    expect(r.status).toBe(3);
+    expect(r.stderr).toMatch(/truncated gzip stream \(nothing of it was written\)/);
+    expect(herbdlJson<StatusJson>(['status', '--db', db])).toEqual(before);
+  });
+
+  it('a usage error exits 2', () => {
+    const r = herbdl(['ingest']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/missing required argument/);
+  });
+});

@@ -1,0 +1,84 @@
+/** Every real GBIF download in ../shared/samples ingests with the counts an independent reading gives. */
+import { once } from 'node:events';
+import { createWriteStream, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import yazl from 'yazl';
+import { herbdl, herbdlJson, tempDir } from './helpers/cli.js';
+import { readLedger, type IngestJson } from './helpers/ledger.js';
+import { SAMPLES, samplesPresent } from './helpers/samples.js';
+
+const GBIF = join(SAMPLES, 'gbif');
+
+// rows, new gbifIDs, images, skips by reason (zero reasons left out). The
+// amblyomma sample's hand-edited "2803144270 " joins its own ID: 1,074 not 1,075.
+const EXPECTED: Record<string, [number, number, number, Record<string, number>]> = {
+  amblyomma_inat_full_archive: [1362, 1074, 1362, {}],
+  frogs_mcz_cas: [7626, 4529, 7180, { not_still_image: 379, empty_identifier: 67 }],
+  ghana_ecoservices: [1184, 456, 476, { empty_identifier: 708 }],
+  norway_artsobs_robitt: [1140, 818, 1107, { not_still_image: 33 }],
+  'odd-rows': [38, 30, 30, { not_still_image: 5, empty_identifier: 3 }],
+  psilocybe_liberty_cap: [1619, 804, 1619, {}],
+  'rgbif-0000066-140928181241064': [215, 209, 210, { empty_identifier: 5 }],
+  'rgbif-0026367-210914110416597': [619, 564, 619, {}],
+  'rgbif-0027702-210914110416597': [0, 0, 0, {}],
+  'rgbif-0084005-210914110416597': [79, 68, 79, {}],
+  'rgbif-0258360-220831081235567': [3317, 546, 1302, { empty_identifier: 1994, not_still_image: 21 }],
+  vitellaria_herbaria: [533, 449, 483, { empty_identifier: 50 }],
+};
+
+function nonZero(skipped: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(skipped).filter(([, n]) => n > 0));
+}
+
+async function zipFolder(folder: string, path: string): Promise<string> {
+  const zip = new yazl.ZipFile();
+  for (const name of readdirSync(folder)) zip.addFile(join(folder, name), name);
+  zip.end();
+  const out = createWriteStream(path);
+  zip.outputStream.pipe(out);
+  await once(out, 'close');
+  return path;
+}
+
+describe.skipIf(!samplesPresent)('real GBIF downloads from ../shared/samples', () => {
+  const dir = tempDir();
+
+  it('the samples folder holds every download this test expects', () => {
+    const withMultimedia = readdirSync(GBIF).filter((d) => readdirSync(join(GBIF, d)).includes('multimedia.txt'));
+    expect(withMultimedia.sort()).toEqual(Object.keys(EXPECTED).sort());
+  });
+
+  it.each(Object.entries(EXPECTED))('%s', (name, [rows, ids, images, skipped]) => {
+    const db = join(dir, `${name}.db`);
+    const summary = herbdlJson<IngestJson>(['ingest', join(GBIF, name, 'multimedia.txt'), '--db', db]);
+    expect(summary).toMatchObject({ rowsRead: rows, gbifIds: ids, images, duplicates: 0 });
+    expect(nonZero(summary.skipped)).toEqual(skipped);
+  });
+
+  it('keeps the URL shared by 72 gbifIDs as one URL', () => {
+    const db = join(dir, 'rgbif-0000066-140928181241064.db');
+    const most = readLedger(db, (d) => d.prepare('SELECT count(*) FROM images GROUP BY url ORDER BY 1 DESC LIMIT 1').pluck().get());
+    expect(most).toBe(72);
+  });
+
+  it('reads a whole download zipped, through its real meta.xml', async () => {
+    const file = await zipFolder(join(GBIF, 'rgbif-0026367-210914110416597'), join(dir, 'rgbif-0026367.zip'));
+    const summary = herbdlJson<IngestJson>(['ingest', file, '--db', join(dir, 'zipped.db')]);
+    expect(summary).toMatchObject({ rowsRead: 619, gbifIds: 564, images: 619 });
+  });
+
+  it('refuses a publisher IPT archive (CSV, quoted, no gbifID) with a clear line', async () => {
+    const file = await zipFolder(join(GBIF, 'ipt-kew-herbarium-dwca'), join(dir, 'kew-ipt.zip'));
+    const r = herbdl(['ingest', file, '--db', join(dir, 'kew.db')]);
+    expect(r.status).toBe(3);
+    expect(r.stderr).toMatch(/image\.txt is not tab-separated/);
+  });
+
+  it('refuses an Audubon Core archive: it declares no GBIF multimedia', async () => {
+    const file = await zipFolder(join(GBIF, 'ipt-naturalis-audubon-dwca'), join(dir, 'naturalis.zip'));
+    const r = herbdl(['ingest', file, '--db', join(dir, 'naturalis.db')]);
+    expect(r.status).toBe(3);
+    expect(r.stderr).toMatch(/declares no GBIF multimedia/);
+  });
+});
