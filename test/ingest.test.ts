@@ -156,3 +156,40 @@ describe('text variants', () => {
     expect(r.stderr).toBe('');
   });
 });
+
+describe('an ID whose rows come back later in the file', () => {
+  it('is numbered the same by a bulk load and by an incremental ingest', () => {
+    const dir = tempDir();
+    const header = readFileSync(FIXTURE, 'utf8').split('\n')[0];
+    const row = (id: string, url: string) => [id, 'StillImage', 'image/jpeg', url, '', '', '', '', '', '', '', '', '', '', ''].join('\t');
+    const file = join(dir, 'revisits.txt');
+    writeFileSync(
+      file,
+      [
+        header,
+        row('7', 'https://a.example.org/1.jpg'),
+        row('7', 'https://a.example.org/2.jpg'),
+        row('8', 'https://a.example.org/8.jpg'),
+        row('7', 'https://a.example.org/2.jpg'),
+        row('7', 'https://a.example.org/3.jpg'),
+        row('8', 'https://a.example.org/8.jpg'),
+      ].join('\n') + '\n',
+    );
+    const bulkDb = join(dir, 'bulk.db');
+    const bulk = herbdlJson<IngestJson>(['ingest', file, '--db', bulkDb]);
+    const incrementalDb = join(dir, 'incremental.db');
+    herbdlJson(['ingest', join(FIXTURES, 'multimedia-old-order.txt'), '--db', incrementalDb]);
+    const incremental = herbdlJson<IngestJson>(['ingest', file, '--db', incrementalDb]);
+    for (const summary of [bulk, incremental]) expect(summary).toMatchObject({ gbifIds: 2, images: 4, duplicates: 2 });
+    const q = 'SELECT gbif_id, image_index, url FROM images WHERE gbif_id IN (7, 8) ORDER BY gbif_id, image_index';
+    const expected = [
+      { gbif_id: 7, image_index: 0, url: 'https://a.example.org/1.jpg' },
+      { gbif_id: 7, image_index: 1, url: 'https://a.example.org/2.jpg' },
+      { gbif_id: 7, image_index: 2, url: 'https://a.example.org/3.jpg' },
+      { gbif_id: 8, image_index: 0, url: 'https://a.example.org/8.jpg' },
+    ];
+    expect(readLedger(bulkDb, (d) => d.prepare(q).all())).toEqual(expected);
+    expect(readLedger(incrementalDb, (d) => d.prepare(q).all())).toEqual(expected);
+    expect(herbdlJson<StatusJson>(['status', '--db', bulkDb]).images.total).toBe(4);
+  });
+});

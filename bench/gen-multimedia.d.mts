@@ -1,0 +1,5 @@
+export const HEADER: string;
+export function generateMultimedia(
+  path: string,
+  options: { rows: number; hosts?: number; seed?: number; hostPrefix?: string },
+): Promise<{ rows: number; gbifIds: number }>;
