@@ -1,0 +1,71 @@
+// npm run bench:ingest [-- --rows N]
+// Generates a realistic multimedia file (default 2M rows), then times, in the
+// same run and on the same file: `sqlite3 .import` into a bare table (the
+// baseline), and `herbdl ingest` into a fresh ledger. Best of --rounds each.
+// Prints rows/s and peak RSS for both, and the ratio.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { generateMultimedia } from './gen-multimedia.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const arg = (name, fallback) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+};
+const rows = arg('rows', 2_000_000);
+const rounds = arg('rounds', 2);
+const out = join(here, 'out');
+mkdirSync(out, { recursive: true });
+
+for (const [tool, pkg] of [['sqlite3', 'sqlite3'], ['/usr/bin/time', 'time']]) {
+  if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) {
+    console.error(`bench:ingest needs ${tool}: apt-get install ${pkg}`);
+    process.exit(2);
+  }
+}
+
+const file = join(out, `multimedia-${rows}.txt`);
+if (!existsSync(file)) {
+  process.stderr.write(`generating ${file} ...\n`);
+  await generateMultimedia(file, { rows });
+}
+const bytes = statSync(file).size;
+
+/** Runs a command under GNU time; returns seconds and peak RSS in MB. */
+function timed(cmd, args) {
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr}`);
+  const [seconds, kb] = r.stderr.trim().split('\n').pop().split(' ').map(Number);
+  return { seconds, rssMb: kb / 1024, stdout: r.stdout };
+}
+
+function clean(db) {
+  for (const s of ['', '-wal', '-shm', '-journal']) rmSync(db + s, { force: true });
+}
+
+const best = { sqlite: null, herbdl: null };
+let summary;
+for (let round = 0; round < rounds; round++) {
+  const importDb = join(out, 'import.db');
+  clean(importDb);
+  const s = timed('sqlite3', [importDb, '-cmd', '.mode tabs', `.import ${file} media`]);
+  if (!best.sqlite || s.seconds < best.sqlite.seconds) best.sqlite = s;
+  clean(importDb);
+
+  const ledger = join(out, 'bench.db');
+  clean(ledger);
+  const h = timed(process.execPath, [join(here, '..', 'bin', 'herbdl'), 'ingest', file, '--db', ledger, '--json', '--no-progress']);
+  summary = JSON.parse(h.stdout);
+  if (!best.herbdl || h.seconds < best.herbdl.seconds) best.herbdl = h;
+  clean(ledger);
+}
+
+const rate = (t) => Math.round(rows / t.seconds);
+console.log(`bench:ingest  ${rows.toLocaleString('en-US')} rows, ${summary.gbifIds.toLocaleString('en-US')} gbifIDs, ${(bytes / 1e6).toFixed(0)} MB, best of ${rounds}`);
+console.log(`machine       ${cpus().length} x ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
+console.log(`sqlite3 .import (baseline)  ${rate(best.sqlite).toLocaleString('en-US').padStart(10)} rows/s  ${best.sqlite.seconds.toFixed(1)} s  peak RSS ${best.sqlite.rssMb.toFixed(0)} MB`);
+console.log(`herbdl ingest               ${rate(best.herbdl).toLocaleString('en-US').padStart(10)} rows/s  ${best.herbdl.seconds.toFixed(1)} s  peak RSS ${best.herbdl.rssMb.toFixed(0)} MB`);
+console.log(`ratio herbdl / .import      ${(best.sqlite.seconds / best.herbdl.seconds).toFixed(2)}x   (target >= 1.00x, peak RSS <= 200 MB)`);
