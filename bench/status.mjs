@@ -1,0 +1,85 @@
+// npm run bench:status [-- --ids N]
+// Builds a ledger of N gbifIDs (default 10M, ~1.2 images each, 2,000 hosts)
+// straight in SQL on the real schema, then times `herbdl status --json` (the
+// whole process, start-up included) beside the baseline a naive status would
+// be: counting states over the tables (full scans), measured in the same run.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const i = process.argv.indexOf('--ids');
+const ids = i > 0 ? Number(process.argv[i + 1]) : 10_000_000;
+const out = join(here, 'out');
+mkdirSync(out, { recursive: true });
+const db = join(out, `status-${ids}.db`);
+const bin = join(here, '..', 'bin', 'herbdl');
+
+if (!existsSync(db)) {
+  process.stderr.write(`building a ledger of ${ids.toLocaleString('en-US')} gbifIDs in ${db} ...\n`);
+  for (const s of ['', '-wal', '-shm']) rmSync(db + s, { force: true });
+  // An empty ingest creates the real schema.
+  const seed = join(out, 'header-only.txt');
+  spawnSync('sh', ['-c', `printf 'gbifID\\tidentifier\\n' > '${seed}'`]);
+  const r = spawnSync(process.execPath, [bin, 'ingest', seed, '--db', db, '--no-progress'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  const d = new Database(db);
+  d.pragma('journal_mode = WAL');
+  d.exec(`
+    BEGIN;
+    WITH RECURSIVE h(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM h WHERE n < 2000)
+      INSERT INTO hosts(host) SELECT 'herbarium' || n || '.example.org' FROM h;
+    WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < ${ids})
+      INSERT INTO images(gbif_id, image_index, url, url_hash, host_id, type, format, license, rights_holder, creator, publisher, state)
+      SELECT 1000000000 + n, 0, 'https://herbarium' || (n % 2000 + 1) || '.example.org/' || n || '.jpg', n, n % 2000 + 1,
+             'StillImage', 'image/jpeg', 'CC BY 4.0', 'Herbarium', '', 'Herbarium', CASE WHEN n % 10 < 6 THEN 1 WHEN n % 10 = 9 THEN 2 ELSE 0 END FROM g;
+    INSERT INTO images(gbif_id, image_index, url, url_hash, host_id, type, format, license, rights_holder, creator, publisher, state)
+      SELECT gbif_id, 1, url || '?2', url_hash + 1, host_id, type, format, license, rights_holder, creator, publisher, state FROM images WHERE gbif_id % 5 = 0;
+    INSERT INTO ids(gbif_id, state) SELECT gbif_id, state FROM images WHERE image_index = 0;
+    UPDATE totals SET value = (SELECT count(*) FROM ids WHERE state = 0) WHERE name = 'ids_pending';
+    UPDATE totals SET value = (SELECT count(*) FROM ids WHERE state = 1) WHERE name = 'ids_done';
+    UPDATE totals SET value = (SELECT count(*) FROM ids WHERE state = 2) WHERE name = 'ids_failed';
+    UPDATE hosts SET images = c.images, pending = c.pending, done = c.done, failed = c.failed
+      FROM (SELECT host_id, count(*) AS images, sum(state = 0) AS pending, sum(state = 1) AS done, sum(state = 2) AS failed FROM images GROUP BY host_id) AS c
+      WHERE hosts.host_id = c.host_id;
+    INSERT INTO error_counts(code, host_id, images) SELECT 'http_404', host_id, failed FROM hosts;
+    COMMIT;`);
+  d.pragma('wal_checkpoint(TRUNCATE)');
+  d.close();
+}
+
+function best(fn, runs = 3) {
+  let min = Infinity;
+  let value;
+  for (let k = 0; k < runs; k++) {
+    const t = performance.now();
+    value = fn();
+    min = Math.min(min, performance.now() - t);
+  }
+  return { ms: min, value };
+}
+
+const herbdl = best(() => {
+  const r = spawnSync(process.execPath, [bin, 'status', '--db', db, '--json'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return JSON.parse(r.stdout);
+});
+const node = best(() => spawnSync(process.execPath, ['-e', '0']));
+const naive = best(() => {
+  const d = new Database(db, { readonly: true });
+  const v = {
+    ids: d.prepare('SELECT state, count(*) FROM ids GROUP BY state').all(),
+    images: d.prepare('SELECT state, count(*) FROM images GROUP BY state').all(),
+  };
+  d.close();
+  return v;
+}, 1);
+
+console.log(`bench:status  ${herbdl.value.ids.total.toLocaleString('en-US')} gbifIDs, ${herbdl.value.images.total.toLocaleString('en-US')} images, 2,000 hosts`);
+console.log(`machine       ${cpus().length} x ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
+console.log(`herbdl status --json (whole process)   ${herbdl.ms.toFixed(0).padStart(7)} ms   (target < 1000 ms)`);
+console.log(`node -e 0 (process start-up alone)     ${node.ms.toFixed(0).padStart(7)} ms`);
+console.log(`naive GROUP BY state scans (baseline)  ${naive.ms.toFixed(0).padStart(7)} ms   (${(naive.ms / herbdl.ms).toFixed(1)}x herbdl)`);
