@@ -1,5 +1,6 @@
 import { existsSync, rmSync } from 'node:fs';
 import type { Command } from 'commander';
+import { EXIT_INTERRUPTED } from '../../errors.js';
 import { ingestFiles, type IngestSummary } from '../../ingest/ingest.js';
 import { openLedger } from '../../ledger/open.js';
 import { formatBytes, formatCount, progressBar } from '../progress.js';
@@ -59,7 +60,7 @@ export function registerIngest(program: Command): void {
       bar.stop();
       if (options.json) process.stdout.write(JSON.stringify({ ...summary, db: options.db }) + '\n');
       else printSummary(summary, options.db);
-      if (summary.interrupted) process.exitCode = 130;
+      if (summary.interrupted) process.exitCode = EXIT_INTERRUPTED;
       failed = false;
     } finally {
       bar.stop();
