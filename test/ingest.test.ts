@@ -1,4 +1,4 @@
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
@@ -142,7 +142,6 @@ describe('text variants', () => {
 
   it('ingests several files in one call', () => {
     const db = join(dir, 'two.db');
-    copyFileSync(FIXTURE, join(dir, 'copy.txt'));
     const summary = herbdlJson<IngestJson>(['ingest', FIXTURE, join(FIXTURES, 'multimedia-old-order.txt'), '--db', db]);
     expect(summary).toMatchObject({ rowsRead: 33, gbifIds: 10, images: 14 });
   });
