@@ -81,3 +81,84 @@ export class LedgerError extends HerbdlError {
 
 /** Exit code for a command stopped by Ctrl-C (128 + SIGINT), as shells expect. */
 export const EXIT_INTERRUPTED = 130;
+
+/*
+ * Download failures, named by what the scheduler should do with them. Each
+ * carries the code the ledger stores (http_404, timeout, not_image, ...).
+ */
+
+/** What the scheduler does with a failure. */
+export type FailureKind = 'permanent' | 'retryable' | 'throttled' | 'host_down';
+
+const kFetchError = brand('FetchError');
+export abstract class FetchError extends HerbdlError {
+  readonly [kFetchError] = true;
+  abstract readonly kind: FailureKind;
+  readonly httpStatus: number | undefined;
+  constructor(message: string, code: string, httpStatus?: number, options?: { cause?: unknown }) {
+    super(message, code, options);
+    this.httpStatus = httpStatus;
+  }
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return hasBrand(value, kFetchError);
+  }
+}
+
+const kPermanentError = brand('PermanentError');
+/** Will fail the same way again (404, 410, 403, 401, not an image, too large): the gbifID fails. */
+export class PermanentError extends FetchError {
+  readonly [kPermanentError] = true;
+  readonly kind = 'permanent';
+  constructor(message: string, code: string, httpStatus?: number, options?: { cause?: unknown }) {
+    super(message, code, httpStatus, options);
+    this.name = 'PermanentError';
+  }
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return hasBrand(value, kPermanentError);
+  }
+}
+
+const kRetryableError = brand('RetryableError');
+/** May succeed later (5xx, reset, timeout, short body): retry with backoff, up to --retries. */
+export class RetryableError extends FetchError {
+  readonly [kRetryableError] = true;
+  readonly kind: FailureKind = 'retryable';
+  constructor(message: string, code: string, httpStatus?: number, options?: { cause?: unknown }) {
+    super(message, code, httpStatus, options);
+    this.name = 'RetryableError';
+  }
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return hasBrand(value, kRetryableError);
+  }
+}
+
+const kThrottledError = brand('ThrottledError');
+/** The host asked us to slow down (429, 503 with Retry-After): no request to it before retryAt. */
+export class ThrottledError extends FetchError {
+  readonly [kThrottledError] = true;
+  readonly kind = 'throttled';
+  /** Epoch ms from Retry-After, or undefined when the host gave none. */
+  readonly retryAt: number | undefined;
+  constructor(message: string, code: string, httpStatus: number, retryAt: number | undefined) {
+    super(message, code, httpStatus);
+    this.name = 'ThrottledError';
+    this.retryAt = retryAt;
+  }
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return hasBrand(value, kThrottledError);
+  }
+}
+
+const kHostDownError = brand('HostDownError');
+/** The host could not be reached (refused, DNS, connect timeout): retryable, and it cools the host down. */
+export class HostDownError extends RetryableError {
+  readonly [kHostDownError] = true;
+  override readonly kind = 'host_down';
+  constructor(message: string, code: string, options?: { cause?: unknown }) {
+    super(message, code, undefined, options);
+    this.name = 'HostDownError';
+  }
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return hasBrand(value, kHostDownError);
+  }
+}

@@ -2,13 +2,14 @@
  * The command line: a thin layer that parses options, calls into ingest, the
  * ledger or the scheduler, and turns errors into one line and an exit code.
  */
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { HerbdlError } from '../errors.js';
 import { registerIngest } from './commands/ingest.js';
+import { registerRetryFailed } from './commands/retry-failed.js';
+import { registerRun } from './commands/run.js';
 import { registerStatus } from './commands/status.js';
+import { VERSION } from './version.js';
 
-export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export function buildProgram(): Command {
   const program = new Command('herbdl')
@@ -18,6 +19,8 @@ export function buildProgram(): Command {
     .exitOverride();
   registerIngest(program);
   registerStatus(program);
+  registerRun(program);
+  registerRetryFailed(program);
   return program;
 }
 

@@ -49,3 +49,27 @@ export function formatBytes(n: number): string {
 export function formatCount(n: number): string {
   return n.toLocaleString('en-US');
 }
+
+export interface LiveLine {
+  stop(): void;
+}
+
+/** One line on stderr, redrawn twice a second, only on a terminal. */
+export function liveLine(enabled: boolean, render: () => string): LiveLine {
+  if (!enabled || !process.stderr.isTTY) return { stop() {} };
+  let drawn = false;
+  const timer = setInterval(() => {
+    const text = render();
+    if (!text) return;
+    process.stderr.write(`\r\x1b[2K${text.slice(0, (process.stderr.columns || 120) - 1)}`);
+    drawn = true;
+  }, 500);
+  timer.unref();
+  return {
+    stop() {
+      clearInterval(timer);
+      if (drawn) process.stderr.write('\r\x1b[2K');
+      drawn = false;
+    },
+  };
+}

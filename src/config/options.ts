@@ -37,6 +37,22 @@ function boolean(raw: string, where: string): boolean {
   throw new UsageError(`${where}: expected true or false, got "${raw}"`);
 }
 
+function optionalText(raw: string): string {
+  return raw.trim();
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
+
+/** Bytes, with an optional unit: 200MB, 512KiB, 1048576. */
+function size(raw: string, where: string): number {
+  const m = /^\s*([0-9]+)\s*([a-z]*)\s*$/i.exec(raw);
+  const unit = SIZE_UNITS[(m?.[2] ?? '').toLowerCase()];
+  if (!m || unit === undefined) throw new UsageError(`${where}: expected a size such as 200MB, got "${raw}"`);
+  const value = Number(m[1]) * unit;
+  if (value < 1) throw new UsageError(`${where}: must be at least 1 byte`);
+  return value;
+}
+
 function option<T>(flag: string, env: string, defaultValue: T, description: string, parse: (raw: string, where: string) => T): OptionSpec<T> {
   return Object.freeze({ flag, env, defaultValue, description, parse });
 }
@@ -45,11 +61,49 @@ export const OPTIONS = {
   db: option('--db <path>', 'HERBDL_DB', 'herbdl.db', 'ledger file (SQLite, keep it on a local disk)', text),
   json: option('--json', 'HERBDL_JSON', false, 'print the result as one JSON object on stdout', boolean),
   hosts: option('--hosts <n>', 'HERBDL_HOSTS', 10, 'how many hosts to list, busiest first', integer(0, 100_000)),
-  progress: option('--no-progress', 'HERBDL_PROGRESS', true, 'no progress bar, even on a terminal', boolean),
+  progress: option('--no-progress', 'HERBDL_PROGRESS', true, 'no progress display, even on a terminal', boolean),
+  out: option('--out <dir>', 'HERBDL_OUT', 'images', 'folder the images are written to', text),
+  concurrency: option('--concurrency <n>', 'HERBDL_CONCURRENCY', 64, 'requests in flight, all hosts together', integer(1, 4096)),
+  perHost: option('--per-host <n>', 'HERBDL_PER_HOST', 4, 'requests in flight to one host (polite by default)', integer(1, 1024)),
+  timeout: option('--timeout <s>', 'HERBDL_TIMEOUT', 30, 'seconds without response headers, or without body bytes, that fail an attempt', integer(1, 86_400)),
+  deadline: option('--deadline <s>', 'HERBDL_DEADLINE', 600, 'seconds one request may take in all', integer(1, 86_400)),
+  retries: option('--retries <n>', 'HERBDL_RETRIES', 3, 'attempts for a transient failure within a run', integer(1, 100)),
+  breakerThreshold: option('--breaker-threshold <n>', 'HERBDL_BREAKER_THRESHOLD', 500, 'consecutive failures that open a host\'s circuit breaker', integer(1, 1_000_000)),
+  breakerCooldown: option('--breaker-cooldown <s>', 'HERBDL_BREAKER_COOLDOWN', 600, 'seconds an open breaker waits before one probe request', integer(0, 86_400 * 30)),
+  maxBytes: option('--max-bytes <n>', 'HERBDL_MAX_BYTES', 200_000_000, 'largest body accepted (200MB, 512KiB, or bytes)', size),
+  limit: option('--limit <n>', 'HERBDL_LIMIT', 0, 'stop after this many gbifIDs (0: no limit)', integer(0)),
+  maxAttempts: option('--max-attempts <n>', 'HERBDL_MAX_ATTEMPTS', 5, 'runs a transiently failed gbifID is taken up again by `run`', integer(1, 1000)),
+  userAgent: option('--user-agent <s>', 'HERBDL_USER_AGENT', '', 'added to herbdl\'s own User-Agent (say who you are)', optionalText),
+  allowPrivateNetwork: option('--allow-private-network', 'HERBDL_ALLOW_PRIVATE_NETWORK', false, 'allow loopback, private and link-local addresses (tests, intranets)', boolean),
+  logFile: option('--log-file <path>', 'HERBDL_LOG_FILE', '', 'write pino JSON log lines here', optionalText),
+  host: option('--host <host>', 'HERBDL_HOST', '', 'only gbifIDs with a failure on this host', optionalText),
+  error: option('--error <code>', 'HERBDL_ERROR', '', 'only gbifIDs with a failure of this code (http_404, timeout, ...)', optionalText),
 } as const;
 
+/** The options `run` and `retry-failed` share. */
+export const RUN_OPTION_KEYS = [
+  'db',
+  'out',
+  'concurrency',
+  'perHost',
+  'timeout',
+  'deadline',
+  'retries',
+  'breakerThreshold',
+  'breakerCooldown',
+  'maxBytes',
+  'limit',
+  'maxAttempts',
+  'userAgent',
+  'allowPrivateNetwork',
+  'logFile',
+  'json',
+  'progress',
+] as const satisfies readonly (keyof typeof OPTIONS)[];
+
 export type OptionKey = keyof typeof OPTIONS;
-export type OptionValues<K extends OptionKey> = { readonly [P in K]: (typeof OPTIONS)[P]['defaultValue'] };
+export type OptionValues<K extends OptionKey> = { readonly [P in K]: ReturnType<(typeof OPTIONS)[P]['parse']> };
+export type RunOptions = OptionValues<(typeof RUN_OPTION_KEYS)[number]>;
 
 /** Commander's attribute name for a flag: `--max-bytes <n>` -> maxBytes, `--no-progress` -> progress. */
 export function attributeName(flag: string): string {

@@ -21,6 +21,14 @@ export interface HostCounts {
   readonly pending: number;
   readonly done: number;
   readonly failed: number;
+  /** Epoch ms until which the host's circuit breaker is open; its pending images wait on it. */
+  readonly breakerOpenUntil?: number;
+}
+
+export interface HostErrorCount {
+  readonly host: string;
+  readonly code: string;
+  readonly images: number;
 }
 
 export interface LedgerStatus {
@@ -32,6 +40,88 @@ export interface LedgerStatus {
   readonly hosts: readonly HostCounts[];
   /** Failed images by error code. */
   readonly errors: Readonly<Record<string, number>>;
+  /** Failed images by host and code, most first. */
+  readonly errorsByHost: readonly HostErrorCount[];
+  /** Hosts whose breaker is open now, with the pending images blocked on them. */
+  readonly blockedHosts: readonly HostCounts[];
+}
+
+/** One image of a claimed gbifID, as the downloader needs it. */
+export interface ClaimedImage {
+  readonly imageId: number;
+  readonly imageIndex: number;
+  readonly url: string;
+  readonly host: string;
+}
+
+export interface RetryCursor {
+  readonly dueAt: number;
+  readonly gbifId: number;
+}
+
+export interface ClaimedId {
+  readonly gbifId: number;
+  /** When it was due (retryable claims only), for the next cursor. */
+  readonly dueAt?: number;
+  /** Runs that have failed it so far. */
+  readonly attempts: number;
+  readonly images: readonly ClaimedImage[];
+}
+
+/** What a stored image was. */
+export interface FetchedImage {
+  readonly imageId: number;
+  readonly httpStatus: number;
+  readonly finalUrl: string;
+  readonly contentType: string;
+  readonly bytes: number;
+  readonly sha256: string;
+}
+
+export interface FailedImage {
+  readonly imageId: number;
+  readonly host: string;
+  readonly code: string;
+  readonly httpStatus: number | undefined;
+}
+
+/** A gbifID whose files are being renamed into place: what to undo if we die half-way. */
+export interface PublishIntent {
+  readonly gbifId: number;
+  readonly paths: readonly string[];
+}
+
+/** The downloader's side of the ledger. */
+export interface DownloadLedger {
+  /** Pending gbifIDs above `afterGbifId`, in key order. */
+  claimPending(afterGbifId: number, limit: number): ClaimedId[];
+  /**
+   * Failed gbifIDs whose failures were all transient, due by `dueBy`, tried
+   * fewer than maxAttempts times, in due order after `cursor` (keyset paging,
+   * so an ID released within a run is not claimed twice).
+   */
+  claimRetryable(cursor: RetryCursor, dueBy: number, maxAttempts: number, limit: number): ClaimedId[];
+  /** Specific gbifIDs, with their images (for IDs set aside earlier in a run). */
+  claimIds(gbifIds: readonly number[]): ClaimedId[];
+  /** A stored copy of this URL under another gbifID, if any: lets a shared URL be fetched once across runs. */
+  storedCopy(url: string): { gbifId: number; imageIndex: number; image: Omit<FetchedImage, 'imageId'> } | undefined;
+  /** Durably notes the files about to be renamed into place (before any rename). */
+  beginPublish(intents: readonly PublishIntent[]): void;
+  /** Marks gbifIDs done with every image, and clears their intents, in one transaction. */
+  recordDone(done: readonly { gbifId: number; images: readonly FetchedImage[] }[]): void;
+  /** Intents left by a run that died between rename and commit. */
+  openIntents(): PublishIntent[];
+  clearIntents(gbifIds: readonly number[]): void;
+  /** Marks a gbifID failed. retryAt (epoch ms) when every failure was transient, else null. */
+  recordFailed(gbifId: number, failures: readonly FailedImage[], retryAt: number | null): void;
+  /** Persists a host's breaker so `status` can show what is blocked. */
+  recordBreaker(host: string, openUntil: number | null): void;
+  /**
+   * Failed gbifIDs with a failure matching the filter become due now, with
+   * their attempts reset, so the next claimRetryable takes them first. They
+   * stay failed until they fully succeed. Returns how many.
+   */
+  requeueFailed(filter: { host?: string; code?: string }): number;
 }
 
 export interface IngestTally {
@@ -64,6 +154,8 @@ export interface IngestWriter {
 
 export interface Ledger {
   readonly location: string;
+  /** Finishes an interrupted bulk load and builds what downloading needs; then the downloader's interface. */
+  openDownloads(): DownloadLedger;
   openIngest(): IngestWriter;
   /** True when no image has ever been added. */
   isEmpty(): boolean;

@@ -49,3 +49,19 @@ export function tempDir(): string {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
+
+/**
+ * Runs the CLI without blocking this process: needed whenever the test's own
+ * HTTP servers must answer it. Killed if it outlives timeoutMs.
+ */
+export async function herbdlAsync(args: string[], options: { cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+  const child = spawnHerbdl(args, options);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+  const [status] = (await new Promise((resolve) => child.once('exit', (...a) => resolve(a)))) as [number | null];
+  clearTimeout(timer);
+  return { status, stdout, stderr };
+}

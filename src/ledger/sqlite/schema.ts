@@ -94,6 +94,15 @@ export const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   INSERT INTO ledger_state(name, value) VALUES ('derived_complete', '1');
   `,
+  // 2: publishing intents. A gbifID's files are renamed into place one by one;
+  // if the run dies half-way, the next run removes them, so no partial gbifID
+  // is ever left in the tree.
+  `
+  CREATE TABLE publishing (
+    gbif_id INTEGER PRIMARY KEY,
+    paths TEXT NOT NULL
+  );
+  `,
 ];
 
 /** Indexes a bulk load drops and builds again, by sorting, when it ends. */

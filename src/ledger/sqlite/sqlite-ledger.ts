@@ -7,8 +7,9 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { LedgerError } from '../../errors.js';
-import type { HostCounts, IngestWriter, Ledger, LedgerStatus, StateCounts } from '../ledger.js';
+import type { DownloadLedger, HostCounts, HostErrorCount, IngestWriter, Ledger, LedgerStatus, StateCounts } from '../ledger.js';
 import { bulkLoadPending, completeBulkLoad } from './bulk-load.js';
+import { SqliteDownloads } from './downloads.js';
 import { SqliteIngestWriter } from './ingest-writer.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
 
@@ -79,6 +80,11 @@ class SqliteLedger implements Ledger {
     return new SqliteIngestWriter(this.db);
   }
 
+  openDownloads(): DownloadLedger {
+    if (bulkLoadPending(this.db)) completeBulkLoad(this.db);
+    return new SqliteDownloads(this.db);
+  }
+
   isEmpty(): boolean {
     return this.db.prepare('SELECT NOT EXISTS (SELECT 1 FROM images)').pluck().get() === 1;
   }
@@ -95,11 +101,19 @@ class SqliteLedger implements Ledger {
       const sums = this.db
         .prepare('SELECT coalesce(sum(images), 0) AS total, coalesce(sum(pending), 0) AS pending, coalesce(sum(done), 0) AS done, coalesce(sum(failed), 0) AS failed FROM hosts')
         .get() as StateCounts;
-      const hosts = this.db
-        .prepare('SELECT host, images, pending, done, failed FROM hosts WHERE images > 0 ORDER BY images DESC, host LIMIT ?')
-        .all(options.hosts) as HostCounts[];
+      const hostColumns = 'host, images, pending, done, failed, breaker_open_until AS breakerOpenUntil';
+      const withoutNull = (h: HostCounts) => (h.breakerOpenUntil == null ? { host: h.host, images: h.images, pending: h.pending, done: h.done, failed: h.failed } : h);
+      const hosts = (this.db
+        .prepare(`SELECT ${hostColumns} FROM hosts WHERE images > 0 ORDER BY images DESC, host LIMIT ?`)
+        .all(options.hosts) as HostCounts[]).map(withoutNull);
+      const blockedHosts = this.db
+        .prepare(`SELECT ${hostColumns} FROM hosts WHERE breaker_open_until > ? AND pending > 0 ORDER BY pending DESC`)
+        .all(Date.now()) as HostCounts[];
+      const errorsByHost = this.db
+        .prepare('SELECT h.host, e.code, e.images FROM error_counts e JOIN hosts h USING (host_id) WHERE e.images > 0 ORDER BY e.images DESC, h.host LIMIT ?')
+        .all(Math.max(options.hosts, 10)) as HostErrorCount[];
       const errorRows = this.db.prepare('SELECT code, sum(images) FROM error_counts GROUP BY code HAVING sum(images) > 0 ORDER BY 2 DESC').raw().all() as [string, number][];
-      return { complete: !bulkLoadPending(this.db), ids, images: { ...sums }, hosts, errors: Object.fromEntries(errorRows) };
+      return { complete: !bulkLoadPending(this.db), ids, images: { ...sums }, hosts, errors: Object.fromEntries(errorRows), errorsByHost, blockedHosts };
     });
     return read.deferred();
   }

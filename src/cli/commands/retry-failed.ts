@@ -1,0 +1,25 @@
+import type { Command } from 'commander';
+import { RUN_OPTION_KEYS } from '../../config/options.js';
+import { openLedger } from '../../ledger/open.js';
+import { addOptions, optionValues } from '../shared.js';
+import { runDownloads } from './run.js';
+
+const KEYS = [...RUN_OPTION_KEYS, 'host', 'error'] as const;
+
+export function registerRetryFailed(program: Command): void {
+  const command = program
+    .command('retry-failed')
+    .description('take failed gbifIDs (all, or those failing on --host or with --error) up again, ahead of new work, then run');
+  addOptions(command, KEYS);
+  command.action(async (_flags, cmd: Command) => {
+    const options = optionValues(cmd, KEYS);
+    const ledger = openLedger(options.db, { create: false });
+    try {
+      const requeued = ledger.openDownloads().requeueFailed({ host: options.host || undefined, code: options.error || undefined });
+      if (!options.json) process.stdout.write(`re-queued ${requeued} failed gbifIDs\n`);
+      await runDownloads(ledger, options);
+    } finally {
+      ledger.close();
+    }
+  });
+}

@@ -1,0 +1,68 @@
+import type { Command } from 'commander';
+import { RUN_OPTION_KEYS, type RunOptions } from '../../config/options.js';
+import { EXIT_INTERRUPTED } from '../../errors.js';
+import type { Ledger } from '../../ledger/ledger.js';
+import { openLedger } from '../../ledger/open.js';
+import { downloadRun } from '../../scheduler/run.js';
+import type { Scheduler } from '../../scheduler/scheduler.js';
+import { VERSION } from '../version.js';
+import { formatBytes, formatCount, liveLine } from '../progress.js';
+import { addOptions, interruptible, optionValues } from '../shared.js';
+
+type RunSummary = Awaited<ReturnType<typeof downloadRun>>;
+
+function printSummary(t: RunSummary, pending: number): void {
+  const seconds = Math.max(t.elapsedMs / 1000, 0.001);
+  const lines = [
+    `gbifIDs   done ${formatCount(t.idsDone)}  failed ${formatCount(t.idsFailed)}  set aside ${formatCount(t.idsSetAside)}  still pending ${formatCount(pending)}`,
+    `images    ${formatCount(t.images)} fetched, ${formatCount(t.shared)} shared  ${formatBytes(t.bytes)}  ${(t.images / seconds).toFixed(1)} images/s  ${formatBytes(t.bytes / seconds)}/s`,
+    `elapsed   ${seconds.toFixed(1)} s`,
+  ];
+  const failures = Object.entries(t.failures);
+  if (failures.length) lines.push(`failures  ${failures.map(([c, n]) => `${c} ${formatCount(n)}`).join(', ')}`);
+  if (t.hostsOpened.length) lines.push(`breakers opened on ${t.hostsOpened.join(', ')} (their gbifIDs stay pending; see herbdl status)`);
+  if (t.recovered) lines.push(`removed the files of ${t.recovered} gbifIDs a killed run left half-published (they are pending again)`);
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+/** Runs the downloader with a live line on a terminal and a summary at the end. */
+export async function runDownloads(ledger: Ledger, options: RunOptions): Promise<void> {
+  let scheduler: Scheduler | undefined;
+  const line = liveLine(options.progress, () => {
+    if (!scheduler) return '';
+    const t = scheduler.tally;
+    const seconds = Math.max((Date.now() - t.started) / 1000, 0.001);
+    const held = scheduler.hostsHeld();
+    return `gbifIDs done ${formatCount(t.idsDone)} failed ${formatCount(t.idsFailed)} aside ${formatCount(t.idsSetAside)} | ${(t.images / seconds).toFixed(0)} images/s ${formatBytes(t.bytes / seconds)}/s | hosts cooling ${held.cooling} open ${held.open}`;
+  });
+  try {
+    let stopSignal: AbortSignal | undefined;
+    const tally = await interruptible((signal) => {
+      stopSignal = signal;
+      return downloadRun(ledger, options, { signal, version: VERSION, onStart: (s) => (scheduler = s) });
+    });
+    line.stop();
+    const pending = ledger.status({ hosts: 0 }).ids.pending;
+    if (options.json) process.stdout.write(JSON.stringify({ ...tally, pending }) + '\n');
+    else printSummary(tally, pending);
+    if (stopSignal?.aborted) process.exitCode = EXIT_INTERRUPTED;
+  } finally {
+    line.stop();
+  }
+}
+
+export function registerRun(program: Command): void {
+  const command = program
+    .command('run')
+    .description('fetch every pending image; a gbifID is written only when all its images succeed');
+  addOptions(command, RUN_OPTION_KEYS);
+  command.action(async (_flags, cmd: Command) => {
+    const options = optionValues(cmd, RUN_OPTION_KEYS);
+    const ledger = openLedger(options.db, { create: false });
+    try {
+      await runDownloads(ledger, options);
+    } finally {
+      ledger.close();
+    }
+  });
+}

@@ -1,0 +1,157 @@
+/**
+ * Fetches one image URL into a temporary file: redirects followed by hand (at
+ * most five, loops caught, each hop's address checked), gzip/deflate/br
+ * decoded, --max-bytes enforced while streaming, a body shorter than its
+ * Content-Length caught, a deadline over the whole request. Throws a
+ * FetchError from errors.ts; never leaves a half-written file it claims.
+ */
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import type { Dispatcher } from 'undici';
+import { PermanentError, RetryableError } from '../errors.js';
+import { blockedAddressError, isBlockedAddress } from './address-guard.js';
+import { classifyError, errorForStatus } from './classify.js';
+import { looksLikeImage } from './sniff.js';
+
+export const MAX_REDIRECTS = 5;
+const SNIFF_BYTES = 16;
+
+export interface FetchSettings {
+  readonly agent: Dispatcher;
+  readonly userAgent: string;
+  readonly deadlineMs: number;
+  readonly maxBytes: number;
+  readonly allowPrivateNetwork: boolean;
+}
+
+export interface FetchResult {
+  readonly httpStatus: number;
+  readonly finalUrl: string;
+  readonly contentType: string;
+  readonly bytes: number;
+  readonly sha256: string;
+}
+
+function decoder(encoding: string | undefined): Transform | undefined {
+  switch ((encoding ?? '').trim().toLowerCase()) {
+    case 'gzip':
+    case 'x-gzip':
+      return createGunzip();
+    case 'deflate':
+      return createInflate();
+    case 'br':
+      return createBrotliDecompress();
+    default:
+      return undefined;
+  }
+}
+
+function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function checkTarget(url: URL, allowPrivate: boolean): void {
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new PermanentError(`not an http(s) URL: ${url.href}`, 'bad_url');
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  // IP literals never reach the DNS lookup guard, so check them here.
+  if (!allowPrivate && isIP(host) && isBlockedAddress(host)) throw blockedAddressError(host, host);
+}
+
+/** Streams the body into `path`: hashing, counting, enforcing limits, sniffing the first bytes. */
+async function saveBody(body: Readable, headers: Record<string, string | string[] | undefined>, path: string, maxBytes: number) {
+  const hash = createHash('sha256');
+  let raw = 0;
+  let bytes = 0;
+  let head: Buffer | undefined;
+  const expected = header(headers, 'content-length');
+  const expectedBytes = expected !== undefined && /^\d+$/.test(expected) ? Number(expected) : undefined;
+  if (expectedBytes !== undefined && decoder(header(headers, 'content-encoding')) === undefined && expectedBytes > maxBytes) {
+    body.destroy();
+    throw new PermanentError(`Content-Length ${expectedBytes} is over --max-bytes ${maxBytes}`, 'too_large');
+  }
+  const rawCounter = new Transform({
+    transform(chunk: Buffer, _e, done) {
+      raw += chunk.length;
+      done(null, chunk);
+    },
+  });
+  // Holds the first bytes back until there are enough to tell an image from an HTML page.
+  let held: Buffer[] = [];
+  let heldBytes = 0;
+  const judge = (): PermanentError | undefined => {
+    head = Buffer.concat(held);
+    held = [];
+    return looksLikeImage(head) ? undefined : new PermanentError(`body is not an image (starts ${JSON.stringify(head.subarray(0, 16).toString('latin1'))})`, 'not_image');
+  };
+  const meter = new Transform({
+    transform(chunk: Buffer, _e, done) {
+      bytes += chunk.length;
+      if (bytes > maxBytes) return done(new PermanentError(`body is over --max-bytes ${maxBytes}`, 'too_large'));
+      hash.update(chunk);
+      if (head) return done(null, chunk);
+      held.push(chunk);
+      heldBytes += chunk.length;
+      if (heldBytes < SNIFF_BYTES) return done();
+      const refused = judge();
+      done(refused, refused ? undefined : head);
+    },
+    flush(done) {
+      if (head || heldBytes === 0) return done();
+      const refused = judge();
+      done(refused, refused ? undefined : head);
+    },
+  });
+  const stages: (Readable | Transform | NodeJS.WritableStream)[] = [body, rawCounter];
+  const decode = decoder(header(headers, 'content-encoding'));
+  if (decode) stages.push(decode);
+  stages.push(meter, createWriteStream(path));
+  await pipeline(stages as unknown as [Readable, ...Transform[], NodeJS.WritableStream]);
+  if (expectedBytes !== undefined && raw < expectedBytes) throw new RetryableError(`body ended at ${raw} of ${expectedBytes} bytes`, 'truncated');
+  if (bytes === 0) throw new PermanentError('empty body', 'not_image');
+  return { bytes, sha256: hash.digest('hex') };
+}
+
+export async function fetchImage(url: string, path: string, settings: FetchSettings, signal?: AbortSignal): Promise<FetchResult> {
+  const deadline = AbortSignal.timeout(settings.deadlineMs);
+  const abort = signal ? AbortSignal.any([signal, deadline]) : deadline;
+  const visited = new Set<string>();
+  let current = new URL(url);
+  try {
+    for (let hop = 0; ; hop++) {
+      checkTarget(current, settings.allowPrivateNetwork);
+      visited.add(current.href);
+      const res = await settings.agent.request({
+        origin: current.origin,
+        path: current.pathname + current.search,
+        method: 'GET',
+        headers: { 'user-agent': settings.userAgent, accept: 'image/*,*/*;q=0.8', 'accept-encoding': 'gzip, deflate, br' },
+        signal: abort,
+      });
+      const headers = res.headers as Record<string, string | string[] | undefined>;
+      if (res.statusCode >= 300 && res.statusCode < 400 && header(headers, 'location')) {
+        await res.body.dump();
+        const next = new URL(header(headers, 'location') as string, current);
+        if (visited.has(next.href)) throw new PermanentError(`redirect loop at ${next.href}`, 'redirect_loop');
+        if (hop + 1 > MAX_REDIRECTS) throw new PermanentError(`more than ${MAX_REDIRECTS} redirects`, 'too_many_redirects');
+        current = next;
+        continue;
+      }
+      if (res.statusCode < 200 || res.statusCode >= 300) {
+        await res.body.dump();
+        throw errorForStatus(res.statusCode, headers['retry-after']);
+      }
+      const saved = await saveBody(res.body, headers, path, settings.maxBytes);
+      return { httpStatus: res.statusCode, finalUrl: current.href, contentType: header(headers, 'content-type') ?? '', ...saved };
+    }
+  } catch (err) {
+    await rm(path, { force: true });
+    if (deadline.aborted && !(signal?.aborted ?? false)) throw new RetryableError(`no complete response within the --deadline`, 'deadline', undefined, { cause: err });
+    throw classifyError(err);
+  }
+}

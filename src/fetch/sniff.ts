@@ -1,0 +1,21 @@
+/**
+ * A first look at a body: does it start like an image file? Catches the HTML
+ * terms pages and JSON documents hosts serve with status 200 before a byte is
+ * stored. (Full decoding is the validation step's job.)
+ */
+const SIGNATURES: readonly (readonly (number | null)[])[] = [
+  [0xff, 0xd8, 0xff], // JPEG
+  [0x89, 0x50, 0x4e, 0x47], // PNG
+  [0x47, 0x49, 0x46, 0x38], // GIF
+  [0x49, 0x49, 0x2a, 0x00], // TIFF, little-endian
+  [0x4d, 0x4d, 0x00, 0x2a], // TIFF, big-endian
+  [0x42, 0x4d], // BMP
+  [0x52, 0x49, 0x46, 0x46, null, null, null, null, 0x57, 0x45, 0x42, 0x50], // WebP
+  [0x00, 0x00, 0x00, 0x0c, 0x6a, 0x50, 0x20, 0x20], // JPEG 2000 (JP2)
+  [0xff, 0x4f, 0xff, 0x51], // JPEG 2000 codestream
+  [null, null, null, null, 0x66, 0x74, 0x79, 0x70], // ISO BMFF: AVIF, HEIC
+];
+
+export function looksLikeImage(head: Buffer): boolean {
+  return SIGNATURES.some((sig) => sig.length <= head.length && sig.every((b, i) => b === null || head[i] === b));
+}

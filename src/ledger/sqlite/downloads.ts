@@ -1,0 +1,179 @@
+/**
+ * The downloader's side of the SQLite ledger: claiming gbifIDs with their
+ * images, and recording outcomes with every counter `status` reads moved in
+ * the same transaction.
+ */
+import type Database from 'better-sqlite3';
+import type { ClaimedId, ClaimedImage, DownloadLedger, FailedImage, FetchedImage, PublishIntent, RetryCursor } from '../ledger.js';
+import { STATE, urlHash } from './schema.js';
+
+const TOTAL_NAME = ['ids_pending', 'ids_done', 'ids_failed'] as const;
+
+export class SqliteDownloads implements DownloadLedger {
+  private readonly stmt;
+
+  constructor(private readonly db: Database.Database) {
+    this.stmt = {
+      pending: db.prepare(`SELECT gbif_id, attempts FROM ids WHERE gbif_id > ? AND state = ${STATE.pending} ORDER BY gbif_id LIMIT ?`).raw(),
+      retryable: db
+        .prepare(
+          `SELECT gbif_id, attempts, next_attempt_at FROM ids
+           WHERE state = ${STATE.failed} AND next_attempt_at <= :dueBy AND attempts < :maxAttempts
+             AND (next_attempt_at > :at OR (next_attempt_at = :at AND gbif_id > :id))
+           ORDER BY next_attempt_at, gbif_id LIMIT :limit`,
+        )
+        .raw(),
+      idAttempts: db.prepare('SELECT attempts FROM ids WHERE gbif_id = ?').pluck(),
+      images: db
+        .prepare('SELECT i.image_id, i.image_index, i.url, h.host FROM images i JOIN hosts h USING (host_id) WHERE i.gbif_id = ? ORDER BY i.image_index')
+        .raw(),
+      storedCopy: db.prepare(
+        `SELECT gbif_id, image_index, url, http_status, final_url, content_type, bytes, sha256 FROM images WHERE url_hash = ? AND state = ${STATE.done} LIMIT 8`,
+      ),
+      imageStates: db.prepare('SELECT image_id, state, error_code, host_id FROM images WHERE gbif_id = ?').raw(),
+      idState: db.prepare('SELECT state FROM ids WHERE gbif_id = ?').pluck(),
+      imageDone: db.prepare(
+        `UPDATE images SET state = ${STATE.done}, error_code = NULL, http_status = ?, final_url = ?, content_type = ?, bytes = ?, sha256 = ?, attempts = attempts + 1, updated_at = ?, next_attempt_at = NULL WHERE image_id = ?`,
+      ),
+      imageFailed: db.prepare(
+        `UPDATE images SET state = ${STATE.failed}, error_code = ?, http_status = ?, attempts = attempts + 1, updated_at = ?, next_attempt_at = ? WHERE image_id = ?`,
+      ),
+      idDone: db.prepare(`UPDATE ids SET state = ${STATE.done}, next_attempt_at = NULL, updated_at = ? WHERE gbif_id = ?`),
+      idFailed: db.prepare(`UPDATE ids SET state = ${STATE.failed}, attempts = attempts + 1, next_attempt_at = ?, updated_at = ? WHERE gbif_id = ?`),
+      hostMove: db.prepare('UPDATE hosts SET pending = pending + ?, done = done + ?, failed = failed + ? WHERE host_id = ?'),
+      hostId: db.prepare('SELECT host_id FROM hosts WHERE host = ?').pluck(),
+      errorCount: db.prepare('INSERT INTO error_counts(code, host_id, images) VALUES (?, ?, ?) ON CONFLICT (code, host_id) DO UPDATE SET images = images + excluded.images'),
+      total: db.prepare('UPDATE totals SET value = value + ? WHERE name = ?'),
+      intent: db.prepare('INSERT OR REPLACE INTO publishing(gbif_id, paths) VALUES (?, ?)'),
+      clearIntent: db.prepare('DELETE FROM publishing WHERE gbif_id = ?'),
+      intents: db.prepare('SELECT gbif_id, paths FROM publishing').raw(),
+      breaker: db.prepare('UPDATE hosts SET breaker_open_until = ? WHERE host = ?'),
+    };
+  }
+
+  claimPending(afterGbifId: number, limit: number): ClaimedId[] {
+    return (this.stmt.pending.all(afterGbifId, limit) as [number, number][]).map(([id, attempts]) => this.withImages(id, attempts));
+  }
+
+  claimRetryable(cursor: RetryCursor, dueBy: number, maxAttempts: number, limit: number): ClaimedId[] {
+    const rows = this.stmt.retryable.all({ dueBy, maxAttempts, at: cursor.dueAt, id: cursor.gbifId, limit }) as [number, number, number][];
+    return rows.map(([id, attempts, dueAt]) => ({ ...this.withImages(id, attempts), dueAt }));
+  }
+
+  claimIds(gbifIds: readonly number[]): ClaimedId[] {
+    return gbifIds.map((id) => this.withImages(id, (this.stmt.idAttempts.get(id) as number | undefined) ?? 0));
+  }
+
+  storedCopy(url: string) {
+    const rows = this.stmt.storedCopy.all(urlHash(url)) as {
+      gbif_id: number;
+      image_index: number;
+      url: string;
+      http_status: number;
+      final_url: string;
+      content_type: string;
+      bytes: number;
+      sha256: string;
+    }[];
+    const row = rows.find((r) => r.url === url);
+    if (!row) return undefined;
+    return {
+      gbifId: row.gbif_id,
+      imageIndex: row.image_index,
+      image: { httpStatus: row.http_status, finalUrl: row.final_url, contentType: row.content_type, bytes: row.bytes, sha256: row.sha256 },
+    };
+  }
+
+  beginPublish(intents: readonly PublishIntent[]): void {
+    this.db.transaction(() => {
+      for (const intent of intents) this.stmt.intent.run(intent.gbifId, JSON.stringify(intent.paths));
+    })();
+  }
+
+  recordDone(done: readonly { gbifId: number; images: readonly FetchedImage[] }[]): void {
+    const now = Date.now();
+    this.db.transaction(() => {
+      for (const { gbifId, images } of done) {
+        this.moveId(gbifId, STATE.done);
+        this.stmt.idDone.run(now, gbifId);
+        const before = this.states(gbifId);
+        for (const image of images) {
+          const old = before.get(image.imageId);
+          if (old) this.moveImage(old, STATE.done);
+          this.stmt.imageDone.run(image.httpStatus, image.finalUrl, image.contentType, image.bytes, image.sha256, now, image.imageId);
+        }
+        this.stmt.clearIntent.run(gbifId);
+      }
+    })();
+  }
+
+  openIntents(): PublishIntent[] {
+    return (this.stmt.intents.all() as [number, string][]).map(([gbifId, paths]) => ({ gbifId, paths: JSON.parse(paths) as string[] }));
+  }
+
+  clearIntents(gbifIds: readonly number[]): void {
+    this.db.transaction(() => {
+      for (const id of gbifIds) this.stmt.clearIntent.run(id);
+    })();
+  }
+
+  recordFailed(gbifId: number, failures: readonly FailedImage[], retryAt: number | null): void {
+    const now = Date.now();
+    this.db.transaction(() => {
+      this.moveId(gbifId, STATE.failed);
+      this.stmt.idFailed.run(retryAt, now, gbifId);
+      const before = this.states(gbifId);
+      for (const f of failures) {
+        const old = before.get(f.imageId);
+        if (old) this.moveImage(old, STATE.failed);
+        this.stmt.imageFailed.run(f.code, f.httpStatus ?? null, now, retryAt, f.imageId);
+        if (old) this.stmt.errorCount.run(f.code, old.hostId, 1);
+      }
+    })();
+  }
+
+  recordBreaker(host: string, openUntil: number | null): void {
+    this.stmt.breaker.run(openUntil, host);
+  }
+
+  requeueFailed(filter: { host?: string; code?: string }): number {
+    const hostId = filter.host ? ((this.stmt.hostId.get(filter.host) as number | undefined) ?? -1) : null;
+    const result = this.db
+      .prepare(
+        `UPDATE ids SET next_attempt_at = 0, attempts = 0 WHERE state = ${STATE.failed} AND gbif_id IN (
+           SELECT gbif_id FROM images WHERE state = ${STATE.failed}
+             AND (:code IS NULL OR error_code = :code) AND (:hostId IS NULL OR host_id = :hostId))`,
+      )
+      .run({ code: filter.code || null, hostId });
+    return result.changes;
+  }
+
+  private withImages(gbifId: number, attempts: number): ClaimedId {
+    const images = (this.stmt.images.all(gbifId) as [number, number, string, string][]).map(
+      ([imageId, imageIndex, url, host]): ClaimedImage => ({ imageId, imageIndex, url, host }),
+    );
+    return { gbifId, attempts, images };
+  }
+
+  private states(gbifId: number): Map<number, { state: number; code: string | null; hostId: number }> {
+    const rows = this.stmt.imageStates.all(gbifId) as [number, number, string | null, number][];
+    return new Map(rows.map(([id, state, code, hostId]) => [id, { state, code, hostId }]));
+  }
+
+  /** Moves one image between states in its host's counters (and out of its old error count). */
+  private moveImage(old: { state: number; code: string | null; hostId: number }, to: number): void {
+    if (old.state === to) return;
+    const delta = [0, 0, 0];
+    delta[old.state] = -1;
+    delta[to] = 1;
+    this.stmt.hostMove.run(delta[0], delta[1], delta[2], old.hostId);
+    if (old.state === STATE.failed && old.code) this.stmt.errorCount.run(old.code, old.hostId, -1);
+  }
+
+  private moveId(gbifId: number, to: number): void {
+    const from = this.stmt.idState.get(gbifId) as number | undefined;
+    if (from === undefined || from === to) return;
+    this.stmt.total.run(-1, TOTAL_NAME[from] as string);
+    this.stmt.total.run(1, TOTAL_NAME[to] as string);
+  }
+}

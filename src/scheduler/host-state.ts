@@ -1,0 +1,144 @@
+/**
+ * One host as the scheduler sees it: its waiting tasks, its requests in
+ * flight, an adaptive cap (halved on 429s and timeouts, grown back on
+ * success), a cooldown, and a circuit breaker. A host that cannot take a
+ * request now is simply skipped: it never holds a global slot while it waits.
+ */
+import { backoffMs } from './backoff.js';
+
+export type BreakerState = 'closed' | 'open' | 'half_open';
+
+export interface HostSettings {
+  readonly perHost: number;
+  readonly breakerThreshold: number;
+  readonly breakerCooldownMs: number;
+}
+
+export interface Waiting<T> {
+  readonly task: T;
+  readonly notBefore: number;
+}
+
+const COOLDOWN_BASE_MS = 1_000;
+const COOLDOWN_CAP_MS = 10 * 60_000;
+const SUCCESSES_TO_GROW = 8;
+
+export class HostState<T> {
+  inFlight = 0;
+  cap: number;
+  cooldownUntil = 0;
+  breaker: BreakerState = 'closed';
+  openUntil = 0;
+  consecutiveFailures = 0;
+  private readonly queue: T[] = [];
+  private queueHead = 0;
+  private delayed: Waiting<T>[] = [];
+  private cooldowns = 0;
+  private successes = 0;
+
+  constructor(
+    readonly name: string,
+    private readonly settings: HostSettings,
+  ) {
+    this.cap = settings.perHost;
+  }
+
+  get backlog(): number {
+    return this.queue.length - this.queueHead + this.delayed.length;
+  }
+
+  push(task: T): void {
+    this.queue.push(task);
+  }
+
+  /** Puts a task back to wait until notBefore, without holding any slot. */
+  delay(task: T, notBefore: number): void {
+    this.delayed.push({ task, notBefore });
+  }
+
+  /** True when the breaker lets nothing through now. */
+  isOpen(now: number): boolean {
+    if (this.breaker === 'open' && now >= this.openUntil) this.breaker = 'half_open';
+    return this.breaker === 'open';
+  }
+
+  /** The next task this host may start now, or undefined. */
+  take(now: number): T | undefined {
+    if (this.cooldownUntil > now || this.isOpen(now)) return undefined;
+    // Half-open: exactly one probe request.
+    const limit = this.breaker === 'half_open' ? 1 : this.cap;
+    if (this.inFlight >= limit) return undefined;
+    for (let i = 0; i < this.delayed.length; i++) {
+      const w = this.delayed[i] as Waiting<T>;
+      if (w.notBefore <= now) {
+        this.delayed.splice(i, 1);
+        return w.task;
+      }
+    }
+    if (this.queueHead < this.queue.length) {
+      const task = this.queue[this.queueHead++] as T;
+      if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+        this.queue.splice(0, this.queueHead);
+        this.queueHead = 0;
+      }
+      return task;
+    }
+    return undefined;
+  }
+
+  /** Earliest time something here may become startable (for the scheduler's timer). */
+  nextWake(now: number): number | undefined {
+    if (this.backlog === 0) return undefined;
+    let at = Math.max(this.cooldownUntil, this.breaker === 'open' ? this.openUntil : 0);
+    if (this.queueHead >= this.queue.length) at = Math.max(at, Math.min(...this.delayed.map((d) => d.notBefore)));
+    return at > now ? at : undefined;
+  }
+
+  /** Everything waiting here, removed (when the breaker opens). */
+  drain(): T[] {
+    const all = [...this.queue.slice(this.queueHead), ...this.delayed.map((d) => d.task)];
+    this.queue.length = 0;
+    this.queueHead = 0;
+    this.delayed = [];
+    return all;
+  }
+
+  succeeded(): 'closed_breaker' | undefined {
+    this.consecutiveFailures = 0;
+    this.cooldowns = 0;
+    if (this.cap < this.settings.perHost && ++this.successes >= SUCCESSES_TO_GROW) {
+      this.cap++;
+      this.successes = 0;
+    }
+    if (this.breaker !== 'closed') {
+      this.breaker = 'closed';
+      return 'closed_breaker';
+    }
+    return undefined;
+  }
+
+  /** A failure that says nothing about load (404, not an image): the host answered. */
+  answered(): void {
+    this.consecutiveFailures = 0;
+    if (this.breaker === 'half_open') this.breaker = 'closed';
+  }
+
+  /** A failure that may mean the host is down or overloaded. Returns 'opened' if the breaker opened. */
+  failed(now: number): 'opened' | undefined {
+    this.consecutiveFailures++;
+    if (this.breaker === 'half_open' || (this.breaker === 'closed' && this.consecutiveFailures >= this.settings.breakerThreshold)) {
+      this.breaker = 'open';
+      this.openUntil = now + this.settings.breakerCooldownMs;
+      return 'opened';
+    }
+    return undefined;
+  }
+
+  /** Slow down: no request before `until` (Retry-After), or an exponential cooldown; halve the cap. */
+  coolDown(now: number, until?: number): void {
+    this.cooldowns++;
+    this.cap = Math.max(1, Math.floor(this.cap / 2));
+    this.successes = 0;
+    this.cooldownUntil = Math.max(this.cooldownUntil, until ?? now + backoffMs(this.cooldowns, COOLDOWN_BASE_MS, COOLDOWN_CAP_MS));
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * One download run: recover what a killed run left, then schedule until
+ * nothing more can be attempted now. Used by `run` and `retry-failed`.
+ */
+import { mkdir } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import pino, { type Logger } from 'pino';
+import type { RunOptions } from '../config/options.js';
+import { createAgent, userAgent } from '../fetch/http-client.js';
+import type { Ledger } from '../ledger/ledger.js';
+import { Publisher } from '../store/publisher.js';
+import { Scheduler } from './scheduler.js';
+import type { RunTally } from './tally.js';
+
+export interface RunHooks {
+  readonly signal?: AbortSignal;
+  /** Called with the scheduler once it exists (for a live display). */
+  readonly onStart?: (scheduler: Scheduler) => void;
+  readonly version: string;
+}
+
+export function createLogger(logFile: string): Logger {
+  if (!logFile) return pino({ enabled: false });
+  return pino({ level: 'info', base: { pid: process.pid } }, pino.destination({ dest: logFile, mkdir: true, sync: true }));
+}
+
+export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: RunHooks): Promise<RunTally & { recovered: number }> {
+  const out = resolve(options.out);
+  await mkdir(out, { recursive: true });
+  const log = createLogger(options.logFile);
+  const downloads = ledger.openDownloads();
+  const publisher = new Publisher(out, downloads);
+  const { undone } = await publisher.recover();
+  if (undone > 0) log.warn({ gbifIds: undone }, 'removed the files of gbifIDs a killed run left half-published');
+  const agent = createAgent({ timeoutMs: options.timeout * 1000, perHost: options.perHost, allowPrivateNetwork: options.allowPrivateNetwork });
+  const scheduler = new Scheduler(downloads, publisher, {
+    out,
+    concurrency: options.concurrency,
+    perHost: options.perHost,
+    retries: options.retries,
+    breakerThreshold: options.breakerThreshold,
+    breakerCooldownMs: options.breakerCooldown * 1000,
+    maxAttempts: options.maxAttempts,
+    limit: options.limit,
+    fetch: {
+      agent,
+      userAgent: userAgent(hooks.version, options.userAgent),
+      deadlineMs: options.deadline * 1000,
+      maxBytes: options.maxBytes,
+      allowPrivateNetwork: options.allowPrivateNetwork,
+    },
+  }, log);
+  log.info({ out, concurrency: options.concurrency, perHost: options.perHost }, 'run started');
+  hooks.onStart?.(scheduler);
+  try {
+    const tally = await scheduler.run(hooks.signal);
+    log.info({ ...tally }, 'run finished');
+    return Object.assign(tally, { recovered: undone });
+  } finally {
+    await agent.destroy();
+    log.flush?.();
+  }
+}

@@ -1,0 +1,418 @@
+/**
+ * The download scheduler. Pull, not push: a bounded window of claimed
+ * gbifIDs, a queue per host, and a pump that, whenever anything changes,
+ * asks "is a task ready on some host? start it" until the global limit is
+ * reached, and "are we finished?" A host that is cooling down, at its cap or
+ * open is skipped, so it never holds a slot while it waits.
+ *
+ * A gbifID is all or nothing: its images become temporaries, and only when
+ * every one has succeeded is it handed to the publisher. A permanent failure
+ * fails it (and aborts its siblings); a breaker opening sets it aside,
+ * pending, for a later run. An image URL shared by gbifIDs in the window is
+ * fetched once; one already stored under another gbifID is linked, not fetched.
+ */
+import type { Logger } from 'pino';
+import { FetchError, ThrottledError, type FailureKind } from '../errors.js';
+import { fetchImage, type FetchResult, type FetchSettings } from '../fetch/fetch-image.js';
+import type { ClaimedId, ClaimedImage, DownloadLedger, FailedImage, RetryCursor } from '../ledger/ledger.js';
+import { finalPath, tempPath } from '../store/layout.js';
+import { linkOrCopy, type PublishItem, type Publisher } from '../store/publisher.js';
+import { backoffMs } from './backoff.js';
+import { HostState } from './host-state.js';
+import { RunTally } from './tally.js';
+
+export interface SchedulerSettings {
+  readonly out: string;
+  readonly concurrency: number;
+  readonly perHost: number;
+  readonly retries: number;
+  readonly breakerThreshold: number;
+  readonly breakerCooldownMs: number;
+  readonly maxAttempts: number;
+  /** Stop after this many gbifIDs (0: no limit). */
+  readonly limit: number;
+  readonly fetch: FetchSettings;
+  readonly retryBaseMs?: number;
+}
+
+interface Job {
+  readonly claimed: ClaimedId;
+  readonly abort: AbortController;
+  readonly temps: Map<number, string>;
+  readonly fetched: Map<number, FetchResult>;
+  settled: boolean;
+}
+
+interface Task {
+  readonly job: Job;
+  readonly image: ClaimedImage;
+  readonly temp: string;
+  attempts: number;
+  throttles: number;
+}
+
+const MAX_THROTTLES = 20;
+const CLAIM_BATCH = 256;
+const RUN_RETRY_BASE_MS = 10 * 60_000;
+const RUN_RETRY_CAP_MS = 24 * 3600_000;
+
+export class Scheduler {
+  readonly tally = new RunTally();
+  private readonly hosts = new Map<string, HostState<Task>>();
+  /** Hosts with tasks waiting, in round-robin order (a Set keeps insertion order). */
+  private readonly active = new Set<HostState<Task>>();
+  private readonly jobs = new Map<number, Job>();
+  /** URL -> tasks of other gbifIDs waiting for the one fetch of it in flight. */
+  private readonly sharedFetches = new Map<string, Task[]>();
+  private readonly spilled: number[] = [];
+  private readonly publishQueue: PublishItem[] = [];
+  private readonly windowSize: number;
+  private readonly hostBacklogLimit: number;
+  private readonly runStart = Date.now();
+  private inFlight = 0;
+  private claimed = 0;
+  private phase: 'retry' | 'pending' | 'spilled' | 'exhausted' = 'retry';
+  private retryCursor: RetryCursor = { dueAt: -1, gbifId: 0 };
+  private pendingCursor = 0;
+  private publishing = false;
+  private stopping = false;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private finish!: () => void;
+  private fail!: (err: unknown) => void;
+
+  constructor(
+    private readonly ledger: DownloadLedger,
+    private readonly publisher: Publisher,
+    private readonly settings: SchedulerSettings,
+    private readonly log: Logger,
+  ) {
+    this.windowSize = Math.max(256, settings.concurrency * 8);
+    this.hostBacklogLimit = Math.max(32, settings.perHost * 16);
+  }
+
+  run(signal?: AbortSignal): Promise<RunTally> {
+    signal?.addEventListener('abort', () => this.stop(), { once: true });
+    return new Promise<RunTally>((resolve, reject) => {
+      this.finish = () => resolve(this.tally.close());
+      this.fail = reject;
+      this.pump();
+    });
+  }
+
+  /** Hosts cooling down and hosts whose breaker is open, for the live display. */
+  hostsHeld(): { cooling: number; open: number } {
+    const now = Date.now();
+    let cooling = 0;
+    let open = 0;
+    for (const h of this.hosts.values()) {
+      if (h.breaker === 'open' && h.openUntil > now) open++;
+      else if (h.cooldownUntil > now) cooling++;
+    }
+    return { cooling, open };
+  }
+
+  private stop(): void {
+    this.stopping = true;
+    for (const job of [...this.jobs.values()]) if (!job.settled) this.setAside(job);
+    this.pump();
+  }
+
+  private pump(): void {
+    try {
+      if (this.wakeTimer) clearTimeout(this.wakeTimer);
+      this.wakeTimer = undefined;
+      if (!this.stopping) this.fillWindow();
+      const now = Date.now();
+      while (this.inFlight < this.settings.concurrency) {
+        const task = this.nextTask(now);
+        if (!task) break;
+        this.start(task);
+      }
+      if (this.jobs.size === 0 && (this.phase === 'exhausted' || this.stopping) && !this.publishing && this.inFlight === 0) {
+        this.finish();
+        return;
+      }
+      this.armWake(now);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  private armWake(now: number): void {
+    let wake = Infinity;
+    for (const h of this.active) wake = Math.min(wake, h.nextWake(now) ?? Infinity);
+    if (wake !== Infinity) this.wakeTimer = setTimeout(() => this.pump(), Math.max(1, wake - now));
+  }
+
+  private nextTask(now: number): Task | undefined {
+    // Round-robin over hosts with work: each gets its turn, none is waited on.
+    for (const host of this.active) {
+      let task = host.take(now);
+      while (task?.job.settled) {
+        // Its gbifID already failed or was set aside: drop it, but not the URL's other waiters.
+        this.promoteWaiter(task);
+        task = host.take(now);
+      }
+      if (host.backlog === 0) this.active.delete(host);
+      if (task === undefined) continue;
+      // To the back of the line.
+      this.active.delete(host);
+      if (host.backlog > 0) this.active.add(host);
+      return task;
+    }
+    return undefined;
+  }
+
+  private enqueue(task: Task, notBefore?: number): void {
+    const host = this.host(task.image.host);
+    if (notBefore === undefined) host.push(task);
+    else host.delay(task, notBefore);
+    this.active.add(host);
+  }
+
+  private host(name: string): HostState<Task> {
+    let h = this.hosts.get(name);
+    if (!h) {
+      h = new HostState<Task>(name, this.settings);
+      this.hosts.set(name, h);
+    }
+    return h;
+  }
+
+  private fillWindow(): void {
+    while (this.jobs.size < this.windowSize && this.phase !== 'exhausted') {
+      if (this.settings.limit > 0 && this.claimed >= this.settings.limit) {
+        this.phase = 'exhausted';
+        return;
+      }
+      const want = Math.min(CLAIM_BATCH, this.settings.limit > 0 ? this.settings.limit - this.claimed : CLAIM_BATCH);
+      const batch = this.claimBatch(want);
+      if (batch === undefined) continue;
+      let admitted = 0;
+      for (const claimed of batch) if (this.admit(claimed)) admitted++;
+      if (this.phase === 'spilled' && admitted === 0) return; // still saturated: wait for hosts to drain
+    }
+  }
+
+  /** The next claims in this phase, or undefined when the phase just ended. */
+  private claimBatch(want: number): ClaimedId[] | undefined {
+    if (this.phase === 'retry') {
+      const batch = this.ledger.claimRetryable(this.retryCursor, this.runStart, this.settings.maxAttempts, want);
+      const last = batch[batch.length - 1];
+      if (!last) return void (this.phase = 'pending');
+      this.retryCursor = { dueAt: last.dueAt ?? 0, gbifId: last.gbifId };
+      return batch;
+    }
+    if (this.phase === 'pending') {
+      const batch = this.ledger.claimPending(this.pendingCursor, want);
+      const last = batch[batch.length - 1];
+      if (!last) return void (this.phase = 'spilled');
+      this.pendingCursor = last.gbifId;
+      return batch;
+    }
+    if (this.spilled.length === 0) return void (this.phase = 'exhausted');
+    return this.ledger.claimIds(this.spilled.splice(0, want));
+  }
+
+  private admit(claimed: ClaimedId): boolean {
+    if (claimed.images.length === 0) return false;
+    const now = Date.now();
+    if (claimed.images.some((img) => this.host(img.host).backlog >= this.hostBacklogLimit)) {
+      // One slow host must not fill the window: set the ID aside for later in this run.
+      this.spilled.push(claimed.gbifId);
+      return false;
+    }
+    this.claimed++;
+    const job: Job = { claimed, abort: new AbortController(), temps: new Map(), fetched: new Map(), settled: false };
+    this.jobs.set(claimed.gbifId, job);
+    if (claimed.images.some((img) => this.host(img.host).isOpen(now))) {
+      this.setAside(job);
+      return true;
+    }
+    for (const image of claimed.images) {
+      const task: Task = { job, image, temp: tempPath(this.settings.out, claimed.gbifId, image.imageIndex), attempts: 0, throttles: 0 };
+      job.temps.set(image.imageId, task.temp);
+      const waiting = this.sharedFetches.get(image.url);
+      if (waiting) waiting.push(task);
+      else this.fetchOrLink(task);
+    }
+    return true;
+  }
+
+  /** A URL stored under another gbifID is linked; otherwise it is queued on its host. */
+  private fetchOrLink(task: Task): void {
+    const copy = this.ledger.storedCopy(task.image.url);
+    if (!copy) {
+      this.sharedFetches.set(task.image.url, []);
+      this.enqueue(task);
+      return;
+    }
+    const source = finalPath(this.settings.out, copy.gbifId, copy.imageIndex);
+    linkOrCopy(source, task.temp).then(
+      () => {
+        this.tally.shared++;
+        this.imageDone(task, { ...copy.image });
+        this.pump();
+      },
+      () => {
+        // The stored copy is gone (moved or deleted by hand): fetch it after all.
+        this.sharedFetches.set(task.image.url, []);
+        this.enqueue(task);
+        this.pump();
+      },
+    );
+  }
+
+  private start(task: Task): void {
+    const host = this.host(task.image.host);
+    this.inFlight++;
+    host.inFlight++;
+    fetchImage(task.image.url, task.temp, this.settings.fetch, task.job.abort.signal)
+      .then(
+        (result) => this.fetched(task, result),
+        (err: unknown) => this.failedAttempt(task, err),
+      )
+      .catch((err: unknown) => this.fail(err))
+      .finally(() => {
+        this.inFlight--;
+        host.inFlight--;
+        this.pump();
+      });
+  }
+
+  private async fetched(task: Task, result: FetchResult): Promise<void> {
+    const host = this.host(task.image.host);
+    if (host.succeeded() === 'closed_breaker') {
+      this.ledger.recordBreaker(host.name, null);
+      this.log.info({ host: host.name }, 'breaker closed: probe succeeded');
+    }
+    this.tally.fetched(result.bytes);
+    const waiters = this.sharedFetches.get(task.image.url) ?? [];
+    this.sharedFetches.delete(task.image.url);
+    const live = waiters.filter((w) => !w.job.settled);
+    await Promise.all(live.map((w) => linkOrCopy(task.temp, w.temp)));
+    for (const w of live) {
+      this.tally.shared++;
+      this.imageDone(w, result);
+    }
+    if (task.job.settled) await this.publisher.discard([task.temp]);
+    else this.imageDone(task, result);
+  }
+
+  private failedAttempt(task: Task, err: unknown): void {
+    const failure = err instanceof FetchError ? err : undefined;
+    if (task.job.settled || !failure) {
+      // Aborted with its gbifID (or stopping): hand the URL to another waiting ID.
+      this.promoteWaiter(task);
+      if (!failure && !task.job.settled) throw err;
+      return;
+    }
+    const now = Date.now();
+    const host = this.host(task.image.host);
+    const kind: FailureKind = failure.kind;
+    if (kind === 'permanent') {
+      host.answered();
+      for (const w of this.takeWaiters(task)) this.failJob(w.job, w, failure, false);
+      this.failJob(task.job, task, failure, false);
+      return;
+    }
+    if (kind === 'throttled') {
+      host.coolDown(now, (failure as ThrottledError).retryAt);
+      this.log.info({ host: host.name, until: new Date(host.cooldownUntil).toISOString(), status: failure.httpStatus }, 'host throttled us');
+      if (++task.throttles > MAX_THROTTLES) return this.setAside(task.job, task);
+      this.enqueue(task, host.cooldownUntil);
+      return;
+    }
+    if (failure.code === 'timeout' || failure.code === 'connect_timeout' || kind === 'host_down') host.coolDown(now);
+    if (host.failed(now) === 'opened') {
+      this.ledger.recordBreaker(host.name, host.openUntil);
+      this.tally.hostOpened(host.name);
+      this.log.warn({ host: host.name, failures: host.consecutiveFailures, until: new Date(host.openUntil).toISOString() }, 'breaker opened');
+      this.setAside(task.job, task);
+      for (const waiting of host.drain()) this.setAside(waiting.job, waiting);
+      return;
+    }
+    if (++task.attempts < this.settings.retries) {
+      this.enqueue(task, now + backoffMs(task.attempts, this.settings.retryBaseMs ?? 1000, 30_000));
+      return;
+    }
+    for (const w of this.takeWaiters(task)) this.failJob(w.job, w, failure, true);
+    this.failJob(task.job, task, failure, true);
+  }
+
+  private takeWaiters(task: Task): Task[] {
+    const waiters = this.sharedFetches.get(task.image.url) ?? [];
+    this.sharedFetches.delete(task.image.url);
+    return waiters.filter((w) => !w.job.settled);
+  }
+
+  /** The fetch of a shared URL was dropped with its gbifID: another waiting ID takes it over. */
+  private promoteWaiter(task: Task): void {
+    const waiters = this.sharedFetches.get(task.image.url);
+    if (!waiters) return;
+    const next = waiters.findIndex((w) => !w.job.settled);
+    if (next < 0) return void this.sharedFetches.delete(task.image.url);
+    const [heir] = waiters.splice(0, next + 1).slice(-1) as [Task];
+    this.enqueue(heir);
+  }
+
+  private imageDone(task: Task, result: FetchResult): void {
+    const job = task.job;
+    if (job.settled) return;
+    job.fetched.set(task.image.imageId, result);
+    if (job.fetched.size < job.claimed.images.length) return;
+    job.settled = true;
+    const { out } = this.settings;
+    this.publishQueue.push({
+      gbifId: job.claimed.gbifId,
+      files: job.claimed.images.map((img) => ({ temp: job.temps.get(img.imageId) as string, final: finalPath(out, job.claimed.gbifId, img.imageIndex) })),
+      images: job.claimed.images.map((img) => ({ imageId: img.imageId, ...(job.fetched.get(img.imageId) as FetchResult) })),
+    });
+    void this.drainPublishQueue();
+  }
+
+  private async drainPublishQueue(): Promise<void> {
+    if (this.publishing) return;
+    this.publishing = true;
+    try {
+      while (this.publishQueue.length > 0) {
+        const items = this.publishQueue.splice(0, 256);
+        await this.publisher.publish(items);
+        for (const item of items) this.jobs.delete(item.gbifId);
+        this.tally.idsDone += items.length;
+      }
+    } catch (err) {
+      this.fail(err);
+    } finally {
+      this.publishing = false;
+      this.pump();
+    }
+  }
+
+  private failJob(job: Job, task: Task, failure: FetchError, transient: boolean): void {
+    if (job.settled) return;
+    job.settled = true;
+    job.abort.abort();
+    const failures: FailedImage[] = [{ imageId: task.image.imageId, host: task.image.host, code: failure.code, httpStatus: failure.httpStatus }];
+    const retryAt = transient ? Date.now() + backoffMs(job.claimed.attempts + 1, RUN_RETRY_BASE_MS, RUN_RETRY_CAP_MS) : null;
+    this.ledger.recordFailed(job.claimed.gbifId, failures, retryAt);
+    this.tally.failed(failure.code);
+    this.log.debug({ gbifId: job.claimed.gbifId, url: task.image.url, code: failure.code }, 'gbifID failed');
+    this.release(job);
+  }
+
+  /** Leaves a gbifID pending for a later run (its host is open, or we are stopping). */
+  private setAside(job: Job, task?: Task): void {
+    if (task) this.promoteWaiter(task);
+    if (job.settled) return;
+    job.settled = true;
+    job.abort.abort();
+    this.tally.idsSetAside++;
+    this.release(job);
+  }
+
+  private release(job: Job): void {
+    this.jobs.delete(job.claimed.gbifId);
+    void this.publisher.discard([...job.temps.values()]);
+  }
+}

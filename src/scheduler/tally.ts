@@ -1,0 +1,35 @@
+/** What a run did, counted as it goes (not logged per image). */
+export class RunTally {
+  idsDone = 0;
+  idsFailed = 0;
+  /** gbifIDs left pending: their host's breaker opened, a host kept throttling, or the run was stopped. */
+  idsSetAside = 0;
+  /** Images fetched from their hosts. */
+  images = 0;
+  /** Images linked from a fetch of the same URL for another gbifID. */
+  shared = 0;
+  bytes = 0;
+  readonly failures: Record<string, number> = {};
+  hostsOpened: string[] = [];
+  readonly started = Date.now();
+  elapsedMs = 0;
+
+  fetched(bytes: number): void {
+    this.images++;
+    this.bytes += bytes;
+  }
+
+  failed(code: string): void {
+    this.idsFailed++;
+    this.failures[code] = (this.failures[code] ?? 0) + 1;
+  }
+
+  hostOpened(host: string): void {
+    if (!this.hostsOpened.includes(host)) this.hostsOpened.push(host);
+  }
+
+  close(): RunTally {
+    this.elapsedMs = Date.now() - this.started;
+    return this;
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * Publishing a gbifID's images: all of them or none.
+ *
+ * Order, and what kill -9 at each point leaves:
+ * 1. every temporary file fsynced            -> temps only; swept at next start
+ * 2. intent (the final paths) committed      -> next start removes those paths
+ * 3. temps renamed into place, dirs fsynced  -> same: a half-renamed ID is removed
+ * 4. ledger marks the ID done, clears intent -> done, with every file in place
+ * So no partial gbifID stands in the tree, and no done gbifID lacks a file.
+ */
+import { link, mkdir, open, rename, rm, copyFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { DownloadLedger, FetchedImage } from '../ledger/ledger.js';
+import { tempFolder } from './layout.js';
+
+export interface PublishItem {
+  readonly gbifId: number;
+  readonly files: readonly { readonly temp: string; readonly final: string }[];
+  readonly images: readonly FetchedImage[];
+}
+
+async function fsyncPath(path: string, flags = 'r'): Promise<void> {
+  const handle = await open(path, flags);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Hard-links `from` to `to` (same filesystem, no copy), copying where links are refused. */
+export async function linkOrCopy(from: string, to: string): Promise<void> {
+  try {
+    await link(from, to);
+  } catch {
+    await copyFile(from, to);
+  }
+}
+
+export class Publisher {
+  constructor(
+    private readonly out: string,
+    private readonly ledger: DownloadLedger,
+  ) {}
+
+  /** At start: undo half-published IDs and sweep stale temporaries. */
+  async recover(): Promise<{ undone: number }> {
+    const intents = this.ledger.openIntents();
+    for (const intent of intents) {
+      for (const path of intent.paths) await rm(path, { force: true });
+    }
+    this.ledger.clearIntents(intents.map((i) => i.gbifId));
+    await rm(tempFolder(this.out), { recursive: true, force: true });
+    await mkdir(tempFolder(this.out), { recursive: true });
+    return { undone: intents.length };
+  }
+
+  async publish(items: readonly PublishItem[]): Promise<void> {
+    if (items.length === 0) return;
+    await Promise.all(items.flatMap((item) => item.files.map((f) => fsyncPath(f.temp, 'r+'))));
+    this.ledger.beginPublish(items.map((item) => ({ gbifId: item.gbifId, paths: item.files.map((f) => f.final) })));
+    const folders = new Set<string>();
+    for (const item of items) {
+      for (const f of item.files) {
+        const folder = dirname(f.final);
+        if (!folders.has(folder)) {
+          await mkdir(folder, { recursive: true });
+          folders.add(folder);
+        }
+        await rename(f.temp, f.final);
+      }
+    }
+    await Promise.all([...folders].map((folder) => fsyncPath(folder)));
+    this.ledger.recordDone(items.map((item) => ({ gbifId: item.gbifId, images: item.images })));
+  }
+
+  /** Removes a job's temporaries (its gbifID failed or was set aside). */
+  async discard(temps: readonly string[]): Promise<void> {
+    await Promise.all(temps.map((t) => rm(t, { force: true })));
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * Real HTTP servers on loopback for download tests. Each listens on its own
+ * 127.0.0.x address, so each is a separate host to herbdl. Routes say how to
+ * answer; every request is logged with its time.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { gzipSync } from 'node:zlib';
+import sharp from 'sharp';
+import { afterAll } from 'vitest';
+
+export type Route =
+  | { kind: 'image'; body?: Buffer; delayMs?: number; gzip?: boolean }
+  | { kind: 'status'; status: number; headers?: Record<string, string>; body?: string }
+  | { kind: 'html' }
+  | { kind: 'hang' }
+  | { kind: 'reset-mid-body' }
+  | { kind: 'short-body' }
+  | { kind: 'redirect'; to: string }
+  | { kind: 'sequence'; steps: Route[] };
+
+export interface LoggedRequest {
+  readonly path: string;
+  readonly at: number;
+  readonly userAgent: string;
+}
+
+let jpegCache: Buffer | undefined;
+/** A real JPEG made by sharp (decodable, 64x48). */
+export async function sampleJpeg(): Promise<Buffer> {
+  jpegCache ??= await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 120, g: 160, b: 90 } } }).jpeg().toBuffer();
+  return jpegCache;
+}
+
+export class ImageServer {
+  readonly requests: LoggedRequest[] = [];
+  private readonly routes = new Map<string, Route>();
+  private readonly hits = new Map<string, number>();
+  private readonly sockets = new Set<Socket>();
+  private server!: Server;
+  origin = '';
+
+  constructor(readonly address: string, private readonly jpeg: Buffer) {}
+
+  route(path: string, route: Route): string {
+    this.routes.set(path, route);
+    return this.origin + path;
+  }
+
+  count(path: string): number {
+    return this.requests.filter((r) => r.path === path).length;
+  }
+
+  async listen(): Promise<this> {
+    this.server = createServer((req, res) => this.answer(req, res));
+    this.server.on('connection', (s) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+    await new Promise<void>((resolve) => this.server.listen(0, this.address, resolve));
+    this.origin = `http://${this.address}:${(this.server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private answer(req: IncomingMessage, res: ServerResponse, routeOverride?: Route): void {
+    const path = req.url ?? '/';
+    if (!routeOverride) this.requests.push({ path, at: Date.now(), userAgent: String(req.headers['user-agent'] ?? '') });
+    let route = routeOverride ?? this.routes.get(path) ?? { kind: 'status', status: 404 };
+    if (route.kind === 'sequence') {
+      const n = this.hits.get(path) ?? 0;
+      this.hits.set(path, n + 1);
+      route = route.steps[Math.min(n, route.steps.length - 1)] as Route;
+      return this.answer(req, res, route);
+    }
+    switch (route.kind) {
+      case 'image': {
+        const body = route.body ?? this.jpeg;
+        const send = () => {
+          if (route.gzip) {
+            const z = gzipSync(body);
+            res.writeHead(200, { 'content-type': 'image/jpeg', 'content-encoding': 'gzip', 'content-length': z.length });
+            res.end(z);
+          } else {
+            res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': body.length });
+            res.end(body);
+          }
+        };
+        if (route.delayMs) setTimeout(send, route.delayMs);
+        else send();
+        return;
+      }
+      case 'status':
+        res.writeHead(route.status, route.headers ?? {});
+        res.end(route.body ?? '');
+        return;
+      case 'html':
+        res.writeHead(200, { 'content-type': 'image/jpeg' });
+        res.end('<!DOCTYPE html><html><body>Terms of use</body></html>');
+        return;
+      case 'hang':
+        return; // never answers
+      case 'reset-mid-body':
+        res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': this.jpeg.length });
+        res.write(this.jpeg.subarray(0, 100), () => req.socket.destroy());
+        return;
+      case 'short-body':
+        res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': this.jpeg.length + 500 });
+        res.end(this.jpeg);
+        return;
+      case 'redirect':
+        res.writeHead(302, { location: route.to });
+        res.end();
+        return;
+    }
+  }
+}
+
+/** Starts servers on 127.0.0.2, 127.0.0.3, ...; closed when the test file ends. */
+export async function imageServers(count: number, firstOctet = 2): Promise<ImageServer[]> {
+  const jpeg = await sampleJpeg();
+  const servers = await Promise.all(Array.from({ length: count }, (_, i) => new ImageServer(`127.0.0.${firstOctet + i}`, jpeg).listen()));
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => s.close()));
+  });
+  return servers;
+}
