@@ -72,6 +72,7 @@ async function saveBody(body: Readable, headers: Record<string, string | string[
   const expected = header(headers, 'content-length');
   const expectedBytes = expected !== undefined && /^\d+$/.test(expected) ? Number(expected) : undefined;
   if (expectedBytes !== undefined && decoder(header(headers, 'content-encoding')) === undefined && expectedBytes > maxBytes) {
+    body.on('error', () => {}); // the abort below is ours; nothing to report
     body.destroy();
     throw new PermanentError(`Content-Length ${expectedBytes} is over --max-bytes ${maxBytes}`, 'too_large');
   }
@@ -111,7 +112,15 @@ async function saveBody(body: Readable, headers: Record<string, string | string[
   const decode = decoder(header(headers, 'content-encoding'));
   if (decode) stages.push(decode);
   stages.push(meter, createWriteStream(path));
-  await pipeline(stages as unknown as [Readable, ...Transform[], NodeJS.WritableStream]);
+  try {
+    await pipeline(stages as unknown as [Readable, ...Transform[], NodeJS.WritableStream]);
+  } catch (err) {
+    // A connection that ends before Content-Length is a short body, however the socket reported it.
+    if (!(err instanceof PermanentError) && expectedBytes !== undefined && raw < expectedBytes && !(err as Error).name?.includes('Abort')) {
+      throw new RetryableError(`body ended at ${raw} of ${expectedBytes} bytes`, 'truncated', undefined, { cause: err });
+    }
+    throw err;
+  }
   if (expectedBytes !== undefined && raw < expectedBytes) throw new RetryableError(`body ended at ${raw} of ${expectedBytes} bytes`, 'truncated');
   if (bytes === 0) throw new PermanentError('empty body', 'not_image');
   return { bytes, sha256: hash.digest('hex') };

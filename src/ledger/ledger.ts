@@ -114,7 +114,9 @@ export interface DownloadLedger {
   clearIntents(gbifIds: readonly number[]): void;
   /** Marks a gbifID failed. retryAt (epoch ms) when every failure was transient, else null. */
   recordFailed(gbifId: number, failures: readonly FailedImage[], retryAt: number | null): void;
-  /** Persists a host's breaker so `status` can show what is blocked. */
+  /** Hosts whose breaker an earlier run opened, with when it may be probed (epoch ms). */
+  openBreakers(): Map<string, number>;
+  /** Persists a host's breaker so `status` can show what is blocked and later runs respect it. */
   recordBreaker(host: string, openUntil: number | null): void;
   /**
    * Failed gbifIDs with a failure matching the filter become due now, with

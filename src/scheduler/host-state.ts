@@ -56,6 +56,12 @@ export class HostState<T> {
     this.delayed.push({ task, notBefore });
   }
 
+  /** A breaker a previous run opened (its half-open probe comes when `until` passes). */
+  restoreOpen(until: number): void {
+    this.breaker = 'open';
+    this.openUntil = until;
+  }
+
   /** True when the breaker lets nothing through now. */
   isOpen(now: number): boolean {
     if (this.breaker === 'open' && now >= this.openUntil) this.breaker = 'half_open';

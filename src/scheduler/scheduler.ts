@@ -69,6 +69,7 @@ export class Scheduler {
   private readonly windowSize: number;
   private readonly hostBacklogLimit: number;
   private readonly runStart = Date.now();
+  private readonly openBreakers: Map<string, number>;
   private inFlight = 0;
   private claimed = 0;
   private phase: 'retry' | 'pending' | 'spilled' | 'exhausted' = 'retry';
@@ -88,6 +89,7 @@ export class Scheduler {
   ) {
     this.windowSize = Math.max(256, settings.concurrency * 8);
     this.hostBacklogLimit = Math.max(32, settings.perHost * 16);
+    this.openBreakers = ledger.openBreakers();
   }
 
   run(signal?: AbortSignal): Promise<RunTally> {
@@ -174,6 +176,9 @@ export class Scheduler {
     let h = this.hosts.get(name);
     if (!h) {
       h = new HostState<Task>(name, this.settings);
+      // A breaker opened by an earlier run still holds until its time is up.
+      const openUntil = this.openBreakers.get(name);
+      if (openUntil !== undefined) h.restoreOpen(openUntil);
       this.hosts.set(name, h);
     }
     return h;
@@ -324,7 +329,8 @@ export class Scheduler {
       return;
     }
     if (failure.code === 'timeout' || failure.code === 'connect_timeout' || kind === 'host_down') host.coolDown(now);
-    if (host.failed(now) === 'opened') {
+    const opened = host.failed(now) === 'opened';
+    if (opened) {
       this.ledger.recordBreaker(host.name, host.openUntil);
       this.tally.hostOpened(host.name);
       this.log.warn({ host: host.name, failures: host.consecutiveFailures, until: new Date(host.openUntil).toISOString() }, 'breaker opened');
@@ -332,6 +338,7 @@ export class Scheduler {
       for (const waiting of host.drain()) this.setAside(waiting.job, waiting);
       return;
     }
+    if (host.isOpen(now)) return this.setAside(task.job, task); // it opened while this request was out
     if (++task.attempts < this.settings.retries) {
       this.enqueue(task, now + backoffMs(task.attempts, this.settings.retryBaseMs ?? 1000, 30_000));
       return;

@@ -109,8 +109,9 @@ export class ImageServer {
         res.write(this.jpeg.subarray(0, 100), () => req.socket.destroy());
         return;
       case 'short-body':
+        // Promises more than it sends, then closes, as a server cut off mid-transfer does.
         res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': this.jpeg.length + 500 });
-        res.end(this.jpeg);
+        res.write(this.jpeg, () => req.socket.end());
         return;
       case 'redirect':
         res.writeHead(302, { location: route.to });

@@ -132,6 +132,11 @@ export class SqliteDownloads implements DownloadLedger {
     })();
   }
 
+  openBreakers(): Map<string, number> {
+    const rows = this.db.prepare('SELECT host, breaker_open_until FROM hosts WHERE breaker_open_until IS NOT NULL').raw().all() as [string, number][];
+    return new Map(rows);
+  }
+
   recordBreaker(host: string, openUntil: number | null): void {
     this.stmt.breaker.run(openUntil, host);
   }

@@ -1,0 +1,169 @@
+/** Breakers, retry-failed, --limit, and runs that are stopped or killed. */
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { herbdlAsync, spawnHerbdl, tempDir } from './helpers/cli.js';
+import { imageServers } from './helpers/image-server.js';
+import { workspace, type Workspace } from './helpers/run.js';
+
+const FAST = ['--timeout', '1', '--retries', '2'];
+const DEAD = 'http://127.0.0.39:9';
+
+/** Every done gbifID has all its files; nothing else is in the tree. */
+function expectConsistentTree(ws: Workspace): void {
+  const db = new Database(ws.db, { readonly: true });
+  const expected = (db.prepare('SELECT i.gbif_id, i.image_index FROM images i JOIN ids USING (gbif_id) WHERE ids.state = 1').raw().all() as [number, number][])
+    .map(([id, n]) => {
+      const s = String(id);
+      return `${s.slice(0, 3)}/${s.slice(3, 6)}/${s}-${String(n).padStart(2, '0')}.jpg`;
+    })
+    .sort();
+  db.close();
+  expect(ws.files().filter((f) => !f.startsWith('.herbdl-tmp'))).toEqual(expected);
+}
+
+describe('run lifecycle', async () => {
+  const [a] = await imageServers(1, 30);
+  const [b] = await imageServers(1, 31);
+  const dir = tempDir();
+
+  it('opens a dead host\'s breaker: its IDs stay pending, status shows them blocked, the rest finish', async () => {
+    const rows: [number, string][] = [];
+    for (let i = 0; i < 6; i++) rows.push([7000 + i, `${DEAD}/${i}.jpg`]);
+    for (let i = 0; i < 6; i++) rows.push([7100 + i, a!.route(`/healthy-${i}.jpg`, { kind: 'image' })]);
+    const ws = workspace(dir, rows);
+    const { json } = await ws.run([...FAST, '--breaker-threshold', '3', '--breaker-cooldown', '600']);
+    expect(json).toMatchObject({ idsDone: 6, idsFailed: 0, idsSetAside: 6, pending: 6, hostsOpened: ['127.0.0.39'] });
+    const s = ws.status();
+    expect(s.ids).toMatchObject({ pending: 6, done: 6, failed: 0 });
+    expect(s.blockedHosts).toEqual([expect.objectContaining({ host: '127.0.0.39', pending: 6 })]);
+    // While it is open, the next run does not touch it and ends at once.
+    const again = await ws.run(FAST);
+    expect(again.json).toMatchObject({ idsDone: 0, idsFailed: 0, idsSetAside: 6 });
+    expectConsistentTree(ws);
+  });
+
+  it('after the cooldown one probe goes out; success closes the breaker', async () => {
+    const flaky = b!.route('/flaky.jpg', { kind: 'sequence', steps: [{ kind: 'status', status: 503 }, { kind: 'status', status: 503 }, { kind: 'image' }] });
+    const ws = workspace(dir, [[7201, flaky]]);
+    const settings = ['--timeout', '1', '--retries', '5', '--breaker-threshold', '2', '--breaker-cooldown', '1'];
+    const first = await ws.run(settings);
+    // Two 503s open the breaker: the ID is set aside, pending.
+    expect(first.json).toMatchObject({ idsDone: 0, idsSetAside: 1, hostsOpened: ['127.0.0.31'] });
+    await new Promise((r) => setTimeout(r, 1100));
+    const second = await ws.run(settings);
+    expect(second.json).toMatchObject({ idsDone: 1 });
+    expect(b!.count('/flaky.jpg')).toBe(3);
+    expect(ws.status().blockedHosts).toEqual([]);
+  });
+
+  it('a transient failure waits out its backoff; retry-failed takes it up at once', async () => {
+    const down = a!.route('/down.jpg', { kind: 'sequence', steps: [{ kind: 'status', status: 502 }, { kind: 'status', status: 502 }, { kind: 'image' }] });
+    const gone = a!.route('/gone.jpg', { kind: 'sequence', steps: [{ kind: 'status', status: 404 }, { kind: 'image' }] });
+    const ws = workspace(dir, [[7301, down], [7302, gone]]);
+    const first = await ws.run(FAST);
+    expect(first.json).toMatchObject({ idsFailed: 2, failures: { http_502: 1, http_404: 1 } });
+    const second = await ws.run(FAST);
+    expect(second.json).toMatchObject({ idsDone: 0, idsFailed: 0 });
+    expect(a!.count('/down.jpg')).toBe(2);
+    const onlyNotFound = await ws.run(['--error', 'http_404', ...FAST], 'retry-failed');
+    expect(onlyNotFound.json).toMatchObject({ idsDone: 1 });
+    expect(a!.count('/down.jpg')).toBe(2);
+    const rest = await ws.run(['--host', '127.0.0.30', ...FAST], 'retry-failed');
+    expect(rest.json).toMatchObject({ idsDone: 1 });
+    expect(ws.status().ids).toMatchObject({ done: 2, failed: 0 });
+    expect(ws.status().errors).toEqual({});
+    expectConsistentTree(ws);
+  });
+
+  it('--limit stops after that many gbifIDs', async () => {
+    const rows: [number, string][] = [];
+    for (let i = 0; i < 5; i++) rows.push([7400 + i, a!.route(`/limit-${i}.jpg`, { kind: 'image' })]);
+    const ws = workspace(dir, rows);
+    const { json } = await ws.run(['--limit', '2']);
+    expect(json).toMatchObject({ idsDone: 2, pending: 3 });
+  });
+
+  async function startRunAndWaitForFiles(ws: Workspace, minFiles: number) {
+    const child = spawnHerbdl(['run', '--db', ws.db, '--out', ws.out, '--allow-private-network', '--json', '--concurrency', '16', '--per-host', '16']);
+    let stdout = '';
+    child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const deadline = Date.now() + 30_000;
+    while (ws.files().filter((f) => !f.startsWith('.herbdl-tmp')).length < minFiles) {
+      if (Date.now() > deadline) throw new Error('run wrote no files in 30 s');
+      if (child.exitCode !== null) throw new Error('run ended before it could be interrupted');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return { child, exited, stdout: () => stdout };
+  }
+
+  function slowRows(prefix: number, count: number): [number, string][] {
+    const rows: [number, string][] = [];
+    for (let i = 0; i < count; i++) {
+      const url = a!.route(`/slow-${prefix}-${i}.jpg`, { kind: 'image', delayMs: 15 });
+      rows.push([prefix * 1000 + i, url]);
+      if (i % 3 === 0) rows.push([prefix * 1000 + i, a!.route(`/slow-${prefix}-${i}-b.jpg`, { kind: 'image', delayMs: 15 })]);
+    }
+    return rows;
+  }
+
+  it('kill -9 mid-run: the next run resumes and ends consistent, temporaries swept', async () => {
+    const ws = workspace(dir, slowRows(81, 400));
+    const run = await startRunAndWaitForFiles(ws, 20);
+    run.child.kill('SIGKILL');
+    await run.exited;
+    const resumed = await ws.run();
+    expect(resumed.json.pending).toBe(0);
+    expect(ws.status().ids).toMatchObject({ total: 400, done: 400, pending: 0, failed: 0 });
+    expectConsistentTree(ws);
+    expect(readdirSync(join(ws.out, '.herbdl-tmp'))).toEqual([]);
+  });
+
+  it('Ctrl-C stops claiming, exits 130, and leaves the rest pending', async () => {
+    const ws = workspace(dir, slowRows(82, 400));
+    const run = await startRunAndWaitForFiles(ws, 10);
+    run.child.kill('SIGINT');
+    expect(await run.exited).toBe(130);
+    const summary = JSON.parse(run.stdout()) as { idsDone: number; pending: number };
+    expect(summary.pending).toBeGreaterThan(0);
+    expect(summary.idsDone + summary.pending).toBe(400);
+    expectConsistentTree(ws);
+    const rest = await ws.run();
+    expect(rest.json).toMatchObject({ idsDone: summary.pending, pending: 0 });
+    expectConsistentTree(ws);
+  });
+
+  it('a missing ledger is a clear error', async () => {
+    const r = await herbdlAsync(['run', '--db', join(dir, 'none.db')]);
+    expect(r.status).toBe(4);
+    expect(r.stderr).toMatch(/no ledger here/);
+    expect(existsSync(join(dir, 'none.db'))).toBe(false);
+  });
+});
+
+describe('a run killed between renaming files into place and committing', async () => {
+  const [a] = await imageServers(1, 32);
+  const dir = tempDir();
+
+  it('has the half-published gbifID\'s files removed by the next run', async () => {
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    const ws = workspace(dir, [
+      [9000001, a!.route('/good.jpg', { kind: 'image' })],
+      [9000001, a!.route('/missing.jpg', { kind: 'status', status: 404 })],
+    ]);
+    // What a kill -9 after the first rename leaves: the intent, and one file in place.
+    const partial = join(ws.out, '900', '000', '9000001-00.jpg');
+    mkdirSync(join(ws.out, '900', '000'), { recursive: true });
+    writeFileSync(partial, 'half of a gbifID');
+    mkdirSync(join(ws.out, '.herbdl-tmp'), { recursive: true });
+    writeFileSync(join(ws.out, '.herbdl-tmp', 'stale.part'), 'left by a dead run');
+    const db = new Database(ws.db);
+    db.prepare('INSERT INTO publishing(gbif_id, paths) VALUES (?, ?)').run(9000001, JSON.stringify([partial, join(ws.out, '900', '000', '9000001-01.jpg')]));
+    db.close();
+    const { json } = await ws.run(FAST);
+    expect(json).toMatchObject({ recovered: 1, idsFailed: 1 });
+    expect(ws.files()).toEqual([]);
+  });
+});
