@@ -127,8 +127,19 @@ async function saveBody(body: Readable, headers: Record<string, string | string[
 }
 
 export async function fetchImage(url: string, path: string, settings: FetchSettings, signal?: AbortSignal): Promise<FetchResult> {
-  const deadline = AbortSignal.timeout(settings.deadlineMs);
-  const abort = signal ? AbortSignal.any([signal, deadline]) : deadline;
+  // One controller per request, its timer cleared when the request ends:
+  // AbortSignal.timeout would keep every request's timer and signal alive for
+  // the whole --deadline, which at thousands of requests a second is a leak.
+  const controller = new AbortController();
+  let deadlinePassed = false;
+  const timer = setTimeout(() => {
+    deadlinePassed = true;
+    controller.abort();
+  }, settings.deadlineMs);
+  const forward = () => controller.abort();
+  signal?.addEventListener('abort', forward, { once: true });
+  if (signal?.aborted) controller.abort();
+  const abort = controller.signal;
   const visited = new Set<string>();
   let current = new URL(url);
   try {
@@ -160,7 +171,10 @@ export async function fetchImage(url: string, path: string, settings: FetchSetti
     }
   } catch (err) {
     await rm(path, { force: true });
-    if (deadline.aborted && !(signal?.aborted ?? false)) throw new RetryableError(`no complete response within the --deadline`, 'deadline', undefined, { cause: err });
+    if (deadlinePassed && !(signal?.aborted ?? false)) throw new RetryableError(`no complete response within the --deadline`, 'deadline', undefined, { cause: err });
     throw classifyError(err);
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', forward);
   }
 }
