@@ -167,3 +167,33 @@ describe('a run killed between renaming files into place and committing', async 
     expect(ws.files()).toEqual([]);
   });
 });
+
+describe('what a run shows and logs', async () => {
+  const [a] = await imageServers(1, 33);
+  const dir = tempDir();
+
+  it('draws a live line on a terminal, writes pino JSON to --log-file, and status says who blocks', async () => {
+    const { spawn } = await import('node:child_process');
+    const { readFileSync } = await import('node:fs');
+    const { BIN } = await import('./helpers/cli.js');
+    const rows: [number, string][] = [];
+    for (let i = 0; i < 8; i++) rows.push([9100 + i, a!.route(`/tty-${i}.jpg`, { kind: 'image', delayMs: 250 })]);
+    for (let i = 0; i < 4; i++) rows.push([9200 + i, `${DEAD}/tty-${i}.jpg`]);
+    const ws = workspace(dir, rows);
+    const log = join(dir, 'run.log');
+    const command = [process.execPath, BIN, 'run', '--db', ws.db, '--out', ws.out, '--allow-private-network', '--per-host', '1', '--breaker-threshold', '2', '--timeout', '1', '--log-file', log]
+      .map((x) => `'${x}'`)
+      .join(' ');
+    const child = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let screen = '';
+    child.stdout.on('data', (c: Buffer) => (screen += c.toString()));
+    expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(0);
+    expect(screen).toMatch(/gbifIDs done \d+ failed \d+ aside \d+ \| \d+ images\/s .*\| hosts cooling \d+ open \d+/);
+    expect(screen).toMatch(/breakers opened on 127\.0\.0\.39/);
+    const events = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; host?: string });
+    expect(events.map((e) => e.msg)).toEqual(expect.arrayContaining(['run started', 'breaker opened', 'run finished']));
+    expect(events.find((e) => e.msg === 'breaker opened')?.host).toBe('127.0.0.39');
+    const status = await herbdlAsync(['status', '--db', ws.db]);
+    expect(status.stdout).toMatch(/blocked: breaker open[\s\S]*127\.0\.0\.39\s+4 images pending/);
+  });
+});

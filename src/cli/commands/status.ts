@@ -18,9 +18,20 @@ function printStatus(s: LedgerStatus, db: string): void {
       lines.push(`${h.host.padEnd(width)}  ${[h.images, h.pending, h.done, h.failed].map((n) => formatCount(n).padStart(10)).join('')}`);
     }
   }
+  if (s.blockedHosts.length > 0) {
+    lines.push('', 'blocked: breaker open, their gbifIDs wait (pending) until it may be probed:');
+    for (const h of s.blockedHosts) {
+      lines.push(`  ${h.host}  ${formatCount(h.pending)} images pending, probe after ${new Date(h.breakerOpenUntil ?? 0).toISOString()}`);
+    }
+  }
   const errors = Object.entries(s.errors);
   lines.push('', errors.length === 0 ? 'failures: none' : 'failures by reason:');
   for (const [code, n] of errors) lines.push(`  ${code.padEnd(24)} ${formatCount(n)}`);
+  if (s.errorsByHost.length > 0) {
+    lines.push('', 'failures by host:');
+    for (const e of s.errorsByHost) lines.push(`  ${e.host}  ${e.code}  ${formatCount(e.images)}`);
+  }
+  if (errors.length > 0) lines.push('', "take failures up again with: herbdl retry-failed [--host <host>] [--error <code>]");
   process.stdout.write(lines.join('\n') + '\n');
 }
 
