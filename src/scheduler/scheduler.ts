@@ -14,10 +14,13 @@
 import type { Logger } from 'pino';
 import { FetchError, ThrottledError, type FailureKind } from '../errors.js';
 import { fetchImage, type FetchResult, type FetchSettings } from '../fetch/fetch-image.js';
-import type { ClaimedId, ClaimedImage, DownloadLedger, FailedImage, RetryCursor } from '../ledger/ledger.js';
+import type { ClaimedId, ClaimedImage, DownloadLedger, FailedImage } from '../ledger/ledger.js';
 import { finalPath, tempPath } from '../store/layout.js';
-import { linkOrCopy, type PublishItem, type Publisher } from '../store/publisher.js';
+import { PublishQueue } from '../store/publish-queue.js';
+import { linkOrCopy, type Publisher } from '../store/publisher.js';
 import { backoffMs } from './backoff.js';
+import { Claims } from './claims.js';
+import { SharedFetches } from './shared-fetches.js';
 import { HostState } from './host-state.js';
 import { RunTally } from './tally.js';
 
@@ -62,20 +65,14 @@ export class Scheduler {
   /** Hosts with tasks waiting, in round-robin order (a Set keeps insertion order). */
   private readonly active = new Set<HostState<Task>>();
   private readonly jobs = new Map<number, Job>();
-  /** URL -> tasks of other gbifIDs waiting for the one fetch of it in flight. */
-  private readonly sharedFetches = new Map<string, Task[]>();
-  private readonly spilled: number[] = [];
-  private readonly publishQueue: PublishItem[] = [];
+  private readonly shared = new SharedFetches<Task>();
+  private readonly publishQueue: PublishQueue;
   private readonly windowSize: number;
   private readonly hostBacklogLimit: number;
   private readonly runStart = Date.now();
   private readonly openBreakers: Map<string, number>;
+  private readonly claims: Claims;
   private inFlight = 0;
-  private claimed = 0;
-  private phase: 'retry' | 'pending' | 'spilled' | 'exhausted' = 'retry';
-  private retryCursor: RetryCursor = { dueAt: -1, gbifId: 0 };
-  private pendingCursor = 0;
-  private publishing = false;
   private stopping = false;
   private wakeTimer: NodeJS.Timeout | undefined;
   private finish!: () => void;
@@ -90,6 +87,16 @@ export class Scheduler {
     this.windowSize = Math.max(256, settings.concurrency * 8);
     this.hostBacklogLimit = Math.max(32, settings.perHost * 16);
     this.openBreakers = ledger.openBreakers();
+    this.claims = new Claims(ledger, this.runStart, settings.maxAttempts, settings.limit);
+    this.publishQueue = new PublishQueue(
+      publisher,
+      (items) => {
+        for (const item of items) this.jobs.delete(item.gbifId);
+        this.tally.idsDone += items.length;
+      },
+      (err) => this.fail(err),
+      () => this.pump(),
+    );
   }
 
   run(signal?: AbortSignal): Promise<RunTally> {
@@ -130,7 +137,7 @@ export class Scheduler {
         if (!task) break;
         this.start(task);
       }
-      if (this.jobs.size === 0 && (this.phase === 'exhausted' || this.stopping) && !this.publishing && this.inFlight === 0) {
+      if (this.jobs.size === 0 && (this.claims.exhausted || this.stopping) && !this.publishQueue.busy && this.inFlight === 0) {
         this.finish();
         return;
       }
@@ -141,9 +148,14 @@ export class Scheduler {
   }
 
   private armWake(now: number): void {
-    let wake = Infinity;
+    let wake = this.claims.waitingOnSpilled ? this.claims.spillRetryAt : Infinity;
     for (const h of this.active) wake = Math.min(wake, h.nextWake(now) ?? Infinity);
-    if (wake !== Infinity) this.wakeTimer = setTimeout(() => this.pump(), Math.max(1, wake - now));
+    if (wake !== Infinity) this.wakeAt(wake);
+  }
+
+  private wakeAt(at: number): void {
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeTimer = setTimeout(() => this.pump(), Math.max(1, at - Date.now()));
   }
 
   private nextTask(now: number): Task | undefined {
@@ -185,38 +197,14 @@ export class Scheduler {
   }
 
   private fillWindow(): void {
-    while (this.jobs.size < this.windowSize && this.phase !== 'exhausted') {
-      if (this.settings.limit > 0 && this.claimed >= this.settings.limit) {
-        this.phase = 'exhausted';
-        return;
-      }
-      const want = Math.min(CLAIM_BATCH, this.settings.limit > 0 ? this.settings.limit - this.claimed : CLAIM_BATCH);
-      const batch = this.claimBatch(want);
-      if (batch === undefined) continue;
+    while (this.jobs.size < this.windowSize && !this.claims.exhausted && !this.claims.waitingOnSpilled) {
+      const batch = this.claims.next(CLAIM_BATCH);
+      if (batch.length === 0) continue;
       let admitted = 0;
       for (const claimed of batch) if (this.admit(claimed)) admitted++;
-      if (this.phase === 'spilled' && admitted === 0) return; // still saturated: wait for hosts to drain
+      // Set-aside IDs whose hosts are still saturated: look again later, not on every event.
+      if (admitted === 0) this.claims.backOffSpilled();
     }
-  }
-
-  /** The next claims in this phase, or undefined when the phase just ended. */
-  private claimBatch(want: number): ClaimedId[] | undefined {
-    if (this.phase === 'retry') {
-      const batch = this.ledger.claimRetryable(this.retryCursor, this.runStart, this.settings.maxAttempts, want);
-      const last = batch[batch.length - 1];
-      if (!last) return void (this.phase = 'pending');
-      this.retryCursor = { dueAt: last.dueAt ?? 0, gbifId: last.gbifId };
-      return batch;
-    }
-    if (this.phase === 'pending') {
-      const batch = this.ledger.claimPending(this.pendingCursor, want);
-      const last = batch[batch.length - 1];
-      if (!last) return void (this.phase = 'spilled');
-      this.pendingCursor = last.gbifId;
-      return batch;
-    }
-    if (this.spilled.length === 0) return void (this.phase = 'exhausted');
-    return this.ledger.claimIds(this.spilled.splice(0, want));
   }
 
   private admit(claimed: ClaimedId): boolean {
@@ -224,10 +212,10 @@ export class Scheduler {
     const now = Date.now();
     if (claimed.images.some((img) => this.host(img.host).backlog >= this.hostBacklogLimit)) {
       // One slow host must not fill the window: set the ID aside for later in this run.
-      this.spilled.push(claimed.gbifId);
+      this.claims.spill(claimed.gbifId);
       return false;
     }
-    this.claimed++;
+    this.claims.admitted();
     const job: Job = { claimed, abort: new AbortController(), temps: new Map(), fetched: new Map(), settled: false };
     this.jobs.set(claimed.gbifId, job);
     if (claimed.images.some((img) => this.host(img.host).isOpen(now))) {
@@ -237,9 +225,7 @@ export class Scheduler {
     for (const image of claimed.images) {
       const task: Task = { job, image, temp: tempPath(this.settings.out, claimed.gbifId, image.imageIndex), attempts: 0, throttles: 0 };
       job.temps.set(image.imageId, task.temp);
-      const waiting = this.sharedFetches.get(image.url);
-      if (waiting) waiting.push(task);
-      else this.fetchOrLink(task);
+      if (!this.shared.joinIfFetching(image.url, task)) this.fetchOrLink(task);
     }
     return true;
   }
@@ -248,7 +234,7 @@ export class Scheduler {
   private fetchOrLink(task: Task): void {
     const copy = this.ledger.storedCopy(task.image.url);
     if (!copy) {
-      this.sharedFetches.set(task.image.url, []);
+      this.shared.fetching(task.image.url);
       this.enqueue(task);
       return;
     }
@@ -261,7 +247,8 @@ export class Scheduler {
       },
       () => {
         // The stored copy is gone (moved or deleted by hand): fetch it after all.
-        this.sharedFetches.set(task.image.url, []);
+        if (this.shared.joinIfFetching(task.image.url, task)) return;
+        this.shared.fetching(task.image.url);
         this.enqueue(task);
         this.pump();
       },
@@ -292,9 +279,7 @@ export class Scheduler {
       this.log.info({ host: host.name }, 'breaker closed: probe succeeded');
     }
     this.tally.fetched(result.bytes);
-    const waiters = this.sharedFetches.get(task.image.url) ?? [];
-    this.sharedFetches.delete(task.image.url);
-    const live = waiters.filter((w) => !w.job.settled);
+    const live = this.shared.finish(task.image.url);
     await Promise.all(live.map((w) => linkOrCopy(task.temp, w.temp)));
     for (const w of live) {
       this.tally.shared++;
@@ -317,7 +302,7 @@ export class Scheduler {
     const kind: FailureKind = failure.kind;
     if (kind === 'permanent') {
       host.answered();
-      for (const w of this.takeWaiters(task)) this.failJob(w.job, w, failure, false);
+      for (const w of this.shared.finish(task.image.url)) this.failJob(w.job, w, failure, false);
       this.failJob(task.job, task, failure, false);
       return;
     }
@@ -343,24 +328,14 @@ export class Scheduler {
       this.enqueue(task, now + backoffMs(task.attempts, this.settings.retryBaseMs ?? 1000, 30_000));
       return;
     }
-    for (const w of this.takeWaiters(task)) this.failJob(w.job, w, failure, true);
+    for (const w of this.shared.finish(task.image.url)) this.failJob(w.job, w, failure, true);
     this.failJob(task.job, task, failure, true);
-  }
-
-  private takeWaiters(task: Task): Task[] {
-    const waiters = this.sharedFetches.get(task.image.url) ?? [];
-    this.sharedFetches.delete(task.image.url);
-    return waiters.filter((w) => !w.job.settled);
   }
 
   /** The fetch of a shared URL was dropped with its gbifID: another waiting ID takes it over. */
   private promoteWaiter(task: Task): void {
-    const waiters = this.sharedFetches.get(task.image.url);
-    if (!waiters) return;
-    const next = waiters.findIndex((w) => !w.job.settled);
-    if (next < 0) return void this.sharedFetches.delete(task.image.url);
-    const [heir] = waiters.splice(0, next + 1).slice(-1) as [Task];
-    this.enqueue(heir);
+    const heir = this.shared.handOver(task.image.url);
+    if (heir) this.enqueue(heir);
   }
 
   private imageDone(task: Task, result: FetchResult): void {
@@ -375,25 +350,6 @@ export class Scheduler {
       files: job.claimed.images.map((img) => ({ temp: job.temps.get(img.imageId) as string, final: finalPath(out, job.claimed.gbifId, img.imageIndex) })),
       images: job.claimed.images.map((img) => ({ imageId: img.imageId, ...(job.fetched.get(img.imageId) as FetchResult) })),
     });
-    void this.drainPublishQueue();
-  }
-
-  private async drainPublishQueue(): Promise<void> {
-    if (this.publishing) return;
-    this.publishing = true;
-    try {
-      while (this.publishQueue.length > 0) {
-        const items = this.publishQueue.splice(0, 256);
-        await this.publisher.publish(items);
-        for (const item of items) this.jobs.delete(item.gbifId);
-        this.tally.idsDone += items.length;
-      }
-    } catch (err) {
-      this.fail(err);
-    } finally {
-      this.publishing = false;
-      this.pump();
-    }
   }
 
   private failJob(job: Job, task: Task, failure: FetchError, transient: boolean): void {
