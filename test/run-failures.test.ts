@@ -86,6 +86,14 @@ describe('run against misbehaving hosts', async () => {
     expect(json).toMatchObject({ idsDone: 1, idsFailed: 2, failures: { redirect_loop: 1, too_many_redirects: 1 } });
   });
 
+  it('--deadline ends a request that drips bytes forever', async () => {
+    const ws = workspace(dir, [[5851, a!.route('/drip.jpg', { kind: 'drip', everyMs: 100 })]]);
+    const started = Date.now();
+    const { json } = await ws.run(['--timeout', '1', '--retries', '1', '--deadline', '1']);
+    expect(json).toMatchObject({ idsFailed: 1, failures: { deadline: 1 } });
+    expect(Date.now() - started).toBeLessThan(15_000);
+  });
+
   it('decodes a gzip body', async () => {
     const ws = workspace(dir, [[5801, a!.route('/gz.jpg', { kind: 'image', gzip: true })]]);
     const { json } = await ws.run(FAST);

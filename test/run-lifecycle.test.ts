@@ -77,6 +77,24 @@ describe('run lifecycle', async () => {
     expectConsistentTree(ws);
   });
 
+  it('run takes up a transient failure once its backoff has passed, up to --max-attempts', async () => {
+    const url = a!.route('/later.jpg', { kind: 'sequence', steps: [{ kind: 'status', status: 500 }, { kind: 'status', status: 500 }, { kind: 'image' }] });
+    const ws = workspace(dir, [[7351, url]]);
+    expect((await ws.run(FAST)).json).toMatchObject({ idsFailed: 1 });
+    const due = (attempts: number) => {
+      const d = new Database(ws.db);
+      d.prepare('UPDATE ids SET next_attempt_at = 1, attempts = ? WHERE gbif_id = 7351').run(attempts);
+      d.close();
+    };
+    // Due, but already tried as often as --max-attempts allows: left alone.
+    due(2);
+    expect((await ws.run([...FAST, '--max-attempts', '2'])).json).toMatchObject({ idsDone: 0, idsFailed: 0 });
+    expect(a!.count('/later.jpg')).toBe(2);
+    due(1);
+    expect((await ws.run([...FAST, '--max-attempts', '2'])).json).toMatchObject({ idsDone: 1 });
+    expect(ws.status().ids).toMatchObject({ done: 1, failed: 0 });
+  });
+
   it('--limit stops after that many gbifIDs', async () => {
     const rows: [number, string][] = [];
     for (let i = 0; i < 5; i++) rows.push([7400 + i, a!.route(`/limit-${i}.jpg`, { kind: 'image' })]);

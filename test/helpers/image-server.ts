@@ -17,6 +17,7 @@ export type Route =
   | { kind: 'reset-mid-body' }
   | { kind: 'short-body' }
   | { kind: 'redirect'; to: string }
+  | { kind: 'drip'; everyMs: number }
   | { kind: 'sequence'; steps: Route[] };
 
 export interface LoggedRequest {
@@ -113,6 +114,17 @@ export class ImageServer {
         res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': this.jpeg.length + 500 });
         res.write(this.jpeg, () => req.socket.end());
         return;
+      case 'drip': {
+        // A byte at a time, never idle long enough for --timeout, never done.
+        res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': this.jpeg.length });
+        let i = 0;
+        const timer = setInterval(() => {
+          if (i >= this.jpeg.length || res.destroyed) return clearInterval(timer);
+          res.write(this.jpeg.subarray(i, ++i));
+        }, route.everyMs);
+        res.on('close', () => clearInterval(timer));
+        return;
+      }
       case 'redirect':
         res.writeHead(302, { location: route.to });
         res.end();
