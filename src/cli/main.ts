@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { HerbdlError } from '../errors.js';
+import { registerExport } from './commands/export.js';
 import { registerIngest } from './commands/ingest.js';
 import { registerRetryFailed } from './commands/retry-failed.js';
 import { registerRun } from './commands/run.js';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerStatus(program);
   registerRun(program);
   registerRetryFailed(program);
+  registerExport(program);
   return program;
 }
 

@@ -53,6 +53,14 @@ function size(raw: string, where: string): number {
   return value;
 }
 
+function oneOf<T extends string>(...values: T[]) {
+  return (raw: string, where: string): T => {
+    const v = raw.trim().toLowerCase() as T;
+    if (!values.includes(v)) throw new UsageError(`${where}: expected one of ${values.join(', ')}, got "${raw}"`);
+    return v;
+  };
+}
+
 function option<T>(flag: string, env: string, defaultValue: T, description: string, parse: (raw: string, where: string) => T): OptionSpec<T> {
   return Object.freeze({ flag, env, defaultValue, description, parse });
 }
@@ -77,6 +85,9 @@ export const OPTIONS = {
   allowPrivateNetwork: option('--allow-private-network', 'HERBDL_ALLOW_PRIVATE_NETWORK', false, 'allow loopback, private and link-local addresses (tests, intranets)', boolean),
   logFile: option('--log-file <path>', 'HERBDL_LOG_FILE', '', 'write pino JSON log lines here', optionalText),
   host: option('--host <host>', 'HERBDL_HOST', '', 'only gbifIDs with a failure on this host', optionalText),
+  format: option('--format <format>', 'HERBDL_FORMAT', 'csv', 'csv or jsonl', oneOf('csv', 'jsonl')),
+  outFile: option('--out-file <path>', 'HERBDL_OUT_FILE', '', 'write here (atomically) instead of stdout', optionalText),
+  state: option('--state <state>', 'HERBDL_STATE', 'done', 'which images: done, failed or all', oneOf('done', 'failed', 'all')),
   error: option('--error <code>', 'HERBDL_ERROR', '', 'only gbifIDs with a failure of this code (http_404, timeout, ...)', optionalText),
 } as const;
 

@@ -154,8 +154,28 @@ export interface IngestWriter {
   tally(): IngestTally;
 }
 
+/** One image with its attribution and outcome, as `export` writes it. */
+export interface ExportedImage {
+  readonly gbifId: number;
+  readonly imageIndex: number;
+  readonly url: string;
+  readonly finalUrl: string | null;
+  readonly license: string;
+  readonly rightsHolder: string;
+  readonly creator: string;
+  readonly publisher: string;
+  readonly width: number | null;
+  readonly height: number | null;
+  readonly bytes: number | null;
+  readonly sha256: string | null;
+  readonly state: ItemState;
+  readonly errorCode: string | null;
+}
+
 export interface Ledger {
   readonly location: string;
+  /** Every image in the given state, by gbifID and index, read lazily (constant memory). */
+  exportImages(state: ItemState | 'all'): IterableIterator<ExportedImage>;
   /** Finishes an interrupted bulk load and builds what downloading needs; then the downloader's interface. */
   openDownloads(): DownloadLedger;
   openIngest(): IngestWriter;

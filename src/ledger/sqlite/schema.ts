@@ -114,6 +114,7 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 
 /** Numeric states as stored; the ledger interface speaks words. */
 export const STATE = { pending: 0, done: 1, failed: 2 } as const;
+export const STATE_NAME = ['pending', 'done', 'failed'] as const;
 
 /**
  * A 53-bit hash of a URL (two 32-bit FNV-style lanes), as images_by_url keys

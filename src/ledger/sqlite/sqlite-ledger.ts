@@ -7,11 +7,11 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { LedgerError } from '../../errors.js';
-import type { DownloadLedger, HostCounts, HostErrorCount, IngestWriter, Ledger, LedgerStatus, StateCounts } from '../ledger.js';
+import type { DownloadLedger, ExportedImage, HostCounts, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, StateCounts } from '../ledger.js';
 import { bulkLoadPending, completeBulkLoad } from './bulk-load.js';
 import { SqliteDownloads } from './downloads.js';
 import { SqliteIngestWriter } from './ingest-writer.js';
-import { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
+import { MIGRATIONS, SCHEMA_VERSION, STATE, STATE_NAME } from './schema.js';
 
 export interface OpenOptions {
   /** Create the file if it does not exist (ingest); otherwise a missing ledger is an error. */
@@ -83,6 +83,35 @@ class SqliteLedger implements Ledger {
   openDownloads(): DownloadLedger {
     if (bulkLoadPending(this.db)) completeBulkLoad(this.db);
     return new SqliteDownloads(this.db);
+  }
+
+  *exportImages(state: ItemState | 'all'): IterableIterator<ExportedImage> {
+    const where = state === 'all' ? '' : `WHERE state = ${STATE[state]}`;
+    const rows = this.db
+      .prepare(
+        `SELECT gbif_id, image_index, url, final_url, license, rights_holder, creator, publisher, width, height, bytes, sha256, state, error_code
+         FROM images ${where} ORDER BY gbif_id, image_index`,
+      )
+      .raw()
+      .iterate() as IterableIterator<unknown[]>;
+    for (const r of rows) {
+      yield {
+        gbifId: r[0] as number,
+        imageIndex: r[1] as number,
+        url: r[2] as string,
+        finalUrl: r[3] as string | null,
+        license: r[4] as string,
+        rightsHolder: r[5] as string,
+        creator: r[6] as string,
+        publisher: r[7] as string,
+        width: r[8] as number | null,
+        height: r[9] as number | null,
+        bytes: r[10] as number | null,
+        sha256: r[11] as string | null,
+        state: STATE_NAME[r[12] as number] as ItemState,
+        errorCode: r[13] as string | null,
+      };
+    }
   }
 
   isEmpty(): boolean {

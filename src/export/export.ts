@@ -1,0 +1,98 @@
+/**
+ * `export`: one line per image with the attribution its licence needs,
+ * streamed from the ledger (constant memory at 50M images) as CSV (RFC 4180)
+ * or JSON lines. To a file it is written to a temporary name, fsynced and
+ * renamed, so a reader never sees half an export.
+ */
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
+import type { ExportedImage, ItemState, Ledger } from '../ledger/ledger.js';
+import { finalPath } from '../store/layout.js';
+
+export const EXPORT_COLUMNS = [
+  'gbifID',
+  'imageIndex',
+  'path',
+  'url',
+  'finalUrl',
+  'license',
+  'rightsHolder',
+  'creator',
+  'publisher',
+  'width',
+  'height',
+  'bytes',
+  'sha256',
+  'state',
+  'error',
+] as const;
+
+function record(image: ExportedImage): (string | number | null)[] {
+  // The path is relative to --out, so an export stays true wherever the tree is moved.
+  const path = image.state === 'done' ? finalPath('', image.gbifId, image.imageIndex) : null;
+  return [
+    image.gbifId,
+    image.imageIndex,
+    path,
+    image.url,
+    image.finalUrl,
+    image.license,
+    image.rightsHolder,
+    image.creator,
+    image.publisher,
+    image.width,
+    image.height,
+    image.bytes,
+    image.sha256,
+    image.state,
+    image.errorCode,
+  ];
+}
+
+function csvField(value: string | number | null): string {
+  if (value === null) return '';
+  const text = String(value);
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+function line(format: 'csv' | 'jsonl', values: (string | number | null)[]): string {
+  if (format === 'csv') return values.map(csvField).join(',') + '\r\n';
+  return JSON.stringify(Object.fromEntries(EXPORT_COLUMNS.map((c, i) => [c, values[i]]))) + '\n';
+}
+
+async function writeAll(ledger: Ledger, state: ItemState | 'all', format: 'csv' | 'jsonl', out: Writable): Promise<number> {
+  let count = 0;
+  let chunk = format === 'csv' ? EXPORT_COLUMNS.join(',') + '\r\n' : '';
+  for (const image of ledger.exportImages(state)) {
+    chunk += line(format, record(image));
+    count++;
+    if (chunk.length > 1 << 16) {
+      if (!out.write(chunk)) await once(out, 'drain');
+      chunk = '';
+    }
+  }
+  out.write(chunk);
+  return count;
+}
+
+export async function exportImages(ledger: Ledger, options: { state: ItemState | 'all'; format: 'csv' | 'jsonl'; outFile: string }): Promise<number> {
+  if (!options.outFile) {
+    const count = await writeAll(ledger, options.state, options.format, process.stdout);
+    return count;
+  }
+  const temp = `${options.outFile}.${process.pid}.part`;
+  const file = createWriteStream(temp, { flush: true });
+  try {
+    const count = await writeAll(ledger, options.state, options.format, file);
+    file.end();
+    await once(file, 'close');
+    await rename(temp, options.outFile);
+    return count;
+  } catch (err) {
+    file.destroy();
+    await rm(temp, { force: true });
+    throw err;
+  }
+}
