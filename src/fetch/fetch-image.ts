@@ -33,8 +33,12 @@ export interface FetchResult {
   readonly httpStatus: number;
   readonly finalUrl: string;
   readonly contentType: string;
+  /** Of the stored file (after any conversion). */
   readonly bytes: number;
   readonly sha256: string;
+  readonly width?: number;
+  readonly height?: number;
+  readonly receivedFormat?: string;
 }
 
 function decoder(encoding: string | undefined): Transform | undefined {

@@ -76,6 +76,10 @@ export interface FetchedImage {
   readonly contentType: string;
   readonly bytes: number;
   readonly sha256: string;
+  readonly width?: number;
+  readonly height?: number;
+  /** jpeg, png, tiff, ... as received, before conversion. */
+  readonly receivedFormat?: string;
 }
 
 export interface FailedImage {

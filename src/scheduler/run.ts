@@ -9,6 +9,7 @@ import type { RunOptions } from '../config/options.js';
 import { createAgent, userAgent } from '../fetch/http-client.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { Publisher } from '../store/publisher.js';
+import { createValidator } from '../validate/validate-image.js';
 import { Scheduler } from './scheduler.js';
 import type { RunTally } from './tally.js';
 
@@ -49,6 +50,7 @@ export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: Ru
       maxBytes: options.maxBytes,
       allowPrivateNetwork: options.allowPrivateNetwork,
     },
+    validate: createValidator({ jpegQuality: options.jpegQuality, maxEdge: options.maxEdge }),
   }, log);
   log.info({ out, concurrency: options.concurrency, perHost: options.perHost }, 'run started');
   hooks.onStart?.(scheduler);

@@ -18,6 +18,7 @@ import type { ClaimedId, ClaimedImage, DownloadLedger, FailedImage } from '../le
 import { finalPath, tempPath } from '../store/layout.js';
 import { PublishQueue } from '../store/publish-queue.js';
 import { linkOrCopy, type Publisher } from '../store/publisher.js';
+import type { ValidatedImage } from '../validate/validate-image.js';
 import { backoffMs } from './backoff.js';
 import { Claims } from './claims.js';
 import { SharedFetches } from './shared-fetches.js';
@@ -35,6 +36,8 @@ export interface SchedulerSettings {
   /** Stop after this many gbifIDs (0: no limit). */
   readonly limit: number;
   readonly fetch: FetchSettings;
+  /** Decodes (and, where needed, converts) a fetched body; throws a PermanentError when it is no usable image. */
+  readonly validate: (path: string) => Promise<ValidatedImage>;
   readonly retryBaseMs?: number;
 }
 
@@ -272,13 +275,21 @@ export class Scheduler {
       });
   }
 
-  private async fetched(task: Task, result: FetchResult): Promise<void> {
+  private async fetched(task: Task, received: FetchResult): Promise<void> {
     const host = this.host(task.image.host);
     if (host.succeeded() === 'closed_breaker') {
       this.ledger.recordBreaker(host.name, null);
       this.log.info({ host: host.name }, 'breaker closed: probe succeeded');
     }
-    this.tally.fetched(result.bytes);
+    this.tally.fetched(received.bytes);
+    let result: FetchResult;
+    try {
+      const image = await this.settings.validate(task.temp);
+      result = { ...received, ...(image.stored ?? {}), width: image.width, height: image.height, receivedFormat: image.receivedFormat };
+    } catch (err) {
+      await this.publisher.discard([task.temp]);
+      return this.failedAttempt(task, err);
+    }
     const live = this.shared.finish(task.image.url);
     await Promise.all(live.map((w) => linkOrCopy(task.temp, w.temp)));
     for (const w of live) {

@@ -28,12 +28,13 @@ export class SqliteDownloads implements DownloadLedger {
         .prepare('SELECT i.image_id, i.image_index, i.url, h.host FROM images i JOIN hosts h USING (host_id) WHERE i.gbif_id = ? ORDER BY i.image_index')
         .raw(),
       storedCopy: db.prepare(
-        `SELECT gbif_id, image_index, url, http_status, final_url, content_type, bytes, sha256 FROM images WHERE url_hash = ? AND state = ${STATE.done} LIMIT 8`,
+        `SELECT gbif_id, image_index, url, http_status, final_url, content_type, bytes, sha256, width, height, received_format FROM images WHERE url_hash = ? AND state = ${STATE.done} LIMIT 8`,
       ),
       imageStates: db.prepare('SELECT image_id, state, error_code, host_id FROM images WHERE gbif_id = ?').raw(),
       idState: db.prepare('SELECT state FROM ids WHERE gbif_id = ?').pluck(),
       imageDone: db.prepare(
-        `UPDATE images SET state = ${STATE.done}, error_code = NULL, http_status = ?, final_url = ?, content_type = ?, bytes = ?, sha256 = ?, attempts = attempts + 1, updated_at = ?, next_attempt_at = NULL WHERE image_id = ?`,
+        `UPDATE images SET state = ${STATE.done}, error_code = NULL, http_status = ?, final_url = ?, content_type = ?, bytes = ?, sha256 = ?,
+           width = ?, height = ?, received_format = ?, attempts = attempts + 1, updated_at = ?, next_attempt_at = NULL WHERE image_id = ?`,
       ),
       imageFailed: db.prepare(
         `UPDATE images SET state = ${STATE.failed}, error_code = ?, http_status = ?, attempts = attempts + 1, updated_at = ?, next_attempt_at = ? WHERE image_id = ?`,
@@ -74,13 +75,24 @@ export class SqliteDownloads implements DownloadLedger {
       content_type: string;
       bytes: number;
       sha256: string;
+      width: number | null;
+      height: number | null;
+      received_format: string | null;
     }[];
     const row = rows.find((r) => r.url === url);
     if (!row) return undefined;
     return {
       gbifId: row.gbif_id,
       imageIndex: row.image_index,
-      image: { httpStatus: row.http_status, finalUrl: row.final_url, contentType: row.content_type, bytes: row.bytes, sha256: row.sha256 },
+      image: {
+        httpStatus: row.http_status,
+        finalUrl: row.final_url,
+        contentType: row.content_type,
+        bytes: row.bytes,
+        sha256: row.sha256,
+        ...(row.width !== null && row.height !== null ? { width: row.width, height: row.height } : {}),
+        ...(row.received_format !== null ? { receivedFormat: row.received_format } : {}),
+      },
     };
   }
 
@@ -100,7 +112,18 @@ export class SqliteDownloads implements DownloadLedger {
         for (const image of images) {
           const old = before.get(image.imageId);
           if (old) this.moveImage(old, STATE.done);
-          this.stmt.imageDone.run(image.httpStatus, image.finalUrl, image.contentType, image.bytes, image.sha256, now, image.imageId);
+          this.stmt.imageDone.run(
+            image.httpStatus,
+            image.finalUrl,
+            image.contentType,
+            image.bytes,
+            image.sha256,
+            image.width ?? null,
+            image.height ?? null,
+            image.receivedFormat ?? null,
+            now,
+            image.imageId,
+          );
         }
         this.stmt.clearIntent.run(gbifId);
       }

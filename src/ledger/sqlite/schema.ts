@@ -103,6 +103,10 @@ export const MIGRATIONS: readonly string[] = [
     paths TEXT NOT NULL
   );
   `,
+  // 3: the format a host sent, before any conversion to JPEG.
+  `
+  ALTER TABLE images ADD COLUMN received_format TEXT;
+  `,
 ];
 
 /** Indexes a bulk load drops and builds again, by sorting, when it ends. */

@@ -1,0 +1,94 @@
+/**
+ * What herbdl keeps is a real image. Every body is decoded with sharp (its
+ * strict failOn default, so a truncated image fails even with a correct
+ * Content-Length, and its pixel limit, so a decompression bomb fails before
+ * it takes the memory). An RGB or greyscale JPEG that decodes is kept byte
+ * for byte; a CMYK JPEG, PNG, TIFF
+ * (first page), WebP, GIF and AVIF become JPEG with EXIF orientation applied
+ * and CMYK or 16-bit input brought to 8-bit sRGB. Image work runs in its own
+ * pool, sized to the cores, apart from the download concurrency.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import pLimit from 'p-limit';
+import sharp, { type Metadata } from 'sharp';
+import { PermanentError } from '../errors.js';
+
+// Each image is one task on one thread; the pool decides how many run at once.
+sharp.cache(false);
+sharp.concurrency(1);
+
+export interface ValidateSettings {
+  readonly jpegQuality: number;
+  /** Downscale anything larger than this many pixels on its longer edge (0: keep the size). */
+  readonly maxEdge: number;
+}
+
+export interface ValidatedImage {
+  /** What the host sent: jpeg, png, tiff, webp, gif, heif. */
+  readonly receivedFormat: string;
+  readonly width: number;
+  readonly height: number;
+  /** Set when the stored file is not the received body (converted or downscaled). */
+  readonly stored?: { readonly bytes: number; readonly sha256: string };
+}
+
+const CONVERTIBLE = new Set(['png', 'tiff', 'webp', 'gif', 'heif']);
+
+function classify(err: unknown, path: string): PermanentError {
+  const message = (err as Error).message ?? String(err);
+  if (/pixel limit/i.test(message)) return new PermanentError(`image is larger than the pixel limit: ${message}`, 'too_large', undefined, { cause: err });
+  if (/premature end|truncated|unexpected end|end of file|short read|not enough data/i.test(message)) {
+    return new PermanentError(`image is truncated: ${message}`, 'truncated', undefined, { cause: err });
+  }
+  if (/unsupported image format/i.test(message)) return new PermanentError(`libvips cannot read this image (${path})`, 'unsupported_format', undefined, { cause: err });
+  return new PermanentError(`body does not decode as an image: ${message}`, 'not_image', undefined, { cause: err });
+}
+
+async function sha256Of(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+export async function validateImage(path: string, settings: ValidateSettings): Promise<ValidatedImage> {
+  let meta: Metadata;
+  try {
+    meta = await sharp(path).metadata();
+  } catch (err) {
+    throw classify(err, path);
+  }
+  const format = meta.format ?? 'unknown';
+  if (format !== 'jpeg' && !CONVERTIBLE.has(format)) {
+    throw new PermanentError(`${format} is not a format herbdl stores (jpeg, png, tiff, webp, gif, avif)`, 'unsupported_format');
+  }
+  const width = meta.autoOrient?.width ?? meta.width ?? 0;
+  const height = meta.autoOrient?.height ?? meta.height ?? 0;
+  const downscale = settings.maxEdge > 0 && Math.max(width, height) > settings.maxEdge;
+  try {
+    // A CMYK JPEG decodes, but most image tools and models read it wrong: convert it too.
+    if (format === 'jpeg' && !downscale && meta.space !== 'cmyk') {
+      // Decoding through shrink-on-load reads every scan (so truncation shows)
+      // without holding the full-size pixels.
+      await sharp(path).resize(256, 256, { fit: 'inside' }).raw().toBuffer();
+      return { receivedFormat: format, width, height };
+    }
+    const converted = `${path}.jpg`;
+    let pipeline = sharp(path, { pages: 1 }).autoOrient().toColourspace('srgb');
+    if (downscale) pipeline = pipeline.resize(settings.maxEdge, settings.maxEdge, { fit: 'inside', withoutEnlargement: true });
+    const info = await pipeline.flatten({ background: '#ffffff' }).jpeg({ quality: settings.jpegQuality }).toFile(converted);
+    await rename(converted, path);
+    return { receivedFormat: format, width: info.width, height: info.height, stored: { bytes: info.size, sha256: await sha256Of(path) } };
+  } catch (err) {
+    await rm(`${path}.jpg`, { force: true });
+    throw err instanceof PermanentError ? err : classify(err, path);
+  }
+}
+
+/** validateImage behind a pool sized to the cores, so a burst of TIFFs never stalls the network side. */
+export function createValidator(settings: ValidateSettings): (path: string) => Promise<ValidatedImage> {
+  const limit = pLimit(availableParallelism());
+  return (path) => limit(() => validateImage(path, settings));
+}
