@@ -41,6 +41,14 @@ export interface FetchResult {
   readonly receivedFormat?: string;
 }
 
+/** A fetch's result with, for a small body, the body itself, so validation need not read the file back. */
+export interface FetchedBody extends FetchResult {
+  readonly body?: Buffer;
+}
+
+/** Bodies up to this size are kept in memory for validation (at most this much per request in flight). */
+const KEEP_BODY_BYTES = 512 * 1024;
+
 function decoder(encoding: string | undefined): Transform | undefined {
   switch ((encoding ?? '').trim().toLowerCase()) {
     case 'gzip':
@@ -87,6 +95,7 @@ async function saveBody(body: Readable, headers: Record<string, string | string[
     },
   });
   // Holds the first bytes back until there are enough to tell an image from an HTML page.
+  let kept: Buffer[] | undefined = [];
   let held: Buffer[] = [];
   let heldBytes = 0;
   const judge = (): PermanentError | undefined => {
@@ -99,6 +108,10 @@ async function saveBody(body: Readable, headers: Record<string, string | string[
       bytes += chunk.length;
       if (bytes > maxBytes) return done(new PermanentError(`body is over --max-bytes ${maxBytes}`, 'too_large'));
       hash.update(chunk);
+      if (kept) {
+        if (bytes <= KEEP_BODY_BYTES) kept.push(chunk);
+        else kept = undefined;
+      }
       if (head) return done(null, chunk);
       held.push(chunk);
       heldBytes += chunk.length;
@@ -127,10 +140,10 @@ async function saveBody(body: Readable, headers: Record<string, string | string[
   }
   if (expectedBytes !== undefined && raw < expectedBytes) throw new RetryableError(`body ended at ${raw} of ${expectedBytes} bytes`, 'truncated');
   if (bytes === 0) throw new PermanentError('empty body', 'not_image');
-  return { bytes, sha256: hash.digest('hex') };
+  return { bytes, sha256: hash.digest('hex'), ...(kept ? { body: Buffer.concat(kept) } : {}) };
 }
 
-export async function fetchImage(url: string, path: string, settings: FetchSettings, signal?: AbortSignal): Promise<FetchResult> {
+export async function fetchImage(url: string, path: string, settings: FetchSettings, signal?: AbortSignal): Promise<FetchedBody> {
   // One controller per request, its timer cleared when the request ends:
   // AbortSignal.timeout would keep every request's timer and signal alive for
   // the whole --deadline, which at thousands of requests a second is a leak.

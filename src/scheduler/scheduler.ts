@@ -13,7 +13,7 @@
  */
 import type { Logger } from 'pino';
 import { FetchError, ThrottledError, type FailureKind } from '../errors.js';
-import { fetchImage, type FetchResult, type FetchSettings } from '../fetch/fetch-image.js';
+import { fetchImage, type FetchedBody, type FetchResult, type FetchSettings } from '../fetch/fetch-image.js';
 import type { ClaimedId, ClaimedImage, DownloadLedger, FailedImage } from '../ledger/ledger.js';
 import { finalPath, tempPath } from '../store/layout.js';
 import { PublishQueue } from '../store/publish-queue.js';
@@ -37,7 +37,7 @@ export interface SchedulerSettings {
   readonly limit: number;
   readonly fetch: FetchSettings;
   /** Decodes (and, where needed, converts) a fetched body; throws a PermanentError when it is no usable image. */
-  readonly validate: (path: string) => Promise<ValidatedImage>;
+  readonly validate: (path: string, body?: Buffer) => Promise<ValidatedImage>;
   readonly retryBaseMs?: number;
 }
 
@@ -275,7 +275,7 @@ export class Scheduler {
       });
   }
 
-  private async fetched(task: Task, received: FetchResult): Promise<void> {
+  private async fetched(task: Task, { body, ...received }: FetchedBody): Promise<void> {
     const host = this.host(task.image.host);
     if (host.succeeded() === 'closed_breaker') {
       this.ledger.recordBreaker(host.name, null);
@@ -284,7 +284,7 @@ export class Scheduler {
     this.tally.fetched(received.bytes);
     let result: FetchResult;
     try {
-      const image = await this.settings.validate(task.temp);
+      const image = await this.settings.validate(task.temp, body);
       result = { ...received, ...(image.stored ?? {}), width: image.width, height: image.height, receivedFormat: image.receivedFormat };
     } catch (err) {
       await this.publisher.discard([task.temp]);

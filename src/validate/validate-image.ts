@@ -15,6 +15,7 @@ import { availableParallelism } from 'node:os';
 import pLimit from 'p-limit';
 import sharp, { type Metadata } from 'sharp';
 import { PermanentError } from '../errors.js';
+import { readJpegFrame } from './jpeg-header.js';
 
 // Each image is one task on one thread; the pool decides how many run at once.
 sharp.cache(false);
@@ -36,6 +37,7 @@ export interface ValidatedImage {
 }
 
 const DECODE_CHECK_EDGE = 64;
+const SMALL_EDGE = 1024;
 const CONVERTIBLE = new Set(['png', 'tiff', 'webp', 'gif', 'heif']);
 
 function classify(err: unknown, path: string): PermanentError {
@@ -54,10 +56,38 @@ async function sha256Of(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
-export async function validateImage(path: string, settings: ValidateSettings): Promise<ValidatedImage> {
+/**
+ * Decodes to a thumbnail: JPEG shrink-on-load still reads every scan (so
+ * truncation shows) at a fraction of a full decode's time and memory; a
+ * 5000 x 7000 herbarium sheet is decoded at 1/8 scale.
+ */
+async function decodeCheck(input: string | Buffer, longerEdge = Infinity): Promise<void> {
+  // Small images decode at full size (cheaper than setting up a resize);
+  // their pixels are a few MB at most.
+  if (longerEdge <= SMALL_EDGE) await sharp(input).raw().toBuffer();
+  else await sharp(input).resize(DECODE_CHECK_EDGE, DECODE_CHECK_EDGE, { fit: 'inside', withoutEnlargement: true }).raw().toBuffer();
+}
+
+/**
+ * Validates the file at `path` (and converts it in place where needed).
+ * `body`, when given, is the file's content already in memory: decoding it
+ * there saves reading the file back.
+ */
+export async function validateImage(path: string, settings: ValidateSettings, body?: Buffer): Promise<ValidatedImage> {
+  const input = body ?? path;
+  const frame = body ? readJpegFrame(body) : undefined;
+  if (frame && frame.components !== 4 && frame.width > 0 && frame.height > 0 && !(settings.maxEdge > 0 && Math.max(frame.width, frame.height) > settings.maxEdge)) {
+    // The common case, a plain JPEG kept as it is: one decode, no metadata call.
+    try {
+      await decodeCheck(input, Math.max(frame.width, frame.height));
+    } catch (err) {
+      throw classify(err, path);
+    }
+    return { receivedFormat: 'jpeg', width: frame.width, height: frame.height };
+  }
   let meta: Metadata;
   try {
-    meta = await sharp(path).metadata();
+    meta = await sharp(input).metadata();
   } catch (err) {
     throw classify(err, path);
   }
@@ -71,14 +101,11 @@ export async function validateImage(path: string, settings: ValidateSettings): P
   try {
     // A CMYK JPEG decodes, but most image tools and models read it wrong: convert it too.
     if (format === 'jpeg' && !downscale && meta.space !== 'cmyk') {
-      // Decoding to a thumbnail through JPEG shrink-on-load still reads every
-      // scan (so truncation shows) at a fraction of a full decode's time and
-      // memory: a 5000 x 7000 herbarium sheet is decoded at 1/8 scale.
-      await sharp(path).resize(DECODE_CHECK_EDGE, DECODE_CHECK_EDGE, { fit: 'inside', withoutEnlargement: true }).raw().toBuffer();
+      await decodeCheck(input);
       return { receivedFormat: format, width, height };
     }
     const converted = `${path}.jpg`;
-    let pipeline = sharp(path, { pages: 1 }).autoOrient().toColourspace('srgb');
+    let pipeline = sharp(input, { pages: 1 }).autoOrient().toColourspace('srgb');
     if (downscale) pipeline = pipeline.resize(settings.maxEdge, settings.maxEdge, { fit: 'inside', withoutEnlargement: true });
     const info = await pipeline.flatten({ background: '#ffffff' }).jpeg({ quality: settings.jpegQuality }).toFile(converted);
     await rename(converted, path);
@@ -90,7 +117,7 @@ export async function validateImage(path: string, settings: ValidateSettings): P
 }
 
 /** validateImage behind a pool sized to the cores, so a burst of TIFFs never stalls the network side. */
-export function createValidator(settings: ValidateSettings): (path: string) => Promise<ValidatedImage> {
+export function createValidator(settings: ValidateSettings): (path: string, body?: Buffer) => Promise<ValidatedImage> {
   const limit = pLimit(availableParallelism());
-  return (path) => limit(() => validateImage(path, settings));
+  return (path, body) => limit(() => validateImage(path, settings, body));
 }
