@@ -1,25 +1,29 @@
 // A loopback image server for the download benchmarks, run as its own process
 // so it does not share an event loop with what it measures.
-//   node bench/image-server.mjs <firstOctet> <hosts> <delayMs> [hangOctet]
+//   node bench/image-server.mjs <firstOctet> <hosts> <delayMs> [hangOctet] [mixed]
 // Listens on 127.0.0.<firstOctet>..+hosts-1 (and a host that never answers),
 // prints {"ports":{"127.0.0.x":port}} once ready. GET /<n>.jpg serves a JPEG.
 import { createServer } from 'node:http';
 import sharp from 'sharp';
 
-const [first, hosts, delayMs, hangOctet] = process.argv.slice(2).map(Number);
+const [first, hosts, delayMs, hangOctet, mixed] = process.argv.slice(2).map(Number);
 // A few real JPEGs of realistic size (noise compresses badly, as photos do).
 const bodies = await Promise.all(
   [0, 1, 2, 3].map(async (seed) => {
     const raw = Buffer.alloc(200 * 150 * 3);
     let x = seed + 1;
     for (let i = 0; i < raw.length; i++) raw[i] = (x = (x * 1103515245 + 12345) & 0x7fffffff) >> 16;
-    return sharp(raw, { raw: { width: 200, height: 150, channels: 3 } }).jpeg({ quality: 80 }).toBuffer();
+    const image = sharp(raw, { raw: { width: 200, height: 150, channels: 3 } });
+    // With `mixed`, a third each of JPEG, PNG and TIFF: herbdl converts the last two.
+    if (mixed && seed % 3 === 1) return image.png().toBuffer();
+    if (mixed && seed % 3 === 2) return image.tiff().toBuffer();
+    return image.jpeg({ quality: 80 }).toBuffer();
   }),
 );
 
 function handler(req, res) {
   const n = Number(/(\d+)/.exec(req.url ?? '')?.[1] ?? 0);
-  const body = bodies[n % bodies.length];
+  const body = bodies[mixed ? n % 3 : n % bodies.length];
   const send = () => {
     res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': body.length });
     res.end(body);

@@ -31,8 +31,8 @@ for (const [tool, pkg] of [['aria2c', 'aria2'], ['/usr/bin/time', 'time']]) {
   }
 }
 
-async function startServer(first, hosts, delayMs, hangOctet = 0) {
-  const child = spawn(process.execPath, [join(here, 'image-server.mjs'), first, hosts, delayMs, hangOctet], { stdio: ['pipe', 'pipe', 'inherit'] });
+async function startServer(first, hosts, delayMs, hangOctet = 0, mixed = 0) {
+  const child = spawn(process.execPath, [join(here, 'image-server.mjs'), first, hosts, delayMs, hangOctet, mixed], { stdio: ['pipe', 'pipe', 'inherit'] });
   const line = await new Promise((resolve) => child.stdout.once('data', (c) => resolve(c.toString())));
   const { ports } = JSON.parse(line);
   return { child, ports, stop: () => child.stdin.end() };
@@ -103,6 +103,7 @@ console.log(`machine    ${cpus().length} x ${cpus()[0]?.model.trim()}, ${(totalm
   console.log(`   herbdl run                ${fmt(h.rate).padStart(7)} images/s   ${fmt(h.mbs, 1)} MB/s   peak RSS ${fmt(h.rssMb)} MB`);
   console.log(`   ratio ${fmt(h.rate / baseline.rate, 2)}x (target >= 1.00x; RSS <= 300 MB)`);
   results.push(h.rssMb);
+  results.jpegRate = h.rate;
 }
 
 // 2. Latency: every response 100 ms late; ideal is concurrency / latency.
@@ -156,5 +157,18 @@ console.log(`machine    ${cpus().length} x ${cpus()[0]?.model.trim()}, ${(totalm
   console.log(`   healthy hosts beside dead one   ${fmt(rate).padStart(6)} images/s   peak RSS ${fmt(peakKb / 1024)} MB`);
   console.log(`   ratio ${fmt(rate / base.rate, 2)} (target >= 0.90; includes process start, measured from launch)`);
   results.push(peakKb / 1024);
+}
+// 4. Validation on mixed formats: a third each JPEG, PNG, TIFF (the last two converted to JPEG).
+{
+  const server = await startServer(161, 16, 0, 0, 1);
+  const rows = urlsFor(server, IMAGES, 4_000_000_000);
+  const ledger = { ...ledgerFor('mixed', rows), expected: IMAGES };
+  const h = herbdlRun(ledger);
+  server.stop();
+  console.log(`\n4. mixed JPEG / PNG / TIFF (PNG and TIFF converted to JPEG)`);
+  console.log(`   JPEG only, scenario 1 (baseline) ${fmt(results.jpegRate).padStart(6)} images/s`);
+  console.log(`   mixed                            ${fmt(h.rate).padStart(6)} images/s   peak RSS ${fmt(h.rssMb)} MB`);
+  console.log(`   ratio ${fmt(h.rate / results.jpegRate, 2)}`);
+  results.push(h.rssMb);
 }
 console.log(`\npeak RSS, all scenarios: ${fmt(Math.max(...results))} MB (target <= 300 MB)`);
