@@ -5,18 +5,7 @@ import { herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
 import type { StatusJson } from './helpers/ledger.js';
 import { writeMultimedia } from './helpers/multimedia.js';
-
-interface RunJson {
-  idsDone: number;
-  idsFailed: number;
-  idsSetAside: number;
-  images: number;
-  shared: number;
-  bytes: number;
-  failures: Record<string, number>;
-  hostsOpened: string[];
-  pending: number;
-}
+import type { RunJson } from './helpers/run.js';
 
 function filesUnder(dir: string): string[] {
   if (!existsSync(dir)) return [];

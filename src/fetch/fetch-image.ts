@@ -13,6 +13,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { Dispatcher } from 'undici';
+import type { ImageOutcome } from '../ledger/ledger.js';
 import { PermanentError, RetryableError } from '../errors.js';
 import { blockedAddressError, isBlockedAddress } from './address-guard.js';
 import { classifyError, errorForStatus } from './classify.js';
@@ -29,17 +30,8 @@ export interface FetchSettings {
   readonly allowPrivateNetwork: boolean;
 }
 
-export interface FetchResult {
-  readonly httpStatus: number;
-  readonly finalUrl: string;
-  readonly contentType: string;
-  /** Of the stored file (after any conversion). */
-  readonly bytes: number;
-  readonly sha256: string;
-  readonly width?: number;
-  readonly height?: number;
-  readonly receivedFormat?: string;
-}
+/** What the ledger records of a fetched image (bytes and sha256 are of the stored file). */
+export type FetchResult = ImageOutcome;
 
 /** A fetch's result with, for a small body, the body itself, so validation need not read the file back. */
 export interface FetchedBody extends FetchResult {

@@ -68,9 +68,8 @@ export interface ClaimedId {
   readonly images: readonly ClaimedImage[];
 }
 
-/** What a stored image was. */
-export interface FetchedImage {
-  readonly imageId: number;
+/** What a fetched and stored image was. */
+export interface ImageOutcome {
   readonly httpStatus: number;
   readonly finalUrl: string;
   readonly contentType: string;
@@ -80,6 +79,10 @@ export interface FetchedImage {
   readonly height?: number;
   /** jpeg, png, tiff, ... as received, before conversion. */
   readonly receivedFormat?: string;
+}
+
+export interface FetchedImage extends ImageOutcome {
+  readonly imageId: number;
 }
 
 export interface FailedImage {
@@ -108,7 +111,7 @@ export interface DownloadLedger {
   /** Specific gbifIDs, with their images (for IDs set aside earlier in a run). */
   claimIds(gbifIds: readonly number[]): ClaimedId[];
   /** A stored copy of this URL under another gbifID, if any: lets a shared URL be fetched once across runs. */
-  storedCopy(url: string): { gbifId: number; imageIndex: number; image: Omit<FetchedImage, 'imageId'> } | undefined;
+  storedCopy(url: string): { gbifId: number; imageIndex: number; image: ImageOutcome } | undefined;
   /** Durably notes the files about to be renamed into place (before any rename). */
   beginPublish(intents: readonly PublishIntent[]): void;
   /** Marks gbifIDs done with every image, and clears their intents, in one transaction. */
