@@ -31,11 +31,13 @@ function committedImages(db: string): number {
 async function ingestUntilCommitted(file: string, db: string) {
   const child = spawnHerbdl(['ingest', file, '--db', db, '--json']);
   let stdout = '';
+  let stderr = '';
   child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
   const exited = once(child, 'exit');
   const deadline = Date.now() + 30_000;
   while (committedImages(db) === 0) {
-    if (child.exitCode !== null) throw new Error('ingest finished before it could be interrupted');
+    if (child.exitCode !== null) throw new Error(`ingest ended (exit ${child.exitCode}) before it could be interrupted: ${stderr}${stdout}`);
     if (Date.now() > deadline) throw new Error('no batch committed within 30 s');
     await new Promise((r) => setTimeout(r, 20));
   }

@@ -9,7 +9,7 @@ import type { RunOptions } from '../config/options.js';
 import { createAgent, userAgent } from '../fetch/http-client.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { Publisher } from '../store/publisher.js';
-import { createValidator } from '../validate/validate-image.js';
+import { createValidatorPool } from '../validate/validator-pool.js';
 import { Scheduler } from './scheduler.js';
 import type { RunTally } from './tally.js';
 
@@ -33,6 +33,7 @@ export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: Ru
   const publisher = new Publisher(out, downloads);
   const { undone } = await publisher.recover();
   if (undone > 0) log.warn({ gbifIds: undone }, 'removed the files of gbifIDs a killed run left half-published');
+  const validator = createValidatorPool({ jpegQuality: options.jpegQuality, maxEdge: options.maxEdge });
   const agent = createAgent({ timeoutMs: options.timeout * 1000, perHost: options.perHost, allowPrivateNetwork: options.allowPrivateNetwork });
   const scheduler = new Scheduler(downloads, publisher, {
     out,
@@ -50,7 +51,7 @@ export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: Ru
       maxBytes: options.maxBytes,
       allowPrivateNetwork: options.allowPrivateNetwork,
     },
-    validate: createValidator({ jpegQuality: options.jpegQuality, maxEdge: options.maxEdge }),
+    validate: (path, body) => validator.validate(path, body),
   }, log);
   log.info({ out, concurrency: options.concurrency, perHost: options.perHost }, 'run started');
   hooks.onStart?.(scheduler);
@@ -60,6 +61,7 @@ export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: Ru
     return Object.assign(tally, { recovered: undone });
   } finally {
     await agent.destroy();
+    await validator.close();
     log.flush?.();
   }
 }

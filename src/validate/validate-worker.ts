@@ -1,0 +1,32 @@
+/**
+ * A worker thread that validates images, so sharp's per-image work on the
+ * calling thread (setting up each libvips pipeline) stays off the thread
+ * that drives the downloads.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { HerbdlError } from '../errors.js';
+import { createValidator, type validateImage, type ValidateSettings } from './validate-image.js';
+
+export interface ValidateRequest {
+  readonly id: number;
+  readonly path: string;
+  readonly body?: Uint8Array;
+}
+
+export type ValidateReply =
+  | { readonly id: number; readonly ok: Awaited<ReturnType<typeof validateImage>> }
+  | { readonly id: number; readonly error: { readonly message: string; readonly code: string } };
+
+// Bounded here too: decodes run on libuv's pool, at most one per core at a time.
+const validate = createValidator(workerData as ValidateSettings);
+
+parentPort?.on('message', (request: ValidateRequest) => {
+  const body = request.body ? Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength) : undefined;
+  validate(request.path, body).then(
+    (ok) => parentPort?.postMessage({ id: request.id, ok } satisfies ValidateReply),
+    (err: unknown) => {
+      const code = err instanceof HerbdlError ? err.code : 'not_image';
+      parentPort?.postMessage({ id: request.id, error: { message: (err as Error).message ?? String(err), code } } satisfies ValidateReply);
+    },
+  );
+});

@@ -1,0 +1,57 @@
+/**
+ * Image validation on worker threads, apart from the download concurrency:
+ * a burst of TIFFs never stalls the network side, and the thread driving
+ * downloads never runs sharp's per-image setup. One worker per core but one
+ * (that core is the download thread's); each decodes at most one image per
+ * core at a time on libuv's pool. Workers are few because each carries its
+ * own heap and libvips (about 40 MB).
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { PermanentError } from '../errors.js';
+import type { ValidatedImage, ValidateSettings } from './validate-image.js';
+import type { ValidateReply, ValidateRequest } from './validate-worker.js';
+
+export interface Validator {
+  validate(path: string, body?: Buffer): Promise<ValidatedImage>;
+  close(): Promise<void>;
+}
+
+export function createValidatorPool(settings: ValidateSettings, size = Math.max(1, availableParallelism() - 1)): Validator {
+  const workers: Worker[] = [];
+  const pending = new Map<number, { resolve: (v: ValidatedImage) => void; reject: (e: Error) => void }>();
+  let next = 0;
+  let ids = 0;
+  const settle = (reply: ValidateReply) => {
+    const waiter = pending.get(reply.id);
+    if (!waiter) return;
+    pending.delete(reply.id);
+    if ('ok' in reply) waiter.resolve(reply.ok);
+    else waiter.reject(new PermanentError(reply.error.message, reply.error.code));
+  };
+  const failAll = (err: Error) => {
+    for (const waiter of pending.values()) waiter.reject(err);
+    pending.clear();
+  };
+  for (let i = 0; i < size; i++) {
+    const worker = new Worker(new URL('./validate-worker.js', import.meta.url), { workerData: settings });
+    worker.on('message', settle);
+    worker.on('error', failAll);
+    workers.push(worker);
+  }
+  return {
+    validate(path, body) {
+      const id = ++ids;
+      const worker = workers[next++ % workers.length] as Worker;
+      return new Promise<ValidatedImage>((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        const request: ValidateRequest = body ? { id, path, body } : { id, path };
+        // The body is copied once into the worker; it is small (bodies over 512 KiB are read from the file there).
+        worker.postMessage(request);
+      });
+    },
+    async close() {
+      await Promise.all(workers.map((w) => w.terminate()));
+    },
+  };
+}
