@@ -85,4 +85,14 @@ describe('herbdl run: the basics', async () => {
     expect(JSON.parse(again.stdout)).toMatchObject({ idsDone: 0, idsFailed: 0, images: 0 });
     expect(a!.requests.length + b!.requests.length).toBe(before);
   });
+
+  it('a URL already stored under another gbifID is linked, not fetched again, in a later run', async () => {
+    writeMultimedia(join(dir, 'newer.txt'), [[1234567009, `${a!.origin}/1.jpg`]]);
+    herbdlJson(['ingest', join(dir, 'newer.txt'), '--db', db]);
+    const before = a!.count('/1.jpg');
+    const r = await herbdlAsync(['run', '--db', db, '--out', out, '--allow-private-network', '--json']);
+    expect(JSON.parse(r.stdout)).toMatchObject({ idsDone: 1, images: 0, shared: 1 });
+    expect(a!.count('/1.jpg')).toBe(before);
+    expect(readFileSync(join(out, '123/456/1234567009-00.jpg')).equals(readFileSync(join(out, '123/456/1234567001-00.jpg')))).toBe(true);
+  });
 });

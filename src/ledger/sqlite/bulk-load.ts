@@ -11,7 +11,7 @@
  * would have numbered them.
  */
 import type Database from 'better-sqlite3';
-import { CREATE_DERIVED_INDEXES, DERIVED_INDEXES } from './schema.js';
+import { CREATE_ID_INDEX, DERIVED_INDEXES } from './schema.js';
 
 export interface BulkLoadResult {
   /** gbifIDs added to the ids table. */
@@ -60,7 +60,7 @@ function renumberRevisitedIds(db: Database.Database): number {
 
 export function completeBulkLoad(db: Database.Database): BulkLoadResult {
   return db.transaction(() => {
-    db.exec(CREATE_DERIVED_INDEXES);
+    db.exec(CREATE_ID_INDEX);
     const duplicates = renumberRevisitedIds(db);
     const before = db.prepare('SELECT count(*) FROM ids').pluck().get() as number;
     // GROUP BY walks images_by_id, so ids go in in key order: sequential writes.

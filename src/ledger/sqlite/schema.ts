@@ -15,8 +15,10 @@
  *   must be fetched once, so images are findable by a 53-bit hash of their
  *   URL (the URL itself is compared too).
  * - Both image indexes are dropped for a bulk load (the first ingest into an
- *   empty ledger) and built once at its end by sorting: 50M random index
- *   inserts would each dirty a page, which is what makes naive loaders slow.
+ *   empty ledger) and built once by sorting: 50M random index inserts would
+ *   each dirty a page, which is what makes naive loaders slow. images_by_id
+ *   is built when the load ends; images_by_url, which only the downloader
+ *   uses, when a run first opens the ledger (once; later ingests keep it).
  * - ids: one row per gbifID, the unit of work; `state` 0 pending, 1 done,
  *   2 failed. The pending scan walks the rowid order from a cursor; failed
  *   IDs due for a retry have a partial index. A fresh bulk load fills ids
@@ -111,8 +113,10 @@ export const MIGRATIONS: readonly string[] = [
 
 /** Indexes a bulk load drops and builds again, by sorting, when it ends. */
 export const DERIVED_INDEXES = ['images_by_id', 'images_by_url'] as const;
-export const CREATE_DERIVED_INDEXES =
-  'CREATE INDEX IF NOT EXISTS images_by_id ON images(gbif_id, image_index); CREATE INDEX IF NOT EXISTS images_by_url ON images(url_hash);';
+/** Needed by ingest itself (an ID's images); built when a bulk load ends. */
+export const CREATE_ID_INDEX = 'CREATE INDEX IF NOT EXISTS images_by_id ON images(gbif_id, image_index)';
+/** Needed only by the downloader (shared URLs); built when a run first opens a bulk-loaded ledger. */
+export const CREATE_URL_INDEX = 'CREATE INDEX IF NOT EXISTS images_by_url ON images(url_hash)';
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 

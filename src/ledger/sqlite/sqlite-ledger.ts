@@ -11,7 +11,7 @@ import type { DownloadLedger, ExportedImage, HostCounts, HostErrorCount, IngestW
 import { bulkLoadPending, completeBulkLoad } from './bulk-load.js';
 import { SqliteDownloads } from './downloads.js';
 import { SqliteIngestWriter } from './ingest-writer.js';
-import { MIGRATIONS, SCHEMA_VERSION, STATE, STATE_NAME } from './schema.js';
+import { CREATE_URL_INDEX, MIGRATIONS, SCHEMA_VERSION, STATE, STATE_NAME } from './schema.js';
 
 export interface OpenOptions {
   /** Create the file if it does not exist (ingest); otherwise a missing ledger is an error. */
@@ -82,6 +82,7 @@ class SqliteLedger implements Ledger {
 
   openDownloads(): DownloadLedger {
     if (bulkLoadPending(this.db)) completeBulkLoad(this.db);
+    this.db.exec(CREATE_URL_INDEX);
     return new SqliteDownloads(this.db);
   }
 
