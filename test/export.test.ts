@@ -26,10 +26,10 @@ describe('herbdl export', async () => {
     const r = herbdl(['export', '--db', db]);
     expect(r.status).toBe(0);
     const lines = r.stdout.split('\r\n');
-    expect(lines[0]).toBe('gbifID,imageIndex,path,url,finalUrl,license,rightsHolder,creator,publisher,width,height,bytes,sha256,state,error');
+    expect(lines[0]).toBe('gbifID,NN,imageIndex,iiifCanvas,path,url,finalUrl,license,rightsHolder,creator,publisher,width,height,bytes,sha256,state,error');
     expect(lines).toHaveLength(4); // header, two done images, final empty
-    const [id, index, path, url, finalUrl, license] = (lines[1] as string).split(',');
-    expect([id, index, path, url, finalUrl, license]).toEqual(['1234567801', '0', '123/456/1234567801-00.jpg', `${a!.origin}/a.jpg`, `${a!.origin}/a.jpg`, 'http://creativecommons.org/licenses/by/4.0/']);
+    const [id, nn, index, canvas, path, url, finalUrl, license] = (lines[1] as string).split(',');
+    expect([id, nn, index, canvas, path, url, finalUrl, license]).toEqual(['1234567801', '0', '0', '', '123/456/1234567801-00.jpg', `${a!.origin}/a.jpg`, `${a!.origin}/a.jpg`, 'http://creativecommons.org/licenses/by/4.0/']);
     expect(lines[1]).toContain(',"Royal Botanic Gardens, Kew","J. ""Jack"" Smith",Kew,');
     expect(existsSync(join(out, '123/456/1234567801-00.jpg'))).toBe(true);
     const sha = (lines[1] as string).split(',').at(-3);
@@ -40,7 +40,7 @@ describe('herbdl export', async () => {
     const r = herbdl(['export', '--db', db, '--format', 'jsonl', '--state', 'failed']);
     const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(rows).toEqual([
-      expect.objectContaining({ gbifID: 1234567802, imageIndex: 0, path: null, state: 'failed', error: 'http_410', creator: 'Ø. Næss', license: 'All rights reserved' }),
+      expect.objectContaining({ gbifID: 1234567802, NN: 0, imageIndex: 0, iiifCanvas: null, path: null, state: 'failed', error: 'http_410', creator: 'Ø. Næss', license: 'All rights reserved' }),
     ]);
   });
 

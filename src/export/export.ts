@@ -13,7 +13,9 @@ import { finalPath } from '../store/layout.js';
 
 export const EXPORT_COLUMNS = [
   'gbifID',
+  'NN',
   'imageIndex',
+  'iiifCanvas',
   'path',
   'url',
   'finalUrl',
@@ -31,10 +33,12 @@ export const EXPORT_COLUMNS = [
 
 function record(image: ExportedImage): (string | number | null)[] {
   // The path is relative to --out, so an export stays true wherever the tree is moved.
-  const path = image.state === 'done' ? finalPath('', image.gbifId, image.imageIndex) : null;
+  const path = image.state === 'done' ? finalPath('', image.gbifId, image.fileIndex) : null;
   return [
     image.gbifId,
+    image.fileIndex,
     image.imageIndex,
+    image.partIndex,
     path,
     image.url,
     image.finalUrl,

@@ -17,7 +17,7 @@ import type { ImageOutcome } from '../ledger/ledger.js';
 import { PermanentError, RetryableError } from '../errors.js';
 import { blockedAddressError, isBlockedAddress } from './address-guard.js';
 import { classifyError, errorForStatus } from './classify.js';
-import { looksLikeImage } from './sniff.js';
+import { looksLikeImage, looksLikeJson } from './sniff.js';
 
 export const MAX_REDIRECTS = 5;
 const SNIFF_BYTES = 16;
@@ -36,6 +36,8 @@ export type FetchResult = ImageOutcome;
 /** A fetch's result with, for a small body, the body itself, so validation need not read the file back. */
 export interface FetchedBody extends FetchResult {
   readonly body?: Buffer;
+  /** The body is a JSON object (a IIIF manifest or info.json, perhaps), not an image. */
+  readonly json: boolean;
 }
 
 /** Bodies up to this size are kept in memory for validation (at most this much per request in flight). */
@@ -73,6 +75,7 @@ async function saveBody(body: Readable, headers: Record<string, string | string[
   let raw = 0;
   let bytes = 0;
   let head: Buffer | undefined;
+  let json = false;
   const expected = header(headers, 'content-length');
   const expectedBytes = expected !== undefined && /^\d+$/.test(expected) ? Number(expected) : undefined;
   if (expectedBytes !== undefined && decoder(header(headers, 'content-encoding')) === undefined && expectedBytes > maxBytes) {
@@ -93,7 +96,8 @@ async function saveBody(body: Readable, headers: Record<string, string | string[
   const judge = (): PermanentError | undefined => {
     head = Buffer.concat(held);
     held = [];
-    return looksLikeImage(head) ? undefined : new PermanentError(`body is not an image (starts ${JSON.stringify(head.subarray(0, 16).toString('latin1'))})`, 'not_image');
+    json = !looksLikeImage(head) && looksLikeJson(head);
+    return looksLikeImage(head) || json ? undefined : new PermanentError(`body is not an image (starts ${JSON.stringify(head.subarray(0, 16).toString('latin1'))})`, 'not_image');
   };
   const meter = new Transform({
     transform(chunk: Buffer, _e, done) {
@@ -132,7 +136,7 @@ async function saveBody(body: Readable, headers: Record<string, string | string[
   }
   if (expectedBytes !== undefined && raw < expectedBytes) throw new RetryableError(`body ended at ${raw} of ${expectedBytes} bytes`, 'truncated');
   if (bytes === 0) throw new PermanentError('empty body', 'not_image');
-  return { bytes, sha256: hash.digest('hex'), ...(kept ? { body: Buffer.concat(kept) } : {}) };
+  return { bytes, sha256: hash.digest('hex'), json, ...(kept ? { body: Buffer.concat(kept) } : {}) };
 }
 
 export async function fetchImage(url: string, path: string, settings: FetchSettings, signal?: AbortSignal): Promise<FetchedBody> {

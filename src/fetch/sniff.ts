@@ -1,7 +1,7 @@
 /**
  * A first look at a body: does it start like an image file? Catches the HTML
- * terms pages and JSON documents hosts serve with status 200 before a byte is
- * stored. (Full decoding is the validation step's job.)
+ * terms pages hosts serve with status 200 before a byte is stored; lets a
+ * JSON object (a IIIF document) through to be read by content. (Full decoding is the validation step's job.)
  */
 const SIGNATURES: readonly (readonly (number | null)[])[] = [
   [0xff, 0xd8, 0xff], // JPEG
@@ -15,6 +15,17 @@ const SIGNATURES: readonly (readonly (number | null)[])[] = [
   [0xff, 0x4f, 0xff, 0x51], // JPEG 2000 codestream
   [null, null, null, null, 0x66, 0x74, 0x79, 0x70], // ISO BMFF: AVIF, HEIC
 ];
+
+/**
+ * A JSON object: maybe a IIIF manifest or info.json, which the scheduler
+ * reads by content (hosts serve them as application/json, ld+json, text/plain
+ * or image/jpeg alike, and rows rarely say).
+ */
+export function looksLikeJson(head: Buffer): boolean {
+  let i = head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf ? 3 : 0;
+  while (i < head.length && (head[i] === 0x20 || head[i] === 0x09 || head[i] === 0x0a || head[i] === 0x0d)) i++;
+  return head[i] === 0x7b; // '{'
+}
 
 export function looksLikeImage(head: Buffer): boolean {
   return SIGNATURES.some((sig) => sig.length <= head.length && sig.every((b, i) => b === null || head[i] === b));

@@ -81,8 +81,25 @@ export interface ImageOutcome {
   readonly receivedFormat?: string;
 }
 
+/** One image a IIIF identifier expanded into (a manifest's canvas, or an image service's one image). */
+export interface FetchedPart extends ImageOutcome {
+  /** Canvas order within the identifier, from 0. */
+  readonly partIndex: number;
+  /** NN of its file. */
+  readonly fileIndex: number;
+  /** The request that answered (an Image API size, or the resource's own URL). */
+  readonly url: string;
+}
+
 export interface FetchedImage extends ImageOutcome {
   readonly imageId: number;
+  /**
+   * NN of its file (of its first part, for a IIIF identifier). Equal to the
+   * imageIndex unless an earlier image of the gbifID expanded into several.
+   */
+  readonly fileIndex: number;
+  /** Set when the identifier was a IIIF document: the images it expanded into, in canvas order. */
+  readonly parts?: readonly FetchedPart[];
 }
 
 export interface FailedImage {
@@ -111,7 +128,7 @@ export interface DownloadLedger {
   /** Specific gbifIDs, with their images (for IDs set aside earlier in a run). */
   claimIds(gbifIds: readonly number[]): ClaimedId[];
   /** A stored copy of this URL under another gbifID, if any: lets a shared URL be fetched once across runs. */
-  storedCopy(url: string): { gbifId: number; imageIndex: number; image: ImageOutcome } | undefined;
+  storedCopy(url: string): { gbifId: number; fileIndex: number; image: ImageOutcome } | undefined;
   /** Durably notes the files about to be renamed into place (before any rename). */
   beginPublish(intents: readonly PublishIntent[]): void;
   /** Marks gbifIDs done with every image, and clears their intents, in one transaction. */
@@ -165,6 +182,10 @@ export interface IngestWriter {
 export interface ExportedImage {
   readonly gbifId: number;
   readonly imageIndex: number;
+  /** NN of the stored file (its expected NN while not done). */
+  readonly fileIndex: number;
+  /** For an image a IIIF identifier expanded into: its canvas, from 0. */
+  readonly partIndex: number | null;
   readonly url: string;
   readonly finalUrl: string | null;
   readonly license: string;

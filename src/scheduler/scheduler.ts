@@ -11,9 +11,11 @@
  * pending, for a later run. An image URL shared by gbifIDs in the window is
  * fetched once; one already stored under another gbifID is linked, not fetched.
  */
+import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { FetchError, ThrottledError, type FailureKind } from '../errors.js';
+import { FetchError, PermanentError, ThrottledError, type FailureKind } from '../errors.js';
 import { fetchImage, type FetchedBody, type FetchResult, type FetchSettings } from '../fetch/fetch-image.js';
+import { readIiif } from '../iiif/document.js';
 import type { ClaimedId, ClaimedImage, DownloadLedger, FailedImage } from '../ledger/ledger.js';
 import { finalPath, tempPath } from '../store/layout.js';
 import { PublishQueue } from '../store/publish-queue.js';
@@ -23,6 +25,8 @@ import { backoffMs } from './backoff.js';
 import { Claims } from './claims.js';
 import { SharedFetches } from './shared-fetches.js';
 import { HostState } from './host-state.js';
+import { IiifDocuments, type ReadDocument } from './iiif-documents.js';
+import { Job, unitKey } from './job.js';
 import { RunTally } from './tally.js';
 
 export interface SchedulerSettings {
@@ -41,20 +45,15 @@ export interface SchedulerSettings {
   readonly retryBaseMs?: number;
 }
 
-interface Job {
-  readonly claimed: ClaimedId;
-  readonly abort: AbortController;
-  readonly temps: Map<number, string>;
-  readonly fetched: Map<number, FetchResult>;
-  settled: boolean;
-}
-
 interface Task {
   readonly job: Job;
-  readonly image: ClaimedImage;
+  /** For a IIIF part, the identifier's row with the URL and host of the request now tried. */
+  image: ClaimedImage;
   readonly temp: string;
   attempts: number;
   throttles: number;
+  /** Set for one image of an expanded IIIF identifier: its canvas and the requests to try, in order. */
+  readonly part?: { readonly index: number; readonly requests: readonly string[]; rung: number };
 }
 
 const MAX_THROTTLES = 20;
@@ -69,6 +68,7 @@ export class Scheduler {
   private readonly active = new Set<HostState<Task>>();
   private readonly jobs = new Map<number, Job>();
   private readonly shared = new SharedFetches<Task>();
+  private readonly iiif = new IiifDocuments();
   private readonly publishQueue: PublishQueue;
   private readonly windowSize: number;
   private readonly hostBacklogLimit: number;
@@ -219,7 +219,7 @@ export class Scheduler {
       return false;
     }
     this.claims.admitted();
-    const job: Job = { claimed, abort: new AbortController(), temps: new Map(), fetched: new Map(), settled: false };
+    const job = new Job(claimed);
     this.jobs.set(claimed.gbifId, job);
     if (claimed.images.some((img) => this.host(img.host).isOpen(now))) {
       this.setAside(job);
@@ -227,8 +227,10 @@ export class Scheduler {
     }
     for (const image of claimed.images) {
       const task: Task = { job, image, temp: tempPath(this.settings.out, claimed.gbifId, image.imageIndex), attempts: 0, throttles: 0 };
-      job.temps.set(image.imageId, task.temp);
-      if (!this.shared.joinIfFetching(image.url, task)) this.fetchOrLink(task);
+      job.addTemp(unitKey(image.imageId), task.temp);
+      const read = this.iiif.get(image.url);
+      if (read) this.expand(task, read);
+      else if (!this.shared.joinIfFetching(image.url, task)) this.fetchOrLink(task);
     }
     return true;
   }
@@ -241,7 +243,7 @@ export class Scheduler {
       this.enqueue(task);
       return;
     }
-    const source = finalPath(this.settings.out, copy.gbifId, copy.imageIndex);
+    const source = finalPath(this.settings.out, copy.gbifId, copy.fileIndex);
     linkOrCopy(source, task.temp).then(
       () => {
         this.tally.shared++;
@@ -275,12 +277,13 @@ export class Scheduler {
       });
   }
 
-  private async fetched(task: Task, { body, ...received }: FetchedBody): Promise<void> {
+  private async fetched(task: Task, { body, json, ...received }: FetchedBody): Promise<void> {
     const host = this.host(task.image.host);
     if (host.succeeded() === 'closed_breaker') {
       this.ledger.recordBreaker(host.name, null);
       this.log.info({ host: host.name }, 'breaker closed: probe succeeded');
     }
+    if (json) return this.readDocument(task, received, body);
     this.tally.fetched(received.bytes);
     let result: FetchResult;
     try {
@@ -311,6 +314,12 @@ export class Scheduler {
     const now = Date.now();
     const host = this.host(task.image.host);
     const kind: FailureKind = failure.kind;
+    if (kind === 'permanent' && task.part && failure.httpStatus !== undefined && task.part.rung + 1 < task.part.requests.length) {
+      // The server refused this size (or this URL): the next request on the ladder.
+      host.answered();
+      for (const t of [task, ...this.shared.finish(task.image.url)]) this.nextRung(t, failure);
+      return;
+    }
     if (kind === 'permanent') {
       host.answered();
       for (const w of this.shared.finish(task.image.url)) this.failJob(w.job, w, failure, false);
@@ -349,18 +358,67 @@ export class Scheduler {
     if (heir) this.enqueue(heir);
   }
 
+  /**
+   * A JSON body where an image was expected: a IIIF manifest or image
+   * service becomes its images (for every gbifID waiting on the URL, and for
+   * later ones in this run); anything else fails as not_image.
+   */
+  private async readDocument(task: Task, received: FetchResult, body: Buffer | undefined): Promise<void> {
+    let read: ReadDocument;
+    try {
+      const text = (body ?? (await readFile(task.temp))).toString('utf8');
+      await this.publisher.discard([task.temp]);
+      if (task.part) throw new PermanentError(`${task.image.url} answered JSON where a IIIF image was expected`, 'not_image');
+      const document = readIiif(text, received.finalUrl);
+      read = { document, outcome: { ...received, receivedFormat: `iiif-${document.kind}` } };
+    } catch (err) {
+      return this.failedAttempt(task, err);
+    }
+    this.tally.iiifDocuments++;
+    this.tally.bytes += received.bytes;
+    this.iiif.remember(task.image.url, read);
+    for (const t of [task, ...this.shared.finish(task.image.url)]) {
+      if (t.part) this.failJob(t.job, t, new PermanentError('JSON where a IIIF image was expected', 'not_image'), false);
+      else this.expand(t, read);
+    }
+  }
+
+  /** Replaces an identifier's task by one task per image its IIIF document describes. */
+  private expand(task: Task, { document, outcome }: ReadDocument): void {
+    const { job, image } = task;
+    if (job.settled) return;
+    job.expand(image.imageId, outcome, document.images.length);
+    for (const [index, described] of document.images.entries()) {
+      const url = described.requests[0] as string;
+      const temp = tempPath(this.settings.out, job.gbifId, `${image.imageIndex}.${index}`);
+      job.addTemp(unitKey(image.imageId, index), temp);
+      const part: Task = { job, image: { ...image, url, host: new URL(url).hostname }, temp, attempts: 0, throttles: 0, part: { index, requests: described.requests, rung: 0 } };
+      if (this.host(part.image.host).isOpen(Date.now())) return this.setAside(job);
+      if (this.shared.joinIfFetching(url, part)) continue;
+      this.shared.fetching(url);
+      this.enqueue(part);
+    }
+  }
+
+  /** The next request for a IIIF image after its server refused one; the gbifID fails when none is left. */
+  private nextRung(task: Task, failure: FetchError): void {
+    const part = task.part;
+    if (!part || part.rung + 1 >= part.requests.length) return this.failJob(task.job, task, failure, false);
+    part.rung++;
+    const url = part.requests[part.rung] as string;
+    task.image = { ...task.image, url, host: new URL(url).hostname };
+    task.attempts = 0;
+    if (this.shared.joinIfFetching(url, task)) return;
+    this.shared.fetching(url);
+    this.enqueue(task);
+  }
+
   private imageDone(task: Task, result: FetchResult): void {
     const job = task.job;
     if (job.settled) return;
-    job.fetched.set(task.image.imageId, result);
-    if (job.fetched.size < job.claimed.images.length) return;
+    if (!job.done(unitKey(task.image.imageId, task.part?.index), task.image.url, result)) return;
     job.settled = true;
-    const { out } = this.settings;
-    this.publishQueue.push({
-      gbifId: job.claimed.gbifId,
-      files: job.claimed.images.map((img) => ({ temp: job.temps.get(img.imageId) as string, final: finalPath(out, job.claimed.gbifId, img.imageIndex) })),
-      images: job.claimed.images.map((img) => ({ imageId: img.imageId, ...(job.fetched.get(img.imageId) as FetchResult) })),
-    });
+    this.publishQueue.push(job.publishItem(this.settings.out));
   }
 
   private failJob(job: Job, task: Task, failure: FetchError, transient: boolean): void {
@@ -386,7 +444,7 @@ export class Scheduler {
   }
 
   private release(job: Job): void {
-    this.jobs.delete(job.claimed.gbifId);
-    void this.publisher.discard([...job.temps.values()]);
+    this.jobs.delete(job.gbifId);
+    void this.publisher.discard(job.allTemps());
   }
 }

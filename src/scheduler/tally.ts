@@ -8,6 +8,8 @@ export class RunTally {
   images = 0;
   /** Images linked from a fetch of the same URL for another gbifID. */
   shared = 0;
+  /** IIIF manifests and image services read (each expanded into its images). */
+  iiifDocuments = 0;
   bytes = 0;
   readonly failures: Record<string, number> = {};
   hostsOpened: string[] = [];

@@ -17,8 +17,19 @@ export type Route =
   | { kind: 'reset-mid-body' }
   | { kind: 'short-body' }
   | { kind: 'redirect'; to: string }
+  | { kind: 'json'; body: string; contentType?: string }
   | { kind: 'drip'; everyMs: number }
   | { kind: 'sequence'; steps: Route[] };
+
+/** How a server answers IIIF Image API requests (`.../full/{size}/0/{quality}.jpg`) no route names. */
+export interface ImageApi {
+  /** Widths above this are refused with `refuse` (a server's maxWidth). */
+  readonly maxWidth?: number;
+  /** Status for a refused size (default 400). */
+  readonly refuse?: number;
+}
+
+const IMAGE_API_REQUEST = /\/full\/([^/]+)\/0\/(default|native)\.jpg$/;
 
 export interface LoggedRequest {
   readonly path: string;
@@ -36,6 +47,8 @@ export async function sampleJpeg(): Promise<Buffer> {
 export class ImageServer {
   readonly requests: LoggedRequest[] = [];
   private readonly routes = new Map<string, Route>();
+  /** Set by imageApi(): answers any Image API request on this host. */
+  private api: ImageApi | undefined;
   private readonly hits = new Map<string, number>();
   private readonly sockets = new Set<Socket>();
   private server!: Server;
@@ -46,6 +59,11 @@ export class ImageServer {
   route(path: string, route: Route): string {
     this.routes.set(path, route);
     return this.origin + path;
+  }
+
+  imageApi(api: ImageApi = {}): this {
+    this.api = api;
+    return this;
   }
 
   count(path: string): number {
@@ -71,7 +89,7 @@ export class ImageServer {
   private answer(req: IncomingMessage, res: ServerResponse, routeOverride?: Route): void {
     const path = req.url ?? '/';
     if (!routeOverride) this.requests.push({ path, at: Date.now(), userAgent: String(req.headers['user-agent'] ?? '') });
-    let route = routeOverride ?? this.routes.get(path) ?? { kind: 'status', status: 404 };
+    let route = routeOverride ?? this.routes.get(path) ?? this.imageApiRoute(path) ?? { kind: 'status', status: 404 };
     if (route.kind === 'sequence') {
       const n = this.hits.get(path) ?? 0;
       this.hits.set(path, n + 1);
@@ -129,7 +147,21 @@ export class ImageServer {
         res.writeHead(302, { location: route.to });
         res.end();
         return;
+      case 'json':
+        res.writeHead(200, { 'content-type': route.contentType ?? 'application/ld+json' });
+        res.end(route.body);
+        return;
     }
+  }
+
+  private imageApiRoute(path: string): Route | undefined {
+    const match = this.api && IMAGE_API_REQUEST.exec(path);
+    if (!this.api || !match) return undefined;
+    const width = /^(\d+),/.exec(match[1] as string)?.[1];
+    if (this.api.maxWidth !== undefined && width !== undefined && Number(width) > this.api.maxWidth) {
+      return { kind: 'status', status: this.api.refuse ?? 400, body: 'size above maxWidth' };
+    }
+    return { kind: 'image' };
   }
 }
 

@@ -28,13 +28,20 @@ export class SqliteDownloads implements DownloadLedger {
         .prepare('SELECT i.image_id, i.image_index, i.url, h.host FROM images i JOIN hosts h USING (host_id) WHERE i.gbif_id = ? ORDER BY i.image_index')
         .raw(),
       storedCopy: db.prepare(
-        `SELECT gbif_id, image_index, url, http_status, final_url, content_type, bytes, sha256, width, height, received_format FROM images WHERE url_hash = ? AND state = ${STATE.done} LIMIT 8`,
+        // A IIIF identifier's files are its parts, not one image: never linked as one.
+        `SELECT gbif_id, COALESCE(file_index, image_index) AS file_index, url, http_status, final_url, content_type, bytes, sha256, width, height, received_format
+         FROM images WHERE url_hash = ? AND state = ${STATE.done} AND (received_format IS NULL OR received_format NOT LIKE 'iiif%') LIMIT 8`,
       ),
       imageStates: db.prepare('SELECT image_id, state, error_code, host_id FROM images WHERE gbif_id = ?').raw(),
       idState: db.prepare('SELECT state FROM ids WHERE gbif_id = ?').pluck(),
       imageDone: db.prepare(
         `UPDATE images SET state = ${STATE.done}, error_code = NULL, http_status = ?, final_url = ?, content_type = ?, bytes = ?, sha256 = ?,
-           width = ?, height = ?, received_format = ?, attempts = attempts + 1, updated_at = ?, next_attempt_at = NULL WHERE image_id = ?`,
+           width = ?, height = ?, received_format = ?, file_index = ?, attempts = attempts + 1, updated_at = ?, next_attempt_at = NULL WHERE image_id = ?`,
+      ),
+      clearParts: db.prepare('DELETE FROM image_parts WHERE image_id = ?'),
+      part: db.prepare(
+        `INSERT INTO image_parts(image_id, part_index, file_index, url, http_status, final_url, content_type, bytes, width, height, sha256, received_format)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       imageFailed: db.prepare(
         `UPDATE images SET state = ${STATE.failed}, error_code = ?, http_status = ?, attempts = attempts + 1, updated_at = ?, next_attempt_at = ? WHERE image_id = ?`,
@@ -68,7 +75,7 @@ export class SqliteDownloads implements DownloadLedger {
   storedCopy(url: string) {
     const rows = this.stmt.storedCopy.all(urlHash(url)) as {
       gbif_id: number;
-      image_index: number;
+      file_index: number;
       url: string;
       http_status: number;
       final_url: string;
@@ -83,7 +90,7 @@ export class SqliteDownloads implements DownloadLedger {
     if (!row) return undefined;
     return {
       gbifId: row.gbif_id,
-      imageIndex: row.image_index,
+      fileIndex: row.file_index,
       image: {
         httpStatus: row.http_status,
         finalUrl: row.final_url,
@@ -121,9 +128,27 @@ export class SqliteDownloads implements DownloadLedger {
             image.width ?? null,
             image.height ?? null,
             image.receivedFormat ?? null,
+            image.fileIndex,
             now,
             image.imageId,
           );
+          this.stmt.clearParts.run(image.imageId);
+          for (const p of image.parts ?? []) {
+            this.stmt.part.run(
+              image.imageId,
+              p.partIndex,
+              p.fileIndex,
+              p.url,
+              p.httpStatus,
+              p.finalUrl,
+              p.contentType,
+              p.bytes,
+              p.width ?? null,
+              p.height ?? null,
+              p.sha256,
+              p.receivedFormat ?? null,
+            );
+          }
         }
         this.stmt.clearIntent.run(gbifId);
       }

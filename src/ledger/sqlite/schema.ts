@@ -109,6 +109,29 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE images ADD COLUMN received_format TEXT;
   `,
+  // 4: IIIF. An identifier that is a manifest (or an image service) becomes
+  // several images, each with its own file; image_parts holds them, in canvas
+  // order. file_index is the NN a done image's file has: NNs run over a
+  // gbifID's images in order with a manifest's canvases in its place, so an
+  // image after a manifest is not named by its imageIndex.
+  `
+  ALTER TABLE images ADD COLUMN file_index INTEGER;
+  CREATE TABLE image_parts (
+    image_id INTEGER NOT NULL,
+    part_index INTEGER NOT NULL,
+    file_index INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    http_status INTEGER,
+    final_url TEXT,
+    content_type TEXT,
+    bytes INTEGER,
+    width INTEGER,
+    height INTEGER,
+    sha256 TEXT,
+    received_format TEXT,
+    PRIMARY KEY (image_id, part_index)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 /** Indexes a bulk load drops and builds again, by sorting, when it ends. */

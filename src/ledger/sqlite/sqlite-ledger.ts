@@ -87,11 +87,16 @@ class SqliteLedger implements Ledger {
   }
 
   *exportImages(state: ItemState | 'all'): IterableIterator<ExportedImage> {
-    const where = state === 'all' ? '' : `WHERE state = ${STATE[state]}`;
+    const where = state === 'all' ? '' : `WHERE i.state = ${STATE[state]}`;
+    // A IIIF identifier that was expanded gives one line per part (its files); any other image one line.
     const rows = this.db
       .prepare(
-        `SELECT gbif_id, image_index, url, final_url, license, rights_holder, creator, publisher, width, height, bytes, sha256, state, error_code
-         FROM images ${where} ORDER BY gbif_id, image_index`,
+        `SELECT i.gbif_id, i.image_index, COALESCE(p.file_index, i.file_index, i.image_index), p.part_index, i.url,
+           COALESCE(p.final_url, i.final_url), i.license, i.rights_holder, i.creator, i.publisher,
+           COALESCE(p.width, i.width), COALESCE(p.height, i.height), COALESCE(p.bytes, i.bytes), COALESCE(p.sha256, i.sha256),
+           i.state, i.error_code
+         FROM images i LEFT JOIN image_parts p ON p.image_id = i.image_id AND i.state = ${STATE.done}
+         ${where} ORDER BY i.gbif_id, i.image_index, p.part_index`,
       )
       .raw()
       .iterate() as IterableIterator<unknown[]>;
@@ -99,18 +104,20 @@ class SqliteLedger implements Ledger {
       yield {
         gbifId: r[0] as number,
         imageIndex: r[1] as number,
-        url: r[2] as string,
-        finalUrl: r[3] as string | null,
-        license: r[4] as string,
-        rightsHolder: r[5] as string,
-        creator: r[6] as string,
-        publisher: r[7] as string,
-        width: r[8] as number | null,
-        height: r[9] as number | null,
-        bytes: r[10] as number | null,
-        sha256: r[11] as string | null,
-        state: STATE_NAME[r[12] as number] as ItemState,
-        errorCode: r[13] as string | null,
+        fileIndex: r[2] as number,
+        partIndex: r[3] as number | null,
+        url: r[4] as string,
+        finalUrl: r[5] as string | null,
+        license: r[6] as string,
+        rightsHolder: r[7] as string,
+        creator: r[8] as string,
+        publisher: r[9] as string,
+        width: r[10] as number | null,
+        height: r[11] as number | null,
+        bytes: r[12] as number | null,
+        sha256: r[13] as string | null,
+        state: STATE_NAME[r[14] as number] as ItemState,
+        errorCode: r[15] as string | null,
       };
     }
   }

@@ -1,0 +1,98 @@
+/**
+ * One claimed gbifID in the window: the images it still waits for, their
+ * temporaries, and, once all are in, what to publish. An identifier that
+ * turns out to be a IIIF document expands in place into its images, so a
+ * gbifID completes only when every canvas of every manifest it has is in.
+ *
+ * NN: files are numbered over the gbifID's images in imageIndex order, with
+ * an expanded identifier's images (in canvas order) in its place. With no
+ * IIIF identifier (almost every gbifID) NN is the imageIndex.
+ */
+import type { ClaimedId, FetchedImage, FetchedPart, ImageOutcome } from '../ledger/ledger.js';
+import type { FetchResult } from '../fetch/fetch-image.js';
+import { finalPath } from '../store/layout.js';
+import type { PublishItem } from '../store/publisher.js';
+
+/** A unit of work: an image, or one part of an expanded identifier. */
+export function unitKey(imageId: number, partIndex?: number): string {
+  return partIndex === undefined ? String(imageId) : `${imageId}:${partIndex}`;
+}
+
+interface Expansion {
+  /** What fetching the identifier itself gave (the manifest or info.json). */
+  readonly outcome: ImageOutcome;
+  readonly parts: number;
+}
+
+export class Job {
+  readonly abort = new AbortController();
+  settled = false;
+  private readonly temps = new Map<string, string>();
+  private readonly results = new Map<string, FetchResult & { readonly requested: string }>();
+  private readonly expansions = new Map<number, Expansion>();
+  private expected: number;
+
+  constructor(readonly claimed: ClaimedId) {
+    this.expected = claimed.images.length;
+  }
+
+  get gbifId(): number {
+    return this.claimed.gbifId;
+  }
+
+  addTemp(key: string, temp: string): void {
+    this.temps.set(key, temp);
+  }
+
+  allTemps(): string[] {
+    return [...this.temps.values()];
+  }
+
+  /** The identifier `imageId` is a IIIF document with `parts` images; its own temporary is gone. */
+  expand(imageId: number, outcome: ImageOutcome, parts: number): void {
+    this.expansions.set(imageId, { outcome, parts });
+    this.temps.delete(unitKey(imageId));
+    this.expected += parts - 1;
+  }
+
+  isExpanded(imageId: number): boolean {
+    return this.expansions.has(imageId);
+  }
+
+  /** Records a unit's result; true when that was the gbifID's last one. */
+  done(key: string, requested: string, result: FetchResult): boolean {
+    this.results.set(key, { ...result, requested });
+    return this.results.size >= this.expected;
+  }
+
+  /** Files in NN order and what the ledger records of each image. */
+  publishItem(out: string): PublishItem {
+    const files: { temp: string; final: string }[] = [];
+    const images: FetchedImage[] = [];
+    let nn = 0;
+    const take = (key: string) => {
+      const result = this.results.get(key);
+      const temp = this.temps.get(key);
+      if (!result || temp === undefined) throw new Error(`gbifID ${this.gbifId}: no result for ${key}`);
+      files.push({ temp, final: finalPath(out, this.gbifId, nn) });
+      return { result, fileIndex: nn++ };
+    };
+    for (const image of this.claimed.images) {
+      const expansion = this.expansions.get(image.imageId);
+      if (!expansion) {
+        const { result, fileIndex } = take(unitKey(image.imageId));
+        const { requested: _requested, ...outcome } = result;
+        images.push({ imageId: image.imageId, fileIndex, ...outcome });
+        continue;
+      }
+      const parts: FetchedPart[] = [];
+      for (let p = 0; p < expansion.parts; p++) {
+        const { result, fileIndex } = take(unitKey(image.imageId, p));
+        const { requested, ...outcome } = result;
+        parts.push({ partIndex: p, fileIndex, url: requested, ...outcome });
+      }
+      images.push({ imageId: image.imageId, fileIndex: parts[0]?.fileIndex ?? nn, ...expansion.outcome, parts });
+    }
+    return { gbifId: this.gbifId, files, images };
+  }
+}
