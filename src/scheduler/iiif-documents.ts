@@ -4,7 +4,8 @@
  * window, as shared image URLs are). Bounded by the images they describe;
  * the oldest go first.
  */
-import type { IiifDocument } from '../iiif/document.js';
+import { readFile } from 'node:fs/promises';
+import { readIiif, type IiifDocument } from '../iiif/document.js';
 import type { ImageOutcome } from '../ledger/ledger.js';
 
 export interface ReadDocument {
@@ -14,6 +15,13 @@ export interface ReadDocument {
 }
 
 const MAX_IMAGES = 100_000;
+
+/** Reads a fetched JSON body (in memory, or from its temporary when it was large). Throws a PermanentError. */
+export async function readDocument(received: ImageOutcome, body: Buffer | undefined, temp: string): Promise<ReadDocument> {
+  const text = (body ?? (await readFile(temp))).toString('utf8');
+  const document = readIiif(text, received.finalUrl);
+  return { document, outcome: { ...received, receivedFormat: `iiif-${document.kind}` } };
+}
 
 export class IiifDocuments {
   private readonly byUrl = new Map<string, ReadDocument>();

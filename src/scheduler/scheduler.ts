@@ -11,22 +11,21 @@
  * pending, for a later run. An image URL shared by gbifIDs in the window is
  * fetched once; one already stored under another gbifID is linked, not fetched.
  */
-import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { FetchError, PermanentError, ThrottledError, type FailureKind } from '../errors.js';
 import { fetchImage, type FetchedBody, type FetchResult, type FetchSettings } from '../fetch/fetch-image.js';
-import { readIiif } from '../iiif/document.js';
-import type { ClaimedId, ClaimedImage, DownloadLedger, FailedImage } from '../ledger/ledger.js';
-import { finalPath, tempPath } from '../store/layout.js';
+import type { ClaimedId, DownloadLedger, FailedImage } from '../ledger/ledger.js';
+import { finalPath } from '../store/layout.js';
 import { PublishQueue } from '../store/publish-queue.js';
 import { linkOrCopy, type Publisher } from '../store/publisher.js';
 import type { ValidatedImage } from '../validate/validate-image.js';
 import { backoffMs } from './backoff.js';
 import { Claims } from './claims.js';
 import { SharedFetches } from './shared-fetches.js';
-import { HostState } from './host-state.js';
-import { IiifDocuments, type ReadDocument } from './iiif-documents.js';
+import { HostQueues } from './host-queues.js';
+import { IiifDocuments, readDocument, type ReadDocument } from './iiif-documents.js';
 import { Job, unitKey } from './job.js';
+import { imageTask, nextRung, partTasks, type Task } from './task.js';
 import { RunTally } from './tally.js';
 
 export interface SchedulerSettings {
@@ -45,17 +44,6 @@ export interface SchedulerSettings {
   readonly retryBaseMs?: number;
 }
 
-interface Task {
-  readonly job: Job;
-  /** For a IIIF part, the identifier's row with the URL and host of the request now tried. */
-  image: ClaimedImage;
-  readonly temp: string;
-  attempts: number;
-  throttles: number;
-  /** Set for one image of an expanded IIIF identifier: its canvas and the requests to try, in order. */
-  readonly part?: { readonly index: number; readonly requests: readonly string[]; rung: number };
-}
-
 const MAX_THROTTLES = 20;
 const CLAIM_BATCH = 256;
 const RUN_RETRY_BASE_MS = 10 * 60_000;
@@ -63,9 +51,7 @@ const RUN_RETRY_CAP_MS = 24 * 3600_000;
 
 export class Scheduler {
   readonly tally = new RunTally();
-  private readonly hosts = new Map<string, HostState<Task>>();
-  /** Hosts with tasks waiting, in round-robin order (a Set keeps insertion order). */
-  private readonly active = new Set<HostState<Task>>();
+  private readonly hosts: HostQueues<Task>;
   private readonly jobs = new Map<number, Job>();
   private readonly shared = new SharedFetches<Task>();
   private readonly iiif = new IiifDocuments();
@@ -73,7 +59,6 @@ export class Scheduler {
   private readonly windowSize: number;
   private readonly hostBacklogLimit: number;
   private readonly runStart = Date.now();
-  private readonly openBreakers: Map<string, number>;
   private readonly claims: Claims;
   private inFlight = 0;
   private stopping = false;
@@ -89,7 +74,7 @@ export class Scheduler {
   ) {
     this.windowSize = Math.max(256, settings.concurrency * 8);
     this.hostBacklogLimit = Math.max(32, settings.perHost * 16);
-    this.openBreakers = ledger.openBreakers();
+    this.hosts = new HostQueues<Task>(settings, ledger.openBreakers(), (task) => this.promoteWaiter(task));
     this.claims = new Claims(ledger, this.runStart, settings.maxAttempts, settings.limit);
     this.publishQueue = new PublishQueue(
       publisher,
@@ -113,14 +98,7 @@ export class Scheduler {
 
   /** Hosts cooling down and hosts whose breaker is open, for the live display. */
   hostsHeld(): { cooling: number; open: number } {
-    const now = Date.now();
-    let cooling = 0;
-    let open = 0;
-    for (const h of this.hosts.values()) {
-      if (h.breaker === 'open' && h.openUntil > now) open++;
-      else if (h.cooldownUntil > now) cooling++;
-    }
-    return { cooling, open };
+    return this.hosts.held(Date.now());
   }
 
   private stop(): void {
@@ -136,7 +114,7 @@ export class Scheduler {
       if (!this.stopping) this.fillWindow();
       const now = Date.now();
       while (this.inFlight < this.settings.concurrency) {
-        const task = this.nextTask(now);
+        const task = this.hosts.next(now);
         if (!task) break;
         this.start(task);
       }
@@ -151,52 +129,18 @@ export class Scheduler {
   }
 
   private armWake(now: number): void {
-    let wake = this.claims.waitingOnSpilled ? this.claims.spillRetryAt : Infinity;
-    for (const h of this.active) wake = Math.min(wake, h.nextWake(now) ?? Infinity);
-    if (wake !== Infinity) this.wakeAt(wake);
-  }
-
-  private wakeAt(at: number): void {
+    const wake = Math.min(this.claims.waitingOnSpilled ? this.claims.spillRetryAt : Infinity, this.hosts.nextWake(now));
+    if (wake === Infinity) return;
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    this.wakeTimer = setTimeout(() => this.pump(), Math.max(1, at - Date.now()));
-  }
-
-  private nextTask(now: number): Task | undefined {
-    // Round-robin over hosts with work: each gets its turn, none is waited on.
-    for (const host of this.active) {
-      let task = host.take(now);
-      while (task?.job.settled) {
-        // Its gbifID already failed or was set aside: drop it, but not the URL's other waiters.
-        this.promoteWaiter(task);
-        task = host.take(now);
-      }
-      if (host.backlog === 0) this.active.delete(host);
-      if (task === undefined) continue;
-      // To the back of the line.
-      this.active.delete(host);
-      if (host.backlog > 0) this.active.add(host);
-      return task;
-    }
-    return undefined;
+    this.wakeTimer = setTimeout(() => this.pump(), Math.max(1, wake - Date.now()));
   }
 
   private enqueue(task: Task, notBefore?: number): void {
-    const host = this.host(task.image.host);
-    if (notBefore === undefined) host.push(task);
-    else host.delay(task, notBefore);
-    this.active.add(host);
+    this.hosts.enqueue(task, notBefore);
   }
 
-  private host(name: string): HostState<Task> {
-    let h = this.hosts.get(name);
-    if (!h) {
-      h = new HostState<Task>(name, this.settings);
-      // A breaker opened by an earlier run still holds until its time is up.
-      const openUntil = this.openBreakers.get(name);
-      if (openUntil !== undefined) h.restoreOpen(openUntil);
-      this.hosts.set(name, h);
-    }
-    return h;
+  private host(name: string) {
+    return this.hosts.host(name);
   }
 
   private fillWindow(): void {
@@ -226,8 +170,7 @@ export class Scheduler {
       return true;
     }
     for (const image of claimed.images) {
-      const task: Task = { job, image, temp: tempPath(this.settings.out, claimed.gbifId, image.imageIndex), attempts: 0, throttles: 0 };
-      job.addTemp(unitKey(image.imageId), task.temp);
+      const task = imageTask(job, image, this.settings.out);
       const read = this.iiif.get(image.url);
       if (read) this.expand(task, read);
       else if (!this.shared.joinIfFetching(image.url, task)) this.fetchOrLink(task);
@@ -252,9 +195,7 @@ export class Scheduler {
       },
       () => {
         // The stored copy is gone (moved or deleted by hand): fetch it after all.
-        if (this.shared.joinIfFetching(task.image.url, task)) return;
-        this.shared.fetching(task.image.url);
-        this.enqueue(task);
+        this.submit(task);
         this.pump();
       },
     );
@@ -317,7 +258,10 @@ export class Scheduler {
     if (kind === 'permanent' && task.part && failure.httpStatus !== undefined && task.part.rung + 1 < task.part.requests.length) {
       // The server refused this size (or this URL): the next request on the ladder.
       host.answered();
-      for (const t of [task, ...this.shared.finish(task.image.url)]) this.nextRung(t, failure);
+      for (const t of [task, ...this.shared.finish(task.image.url)]) {
+        if (nextRung(t)) this.submit(t);
+        else this.failJob(t.job, t, failure, false);
+      }
       return;
     }
     if (kind === 'permanent') {
@@ -366,13 +310,12 @@ export class Scheduler {
   private async readDocument(task: Task, received: FetchResult, body: Buffer | undefined): Promise<void> {
     let read: ReadDocument;
     try {
-      const text = (body ?? (await readFile(task.temp))).toString('utf8');
-      await this.publisher.discard([task.temp]);
       if (task.part) throw new PermanentError(`${task.image.url} answered JSON where a IIIF image was expected`, 'not_image');
-      const document = readIiif(text, received.finalUrl);
-      read = { document, outcome: { ...received, receivedFormat: `iiif-${document.kind}` } };
+      read = await readDocument(received, body, task.temp);
     } catch (err) {
       return this.failedAttempt(task, err);
+    } finally {
+      await this.publisher.discard([task.temp]);
     }
     this.tally.iiifDocuments++;
     this.tally.bytes += received.bytes;
@@ -383,33 +326,18 @@ export class Scheduler {
     }
   }
 
-  /** Replaces an identifier's task by one task per image its IIIF document describes. */
-  private expand(task: Task, { document, outcome }: ReadDocument): void {
-    const { job, image } = task;
-    if (job.settled) return;
-    job.expand(image.imageId, outcome, document.images.length);
-    for (const [index, described] of document.images.entries()) {
-      const url = described.requests[0] as string;
-      const temp = tempPath(this.settings.out, job.gbifId, `${image.imageIndex}.${index}`);
-      job.addTemp(unitKey(image.imageId, index), temp);
-      const part: Task = { job, image: { ...image, url, host: new URL(url).hostname }, temp, attempts: 0, throttles: 0, part: { index, requests: described.requests, rung: 0 } };
-      if (this.host(part.image.host).isOpen(Date.now())) return this.setAside(job);
-      if (this.shared.joinIfFetching(url, part)) continue;
-      this.shared.fetching(url);
-      this.enqueue(part);
+  private expand(task: Task, read: ReadDocument): void {
+    if (task.job.settled) return;
+    for (const part of partTasks(task, read, this.settings.out)) {
+      if (this.host(part.image.host).isOpen(Date.now())) return this.setAside(part.job);
+      this.submit(part);
     }
   }
 
-  /** The next request for a IIIF image after its server refused one; the gbifID fails when none is left. */
-  private nextRung(task: Task, failure: FetchError): void {
-    const part = task.part;
-    if (!part || part.rung + 1 >= part.requests.length) return this.failJob(task.job, task, failure, false);
-    part.rung++;
-    const url = part.requests[part.rung] as string;
-    task.image = { ...task.image, url, host: new URL(url).hostname };
-    task.attempts = 0;
-    if (this.shared.joinIfFetching(url, task)) return;
-    this.shared.fetching(url);
+  /** Fetches the task's URL, or waits on the fetch of it already under way. */
+  private submit(task: Task): void {
+    if (this.shared.joinIfFetching(task.image.url, task)) return;
+    this.shared.fetching(task.image.url);
     this.enqueue(task);
   }
 
