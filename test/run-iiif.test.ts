@@ -21,10 +21,10 @@ function fixture(name: string, origins: Record<string, string>): string {
 const jpegOf = (width: number) => sharp({ create: { width, height: 20, channels: 3, background: '#8a6' } }).jpeg().toBuffer();
 
 describe('herbdl run: IIIF identifiers', async () => {
-  // Manifests on one host, images on another, a host with nothing, a host that refuses widths over 1200.
+  // Manifests on one host, images on another, a host with nothing, a host that refuses widths over 1200 with 501.
   const [manifests, images, missing, limited] = await imageServers(4, 10);
   images!.imageApi();
-  limited!.imageApi({ maxWidth: 1200 });
+  limited!.imageApi({ maxWidth: 1200, refuse: 501 });
   const origins = { manifests: manifests!.origin, images: images!.origin, missing: missing!.origin, limited: limited!.origin };
   const serve = (path: string, name: string, contentType?: string) =>
     manifests!.route(path, { kind: 'json', body: fixture(name, origins), ...(contentType ? { contentType } : {}) });

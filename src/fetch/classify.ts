@@ -19,6 +19,8 @@ export function errorForStatus(status: number, retryAfter: string | string[] | u
   const retryAt = parseRetryAfter(retryAfter);
   if (status === 429) return new ThrottledError(`HTTP 429 Too Many Requests`, code, status, retryAt);
   if (status === 503 && retryAt !== undefined) return new ThrottledError(`HTTP 503 with Retry-After`, code, status, retryAt);
+  // 501 Not Implemented is an answer, not an outage: an Image API server says it of a size it will not make.
+  if (status === 501) return new PermanentError(`HTTP 501 Not Implemented`, code, status);
   if (status >= 500 || status === 408) return new RetryableError(`HTTP ${status}`, code, status);
   return new PermanentError(`HTTP ${status}`, code, status);
 }
