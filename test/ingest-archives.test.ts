@@ -117,6 +117,17 @@ describe('bad input: one line naming the file, non-zero exit, nothing written', 
     expectRefused(file, /no gbifID or identifier column|no gbifID column|not a text file/);
   });
 
+  it('a line longer than 16 MiB, after good rows in several chunks', () => {
+    const file = join(dir, 'long-line.txt');
+    const good = (text.toString('utf8').split('\n').slice(1, 11).join('\n') + '\n').repeat(400);
+    writeFileSync(file, text.toString('utf8').split('\n')[0] + '\n' + good + '1\t' + 'x'.repeat(17 * 1024 * 1024) + '\n');
+    const db = join(dir, 'long-line.db');
+    const r = herbdl(['ingest', file, '--db', db]);
+    expect(r.status).toBe(3);
+    expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(new RegExp(`${file}: line ${4002} is longer than 16 MiB: not a text file`));
+  });
+
   it('a header without gbifID', () => {
     const file = join(dir, 'occurrence.txt');
     writeFileSync(file, 'id\ttype\tidentifier\n1\tStillImage\thttps://a.example.org/x.jpg\n');

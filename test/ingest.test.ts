@@ -37,13 +37,13 @@ describe('herbdl ingest of the bundled fixture', () => {
 
   it('keeps host, format and the attribution a licence needs', () => {
     const row = readLedger(db, (d) =>
-      d.prepare("SELECT h.host, i.format, i.license, i.rights_holder, i.publisher FROM images i JOIN hosts h USING (host_id) WHERE gbif_id = 1000005").get(),
+      d.prepare("SELECT h.host, a.format, a.license, a.rights_holder, a.publisher FROM images i JOIN hosts h USING (host_id) JOIN attributions a USING (attribution_id) WHERE gbif_id = 1000005").get(),
     );
     expect(row).toEqual({ host: 'img3.example.org', format: 'jpeg', license: 'All rights reserved', rights_holder: 'Herbarium Example', publisher: 'Example Herbarium' });
   });
 
   it('treats a double quote as an ordinary character (no quoting in GBIF files)', () => {
-    const row = readLedger(db, (d) => d.prepare('SELECT url, rights_holder FROM images WHERE gbif_id = 1000008').get());
+    const row = readLedger(db, (d) => d.prepare('SELECT url, rights_holder FROM images JOIN attributions USING (attribution_id) WHERE gbif_id = 1000008').get());
     expect(row).toEqual({ url: 'https://img1.example.org/sheets/%22odd.jpg', rights_holder: '"Royal Botanic Garden' });
   });
 
@@ -136,7 +136,7 @@ describe('text variants', () => {
     const summary = herbdlJson<IngestJson>(['ingest', join(FIXTURES, 'multimedia-old-order.txt'), '--db', db]);
     expect(summary).toMatchObject({ rowsRead: 3, gbifIds: 1, images: 2 });
     expect(summary.skipped.empty_identifier).toBe(1);
-    const row = readLedger(db, (d) => d.prepare('SELECT license, rights_holder, publisher FROM images WHERE image_index = 0').get());
+    const row = readLedger(db, (d) => d.prepare('SELECT license, rights_holder, publisher FROM images JOIN attributions USING (attribution_id) WHERE image_index = 0').get());
     expect(row).toEqual({ license: 'CC BY 4.0', rights_holder: 'Old Herbarium', publisher: 'Old Pub' });
   });
 

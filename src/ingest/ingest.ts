@@ -1,14 +1,18 @@
 /**
  * Ingest: multimedia rows in, ledger rows out. Streams each file once, in
  * batches of committed rows, so memory stays flat whatever the file's size and
- * an interrupted ingest resumes by simply running again.
+ * an interrupted ingest resumes by simply running again. Two threads: this
+ * one reads the input and writes the ledger; a worker parses and classifies
+ * the rows (row-classifier.ts), chunks in flight a few at a time.
  */
 import { InputError } from '../errors.js';
-import { mapColumns, type ColumnMap } from '../input/columns.js';
-import { LineTooLongError, readLineBatches } from '../input/lines.js';
+import { mapColumns } from '../input/columns.js';
+import { LineTooLongError, readLineChunks } from '../input/lines.js';
 import { describeReadFailure, openMultimedia, type MultimediaSource } from '../input/open-source.js';
-import { classifyRow, SKIP_REASONS, type SkipReason } from '../input/rows.js';
+import { SKIP_REASONS, type SkipReason } from '../input/rows.js';
 import type { IngestWriter, Ledger } from '../ledger/ledger.js';
+import type { ClassifyReply } from './classify-worker.js';
+import { ReplyReader, RowClassifier } from './row-classifier.js';
 
 export interface IngestProgress {
   readonly file: string;
@@ -55,46 +59,65 @@ function emptySkips(): Record<SkipReason, number> {
   return Object.fromEntries(SKIP_REASONS.map((r) => [r, 0])) as Record<SkipReason, number>;
 }
 
+/** The first non-blank line of a chunk and what follows it; undefined if the chunk is all blank lines. */
+function splitHeader(chunk: Buffer): { header: string; rest: Buffer } | undefined {
+  for (let pos = 0; pos < chunk.length; ) {
+    const newline = chunk.indexOf(10, pos);
+    const end = newline < 0 ? chunk.length : newline;
+    const line = chunk.toString('utf8', pos, end).replace(/\r$/, '');
+    if (line !== '') return { header: line, rest: chunk.subarray(Math.min(end + 1, chunk.length)) };
+    pos = end + 1;
+  }
+  return undefined;
+}
+
 async function ingestOne(source: MultimediaSource, writer: IngestWriter, counts: FileCounts, options: IngestOptions): Promise<void> {
   const batchRows = options.batchRows ?? DEFAULT_BATCH_ROWS;
-  let columns: ColumnMap | undefined;
-  let sinceCommit = 0;
   const report = () =>
     options.onProgress?.({ file: source.file, bytesRead: source.bytesRead(), totalBytes: source.totalBytes, rowsRead: counts.rowsRead });
-  const skipped = counts.skipped;
-  for await (const lines of readLineBatches(source.stream)) {
-    for (const line of lines) {
-      if (line === '') continue;
-      if (columns === undefined) {
-        const mapped = mapColumns(line.split('\t'));
-        if ('problem' in mapped) throw new InputError(source.file, mapped.problem, 'bad_header');
-        columns = mapped;
-        continue;
+  let classifier: RowClassifier | undefined;
+  const reader = new ReplyReader();
+  /** Writes one classified chunk; true when Ctrl-C asked us to stop (after a commit). */
+  const absorb = (reply: ClassifyReply): boolean => {
+    counts.rowsRead += reply.rows;
+    reply.skipped.forEach((n, i) => (counts.skipped[SKIP_REASONS[i] as SkipReason] += n));
+    for (const image of reader.images(reply)) writer.add(image);
+    if (counts.rowsRead - counts.committedRows < batchRows) return false;
+    writer.commit();
+    counts.committedRows = counts.rowsRead;
+    counts.interrupted = options.signal?.aborted ?? false;
+    return counts.interrupted;
+  };
+  try {
+    for await (const chunk of readLineChunks(source.stream)) {
+      let rows = chunk;
+      if (!classifier) {
+        const found = splitHeader(chunk);
+        if (!found) continue;
+        const columns = mapColumns(found.header.split('\t'));
+        if ('problem' in columns) throw new InputError(source.file, columns.problem, 'bad_header');
+        classifier = new RowClassifier(columns);
+        rows = found.rest;
+        if (rows.length === 0) continue;
       }
-      counts.rowsRead++;
-      const row = classifyRow(line.split('\t'), columns);
-      if (typeof row === 'string') skipped[row]++;
-      else writer.add(row);
-      if (++sinceCommit >= batchRows) {
+      if (classifier.send(rows) && absorb(await classifier.take())) return;
+      report();
+      if (options.signal?.aborted) {
+        // Stop at once: rows still with the classifier were never written, nor counted.
         writer.commit();
         counts.committedRows = counts.rowsRead;
-        sinceCommit = 0;
-        if (options.signal?.aborted) {
-          counts.interrupted = true;
-          return;
-        }
+        counts.interrupted = true;
+        return;
       }
     }
+    if (!classifier) throw new InputError(source.file, 'has no header line: expected a GBIF multimedia.txt', 'bad_header');
+    while (classifier.pending > 0) if (absorb(await classifier.take())) return;
+    writer.commit();
+    counts.committedRows = counts.rowsRead;
     report();
-    if (options.signal?.aborted) {
-      writer.commit();
-      counts.interrupted = true;
-      return;
-    }
+  } finally {
+    await classifier?.close();
   }
-  if (columns === undefined) throw new InputError(source.file, 'has no header line: expected a GBIF multimedia.txt', 'bad_header');
-  writer.commit();
-  report();
 }
 
 export async function ingestFiles(files: readonly string[], ledger: Ledger, options: IngestOptions = {}): Promise<IngestSummary> {

@@ -1,9 +1,9 @@
 /**
- * Splits a byte stream into text lines, in batches so the per-line cost is a
- * string split, not a generator step. Only complete lines are ever yielded: if
- * the stream fails, the unterminated tail is dropped, so a truncated file can
- * never hand on a cut-off URL. LF and CRLF both end a line; a UTF-8 BOM at the
- * start is dropped.
+ * Cuts a byte stream into chunks of whole lines. Only complete lines are ever
+ * handed on: if the stream fails, the unterminated tail is dropped, so a
+ * truncated file can never hand on a cut-off URL. Splitting at a byte 0x0A
+ * never cuts a UTF-8 sequence. LF and CRLF both end a line (the reader of a
+ * chunk drops the CR); a UTF-8 BOM at the start is dropped.
  */
 import type { Readable } from 'node:stream';
 
@@ -16,37 +16,76 @@ export class LineTooLongError extends Error {
   }
 }
 
-export async function* readLineBatches(stream: Readable): AsyncGenerator<string[]> {
-  let tail: Buffer | undefined;
+/**
+ * About this many bytes per chunk handed on: small enough that a chunk's
+ * strings stay in V8's young generation, large enough that messages are few.
+ */
+const CHUNK_BYTES = 128 * 1024;
+
+/**
+ * The same stream as byte chunks that hold whole lines only (each ends just
+ * before a newline, which is dropped), for parsing elsewhere: a worker thread
+ * decodes and splits them. The BOM is dropped, the unterminated last line is
+ * handed on only when the stream ends cleanly, and a line longer than
+ * MAX_LINE_BYTES stops the read.
+ */
+export async function* readLineChunks(stream: Readable): AsyncGenerator<Buffer> {
+  // The partial line (or few lines) left from the chunks before: small, so joining it is cheap.
+  let carry: Buffer | undefined;
   let first = true;
-  let linesSoFar = 0;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    const buf: Buffer = tail ? Buffer.concat([tail, chunk]) : chunk;
-    const lastNewline = buf.lastIndexOf(10);
-    if (lastNewline < 0) {
-      if (buf.length > MAX_LINE_BYTES) throw new LineTooLongError(linesSoFar + 1);
-      tail = buf;
-      continue;
-    }
-    // Splitting at a byte 0x0A never cuts a UTF-8 sequence, so decoding here is safe.
-    let text = buf.toString('utf8', 0, lastNewline);
-    tail = lastNewline + 1 < buf.length ? buf.subarray(lastNewline + 1) : undefined;
+  let lines = 0;
+  const emit = (piece: Buffer): Buffer => {
+    const chunk = owned(piece);
+    lines += countNewlines(chunk) + 1;
+    return chunk;
+  };
+  for await (const raw of stream as AsyncIterable<Buffer>) {
+    let buf = raw;
     if (first) {
-      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+      if (buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) buf = buf.subarray(3);
       first = false;
     }
-    const lines = text.split('\n');
-    for (let i = 0; i < lines.length; i++) {
-      const line = lines[i] as string;
-      if (line.length > 0 && line.charCodeAt(line.length - 1) === 13) lines[i] = line.slice(0, -1);
+    let start = 0;
+    if (carry) {
+      const newline = buf.indexOf(10);
+      if (newline < 0) {
+        carry = Buffer.concat([carry, buf]);
+        if (partialLine(carry) > MAX_LINE_BYTES) throw new LineTooLongError(lines + countNewlines(carry) + 1);
+        continue;
+      }
+      // The carried lines and the end of the last one, joined without copying the whole read.
+      yield emit(Buffer.concat([carry, buf.subarray(0, newline)]));
+      carry = undefined;
+      start = newline + 1;
     }
-    linesSoFar += lines.length;
-    yield lines;
+    while (buf.length - start >= CHUNK_BYTES) {
+      const newline = buf.indexOf(10, start + CHUNK_BYTES - 1);
+      if (newline < 0) break;
+      yield emit(buf.subarray(start, newline));
+      start = newline + 1;
+    }
+    if (start < buf.length) {
+      carry = owned(buf.subarray(start));
+      if (partialLine(carry) > MAX_LINE_BYTES) throw new LineTooLongError(lines + countNewlines(carry) + 1);
+    }
   }
-  if (tail && tail.length > 0) {
-    let text = tail.toString('utf8');
-    if (first && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-    if (text.endsWith('\r')) text = text.slice(0, -1);
-    yield [text];
-  }
+  if (carry && carry.length > 0) yield emit(carry[carry.length - 1] === 10 ? carry.subarray(0, carry.length - 1) : carry);
+}
+
+/** A copy with a memory of its own (never Node's shared pool), so it can be moved to another thread. */
+function owned(buf: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(buf.length);
+  buf.copy(copy);
+  return copy;
+}
+
+/** Bytes after the last newline: the line still being read. */
+function partialLine(buf: Buffer): number {
+  return buf.length - (buf.lastIndexOf(10) + 1);
+}
+
+function countNewlines(buf: Buffer): number {
+  let n = 0;
+  for (let i = buf.indexOf(10); i >= 0; i = buf.indexOf(10, i + 1)) n++;
+  return n;
 }

@@ -20,17 +20,47 @@ export const SKIP_REASONS: readonly SkipReason[] = [
   'invalid_url',
 ];
 
+/**
+ * What a row says of its image's kind and rights, apart from the creator:
+ * repeated across a dataset's rows, so the ledger keeps each once.
+ */
+export interface Attribution {
+  readonly type: string;
+  readonly format: string;
+  readonly license: string;
+  readonly rightsHolder: string;
+  readonly publisher: string;
+}
+
 /** One image of one occurrence, as the ledger keeps it. */
 export interface MediaImage {
   readonly gbifId: number;
   readonly url: string;
   readonly host: string;
-  readonly type: string;
-  readonly format: string;
-  readonly license: string;
-  readonly rightsHolder: string;
   readonly creator: string;
-  readonly publisher: string;
+  /** The Attribution, packed by packAttribution (one string: cheap to pass between threads and to look up). */
+  readonly attribution: string;
+}
+
+// The ASCII unit separator: a TSV field holds no control character that matters here, and never this one in practice.
+const UNIT = '\u001f';
+
+export function packAttribution(a: Attribution): string {
+  return `${a.type}${UNIT}${a.format}${UNIT}${a.license}${UNIT}${a.rightsHolder}${UNIT}${a.publisher}`;
+}
+
+/** A row that is kept: its image, with the attribution still in fields. */
+export interface ClassifiedRow {
+  readonly gbifId: number;
+  readonly url: string;
+  readonly host: string;
+  readonly creator: string;
+  readonly attribution: Attribution;
+}
+
+export function unpackAttribution(packed: string): Attribution {
+  const [type = '', format = '', license = '', rightsHolder = '', publisher = ''] = packed.split(UNIT);
+  return { type, format, license, rightsHolder, publisher };
 }
 
 const DIGITS = /^[0-9]+$/;
@@ -77,7 +107,7 @@ export function normaliseUrl(raw: string): { url: string; host: string } | undef
 
 const field = (fields: string[], i: number): string => (i >= 0 ? (fields[i] as string) : '');
 
-export function classifyRow(fields: string[], cols: ColumnMap): MediaImage | SkipReason {
+export function classifyRow(fields: string[], cols: ColumnMap): ClassifiedRow | SkipReason {
   if (fields.length !== cols.count) return 'wrong_column_count';
   const gbifId = parseGbifId(fields[cols.gbifId] as string);
   if (gbifId === undefined) return 'invalid_gbif_id';
@@ -92,11 +122,13 @@ export function classifyRow(fields: string[], cols: ColumnMap): MediaImage | Ski
     gbifId,
     url: target.url,
     host: target.host,
-    type,
-    format,
-    license: field(fields, cols.license),
-    rightsHolder: field(fields, cols.rightsHolder),
     creator: field(fields, cols.creator),
-    publisher: field(fields, cols.publisher),
+    attribution: {
+      type,
+      format,
+      license: field(fields, cols.license),
+      rightsHolder: field(fields, cols.rightsHolder),
+      publisher: field(fields, cols.publisher),
+    },
   };
 }

@@ -13,7 +13,7 @@
  * same transaction as the rows they count.
  */
 import type Database from 'better-sqlite3';
-import type { MediaImage } from '../../input/rows.js';
+import { unpackAttribution, type MediaImage } from '../../input/rows.js';
 import type { IngestTally, IngestWriter } from '../ledger.js';
 import { beginBulkLoad, completeBulkLoad } from './bulk-load.js';
 import { STATE, urlHash } from './schema.js';
@@ -31,12 +31,15 @@ interface HostEntry {
 }
 
 const ZERO: IngestTally = { ids: 0, images: 0, duplicates: 0, reopened: 0 };
+/** Attribution ids remembered in memory; past this many (a dataset with very varied rows) the memory starts again. */
+const MAX_CACHED_ATTRIBUTIONS = 50_000;
 
 export class SqliteIngestWriter implements IngestWriter {
   private readonly stmt;
   private readonly bulk: boolean;
   private bulkStarted = false;
   private hosts = new Map<string, HostEntry>();
+  private attributions = new Map<string, number>();
   private current: CurrentId | undefined;
   private batch = { ...ZERO };
   private committed = { ...ZERO };
@@ -56,9 +59,13 @@ export class SqliteIngestWriter implements IngestWriter {
       idState: db.prepare('SELECT state FROM ids WHERE gbif_id = ?').pluck(),
       idImages: db.prepare('SELECT image_index, url FROM images WHERE gbif_id = ?').raw(),
       reopenId: db.prepare(`UPDATE ids SET state = ${STATE.pending} WHERE gbif_id = ?`),
-      insertImage: db.prepare(
-        'INSERT INTO images(gbif_id, image_index, url, url_hash, host_id, type, format, license, rights_holder, creator, publisher) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      ),
+      insertImage: db.prepare('INSERT INTO images(gbif_id, image_index, url, url_hash, host_id, attribution_id, creator) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      insertAttribution: db
+        .prepare(
+          `INSERT INTO attributions(type, format, license, rights_holder, publisher) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT DO UPDATE SET type = excluded.type RETURNING attribution_id`,
+        )
+        .pluck(),
       insertHost: db.prepare('INSERT INTO hosts(host) VALUES (?) ON CONFLICT(host) DO UPDATE SET host = excluded.host RETURNING host_id').pluck(),
       addHostImages: db.prepare('UPDATE hosts SET images = images + ?, pending = pending + ? WHERE host_id = ?'),
       addTotal: db.prepare('UPDATE totals SET value = value + ? WHERE name = ?'),
@@ -74,19 +81,7 @@ export class SqliteIngestWriter implements IngestWriter {
     }
     current.urls.push(image.url);
     const host = this.host(image.host);
-    this.stmt.insertImage.run(
-      image.gbifId,
-      current.nextIndex++,
-      image.url,
-      urlHash(image.url),
-      host.hostId,
-      image.type,
-      image.format,
-      image.license,
-      image.rightsHolder,
-      image.creator,
-      image.publisher,
-    );
+    this.stmt.insertImage.run(image.gbifId, current.nextIndex++, image.url, urlHash(image.url), host.hostId, this.attributionId(image.attribution), image.creator);
     host.newImages++;
     this.batch.images++;
     if (current.state === STATE.done) {
@@ -124,8 +119,9 @@ export class SqliteIngestWriter implements IngestWriter {
   rollback(): void {
     if (this.inTransaction) this.db.exec('ROLLBACK');
     this.inTransaction = false;
-    // Cached host ids and the current ID may name rows that no longer exist.
+    // Cached host and attribution ids and the current ID may name rows that no longer exist.
     this.hosts = new Map();
+    this.attributions = new Map();
     this.current = undefined;
     this.batch = { ...ZERO };
   }
@@ -187,6 +183,17 @@ export class SqliteIngestWriter implements IngestWriter {
     }
     this.current = { gbifId, state, nextIndex, urls };
     return this.current;
+  }
+
+  private attributionId(packed: string): number {
+    let id = this.attributions.get(packed);
+    if (id === undefined) {
+      const a = unpackAttribution(packed);
+      id = this.stmt.insertAttribution.get(a.type, a.format, a.license, a.rightsHolder, a.publisher) as number;
+      if (this.attributions.size >= MAX_CACHED_ATTRIBUTIONS) this.attributions.clear();
+      this.attributions.set(packed, id);
+    }
+    return id;
   }
 
   private host(name: string): HostEntry {

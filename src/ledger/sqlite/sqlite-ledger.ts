@@ -92,10 +92,11 @@ class SqliteLedger implements Ledger {
     const rows = this.db
       .prepare(
         `SELECT i.gbif_id, i.image_index, COALESCE(p.file_index, i.file_index, i.image_index), p.part_index, i.url,
-           COALESCE(p.final_url, i.final_url), i.license, i.rights_holder, i.creator, i.publisher,
+           COALESCE(p.final_url, i.final_url), a.license, a.rights_holder, i.creator, a.publisher,
            COALESCE(p.width, i.width), COALESCE(p.height, i.height), COALESCE(p.bytes, i.bytes), COALESCE(p.sha256, i.sha256),
            i.state, i.error_code
-         FROM images i LEFT JOIN image_parts p ON p.image_id = i.image_id AND i.state = ${STATE.done}
+         FROM images i JOIN attributions a USING (attribution_id)
+           LEFT JOIN image_parts p ON p.image_id = i.image_id AND i.state = ${STATE.done}
          ${where} ORDER BY i.gbif_id, i.image_index, p.part_index`,
       )
       .raw()

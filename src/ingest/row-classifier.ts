@@ -1,0 +1,91 @@
+/**
+ * Classifying rows on a worker thread, in input order: the main thread reads
+ * the input and writes the ledger, the worker parses. Chunks go out as they
+ * are read, a few ahead (so memory stays bounded), and come back in order.
+ */
+import { Worker } from 'node:worker_threads';
+import type { ColumnMap } from '../input/columns.js';
+import type { MediaImage } from '../input/rows.js';
+import type { ClassifyReply, ClassifyRequest } from './classify-worker.js';
+
+/** Chunks sent ahead of the one being written: enough to keep both threads busy. */
+const AHEAD = 4;
+
+export class RowClassifier {
+  private readonly worker: Worker;
+  private readonly waiting: { resolve: (reply: ClassifyReply) => void; reject: (err: Error) => void }[] = [];
+  private readonly queue: Promise<ClassifyReply>[] = [];
+  private failure: Error | undefined;
+
+  constructor(columns: ColumnMap) {
+    // The worker's heap is small by design: a few chunks and their strings.
+    this.worker = new Worker(new URL('./classify-worker.js', import.meta.url), { workerData: columns, resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 8 } });
+    this.worker.on('message', (reply: ClassifyReply) => this.waiting.shift()?.resolve(reply));
+    const fail = (err: Error) => {
+      this.failure = err;
+      for (const w of this.waiting.splice(0)) w.reject(err);
+    };
+    this.worker.on('error', fail);
+    this.worker.on('exit', (code) => {
+      if (this.waiting.length > 0) fail(new Error(`the row classifier stopped (exit ${code})`));
+    });
+  }
+
+  /** Hands a chunk of whole lines on; true when the caller should take a result before sending more. */
+  send(chunk: Buffer): boolean {
+    const reply = new Promise<ClassifyReply>((resolve, reject) => {
+      if (this.failure) return reject(this.failure);
+      this.waiting.push({ resolve, reject });
+    });
+    reply.catch(() => {}); // observed when taken
+    const request: ClassifyRequest = { chunk };
+    this.worker.postMessage(request, [chunk.buffer as ArrayBuffer]);
+    this.queue.push(reply);
+    return this.queue.length >= AHEAD;
+  }
+
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  /** The oldest chunk's result. */
+  take(): Promise<ClassifyReply> {
+    const next = this.queue.shift();
+    if (!next) throw new Error('no chunk is being classified');
+    return next;
+  }
+
+  async close(): Promise<void> {
+    await this.worker.terminate();
+  }
+}
+
+/**
+ * The kept images of replies, as the ledger writer takes them. Hosts and
+ * attributions come as numbers; each maps to one string object, reused for
+ * every row that names it, so the writer's lookups by it are cheap.
+ */
+export class ReplyReader {
+  private hosts: string[] = [];
+  private attributions: string[] = [];
+
+  *images(reply: ClassifyReply): Generator<MediaImage> {
+    if (reply.restart) {
+      this.hosts = [];
+      this.attributions = [];
+    }
+    this.hosts.push(...reply.hosts);
+    this.attributions.push(...reply.attributions);
+    if (reply.count === 0) return;
+    const f = reply.images.split('\t');
+    for (let i = 0; i < f.length; i += 5) {
+      yield {
+        gbifId: Number(f[i]),
+        url: f[i + 1] as string,
+        host: this.hosts[Number(f[i + 2])] as string,
+        creator: f[i + 3] as string,
+        attribution: this.attributions[Number(f[i + 4])] as string,
+      };
+    }
+  }
+}
