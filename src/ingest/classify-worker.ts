@@ -32,8 +32,6 @@ export interface ClassifyReply {
   readonly attributions: string[];
 }
 
-/** Values numbered before the numbering starts again (a dataset with very varied rows). */
-const MAX_NUMBERED = 50_000;
 const FIELDS_PER_IMAGE = 5;
 
 const columns = workerData as ColumnMap;
@@ -42,7 +40,7 @@ const decoder = new TextDecoder('utf-8');
 let numbering = new Numbering();
 
 parentPort?.on('message', ({ chunk }: ClassifyRequest) => {
-  const restart = numbering.size >= MAX_NUMBERED;
+  const restart = numbering.full;
   if (restart) numbering = new Numbering();
   const lines = decoder.decode(chunk).split('\n');
   const skipped = SKIP_REASONS.map(() => 0);

@@ -1,24 +1,16 @@
 /**
  * Numbers for values that repeat across rows (hosts, attributions), so each
  * crosses from the worker to the main thread once, not once per row.
- * An attribution is found by a hash of its fields (a number: cheap to look
- * up, where a joined string key would be built and hashed per row), and
- * confirmed field by field, so a collision only costs a second lookup.
+ * An attribution is found through its fields, each numbered on its own (a
+ * lookup by a short string, hashed by V8 natively), then through the numbers
+ * combined: no joined key is built or hashed per row.
  */
 import { packAttribution, type Attribution } from '../input/rows.js';
 
-interface Entry extends Attribution {
-  readonly n: number;
-}
-
-function hashField(h: number, s: string): number {
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  return Math.imul(h ^ 0x1f, 0x01000193);
-}
-
-function same(e: Attribution, a: Attribution): boolean {
-  return e.license === a.license && e.rightsHolder === a.rightsHolder && e.publisher === a.publisher && e.type === a.type && e.format === a.format;
-}
+/** Hosts or attributions numbered before the numbering starts again (a dataset with very varied rows). */
+const MAX_NUMBERED = 50_000;
+/** Distinct values of one field before the numbering starts again (three combined must fit in 53 bits). */
+const FIELD_LIMIT = 1 << 17;
 
 /**
  * A copy of a field that does not hold on to the chunk it was split from (V8
@@ -29,48 +21,64 @@ function own(field: string): string {
   return (' ' + field).slice(1);
 }
 
+class FieldNumbers {
+  private readonly numbers = new Map<string, number>();
+
+  get size(): number {
+    return this.numbers.size;
+  }
+
+  of(value: string): number {
+    let n = this.numbers.get(value);
+    if (n === undefined) {
+      n = this.numbers.size;
+      this.numbers.set(own(value), n);
+    }
+    return n;
+  }
+}
+
 export class Numbering {
   private readonly hosts = new Map<string, number>();
-  private readonly byHash = new Map<number, Entry>();
-  /** Attributions whose hash another one had first. */
-  private readonly collided = new Map<string, Entry>();
+  private readonly fields = [new FieldNumbers(), new FieldNumbers(), new FieldNumbers(), new FieldNumbers(), new FieldNumbers()] as const;
+  /** By (type, format), then by (license, rightsHolder, publisher): each key a number built from field numbers. */
+  private readonly attributions = new Map<number, Map<number, number>>();
   private attributionCount = 0;
   private freshHosts: string[] = [];
   private freshAttributions: string[] = [];
 
-  get size(): number {
-    return Math.max(this.hosts.size, this.attributionCount);
+  /** True when the numbering should start again: bounded memory, and field numbers that fit their key. */
+  get full(): boolean {
+    return this.hosts.size >= MAX_NUMBERED || this.attributionCount >= MAX_NUMBERED || this.fields.some((f) => f.size >= FIELD_LIMIT);
   }
 
   host(name: string): number {
     let n = this.hosts.get(name);
     if (n === undefined) {
       n = this.hosts.size;
-      this.hosts.set(name, n);
-      this.freshHosts.push(name);
+      const kept = own(name);
+      this.hosts.set(kept, n);
+      this.freshHosts.push(kept);
     }
     return n;
   }
 
   attribution(a: Attribution): number {
-    let h = 0x811c9dc5;
-    h = hashField(h, a.type);
-    h = hashField(h, a.format);
-    h = hashField(h, a.license);
-    h = hashField(h, a.rightsHolder);
-    h = hashField(h, a.publisher);
-    const found = this.byHash.get(h);
-    if (found && same(found, a)) return found.n;
-    const packed = packAttribution(a);
-    if (found) {
-      const other = this.collided.get(packed);
-      if (other) return other.n;
+    const [type, format, license, rightsHolder, publisher] = this.fields;
+    const kind = type.of(a.type) * FIELD_LIMIT + format.of(a.format);
+    const rights = (license.of(a.license) * FIELD_LIMIT + rightsHolder.of(a.rightsHolder)) * FIELD_LIMIT + publisher.of(a.publisher);
+    let byRights = this.attributions.get(kind);
+    if (!byRights) {
+      byRights = new Map();
+      this.attributions.set(kind, byRights);
     }
-    const entry: Entry = { type: own(a.type), format: own(a.format), license: own(a.license), rightsHolder: own(a.rightsHolder), publisher: own(a.publisher), n: this.attributionCount++ };
-    if (found) this.collided.set(packed, entry);
-    else this.byHash.set(h, entry);
-    this.freshAttributions.push(packed);
-    return entry.n;
+    let n = byRights.get(rights);
+    if (n === undefined) {
+      n = this.attributionCount++;
+      byRights.set(rights, n);
+      this.freshAttributions.push(packAttribution(a));
+    }
+    return n;
   }
 
   /** What was numbered since the last call, in number order. */
