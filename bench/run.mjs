@@ -1,10 +1,13 @@
-// npm run bench:run [-- --images 20000]
+// npm run bench:run [-- --images 20000] [-- --only 1,2]
 // Download benchmarks on loopback, each figure beside a baseline measured in
 // the same run (the machines are shared: ratios, not absolute times):
 // 1. throughput: herbdl vs aria2c -j 64 on the same URLs from the same server;
 // 2. latency: every response 100 ms late, vs the ideal concurrency / latency;
 // 3. fairness: half the gbifIDs on a host that never answers, vs the same
-//    healthy work alone.
+//    healthy work alone;
+// 4. mixed JPEG / PNG / TIFF bodies with validation and conversion, vs JPEG only.
+// Scenarios 1 and 2 also run the engine alone (validation replaced by a header
+// read, bench/engine-run.mjs) to show what validation costs.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -19,6 +22,10 @@ const arg = (name, fallback) => {
   return i > 0 ? Number(process.argv[i + 1]) : fallback;
 };
 const IMAGES = arg('images', 20_000);
+// --only 1 (or 1,2): run just those scenarios.
+const onlyArg = process.argv.indexOf('--only');
+const only = onlyArg > 0 ? new Set(process.argv[onlyArg + 1].split(',').map(Number)) : undefined;
+const want = (n) => !only || only.has(n);
 const CONCURRENCY = 64;
 const out = join(here, 'out', 'run');
 rmSync(out, { recursive: true, force: true });
@@ -75,6 +82,14 @@ function herbdlRun(ledger, extra = []) {
   return { ...t, rate: summary.images / t.seconds, mbs: summary.bytes / 1e6 / t.seconds };
 }
 
+/** The same run with validation replaced by a header read (bench/engine-run.mjs): the engine alone. */
+function engineRun(ledger) {
+  const t = timed(process.execPath, [join(here, 'engine-run.mjs'), ledger.db, ledger.images, String(CONCURRENCY)]);
+  const summary = JSON.parse(t.stdout.trim().split('\n').pop());
+  if (summary.idsDone !== ledger.expected) throw new Error(`engine stored ${summary.idsDone} of ${ledger.expected}`);
+  return { ...t, rate: summary.images / t.seconds };
+}
+
 function aria2(rows, name) {
   const dir = join(out, name);
   mkdirSync(dir, { recursive: true });
@@ -90,39 +105,44 @@ console.log(`bench:run  ${fmt(IMAGES)} images per scenario, --concurrency ${CONC
 console.log(`machine    ${cpus().length} x ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
 
 // 1. Throughput: 16 hosts (so --per-host 4 allows 64 in flight), no delay.
-{
+if (want(1)) {
   const server = await startServer(101, 16, 0);
   const rows = urlsFor(server, IMAGES, 1_000_000_000);
   const baseline = aria2(rows, 'aria2');
   const ledger = { ...ledgerFor('throughput', rows), expected: IMAGES };
   const h = herbdlRun(ledger);
   const bytes = readFileSync(join(ledger.images, pathFor(rows[0][0]))).length;
+  const engine = engineRun({ ...ledgerFor('throughput-engine', rows), expected: IMAGES });
   server.stop();
   console.log(`\n1. throughput (${fmt(bytes / 1024, 1)} KiB JPEGs, 16 hosts)`);
   console.log(`   aria2c -j 64 (baseline)   ${fmt(baseline.rate).padStart(7)} images/s   peak RSS ${fmt(baseline.rssMb)} MB`);
   console.log(`   herbdl run                ${fmt(h.rate).padStart(7)} images/s   ${fmt(h.mbs, 1)} MB/s   peak RSS ${fmt(h.rssMb)} MB`);
   console.log(`   ratio ${fmt(h.rate / baseline.rate, 2)}x (target >= 1.00x; RSS <= 300 MB)`);
+  console.log(`   engine alone, validation replaced by a header read ${fmt(engine.rate).padStart(7)} images/s`);
+  console.log(`   validation costs ${fmt(100 * (1 - h.rate / engine.rate))}% of loopback throughput (target <= 15%)`);
   results.push(h.rssMb);
   results.jpegRate = h.rate;
 }
 
 // 2. Latency: every response 100 ms late; ideal is concurrency / latency.
-{
+if (want(2)) {
   const server = await startServer(121, 16, 100);
   const rows = urlsFor(server, IMAGES, 2_000_000_000);
   const ledger = { ...ledgerFor('latency', rows), expected: IMAGES };
   const h = herbdlRun(ledger);
+  const engine = engineRun({ ...ledgerFor('latency-engine', rows), expected: IMAGES });
   server.stop();
   const ideal = CONCURRENCY / 0.1;
   console.log(`\n2. latency (every response +100 ms)`);
   console.log(`   ideal 64 / 0.1 s (baseline) ${fmt(ideal).padStart(5)} images/s`);
   console.log(`   herbdl run                   ${fmt(h.rate).padStart(5)} images/s   peak RSS ${fmt(h.rssMb)} MB`);
   console.log(`   ratio ${fmt(h.rate / ideal, 2)} (target >= 0.90)`);
+  console.log(`   engine alone, validation replaced by a header read ${fmt(engine.rate).padStart(5)} images/s: validation costs ${fmt(100 * (1 - h.rate / engine.rate))}%`);
   results.push(h.rssMb);
 }
 
 // 3. Fairness: half the gbifIDs on a host that accepts and never answers.
-{
+if (want(3)) {
   const server = await startServer(141, 15, 0, 199);
   const healthyHosts = Object.keys(server.ports).filter((h) => h !== '127.0.0.199');
   const half = Math.floor(IMAGES / 2);
@@ -159,7 +179,7 @@ console.log(`machine    ${cpus().length} x ${cpus()[0]?.model.trim()}, ${(totalm
   results.push(peakKb / 1024);
 }
 // 4. Validation on mixed formats: a third each JPEG, PNG, TIFF (the last two converted to JPEG).
-{
+if (want(4)) {
   const server = await startServer(161, 16, 0, 0, 1);
   const rows = urlsFor(server, IMAGES, 4_000_000_000);
   const ledger = { ...ledgerFor('mixed', rows), expected: IMAGES };

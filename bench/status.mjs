@@ -9,13 +9,15 @@ import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { SCHEMA_VERSION } from '../dist/ledger/sqlite/schema.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const i = process.argv.indexOf('--ids');
 const ids = i > 0 ? Number(process.argv[i + 1]) : 10_000_000;
 const out = join(here, 'out');
 mkdirSync(out, { recursive: true });
-const db = join(out, `status-${ids}.db`);
+// The schema version is in the name: a ledger cached by an older herbdl is built again, not migrated inside the timing.
+const db = join(out, `status-${ids}-v${SCHEMA_VERSION}.db`);
 const bin = join(here, '..', 'bin', 'herbdl');
 
 if (!existsSync(db)) {
@@ -32,12 +34,13 @@ if (!existsSync(db)) {
     BEGIN;
     WITH RECURSIVE h(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM h WHERE n < 2000)
       INSERT INTO hosts(host) SELECT 'herbarium' || n || '.example.org' FROM h;
+    INSERT INTO attributions(attribution_id, type, format, license, rights_holder, publisher) VALUES (1, 'StillImage', 'image/jpeg', 'CC BY 4.0', 'Herbarium', 'Herbarium');
     WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < ${ids})
-      INSERT INTO images(gbif_id, image_index, url, url_hash, host_id, type, format, license, rights_holder, creator, publisher, state)
+      INSERT INTO images(gbif_id, image_index, url, url_hash, host_id, attribution_id, creator, state)
       SELECT 1000000000 + n, 0, 'https://herbarium' || (n % 2000 + 1) || '.example.org/' || n || '.jpg', n, n % 2000 + 1,
-             'StillImage', 'image/jpeg', 'CC BY 4.0', 'Herbarium', '', 'Herbarium', CASE WHEN n % 10 < 6 THEN 1 WHEN n % 10 = 9 THEN 2 ELSE 0 END FROM g;
-    INSERT INTO images(gbif_id, image_index, url, url_hash, host_id, type, format, license, rights_holder, creator, publisher, state)
-      SELECT gbif_id, 1, url || '?2', url_hash + 1, host_id, type, format, license, rights_holder, creator, publisher, state FROM images WHERE gbif_id % 5 = 0;
+             1, '', CASE WHEN n % 10 < 6 THEN 1 WHEN n % 10 = 9 THEN 2 ELSE 0 END FROM g;
+    INSERT INTO images(gbif_id, image_index, url, url_hash, host_id, attribution_id, creator, state)
+      SELECT gbif_id, 1, url || '?2', url_hash + 1, host_id, attribution_id, creator, state FROM images WHERE gbif_id % 5 = 0;
     INSERT INTO ids(gbif_id, state) SELECT gbif_id, state FROM images WHERE image_index = 0;
     UPDATE totals SET value = (SELECT count(*) FROM ids WHERE state = 0) WHERE name = 'ids_pending';
     UPDATE totals SET value = (SELECT count(*) FROM ids WHERE state = 1) WHERE name = 'ids_done';

@@ -2,7 +2,11 @@
  * A progress bar on stderr, only when stderr is a terminal: pipes and logs
  * stay clean and scriptable.
  */
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type CliProgress from 'cli-progress';
+
+// Loaded only when a bar is drawn: `status` and friends start faster without it.
+const load = (): typeof CliProgress => createRequire(import.meta.url)('cli-progress') as typeof CliProgress;
 
 export interface ProgressBar {
   update(done: number, total: number, payload: Record<string, string | number>): void;
@@ -13,6 +17,7 @@ const NONE: ProgressBar = { update() {}, stop() {} };
 
 export function progressBar(format: string, enabled: boolean): ProgressBar {
   if (!enabled || !process.stderr.isTTY) return NONE;
+  const cliProgress = load();
   const bar = new cliProgress.SingleBar(
     { format, stream: process.stderr, hideCursor: true, clearOnComplete: true, etaBuffer: 50, fps: 5 },
     cliProgress.Presets.shades_classic,

@@ -9,7 +9,8 @@ import type { RunOptions } from '../config/options.js';
 import { createAgent, userAgent } from '../fetch/http-client.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { Publisher } from '../store/publisher.js';
-import { createValidatorPool } from '../validate/validator-pool.js';
+import type { ValidatedImage } from '../validate/validate-image.js';
+import { createValidatorPool, type Validator } from '../validate/validator-pool.js';
 import { Scheduler } from './scheduler.js';
 import type { RunTally } from './tally.js';
 
@@ -18,6 +19,11 @@ export interface RunHooks {
   /** Called with the scheduler once it exists (for a live display). */
   readonly onStart?: (scheduler: Scheduler) => void;
   readonly version: string;
+  /**
+   * Stands in for image validation. Only benchmarks pass one (a header read),
+   * to measure the download engine alone beside the same run with validation.
+   */
+  readonly validate?: (path: string, body?: Buffer) => Promise<ValidatedImage>;
 }
 
 export function createLogger(logFile: string): Logger {
@@ -33,7 +39,8 @@ export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: Ru
   const publisher = new Publisher(out, downloads);
   const { undone } = await publisher.recover();
   if (undone > 0) log.warn({ gbifIds: undone }, 'removed the files of gbifIDs a killed run left half-published');
-  const validator = createValidatorPool({ jpegQuality: options.jpegQuality, maxEdge: options.maxEdge });
+  const validator = hooks.validate ? undefined : createValidatorPool({ jpegQuality: options.jpegQuality, maxEdge: options.maxEdge });
+  const validate = hooks.validate ?? ((path: string, body?: Buffer) => (validator as Validator).validate(path, body));
   const agent = createAgent({ timeoutMs: options.timeout * 1000, perHost: options.perHost, allowPrivateNetwork: options.allowPrivateNetwork });
   const scheduler = new Scheduler(downloads, publisher, {
     out,
@@ -51,7 +58,7 @@ export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: Ru
       maxBytes: options.maxBytes,
       allowPrivateNetwork: options.allowPrivateNetwork,
     },
-    validate: (path, body) => validator.validate(path, body),
+    validate,
   }, log);
   log.info({ out, concurrency: options.concurrency, perHost: options.perHost }, 'run started');
   hooks.onStart?.(scheduler);
@@ -61,7 +68,7 @@ export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: Ru
     return Object.assign(tally, { recovered: undone });
   } finally {
     await agent.destroy();
-    await validator.close();
+    await validator?.close();
     log.flush?.();
   }
 }

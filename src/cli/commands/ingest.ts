@@ -1,7 +1,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import type { Command } from 'commander';
 import { EXIT_INTERRUPTED } from '../../errors.js';
-import { ingestFiles, type IngestSummary } from '../../ingest/ingest.js';
+import type { IngestSummary } from '../../ingest/ingest.js';
 import { openLedger } from '../../ledger/open.js';
 import { formatBytes, formatCount, progressBar } from '../progress.js';
 import { addOptions, interruptible, optionValues } from '../shared.js';
@@ -36,6 +36,7 @@ export function registerIngest(program: Command): void {
   addOptions(command, ['db', 'json', 'progress']);
   command.action(async (files: string[], _flags, cmd: Command) => {
     const options = optionValues(cmd, ['db', 'json', 'progress']);
+    const { ingestFiles } = await import('../../ingest/ingest.js');
     const existed = existsSync(options.db);
     const ledger = openLedger(options.db, { create: true });
     const bar = progressBar(' {file} |{bar}| {percentage}% {done} of {size} | {rows} rows | {rate} rows/s | ETA {eta_formatted}', options.progress);

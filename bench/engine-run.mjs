@@ -1,0 +1,21 @@
+// The download engine alone: `herbdl run` as the CLI runs it, but with image
+// validation replaced by a JPEG header read. bench:run runs it beside the real
+// thing on the same URLs to show what validation costs.
+//   node bench/engine-run.mjs <ledger.db> <out> <concurrency>
+import { resolveOptions, RUN_OPTION_KEYS } from '../dist/config/options.js';
+import { openLedger } from '../dist/ledger/open.js';
+import { downloadRun } from '../dist/scheduler/run.js';
+import { readJpegFrame } from '../dist/validate/jpeg-header.js';
+import { readFile } from 'node:fs/promises';
+
+const [db, out, concurrency] = process.argv.slice(2);
+const options = resolveOptions(RUN_OPTION_KEYS, { db, out, concurrency: String(concurrency), allowPrivateNetwork: true, progress: false });
+const ledger = openLedger(db, { create: false });
+const headerOnly = async (path, body) => {
+  const frame = readJpegFrame(body ?? (await readFile(path)));
+  if (!frame) throw new Error(`${path}: not a JPEG`);
+  return { receivedFormat: 'jpeg', width: frame.width, height: frame.height };
+};
+const tally = await downloadRun(ledger, options, { version: '0.0.0-bench', validate: headerOnly });
+ledger.close();
+console.log(JSON.stringify(tally));
