@@ -9,11 +9,13 @@ import type CliProgress from 'cli-progress';
 const load = (): typeof CliProgress => createRequire(import.meta.url)('cli-progress') as typeof CliProgress;
 
 export interface ProgressBar {
+  /** False when nothing is drawn (not a terminal, or --no-progress): callers can skip preparing updates. */
+  readonly drawn: boolean;
   update(done: number, total: number, payload: Record<string, string | number>): void;
   stop(): void;
 }
 
-const NONE: ProgressBar = { update() {}, stop() {} };
+const NONE: ProgressBar = { drawn: false, update() {}, stop() {} };
 
 export function progressBar(format: string, enabled: boolean): ProgressBar {
   if (!enabled || !process.stderr.isTTY) return NONE;
@@ -24,6 +26,7 @@ export function progressBar(format: string, enabled: boolean): ProgressBar {
   );
   let started = false;
   return {
+    drawn: true,
     update(done, total, payload) {
       if (!started) {
         bar.start(total, done, payload);

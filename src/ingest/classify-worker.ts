@@ -2,13 +2,14 @@
  * The ingest's second thread: decodes chunks of whole lines, splits them and
  * classifies every row (the URL parse is the dearest part), while the main
  * thread spends its time on SQLite inserts. What it sends back is compact:
- * the kept images as one string (fields by tab, rows by newline; neither can
- * occur inside a field), with hosts and attributions as numbers into lists
- * sent once, and the skips counted by reason.
+ * numbers in typed arrays, the kept images' URLs and creators as one string,
+ * hosts and attributions as numbers into lists sent once, and the skips
+ * counted by reason.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ColumnMap } from '../input/columns.js';
 import { classifyRow, SKIP_REASONS, type SkipReason } from '../input/rows.js';
+import { urlHash } from '../input/url-hash.js';
 import { Numbering } from './numbering.js';
 
 export interface ClassifyRequest {
@@ -20,19 +21,23 @@ export interface ClassifyReply {
   readonly rows: number;
   /** Skipped rows by reason, in SKIP_REASONS order. */
   readonly skipped: number[];
-  /** Kept images. */
+  /** Kept images; the arrays below hold at least this many. */
   readonly count: number;
-  /** Per kept image, five fields (gbifID, url, host number, creator, attribution number), all joined by tabs (no field holds one). */
-  readonly images: string;
+  readonly gbifIds: Float64Array;
+  readonly urlHashes: Float64Array;
+  /** Per kept image, the number of its host and of its attribution. */
+  readonly hosts: Int32Array;
+  readonly attributions: Int32Array;
+  /** Per kept image, its URL and creator, all joined by tabs (no field holds one). */
+  readonly texts: string;
   /** The numbering of hosts and attributions started again before this chunk (it is bounded). */
   readonly restart: boolean;
   /** Hosts first numbered in this chunk, in number order. */
-  readonly hosts: string[];
+  readonly newHosts: string[];
   /** Packed attributions first numbered in this chunk, in number order. */
-  readonly attributions: string[];
+  readonly newAttributions: string[];
 }
 
-const FIELDS_PER_IMAGE = 5;
 
 const columns = workerData as ColumnMap;
 const reasonIndex = new Map<SkipReason, number>(SKIP_REASONS.map((r, i) => [r, i]));
@@ -44,8 +49,14 @@ parentPort?.on('message', ({ chunk }: ClassifyRequest) => {
   if (restart) numbering = new Numbering();
   const lines = decoder.decode(chunk).split('\n');
   const skipped = SKIP_REASONS.map(() => 0);
-  const kept: (string | number)[] = [];
+  // Numbers go in typed arrays (moved, not copied, to the main thread); text in one string.
+  const gbifIds = new Float64Array(lines.length);
+  const urlHashes = new Float64Array(lines.length);
+  const hosts = new Int32Array(lines.length);
+  const attributions = new Int32Array(lines.length);
+  const texts: string[] = [];
   let rows = 0;
+  let count = 0;
   for (let line of lines) {
     if (line.length > 0 && line.charCodeAt(line.length - 1) === 13) line = line.slice(0, -1);
     if (line === '') continue;
@@ -56,8 +67,26 @@ parentPort?.on('message', ({ chunk }: ClassifyRequest) => {
       skipped[i] = (skipped[i] as number) + 1;
       continue;
     }
-    kept.push(row.gbifId, row.url, numbering.host(row.host), row.creator, numbering.attribution(row.attribution));
+    gbifIds[count] = row.gbifId;
+    urlHashes[count] = urlHash(row.url);
+    hosts[count] = numbering.host(row.host);
+    attributions[count] = numbering.attribution(row.attribution);
+    texts.push(row.url, row.creator);
+    count++;
   }
-  const reply: ClassifyReply = { rows, skipped, count: kept.length / FIELDS_PER_IMAGE, images: kept.join('\t'), restart, ...numbering.take() };
-  parentPort?.postMessage(reply);
+  const fresh = numbering.take();
+  const reply: ClassifyReply = {
+    rows,
+    skipped,
+    count,
+    gbifIds,
+    urlHashes,
+    hosts,
+    attributions,
+    texts: texts.join('\t'),
+    restart,
+    newHosts: fresh.hosts,
+    newAttributions: fresh.attributions,
+  };
+  parentPort?.postMessage(reply, [gbifIds.buffer, urlHashes.buffer, hosts.buffer, attributions.buffer]);
 });

@@ -74,17 +74,18 @@ export class ReplyReader {
       this.hosts = [];
       this.attributions = [];
     }
-    this.hosts.push(...reply.hosts);
-    this.attributions.push(...reply.attributions);
+    this.hosts.push(...reply.newHosts);
+    this.attributions.push(...reply.newAttributions);
     if (reply.count === 0) return;
-    const f = reply.images.split('\t');
-    for (let i = 0; i < f.length; i += 5) {
+    const texts = reply.texts.split('\t');
+    for (let i = 0; i < reply.count; i++) {
       yield {
-        gbifId: Number(f[i]),
-        url: f[i + 1] as string,
-        host: this.hosts[Number(f[i + 2])] as string,
-        creator: f[i + 3] as string,
-        attribution: this.attributions[Number(f[i + 4])] as string,
+        gbifId: reply.gbifIds[i] as number,
+        url: texts[2 * i] as string,
+        urlHash: reply.urlHashes[i] as number,
+        host: this.hosts[reply.hosts[i] as number] as string,
+        creator: texts[2 * i + 1] as string,
+        attribution: this.attributions[reply.attributions[i] as number] as string,
       };
     }
   }

@@ -36,6 +36,8 @@ export interface Attribution {
 export interface MediaImage {
   readonly gbifId: number;
   readonly url: string;
+  /** urlHash(url), computed on the parsing thread. */
+  readonly urlHash: number;
   readonly host: string;
   readonly creator: string;
   /** The Attribution, packed by packAttribution (one string: cheap to pass between threads and to look up). */

@@ -46,7 +46,7 @@ export function registerIngest(program: Command): void {
       const summary = await interruptible((signal) =>
         ingestFiles(files, ledger, {
           signal,
-          onProgress: (p) => {
+          onProgress: !bar.drawn ? undefined : (p) => {
             const seconds = (performance.now() - started) / 1000;
             bar.update(p.bytesRead, p.totalBytes, {
               file: p.file,

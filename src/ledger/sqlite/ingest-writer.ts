@@ -16,7 +16,7 @@ import type Database from 'better-sqlite3';
 import { unpackAttribution, type MediaImage } from '../../input/rows.js';
 import type { IngestTally, IngestWriter } from '../ledger.js';
 import { beginBulkLoad, completeBulkLoad } from './bulk-load.js';
-import { STATE, urlHash } from './schema.js';
+import { STATE } from './schema.js';
 
 interface CurrentId {
   gbifId: number;
@@ -81,7 +81,7 @@ export class SqliteIngestWriter implements IngestWriter {
     }
     current.urls.push(image.url);
     const host = this.host(image.host);
-    this.stmt.insertImage.run(image.gbifId, current.nextIndex++, image.url, urlHash(image.url), host.hostId, this.attributionId(image.attribution), image.creator);
+    this.stmt.insertImage.run(image.gbifId, current.nextIndex++, image.url, image.urlHash, host.hostId, this.attributionId(image.attribution), image.creator);
     host.newImages++;
     this.batch.images++;
     if (current.state === STATE.done) {

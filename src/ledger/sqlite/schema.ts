@@ -175,18 +175,5 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 export const STATE = { pending: 0, done: 1, failed: 2 } as const;
 export const STATE_NAME = ['pending', 'done', 'failed'] as const;
 
-/**
- * A 53-bit hash of a URL (two 32-bit FNV-style lanes), as images_by_url keys
- * it. Collisions are possible at 50M URLs, so a match is confirmed on the URL.
- */
-export function urlHash(url: string): number {
-  let a = 0x811c9dc5;
-  let b = 0x9747b28c;
-  for (let i = 0; i < url.length; i++) {
-    const c = url.charCodeAt(i);
-    a = Math.imul(a ^ c, 0x01000193);
-    b = Math.imul(b ^ c, 0x5bd1e995);
-    b ^= b >>> 13;
-  }
-  return ((a >>> 0) % 0x200000) * 0x100000000 + (b >>> 0);
-}
+// The URL hash images_by_url keys by; computed where rows are read (see url-hash.ts).
+export { urlHash } from '../../input/url-hash.js';

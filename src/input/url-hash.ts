@@ -1,0 +1,18 @@
+/**
+ * A 53-bit hash of a normalised URL (two 32-bit FNV-style lanes): what a
+ * ledger indexes image URLs by, so an image URL shared by many gbifIDs is
+ * found and fetched once. Computed while rows are read, on the parsing
+ * thread. Collisions are possible at 50M URLs, so a ledger confirms a match
+ * on the URL itself.
+ */
+export function urlHash(url: string): number {
+  let a = 0x811c9dc5;
+  let b = 0x9747b28c;
+  for (let i = 0; i < url.length; i++) {
+    const c = url.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+    b ^= b >>> 13;
+  }
+  return ((a >>> 0) % 0x200000) * 0x100000000 + (b >>> 0);
+}
