@@ -1,0 +1,20 @@
+/** README's first quick-start command: the demo runs the whole job end to end on bundled data. */
+import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { FIXTURES, tempDir } from './helpers/cli.js';
+
+it('npm run demo ingests, downloads (IIIF included), reports and exports', async () => {
+  const dir = tempDir();
+  const child = spawn(process.execPath, [join(FIXTURES, 'demo.mjs'), dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  const code = await new Promise<number | null>((done) => child.on('close', done));
+  expect(code, output).toBe(0);
+  expect(output).toMatch(/gbifIDs +done 3 +failed 1/);
+  expect(output).toContain('1 IIIF manifests or services expanded');
+  const files = readdirSync(join(dir, 'images'), { recursive: true }).map(String).filter((f) => f.endsWith('.jpg')).sort();
+  expect(files.map((f) => f.slice(-17))).toEqual(['1000000001-00.jpg', '1000000001-01.jpg', '1000000002-00.jpg', '1000000003-00.jpg', '1000000003-01.jpg']);
+});
