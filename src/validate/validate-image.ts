@@ -117,7 +117,7 @@ export async function validateImage(path: string, settings: ValidateSettings, bo
 }
 
 /** validateImage behind a pool sized to the cores, so a burst of TIFFs never stalls the network side. */
-export function createValidator(settings: ValidateSettings): (path: string, body?: Buffer) => Promise<ValidatedImage> {
-  const limit = pLimit(availableParallelism());
+export function createValidator(settings: ValidateSettings, concurrency = availableParallelism()): (path: string, body?: Buffer) => Promise<ValidatedImage> {
+  const limit = pLimit(concurrency);
   return (path, body) => limit(() => validateImage(path, settings, body));
 }

@@ -17,8 +17,15 @@ export type ValidateReply =
   | { readonly id: number; readonly ok: Awaited<ReturnType<typeof validateImage>> }
   | { readonly id: number; readonly error: { readonly message: string; readonly code: string } };
 
-// Bounded here too: decodes run on libuv's pool, at most one per core at a time.
-const validate = createValidator(workerData as ValidateSettings);
+export interface ValidateWorkerData {
+  readonly settings: ValidateSettings;
+  /** This worker's share of the cores: decodes it runs at once. */
+  readonly concurrency: number;
+}
+
+// Bounded here too: decodes run on libuv's pool, this worker's share of the cores at a time.
+const { settings, concurrency } = workerData as ValidateWorkerData;
+const validate = createValidator(settings, concurrency);
 
 parentPort?.on('message', (request: ValidateRequest) => {
   const body = request.body ? Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength) : undefined;

@@ -10,7 +10,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { PermanentError } from '../errors.js';
 import type { ValidatedImage, ValidateSettings } from './validate-image.js';
-import type { ValidateReply, ValidateRequest } from './validate-worker.js';
+import type { ValidateReply, ValidateRequest, ValidateWorkerData } from './validate-worker.js';
 
 export interface Validator {
   validate(path: string, body?: Buffer): Promise<ValidatedImage>;
@@ -34,7 +34,9 @@ export function createValidatorPool(settings: ValidateSettings, size = Math.max(
     pending.clear();
   };
   for (let i = 0; i < size; i++) {
-    const worker = new Worker(new URL('./validate-worker.js', import.meta.url), { workerData: settings });
+    // The workers share the cores: together they decode at most one image per core at a time.
+    const workerData: ValidateWorkerData = { settings, concurrency: Math.max(1, Math.ceil(availableParallelism() / size)) };
+    const worker = new Worker(new URL('./validate-worker.js', import.meta.url), { workerData });
     worker.on('message', settle);
     worker.on('error', failAll);
     workers.push(worker);
