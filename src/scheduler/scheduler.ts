@@ -12,13 +12,14 @@
  * fetched once; one already stored under another gbifID is linked, not fetched.
  */
 import type { Logger } from 'pino';
-import { FetchError, PermanentError, ThrottledError, type FailureKind } from '../errors.js';
+import { FetchError, PermanentError } from '../errors.js';
 import { fetchImage, type FetchedBody, type FetchResult, type FetchSettings } from '../fetch/fetch-image.js';
 import type { ClaimedId, DownloadLedger, FailedImage } from '../ledger/ledger.js';
 import { finalPath } from '../store/layout.js';
 import { PublishQueue } from '../store/publish-queue.js';
 import { linkOrCopy, type Publisher } from '../store/publisher.js';
 import type { ValidatedImage } from '../validate/validate-image.js';
+import { afterFailure } from './after-failure.js';
 import { backoffMs } from './backoff.js';
 import { Claims } from './claims.js';
 import { SharedFetches } from './shared-fetches.js';
@@ -44,7 +45,6 @@ export interface SchedulerSettings {
   readonly retryBaseMs?: number;
 }
 
-const MAX_THROTTLES = 20;
 const CLAIM_BATCH = 256;
 const RUN_RETRY_BASE_MS = 10 * 60_000;
 const RUN_RETRY_CAP_MS = 24 * 3600_000;
@@ -252,48 +252,31 @@ export class Scheduler {
       if (!failure && !task.job.settled) throw err;
       return;
     }
-    const now = Date.now();
     const host = this.host(task.image.host);
-    const kind: FailureKind = failure.kind;
-    if (kind === 'permanent' && task.part && failure.httpStatus !== undefined && task.part.rung + 1 < task.part.requests.length) {
-      // The server refused this size (or this URL): the next request on the ladder.
-      host.answered();
-      for (const t of [task, ...this.shared.finish(task.image.url)]) {
-        if (nextRung(t)) this.submit(t);
-        else this.failJob(t.job, t, failure, false);
-      }
-      return;
+    const next = afterFailure(failure, task, host, Date.now(), this.settings.retries, this.settings.retryBaseMs ?? 1000);
+    switch (next.then) {
+      case 'next-rung':
+        for (const t of [task, ...this.shared.finish(task.image.url)]) {
+          if (nextRung(t)) this.submit(t);
+          else this.failJob(t.job, t, failure, false);
+        }
+        return;
+      case 'fail':
+        for (const t of [...this.shared.finish(task.image.url), task]) this.failJob(t.job, t, failure, next.transient);
+        return;
+      case 'retry':
+        if (next.throttled) this.log.info({ host: host.name, until: new Date(next.at).toISOString(), status: failure.httpStatus }, 'host throttled us');
+        return this.enqueue(task, next.at);
+      case 'set-aside':
+        return this.setAside(task.job, task);
+      case 'breaker-opened':
+        this.ledger.recordBreaker(host.name, host.openUntil);
+        this.tally.hostOpened(host.name);
+        this.log.warn({ host: host.name, failures: host.consecutiveFailures, until: new Date(host.openUntil).toISOString() }, 'breaker opened');
+        this.setAside(task.job, task);
+        for (const waiting of host.drain()) this.setAside(waiting.job, waiting);
+        return;
     }
-    if (kind === 'permanent') {
-      host.answered();
-      for (const w of this.shared.finish(task.image.url)) this.failJob(w.job, w, failure, false);
-      this.failJob(task.job, task, failure, false);
-      return;
-    }
-    if (kind === 'throttled') {
-      host.coolDown(now, (failure as ThrottledError).retryAt);
-      this.log.info({ host: host.name, until: new Date(host.cooldownUntil).toISOString(), status: failure.httpStatus }, 'host throttled us');
-      if (++task.throttles > MAX_THROTTLES) return this.setAside(task.job, task);
-      this.enqueue(task, host.cooldownUntil);
-      return;
-    }
-    if (failure.code === 'timeout' || failure.code === 'connect_timeout' || kind === 'host_down') host.coolDown(now);
-    const opened = host.failed(now) === 'opened';
-    if (opened) {
-      this.ledger.recordBreaker(host.name, host.openUntil);
-      this.tally.hostOpened(host.name);
-      this.log.warn({ host: host.name, failures: host.consecutiveFailures, until: new Date(host.openUntil).toISOString() }, 'breaker opened');
-      this.setAside(task.job, task);
-      for (const waiting of host.drain()) this.setAside(waiting.job, waiting);
-      return;
-    }
-    if (host.isOpen(now)) return this.setAside(task.job, task); // it opened while this request was out
-    if (++task.attempts < this.settings.retries) {
-      this.enqueue(task, now + backoffMs(task.attempts, this.settings.retryBaseMs ?? 1000, 30_000));
-      return;
-    }
-    for (const w of this.shared.finish(task.image.url)) this.failJob(w.job, w, failure, true);
-    this.failJob(task.job, task, failure, true);
   }
 
   /** The fetch of a shared URL was dropped with its gbifID: another waiting ID takes it over. */
