@@ -10,17 +10,30 @@ import { workspace, type Workspace } from './helpers/run.js';
 const FAST = ['--timeout', '1', '--retries', '2'];
 const DEAD = 'http://127.0.0.39:9';
 
-/** Every done gbifID has all its files; nothing else is in the tree. */
+/** Every done gbifID has all its files (each canvas of an expanded IIIF manifest too); nothing else is in the tree. */
 function expectConsistentTree(ws: Workspace): void {
+  expect(ws.files().filter((f) => !f.startsWith('.herbdl-tmp'))).toEqual(doneFiles(ws));
+}
+
+/** The files the ledger says done gbifIDs have, relative to --out. */
+function doneFiles(ws: Workspace): string[] {
   const db = new Database(ws.db, { readonly: true });
-  const expected = (db.prepare('SELECT i.gbif_id, i.image_index FROM images i JOIN ids USING (gbif_id) WHERE ids.state = 1').raw().all() as [number, number][])
+  const expected = (
+    db
+      .prepare(
+        `SELECT i.gbif_id, COALESCE(p.file_index, i.file_index, i.image_index) FROM images i JOIN ids USING (gbif_id)
+         LEFT JOIN image_parts p ON p.image_id = i.image_id WHERE ids.state = 1`,
+      )
+      .raw()
+      .all() as [number, number][]
+  )
     .map(([id, n]) => {
       const s = String(id);
       return `${s.slice(0, 3)}/${s.slice(3, 6)}/${s}-${String(n).padStart(2, '0')}.jpg`;
     })
     .sort();
   db.close();
-  expect(ws.files().filter((f) => !f.startsWith('.herbdl-tmp'))).toEqual(expected);
+  return expected;
 }
 
 describe('run lifecycle', async () => {
@@ -137,6 +150,36 @@ describe('run lifecycle', async () => {
     expect(ws.status().ids).toMatchObject({ total: 400, done: 400, pending: 0, failed: 0 });
     expectConsistentTree(ws);
     expect(readdirSync(join(ws.out, '.herbdl-tmp'))).toEqual([]);
+  });
+
+  it('kill -9 mid-run with IIIF manifests: no gbifID half in the tree, and the next run completes each', async () => {
+    const rows: [number, string][] = [];
+    for (let i = 0; i < 120; i++) {
+      const canvases = [0, 1, 2].map((c) => ({
+        id: `${a!.origin}/canvas/${i}/${c}`,
+        type: 'Canvas',
+        items: [{ type: 'AnnotationPage', items: [{ type: 'Annotation', motivation: 'painting', body: { id: a!.route(`/iiif-slow-${i}-${c}.jpg`, { kind: 'image', delayMs: 15 }), type: 'Image' } }] }],
+      }));
+      rows.push([82000 + i, a!.route(`/iiif-slow-${i}-plain.jpg`, { kind: 'image', delayMs: 15 })]);
+      rows.push([82000 + i, a!.route(`/iiif-slow-${i}/manifest`, { kind: 'json', body: JSON.stringify({ type: 'Manifest', items: canvases }) })]);
+    }
+    const ws = workspace(dir, rows);
+    const run = await startRunAndWaitForFiles(ws, 20);
+    run.child.kill('SIGKILL');
+    await run.exited;
+    // Right after the kill: every done gbifID has all its files, and any other file in the
+    // tree is named by a publishing intent, which the next start removes.
+    const db = new Database(ws.db, { readonly: true });
+    const intents = (db.prepare('SELECT paths FROM publishing').pluck().all() as string[]).flatMap((p) => JSON.parse(p) as string[]);
+    db.close();
+    const tree = ws.files().filter((f) => !f.startsWith('.herbdl-tmp'));
+    expect(tree).toEqual(expect.arrayContaining(doneFiles(ws)));
+    for (const extra of tree.filter((f) => !doneFiles(ws).includes(f))) expect(intents).toContain(join(ws.out, extra));
+    const resumed = await ws.run();
+    expect(resumed.json.pending).toBe(0);
+    expect(ws.status().ids).toMatchObject({ total: 120, done: 120, pending: 0, failed: 0 });
+    expectConsistentTree(ws);
+    expect(ws.files().filter((f) => !f.startsWith('.herbdl-tmp'))).toHaveLength(480);
   });
 
   it('Ctrl-C stops claiming, exits 130, and leaves the rest pending', async () => {
