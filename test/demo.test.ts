@@ -14,7 +14,7 @@ it('npm run demo ingests, downloads (IIIF included), reports and exports', async
   const code = await new Promise<number | null>((done) => child.on('close', done));
   expect(code, output).toBe(0);
   expect(output).toMatch(/gbifIDs +done 3 +failed 1/);
-  expect(output).toContain('1 IIIF manifests or services expanded');
+  expect(output).toContain('IIIF manifests or services expanded: 1');
   const files = readdirSync(join(dir, 'images'), { recursive: true }).map(String).filter((f) => f.endsWith('.jpg')).sort();
   expect(files.map((f) => f.slice(-17))).toEqual(['1000000001-00.jpg', '1000000001-01.jpg', '1000000002-00.jpg', '1000000003-00.jpg', '1000000003-01.jpg']);
 });

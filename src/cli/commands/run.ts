@@ -15,7 +15,7 @@ function printSummary(t: RunSummary, pending: number): void {
   const seconds = Math.max(t.elapsedMs / 1000, 0.001);
   const lines = [
     `gbifIDs   done ${formatCount(t.idsDone)}  failed ${formatCount(t.idsFailed)}  set aside ${formatCount(t.idsSetAside)}  still pending ${formatCount(pending)}`,
-    `images    ${formatCount(t.images)} fetched, ${formatCount(t.shared)} shared${t.iiifDocuments ? `, ${formatCount(t.iiifDocuments)} IIIF manifests or services expanded` : ''}  ${formatBytes(t.bytes)}  ${(t.images / seconds).toFixed(1)} images/s  ${formatBytes(t.bytes / seconds)}/s`,
+    `images    ${formatCount(t.images)} fetched, ${formatCount(t.shared)} shared${t.iiifDocuments ? `, IIIF manifests or services expanded: ${formatCount(t.iiifDocuments)}` : ''}  ${formatBytes(t.bytes)}  ${(t.images / seconds).toFixed(1)} images/s  ${formatBytes(t.bytes / seconds)}/s`,
     `elapsed   ${seconds.toFixed(1)} s`,
   ];
   const failures = Object.entries(t.failures);
