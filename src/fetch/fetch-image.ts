@@ -96,8 +96,9 @@ async function saveBody(body: Readable, headers: Record<string, string | string[
   const judge = (): PermanentError | undefined => {
     head = Buffer.concat(held);
     held = [];
-    json = !looksLikeImage(head) && looksLikeJson(head);
-    return looksLikeImage(head) || json ? undefined : new PermanentError(`body is not an image (starts ${JSON.stringify(head.subarray(0, 16).toString('latin1'))})`, 'not_image');
+    const image = looksLikeImage(head);
+    json = !image && looksLikeJson(head);
+    return image || json ? undefined : new PermanentError(`body is not an image (starts ${JSON.stringify(head.subarray(0, 16).toString('latin1'))})`, 'not_image');
   };
   const meter = new Transform({
     transform(chunk: Buffer, _e, done) {

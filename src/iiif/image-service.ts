@@ -59,7 +59,7 @@ export function readImageService(node: Node): ImageService | undefined {
   return {
     id,
     version,
-    level0: /level0/.test(profile) || /#level0/.test(profile),
+    level0: /level0/.test(profile),
     ...(width !== undefined ? { width } : {}),
     ...(height !== undefined ? { height } : {}),
     ...(maxWidth !== undefined ? { maxWidth } : {}),
@@ -119,12 +119,11 @@ export function imageRequests(service: ImageService, resourceUrl?: string): stri
     // Smaller than the ladder's top: the whole image, never upscaled.
     urls.push(request(service, fullSize(service)));
   } else {
+    // The ladder below the limit, led by the limit itself when a server allows less than its top.
     const widths: number[] = SIZE_LADDER.filter((w) => w <= limit);
-    if (widths.length === 0 && Number.isFinite(limit)) widths.push(limit);
-    else if (limit < SIZE_LADDER[0] && Number.isFinite(limit) && !widths.includes(limit)) widths.unshift(limit);
+    if (limit < SIZE_LADDER[0] && !widths.includes(limit)) widths.unshift(limit);
     for (const w of widths) urls.push(request(service, `${w},`));
   }
   if (resourceUrl && !urls.includes(resourceUrl)) urls.push(resourceUrl);
-  if (urls.length === 0) urls.push(request(service, `${SIZE_LADDER[SIZE_LADDER.length - 1]},`));
   return urls;
 }

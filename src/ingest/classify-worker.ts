@@ -38,7 +38,6 @@ export interface ClassifyReply {
   readonly newAttributions: string[];
 }
 
-
 const columns = workerData as ColumnMap;
 const reasonIndex = new Map<SkipReason, number>(SKIP_REASONS.map((r, i) => [r, i]));
 const decoder = new TextDecoder('utf-8');

@@ -34,8 +34,8 @@ export async function* readLineChunks(stream: Readable): AsyncGenerator<Buffer> 
   let carry: Buffer | undefined;
   let first = true;
   let lines = 0;
-  const emit = (piece: Buffer): Buffer => {
-    const chunk = owned(piece);
+  const emit = (...pieces: Buffer[]): Buffer => {
+    const chunk = owned(...pieces);
     lines += countNewlines(chunk) + 1;
     return chunk;
   };
@@ -54,7 +54,7 @@ export async function* readLineChunks(stream: Readable): AsyncGenerator<Buffer> 
         continue;
       }
       // The carried lines and the end of the last one, joined without copying the whole read.
-      yield emit(Buffer.concat([carry, buf.subarray(0, newline)]));
+      yield emit(carry, buf.subarray(0, newline));
       carry = undefined;
       start = newline + 1;
     }
@@ -72,10 +72,11 @@ export async function* readLineChunks(stream: Readable): AsyncGenerator<Buffer> 
   if (carry && carry.length > 0) yield emit(carry[carry.length - 1] === 10 ? carry.subarray(0, carry.length - 1) : carry);
 }
 
-/** A copy with a memory of its own (never Node's shared pool), so it can be moved to another thread. */
-function owned(buf: Buffer): Buffer {
-  const copy = Buffer.allocUnsafeSlow(buf.length);
-  buf.copy(copy);
+/** The pieces, joined in one copy with a memory of its own (never Node's shared pool), so it can be moved to another thread. */
+function owned(...pieces: Buffer[]): Buffer {
+  const copy = Buffer.allocUnsafeSlow(pieces.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of pieces) at += p.copy(copy, at);
   return copy;
 }
 

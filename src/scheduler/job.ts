@@ -55,10 +55,6 @@ export class Job {
     this.expected += parts - 1;
   }
 
-  isExpanded(imageId: number): boolean {
-    return this.expansions.has(imageId);
-  }
-
   /** Records a unit's result; true when that was the gbifID's last one. */
   done(key: string, requested: string, result: FetchResult): boolean {
     this.results.set(key, { ...result, requested });

@@ -173,19 +173,16 @@ export class Scheduler {
       const task = imageTask(job, image, this.settings.out);
       const read = this.iiif.get(image.url);
       if (read) this.expand(task, read);
-      else if (!this.shared.joinIfFetching(image.url, task)) this.fetchOrLink(task);
+      else this.fetchOrLink(task);
     }
     return true;
   }
 
-  /** A URL stored under another gbifID is linked; otherwise it is queued on its host. */
+  /** A URL being fetched is waited on; one stored under another gbifID is linked; otherwise it is queued on its host. */
   private fetchOrLink(task: Task): void {
+    if (this.shared.joinIfFetching(task.image.url, task)) return;
     const copy = this.ledger.storedCopy(task.image.url);
-    if (!copy) {
-      this.shared.fetching(task.image.url);
-      this.enqueue(task);
-      return;
-    }
+    if (!copy) return this.submit(task);
     const source = finalPath(this.settings.out, copy.gbifId, copy.fileIndex);
     linkOrCopy(source, task.temp).then(
       () => {
@@ -291,9 +288,10 @@ export class Scheduler {
    * later ones in this run); anything else fails as not_image.
    */
   private async readDocument(task: Task, received: FetchResult, body: Buffer | undefined): Promise<void> {
+    const notImage = new PermanentError(`${task.image.url} answered JSON where a IIIF image was expected`, 'not_image');
     let read: ReadDocument;
     try {
-      if (task.part) throw new PermanentError(`${task.image.url} answered JSON where a IIIF image was expected`, 'not_image');
+      if (task.part) throw notImage;
       read = await readDocument(received, body, task.temp);
     } catch (err) {
       return this.failedAttempt(task, err);
@@ -304,7 +302,7 @@ export class Scheduler {
     this.tally.bytes += received.bytes;
     this.iiif.remember(task.image.url, read);
     for (const t of [task, ...this.shared.finish(task.image.url)]) {
-      if (t.part) this.failJob(t.job, t, new PermanentError('JSON where a IIIF image was expected', 'not_image'), false);
+      if (t.part) this.failJob(t.job, t, notImage, false);
       else this.expand(t, read);
     }
   }

@@ -47,16 +47,16 @@ export class SqliteIngestWriter implements IngestWriter {
 
   constructor(private readonly db: Database.Database) {
     this.bulk = db.prepare('SELECT NOT EXISTS (SELECT 1 FROM images)').pluck().get() === 1;
-    // A bulk load appends (its hot pages are the right edges of its B-trees), so a small page
-    // cache costs it nothing in speed and keeps peak RSS well under 200 MB however large the file
-    // (measured at 6M rows). An incremental ingest, whose index inserts land anywhere, keeps more.
-    if (this.bulk) db.pragma('cache_size = -16384');
     if (this.bulk) {
       // WAL writes every page twice (log, then checkpoint); a rollback journal
       // writes nothing for pages that are new, and a bulk load makes only new
       // pages. Still crash-safe: a kill leaves the last commit. Fails harmlessly
       // (stays WAL) if another connection has the ledger open.
       db.pragma('journal_mode = DELETE');
+      // It only appends (its hot pages are the right edges of its B-trees), so a small page
+      // cache costs it nothing in speed and keeps peak RSS well under 200 MB however large the
+      // file (measured at 6M rows). An incremental ingest, whose index inserts land anywhere, keeps more.
+      db.pragma('cache_size = -16384');
     }
     this.stmt = {
       insertId: db.prepare('INSERT INTO ids(gbif_id) VALUES (?) ON CONFLICT DO NOTHING'),
