@@ -81,7 +81,7 @@ async function ingestOne(source: MultimediaSource, writer: IngestWriter, counts:
   const absorb = (reply: ClassifyReply): boolean => {
     counts.rowsRead += reply.rows;
     reply.skipped.forEach((n, i) => (counts.skipped[SKIP_REASONS[i] as SkipReason] += n));
-    for (const image of reader.images(reply)) writer.add(image);
+    writer.addBatch(reader.batch(reply));
     if (counts.rowsRead - counts.committedRows < batchRows) return false;
     writer.commit();
     counts.committedRows = counts.rowsRead;

@@ -1,55 +1,45 @@
 /**
  * Numbers for values that repeat across rows (hosts, attributions), so each
  * crosses from the worker to the main thread once, not once per row.
- * An attribution is found through its fields, each numbered on its own (a
- * lookup by a short string, hashed by V8 natively), then through the numbers
- * combined: no joined key is built or hashed per row.
+ *
+ * An attribution is found through two keys, each one lookup: its kind (type
+ * and format) and its rights (licence, rights holder and publisher). A key
+ * is the stretch of the line that holds those columns, cut out as it lies, so
+ * no key is built per row (rows read the slow way, by classifyRow, are
+ * numbered by their packed attribution instead). Two keys that differ only in a column between
+ * (an old column order puts audience and source among the rights) give two
+ * numbers for one attribution; the ledger keeps it once all the same.
  */
 import { packAttribution, type Attribution } from '../input/rows.js';
 
-/** Hosts or attributions numbered before the numbering starts again (a dataset with very varied rows). */
+/** Values of any kind numbered before the numbering starts again (a dataset with very varied rows). */
 const MAX_NUMBERED = 50_000;
-/** Distinct values of one field before the numbering starts again (three combined must fit in 53 bits). */
-const FIELD_LIMIT = 1 << 17;
+/** Kinds and rights stay below this (MAX_NUMBERED plus one chunk's rows), so (kind, rights) is one exact number. */
+const KEY_LIMIT = 1 << 20;
 
 /**
- * A copy of a field that does not hold on to the chunk it was split from (V8
+ * A copy of a string that does not hold on to the chunk it was cut from (V8
  * keeps a substring as a view of its parent: keeping one would keep the whole
  * chunk's text alive for as long as the numbering lives).
  */
-function own(field: string): string {
-  return (' ' + field).slice(1);
-}
-
-class FieldNumbers {
-  private readonly numbers = new Map<string, number>();
-
-  get size(): number {
-    return this.numbers.size;
-  }
-
-  of(value: string): number {
-    let n = this.numbers.get(value);
-    if (n === undefined) {
-      n = this.numbers.size;
-      this.numbers.set(own(value), n);
-    }
-    return n;
-  }
+function own(text: string): string {
+  return (' ' + text).slice(1);
 }
 
 export class Numbering {
   private readonly hosts = new Map<string, number>();
-  private readonly fields = [new FieldNumbers(), new FieldNumbers(), new FieldNumbers(), new FieldNumbers(), new FieldNumbers()] as const;
-  /** By (type, format), then by (license, rightsHolder, publisher): each key a number built from field numbers. */
-  private readonly attributions = new Map<number, Map<number, number>>();
+  private readonly kinds = new Map<string, number>();
+  private readonly rightsKeys = new Map<string, number>();
+  private readonly attributions = new Map<number, number>();
+  /** Attributions of rows read the slow way, by their packed text (kept apart: those keys are not stretches of a line). */
+  private readonly packedAttributions = new Map<string, number>();
   private attributionCount = 0;
   private freshHosts: string[] = [];
   private freshAttributions: string[] = [];
 
-  /** True when the numbering should start again: bounded memory, and field numbers that fit their key. */
+  /** True when the numbering should start again, so memory stays bounded and keys exact. Asked between chunks. */
   get full(): boolean {
-    return this.hosts.size >= MAX_NUMBERED || this.attributionCount >= MAX_NUMBERED || this.fields.some((f) => f.size >= FIELD_LIMIT);
+    return Math.max(this.hosts.size, this.kinds.size, this.rightsKeys.size, this.attributionCount) >= MAX_NUMBERED;
   }
 
   host(name: string): number {
@@ -63,20 +53,36 @@ export class Numbering {
     return n;
   }
 
-  attribution(a: Attribution): number {
-    const [type, format, license, rightsHolder, publisher] = this.fields;
-    const kind = type.of(a.type) * FIELD_LIMIT + format.of(a.format);
-    const rights = (license.of(a.license) * FIELD_LIMIT + rightsHolder.of(a.rightsHolder)) * FIELD_LIMIT + publisher.of(a.publisher);
-    let byRights = this.attributions.get(kind);
-    if (!byRights) {
-      byRights = new Map();
-      this.attributions.set(kind, byRights);
-    }
-    let n = byRights.get(rights);
+  /** The number of a kind key (the line's type and format columns). */
+  kind(key: string): number {
+    return numberOf(this.kinds, key);
+  }
+
+  /** The number of a rights key (the line's licence, rights holder and publisher columns). */
+  rights(key: string): number {
+    return numberOf(this.rightsKeys, key);
+  }
+
+  /** An attribution by its keys' numbers; `pack` is asked for its text only when it is new. */
+  attributionOf(kind: number, rights: number, pack: () => string): number {
+    const key = kind * KEY_LIMIT + rights;
+    let n = this.attributions.get(key);
     if (n === undefined) {
       n = this.attributionCount++;
-      byRights.set(rights, n);
-      this.freshAttributions.push(packAttribution(a));
+      this.attributions.set(key, n);
+      this.freshAttributions.push(pack());
+    }
+    return n;
+  }
+
+  /** An attribution given in fields (rows read the slow way). */
+  attribution(a: Attribution): number {
+    const packed = packAttribution(a);
+    let n = this.packedAttributions.get(packed);
+    if (n === undefined) {
+      n = this.attributionCount++;
+      this.packedAttributions.set(packed, n);
+      this.freshAttributions.push(packed);
     }
     return n;
   }
@@ -88,4 +94,13 @@ export class Numbering {
     this.freshAttributions = [];
     return fresh;
   }
+}
+
+function numberOf(numbers: Map<string, number>, key: string): number {
+  let n = numbers.get(key);
+  if (n === undefined) {
+    n = numbers.size;
+    numbers.set(own(key), n);
+  }
+  return n;
 }

@@ -5,7 +5,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { ColumnMap } from '../input/columns.js';
-import type { MediaImage } from '../input/rows.js';
+import type { ImageBatch } from '../ledger/ledger.js';
 import type { ClassifyReply, ClassifyRequest } from './classify-worker.js';
 
 /** Chunks sent ahead of the one being written: enough to keep both threads busy. */
@@ -61,32 +61,30 @@ export class RowClassifier {
 }
 
 /**
- * The kept images of replies, as the ledger writer takes them. Hosts and
- * attributions come as numbers; each maps to one string object, reused for
- * every row that names it, so the writer's lookups by it are cheap.
+ * Replies as the ledger writer takes them. Hosts and attributions come as
+ * numbers into lists sent once; the lists here grow with each reply, and are
+ * new lists when the worker's numbering starts again.
  */
 export class ReplyReader {
-  private hosts: string[] = [];
-  private attributions: string[] = [];
+  private hostNames: string[] = [];
+  private packedAttributions: string[] = [];
 
-  *images(reply: ClassifyReply): Generator<MediaImage> {
+  batch(reply: ClassifyReply): ImageBatch {
     if (reply.restart) {
-      this.hosts = [];
-      this.attributions = [];
+      this.hostNames = [];
+      this.packedAttributions = [];
     }
-    this.hosts.push(...reply.newHosts);
-    this.attributions.push(...reply.newAttributions);
-    if (reply.count === 0) return;
-    const texts = reply.texts.split('\t');
-    for (let i = 0; i < reply.count; i++) {
-      yield {
-        gbifId: reply.gbifIds[i] as number,
-        url: texts[2 * i] as string,
-        urlHash: reply.urlHashes[i] as number,
-        host: this.hosts[reply.hosts[i] as number] as string,
-        creator: texts[2 * i + 1] as string,
-        attribution: this.attributions[reply.attributions[i] as number] as string,
-      };
-    }
+    for (const host of reply.newHosts) this.hostNames.push(host);
+    for (const attribution of reply.newAttributions) this.packedAttributions.push(attribution);
+    return {
+      count: reply.count,
+      gbifIds: reply.gbifIds,
+      urlHashes: reply.urlHashes,
+      texts: reply.count === 0 ? [] : reply.texts.split('\t'),
+      hosts: reply.hosts,
+      hostNames: this.hostNames,
+      attributions: reply.attributions,
+      packedAttributions: this.packedAttributions,
+    };
   }
 }

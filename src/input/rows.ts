@@ -81,7 +81,7 @@ export function parseGbifId(raw: string): number | undefined {
   return id > 0 && Number.isSafeInteger(id) ? id : undefined;
 }
 
-function isNotStillImage(type: string, format: string): boolean {
+export function isNotStillImage(type: string, format: string): boolean {
   if (type !== '') {
     const t = type.trim().toLowerCase();
     // dcmitype URIs (http://purl.org/dc/dcmitype/Sound) count as their last segment.

@@ -6,10 +6,15 @@
  * on the URL itself.
  */
 export function urlHash(url: string): number {
+  return urlHashOf(url, 0, url.length);
+}
+
+/** urlHash of text.slice(start, end), without making the slice. */
+export function urlHashOf(text: string, start: number, end: number): number {
   let a = 0x811c9dc5;
   let b = 0x9747b28c;
-  for (let i = 0; i < url.length; i++) {
-    const c = url.charCodeAt(i);
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
     a = Math.imul(a ^ c, 0x01000193);
     b = Math.imul(b ^ c, 0x5bd1e995);
     b ^= b >>> 13;

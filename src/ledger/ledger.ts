@@ -4,8 +4,6 @@
  * ledger shared by many machines (PostgreSQL) can be a second implementation
  * without touching ingest, the scheduler or the CLI.
  */
-import type { MediaImage } from '../input/rows.js';
-
 export type ItemState = 'pending' | 'done' | 'failed';
 
 export interface StateCounts {
@@ -166,9 +164,29 @@ export interface IngestTally {
  * batches the caller chooses; a crash loses at most the uncommitted batch, and
  * adding the same rows again is a no-op, so re-running an ingest completes it.
  */
+/**
+ * Images as ingest hands them over, a chunk of rows at a time, in columns.
+ * Hosts and attributions come as numbers into lists that only grow from
+ * batch to batch, and are new list objects when the numbering starts again:
+ * so a writer resolves each number once, not once per row.
+ */
+export interface ImageBatch {
+  readonly count: number;
+  readonly gbifIds: Float64Array;
+  /** urlHash(url) of each image. */
+  readonly urlHashes: Float64Array;
+  /** Image i's normalised URL at 2i, its creator at 2i + 1. */
+  readonly texts: readonly string[];
+  readonly hosts: Int32Array;
+  readonly hostNames: readonly string[];
+  readonly attributions: Int32Array;
+  /** Attributions packed by packAttribution (input/rows.ts). */
+  readonly packedAttributions: readonly string[];
+}
+
 export interface IngestWriter {
-  /** Adds one image of a gbifID; false if the ledger already had that (gbifID, URL). */
-  add(image: MediaImage): boolean;
+  /** Adds a batch's images; an image whose (gbifID, URL) the ledger already has counts as a duplicate. */
+  addBatch(batch: ImageBatch): void;
   commit(): void;
   /** Drops everything added since the last commit. */
   rollback(): void;

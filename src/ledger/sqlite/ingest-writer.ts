@@ -13,8 +13,8 @@
  * same transaction as the rows they count.
  */
 import type Database from 'better-sqlite3';
-import { unpackAttribution, type MediaImage } from '../../input/rows.js';
-import type { IngestTally, IngestWriter } from '../ledger.js';
+import { unpackAttribution } from '../../input/rows.js';
+import type { ImageBatch, IngestTally, IngestWriter } from '../ledger.js';
 import { beginBulkLoad, completeBulkLoad } from './bulk-load.js';
 import { STATE } from './schema.js';
 
@@ -41,6 +41,13 @@ export class SqliteIngestWriter implements IngestWriter {
   private hosts = new Map<string, HostEntry>();
   private attributions = new Map<string, number>();
   private current: CurrentId | undefined;
+  /** The batch's host and attribution lists, and what their numbers resolved to. */
+  private numbered: { hostNames: readonly string[]; packedAttributions: readonly string[]; hosts: HostEntry[]; attributionIds: number[] } = {
+    hostNames: [],
+    packedAttributions: [],
+    hosts: [],
+    attributionIds: [],
+  };
   private batch = { ...ZERO };
   private committed = { ...ZERO };
   private inTransaction = false;
@@ -76,25 +83,36 @@ export class SqliteIngestWriter implements IngestWriter {
     };
   }
 
-  add(image: MediaImage): boolean {
+  addBatch(batch: ImageBatch): void {
     if (!this.inTransaction) this.begin();
-    const current = this.current?.gbifId === image.gbifId ? this.current : this.load(image.gbifId);
-    if (current.urls.includes(image.url)) {
-      this.batch.duplicates++;
-      return false;
+    if (batch.hostNames !== this.numbered.hostNames || batch.packedAttributions !== this.numbered.packedAttributions) {
+      this.numbered = { hostNames: batch.hostNames, packedAttributions: batch.packedAttributions, hosts: [], attributionIds: [] };
     }
-    current.urls.push(image.url);
-    const host = this.host(image.host);
-    this.stmt.insertImage.run(image.gbifId, current.nextIndex++, image.url, image.urlHash, host.hostId, this.attributionId(image.attribution), image.creator);
-    host.newImages++;
-    this.batch.images++;
-    if (current.state === STATE.done) {
-      // A done ID that gained an image is incomplete on disk: fetch it again.
-      this.stmt.reopenId.run(image.gbifId);
-      current.state = STATE.pending;
-      this.batch.reopened++;
+    const { hosts, attributionIds } = this.numbered;
+    const { gbifIds, texts } = batch;
+    for (let i = 0; i < batch.count; i++) {
+      const gbifId = gbifIds[i] as number;
+      const url = texts[2 * i] as string;
+      const current = this.current?.gbifId === gbifId ? this.current : this.load(gbifId);
+      if (current.urls.includes(url)) {
+        this.batch.duplicates++;
+        continue;
+      }
+      current.urls.push(url);
+      const hostNumber = batch.hosts[i] as number;
+      const host = (hosts[hostNumber] ??= this.host(batch.hostNames[hostNumber] as string));
+      const attributionNumber = batch.attributions[i] as number;
+      const attributionId = (attributionIds[attributionNumber] ??= this.attributionId(batch.packedAttributions[attributionNumber] as string));
+      this.stmt.insertImage.run(gbifId, current.nextIndex++, url, batch.urlHashes[i], host.hostId, attributionId, texts[2 * i + 1]);
+      host.newImages++;
+      this.batch.images++;
+      if (current.state === STATE.done) {
+        // A done ID that gained an image is incomplete on disk: fetch it again.
+        this.stmt.reopenId.run(gbifId);
+        current.state = STATE.pending;
+        this.batch.reopened++;
+      }
     }
-    return true;
   }
 
   commit(): void {
@@ -126,6 +144,7 @@ export class SqliteIngestWriter implements IngestWriter {
     // Cached host and attribution ids and the current ID may name rows that no longer exist.
     this.hosts = new Map();
     this.attributions = new Map();
+    this.numbered = { hostNames: [], packedAttributions: [], hosts: [], attributionIds: [] };
     this.current = undefined;
     this.batch = { ...ZERO };
   }
