@@ -58,16 +58,28 @@ function renumberRevisitedIds(db: Database.Database): number {
   return removed;
 }
 
-export function completeBulkLoad(db: Database.Database): BulkLoadResult {
-  return db.transaction(() => {
-    db.exec(CREATE_ID_INDEX);
-    const duplicates = renumberRevisitedIds(db);
-    const before = db.prepare('SELECT count(*) FROM ids').pluck().get() as number;
-    // GROUP BY walks images_by_id, so ids go in in key order: sequential writes.
-    db.exec('INSERT INTO ids(gbif_id) SELECT gbif_id FROM images WHERE true GROUP BY gbif_id ON CONFLICT DO NOTHING');
-    const ids = (db.prepare('SELECT count(*) FROM ids').pluck().get() as number) - before;
-    db.prepare("UPDATE totals SET value = value + ? WHERE name = 'ids_pending'").run(ids);
-    db.exec("UPDATE ledger_state SET value = '1' WHERE name = 'derived_complete'");
-    return { ids, duplicates };
-  })();
+/**
+ * Builds what a bulk load leaves out. `runs`, when the caller saw the whole
+ * load, is how many runs of rows (an ID's rows together) it appended: if
+ * that equals the IDs found, no ID came back later in the file and the
+ * search for revisits is skipped.
+ */
+export function completeBulkLoad(db: Database.Database, runs?: number): BulkLoadResult {
+  // The sort that builds the index may use a helper thread: the load's parsing thread is idle by now.
+  db.pragma('threads = 1');
+  try {
+    return db.transaction(() => {
+      db.exec(CREATE_ID_INDEX);
+      const before = db.prepare('SELECT count(*) FROM ids').pluck().get() as number;
+      // DISTINCT walks images_by_id, so ids go in in key order: sequential writes.
+      db.exec('INSERT INTO ids(gbif_id) SELECT DISTINCT gbif_id FROM images WHERE true ON CONFLICT DO NOTHING');
+      const ids = (db.prepare('SELECT count(*) FROM ids').pluck().get() as number) - before;
+      const duplicates = before === 0 && runs === ids ? 0 : renumberRevisitedIds(db);
+      db.prepare("UPDATE totals SET value = value + ? WHERE name = 'ids_pending'").run(ids);
+      db.exec("UPDATE ledger_state SET value = '1' WHERE name = 'derived_complete'");
+      return { ids, duplicates };
+    })();
+  } finally {
+    db.pragma('threads = 0');
+  }
 }

@@ -153,8 +153,8 @@ export class SqliteIngestWriter implements IngestWriter {
     this.commit();
     if (!this.bulkStarted) return;
     // The load's own count of new IDs and images assumed each ID's rows were
-    // together; the finisher knows the true figures.
-    const result = completeBulkLoad(this.db);
+    // together (it counted runs of rows); the finisher knows the true figures.
+    const result = completeBulkLoad(this.db, this.committed.ids);
     this.committed = {
       ...this.committed,
       ids: result.ids,
