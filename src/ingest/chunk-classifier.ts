@@ -11,10 +11,11 @@
  */
 import { isAscii } from 'node:buffer';
 import type { ColumnMap } from '../input/columns.js';
-import { canonicalUrlHostEnd, plainGbifId, UNSURE } from '../input/in-place.js';
+import { plainGbifId, readCanonicalUrl, UNSURE, type UrlInPlace } from '../input/in-place.js';
 import { classifyRow, isNotStillImage, packAttribution, SKIP_REASONS, type SkipReason } from '../input/rows.js';
-import { urlHash, urlHashOf } from '../input/url-hash.js';
+import { urlHash } from '../input/url-hash.js';
 import { Numbering } from './numbering.js';
+import { SpanNumbers } from './span-numbers.js';
 
 export interface ClassifyReply {
   /** Non-empty lines in the chunk: every row, kept or skipped. */
@@ -55,28 +56,21 @@ function stretch(columns: readonly number[]): [number, number] | undefined {
   return present.length === 0 ? undefined : [Math.min(...present), Math.max(...present)];
 }
 
-/** The last value seen of one field, and its number: a row that repeats it costs a compare. */
-interface Recent {
-  text: string | undefined;
-  number: number;
-}
 
 export class ChunkClassifier {
   private numbering = new Numbering();
   /** Where each field of the current line ends (at its tab, or the line's end), and where the line starts. */
   private readonly ends: Int32Array;
   private lineStart = 0;
+  private readonly url: UrlInPlace = { hostStart: 0, hostEnd: 0, hash: 0 };
   /** Where a field of the current line starts. */
   private readonly from = (column: number): number => (column === 0 ? this.lineStart : (this.ends[column - 1] as number) + 1);
   /** The first and last column of the kind (type, format) and rights (licence, rights holder, publisher) stretches. */
   private readonly kindColumns: readonly [number, number] | undefined;
   private readonly rightsColumns: readonly [number, number] | undefined;
-  private recentKind: Recent = { text: undefined, number: 0 };
-  private recentRights: Recent = { text: undefined, number: 0 };
-  private recentHost: Recent = { text: undefined, number: 0 };
-  private readonly numberKind = (key: string) => this.numbering.kind(key);
-  private readonly numberRights = (key: string) => this.numbering.rights(key);
-  private readonly numberHost = (key: string) => this.numbering.host(key);
+  private kinds!: SpanNumbers;
+  private rights!: SpanNumbers;
+  private hostNames!: SpanNumbers;
   /** By kind number: whether the kind is clearly not a still image. */
   private notStill: boolean[] = [];
   // Per chunk: the reply being filled.
@@ -153,7 +147,7 @@ export class ChunkClassifier {
 
     const gbifId = plainGbifId(text, this.from(columns.gbifId), ends[columns.gbifId] as number);
     if (gbifId === UNSURE) return UNSURE;
-    const kind = this.spanNumber(this.recentKind, text, this.kindColumns, this.numberKind);
+    const kind = this.spanNumber(this.kinds, text, this.kindColumns);
     let notStill = this.notStill[kind];
     if (notStill === undefined) {
       notStill = isNotStillImage(this.field(text, columns.type), this.field(text, columns.format));
@@ -163,12 +157,11 @@ export class ChunkClassifier {
     const urlStart = this.from(columns.identifier);
     const urlEnd = ends[columns.identifier] as number;
     if (urlStart === urlEnd) return EMPTY_IDENTIFIER;
-    const hostEnd = canonicalUrlHostEnd(text, urlStart, urlEnd);
-    if (hostEnd === UNSURE) return UNSURE;
+    const url = this.url;
+    if (!readCanonicalUrl(text, urlStart, urlEnd, url)) return UNSURE;
 
-    const hostStart = text.charCodeAt(urlStart + 4) === 115 ? urlStart + 8 : urlStart + 7; // after https:// or http://
-    const host = this.hostNumber(text, hostStart, hostEnd);
-    const rights = this.spanNumber(this.recentRights, text, this.rightsColumns, this.numberRights);
+    const host = this.hostNames.of(text, url.hostStart, url.hostEnd);
+    const rights = this.spanNumber(this.rights, text, this.rightsColumns);
     const attribution = this.numbering.attributionOf(kind, rights, () =>
       packAttribution({
         type: this.field(text, columns.type),
@@ -178,7 +171,7 @@ export class ChunkClassifier {
         publisher: this.field(text, columns.publisher),
       }),
     );
-    this.keep(gbifId, text.slice(urlStart, urlEnd), urlHashOf(text, urlStart, urlEnd), host, attribution, this.field(text, columns.creator));
+    this.keep(gbifId, text.slice(urlStart, urlEnd), url.hash, host, attribution, this.field(text, columns.creator));
     return KEPT;
   }
 
@@ -223,27 +216,16 @@ export class ChunkClassifier {
   }
 
   /** The number of a stretch of the current line, from the start of its first column to the end of its last. */
-  private spanNumber(recent: Recent, text: string, span: readonly [number, number] | undefined, numberOf: (key: string) => number): number {
-    return span === undefined ? numberOf('') : this.recentNumber(recent, text, this.from(span[0]), this.ends[span[1]] as number, numberOf);
+  private spanNumber(numbers: SpanNumbers, text: string, span: readonly [number, number] | undefined): number {
+    return span === undefined ? numbers.of('', 0, 0) : numbers.of(text, this.from(span[0]), this.ends[span[1]] as number);
   }
 
-  private hostNumber(text: string, start: number, end: number): number {
-    return this.recentNumber(this.recentHost, text, start, end, this.numberHost);
-  }
-
-  /** The number of text[start, end); the same text as the row before costs a compare, not a lookup. */
-  private recentNumber(recent: Recent, text: string, start: number, end: number, numberOf: (key: string) => number): number {
-    if (recent.text !== undefined && recent.text.length === end - start && text.startsWith(recent.text, start)) return recent.number;
-    recent.text = text.slice(start, end);
-    recent.number = numberOf(recent.text);
-    return recent.number;
-  }
-
-  /** The recent values name numbers of the numbering that just ended. */
+  /** What was remembered names numbers of the numbering that just ended. */
   private forget(): void {
-    this.recentKind = { text: undefined, number: 0 };
-    this.recentRights = { text: undefined, number: 0 };
-    this.recentHost = { text: undefined, number: 0 };
+    const numbering = this.numbering;
+    this.kinds = new SpanNumbers((key) => numbering.kind(key));
+    this.rights = new SpanNumbers((key) => numbering.rights(key));
+    this.hostNames = new SpanNumbers((key) => numbering.host(key));
     this.notStill = [];
   }
 }

@@ -20,7 +20,7 @@ const KEY_LIMIT = 1 << 20;
 /**
  * A copy of a string that does not hold on to the chunk it was cut from (V8
  * keeps a substring as a view of its parent: keeping one would keep the whole
- * chunk's text alive for as long as the numbering lives).
+ * chunk's text alive for as long as it is kept).
  */
 function own(text: string): string {
   return (' ' + text).slice(1);

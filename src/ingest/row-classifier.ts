@@ -9,7 +9,7 @@ import type { ImageBatch } from '../ledger/ledger.js';
 import type { ClassifyReply, ClassifyRequest } from './classify-worker.js';
 
 /** Chunks sent ahead of the one being written: enough to keep both threads busy. */
-const AHEAD = 4;
+const AHEAD = 8;
 
 export class RowClassifier {
   private readonly worker: Worker;
