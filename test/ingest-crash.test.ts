@@ -4,12 +4,14 @@
  * run must leave it exactly as one uninterrupted ingest would.
  */
 import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { beforeAll, describe, expect, it } from 'vitest';
 // The benchmark's generator: the same realistic shape, at test size.
 import { generateMultimedia } from '../bench/gen-multimedia.mjs';
-import { herbdlJson, spawnHerbdl, tempDir } from './helpers/cli.js';
+import { herbdl, herbdlJson, spawnHerbdl, tempDir } from './helpers/cli.js';
 import type { IngestJson, StatusJson } from './helpers/ledger.js';
 
 const ROWS = 300_000;
@@ -29,7 +31,8 @@ function committedImages(db: string): number {
 
 /** Starts an ingest and resolves once some batches are committed and it is still running. */
 async function ingestUntilCommitted(file: string, db: string) {
-  const child = spawnHerbdl(['ingest', file, '--db', db, '--json']);
+  // Commits every 50 ms, so an interruption finds committed rows and more coming.
+  const child = spawnHerbdl(['ingest', file, '--db', db, '--json', '--commit-every', '50']);
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -100,6 +103,24 @@ describe('interrupted ingest', () => {
     const between = herbdlJson<StatusJson>(['status', '--db', db]);
     expect(between.complete).toBe(true);
     expect(between.images.total).toBe(summary.images);
+    herbdlJson<IngestJson>(['ingest', file, '--db', db]);
+    expect(herbdlJson<StatusJson>(['status', '--db', db, '--hosts', '100'])).toEqual(reference);
+  });
+
+  it('a file that breaks off keeps the rows committed before the break, says so, and the whole file completes it', () => {
+    const text = readFileSync(file);
+    const gz = gzipSync(text.subarray(0, text.indexOf(10, Math.floor(text.length / 3)) + 1));
+    const broken = join(dir, 'broken.txt.gz');
+    writeFileSync(broken, gz.subarray(0, Math.floor(gz.length * 0.9)));
+    const db = join(dir, 'broken.db');
+    const r = herbdl(['ingest', broken, '--db', db, '--commit-every', '1']);
+    expect(r.status).toBe(3);
+    const said = /truncated gzip stream after row (\d+) \(its first (\d+) rows are in the ledger; ingest the complete file to finish\)/.exec(r.stderr);
+    expect(said, r.stderr).not.toBeNull();
+    const committedRows = Number(said?.[2]);
+    expect(committedRows).toBeGreaterThan(0);
+    expect(committedRows).toBeLessThanOrEqual(Number(said?.[1]));
+    expect(herbdlJson<StatusJson>(['status', '--db', db]).images.total).toBe(committedRows); // the generator's rows are all distinct images
     herbdlJson<IngestJson>(['ingest', file, '--db', db]);
     expect(herbdlJson<StatusJson>(['status', '--db', db, '--hosts', '100'])).toEqual(reference);
   });

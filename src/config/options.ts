@@ -69,6 +69,7 @@ export const OPTIONS = {
   db: option('--db <path>', 'HERBDL_DB', 'herbdl.db', 'ledger file (SQLite, keep it on a local disk)', text),
   json: option('--json', 'HERBDL_JSON', false, 'print the result as one JSON object on stdout', boolean),
   hosts: option('--hosts <n>', 'HERBDL_HOSTS', 10, 'how many hosts to list, busiest first', integer(0, 100_000)),
+  commitEvery: option('--commit-every <ms>', 'HERBDL_COMMIT_EVERY', 1000, 'milliseconds between ledger commits during ingest: the most a crash takes back', integer(1, 3_600_000)),
   progress: option('--no-progress', 'HERBDL_PROGRESS', true, 'no progress display, even on a terminal', boolean),
   out: option('--out <dir>', 'HERBDL_OUT', 'images', 'folder the images are written to', text),
   concurrency: option('--concurrency <n>', 'HERBDL_CONCURRENCY', 64, 'requests in flight, all hosts together', integer(1, 4096)),

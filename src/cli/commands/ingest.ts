@@ -33,9 +33,9 @@ export function registerIngest(program: Command): void {
     .command('ingest')
     .description('stream GBIF multimedia rows (multimedia.txt, .gz, or a download .zip) into the ledger')
     .argument('<file...>', 'multimedia.txt, multimedia.txt.gz, or a GBIF download zip');
-  addOptions(command, ['db', 'json', 'progress']);
+  addOptions(command, ['db', 'json', 'progress', 'commitEvery']);
   command.action(async (files: string[], _flags, cmd: Command) => {
-    const options = optionValues(cmd, ['db', 'json', 'progress']);
+    const options = optionValues(cmd, ['db', 'json', 'progress', 'commitEvery']);
     const { ingestFiles } = await import('../../ingest/ingest.js');
     const existed = existsSync(options.db);
     const ledger = openLedger(options.db, { create: true });
@@ -46,6 +46,7 @@ export function registerIngest(program: Command): void {
       const summary = await interruptible((signal) =>
         ingestFiles(files, ledger, {
           signal,
+          commitEveryMs: options.commitEvery,
           onProgress: !bar.drawn ? undefined : (p) => {
             const seconds = (performance.now() - started) / 1000;
             bar.update(p.bytesRead, p.totalBytes, {
