@@ -56,7 +56,6 @@ function stretch(columns: readonly number[]): [number, number] | undefined {
   return present.length === 0 ? undefined : [Math.min(...present), Math.max(...present)];
 }
 
-
 export class ChunkClassifier {
   private numbering = new Numbering();
   /** Where each field of the current line ends (at its tab, or the line's end), and where the line starts. */
