@@ -9,7 +9,6 @@
  * host). Any row the fast readers are unsure of goes to classifyRow, the
  * reference, so both ways give the same answer (a test holds them to it).
  */
-import { isAscii } from 'node:buffer';
 import type { ColumnMap } from '../input/columns.js';
 import { plainGbifId, readCanonicalUrl, UNSURE, type UrlInPlace } from '../input/in-place.js';
 import { classifyRow, isNotStillImage, packAttribution, SKIP_REASONS, type SkipReason } from '../input/rows.js';
@@ -44,11 +43,6 @@ const NOT_STILL_IMAGE = REASON_INDEX.get('not_still_image') as number;
 const EMPTY_IDENTIFIER = REASON_INDEX.get('empty_identifier') as number;
 const KEPT = -2; // not UNSURE (-1), not a skip reason (0 and up)
 const decoder = new TextDecoder('utf-8');
-
-/** Most exports are pure ASCII; latin1 then decodes them as a plain copy. */
-function decode(chunk: Uint8Array): string {
-  return isAscii(chunk) ? Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('latin1') : decoder.decode(chunk);
-}
 
 /** The columns from the first to the last of those the file has; undefined if it has none. */
 function stretch(columns: readonly number[]): [number, number] | undefined {
@@ -93,7 +87,7 @@ export class ChunkClassifier {
       this.numbering = new Numbering();
       this.forget();
     }
-    const text = decode(chunk);
+    const text = decoder.decode(chunk);
     // Typed arrays are moved to the main thread, so each chunk has its own; sized for rows of about 100 bytes, grown if shorter.
     this.count = 0;
     this.allocate((chunk.length >> 6) + 16);
