@@ -6,14 +6,16 @@ import { resolveOptions, RUN_OPTION_KEYS } from '../dist/config/options.js';
 import { openLedger } from '../dist/ledger/open.js';
 import { downloadRun } from '../dist/scheduler/run.js';
 import { readJpegFrame } from '../dist/validate/jpeg-header.js';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 
 const [db, out, concurrency] = process.argv.slice(2);
 const options = resolveOptions(RUN_OPTION_KEYS, { db, out, concurrency: String(concurrency), allowPrivateNetwork: true, progress: false });
 const ledger = openLedger(db, { create: false });
+// Like the real validator, it writes a body it was given in memory (the fetch did not).
 const headerOnly = async (path, body) => {
   const frame = readJpegFrame(body ?? (await readFile(path)));
   if (!frame) throw new Error(`${path}: not a JPEG`);
+  if (body) await writeFile(path, body);
   return { receivedFormat: 'jpeg', width: frame.width, height: frame.height };
 };
 const tally = await downloadRun(ledger, options, { version: '0.0.0-bench', validate: headerOnly });

@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
@@ -94,5 +95,52 @@ describe('herbdl run: the basics', async () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ idsDone: 1, images: 0, shared: 1 });
     expect(a!.count('/1.jpg')).toBe(before);
     expect(readFileSync(join(out, '123/456/1234567009-00.jpg')).equals(readFileSync(join(out, '123/456/1234567001-00.jpg')))).toBe(true);
+  });
+});
+
+describe('herbdl run: bodies in memory and on disk', async () => {
+  // Noise compresses badly: a JPEG well over the 512 KiB a fetch keeps in memory, and one well under.
+  const noise = (width: number, height: number) => {
+    const raw = Buffer.alloc(width * height * 3);
+    let x = 7;
+    for (let i = 0; i < raw.length; i++) raw[i] = (x = (x * 1103515245 + 12345) & 0x7fffffff) >> 16;
+    return sharp(raw, { raw: { width, height, channels: 3 } });
+  };
+  const big = await noise(900, 700).jpeg({ quality: 95 }).toBuffer();
+  const bigPng = await noise(600, 400).png().toBuffer();
+  const truncatedBig = big.subarray(0, big.length - 4096);
+  const [server] = await imageServers(1, 70);
+  const dir = tempDir();
+  const db = join(dir, 'run.db');
+  const out = join(dir, 'images');
+  server!.route('/big.jpg', { kind: 'image', body: big });
+  server!.route('/big.png', { kind: 'image', body: bigPng });
+  server!.route('/cut.jpg', { kind: 'image', body: truncatedBig });
+  server!.route('/small.jpg', { kind: 'image' });
+  writeMultimedia(join(dir, 'mm.txt'), [
+    [7000000001, `${server!.origin}/big.jpg`],
+    [7000000001, `${server!.origin}/small.jpg`],
+    [7000000002, `${server!.origin}/big.png`],
+    [7000000003, `${server!.origin}/cut.jpg`],
+  ]);
+  herbdlJson(['ingest', join(dir, 'mm.txt'), '--db', db]);
+  const run = await herbdlAsync(['run', '--db', db, '--out', out, '--allow-private-network', '--json']);
+
+  it('stores a body too large to keep in memory byte for byte, beside a small one', () => {
+    expect(big.length).toBeGreaterThan(600 * 1024);
+    expect(JSON.parse(run.stdout)).toMatchObject({ idsDone: 2, idsFailed: 1 });
+    expect(readFileSync(join(out, '700/000/7000000001-00.jpg')).equals(big)).toBe(true);
+    expect(readFileSync(join(out, '700/000/7000000001-01.jpg')).subarray(0, 3)).toEqual(Buffer.from([0xff, 0xd8, 0xff]));
+  });
+
+  it('converts a large PNG read from disk', async () => {
+    const meta = await sharp(readFileSync(join(out, '700/000/7000000002-00.jpg'))).metadata();
+    expect([meta.format, meta.width, meta.height]).toEqual(['jpeg', 600, 400]);
+  });
+
+  it('fails a large JPEG cut short (with a Content-Length that matches) as truncated, and keeps no temporary', () => {
+    expect(JSON.parse(run.stdout).failures).toEqual({ truncated: 1 });
+    // Not in the tree, and no temporary left in the run's temp folder either.
+    expect(filesUnder(out)).toEqual(['700/000/7000000001-00.jpg', '700/000/7000000001-01.jpg', '700/000/7000000002-00.jpg']);
   });
 });

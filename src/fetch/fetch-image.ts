@@ -1,15 +1,16 @@
 /**
- * Fetches one image URL into a temporary file: redirects followed by hand (at
+ * Fetches one image URL: a small body is kept in memory (validation writes
+ * it once it is known to be an image), a large one streams into a temporary
+ * file. Redirects followed by hand (at
  * most five, loops caught, each hop's address checked), gzip/deflate/br
  * decoded, --max-bytes enforced while streaming, a body shorter than its
  * Content-Length caught, a deadline over the whole request. Throws a
  * FetchError from errors.ts; never leaves a half-written file it claims.
  */
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { Transform, type Readable } from 'node:stream';
+import { Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { Dispatcher } from 'undici';
@@ -33,15 +34,68 @@ export interface FetchSettings {
 /** What the ledger records of a fetched image (bytes and sha256 are of the stored file). */
 export type FetchResult = ImageOutcome;
 
-/** A fetch's result with, for a small body, the body itself, so validation need not read the file back. */
+/** A fetch's result with, for a small body, the body itself. */
 export interface FetchedBody extends FetchResult {
+  /**
+   * The whole body, when it was small enough to keep in memory; it is then
+   * NOT written to the temporary path (validation writes it there). Without
+   * it, the body is in the temporary file.
+   */
   readonly body?: Buffer;
   /** The body is a JSON object (a IIIF manifest or info.json, perhaps), not an image. */
   readonly json: boolean;
 }
 
-/** Bodies up to this size are kept in memory for validation (at most this much per request in flight). */
+/** Bodies up to this size are kept in memory, not written by the fetch (at most this much per request in flight). */
 const KEEP_BODY_BYTES = 512 * 1024;
+
+/**
+ * Where a body goes: into memory while it is small, into the temporary file
+ * from the moment it is not. Most images are small, and writing one in a
+ * single call later costs the download thread no file operations at all.
+ */
+class BodySink extends Writable {
+  private chunks: Buffer[] = [];
+  private held = 0;
+  private file: FileHandle | undefined;
+
+  constructor(private readonly path: string) {
+    super();
+  }
+
+  /** The body, if it stayed in memory. */
+  body(): Buffer | undefined {
+    return this.file ? undefined : Buffer.concat(this.chunks, this.held);
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
+    if (!this.file && this.held + chunk.length <= KEEP_BODY_BYTES) {
+      this.chunks.push(chunk);
+      this.held += chunk.length;
+      return done();
+    }
+    this.spill(chunk).then(() => done(), done);
+  }
+
+  override _final(done: (err?: Error | null) => void): void {
+    if (!this.file) return done();
+    this.file.close().then(() => done(), done);
+  }
+
+  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    if (!this.file) return done(err);
+    this.file.close().then(() => done(err), () => done(err));
+  }
+
+  private async spill(chunk: Buffer): Promise<void> {
+    if (!this.file) {
+      this.file = await open(this.path, 'w');
+      await this.file.writev(this.chunks);
+      this.chunks = [];
+    }
+    await this.file.write(chunk);
+  }
+}
 
 function decoder(encoding: string | undefined): Transform | undefined {
   switch ((encoding ?? '').trim().toLowerCase()) {
@@ -69,7 +123,7 @@ function checkTarget(url: URL, allowPrivate: boolean): void {
   if (!allowPrivate && isIP(host) && isBlockedAddress(host)) throw blockedAddressError(host, host);
 }
 
-/** Streams the body into `path`: hashing, counting, enforcing limits, sniffing the first bytes. */
+/** Takes in the body (into memory, or into `path` when large): hashing, counting, enforcing limits, sniffing the first bytes. */
 async function saveBody(body: Readable, headers: Record<string, string | string[] | undefined>, path: string, maxBytes: number) {
   const hash = createHash('sha256');
   let raw = 0;
@@ -90,7 +144,6 @@ async function saveBody(body: Readable, headers: Record<string, string | string[
     },
   });
   // Holds the first bytes back until there are enough to tell an image from an HTML page.
-  let kept: Buffer[] | undefined = [];
   let held: Buffer[] = [];
   let heldBytes = 0;
   const judge = (): PermanentError | undefined => {
@@ -105,10 +158,6 @@ async function saveBody(body: Readable, headers: Record<string, string | string[
       bytes += chunk.length;
       if (bytes > maxBytes) return done(new PermanentError(`body is over --max-bytes ${maxBytes}`, 'too_large'));
       hash.update(chunk);
-      if (kept) {
-        if (bytes <= KEEP_BODY_BYTES) kept.push(chunk);
-        else kept = undefined;
-      }
       if (head) return done(null, chunk);
       held.push(chunk);
       heldBytes += chunk.length;
@@ -125,7 +174,8 @@ async function saveBody(body: Readable, headers: Record<string, string | string[
   const stages: (Readable | Transform | NodeJS.WritableStream)[] = [body, rawCounter];
   const decode = decoder(header(headers, 'content-encoding'));
   if (decode) stages.push(decode);
-  stages.push(meter, createWriteStream(path));
+  const sink = new BodySink(path);
+  stages.push(meter, sink);
   try {
     await pipeline(stages as unknown as [Readable, ...Transform[], NodeJS.WritableStream]);
   } catch (err) {
@@ -137,7 +187,8 @@ async function saveBody(body: Readable, headers: Record<string, string | string[
   }
   if (expectedBytes !== undefined && raw < expectedBytes) throw new RetryableError(`body ended at ${raw} of ${expectedBytes} bytes`, 'truncated');
   if (bytes === 0) throw new PermanentError('empty body', 'not_image');
-  return { bytes, sha256: hash.digest('hex'), json, ...(kept ? { body: Buffer.concat(kept) } : {}) };
+  const kept = sink.body();
+  return { bytes, sha256: hash.digest('hex'), json, ...(kept ? { body: kept } : {}) };
 }
 
 export async function fetchImage(url: string, path: string, settings: FetchSettings, signal?: AbortSignal): Promise<FetchedBody> {

@@ -9,7 +9,7 @@
  * pool, sized to the cores, apart from the download concurrency.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, writeFileSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import pLimit from 'p-limit';
@@ -69,9 +69,12 @@ async function decodeCheck(input: string | Buffer, longerEdge = Infinity): Promi
 }
 
 /**
- * Validates the file at `path` (and converts it in place where needed).
- * `body`, when given, is the file's content already in memory: decoding it
- * there saves reading the file back.
+ * Validates an image and leaves what is to be stored at `path` (converted
+ * there where needed). `body`, when given, is the image, still only in
+ * memory: it is decoded from there and written to `path` once it is known to
+ * be kept as it is (a converted image is written as its conversion instead),
+ * synchronously, as this runs on the validation worker, never on the thread
+ * that drives downloads. Without `body`, the image is the file at `path`.
  */
 export async function validateImage(path: string, settings: ValidateSettings, body?: Buffer): Promise<ValidatedImage> {
   const input = body ?? path;
@@ -83,6 +86,7 @@ export async function validateImage(path: string, settings: ValidateSettings, bo
     } catch (err) {
       throw classify(err, path);
     }
+    writeFileSync(path, body as Buffer); // frame is only read from a body
     return { receivedFormat: 'jpeg', width: frame.width, height: frame.height };
   }
   let meta: Metadata;
@@ -102,6 +106,7 @@ export async function validateImage(path: string, settings: ValidateSettings, bo
     // A CMYK JPEG decodes, but most image tools and models read it wrong: convert it too.
     if (format === 'jpeg' && !downscale && meta.space !== 'cmyk') {
       await decodeCheck(input);
+      if (body) writeFileSync(path, body);
       return { receivedFormat: format, width, height };
     }
     const converted = `${path}.jpg`;
