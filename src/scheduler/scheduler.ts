@@ -14,18 +14,17 @@
 import type { Logger } from 'pino';
 import { FetchError, PermanentError } from '../errors.js';
 import { fetchImage, type FetchedBody, type FetchResult, type FetchSettings } from '../fetch/fetch-image.js';
-import type { ClaimedId, DownloadLedger, FailedImage } from '../ledger/ledger.js';
+import type { ClaimedId, DownloadLedger } from '../ledger/ledger.js';
 import { finalPath } from '../store/layout.js';
-import { PublishQueue } from '../store/publish-queue.js';
 import { linkOrCopy, type Publisher } from '../store/publisher.js';
 import type { ValidatedImage } from '../validate/validate-image.js';
 import { afterFailure } from './after-failure.js';
-import { backoffMs } from './backoff.js';
 import { Claims } from './claims.js';
 import { SharedFetches } from './shared-fetches.js';
 import { HostQueues } from './host-queues.js';
 import { IiifDocuments, readDocument, type ReadDocument } from './iiif-documents.js';
-import { Job, unitKey } from './job.js';
+import { Job } from './job.js';
+import { JobWindow } from './job-window.js';
 import { imageTask, nextRung, partTasks, type Task } from './task.js';
 import { RunTally } from './tally.js';
 
@@ -46,21 +45,20 @@ export interface SchedulerSettings {
 }
 
 const CLAIM_BATCH = 256;
-const RUN_RETRY_BASE_MS = 10 * 60_000;
-const RUN_RETRY_CAP_MS = 24 * 3600_000;
 
 export class Scheduler {
   readonly tally = new RunTally();
   private readonly hosts: HostQueues<Task>;
-  private readonly jobs = new Map<number, Job>();
+  private readonly window: JobWindow;
   private readonly shared = new SharedFetches<Task>();
   private readonly iiif = new IiifDocuments();
-  private readonly publishQueue: PublishQueue;
   private readonly windowSize: number;
   private readonly hostBacklogLimit: number;
   private readonly runStart = Date.now();
   private readonly claims: Claims;
   private inFlight = 0;
+  /** Bodies fetched and being validated or stored, out of their request slots. */
+  private processing = 0;
   private stopping = false;
   private wakeTimer: NodeJS.Timeout | undefined;
   private finish!: () => void;
@@ -76,15 +74,7 @@ export class Scheduler {
     this.hostBacklogLimit = Math.max(32, settings.perHost * 16);
     this.hosts = new HostQueues<Task>(settings, ledger.openBreakers(), (task) => this.promoteWaiter(task));
     this.claims = new Claims(ledger, this.runStart, settings.maxAttempts, settings.limit);
-    this.publishQueue = new PublishQueue(
-      publisher,
-      (items) => {
-        for (const item of items) this.jobs.delete(item.gbifId);
-        this.tally.idsDone += items.length;
-      },
-      (err) => this.fail(err),
-      () => this.pump(),
-    );
+    this.window = new JobWindow(ledger, publisher, this.tally, log, settings.out, { onError: (err) => this.fail(err), onPublished: () => this.pump() });
   }
 
   run(signal?: AbortSignal): Promise<RunTally> {
@@ -103,7 +93,7 @@ export class Scheduler {
 
   private stop(): void {
     this.stopping = true;
-    for (const job of [...this.jobs.values()]) if (!job.settled) this.setAside(job);
+    for (const job of this.window.unsettled()) this.window.setAside(job);
     this.pump();
   }
 
@@ -113,12 +103,12 @@ export class Scheduler {
       this.wakeTimer = undefined;
       if (!this.stopping) this.fillWindow();
       const now = Date.now();
-      while (this.inFlight < this.settings.concurrency) {
+      while (this.inFlight < this.settings.concurrency && this.inFlight + this.processing < 2 * this.settings.concurrency) {
         const task = this.hosts.next(now);
         if (!task) break;
         this.start(task);
       }
-      if (this.jobs.size === 0 && (this.claims.exhausted || this.stopping) && !this.publishQueue.busy && this.inFlight === 0) {
+      if (this.window.size === 0 && (this.claims.exhausted || this.stopping) && !this.window.publishing && this.inFlight === 0 && this.processing === 0) {
         this.finish();
         return;
       }
@@ -144,7 +134,7 @@ export class Scheduler {
   }
 
   private fillWindow(): void {
-    while (this.jobs.size < this.windowSize && !this.claims.exhausted && !this.claims.waitingOnSpilled) {
+    while (this.window.size < this.windowSize && !this.claims.exhausted && !this.claims.waitingOnSpilled) {
       const batch = this.claims.next(CLAIM_BATCH);
       if (batch.length === 0) continue;
       let admitted = 0;
@@ -164,7 +154,7 @@ export class Scheduler {
     }
     this.claims.admitted();
     const job = new Job(claimed);
-    this.jobs.set(claimed.gbifId, job);
+    this.window.add(job);
     if (claimed.images.some((img) => this.host(img.host).isOpen(now))) {
       this.setAside(job);
       return true;
@@ -187,7 +177,7 @@ export class Scheduler {
     linkOrCopy(source, task.temp).then(
       () => {
         this.tally.shared++;
-        this.imageDone(task, { ...copy.image });
+        this.window.imageDone(task, { ...copy.image });
         this.pump();
       },
       () => {
@@ -198,19 +188,42 @@ export class Scheduler {
     );
   }
 
+  /**
+   * A request holds its slot until its body is in; validating and storing it
+   * happen outside the slot, so the next request starts meanwhile (at most
+   * `concurrency` bodies wait on validation, which bounds their memory).
+   */
   private start(task: Task): void {
     const host = this.host(task.image.host);
     this.inFlight++;
     host.inFlight++;
+    let held = true;
+    const release = () => {
+      if (!held) return;
+      held = false;
+      this.inFlight--;
+      host.inFlight--;
+    };
     fetchImage(task.image.url, task.temp, this.settings.fetch, task.job.abort.signal)
       .then(
-        (result) => this.fetched(task, result),
-        (err: unknown) => this.failedAttempt(task, err),
+        async (result) => {
+          release();
+          this.processing++;
+          this.pump();
+          try {
+            await this.fetched(task, result);
+          } finally {
+            this.processing--;
+          }
+        },
+        (err: unknown) => {
+          release();
+          this.failedAttempt(task, err);
+        },
       )
       .catch((err: unknown) => this.fail(err))
       .finally(() => {
-        this.inFlight--;
-        host.inFlight--;
+        release();
         this.pump();
       });
   }
@@ -235,10 +248,10 @@ export class Scheduler {
     await Promise.all(live.map((w) => linkOrCopy(task.temp, w.temp)));
     for (const w of live) {
       this.tally.shared++;
-      this.imageDone(w, result);
+      this.window.imageDone(w, result);
     }
     if (task.job.settled) await this.publisher.discard([task.temp]);
-    else this.imageDone(task, result);
+    else this.window.imageDone(task, result);
   }
 
   private failedAttempt(task: Task, err: unknown): void {
@@ -255,11 +268,11 @@ export class Scheduler {
       case 'next-rung':
         for (const t of [task, ...this.shared.finish(task.image.url)]) {
           if (nextRung(t)) this.submit(t);
-          else this.failJob(t.job, t, failure, false);
+          else this.window.fail(t.job, t, failure, false);
         }
         return;
       case 'fail':
-        for (const t of [...this.shared.finish(task.image.url), task]) this.failJob(t.job, t, failure, next.transient);
+        for (const t of [...this.shared.finish(task.image.url), task]) this.window.fail(t.job, t, failure, next.transient);
         return;
       case 'retry':
         if (next.throttled) this.log.info({ host: host.name, until: new Date(next.at).toISOString(), status: failure.httpStatus }, 'host throttled us');
@@ -302,7 +315,7 @@ export class Scheduler {
     this.tally.bytes += received.bytes;
     this.iiif.remember(task.image.url, read);
     for (const t of [task, ...this.shared.finish(task.image.url)]) {
-      if (t.part) this.failJob(t.job, t, notImage, false);
+      if (t.part) this.window.fail(t.job, t, notImage, false);
       else this.expand(t, read);
     }
   }
@@ -322,38 +335,9 @@ export class Scheduler {
     this.enqueue(task);
   }
 
-  private imageDone(task: Task, result: FetchResult): void {
-    const job = task.job;
-    if (job.settled) return;
-    if (!job.done(unitKey(task.image.imageId, task.part?.index), task.image.url, result)) return;
-    job.settled = true;
-    this.publishQueue.push(job.publishItem(this.settings.out));
-  }
-
-  private failJob(job: Job, task: Task, failure: FetchError, transient: boolean): void {
-    if (job.settled) return;
-    job.settled = true;
-    job.abort.abort();
-    const failures: FailedImage[] = [{ imageId: task.image.imageId, host: task.image.host, code: failure.code, httpStatus: failure.httpStatus }];
-    const retryAt = transient ? Date.now() + backoffMs(job.claimed.attempts + 1, RUN_RETRY_BASE_MS, RUN_RETRY_CAP_MS) : null;
-    this.ledger.recordFailed(job.claimed.gbifId, failures, retryAt);
-    this.tally.failed(failure.code);
-    this.log.debug({ gbifId: job.claimed.gbifId, url: task.image.url, code: failure.code }, 'gbifID failed');
-    this.release(job);
-  }
-
-  /** Leaves a gbifID pending for a later run (its host is open, or we are stopping). */
+  /** Sets a gbifID aside; its task's URL, if others wait on it, goes to one of them. */
   private setAside(job: Job, task?: Task): void {
     if (task) this.promoteWaiter(task);
-    if (job.settled) return;
-    job.settled = true;
-    job.abort.abort();
-    this.tally.idsSetAside++;
-    this.release(job);
-  }
-
-  private release(job: Job): void {
-    this.jobs.delete(job.gbifId);
-    void this.publisher.discard(job.allTemps());
+    this.window.setAside(job);
   }
 }

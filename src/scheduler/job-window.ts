@@ -1,0 +1,98 @@
+/**
+ * The window of claimed gbifIDs, and how each one ends: every image done ->
+ * handed to the publisher, all or nothing, and out of the window once it is
+ * published; a failure -> failed in the ledger (a transient one with the time
+ * of its next run's retry), its other fetches aborted; set aside -> left
+ * pending for a later run. Whatever way it ends, its temporaries go.
+ */
+import type { Logger } from 'pino';
+import type { FetchError } from '../errors.js';
+import type { FetchResult } from '../fetch/fetch-image.js';
+import type { DownloadLedger, FailedImage } from '../ledger/ledger.js';
+import { PublishQueue } from '../store/publish-queue.js';
+import type { Publisher } from '../store/publisher.js';
+import { backoffMs } from './backoff.js';
+import { unitKey, type Job } from './job.js';
+import type { Task } from './task.js';
+import type { RunTally } from './tally.js';
+
+const RUN_RETRY_BASE_MS = 10 * 60_000;
+const RUN_RETRY_CAP_MS = 24 * 3600_000;
+
+export class JobWindow {
+  private readonly jobs = new Map<number, Job>();
+  private readonly publishQueue: PublishQueue;
+
+  constructor(
+    private readonly ledger: DownloadLedger,
+    private readonly publisher: Publisher,
+    private readonly tally: RunTally,
+    private readonly log: Logger,
+    private readonly out: string,
+    hooks: { readonly onError: (err: unknown) => void; readonly onPublished: () => void },
+  ) {
+    this.publishQueue = new PublishQueue(
+      publisher,
+      (items) => {
+        for (const item of items) this.jobs.delete(item.gbifId);
+        this.tally.idsDone += items.length;
+      },
+      hooks.onError,
+      hooks.onPublished,
+    );
+  }
+
+  /** gbifIDs in the window, including those being published. */
+  get size(): number {
+    return this.jobs.size;
+  }
+
+  /** True while gbifIDs are waiting to be published or being published. */
+  get publishing(): boolean {
+    return this.publishQueue.busy;
+  }
+
+  add(job: Job): void {
+    this.jobs.set(job.gbifId, job);
+  }
+
+  /** gbifIDs not yet done, failed or set aside. */
+  unsettled(): Job[] {
+    return [...this.jobs.values()].filter((job) => !job.settled);
+  }
+
+  /** One image (or IIIF part) of a task's gbifID succeeded; the last one hands the gbifID to the publisher. */
+  imageDone(task: Task, result: FetchResult): void {
+    const job = task.job;
+    if (job.settled) return;
+    if (!job.done(unitKey(task.image.imageId, task.part?.index), task.image.url, result)) return;
+    job.settled = true;
+    this.publishQueue.push(job.publishItem(this.out));
+  }
+
+  fail(job: Job, task: Task, failure: FetchError, transient: boolean): void {
+    if (job.settled) return;
+    job.settled = true;
+    job.abort.abort();
+    const failures: FailedImage[] = [{ imageId: task.image.imageId, host: task.image.host, code: failure.code, httpStatus: failure.httpStatus }];
+    const retryAt = transient ? Date.now() + backoffMs(job.claimed.attempts + 1, RUN_RETRY_BASE_MS, RUN_RETRY_CAP_MS) : null;
+    this.ledger.recordFailed(job.claimed.gbifId, failures, retryAt);
+    this.tally.failed(failure.code);
+    this.log.debug({ gbifId: job.claimed.gbifId, url: task.image.url, code: failure.code }, 'gbifID failed');
+    this.release(job);
+  }
+
+  /** Leaves a gbifID pending for a later run (its host is open, or we are stopping). */
+  setAside(job: Job): void {
+    if (job.settled) return;
+    job.settled = true;
+    job.abort.abort();
+    this.tally.idsSetAside++;
+    this.release(job);
+  }
+
+  private release(job: Job): void {
+    this.jobs.delete(job.gbifId);
+    void this.publisher.discard(job.allTemps());
+  }
+}
