@@ -22,6 +22,7 @@ export interface RunHooks {
   /**
    * Stands in for image validation. Only benchmarks pass one (a header read),
    * to measure the download engine alone beside the same run with validation.
+   * Like the real one, it must write a `body` it is given to `path`.
    */
   readonly validate?: (path: string, body?: Buffer) => Promise<ValidatedImage>;
 }

@@ -39,7 +39,11 @@ export interface SchedulerSettings {
   /** Stop after this many gbifIDs (0: no limit). */
   readonly limit: number;
   readonly fetch: FetchSettings;
-  /** Decodes (and, where needed, converts) a fetched body; throws a PermanentError when it is no usable image. */
+  /**
+   * Decodes (and, where needed, converts) a fetched body, and leaves what is
+   * to be stored at the path: a body given in memory is written there.
+   * Throws a PermanentError when it is no usable image.
+   */
   readonly validate: (path: string, body?: Buffer) => Promise<ValidatedImage>;
   readonly retryBaseMs?: number;
 }
