@@ -1,4 +1,6 @@
 /** How run treats what real hosts do: throttling, hanging, refusing, resetting, redirecting, lying. */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
@@ -116,4 +118,16 @@ describe('run against misbehaving hosts', async () => {
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ idsFailed: 2, failures: { blocked_address: 2 } });
   });
+
+  it('a folder it cannot write to stops the run with a one-line error naming it, exit 1, no stack', async () => {
+    const ws = workspace(dir, [[6101, ok]]);
+    const file = join(dir, 'not-a-folder');
+    writeFileSync(file, 'x');
+    const { herbdlAsync } = await import('./helpers/cli.js');
+    const r = await herbdlAsync(['run', '--db', ws.db, '--out', join(file, 'images'), '--allow-private-network', '--json', ...FAST]);
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim()).toMatch(/^herbdl: ENOTDIR: not a directory, mkdir '.*not-a-folder\/images.*'$/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
 });
+

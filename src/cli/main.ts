@@ -40,6 +40,13 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = err.exitCode;
       return;
     }
+    const errno = (err as { code?: unknown })?.code;
+    if (typeof errno === 'string' && /^E[A-Z]+$/.test(errno)) {
+      // The file system refused (disk full, not writable, not a folder): the machine's problem, said in one line.
+      process.stderr.write(`herbdl: ${(err as Error).message}\n`);
+      process.exitCode = 1;
+      return;
+    }
     process.stderr.write(`herbdl: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
     process.exitCode = 1;
   }

@@ -15,7 +15,7 @@ export interface ValidateRequest {
 
 export type ValidateReply =
   | { readonly id: number; readonly ok: Awaited<ReturnType<typeof validateImage>> }
-  | { readonly id: number; readonly error: { readonly message: string; readonly code: string } };
+  | { readonly id: number; readonly error: { readonly message: string; readonly code: string; readonly local?: boolean } };
 
 export interface ValidateWorkerData {
   readonly settings: ValidateSettings;
@@ -32,8 +32,15 @@ parentPort?.on('message', (request: ValidateRequest) => {
   validate(request.path, body).then(
     (ok) => parentPort?.postMessage({ id: request.id, ok } satisfies ValidateReply),
     (err: unknown) => {
+      const message = (err as Error).message ?? String(err);
+      // A file-system error (writing the body: disk full, permissions) is this machine's problem, not the image's.
+      const errno = (err as { code?: unknown }).code;
+      if (!(err instanceof HerbdlError) && typeof errno === 'string' && /^E[A-Z]+$/.test(errno)) {
+        parentPort?.postMessage({ id: request.id, error: { message, code: errno, local: true } } satisfies ValidateReply);
+        return;
+      }
       const code = err instanceof HerbdlError ? err.code : 'not_image';
-      parentPort?.postMessage({ id: request.id, error: { message: (err as Error).message ?? String(err), code } } satisfies ValidateReply);
+      parentPort?.postMessage({ id: request.id, error: { message, code } } satisfies ValidateReply);
     },
   );
 });

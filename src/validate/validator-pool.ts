@@ -27,6 +27,8 @@ export function createValidatorPool(settings: ValidateSettings, size = Math.max(
     if (!waiter) return;
     pending.delete(reply.id);
     if ('ok' in reply) waiter.resolve(reply.ok);
+    // A local file-system error stops the run (as one while publishing does) rather than failing images one by one.
+    else if (reply.error.local) waiter.reject(Object.assign(new Error(reply.error.message), { code: reply.error.code }));
     else waiter.reject(new PermanentError(reply.error.message, reply.error.code));
   };
   const failAll = (err: Error) => {
