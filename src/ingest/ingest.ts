@@ -1,9 +1,9 @@
 /**
  * Ingest: multimedia rows in, ledger rows out. Streams each file once,
- * committing about once a second, so memory stays flat whatever the file's size and
- * an interrupted ingest resumes by simply running again. Two threads: this
- * one reads the input and writes the ledger; a worker parses and classifies
- * the rows (row-classifier.ts), chunks in flight a few at a time.
+ * committing about once a second, so memory stays flat whatever the file's
+ * size and an interrupted ingest resumes by simply running again. Two
+ * threads: this one reads the input and writes the ledger; a worker parses
+ * and classifies the rows (row-classifier.ts), chunks in flight a few at a time.
  */
 import { InputError } from '../errors.js';
 import { mapColumns } from '../input/columns.js';

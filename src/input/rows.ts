@@ -32,18 +32,6 @@ export interface Attribution {
   readonly publisher: string;
 }
 
-/** One image of one occurrence, as the ledger keeps it. */
-export interface MediaImage {
-  readonly gbifId: number;
-  readonly url: string;
-  /** urlHash(url), computed on the parsing thread. */
-  readonly urlHash: number;
-  readonly host: string;
-  readonly creator: string;
-  /** The Attribution, packed by packAttribution (one string: cheap to pass between threads and to look up). */
-  readonly attribution: string;
-}
-
 // The ASCII unit separator: a TSV field holds no control character that matters here, and never this one in practice.
 const UNIT = '\u001f';
 
