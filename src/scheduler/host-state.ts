@@ -30,7 +30,8 @@ export class HostState<T> {
   breaker: BreakerState = 'closed';
   openUntil = 0;
   consecutiveFailures = 0;
-  private readonly queue: T[] = [];
+  /** Tasks in order from queueHead; slots before it are emptied as tasks are taken. */
+  private readonly queue: (T | undefined)[] = [];
   private queueHead = 0;
   private delayed: Waiting<T>[] = [];
   private cooldowns = 0;
@@ -82,8 +83,13 @@ export class HostState<T> {
       }
     }
     if (this.queueHead < this.queue.length) {
-      const task = this.queue[this.queueHead++] as T;
-      if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+      const task = this.queue[this.queueHead] as T;
+      // The queue must not keep a taken task (and its gbifID's whole job) alive.
+      this.queue[this.queueHead++] = undefined;
+      if (this.queueHead === this.queue.length) {
+        this.queue.length = 0;
+        this.queueHead = 0;
+      } else if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
         this.queue.splice(0, this.queueHead);
         this.queueHead = 0;
       }
@@ -102,7 +108,7 @@ export class HostState<T> {
 
   /** Everything waiting here, removed (when the breaker opens). */
   drain(): T[] {
-    const all = [...this.queue.slice(this.queueHead), ...this.delayed.map((d) => d.task)];
+    const all = [...(this.queue.slice(this.queueHead) as T[]), ...this.delayed.map((d) => d.task)];
     this.queue.length = 0;
     this.queueHead = 0;
     this.delayed = [];
