@@ -129,5 +129,16 @@ describe('run against misbehaving hosts', async () => {
     expect(r.stderr.trim()).toMatch(/^herbdl: ENOTDIR: not a directory, mkdir '.*not-a-folder\/images.*'$/);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
   });
+
+  it('a slow host with more gbifIDs than its queue holds: the rest wait in the ledger, the others go on, and every one is done', async () => {
+    // --per-host 1 lets a host queue 32 gbifIDs; the other 48 of the slow host's are set aside for later in the run.
+    const rows: [number, string][] = [];
+    for (let i = 0; i < 80; i++) rows.push([6200 + i, b!.route(`/slow-${i}.jpg`, { kind: 'image', delayMs: 15 })]);
+    for (let i = 0; i < 20; i++) rows.push([6300 + i, a!.route(`/fast-${i}.jpg`, { kind: 'image' })]);
+    const ws = workspace(dir, rows);
+    const { json } = await ws.run([...FAST, '--per-host', '1', '--concurrency', '4']);
+    expect(json).toMatchObject({ idsDone: 100, idsFailed: 0, idsSetAside: 0, pending: 0 });
+    expect(ws.status().ids).toMatchObject({ pending: 0, done: 100 });
+  });
 });
 

@@ -123,8 +123,15 @@ export interface DownloadLedger {
    * so an ID released within a run is not claimed twice).
    */
   claimRetryable(cursor: RetryCursor, dueBy: number, maxAttempts: number, limit: number): ClaimedId[];
-  /** Specific gbifIDs, with their images (for IDs set aside earlier in a run). */
-  claimIds(gbifIds: readonly number[]): ClaimedId[];
+  /**
+   * Notes pending gbifIDs to claim again later in this run (their host's
+   * queue was full). Kept by the ledger, not in memory: behind one slow host
+   * that holds millions of gbifIDs the list can be most of the export.
+   * Forgotten when the run ends; the IDs stay pending either way.
+   */
+  deferIds(gbifIds: readonly number[]): void;
+  /** Up to `limit` deferred gbifIDs, oldest first, with their images; they are deferred no more. */
+  claimDeferred(limit: number): ClaimedId[];
   /** A stored copy of this URL under another gbifID, if any: lets a shared URL be fetched once across runs. */
   storedCopy(url: string): { gbifId: number; fileIndex: number; image: ImageOutcome } | undefined;
   /** Durably notes the files about to be renamed into place (before any rename). */

@@ -2,8 +2,8 @@
  * Where a run's gbifIDs come from, in order: failed ones due for a retry
  * (retry-failed puts its picks here), then pending ones by key, then those
  * set aside earlier in the run because their host was saturated. Keyset
- * cursors mean each ID is claimed once per run and nothing is held but the
- * cursors and the set-aside list.
+ * cursors mean each ID is claimed once per run; the set-aside IDs are kept
+ * by the ledger (deferIds), so memory holds only the cursors and a count.
  */
 import type { ClaimedId, DownloadLedger, RetryCursor } from '../ledger/ledger.js';
 
@@ -13,7 +13,9 @@ export class Claims {
   private phase: 'retry' | 'pending' | 'spilled' | 'exhausted' = 'retry';
   private retryCursor: RetryCursor = { dueAt: -1, gbifId: 0 };
   private pendingCursor = 0;
-  private readonly spilled: number[] = [];
+  /** Set aside since the last claim, not yet handed to the ledger; and how many the ledger holds. */
+  private spilledNow: number[] = [];
+  private spilledInLedger = 0;
   private claimed = 0;
   /** While set-aside IDs' hosts stay saturated, they are looked at again only from this time. */
   spillRetryAt = 0;
@@ -38,6 +40,7 @@ export class Claims {
    * is nothing to claim right now; check `exhausted`.
    */
   next(want: number): ClaimedId[] {
+    this.flushSpilled();
     if (this.limit > 0) {
       if (this.claimed >= this.limit) this.phase = 'exhausted';
       want = Math.min(want, this.limit - this.claimed);
@@ -57,10 +60,13 @@ export class Claims {
         else this.phase = 'spilled';
         return batch;
       }
-      case 'spilled':
-        if (this.spilled.length === 0) this.phase = 'exhausted';
-        if (this.spilled.length === 0 || this.waitingOnSpilled) return [];
-        return this.ledger.claimIds(this.spilled.splice(0, want));
+      case 'spilled': {
+        if (this.spilledInLedger === 0) this.phase = 'exhausted';
+        if (this.spilledInLedger === 0 || this.waitingOnSpilled) return [];
+        const batch = this.ledger.claimDeferred(want);
+        this.spilledInLedger -= batch.length;
+        return batch;
+      }
       default:
         return [];
     }
@@ -73,7 +79,14 @@ export class Claims {
 
   /** Sets an ID aside until its host's queue has room. */
   spill(gbifId: number): void {
-    this.spilled.push(gbifId);
+    this.spilledNow.push(gbifId);
+  }
+
+  private flushSpilled(): void {
+    if (this.spilledNow.length === 0) return;
+    this.ledger.deferIds(this.spilledNow);
+    this.spilledInLedger += this.spilledNow.length;
+    this.spilledNow = [];
   }
 
   /** Called when a whole batch of set-aside IDs found their hosts still saturated. */

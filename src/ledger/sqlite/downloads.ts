@@ -13,7 +13,14 @@ export class SqliteDownloads implements DownloadLedger {
   private readonly stmt;
 
   constructor(private readonly db: Database.Database) {
+    // Deferred IDs live in SQLite's temporary database (a file, with a small cache of its own), for this run only.
+    db.exec('CREATE TEMP TABLE IF NOT EXISTS deferred_ids (seq INTEGER PRIMARY KEY, gbif_id INTEGER NOT NULL)');
+    db.exec('DELETE FROM temp.deferred_ids');
+    db.pragma('temp.cache_size = -2048');
     this.stmt = {
+      defer: db.prepare('INSERT INTO temp.deferred_ids(gbif_id) VALUES (?)'),
+      deferred: db.prepare('SELECT seq, gbif_id FROM temp.deferred_ids ORDER BY seq LIMIT ?').raw(),
+      undefer: db.prepare('DELETE FROM temp.deferred_ids WHERE seq <= ?'),
       pending: db.prepare(`SELECT gbif_id, attempts FROM ids WHERE gbif_id > ? AND state = ${STATE.pending} ORDER BY gbif_id LIMIT ?`).raw(),
       retryable: db
         .prepare(
@@ -68,8 +75,19 @@ export class SqliteDownloads implements DownloadLedger {
     return rows.map(([id, attempts, dueAt]) => ({ ...this.withImages(id, attempts), dueAt }));
   }
 
-  claimIds(gbifIds: readonly number[]): ClaimedId[] {
-    return gbifIds.map((id) => this.withImages(id, (this.stmt.idAttempts.get(id) as number | undefined) ?? 0));
+  deferIds(gbifIds: readonly number[]): void {
+    if (gbifIds.length === 0) return;
+    this.db.transaction(() => {
+      for (const id of gbifIds) this.stmt.defer.run(id);
+    })();
+  }
+
+  claimDeferred(limit: number): ClaimedId[] {
+    const rows = this.stmt.deferred.all(limit) as [number, number][];
+    const last = rows[rows.length - 1];
+    if (!last) return [];
+    this.stmt.undefer.run(last[0]);
+    return rows.map(([, id]) => this.withImages(id, (this.stmt.idAttempts.get(id) as number | undefined) ?? 0));
   }
 
   storedCopy(url: string) {
