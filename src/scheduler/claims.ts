@@ -64,7 +64,8 @@ export class Claims {
         if (this.spilledInLedger === 0) this.phase = 'exhausted';
         if (this.spilledInLedger === 0 || this.waitingOnSpilled) return [];
         const batch = this.ledger.claimDeferred(want);
-        this.spilledInLedger -= batch.length;
+        // Nothing came back: the ledger holds none, whatever the count says (never spin on it).
+        this.spilledInLedger = batch.length === 0 ? 0 : this.spilledInLedger - batch.length;
         return batch;
       }
       default:
