@@ -90,6 +90,18 @@ describe('options: flag > HERBDL_* > default', () => {
     expect(env.status).toBe(2);
     expect(env.stderr).toMatch(/HERBDL_HOSTS: expected a whole number/);
   });
+
+  it('--commit-every takes milliseconds from 1, from the flag or HERBDL_COMMIT_EVERY, and refuses before touching any ledger', () => {
+    const db = join(dir, 'commit-every.db');
+    const zero = herbdl(['ingest', FIXTURE, '--db', db, '--commit-every', '0'], { cwd: dir });
+    expect(zero.status).toBe(2);
+    expect(zero.stderr).toMatch(/--commit-every: must be between 1 and 3600000, got 0/);
+    const env = herbdl(['ingest', FIXTURE, '--db', db], { cwd: dir, env: { HERBDL_COMMIT_EVERY: 'often' } });
+    expect(env.status).toBe(2);
+    expect(env.stderr).toMatch(/HERBDL_COMMIT_EVERY: expected a whole number, got "often"/);
+    expect(existsSync(db)).toBe(false);
+    expect(herbdlJson<IngestJson>(['ingest', FIXTURE, '--db', db], { cwd: dir, env: { HERBDL_COMMIT_EVERY: '5' } }).rowsRead).toBe(30);
+  });
 });
 
 describe('errors', () => {
