@@ -162,3 +162,14 @@ export class HostDownError extends RetryableError {
     return hasBrand(value, kHostDownError);
   }
 }
+
+/**
+ * The errno code of an error the file system raised (ENOSPC, EACCES,
+ * ENOTDIR...), or undefined: such an error is this machine's problem, never
+ * an image's or a host's.
+ */
+export function fileSystemErrno(err: unknown): string | undefined {
+  if (err instanceof HerbdlError) return undefined;
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' && /^E[A-Z]+$/.test(code) ? code : undefined;
+}

@@ -3,7 +3,7 @@
  * ledger or the scheduler, and turns errors into one line and an exit code.
  */
 import { Command, CommanderError } from 'commander';
-import { HerbdlError } from '../errors.js';
+import { fileSystemErrno, HerbdlError } from '../errors.js';
 import { registerExport } from './commands/export.js';
 import { registerIngest } from './commands/ingest.js';
 import { registerRetryFailed } from './commands/retry-failed.js';
@@ -40,8 +40,7 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = err.exitCode;
       return;
     }
-    const errno = (err as { code?: unknown })?.code;
-    if (typeof errno === 'string' && /^E[A-Z]+$/.test(errno)) {
+    if (fileSystemErrno(err)) {
       // The file system refused (disk full, not writable, not a folder): the machine's problem, said in one line.
       process.stderr.write(`herbdl: ${(err as Error).message}\n`);
       process.exitCode = 1;

@@ -198,38 +198,32 @@ export class Scheduler {
    * `concurrency` bodies wait on validation, which bounds their memory).
    */
   private start(task: Task): void {
-    const host = this.host(task.image.host);
     this.inFlight++;
-    host.inFlight++;
-    let held = true;
-    const release = () => {
-      if (!held) return;
-      held = false;
+    this.host(task.image.host).inFlight++;
+    this.attempt(task)
+      .catch((err: unknown) => this.fail(err))
+      .finally(() => this.pump());
+  }
+
+  private async attempt(task: Task): Promise<void> {
+    const host = this.host(task.image.host);
+    let fetchedBody: FetchedBody;
+    try {
+      fetchedBody = await fetchImage(task.image.url, task.temp, this.settings.fetch, task.job.abort.signal);
+    } catch (err) {
       this.inFlight--;
       host.inFlight--;
-    };
-    fetchImage(task.image.url, task.temp, this.settings.fetch, task.job.abort.signal)
-      .then(
-        async (result) => {
-          release();
-          this.processing++;
-          this.pump();
-          try {
-            await this.fetched(task, result);
-          } finally {
-            this.processing--;
-          }
-        },
-        (err: unknown) => {
-          release();
-          this.failedAttempt(task, err);
-        },
-      )
-      .catch((err: unknown) => this.fail(err))
-      .finally(() => {
-        release();
-        this.pump();
-      });
+      return this.failedAttempt(task, err);
+    }
+    this.inFlight--;
+    host.inFlight--;
+    this.processing++;
+    this.pump();
+    try {
+      await this.fetched(task, fetchedBody);
+    } finally {
+      this.processing--;
+    }
   }
 
   private async fetched(task: Task, { body, json, ...received }: FetchedBody): Promise<void> {

@@ -4,7 +4,7 @@
  * that drives the downloads.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { HerbdlError } from '../errors.js';
+import { fileSystemErrno, HerbdlError } from '../errors.js';
 import { createValidator, type validateImage, type ValidateSettings } from './validate-image.js';
 
 export interface ValidateRequest {
@@ -34,13 +34,9 @@ parentPort?.on('message', (request: ValidateRequest) => {
     (err: unknown) => {
       const message = (err as Error).message ?? String(err);
       // A file-system error (writing the body: disk full, permissions) is this machine's problem, not the image's.
-      const errno = (err as { code?: unknown }).code;
-      if (!(err instanceof HerbdlError) && typeof errno === 'string' && /^E[A-Z]+$/.test(errno)) {
-        parentPort?.postMessage({ id: request.id, error: { message, code: errno, local: true } } satisfies ValidateReply);
-        return;
-      }
-      const code = err instanceof HerbdlError ? err.code : 'not_image';
-      parentPort?.postMessage({ id: request.id, error: { message, code } } satisfies ValidateReply);
+      const errno = fileSystemErrno(err);
+      const code = errno ?? (err instanceof HerbdlError ? err.code : 'not_image');
+      parentPort?.postMessage({ id: request.id, error: { message, code, local: errno !== undefined } } satisfies ValidateReply);
     },
   );
 });

@@ -181,22 +181,14 @@ export class SqliteIngestWriter implements IngestWriter {
   }
 
   private load(gbifId: number): CurrentId {
-    let state: number = STATE.pending;
-    if (!this.bulk) {
-      if (this.stmt.insertId.run(gbifId).changes === 1) {
-        this.batch.ids++;
-        this.current = { gbifId, state, nextIndex: 0, urls: [] };
-        return this.current;
-      }
-      state = this.stmt.idState.get(gbifId) as number;
-    }
-    if (this.bulk) {
-      // No index during a bulk load; a revisit is caught when the load ends.
+    // New to the ledger; in a bulk load every run of rows counts as new (no index yet: a revisit is caught when the load ends).
+    if (this.bulk || this.stmt.insertId.run(gbifId).changes === 1) {
       this.batch.ids++;
-      this.current = { gbifId, state, nextIndex: 0, urls: [] };
+      this.current = { gbifId, state: STATE.pending, nextIndex: 0, urls: [] };
       return this.current;
     }
     // Seen before: in an earlier ingest, or earlier in this input, out of order.
+    const state = this.stmt.idState.get(gbifId) as number;
     const rows = this.stmt.idImages.all(gbifId) as [number, string][];
     let nextIndex = 0;
     const urls: string[] = [];
