@@ -26,7 +26,7 @@ async function writeZip(path: string, entries: Record<string, string | Buffer>, 
   for (const [name, content] of Object.entries(entries)) {
     zip.addBuffer(Buffer.isBuffer(content) ? content : Buffer.from(content), name, { forceZip64Format: zip64 });
   }
-  zip.end({ forceZip64Format: zip64 });
+  zip.end({ forceZip64Format: zip64, comment: '' });
   const out = createWriteStream(path);
   zip.outputStream.pipe(out);
   await once(out, 'close');

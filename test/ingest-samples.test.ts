@@ -1,4 +1,4 @@
-/** Every real GBIF download in ../shared/samples ingests with the counts an independent reading gives. */
+/** Every real GBIF download in fixtures/samples ingests with the counts an independent reading gives. */
 import { once } from 'node:events';
 import { createWriteStream, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -6,9 +6,7 @@ import { describe, expect, it } from 'vitest';
 import yazl from 'yazl';
 import { herbdl, herbdlJson, tempDir } from './helpers/cli.js';
 import { readLedger, type IngestJson } from './helpers/ledger.js';
-import { SAMPLES, samplesPresent } from './helpers/samples.js';
-
-const GBIF = join(SAMPLES, 'gbif');
+import { GBIF_SAMPLES as GBIF, sampleText } from './helpers/samples.js';
 
 // rows, new gbifIDs, images, skips by reason (zero reasons left out). The
 // amblyomma sample's hand-edited "2803144270 " joins its own ID: 1,074 not 1,075.
@@ -31,9 +29,13 @@ function nonZero(skipped: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(skipped).filter(([, n]) => n > 0));
 }
 
+/** Zips a sample folder as its download had it: a gzipped multimedia.txt goes in as the plain file. */
 async function zipFolder(folder: string, path: string): Promise<string> {
   const zip = new yazl.ZipFile();
-  for (const name of readdirSync(folder)) zip.addFile(join(folder, name), name);
+  for (const name of readdirSync(folder)) {
+    if (name.endsWith('.gz')) zip.addBuffer(Buffer.from(sampleText(join(folder, name)), 'utf8'), name.slice(0, -3));
+    else zip.addFile(join(folder, name), name);
+  }
   zip.end();
   const out = createWriteStream(path);
   zip.outputStream.pipe(out);
@@ -41,17 +43,17 @@ async function zipFolder(folder: string, path: string): Promise<string> {
   return path;
 }
 
-describe.skipIf(!samplesPresent)('real GBIF downloads from ../shared/samples', () => {
+describe('real GBIF downloads from fixtures/samples', () => {
   const dir = tempDir();
 
   it('the samples folder holds every download this test expects', () => {
-    const withMultimedia = readdirSync(GBIF).filter((d) => readdirSync(join(GBIF, d)).includes('multimedia.txt'));
+    const withMultimedia = readdirSync(GBIF).filter((d) => readdirSync(join(GBIF, d)).includes('multimedia.txt.gz'));
     expect(withMultimedia.sort()).toEqual(Object.keys(EXPECTED).sort());
   });
 
   it.each(Object.entries(EXPECTED))('%s', (name, [rows, ids, images, skipped]) => {
     const db = join(dir, `${name}.db`);
-    const summary = herbdlJson<IngestJson>(['ingest', join(GBIF, name, 'multimedia.txt'), '--db', db]);
+    const summary = herbdlJson<IngestJson>(['ingest', join(GBIF, name, 'multimedia.txt.gz'), '--db', db]);
     expect(summary).toMatchObject({ rowsRead: rows, gbifIds: ids, images, duplicates: 0 });
     expect(nonZero(summary.skipped)).toEqual(skipped);
   });

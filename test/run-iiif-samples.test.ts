@@ -1,5 +1,5 @@
 /**
- * The real IIIF manifests and info.json files in ../shared/samples/iiif,
+ * The real IIIF manifests and info.json files in fixtures/samples/iiif,
  * served from loopback with every `id`/`@id` moved onto a test host (paths,
  * queries and percent-encoding kept), each the identifier of its own gbifID.
  */
@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
 import { workspace } from './helpers/run.js';
-import { SAMPLES, samplesPresent } from './helpers/samples.js';
+import { SAMPLES } from './helpers/samples.js';
 
 const IIIF = join(SAMPLES, 'iiif');
 
@@ -46,7 +46,7 @@ function rehost(value: unknown, origin: string): unknown {
   );
 }
 
-describe.skipIf(!samplesPresent)('herbdl run: the real IIIF samples', async () => {
+describe('herbdl run: the real IIIF samples', async () => {
   const [documents, images] = await imageServers(2, 20);
   images!.imageApi();
   const manifests = Object.keys(CANVASES);

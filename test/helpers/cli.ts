@@ -61,7 +61,7 @@ export async function herbdlAsync(args: string[], options: { cwd?: string; timeo
   child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
   child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
   const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
-  const [status] = (await new Promise((resolve) => child.once('exit', (...a) => resolve(a)))) as [number | null];
+  const status = await new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   clearTimeout(timer);
   return { status, stdout, stderr };
 }
