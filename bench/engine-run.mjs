@@ -18,6 +18,8 @@ const headerOnly = async (path, body) => {
   if (body) await writeFile(path, body);
   return { receivedFormat: 'jpeg', width: frame.width, height: frame.height };
 };
-const tally = await downloadRun(ledger, options, { version: '0.0.0-bench', validate: headerOnly });
+const lock = ledger.lockForRun();
+const tally = await downloadRun(ledger, options, { holder: lock.holder, version: '0.0.0-bench', validate: headerOnly });
+lock.release();
 ledger.close();
 console.log(JSON.stringify(tally));

@@ -3,38 +3,12 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { herbdlAsync, spawnHerbdl, tempDir } from './helpers/cli.js';
+import { herbdlAsync, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
-import { workspace, type Workspace } from './helpers/run.js';
+import { doneFiles, expectConsistentTree, startRunAndWaitForFiles, workspace } from './helpers/run.js';
 
 const FAST = ['--timeout', '1', '--retries', '2'];
 const DEAD = 'http://127.0.0.39:9';
-
-/** Every done gbifID has all its files (each canvas of an expanded IIIF manifest too); nothing else is in the tree. */
-function expectConsistentTree(ws: Workspace): void {
-  expect(ws.files().filter((f) => !f.startsWith('.herbdl-tmp'))).toEqual(doneFiles(ws));
-}
-
-/** The files the ledger says done gbifIDs have, relative to --out. */
-function doneFiles(ws: Workspace): string[] {
-  const db = new Database(ws.db, { readonly: true });
-  const expected = (
-    db
-      .prepare(
-        `SELECT i.gbif_id, COALESCE(p.file_index, i.file_index, i.image_index) FROM images i JOIN ids USING (gbif_id)
-         LEFT JOIN image_parts p ON p.image_id = i.image_id WHERE ids.state = 1`,
-      )
-      .raw()
-      .all() as [number, number][]
-  )
-    .map(([id, n]) => {
-      const s = String(id);
-      return `${s.slice(0, 3)}/${s.slice(3, 6)}/${s}-${String(n).padStart(2, '0')}.jpg`;
-    })
-    .sort();
-  db.close();
-  return expected;
-}
 
 describe('run lifecycle', async () => {
   const [a] = await imageServers(1, 30);
@@ -115,20 +89,6 @@ describe('run lifecycle', async () => {
     const { json } = await ws.run(['--limit', '2']);
     expect(json).toMatchObject({ idsDone: 2, pending: 3 });
   });
-
-  async function startRunAndWaitForFiles(ws: Workspace, minFiles: number) {
-    const child = spawnHerbdl(['run', '--db', ws.db, '--out', ws.out, '--allow-private-network', '--json', '--concurrency', '16', '--per-host', '16']);
-    let stdout = '';
-    child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    const deadline = Date.now() + 30_000;
-    while (ws.files().filter((f) => !f.startsWith('.herbdl-tmp')).length < minFiles) {
-      if (Date.now() > deadline) throw new Error('run wrote no files in 30 s');
-      if (child.exitCode !== null) throw new Error('run ended before it could be interrupted');
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    return { child, exited, stdout: () => stdout };
-  }
 
   function slowRows(prefix: number, count: number): [number, string][] {
     const rows: [number, string][] = [];

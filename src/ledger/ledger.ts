@@ -225,8 +225,27 @@ export interface ExportedImage {
   readonly errorCode: string | null;
 }
 
+/** Who holds a ledger for a run. */
+export interface RunHolder {
+  readonly pid: number;
+  readonly machine: string;
+  /** Epoch ms. */
+  readonly since: number;
+}
+
+/** A ledger held for one download run; released when the run ends (or by the OS when its process dies). */
+export interface RunLock {
+  readonly holder: RunHolder;
+  release(): void;
+}
+
 export interface Ledger {
   readonly location: string;
+  /**
+   * Takes the ledger for a download run, or throws LedgerError (ledger_busy)
+   * naming the live run that holds it. A holder that died never blocks.
+   */
+  lockForRun(): RunLock;
   /** Every image in the given state, by gbifID and index, read lazily (constant memory). */
   exportImages(state: ItemState | 'all'): IterableIterator<ExportedImage>;
   /** Finishes an interrupted bulk load and builds what downloading needs; then the downloader's interface. */

@@ -2,12 +2,14 @@
  * One download run: recover what a killed run left, then schedule until
  * nothing more can be attempted now. Used by `run` and `retry-failed`.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { RunOptions } from '../config/options.js';
 import { createAgent, userAgent } from '../fetch/http-client.js';
-import type { Ledger } from '../ledger/ledger.js';
+import type { Ledger, RunHolder } from '../ledger/ledger.js';
+import { runTempFolder, type TempOwner } from '../store/layout.js';
 import { Publisher } from '../store/publisher.js';
 import type { ValidatedImage } from '../validate/validate-image.js';
 import { createValidatorPool, type Validator } from '../validate/validator-pool.js';
@@ -15,6 +17,8 @@ import { Scheduler } from './scheduler.js';
 import type { RunTally } from './tally.js';
 
 export interface RunHooks {
+  /** The run's hold on the ledger (Ledger.lockForRun): no other run of this ledger is live. */
+  readonly holder: RunHolder;
   readonly signal?: AbortSignal;
   /** Called with the scheduler once it exists (for a live display). */
   readonly onStart?: (scheduler: Scheduler) => void;
@@ -32,19 +36,36 @@ export function createLogger(logFile: string): Logger {
   return pino({ level: 'info', base: { pid: process.pid } }, pino.destination({ dest: logFile, mkdir: true, sync: true }));
 }
 
+/**
+ * Whether a temp folder's owner may still be running. The ledger's run lock
+ * says no other run of this ledger is; a live process on this machine may
+ * still be a run of another ledger sharing --out, so its folder is left.
+ */
+function ownerMayLive(owner: TempOwner): boolean {
+  if (owner.machine !== hostname()) return false;
+  try {
+    process.kill(owner.pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: RunHooks): Promise<RunTally & { recovered: number }> {
   const out = resolve(options.out);
   await mkdir(out, { recursive: true });
   const log = createLogger(options.logFile);
   const downloads = ledger.openDownloads();
   const publisher = new Publisher(out, downloads);
-  const { undone } = await publisher.recover();
+  const temps = runTempFolder(out, hooks.holder);
+  const { undone } = await publisher.recover(temps, ownerMayLive);
   if (undone > 0) log.warn({ gbifIds: undone }, 'removed the files of gbifIDs a killed run left half-published');
   const validator = hooks.validate ? undefined : createValidatorPool({ jpegQuality: options.jpegQuality, maxEdge: options.maxEdge });
   const validate = hooks.validate ?? ((path: string, body?: Buffer) => (validator as Validator).validate(path, body));
   const agent = createAgent({ timeoutMs: options.timeout * 1000, perHost: options.perHost, allowPrivateNetwork: options.allowPrivateNetwork });
   const scheduler = new Scheduler(downloads, publisher, {
     out,
+    temps,
     concurrency: options.concurrency,
     perHost: options.perHost,
     retries: options.retries,
@@ -68,6 +89,7 @@ export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: Ru
     log.info({ ...tally }, 'run finished');
     return Object.assign(tally, { recovered: undone });
   } finally {
+    await rm(temps, { recursive: true, force: true });
     await agent.destroy();
     await validator?.close();
     log.flush?.();

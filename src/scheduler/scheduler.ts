@@ -30,6 +30,8 @@ import { RunTally } from './tally.js';
 
 export interface SchedulerSettings {
   readonly out: string;
+  /** This run's own folder of temporaries (inside out). */
+  readonly temps: string;
   readonly concurrency: number;
   readonly perHost: number;
   readonly retries: number;
@@ -164,7 +166,7 @@ export class Scheduler {
       return true;
     }
     for (const image of claimed.images) {
-      const task = imageTask(job, image, this.settings.out);
+      const task = imageTask(job, image, this.settings.temps);
       const read = this.iiif.get(image.url);
       if (read) this.expand(task, read);
       else this.fetchOrLink(task);
@@ -320,7 +322,7 @@ export class Scheduler {
 
   private expand(task: Task, read: ReadDocument): void {
     if (task.job.settled) return;
-    for (const part of partTasks(task, read, this.settings.out)) {
+    for (const part of partTasks(task, read, this.settings.temps)) {
       if (this.host(part.image.host).isOpen(Date.now())) return this.setAside(part.job);
       this.submit(part);
     }

@@ -19,19 +19,19 @@ export interface Task {
   readonly part?: { readonly index: number; readonly requests: readonly string[]; rung: number };
 }
 
-export function imageTask(job: Job, image: ClaimedImage, out: string): Task {
-  const temp = tempPath(out, job.gbifId, image.imageIndex);
+export function imageTask(job: Job, image: ClaimedImage, temps: string): Task {
+  const temp = tempPath(temps, job.gbifId, image.imageIndex);
   job.addTemp(unitKey(image.imageId), temp);
   return { job, image, temp, attempts: 0, throttles: 0 };
 }
 
 /** The identifier's task becomes one task per image its IIIF document describes. */
-export function partTasks(task: Task, { document, outcome }: ReadDocument, out: string): Task[] {
+export function partTasks(task: Task, { document, outcome }: ReadDocument, temps: string): Task[] {
   const { job, image } = task;
   job.expand(image.imageId, outcome, document.images.length);
   return document.images.map((described, index) => {
     const url = described.requests[0] as string;
-    const temp = tempPath(out, job.gbifId, `${image.imageIndex}.${index}`);
+    const temp = tempPath(temps, job.gbifId, `${image.imageIndex}.${index}`);
     job.addTemp(unitKey(image.imageId, index), temp);
     return { job, image: { ...image, url, host: new URL(url).hostname }, temp, attempts: 0, throttles: 0, part: { index, requests: described.requests, rung: 0 } };
   });

@@ -8,10 +8,10 @@
  * 4. ledger marks the ID done, clears intent -> done, with every file in place
  * So no partial gbifID stands in the tree, and no done gbifID lacks a file.
  */
-import { link, mkdir, open, rename, rm, copyFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { link, mkdir, open, readdir, rename, rm, copyFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { DownloadLedger, FetchedImage } from '../ledger/ledger.js';
-import { tempFolder } from './layout.js';
+import { tempOwner, tempRoot, type TempOwner } from './layout.js';
 
 export interface PublishItem {
   readonly gbifId: number;
@@ -43,15 +43,26 @@ export class Publisher {
     private readonly ledger: DownloadLedger,
   ) {}
 
-  /** At start: undo half-published IDs and sweep stale temporaries. */
-  async recover(): Promise<{ undone: number }> {
+  /**
+   * At start, holding the ledger for this run: undo the half-published IDs of
+   * runs that died, and sweep their temporaries. A temp folder whose owner is
+   * live (`isLive`) is never touched, nor is `own`, which is made ready.
+   */
+  async recover(own: string, isLive: (owner: TempOwner) => boolean): Promise<{ undone: number }> {
     const intents = this.ledger.openIntents();
     for (const intent of intents) {
       for (const path of intent.paths) await rm(path, { force: true });
     }
     this.ledger.clearIntents(intents.map((i) => i.gbifId));
-    await rm(tempFolder(this.out), { recursive: true, force: true });
-    await mkdir(tempFolder(this.out), { recursive: true });
+    const root = tempRoot(this.out);
+    await mkdir(root, { recursive: true });
+    for (const name of await readdir(root)) {
+      const path = join(root, name);
+      const owner = tempOwner(name);
+      if (path === own || (owner && isLive(owner))) continue;
+      await rm(path, { recursive: true, force: true });
+    }
+    await mkdir(own, { recursive: true });
     return { undone: intents.length };
   }
 

@@ -1,7 +1,9 @@
 /** Sets up a ledger from (gbifID, URL) rows and runs the real CLI against loopback servers. */
 import { existsSync, readdirSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { expect } from 'vitest';
 import { join } from 'node:path';
-import { herbdlAsync, herbdlJson, type CliResult } from './cli.js';
+import { herbdlAsync, herbdlJson, spawnHerbdl, type CliResult } from './cli.js';
 import type { StatusJson } from './ledger.js';
 import { writeMultimedia } from './multimedia.js';
 
@@ -53,4 +55,45 @@ export function workspace(dir: string, rows: readonly (readonly [number, string]
         .sort();
     },
   };
+}
+
+/** Every done gbifID has all its files (each canvas of an expanded IIIF manifest too); nothing else is in the tree. */
+export function expectConsistentTree(ws: Workspace): void {
+  expect(ws.files().filter((f) => !f.startsWith('.herbdl-tmp'))).toEqual(doneFiles(ws));
+}
+
+/** The files the ledger says done gbifIDs have, relative to --out. */
+export function doneFiles(ws: Workspace): string[] {
+  const db = new Database(ws.db, { readonly: true });
+  const expected = (
+    db
+      .prepare(
+        `SELECT i.gbif_id, COALESCE(p.file_index, i.file_index, i.image_index) FROM images i JOIN ids USING (gbif_id)
+         LEFT JOIN image_parts p ON p.image_id = i.image_id WHERE ids.state = 1`,
+      )
+      .raw()
+      .all() as [number, number][]
+  )
+    .map(([id, n]) => {
+      const s = String(id);
+      return `${s.slice(0, 3)}/${s.slice(3, 6)}/${s}-${String(n).padStart(2, '0')}.jpg`;
+    })
+    .sort();
+  db.close();
+  return expected;
+}
+
+/** Starts `herbdl run` and resolves once it has published minFiles files (to kill or stop it mid-run). */
+export async function startRunAndWaitForFiles(ws: Workspace, minFiles: number, extra: string[] = []) {
+  const child = spawnHerbdl(['run', '--db', ws.db, '--out', ws.out, '--allow-private-network', '--json', '--concurrency', '16', '--per-host', '16', ...extra]);
+  let stdout = '';
+  child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 30_000;
+  while (ws.files().filter((f) => !f.startsWith('.herbdl-tmp')).length < minFiles) {
+    if (Date.now() > deadline) throw new Error('run wrote no files in 30 s');
+    if (child.exitCode !== null) throw new Error('run ended before it could be interrupted');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return { child, exited, stdout: () => stdout };
 }

@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import { RUN_OPTION_KEYS } from '../../config/options.js';
-import { openLedger } from '../../ledger/open.js';
 import { addOptions, optionValues } from '../shared.js';
-import { runDownloads } from './run.js';
+import { runDownloads, withRunLedger } from './run.js';
 
 const KEYS = [...RUN_OPTION_KEYS, 'host', 'error'] as const;
 
@@ -13,13 +12,10 @@ export function registerRetryFailed(program: Command): void {
   addOptions(command, KEYS);
   command.action(async (_flags, cmd: Command) => {
     const options = optionValues(cmd, KEYS);
-    const ledger = openLedger(options.db, { create: false });
-    try {
+    await withRunLedger(options.db, async (ledger, holder) => {
       const requeued = ledger.openDownloads().requeueFailed({ host: options.host || undefined, code: options.error || undefined });
       if (!options.json) process.stdout.write(`re-queued ${requeued} failed gbifIDs\n`);
-      await runDownloads(ledger, options);
-    } finally {
-      ledger.close();
-    }
+      await runDownloads(ledger, holder, options);
+    });
   });
 }

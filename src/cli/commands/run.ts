@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { RUN_OPTION_KEYS, type RunOptions } from '../../config/options.js';
 import { EXIT_INTERRUPTED } from '../../errors.js';
-import type { Ledger } from '../../ledger/ledger.js';
+import type { Ledger, RunHolder } from '../../ledger/ledger.js';
 import { openLedger } from '../../ledger/open.js';
 import type * as RunModule from '../../scheduler/run.js';
 import type { Scheduler } from '../../scheduler/scheduler.js';
@@ -26,7 +26,7 @@ function printSummary(t: RunSummary, pending: number): void {
 }
 
 /** Runs the downloader with a live line on a terminal and a summary at the end. */
-export async function runDownloads(ledger: Ledger, options: RunOptions): Promise<void> {
+export async function runDownloads(ledger: Ledger, holder: RunHolder, options: RunOptions): Promise<void> {
   // The download engine (undici, sharp) is loaded only by the commands that download: `status` starts in half the time.
   const { downloadRun } = await import('../../scheduler/run.js');
   let scheduler: Scheduler | undefined;
@@ -41,7 +41,7 @@ export async function runDownloads(ledger: Ledger, options: RunOptions): Promise
     let stopSignal: AbortSignal | undefined;
     const tally = await interruptible((signal) => {
       stopSignal = signal;
-      return downloadRun(ledger, options, { signal, version: VERSION, onStart: (s) => (scheduler = s) });
+      return downloadRun(ledger, options, { holder, signal, version: VERSION, onStart: (s) => (scheduler = s) });
     });
     line.stop();
     const pending = ledger.status({ hosts: 0 }).ids.pending;
@@ -53,6 +53,24 @@ export async function runDownloads(ledger: Ledger, options: RunOptions): Promise
   }
 }
 
+/**
+ * Opens the ledger held for one run (a second run or retry-failed on it is
+ * refused before anything is touched), does `work`, and lets go.
+ */
+export async function withRunLedger(db: string, work: (ledger: Ledger, holder: RunHolder) => Promise<void>): Promise<void> {
+  const ledger = openLedger(db, { create: false });
+  try {
+    const lock = ledger.lockForRun();
+    try {
+      await work(ledger, lock.holder);
+    } finally {
+      lock.release();
+    }
+  } finally {
+    ledger.close();
+  }
+}
+
 export function registerRun(program: Command): void {
   const command = program
     .command('run')
@@ -60,11 +78,6 @@ export function registerRun(program: Command): void {
   addOptions(command, RUN_OPTION_KEYS);
   command.action(async (_flags, cmd: Command) => {
     const options = optionValues(cmd, RUN_OPTION_KEYS);
-    const ledger = openLedger(options.db, { create: false });
-    try {
-      await runDownloads(ledger, options);
-    } finally {
-      ledger.close();
-    }
+    await withRunLedger(options.db, (ledger, holder) => runDownloads(ledger, holder, options));
   });
 }

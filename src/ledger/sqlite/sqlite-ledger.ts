@@ -7,10 +7,11 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { LedgerError } from '../../errors.js';
-import type { DownloadLedger, ExportedImage, HostCounts, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, StateCounts } from '../ledger.js';
+import type { DownloadLedger, ExportedImage, HostCounts, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, StateCounts } from '../ledger.js';
 import { bulkLoadPending, completeBulkLoad } from './bulk-load.js';
 import { SqliteDownloads } from './downloads.js';
 import { SqliteIngestWriter } from './ingest-writer.js';
+import { lockForRun } from './run-lock.js';
 import { CREATE_URL_INDEX, MIGRATIONS, SCHEMA_VERSION, STATE, STATE_NAME } from './schema.js';
 
 export interface OpenOptions {
@@ -73,6 +74,10 @@ class SqliteLedger implements Ledger {
     private readonly db: Database.Database,
     readonly location: string,
   ) {}
+
+  lockForRun(): RunLock {
+    return lockForRun(this.db, this.location);
+  }
 
   openIngest(): IngestWriter {
     // A bulk load that died left its indexes and ids unbuilt; build them before adding more.

@@ -1,0 +1,49 @@
+/**
+ * One run at a time on a SQLite ledger. Two runs on one ledger undo each
+ * other: each one's start-up recovery removes the other's temporaries and
+ * half-published files. The lock is SQLite's own file lock on a small side
+ * file (`<ledger>.run-lock`), held in an open exclusive transaction for the
+ * run's life: the kernel drops it when the process dies, kill -9 included,
+ * so a dead holder never blocks the next run and no pid is guessed at. Who
+ * holds it (pid, machine, since) is written to the ledger for the refusal's
+ * message.
+ */
+import { hostname } from 'node:os';
+import Database from 'better-sqlite3';
+import { LedgerError } from '../../errors.js';
+import type { RunHolder, RunLock } from '../ledger.js';
+
+const HOLDER_KEY = 'run_holder';
+
+function describe(holder: RunHolder | undefined): string {
+  if (!holder) return 'another herbdl run';
+  return `a run by pid ${holder.pid} on ${holder.machine}, since ${new Date(holder.since).toISOString()}`;
+}
+
+export function lockForRun(ledger: Database.Database, location: string): RunLock {
+  const path = `${location}.run-lock`;
+  let lock: Database.Database;
+  try {
+    lock = new Database(path);
+    lock.pragma('busy_timeout = 0');
+    lock.pragma('locking_mode = EXCLUSIVE');
+    lock.exec('BEGIN EXCLUSIVE');
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code !== 'SQLITE_BUSY' && code !== 'SQLITE_LOCKED') throw new LedgerError(`${path}: cannot take the run lock (${(err as Error).message})`, 'ledger_open', { cause: err });
+    const raw = ledger.prepare('SELECT value FROM ledger_state WHERE name = ?').pluck().get(HOLDER_KEY) as string | undefined;
+    const holder = raw ? (JSON.parse(raw) as RunHolder) : undefined;
+    throw new LedgerError(`${location}: in use by ${describe(holder)}; one run at a time per ledger (wait for it to end, or stop it)`, 'ledger_busy');
+  }
+  const holder: RunHolder = { pid: process.pid, machine: hostname(), since: Date.now() };
+  ledger.prepare('INSERT OR REPLACE INTO ledger_state(name, value) VALUES (?, ?)').run(HOLDER_KEY, JSON.stringify(holder));
+  return {
+    holder,
+    release() {
+      if (!lock.open) return;
+      ledger.prepare('DELETE FROM ledger_state WHERE name = ?').run(HOLDER_KEY);
+      lock.exec('ROLLBACK');
+      lock.close();
+    },
+  };
+}
