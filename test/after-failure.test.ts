@@ -6,7 +6,7 @@ import { HostState } from '../src/scheduler/host-state.js';
 import type { Task } from '../src/scheduler/task.js';
 
 const NOW = 1_000_000;
-const host = () => new HostState<Task>('img.example.org', { perHost: 4, breakerThreshold: 3, breakerCooldownMs: 60_000 });
+const host = () => new HostState<Task>('img.example.org', { perHost: 4, breakerThreshold: 3, breakerCooldownMs: 60_000, breakerWindowMs: 600_000 });
 const task = (part?: { rung: number; of: number }): Task =>
   ({
     image: { imageId: 1, imageIndex: 0, url: 'https://img.example.org/a.jpg', host: 'img.example.org' },

@@ -11,7 +11,7 @@ import { HostState } from '../src/scheduler/host-state.js';
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
-const settings = { perHost: 4, breakerThreshold: 100, breakerCooldownMs: 1000 };
+const settings = { perHost: 4, breakerThreshold: 100, breakerCooldownMs: 1000, breakerWindowMs: 600_000 };
 
 describe('HostState', () => {
   it('hands tasks out in order, up to its cap', () => {
@@ -41,5 +41,31 @@ describe('HostState', () => {
     await new Promise((r) => setImmediate(r)); // WeakRefs are kept until the current job ends
     gc();
     expect(refs.map((r) => r.deref() !== undefined)).toEqual([false, false, false, false, false, false, true, true, true, true]);
+  });
+
+  it('opens after a window of nothing but failures, however few came; a success or an answer ends the streak', () => {
+    const window = { perHost: 4, breakerThreshold: 1000, breakerCooldownMs: 60_000, breakerWindowMs: 10_000 };
+    const host = new HostState<object>('c.example.org', window);
+    host.push({});
+    const t0 = 1_000_000;
+    expect(host.failed(t0)).toBeUndefined();
+    expect(host.failed(t0 + 4_000)).toBeUndefined();
+    expect(host.windowEndsAt()).toBeUndefined(); // two failures are not enough to judge a host
+    expect(host.failed(t0 + 5_000)).toBeUndefined();
+    expect(host.windowEndsAt()).toBe(t0 + 10_000);
+    expect(host.windowElapsed(t0 + 9_999)).toBe(false);
+    expect(host.windowElapsed(t0 + 10_000)).toBe(true);
+    // A fourth failure after the window opens it, as the clock alone would have.
+    expect(host.failed(t0 + 12_000)).toBe('opened');
+    expect(host.isOpen(t0 + 12_001)).toBe(true);
+
+    const live = new HostState<object>('d.example.org', window);
+    for (let i = 0; i < 5; i++) live.failed(t0 + i * 1000);
+    live.succeeded();
+    expect(live.failed(t0 + 30_000)).toBeUndefined();
+    expect(live.windowElapsed(t0 + 30_000)).toBe(false);
+    for (let i = 1; i < 5; i++) live.failed(t0 + 30_000 + i * 1000);
+    live.answered(); // a 404 is an answer: the host is up
+    expect(live.failingSince).toBeUndefined();
   });
 });

@@ -21,6 +21,8 @@ export interface HostCounts {
   readonly failed: number;
   /** Epoch ms until which the host's circuit breaker is open; its pending images wait on it. */
   readonly breakerOpenUntil?: number;
+  /** With an open breaker: the pending gbifIDs the last run found waiting on it. */
+  readonly blockedIds?: number;
 }
 
 export interface HostErrorCount {
@@ -147,6 +149,13 @@ export interface DownloadLedger {
   openBreakers(): Map<string, number>;
   /** Persists a host's breaker so `status` can show what is blocked and later runs respect it. */
   recordBreaker(host: string, openUntil: number | null): void;
+  /** Notes, for hosts whose breaker is open, how many pending gbifIDs a run found waiting on each. */
+  recordBlocked(blocked: ReadonlyMap<string, number>): void;
+  /**
+   * Closes the breaker of `host` (of every host when undefined), so their
+   * gbifIDs are taken up at once; returns the hosts it closed.
+   */
+  closeBreakers(host?: string): string[];
   /**
    * Failed gbifIDs with a failure matching the filter become due now, with
    * their attempts reset, so the next claimRetryable takes them first. They

@@ -3,6 +3,14 @@
  * flight, an adaptive cap (halved on 429s and timeouts, grown back on
  * success), a cooldown, and a circuit breaker. A host that cannot take a
  * request now is simply skipped: it never holds a global slot while it waits.
+ *
+ * The breaker opens on `breakerThreshold` consecutive failures, or when the
+ * host has given nothing but failures (at least MIN_WINDOW_FAILURES of them)
+ * for `breakerWindowMs`. The second matters because every timeout or refused
+ * connection also cools the host down, ever longer: a dead host's failures
+ * then come so slowly that a count alone would take days, and the run would
+ * wait on it. A success or any answer ends the failing streak, so a big host
+ * with failures among its successes never opens.
  */
 import { backoffMs } from './backoff.js';
 
@@ -12,6 +20,8 @@ export interface HostSettings {
   readonly perHost: number;
   readonly breakerThreshold: number;
   readonly breakerCooldownMs: number;
+  /** Nothing but failures for this long opens the breaker. */
+  readonly breakerWindowMs: number;
 }
 
 export interface Waiting<T> {
@@ -22,6 +32,8 @@ export interface Waiting<T> {
 const COOLDOWN_BASE_MS = 1_000;
 const COOLDOWN_CAP_MS = 10 * 60_000;
 const SUCCESSES_TO_GROW = 8;
+/** Failures a window of nothing but failures must hold before it opens the breaker. */
+export const MIN_WINDOW_FAILURES = 3;
 
 export class HostState<T> {
   inFlight = 0;
@@ -30,6 +42,8 @@ export class HostState<T> {
   breaker: BreakerState = 'closed';
   openUntil = 0;
   consecutiveFailures = 0;
+  /** When the current streak of failures began (no success or answer since); undefined when not failing. */
+  failingSince: number | undefined;
   /** Tasks in order from queueHead; slots before it are emptied as tasks are taken. */
   private readonly queue: (T | undefined)[] = [];
   private queueHead = 0;
@@ -61,6 +75,28 @@ export class HostState<T> {
   restoreOpen(until: number): void {
     this.breaker = 'open';
     this.openUntil = until;
+  }
+
+  /** True when this host has failed, and only failed, for the whole breaker window. */
+  windowElapsed(now: number): boolean {
+    return (
+      this.breaker === 'closed' &&
+      this.failingSince !== undefined &&
+      this.consecutiveFailures >= MIN_WINDOW_FAILURES &&
+      now - this.failingSince >= this.settings.breakerWindowMs
+    );
+  }
+
+  /** When the breaker window will have elapsed for a failing host, if it is not yet. */
+  windowEndsAt(): number | undefined {
+    if (this.breaker !== 'closed' || this.failingSince === undefined || this.consecutiveFailures < MIN_WINDOW_FAILURES) return undefined;
+    return this.failingSince + this.settings.breakerWindowMs;
+  }
+
+  /** Opens the breaker now (a count or the window says the host is down). */
+  open(now: number): void {
+    this.breaker = 'open';
+    this.openUntil = now + this.settings.breakerCooldownMs;
   }
 
   /** True when the breaker lets nothing through now. */
@@ -117,6 +153,7 @@ export class HostState<T> {
 
   succeeded(): 'closed_breaker' | undefined {
     this.consecutiveFailures = 0;
+    this.failingSince = undefined;
     this.cooldowns = 0;
     if (this.cap < this.settings.perHost && ++this.successes >= SUCCESSES_TO_GROW) {
       this.cap++;
@@ -132,15 +169,16 @@ export class HostState<T> {
   /** A failure that says nothing about load (404, not an image): the host answered. */
   answered(): void {
     this.consecutiveFailures = 0;
+    this.failingSince = undefined;
     if (this.breaker === 'half_open') this.breaker = 'closed';
   }
 
   /** A failure that may mean the host is down or overloaded. Returns 'opened' if the breaker opened. */
   failed(now: number): 'opened' | undefined {
     this.consecutiveFailures++;
-    if (this.breaker === 'half_open' || (this.breaker === 'closed' && this.consecutiveFailures >= this.settings.breakerThreshold)) {
-      this.breaker = 'open';
-      this.openUntil = now + this.settings.breakerCooldownMs;
+    this.failingSince ??= now;
+    if (this.breaker === 'half_open' || (this.breaker === 'closed' && this.consecutiveFailures >= this.settings.breakerThreshold) || this.windowElapsed(now)) {
+      this.open(now);
       return 'opened';
     }
     return undefined;

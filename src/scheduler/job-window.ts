@@ -82,13 +82,14 @@ export class JobWindow {
     this.release(job);
   }
 
-  /** Leaves a gbifID pending for a later run (its host is open, or we are stopping). */
-  setAside(job: Job): void {
-    if (job.settled) return;
+  /** Leaves a gbifID pending for a later run (its host is open, or we are stopping); false if it had already ended. */
+  setAside(job: Job): boolean {
+    if (job.settled) return false;
     job.settled = true;
     job.abort.abort();
     this.tally.idsSetAside++;
     this.release(job);
+    return true;
   }
 
   private release(job: Job): void {

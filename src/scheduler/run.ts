@@ -71,6 +71,7 @@ export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: Ru
     retries: options.retries,
     breakerThreshold: options.breakerThreshold,
     breakerCooldownMs: options.breakerCooldown * 1000,
+    breakerWindowMs: options.breakerWindow * 1000,
     maxAttempts: options.maxAttempts,
     limit: options.limit,
     fetch: {
@@ -86,6 +87,7 @@ export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: Ru
   hooks.onStart?.(scheduler);
   try {
     const tally = await scheduler.run(hooks.signal);
+    downloads.recordBlocked(new Map(Object.entries(tally.blocked)));
     log.info({ ...tally }, 'run finished');
     return Object.assign(tally, { recovered: undone });
   } finally {

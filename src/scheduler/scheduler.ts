@@ -22,6 +22,8 @@ import { afterFailure } from './after-failure.js';
 import { Claims } from './claims.js';
 import { SharedFetches } from './shared-fetches.js';
 import { HostQueues } from './host-queues.js';
+import { FailingHosts } from './failing-hosts.js';
+import type { HostState } from './host-state.js';
 import { IiifDocuments, readDocument, type ReadDocument } from './iiif-documents.js';
 import { Job } from './job.js';
 import { JobWindow } from './job-window.js';
@@ -37,6 +39,7 @@ export interface SchedulerSettings {
   readonly retries: number;
   readonly breakerThreshold: number;
   readonly breakerCooldownMs: number;
+  readonly breakerWindowMs: number;
   readonly maxAttempts: number;
   /** Stop after this many gbifIDs (0: no limit). */
   readonly limit: number;
@@ -62,6 +65,7 @@ export class Scheduler {
   private readonly hostBacklogLimit: number;
   private readonly runStart = Date.now();
   private readonly claims: Claims;
+  private readonly failing = new FailingHosts<Task>();
   private inFlight = 0;
   /** Bodies fetched and being validated or stored, out of their request slots. */
   private processing = 0;
@@ -107,8 +111,10 @@ export class Scheduler {
     try {
       if (this.wakeTimer) clearTimeout(this.wakeTimer);
       this.wakeTimer = undefined;
-      if (!this.stopping) this.fillWindow();
       const now = Date.now();
+      // A failing host whose window has filled opens now, whether or not another failure has come.
+      for (const host of this.failing.openElapsed(now)) this.breakerOpened(host);
+      if (!this.stopping) this.fillWindow();
       while (this.inFlight < this.settings.concurrency && this.inFlight + this.processing < 2 * this.settings.concurrency) {
         const task = this.hosts.next(now);
         if (!task) break;
@@ -125,7 +131,7 @@ export class Scheduler {
   }
 
   private armWake(now: number): void {
-    const wake = Math.min(this.claims.waitingOnSpilled ? this.claims.spillRetryAt : Infinity, this.hosts.nextWake(now));
+    const wake = Math.min(this.claims.waitingOnSpilled ? this.claims.spillRetryAt : Infinity, this.hosts.nextWake(now), this.failing.nextWindowEnd());
     if (wake === Infinity) return;
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     this.wakeTimer = setTimeout(() => this.pump(), Math.max(1, wake - Date.now()));
@@ -161,8 +167,9 @@ export class Scheduler {
     this.claims.admitted();
     const job = new Job(claimed);
     this.window.add(job);
-    if (claimed.images.some((img) => this.host(img.host).isOpen(now))) {
-      this.setAside(job);
+    const blocked = claimed.images.find((img) => this.host(img.host).isOpen(now));
+    if (blocked) {
+      this.setAside(job, undefined, blocked.host);
       return true;
     }
     for (const image of claimed.images) {
@@ -264,6 +271,7 @@ export class Scheduler {
     }
     const host = this.host(task.image.host);
     const next = afterFailure(failure, task, host, Date.now(), this.settings.retries, this.settings.retryBaseMs ?? 1000);
+    this.failing.note(host);
     switch (next.then) {
       case 'next-rung':
         for (const t of [task, ...this.shared.finish(task.image.url)]) {
@@ -278,15 +286,21 @@ export class Scheduler {
         if (next.throttled) this.log.info({ host: host.name, until: new Date(next.at).toISOString(), status: failure.httpStatus }, 'host throttled us');
         return this.enqueue(task, next.at);
       case 'set-aside':
-        return this.setAside(task.job, task);
+        // Its host opened while it was out, or it kept being throttled.
+        return this.setAside(task.job, task, host.breaker === 'open' ? host.name : undefined);
       case 'breaker-opened':
-        this.ledger.recordBreaker(host.name, host.openUntil);
-        this.tally.hostOpened(host.name);
-        this.log.warn({ host: host.name, failures: host.consecutiveFailures, until: new Date(host.openUntil).toISOString() }, 'breaker opened');
-        this.setAside(task.job, task);
-        for (const waiting of host.drain()) this.setAside(waiting.job, waiting);
-        return;
+        return this.breakerOpened(host, task);
     }
+  }
+
+  /** A host's breaker just opened: kept in the ledger for status and later runs; its work is set aside, pending. */
+  private breakerOpened(host: HostState<Task>, task?: Task): void {
+    this.ledger.recordBreaker(host.name, host.openUntil);
+    this.tally.hostOpened(host.name);
+    const silentFor = host.failingSince === undefined ? 0 : Date.now() - host.failingSince;
+    this.log.warn({ host: host.name, failures: host.consecutiveFailures, failingForMs: silentFor, until: new Date(host.openUntil).toISOString() }, 'breaker opened');
+    if (task) this.setAside(task.job, task, host.name);
+    for (const waiting of host.drain()) this.setAside(waiting.job, waiting, host.name);
   }
 
   /** The fetch of a shared URL was dropped with its gbifID: another waiting ID takes it over. */
@@ -323,7 +337,7 @@ export class Scheduler {
   private expand(task: Task, read: ReadDocument): void {
     if (task.job.settled) return;
     for (const part of partTasks(task, read, this.settings.temps)) {
-      if (this.host(part.image.host).isOpen(Date.now())) return this.setAside(part.job);
+      if (this.host(part.image.host).isOpen(Date.now())) return this.setAside(part.job, undefined, part.image.host);
       this.submit(part);
     }
   }
@@ -335,9 +349,9 @@ export class Scheduler {
     this.enqueue(task);
   }
 
-  /** Sets a gbifID aside; its task's URL, if others wait on it, goes to one of them. */
-  private setAside(job: Job, task?: Task): void {
+  /** Sets a gbifID aside (`blockedBy`: the host whose open breaker holds it); its task's URL, if others wait on it, goes to one of them. */
+  private setAside(job: Job, task?: Task, blockedBy?: string): void {
     if (task) this.promoteWaiter(task);
-    this.window.setAside(job);
+    if (this.window.setAside(job) && blockedBy) this.tally.blockedBy(blockedBy);
   }
 }

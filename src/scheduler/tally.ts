@@ -13,6 +13,8 @@ export class RunTally {
   bytes = 0;
   readonly failures: Record<string, number> = {};
   hostsOpened: string[] = [];
+  /** gbifIDs set aside because a host's breaker was open, by that host. */
+  readonly blocked: Record<string, number> = {};
   readonly started = Date.now();
   elapsedMs = 0;
 
@@ -28,6 +30,10 @@ export class RunTally {
 
   hostOpened(host: string): void {
     if (!this.hostsOpened.includes(host)) this.hostsOpened.push(host);
+  }
+
+  blockedBy(host: string): void {
+    this.blocked[host] = (this.blocked[host] ?? 0) + 1;
   }
 
   close(): RunTally {

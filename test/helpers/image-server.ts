@@ -71,12 +71,17 @@ export class ImageServer {
   }
 
   async listen(): Promise<this> {
+    return this.listenOn(0);
+  }
+
+  /** Listens on a given port (0: any free one). */
+  async listenOn(port: number): Promise<this> {
     this.server = createServer((req, res) => this.answer(req, res));
     this.server.on('connection', (s) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
     });
-    await new Promise<void>((resolve) => this.server.listen(0, this.address, resolve));
+    await new Promise<void>((resolve) => this.server.listen(port, this.address, resolve));
     this.origin = `http://${this.address}:${(this.server.address() as AddressInfo).port}`;
     return this;
   }

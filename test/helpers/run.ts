@@ -16,6 +16,8 @@ export interface RunJson {
   bytes: number;
   failures: Record<string, number>;
   hostsOpened: string[];
+  /** gbifIDs set aside on open breakers, by host. */
+  blocked: Record<string, number>;
   pending: number;
   recovered: number;
 }

@@ -8,13 +8,19 @@ const KEYS = [...RUN_OPTION_KEYS, 'host', 'error'] as const;
 export function registerRetryFailed(program: Command): void {
   const command = program
     .command('retry-failed')
-    .description('take failed gbifIDs (all, or those failing on --host or with --error) up again, ahead of new work, then run');
+    .description('take failed gbifIDs (all, or those failing on --host or with --error) up again, ahead of new work, and close the breakers of --host (or of every host), then run');
   addOptions(command, KEYS);
   command.action(async (_flags, cmd: Command) => {
     const options = optionValues(cmd, KEYS);
     await withRunLedger(options.db, async (ledger, holder) => {
-      const requeued = ledger.openDownloads().requeueFailed({ host: options.host || undefined, code: options.error || undefined });
-      if (!options.json) process.stdout.write(`re-queued ${requeued} failed gbifIDs\n`);
+      const downloads = ledger.openDownloads();
+      // The user says the host is back: its breaker closes, so its blocked gbifIDs are taken up in this run.
+      const closed = options.error && !options.host ? [] : downloads.closeBreakers(options.host || undefined);
+      const requeued = downloads.requeueFailed({ host: options.host || undefined, code: options.error || undefined });
+      if (!options.json) {
+        if (closed.length) process.stdout.write(`closed the breaker of ${closed.join(', ')}\n`);
+        process.stdout.write(`re-queued ${requeued} failed gbifIDs\n`);
+      }
       await runDownloads(ledger, holder, options);
     });
   });

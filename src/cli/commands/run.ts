@@ -21,6 +21,11 @@ function printSummary(t: RunSummary, pending: number): void {
   const failures = Object.entries(t.failures);
   if (failures.length) lines.push(`failures  ${failures.map(([c, n]) => `${c} ${formatCount(n)}`).join(', ')}`);
   if (t.hostsOpened.length) lines.push(`breakers opened on ${t.hostsOpened.join(', ')} (their gbifIDs stay pending; see herbdl status)`);
+  const blocked = Object.entries(t.blocked).sort((a, b) => b[1] - a[1]);
+  if (blocked.length) {
+    lines.push(`blocked   pending on open breakers: ${blocked.map(([host, n]) => `${host} ${formatCount(n)} gbifIDs`).join(', ')}`);
+    lines.push('          a later run probes them after --breaker-cooldown; herbdl retry-failed --host <host> takes one up now');
+  }
   if (t.recovered) lines.push(`removed the files of ${t.recovered} gbifIDs a killed run left half-published (they are pending again)`);
   process.stdout.write(lines.join('\n') + '\n');
 }

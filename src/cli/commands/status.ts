@@ -21,8 +21,10 @@ function printStatus(s: LedgerStatus, db: string): void {
   if (s.blockedHosts.length > 0) {
     lines.push('', 'blocked: breaker open, their gbifIDs wait (pending) until it may be probed:');
     for (const h of s.blockedHosts) {
-      lines.push(`  ${h.host}  ${formatCount(h.pending)} images pending, probe after ${new Date(h.breakerOpenUntil ?? 0).toISOString()}`);
+      const ids = h.blockedIds === undefined ? '' : `${formatCount(h.blockedIds)} gbifIDs, `;
+      lines.push(`  ${h.host}  ${ids}${formatCount(h.pending)} images pending, probe after ${new Date(h.breakerOpenUntil ?? 0).toISOString()}`);
     }
+    lines.push('  (a host that is back: herbdl retry-failed --host <host> closes its breaker and takes its gbifIDs up at once)');
   }
   const errors = Object.entries(s.errors);
   lines.push('', errors.length === 0 ? 'failures: none' : 'failures by reason:');

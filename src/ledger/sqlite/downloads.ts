@@ -62,7 +62,8 @@ export class SqliteDownloads implements DownloadLedger {
       intent: db.prepare('INSERT OR REPLACE INTO publishing(gbif_id, paths) VALUES (?, ?)'),
       clearIntent: db.prepare('DELETE FROM publishing WHERE gbif_id = ?'),
       intents: db.prepare('SELECT gbif_id, paths FROM publishing').raw(),
-      breaker: db.prepare('UPDATE hosts SET breaker_open_until = ? WHERE host = ?'),
+      breaker: db.prepare('UPDATE hosts SET breaker_open_until = ?, blocked_ids = NULL WHERE host = ?'),
+      blocked: db.prepare('UPDATE hosts SET blocked_ids = ? WHERE host = ? AND breaker_open_until IS NOT NULL'),
     };
   }
 
@@ -205,6 +206,23 @@ export class SqliteDownloads implements DownloadLedger {
 
   recordBreaker(host: string, openUntil: number | null): void {
     this.stmt.breaker.run(openUntil, host);
+  }
+
+  recordBlocked(blocked: ReadonlyMap<string, number>): void {
+    this.db.transaction(() => {
+      for (const [host, ids] of blocked) this.stmt.blocked.run(ids, host);
+    })();
+  }
+
+  closeBreakers(host?: string): string[] {
+    return this.db.transaction(() => {
+      const hosts = this.db
+        .prepare('SELECT host FROM hosts WHERE breaker_open_until IS NOT NULL AND (:host IS NULL OR host = :host) ORDER BY host')
+        .pluck()
+        .all({ host: host ?? null }) as string[];
+      for (const h of hosts) this.stmt.breaker.run(null, h);
+      return hosts;
+    })();
   }
 
   requeueFailed(filter: { host?: string; code?: string }): number {

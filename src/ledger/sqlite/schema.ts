@@ -160,6 +160,11 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE images DROP COLUMN rights_holder;
   ALTER TABLE images DROP COLUMN publisher;
   `,
+  // 6: how many pending gbifIDs the last run found blocked by a host's open
+  // breaker. Counting them in status would scan every image of the host.
+  `
+  ALTER TABLE hosts ADD COLUMN blocked_ids INTEGER;
+  `,
 ];
 
 /** Indexes a bulk load drops and builds again, by sorting, when it ends. */

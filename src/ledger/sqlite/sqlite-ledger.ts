@@ -144,14 +144,15 @@ class SqliteLedger implements Ledger {
       const sums = this.db
         .prepare('SELECT coalesce(sum(images), 0) AS total, coalesce(sum(pending), 0) AS pending, coalesce(sum(done), 0) AS done, coalesce(sum(failed), 0) AS failed FROM hosts')
         .get() as StateCounts;
-      const hostColumns = 'host, images, pending, done, failed, breaker_open_until AS breakerOpenUntil';
-      const withoutNull = (h: HostCounts) => (h.breakerOpenUntil == null ? { host: h.host, images: h.images, pending: h.pending, done: h.done, failed: h.failed } : h);
+      const hostColumns = 'host, images, pending, done, failed, breaker_open_until AS breakerOpenUntil, blocked_ids AS blockedIds';
+      const withoutNull = (h: HostCounts) =>
+        Object.fromEntries(Object.entries(h).filter(([, v]) => v !== null && v !== undefined)) as unknown as HostCounts;
       const hosts = (this.db
         .prepare(`SELECT ${hostColumns} FROM hosts WHERE images > 0 ORDER BY images DESC, host LIMIT ?`)
         .all(options.hosts) as HostCounts[]).map(withoutNull);
-      const blockedHosts = this.db
+      const blockedHosts = (this.db
         .prepare(`SELECT ${hostColumns} FROM hosts WHERE breaker_open_until > ? AND pending > 0 ORDER BY pending DESC`)
-        .all(Date.now()) as HostCounts[];
+        .all(Date.now()) as HostCounts[]).map(withoutNull);
       const errorsByHost = this.db
         .prepare('SELECT h.host, e.code, e.images FROM error_counts e JOIN hosts h USING (host_id) WHERE e.images > 0 ORDER BY e.images DESC, h.host LIMIT ?')
         .all(Math.max(options.hosts, 10)) as HostErrorCount[];
