@@ -17,10 +17,35 @@ describe('Image API requests', () => {
     expect(imageRequests(service({ width: 2000, height: 4000, maxArea: 1_000_000 }))).toEqual([`${S}/full/707,/0/default.jpg`]);
   });
 
-  it('takes a small image whole, as full (v2) or max (v3), never upscaled', () => {
-    expect(imageRequests(service({ width: 900, height: 1200 }))).toEqual([`${S}/full/full/0/default.jpg`]);
+  it('takes a small image whole, as full (v2) or max (v3), never upscaled; refused, it steps down the ladder below its width', () => {
+    expect(imageRequests(service({ width: 900, height: 1200 }))).toEqual([`${S}/full/full/0/default.jpg`, `${S}/full/800,/0/default.jpg`]);
     const v3 = readImageService({ id: S, type: 'ImageService3', profile: 'level1', width: 900, height: 1200 })!;
-    expect(imageRequests(v3)).toEqual([`${S}/full/max/0/default.jpg`]);
+    expect(imageRequests(v3)).toEqual([`${S}/full/max/0/default.jpg`, `${S}/full/800,/0/default.jpg`]);
+    // A 1600 px canvas whose server allows less (a maxWidth only its info.json says): never the same request twice.
+    expect(imageRequests(service({ width: 1600, height: 2400 }), `${S}/full/full/0/default.jpg`)).toEqual([
+      `${S}/full/full/0/default.jpg`,
+      `${S}/full/1200,/0/default.jpg`,
+      `${S}/full/800,/0/default.jpg`,
+    ]);
+  });
+
+  it('asks for the region a SpecificResource selects, or takes its source image whole when it has no service', () => {
+    const manifest = (body: unknown) =>
+      JSON.stringify({ type: 'Manifest', items: [{ type: 'Canvas', width: 3000, height: 4000, items: [{ type: 'AnnotationPage', items: [{ type: 'Annotation', motivation: 'painting', body }] }] }] });
+    const withService = {
+      type: 'SpecificResource',
+      source: { id: `${S}/full/max/0/default.jpg`, type: 'Image', service: [{ id: S, type: 'ImageService3', profile: 'level1', width: 6000, height: 8000 }] },
+      selector: { type: 'ImageApiSelector', region: '1000,2000,1200,1500' },
+    };
+    expect(readIiif(manifest(withService), 'https://x.org/m').images[0]!.requests).toEqual([
+      `${S}/1000,2000,1200,1500/max/0/default.jpg`,
+      `${S}/1000,2000,1200,1500/800,/0/default.jpg`,
+      `${S}/full/max/0/default.jpg`,
+    ]);
+    const fragment = { type: 'SpecificResource', source: withService.source, selector: { type: 'FragmentSelector', value: 'xywh=0,0,3000,4000' } };
+    expect(readIiif(manifest(fragment), 'https://x.org/m').images[0]!.requests[0]).toBe(`${S}/0,0,3000,4000/1600,/0/default.jpg`);
+    const plain = { type: 'SpecificResource', source: { id: 'https://x.org/sheet.jpg', type: 'Image', format: 'image/jpeg' }, selector: { type: 'ImageApiSelector', region: '0,0,10,10' } };
+    expect(readIiif(manifest(plain), 'https://x.org/m').images[0]!.requests).toEqual(['https://x.org/sheet.jpg']);
   });
 
   it('asks a level 0 server only for a size it lists (w,h in v3), then the resource, then full size', () => {

@@ -7,7 +7,7 @@
  * taken for specimen images.
  */
 import { PermanentError } from '../errors.js';
-import { bestImageService, imageRequests, readImageService, type ImageService } from './image-service.js';
+import { bestImageService, imageRequests, readImageService, type ImageService, type Region } from './image-service.js';
 import { contextOf, idOf, isNode, nodes, positive, typeOf, type Node } from './json-ld.js';
 
 /** One image a IIIF document describes: the URLs to try for it, in order. */
@@ -45,19 +45,49 @@ function chosen(resource: Node): Node | undefined {
   return resource;
 }
 
+/** The region an ImageApiSelector (`region`) or a media fragment (`xywh=`) picks, if any. */
+function regionOf(specific: Node): Region | undefined {
+  for (const selector of nodes(specific['selector'])) {
+    const type = typeOf(selector);
+    let value: string | undefined;
+    if (/ImageApiSelector$/.test(type) && typeof selector['region'] === 'string') value = selector['region'].trim();
+    else if (/FragmentSelector$/.test(type) && typeof selector['value'] === 'string') value = /xywh=(?:pixel:)?([\d.,]+)/.exec(selector['value'])?.[1];
+    if (!value || value === 'full') continue;
+    const width = /^\d+,\d+,(\d+),\d+$/.exec(value)?.[1];
+    return { value, ...(width !== undefined ? { width: Number(width) } : {}) };
+  }
+  return undefined;
+}
+
+/**
+ * A SpecificResource (v3, or v2's oa:SpecificResource) paints part of an
+ * image: its source (v2: `full`) is the image, its selector the part.
+ */
+function specific(resource: Node): { image: Node; region?: Region } | undefined {
+  if (!/SpecificResource$/.test(typeOf(resource))) return { image: resource };
+  const source = resource['source'] ?? resource['full'];
+  const image = typeof source === 'string' ? { id: source, type: 'Image' } : nodes(source)[0];
+  if (!image) return undefined;
+  const region = regionOf(resource);
+  return { image, ...(region ? { region } : {}) };
+}
+
 function imageOf(resource: Node | undefined, canvas: Node): IiifImage | undefined {
-  const picked = resource && chosen(resource);
+  const found = resource && chosen(resource);
+  const target = found && specific(found);
+  const picked = target?.image;
   if (!picked || !isImageResource(picked)) return undefined;
   const resourceUrl = httpUrl(idOf(picked));
   let service: ImageService | undefined = bestImageService(picked['service']);
   if (service && !httpUrl(service.id)) service = undefined;
-  if (service && service.width === undefined) {
+  if (service && service.width === undefined && !target.region) {
     // The canvas is the full image's size; a body's own width may be a small derivative.
     const width = positive(canvas['width']);
     const height = positive(canvas['height']);
     if (width !== undefined && height !== undefined) service = { ...service, width, height };
   }
-  const requests = service ? imageRequests(service, resourceUrl) : resourceUrl ? [resourceUrl] : [];
+  // Without a service, a region cannot be asked for: the source image is taken whole.
+  const requests = service ? imageRequests(service, resourceUrl, target.region) : resourceUrl ? [resourceUrl] : [];
   const valid = requests.map(httpUrl).filter((u): u is string => u !== undefined);
   return valid.length > 0 ? { requests: valid } : undefined;
 }

@@ -76,12 +76,20 @@ export function bestImageService(candidates: unknown): ImageService | undefined 
   return services.sort((a, b) => b.version - a.version)[0];
 }
 
-function request(service: ImageService, size: string): string {
+/** A part of the image a canvas shows (an ImageApiSelector's or a fragment's `x,y,w,h`). */
+export interface Region {
+  /** As the Image API's region parameter says it: `x,y,w,h`, or `pct:...`. */
+  readonly value: string;
+  /** Its width in pixels, when known. */
+  readonly width?: number;
+}
+
+function request(service: ImageService, size: string, region = 'full'): string {
   // Plain concatenation: an id may carry a query string (iipsrv.fcgi?IIIF=/x.jp2), a port or
   // percent-encoding, and the request path must follow it untouched.
   const base = service.id.replace(/\/+$/, '');
   const quality = service.version === 1 ? 'native' : 'default';
-  return `${base}/full/${size}/0/${quality}.jpg`;
+  return `${base}/${region}/${size}/0/${quality}.jpg`;
 }
 
 function fullSize(service: ImageService): string {
@@ -102,12 +110,19 @@ function widthLimit(service: ImageService): number {
 /**
  * The URLs to try for one image, in order; each after the one before was
  * refused. `resourceUrl` (the image's own URL in a manifest) is the last
- * resort, or the first for a level 0 server that lists no sizes.
+ * resort, or the first for a level 0 server that lists no sizes. A `region`
+ * asks for that part of the image only (a canvas that shows part of it).
+ * No URL is listed twice, so a refused request is never sent again.
  */
-export function imageRequests(service: ImageService, resourceUrl?: string): string[] {
+export function imageRequests(service: ImageService, resourceUrl?: string, region?: Region): string[] {
   const urls: string[] = [];
-  const limit = widthLimit(service);
-  if (service.level0) {
+  if (region) {
+    // A region's own width stands for the image's; the service's limits still hold.
+    const regional = { ...service, ...(region.width !== undefined ? { width: region.width } : {}) };
+    const limit = widthLimit(regional);
+    if (limit <= SIZE_LADDER[0]) urls.push(request(service, fullSize(service), region.value));
+    for (const w of SIZE_LADDER) if (w < limit) urls.push(request(service, `${w},`, region.value));
+  } else if (service.level0) {
     // Only listed sizes are served: the largest up to the ladder's top, else the smallest.
     const listed = [...service.sizes].sort((a, b) => b.width - a.width);
     const fit = listed.find((s) => s.width <= SIZE_LADDER[0]) ?? listed[listed.length - 1];
@@ -115,15 +130,19 @@ export function imageRequests(service: ImageService, resourceUrl?: string): stri
     if (resourceUrl) urls.push(resourceUrl);
     // Full size is the one request every level 0 server must answer.
     if (!fit) urls.push(request(service, fullSize(service)));
-  } else if (limit <= SIZE_LADDER[0] && limit === service.width) {
-    // Smaller than the ladder's top: the whole image, never upscaled.
+  } else if (widthLimit(service) <= SIZE_LADDER[0] && widthLimit(service) === service.width) {
+    // Smaller than the ladder's top: the whole image, never upscaled. A server
+    // that refuses the whole image (a maxWidth only its info.json gives) will
+    // often serve a smaller width: the ladder's rungs below the image's width follow.
     urls.push(request(service, fullSize(service)));
+    for (const w of SIZE_LADDER) if (w < (service.width as number)) urls.push(request(service, `${w},`));
   } else {
+    const limit = widthLimit(service);
     // The ladder below the limit, led by the limit itself when a server allows less than its top.
     const widths: number[] = SIZE_LADDER.filter((w) => w <= limit);
     if (limit < SIZE_LADDER[0] && !widths.includes(limit)) widths.unshift(limit);
     for (const w of widths) urls.push(request(service, `${w},`));
   }
-  if (resourceUrl && !urls.includes(resourceUrl)) urls.push(resourceUrl);
-  return urls;
+  if (resourceUrl) urls.push(resourceUrl);
+  return [...new Set(urls)];
 }

@@ -27,9 +27,11 @@ export interface ImageApi {
   readonly maxWidth?: number;
   /** Status for a refused size (default 400). */
   readonly refuse?: number;
+  /** The images' own width: a whole-image request (`full`, `max`) wider than maxWidth is refused too. */
+  readonly width?: number;
 }
 
-const IMAGE_API_REQUEST = /\/full\/([^/]+)\/0\/(default|native)\.jpg$/;
+const IMAGE_API_REQUEST = /\/(?:full|\d+,\d+,\d+,\d+)\/([^/]+)\/0\/(default|native)\.jpg$/;
 
 export interface LoggedRequest {
   readonly path: string;
@@ -162,7 +164,8 @@ export class ImageServer {
   private imageApiRoute(path: string): Route | undefined {
     const match = this.api && IMAGE_API_REQUEST.exec(path);
     if (!this.api || !match) return undefined;
-    const width = /^(\d+),/.exec(match[1] as string)?.[1];
+    const size = match[1] as string;
+    const width = size === 'full' || size === 'max' ? this.api.width : /^(\d+),/.exec(size)?.[1];
     if (this.api.maxWidth !== undefined && width !== undefined && Number(width) > this.api.maxWidth) {
       return { kind: 'status', status: this.api.refuse ?? 400, body: 'size above maxWidth' };
     }
