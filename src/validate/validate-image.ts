@@ -14,7 +14,8 @@ import { rename, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import pLimit from 'p-limit';
 import sharp, { type Metadata } from 'sharp';
-import { PermanentError } from '../errors.js';
+import { fileSystemErrno, PermanentError } from '../errors.js';
+import { decodeFailure } from './decode-failure.js';
 import { readJpegFrame } from './jpeg-header.js';
 
 // Each image is one task on one thread; the pool decides how many run at once.
@@ -40,14 +41,11 @@ const DECODE_CHECK_EDGE = 64;
 const SMALL_EDGE = 1024;
 const CONVERTIBLE = new Set(['png', 'tiff', 'webp', 'gif', 'heif']);
 
-function classify(err: unknown, path: string): PermanentError {
-  const message = (err as Error).message ?? String(err);
-  if (/pixel limit/i.test(message)) return new PermanentError(`image is larger than the pixel limit: ${message}`, 'too_large', undefined, { cause: err });
-  if (/premature end|truncated|unexpected end|end of file|short read|not enough data/i.test(message)) {
-    return new PermanentError(`image is truncated: ${message}`, 'truncated', undefined, { cause: err });
-  }
-  if (/unsupported image format/i.test(message)) return new PermanentError(`libvips cannot read this image (${path})`, 'unsupported_format', undefined, { cause: err });
-  return new PermanentError(`body does not decode as an image: ${message}`, 'not_image', undefined, { cause: err });
+/** sharp's own default limitInputPixels: larger images are refused before they are decoded. */
+const PIXEL_LIMIT = 0x3fff * 0x3fff;
+
+function checkPixels(width: number, height: number): void {
+  if (width * height > PIXEL_LIMIT) throw new PermanentError(`image of ${width} x ${height} is over the pixel limit (${PIXEL_LIMIT})`, 'too_large');
 }
 
 async function sha256Of(path: string): Promise<string> {
@@ -81,19 +79,21 @@ export async function validateImage(path: string, settings: ValidateSettings, bo
   const frame = body ? readJpegFrame(body) : undefined;
   if (frame && frame.components !== 4 && frame.width > 0 && frame.height > 0 && !(settings.maxEdge > 0 && Math.max(frame.width, frame.height) > settings.maxEdge)) {
     // The common case, a plain JPEG kept as it is: one decode, no metadata call.
+    checkPixels(frame.width, frame.height);
     try {
       await decodeCheck(input, Math.max(frame.width, frame.height));
     } catch (err) {
-      throw classify(err, path);
+      throw decodeFailure(err, input, path);
     }
     writeFileSync(path, body as Buffer); // frame is only read from a body
     return { receivedFormat: 'jpeg', width: frame.width, height: frame.height };
   }
   let meta: Metadata;
   try {
-    meta = await sharp(input).metadata();
+    // The header alone, without sharp's pixel limit: the limit is checked here, by the dimensions, not by an error's text.
+    meta = await sharp(input, { limitInputPixels: false }).metadata();
   } catch (err) {
-    throw classify(err, path);
+    throw decodeFailure(err, input, path);
   }
   const format = meta.format ?? 'unknown';
   if (format !== 'jpeg' && !CONVERTIBLE.has(format)) {
@@ -101,6 +101,7 @@ export async function validateImage(path: string, settings: ValidateSettings, bo
   }
   const width = meta.autoOrient?.width ?? meta.width ?? 0;
   const height = meta.autoOrient?.height ?? meta.height ?? 0;
+  checkPixels(width, height);
   const downscale = settings.maxEdge > 0 && Math.max(width, height) > settings.maxEdge;
   try {
     // A CMYK JPEG decodes, but most image tools and models read it wrong: convert it too.
@@ -117,7 +118,7 @@ export async function validateImage(path: string, settings: ValidateSettings, bo
     return { receivedFormat: format, width: info.width, height: info.height, stored: { bytes: info.size, sha256: await sha256Of(path) } };
   } catch (err) {
     await rm(`${path}.jpg`, { force: true });
-    throw err instanceof PermanentError ? err : classify(err, path);
+    throw err instanceof PermanentError || fileSystemErrno(err) !== undefined ? err : decodeFailure(err, input, path);
   }
 }
 
