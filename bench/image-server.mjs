@@ -1,14 +1,18 @@
 // A loopback image server for the download benchmarks, run as its own process
 // so it does not share an event loop with what it measures.
-//   node bench/image-server.mjs <firstOctet> <hosts> <delayMs> [hangOctet] [mixed]
-// Listens on 127.0.0.<firstOctet>..+hosts-1 (and a host that never answers),
-// prints {"ports":{"127.0.0.x":port}} once ready. GET /<n>.jpg serves a JPEG.
+//   node bench/image-server.mjs <firstOctet> <hosts> <delayMs> [hangOctet] [mixed] [sheet WxH]
+// Listens on 127.0.0.<firstOctet>..+hosts-1 (127.1.y.z for thousands of
+// hosts; and a host that never answers), prints {"ports":{"127.0.0.x":port}}
+// once ready. GET /<n>.jpg serves a JPEG: a 200 x 150 noise image, or with
+// `sheet` a herbarium-sheet-like JPEG of that size (bench/sheets.mjs).
 import { createServer } from 'node:http';
 import sharp from 'sharp';
+import { hostAddress, sheetBodies } from './sheets.mjs';
 
-const [first, hosts, delayMs, hangOctet, mixed] = process.argv.slice(2).map(Number);
+const [first, hosts, delayMs, hangOctet, mixed] = process.argv.slice(2, 7).map(Number);
+const sheet = process.argv[7];
 // A few real JPEGs of realistic size (noise compresses badly, as photos do).
-const bodies = await Promise.all(
+const bodies = sheet ? await sheetBodies(sheet) : await Promise.all(
   [0, 1, 2, 3].map(async (seed) => {
     const raw = Buffer.alloc(200 * 150 * 3);
     let x = seed + 1;
@@ -42,7 +46,7 @@ const listen = (address, fn) =>
       resolve();
     });
   });
-for (let i = 0; i < hosts; i++) await listen(`127.0.0.${first + i}`, handler);
+for (let i = 0; i < hosts; i++) await listen(hostAddress(first, i, hosts), handler);
 if (hangOctet) await listen(`127.0.0.${hangOctet}`, () => {}); // accepts, never answers
 process.stdout.write(JSON.stringify({ ports, bytes: bodies.map((b) => b.length) }) + '\n');
 // Ends with its parent.

@@ -8,26 +8,33 @@
 // 4. mixed JPEG / PNG / TIFF bodies with validation and conversion, vs JPEG only.
 // Scenarios 1 and 2 also run the engine alone (validation replaced by a header
 // read, bench/engine-run.mjs) to show what validation costs.
+// 5-9 are herbarium sheets of real sizes (bench/sheets.mjs), --sheets of them:
+// 5. 400 x 600 (about 53 KiB) on 8 hosts, vs aria2c -j 64, with the default
+//    check and with --check structure;
+// 6. the same, every response 100 ms late, vs the ideal;
+// 7. 1600 x 2400 (about 840 KiB, what the IIIF ladder asks), MB/s vs the
+//    validation ceiling (bench/decode-ceiling.mjs, all cores, nothing else);
+// 8. a 4000 x 6000 original (several MB), likewise, a tenth as many;
+// 9. 400 x 600 on 2,000 hosts (--per-host 4), vs aria2c, peak RSS.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { aria2, bin, CONCURRENCY, engineRun, fmt, herbdlRun, ledgerFor, out, pathFor, startServer, urlsFor } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const bin = join(here, '..', 'bin', 'herbdl');
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? Number(process.argv[i + 1]) : fallback;
 };
 const IMAGES = arg('images', 20_000);
+const SHEETS = arg('sheets', 10_000);
 // --only 1 (or 1,2): run just those scenarios.
 const onlyArg = process.argv.indexOf('--only');
 const only = onlyArg > 0 ? new Set(process.argv[onlyArg + 1].split(',').map(Number)) : undefined;
 const want = (n) => !only || only.has(n);
-const CONCURRENCY = 64;
-const out = join(here, 'out', 'run');
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 
@@ -38,68 +45,6 @@ for (const [tool, pkg] of [['aria2c', 'aria2'], ['/usr/bin/time', 'time']]) {
   }
 }
 
-async function startServer(first, hosts, delayMs, hangOctet = 0, mixed = 0) {
-  const child = spawn(process.execPath, [join(here, 'image-server.mjs'), first, hosts, delayMs, hangOctet, mixed], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const line = await new Promise((resolve) => child.stdout.once('data', (c) => resolve(c.toString())));
-  const { ports } = JSON.parse(line);
-  return { child, ports, stop: () => child.stdin.end() };
-}
-
-const HEADER = 'gbifID\ttype\tformat\tidentifier';
-function pathFor(id) {
-  const s = String(id);
-  return `${s.slice(0, 3)}/${s.slice(3, 6)}/${s}-00.jpg`;
-}
-
-/** gbifID -> URL, round-robin over the server's hosts. */
-function urlsFor(server, count, firstId, onlyHosts) {
-  const hosts = onlyHosts ?? Object.keys(server.ports);
-  return Array.from({ length: count }, (_, i) => [firstId + i, `http://${hosts[i % hosts.length]}:${server.ports[hosts[i % hosts.length]]}/${i}.jpg`]);
-}
-
-function ledgerFor(name, rows) {
-  const dir = join(out, name);
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, 'multimedia.txt');
-  writeFileSync(file, [HEADER, ...rows.map(([id, url]) => `${id}\tStillImage\timage/jpeg\t${url}`)].join('\n') + '\n');
-  const db = join(dir, 'ledger.db');
-  const r = spawnSync(process.execPath, [bin, 'ingest', file, '--db', db, '--no-progress'], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(r.stderr);
-  return { dir, db, images: join(dir, 'images') };
-}
-
-function timed(cmd, args) {
-  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
-  if (r.status !== 0) throw new Error(`${cmd} exited ${r.status}: ${r.stderr.slice(-2000)}`);
-  const [seconds, kb] = r.stderr.trim().split('\n').pop().split(' ').map(Number);
-  return { seconds, rssMb: kb / 1024, stdout: r.stdout };
-}
-
-function herbdlRun(ledger, extra = []) {
-  const t = timed(process.execPath, [bin, 'run', '--db', ledger.db, '--out', ledger.images, '--allow-private-network', '--json', '--no-progress', '--concurrency', String(CONCURRENCY), ...extra]);
-  const summary = JSON.parse(t.stdout.trim().split('\n').pop());
-  if (summary.idsDone !== ledger.expected) throw new Error(`herbdl stored ${summary.idsDone} of ${ledger.expected}`);
-  return { ...t, rate: summary.images / t.seconds, mbs: summary.bytes / 1e6 / t.seconds };
-}
-
-/** The same run with validation replaced by a header read (bench/engine-run.mjs): the engine alone. */
-function engineRun(ledger) {
-  const t = timed(process.execPath, [join(here, 'engine-run.mjs'), ledger.db, ledger.images, String(CONCURRENCY)]);
-  const summary = JSON.parse(t.stdout.trim().split('\n').pop());
-  if (summary.idsDone !== ledger.expected) throw new Error(`engine stored ${summary.idsDone} of ${ledger.expected}`);
-  return { ...t, rate: summary.images / t.seconds };
-}
-
-function aria2(rows, name) {
-  const dir = join(out, name);
-  mkdirSync(dir, { recursive: true });
-  const list = join(dir, 'urls.txt');
-  writeFileSync(list, rows.map(([id, url]) => `${url}\n  out=${pathFor(id)}`).join('\n') + '\n');
-  const t = timed('aria2c', ['-i', list, '-j', String(CONCURRENCY), '-d', join(dir, 'images'), '--allow-overwrite=true', '--auto-file-renaming=false', '--file-allocation=none', '--console-log-level=error', '--summary-interval=0', '--download-result=hide', '-q']);
-  return { ...t, rate: rows.length / t.seconds };
-}
-
-const fmt = (n, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 const results = [];
 console.log(`bench:run  ${fmt(IMAGES)} images per scenario, --concurrency ${CONCURRENCY}`);
 console.log(`machine    ${cpus().length} x ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
@@ -190,5 +135,58 @@ if (want(4)) {
   console.log(`   mixed                            ${fmt(h.rate).padStart(6)} images/s   peak RSS ${fmt(h.rssMb)} MB`);
   console.log(`   ratio ${fmt(h.rate / results.jpegRate, 2)}`);
   results.push(h.rssMb);
+}
+// Sheets: images/s and MB/s beside aria2c on the same URLs, or beside the validation ceiling.
+function ceiling(sheet, count, check = 'decode') {
+  const r = spawnSync(process.execPath, [join(here, 'decode-ceiling.mjs'), sheet, String(count), check], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return JSON.parse(r.stdout.trim());
+}
+async function sheetRun(name, { sheet, hosts, count, delayMs = 0, perHost, extra = [], against = 'aria2', firstId }) {
+  const server = await startServer(hosts > 200 ? 0 : 101, hosts, delayMs, 0, 0, sheet);
+  const rows = urlsFor(server, count, firstId);
+  const base = against === 'aria2' ? aria2(rows, `${name}-aria2`) : undefined;
+  const ledger = { ...ledgerFor(name, rows), expected: count };
+  const h = herbdlRun(ledger, ['--per-host', String(perHost), ...extra]);
+  server.stop();
+  results.push(h.rssMb);
+  return { h, base, mb: h.mbs / h.rate };
+}
+const line = (label, r) => `   ${label.padEnd(32)} ${fmt(r.rate).padStart(6)} images/s ${fmt(r.mbs ?? 0, 1).padStart(7)} MB/s${r.rssMb ? `   peak RSS ${fmt(r.rssMb)} MB` : ''}`;
+if (want(5)) {
+  const { h, base, mb } = await sheetRun('sheets', { sheet: '400x600', hosts: 8, count: SHEETS, perHost: 8, firstId: 5_000_000_000 });
+  const s = await sheetRun('sheets-structure', { sheet: '400x600', hosts: 8, count: SHEETS, perHost: 8, extra: ['--check', 'structure'], against: 'none', firstId: 5_100_000_000 });
+  const c = ceiling('400x600', 2000);
+  console.log(`\n5. 400 x 600 sheets (${fmt(mb * 1024, 0)} KiB), 8 hosts`);
+  console.log(line('aria2c -j 64 (baseline)', { ...base, mbs: base.rate * mb }));
+  console.log(line('herbdl run (--check decode)', h));
+  console.log(line('herbdl run --check structure', s.h));
+  console.log(`   ratio ${fmt(h.rate / base.rate, 2)}x decode, ${fmt(s.h.rate / base.rate, 2)}x structure (target >= 1.00x)`);
+  console.log(`   decode alone on all cores: ${fmt(c.rate)} images/s, so a run that decodes every sheet can reach ${fmt(c.rate / base.rate, 2)}x at most here`);
+}
+if (want(6)) {
+  const { h } = await sheetRun('sheets-latency', { sheet: '400x600', hosts: 8, count: SHEETS, delayMs: 100, perHost: 8, against: 'none', firstId: 6_000_000_000 });
+  const ideal = CONCURRENCY / 0.1;
+  console.log(`\n6. 400 x 600 sheets, every response +100 ms`);
+  console.log(`   ideal 64 / 0.1 s (baseline)      ${fmt(ideal).padStart(6)} images/s`);
+  console.log(line('herbdl run', h));
+  console.log(`   ratio ${fmt(h.rate / ideal, 2)} (target >= 0.90)`);
+}
+for (const [n, sheet, count] of [[7, '1600x2400', Math.max(200, Math.floor(SHEETS / 5))], [8, '4000x6000', Math.max(40, Math.floor(SHEETS / 50))]]) {
+  if (!want(n)) continue;
+  const { h, base, mb } = await sheetRun(`sheets-${sheet}`, { sheet, hosts: 8, count, perHost: 8, firstId: n * 1_000_000_000 });
+  const c = ceiling(sheet, Math.min(count, 400));
+  console.log(`\n${n}. ${sheet.replace('x', ' x ')} sheets (${fmt(mb, 2)} MB), 8 hosts, ${fmt(count)} images`);
+  console.log(line('validation ceiling (baseline)', c));
+  console.log(line('aria2c -j 64', { ...base, mbs: base.rate * mb }));
+  console.log(line('herbdl run', h));
+  console.log(`   ratio ${fmt(h.mbs / c.mbs, 2)} of the ceiling's MB/s (target >= 0.80)`);
+}
+if (want(9)) {
+  const { h, base, mb } = await sheetRun('sheets-2000-hosts', { sheet: '400x600', hosts: 2000, count: SHEETS, perHost: 4, firstId: 9_000_000_000 });
+  console.log(`\n9. 400 x 600 sheets on 2,000 hosts, --per-host 4`);
+  console.log(line('aria2c -j 64 (baseline)', { ...base, mbs: base.rate * mb }));
+  console.log(line('herbdl run', h));
+  console.log(`   ratio ${fmt(h.rate / base.rate, 2)}x (target >= 1.00x; RSS <= 300 MB)`);
 }
 console.log(`\npeak RSS, all scenarios: ${fmt(Math.max(...results))} MB (target <= 300 MB)`);

@@ -60,7 +60,7 @@ export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: Ru
   const temps = runTempFolder(out, hooks.holder);
   const { undone } = await publisher.recover(temps, ownerMayLive);
   if (undone > 0) log.warn({ gbifIds: undone }, 'removed the files of gbifIDs a killed run left half-published');
-  const validator = hooks.validate ? undefined : createValidatorPool({ jpegQuality: options.jpegQuality, maxEdge: options.maxEdge });
+  const validator = hooks.validate ? undefined : createValidatorPool({ jpegQuality: options.jpegQuality, maxEdge: options.maxEdge, check: options.check });
   const validate = hooks.validate ?? ((path: string, body?: Buffer) => (validator as Validator).validate(path, body));
   const agent = createAgent({ timeoutMs: options.timeout * 1000, perHost: options.perHost, allowPrivateNetwork: options.allowPrivateNetwork });
   const scheduler = new Scheduler(downloads, publisher, {

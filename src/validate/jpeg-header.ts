@@ -36,3 +36,50 @@ export function readJpegFrame(data: Buffer): JpegFrame | undefined {
   }
   return undefined;
 }
+
+/**
+ * Walks a JPEG's markers from SOI to EOI, through every scan's entropy-coded
+ * data (where 0xFF is always followed by 0x00 or a restart marker), without
+ * decoding a pixel: 'whole' when the end-of-image marker is reached in
+ * order, 'truncated' when the data stops before it, 'malformed' when a
+ * segment is not where it should be. This is `--check structure`: it
+ * catches a body cut short, whatever its Content-Length said, but not data
+ * damaged in the middle of a scan, which only a decode finds.
+ */
+export function jpegStructure(data: Buffer): 'whole' | 'truncated' | 'malformed' {
+  if (data.length < 4 || data[0] !== 0xff || data[1] !== 0xd8) return 'malformed';
+  let i = 2;
+  let frames = 0;
+  for (;;) {
+    if (i + 2 > data.length) return 'truncated';
+    if (data[i] !== 0xff) return 'malformed';
+    const marker = data[i + 1] as number;
+    if (marker === 0xff) {
+      i++;
+      continue;
+    }
+    if (marker === 0xd9) return frames > 0 ? 'whole' : 'malformed';
+    if ((marker >= 0xd0 && marker <= 0xd7) || marker === 0x01) {
+      i += 2;
+      continue;
+    }
+    if (i + 4 > data.length) return 'truncated';
+    const length = data.readUInt16BE(i + 2);
+    if (length < 2) return 'malformed';
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) frames++;
+    i += 2 + length;
+    if (marker !== 0xda) continue;
+    // Entropy-coded data: runs to the next marker that is not a stuffed 0xFF00 or a restart.
+    for (;;) {
+      const ff = data.indexOf(0xff, i);
+      if (ff < 0 || ff + 1 >= data.length) return 'truncated';
+      const next = data[ff + 1] as number;
+      if (next === 0x00 || (next >= 0xd0 && next <= 0xd7) || next === 0xff) {
+        i = ff + (next === 0xff ? 1 : 2);
+        continue;
+      }
+      i = ff;
+      break;
+    }
+  }
+}

@@ -1,0 +1,74 @@
+// What the download benchmarks share: loopback image servers in their own
+// process, ledgers made by the real CLI, timed runs of herbdl and aria2c.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const bin = join(here, '..', 'bin', 'herbdl');
+export const CONCURRENCY = 64;
+export const out = join(here, 'out', 'run');
+
+export async function startServer(first, hosts, delayMs, hangOctet = 0, mixed = 0, sheet = '') {
+  const child = spawn(process.execPath, [join(here, 'image-server.mjs'), first, hosts, delayMs, hangOctet, mixed, sheet], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const line = await new Promise((resolve) => child.stdout.once('data', (c) => resolve(c.toString())));
+  const { ports } = JSON.parse(line);
+  return { child, ports, stop: () => child.stdin.end() };
+}
+
+export const HEADER = 'gbifID\ttype\tformat\tidentifier';
+export function pathFor(id) {
+  const s = String(id);
+  return `${s.slice(0, 3)}/${s.slice(3, 6)}/${s}-00.jpg`;
+}
+
+/** gbifID -> URL, round-robin over the server's hosts. */
+export function urlsFor(server, count, firstId, onlyHosts) {
+  const hosts = onlyHosts ?? Object.keys(server.ports);
+  return Array.from({ length: count }, (_, i) => [firstId + i, `http://${hosts[i % hosts.length]}:${server.ports[hosts[i % hosts.length]]}/${i}.jpg`]);
+}
+
+export function ledgerFor(name, rows) {
+  const dir = join(out, name);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'multimedia.txt');
+  writeFileSync(file, [HEADER, ...rows.map(([id, url]) => `${id}\tStillImage\timage/jpeg\t${url}`)].join('\n') + '\n');
+  const db = join(dir, 'ledger.db');
+  const r = spawnSync(process.execPath, [bin, 'ingest', file, '--db', db, '--no-progress'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return { dir, db, images: join(dir, 'images') };
+}
+
+export function timed(cmd, args) {
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`${cmd} exited ${r.status}: ${r.stderr.slice(-2000)}`);
+  const [seconds, kb] = r.stderr.trim().split('\n').pop().split(' ').map(Number);
+  return { seconds, rssMb: kb / 1024, stdout: r.stdout };
+}
+
+export function herbdlRun(ledger, extra = []) {
+  const t = timed(process.execPath, [bin, 'run', '--db', ledger.db, '--out', ledger.images, '--allow-private-network', '--json', '--no-progress', '--concurrency', String(CONCURRENCY), ...extra]);
+  const summary = JSON.parse(t.stdout.trim().split('\n').pop());
+  if (summary.idsDone !== ledger.expected) throw new Error(`herbdl stored ${summary.idsDone} of ${ledger.expected}`);
+  return { ...t, rate: summary.images / t.seconds, mbs: summary.bytes / 1e6 / t.seconds };
+}
+
+/** The same run with validation replaced by a header read (bench/engine-run.mjs): the engine alone. */
+export function engineRun(ledger) {
+  const t = timed(process.execPath, [join(here, 'engine-run.mjs'), ledger.db, ledger.images, String(CONCURRENCY)]);
+  const summary = JSON.parse(t.stdout.trim().split('\n').pop());
+  if (summary.idsDone !== ledger.expected) throw new Error(`engine stored ${summary.idsDone} of ${ledger.expected}`);
+  return { ...t, rate: summary.images / t.seconds };
+}
+
+export function aria2(rows, name) {
+  const dir = join(out, name);
+  mkdirSync(dir, { recursive: true });
+  const list = join(dir, 'urls.txt');
+  writeFileSync(list, rows.map(([id, url]) => `${url}\n  out=${pathFor(id)}`).join('\n') + '\n');
+  const t = timed('aria2c', ['-i', list, '-j', String(CONCURRENCY), '-d', join(dir, 'images'), '--allow-overwrite=true', '--auto-file-renaming=false', '--file-allocation=none', '--console-log-level=error', '--summary-interval=0', '--download-result=hide', '-q']);
+  return { ...t, rate: rows.length / t.seconds };
+}
+
+export const fmt = (n, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });

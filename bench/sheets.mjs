@@ -1,0 +1,25 @@
+// Herbarium-sheet-like JPEGs for the download benchmarks: light paper with
+// darker texture and noise, quality 85, so they compress as scanned sheets
+// do (400 x 600 is about 53 KiB, 1600 x 2400 about 840 KiB, 4000 x 6000 a
+// few MB). The same four bodies (seeds) for every server and baseline.
+import sharp from 'sharp';
+
+/** 'WxH' -> four JPEG bodies of that size. */
+export async function sheetBodies(spec) {
+  const [width, height] = spec.split('x').map(Number);
+  return Promise.all(
+    [0, 1, 2, 3].map(async (seed) => {
+      const pixels = await sharp({ create: { width, height, channels: 3, background: '#d8d0c0', noise: { type: 'gaussian', mean: 180 + seed * 5, sigma: 30 } } })
+        .blur(0.8)
+        .raw()
+        .toBuffer();
+      return sharp(pixels, { raw: { width, height, channels: 3 } }).jpeg({ quality: 85 }).toBuffer();
+    }),
+  );
+}
+
+/** The loopback address of host i of n: 127.0.0.x for a few, 127.1.y.z for thousands. */
+export function hostAddress(first, i, n) {
+  if (n + first < 255) return `127.0.0.${first + i}`;
+  return `127.1.${Math.floor(i / 250)}.${(i % 250) + 1}`;
+}
