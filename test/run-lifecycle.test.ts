@@ -2,6 +2,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { herbdlAsync, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
@@ -153,6 +154,29 @@ describe('run lifecycle', async () => {
     expectConsistentTree(ws);
     const rest = await ws.run();
     expect(rest.json).toMatchObject({ idsDone: summary.pending, pending: 0 });
+    expectConsistentTree(ws);
+  });
+
+  it('a second Ctrl-C quits at once, without the summary; the next run completes what it left', async () => {
+    // Big sheets keep the clean stop busy (it waits for bodies being validated), so the second Ctrl-C lands during it.
+    const big = await sharp({ create: { width: 2400, height: 3600, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).jpeg().toBuffer();
+    const rows: [number, string][] = [];
+    for (let i = 0; i < 80; i++) rows.push([83000 + i, a!.route(`/big-${i}.jpg`, { kind: 'image', body: big })]);
+    const ws = workspace(dir, rows);
+    const run = await startRunAndWaitForFiles(ws, 2);
+    let stderr = '';
+    run.child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+    run.child.kill('SIGINT');
+    const deadline = Date.now() + 10_000;
+    while (!stderr.includes('stopping cleanly') && Date.now() < deadline && run.child.exitCode === null) await new Promise((r) => setTimeout(r, 2));
+    expect(stderr).toMatch(/stopping cleanly \(Ctrl-C again to quit at once\)/);
+    run.child.kill('SIGINT');
+    expect(await run.exited).toBe(130);
+    // Quit at once: no summary was written.
+    expect(run.stdout()).toBe('');
+    const rest = await ws.run();
+    expect(rest.json.pending).toBe(0);
+    expect(ws.status().ids).toMatchObject({ total: 80, done: 80 });
     expectConsistentTree(ws);
   });
 

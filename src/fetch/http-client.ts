@@ -1,9 +1,11 @@
 /**
- * One undici Agent for the whole run: keep-alive connection pools per origin,
- * the address guard at connect time, and herbdl's honest User-Agent.
+ * One dispatcher for the whole run: keep-alive connections per origin
+ * (host-clients.ts), the address guard at connect time, and herbdl's
+ * honest User-Agent.
  */
-import { Agent } from 'undici';
+import type { Dispatcher } from 'undici';
 import { guardedLookup } from './address-guard.js';
+import { HostClients } from './host-clients.js';
 
 export interface ClientOptions {
   readonly timeoutMs: number;
@@ -11,10 +13,9 @@ export interface ClientOptions {
   readonly allowPrivateNetwork: boolean;
 }
 
-export function createAgent(options: ClientOptions): Agent {
-  return new Agent({
-    // A few spare connections per origin: the scheduler, not the pool, enforces --per-host.
-    connections: options.perHost + 2,
+export function createAgent(options: ClientOptions): Dispatcher {
+  // A few spare connections per origin: the scheduler, not the dispatcher, enforces --per-host.
+  return new HostClients(options.perHost + 2, {
     headersTimeout: options.timeoutMs,
     bodyTimeout: options.timeoutMs,
     keepAliveTimeout: 10_000,
