@@ -5,9 +5,10 @@
  * for that region.
  */
 import { describe, expect, it } from 'vitest';
-import { tempDir } from './helpers/cli.js';
+import { herbdlJson, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
-import { workspace } from './helpers/run.js';
+import { writeMultimedia } from './helpers/multimedia.js';
+import { expectConsistentTree, workspace } from './helpers/run.js';
 
 const v2Manifest = (service: string, width: number) =>
   JSON.stringify({
@@ -93,5 +94,28 @@ describe('herbdl run: the IIIF ladder', async () => {
     expect(json).toMatchObject({ idsDone: 1, idsFailed: 0 });
     expect(ws.files()).toEqual(['450/0/4500-00.jpg']);
     expect(manifests!.requests.filter((r) => r.path.startsWith('/iiif/region-sheet/')).map((r) => r.path)).toEqual(['/iiif/region-sheet/200,300,1000,1500/full/0/default.jpg']);
+  });
+
+  it('a reopened gbifID whose manifest shrank leaves none of its old higher-NN files', async () => {
+    const manifestOf = (canvases: number) =>
+      JSON.stringify({
+        type: 'Manifest',
+        items: Array.from({ length: canvases }, (_, c) => ({
+          type: 'Canvas',
+          items: [{ type: 'AnnotationPage', items: [{ type: 'Annotation', motivation: 'painting', body: { id: manifests!.route(`/shrink/${c}.jpg`, { kind: 'image' }), type: 'Image' } }] }],
+        })),
+      });
+    const manifest = manifests!.route('/shrink/manifest', { kind: 'json', body: manifestOf(3) });
+    const ws = workspace(dir, [[4600, manifest]]);
+    await ws.run();
+    expect(ws.files()).toEqual(['460/0/4600-00.jpg', '460/0/4600-01.jpg', '460/0/4600-02.jpg']);
+    // A newer export: the gbifID gains an image, and its manifest now has one canvas.
+    manifests!.route('/shrink/manifest', { kind: 'json', body: manifestOf(1) });
+    const later = writeMultimedia(`${dir}/shrink-later.txt`, [[4600, manifest], [4600, manifests!.route('/shrink/new.jpg', { kind: 'image' })]]);
+    expect(herbdlJson(['ingest', later, '--db', ws.db])).toMatchObject({ reopened: 1 });
+    const { json } = await ws.run();
+    expect(json).toMatchObject({ idsDone: 1 });
+    expect(ws.files()).toEqual(['460/0/4600-00.jpg', '460/0/4600-01.jpg']);
+    expectConsistentTree(ws);
   });
 });

@@ -66,6 +66,8 @@ export interface ClaimedId {
   /** Runs that have failed it so far. */
   readonly attempts: number;
   readonly images: readonly ClaimedImage[];
+  /** True when some of its images were stored before (a newer export reopened it): its old files may outnumber the new. */
+  readonly reopened?: boolean;
 }
 
 /** What a fetched and stored image was. */
@@ -136,7 +138,9 @@ export interface DownloadLedger {
   claimDeferred(limit: number): ClaimedId[];
   /** A stored copy of this URL under another gbifID, if any: lets a shared URL be fetched once across runs. */
   storedCopy(url: string): { gbifId: number; fileIndex: number; image: ImageOutcome } | undefined;
-  /** Durably notes the files about to be renamed into place (before any rename). */
+  /** The NNs of the files a gbifID has in the tree now (its done images and IIIF parts). */
+  storedFileIndexes(gbifId: number): number[];
+  /** Durably notes the files about to be renamed into place, or removed (before any rename). */
   beginPublish(intents: readonly PublishIntent[]): void;
   /** Marks gbifIDs done with every image, and clears their intents, in one transaction. */
   recordDone(done: readonly { gbifId: number; images: readonly FetchedImage[] }[]): void;

@@ -67,7 +67,9 @@ export class JobWindow {
     if (job.settled) return;
     if (!job.done(unitKey(task.image.imageId, task.part?.index), task.image.url, result)) return;
     job.settled = true;
-    this.publishQueue.push(job.publishItem(this.out));
+    // A reopened gbifID may have had more files than its new set: those go when it is published.
+    const stored = job.claimed.reopened ? this.ledger.storedFileIndexes(job.gbifId) : [];
+    this.publishQueue.push(job.publishItem(this.out, stored));
   }
 
   fail(job: Job, task: Task, failure: FetchError, transient: boolean): void {

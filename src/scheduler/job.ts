@@ -61,8 +61,12 @@ export class Job {
     return this.results.size >= this.expected;
   }
 
-  /** Files in NN order and what the ledger records of each image. */
-  publishItem(out: string): PublishItem {
+  /**
+   * Files in NN order and what the ledger records of each image; `stored`,
+   * the NNs the gbifID has in the tree from an earlier set, gives the stale
+   * files the new set does not replace.
+   */
+  publishItem(out: string, stored: readonly number[] = []): PublishItem {
     const files: { temp: string; final: string }[] = [];
     const images: FetchedImage[] = [];
     let nn = 0;
@@ -89,6 +93,7 @@ export class Job {
       }
       images.push({ imageId: image.imageId, fileIndex: parts[0]?.fileIndex ?? nn, ...expansion.outcome, parts });
     }
-    return { gbifId: this.gbifId, files, images };
+    const stale = stored.filter((n) => n >= nn).map((n) => finalPath(out, this.gbifId, n));
+    return stale.length > 0 ? { gbifId: this.gbifId, files, images, stale } : { gbifId: this.gbifId, files, images };
   }
 }

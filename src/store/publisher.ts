@@ -4,7 +4,8 @@
  * Order, and what kill -9 at each point leaves:
  * 1. every temporary file fsynced            -> temps only; swept at next start
  * 2. intent (the final paths) committed      -> next start removes those paths
- * 3. temps renamed into place, dirs fsynced  -> same: a half-renamed ID is removed
+ * 3. temps renamed into place, stale files   -> same: a half-renamed ID is removed
+ *    of a shrunken set removed, dirs fsynced
  * 4. ledger marks the ID done, clears intent -> done, with every file in place
  * So no partial gbifID stands in the tree, and no done gbifID lacks a file.
  */
@@ -17,6 +18,8 @@ export interface PublishItem {
   readonly gbifId: number;
   readonly files: readonly { readonly temp: string; readonly final: string }[];
   readonly images: readonly FetchedImage[];
+  /** Files an earlier, larger set of this gbifID left that the new set does not replace: removed under the same intent. */
+  readonly stale?: readonly string[];
 }
 
 async function fsyncPath(path: string, flags = 'r'): Promise<void> {
@@ -69,7 +72,7 @@ export class Publisher {
   async publish(items: readonly PublishItem[]): Promise<void> {
     if (items.length === 0) return;
     await Promise.all(items.flatMap((item) => item.files.map((f) => fsyncPath(f.temp, 'r+'))));
-    this.ledger.beginPublish(items.map((item) => ({ gbifId: item.gbifId, paths: item.files.map((f) => f.final) })));
+    this.ledger.beginPublish(items.map((item) => ({ gbifId: item.gbifId, paths: [...item.files.map((f) => f.final), ...(item.stale ?? [])] })));
     const folders = new Set<string>();
     for (const item of items) {
       for (const f of item.files) {
@@ -79,6 +82,10 @@ export class Publisher {
           folders.add(folder);
         }
         await rename(f.temp, f.final);
+      }
+      for (const path of item.stale ?? []) {
+        await rm(path, { force: true });
+        folders.add(dirname(path));
       }
     }
     await Promise.all([...folders].map((folder) => fsyncPath(folder)));

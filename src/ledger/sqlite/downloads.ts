@@ -32,8 +32,14 @@ export class SqliteDownloads implements DownloadLedger {
         .raw(),
       idAttempts: db.prepare('SELECT attempts FROM ids WHERE gbif_id = ?').pluck(),
       images: db
-        .prepare('SELECT i.image_id, i.image_index, i.url, h.host FROM images i JOIN hosts h USING (host_id) WHERE i.gbif_id = ? ORDER BY i.image_index')
+        .prepare('SELECT i.image_id, i.image_index, i.url, h.host, i.state FROM images i JOIN hosts h USING (host_id) WHERE i.gbif_id = ? ORDER BY i.image_index')
         .raw(),
+      storedFiles: db
+        .prepare(
+          `SELECT COALESCE(file_index, image_index) FROM images WHERE gbif_id = :id AND state = ${STATE.done} AND (received_format IS NULL OR received_format NOT LIKE 'iiif%')
+           UNION SELECT p.file_index FROM image_parts p JOIN images i USING (image_id) WHERE i.gbif_id = :id AND i.state = ${STATE.done}`,
+        )
+        .pluck(),
       storedCopy: db.prepare(
         // A IIIF identifier's files are its parts, not one image: never linked as one.
         `SELECT gbif_id, COALESCE(file_index, image_index) AS file_index, url, http_status, final_url, content_type, bytes, sha256, width, height, received_format
@@ -237,11 +243,14 @@ export class SqliteDownloads implements DownloadLedger {
     return result.changes;
   }
 
+  storedFileIndexes(gbifId: number): number[] {
+    return this.stmt.storedFiles.all({ id: gbifId }) as number[];
+  }
+
   private withImages(gbifId: number, attempts: number): ClaimedId {
-    const images = (this.stmt.images.all(gbifId) as [number, number, string, string][]).map(
-      ([imageId, imageIndex, url, host]): ClaimedImage => ({ imageId, imageIndex, url, host }),
-    );
-    return { gbifId, attempts, images };
+    const rows = this.stmt.images.all(gbifId) as [number, number, string, string, number][];
+    const images = rows.map(([imageId, imageIndex, url, host]): ClaimedImage => ({ imageId, imageIndex, url, host }));
+    return rows.some((r) => r[4] === STATE.done) ? { gbifId, attempts, images, reopened: true } : { gbifId, attempts, images };
   }
 
   private states(gbifId: number): Map<number, { state: number; code: string | null; hostId: number }> {
