@@ -146,4 +146,22 @@ describe('herbdl run: IIIF identifiers', async () => {
     expect(readFileSync(join(ws.out, linked))).toEqual(readFileSync(join(ws.out, stored)));
     expect(images!.count('/b.jpg')).toBe(1);
   });
+
+  it('links a stored IIIF identifier part by part when a later run meets its URL again, with no request', async () => {
+    const manifestRequests = manifests!.requests.length;
+    const imageRequests = images!.requests.length;
+    herbdlJson(['ingest', writeMultimedia(join(ws.out, '..', 'more-iiif.txt'), [[1014, v3]]), '--db', ws.db]);
+    const again = await ws.run();
+    expect(again.json).toMatchObject({ idsDone: 1, images: 0, iiifDocuments: 0 });
+    expect(again.json.shared).toBeGreaterThan(1);
+    expect(manifests!.requests.length).toBe(manifestRequests);
+    expect(images!.requests.length).toBe(imageRequests);
+    // The same files, in the same NN order, as under the gbifID that fetched them (1002 has a.jpg before the manifest).
+    const of = (id: number) => ws.files().filter((f) => f.includes(`/${id}-`));
+    const linked = of(1014);
+    expect(linked.length).toBe(again.json.shared);
+    linked.forEach((file, nn) => expect(readFileSync(join(ws.out, file))).toEqual(readFileSync(join(ws.out, of(1002)[nn + 1] as string))));
+    const exported = herbdl(['export', '--db', ws.db, '--format', 'jsonl']).stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(exported.filter((l) => l['gbifID'] === 1014).map((l) => l['iiifCanvas'])).toEqual(linked.map((_, i) => i));
+  });
 });

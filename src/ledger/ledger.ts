@@ -111,6 +111,13 @@ export interface FailedImage {
   readonly httpStatus: number | undefined;
 }
 
+export interface StoredCopy {
+  readonly gbifId: number;
+  readonly fileIndex: number;
+  readonly image: ImageOutcome;
+  readonly parts?: readonly FetchedPart[];
+}
+
 /** A gbifID whose files are being renamed into place: what to undo if we die half-way. */
 export interface PublishIntent {
   readonly gbifId: number;
@@ -136,8 +143,12 @@ export interface DownloadLedger {
   deferIds(gbifIds: readonly number[]): void;
   /** Up to `limit` deferred gbifIDs, oldest first, with their images; they are deferred no more. */
   claimDeferred(limit: number): ClaimedId[];
-  /** A stored copy of this URL under another gbifID, if any: lets a shared URL be fetched once across runs. */
-  storedCopy(url: string): { gbifId: number; fileIndex: number; image: ImageOutcome } | undefined;
+  /**
+   * A stored copy of this URL under another gbifID, if any: lets a shared URL
+   * be fetched once across runs. For a IIIF identifier, `parts` are the
+   * images it expanded into, each with the NN of its file there.
+   */
+  storedCopy(url: string): StoredCopy | undefined;
   /** The NNs of the files a gbifID has in the tree now (its done images and IIIF parts). */
   storedFileIndexes(gbifId: number): number[];
   /** Durably notes the files about to be renamed into place, or removed (before any rename). */

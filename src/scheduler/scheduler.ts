@@ -15,12 +15,12 @@ import type { Logger } from 'pino';
 import { FetchError, PermanentError } from '../errors.js';
 import { fetchImage, type FetchedBody, type FetchResult, type FetchSettings } from '../fetch/fetch-image.js';
 import type { ClaimedId, DownloadLedger } from '../ledger/ledger.js';
-import { finalPath } from '../store/layout.js';
 import { linkOrCopy, type Publisher } from '../store/publisher.js';
 import type { ValidatedImage } from '../validate/validate-image.js';
 import { afterFailure } from './after-failure.js';
 import { Claims } from './claims.js';
 import { SharedFetches } from './shared-fetches.js';
+import { linkStored, storedDocument } from './stored-links.js';
 import { HostQueues } from './host-queues.js';
 import { FailingHosts } from './failing-hosts.js';
 import type { HostState } from './host-state.js';
@@ -186,19 +186,19 @@ export class Scheduler {
     if (this.shared.joinIfFetching(task.image.url, task)) return;
     const copy = this.ledger.storedCopy(task.image.url);
     if (!copy) return this.submit(task);
-    const source = finalPath(this.settings.out, copy.gbifId, copy.fileIndex);
-    linkOrCopy(source, task.temp).then(
-      () => {
+    const tasks = copy.parts ? partTasks(task, storedDocument(copy, copy.parts), this.settings.temps) : [task];
+    linkStored(this.settings.out, copy, tasks, {
+      linked: (t, outcome) => {
         this.tally.shared++;
-        this.window.imageDone(task, { ...copy.image });
+        this.window.imageDone(t, outcome);
         this.pump();
       },
-      () => {
-        // The stored copy is gone (moved or deleted by hand): fetch it after all.
-        this.submit(task);
+      // The stored copy is gone (moved or deleted by hand): fetch it after all.
+      missing: (t) => {
+        this.submit(t);
         this.pump();
       },
-    );
+    });
   }
 
   /**

@@ -4,10 +4,33 @@
  * the same transaction.
  */
 import type Database from 'better-sqlite3';
-import type { ClaimedId, ClaimedImage, DownloadLedger, FailedImage, FetchedImage, PublishIntent, RetryCursor } from '../ledger.js';
+import type { ClaimedId, ClaimedImage, DownloadLedger, FailedImage, FetchedImage, FetchedPart, ImageOutcome, PublishIntent, RetryCursor, StoredCopy } from '../ledger.js';
 import { STATE, urlHash } from './schema.js';
 
 const TOTAL_NAME = ['ids_pending', 'ids_done', 'ids_failed'] as const;
+
+interface OutcomeRow {
+  http_status: number;
+  final_url: string;
+  content_type: string;
+  bytes: number;
+  sha256: string;
+  width: number | null;
+  height: number | null;
+  received_format: string | null;
+}
+
+function outcomeOf(row: OutcomeRow): ImageOutcome {
+  return {
+    httpStatus: row.http_status,
+    finalUrl: row.final_url,
+    contentType: row.content_type,
+    bytes: row.bytes,
+    sha256: row.sha256,
+    ...(row.width !== null && row.height !== null ? { width: row.width, height: row.height } : {}),
+    ...(row.received_format !== null ? { receivedFormat: row.received_format } : {}),
+  };
+}
 
 export class SqliteDownloads implements DownloadLedger {
   private readonly stmt;
@@ -41,9 +64,13 @@ export class SqliteDownloads implements DownloadLedger {
         )
         .pluck(),
       storedCopy: db.prepare(
-        // A IIIF identifier's files are its parts, not one image: never linked as one.
-        `SELECT gbif_id, COALESCE(file_index, image_index) AS file_index, url, http_status, final_url, content_type, bytes, sha256, width, height, received_format
-         FROM images WHERE url_hash = ? AND state = ${STATE.done} AND (received_format IS NULL OR received_format NOT LIKE 'iiif%') LIMIT 8`,
+        `SELECT image_id, gbif_id, COALESCE(file_index, image_index) AS file_index, url, http_status, final_url, content_type, bytes, sha256, width, height, received_format
+         FROM images WHERE url_hash = ? AND state = ${STATE.done} LIMIT 8`,
+      ),
+      // A IIIF identifier's files are its parts, linked one by one.
+      storedParts: db.prepare(
+        `SELECT part_index, file_index, url, http_status, final_url, content_type, bytes, sha256, width, height, received_format
+         FROM image_parts WHERE image_id = ? ORDER BY part_index`,
       ),
       imageStates: db.prepare('SELECT image_id, state, error_code, host_id FROM images WHERE gbif_id = ?').raw(),
       idState: db.prepare('SELECT state FROM ids WHERE gbif_id = ?').pluck(),
@@ -97,35 +124,18 @@ export class SqliteDownloads implements DownloadLedger {
     return rows.map(([, id]) => this.withImages(id, (this.stmt.idAttempts.get(id) as number | undefined) ?? 0));
   }
 
-  storedCopy(url: string) {
-    const rows = this.stmt.storedCopy.all(urlHash(url)) as {
-      gbif_id: number;
-      file_index: number;
-      url: string;
-      http_status: number;
-      final_url: string;
-      content_type: string;
-      bytes: number;
-      sha256: string;
-      width: number | null;
-      height: number | null;
-      received_format: string | null;
-    }[];
-    const row = rows.find((r) => r.url === url);
+  storedCopy(url: string): StoredCopy | undefined {
+    const row = (this.stmt.storedCopy.all(urlHash(url)) as (OutcomeRow & { image_id: number; gbif_id: number; file_index: number; url: string })[]).find(
+      (r) => r.url === url,
+    );
     if (!row) return undefined;
-    return {
-      gbifId: row.gbif_id,
-      fileIndex: row.file_index,
-      image: {
-        httpStatus: row.http_status,
-        finalUrl: row.final_url,
-        contentType: row.content_type,
-        bytes: row.bytes,
-        sha256: row.sha256,
-        ...(row.width !== null && row.height !== null ? { width: row.width, height: row.height } : {}),
-        ...(row.received_format !== null ? { receivedFormat: row.received_format } : {}),
-      },
-    };
+    const copy = { gbifId: row.gbif_id, fileIndex: row.file_index, image: outcomeOf(row) };
+    if (!row.received_format?.startsWith('iiif')) return copy;
+    const parts = (this.stmt.storedParts.all(row.image_id) as (OutcomeRow & { part_index: number; file_index: number; url: string })[]).map(
+      (p): FetchedPart => ({ partIndex: p.part_index, fileIndex: p.file_index, url: p.url, ...outcomeOf(p) }),
+    );
+    // An expanded identifier with no parts recorded cannot be linked: fetch it.
+    return parts.length > 0 ? { ...copy, parts } : undefined;
   }
 
   beginPublish(intents: readonly PublishIntent[]): void {

@@ -1,0 +1,40 @@
+/**
+ * A URL already stored under another gbifID, in this run or an earlier one,
+ * is hard-linked from that gbifID's file, not fetched again (one image URL
+ * is shared by up to 72 gbifIDs in real exports). A IIIF identifier is linked
+ * part by part: each of its images from its own file, with the outcome
+ * recorded then. A file that is gone (moved or deleted by hand) is fetched.
+ */
+import type { FetchResult } from '../fetch/fetch-image.js';
+import type { FetchedPart, StoredCopy } from '../ledger/ledger.js';
+import { finalPath } from '../store/layout.js';
+import { linkOrCopy } from '../store/publisher.js';
+import type { ReadDocument } from './iiif-documents.js';
+import type { Task } from './task.js';
+
+/** The stored identifier as a document read now: one image per stored part, asked by the request that answered it. */
+export function storedDocument(copy: StoredCopy, parts: readonly FetchedPart[]): ReadDocument {
+  return { document: { kind: 'manifest', images: parts.map((p) => ({ requests: [p.url] })) }, outcome: copy.image };
+}
+
+/** Links each task's file from the copy (tasks: the one image, or the identifier's parts in order). */
+export function linkStored(
+  out: string,
+  copy: StoredCopy,
+  tasks: readonly Task[],
+  then: { readonly linked: (task: Task, outcome: FetchResult) => void; readonly missing: (task: Task) => void },
+): void {
+  tasks.forEach((task, i) => {
+    const part = copy.parts?.[i];
+    const source = finalPath(out, copy.gbifId, part ? part.fileIndex : copy.fileIndex);
+    const outcome: FetchResult = part ? withoutPlace(part) : { ...copy.image };
+    linkOrCopy(source, task.temp).then(
+      () => then.linked(task, outcome),
+      () => then.missing(task),
+    );
+  });
+}
+
+function withoutPlace({ partIndex: _p, fileIndex: _f, url: _u, ...outcome }: FetchedPart): FetchResult {
+  return outcome;
+}
