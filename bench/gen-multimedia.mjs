@@ -1,6 +1,8 @@
 // Writes a synthetic GBIF multimedia.txt shaped like the herbarium export:
 // grouped by gbifID (unsorted), ~1.2 images per ID, a few thousand hosts,
 // some URLs shared across IDs, licences and attribution in most rows.
+// shape 'one-host' is the other real shape: one institution's export, 1 to 6
+// images per gbifID (about 2.1), every URL on one host with a query string.
 // Deterministic (seeded), streamed to disk so any size fits in memory.
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
@@ -27,7 +29,8 @@ const LICENSES = [
 ];
 
 /** Writes `rows` data rows to `path`; returns { rows, gbifIds }. */
-export async function generateMultimedia(path, { rows, hosts = 2000, seed = 42, hostPrefix = 'herbarium' }) {
+export async function generateMultimedia(path, { rows, hosts = 2000, seed = 42, hostPrefix = 'herbarium', shape = 'herbarium' }) {
+  const oneHost = shape === 'one-host';
   const rand = rng(seed);
   const out = createWriteStream(path, { highWaterMark: 1 << 20 });
   let buf = HEADER + '\n';
@@ -39,13 +42,15 @@ export async function generateMultimedia(path, { rows, hosts = 2000, seed = 42, 
     const gbifId = 1_000_000_000 + Number((BigInt(gbifIds) * 2654435761n) % 4294967296n);
     gbifIds++;
     const r = rand();
-    const images = r < 0.87 ? 1 : r < 0.97 ? 2 : 2 + Math.floor(rand() * 8);
-    const host = `${hostPrefix}${Math.floor(rand() * rand() * hosts)}.example.org`;
+    const images = oneHost ? 1 + Math.floor(r * rand() * 6) : r < 0.87 ? 1 : r < 0.97 ? 2 : 2 + Math.floor(rand() * 8);
+    const host = oneHost ? 'images.herbarium.example.org' : `${hostPrefix}${Math.floor(rand() * rand() * hosts)}.example.org`;
     for (let i = 0; i < images && written < rows; i++) {
       const shared = rand() < 0.01;
-      const url = shared
-        ? `https://${host}/shared/${Math.floor(rand() * 500)}.jpg`
-        : `https://${host}/media/${gbifId}/${i}/large.jpg?size=full`;
+      const url = oneHost
+        ? `https://${host}/fetch.php?id=${gbifId}&n=${i}&size=large&format=jpg`
+        : shared
+          ? `https://${host}/shared/${Math.floor(rand() * 500)}.jpg`
+          : `https://${host}/media/${gbifId}/${i}/large.jpg?size=full`;
       const lic = LICENSES[Math.floor(rand() * LICENSES.length)];
       buf += `${gbifId}\tStillImage\timage/jpeg\t${url}\thttps://${host}/specimen/${gbifId}\t\t\t\t\t2019-03-04T10:00:00Z\tCollector ${gbifId % 977}\t\tHerbarium ${host}\t${lic}\tHerbarium ${host}\n`;
       written++;
