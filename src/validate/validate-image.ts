@@ -9,7 +9,7 @@
  * pool, sized to the cores, apart from the download concurrency.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import pLimit from 'p-limit';
@@ -42,6 +42,19 @@ export interface ValidatedImage {
 const DECODE_CHECK_EDGE = 64;
 const SMALL_EDGE = 1024;
 const CONVERTIBLE = new Set(['png', 'tiff', 'webp', 'gif', 'heif']);
+
+const HEAD_BYTES = 64 * 1024;
+
+/** The first bytes of a file: enough for a JPEG's frame header behind its EXIF and ICC segments. */
+function readHead(path: string): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const head = Buffer.allocUnsafe(HEAD_BYTES);
+    return head.subarray(0, readSync(fd, head, 0, HEAD_BYTES, 0));
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** sharp's own default limitInputPixels: larger images are refused before they are decoded. */
 const PIXEL_LIMIT = 0x3fff * 0x3fff;
@@ -81,8 +94,9 @@ async function decodeCheck(input: string | Buffer, longerEdge = Infinity): Promi
  */
 export async function validateImage(path: string, settings: ValidateSettings, body?: Buffer): Promise<ValidatedImage> {
   const input = body ?? path;
-  // With --check structure a large body is read back from its file: walking it costs far less than decoding it.
-  const bytes = body ?? (settings.check === 'structure' ? readFileSync(path) : undefined);
+  // A large body is in its file: its header is read from there (with --check structure all of it: walking it
+  // costs far less than decoding it), so a plain JPEG takes the same single-decode path as a small one.
+  const bytes = body ?? (settings.check === 'structure' ? readFileSync(path) : readHead(path));
   const frame = bytes ? readJpegFrame(bytes) : undefined;
   if (frame && frame.components !== 4 && frame.width > 0 && frame.height > 0 && !(settings.maxEdge > 0 && Math.max(frame.width, frame.height) > settings.maxEdge)) {
     // The common case, a plain JPEG kept as it is: one decode (or one walk), no metadata call.
