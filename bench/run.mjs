@@ -166,11 +166,13 @@ if (want(5)) {
 }
 if (want(6)) {
   const { h } = await sheetRun('sheets-latency', { sheet: '400x600', hosts: 8, count: SHEETS, delayMs: 100, perHost: 8, against: 'none', firstId: 6_000_000_000 });
+  const s = await sheetRun('sheets-latency-structure', { sheet: '400x600', hosts: 8, count: SHEETS, delayMs: 100, perHost: 8, extra: ['--check', 'structure'], against: 'none', firstId: 6_100_000_000 });
   const ideal = CONCURRENCY / 0.1;
   console.log(`\n6. 400 x 600 sheets, every response +100 ms`);
   console.log(`   ideal 64 / 0.1 s (baseline)      ${fmt(ideal).padStart(6)} images/s`);
-  console.log(line('herbdl run', h));
-  console.log(`   ratio ${fmt(h.rate / ideal, 2)} (target >= 0.90)`);
+  console.log(line('herbdl run (--check decode)', h));
+  console.log(line('herbdl run --check structure', s.h));
+  console.log(`   ratio ${fmt(h.rate / ideal, 2)} decode, ${fmt(s.h.rate / ideal, 2)} structure (target >= 0.90)`);
 }
 for (const [n, sheet, count] of [[7, '1600x2400', Math.max(200, Math.floor(SHEETS / 5))], [8, '4000x6000', Math.max(40, Math.floor(SHEETS / 50))]]) {
   if (!want(n)) continue;
@@ -184,9 +186,11 @@ for (const [n, sheet, count] of [[7, '1600x2400', Math.max(200, Math.floor(SHEET
 }
 if (want(9)) {
   const { h, base, mb } = await sheetRun('sheets-2000-hosts', { sheet: '400x600', hosts: 2000, count: SHEETS, perHost: 4, firstId: 9_000_000_000 });
+  const s = await sheetRun('sheets-2000-hosts-structure', { sheet: '400x600', hosts: 2000, count: SHEETS, perHost: 4, extra: ['--check', 'structure'], against: 'none', firstId: 9_100_000_000 });
   console.log(`\n9. 400 x 600 sheets on 2,000 hosts, --per-host 4`);
   console.log(line('aria2c -j 64 (baseline)', { ...base, mbs: base.rate * mb }));
-  console.log(line('herbdl run', h));
-  console.log(`   ratio ${fmt(h.rate / base.rate, 2)}x (target >= 1.00x; RSS <= 300 MB)`);
+  console.log(line('herbdl run (--check decode)', h));
+  console.log(line('herbdl run --check structure', s.h));
+  console.log(`   ratio ${fmt(h.rate / base.rate, 2)}x decode, ${fmt(s.h.rate / base.rate, 2)}x structure (target >= 1.00x; RSS <= 300 MB)`);
 }
 console.log(`\npeak RSS, all scenarios: ${fmt(Math.max(...results))} MB (target <= 300 MB)`);
