@@ -15,7 +15,8 @@ const dir = join(dirname(fileURLToPath(import.meta.url)), 'out', 'ceiling');
 rmSync(dir, { recursive: true, force: true });
 mkdirSync(dir, { recursive: true });
 const bodies = await sheetBodies(sheet);
-const validate = createValidator({ jpegQuality: 90, maxEdge: 0, check }, availableParallelism());
+// As many decodes at once as a run's validation pool allows (validator-pool.ts: two beyond the cores).
+const validate = createValidator({ jpegQuality: 90, maxEdge: 0, check }, availableParallelism() + 2);
 let bytes = 0;
 const started = performance.now();
 await Promise.all(

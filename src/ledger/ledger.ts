@@ -144,11 +144,13 @@ export interface DownloadLedger {
   /** Up to `limit` deferred gbifIDs, oldest first, with their images; they are deferred no more. */
   claimDeferred(limit: number): ClaimedId[];
   /**
-   * A stored copy of this URL under another gbifID, if any: lets a shared URL
-   * be fetched once across runs. For a IIIF identifier, `parts` are the
-   * images it expanded into, each with the NN of its file there.
+   * A stored copy of this URL under another gbifID than `forGbifId`, if any:
+   * lets a shared URL be fetched once across runs. (A gbifID's own earlier
+   * copy is never used: it is being done again because a newer export
+   * changed it.) For a IIIF identifier, `parts` are the images it expanded
+   * into, each with the NN of its file there.
    */
-  storedCopy(url: string): StoredCopy | undefined;
+  storedCopy(url: string, forGbifId: number): StoredCopy | undefined;
   /** The NNs of the files a gbifID has in the tree now (its done images and IIIF parts). */
   storedFileIndexes(gbifId: number): number[];
   /** Durably notes the files about to be renamed into place, or removed (before any rename). */

@@ -184,7 +184,7 @@ export class Scheduler {
   /** A URL being fetched is waited on; one stored under another gbifID is linked; otherwise it is queued on its host. */
   private fetchOrLink(task: Task): void {
     if (this.shared.joinIfFetching(task.image.url, task)) return;
-    const copy = this.ledger.storedCopy(task.image.url);
+    const copy = this.ledger.storedCopy(task.image.url, task.job.gbifId);
     if (!copy) return this.submit(task);
     const tasks = copy.parts ? partTasks(task, storedDocument(copy, copy.parts), this.settings.temps) : [task];
     linkStored(this.settings.out, copy, tasks, {

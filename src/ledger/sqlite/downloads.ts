@@ -124,9 +124,9 @@ export class SqliteDownloads implements DownloadLedger {
     return rows.map(([, id]) => this.withImages(id, (this.stmt.idAttempts.get(id) as number | undefined) ?? 0));
   }
 
-  storedCopy(url: string): StoredCopy | undefined {
+  storedCopy(url: string, forGbifId: number): StoredCopy | undefined {
     const row = (this.stmt.storedCopy.all(urlHash(url)) as (OutcomeRow & { image_id: number; gbif_id: number; file_index: number; url: string })[]).find(
-      (r) => r.url === url,
+      (r) => r.url === url && r.gbif_id !== forGbifId,
     );
     if (!row) return undefined;
     const copy = { gbifId: row.gbif_id, fileIndex: row.file_index, image: outcomeOf(row) };
