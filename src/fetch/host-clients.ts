@@ -7,16 +7,22 @@
  * host needs only that many connections and no queue of its own: a request
  * takes an idle Client, or a new one up to the cap. A Client whose
  * connection closes while idle is dropped, and a host with none left is
- * forgotten, so memory follows the hosts in use, not every host met.
+ * forgotten, so memory follows the hosts in use, not every host met. Idle
+ * connections are also capped in all (`maxOpen`): past it the oldest idle
+ * one is closed, so a run over thousands of hosts that each see a request
+ * every few seconds does not keep thousands of sockets open for nothing.
  */
 import { Client, Dispatcher } from 'undici';
 
 export class HostClients extends Dispatcher {
   private readonly byOrigin = new Map<string, Client[]>();
+  /** Every open Client, oldest first. */
+  private readonly all = new Set<Client>();
   private closed = false;
 
   constructor(
     private readonly perOrigin: number,
+    private readonly maxOpen: number,
     private readonly options: Client.Options,
   ) {
     super();
@@ -41,15 +47,27 @@ export class HostClients extends Dispatcher {
       const at = clients.indexOf(client);
       if (at >= 0) clients.splice(at, 1);
       if (clients.length === 0 && this.byOrigin.get(origin) === clients) this.byOrigin.delete(origin);
+      this.all.delete(client);
       void client.close().catch(() => undefined);
     };
+    (client as unknown as { drop: () => void }).drop = drop;
     client.on('disconnect', drop);
     client.on('connectionError', drop);
+    this.all.add(client);
+    if (this.all.size > this.maxOpen) this.closeOldestIdle();
     // A caller told to wait (dispatch returned false) waits for this dispatcher's drain.
     const emit = this.emit.bind(this) as (event: string, ...args: unknown[]) => boolean;
     client.on('drain', (origin: URL) => emit('drain', origin, [this]));
     clients.push(client);
     return client;
+  }
+
+  private closeOldestIdle(): void {
+    for (const client of this.all) {
+      if (client.stats.running + client.stats.pending > 0) continue;
+      (client as unknown as { drop: () => void }).drop();
+      return;
+    }
   }
 
   override async close(): Promise<void> {

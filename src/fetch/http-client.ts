@@ -10,12 +10,14 @@ import { HostClients } from './host-clients.js';
 export interface ClientOptions {
   readonly timeoutMs: number;
   readonly perHost: number;
+  readonly concurrency: number;
   readonly allowPrivateNetwork: boolean;
 }
 
 export function createAgent(options: ClientOptions): Dispatcher {
   // A few spare connections per origin: the scheduler, not the dispatcher, enforces --per-host.
-  return new HostClients(options.perHost + 2, {
+  // Open connections in all: four for each request that may be in flight.
+  return new HostClients(options.perHost + 2, options.concurrency * 4, {
     headersTimeout: options.timeoutMs,
     bodyTimeout: options.timeoutMs,
     keepAliveTimeout: 10_000,

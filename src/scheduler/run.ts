@@ -62,7 +62,7 @@ export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: Ru
   if (undone > 0) log.warn({ gbifIds: undone }, 'removed the files of gbifIDs a killed run left half-published');
   const validator = hooks.validate ? undefined : createValidatorPool({ jpegQuality: options.jpegQuality, maxEdge: options.maxEdge, check: options.check });
   const validate = hooks.validate ?? ((path: string, body?: Buffer) => (validator as Validator).validate(path, body));
-  const agent = createAgent({ timeoutMs: options.timeout * 1000, perHost: options.perHost, allowPrivateNetwork: options.allowPrivateNetwork });
+  const agent = createAgent({ timeoutMs: options.timeout * 1000, perHost: options.perHost, concurrency: options.concurrency, allowPrivateNetwork: options.allowPrivateNetwork });
   const scheduler = new Scheduler(downloads, publisher, {
     out,
     temps,
