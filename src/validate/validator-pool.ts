@@ -13,6 +13,7 @@ import type { ValidatedImage, ValidateSettings } from './validate-image.js';
 import type { ValidateReply, ValidateRequest, ValidateWorkerData } from './validate-worker.js';
 
 export interface Validator {
+  /** Validates the image at `path`, or `body` (which then belongs to the validator: the caller must not read it again). */
   validate(path: string, body?: Buffer): Promise<ValidatedImage>;
   close(): Promise<void>;
 }
@@ -52,8 +53,10 @@ export function createValidatorPool(settings: ValidateSettings, size = Math.max(
       return new Promise<ValidatedImage>((resolve, reject) => {
         pending.set(id, { resolve, reject });
         const request: ValidateRequest = body ? { id, path, body } : { id, path };
-        // The body is copied once into the worker; it is small (bodies over 512 KiB are read from the file there).
-        worker.postMessage(request);
+        // A body that owns its memory moves to the worker without a copy (the caller does not use it
+        // again); a slice of a shared buffer is copied. Bodies over 512 KiB are read from their file there.
+        const owned = body !== undefined && body.byteOffset === 0 && body.byteLength === body.buffer.byteLength && body.buffer instanceof ArrayBuffer;
+        worker.postMessage(request, owned ? [body.buffer as ArrayBuffer] : []);
       });
     },
     async close() {
