@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { Transform, Writable, type Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { Dispatcher } from 'undici';
@@ -49,54 +49,6 @@ export interface FetchedBody extends FetchResult {
 /** Bodies up to this size are kept in memory, not written by the fetch (at most this much per request in flight). */
 const KEEP_BODY_BYTES = 512 * 1024;
 
-/**
- * Where a body goes: into memory while it is small, into the temporary file
- * from the moment it is not. Most images are small, and writing one in a
- * single call later costs the download thread no file operations at all.
- */
-class BodySink extends Writable {
-  private chunks: Buffer[] = [];
-  private held = 0;
-  private file: FileHandle | undefined;
-
-  constructor(private readonly path: string) {
-    super();
-  }
-
-  /** The body, if it stayed in memory. */
-  body(): Buffer | undefined {
-    return this.file ? undefined : Buffer.concat(this.chunks, this.held);
-  }
-
-  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
-    if (!this.file && this.held + chunk.length <= KEEP_BODY_BYTES) {
-      this.chunks.push(chunk);
-      this.held += chunk.length;
-      return done();
-    }
-    this.spill(chunk).then(() => done(), done);
-  }
-
-  override _final(done: (err?: Error | null) => void): void {
-    if (!this.file) return done();
-    this.file.close().then(() => done(), done);
-  }
-
-  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
-    if (!this.file) return done(err);
-    this.file.close().then(() => done(err), () => done(err));
-  }
-
-  private async spill(chunk: Buffer): Promise<void> {
-    if (!this.file) {
-      this.file = await open(this.path, 'w');
-      await this.file.writev(this.chunks);
-      this.chunks = [];
-    }
-    await this.file.write(chunk);
-  }
-}
-
 function decoder(encoding: string | undefined): Transform | undefined {
   switch ((encoding ?? '').trim().toLowerCase()) {
     case 'gzip':
@@ -123,7 +75,50 @@ function checkTarget(url: URL, allowPrivate: boolean): void {
   if (!allowPrivate && isIP(host) && isBlockedAddress(host)) throw blockedAddressError(host, host);
 }
 
-/** Takes in the body (into memory, or into `path` when large): hashing, counting, enforcing limits, sniffing the first bytes. */
+/**
+ * Where a body goes: into memory while it is small, into the temporary file
+ * from the moment it is not. Most images are small, and writing one in a
+ * single call later costs the download thread no file operations at all.
+ */
+class BodyStore {
+  private chunks: Buffer[] = [];
+  private held = 0;
+  private file: FileHandle | undefined;
+
+  constructor(private readonly path: string) {}
+
+  async add(chunk: Buffer): Promise<void> {
+    if (this.file) {
+      await this.file.write(chunk);
+    } else if (this.held + chunk.length <= KEEP_BODY_BYTES) {
+      this.chunks.push(chunk);
+      this.held += chunk.length;
+    } else {
+      this.file = await open(this.path, 'w');
+      await this.file.writev([...this.chunks, chunk]);
+      this.chunks = [];
+    }
+  }
+
+  /** The body, if it stayed in memory (else it is in the file, now closed). */
+  async close(): Promise<Buffer | undefined> {
+    if (!this.file) return Buffer.concat(this.chunks, this.held);
+    await this.file.close();
+    return undefined;
+  }
+
+  async abandon(): Promise<void> {
+    await this.file?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Takes in the body (into memory, or into `path` when large): hashing,
+ * counting, enforcing limits, sniffing the first bytes. One loop over the
+ * body's chunks, with no stream stages between the socket and the store (a
+ * 1600 px sheet comes in about fourteen chunks); a decoder is piped in only
+ * for a gzip, deflate or br body.
+ */
 async function saveBody(body: Readable, headers: Record<string, string | string[] | undefined>, path: string, maxBytes: number) {
   const hash = createHash('sha256');
   let raw = 0;
@@ -132,62 +127,60 @@ async function saveBody(body: Readable, headers: Record<string, string | string[
   let json = false;
   const expected = header(headers, 'content-length');
   const expectedBytes = expected !== undefined && /^\d+$/.test(expected) ? Number(expected) : undefined;
-  if (expectedBytes !== undefined && decoder(header(headers, 'content-encoding')) === undefined && expectedBytes > maxBytes) {
+  const decode = decoder(header(headers, 'content-encoding'));
+  if (expectedBytes !== undefined && decode === undefined && expectedBytes > maxBytes) {
     body.on('error', () => {}); // the abort below is ours; nothing to report
     body.destroy();
     throw new PermanentError(`Content-Length ${expectedBytes} is over --max-bytes ${maxBytes}`, 'too_large');
   }
-  const rawCounter = new Transform({
-    transform(chunk: Buffer, _e, done) {
-      raw += chunk.length;
-      done(null, chunk);
-    },
-  });
-  // Holds the first bytes back until there are enough to tell an image from an HTML page.
-  let held: Buffer[] = [];
-  let heldBytes = 0;
-  const judge = (): PermanentError | undefined => {
-    head = Buffer.concat(held);
-    held = [];
+  let source: AsyncIterable<Buffer> = body;
+  let piping: Promise<void> | undefined;
+  if (decode) {
+    const counter = new Transform({
+      transform(chunk: Buffer, _e, done) {
+        raw += chunk.length;
+        done(null, chunk);
+      },
+    });
+    piping = pipeline(body, counter, decode);
+    piping.catch(() => {}); // its failure reaches the loop through the decoder
+    source = decode;
+  }
+  // The first bytes, held until there are enough to tell an image from an HTML page.
+  const sniffed: Buffer[] = [];
+  const judge = (): void => {
+    head = Buffer.concat(sniffed);
     const image = looksLikeImage(head);
     json = !image && looksLikeJson(head);
-    return image || json ? undefined : new PermanentError(`body is not an image (starts ${JSON.stringify(head.subarray(0, 16).toString('latin1'))})`, 'not_image');
+    if (!image && !json) throw new PermanentError(`body is not an image (starts ${JSON.stringify(head.subarray(0, 16).toString('latin1'))})`, 'not_image');
   };
-  const meter = new Transform({
-    transform(chunk: Buffer, _e, done) {
-      bytes += chunk.length;
-      if (bytes > maxBytes) return done(new PermanentError(`body is over --max-bytes ${maxBytes}`, 'too_large'));
-      hash.update(chunk);
-      if (head) return done(null, chunk);
-      held.push(chunk);
-      heldBytes += chunk.length;
-      if (heldBytes < SNIFF_BYTES) return done();
-      const refused = judge();
-      done(refused, refused ? undefined : head);
-    },
-    flush(done) {
-      if (head || heldBytes === 0) return done();
-      const refused = judge();
-      done(refused, refused ? undefined : head);
-    },
-  });
-  const stages: (Readable | Transform | NodeJS.WritableStream)[] = [body, rawCounter];
-  const decode = decoder(header(headers, 'content-encoding'));
-  if (decode) stages.push(decode);
-  const sink = new BodySink(path);
-  stages.push(meter, sink);
+  const store = new BodyStore(path);
   try {
-    await pipeline(stages as unknown as [Readable, ...Transform[], NodeJS.WritableStream]);
+    for await (const chunk of source) {
+      if (!decode) raw += chunk.length;
+      bytes += chunk.length;
+      if (bytes > maxBytes) throw new PermanentError(`body is over --max-bytes ${maxBytes}`, 'too_large');
+      hash.update(chunk);
+      if (!head) {
+        sniffed.push(chunk);
+        if (bytes >= SNIFF_BYTES) judge();
+      }
+      await store.add(chunk);
+    }
+    await piping;
+    if (!head && bytes > 0) judge();
   } catch (err) {
+    body.destroy();
+    await store.abandon();
     // A connection that ends before Content-Length is a short body, however the socket reported it.
     if (!(err instanceof PermanentError) && expectedBytes !== undefined && raw < expectedBytes && !(err as Error).name?.includes('Abort')) {
       throw new RetryableError(`body ended at ${raw} of ${expectedBytes} bytes`, 'truncated', undefined, { cause: err });
     }
     throw err;
   }
+  const kept = await store.close();
   if (expectedBytes !== undefined && raw < expectedBytes) throw new RetryableError(`body ended at ${raw} of ${expectedBytes} bytes`, 'truncated');
   if (bytes === 0) throw new PermanentError('empty body', 'not_image');
-  const kept = sink.body();
   return { bytes, sha256: hash.digest('hex'), json, ...(kept ? { body: kept } : {}) };
 }
 
