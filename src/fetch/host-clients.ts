@@ -14,11 +14,15 @@
  */
 import { Client, Dispatcher } from 'undici';
 
+/** Requests a Client has under way or queued. */
+function busy(client: Client): number {
+  return client.stats.running + client.stats.pending;
+}
+
 export class HostClients extends Dispatcher {
   private readonly byOrigin = new Map<string, Client[]>();
-  /** Every open Client, oldest first. */
-  private readonly all = new Set<Client>();
-  private closed = false;
+  /** Every open Client, oldest first, with what lets it go. */
+  private readonly all = new Map<Client, () => void>();
 
   constructor(
     private readonly perOrigin: number,
@@ -32,7 +36,6 @@ export class HostClients extends Dispatcher {
     const origin = String(opts.origin);
     let clients = this.byOrigin.get(origin);
     if (!clients) this.byOrigin.set(origin, (clients = []));
-    const busy = (c: Client) => c.stats.running + c.stats.pending;
     let client = clients.find((c) => busy(c) === 0 && !c.closed && !c.destroyed);
     if (!client && clients.length < this.perOrigin) client = this.open(origin, clients);
     // More requests than connections (never from the scheduler): queue on the least busy.
@@ -43,43 +46,41 @@ export class HostClients extends Dispatcher {
   private open(origin: string, clients: Client[]): Client {
     const client = new Client(origin, this.options);
     const drop = () => {
-      if (client.stats.running + client.stats.pending > 0) return;
+      if (busy(client) > 0) return;
       const at = clients.indexOf(client);
       if (at >= 0) clients.splice(at, 1);
       if (clients.length === 0 && this.byOrigin.get(origin) === clients) this.byOrigin.delete(origin);
       this.all.delete(client);
       void client.close().catch(() => undefined);
     };
-    (client as unknown as { drop: () => void }).drop = drop;
     client.on('disconnect', drop);
     client.on('connectionError', drop);
-    this.all.add(client);
-    if (this.all.size > this.maxOpen) this.closeOldestIdle();
     // A caller told to wait (dispatch returned false) waits for this dispatcher's drain.
     const emit = this.emit.bind(this) as (event: string, ...args: unknown[]) => boolean;
     client.on('drain', (origin: URL) => emit('drain', origin, [this]));
+    // Room is made before the new one counts, so it is never the one closed.
+    if (this.all.size >= this.maxOpen) this.closeOldestIdle();
     clients.push(client);
+    this.all.set(client, drop);
     return client;
   }
 
   private closeOldestIdle(): void {
-    for (const client of this.all) {
-      if (client.stats.running + client.stats.pending > 0) continue;
-      (client as unknown as { drop: () => void }).drop();
-      return;
+    for (const [client, drop] of this.all) {
+      if (busy(client) > 0) continue;
+      return drop();
     }
   }
 
   override async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await Promise.all([...this.byOrigin.values()].flat().map((c) => c.close().catch(() => undefined)));
+    await Promise.all([...this.all.keys()].map((c) => c.close().catch(() => undefined)));
+    this.all.clear();
     this.byOrigin.clear();
   }
 
   override async destroy(): Promise<void> {
-    this.closed = true;
-    await Promise.all([...this.byOrigin.values()].flat().map((c) => c.destroy().catch(() => undefined)));
+    await Promise.all([...this.all.keys()].map((c) => c.destroy().catch(() => undefined)));
+    this.all.clear();
     this.byOrigin.clear();
   }
 }

@@ -116,12 +116,12 @@ function widthLimit(service: ImageService): number {
  */
 export function imageRequests(service: ImageService, resourceUrl?: string, region?: Region): string[] {
   const urls: string[] = [];
+  const limit = widthLimit(service);
   if (region) {
     // A region's own width stands for the image's; the service's limits still hold.
-    const regional = { ...service, ...(region.width !== undefined ? { width: region.width } : {}) };
-    const limit = widthLimit(regional);
-    if (limit <= SIZE_LADDER[0]) urls.push(request(service, fullSize(service), region.value));
-    for (const w of SIZE_LADDER) if (w < limit) urls.push(request(service, `${w},`, region.value));
+    const regionLimit = region.width === undefined ? limit : widthLimit({ ...service, width: region.width });
+    if (regionLimit <= SIZE_LADDER[0]) urls.push(request(service, fullSize(service), region.value));
+    for (const w of SIZE_LADDER) if (w < regionLimit) urls.push(request(service, `${w},`, region.value));
   } else if (service.level0) {
     // Only listed sizes are served: the largest up to the ladder's top, else the smallest.
     const listed = [...service.sizes].sort((a, b) => b.width - a.width);
@@ -130,14 +130,13 @@ export function imageRequests(service: ImageService, resourceUrl?: string, regio
     if (resourceUrl) urls.push(resourceUrl);
     // Full size is the one request every level 0 server must answer.
     if (!fit) urls.push(request(service, fullSize(service)));
-  } else if (widthLimit(service) <= SIZE_LADDER[0] && widthLimit(service) === service.width) {
+  } else if (limit <= SIZE_LADDER[0] && limit === service.width) {
     // Smaller than the ladder's top: the whole image, never upscaled. A server
     // that refuses the whole image (a maxWidth only its info.json gives) will
     // often serve a smaller width: the ladder's rungs below the image's width follow.
     urls.push(request(service, fullSize(service)));
-    for (const w of SIZE_LADDER) if (w < (service.width as number)) urls.push(request(service, `${w},`));
+    for (const w of SIZE_LADDER) if (w < limit) urls.push(request(service, `${w},`));
   } else {
-    const limit = widthLimit(service);
     // The ladder below the limit, led by the limit itself when a server allows less than its top.
     const widths: number[] = SIZE_LADDER.filter((w) => w <= limit);
     if (limit < SIZE_LADDER[0] && !widths.includes(limit)) widths.unshift(limit);

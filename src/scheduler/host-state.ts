@@ -77,20 +77,16 @@ export class HostState<T> {
     this.openUntil = until;
   }
 
-  /** True when this host has failed, and only failed, for the whole breaker window. */
-  windowElapsed(now: number): boolean {
-    return (
-      this.breaker === 'closed' &&
-      this.failingSince !== undefined &&
-      this.consecutiveFailures >= MIN_WINDOW_FAILURES &&
-      now - this.failingSince >= this.settings.breakerWindowMs
-    );
-  }
-
-  /** When the breaker window will have elapsed for a failing host, if it is not yet. */
+  /** When the breaker window ends for a host failing with its breaker closed (undefined: not failing, or too few failures yet). */
   windowEndsAt(): number | undefined {
     if (this.breaker !== 'closed' || this.failingSince === undefined || this.consecutiveFailures < MIN_WINDOW_FAILURES) return undefined;
     return this.failingSince + this.settings.breakerWindowMs;
+  }
+
+  /** True when this host has failed, and only failed, for the whole breaker window. */
+  windowElapsed(now: number): boolean {
+    const end = this.windowEndsAt();
+    return end !== undefined && now >= end;
   }
 
   /** Opens the breaker now (a count or the window says the host is down). */

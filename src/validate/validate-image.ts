@@ -9,7 +9,7 @@
  * pool, sized to the cores, apart from the download concurrency.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, fstatSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { createReadStream, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import pLimit from 'p-limit';
@@ -53,21 +53,7 @@ const READ_BACK_BYTES = 32 * 1024 * 1024;
 
 /** A large body from its file: in memory when it is not huge, else its path. */
 function readBack(path: string): Buffer | string {
-  const fd = openSync(path, 'r');
-  try {
-    const size = fstatSync(fd).size;
-    if (size > READ_BACK_BYTES) return path;
-    const bytes = Buffer.allocUnsafe(size);
-    let at = 0;
-    while (at < size) {
-      const n = readSync(fd, bytes, at, size - at, at);
-      if (n === 0) break;
-      at += n;
-    }
-    return bytes.subarray(0, at);
-  } finally {
-    closeSync(fd);
-  }
+  return statSync(path).size > READ_BACK_BYTES ? path : readFileSync(path);
 }
 
 /** sharp's own default limitInputPixels: larger images are refused before they are decoded. */
