@@ -10,7 +10,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 
 const [db, out, concurrency] = process.argv.slice(2);
 const options = resolveOptions(RUN_OPTION_KEYS, { db, out, concurrency: String(concurrency), allowPrivateNetwork: true, progress: false });
-const ledger = openLedger(db, { create: false });
+const ledger = await openLedger(db, { create: false });
 // Like the real validator, it writes a body it was given in memory (the fetch did not).
 const headerOnly = async (path, body) => {
   const frame = readJpegFrame(body ?? (await readFile(path)));
@@ -18,8 +18,8 @@ const headerOnly = async (path, body) => {
   if (body) await writeFile(path, body);
   return { receivedFormat: 'jpeg', width: frame.width, height: frame.height };
 };
-const lock = ledger.lockForRun();
-const tally = await downloadRun(ledger, options, { holder: lock.holder, version: '0.0.0-bench', validate: headerOnly });
-lock.release();
-ledger.close();
+const lock = await ledger.lockForRun({ leaseMs: options.lease * 1000 });
+const tally = await downloadRun(ledger, options, { lock, version: '0.0.0-bench', validate: headerOnly });
+await lock.release();
+await ledger.close();
 console.log(JSON.stringify(tally));

@@ -66,7 +66,7 @@ function option<T>(flag: string, env: string, defaultValue: T, description: stri
 }
 
 export const OPTIONS = {
-  db: option('--db <path>', 'HERBDL_DB', 'herbdl.db', 'ledger file (SQLite, keep it on a local disk)', text),
+  db: option('--db <path|url>', 'HERBDL_DB', 'herbdl.db', 'ledger: a SQLite file on a local disk, or a postgres:// URL shared by many workers', text),
   json: option('--json', 'HERBDL_JSON', false, 'print the result as one JSON object on stdout', boolean),
   hosts: option('--hosts <n>', 'HERBDL_HOSTS', 10, 'how many hosts to list, busiest first', integer(0, 100_000)),
   commitEvery: option('--commit-every <ms>', 'HERBDL_COMMIT_EVERY', 1000, 'milliseconds between ledger commits during ingest: the most a crash takes back', integer(1, 3_600_000)),
@@ -80,6 +80,7 @@ export const OPTIONS = {
   breakerThreshold: option('--breaker-threshold <n>', 'HERBDL_BREAKER_THRESHOLD', 500, 'consecutive failures that open a host\'s circuit breaker', integer(1, 1_000_000)),
   breakerCooldown: option('--breaker-cooldown <s>', 'HERBDL_BREAKER_COOLDOWN', 600, 'seconds an open breaker waits before one probe request', integer(0, 86_400 * 30)),
   breakerWindow: option('--breaker-window <s>', 'HERBDL_BREAKER_WINDOW', 600, 'seconds of nothing but failures (at least 3) that open a host\'s breaker, however slowly they came', integer(1, 86_400 * 30)),
+  lease: option('--lease <s>', 'HERBDL_LEASE', 120, 'seconds a worker\'s claims on a shared (PostgreSQL) ledger outlive its last heartbeat', integer(10, 86_400)),
   maxBytes: option('--max-bytes <n>', 'HERBDL_MAX_BYTES', 200_000_000, 'largest body accepted (200MB, 512KiB, or bytes)', size),
   limit: option('--limit <n>', 'HERBDL_LIMIT', 0, 'stop after this many gbifIDs (0: no limit)', integer(0)),
   maxAttempts: option('--max-attempts <n>', 'HERBDL_MAX_ATTEMPTS', 5, 'runs a transiently failed gbifID is taken up again by `run`', integer(1, 1000)),
@@ -108,6 +109,7 @@ export const RUN_OPTION_KEYS = [
   'breakerThreshold',
   'breakerCooldown',
   'breakerWindow',
+  'lease',
   'maxBytes',
   'jpegQuality',
   'check',

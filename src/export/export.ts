@@ -69,7 +69,7 @@ function line(format: 'csv' | 'jsonl', values: (string | number | null)[]): stri
 async function writeAll(ledger: Ledger, state: ItemState | 'all', format: 'csv' | 'jsonl', out: Writable): Promise<number> {
   let count = 0;
   let chunk = format === 'csv' ? EXPORT_COLUMNS.join(',') + '\r\n' : '';
-  for (const image of ledger.exportImages(state)) {
+  for await (const image of ledger.exportImages(state)) {
     chunk += line(format, record(image));
     count++;
     if (chunk.length > 1 << 16) {

@@ -78,8 +78,8 @@ function splitHeader(chunk: Buffer): { header: string; rest: Buffer } | undefine
 
 async function ingestOne(source: MultimediaSource, writer: IngestWriter, counts: FileCounts, options: IngestOptions): Promise<void> {
   const commitEveryMs = options.commitEveryMs ?? DEFAULT_COMMIT_EVERY_MS;
-  const commit = () => {
-    writer.commit();
+  const commit = async () => {
+    await writer.commit();
     counts.committedRows = counts.rowsRead;
     counts.committedAt = performance.now();
   };
@@ -88,12 +88,12 @@ async function ingestOne(source: MultimediaSource, writer: IngestWriter, counts:
   let classifier: RowClassifier | undefined;
   const reader = new ReplyReader();
   /** Writes one classified chunk; true when Ctrl-C asked us to stop (after a commit). */
-  const absorb = (reply: ClassifyReply): boolean => {
+  const absorb = async (reply: ClassifyReply): Promise<boolean> => {
     counts.rowsRead += reply.rows;
     reply.skipped.forEach((n, i) => (counts.skipped[SKIP_REASONS[i] as SkipReason] += n));
-    writer.addBatch(reader.batch(reply));
+    await writer.addBatch(reader.batch(reply));
     if (performance.now() - counts.committedAt < commitEveryMs) return false;
-    commit();
+    await commit();
     counts.interrupted = options.signal?.aborted ?? false;
     return counts.interrupted;
   };
@@ -109,18 +109,18 @@ async function ingestOne(source: MultimediaSource, writer: IngestWriter, counts:
         rows = found.rest;
         if (rows.length === 0) continue;
       }
-      if (classifier.send(rows) && absorb(await classifier.take())) return;
+      if (classifier.send(rows) && (await absorb(await classifier.take()))) return;
       report();
       if (options.signal?.aborted) {
         // Stop at once: rows still with the classifier were never written, nor counted.
-        commit();
+        await commit();
         counts.interrupted = true;
         return;
       }
     }
     if (!classifier) throw new InputError(source.file, 'has no header line: expected a GBIF multimedia.txt', 'bad_header');
-    while (classifier.pending > 0) if (absorb(await classifier.take())) return;
-    commit();
+    while (classifier.pending > 0) if (await absorb(await classifier.take())) return;
+    await commit();
     report();
   } finally {
     await classifier?.close();
@@ -129,7 +129,7 @@ async function ingestOne(source: MultimediaSource, writer: IngestWriter, counts:
 
 export async function ingestFiles(files: readonly string[], ledger: Ledger, options: IngestOptions = {}): Promise<IngestSummary> {
   const started = performance.now();
-  const writer = ledger.openIngest();
+  const writer = await ledger.openIngest();
   const counts: FileCounts = { rowsRead: 0, committedRows: 0, committedAt: performance.now(), skipped: emptySkips(), interrupted: false };
   for (const file of files) {
     const source = await openMultimedia(file);
@@ -139,8 +139,8 @@ export async function ingestFiles(files: readonly string[], ledger: Ledger, opti
     } catch (err) {
       // Whatever was added since the last commit goes; committed batches are
       // whole rows and stay, and re-running with a good file completes them.
-      writer.rollback();
-      writer.finish();
+      await writer.rollback();
+      await writer.finish();
       if (err instanceof InputError) throw err;
       const committedRows = counts.committedRows - committedBefore;
       const problem = err instanceof LineTooLongError ? err.message : describeReadFailure(source, err);
@@ -151,7 +151,7 @@ export async function ingestFiles(files: readonly string[], ledger: Ledger, opti
     }
     if (counts.interrupted) break;
   }
-  writer.finish();
+  await writer.finish();
   const tally = writer.tally();
   const elapsedMs = performance.now() - started;
   return {

@@ -44,6 +44,23 @@ export interface LedgerStatus {
   readonly errorsByHost: readonly HostErrorCount[];
   /** Hosts whose breaker is open now, with the pending images blocked on them. */
   readonly blockedHosts: readonly HostCounts[];
+  /** Workers of a shared ledger, live ones first (empty for a SQLite file). */
+  readonly workers: readonly WorkerStatus[];
+}
+
+/** One worker of a shared ledger, as `status` lists it. */
+export interface WorkerStatus extends WorkerId {
+  readonly worker: string;
+  /** Epoch ms of its last heartbeat. */
+  readonly heartbeat: number;
+  /** True when its lease has run out (it died, or stopped without a word). */
+  readonly expired: boolean;
+  readonly stopped: boolean;
+  /** gbifIDs it holds now. */
+  readonly claimed: number;
+  readonly done: number;
+  readonly failed: number;
+  readonly imagesPerSecond: number;
 }
 
 /** One image of a claimed gbifID, as the downloader needs it. */
@@ -52,6 +69,11 @@ export interface ClaimedImage {
   readonly imageIndex: number;
   readonly url: string;
   readonly host: string;
+  /**
+   * A stored copy of this URL under another gbifID, found at claim time: it
+   * is linked, not fetched (one image URL is shared by up to 72 gbifIDs).
+   */
+  readonly stored?: StoredCopy;
 }
 
 export interface RetryCursor {
@@ -66,8 +88,11 @@ export interface ClaimedId {
   /** Runs that have failed it so far. */
   readonly attempts: number;
   readonly images: readonly ClaimedImage[];
-  /** True when some of its images were stored before (a newer export reopened it): its old files may outnumber the new. */
-  readonly reopened?: boolean;
+  /**
+   * Set when some of its images were stored before (a newer export reopened
+   * it): the NNs of its files in the tree now, which may outnumber the new set.
+   */
+  readonly storedFiles?: readonly number[];
 }
 
 /** What a fetched and stored image was. */
@@ -124,61 +149,80 @@ export interface PublishIntent {
   readonly paths: readonly string[];
 }
 
-/** The downloader's side of the ledger. */
+/** Who holds a claim, a lease on a host's slot, or a run: one process on one machine. */
+export interface WorkerId {
+  readonly pid: number;
+  readonly machine: string;
+  /** Epoch ms. */
+  readonly since: number;
+}
+
+/**
+ * The downloader's side of the ledger. Every call is a promise: a ledger on a
+ * database server answers over the network. Callers move work in batches
+ * (claims of hundreds of gbifIDs, group commits), never one call per request.
+ */
 export interface DownloadLedger {
-  /** Pending gbifIDs above `afterGbifId`, in key order. */
-  claimPending(afterGbifId: number, limit: number): ClaimedId[];
+  /** Pending gbifIDs above `afterGbifId` that no live worker holds, in key order, now claimed by this run. */
+  claimPending(afterGbifId: number, limit: number): Promise<ClaimedId[]>;
   /**
    * Failed gbifIDs whose failures were all transient, due by `dueBy`, tried
    * fewer than maxAttempts times, in due order after `cursor` (keyset paging,
    * so an ID released within a run is not claimed twice).
    */
-  claimRetryable(cursor: RetryCursor, dueBy: number, maxAttempts: number, limit: number): ClaimedId[];
+  claimRetryable(cursor: RetryCursor, dueBy: number, maxAttempts: number, limit: number): Promise<ClaimedId[]>;
   /**
-   * Notes pending gbifIDs to claim again later in this run (their host's
+   * Notes claimed gbifIDs to take up again later in this run (their host's
    * queue was full). Kept by the ledger, not in memory: behind one slow host
    * that holds millions of gbifIDs the list can be most of the export.
    * Forgotten when the run ends; the IDs stay pending either way.
    */
-  deferIds(gbifIds: readonly number[]): void;
+  deferIds(gbifIds: readonly number[]): Promise<void>;
   /** Up to `limit` deferred gbifIDs, oldest first, with their images; they are deferred no more. */
-  claimDeferred(limit: number): ClaimedId[];
+  claimDeferred(limit: number): Promise<ClaimedId[]>;
   /**
-   * A stored copy of this URL under another gbifID than `forGbifId`, if any:
-   * lets a shared URL be fetched once across runs. (A gbifID's own earlier
-   * copy is never used: it is being done again because a newer export
-   * changed it.) For a IIIF identifier, `parts` are the images it expanded
-   * into, each with the NN of its file there.
+   * Pending gbifIDs that other workers hold now (0 on a ledger one run holds
+   * alone). A run that has claimed everything else waits while any remain:
+   * a dead worker's claims come free when its lease expires.
    */
-  storedCopy(url: string, forGbifId: number): StoredCopy | undefined;
-  /** The NNs of the files a gbifID has in the tree now (its done images and IIIF parts). */
-  storedFileIndexes(gbifId: number): number[];
+  heldElsewhere(): Promise<number>;
+  /** Other workers whose lease is live (none on a SQLite ledger): their temporaries are left alone. */
+  liveWorkers(): Promise<WorkerId[]>;
   /** Durably notes the files about to be renamed into place, or removed (before any rename). */
-  beginPublish(intents: readonly PublishIntent[]): void;
-  /** Marks gbifIDs done with every image, and clears their intents, in one transaction. */
-  recordDone(done: readonly { gbifId: number; images: readonly FetchedImage[] }[]): void;
-  /** Intents left by a run that died between rename and commit. */
-  openIntents(): PublishIntent[];
-  clearIntents(gbifIds: readonly number[]): void;
-  /** Marks a gbifID failed. retryAt (epoch ms) when every failure was transient, else null. */
-  recordFailed(gbifId: number, failures: readonly FailedImage[], retryAt: number | null): void;
-  /** Hosts whose breaker an earlier run opened, with when it may be probed (epoch ms). */
-  openBreakers(): Map<string, number>;
+  beginPublish(intents: readonly PublishIntent[]): Promise<void>;
+  /** Marks gbifIDs done with every image, and clears their intents and claims, in one transaction. */
+  recordDone(done: readonly { gbifId: number; images: readonly FetchedImage[] }[]): Promise<void>;
+  /**
+   * Intents of runs that died between rename and commit, that this run may
+   * undo: on a shared ledger, only those of gbifIDs no live worker holds.
+   */
+  openIntents(): Promise<PublishIntent[]>;
+  clearIntents(gbifIds: readonly number[]): Promise<void>;
+  /** Marks gbifIDs failed, each with retryAt (epoch ms) when every failure was transient, else null. */
+  recordFailed(failed: readonly FailedId[]): Promise<void>;
+  /** Hosts whose breaker is open, with when it may be probed (epoch ms). */
+  openBreakers(): Promise<Map<string, number>>;
   /** Persists a host's breaker so `status` can show what is blocked and later runs respect it. */
-  recordBreaker(host: string, openUntil: number | null): void;
+  recordBreaker(host: string, openUntil: number | null): Promise<void>;
   /** Notes, for hosts whose breaker is open, how many pending gbifIDs a run found waiting on each. */
-  recordBlocked(blocked: ReadonlyMap<string, number>): void;
+  recordBlocked(blocked: ReadonlyMap<string, number>): Promise<void>;
   /**
    * Closes the breaker of `host` (of every host when undefined), so their
    * gbifIDs are taken up at once; returns the hosts it closed.
    */
-  closeBreakers(host?: string): string[];
+  closeBreakers(host?: string): Promise<string[]>;
   /**
    * Failed gbifIDs with a failure matching the filter become due now, with
    * their attempts reset, so the next claimRetryable takes them first. They
    * stay failed until they fully succeed. Returns how many.
    */
-  requeueFailed(filter: { host?: string; code?: string }): number;
+  requeueFailed(filter: { host?: string; code?: string }): Promise<number>;
+}
+
+export interface FailedId {
+  readonly gbifId: number;
+  readonly failures: readonly FailedImage[];
+  readonly retryAt: number | null;
 }
 
 export interface IngestTally {
@@ -219,12 +263,12 @@ export interface ImageBatch {
 
 export interface IngestWriter {
   /** Adds a batch's images; an image whose (gbifID, URL) the ledger already has counts as a duplicate. */
-  addBatch(batch: ImageBatch): void;
-  commit(): void;
+  addBatch(batch: ImageBatch): Promise<void>;
+  commit(): Promise<void>;
   /** Drops everything added since the last commit. */
-  rollback(): void;
-  /** Commits, then builds whatever the ledger derives from the rows (indexes, the ID list). */
-  finish(): void;
+  rollback(): Promise<void>;
+  /** Commits, then builds whatever the ledger derives from the rows (indexes, the ID list); lets go of the ledger's ingest lock. */
+  finish(): Promise<void>;
   /** Totals of what was committed so far. */
   tally(): IngestTally;
 }
@@ -252,17 +296,20 @@ export interface ExportedImage {
 }
 
 /** Who holds a ledger for a run. */
-export interface RunHolder {
-  readonly pid: number;
-  readonly machine: string;
-  /** Epoch ms. */
-  readonly since: number;
-}
+export type RunHolder = WorkerId;
 
-/** A ledger held for one download run; released when the run ends (or by the OS when its process dies). */
+/**
+ * A download run's place on the ledger: alone on a SQLite file (a second run
+ * is refused), one worker among many on PostgreSQL (its claims leased and
+ * kept alive by a heartbeat). Released when the run ends, handing back its
+ * claims; a process that dies lets go by itself (the OS drops the file lock;
+ * a worker's lease expires).
+ */
 export interface RunLock {
   readonly holder: RunHolder;
-  release(): void;
+  /** Throws once the run has lost its hold (its lease expired): it must stop before it publishes anything more. */
+  check(): void;
+  release(): Promise<void>;
 }
 
 export interface Ledger {
@@ -271,14 +318,14 @@ export interface Ledger {
    * Takes the ledger for a download run, or throws LedgerError (ledger_busy)
    * naming the live run that holds it. A holder that died never blocks.
    */
-  lockForRun(): RunLock;
+  lockForRun(options: { leaseMs: number }): Promise<RunLock>;
   /** Every image in the given state, by gbifID and index, read lazily (constant memory). */
-  exportImages(state: ItemState | 'all'): IterableIterator<ExportedImage>;
-  /** Finishes an interrupted bulk load and builds what downloading needs; then the downloader's interface. */
-  openDownloads(): DownloadLedger;
-  openIngest(): IngestWriter;
+  exportImages(state: ItemState | 'all'): AsyncIterable<ExportedImage>;
+  /** Finishes an interrupted bulk load and builds what downloading needs; then the downloader's interface for the run `lock` holds. */
+  openDownloads(lock: RunLock): Promise<DownloadLedger>;
+  openIngest(): Promise<IngestWriter>;
   /** True when no image has ever been added. */
-  isEmpty(): boolean;
-  status(options: { hosts: number }): LedgerStatus;
-  close(): void;
+  isEmpty(): Promise<boolean>;
+  status(options: { hosts: number }): Promise<LedgerStatus>;
+  close(): Promise<void>;
 }

@@ -4,6 +4,14 @@ import { openSqliteLedger, type OpenOptions } from './sqlite/sqlite-ledger.js';
 
 export type { OpenOptions };
 
-export function openLedger(location: string, options: OpenOptions): Ledger {
-  return openSqliteLedger(location, options);
+/** A postgres:// or postgresql:// URL names a shared ledger; anything else is a SQLite file. */
+export function isPostgresUrl(location: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(location);
+}
+
+export async function openLedger(location: string, options: OpenOptions): Promise<Ledger> {
+  if (!isPostgresUrl(location)) return openSqliteLedger(location, options);
+  // pg is loaded only by those who use it.
+  const { openPostgresLedger } = await import('./postgres/postgres-ledger.js');
+  return openPostgresLedger(location, options);
 }

@@ -4,13 +4,20 @@
  * set aside earlier in the run because their host was saturated. Keyset
  * cursors mean each ID is claimed once per run; the set-aside IDs are kept
  * by the ledger (deferIds), so memory holds only the cursors and a count.
+ *
+ * On a shared ledger, other workers may still hold pending gbifIDs when this
+ * one has claimed all it could: it waits, and goes over the pending IDs again,
+ * until none is held elsewhere. That is how a dead worker's claims are taken
+ * up once its lease expires, and a stopped worker's at once.
  */
 import type { ClaimedId, DownloadLedger, RetryCursor } from '../ledger/ledger.js';
 
 const SPILL_RETRY_MS = 250;
+/** How often a run that has claimed all it can asks whether other workers' claims have come free. */
+const ELSEWHERE_POLL_MS = 1000;
 
 export class Claims {
-  private phase: 'retry' | 'pending' | 'spilled' | 'exhausted' = 'retry';
+  private phase: 'retry' | 'pending' | 'spilled' | 'elsewhere' | 'rescan' | 'exhausted' = 'retry';
   private retryCursor: RetryCursor = { dueAt: -1, gbifId: 0 };
   private pendingCursor = 0;
   /** Set aside since the last claim, not yet handed to the ledger; and how many the ledger holds. */
@@ -31,42 +38,66 @@ export class Claims {
     return this.phase === 'exhausted';
   }
 
-  get waitingOnSpilled(): boolean {
-    return this.phase === 'spilled' && this.spillRetryAt > Date.now();
+  /** True while there is nothing to claim until `retryAt` (set-aside IDs' hosts are saturated, or other workers hold the rest). */
+  get waiting(): boolean {
+    return (this.phase === 'spilled' || this.phase === 'rescan') && this.retryAt > Date.now();
   }
+
+  /** When a waiting run should ask again. */
+  get retryAt(): number {
+    return this.phase === 'rescan' ? this.rescanAt : this.spillRetryAt;
+  }
+
+  private rescanAt = 0;
 
   /**
    * Up to `want` more gbifIDs; [] when a phase just ended (ask again) or there
    * is nothing to claim right now; check `exhausted`.
    */
-  next(want: number): ClaimedId[] {
-    this.flushSpilled();
+  async next(want: number): Promise<ClaimedId[]> {
+    await this.flushSpilled();
     if (this.limit > 0) {
       if (this.claimed >= this.limit) this.phase = 'exhausted';
       want = Math.min(want, this.limit - this.claimed);
     }
     switch (this.phase) {
       case 'retry': {
-        const batch = this.ledger.claimRetryable(this.retryCursor, this.runStart, this.maxAttempts, want);
+        const batch = await this.ledger.claimRetryable(this.retryCursor, this.runStart, this.maxAttempts, want);
         const last = batch[batch.length - 1];
         if (last) this.retryCursor = { dueAt: last.dueAt ?? 0, gbifId: last.gbifId };
         else this.phase = 'pending';
         return batch;
       }
       case 'pending': {
-        const batch = this.ledger.claimPending(this.pendingCursor, want);
+        const batch = await this.ledger.claimPending(this.pendingCursor, want);
         const last = batch[batch.length - 1];
         if (last) this.pendingCursor = last.gbifId;
         else this.phase = 'spilled';
         return batch;
       }
       case 'spilled': {
-        if (this.spilledInLedger === 0) this.phase = 'exhausted';
-        if (this.spilledInLedger === 0 || this.waitingOnSpilled) return [];
-        const batch = this.ledger.claimDeferred(want);
+        if (this.spilledInLedger === 0) this.phase = 'elsewhere';
+        if (this.spilledInLedger === 0 || this.waiting) return [];
+        const batch = await this.ledger.claimDeferred(want);
         // Nothing came back: the ledger holds none, whatever the count says (never spin on it).
         this.spilledInLedger = batch.length === 0 ? 0 : this.spilledInLedger - batch.length;
         return batch;
+      }
+      case 'elsewhere': {
+        // Other workers hold pending IDs: go over the pending IDs again in a while, when some may have come free.
+        if ((await this.ledger.heldElsewhere()) === 0) this.phase = 'exhausted';
+        else {
+          this.phase = 'rescan';
+          this.rescanAt = Date.now() + ELSEWHERE_POLL_MS;
+        }
+        return [];
+      }
+      case 'rescan': {
+        if (!this.waiting) {
+          this.pendingCursor = 0;
+          this.phase = 'pending';
+        }
+        return [];
       }
       default:
         return [];
@@ -83,11 +114,12 @@ export class Claims {
     this.spilledNow.push(gbifId);
   }
 
-  private flushSpilled(): void {
+  private async flushSpilled(): Promise<void> {
     if (this.spilledNow.length === 0) return;
-    this.ledger.deferIds(this.spilledNow);
-    this.spilledInLedger += this.spilledNow.length;
+    const ids = this.spilledNow;
     this.spilledNow = [];
+    await this.ledger.deferIds(ids);
+    this.spilledInLedger += ids.length;
   }
 
   /** Called when a whole batch of set-aside IDs found their hosts still saturated. */

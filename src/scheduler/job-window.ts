@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import type { FetchError } from '../errors.js';
 import type { FetchResult } from '../fetch/fetch-image.js';
-import type { DownloadLedger, FailedImage } from '../ledger/ledger.js';
+import type { DownloadLedger, FailedId, FailedImage } from '../ledger/ledger.js';
 import { PublishQueue } from '../store/publish-queue.js';
 import type { Publisher } from '../store/publisher.js';
 import { backoffMs } from './backoff.js';
@@ -22,6 +22,11 @@ const RUN_RETRY_CAP_MS = 24 * 3600_000;
 export class JobWindow {
   private readonly jobs = new Map<number, Job>();
   private readonly publishQueue: PublishQueue;
+  /** Failures waiting to be recorded, and whether a write of them is out: one ledger write per batch, not per gbifID. */
+  private failures: FailedId[] = [];
+  private recording = false;
+  private readonly onError: (err: unknown) => void;
+  private readonly onIdle: () => void;
 
   constructor(
     private readonly ledger: DownloadLedger,
@@ -31,6 +36,8 @@ export class JobWindow {
     private readonly out: string,
     hooks: { readonly onError: (err: unknown) => void; readonly onPublished: () => void },
   ) {
+    this.onError = hooks.onError;
+    this.onIdle = hooks.onPublished;
     this.publishQueue = new PublishQueue(
       publisher,
       (items) => {
@@ -47,9 +54,9 @@ export class JobWindow {
     return this.jobs.size;
   }
 
-  /** True while gbifIDs are waiting to be published or being published. */
+  /** True while gbifIDs are waiting to be published or being published, or failures to be recorded. */
   get publishing(): boolean {
-    return this.publishQueue.busy;
+    return this.publishQueue.busy || this.recording || this.failures.length > 0;
   }
 
   add(job: Job): void {
@@ -68,8 +75,7 @@ export class JobWindow {
     if (!job.done(unitKey(task.image.imageId, task.part?.index), task.image.url, result)) return;
     job.settled = true;
     // A reopened gbifID may have had more files than its new set: those go when it is published.
-    const stored = job.claimed.reopened ? this.ledger.storedFileIndexes(job.gbifId) : [];
-    this.publishQueue.push(job.publishItem(this.out, stored));
+    this.publishQueue.push(job.publishItem(this.out, job.claimed.storedFiles));
   }
 
   fail(job: Job, task: Task, failure: FetchError, transient: boolean): void {
@@ -78,7 +84,8 @@ export class JobWindow {
     job.abort.abort();
     const failures: FailedImage[] = [{ imageId: task.image.imageId, host: task.image.host, code: failure.code, httpStatus: failure.httpStatus }];
     const retryAt = transient ? Date.now() + backoffMs(job.claimed.attempts + 1, RUN_RETRY_BASE_MS, RUN_RETRY_CAP_MS) : null;
-    this.ledger.recordFailed(job.claimed.gbifId, failures, retryAt);
+    this.failures.push({ gbifId: job.claimed.gbifId, failures, retryAt });
+    void this.recordFailures();
     this.tally.failed(failure.code);
     this.log.debug({ gbifId: job.claimed.gbifId, url: task.image.url, code: failure.code }, 'gbifID failed');
     this.release(job);
@@ -92,6 +99,23 @@ export class JobWindow {
     this.tally.idsSetAside++;
     this.release(job);
     return true;
+  }
+
+  private async recordFailures(): Promise<void> {
+    if (this.recording) return;
+    this.recording = true;
+    try {
+      while (this.failures.length > 0) {
+        const batch = this.failures;
+        this.failures = [];
+        await this.ledger.recordFailed(batch);
+      }
+    } catch (err) {
+      this.onError(err);
+    } finally {
+      this.recording = false;
+      this.onIdle();
+    }
   }
 
   private release(job: Job): void {

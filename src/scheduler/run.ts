@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { RunOptions } from '../config/options.js';
 import { createAgent, userAgent } from '../fetch/http-client.js';
-import type { Ledger, RunHolder } from '../ledger/ledger.js';
+import type { Ledger, RunLock, WorkerId } from '../ledger/ledger.js';
 import { runTempFolder, type TempOwner } from '../store/layout.js';
 import { Publisher } from '../store/publisher.js';
 import type { ValidatedImage } from '../validate/validate-image.js';
@@ -17,8 +17,8 @@ import { Scheduler } from './scheduler.js';
 import type { RunTally } from './tally.js';
 
 export interface RunHooks {
-  /** The run's hold on the ledger (Ledger.lockForRun): no other run of this ledger is live. */
-  readonly holder: RunHolder;
+  /** The run's hold on the ledger (Ledger.lockForRun): alone on a SQLite file, one leased worker on PostgreSQL. */
+  readonly lock: RunLock;
   readonly signal?: AbortSignal;
   /** Called with the scheduler once it exists (for a live display). */
   readonly onStart?: (scheduler: Scheduler) => void;
@@ -37,12 +37,12 @@ export function createLogger(logFile: string): Logger {
 }
 
 /**
- * Whether a temp folder's owner may still be running. The ledger's run lock
- * says no other run of this ledger is; a live process on this machine may
- * still be a run of another ledger sharing --out, so its folder is left.
+ * Whether a temp folder's owner may still be running: on this machine, any
+ * live process of that pid (another worker, or a run of another ledger
+ * sharing --out); on another, a worker whose lease on the ledger is live.
  */
-function ownerMayLive(owner: TempOwner): boolean {
-  if (owner.machine !== hostname()) return false;
+function ownerMayLive(owner: TempOwner, liveElsewhere: readonly WorkerId[]): boolean {
+  if (owner.machine !== hostname()) return liveElsewhere.some((w) => w.machine === owner.machine && w.pid === owner.pid && w.since === owner.since);
   try {
     process.kill(owner.pid, 0);
     return true;
@@ -55,10 +55,11 @@ export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: Ru
   const out = resolve(options.out);
   await mkdir(out, { recursive: true });
   const log = createLogger(options.logFile);
-  const downloads = ledger.openDownloads();
-  const publisher = new Publisher(out, downloads);
-  const temps = runTempFolder(out, hooks.holder);
-  const { undone } = await publisher.recover(temps, ownerMayLive);
+  const downloads = await ledger.openDownloads(hooks.lock);
+  const publisher = new Publisher(out, downloads, () => hooks.lock.check());
+  const temps = runTempFolder(out, hooks.lock.holder);
+  const live = await downloads.liveWorkers();
+  const { undone } = await publisher.recover(temps, (owner) => ownerMayLive(owner, live));
   if (undone > 0) log.warn({ gbifIds: undone }, 'removed the files of gbifIDs a killed run left half-published');
   const validator = hooks.validate ? undefined : createValidatorPool({ jpegQuality: options.jpegQuality, maxEdge: options.maxEdge, check: options.check });
   const validate = hooks.validate ?? ((path: string, body?: Buffer) => (validator as Validator).validate(path, body));
@@ -82,12 +83,12 @@ export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: Ru
       allowPrivateNetwork: options.allowPrivateNetwork,
     },
     validate,
-  }, log);
+  }, log, await downloads.openBreakers());
   log.info({ out, concurrency: options.concurrency, perHost: options.perHost }, 'run started');
   hooks.onStart?.(scheduler);
   try {
     const tally = await scheduler.run(hooks.signal);
-    downloads.recordBlocked(new Map(Object.entries(tally.blocked)));
+    await downloads.recordBlocked(new Map(Object.entries(tally.blocked)));
     log.info({ ...tally }, 'run finished');
     return Object.assign(tally, { recovered: undone });
   } finally {

@@ -67,6 +67,10 @@ export class Scheduler {
   private readonly claims: Claims;
   private readonly failing = new FailingHosts<Task>();
   private inFlight = 0;
+  /** A claim is out at the ledger. */
+  private claiming = false;
+  /** Breaker changes on their way to the ledger. */
+  private writes = 0;
   /** Bodies fetched and being validated or stored, out of their request slots. */
   private processing = 0;
   private stopping = false;
@@ -79,10 +83,12 @@ export class Scheduler {
     private readonly publisher: Publisher,
     private readonly settings: SchedulerSettings,
     private readonly log: Logger,
+    /** Breakers open when the run starts (an earlier run's, or another worker's), by host. */
+    openBreakers: ReadonlyMap<string, number>,
   ) {
     this.windowSize = Math.max(256, settings.concurrency * 8);
     this.hostBacklogLimit = Math.max(32, settings.perHost * 16);
-    this.hosts = new HostQueues<Task>(settings, ledger.openBreakers(), (task) => this.promoteWaiter(task));
+    this.hosts = new HostQueues<Task>(settings, openBreakers, (task) => this.promoteWaiter(task));
     this.claims = new Claims(ledger, this.runStart, settings.maxAttempts, settings.limit);
     this.window = new JobWindow(ledger, publisher, this.tally, log, settings.out, { onError: (err) => this.fail(err), onPublished: () => this.pump() });
   }
@@ -120,7 +126,8 @@ export class Scheduler {
         if (!task) break;
         this.start(task);
       }
-      if (this.window.size === 0 && (this.claims.exhausted || this.stopping) && !this.window.publishing && this.inFlight === 0 && this.processing === 0) {
+      const idle = !this.claiming && this.writes === 0 && !this.window.publishing && this.inFlight === 0 && this.processing === 0;
+      if (this.window.size === 0 && (this.claims.exhausted || this.stopping) && idle) {
         this.finish();
         return;
       }
@@ -131,7 +138,7 @@ export class Scheduler {
   }
 
   private armWake(now: number): void {
-    const wake = Math.min(this.claims.waitingOnSpilled ? this.claims.spillRetryAt : Infinity, this.hosts.nextWake(now), this.failing.nextWindowEnd());
+    const wake = Math.min(this.claims.waiting ? this.claims.retryAt : Infinity, this.hosts.nextWake(now), this.failing.nextWindowEnd());
     if (wake === Infinity) return;
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     this.wakeTimer = setTimeout(() => this.pump(), Math.max(1, wake - Date.now()));
@@ -145,15 +152,35 @@ export class Scheduler {
     return this.hosts.host(name);
   }
 
+  /** Claims the next batch while the window has room: one claim out at a time, and the pump goes on meanwhile. */
   private fillWindow(): void {
-    while (this.window.size < this.windowSize && !this.claims.exhausted && !this.claims.waitingOnSpilled) {
-      const batch = this.claims.next(CLAIM_BATCH);
-      if (batch.length === 0) continue;
-      let admitted = 0;
-      for (const claimed of batch) if (this.admit(claimed)) admitted++;
-      // Set-aside IDs whose hosts are still saturated: look again later, not on every event.
-      if (admitted === 0) this.claims.backOffSpilled();
-    }
+    if (this.claiming || this.window.size >= this.windowSize || this.claims.exhausted || this.claims.waiting) return;
+    this.claiming = true;
+    this.claims.next(CLAIM_BATCH).then(
+      (batch) => {
+        this.claiming = false;
+        // Stopping: what came back stays claimed until the run lets go of the ledger, which hands it back.
+        if (this.stopping || batch.length === 0) return this.pump();
+        let admitted = 0;
+        for (const claimed of batch) if (this.admit(claimed)) admitted++;
+        // Set-aside IDs whose hosts are still saturated: look again later, not on every event.
+        if (admitted === 0) this.claims.backOffSpilled();
+        this.pump();
+      },
+      (err: unknown) => this.fail(err),
+    );
+  }
+
+  /** A write the run does not wait on (a breaker's change); the run ends only once it is in. */
+  private record(write: Promise<void>): void {
+    this.writes++;
+    write.then(
+      () => {
+        this.writes--;
+        this.pump();
+      },
+      (err: unknown) => this.fail(err),
+    );
   }
 
   private admit(claimed: ClaimedId): boolean {
@@ -184,7 +211,7 @@ export class Scheduler {
   /** A URL being fetched is waited on; one stored under another gbifID is linked; otherwise it is queued on its host. */
   private fetchOrLink(task: Task): void {
     if (this.shared.joinIfFetching(task.image.url, task)) return;
-    const copy = this.ledger.storedCopy(task.image.url, task.job.gbifId);
+    const copy = task.image.stored;
     if (!copy) return this.submit(task);
     const tasks = copy.parts ? partTasks(task, storedDocument(copy, copy.parts), this.settings.temps) : [task];
     linkStored(this.settings.out, copy, tasks, {
@@ -238,7 +265,7 @@ export class Scheduler {
   private async fetched(task: Task, { body, json, ...received }: FetchedBody): Promise<void> {
     const host = this.host(task.image.host);
     if (host.succeeded() === 'closed_breaker') {
-      this.ledger.recordBreaker(host.name, null);
+      this.record(this.ledger.recordBreaker(host.name, null));
       this.log.info({ host: host.name }, 'breaker closed: probe succeeded');
     }
     if (json) return this.readDocument(task, received, body);
@@ -295,7 +322,7 @@ export class Scheduler {
 
   /** A host's breaker just opened: kept in the ledger for status and later runs; its work is set aside, pending. */
   private breakerOpened(host: HostState<Task>, task?: Task): void {
-    this.ledger.recordBreaker(host.name, host.openUntil);
+    this.record(this.ledger.recordBreaker(host.name, host.openUntil));
     this.tally.hostOpened(host.name);
     const silentFor = host.failingSince === undefined ? 0 : Date.now() - host.failingSince;
     this.log.warn({ host: host.name, failures: host.consecutiveFailures, failingForMs: silentFor, until: new Date(host.openUntil).toISOString() }, 'breaker opened');

@@ -44,6 +44,8 @@ export class Publisher {
   constructor(
     private readonly out: string,
     private readonly ledger: DownloadLedger,
+    /** Throws when the run has lost its hold on the ledger (a worker whose lease ran out must not publish). */
+    private readonly checkHold: () => void = () => {},
   ) {}
 
   /**
@@ -52,11 +54,11 @@ export class Publisher {
    * live (`isLive`) is never touched, nor is `own`, which is made ready.
    */
   async recover(own: string, isLive: (owner: TempOwner) => boolean): Promise<{ undone: number }> {
-    const intents = this.ledger.openIntents();
+    const intents = await this.ledger.openIntents();
     for (const intent of intents) {
       for (const path of intent.paths) await rm(path, { force: true });
     }
-    this.ledger.clearIntents(intents.map((i) => i.gbifId));
+    await this.ledger.clearIntents(intents.map((i) => i.gbifId));
     const root = tempRoot(this.out);
     await mkdir(root, { recursive: true });
     for (const name of await readdir(root)) {
@@ -72,7 +74,8 @@ export class Publisher {
   async publish(items: readonly PublishItem[]): Promise<void> {
     if (items.length === 0) return;
     await Promise.all(items.flatMap((item) => item.files.map((f) => fsyncPath(f.temp, 'r+'))));
-    this.ledger.beginPublish(items.map((item) => ({ gbifId: item.gbifId, paths: [...item.files.map((f) => f.final), ...(item.stale ?? [])] })));
+    this.checkHold();
+    await this.ledger.beginPublish(items.map((item) => ({ gbifId: item.gbifId, paths: [...item.files.map((f) => f.final), ...(item.stale ?? [])] })));
     const folders = new Set<string>();
     for (const item of items) {
       for (const f of item.files) {
@@ -89,7 +92,7 @@ export class Publisher {
       }
     }
     await Promise.all([...folders].map((folder) => fsyncPath(folder)));
-    this.ledger.recordDone(items.map((item) => ({ gbifId: item.gbifId, images: item.images })));
+    await this.ledger.recordDone(items.map((item) => ({ gbifId: item.gbifId, images: item.images })));
   }
 
   /** Removes a job's temporaries (its gbifID failed or was set aside). */

@@ -12,12 +12,12 @@ export function registerExport(program: Command): void {
   addOptions(command, KEYS);
   command.action(async (_flags, cmd: Command) => {
     const options = optionValues(cmd, KEYS);
-    const ledger = openLedger(options.db, { create: false });
+    const ledger = await openLedger(options.db, { create: false });
     try {
       const count = await exportImages(ledger, options);
       if (options.outFile) process.stderr.write(`exported ${count} images to ${options.outFile}\n`);
     } finally {
-      ledger.close();
+      await ledger.close();
     }
   });
 }

@@ -2,7 +2,7 @@ import { existsSync, rmSync } from 'node:fs';
 import type { Command } from 'commander';
 import { EXIT_INTERRUPTED } from '../../errors.js';
 import type { IngestSummary } from '../../ingest/ingest.js';
-import { openLedger } from '../../ledger/open.js';
+import { isPostgresUrl, openLedger } from '../../ledger/open.js';
 import { formatBytes, formatCount, progressBar } from '../progress.js';
 import { addOptions, interruptible, optionValues } from '../shared.js';
 
@@ -37,8 +37,8 @@ export function registerIngest(program: Command): void {
   command.action(async (files: string[], _flags, cmd: Command) => {
     const options = optionValues(cmd, ['db', 'json', 'progress', 'commitEvery']);
     const { ingestFiles } = await import('../../ingest/ingest.js');
-    const existed = existsSync(options.db);
-    const ledger = openLedger(options.db, { create: true });
+    const existed = isPostgresUrl(options.db) || existsSync(options.db);
+    const ledger = await openLedger(options.db, { create: true });
     const bar = progressBar(' {file} |{bar}| {percentage}% {done} of {size} | {rows} rows | {rate} rows/s | ETA {eta_formatted}', options.progress);
     const started = performance.now();
     let failed = true;
@@ -67,8 +67,8 @@ export function registerIngest(program: Command): void {
     } finally {
       bar.stop();
       // A bad first input must not leave an empty ledger behind.
-      const discard = failed && !existed && ledger.isEmpty();
-      ledger.close();
+      const discard = failed && !existed && (await ledger.isEmpty());
+      await ledger.close();
       if (discard) removeLedger(options.db);
     }
   });

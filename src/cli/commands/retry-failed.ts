@@ -12,16 +12,16 @@ export function registerRetryFailed(program: Command): void {
   addOptions(command, KEYS);
   command.action(async (_flags, cmd: Command) => {
     const options = optionValues(cmd, KEYS);
-    await withRunLedger(options.db, async (ledger, holder) => {
-      const downloads = ledger.openDownloads();
+    await withRunLedger(options.db, options.lease, async (ledger, lock) => {
+      const downloads = await ledger.openDownloads(lock);
       // The user says the host is back: its breaker closes, so its blocked gbifIDs are taken up in this run.
-      const closed = options.error && !options.host ? [] : downloads.closeBreakers(options.host || undefined);
-      const requeued = downloads.requeueFailed({ host: options.host || undefined, code: options.error || undefined });
+      const closed = options.error && !options.host ? [] : await downloads.closeBreakers(options.host || undefined);
+      const requeued = await downloads.requeueFailed({ host: options.host || undefined, code: options.error || undefined });
       if (!options.json) {
         if (closed.length) process.stdout.write(`closed the breaker of ${closed.join(', ')}\n`);
         process.stdout.write(`re-queued ${requeued} failed gbifIDs\n`);
       }
-      await runDownloads(ledger, holder, options);
+      await runDownloads(ledger, lock, options);
     });
   });
 }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { RUN_OPTION_KEYS, type RunOptions } from '../../config/options.js';
 import { EXIT_INTERRUPTED } from '../../errors.js';
-import type { Ledger, RunHolder } from '../../ledger/ledger.js';
+import type { Ledger, RunLock } from '../../ledger/ledger.js';
 import { openLedger } from '../../ledger/open.js';
 import type * as RunModule from '../../scheduler/run.js';
 import type { Scheduler } from '../../scheduler/scheduler.js';
@@ -31,7 +31,7 @@ function printSummary(t: RunSummary, pending: number): void {
 }
 
 /** Runs the downloader with a live line on a terminal and a summary at the end. */
-export async function runDownloads(ledger: Ledger, holder: RunHolder, options: RunOptions): Promise<void> {
+export async function runDownloads(ledger: Ledger, lock: RunLock, options: RunOptions): Promise<void> {
   // The download engine (undici, sharp) is loaded only by the commands that download: `status` starts in half the time.
   const { downloadRun } = await import('../../scheduler/run.js');
   let scheduler: Scheduler | undefined;
@@ -46,10 +46,10 @@ export async function runDownloads(ledger: Ledger, holder: RunHolder, options: R
     let stopSignal: AbortSignal | undefined;
     const tally = await interruptible((signal) => {
       stopSignal = signal;
-      return downloadRun(ledger, options, { holder, signal, version: VERSION, onStart: (s) => (scheduler = s) });
+      return downloadRun(ledger, options, { lock, signal, version: VERSION, onStart: (s) => (scheduler = s) });
     });
     line.stop();
-    const pending = ledger.status({ hosts: 0 }).ids.pending;
+    const pending = (await ledger.status({ hosts: 0 })).ids.pending;
     if (options.json) process.stdout.write(JSON.stringify({ ...tally, pending }) + '\n');
     else printSummary(tally, pending);
     if (stopSignal?.aborted) process.exitCode = EXIT_INTERRUPTED;
@@ -59,20 +59,21 @@ export async function runDownloads(ledger: Ledger, holder: RunHolder, options: R
 }
 
 /**
- * Opens the ledger held for one run (a second run or retry-failed on it is
- * refused before anything is touched), does `work`, and lets go.
+ * Opens the ledger held for one run (on a SQLite file a second run or
+ * retry-failed is refused before anything is touched; on PostgreSQL the run
+ * joins as one more worker), does `work`, and lets go, handing back its claims.
  */
-export async function withRunLedger(db: string, work: (ledger: Ledger, holder: RunHolder) => Promise<void>): Promise<void> {
-  const ledger = openLedger(db, { create: false });
+export async function withRunLedger(db: string, leaseSeconds: number, work: (ledger: Ledger, lock: RunLock) => Promise<void>): Promise<void> {
+  const ledger = await openLedger(db, { create: false });
   try {
-    const lock = ledger.lockForRun();
+    const lock = await ledger.lockForRun({ leaseMs: leaseSeconds * 1000 });
     try {
-      await work(ledger, lock.holder);
+      await work(ledger, lock);
     } finally {
-      lock.release();
+      await lock.release();
     }
   } finally {
-    ledger.close();
+    await ledger.close();
   }
 }
 
@@ -83,6 +84,6 @@ export function registerRun(program: Command): void {
   addOptions(command, RUN_OPTION_KEYS);
   command.action(async (_flags, cmd: Command) => {
     const options = optionValues(cmd, RUN_OPTION_KEYS);
-    await withRunLedger(options.db, (ledger, holder) => runDownloads(ledger, holder, options));
+    await withRunLedger(options.db, options.lease, (ledger, lock) => runDownloads(ledger, lock, options));
   });
 }

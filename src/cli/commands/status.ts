@@ -40,15 +40,15 @@ function printStatus(s: LedgerStatus, db: string): void {
 export function registerStatus(program: Command): void {
   const command = program.command('status').description('where every gbifID and image stands: counts by state, busiest hosts, failures by reason');
   addOptions(command, ['db', 'json', 'hosts']);
-  command.action((_flags, cmd: Command) => {
+  command.action(async (_flags, cmd: Command) => {
     const options = optionValues(cmd, ['db', 'json', 'hosts']);
-    const ledger = openLedger(options.db, { create: false });
+    const ledger = await openLedger(options.db, { create: false });
     try {
-      const status = ledger.status({ hosts: options.hosts });
+      const status = await ledger.status({ hosts: options.hosts });
       if (options.json) process.stdout.write(JSON.stringify(status) + '\n');
       else printStatus(status, options.db);
     } finally {
-      ledger.close();
+      await ledger.close();
     }
   });
 }

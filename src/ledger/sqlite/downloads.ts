@@ -1,10 +1,12 @@
 /**
  * The downloader's side of the SQLite ledger: claiming gbifIDs with their
  * images, and recording outcomes with every counter `status` reads moved in
- * the same transaction.
+ * the same transaction. One run holds the file (run-lock.ts), so a claim is
+ * a read: nothing else can take the same gbifID. Calls answer at once; they
+ * are promises only because a shared ledger's are.
  */
 import type Database from 'better-sqlite3';
-import type { ClaimedId, ClaimedImage, DownloadLedger, FailedImage, FetchedImage, FetchedPart, ImageOutcome, PublishIntent, RetryCursor, StoredCopy } from '../ledger.js';
+import type { ClaimedId, ClaimedImage, DownloadLedger, FailedId, FetchedImage, FetchedPart, ImageOutcome, PublishIntent, RetryCursor, StoredCopy } from '../ledger.js';
 import { STATE, urlHash } from './schema.js';
 
 const TOTAL_NAME = ['ids_pending', 'ids_done', 'ids_failed'] as const;
@@ -100,23 +102,23 @@ export class SqliteDownloads implements DownloadLedger {
     };
   }
 
-  claimPending(afterGbifId: number, limit: number): ClaimedId[] {
+  async claimPending(afterGbifId: number, limit: number): Promise<ClaimedId[]> {
     return (this.stmt.pending.all(afterGbifId, limit) as [number, number][]).map(([id, attempts]) => this.withImages(id, attempts));
   }
 
-  claimRetryable(cursor: RetryCursor, dueBy: number, maxAttempts: number, limit: number): ClaimedId[] {
+  async claimRetryable(cursor: RetryCursor, dueBy: number, maxAttempts: number, limit: number): Promise<ClaimedId[]> {
     const rows = this.stmt.retryable.all({ dueBy, maxAttempts, at: cursor.dueAt, id: cursor.gbifId, limit }) as [number, number, number][];
     return rows.map(([id, attempts, dueAt]) => ({ ...this.withImages(id, attempts), dueAt }));
   }
 
-  deferIds(gbifIds: readonly number[]): void {
+  async deferIds(gbifIds: readonly number[]): Promise<void> {
     if (gbifIds.length === 0) return;
     this.db.transaction(() => {
       for (const id of gbifIds) this.stmt.defer.run(id);
     })();
   }
 
-  claimDeferred(limit: number): ClaimedId[] {
+  async claimDeferred(limit: number): Promise<ClaimedId[]> {
     const rows = this.stmt.deferred.all(limit) as [number, number][];
     const last = rows[rows.length - 1];
     if (!last) return [];
@@ -124,7 +126,15 @@ export class SqliteDownloads implements DownloadLedger {
     return rows.map(([, id]) => this.withImages(id, (this.stmt.idAttempts.get(id) as number | undefined) ?? 0));
   }
 
-  storedCopy(url: string, forGbifId: number): StoredCopy | undefined {
+  async heldElsewhere(): Promise<number> {
+    return 0;
+  }
+
+  async liveWorkers(): Promise<[]> {
+    return [];
+  }
+
+  private storedCopy(url: string, forGbifId: number): StoredCopy | undefined {
     const row = (this.stmt.storedCopy.all(urlHash(url)) as (OutcomeRow & { image_id: number; gbif_id: number; file_index: number; url: string })[]).find(
       (r) => r.url === url && r.gbif_id !== forGbifId,
     );
@@ -138,13 +148,13 @@ export class SqliteDownloads implements DownloadLedger {
     return parts.length > 0 ? { ...copy, parts } : undefined;
   }
 
-  beginPublish(intents: readonly PublishIntent[]): void {
+  async beginPublish(intents: readonly PublishIntent[]): Promise<void> {
     this.db.transaction(() => {
       for (const intent of intents) this.stmt.intent.run(intent.gbifId, JSON.stringify(intent.paths));
     })();
   }
 
-  recordDone(done: readonly { gbifId: number; images: readonly FetchedImage[] }[]): void {
+  async recordDone(done: readonly { gbifId: number; images: readonly FetchedImage[] }[]): Promise<void> {
     const now = Date.now();
     this.db.transaction(() => {
       for (const { gbifId, images } of done) {
@@ -190,47 +200,49 @@ export class SqliteDownloads implements DownloadLedger {
     })();
   }
 
-  openIntents(): PublishIntent[] {
+  async openIntents(): Promise<PublishIntent[]> {
     return (this.stmt.intents.all() as [number, string][]).map(([gbifId, paths]) => ({ gbifId, paths: JSON.parse(paths) as string[] }));
   }
 
-  clearIntents(gbifIds: readonly number[]): void {
+  async clearIntents(gbifIds: readonly number[]): Promise<void> {
     this.db.transaction(() => {
       for (const id of gbifIds) this.stmt.clearIntent.run(id);
     })();
   }
 
-  recordFailed(gbifId: number, failures: readonly FailedImage[], retryAt: number | null): void {
+  async recordFailed(failed: readonly FailedId[]): Promise<void> {
     const now = Date.now();
     this.db.transaction(() => {
-      this.moveId(gbifId, STATE.failed);
-      this.stmt.idFailed.run(retryAt, now, gbifId);
-      const before = this.states(gbifId);
-      for (const f of failures) {
-        const old = before.get(f.imageId);
-        if (old) this.moveImage(old, STATE.failed);
-        this.stmt.imageFailed.run(f.code, f.httpStatus ?? null, now, retryAt, f.imageId);
-        if (old) this.stmt.errorCount.run(f.code, old.hostId, 1);
+      for (const { gbifId, failures, retryAt } of failed) {
+        this.moveId(gbifId, STATE.failed);
+        this.stmt.idFailed.run(retryAt, now, gbifId);
+        const before = this.states(gbifId);
+        for (const f of failures) {
+          const old = before.get(f.imageId);
+          if (old) this.moveImage(old, STATE.failed);
+          this.stmt.imageFailed.run(f.code, f.httpStatus ?? null, now, retryAt, f.imageId);
+          if (old) this.stmt.errorCount.run(f.code, old.hostId, 1);
+        }
       }
     })();
   }
 
-  openBreakers(): Map<string, number> {
+  async openBreakers(): Promise<Map<string, number>> {
     const rows = this.db.prepare('SELECT host, breaker_open_until FROM hosts WHERE breaker_open_until IS NOT NULL').raw().all() as [string, number][];
     return new Map(rows);
   }
 
-  recordBreaker(host: string, openUntil: number | null): void {
+  async recordBreaker(host: string, openUntil: number | null): Promise<void> {
     this.stmt.breaker.run(openUntil, host);
   }
 
-  recordBlocked(blocked: ReadonlyMap<string, number>): void {
+  async recordBlocked(blocked: ReadonlyMap<string, number>): Promise<void> {
     this.db.transaction(() => {
       for (const [host, ids] of blocked) this.stmt.blocked.run(ids, host);
     })();
   }
 
-  closeBreakers(host?: string): string[] {
+  async closeBreakers(host?: string): Promise<string[]> {
     return this.db.transaction(() => {
       const hosts = this.db
         .prepare('SELECT host FROM hosts WHERE breaker_open_until IS NOT NULL AND (:host IS NULL OR host = :host) ORDER BY host')
@@ -241,7 +253,7 @@ export class SqliteDownloads implements DownloadLedger {
     })();
   }
 
-  requeueFailed(filter: { host?: string; code?: string }): number {
+  async requeueFailed(filter: { host?: string; code?: string }): Promise<number> {
     const hostId = filter.host ? ((this.stmt.hostId.get(filter.host) as number | undefined) ?? -1) : null;
     const result = this.db
       .prepare(
@@ -253,14 +265,15 @@ export class SqliteDownloads implements DownloadLedger {
     return result.changes;
   }
 
-  storedFileIndexes(gbifId: number): number[] {
-    return this.stmt.storedFiles.all({ id: gbifId }) as number[];
-  }
-
+  /** A claimed gbifID with its images, each with a stored copy of its URL under another gbifID if there is one. */
   private withImages(gbifId: number, attempts: number): ClaimedId {
     const rows = this.stmt.images.all(gbifId) as [number, number, string, string, number][];
-    const images = rows.map(([imageId, imageIndex, url, host]): ClaimedImage => ({ imageId, imageIndex, url, host }));
-    return rows.some((r) => r[4] === STATE.done) ? { gbifId, attempts, images, reopened: true } : { gbifId, attempts, images };
+    const images = rows.map(([imageId, imageIndex, url, host]): ClaimedImage => {
+      const stored = this.storedCopy(url, gbifId);
+      return stored ? { imageId, imageIndex, url, host, stored } : { imageId, imageIndex, url, host };
+    });
+    if (!rows.some((r) => r[4] === STATE.done)) return { gbifId, attempts, images };
+    return { gbifId, attempts, images, storedFiles: this.stmt.storedFiles.all({ id: gbifId }) as number[] };
   }
 
   private states(gbifId: number): Map<number, { state: number; code: string | null; hostId: number }> {

@@ -83,7 +83,7 @@ export class SqliteIngestWriter implements IngestWriter {
     };
   }
 
-  addBatch(batch: ImageBatch): void {
+  async addBatch(batch: ImageBatch): Promise<void> {
     if (!this.inTransaction) this.begin();
     if (batch.hostNames !== this.numbered.hostNames || batch.packedAttributions !== this.numbered.packedAttributions) {
       this.numbered = { hostNames: batch.hostNames, packedAttributions: batch.packedAttributions, hosts: [], attributionIds: [] };
@@ -115,7 +115,7 @@ export class SqliteIngestWriter implements IngestWriter {
     }
   }
 
-  commit(): void {
+  async commit(): Promise<void> {
     if (!this.inTransaction) return;
     for (const entry of this.hosts.values()) {
       if (entry.newImages > 0) {
@@ -138,7 +138,7 @@ export class SqliteIngestWriter implements IngestWriter {
     this.batch = { ...ZERO };
   }
 
-  rollback(): void {
+  async rollback(): Promise<void> {
     if (this.inTransaction) this.db.exec('ROLLBACK');
     this.inTransaction = false;
     // Cached host and attribution ids and the current ID may name rows that no longer exist.
@@ -149,7 +149,7 @@ export class SqliteIngestWriter implements IngestWriter {
     this.batch = { ...ZERO };
   }
 
-  finish(): void {
+  async finish(): Promise<void> {
     this.commit();
     if (!this.bulkStarted) return;
     // The load's own count of new IDs and images assumed each ID's rows were

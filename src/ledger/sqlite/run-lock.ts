@@ -39,7 +39,10 @@ export function lockForRun(ledger: Database.Database, location: string): RunLock
   ledger.prepare('INSERT OR REPLACE INTO ledger_state(name, value) VALUES (?, ?)').run(HOLDER_KEY, JSON.stringify(holder));
   return {
     holder,
-    release() {
+    check() {
+      // The file lock holds until this process lets go or dies: nothing to lose meanwhile.
+    },
+    async release() {
       if (!lock.open) return;
       ledger.prepare('DELETE FROM ledger_state WHERE name = ?').run(HOLDER_KEY);
       lock.exec('ROLLBACK');

@@ -75,23 +75,23 @@ class SqliteLedger implements Ledger {
     readonly location: string,
   ) {}
 
-  lockForRun(): RunLock {
+  async lockForRun(): Promise<RunLock> {
     return lockForRun(this.db, this.location);
   }
 
-  openIngest(): IngestWriter {
+  async openIngest(): Promise<IngestWriter> {
     // A bulk load that died left its indexes and ids unbuilt; build them before adding more.
     if (bulkLoadPending(this.db)) completeBulkLoad(this.db);
     return new SqliteIngestWriter(this.db);
   }
 
-  openDownloads(): DownloadLedger {
+  async openDownloads(): Promise<DownloadLedger> {
     if (bulkLoadPending(this.db)) completeBulkLoad(this.db);
     this.db.exec(CREATE_URL_INDEX);
     return new SqliteDownloads(this.db);
   }
 
-  *exportImages(state: ItemState | 'all'): IterableIterator<ExportedImage> {
+  async *exportImages(state: ItemState | 'all'): AsyncIterableIterator<ExportedImage> {
     const where = state === 'all' ? '' : `WHERE i.state = ${STATE[state]}`;
     // A IIIF identifier that was expanded gives one line per part (its files); any other image one line.
     const rows = this.db
@@ -128,11 +128,11 @@ class SqliteLedger implements Ledger {
     }
   }
 
-  isEmpty(): boolean {
+  async isEmpty(): Promise<boolean> {
     return this.db.prepare('SELECT NOT EXISTS (SELECT 1 FROM images)').pluck().get() === 1;
   }
 
-  status(options: { hosts: number }): LedgerStatus {
+  async status(options: { hosts: number }): Promise<LedgerStatus> {
     // Every figure comes from counters kept beside the rows: a few thousand
     // host rows at most, whatever the number of gbifIDs.
     const read = this.db.transaction(() => {
@@ -157,12 +157,12 @@ class SqliteLedger implements Ledger {
         .prepare('SELECT h.host, e.code, e.images FROM error_counts e JOIN hosts h USING (host_id) WHERE e.images > 0 ORDER BY e.images DESC, h.host LIMIT ?')
         .all(Math.max(options.hosts, 10)) as HostErrorCount[];
       const errorRows = this.db.prepare('SELECT code, sum(images) FROM error_counts GROUP BY code HAVING sum(images) > 0 ORDER BY 2 DESC').raw().all() as [string, number][];
-      return { complete: !bulkLoadPending(this.db), ids, images: { ...sums }, hosts, errors: Object.fromEntries(errorRows), errorsByHost, blockedHosts };
+      return { complete: !bulkLoadPending(this.db), ids, images: { ...sums }, hosts, errors: Object.fromEntries(errorRows), errorsByHost, blockedHosts, workers: [] };
     });
     return read.deferred();
   }
 
-  close(): void {
+  async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
 }
