@@ -5,6 +5,8 @@ export default defineConfig({
   test: {
     root: fileURLToPath(new URL('..', import.meta.url)),
     include: ['test/**/*.test.ts'],
+    // A throwaway PostgreSQL server for the tests of the shared ledger (unless HERBDL_TEST_PG names one).
+    globalSetup: ['test/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // The CLI tests spawn real processes; the machines have two cores.

@@ -132,7 +132,15 @@ export async function ingestFiles(files: readonly string[], ledger: Ledger, opti
   const writer = await ledger.openIngest();
   const counts: FileCounts = { rowsRead: 0, committedRows: 0, committedAt: performance.now(), skipped: emptySkips(), interrupted: false };
   for (const file of files) {
-    const source = await openMultimedia(file);
+    let source: MultimediaSource;
+    try {
+      source = await openMultimedia(file);
+    } catch (err) {
+      // Lets go of the ledger (a shared one's ingest lock and connection) before saying what is wrong.
+      await writer.rollback();
+      await writer.finish();
+      throw err;
+    }
     const committedBefore = counts.committedRows;
     try {
       await ingestOne(source, writer, counts, options);

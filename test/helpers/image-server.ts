@@ -48,6 +48,9 @@ export async function sampleJpeg(): Promise<Buffer> {
 
 export class ImageServer {
   readonly requests: LoggedRequest[] = [];
+  /** Requests being answered now, and the most there ever were at once: what politeness is measured by. */
+  inFlight = 0;
+  maxInFlight = 0;
   private readonly routes = new Map<string, Route>();
   /** Set by imageApi(): answers any Image API request on this host. */
   private api: ImageApi | undefined;
@@ -78,7 +81,11 @@ export class ImageServer {
 
   /** Listens on a given port (0: any free one). */
   async listenOn(port: number): Promise<this> {
-    this.server = createServer((req, res) => this.answer(req, res));
+    this.server = createServer((req, res) => {
+      this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
+      res.once('close', () => this.inFlight--);
+      this.answer(req, res);
+    });
     this.server.on('connection', (s) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));

@@ -1,7 +1,167 @@
-import { LedgerError } from '../../errors.js';
-import type { Ledger } from '../ledger.js';
+/**
+ * The ledger on a PostgreSQL server, shared by workers on many machines.
+ * Same interface and same answers as the SQLite file; what differs is who
+ * may write: any number of runs at once (each a leased worker), ingests one
+ * at a time.
+ */
+import type pg from 'pg';
+import type { DownloadLedger, ExportedImage, HostCounts, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, StateCounts, WorkerStatus } from '../ledger.js';
 import type { OpenOptions } from '../sqlite/sqlite-ledger.js';
+import { bulkLoadPending, completeBulkLoad } from './bulk-load.js';
+import { createPool, describeConnectFailure, migrate, redact } from './connect.js';
+import { PostgresDownloads } from './downloads.js';
+import { PostgresIngestWriter } from './ingest-writer.js';
+import { WorkerLease } from './worker-lease.js';
+import { LedgerError } from '../../errors.js';
 
-export async function openPostgresLedger(location: string, _options: OpenOptions): Promise<Ledger> {
-  throw new LedgerError(`${location}: not yet`, 'ledger_open');
+const STATE_NAME = ['pending', 'done', 'failed'] as const;
+const STATE = { pending: 0, done: 1, failed: 2 } as const;
+/** gbifIDs per page of an export: pages walk the ids key, so memory stays flat. */
+const EXPORT_PAGE = 5000;
+
+export async function openPostgresLedger(url: string, options: OpenOptions): Promise<Ledger> {
+  const pool = createPool(url, 6);
+  try {
+    await migrate(pool, url, options.create);
+  } catch (err) {
+    await pool.end().catch(() => {});
+    if (err instanceof LedgerError) throw err;
+    throw describeConnectFailure(url, err);
+  }
+  return new PostgresLedger(pool, redact(url));
+}
+
+class PostgresLedger implements Ledger {
+  private readonly leases = new WeakMap<RunLock, WorkerLease>();
+
+  constructor(
+    private readonly pool: pg.Pool,
+    readonly location: string,
+  ) {}
+
+  async lockForRun(options: { leaseMs: number }): Promise<RunLock> {
+    const lease = await WorkerLease.join(this.pool, options.leaseMs);
+    this.leases.set(lease, lease);
+    return lease;
+  }
+
+  /** Finishes a bulk load that died before it built its indexes (one ingest at a time does this: it holds the ingest lock). */
+  private async completeInterruptedLoad(): Promise<void> {
+    if (!(await bulkLoadPending(this.pool))) return;
+    const writer = await PostgresIngestWriter.open(this.pool);
+    await writer.finishInterrupted(completeBulkLoad);
+  }
+
+  async openIngest(): Promise<IngestWriter> {
+    await this.completeInterruptedLoad();
+    return PostgresIngestWriter.open(this.pool);
+  }
+
+  async openDownloads(lock: RunLock): Promise<DownloadLedger> {
+    const lease = this.leases.get(lock);
+    if (!lease) throw new Error('openDownloads: the lock is not from this ledger');
+    await this.completeInterruptedLoad();
+    return new PostgresDownloads(this.pool, lease);
+  }
+
+  async *exportImages(state: ItemState | 'all'): AsyncIterableIterator<ExportedImage> {
+    const where = state === 'all' ? '' : `AND i.state = ${STATE[state]}`;
+    let after = -1;
+    for (;;) {
+      const range = await this.pool.query('SELECT max(gbif_id) AS last FROM (SELECT gbif_id FROM ids WHERE gbif_id > $1 ORDER BY gbif_id LIMIT $2) s', [after, EXPORT_PAGE]);
+      const last = range.rows[0].last as number | null;
+      if (last === null) return;
+      const rows = await this.pool.query({
+        text: `SELECT i.gbif_id, i.image_index, COALESCE(p.file_index, i.file_index, i.image_index), p.part_index, i.url,
+             COALESCE(p.final_url, i.final_url), a.license, a.rights_holder, i.creator, a.publisher,
+             COALESCE(p.width, i.width), COALESCE(p.height, i.height), COALESCE(p.bytes, i.bytes), COALESCE(p.sha256, i.sha256),
+             i.state, i.error_code
+           FROM images i JOIN attributions a USING (attribution_id)
+             LEFT JOIN image_parts p ON p.image_id = i.image_id AND i.state = 1
+           WHERE i.gbif_id > $1 AND i.gbif_id <= $2 ${where} ORDER BY i.gbif_id, i.image_index, p.part_index`,
+        values: [after, last],
+        rowMode: 'array',
+      });
+      for (const r of rows.rows as unknown[][]) {
+        yield {
+          gbifId: r[0] as number,
+          imageIndex: r[1] as number,
+          fileIndex: r[2] as number,
+          partIndex: r[3] as number | null,
+          url: r[4] as string,
+          finalUrl: r[5] as string | null,
+          license: r[6] as string,
+          rightsHolder: r[7] as string,
+          creator: r[8] as string,
+          publisher: r[9] as string,
+          width: r[10] as number | null,
+          height: r[11] as number | null,
+          bytes: r[12] as number | null,
+          sha256: r[13] as string | null,
+          state: STATE_NAME[r[14] as number] as ItemState,
+          errorCode: r[15] as string | null,
+        };
+      }
+      after = last;
+    }
+  }
+
+  async isEmpty(): Promise<boolean> {
+    const row = await this.pool.query('SELECT NOT EXISTS (SELECT 1 FROM images) AS empty');
+    return row.rows[0].empty as boolean;
+  }
+
+  async status(options: { hosts: number }): Promise<LedgerStatus> {
+    // As in SQLite: counters kept beside the rows, a few thousand host rows at most; one snapshot for all of them.
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const totals = new Map((await client.query('SELECT name, value FROM totals')).rows.map((r) => [r.name as string, r.value as number]));
+      const ids: StateCounts = {
+        total: (totals.get('ids_pending') ?? 0) + (totals.get('ids_done') ?? 0) + (totals.get('ids_failed') ?? 0),
+        pending: totals.get('ids_pending') ?? 0,
+        done: totals.get('ids_done') ?? 0,
+        failed: totals.get('ids_failed') ?? 0,
+      };
+      const sums = (await client.query('SELECT coalesce(sum(images), 0)::bigint AS total, coalesce(sum(pending), 0)::bigint AS pending, coalesce(sum(done), 0)::bigint AS done, coalesce(sum(failed), 0)::bigint AS failed FROM hosts')).rows[0] as StateCounts;
+      const hostColumns = 'host, images, pending, done, failed, breaker_open_until AS "breakerOpenUntil", blocked_ids AS "blockedIds"';
+      const withoutNull = (h: HostCounts) => Object.fromEntries(Object.entries(h).filter(([, v]) => v !== null && v !== undefined)) as unknown as HostCounts;
+      const hosts = (await client.query(`SELECT ${hostColumns} FROM hosts WHERE images > 0 ORDER BY images DESC, host LIMIT $1`, [options.hosts])).rows.map(withoutNull);
+      const blockedHosts = (await client.query(`SELECT ${hostColumns} FROM hosts WHERE breaker_open_until > $1 AND pending > 0 ORDER BY pending DESC`, [Date.now()])).rows.map(withoutNull);
+      const errorsByHost = (await client.query('SELECT h.host, e.code, e.images FROM error_counts e JOIN hosts h USING (host_id) WHERE e.images > 0 ORDER BY e.images DESC, h.host LIMIT $1', [Math.max(options.hosts, 10)])).rows as HostErrorCount[];
+      const errorRows = (await client.query('SELECT code, sum(images)::bigint AS n FROM error_counts GROUP BY code HAVING sum(images) > 0 ORDER BY 2 DESC, 1')).rows;
+      const workers = await this.workers(client);
+      const complete = !(await bulkLoadPending(client));
+      await client.query('COMMIT');
+      return { complete, ids, images: { ...sums }, hosts, errors: Object.fromEntries(errorRows.map((r) => [r.code, r.n])), errorsByHost, blockedHosts, workers };
+    } finally {
+      client.release();
+    }
+  }
+
+  /** The leaderboard: live workers first, then the most recent others. */
+  private async workers(client: pg.PoolClient): Promise<WorkerStatus[]> {
+    const rows = await client.query(
+      `SELECT w.worker_id, w.machine, w.pid, w.since, w.heartbeat_at, w.lease_until <= herbdl_now() AS expired, w.stopped_at IS NOT NULL AS stopped,
+         w.done, w.failed, w.images_per_second, (SELECT count(*) FROM ids WHERE ids.worker_id = w.worker_id)::bigint AS claimed
+       FROM workers w ORDER BY (w.lease_until > herbdl_now()) DESC, w.heartbeat_at DESC LIMIT 50`,
+    );
+    return rows.rows.map((r) => ({
+      worker: `${r.machine}:${r.pid}`,
+      machine: r.machine,
+      pid: r.pid,
+      since: r.since,
+      heartbeat: r.heartbeat_at,
+      expired: r.expired && !r.stopped,
+      stopped: r.stopped,
+      claimed: r.stopped ? 0 : r.claimed,
+      done: r.done,
+      failed: r.failed,
+      imagesPerSecond: r.stopped || r.expired ? 0 : Math.round(r.images_per_second * 10) / 10,
+    }));
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
 }

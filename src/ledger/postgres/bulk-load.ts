@@ -1,0 +1,76 @@
+/**
+ * Bulk loads into PostgreSQL, as in SQLite (sqlite/bulk-load.ts): the first
+ * ingest into an empty ledger COPYs images with no index, and what they
+ * derive (indexes, the ids table) is built once when it ends, or by the next
+ * open if it died first. Running the finisher twice is harmless.
+ */
+import type pg from 'pg';
+import { DERIVED_INDEXES } from './schema.js';
+
+type Queryable = Pick<pg.PoolClient, 'query'>;
+
+export async function bulkLoadPending(db: Queryable): Promise<boolean> {
+  const row = await db.query("SELECT value FROM herbdl_meta WHERE name = 'derived_complete'");
+  return row.rows[0]?.value === '0';
+}
+
+/** In the first transaction of a bulk load, so the flag and the rows commit together. */
+export async function beginBulkLoad(db: Queryable): Promise<void> {
+  for (const index of Object.keys(DERIVED_INDEXES)) await db.query(`DROP INDEX IF EXISTS ${index}`);
+  await db.query("UPDATE herbdl_meta SET value = '0' WHERE name = 'derived_complete'");
+}
+
+/**
+ * An ID whose rows came back later in the file restarted at imageIndex 0:
+ * its rows are renumbered in file order and repeated URLs dropped (with their
+ * hosts' counts), as an incremental ingest would have numbered them.
+ */
+async function renumberRevisitedIds(db: Queryable): Promise<number> {
+  await db.query(
+    `CREATE TEMP TABLE revisited ON COMMIT DROP AS
+       SELECT DISTINCT gbif_id FROM (SELECT gbif_id FROM images GROUP BY gbif_id, image_index HAVING count(*) > 1) r`,
+  );
+  const removed = await db.query(
+    `WITH ranked AS (
+       SELECT image_id, host_id, row_number() OVER (PARTITION BY i.gbif_id, i.url ORDER BY i.image_id) AS nth
+       FROM images i JOIN revisited USING (gbif_id)),
+     gone AS (DELETE FROM images WHERE image_id IN (SELECT image_id FROM ranked WHERE nth > 1) RETURNING host_id),
+     counted AS (SELECT host_id, count(*) AS n FROM gone GROUP BY host_id),
+     uncounted AS (UPDATE hosts h SET images = h.images - c.n, pending = h.pending - c.n FROM counted c WHERE h.host_id = c.host_id RETURNING c.n)
+     SELECT coalesce(sum(n), 0)::bigint AS n FROM uncounted`,
+  );
+  await db.query(
+    `UPDATE images i SET image_index = r.n FROM (
+       SELECT image_id, row_number() OVER (PARTITION BY gbif_id ORDER BY image_id) - 1 AS n
+       FROM images JOIN revisited USING (gbif_id)) r
+     WHERE i.image_id = r.image_id AND i.image_index <> r.n`,
+  );
+  return removed.rows[0].n as number;
+}
+
+export interface BulkLoadResult {
+  readonly ids: number;
+  readonly duplicates: number;
+}
+
+/** Builds what a bulk load leaves out; `runs` as in SQLite (the runs of rows the load saw: equal to the IDs found, no ID came back). */
+export async function completeBulkLoad(db: Queryable, runs?: number): Promise<BulkLoadResult> {
+  // Index builds may use all the server's workers and a large sort buffer: the load is what this connection does.
+  await db.query("SET maintenance_work_mem = '256MB'");
+  await db.query('BEGIN');
+  try {
+    for (const create of Object.values(DERIVED_INDEXES)) await db.query(create);
+    const added = await db.query('WITH added AS (INSERT INTO ids (gbif_id) SELECT DISTINCT gbif_id FROM images ORDER BY 1 ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*)::bigint AS n FROM added');
+    const ids = added.rows[0].n as number;
+    const duplicates = runs === ids ? 0 : await renumberRevisitedIds(db);
+    await db.query("UPDATE totals SET value = value + $1 WHERE name = 'ids_pending'", [ids]);
+    await db.query("UPDATE herbdl_meta SET value = '1' WHERE name = 'derived_complete'");
+    await db.query('COMMIT');
+    return { ids, duplicates };
+  } catch (err) {
+    await db.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    await db.query('RESET maintenance_work_mem');
+  }
+}

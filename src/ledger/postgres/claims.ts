@@ -1,0 +1,144 @@
+/**
+ * Claims on a shared ledger. A claim is one statement: the next pending (or
+ * due) gbifIDs that no live worker holds, locked with FOR UPDATE SKIP LOCKED
+ * so workers claiming at the same moment pass each other by, and marked with
+ * the claimer's worker_id. A claim holds while its worker's lease does
+ * (workers.lease_until, renewed by the heartbeat): a dead worker's IDs come
+ * free when its lease runs out, with no sweep.
+ *
+ * The IDs' images, and stored copies of their URLs under other gbifIDs, come
+ * in two more statements per batch, never one per ID.
+ */
+import type pg from 'pg';
+import type { ClaimedId, ClaimedImage, FetchedPart, ImageOutcome, StoredCopy } from '../ledger.js';
+import { urlHash } from '../../input/url-hash.js';
+
+/** A gbifID that no live worker but `me` holds: the condition every claim adds. */
+export const FREE = `(ids.worker_id IS NULL OR NOT EXISTS (
+  SELECT 1 FROM workers w WHERE w.worker_id = ids.worker_id AND w.lease_until > herbdl_now()))`;
+
+interface OutcomeRow {
+  http_status: number;
+  final_url: string;
+  content_type: string;
+  bytes: number;
+  sha256: string;
+  width: number | null;
+  height: number | null;
+  received_format: string | null;
+}
+
+function outcomeOf(row: OutcomeRow): ImageOutcome {
+  return {
+    httpStatus: row.http_status,
+    finalUrl: row.final_url,
+    contentType: row.content_type,
+    bytes: row.bytes,
+    sha256: row.sha256,
+    ...(row.width !== null && row.height !== null ? { width: row.width, height: row.height } : {}),
+    ...(row.received_format !== null ? { receivedFormat: row.received_format } : {}),
+  };
+}
+
+/** Claims the IDs the statement `select` picks (its rows: gbif_id), for worker `me`; returns them with what the downloader needs. */
+export async function claimWith(pool: pg.Pool, me: number, select: string, params: unknown[], due = false): Promise<ClaimedId[]> {
+  const claimed = await pool.query(
+    `UPDATE ids SET worker_id = $1 FROM (${select} FOR UPDATE SKIP LOCKED) c
+     WHERE ids.gbif_id = c.gbif_id RETURNING ids.gbif_id, ids.attempts, ids.next_attempt_at`,
+    [me, ...params],
+  );
+  const rows = claimed.rows as { gbif_id: number; attempts: number; next_attempt_at: number | null }[];
+  return withImages(pool, due ? rows : rows.map((r) => ({ gbif_id: r.gbif_id, attempts: r.attempts })));
+}
+
+/** The IDs with their images in claim order: by due time (retryable claims), then by key. */
+export async function withImages(pool: pg.Pool, rows: readonly { gbif_id: number; attempts: number; next_attempt_at?: number | null }[]): Promise<ClaimedId[]> {
+  if (rows.length === 0) return [];
+  const ids = rows.map((r) => r.gbif_id);
+  const images = await pool.query(
+    `SELECT i.gbif_id, i.image_id, i.image_index, i.url, h.host, i.state, i.file_index, i.received_format
+     FROM images i JOIN hosts h USING (host_id) WHERE i.gbif_id = ANY($1::bigint[]) ORDER BY i.gbif_id, i.image_index`,
+    [ids],
+  );
+  const byId = new Map<number, typeof images.rows>();
+  for (const r of images.rows) {
+    let list = byId.get(r.gbif_id);
+    if (!list) byId.set(r.gbif_id, (list = []));
+    list.push(r);
+  }
+  const stored = await storedCopies(pool, images.rows.map((r) => r.url as string));
+  const storedFiles = await storedFileIndexes(pool, [...byId].filter(([, list]) => list.some((r) => r.state === 1)).map(([id]) => id));
+  return [...rows]
+    .sort((a, b) => (a.next_attempt_at ?? 0) - (b.next_attempt_at ?? 0) || a.gbif_id - b.gbif_id)
+    .map((row) => {
+      const list = byId.get(row.gbif_id) ?? [];
+      const claimedImages = list.map((r): ClaimedImage => {
+        const copy = stored.get(r.url)?.find((c) => c.gbifId !== row.gbif_id);
+        const image = { imageId: r.image_id, imageIndex: r.image_index, url: r.url, host: r.host };
+        return copy ? { ...image, stored: copy } : image;
+      });
+      const claimed: ClaimedId = { gbifId: row.gbif_id, attempts: row.attempts, images: claimedImages };
+      const dueAt = row.next_attempt_at === undefined || row.next_attempt_at === null ? {} : { dueAt: row.next_attempt_at };
+      const files = storedFiles.get(row.gbif_id);
+      return { ...claimed, ...dueAt, ...(files ? { storedFiles: files } : {}) };
+    });
+}
+
+/** Done copies of these URLs, by URL (a few per URL at most), with a IIIF identifier's parts. */
+async function storedCopies(pool: pg.Pool, urls: readonly string[]): Promise<Map<string, StoredCopy[]>> {
+  const found = new Map<string, StoredCopy[]>();
+  if (urls.length === 0) return found;
+  const hashes = [...new Set(urls.map(urlHash))];
+  const rows = await pool.query(
+    `SELECT image_id, gbif_id, COALESCE(file_index, image_index) AS file_index, url, http_status, final_url, content_type, bytes, sha256, width, height, received_format
+     FROM images WHERE url_hash = ANY($1::bigint[]) AND state = 1`,
+    [hashes],
+  );
+  const wanted = new Set(urls);
+  const iiif = rows.rows.filter((r) => wanted.has(r.url) && r.received_format?.startsWith('iiif'));
+  const parts = new Map<number, FetchedPart[]>();
+  if (iiif.length > 0) {
+    const partRows = await pool.query(
+      `SELECT image_id, part_index, file_index, url, http_status, final_url, content_type, bytes, sha256, width, height, received_format
+       FROM image_parts WHERE image_id = ANY($1::bigint[]) ORDER BY image_id, part_index`,
+      [iiif.map((r) => r.image_id)],
+    );
+    for (const p of partRows.rows) {
+      let list = parts.get(p.image_id);
+      if (!list) parts.set(p.image_id, (list = []));
+      list.push({ partIndex: p.part_index, fileIndex: p.file_index, url: p.url, ...outcomeOf(p) });
+    }
+  }
+  for (const r of rows.rows) {
+    if (!wanted.has(r.url)) continue;
+    let copy: StoredCopy = { gbifId: r.gbif_id, fileIndex: r.file_index, image: outcomeOf(r) };
+    if (r.received_format?.startsWith('iiif')) {
+      const list = parts.get(r.image_id);
+      // An expanded identifier with no parts recorded cannot be linked: fetch it.
+      if (!list || list.length === 0) continue;
+      copy = { ...copy, parts: list };
+    }
+    let list = found.get(r.url);
+    if (!list) found.set(r.url, (list = []));
+    list.push(copy);
+  }
+  return found;
+}
+
+/** For reopened gbifIDs: the NNs of the files each has in the tree now. */
+async function storedFileIndexes(pool: pg.Pool, gbifIds: readonly number[]): Promise<Map<number, number[]>> {
+  const found = new Map<number, number[]>();
+  if (gbifIds.length === 0) return found;
+  const rows = await pool.query(
+    `SELECT gbif_id, COALESCE(file_index, image_index) AS nn FROM images
+       WHERE gbif_id = ANY($1::bigint[]) AND state = 1 AND (received_format IS NULL OR received_format NOT LIKE 'iiif%')
+     UNION SELECT i.gbif_id, p.file_index FROM image_parts p JOIN images i USING (image_id) WHERE i.gbif_id = ANY($1::bigint[]) AND i.state = 1`,
+    [gbifIds],
+  );
+  for (const r of rows.rows) {
+    let list = found.get(r.gbif_id);
+    if (!list) found.set(r.gbif_id, (list = []));
+    list.push(r.nn);
+  }
+  return found;
+}

@@ -1,0 +1,105 @@
+/**
+ * Connecting to a shared ledger: a small pool per process, the usual libpq
+ * settings honoured (PGHOST, PGUSER, PGPASSWORD, ~/.pgpass via pg), and every
+ * way it can go wrong said in one line that names the server, never the password.
+ */
+import pg from 'pg';
+import { LedgerError } from '../../errors.js';
+import { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
+
+/** The URL as it may be shown: without its password. */
+export function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres://…';
+  }
+}
+
+export function describeConnectFailure(url: string, err: unknown): LedgerError {
+  const e = err as { code?: string; message?: string };
+  const where = redact(url);
+  const say = (problem: string, code: string) => new LedgerError(`${where}: ${problem}`, code, { cause: err });
+  switch (e.code) {
+    case 'ECONNREFUSED':
+    case 'ENOTFOUND':
+    case 'EHOSTUNREACH':
+    case 'ETIMEDOUT':
+    case 'EAI_AGAIN':
+      return say(`cannot reach the PostgreSQL server (${e.code})`, 'ledger_unreachable');
+    case '28P01':
+    case '28000':
+      return say(`the server refused the credentials (${e.message})`, 'ledger_auth');
+    case '3D000':
+      return say(`${e.message}; create it first (createdb)`, 'ledger_missing');
+    default:
+      return say(`cannot open ledger (${e.message ?? String(err)})`, 'ledger_open');
+  }
+}
+
+export function createPool(url: string, max: number): pg.Pool {
+  // bigint columns (gbifIDs, epoch ms) come back as numbers: every value herbdl keeps is below 2^53.
+  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 15_000, idleTimeoutMillis: 30_000, application_name: 'herbdl' });
+  pool.on('error', () => {
+    // An idle client's connection dropped: the pool replaces it; the next query says what is wrong.
+  });
+  return pool;
+}
+
+export const types = pg.types;
+types.setTypeParser(types.builtins.INT8, (v) => Number(v));
+types.setTypeParser(types.builtins.NUMERIC, (v) => Number(v));
+
+/** Runs `work` in a transaction, once more if it lost a deadlock or a serialization race (both only lose time). */
+export async function transaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      const code = (err as { code?: string }).code;
+      if (attempt < 5 && (code === '40P01' || code === '40001')) continue;
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+}
+
+/**
+ * Brings the schema to this herbdl's version: refuses a database of another
+ * program, or a ledger from a newer herbdl, before writing anything.
+ */
+export async function migrate(pool: pg.Pool, url: string, create: boolean): Promise<void> {
+  const where = redact(url);
+  await transaction(pool, async (client) => {
+    // One migrator at a time: workers started together race here.
+    await client.query('SELECT pg_advisory_xact_lock(1751478883)');
+    const meta = await client.query("SELECT to_regclass('herbdl_meta') IS NOT NULL AS present");
+    let version = 0;
+    if (meta.rows[0].present) {
+      const row = await client.query("SELECT value FROM herbdl_meta WHERE name = 'schema_version'");
+      version = Number(row.rows[0]?.value ?? 0);
+    } else {
+      const tables = await client.query("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = current_schema()");
+      if (tables.rows[0].n > 0) throw new LedgerError(`${where}: the database holds tables of another program, not a herbdl ledger; give herbdl a database of its own`, 'not_a_ledger');
+      if (!create) throw new LedgerError(`${where}: no ledger here; run 'herbdl ingest <multimedia.txt> --db <url>' first`, 'ledger_missing');
+    }
+    if (version > SCHEMA_VERSION) {
+      throw new LedgerError(`${where}: ledger schema ${version} is newer than this herbdl understands (${SCHEMA_VERSION}); upgrade herbdl`, 'ledger_too_new');
+    }
+    for (let v = version; v < SCHEMA_VERSION; v++) await client.query(MIGRATIONS[v] as string);
+    if (version < SCHEMA_VERSION) {
+      await client.query(
+        "INSERT INTO herbdl_meta (name, value) VALUES ('schema_version', $1) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        [String(SCHEMA_VERSION)],
+      );
+    }
+  });
+}

@@ -1,0 +1,150 @@
+/**
+ * The downloader's side of a shared ledger: claims (claims.ts), outcomes
+ * (outcomes.ts) and breakers, for the worker that holds `lease`. Every call
+ * moves a batch; none is made per request.
+ */
+import type pg from 'pg';
+import type { ClaimedId, DownloadLedger, FailedId, FetchedImage, PublishIntent, RetryCursor, WorkerId } from '../ledger.js';
+import { claimWith, FREE, withImages } from './claims.js';
+import { transaction } from './connect.js';
+import { recordDone, recordFailed } from './outcomes.js';
+import type { WorkerLease } from './worker-lease.js';
+
+const LIVE = (column: string) => `EXISTS (SELECT 1 FROM workers w WHERE w.worker_id = ${column} AND w.lease_until > herbdl_now())`;
+
+export class PostgresDownloads implements DownloadLedger {
+  private readonly me: number;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly lease: WorkerLease,
+  ) {
+    this.me = lease.workerId;
+  }
+
+  claimPending(afterGbifId: number, limit: number): Promise<ClaimedId[]> {
+    return claimWith(this.pool, this.me, `SELECT gbif_id FROM ids WHERE state = 0 AND gbif_id > $2 AND ${FREE} ORDER BY gbif_id LIMIT $3`, [afterGbifId, limit]);
+  }
+
+  claimRetryable(cursor: RetryCursor, dueBy: number, maxAttempts: number, limit: number): Promise<ClaimedId[]> {
+    return claimWith(
+      this.pool,
+      this.me,
+      `SELECT gbif_id FROM ids WHERE state = 2 AND next_attempt_at <= $2 AND attempts < $3
+         AND (next_attempt_at > $4 OR (next_attempt_at = $4 AND gbif_id > $5)) AND ${FREE}
+       ORDER BY next_attempt_at, gbif_id LIMIT $6`,
+      [dueBy, maxAttempts, cursor.dueAt, cursor.gbifId, limit],
+      true,
+    );
+  }
+
+  async deferIds(gbifIds: readonly number[]): Promise<void> {
+    if (gbifIds.length === 0) return;
+    await this.pool.query('INSERT INTO deferred_ids (worker_id, gbif_id) SELECT $1, unnest($2::bigint[])', [this.me, gbifIds]);
+  }
+
+  async claimDeferred(limit: number): Promise<ClaimedId[]> {
+    const taken = await this.pool.query(
+      `WITH next AS (SELECT seq FROM deferred_ids WHERE worker_id = $1 ORDER BY seq LIMIT $2),
+       gone AS (DELETE FROM deferred_ids d USING next WHERE d.worker_id = $1 AND d.seq = next.seq RETURNING d.gbif_id)
+       SELECT i.gbif_id, i.attempts FROM ids i JOIN gone USING (gbif_id) WHERE i.worker_id = $1 AND i.state = 0 ORDER BY i.gbif_id`,
+      [this.me, limit],
+    );
+    return withImages(this.pool, taken.rows);
+  }
+
+  async heldElsewhere(): Promise<number> {
+    const row = await this.pool.query('SELECT count(*)::bigint AS n FROM ids WHERE worker_id IS NOT NULL AND worker_id <> $1 AND state = 0', [this.me]);
+    return row.rows[0].n as number;
+  }
+
+  async liveWorkers(): Promise<WorkerId[]> {
+    const rows = await this.pool.query('SELECT machine, pid, since FROM workers WHERE lease_until > herbdl_now() AND worker_id <> $1', [this.me]);
+    return rows.rows as WorkerId[];
+  }
+
+  async beginPublish(intents: readonly PublishIntent[]): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO publishing (gbif_id, paths, worker_id) SELECT g, p, $3 FROM unnest($1::bigint[], $2::text[]) AS v(g, p)
+       ON CONFLICT (gbif_id) DO UPDATE SET paths = excluded.paths, worker_id = excluded.worker_id`,
+      [intents.map((i) => i.gbifId), intents.map((i) => JSON.stringify(i.paths)), this.me],
+    );
+  }
+
+  async recordDone(done: readonly { gbifId: number; images: readonly FetchedImage[] }[]): Promise<void> {
+    if (done.length === 0) return;
+    this.lease.images += await transaction(this.pool, (db) => recordDone(db, this.me, done));
+  }
+
+  /**
+   * Intents of dead workers whose gbifIDs this worker can take: taken (so no
+   * live worker is publishing them) and returned to be undone. An intent
+   * left on a gbifID that is done meanwhile is only dropped: its files are
+   * the done set's.
+   */
+  async openIntents(): Promise<PublishIntent[]> {
+    await this.pool.query(
+      `DELETE FROM publishing p USING ids WHERE ids.gbif_id = p.gbif_id AND ids.state = 1 AND p.worker_id <> $1 AND NOT ${LIVE('p.worker_id')}`,
+      [this.me],
+    );
+    const taken = await this.pool.query(
+      `UPDATE ids SET worker_id = $1 FROM (
+         SELECT ids.gbif_id FROM publishing p JOIN ids USING (gbif_id)
+         WHERE (p.worker_id = $1 OR NOT ${LIVE('p.worker_id')}) AND ${FREE} ORDER BY 1 FOR UPDATE OF ids SKIP LOCKED) c
+       WHERE ids.gbif_id = c.gbif_id RETURNING ids.gbif_id`,
+      [this.me],
+    );
+    if (taken.rows.length === 0) return [];
+    const rows = await this.pool.query('SELECT gbif_id, paths FROM publishing WHERE gbif_id = ANY($1::bigint[])', [taken.rows.map((r) => r.gbif_id)]);
+    return rows.rows.map((r) => ({ gbifId: r.gbif_id as number, paths: JSON.parse(r.paths) as string[] }));
+  }
+
+  async clearIntents(gbifIds: readonly number[]): Promise<void> {
+    if (gbifIds.length === 0) return;
+    await transaction(this.pool, async (db) => {
+      await db.query('DELETE FROM publishing WHERE gbif_id = ANY($1::bigint[])', [gbifIds]);
+      // Undone, they are pending for whoever claims them next.
+      await db.query('UPDATE ids SET worker_id = NULL WHERE gbif_id = ANY($1::bigint[]) AND worker_id = $2', [gbifIds, this.me]);
+    });
+  }
+
+  async recordFailed(failed: readonly FailedId[]): Promise<void> {
+    if (failed.length === 0) return;
+    await transaction(this.pool, (db) => recordFailed(db, this.me, failed));
+  }
+
+  async openBreakers(): Promise<Map<string, number>> {
+    const rows = await this.pool.query('SELECT host, breaker_open_until FROM hosts WHERE breaker_open_until IS NOT NULL');
+    return new Map(rows.rows.map((r) => [r.host as string, r.breaker_open_until as number]));
+  }
+
+  async recordBreaker(host: string, openUntil: number | null): Promise<void> {
+    await this.pool.query('UPDATE hosts SET breaker_open_until = $2, blocked_ids = NULL WHERE host = $1', [host, openUntil]);
+  }
+
+  async recordBlocked(blocked: ReadonlyMap<string, number>): Promise<void> {
+    if (blocked.size === 0) return;
+    await this.pool.query(
+      `UPDATE hosts h SET blocked_ids = v.n FROM unnest($1::text[], $2::bigint[]) AS v(host, n) WHERE h.host = v.host AND h.breaker_open_until IS NOT NULL`,
+      [[...blocked.keys()], [...blocked.values()]],
+    );
+  }
+
+  async closeBreakers(host?: string): Promise<string[]> {
+    const rows = await this.pool.query(
+      'UPDATE hosts SET breaker_open_until = NULL, blocked_ids = NULL WHERE breaker_open_until IS NOT NULL AND ($1::text IS NULL OR host = $1) RETURNING host',
+      [host ?? null],
+    );
+    return rows.rows.map((r) => r.host as string).sort();
+  }
+
+  async requeueFailed(filter: { host?: string; code?: string }): Promise<number> {
+    const result = await this.pool.query(
+      `UPDATE ids SET next_attempt_at = 0, attempts = 0 WHERE state = 2 AND gbif_id IN (
+         SELECT i.gbif_id FROM images i JOIN hosts h USING (host_id) WHERE i.state = 2
+           AND ($1::text IS NULL OR i.error_code = $1) AND ($2::text IS NULL OR h.host = $2))`,
+      [filter.code || null, filter.host ?? null],
+    );
+    return result.rowCount ?? 0;
+  }
+}

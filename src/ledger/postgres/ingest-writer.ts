@@ -1,0 +1,276 @@
+/**
+ * The PostgreSQL side of ingest: rows go in with COPY, in one transaction per
+ * commit, on one connection held for the whole ingest.
+ *
+ * Into an empty ledger (the first, 50M-ID load) it is a bulk load, as in
+ * SQLite: images are COPYed straight into their table with no index, each
+ * ID's images numbered here (an ID's rows come together in GBIF downloads),
+ * and the indexes and the ids table are built once at the end (bulk-load.ts).
+ * Into a ledger that has images, rows are COPYed into a temporary table and
+ * merged by SQL at each commit: repeats of a (gbifID, URL) dropped, new
+ * images numbered after the ID's last, done IDs that gained one reopened.
+ *
+ * Ingests into one database are serialised (an advisory lock held by the
+ * connection): two at once would number one gbifID's images twice. A second
+ * ingest waits for the first; a dead one's lock goes with its connection.
+ */
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { Writable } from 'node:stream';
+import { unpackAttribution } from '../../input/rows.js';
+import type { ImageBatch, IngestTally, IngestWriter } from '../ledger.js';
+import { beginBulkLoad, bulkLoadPending, completeBulkLoad } from './bulk-load.js';
+import { INGEST_LOCK } from './schema.js';
+
+const ZERO: IngestTally = { ids: 0, images: 0, duplicates: 0, reopened: 0 };
+const FLUSH_BYTES = 1 << 20;
+const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+
+/** A value in COPY's text format. */
+function copyText(s: string): string {
+  return /[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => ESCAPES[c] as string) : s;
+}
+
+interface CurrentId {
+  gbifId: number;
+  nextIndex: number;
+  urls: string[];
+}
+
+export class PostgresIngestWriter implements IngestWriter {
+  private copy: Writable | undefined;
+  private copyDone: Promise<void> | undefined;
+  private text = '';
+  private bulkStarted = false;
+  private current: CurrentId | undefined;
+  private seq = 0;
+  private hostImages = new Map<number, number>();
+  private numbered: { hostNames: readonly string[]; packedAttributions: readonly string[]; hosts: number[]; attributions: number[] } = {
+    hostNames: [],
+    packedAttributions: [],
+    hosts: [],
+    attributions: [],
+  };
+  private batch = { ...ZERO };
+  private committed = { ...ZERO };
+
+  private constructor(
+    private readonly client: pg.PoolClient,
+    /** Resolves host and attribution ids on connections of their own: the writer's is busy with COPY. */
+    private readonly pool: pg.Pool,
+    private readonly bulk: boolean,
+  ) {}
+
+  static async open(pool: pg.Pool): Promise<PostgresIngestWriter> {
+    const client = await pool.connect();
+    try {
+      await client.query('SELECT pg_advisory_lock($1)', [INGEST_LOCK]);
+      const empty = await client.query('SELECT NOT EXISTS (SELECT 1 FROM images) AS empty');
+      await client.query('CREATE TEMP TABLE IF NOT EXISTS ingest_rows (seq bigint, gbif_id bigint, url text, url_hash bigint, host_id integer, attribution_id integer, creator text) ON COMMIT DELETE ROWS');
+      return new PostgresIngestWriter(client, pool, empty.rows[0].empty as boolean);
+    } catch (err) {
+      client.release(true);
+      throw err;
+    }
+  }
+
+  async addBatch(batch: ImageBatch): Promise<void> {
+    if (!this.copy) await this.begin();
+    if (batch.hostNames !== this.numbered.hostNames || batch.packedAttributions !== this.numbered.packedAttributions) {
+      this.numbered = { hostNames: batch.hostNames, packedAttributions: batch.packedAttributions, hosts: [], attributions: [] };
+    }
+    await this.resolve(batch);
+    const { hosts, attributions } = this.numbered;
+    const { gbifIds, texts } = batch;
+    for (let i = 0; i < batch.count; i++) {
+      const gbifId = gbifIds[i] as number;
+      const url = texts[2 * i] as string;
+      const hostId = hosts[batch.hosts[i] as number] as number;
+      const attributionId = attributions[batch.attributions[i] as number] as number;
+      const creator = copyText(texts[2 * i + 1] as string);
+      if (!this.bulk) {
+        // The merge at commit decides what is new.
+        this.text += `${this.seq++}\t${gbifId}\t${copyText(url)}\t${batch.urlHashes[i]}\t${hostId}\t${attributionId}\t${creator}\n`;
+      } else {
+        if (this.current?.gbifId !== gbifId) {
+          this.current = { gbifId, nextIndex: 0, urls: [] };
+          this.batch.ids++;
+        }
+        if (this.current.urls.includes(url)) {
+          this.batch.duplicates++;
+          continue;
+        }
+        this.current.urls.push(url);
+        this.text += `${gbifId}\t${this.current.nextIndex++}\t${copyText(url)}\t${batch.urlHashes[i]}\t${hostId}\t${attributionId}\t${creator}\n`;
+        this.hostImages.set(hostId, (this.hostImages.get(hostId) ?? 0) + 1);
+        this.batch.images++;
+      }
+      if (this.text.length >= FLUSH_BYTES) await this.flush();
+    }
+  }
+
+  async commit(): Promise<void> {
+    if (!this.copy) return;
+    await this.flush();
+    this.copy.end();
+    await this.copyDone;
+    this.copy = undefined;
+    const db = this.client;
+    if (this.bulk) {
+      const ids = [...this.hostImages.keys()].sort((a, b) => a - b);
+      await db.query(
+        'UPDATE hosts h SET images = h.images + c.n, pending = h.pending + c.n FROM unnest($1::int[], $2::bigint[]) AS c(host_id, n) WHERE h.host_id = c.host_id',
+        [ids, ids.map((id) => this.hostImages.get(id))],
+      );
+      this.hostImages.clear();
+    } else {
+      await this.merge();
+    }
+    await db.query('COMMIT');
+    this.committed = {
+      ids: this.committed.ids + this.batch.ids,
+      images: this.committed.images + this.batch.images,
+      duplicates: this.committed.duplicates + this.batch.duplicates,
+      reopened: this.committed.reopened + this.batch.reopened,
+    };
+    this.batch = { ...ZERO };
+  }
+
+  async rollback(): Promise<void> {
+    if (this.copy) {
+      this.copy.destroy();
+      await this.copyDone?.catch(() => {});
+      this.copy = undefined;
+    }
+    await this.client.query('ROLLBACK').catch(() => {});
+    this.text = '';
+    this.current = undefined;
+    this.hostImages.clear();
+    this.batch = { ...ZERO };
+  }
+
+  async finish(): Promise<void> {
+    try {
+      await this.commit();
+      if (!this.bulkStarted) return;
+      const result = await completeBulkLoad(this.client, this.committed.ids);
+      this.committed = {
+        ...this.committed,
+        ids: result.ids,
+        images: this.committed.images - result.duplicates,
+        duplicates: this.committed.duplicates + result.duplicates,
+      };
+      this.bulkStarted = false;
+    } finally {
+      await this.client.query('SELECT pg_advisory_unlock($1)', [INGEST_LOCK]).catch(() => {});
+      this.client.release();
+    }
+  }
+
+  /** Completes a bulk load that died before its end, holding the ingest lock, and lets go. */
+  async finishInterrupted(complete: (db: pg.PoolClient) => Promise<unknown>): Promise<void> {
+    try {
+      // Another ingest may have finished it while this one waited for the lock.
+      if (await bulkLoadPending(this.client)) await complete(this.client);
+    } finally {
+      await this.client.query('SELECT pg_advisory_unlock($1)', [INGEST_LOCK]).catch(() => {});
+      this.client.release();
+    }
+  }
+
+  tally(): IngestTally {
+    return this.committed;
+  }
+
+  private async begin(): Promise<void> {
+    await this.client.query('BEGIN');
+    if (this.bulk && !this.bulkStarted) {
+      await beginBulkLoad(this.client);
+      this.bulkStarted = true;
+    }
+    const sql = this.bulk
+      ? 'COPY images (gbif_id, image_index, url, url_hash, host_id, attribution_id, creator) FROM STDIN'
+      : 'COPY ingest_rows (seq, gbif_id, url, url_hash, host_id, attribution_id, creator) FROM STDIN';
+    const copy = this.client.query(copyFrom(sql));
+    this.copy = copy;
+    this.copyDone = new Promise<void>((resolve, reject) => {
+      copy.on('finish', resolve);
+      copy.on('error', reject);
+    });
+    // A COPY that fails (the server went away) rejects copyDone; the next write or commit says so.
+    this.copyDone.catch(() => {});
+  }
+
+  private async flush(): Promise<void> {
+    if (!this.copy || this.text === '') return;
+    const text = this.text;
+    this.text = '';
+    if (!this.copy.write(text)) await Promise.race([new Promise((r) => this.copy?.once('drain', r)), this.copyDone]);
+  }
+
+  /** Ids for the batch's host names and attributions not yet resolved, in one statement each. */
+  private async resolve(batch: ImageBatch): Promise<void> {
+    const { hosts, attributions } = this.numbered;
+    const newHosts = new Set<number>();
+    const newAttributions = new Set<number>();
+    for (let i = 0; i < batch.count; i++) {
+      if (hosts[batch.hosts[i] as number] === undefined) newHosts.add(batch.hosts[i] as number);
+      if (attributions[batch.attributions[i] as number] === undefined) newAttributions.add(batch.attributions[i] as number);
+    }
+    if (newHosts.size > 0) {
+      const numbers = [...newHosts];
+      const names = numbers.map((n) => batch.hostNames[n] as string);
+      await this.pool.query('INSERT INTO hosts (host) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT (host) DO NOTHING', [names]);
+      const rows = await this.pool.query('SELECT host, host_id FROM hosts WHERE host = ANY($1::text[])', [names]);
+      const byName = new Map(rows.rows.map((r) => [r.host as string, r.host_id as number]));
+      for (const n of numbers) hosts[n] = byName.get(batch.hostNames[n] as string) as number;
+    }
+    if (newAttributions.size > 0) {
+      const numbers = [...newAttributions];
+      const unpacked = numbers.map((n) => unpackAttribution(batch.packedAttributions[n] as string));
+      const columns = [unpacked.map((a) => a.type), unpacked.map((a) => a.format), unpacked.map((a) => a.license), unpacked.map((a) => a.rightsHolder), unpacked.map((a) => a.publisher)];
+      await this.pool.query(
+        `INSERT INTO attributions (type, format, license, rights_holder, publisher)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) ORDER BY 1, 2, 3, 4, 5 ON CONFLICT DO NOTHING`,
+        columns,
+      );
+      const rows = await this.pool.query(
+        `SELECT a.attribution_id, u.n FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[]) AS u(type, format, license, rights_holder, publisher, n)
+         JOIN attributions a USING (type, format, license, rights_holder, publisher)`,
+        [...columns, numbers],
+      );
+      for (const r of rows.rows) attributions[r.n as number] = r.attribution_id as number;
+    }
+  }
+
+  /** Merges the staged rows of an incremental ingest; counts as the SQLite writer does. */
+  private async merge(): Promise<void> {
+    const db = this.client;
+    await db.query(
+      `CREATE TEMP TABLE ingest_new ON COMMIT DROP AS
+       WITH firsts AS (SELECT DISTINCT ON (gbif_id, url) * FROM ingest_rows ORDER BY gbif_id, url, seq),
+       fresh AS (SELECT f.* FROM firsts f WHERE NOT EXISTS (SELECT 1 FROM images i WHERE i.gbif_id = f.gbif_id AND i.url = f.url))
+       SELECT fr.*, coalesce(m.next, 0) + row_number() OVER (PARTITION BY fr.gbif_id ORDER BY fr.seq) - 1 AS image_index
+       FROM fresh fr LEFT JOIN LATERAL (SELECT max(image_index) + 1 AS next FROM images i WHERE i.gbif_id = fr.gbif_id) m ON true`,
+    );
+    await db.query(
+      `INSERT INTO images (gbif_id, image_index, url, url_hash, host_id, attribution_id, creator)
+       SELECT gbif_id, image_index, url, url_hash, host_id, attribution_id, creator FROM ingest_new ORDER BY gbif_id, image_index`,
+    );
+    const staged = (await db.query('SELECT count(*)::bigint AS n FROM ingest_rows')).rows[0].n as number;
+    const images = (await db.query('SELECT count(*)::bigint AS n FROM ingest_new')).rows[0].n as number;
+    const ids = (await db.query('WITH added AS (INSERT INTO ids (gbif_id) SELECT DISTINCT gbif_id FROM ingest_new ORDER BY 1 ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*)::bigint AS n FROM added')).rows[0].n as number;
+    // A done ID that gained an image is incomplete on disk: fetch it again.
+    const reopened = (await db.query('WITH re AS (UPDATE ids SET state = 0 WHERE state = 1 AND gbif_id IN (SELECT gbif_id FROM ingest_new) RETURNING 1) SELECT count(*)::bigint AS n FROM re')).rows[0].n as number;
+    await db.query(
+      `UPDATE hosts h SET images = h.images + c.n, pending = h.pending + c.n
+       FROM (SELECT host_id, count(*) AS n FROM ingest_new GROUP BY host_id) c WHERE h.host_id = c.host_id`,
+    );
+    if (ids + reopened > 0) await db.query("UPDATE totals SET value = value + $1 WHERE name = 'ids_pending'", [ids + reopened]);
+    if (reopened > 0) await db.query("UPDATE totals SET value = value - $1 WHERE name = 'ids_done'", [reopened]);
+    this.batch.ids += ids;
+    this.batch.images += images;
+    this.batch.duplicates += staged - images;
+    this.batch.reopened += reopened;
+  }
+}

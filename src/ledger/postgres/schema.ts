@@ -1,0 +1,144 @@
+/**
+ * The PostgreSQL ledger's schema, as numbered migrations; herbdl_meta holds
+ * the number applied. The shape follows the SQLite ledger's (see
+ * sqlite/schema.ts for the why of each table), with what many workers need:
+ *
+ * - workers: one row per run (machine, pid, since); `lease_until` is renewed
+ *   by its heartbeat. A claim is ids.worker_id; it holds while that worker's
+ *   lease does, so a heartbeat writes one row however many IDs it holds.
+ * - ids_claimable: the partial index the claim statement walks (pending IDs
+ *   by key), and nothing more; ids_retryable serves the retry claim.
+ * - publishing: intents carry their worker, so only a dead worker's intents
+ *   are undone, by whoever takes them over.
+ * - deferred_ids: per worker, the IDs it set aside until their host has room.
+ * - Times are epoch ms from the server's clock (herbdl_now()), never a
+ *   worker's: machines' clocks differ, a lease must not.
+ *
+ * The image indexes are left out of a bulk load (the first ingest into an
+ * empty ledger) and built once at its end, as in SQLite.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE herbdl_meta (name text PRIMARY KEY, value text NOT NULL);
+  CREATE FUNCTION herbdl_now() RETURNS bigint LANGUAGE sql VOLATILE AS
+    $$ SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint $$;
+  CREATE TABLE hosts (
+    host_id serial PRIMARY KEY,
+    host text NOT NULL UNIQUE,
+    images bigint NOT NULL DEFAULT 0,
+    pending bigint NOT NULL DEFAULT 0,
+    done bigint NOT NULL DEFAULT 0,
+    failed bigint NOT NULL DEFAULT 0,
+    breaker_open_until bigint,
+    cooldown_until bigint,
+    blocked_ids bigint
+  );
+  CREATE TABLE attributions (
+    attribution_id serial PRIMARY KEY,
+    type text NOT NULL,
+    format text NOT NULL,
+    license text NOT NULL,
+    rights_holder text NOT NULL,
+    publisher text NOT NULL,
+    UNIQUE (type, format, license, rights_holder, publisher)
+  );
+  CREATE SEQUENCE images_image_id;
+  CREATE TABLE images (
+    image_id bigint NOT NULL DEFAULT nextval('images_image_id'),
+    gbif_id bigint NOT NULL,
+    image_index integer NOT NULL,
+    url text NOT NULL,
+    url_hash bigint NOT NULL,
+    host_id integer NOT NULL,
+    attribution_id integer NOT NULL,
+    creator text NOT NULL,
+    state smallint NOT NULL DEFAULT 0,
+    error_code text,
+    http_status integer,
+    attempts integer NOT NULL DEFAULT 0,
+    next_attempt_at bigint,
+    updated_at bigint,
+    final_url text,
+    content_type text,
+    bytes bigint,
+    width integer,
+    height integer,
+    sha256 text,
+    received_format text,
+    file_index integer
+  );
+  CREATE UNIQUE INDEX images_pkey ON images (image_id);
+  CREATE INDEX images_by_id ON images (gbif_id, image_index);
+  CREATE INDEX images_by_url ON images (url_hash);
+  CREATE TABLE image_parts (
+    image_id bigint NOT NULL,
+    part_index integer NOT NULL,
+    file_index integer NOT NULL,
+    url text NOT NULL,
+    http_status integer,
+    final_url text,
+    content_type text,
+    bytes bigint,
+    width integer,
+    height integer,
+    sha256 text,
+    received_format text,
+    PRIMARY KEY (image_id, part_index)
+  );
+  CREATE TABLE workers (
+    worker_id bigserial PRIMARY KEY,
+    machine text NOT NULL,
+    pid integer NOT NULL,
+    since bigint NOT NULL,
+    heartbeat_at bigint NOT NULL,
+    lease_until bigint NOT NULL,
+    stopped_at bigint,
+    done bigint NOT NULL DEFAULT 0,
+    failed bigint NOT NULL DEFAULT 0,
+    images_per_second real NOT NULL DEFAULT 0
+  );
+  CREATE TABLE ids (
+    gbif_id bigint PRIMARY KEY,
+    state smallint NOT NULL DEFAULT 0,
+    attempts integer NOT NULL DEFAULT 0,
+    next_attempt_at bigint,
+    updated_at bigint,
+    worker_id bigint
+  );
+  CREATE INDEX ids_claimable ON ids (gbif_id) WHERE state = 0;
+  CREATE INDEX ids_retryable ON ids (next_attempt_at, gbif_id) WHERE state = 2;
+  CREATE INDEX ids_by_worker ON ids (worker_id) WHERE worker_id IS NOT NULL;
+  CREATE TABLE totals (name text PRIMARY KEY, value bigint NOT NULL);
+  INSERT INTO totals (name, value) VALUES ('ids_done', 0), ('ids_failed', 0), ('ids_pending', 0);
+  CREATE TABLE error_counts (
+    code text NOT NULL,
+    host_id integer NOT NULL,
+    images bigint NOT NULL,
+    PRIMARY KEY (code, host_id)
+  );
+  CREATE TABLE publishing (
+    gbif_id bigint PRIMARY KEY,
+    paths text NOT NULL,
+    worker_id bigint NOT NULL
+  );
+  CREATE TABLE deferred_ids (
+    worker_id bigint NOT NULL,
+    seq bigserial,
+    gbif_id bigint NOT NULL,
+    PRIMARY KEY (worker_id, seq)
+  );
+  INSERT INTO herbdl_meta (name, value) VALUES ('derived_complete', '1');
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Indexes a bulk load leaves out and builds when it ends. */
+export const DERIVED_INDEXES = {
+  images_pkey: 'CREATE UNIQUE INDEX IF NOT EXISTS images_pkey ON images (image_id)',
+  images_by_id: 'CREATE INDEX IF NOT EXISTS images_by_id ON images (gbif_id, image_index)',
+  images_by_url: 'CREATE INDEX IF NOT EXISTS images_by_url ON images (url_hash)',
+} as const;
+
+/** Serialises ingests into one database (pg_advisory_lock key): two at once would number the same gbifID's images twice. */
+export const INGEST_LOCK = 1751478882; // 'herb' as an int

@@ -1,0 +1,77 @@
+/**
+ * A throwaway PostgreSQL cluster for the tests: initdb into a temporary
+ * folder, pg_ctl on 127.0.0.1 at a free port, stopped and removed at the
+ * end. The server refuses to run as root, so under root it runs as the
+ * `postgres` user (Debian's package makes it) or `nobody`.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface Cluster {
+  readonly url: string;
+  stop(): void;
+}
+
+function binDir(): string {
+  const candidates = [process.env.PG_BIN ?? ''];
+  if (existsSync('/usr/lib/postgresql')) {
+    const versions = readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a));
+    candidates.push(...versions.map((v) => `/usr/lib/postgresql/${v}/bin`));
+  }
+  candidates.push(...(process.env.PATH ?? '').split(':'));
+  const found = candidates.find((dir) => dir && existsSync(join(dir, 'initdb')) && existsSync(join(dir, 'pg_ctl')));
+  if (!found) throw new Error("PostgreSQL's server programs (initdb, pg_ctl) were not found: install Debian's postgresql package, or set HERBDL_TEST_PG to a server's URL");
+  return found;
+}
+
+function runAs(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  for (const user of ['postgres', 'nobody']) {
+    try {
+      const uid = Number(execFileSync('id', ['-u', user]).toString().trim());
+      const gid = Number(execFileSync('id', ['-g', user]).toString().trim());
+      return { uid, gid };
+    } catch {
+      // try the next
+    }
+  }
+  throw new Error('running as root, and neither a postgres nor a nobody user exists to run the test server as');
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startCluster(): Promise<Cluster> {
+  const bin = binDir();
+  const user = runAs();
+  const dir = mkdtempSync(join(tmpdir(), 'herbdl-pg-'));
+  if (user) chownSync(dir, user.uid, user.gid);
+  const data = join(dir, 'data');
+  const run = (program: string, args: string[]) => {
+    const result = spawnSync(join(bin, program), args, { ...(user ?? {}), cwd: dir, encoding: 'utf8' });
+    if (result.status !== 0) throw new Error(`${program} failed: ${result.stderr || result.stdout}`);
+  };
+  run('initdb', ['-D', data, '-U', 'herbdl', '--auth=trust', '-E', 'UTF8', '--no-locale', '--no-sync']);
+  const port = await freePort();
+  // A test server: durability is the workers' concern here, not the server's (nothing kills it).
+  const settings = `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300`;
+  run('pg_ctl', ['-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60', '-o', settings, 'start']);
+  return {
+    url: `postgres://herbdl@127.0.0.1:${port}/postgres`,
+    stop() {
+      spawnSync(join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop'], { ...(user ?? {}), cwd: dir });
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,90 @@
+/** A PostgreSQL ledger from (gbifID, URL) rows, and worker processes run against it. */
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import { herbdlJson, spawnHerbdl } from './cli.js';
+import { writeMultimedia } from './multimedia.js';
+import { freshDatabase, query } from './postgres.js';
+import type { RunJson } from './run.js';
+
+export interface Worker {
+  readonly pid: number;
+  readonly exited: Promise<number | null>;
+  stdout(): string;
+  stderr(): string;
+  kill(signal: NodeJS.Signals): void;
+  /** The run's summary (--json), once it has exited. */
+  json(): RunJson;
+}
+
+export interface PgWorkspace {
+  readonly db: string;
+  readonly out: string;
+  worker(extra?: string[]): Worker;
+  files(): string[];
+  doneFiles(): Promise<string[]>;
+}
+
+export async function pgWorkspace(dir: string, label: string, rows: readonly (readonly [number, string])[]): Promise<PgWorkspace> {
+  const db = await freshDatabase(label);
+  const out = join(dir, `${label}-images`);
+  herbdlJson(['ingest', writeMultimedia(join(dir, `${label}.txt`), rows), '--db', db]);
+  return {
+    db,
+    out,
+    worker(extra = []) {
+      const child = spawnHerbdl(['run', '--db', db, '--out', out, '--allow-private-network', '--json', ...extra]);
+      let stdout = '';
+      let stderr = '';
+      child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+      child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+      const exited = new Promise<number | null>((resolve) =>
+        child.once('exit', (code) => {
+          clearTimeout(timer);
+          resolve(code);
+        }),
+      );
+      return {
+        pid: child.pid as number,
+        exited,
+        stdout: () => stdout,
+        stderr: () => stderr,
+        kill: (signal) => child.kill(signal),
+        json: () => JSON.parse(stdout.trim().split('\n').pop() as string) as RunJson,
+      };
+    },
+    files() {
+      if (!existsSync(out)) return [];
+      return readdirSync(out, { recursive: true, withFileTypes: true })
+        .filter((e) => e.isFile())
+        .map((e) => join(e.parentPath, e.name).slice(out.length + 1))
+        .filter((f) => !f.startsWith('.herbdl-tmp'))
+        .sort();
+    },
+    async doneFiles() {
+      const rows = await query<{ gbif_id: number; nn: number }>(
+        db,
+        `SELECT i.gbif_id::text AS gbif_id, COALESCE(p.file_index, i.file_index, i.image_index) AS nn FROM images i JOIN ids USING (gbif_id)
+         LEFT JOIN image_parts p ON p.image_id = i.image_id WHERE ids.state = 1`,
+      );
+      return rows
+        .map(({ gbif_id: id, nn }) => `${String(id).slice(0, 3)}/${String(id).slice(3, 6)}/${id}-${String(nn).padStart(2, '0')}.jpg`)
+        .sort();
+    },
+  };
+}
+
+/** Every done gbifID has all its files; nothing else is in the tree. */
+export async function expectConsistentPgTree(ws: PgWorkspace): Promise<void> {
+  expect(ws.files()).toEqual(await ws.doneFiles());
+}
+
+/** Waits until `ready` holds, polling; fails after timeoutMs. */
+export async function until(ready: () => boolean | Promise<boolean>, timeoutMs = 30_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await ready())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
