@@ -173,19 +173,22 @@ export interface DownloadLedger {
   claimRetryable(cursor: RetryCursor, dueBy: number, maxAttempts: number, limit: number): Promise<ClaimedId[]>;
   /**
    * Notes claimed gbifIDs to take up again later in this run (their host's
-   * queue was full). Kept by the ledger, not in memory: behind one slow host
-   * that holds millions of gbifIDs the list can be most of the export.
-   * Forgotten when the run ends; the IDs stay pending either way.
+   * queue was full). A SQLite ledger keeps them for this run, not in memory:
+   * behind one slow host that holds millions of gbifIDs the list can be most
+   * of the export. A shared ledger hands them back instead, so that another
+   * worker may take them; this run meets them again when it goes over the
+   * pending IDs once more (pendingElsewhere). They stay pending either way.
    */
   deferIds(gbifIds: readonly number[]): Promise<void>;
   /** Up to `limit` deferred gbifIDs, oldest first, with their images; they are deferred no more. */
   claimDeferred(limit: number): Promise<ClaimedId[]>;
   /**
-   * Pending gbifIDs that other workers hold now (0 on a ledger one run holds
-   * alone). A run that has claimed everything else waits while any remain:
-   * a dead worker's claims come free when its lease expires.
+   * Pending gbifIDs this run does not hold: other workers hold them, or they
+   * are free (handed back, or a dead worker's with its lease run out). 0 on
+   * a ledger one run holds alone. A run that has claimed all it could waits
+   * and goes over the pending IDs again while any remain.
    */
-  heldElsewhere(): Promise<number>;
+  pendingElsewhere(): Promise<number>;
   /** Other workers whose lease is live (none on a SQLite ledger): their temporaries are left alone. */
   liveWorkers(): Promise<WorkerId[]>;
   /** Durably notes the files about to be renamed into place, or removed (before any rename). */

@@ -85,7 +85,7 @@ export class Claims {
       }
       case 'elsewhere': {
         // Other workers hold pending IDs: go over the pending IDs again in a while, when some may have come free.
-        if ((await this.ledger.heldElsewhere()) === 0) this.phase = 'exhausted';
+        if ((await this.ledger.pendingElsewhere()) === 0) this.phase = 'exhausted';
         else {
           this.phase = 'rescan';
           this.rescanAt = Date.now() + ELSEWHERE_POLL_MS;

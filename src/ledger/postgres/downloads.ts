@@ -5,7 +5,7 @@
  */
 import type pg from 'pg';
 import type { ClaimedId, DownloadLedger, FailedId, FetchedImage, PublishIntent, RetryCursor, WorkerId } from '../ledger.js';
-import { claimWith, FREE, withImages } from './claims.js';
+import { claimWith, FREE } from './claims.js';
 import { transaction } from './connect.js';
 import { recordDone, recordFailed } from './outcomes.js';
 import type { WorkerLease } from './worker-lease.js';
@@ -38,23 +38,19 @@ export class PostgresDownloads implements DownloadLedger {
     );
   }
 
+  /** Hands the IDs back at once: another worker may have room at their hosts (and this one meets them again on its next pass). */
   async deferIds(gbifIds: readonly number[]): Promise<void> {
     if (gbifIds.length === 0) return;
-    await this.pool.query('INSERT INTO deferred_ids (worker_id, gbif_id) SELECT $1, unnest($2::bigint[])', [this.me, gbifIds]);
+    await this.pool.query('UPDATE ids SET worker_id = NULL WHERE gbif_id = ANY($1::bigint[]) AND worker_id = $2', [gbifIds, this.me]);
   }
 
-  async claimDeferred(limit: number): Promise<ClaimedId[]> {
-    const taken = await this.pool.query(
-      `WITH next AS (SELECT seq FROM deferred_ids WHERE worker_id = $1 ORDER BY seq LIMIT $2),
-       gone AS (DELETE FROM deferred_ids d USING next WHERE d.worker_id = $1 AND d.seq = next.seq RETURNING d.gbif_id)
-       SELECT i.gbif_id, i.attempts FROM ids i JOIN gone USING (gbif_id) WHERE i.worker_id = $1 AND i.state = 0 ORDER BY i.gbif_id`,
-      [this.me, limit],
-    );
-    return withImages(this.pool, taken.rows);
+  async claimDeferred(): Promise<ClaimedId[]> {
+    return [];
   }
 
-  async heldElsewhere(): Promise<number> {
-    const row = await this.pool.query('SELECT count(*)::bigint AS n FROM ids WHERE worker_id IS NOT NULL AND worker_id <> $1 AND state = 0', [this.me]);
+  async pendingElsewhere(): Promise<number> {
+    // Whether any remain is what matters: counted up to a bound, so it stays cheap with millions pending.
+    const row = await this.pool.query('SELECT count(*)::bigint AS n FROM (SELECT 1 FROM ids WHERE state = 0 AND worker_id IS DISTINCT FROM $1 LIMIT 1000) s', [this.me]);
     return row.rows[0].n as number;
   }
 

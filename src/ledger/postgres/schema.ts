@@ -10,7 +10,6 @@
  *   by key), and nothing more; ids_retryable serves the retry claim.
  * - publishing: intents carry their worker, so only a dead worker's intents
  *   are undone, by whoever takes them over.
- * - deferred_ids: per worker, the IDs it set aside until their host has room.
  * - Times are epoch ms from the server's clock (herbdl_now()), never a
  *   worker's: machines' clocks differ, a lease must not.
  *
@@ -120,12 +119,6 @@ export const MIGRATIONS: readonly string[] = [
     gbif_id bigint PRIMARY KEY,
     paths text NOT NULL,
     worker_id bigint NOT NULL
-  );
-  CREATE TABLE deferred_ids (
-    worker_id bigint NOT NULL,
-    seq bigserial,
-    gbif_id bigint NOT NULL,
-    PRIMARY KEY (worker_id, seq)
   );
   INSERT INTO herbdl_meta (name, value) VALUES ('derived_complete', '1');
   `,

@@ -41,9 +41,8 @@ export class WorkerLease implements RunLock {
 
   static async join(pool: pg.Pool, leaseMs: number): Promise<WorkerLease> {
     const holder: WorkerId = { pid: process.pid, machine: hostname(), since: Date.now() };
-    // Maintenance, explicit and cheap: rows of workers gone for a week, and set-aside lists of dead ones.
-    await pool.query('DELETE FROM workers WHERE lease_until < herbdl_now() - 7 * 86400000 AND worker_id NOT IN (SELECT DISTINCT worker_id FROM ids WHERE worker_id IS NOT NULL)');
-    await pool.query('DELETE FROM deferred_ids d WHERE NOT EXISTS (SELECT 1 FROM workers w WHERE w.worker_id = d.worker_id AND w.lease_until > herbdl_now())');
+    // Maintenance, explicit and cheap: rows of workers gone for a week that hold nothing.
+    await pool.query('DELETE FROM workers w WHERE lease_until < herbdl_now() - 7 * 86400000 AND NOT EXISTS (SELECT 1 FROM ids WHERE ids.worker_id = w.worker_id)');
     const row = await pool.query(
       'INSERT INTO workers (machine, pid, since, heartbeat_at, lease_until) VALUES ($1, $2, $3, herbdl_now(), herbdl_now() + $4) RETURNING worker_id',
       [holder.machine, holder.pid, holder.since, leaseMs],
@@ -92,7 +91,6 @@ export class WorkerLease implements RunLock {
     clearInterval(this.timer);
     // Hand every claim back at once: the others take them up without waiting for the lease.
     await this.pool.query('UPDATE ids SET worker_id = NULL WHERE worker_id = $1', [this.workerId]);
-    await this.pool.query('DELETE FROM deferred_ids WHERE worker_id = $1', [this.workerId]);
     await this.pool.query('UPDATE workers SET stopped_at = herbdl_now(), lease_until = herbdl_now() WHERE worker_id = $1', [this.workerId]);
   }
 }

@@ -126,7 +126,7 @@ export class SqliteDownloads implements DownloadLedger {
     return rows.map(([, id]) => this.withImages(id, (this.stmt.idAttempts.get(id) as number | undefined) ?? 0));
   }
 
-  async heldElsewhere(): Promise<number> {
+  async pendingElsewhere(): Promise<number> {
     return 0;
   }
 

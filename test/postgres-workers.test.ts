@@ -1,0 +1,86 @@
+/**
+ * Many workers on one PostgreSQL ledger, as real processes against loopback
+ * hosts: they download an export once, together; a worker killed with -9 has
+ * its claims taken up by the others when its lease runs out; a worker stopped
+ * with SIGTERM (what batch schedulers send) hands its claims back at once.
+ */
+import { describe, expect, it } from 'vitest';
+import { herbdlJson, tempDir } from './helpers/cli.js';
+import { imageServers } from './helpers/image-server.js';
+import { expectConsistentPgTree, pgWorkspace, until } from './helpers/pg-run.js';
+import { query } from './helpers/postgres.js';
+
+describe('workers on one PostgreSQL ledger', async () => {
+  const hosts = await imageServers(4, 80);
+  const dir = tempDir();
+
+  /** gbifIDs with one to three images each, over the hosts, each answer delayed. */
+  function rows(prefix: number, count: number, delayMs: number): [number, string][] {
+    const out: [number, string][] = [];
+    for (let i = 0; i < count; i++) {
+      const id = prefix * 100_000 + i;
+      for (let n = 0; n < 1 + (i % 3); n++) out.push([id, hosts[(i + n) % hosts.length]!.route(`/w${prefix}-${i}-${n}.jpg`, { kind: 'image', delayMs })]);
+    }
+    return out;
+  }
+
+  it('three workers download an export once, together: every gbifID done once, every file in place', async () => {
+    const ws = await pgWorkspace(dir, 'three', rows(71, 900, 40));
+    const before = hosts.map((h) => h.requests.length);
+    const workers = [0, 1, 2].map(() => ws.worker(['--concurrency', '8', '--per-host', '4']));
+    expect(await Promise.all(workers.map((w) => w.exited))).toEqual([0, 0, 0]);
+    const summaries = workers.map((w) => w.json());
+    // Each did a share of the work, and together exactly all of it.
+    expect(summaries.reduce((n, s) => n + s.idsDone, 0)).toBe(900);
+    for (const s of summaries) expect(s.idsDone, JSON.stringify(summaries) + workers.map((w) => w.stderr()).join("\n")).toBeGreaterThan(0);
+    expect(summaries.every((s) => s.pending === 0)).toBe(true);
+    // No image fetched twice: 1,800 images, 1,800 requests.
+    expect(hosts.reduce((n, h, i) => n + h.requests.length - (before[i] as number), 0)).toBe(1800);
+    await expectConsistentPgTree(ws);
+    const status = herbdlJson<{ ids: object; workers: { worker: string; stopped: boolean; done: number }[] }>(['status', '--db', ws.db]);
+    expect(status.ids).toMatchObject({ total: 900, done: 900, pending: 0 });
+    expect(status.workers).toHaveLength(3);
+    expect(status.workers.every((w) => w.stopped)).toBe(true);
+    expect(status.workers.reduce((n, w) => n + w.done, 0)).toBe(900);
+  });
+
+  it('a worker killed with -9 has its claims taken up by the others once its lease runs out; none is published twice', async () => {
+    const ws = await pgWorkspace(dir, 'killed', rows(72, 300, 20));
+    const victim = ws.worker(['--concurrency', '8', '--per-host', '2', '--lease', '10']);
+    await until(async () => ws.files().length >= 10, 30_000, 'the first worker to publish');
+    const [claimed] = await query<{ n: number }>(ws.db, 'SELECT count(*)::int AS n FROM ids WHERE worker_id IS NOT NULL AND state = 0');
+    expect(claimed!.n).toBeGreaterThan(0);
+    victim.kill('SIGKILL');
+    await victim.exited;
+    const started = Date.now();
+    const others = [0, 1].map(() => ws.worker(['--concurrency', '8', '--per-host', '2', '--lease', '10']));
+    expect(await Promise.all(others.map((w) => w.exited))).toEqual([0, 0]);
+    // They could not end before the dead worker's lease ran out: they waited for its claims.
+    expect(Date.now() - started).toBeGreaterThan(5_000);
+    expect(others.every((w) => w.json().pending === 0)).toBe(true);
+    const [counts] = await query<{ done: number; held: number; intents: number }>(
+      ws.db,
+      `SELECT (SELECT count(*) FROM ids WHERE state = 1)::int AS done, (SELECT count(*) FROM ids WHERE worker_id IS NOT NULL)::int AS held,
+         (SELECT count(*) FROM publishing)::int AS intents`,
+    );
+    expect(counts).toEqual({ done: 300, held: 0, intents: 0 });
+    await expectConsistentPgTree(ws);
+    const status = herbdlJson<{ workers: { pid: number; expired: boolean; stopped: boolean }[] }>(['status', '--db', ws.db]);
+    expect(status.workers.find((w) => w.pid === victim.pid)).toMatchObject({ expired: true, stopped: false });
+  });
+
+  it('SIGTERM stops a worker cleanly and hands its claims back at once', async () => {
+    const ws = await pgWorkspace(dir, 'sigterm', rows(73, 200, 30));
+    const worker = ws.worker(['--concurrency', '4', '--per-host', '1', '--lease', '600']);
+    await until(async () => ws.files().length >= 3, 30_000, 'the worker to publish');
+    worker.kill('SIGTERM');
+    expect(await worker.exited).toBe(130);
+    const [held] = await query<{ n: number }>(ws.db, 'SELECT count(*)::int AS n FROM ids WHERE worker_id IS NOT NULL');
+    expect(held!.n).toBe(0);
+    // A lease of ten minutes, yet the next worker takes everything up at once.
+    const next = ws.worker(['--concurrency', '16', '--per-host', '4']);
+    expect(await next.exited).toBe(0);
+    expect(next.json().pending).toBe(0);
+    await expectConsistentPgTree(ws);
+  });
+});
