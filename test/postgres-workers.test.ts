@@ -44,6 +44,35 @@ describe('workers on one PostgreSQL ledger', async () => {
     expect(status.workers.reduce((n, w) => n + w.done, 0)).toBe(900);
   });
 
+  it('three workers never have more than --per-host requests in flight at a host, measured at the host', async () => {
+    const ws = await pgWorkspace(dir, 'polite', rows(74, 400, 60));
+    for (const h of hosts) h.maxInFlight = 0;
+    const workers = [0, 1, 2].map(() => ws.worker(['--concurrency', '16', '--per-host', '2']));
+    expect(await Promise.all(workers.map((w) => w.exited))).toEqual([0, 0, 0]);
+    expect(workers.reduce((n, w) => n + w.json().idsDone, 0)).toBe(400);
+    expect(workers.filter((w) => w.json().idsDone > 0).length).toBeGreaterThan(1);
+    // Each host saw at most 2 at once, and did see 2: the cap was reached, not avoided.
+    expect(hosts.map((h) => h.maxInFlight)).toEqual([2, 2, 2, 2]);
+    await expectConsistentPgTree(ws);
+  });
+
+  it('a 429 seen by one worker holds the others back from that host within a heartbeat', async () => {
+    const [slow] = await imageServers(1, 88);
+    const list: [number, string][] = [];
+    for (let i = 0; i < 300; i++) list.push([7_500_000 + i, slow!.route(`/t-${i}.jpg`, { kind: 'image', delayMs: 25 })]);
+    // The 40th gbifID's image says: not for 4 seconds.
+    list[40] = [7_500_040, slow!.route('/t-40.jpg', { kind: 'sequence', steps: [{ kind: 'status', status: 429, headers: { 'retry-after': '4' } }, { kind: 'image' }] })];
+    const ws = await pgWorkspace(dir, 'throttled', list);
+    const workers = [0, 1, 2].map(() => ws.worker(['--concurrency', '8', '--per-host', '3']));
+    expect(await Promise.all(workers.map((w) => w.exited))).toEqual([0, 0, 0]);
+    expect(workers.reduce((n, w) => n + w.json().idsDone, 0)).toBe(300);
+    const throttledAt = slow!.requests.find((r) => r.path === '/t-40.jpg')!.at;
+    // Requests already under way may land just after; from 1.5 s on, no worker asked until Retry-After was over.
+    const during = slow!.requests.filter((r) => r.at > throttledAt + 1500 && r.at < throttledAt + 3500);
+    expect(during).toEqual([]);
+    expect(slow!.requests.filter((r) => r.at >= throttledAt + 3500).length).toBeGreaterThan(0);
+  });
+
   it('a worker killed with -9 has its claims taken up by the others once its lease runs out; none is published twice', async () => {
     const ws = await pgWorkspace(dir, 'killed', rows(72, 300, 20));
     const victim = ws.worker(['--concurrency', '8', '--per-host', '2', '--lease', '10']);

@@ -24,10 +24,15 @@ export class HostQueues<T extends Queued> {
     private readonly onDropped: (task: T) => void,
   ) {}
 
+  /** Set on a ledger shared by workers: request slots come from shared-hosts.ts. */
+  shared = false;
+
   host(name: string): HostState<T> {
     let h = this.hosts.get(name);
     if (!h) {
       h = new HostState<T>(name, this.settings);
+      // On a shared ledger a host is asked nothing until this worker owns slots there.
+      if (this.shared) h.budget = 0;
       const openUntil = this.openBreakers.get(name);
       if (openUntil !== undefined) h.restoreOpen(openUntil);
       this.hosts.set(name, h);
@@ -65,6 +70,11 @@ export class HostQueues<T extends Queued> {
     let wake = Infinity;
     for (const h of this.active) wake = Math.min(wake, h.nextWake(now) ?? Infinity);
     return wake;
+  }
+
+  /** Every host met so far. */
+  all(): IterableIterator<HostState<T>> {
+    return this.hosts.values();
   }
 
   /** Hosts cooling down and hosts whose breaker is open, for the live display. */

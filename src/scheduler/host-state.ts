@@ -38,6 +38,13 @@ export const MIN_WINDOW_FAILURES = 3;
 export class HostState<T> {
   inFlight = 0;
   cap: number;
+  /**
+   * Request slots this worker owns at the host, on a ledger shared by workers
+   * (shared-hosts.ts): it never has more in flight there. Unbounded alone.
+   */
+  budget = Infinity;
+  /** This worker's fair share of the host's slots (shared ledger), from the last exchange. */
+  fair = Infinity;
   cooldownUntil = 0;
   breaker: BreakerState = 'closed';
   openUntil = 0;
@@ -105,7 +112,7 @@ export class HostState<T> {
   take(now: number): T | undefined {
     if (this.cooldownUntil > now || this.isOpen(now)) return undefined;
     // Half-open: exactly one probe request.
-    const limit = this.breaker === 'half_open' ? 1 : this.cap;
+    const limit = Math.min(this.budget, this.breaker === 'half_open' ? 1 : this.cap);
     if (this.inFlight >= limit) return undefined;
     for (let i = 0; i < this.delayed.length; i++) {
       const w = this.delayed[i] as Waiting<T>;

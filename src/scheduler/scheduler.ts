@@ -22,6 +22,7 @@ import { Claims } from './claims.js';
 import { SharedFetches } from './shared-fetches.js';
 import { linkStored, storedDocument } from './stored-links.js';
 import { HostQueues } from './host-queues.js';
+import { SharedHosts } from './shared-hosts.js';
 import { FailingHosts } from './failing-hosts.js';
 import type { HostState } from './host-state.js';
 import { IiifDocuments, readDocument, type ReadDocument } from './iiif-documents.js';
@@ -66,6 +67,8 @@ export class Scheduler {
   private readonly runStart = Date.now();
   private readonly claims: Claims;
   private readonly failing = new FailingHosts<Task>();
+  /** On a ledger shared by workers: request slots per host, 429s and breakers, agreed with the others. */
+  private readonly sharedHosts: SharedHosts<Task> | undefined;
   private inFlight = 0;
   /** A claim is out at the ledger. */
   private claiming = false;
@@ -90,13 +93,24 @@ export class Scheduler {
     this.hostBacklogLimit = Math.max(32, settings.perHost * 16);
     this.hosts = new HostQueues<Task>(settings, openBreakers, (task) => this.promoteWaiter(task));
     this.claims = new Claims(ledger, this.runStart, settings.maxAttempts, settings.limit);
+    if (ledger.hostBudgets) {
+      this.sharedHosts = new SharedHosts<Task>(ledger.hostBudgets, this.hosts, settings.perHost, {
+        breakerOpened: (host, until) => this.openedElsewhere(host, until),
+        changed: () => this.pump(),
+        failed: (err) => this.log.warn({ err: String(err) }, 'could not agree host budgets with the other workers; trying again'),
+      });
+    }
     this.window = new JobWindow(ledger, publisher, this.tally, log, settings.out, { onError: (err) => this.fail(err), onPublished: () => this.pump() });
   }
 
   run(signal?: AbortSignal): Promise<RunTally> {
     signal?.addEventListener('abort', () => this.stop(), { once: true });
+    this.sharedHosts?.start();
     return new Promise<RunTally>((resolve, reject) => {
-      this.finish = () => resolve(this.tally.close());
+      this.finish = () => {
+        void this.sharedHosts?.stop();
+        resolve(this.tally.close());
+      };
       this.fail = reject;
       this.pump();
     });
@@ -146,6 +160,7 @@ export class Scheduler {
 
   private enqueue(task: Task, notBefore?: number): void {
     this.hosts.enqueue(task, notBefore);
+    this.sharedHosts?.wanted(this.host(task.image.host));
   }
 
   private host(name: string) {
@@ -310,7 +325,10 @@ export class Scheduler {
         for (const t of [...this.shared.finish(task.image.url), task]) this.window.fail(t.job, t, failure, next.transient);
         return;
       case 'retry':
-        if (next.throttled) this.log.info({ host: host.name, until: new Date(next.at).toISOString(), status: failure.httpStatus }, 'host throttled us');
+        if (next.throttled) {
+          this.log.info({ host: host.name, until: new Date(next.at).toISOString(), status: failure.httpStatus }, 'host throttled us');
+          this.sharedHosts?.noteCooldown(host.name, host.cooldownUntil);
+        }
         return this.enqueue(task, next.at);
       case 'set-aside':
         // Its host opened while it was out, or it kept being throttled.
@@ -327,6 +345,13 @@ export class Scheduler {
     const silentFor = host.failingSince === undefined ? 0 : Date.now() - host.failingSince;
     this.log.warn({ host: host.name, failures: host.consecutiveFailures, failingForMs: silentFor, until: new Date(host.openUntil).toISOString() }, 'breaker opened');
     if (task) this.setAside(task.job, task, host.name);
+    for (const waiting of host.drain()) this.setAside(waiting.job, waiting, host.name);
+  }
+
+  /** Another worker opened this host's breaker: its work here is set aside as if this worker had. */
+  private openedElsewhere(host: HostState<Task>, until: number): void {
+    host.restoreOpen(until);
+    this.log.warn({ host: host.name, until: new Date(until).toISOString() }, 'breaker opened by another worker');
     for (const waiting of host.drain()) this.setAside(waiting.job, waiting, host.name);
   }
 

@@ -7,6 +7,7 @@ import type pg from 'pg';
 import type { ClaimedId, DownloadLedger, FailedId, FetchedImage, PublishIntent, RetryCursor, WorkerId } from '../ledger.js';
 import { claimWith, FREE } from './claims.js';
 import { transaction } from './connect.js';
+import { PostgresHostBudgets } from './host-budgets.js';
 import { recordDone, recordFailed } from './outcomes.js';
 import type { WorkerLease } from './worker-lease.js';
 
@@ -14,12 +15,14 @@ const LIVE = (column: string) => `EXISTS (SELECT 1 FROM workers w WHERE w.worker
 
 export class PostgresDownloads implements DownloadLedger {
   private readonly me: number;
+  readonly hostBudgets: PostgresHostBudgets;
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly lease: WorkerLease,
   ) {
     this.me = lease.workerId;
+    this.hostBudgets = new PostgresHostBudgets(pool, this.me);
   }
 
   claimPending(afterGbifId: number, limit: number): Promise<ClaimedId[]> {

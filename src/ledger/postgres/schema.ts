@@ -10,6 +10,10 @@
  *   by key), and nothing more; ids_retryable serves the retry claim.
  * - publishing: intents carry their worker, so only a dead worker's intents
  *   are undone, by whoever takes them over.
+ * - host_slots: a host's --per-host request slots, each owned by at most one
+ *   worker; a worker sends requests to a host only on slots it owns, so all
+ *   workers together never exceed --per-host there (host-budgets.ts).
+ *   host_wants says which workers have work waiting for a host, for fair shares.
  * - Times are epoch ms from the server's clock (herbdl_now()), never a
  *   worker's: machines' clocks differ, a lease must not.
  *
@@ -119,6 +123,17 @@ export const MIGRATIONS: readonly string[] = [
     gbif_id bigint PRIMARY KEY,
     paths text NOT NULL,
     worker_id bigint NOT NULL
+  );
+  CREATE TABLE host_slots (
+    host_id integer NOT NULL,
+    slot integer NOT NULL,
+    worker_id bigint,
+    PRIMARY KEY (host_id, slot)
+  );
+  CREATE TABLE host_wants (
+    worker_id bigint NOT NULL,
+    host_id integer NOT NULL,
+    PRIMARY KEY (host_id, worker_id)
   );
   INSERT INTO herbdl_meta (name, value) VALUES ('derived_complete', '1');
   `,

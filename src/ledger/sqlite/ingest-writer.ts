@@ -59,7 +59,11 @@ export class SqliteIngestWriter implements IngestWriter {
       // writes nothing for pages that are new, and a bulk load makes only new
       // pages. Still crash-safe: a kill leaves the last commit. Fails harmlessly
       // (stays WAL) if another connection has the ledger open.
-      db.pragma('journal_mode = DELETE');
+      try {
+        db.pragma('journal_mode = DELETE');
+      } catch {
+        // A reader (status) had it open this instant: the load runs in WAL, as safely and a little slower.
+      }
       // It only appends (its hot pages are the right edges of its B-trees), so a small page
       // cache costs it nothing in speed and keeps peak RSS well under 200 MB however large the
       // file (measured at 6M rows). An incremental ingest, whose index inserts land anywhere, keeps more.
@@ -150,7 +154,7 @@ export class SqliteIngestWriter implements IngestWriter {
   }
 
   async finish(): Promise<void> {
-    this.commit();
+    await this.commit();
     if (!this.bulkStarted) return;
     // The load's own count of new IDs and images assumed each ID's rows were
     // together (it counted runs of rows); the finisher knows the true figures.
@@ -162,7 +166,11 @@ export class SqliteIngestWriter implements IngestWriter {
       duplicates: this.committed.duplicates + result.duplicates,
     };
     this.bulkStarted = false;
-    this.db.pragma('journal_mode = WAL');
+    try {
+      this.db.pragma('journal_mode = WAL');
+    } catch {
+      // A reader had it open this instant; the next open of the ledger sets WAL.
+    }
   }
 
   tally(): IngestTally {
