@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { fileSystemErrno, HerbdlError } from '../errors.js';
 import { registerExport } from './commands/export.js';
 import { registerIngest } from './commands/ingest.js';
+import { registerMigrate } from './commands/migrate.js';
 import { registerRetryFailed } from './commands/retry-failed.js';
 import { registerRun } from './commands/run.js';
 import { registerStatus } from './commands/status.js';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerRun(program);
   registerRetryFailed(program);
   registerExport(program);
+  registerMigrate(program);
   return program;
 }
 

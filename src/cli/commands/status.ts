@@ -1,11 +1,30 @@
 import type { Command } from 'commander';
-import type { LedgerStatus, StateCounts } from '../../ledger/ledger.js';
+import type { LedgerStatus, StateCounts, WorkerStatus } from '../../ledger/ledger.js';
 import { openLedger } from '../../ledger/open.js';
 import { formatCount } from '../progress.js';
 import { addOptions, optionValues } from '../shared.js';
 
 function counts(label: string, c: StateCounts): string {
   return `${label.padEnd(9)} total ${formatCount(c.total)}  pending ${formatCount(c.pending)}  done ${formatCount(c.done)}  failed ${formatCount(c.failed)}`;
+}
+
+/** The leaderboard of a shared ledger's workers: live ones first. */
+function workerLines(workers: readonly WorkerStatus[]): string[] {
+  const ago = (t: number) => `${Math.max(0, Math.round((Date.now() - t) / 1000))} s ago`;
+  const rows = workers.map((w) => [
+    w.worker,
+    new Date(w.since).toISOString().slice(0, 19) + 'Z',
+    ago(w.heartbeat),
+    formatCount(w.claimed),
+    formatCount(w.done),
+    w.imagesPerSecond.toFixed(1),
+    formatCount(w.failed),
+    w.stopped ? 'stopped' : w.expired ? 'lease expired' : 'live',
+  ]);
+  const head = ['worker', 'since', 'heartbeat', 'claimed', 'done', 'images/s', 'failed', ''];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (r: string[]) => r.map((c, i) => (i < 3 || i === 7 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ').trimEnd();
+  return ['workers:', line(head), ...rows.map(line)];
 }
 
 function printStatus(s: LedgerStatus, db: string): void {
@@ -26,6 +45,7 @@ function printStatus(s: LedgerStatus, db: string): void {
     }
     lines.push('  (a host that is back: herbdl retry-failed --host <host> closes its breaker and takes its gbifIDs up at once)');
   }
+  if (s.workers.length > 0) lines.push('', ...workerLines(s.workers));
   const errors = Object.entries(s.errors);
   lines.push('', errors.length === 0 ? 'failures: none' : 'failures by reason:');
   for (const [code, n] of errors) lines.push(`  ${code.padEnd(24)} ${formatCount(n)}`);

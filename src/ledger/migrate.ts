@@ -1,0 +1,102 @@
+/**
+ * `herbdl migrate`: moves a SQLite ledger, with all its state (done and
+ * failed images with their codes and attempts, IIIF parts, breakers, counters,
+ * publishing intents), into an empty PostgreSQL database, so a user who
+ * started on one machine carries on with many. Rows are streamed with COPY,
+ * table by table, in one transaction: the target has all of it or none.
+ * The source is held as a run holds it, so no run changes it meanwhile.
+ */
+import Database from 'better-sqlite3';
+import { from as copyFrom } from 'pg-copy-streams';
+import { LedgerError } from '../errors.js';
+import { openLedger } from './open.js';
+import { createPool, redact } from './postgres/connect.js';
+import { DERIVED_INDEXES } from './postgres/schema.js';
+
+/** Tables in load order, with the columns both ledgers have. */
+const TABLES: readonly { name: string; columns: readonly string[]; order: string }[] = [
+  { name: 'hosts', columns: ['host_id', 'host', 'images', 'pending', 'done', 'failed', 'breaker_open_until', 'cooldown_until', 'blocked_ids'], order: 'host_id' },
+  { name: 'attributions', columns: ['attribution_id', 'type', 'format', 'license', 'rights_holder', 'publisher'], order: 'attribution_id' },
+  {
+    name: 'images',
+    columns: ['image_id', 'gbif_id', 'image_index', 'url', 'url_hash', 'host_id', 'attribution_id', 'creator', 'state', 'error_code', 'http_status', 'attempts', 'next_attempt_at', 'updated_at', 'final_url', 'content_type', 'bytes', 'width', 'height', 'sha256', 'received_format', 'file_index'],
+    order: 'image_id',
+  },
+  { name: 'image_parts', columns: ['image_id', 'part_index', 'file_index', 'url', 'http_status', 'final_url', 'content_type', 'bytes', 'width', 'height', 'sha256', 'received_format'], order: 'image_id, part_index' },
+  { name: 'ids', columns: ['gbif_id', 'state', 'attempts', 'next_attempt_at', 'updated_at'], order: 'gbif_id' },
+  { name: 'totals', columns: ['name', 'value'], order: 'name' },
+  { name: 'error_counts', columns: ['code', 'host_id', 'images'], order: 'code, host_id' },
+  // Intents of a run that died: worker 0 is no live worker, so the first worker to start undoes them.
+  { name: 'publishing', columns: ['gbif_id', 'paths', '0 AS worker_id'], order: 'gbif_id' },
+];
+
+const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+
+function copyValue(v: unknown): string {
+  if (v === null || v === undefined) return '\\N';
+  const s = String(v);
+  return /[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => ESCAPES[c] as string) : s;
+}
+
+export interface MigrateSummary {
+  readonly rows: Readonly<Record<string, number>>;
+}
+
+export async function migrateLedger(from: string, to: string): Promise<MigrateSummary> {
+  // Opening it as a run does: a newer or foreign file is refused, an unfinished bulk load completed, and no run may start meanwhile.
+  const source = await openLedger(from, { create: false });
+  const lock = await source.lockForRun({ leaseMs: 60_000 });
+  try {
+    await source.openDownloads(lock);
+    const target = await openLedger(to, { create: true });
+    const empty = await target.isEmpty();
+    await target.close();
+    if (!empty) throw new LedgerError(`${redact(to)}: already holds a ledger; migrate moves a ledger into an empty database`, 'ledger_not_empty');
+    const db = new Database(source.location, { readonly: true, fileMustExist: true });
+    const pool = createPool(to, 1);
+    const client = await pool.connect();
+    const rows: Record<string, number> = {};
+    try {
+      await client.query('BEGIN');
+      for (const index of Object.keys(DERIVED_INDEXES)) await client.query(`DROP INDEX IF EXISTS ${index}`);
+      await client.query('DELETE FROM totals');
+      for (const table of TABLES) {
+        const names = table.columns.map((c) => c.replace(/^.* AS /, ''));
+        const copy = client.query(copyFrom(`COPY ${table.name} (${names.join(', ')}) FROM STDIN`));
+        const done = new Promise<void>((resolve, reject) => {
+          copy.on('finish', resolve);
+          copy.on('error', reject);
+        });
+        let text = '';
+        let n = 0;
+        for (const row of db.prepare(`SELECT ${table.columns.join(', ')} FROM ${table.name} ORDER BY ${table.order}`).raw().iterate() as IterableIterator<unknown[]>) {
+          text += row.map(copyValue).join('\t') + '\n';
+          n++;
+          if (text.length > 1 << 20) {
+            if (!copy.write(text)) await new Promise((r) => copy.once('drain', r));
+            text = '';
+          }
+        }
+        copy.end(text);
+        await done;
+        rows[table.name] = n;
+      }
+      for (const create of Object.values(DERIVED_INDEXES)) await client.query(create);
+      await client.query("SELECT setval('hosts_host_id_seq', greatest((SELECT max(host_id) FROM hosts), 1))");
+      await client.query("SELECT setval('attributions_attribution_id_seq', greatest((SELECT max(attribution_id) FROM attributions), 1))");
+      await client.query("SELECT setval('images_image_id', greatest((SELECT max(image_id) FROM images), 1))");
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+      await pool.end();
+      db.close();
+    }
+    return { rows };
+  } finally {
+    await lock.release();
+    await source.close();
+  }
+}
