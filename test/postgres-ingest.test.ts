@@ -1,0 +1,72 @@
+/**
+ * Ingest into PostgreSQL is as safe as into SQLite: kill -9 mid-load and the
+ * same command again ends as one clean ingest; two ingests of different files
+ * at once are serialised, not interleaved.
+ */
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { generateMultimedia } from '../bench/gen-multimedia.mjs';
+import { herbdl, herbdlJson, spawnHerbdl, tempDir } from './helpers/cli.js';
+import type { IngestJson } from './helpers/ledger.js';
+import { freshDatabase, query } from './helpers/postgres.js';
+import { until } from './helpers/pg-run.js';
+
+async function shape(db: string) {
+  const [row] = await query<{ images: number; pairs: number; bad: number; ids: number }>(
+    db,
+    `SELECT (SELECT count(*) FROM images)::int AS images, (SELECT count(*) FROM (SELECT DISTINCT gbif_id, url FROM images) p)::int AS pairs,
+       (SELECT count(*) FROM (SELECT gbif_id FROM images GROUP BY gbif_id HAVING max(image_index) + 1 <> count(*) OR count(DISTINCT image_index) <> count(*)) b)::int AS bad,
+       (SELECT count(*) FROM ids)::int AS ids`,
+  );
+  return row!;
+}
+
+describe('ingest into PostgreSQL', () => {
+  const dir = tempDir();
+
+  it('kill -9 mid-load, then the same command again, ends as one clean ingest', async () => {
+    const file = join(dir, 'big.txt');
+    await generateMultimedia(file, { rows: 150_000, seed: 5 });
+    const clean = await freshDatabase('ingest_clean');
+    const expected = herbdlJson<IngestJson>(['ingest', file, '--db', clean]);
+    const db = await freshDatabase('ingest_killed');
+    const child = spawnHerbdl(['ingest', file, '--db', db, '--commit-every', '50']);
+    const exited = once(child, 'exit');
+    await until(async () => (await query<{ n: number }>(db, "SELECT count(*)::int AS n FROM pg_tables WHERE tablename = 'images'"))[0]!.n > 0 && (await query<{ n: number }>(db, 'SELECT count(*)::int AS n FROM images'))[0]!.n > 0, 30_000, 'a committed batch');
+    child.kill('SIGKILL');
+    await exited;
+    const partial = await shape(db);
+    expect(partial.images).toBeGreaterThan(0);
+    expect(partial.images).toBeLessThan(expected.images);
+    // The same command again finishes the interrupted load, then adds what was missing.
+    const rerun = herbdlJson<IngestJson>(['ingest', file, '--db', db]);
+    expect(rerun.images + partial.images).toBe(expected.images);
+    expect(await shape(db)).toEqual(await shape(clean));
+    const status = (u: string) => herbdlJson<{ ids: object; images: object; complete: boolean }>(['status', '--db', u]);
+    expect(status(db)).toMatchObject({ complete: true, ids: status(clean).ids, images: status(clean).images });
+  });
+
+  it('two ingests of different files at once are serialised: counts as if one ran after the other', async () => {
+    const [x, y] = [join(dir, 'x.txt'), join(dir, 'y.txt')];
+    await generateMultimedia(x, { rows: 60_000, seed: 7 });
+    await generateMultimedia(y, { rows: 60_000, seed: 8 });
+    const together = await freshDatabase('ingest_together');
+    const children = [x, y].map((f) => spawnHerbdl(['ingest', f, '--db', together, '--json']));
+    const outs = children.map((c) => {
+      let s = '';
+      c.stdout?.on('data', (d: Buffer) => (s += d.toString()));
+      return () => s;
+    });
+    expect(await Promise.all(children.map(async (c) => (await once(c, 'exit'))[0]))).toEqual([0, 0]);
+    const sequential = await freshDatabase('ingest_sequential');
+    herbdlJson(['ingest', x, '--db', sequential]);
+    herbdlJson(['ingest', y, '--db', sequential]);
+    const a = await shape(together);
+    expect(a).toEqual(await shape(sequential));
+    expect(a.bad).toBe(0);
+    const summed = outs.map((o) => JSON.parse(o()) as IngestJson).reduce((n, s) => n + s.images, 0);
+    expect(summed).toBe(a.images);
+    expect(herbdl(['status', '--db', together, '--json']).stdout).toContain('"complete":true');
+  });
+});
