@@ -3,7 +3,7 @@
  * set, a throwaway cluster is started here for the run and stopped after it;
  * if that cannot be done the run fails: nothing is skipped.
  */
-import { startCluster, type Cluster } from './helpers/pg-cluster.js';
+import { startCluster, type Cluster } from '../bench/pg-cluster.mjs';
 
 let cluster: Cluster | undefined;
 

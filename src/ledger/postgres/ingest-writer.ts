@@ -24,6 +24,7 @@ import { INGEST_LOCK } from './schema.js';
 
 const ZERO: IngestTally = { ids: 0, images: 0, duplicates: 0, reopened: 0 };
 const FLUSH_BYTES = 1 << 20;
+const MAX_CACHED_ATTRIBUTIONS = 50_000;
 const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 
 /** A value in COPY's text format. */
@@ -53,23 +54,36 @@ export class PostgresIngestWriter implements IngestWriter {
   };
   private batch = { ...ZERO };
   private committed = { ...ZERO };
+  /** Ids met so far, by host name and by packed attribution (bounded: a dataset with very varied rows starts again). */
+  private readonly hostIds = new Map<string, number>();
+  private readonly attributionIds = new Map<string, number>();
 
   private constructor(
     private readonly client: pg.PoolClient,
-    /** Resolves host and attribution ids on connections of their own: the writer's is busy with COPY. */
-    private readonly pool: pg.Pool,
+    /**
+     * Resolves host and attribution ids on a connection of its own (the
+     * writer's is busy with COPY), without waiting for the disk: a host or
+     * attribution row lost in a crash is made again by the next ingest.
+     */
+    private readonly side: pg.PoolClient,
     private readonly bulk: boolean,
   ) {}
 
   static async open(pool: pg.Pool): Promise<PostgresIngestWriter> {
     const client = await pool.connect();
+    const side = await pool.connect().catch((err: unknown) => {
+      client.release();
+      throw err;
+    });
     try {
       await client.query('SELECT pg_advisory_lock($1)', [INGEST_LOCK]);
+      await side.query('SET synchronous_commit = off');
       const empty = await client.query('SELECT NOT EXISTS (SELECT 1 FROM images) AS empty');
       await client.query('CREATE TEMP TABLE IF NOT EXISTS ingest_rows (seq bigint, gbif_id bigint, url text, url_hash bigint, host_id integer, attribution_id integer, creator text) ON COMMIT DELETE ROWS');
-      return new PostgresIngestWriter(client, pool, empty.rows[0].empty as boolean);
+      return new PostgresIngestWriter(client, side, empty.rows[0].empty as boolean);
     } catch (err) {
       client.release(true);
+      side.release(true);
       throw err;
     }
   }
@@ -164,6 +178,7 @@ export class PostgresIngestWriter implements IngestWriter {
     } finally {
       await this.client.query('SELECT pg_advisory_unlock($1)', [INGEST_LOCK]).catch(() => {});
       this.client.release();
+      this.side.release();
     }
   }
 
@@ -175,6 +190,7 @@ export class PostgresIngestWriter implements IngestWriter {
     } finally {
       await this.client.query('SELECT pg_advisory_unlock($1)', [INGEST_LOCK]).catch(() => {});
       this.client.release();
+      this.side.release();
     }
   }
 
@@ -208,38 +224,59 @@ export class PostgresIngestWriter implements IngestWriter {
     if (!this.copy.write(text)) await Promise.race([new Promise((r) => this.copy?.once('drain', r)), this.copyDone]);
   }
 
-  /** Ids for the batch's host names and attributions not yet resolved, in one statement each. */
+  /**
+   * Ids for the batch's host names and attributions: from memory when met
+   * before (a round trip per batch would hold the load back), else in one
+   * statement each.
+   */
   private async resolve(batch: ImageBatch): Promise<void> {
     const { hosts, attributions } = this.numbered;
     const newHosts = new Set<number>();
     const newAttributions = new Set<number>();
     for (let i = 0; i < batch.count; i++) {
-      if (hosts[batch.hosts[i] as number] === undefined) newHosts.add(batch.hosts[i] as number);
-      if (attributions[batch.attributions[i] as number] === undefined) newAttributions.add(batch.attributions[i] as number);
+      const h = batch.hosts[i] as number;
+      if (hosts[h] === undefined) {
+        const known = this.hostIds.get(batch.hostNames[h] as string);
+        if (known === undefined) newHosts.add(h);
+        else hosts[h] = known;
+      }
+      const a = batch.attributions[i] as number;
+      if (attributions[a] === undefined) {
+        const known = this.attributionIds.get(batch.packedAttributions[a] as string);
+        if (known === undefined) newAttributions.add(a);
+        else attributions[a] = known;
+      }
     }
     if (newHosts.size > 0) {
       const numbers = [...newHosts];
       const names = numbers.map((n) => batch.hostNames[n] as string);
-      await this.pool.query('INSERT INTO hosts (host) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT (host) DO NOTHING', [names]);
-      const rows = await this.pool.query('SELECT host, host_id FROM hosts WHERE host = ANY($1::text[])', [names]);
+      await this.side.query('INSERT INTO hosts (host) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT (host) DO NOTHING', [names]);
+      const rows = await this.side.query('SELECT host, host_id FROM hosts WHERE host = ANY($1::text[])', [names]);
       const byName = new Map(rows.rows.map((r) => [r.host as string, r.host_id as number]));
-      for (const n of numbers) hosts[n] = byName.get(batch.hostNames[n] as string) as number;
+      for (const n of numbers) {
+        hosts[n] = byName.get(batch.hostNames[n] as string) as number;
+        this.hostIds.set(batch.hostNames[n] as string, hosts[n] as number);
+      }
     }
     if (newAttributions.size > 0) {
       const numbers = [...newAttributions];
       const unpacked = numbers.map((n) => unpackAttribution(batch.packedAttributions[n] as string));
       const columns = [unpacked.map((a) => a.type), unpacked.map((a) => a.format), unpacked.map((a) => a.license), unpacked.map((a) => a.rightsHolder), unpacked.map((a) => a.publisher)];
-      await this.pool.query(
+      await this.side.query(
         `INSERT INTO attributions (type, format, license, rights_holder, publisher)
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) ORDER BY 1, 2, 3, 4, 5 ON CONFLICT DO NOTHING`,
         columns,
       );
-      const rows = await this.pool.query(
+      const rows = await this.side.query(
         `SELECT a.attribution_id, u.n FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[]) AS u(type, format, license, rights_holder, publisher, n)
          JOIN attributions a USING (type, format, license, rights_holder, publisher)`,
         [...columns, numbers],
       );
-      for (const r of rows.rows) attributions[r.n as number] = r.attribution_id as number;
+      if (this.attributionIds.size + rows.rows.length > MAX_CACHED_ATTRIBUTIONS) this.attributionIds.clear();
+      for (const r of rows.rows) {
+        attributions[r.n as number] = r.attribution_id as number;
+        this.attributionIds.set(batch.packedAttributions[r.n as number] as string, r.attribution_id as number);
+      }
     }
   }
 

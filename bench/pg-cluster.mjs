@@ -1,5 +1,5 @@
 /**
- * A throwaway PostgreSQL cluster for the tests: initdb into a temporary
+ * A throwaway PostgreSQL cluster for the tests and benchmarks: initdb into a temporary
  * folder, pg_ctl on 127.0.0.1 at a free port, stopped and removed at the
  * end. The server refuses to run as root, so under root it runs as the
  * `postgres` user (Debian's package makes it) or `nobody`.
@@ -10,12 +10,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export interface Cluster {
-  readonly url: string;
-  stop(): void;
-}
-
-function binDir(): string {
+function binDir() {
   const candidates = [process.env.PG_BIN ?? ''];
   if (existsSync('/usr/lib/postgresql')) {
     const versions = readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a));
@@ -27,7 +22,7 @@ function binDir(): string {
   return found;
 }
 
-function runAs(): { uid: number; gid: number } | undefined {
+function runAs() {
   if (process.getuid?.() !== 0) return undefined;
   for (const user of ['postgres', 'nobody']) {
     try {
@@ -41,32 +36,33 @@ function runAs(): { uid: number; gid: number } | undefined {
   throw new Error('running as root, and neither a postgres nor a nobody user exists to run the test server as');
 }
 
-function freePort(): Promise<number> {
+function freePort() {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port;
+      const port = server.address().port;
       server.close(() => resolve(port));
     });
   });
 }
 
-export async function startCluster(): Promise<Cluster> {
+/** Starts a cluster, `settings` (-c name=value ...) over the test ones; resolves to its URL and stop(). */
+export async function startCluster(settings = '') {
   const bin = binDir();
   const user = runAs();
   const dir = mkdtempSync(join(tmpdir(), 'herbdl-pg-'));
   if (user) chownSync(dir, user.uid, user.gid);
   const data = join(dir, 'data');
-  const run = (program: string, args: string[]) => {
+  const run = (program, args) => {
     const result = spawnSync(join(bin, program), args, { ...(user ?? {}), cwd: dir, encoding: 'utf8' });
     if (result.status !== 0) throw new Error(`${program} failed: ${result.stderr || result.stdout}`);
   };
   run('initdb', ['-D', data, '-U', 'herbdl', '--auth=trust', '-E', 'UTF8', '--no-locale', '--no-sync']);
   const port = await freePort();
-  // A test server: durability is the workers' concern here, not the server's (nothing kills it).
-  const settings = `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300`;
-  run('pg_ctl', ['-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60', '-o', settings, 'start']);
+  // A test server: durability is the workers' concern here, not the server's (nothing kills it). Benchmarks turn fsync back on.
+  const options = `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 ${settings}`;
+  run('pg_ctl', ['-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60', '-o', options, 'start']);
   return {
     url: `postgres://herbdl@127.0.0.1:${port}/postgres`,
     stop() {

@@ -1,0 +1,77 @@
+// npm run bench:ingest:pg [-- --rows N] [-- --rounds N]
+// herbdl ingest into PostgreSQL beside the baseline the issue names, on the
+// same file, the same server and in the same run: psql's \copy of the file
+// into a table of its columns, then an index on gbifID (the same rows made
+// queryable by ID). The server is a throwaway cluster with fsync on
+// (bench/pg-cluster.mjs). Prints rows/s, peak RSS and the ratio.
+import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { generateMultimedia } from './gen-multimedia.mjs';
+import { startCluster } from './pg-cluster.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const arg = (name, fallback) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+};
+const rows = arg('rows', 2_000_000);
+const rounds = arg('rounds', 2);
+const out = join(here, 'out');
+mkdirSync(out, { recursive: true });
+for (const [tool, pkg] of [['psql', 'postgresql-client'], ['/usr/bin/time', 'time']]) {
+  if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) {
+    console.error(`bench:ingest:pg needs ${tool}: apt-get install ${pkg}`);
+    process.exit(2);
+  }
+}
+
+function timed(cmd, args) {
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr}`);
+  const [seconds, kb] = r.stderr.trim().split('\n').pop().split(' ').map(Number);
+  return { seconds, rssMb: kb / 1024, stdout: r.stdout };
+}
+
+const file = join(out, `multimedia-herbarium-${rows}.txt`);
+if (!existsSync(file)) {
+  process.stderr.write(`generating ${file} ...\n`);
+  await generateMultimedia(file, { rows, shape: 'herbarium' });
+}
+const head = Buffer.alloc(4096);
+const fd = openSync(file, 'r');
+readSync(fd, head, 0, head.length, 0);
+closeSync(fd);
+const columns = head.toString('utf8').split('\n')[0].split('\t');
+const cluster = await startCluster('-c fsync=on -c synchronous_commit=on -c full_page_writes=on -c shared_buffers=256MB -c max_wal_size=4GB');
+const database = (name) => {
+  const url = new URL(cluster.url);
+  url.pathname = `/${name}`;
+  return url.toString();
+};
+const psql = (url, ...commands) => ['psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', url, ...commands.flatMap((c) => ['-c', c])]];
+
+try {
+  const best = { psql: null, herbdl: null };
+  let summary;
+  for (let round = 0; round < rounds; round++) {
+    for (const name of ['baseline', 'herbdl']) spawnSync(...psql(cluster.url, `DROP DATABASE IF EXISTS ${name}`, `CREATE DATABASE ${name}`));
+    const table = `CREATE TABLE media (${columns.map((c) => `"${c}" text`).join(', ')})`;
+    spawnSync(...psql(database('baseline'), table));
+    const p = timed(...psql(database('baseline'), `\\copy media FROM '${file}' WITH (FORMAT text, HEADER true)`, 'CREATE INDEX ON media ("gbifID")'));
+    if (!best.psql || p.seconds < best.psql.seconds) best.psql = p;
+    const h = timed(process.execPath, [join(here, '..', 'bin', 'herbdl'), 'ingest', file, '--db', database('herbdl'), '--json', '--no-progress']);
+    summary = JSON.parse(h.stdout);
+    if (!best.herbdl || h.seconds < best.herbdl.seconds) best.herbdl = h;
+  }
+  const rate = (t) => Math.round(rows / t.seconds).toLocaleString('en-US').padStart(10);
+  console.log(`\nbench:ingest:pg  herbarium shape, ${rows.toLocaleString('en-US')} rows, ${summary.gbifIds.toLocaleString('en-US')} gbifIDs, ${(statSync(file).size / 1e6).toFixed(0)} MB, best of ${rounds}, PostgreSQL with fsync on`);
+  console.log(`machine          ${cpus().length} x ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
+  console.log(`psql \\copy + index on gbifID (baseline)  ${rate(best.psql)} rows/s  ${best.psql.seconds.toFixed(1)} s`);
+  console.log(`herbdl ingest                            ${rate(best.herbdl)} rows/s  ${best.herbdl.seconds.toFixed(1)} s  peak RSS ${best.herbdl.rssMb.toFixed(0)} MB`);
+  console.log(`ratio herbdl / baseline                  ${(best.psql.seconds / best.herbdl.seconds).toFixed(2)}x   (target >= 1.00x, peak RSS <= 200 MB)`);
+} finally {
+  cluster.stop();
+}

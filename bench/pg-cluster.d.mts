@@ -1,0 +1,5 @@
+export interface Cluster {
+  readonly url: string;
+  stop(): void;
+}
+export function startCluster(settings?: string): Promise<Cluster>;
