@@ -14,7 +14,11 @@ export async function startServer(first, hosts, delayMs, hangOctet = 0, mixed = 
   const child = spawn(process.execPath, [join(here, 'image-server.mjs'), first, hosts, delayMs, hangOctet, mixed, sheet], { stdio: ['pipe', 'pipe', 'inherit'] });
   const line = await new Promise((resolve) => child.stdout.once('data', (c) => resolve(c.toString())));
   const { ports } = JSON.parse(line);
-  return { child, ports, stop: () => child.stdin.end() };
+  const stats = () => {
+    child.stdin.write('stats\n');
+    return new Promise((resolve) => child.stdout.once('data', (c) => resolve(JSON.parse(c.toString()))));
+  };
+  return { child, ports, stats, stop: () => child.stdin.end() };
 }
 
 export const HEADER = 'gbifID\ttype\tformat\tidentifier';

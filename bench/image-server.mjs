@@ -25,7 +25,17 @@ const bodies = sheet ? await sheetBodies(sheet) : await Promise.all(
   }),
 );
 
+// Requests being answered per host, and the most at once: politeness is measured here, at the host.
+const inFlight = new Map();
+const maxInFlight = new Map();
+
 function handler(req, res) {
+  const host = req.socket.localAddress;
+  const now = (inFlight.get(host) ?? 0) + 1;
+  inFlight.set(host, now);
+  if (now > (maxInFlight.get(host) ?? 0)) maxInFlight.set(host, now);
+  res.once('close', () => inFlight.set(host, inFlight.get(host) - 1));
+  served++;
   const n = Number(/(\d+)/.exec(req.url ?? '')?.[1] ?? 0);
   const body = bodies[mixed ? n % 3 : n % bodies.length];
   const send = () => {
@@ -36,6 +46,7 @@ function handler(req, res) {
   else send();
 }
 
+let served = 0;
 const ports = {};
 const listen = (address, fn) =>
   new Promise((resolve) => {
@@ -49,6 +60,13 @@ const listen = (address, fn) =>
 for (let i = 0; i < hosts; i++) await listen(hostAddress(first, i, hosts), handler);
 if (hangOctet) await listen(`127.0.0.${hangOctet}`, () => {}); // accepts, never answers
 process.stdout.write(JSON.stringify({ ports, bytes: bodies.map((b) => b.length) }) + '\n');
+// A line "stats" on stdin: prints {"served":n,"maxInFlight":m} (the most any host had at once) and starts counting again.
 // Ends with its parent.
-process.stdin.resume();
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', (text) => {
+  if (!text.includes('stats')) return;
+  process.stdout.write(JSON.stringify({ served, maxInFlight: Math.max(0, ...maxInFlight.values()) }) + '\n');
+  served = 0;
+  maxInFlight.clear();
+});
 process.stdin.on('end', () => process.exit(0));
