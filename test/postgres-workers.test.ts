@@ -73,6 +73,28 @@ describe('workers on one PostgreSQL ledger', async () => {
     expect(slow!.requests.filter((r) => r.at >= throttledAt + 3500).length).toBeGreaterThan(0);
   });
 
+  it('a breaker one worker opens holds for the others: the failing host is not tried again by each', async () => {
+    const [failing] = await imageServers(1, 89);
+    const list: [number, string][] = [];
+    // Every tenth gbifID on the failing host, so every worker's claims hold some.
+    for (let i = 0; i < 800; i++) {
+      // Its first answer comes after every worker has started (and read the breakers open then: none).
+      const url = i % 10 === 5 ? failing!.route(`/down-${i}.jpg`, { kind: 'status', status: 503, delayMs: 1000 }) : hosts[i % hosts.length]!.route(`/b-${i}.jpg`, { kind: 'image', delayMs: 5 });
+      list.push([7_600_000 + i, url]);
+    }
+    const ws = await pgWorkspace(dir, 'breaker', list);
+    // One slot at the failing host, and one failure opens its breaker: whoever holds the slot next must already know.
+    const workers = [0, 1, 2].map(() => ws.worker(['--concurrency', '8', '--per-host', '1', '--retries', '1', '--breaker-threshold', '1', '--breaker-cooldown', '600']));
+    expect(await Promise.all(workers.map((w) => w.exited))).toEqual([0, 0, 0]);
+    expect(workers.reduce((n, w) => n + w.json().idsDone, 0)).toBe(720);
+    // Every worker had work for the failing host and set it aside.
+    expect(workers.filter((w) => w.json().idsSetAside > 0).length).toBe(3);
+    // Each worker opening its own breaker would take a request each; one breaker for all takes one.
+    expect(failing!.requests.length).toBe(1);
+    const status = herbdlJson<{ blockedHosts: { host: string }[]; ids: { pending: number } }>(['status', '--db', ws.db]);
+    expect(status.blockedHosts.map((h) => h.host)).toEqual([expect.stringContaining(failing!.address)]);
+  });
+
   it('a worker killed with -9 has its claims taken up by the others once its lease runs out; none is published twice', async () => {
     const ws = await pgWorkspace(dir, 'killed', rows(72, 300, 20));
     const victim = ws.worker(['--concurrency', '8', '--per-host', '2', '--lease', '10']);

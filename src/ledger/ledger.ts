@@ -189,6 +189,11 @@ export interface DownloadLedger {
    * and goes over the pending IDs again while any remain.
    */
   pendingElsewhere(): Promise<number>;
+  /**
+   * Notes claimed gbifIDs this run set aside (their host's breaker is open):
+   * they stay with it until it ends, and other workers do not wait for them.
+   */
+  setAside(gbifIds: readonly number[]): Promise<void>;
   /** Other workers whose lease is live (none on a SQLite ledger): their temporaries are left alone. */
   liveWorkers(): Promise<WorkerId[]>;
   /** Durably notes the files about to be renamed into place, or removed (before any rename). */

@@ -22,8 +22,9 @@ const RUN_RETRY_CAP_MS = 24 * 3600_000;
 export class JobWindow {
   private readonly jobs = new Map<number, Job>();
   private readonly publishQueue: PublishQueue;
-  /** Failures waiting to be recorded, and whether a write of them is out: one ledger write per batch, not per gbifID. */
+  /** Failures (and set-aside IDs) waiting to be recorded, and whether a write of them is out: one ledger write per batch, not per gbifID. */
   private failures: FailedId[] = [];
+  private asides: number[] = [];
   private recording = false;
   private readonly onError: (err: unknown) => void;
   private readonly onIdle: () => void;
@@ -56,7 +57,7 @@ export class JobWindow {
 
   /** True while gbifIDs are waiting to be published or being published, or failures to be recorded. */
   get publishing(): boolean {
-    return this.publishQueue.busy || this.recording || this.failures.length > 0;
+    return this.publishQueue.busy || this.recording || this.failures.length > 0 || this.asides.length > 0;
   }
 
   add(job: Job): void {
@@ -97,6 +98,8 @@ export class JobWindow {
     job.settled = true;
     job.abort.abort();
     this.tally.idsSetAside++;
+    this.asides.push(job.gbifId);
+    void this.recordFailures();
     this.release(job);
     return true;
   }
@@ -105,10 +108,13 @@ export class JobWindow {
     if (this.recording) return;
     this.recording = true;
     try {
-      while (this.failures.length > 0) {
+      while (this.failures.length > 0 || this.asides.length > 0) {
         const batch = this.failures;
+        const asides = this.asides;
         this.failures = [];
-        await this.ledger.recordFailed(batch);
+        this.asides = [];
+        if (batch.length > 0) await this.ledger.recordFailed(batch);
+        if (asides.length > 0) await this.ledger.setAside(asides);
       }
     } catch (err) {
       this.onError(err);

@@ -11,7 +11,7 @@ import { afterAll } from 'vitest';
 
 export type Route =
   | { kind: 'image'; body?: Buffer; delayMs?: number; gzip?: boolean }
-  | { kind: 'status'; status: number; headers?: Record<string, string>; body?: string }
+  | { kind: 'status'; status: number; headers?: Record<string, string>; body?: string; delayMs?: number }
   | { kind: 'html' }
   | { kind: 'hang' }
   | { kind: 'reset-mid-body' }
@@ -127,10 +127,15 @@ export class ImageServer {
         else send();
         return;
       }
-      case 'status':
-        res.writeHead(route.status, route.headers ?? {});
-        res.end(route.body ?? '');
+      case 'status': {
+        const send = () => {
+          res.writeHead(route.status, route.headers ?? {});
+          res.end(route.body ?? '');
+        };
+        if (route.delayMs) setTimeout(send, route.delayMs);
+        else send();
         return;
+      }
       case 'html':
         res.writeHead(200, { 'content-type': 'image/jpeg' });
         res.end('<!DOCTYPE html><html><body>Terms of use</body></html>');

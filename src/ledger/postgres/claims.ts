@@ -43,7 +43,7 @@ function outcomeOf(row: OutcomeRow): ImageOutcome {
 /** Claims the IDs the statement `select` picks (its rows: gbif_id), for worker `me`; returns them with what the downloader needs. */
 export async function claimWith(pool: pg.Pool, me: number, select: string, params: unknown[], due = false): Promise<ClaimedId[]> {
   const claimed = await pool.query(
-    `UPDATE ids SET worker_id = $1 FROM (${select} FOR UPDATE SKIP LOCKED) c
+    `UPDATE ids SET worker_id = $1, set_aside = false FROM (${select} FOR UPDATE SKIP LOCKED) c
      WHERE ids.gbif_id = c.gbif_id RETURNING ids.gbif_id, ids.attempts, ids.next_attempt_at`,
     [me, ...params],
   );

@@ -53,8 +53,18 @@ export class PostgresDownloads implements DownloadLedger {
 
   async pendingElsewhere(): Promise<number> {
     // Whether any remain is what matters: counted up to a bound, so it stays cheap with millions pending.
-    const row = await this.pool.query('SELECT count(*)::bigint AS n FROM (SELECT 1 FROM ids WHERE state = 0 AND worker_id IS DISTINCT FROM $1 LIMIT 1000) s', [this.me]);
+    // IDs a live worker set aside (an open breaker) are not waited for: they stay with it until it ends.
+    const row = await this.pool.query(
+      `SELECT count(*)::bigint AS n FROM (SELECT 1 FROM ids WHERE state = 0 AND worker_id IS DISTINCT FROM $1
+         AND NOT (set_aside AND ${LIVE('ids.worker_id')}) LIMIT 1000) s`,
+      [this.me],
+    );
     return row.rows[0].n as number;
+  }
+
+  async setAside(gbifIds: readonly number[]): Promise<void> {
+    if (gbifIds.length === 0) return;
+    await this.pool.query('UPDATE ids SET set_aside = true WHERE gbif_id = ANY($1::bigint[]) AND worker_id = $2', [gbifIds, this.me]);
   }
 
   async liveWorkers(): Promise<WorkerId[]> {

@@ -13,6 +13,9 @@
  * - host_slots: a host's --per-host request slots, each owned by at most one
  *   worker; a worker sends requests to a host only on slots it owns, so all
  *   workers together never exceed --per-host there (host-budgets.ts).
+ * - ids.set_aside: a claimed ID its worker set aside (its host's breaker is
+ *   open): it stays with that worker until it ends, and other workers do not
+ *   wait for it.
  *   host_wants says which workers have work waiting for a host, for fair shares.
  * - Times are epoch ms from the server's clock (herbdl_now()), never a
  *   worker's: machines' clocks differ, a lease must not.
@@ -106,7 +109,8 @@ export const MIGRATIONS: readonly string[] = [
     attempts integer NOT NULL DEFAULT 0,
     next_attempt_at bigint,
     updated_at bigint,
-    worker_id bigint
+    worker_id bigint,
+    set_aside boolean NOT NULL DEFAULT false
   );
   CREATE INDEX ids_claimable ON ids (gbif_id) WHERE state = 0;
   CREATE INDEX ids_retryable ON ids (next_attempt_at, gbif_id) WHERE state = 2;

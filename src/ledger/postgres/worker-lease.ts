@@ -90,7 +90,7 @@ export class WorkerLease implements RunLock {
     this.released = true;
     clearInterval(this.timer);
     // Hand every claim back at once: the others take them up without waiting for the lease.
-    await this.pool.query('UPDATE ids SET worker_id = NULL WHERE worker_id = $1', [this.workerId]);
+    await this.pool.query('UPDATE ids SET worker_id = NULL, set_aside = false WHERE worker_id = $1', [this.workerId]);
     await this.pool.query('UPDATE host_slots SET worker_id = NULL WHERE worker_id = $1', [this.workerId]);
     await this.pool.query('DELETE FROM host_wants WHERE worker_id = $1', [this.workerId]);
     await this.pool.query('UPDATE workers SET stopped_at = herbdl_now(), lease_until = herbdl_now() WHERE worker_id = $1', [this.workerId]);

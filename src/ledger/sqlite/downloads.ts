@@ -130,6 +130,10 @@ export class SqliteDownloads implements DownloadLedger {
     return 0;
   }
 
+  async setAside(): Promise<void> {
+    // One run holds the file: a set-aside gbifID is simply pending.
+  }
+
   async liveWorkers(): Promise<[]> {
     return [];
   }
