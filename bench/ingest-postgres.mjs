@@ -10,6 +10,7 @@ import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateMultimedia } from './gen-multimedia.mjs';
+import { timed } from './harness.mjs';
 import { startCluster } from './pg-cluster.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -26,13 +27,6 @@ for (const [tool, pkg] of [['psql', 'postgresql-client'], ['/usr/bin/time', 'tim
     console.error(`bench:ingest:pg needs ${tool}: apt-get install ${pkg}`);
     process.exit(2);
   }
-}
-
-function timed(cmd, args) {
-  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
-  if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr}`);
-  const [seconds, kb] = r.stderr.trim().split('\n').pop().split(' ').map(Number);
-  return { seconds, rssMb: kb / 1024, stdout: r.stdout };
 }
 
 const file = join(out, `multimedia-herbarium-${rows}.txt`);

@@ -10,35 +10,13 @@
  * in two more statements per batch, never one per ID.
  */
 import type pg from 'pg';
-import type { ClaimedId, ClaimedImage, FetchedPart, ImageOutcome, StoredCopy } from '../ledger.js';
+import type { ClaimedId, ClaimedImage, FetchedPart, StoredCopy } from '../ledger.js';
 import { urlHash } from '../../input/url-hash.js';
+import { outcomeOf } from '../rows.js';
 
 /** A gbifID that no live worker but `me` holds: the condition every claim adds. */
 export const FREE = `(ids.worker_id IS NULL OR NOT EXISTS (
   SELECT 1 FROM workers w WHERE w.worker_id = ids.worker_id AND w.lease_until > herbdl_now()))`;
-
-interface OutcomeRow {
-  http_status: number;
-  final_url: string;
-  content_type: string;
-  bytes: number;
-  sha256: string;
-  width: number | null;
-  height: number | null;
-  received_format: string | null;
-}
-
-function outcomeOf(row: OutcomeRow): ImageOutcome {
-  return {
-    httpStatus: row.http_status,
-    finalUrl: row.final_url,
-    contentType: row.content_type,
-    bytes: row.bytes,
-    sha256: row.sha256,
-    ...(row.width !== null && row.height !== null ? { width: row.width, height: row.height } : {}),
-    ...(row.received_format !== null ? { receivedFormat: row.received_format } : {}),
-  };
-}
 
 /** Claims the IDs the statement `select` picks (its rows: gbif_id), for worker `me`; returns them with what the downloader needs. */
 export async function claimWith(pool: pg.Pool, me: number, select: string, params: unknown[], due = false): Promise<ClaimedId[]> {

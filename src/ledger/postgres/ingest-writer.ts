@@ -18,11 +18,11 @@ import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { Writable } from 'node:stream';
 import { unpackAttribution } from '../../input/rows.js';
+import { addTallies, NO_TALLY } from '../rows.js';
 import type { ImageBatch, IngestTally, IngestWriter } from '../ledger.js';
 import { beginBulkLoad, bulkLoadPending, completeBulkLoad } from './bulk-load.js';
 import { INGEST_LOCK } from './schema.js';
 
-const ZERO: IngestTally = { ids: 0, images: 0, duplicates: 0, reopened: 0 };
 const FLUSH_BYTES = 1 << 20;
 const MAX_CACHED_ATTRIBUTIONS = 50_000;
 const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
@@ -52,8 +52,8 @@ export class PostgresIngestWriter implements IngestWriter {
     hosts: [],
     attributions: [],
   };
-  private batch = { ...ZERO };
-  private committed = { ...ZERO };
+  private batch = { ...NO_TALLY };
+  private committed = { ...NO_TALLY };
   /** Ids met so far, by host name and by packed attribution (bounded: a dataset with very varied rows starts again). */
   private readonly hostIds = new Map<string, number>();
   private readonly attributionIds = new Map<string, number>();
@@ -141,13 +141,8 @@ export class PostgresIngestWriter implements IngestWriter {
       await this.merge();
     }
     await db.query('COMMIT');
-    this.committed = {
-      ids: this.committed.ids + this.batch.ids,
-      images: this.committed.images + this.batch.images,
-      duplicates: this.committed.duplicates + this.batch.duplicates,
-      reopened: this.committed.reopened + this.batch.reopened,
-    };
-    this.batch = { ...ZERO };
+    this.committed = addTallies(this.committed, this.batch);
+    this.batch = { ...NO_TALLY };
   }
 
   async rollback(): Promise<void> {
@@ -160,7 +155,7 @@ export class PostgresIngestWriter implements IngestWriter {
     this.text = '';
     this.current = undefined;
     this.hostImages.clear();
-    this.batch = { ...ZERO };
+    this.batch = { ...NO_TALLY };
   }
 
   async finish(): Promise<void> {

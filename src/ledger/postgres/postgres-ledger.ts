@@ -7,6 +7,7 @@
 import type pg from 'pg';
 import type { DownloadLedger, ExportedImage, HostCounts, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, StateCounts, WorkerStatus } from '../ledger.js';
 import type { OpenOptions } from '../sqlite/sqlite-ledger.js';
+import { exportColumns, exportedImage } from '../rows.js';
 import { bulkLoadPending, completeBulkLoad } from './bulk-load.js';
 import { createPool, describeConnectFailure, migrate, redact } from './connect.js';
 import { PostgresDownloads } from './downloads.js';
@@ -14,7 +15,6 @@ import { PostgresIngestWriter } from './ingest-writer.js';
 import { WorkerLease } from './worker-lease.js';
 import { LedgerError } from '../../errors.js';
 
-const STATE_NAME = ['pending', 'done', 'failed'] as const;
 const STATE = { pending: 0, done: 1, failed: 2 } as const;
 /** gbifIDs per page of an export: pages walk the ids key, so memory stays flat. */
 const EXPORT_PAGE = 5000;
@@ -71,37 +71,13 @@ class PostgresLedger implements Ledger {
       const range = await this.pool.query('SELECT max(gbif_id) AS last FROM (SELECT gbif_id FROM ids WHERE gbif_id > $1 ORDER BY gbif_id LIMIT $2) s', [after, EXPORT_PAGE]);
       const last = range.rows[0].last as number | null;
       if (last === null) return;
+      const { select, from, order } = exportColumns(STATE.done);
       const rows = await this.pool.query({
-        text: `SELECT i.gbif_id, i.image_index, COALESCE(p.file_index, i.file_index, i.image_index), p.part_index, i.url,
-             COALESCE(p.final_url, i.final_url), a.license, a.rights_holder, i.creator, a.publisher,
-             COALESCE(p.width, i.width), COALESCE(p.height, i.height), COALESCE(p.bytes, i.bytes), COALESCE(p.sha256, i.sha256),
-             i.state, i.error_code
-           FROM images i JOIN attributions a USING (attribution_id)
-             LEFT JOIN image_parts p ON p.image_id = i.image_id AND i.state = 1
-           WHERE i.gbif_id > $1 AND i.gbif_id <= $2 ${where} ORDER BY i.gbif_id, i.image_index, p.part_index`,
+        text: `SELECT ${select} FROM ${from} WHERE i.gbif_id > $1 AND i.gbif_id <= $2 ${where} ORDER BY ${order}`,
         values: [after, last],
         rowMode: 'array',
       });
-      for (const r of rows.rows as unknown[][]) {
-        yield {
-          gbifId: r[0] as number,
-          imageIndex: r[1] as number,
-          fileIndex: r[2] as number,
-          partIndex: r[3] as number | null,
-          url: r[4] as string,
-          finalUrl: r[5] as string | null,
-          license: r[6] as string,
-          rightsHolder: r[7] as string,
-          creator: r[8] as string,
-          publisher: r[9] as string,
-          width: r[10] as number | null,
-          height: r[11] as number | null,
-          bytes: r[12] as number | null,
-          sha256: r[13] as string | null,
-          state: STATE_NAME[r[14] as number] as ItemState,
-          errorCode: r[15] as string | null,
-        };
-      }
+      for (const r of rows.rows as unknown[][]) yield exportedImage(r);
       after = last;
     }
   }

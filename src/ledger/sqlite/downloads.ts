@@ -6,33 +6,11 @@
  * are promises only because a shared ledger's are.
  */
 import type Database from 'better-sqlite3';
-import type { ClaimedId, ClaimedImage, DownloadLedger, FailedId, FetchedImage, FetchedPart, ImageOutcome, PublishIntent, RetryCursor, StoredCopy } from '../ledger.js';
+import type { ClaimedId, ClaimedImage, DownloadLedger, FailedId, FetchedImage, FetchedPart, PublishIntent, RetryCursor, StoredCopy } from '../ledger.js';
+import { outcomeOf, type OutcomeRow } from '../rows.js';
 import { STATE, urlHash } from './schema.js';
 
 const TOTAL_NAME = ['ids_pending', 'ids_done', 'ids_failed'] as const;
-
-interface OutcomeRow {
-  http_status: number;
-  final_url: string;
-  content_type: string;
-  bytes: number;
-  sha256: string;
-  width: number | null;
-  height: number | null;
-  received_format: string | null;
-}
-
-function outcomeOf(row: OutcomeRow): ImageOutcome {
-  return {
-    httpStatus: row.http_status,
-    finalUrl: row.final_url,
-    contentType: row.content_type,
-    bytes: row.bytes,
-    sha256: row.sha256,
-    ...(row.width !== null && row.height !== null ? { width: row.width, height: row.height } : {}),
-    ...(row.received_format !== null ? { receivedFormat: row.received_format } : {}),
-  };
-}
 
 export class SqliteDownloads implements DownloadLedger {
   private readonly stmt;

@@ -14,6 +14,7 @@
  */
 import type Database from 'better-sqlite3';
 import { unpackAttribution } from '../../input/rows.js';
+import { addTallies, NO_TALLY } from '../rows.js';
 import type { ImageBatch, IngestTally, IngestWriter } from '../ledger.js';
 import { beginBulkLoad, completeBulkLoad } from './bulk-load.js';
 import { STATE } from './schema.js';
@@ -30,7 +31,6 @@ interface HostEntry {
   newImages: number;
 }
 
-const ZERO: IngestTally = { ids: 0, images: 0, duplicates: 0, reopened: 0 };
 /** Attribution ids remembered in memory; past this many (a dataset with very varied rows) the memory starts again. */
 const MAX_CACHED_ATTRIBUTIONS = 50_000;
 
@@ -48,8 +48,8 @@ export class SqliteIngestWriter implements IngestWriter {
     hosts: [],
     attributionIds: [],
   };
-  private batch = { ...ZERO };
-  private committed = { ...ZERO };
+  private batch = { ...NO_TALLY };
+  private committed = { ...NO_TALLY };
   private inTransaction = false;
 
   constructor(private readonly db: Database.Database) {
@@ -133,13 +133,8 @@ export class SqliteIngestWriter implements IngestWriter {
     if (this.batch.reopened > 0) this.stmt.addTotal.run(-this.batch.reopened, 'ids_done');
     this.db.exec('COMMIT');
     this.inTransaction = false;
-    this.committed = {
-      ids: this.committed.ids + this.batch.ids,
-      images: this.committed.images + this.batch.images,
-      duplicates: this.committed.duplicates + this.batch.duplicates,
-      reopened: this.committed.reopened + this.batch.reopened,
-    };
-    this.batch = { ...ZERO };
+    this.committed = addTallies(this.committed, this.batch);
+    this.batch = { ...NO_TALLY };
   }
 
   async rollback(): Promise<void> {
@@ -150,7 +145,7 @@ export class SqliteIngestWriter implements IngestWriter {
     this.attributions = new Map();
     this.numbered = { hostNames: [], packedAttributions: [], hosts: [], attributionIds: [] };
     this.current = undefined;
-    this.batch = { ...ZERO };
+    this.batch = { ...NO_TALLY };
   }
 
   async finish(): Promise<void> {

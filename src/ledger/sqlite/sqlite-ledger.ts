@@ -8,11 +8,12 @@ import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { LedgerError } from '../../errors.js';
 import type { DownloadLedger, ExportedImage, HostCounts, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, StateCounts } from '../ledger.js';
+import { exportColumns, exportedImage } from '../rows.js';
 import { bulkLoadPending, completeBulkLoad } from './bulk-load.js';
 import { SqliteDownloads } from './downloads.js';
 import { SqliteIngestWriter } from './ingest-writer.js';
 import { lockForRun } from './run-lock.js';
-import { CREATE_URL_INDEX, MIGRATIONS, SCHEMA_VERSION, STATE, STATE_NAME } from './schema.js';
+import { CREATE_URL_INDEX, MIGRATIONS, SCHEMA_VERSION, STATE } from './schema.js';
 
 export interface OpenOptions {
   /** Create the file if it does not exist (ingest); otherwise a missing ledger is an error. */
@@ -93,39 +94,9 @@ class SqliteLedger implements Ledger {
 
   async *exportImages(state: ItemState | 'all'): AsyncIterableIterator<ExportedImage> {
     const where = state === 'all' ? '' : `WHERE i.state = ${STATE[state]}`;
-    // A IIIF identifier that was expanded gives one line per part (its files); any other image one line.
-    const rows = this.db
-      .prepare(
-        `SELECT i.gbif_id, i.image_index, COALESCE(p.file_index, i.file_index, i.image_index), p.part_index, i.url,
-           COALESCE(p.final_url, i.final_url), a.license, a.rights_holder, i.creator, a.publisher,
-           COALESCE(p.width, i.width), COALESCE(p.height, i.height), COALESCE(p.bytes, i.bytes), COALESCE(p.sha256, i.sha256),
-           i.state, i.error_code
-         FROM images i JOIN attributions a USING (attribution_id)
-           LEFT JOIN image_parts p ON p.image_id = i.image_id AND i.state = ${STATE.done}
-         ${where} ORDER BY i.gbif_id, i.image_index, p.part_index`,
-      )
-      .raw()
-      .iterate() as IterableIterator<unknown[]>;
-    for (const r of rows) {
-      yield {
-        gbifId: r[0] as number,
-        imageIndex: r[1] as number,
-        fileIndex: r[2] as number,
-        partIndex: r[3] as number | null,
-        url: r[4] as string,
-        finalUrl: r[5] as string | null,
-        license: r[6] as string,
-        rightsHolder: r[7] as string,
-        creator: r[8] as string,
-        publisher: r[9] as string,
-        width: r[10] as number | null,
-        height: r[11] as number | null,
-        bytes: r[12] as number | null,
-        sha256: r[13] as string | null,
-        state: STATE_NAME[r[14] as number] as ItemState,
-        errorCode: r[15] as string | null,
-      };
-    }
+    const { select, from, order } = exportColumns(STATE.done);
+    const rows = this.db.prepare(`SELECT ${select} FROM ${from} ${where} ORDER BY ${order}`).raw().iterate() as IterableIterator<unknown[]>;
+    for (const r of rows) yield exportedImage(r);
   }
 
   async isEmpty(): Promise<boolean> {

@@ -1,0 +1,76 @@
+/**
+ * What both ledgers' tables have in common, read the same way: an image's
+ * stored outcome, an export line, and ingest tallies. Both schemas keep
+ * these columns under the same names, so one reading serves both.
+ */
+import type { ExportedImage, ImageOutcome, IngestTally, ItemState } from './ledger.js';
+
+/** A done image's (or IIIF part's) outcome columns. */
+export interface OutcomeRow {
+  http_status: number;
+  final_url: string;
+  content_type: string;
+  bytes: number;
+  sha256: string;
+  width: number | null;
+  height: number | null;
+  received_format: string | null;
+}
+
+export function outcomeOf(row: OutcomeRow): ImageOutcome {
+  return {
+    httpStatus: row.http_status,
+    finalUrl: row.final_url,
+    contentType: row.content_type,
+    bytes: row.bytes,
+    sha256: row.sha256,
+    ...(row.width !== null && row.height !== null ? { width: row.width, height: row.height } : {}),
+    ...(row.received_format !== null ? { receivedFormat: row.received_format } : {}),
+  };
+}
+
+const STATE_NAME = ['pending', 'done', 'failed'] as const;
+
+/**
+ * The export's select list: a IIIF identifier that was expanded gives one
+ * line per part (its files), any other image one line. `done` is the
+ * schema's number for done.
+ */
+export function exportColumns(done: number): { select: string; from: string; order: string } {
+  return {
+    select: `i.gbif_id, i.image_index, COALESCE(p.file_index, i.file_index, i.image_index), p.part_index, i.url,
+       COALESCE(p.final_url, i.final_url), a.license, a.rights_holder, i.creator, a.publisher,
+       COALESCE(p.width, i.width), COALESCE(p.height, i.height), COALESCE(p.bytes, i.bytes), COALESCE(p.sha256, i.sha256),
+       i.state, i.error_code`,
+    from: `images i JOIN attributions a USING (attribution_id) LEFT JOIN image_parts p ON p.image_id = i.image_id AND i.state = ${done}`,
+    order: 'i.gbif_id, i.image_index, p.part_index',
+  };
+}
+
+/** One row of exportColumns' select list, read. */
+export function exportedImage(r: readonly unknown[]): ExportedImage {
+  return {
+    gbifId: r[0] as number,
+    imageIndex: r[1] as number,
+    fileIndex: r[2] as number,
+    partIndex: r[3] as number | null,
+    url: r[4] as string,
+    finalUrl: r[5] as string | null,
+    license: r[6] as string,
+    rightsHolder: r[7] as string,
+    creator: r[8] as string,
+    publisher: r[9] as string,
+    width: r[10] as number | null,
+    height: r[11] as number | null,
+    bytes: r[12] as number | null,
+    sha256: r[13] as string | null,
+    state: STATE_NAME[r[14] as number] as ItemState,
+    errorCode: r[15] as string | null,
+  };
+}
+
+export const NO_TALLY: IngestTally = { ids: 0, images: 0, duplicates: 0, reopened: 0 };
+
+export function addTallies(a: IngestTally, b: IngestTally): IngestTally {
+  return { ids: a.ids + b.ids, images: a.images + b.images, duplicates: a.duplicates + b.duplicates, reopened: a.reopened + b.reopened };
+}
