@@ -5,7 +5,7 @@
  * open if it died first. Running the finisher twice is harmless.
  */
 import type pg from 'pg';
-import { DERIVED_INDEXES } from './schema.js';
+import { DERIVED_INDEXES, INGEST_INDEXES, INGEST_LOCK, RUN_INDEXES } from './schema.js';
 
 type Queryable = Pick<pg.PoolClient, 'query'>;
 
@@ -68,6 +68,29 @@ async function addIds(db: Queryable): Promise<number> {
   return added.rowCount ?? 0;
 }
 
+/**
+ * Builds the indexes only runs need if a bulk load left them out. Workers
+ * starting together must not build them twice at once: the first takes the
+ * ingest lock and builds, the others wait for it and find them built.
+ */
+export async function ensureRunIndexes(pool: pg.Pool): Promise<void> {
+  const present = await pool.query("SELECT count(*)::int AS n FROM pg_indexes WHERE tablename = 'images' AND schemaname = current_schema() AND indexname = ANY($1::text[])", [Object.keys(RUN_INDEXES)]);
+  if (present.rows[0].n === Object.keys(RUN_INDEXES).length) return;
+  const client = await pool.connect();
+  try {
+    await client.query("SET maintenance_work_mem = '256MB'");
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock($1)', [INGEST_LOCK]);
+    for (const create of Object.values(RUN_INDEXES)) await client.query(create);
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
 export interface BulkLoadResult {
   readonly ids: number;
   readonly duplicates: number;
@@ -79,7 +102,7 @@ export async function completeBulkLoad(db: Queryable, runs?: number): Promise<Bu
   await db.query("SET maintenance_work_mem = '256MB'");
   await db.query('BEGIN');
   try {
-    for (const create of Object.values(DERIVED_INDEXES)) await db.query(create);
+    for (const create of Object.values(INGEST_INDEXES)) await db.query(create);
     const ids = await addIds(db);
     const duplicates = runs === ids ? 0 : await renumberRevisitedIds(db);
     await db.query("UPDATE totals SET value = value + $1 WHERE name = 'ids_pending'", [ids]);

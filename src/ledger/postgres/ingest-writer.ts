@@ -17,14 +17,13 @@
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { Writable } from 'node:stream';
-import { unpackAttribution } from '../../input/rows.js';
 import { addTallies, NO_TALLY } from '../rows.js';
 import type { ImageBatch, IngestTally, IngestWriter } from '../ledger.js';
 import { beginBulkLoad, bulkLoadPending, completeBulkLoad } from './bulk-load.js';
+import { IngestIds, type Numbered } from './ingest-ids.js';
 import { INGEST_LOCK } from './schema.js';
 
 const FLUSH_BYTES = 1 << 20;
-const MAX_CACHED_ATTRIBUTIONS = 50_000;
 const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 
 /** A value in COPY's text format. */
@@ -46,26 +45,15 @@ export class PostgresIngestWriter implements IngestWriter {
   private current: CurrentId | undefined;
   private seq = 0;
   private hostImages = new Map<number, number>();
-  private numbered: { hostNames: readonly string[]; packedAttributions: readonly string[]; hosts: number[]; attributions: number[] } = {
-    hostNames: [],
-    packedAttributions: [],
-    hosts: [],
-    attributions: [],
-  };
+  private numbered: Numbered = { hostNames: [], packedAttributions: [], hosts: [], attributions: [] };
   private batch = { ...NO_TALLY };
   private committed = { ...NO_TALLY };
-  /** Ids met so far, by host name and by packed attribution (bounded: a dataset with very varied rows starts again). */
-  private readonly hostIds = new Map<string, number>();
-  private readonly attributionIds = new Map<string, number>();
 
   private constructor(
     private readonly client: pg.PoolClient,
-    /**
-     * Resolves host and attribution ids on a connection of its own (the
-     * writer's is busy with COPY), without waiting for the disk: a host or
-     * attribution row lost in a crash is made again by the next ingest.
-     */
+    /** Host and attribution ids' own connection (ingest-ids.ts). */
     private readonly side: pg.PoolClient,
+    private readonly ids: IngestIds,
     private readonly bulk: boolean,
   ) {}
 
@@ -80,7 +68,8 @@ export class PostgresIngestWriter implements IngestWriter {
       await side.query('SET synchronous_commit = off');
       const empty = await client.query('SELECT NOT EXISTS (SELECT 1 FROM images) AS empty');
       await client.query('CREATE TEMP TABLE IF NOT EXISTS ingest_rows (seq bigint, gbif_id bigint, url text, url_hash bigint, host_id integer, attribution_id integer, creator text) ON COMMIT DELETE ROWS');
-      return new PostgresIngestWriter(client, side, empty.rows[0].empty as boolean);
+      const bulk = empty.rows[0].empty as boolean;
+      return new PostgresIngestWriter(client, side, await IngestIds.open(side, bulk), bulk);
     } catch (err) {
       client.release(true);
       side.release(true);
@@ -93,7 +82,7 @@ export class PostgresIngestWriter implements IngestWriter {
     if (batch.hostNames !== this.numbered.hostNames || batch.packedAttributions !== this.numbered.packedAttributions) {
       this.numbered = { hostNames: batch.hostNames, packedAttributions: batch.packedAttributions, hosts: [], attributions: [] };
     }
-    await this.resolve(batch);
+    await this.ids.resolve(batch, this.numbered);
     const { hosts, attributions } = this.numbered;
     const { gbifIds, texts } = batch;
     for (let i = 0; i < batch.count; i++) {
@@ -129,6 +118,8 @@ export class PostgresIngestWriter implements IngestWriter {
     this.copy.end();
     await this.copyDone;
     this.copy = undefined;
+    // The hosts and attributions these rows name are in before they commit.
+    await this.ids.settle();
     const db = this.client;
     if (this.bulk) {
       const ids = [...this.hostImages.keys()].sort((a, b) => a - b);
@@ -161,6 +152,7 @@ export class PostgresIngestWriter implements IngestWriter {
   async finish(): Promise<void> {
     try {
       await this.commit();
+      await this.ids.finish();
       if (!this.bulkStarted) return;
       const result = await completeBulkLoad(this.client, this.committed.ids);
       this.committed = {
@@ -217,62 +209,6 @@ export class PostgresIngestWriter implements IngestWriter {
     const text = this.text;
     this.text = '';
     if (!this.copy.write(text)) await Promise.race([new Promise((r) => this.copy?.once('drain', r)), this.copyDone]);
-  }
-
-  /**
-   * Ids for the batch's host names and attributions: from memory when met
-   * before (a round trip per batch would hold the load back), else in one
-   * statement each.
-   */
-  private async resolve(batch: ImageBatch): Promise<void> {
-    const { hosts, attributions } = this.numbered;
-    const newHosts = new Set<number>();
-    const newAttributions = new Set<number>();
-    for (let i = 0; i < batch.count; i++) {
-      const h = batch.hosts[i] as number;
-      if (hosts[h] === undefined) {
-        const known = this.hostIds.get(batch.hostNames[h] as string);
-        if (known === undefined) newHosts.add(h);
-        else hosts[h] = known;
-      }
-      const a = batch.attributions[i] as number;
-      if (attributions[a] === undefined) {
-        const known = this.attributionIds.get(batch.packedAttributions[a] as string);
-        if (known === undefined) newAttributions.add(a);
-        else attributions[a] = known;
-      }
-    }
-    if (newHosts.size > 0) {
-      const numbers = [...newHosts];
-      const names = numbers.map((n) => batch.hostNames[n] as string);
-      await this.side.query('INSERT INTO hosts (host) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT (host) DO NOTHING', [names]);
-      const rows = await this.side.query('SELECT host, host_id FROM hosts WHERE host = ANY($1::text[])', [names]);
-      const byName = new Map(rows.rows.map((r) => [r.host as string, r.host_id as number]));
-      for (const n of numbers) {
-        hosts[n] = byName.get(batch.hostNames[n] as string) as number;
-        this.hostIds.set(batch.hostNames[n] as string, hosts[n] as number);
-      }
-    }
-    if (newAttributions.size > 0) {
-      const numbers = [...newAttributions];
-      const unpacked = numbers.map((n) => unpackAttribution(batch.packedAttributions[n] as string));
-      const columns = [unpacked.map((a) => a.type), unpacked.map((a) => a.format), unpacked.map((a) => a.license), unpacked.map((a) => a.rightsHolder), unpacked.map((a) => a.publisher)];
-      await this.side.query(
-        `INSERT INTO attributions (type, format, license, rights_holder, publisher)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) ORDER BY 1, 2, 3, 4, 5 ON CONFLICT DO NOTHING`,
-        columns,
-      );
-      const rows = await this.side.query(
-        `SELECT a.attribution_id, u.n FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[]) AS u(type, format, license, rights_holder, publisher, n)
-         JOIN attributions a USING (type, format, license, rights_holder, publisher)`,
-        [...columns, numbers],
-      );
-      if (this.attributionIds.size + rows.rows.length > MAX_CACHED_ATTRIBUTIONS) this.attributionIds.clear();
-      for (const r of rows.rows) {
-        attributions[r.n as number] = r.attribution_id as number;
-        this.attributionIds.set(batch.packedAttributions[r.n as number] as string, r.attribution_id as number);
-      }
-    }
   }
 
   /** Merges the staged rows of an incremental ingest; counts as the SQLite writer does. */

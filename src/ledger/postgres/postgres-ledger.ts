@@ -8,7 +8,7 @@ import type pg from 'pg';
 import type { DownloadLedger, ExportedImage, HostCounts, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, StateCounts, WorkerStatus } from '../ledger.js';
 import type { OpenOptions } from '../sqlite/sqlite-ledger.js';
 import { exportColumns, exportedImage } from '../rows.js';
-import { bulkLoadPending, completeBulkLoad } from './bulk-load.js';
+import { bulkLoadPending, completeBulkLoad, ensureRunIndexes } from './bulk-load.js';
 import { createPool, describeConnectFailure, migrate, redact } from './connect.js';
 import { PostgresDownloads } from './downloads.js';
 import { PostgresIngestWriter } from './ingest-writer.js';
@@ -61,6 +61,7 @@ class PostgresLedger implements Ledger {
     const lease = this.leases.get(lock);
     if (!lease) throw new Error('openDownloads: the lock is not from this ledger');
     await this.completeInterruptedLoad();
+    await ensureRunIndexes(this.pool);
     return new PostgresDownloads(this.pool, lease);
   }
 

@@ -145,12 +145,16 @@ export const MIGRATIONS: readonly string[] = [
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-/** Indexes a bulk load leaves out and builds when it ends. */
-export const DERIVED_INDEXES = {
-  images_pkey: 'CREATE UNIQUE INDEX IF NOT EXISTS images_pkey ON images (image_id)',
+/** Indexes a bulk load leaves out: images_by_id is built when it ends (ingest itself needs it). */
+export const INGEST_INDEXES = {
   images_by_id: 'CREATE INDEX IF NOT EXISTS images_by_id ON images (gbif_id, image_index)',
+} as const;
+/** Only runs need these (outcomes by image, shared URLs): built when a run first opens a bulk-loaded ledger, as in SQLite. */
+export const RUN_INDEXES = {
+  images_pkey: 'CREATE UNIQUE INDEX IF NOT EXISTS images_pkey ON images (image_id)',
   images_by_url: 'CREATE INDEX IF NOT EXISTS images_by_url ON images (url_hash)',
 } as const;
+export const DERIVED_INDEXES = { ...INGEST_INDEXES, ...RUN_INDEXES } as const;
 
 /** Serialises ingests into one database (pg_advisory_lock key): two at once would number the same gbifID's images twice. */
 export const INGEST_LOCK = 1751478882; // 'herb' as an int
