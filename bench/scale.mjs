@@ -1,4 +1,4 @@
-// npm run bench:scale [-- --per-worker N]
+// npm run bench:scale [-- --per-worker N] [-- --check structure]
 // N workers on one PostgreSQL ledger, as separate processes, against 64
 // loopback hosts that answer every request 200 ms late with a 400 x 600
 // herbarium sheet (--per-host 4, so 256 slots: the hosts are not the limit;
@@ -22,6 +22,9 @@ const arg = (name, fallback) => {
   return i > 0 ? Number(process.argv[i + 1]) : fallback;
 };
 const PER_WORKER = arg('per-worker', 1600);
+// -- --check structure: the same runs with the cheaper check, to tell the machine's cores from the ledger as the limit.
+const checkArg = process.argv.indexOf('--check');
+const CHECK = checkArg > 0 ? process.argv[checkArg + 1] : 'decode';
 const HOSTS = 64;
 const PER_HOST = 4;
 const CONCURRENCY = 16;
@@ -47,7 +50,7 @@ function ledger(name, images) {
 }
 
 function worker(db, name) {
-  const child = spawn(process.execPath, [bin, 'run', '--db', db, '--out', join(dir, name), '--allow-private-network', '--json', '--no-progress', '--concurrency', String(CONCURRENCY), '--per-host', String(PER_HOST), '--lease', '10'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [bin, 'run', '--db', db, '--out', join(dir, name), '--allow-private-network', '--json', '--no-progress', '--concurrency', String(CONCURRENCY), '--per-host', String(PER_HOST), '--lease', '10', '--check', CHECK], { stdio: ['ignore', 'pipe', 'inherit'] });
   let stdout = '';
   child.stdout.on('data', (c) => (stdout += c));
   const exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
@@ -75,7 +78,7 @@ async function workers(n, kill = false) {
 }
 
 try {
-  console.log(`bench:scale  ${fmt(PER_WORKER)} images per worker, ${HOSTS} hosts answering 200 ms late, 400 x 600 sheets, --per-host ${PER_HOST}, --concurrency ${CONCURRENCY} per worker`);
+  console.log(`bench:scale  ${fmt(PER_WORKER)} images per worker, ${HOSTS} hosts answering 200 ms late, 400 x 600 sheets, --per-host ${PER_HOST}, --concurrency ${CONCURRENCY} per worker, --check ${CHECK}`);
   console.log(`machine      ${cpus().length} x ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, PostgreSQL with fsync on`);
   const one = await workers(1);
   for (const r of [one, await workers(2), await workers(4)]) {

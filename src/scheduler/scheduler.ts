@@ -54,7 +54,15 @@ export interface SchedulerSettings {
   readonly retryBaseMs?: number;
 }
 
-const CLAIM_BATCH = 256;
+/**
+ * gbifIDs claimed at once, and held in the window: eight per request slot.
+ * On a shared ledger what a worker holds is what the others cannot take, so
+ * at the end of an export the slowest worker's window is the tail everyone
+ * waits for: it scales with the worker's concurrency rather than a fixed 256.
+ */
+const WINDOW_PER_SLOT = 8;
+const MIN_WINDOW = 64;
+const MAX_CLAIM_BATCH = 256;
 
 export class Scheduler {
   readonly tally = new RunTally();
@@ -63,6 +71,7 @@ export class Scheduler {
   private readonly shared = new SharedFetches<Task>();
   private readonly iiif = new IiifDocuments();
   private readonly windowSize: number;
+  private readonly claimBatch: number;
   private readonly hostBacklogLimit: number;
   private readonly runStart = Date.now();
   private readonly claims: Claims;
@@ -89,7 +98,8 @@ export class Scheduler {
     /** Breakers open when the run starts (an earlier run's, or another worker's), by host. */
     openBreakers: ReadonlyMap<string, number>,
   ) {
-    this.windowSize = Math.max(256, settings.concurrency * 8);
+    this.windowSize = Math.max(MIN_WINDOW, settings.concurrency * WINDOW_PER_SLOT);
+    this.claimBatch = Math.min(MAX_CLAIM_BATCH, this.windowSize / 2);
     this.hostBacklogLimit = Math.max(32, settings.perHost * 16);
     this.hosts = new HostQueues<Task>(settings, openBreakers, (task) => this.promoteWaiter(task));
     this.claims = new Claims(ledger, this.runStart, settings.maxAttempts, settings.limit);
@@ -171,7 +181,7 @@ export class Scheduler {
   private fillWindow(): void {
     if (this.claiming || this.window.size >= this.windowSize || this.claims.exhausted || this.claims.waiting) return;
     this.claiming = true;
-    this.claims.next(CLAIM_BATCH).then(
+    this.claims.next(this.claimBatch).then(
       (batch) => {
         this.claiming = false;
         // Stopping: what came back stays claimed until the run lets go of the ledger, which hands it back.
