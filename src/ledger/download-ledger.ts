@@ -1,0 +1,209 @@
+/**
+ * The downloader's side of the ledger: claims, outcomes, publishing intents,
+ * breakers and, on a shared ledger, per-host request slots. Re-exported by
+ * ledger.ts.
+ */
+/** One image of a claimed gbifID, as the downloader needs it. */
+export interface ClaimedImage {
+  readonly imageId: number;
+  readonly imageIndex: number;
+  readonly url: string;
+  readonly host: string;
+  /**
+   * A stored copy of this URL under another gbifID, found at claim time: it
+   * is linked, not fetched (one image URL is shared by up to 72 gbifIDs).
+   */
+  readonly stored?: StoredCopy;
+}
+
+export interface RetryCursor {
+  readonly dueAt: number;
+  readonly gbifId: number;
+}
+
+export interface ClaimedId {
+  readonly gbifId: number;
+  /** When it was due (retryable claims only), for the next cursor. */
+  readonly dueAt?: number;
+  /** Runs that have failed it so far. */
+  readonly attempts: number;
+  readonly images: readonly ClaimedImage[];
+  /**
+   * Set when some of its images were stored before (a newer export reopened
+   * it): the NNs of its files in the tree now, which may outnumber the new set.
+   */
+  readonly storedFiles?: readonly number[];
+}
+
+/** What a fetched and stored image was. */
+export interface ImageOutcome {
+  readonly httpStatus: number;
+  readonly finalUrl: string;
+  readonly contentType: string;
+  readonly bytes: number;
+  readonly sha256: string;
+  readonly width?: number;
+  readonly height?: number;
+  /** jpeg, png, tiff, ... as received, before conversion. */
+  readonly receivedFormat?: string;
+}
+
+/** One image a IIIF identifier expanded into (a manifest's canvas, or an image service's one image). */
+export interface FetchedPart extends ImageOutcome {
+  /** Canvas order within the identifier, from 0. */
+  readonly partIndex: number;
+  /** NN of its file. */
+  readonly fileIndex: number;
+  /** The request that answered (an Image API size, or the resource's own URL). */
+  readonly url: string;
+}
+
+export interface FetchedImage extends ImageOutcome {
+  readonly imageId: number;
+  /**
+   * NN of its file (of its first part, for a IIIF identifier). Equal to the
+   * imageIndex unless an earlier image of the gbifID expanded into several.
+   */
+  readonly fileIndex: number;
+  /** Set when the identifier was a IIIF document: the images it expanded into, in canvas order. */
+  readonly parts?: readonly FetchedPart[];
+}
+
+export interface FailedImage {
+  readonly imageId: number;
+  readonly host: string;
+  readonly code: string;
+  readonly httpStatus: number | undefined;
+}
+
+export interface StoredCopy {
+  readonly gbifId: number;
+  readonly fileIndex: number;
+  readonly image: ImageOutcome;
+  readonly parts?: readonly FetchedPart[];
+}
+
+/** A gbifID whose files are being renamed into place: what to undo if we die half-way. */
+export interface PublishIntent {
+  readonly gbifId: number;
+  readonly paths: readonly string[];
+}
+
+/** Who holds a claim, a lease on a host's slot, or a run: one process on one machine. */
+export interface WorkerId {
+  readonly pid: number;
+  readonly machine: string;
+  /** Epoch ms. */
+  readonly since: number;
+}
+
+/**
+ * The downloader's side of the ledger. Every call is a promise: a ledger on a
+ * database server answers over the network. Callers move work in batches
+ * (claims of hundreds of gbifIDs, group commits), never one call per request.
+ */
+export interface DownloadLedger {
+  /** Pending gbifIDs above `afterGbifId` that no live worker holds, in key order, now claimed by this run. */
+  claimPending(afterGbifId: number, limit: number): Promise<ClaimedId[]>;
+  /**
+   * Failed gbifIDs whose failures were all transient, due by `dueBy`, tried
+   * fewer than maxAttempts times, in due order after `cursor` (keyset paging,
+   * so an ID released within a run is not claimed twice).
+   */
+  claimRetryable(cursor: RetryCursor, dueBy: number, maxAttempts: number, limit: number): Promise<ClaimedId[]>;
+  /**
+   * Notes claimed gbifIDs to take up again later in this run (their host's
+   * queue was full). A SQLite ledger keeps them for this run, not in memory:
+   * behind one slow host that holds millions of gbifIDs the list can be most
+   * of the export. A shared ledger hands them back instead, so that another
+   * worker may take them; this run meets them again when it goes over the
+   * pending IDs once more (pendingElsewhere). They stay pending either way.
+   */
+  deferIds(gbifIds: readonly number[]): Promise<void>;
+  /** Up to `limit` deferred gbifIDs, oldest first, with their images; they are deferred no more. */
+  claimDeferred(limit: number): Promise<ClaimedId[]>;
+  /**
+   * Pending gbifIDs this run does not hold: other workers hold them, or they
+   * are free (handed back, or a dead worker's with its lease run out). 0 on
+   * a ledger one run holds alone. A run that has claimed all it could waits
+   * and goes over the pending IDs again while any remain.
+   */
+  pendingElsewhere(): Promise<number>;
+  /**
+   * Notes claimed gbifIDs this run set aside (their host's breaker is open):
+   * they stay with it until it ends, and other workers do not wait for them.
+   */
+  setAside(gbifIds: readonly number[]): Promise<void>;
+  /** Other workers whose lease is live (none on a SQLite ledger): their temporaries are left alone. */
+  liveWorkers(): Promise<WorkerId[]>;
+  /** Durably notes the files about to be renamed into place, or removed (before any rename). */
+  beginPublish(intents: readonly PublishIntent[]): Promise<void>;
+  /** Marks gbifIDs done with every image, and clears their intents and claims, in one transaction. */
+  recordDone(done: readonly { gbifId: number; images: readonly FetchedImage[] }[]): Promise<void>;
+  /**
+   * Intents of runs that died between rename and commit, that this run may
+   * undo: on a shared ledger, only those of gbifIDs no live worker holds.
+   */
+  openIntents(): Promise<PublishIntent[]>;
+  clearIntents(gbifIds: readonly number[]): Promise<void>;
+  /** Marks gbifIDs failed, each with retryAt (epoch ms) when every failure was transient, else null. */
+  recordFailed(failed: readonly FailedId[]): Promise<void>;
+  /** Hosts whose breaker is open, with when it may be probed (epoch ms). */
+  openBreakers(): Promise<Map<string, number>>;
+  /** Persists a host's breaker so `status` can show what is blocked and later runs respect it. */
+  recordBreaker(host: string, openUntil: number | null): Promise<void>;
+  /** Notes, for hosts whose breaker is open, how many pending gbifIDs a run found waiting on each. */
+  recordBlocked(blocked: ReadonlyMap<string, number>): Promise<void>;
+  /**
+   * Closes the breaker of `host` (of every host when undefined), so their
+   * gbifIDs are taken up at once; returns the hosts it closed.
+   */
+  closeBreakers(host?: string): Promise<string[]>;
+  /**
+   * Failed gbifIDs with a failure matching the filter become due now, with
+   * their attempts reset, so the next claimRetryable takes them first. They
+   * stay failed until they fully succeed. Returns how many.
+   */
+  requeueFailed(filter: { host?: string; code?: string }): Promise<number>;
+  /** Set on a ledger shared by workers: per-host politeness for all of them together. */
+  readonly hostBudgets?: HostBudgets;
+}
+
+/** What a worker has for a host now: requests it would send (in flight and waiting, at most --per-host), and in flight. */
+export interface HostDemand {
+  readonly host: string;
+  readonly want: number;
+  readonly inFlight: number;
+  /** Slots it will keep: it has already stopped starting requests beyond these (never below inFlight). */
+  readonly keep: number;
+  /** Set when the worker saw the host say slow down (429, Retry-After): no worker asks it before then. */
+  readonly cooldownUntil?: number;
+}
+
+/** What the other workers' share of the ledger says about a host. */
+export interface HostNews {
+  /** Request slots this worker owns there now. */
+  readonly slots: number;
+  /** Its fair share: --per-host over the workers with work waiting for it. */
+  readonly fair: number;
+  readonly cooldownUntil?: number;
+  readonly breakerOpenUntil?: number;
+}
+
+/**
+ * Per-host request slots shared by every worker of a ledger. A worker sends
+ * to a host only as many requests at once as it owns slots there; it gives
+ * back what it does not need, keeps its fair share while others wait, and
+ * takes free slots (or a dead worker's) in each exchange, once a second, in a
+ * handful of statements for all its hosts. A 429 or an open breaker that one
+ * worker saw reaches the others in the same exchange.
+ */
+export interface HostBudgets {
+  exchange(perHost: number, demand: readonly HostDemand[]): Promise<Map<string, HostNews>>;
+}
+
+export interface FailedId {
+  readonly gbifId: number;
+  readonly failures: readonly FailedImage[];
+  readonly retryAt: number | null;
+}
