@@ -120,6 +120,20 @@ describe('workers on one PostgreSQL ledger', async () => {
     expect(status.workers.find((w) => w.pid === victim.pid)).toMatchObject({ expired: true, stopped: false });
   });
 
+  it('a worker whose lease ran out stops publishing with one line; the next worker completes the export whole', async () => {
+    const ws = await pgWorkspace(dir, 'lost', rows(75, 300, 40));
+    const worker = ws.worker(['--concurrency', '4', '--per-host', '1', '--lease', '12']);
+    await until(async () => ws.files().length >= 5, 30_000, 'the worker to publish');
+    // As if its heartbeats had stopped reaching the server for longer than its lease: its claims are anyone's now.
+    await query(ws.db, 'UPDATE workers SET lease_until = 0 WHERE pid = $1', [worker.pid]);
+    expect(await worker.exited).toBe(4);
+    expect(worker.stderr().trim().split('\n').filter((l) => l.startsWith('herbdl:'))).toEqual([expect.stringMatching(/lease|no longer holds gbifID/)]);
+    const next = ws.worker(['--concurrency', '16', '--per-host', '4']);
+    expect(await next.exited).toBe(0);
+    expect(next.json().pending).toBe(0);
+    await expectConsistentPgTree(ws);
+  });
+
   it('SIGTERM stops a worker cleanly and hands its claims back at once', async () => {
     const ws = await pgWorkspace(dir, 'sigterm', rows(73, 200, 30));
     const worker = ws.worker(['--concurrency', '4', '--per-host', '1', '--lease', '600']);
