@@ -15,7 +15,7 @@ import type { HostQueues } from './host-queues.js';
 import type { HostState } from './host-state.js';
 
 const EXCHANGE_MS = 1000;
-/** How soon after a host gets work it has no slot for the worker asks for one. */
+/** How soon after a host gets work it has no slot for (or says slow down) the worker exchanges. */
 const SOON_MS = 50;
 
 interface Queued {
@@ -63,15 +63,21 @@ export class SharedHosts<T extends Queued> {
 
   /** A host has work and no slot: ask for one soon, not on every task. */
   wanted(host: HostState<T>): void {
-    if (host.budget > 0 || this.soon || this.stopped) return;
+    if (host.budget === 0) this.syncSoon();
+  }
+
+  /** A host said slow down: the others hear it at once, not at the next exchange (their own exchange brings it to them). */
+  noteCooldown(host: string, until: number): void {
+    this.cooled.set(host, Math.max(until, this.cooled.get(host) ?? 0));
+    this.syncSoon();
+  }
+
+  private syncSoon(): void {
+    if (this.soon || this.stopped) return;
     this.soon = setTimeout(() => {
       this.soon = undefined;
       void this.sync();
     }, SOON_MS);
-  }
-
-  noteCooldown(host: string, until: number): void {
-    this.cooled.set(host, Math.max(until, this.cooled.get(host) ?? 0));
   }
 
   private async sync(): Promise<void> {
@@ -91,7 +97,7 @@ export class SharedHosts<T extends Queued> {
         // Stop using what will go back before saying so.
         const keep = Math.min(budget, Math.max(h.inFlight, Math.min(want, h.fair)));
         h.budget = keep;
-        demand.push({ host: h.name, want, inFlight: h.inFlight, keep, ...(cooldownUntil === undefined ? {} : { cooldownUntil }) });
+        demand.push({ host: h.name, want, keep, ...(cooldownUntil === undefined ? {} : { cooldownUntil }) });
       }
       this.cooled.clear();
       const news = await this.budgets.exchange(this.perHost, demand);
