@@ -10,14 +10,10 @@ import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateMultimedia } from './gen-multimedia.mjs';
-import { timed } from './harness.mjs';
+import { arg, timed } from './harness.mjs';
 import { startCluster } from './pg-cluster.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
 const rows = arg('rows', 2_000_000);
 const rounds = arg('rounds', 2);
 const out = join(here, 'out');

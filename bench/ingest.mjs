@@ -11,12 +11,9 @@ import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateMultimedia } from './gen-multimedia.mjs';
+import { arg, timed } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
 const rows = arg('rows', 2_000_000);
 const rounds = arg('rounds', 2);
 const shapeArg = process.argv.indexOf('--shape');
@@ -31,13 +28,6 @@ for (const [tool, pkg] of [['sqlite3', 'sqlite3'], ['/usr/bin/time', 'time']]) {
   }
 }
 
-/** Runs a command under GNU time; returns seconds and peak RSS in MB. */
-function timed(cmd, args) {
-  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
-  if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr}`);
-  const [seconds, kb] = r.stderr.trim().split('\n').pop().split(' ').map(Number);
-  return { seconds, rssMb: kb / 1024, stdout: r.stdout };
-}
 
 function clean(db) {
   for (const s of ['', '-wal', '-shm', '-journal']) rmSync(db + s, { force: true });

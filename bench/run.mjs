@@ -22,13 +22,9 @@ import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { aria2, bin, CONCURRENCY, engineRun, fmt, herbdlRun, ledgerFor, out, pathFor, startServer, urlsFor } from './harness.mjs';
+import { aria2, arg, bin, CONCURRENCY, engineRun, fmt, herbdlRun, ledgerFor, out, pathFor, startServer, urlsFor } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
 const IMAGES = arg('images', 20_000);
 const SHEETS = arg('sheets', 10_000);
 // --only 1 (or 1,2): run just those scenarios.

@@ -13,14 +13,10 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bin, fmt, HEADER, out, startServer, urlsFor } from './harness.mjs';
+import { arg, bin, fmt, HEADER, out, startServer, urlsFor } from './harness.mjs';
 import { startCluster } from './pg-cluster.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
 const PER_WORKER = arg('per-worker', 1600);
 // -- --check structure: the same runs with the cheaper check, to tell the machine's cores from the ledger as the limit.
 const checkArg = process.argv.indexOf('--check');

@@ -169,12 +169,11 @@ export interface DownloadLedger {
   readonly hostBudgets?: HostBudgets;
 }
 
-/** What a worker has for a host now: requests it would send (in flight and waiting, at most --per-host), and in flight. */
+/** What a worker has for a host now: requests it would send (in flight and waiting, at most --per-host). */
 export interface HostDemand {
   readonly host: string;
   readonly want: number;
-  readonly inFlight: number;
-  /** Slots it will keep: it has already stopped starting requests beyond these (never below inFlight). */
+  /** Slots it will keep: it has already stopped starting requests beyond these (never below its requests in flight). */
   readonly keep: number;
   /** Set when the worker saw the host say slow down (429, Retry-After): no worker asks it before then. */
   readonly cooldownUntil?: number;

@@ -10,8 +10,10 @@ import Database from 'better-sqlite3';
 import { from as copyFrom } from 'pg-copy-streams';
 import { LedgerError } from '../errors.js';
 import { openLedger } from './open.js';
-import { createPool, redact } from './postgres/connect.js';
-import { DERIVED_INDEXES } from './postgres/schema.js';
+import type pg from 'pg';
+import { createPool, redact, transaction } from './postgres/connect.js';
+import { copyValue } from './postgres/copy-text.js';
+import { DERIVED_INDEXES, SYNC_SEQUENCES } from './postgres/schema.js';
 
 /** Tables in load order, with the columns both ledgers have. */
 const TABLES: readonly { name: string; columns: readonly string[]; order: string }[] = [
@@ -30,12 +32,27 @@ const TABLES: readonly { name: string; columns: readonly string[]; order: string
   { name: 'publishing', columns: ['gbif_id', 'paths', '0 AS worker_id'], order: 'gbif_id' },
 ];
 
-const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
-
-function copyValue(v: unknown): string {
-  if (v === null || v === undefined) return '\\N';
-  const s = String(v);
-  return /[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => ESCAPES[c] as string) : s;
+/** Streams one table's rows from the SQLite file into its PostgreSQL twin; returns how many. */
+async function copyTable(db: Database.Database, client: pg.PoolClient, table: (typeof TABLES)[number]): Promise<number> {
+  const names = table.columns.map((c) => c.replace(/^.* AS /, ''));
+  const copy = client.query(copyFrom(`COPY ${table.name} (${names.join(', ')}) FROM STDIN`));
+  const done = new Promise<void>((resolve, reject) => {
+    copy.on('finish', resolve);
+    copy.on('error', reject);
+  });
+  let text = '';
+  let n = 0;
+  for (const row of db.prepare(`SELECT ${table.columns.join(', ')} FROM ${table.name} ORDER BY ${table.order}`).raw().iterate() as IterableIterator<unknown[]>) {
+    text += row.map(copyValue).join('\t') + '\n';
+    n++;
+    if (text.length > 1 << 20) {
+      if (!copy.write(text)) await new Promise((r) => copy.once('drain', r));
+      text = '';
+    }
+  }
+  copy.end(text);
+  await done;
+  return n;
 }
 
 export interface MigrateSummary {
@@ -54,43 +71,16 @@ export async function migrateLedger(from: string, to: string): Promise<MigrateSu
     if (!empty) throw new LedgerError(`${redact(to)}: already holds a ledger; migrate moves a ledger into an empty database`, 'ledger_not_empty');
     const db = new Database(source.location, { readonly: true, fileMustExist: true });
     const pool = createPool(to, 1);
-    const client = await pool.connect();
     const rows: Record<string, number> = {};
     try {
-      await client.query('BEGIN');
-      for (const index of Object.keys(DERIVED_INDEXES)) await client.query(`DROP INDEX IF EXISTS ${index}`);
-      await client.query('DELETE FROM totals');
-      for (const table of TABLES) {
-        const names = table.columns.map((c) => c.replace(/^.* AS /, ''));
-        const copy = client.query(copyFrom(`COPY ${table.name} (${names.join(', ')}) FROM STDIN`));
-        const done = new Promise<void>((resolve, reject) => {
-          copy.on('finish', resolve);
-          copy.on('error', reject);
-        });
-        let text = '';
-        let n = 0;
-        for (const row of db.prepare(`SELECT ${table.columns.join(', ')} FROM ${table.name} ORDER BY ${table.order}`).raw().iterate() as IterableIterator<unknown[]>) {
-          text += row.map(copyValue).join('\t') + '\n';
-          n++;
-          if (text.length > 1 << 20) {
-            if (!copy.write(text)) await new Promise((r) => copy.once('drain', r));
-            text = '';
-          }
-        }
-        copy.end(text);
-        await done;
-        rows[table.name] = n;
-      }
-      for (const create of Object.values(DERIVED_INDEXES)) await client.query(create);
-      await client.query("SELECT setval('hosts_host_id_seq', greatest((SELECT max(host_id) FROM hosts), 1))");
-      await client.query("SELECT setval('attributions_attribution_id_seq', greatest((SELECT max(attribution_id) FROM attributions), 1))");
-      await client.query("SELECT setval('images_image_id', greatest((SELECT max(image_id) FROM images), 1))");
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
+      await transaction(pool, async (client) => {
+        for (const index of Object.keys(DERIVED_INDEXES)) await client.query(`DROP INDEX IF EXISTS ${index}`);
+        await client.query('DELETE FROM totals');
+        for (const table of TABLES) rows[table.name] = await copyTable(db, client, table);
+        for (const create of Object.values(DERIVED_INDEXES)) await client.query(create);
+        for (const sync of SYNC_SEQUENCES) await client.query(sync);
+      });
     } finally {
-      client.release();
       await pool.end();
       db.close();
     }

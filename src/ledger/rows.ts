@@ -3,7 +3,7 @@
  * stored outcome, an export line, and ingest tallies. Both schemas keep
  * these columns under the same names, so one reading serves both.
  */
-import type { ExportedImage, ImageOutcome, IngestTally, ItemState } from './ledger.js';
+import type { ExportedImage, HostCounts, ImageOutcome, IngestTally, ItemState } from './ledger.js';
 
 /** A done image's (or IIIF part's) outcome columns. */
 export interface OutcomeRow {
@@ -69,7 +69,24 @@ export function exportedImage(r: readonly unknown[]): ExportedImage {
   };
 }
 
+/** The host columns `status` lists, named as HostCounts names them (both schemas keep them alike). */
+export const HOST_COLUMNS = 'host, images, pending, done, failed, breaker_open_until AS "breakerOpenUntil", blocked_ids AS "blockedIds"';
+
+/** A host row without its empty (null) columns: no breaker, nothing blocked. */
+export function hostCounts(row: HostCounts): HostCounts {
+  return Object.fromEntries(Object.entries(row).filter(([, v]) => v !== null && v !== undefined)) as unknown as HostCounts;
+}
+
 export const NO_TALLY: IngestTally = { ids: 0, images: 0, duplicates: 0, reopened: 0 };
+
+/**
+ * A bulk load's tally once its finisher has run: the load counted runs of
+ * rows as new IDs (an ID's rows come together); the finisher knows the true
+ * figures, and the repeats it dropped.
+ */
+export function afterBulkLoad(tally: IngestTally, result: { readonly ids: number; readonly duplicates: number }): IngestTally {
+  return { ...tally, ids: result.ids, images: tally.images - result.duplicates, duplicates: tally.duplicates + result.duplicates };
+}
 
 export function addTallies(a: IngestTally, b: IngestTally): IngestTally {
   return { ids: a.ids + b.ids, images: a.images + b.images, duplicates: a.duplicates + b.duplicates, reopened: a.reopened + b.reopened };

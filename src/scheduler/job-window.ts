@@ -86,7 +86,7 @@ export class JobWindow {
     const failures: FailedImage[] = [{ imageId: task.image.imageId, host: task.image.host, code: failure.code, httpStatus: failure.httpStatus }];
     const retryAt = transient ? Date.now() + backoffMs(job.claimed.attempts + 1, RUN_RETRY_BASE_MS, RUN_RETRY_CAP_MS) : null;
     this.failures.push({ gbifId: job.claimed.gbifId, failures, retryAt });
-    void this.recordFailures();
+    void this.recordLater();
     this.tally.failed(failure.code);
     this.log.debug({ gbifId: job.claimed.gbifId, url: task.image.url, code: failure.code }, 'gbifID failed');
     this.release(job);
@@ -99,12 +99,13 @@ export class JobWindow {
     job.abort.abort();
     this.tally.idsSetAside++;
     this.asides.push(job.gbifId);
-    void this.recordFailures();
+    void this.recordLater();
     this.release(job);
     return true;
   }
 
-  private async recordFailures(): Promise<void> {
+  /** Writes the failures and set-aside IDs gathered so far, a batch at a time, one write out at once. */
+  private async recordLater(): Promise<void> {
     if (this.recording) return;
     this.recording = true;
     try {

@@ -1,11 +1,10 @@
 /** A PostgreSQL ledger from (gbifID, URL) rows, and worker processes run against it. */
-import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { herbdlJson, spawnHerbdl } from './cli.js';
 import { writeMultimedia } from './multimedia.js';
 import { freshDatabase, query } from './postgres.js';
-import type { RunJson } from './run.js';
+import { treeFiles, type RunJson } from './run.js';
 
 export interface Worker {
   readonly pid: number;
@@ -55,12 +54,7 @@ export async function pgWorkspace(dir: string, label: string, rows: readonly (re
       };
     },
     files() {
-      if (!existsSync(out)) return [];
-      return readdirSync(out, { recursive: true, withFileTypes: true })
-        .filter((e) => e.isFile())
-        .map((e) => join(e.parentPath, e.name).slice(out.length + 1))
-        .filter((f) => !f.startsWith('.herbdl-tmp'))
-        .sort();
+      return treeFiles(out).filter((f) => !f.startsWith('.herbdl-tmp'));
     },
     async doneFiles() {
       const rows = await query<{ gbif_id: number; nn: number }>(

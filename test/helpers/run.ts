@@ -32,6 +32,15 @@ export interface Workspace {
 
 let counter = 0;
 
+/** Every file under `out`, relative to it, sorted (temporaries included). */
+export function treeFiles(out: string): string[] {
+  if (!existsSync(out)) return [];
+  return readdirSync(out, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name).slice(out.length + 1))
+    .sort();
+}
+
 export function workspace(dir: string, rows: readonly (readonly [number, string])[]): Workspace {
   const name = `ws${++counter}`;
   const db = join(dir, `${name}.db`);
@@ -50,11 +59,7 @@ export function workspace(dir: string, rows: readonly (readonly [number, string]
       return herbdlJson(['status', '--db', db, '--hosts', '50']);
     },
     files() {
-      if (!existsSync(out)) return [];
-      return readdirSync(out, { recursive: true, withFileTypes: true })
-        .filter((e) => e.isFile())
-        .map((e) => join(e.parentPath, e.name).slice(out.length + 1))
-        .sort();
+      return treeFiles(out);
     },
   };
 }

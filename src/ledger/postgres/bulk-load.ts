@@ -5,6 +5,7 @@
  * open if it died first. Running the finisher twice is harmless.
  */
 import type pg from 'pg';
+import { transaction } from './connect.js';
 import { DERIVED_INDEXES, INGEST_INDEXES, INGEST_LOCK, RUN_INDEXES } from './schema.js';
 
 type Queryable = Pick<pg.PoolClient, 'query'>;
@@ -76,19 +77,11 @@ async function addIds(db: Queryable): Promise<number> {
 export async function ensureRunIndexes(pool: pg.Pool): Promise<void> {
   const present = await pool.query("SELECT count(*)::int AS n FROM pg_indexes WHERE tablename = 'images' AND schemaname = current_schema() AND indexname = ANY($1::text[])", [Object.keys(RUN_INDEXES)]);
   if (present.rows[0].n === Object.keys(RUN_INDEXES).length) return;
-  const client = await pool.connect();
-  try {
-    await client.query("SET maintenance_work_mem = '256MB'");
-    await client.query('BEGIN');
-    await client.query('SELECT pg_advisory_xact_lock($1)', [INGEST_LOCK]);
-    for (const create of Object.values(RUN_INDEXES)) await client.query(create);
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+  await transaction(pool, async (db) => {
+    await db.query("SET LOCAL maintenance_work_mem = '256MB'");
+    await db.query('SELECT pg_advisory_xact_lock($1)', [INGEST_LOCK]);
+    for (const create of Object.values(RUN_INDEXES)) await db.query(create);
+  });
 }
 
 export interface BulkLoadResult {

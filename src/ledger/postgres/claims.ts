@@ -14,9 +14,11 @@ import type { ClaimedId, ClaimedImage, FetchedPart, StoredCopy } from '../ledger
 import { urlHash } from '../../input/url-hash.js';
 import { outcomeOf } from '../rows.js';
 
-/** A gbifID that no live worker but `me` holds: the condition every claim adds. */
-export const FREE = `(ids.worker_id IS NULL OR NOT EXISTS (
-  SELECT 1 FROM workers w WHERE w.worker_id = ids.worker_id AND w.lease_until > herbdl_now()))`;
+/** True when the worker named by `column` holds a live lease (qualify the column: inside, `worker_id` is the worker's own). */
+export const LIVE = (column: string) => `EXISTS (SELECT 1 FROM workers w WHERE w.worker_id = ${column} AND w.lease_until > herbdl_now())`;
+
+/** A gbifID that no live worker holds: the condition every claim adds. */
+export const FREE = `(ids.worker_id IS NULL OR NOT ${LIVE('ids.worker_id')})`;
 
 /** Claims the IDs the statement `select` picks (its rows: gbif_id), for worker `me`; returns them with what the downloader needs. */
 export async function claimWith(pool: pg.Pool, me: number, select: string, params: unknown[], due = false): Promise<ClaimedId[]> {

@@ -5,13 +5,12 @@
  */
 import type pg from 'pg';
 import type { ClaimedId, DownloadLedger, FailedId, FetchedImage, PublishIntent, RetryCursor, WorkerId } from '../ledger.js';
-import { claimWith, FREE } from './claims.js';
+import { claimWith, FREE, LIVE } from './claims.js';
 import { transaction } from './connect.js';
 import { PostgresHostBudgets } from './host-budgets.js';
 import { recordDone, recordFailed } from './outcomes.js';
 import type { WorkerLease } from './worker-lease.js';
 
-const LIVE = (column: string) => `EXISTS (SELECT 1 FROM workers w WHERE w.worker_id = ${column} AND w.lease_until > herbdl_now())`;
 
 export class PostgresDownloads implements DownloadLedger {
   private readonly me: number;

@@ -15,9 +15,9 @@
  */
 import type pg from 'pg';
 import type { HostBudgets, HostDemand, HostNews } from '../ledger.js';
+import { LIVE } from './claims.js';
 import { transaction } from './connect.js';
 
-const LIVE = (column: string) => `EXISTS (SELECT 1 FROM workers w WHERE w.worker_id = ${column} AND w.lease_until > herbdl_now())`;
 
 export class PostgresHostBudgets implements HostBudgets {
   private readonly hostIds = new Map<string, number>();

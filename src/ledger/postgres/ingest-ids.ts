@@ -15,6 +15,7 @@
 import type pg from 'pg';
 import { unpackAttribution } from '../../input/rows.js';
 import type { ImageBatch } from '../ledger.js';
+import { SYNC_SEQUENCES } from './schema.js';
 
 /** A batch's host and attribution numbers resolved to ids (lists that grow while the numbering lasts). */
 export interface Numbered {
@@ -91,8 +92,7 @@ export class IngestIds {
   /** Moves the tables' sequences past the ids this ingest gave. */
   async finish(): Promise<void> {
     await this.settle();
-    await this.side.query("SELECT setval('hosts_host_id_seq', greatest((SELECT max(host_id) FROM hosts), 1))");
-    await this.side.query("SELECT setval('attributions_attribution_id_seq', greatest((SELECT max(attribution_id) FROM attributions), 1))");
+    for (const sync of SYNC_SEQUENCES) await this.side.query(sync);
   }
 
   private send(text: string, values: unknown[]): void {

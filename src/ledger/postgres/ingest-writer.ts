@@ -17,19 +17,14 @@
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { Writable } from 'node:stream';
-import { addTallies, NO_TALLY } from '../rows.js';
+import { addTallies, afterBulkLoad, NO_TALLY } from '../rows.js';
 import type { ImageBatch, IngestTally, IngestWriter } from '../ledger.js';
 import { beginBulkLoad, bulkLoadPending, completeBulkLoad } from './bulk-load.js';
+import { copyText } from './copy-text.js';
 import { IngestIds, type Numbered } from './ingest-ids.js';
 import { INGEST_LOCK } from './schema.js';
 
 const FLUSH_BYTES = 1 << 20;
-const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
-
-/** A value in COPY's text format. */
-function copyText(s: string): string {
-  return /[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => ESCAPES[c] as string) : s;
-}
 
 interface CurrentId {
   gbifId: number;
@@ -154,13 +149,7 @@ export class PostgresIngestWriter implements IngestWriter {
       await this.commit();
       await this.ids.finish();
       if (!this.bulkStarted) return;
-      const result = await completeBulkLoad(this.client, this.committed.ids);
-      this.committed = {
-        ...this.committed,
-        ids: result.ids,
-        images: this.committed.images - result.duplicates,
-        duplicates: this.committed.duplicates + result.duplicates,
-      };
+      this.committed = afterBulkLoad(this.committed, await completeBulkLoad(this.client, this.committed.ids));
       this.bulkStarted = false;
     } finally {
       await this.client.query('SELECT pg_advisory_unlock($1)', [INGEST_LOCK]).catch(() => {});

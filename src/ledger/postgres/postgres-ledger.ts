@@ -5,9 +5,9 @@
  * at a time.
  */
 import type pg from 'pg';
-import type { DownloadLedger, ExportedImage, HostCounts, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, StateCounts, WorkerStatus } from '../ledger.js';
+import type { DownloadLedger, ExportedImage, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, StateCounts, WorkerStatus } from '../ledger.js';
 import type { OpenOptions } from '../sqlite/sqlite-ledger.js';
-import { exportColumns, exportedImage } from '../rows.js';
+import { exportColumns, exportedImage, HOST_COLUMNS, hostCounts } from '../rows.js';
 import { bulkLoadPending, completeBulkLoad, ensureRunIndexes } from './bulk-load.js';
 import { createPool, describeConnectFailure, migrate, redact } from './connect.js';
 import { PostgresDownloads } from './downloads.js';
@@ -32,17 +32,13 @@ export async function openPostgresLedger(url: string, options: OpenOptions): Pro
 }
 
 class PostgresLedger implements Ledger {
-  private readonly leases = new WeakMap<RunLock, WorkerLease>();
-
   constructor(
     private readonly pool: pg.Pool,
     readonly location: string,
   ) {}
 
   async lockForRun(options: { leaseMs: number }): Promise<RunLock> {
-    const lease = await WorkerLease.join(this.pool, options.leaseMs);
-    this.leases.set(lease, lease);
-    return lease;
+    return WorkerLease.join(this.pool, options.leaseMs);
   }
 
   /** Finishes a bulk load that died before it built its indexes (one ingest at a time does this: it holds the ingest lock). */
@@ -58,11 +54,10 @@ class PostgresLedger implements Ledger {
   }
 
   async openDownloads(lock: RunLock): Promise<DownloadLedger> {
-    const lease = this.leases.get(lock);
-    if (!lease) throw new Error('openDownloads: the lock is not from this ledger');
+    if (!(lock instanceof WorkerLease)) throw new Error('openDownloads: the lock is not from a PostgreSQL ledger');
     await this.completeInterruptedLoad();
     await ensureRunIndexes(this.pool);
-    return new PostgresDownloads(this.pool, lease);
+    return new PostgresDownloads(this.pool, lock);
   }
 
   async *exportImages(state: ItemState | 'all'): AsyncIterableIterator<ExportedImage> {
@@ -101,10 +96,8 @@ class PostgresLedger implements Ledger {
         failed: totals.get('ids_failed') ?? 0,
       };
       const sums = (await client.query('SELECT coalesce(sum(images), 0)::bigint AS total, coalesce(sum(pending), 0)::bigint AS pending, coalesce(sum(done), 0)::bigint AS done, coalesce(sum(failed), 0)::bigint AS failed FROM hosts')).rows[0] as StateCounts;
-      const hostColumns = 'host, images, pending, done, failed, breaker_open_until AS "breakerOpenUntil", blocked_ids AS "blockedIds"';
-      const withoutNull = (h: HostCounts) => Object.fromEntries(Object.entries(h).filter(([, v]) => v !== null && v !== undefined)) as unknown as HostCounts;
-      const hosts = (await client.query(`SELECT ${hostColumns} FROM hosts WHERE images > 0 ORDER BY images DESC, host LIMIT $1`, [options.hosts])).rows.map(withoutNull);
-      const blockedHosts = (await client.query(`SELECT ${hostColumns} FROM hosts WHERE breaker_open_until > $1 AND pending > 0 ORDER BY pending DESC`, [Date.now()])).rows.map(withoutNull);
+      const hosts = (await client.query(`SELECT ${HOST_COLUMNS} FROM hosts WHERE images > 0 ORDER BY images DESC, host LIMIT $1`, [options.hosts])).rows.map(hostCounts);
+      const blockedHosts = (await client.query(`SELECT ${HOST_COLUMNS} FROM hosts WHERE breaker_open_until > $1 AND pending > 0 ORDER BY pending DESC`, [Date.now()])).rows.map(hostCounts);
       const errorsByHost = (await client.query('SELECT h.host, e.code, e.images FROM error_counts e JOIN hosts h USING (host_id) WHERE e.images > 0 ORDER BY e.images DESC, h.host LIMIT $1', [Math.max(options.hosts, 10)])).rows as HostErrorCount[];
       const errorRows = (await client.query('SELECT code, sum(images)::bigint AS n FROM error_counts GROUP BY code HAVING sum(images) > 0 ORDER BY 2 DESC, 1')).rows;
       const workers = await this.workers(client);

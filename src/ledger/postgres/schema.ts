@@ -156,5 +156,12 @@ export const RUN_INDEXES = {
 } as const;
 export const DERIVED_INDEXES = { ...INGEST_INDEXES, ...RUN_INDEXES } as const;
 
+/** Moves the serial sequences past ids given explicitly (a bulk load numbers hosts and attributions itself; migrate copies them). */
+export const SYNC_SEQUENCES = [
+  "SELECT setval('hosts_host_id_seq', greatest((SELECT max(host_id) FROM hosts), 1))",
+  "SELECT setval('attributions_attribution_id_seq', greatest((SELECT max(attribution_id) FROM attributions), 1))",
+  "SELECT setval('images_image_id', greatest((SELECT max(image_id) FROM images), 1))",
+] as const;
+
 /** Serialises ingests into one database (pg_advisory_lock key): two at once would number the same gbifID's images twice. */
 export const INGEST_LOCK = 1751478882; // 'herb' as an int

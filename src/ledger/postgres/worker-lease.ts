@@ -26,8 +26,6 @@ export class WorkerLease implements RunLock {
   /** Images recorded done, and samples of it over the last minute, for the leaderboard's images/s. */
   images = 0;
   private samples: [number, number][] = [];
-  /** Called after every heartbeat (host budgets and what other workers learnt ride on it). */
-  onBeat: (() => Promise<void>) | undefined;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -79,7 +77,6 @@ export class WorkerLease implements RunLock {
       );
       if (renewed.rowCount === 0) this.lost = true;
       else this.lastRenewed = Date.now();
-      await this.onBeat?.();
     } catch {
       // The server is away: check() stops publishing before the lease could have run out.
     }

@@ -14,7 +14,7 @@
  */
 import type Database from 'better-sqlite3';
 import { unpackAttribution } from '../../input/rows.js';
-import { addTallies, NO_TALLY } from '../rows.js';
+import { addTallies, afterBulkLoad, NO_TALLY } from '../rows.js';
 import type { ImageBatch, IngestTally, IngestWriter } from '../ledger.js';
 import { beginBulkLoad, completeBulkLoad } from './bulk-load.js';
 import { STATE } from './schema.js';
@@ -151,15 +151,7 @@ export class SqliteIngestWriter implements IngestWriter {
   async finish(): Promise<void> {
     await this.commit();
     if (!this.bulkStarted) return;
-    // The load's own count of new IDs and images assumed each ID's rows were
-    // together (it counted runs of rows); the finisher knows the true figures.
-    const result = completeBulkLoad(this.db, this.committed.ids);
-    this.committed = {
-      ...this.committed,
-      ids: result.ids,
-      images: this.committed.images - result.duplicates,
-      duplicates: this.committed.duplicates + result.duplicates,
-    };
+    this.committed = afterBulkLoad(this.committed, completeBulkLoad(this.db, this.committed.ids));
     this.bulkStarted = false;
     try {
       this.db.pragma('journal_mode = WAL');

@@ -8,7 +8,7 @@ import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { LedgerError } from '../../errors.js';
 import type { DownloadLedger, ExportedImage, HostCounts, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, StateCounts } from '../ledger.js';
-import { exportColumns, exportedImage } from '../rows.js';
+import { exportColumns, exportedImage, HOST_COLUMNS, hostCounts } from '../rows.js';
 import { bulkLoadPending, completeBulkLoad } from './bulk-load.js';
 import { SqliteDownloads } from './downloads.js';
 import { SqliteIngestWriter } from './ingest-writer.js';
@@ -115,15 +115,12 @@ class SqliteLedger implements Ledger {
       const sums = this.db
         .prepare('SELECT coalesce(sum(images), 0) AS total, coalesce(sum(pending), 0) AS pending, coalesce(sum(done), 0) AS done, coalesce(sum(failed), 0) AS failed FROM hosts')
         .get() as StateCounts;
-      const hostColumns = 'host, images, pending, done, failed, breaker_open_until AS breakerOpenUntil, blocked_ids AS blockedIds';
-      const withoutNull = (h: HostCounts) =>
-        Object.fromEntries(Object.entries(h).filter(([, v]) => v !== null && v !== undefined)) as unknown as HostCounts;
       const hosts = (this.db
-        .prepare(`SELECT ${hostColumns} FROM hosts WHERE images > 0 ORDER BY images DESC, host LIMIT ?`)
-        .all(options.hosts) as HostCounts[]).map(withoutNull);
+        .prepare(`SELECT ${HOST_COLUMNS} FROM hosts WHERE images > 0 ORDER BY images DESC, host LIMIT ?`)
+        .all(options.hosts) as HostCounts[]).map(hostCounts);
       const blockedHosts = (this.db
-        .prepare(`SELECT ${hostColumns} FROM hosts WHERE breaker_open_until > ? AND pending > 0 ORDER BY pending DESC`)
-        .all(Date.now()) as HostCounts[]).map(withoutNull);
+        .prepare(`SELECT ${HOST_COLUMNS} FROM hosts WHERE breaker_open_until > ? AND pending > 0 ORDER BY pending DESC`)
+        .all(Date.now()) as HostCounts[]).map(hostCounts);
       const errorsByHost = this.db
         .prepare('SELECT h.host, e.code, e.images FROM error_counts e JOIN hosts h USING (host_id) WHERE e.images > 0 ORDER BY e.images DESC, h.host LIMIT ?')
         .all(Math.max(options.hosts, 10)) as HostErrorCount[];
