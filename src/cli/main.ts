@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { fileSystemErrno, HerbdlError } from '../errors.js';
+import { registerExclude } from './commands/exclude.js';
 import { registerExport } from './commands/export.js';
 import { registerIngest } from './commands/ingest.js';
 import { registerMigrate } from './commands/migrate.js';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerRun(program);
   registerRetryFailed(program);
   registerExport(program);
+  registerExclude(program);
   registerMigrate(program);
   return program;
 }

@@ -93,7 +93,14 @@ export const OPTIONS = {
   maxEdge: option('--max-edge <px>', 'HERBDL_MAX_EDGE', 0, 'downscale images whose longer edge is over this (0: keep the size)', integer(0, 1_000_000)),
   format: option('--format <format>', 'HERBDL_FORMAT', 'csv', 'csv or jsonl', oneOf('csv', 'jsonl')),
   outFile: option('--out-file <path>', 'HERBDL_OUT_FILE', '', 'write here (atomically) instead of stdout', optionalText),
-  state: option('--state <state>', 'HERBDL_STATE', 'done', 'which images: done, failed or all', oneOf('done', 'failed', 'all')),
+  state: option('--state <state>', 'HERBDL_STATE', 'done', 'which images: done, failed, pending, excluded or all', oneOf('done', 'failed', 'pending', 'excluded', 'all')),
+  exclude: option(
+    '--exclude <file...>',
+    'HERBDL_EXCLUDE',
+    [] as readonly string[],
+    "first, leave out the gbifIDs these files hold: other datasets' multimedia files (.txt, .gz, GBIF zip) or lists of gbifIDs, one per line (env: paths separated by ':')",
+    (raw) => raw.split(':').filter((p) => p.trim() !== ''),
+  ),
   error: option('--error <code>', 'HERBDL_ERROR', '', 'only gbifIDs with a failure of this code (http_404, timeout, ...)', optionalText),
 } as const;
 

@@ -43,6 +43,8 @@ export interface IngestSummary {
   readonly duplicates: number;
   /** Done gbifIDs that gained an image and so are pending again. */
   readonly reopened: number;
+  /** gbifIDs it added or reopened that an exclusion list names: excluded, not pending. */
+  readonly excluded: number;
   readonly skipped: Readonly<Record<SkipReason, number>>;
   readonly interrupted: boolean;
   readonly elapsedMs: number;
@@ -169,6 +171,7 @@ export async function ingestFiles(files: readonly string[], ledger: Ledger, opti
     images: tally.images,
     duplicates: tally.duplicates,
     reopened: tally.reopened,
+    excluded: tally.excluded,
     skipped: counts.skipped,
     interrupted: counts.interrupted,
     elapsedMs: Math.round(elapsedMs),

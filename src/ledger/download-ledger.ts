@@ -165,6 +165,22 @@ export interface DownloadLedger {
    * stay failed until they fully succeed. Returns how many.
    */
   requeueFailed(filter: { host?: string; code?: string }): Promise<number>;
+  /** The state of each of these gbifIDs the ledger has (adopt: what a file on disk stands for). */
+  idStates(gbifIds: readonly number[]): Promise<Map<number, IdState>>;
+  /**
+   * Claims exactly these gbifIDs where they are pending or failed and no
+   * live worker holds them (adopt, whose files are already on disk); the
+   * others are left out. In key order.
+   */
+  claimIds(gbifIds: readonly number[]): Promise<ClaimedId[]>;
+  /**
+   * Records images stored while their gbifID stays pending (adopt's flat
+   * layout gives a gbifID's first image only): a later claim offers each
+   * as a stored copy of itself, so a run links it and fetches the others.
+   */
+  recordStored(stored: readonly { gbifId: number; images: readonly FetchedImage[] }[]): Promise<void>;
+  /** Hands claimed gbifIDs back as they were, for any worker to take (nothing to do on a ledger one run holds). */
+  handBack(gbifIds: readonly number[]): Promise<void>;
   /** Set on a ledger shared by workers: per-host politeness for all of them together. */
   readonly hostBudgets?: HostBudgets;
 }
@@ -200,6 +216,9 @@ export interface HostNews {
 export interface HostBudgets {
   exchange(perHost: number, demand: readonly HostDemand[]): Promise<Map<string, HostNews>>;
 }
+
+/** A gbifID's state in the ledger, by its name. */
+export type IdState = 'pending' | 'done' | 'failed' | 'excluded';
 
 export interface FailedId {
   readonly gbifId: number;

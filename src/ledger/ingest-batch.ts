@@ -8,6 +8,8 @@ export interface IngestTally {
   readonly duplicates: number;
   /** Done gbifIDs that gained an image and so are pending again. */
   readonly reopened: number;
+  /** gbifIDs it added (or reopened) that an exclusion list names: excluded, not pending. */
+  readonly excluded: number;
 }
 
 /**

@@ -7,17 +7,21 @@
 import type { WorkerId } from './download-ledger.js';
 import type { DownloadLedger } from './download-ledger.js';
 import type { IngestWriter } from './ingest-batch.js';
+import type { ExcludeTally } from './exclusions.js';
 
 export * from './download-ledger.js';
 export * from './ingest-batch.js';
+export type { ExcludeTally } from './exclusions.js';
 
-export type ItemState = 'pending' | 'done' | 'failed';
+export type ItemState = 'pending' | 'done' | 'failed' | 'excluded';
 
 export interface StateCounts {
   readonly total: number;
   readonly pending: number;
   readonly done: number;
   readonly failed: number;
+  /** gbifIDs another dataset holds (`herbdl exclude`), and their images not done: never downloaded. */
+  readonly excluded: number;
 }
 
 export interface HostCounts {
@@ -121,6 +125,12 @@ export interface Ledger {
   /** Finishes an interrupted bulk load and builds what downloading needs; then the downloader's interface for the run `lock` holds. */
   openDownloads(lock: RunLock): Promise<DownloadLedger>;
   openIngest(): Promise<IngestWriter>;
+  /**
+   * Lists gbifIDs another dataset holds (a batch, sorted ascending, no
+   * repeats) and excludes those pending or failed here, in one transaction.
+   * IDs not in the ledger yet are excluded when an ingest adds them.
+   */
+  exclude(gbifIds: Float64Array): Promise<ExcludeTally>;
   /** True when no image has ever been added. */
   isEmpty(): Promise<boolean>;
   status(options: { hosts: number }): Promise<LedgerStatus>;

@@ -3,7 +3,7 @@
  * stored outcome, an export line, and ingest tallies. Both schemas keep
  * these columns under the same names, so one reading serves both.
  */
-import type { ExportedImage, HostCounts, ImageOutcome, IngestTally, ItemState } from './ledger.js';
+import type { ExportedImage, HostCounts, ImageOutcome, IngestTally, ItemState, StateCounts } from './ledger.js';
 
 /** A done image's (or IIIF part's) outcome columns. */
 export interface OutcomeRow {
@@ -29,7 +29,27 @@ export function outcomeOf(row: OutcomeRow): ImageOutcome {
   };
 }
 
-const STATE_NAME = ['pending', 'done', 'failed'] as const;
+/**
+ * States as both ledgers store them (ids.state and images.state). An
+ * excluded gbifID is held by another dataset the user named (`herbdl
+ * exclude`): never downloaded; its images not done are excluded too.
+ */
+export const STATE = { pending: 0, done: 1, failed: 2, excluded: 3 } as const;
+export const STATE_NAME = ['pending', 'done', 'failed', 'excluded'] as const;
+/** The totals row counting gbifIDs in each state, by state number. */
+export const TOTAL_NAME = ['ids_pending', 'ids_done', 'ids_failed', 'ids_excluded'] as const;
+
+/** gbifID counts from the totals rows; images not in the first three states are excluded. */
+export function idCounts(totals: ReadonlyMap<string, number>): StateCounts {
+  const [pending, done, failed, excluded] = TOTAL_NAME.map((name) => Number(totals.get(name) ?? 0)) as [number, number, number, number];
+  return { total: pending + done + failed + excluded, pending, done, failed, excluded };
+}
+
+/** Image counts from the hosts' counters: an image in none of pending, done or failed is an excluded gbifID's. */
+export function imageCounts(sums: { total: number; pending: number; done: number; failed: number }): StateCounts {
+  const [total, pending, done, failed] = [sums.total, sums.pending, sums.done, sums.failed].map(Number) as [number, number, number, number];
+  return { total, pending, done, failed, excluded: total - pending - done - failed };
+}
 
 /**
  * The export's select list: a IIIF identifier that was expanded gives one
@@ -77,7 +97,7 @@ export function hostCounts(row: HostCounts): HostCounts {
   return Object.fromEntries(Object.entries(row).filter(([, v]) => v !== null && v !== undefined)) as unknown as HostCounts;
 }
 
-export const NO_TALLY: IngestTally = { ids: 0, images: 0, duplicates: 0, reopened: 0 };
+export const NO_TALLY: IngestTally = { ids: 0, images: 0, duplicates: 0, reopened: 0, excluded: 0 };
 
 /**
  * A bulk load's tally once its finisher has run: the load counted runs of
@@ -89,5 +109,5 @@ export function afterBulkLoad(tally: IngestTally, result: { readonly ids: number
 }
 
 export function addTallies(a: IngestTally, b: IngestTally): IngestTally {
-  return { ids: a.ids + b.ids, images: a.images + b.images, duplicates: a.duplicates + b.duplicates, reopened: a.reopened + b.reopened };
+  return { ids: a.ids + b.ids, images: a.images + b.images, duplicates: a.duplicates + b.duplicates, reopened: a.reopened + b.reopened, excluded: a.excluded + b.excluded };
 }

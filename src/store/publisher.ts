@@ -85,6 +85,10 @@ export class Publisher {
           folders.add(folder);
         }
         await rename(f.temp, f.final);
+        // A file linked from its own stored copy (a reopened or partly adopted gbifID) is the same inode
+        // as its final path, and rename() between two links of one file does nothing: drop the link.
+        // For every other file the temporary is gone already, and this is one unlink that finds nothing.
+        await rm(f.temp, { force: true });
       }
       for (const path of item.stale ?? []) {
         await rm(path, { force: true });

@@ -20,9 +20,10 @@ import { PermanentError } from '../errors.js';
 
 const TAIL = 64;
 
-type Kind = 'jpeg' | 'png' | 'gif' | 'webp' | 'tiff' | 'unreadable' | 'unknown';
+export type ImageKind = 'jpeg' | 'png' | 'gif' | 'webp' | 'tiff' | 'unreadable' | 'unknown';
 
-function kindOf(head: Buffer): Kind {
+/** What a body's first bytes say it is (`unreadable`: a format libvips here cannot read). */
+export function imageKind(head: Buffer): ImageKind {
   const at = (bytes: readonly number[], offset = 0) => bytes.every((b, i) => head[offset + i] === b);
   if (at([0xff, 0xd8, 0xff])) return 'jpeg';
   // A PNG's first chunk must be IHDR: a signature followed by garbage is no PNG.
@@ -58,7 +59,7 @@ function trimmed(tail: Buffer): Buffer {
   return tail.subarray(0, end);
 }
 
-function isWhole(kind: Kind, head: Buffer, tail: Buffer, length: number): boolean {
+function isWhole(kind: ImageKind, head: Buffer, tail: Buffer, length: number): boolean {
   const t = trimmed(tail);
   switch (kind) {
     case 'jpeg':
@@ -78,7 +79,7 @@ function isWhole(kind: Kind, head: Buffer, tail: Buffer, length: number): boolea
 
 export function decodeFailure(err: unknown, input: string | Buffer, where: string): PermanentError {
   const { head, tail, length } = ends(input);
-  const kind = kindOf(head);
+  const kind = imageKind(head);
   const cause = { cause: err };
   if (kind === 'unknown') return new PermanentError(`${where}: body is no image herbdl knows`, 'not_image', undefined, cause);
   if (kind === 'unreadable') return new PermanentError(`${where}: libvips here cannot read this format`, 'unsupported_format', undefined, cause);

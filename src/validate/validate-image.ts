@@ -15,7 +15,7 @@ import { availableParallelism } from 'node:os';
 import pLimit from 'p-limit';
 import sharp, { type Metadata } from 'sharp';
 import { fileSystemErrno, PermanentError } from '../errors.js';
-import { decodeFailure } from './decode-failure.js';
+import { decodeFailure, imageKind } from './decode-failure.js';
 import { jpegStructure, readJpegFrame } from './jpeg-header.js';
 
 // Each image is one task on one thread; the pool decides how many run at once.
@@ -146,6 +146,44 @@ export async function validateImage(path: string, settings: ValidateSettings, bo
     await rm(`${path}.jpg`, { force: true });
     throw err instanceof PermanentError || fileSystemErrno(err) !== undefined ? err : decodeFailure(err, input, path);
   }
+}
+
+/** A plain JPEG on disk, as `adopt` takes it: checked as `run` checks what it keeps, never rewritten. */
+export interface InspectedJpeg {
+  readonly width: number;
+  readonly height: number;
+  readonly bytes: number;
+  readonly sha256: string;
+}
+
+/**
+ * Checks a file that is to be kept exactly as it is: a plain (RGB or grey)
+ * JPEG that passes the same check `run` applies to a JPEG it keeps (a full
+ * decode, or the marker walk of --check structure). Anything else fails with
+ * its reason: not_image (an error page), not_jpeg (a PNG, TIFF, ... with a
+ * .jpg name: run would have converted it), cmyk_jpeg, truncated, corrupt.
+ */
+export async function inspectJpeg(path: string, check: ValidateSettings['check']): Promise<InspectedJpeg> {
+  const data = readFileSync(path);
+  const kind = imageKind(data.subarray(0, 64));
+  if (kind === 'unknown') throw new PermanentError(`${path}: not an image (an error page saved as an image?)`, 'not_image');
+  if (kind !== 'jpeg') throw new PermanentError(`${path}: a ${kind === 'unreadable' ? 'JPEG 2000, BMP or HEIC' : kind.toUpperCase()} file named .jpg, not a JPEG`, 'not_jpeg');
+  const frame = readJpegFrame(data);
+  if (frame?.components === 4) throw new PermanentError(`${path}: a CMYK JPEG (run converts these to sRGB)`, 'cmyk_jpeg');
+  if (!frame || frame.width === 0 || frame.height === 0) throw decodeFailure(new Error('no frame header'), data, path);
+  checkPixels(frame.width, frame.height);
+  if (check === 'structure') {
+    const structure = jpegStructure(data);
+    if (structure === 'truncated') throw new PermanentError(`${path}: jpeg is truncated (its end is missing)`, 'truncated');
+    if (structure === 'malformed') throw new PermanentError(`${path}: jpeg markers are not in order`, 'corrupt');
+  } else {
+    try {
+      await decodeCheck(data, Math.max(frame.width, frame.height));
+    } catch (err) {
+      throw decodeFailure(err, data, path);
+    }
+  }
+  return { width: frame.width, height: frame.height, bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') };
 }
 
 /** validateImage behind a pool sized to the cores, so a burst of TIFFs never stalls the network side. */

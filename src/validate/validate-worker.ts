@@ -5,16 +5,19 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { fileSystemErrno, HerbdlError } from '../errors.js';
-import { createValidator, type validateImage, type ValidateSettings } from './validate-image.js';
+import pLimit from 'p-limit';
+import { inspectJpeg, validateImage, type InspectedJpeg, type ValidatedImage, type ValidateSettings } from './validate-image.js';
 
 export interface ValidateRequest {
   readonly id: number;
   readonly path: string;
   readonly body?: Uint8Array;
+  /** Inspect a file to keep as it is (adopt), instead of validating a body. */
+  readonly inspect?: true;
 }
 
 export type ValidateReply =
-  | { readonly id: number; readonly ok: Awaited<ReturnType<typeof validateImage>> }
+  | { readonly id: number; readonly ok: ValidatedImage | InspectedJpeg }
   | { readonly id: number; readonly error: { readonly message: string; readonly code: string; readonly local?: boolean } };
 
 export interface ValidateWorkerData {
@@ -25,11 +28,12 @@ export interface ValidateWorkerData {
 
 // Bounded here too: decodes run on libuv's pool, this worker's share of the cores at a time.
 const { settings, concurrency } = workerData as ValidateWorkerData;
-const validate = createValidator(settings, concurrency);
+const limit = pLimit(concurrency);
 
 parentPort?.on('message', (request: ValidateRequest) => {
   const body = request.body ? Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength) : undefined;
-  validate(request.path, body).then(
+  const work = (): Promise<ValidatedImage | InspectedJpeg> => (request.inspect ? inspectJpeg(request.path, settings.check) : validateImage(request.path, settings, body));
+  limit(work).then(
     (ok) => parentPort?.postMessage({ id: request.id, ok } satisfies ValidateReply),
     (err: unknown) => {
       const message = (err as Error).message ?? String(err);

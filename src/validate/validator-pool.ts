@@ -9,25 +9,27 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { PermanentError } from '../errors.js';
-import type { ValidatedImage, ValidateSettings } from './validate-image.js';
+import type { InspectedJpeg, ValidatedImage, ValidateSettings } from './validate-image.js';
 import type { ValidateReply, ValidateRequest, ValidateWorkerData } from './validate-worker.js';
 
 export interface Validator {
   /** Validates the image at `path`, or `body` (which then belongs to the validator: the caller must not read it again). */
   validate(path: string, body?: Buffer): Promise<ValidatedImage>;
+  /** Checks a file to be kept exactly as it is (adopt): see inspectJpeg. */
+  inspect(path: string): Promise<InspectedJpeg>;
   close(): Promise<void>;
 }
 
 export function createValidatorPool(settings: ValidateSettings, size = Math.max(1, availableParallelism() - 1)): Validator {
   const workers: Worker[] = [];
-  const pending = new Map<number, { resolve: (v: ValidatedImage) => void; reject: (e: Error) => void }>();
+  const pending = new Map<number, { resolve: (v: never) => void; reject: (e: Error) => void }>();
   let next = 0;
   let ids = 0;
   const settle = (reply: ValidateReply) => {
     const waiter = pending.get(reply.id);
     if (!waiter) return;
     pending.delete(reply.id);
-    if ('ok' in reply) waiter.resolve(reply.ok);
+    if ('ok' in reply) waiter.resolve(reply.ok as never);
     // A local file-system error stops the run (as one while publishing does) rather than failing images one by one.
     else if (reply.error.local) waiter.reject(Object.assign(new Error(reply.error.message), { code: reply.error.code }));
     else waiter.reject(new PermanentError(reply.error.message, reply.error.code));
@@ -46,12 +48,20 @@ export function createValidatorPool(settings: ValidateSettings, size = Math.max(
     worker.on('error', failAll);
     workers.push(worker);
   }
+  const ask = <T>(request: ValidateRequest, transfer: ArrayBuffer[] = []) =>
+    new Promise<T>((resolve, reject) => {
+      pending.set(request.id, { resolve: resolve as (v: never) => void, reject });
+      (workers[next++ % workers.length] as Worker).postMessage(request, transfer);
+    });
   return {
+    inspect(path) {
+      return ask<InspectedJpeg>({ id: ++ids, path, inspect: true });
+    },
     validate(path, body) {
       const id = ++ids;
       const worker = workers[next++ % workers.length] as Worker;
       return new Promise<ValidatedImage>((resolve, reject) => {
-        pending.set(id, { resolve, reject });
+        pending.set(id, { resolve: resolve as (v: never) => void, reject });
         const request: ValidateRequest = body ? { id, path, body } : { id, path };
         // A body that owns its memory moves to the worker without a copy (the caller does not use it
         // again); a slice of a shared buffer is copied. Bodies over 512 KiB are read from their file there.

@@ -12,8 +12,8 @@ export function readLedger<T>(path: string, query: (db: Database.Database) => T)
 
 export interface StatusJson {
   complete: boolean;
-  ids: { total: number; pending: number; done: number; failed: number };
-  images: { total: number; pending: number; done: number; failed: number };
+  ids: { total: number; pending: number; done: number; failed: number; excluded: number };
+  images: { total: number; pending: number; done: number; failed: number; excluded: number };
   hosts: { host: string; images: number; pending: number; done: number; failed: number }[];
   errors: Record<string, number>;
 }

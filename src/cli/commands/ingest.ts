@@ -5,6 +5,7 @@ import type { IngestSummary } from '../../ingest/ingest.js';
 import { isPostgresUrl, openLedger } from '../../ledger/open.js';
 import { formatBytes, formatCount, progressBar } from '../progress.js';
 import { addOptions, interruptible, optionValues } from '../shared.js';
+import { excludeLines, excludeWithProgress } from './exclude.js';
 
 function printSummary(s: IngestSummary, db: string): void {
   const skipped = Object.entries(s.skipped).filter(([, n]) => n > 0);
@@ -16,6 +17,7 @@ function printSummary(s: IngestSummary, db: string): void {
     `  images       ${formatCount(s.images)} new`,
     `  duplicates   ${formatCount(s.duplicates)} (gbifID and URL already in the ledger)`,
   ];
+  if (s.excluded > 0) lines.push(`  excluded     ${formatCount(s.excluded)} gbifIDs an exclusion list names: not downloaded`);
   if (s.reopened > 0) lines.push(`  reopened     ${formatCount(s.reopened)} done gbifIDs gained an image and are pending again`);
   lines.push(`  skipped      ${formatCount(skippedTotal)}`);
   for (const [reason, n] of skipped) lines.push(`    ${reason.padEnd(20)} ${formatCount(n)}`);
@@ -33,9 +35,9 @@ export function registerIngest(program: Command): void {
     .command('ingest')
     .description('stream GBIF multimedia rows (multimedia.txt, .gz, or a download .zip) into the ledger')
     .argument('<file...>', 'multimedia.txt, multimedia.txt.gz, or a GBIF download zip');
-  addOptions(command, ['db', 'json', 'progress', 'commitEvery']);
+  addOptions(command, ['db', 'exclude', 'json', 'progress', 'commitEvery']);
   command.action(async (files: string[], _flags, cmd: Command) => {
-    const options = optionValues(cmd, ['db', 'json', 'progress', 'commitEvery']);
+    const options = optionValues(cmd, ['db', 'exclude', 'json', 'progress', 'commitEvery']);
     const { ingestFiles } = await import('../../ingest/ingest.js');
     const existed = isPostgresUrl(options.db) || existsSync(options.db);
     const ledger = await openLedger(options.db, { create: true });
@@ -43,6 +45,14 @@ export function registerIngest(program: Command): void {
     const started = performance.now();
     let failed = true;
     try {
+      // Listed first: the ingest then meets the IDs already excluded (and an interrupted list stops here).
+      const exclusion = options.exclude.length > 0 ? await excludeWithProgress(options.exclude, ledger, options.progress) : undefined;
+      if (exclusion && !options.json) process.stdout.write(excludeLines(exclusion).join('\n') + '\n');
+      if (exclusion?.interrupted) {
+        process.exitCode = EXIT_INTERRUPTED;
+        failed = false;
+        return;
+      }
       const summary = await interruptible((signal) =>
         ingestFiles(files, ledger, {
           signal,
@@ -60,7 +70,7 @@ export function registerIngest(program: Command): void {
         }),
       );
       bar.stop();
-      if (options.json) process.stdout.write(JSON.stringify({ ...summary, db: options.db }) + '\n');
+      if (options.json) process.stdout.write(JSON.stringify({ ...summary, db: options.db, ...(exclusion ? { exclusion } : {}) }) + '\n');
       else printSummary(summary, options.db);
       if (summary.interrupted) process.exitCode = EXIT_INTERRUPTED;
       failed = false;

@@ -5,7 +5,8 @@ import { formatCount } from '../progress.js';
 import { addOptions, optionValues } from '../shared.js';
 
 function counts(label: string, c: StateCounts): string {
-  return `${label.padEnd(9)} total ${formatCount(c.total)}  pending ${formatCount(c.pending)}  done ${formatCount(c.done)}  failed ${formatCount(c.failed)}`;
+  const excluded = c.excluded > 0 ? `  excluded ${formatCount(c.excluded)}` : '';
+  return `${label.padEnd(9)} total ${formatCount(c.total)}  pending ${formatCount(c.pending)}  done ${formatCount(c.done)}  failed ${formatCount(c.failed)}${excluded}`;
 }
 
 /** The leaderboard of a shared ledger's workers: live ones first. */

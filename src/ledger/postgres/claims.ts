@@ -53,7 +53,9 @@ export async function withImages(pool: pg.Pool, rows: readonly { gbif_id: number
     .map((row) => {
       const list = byId.get(row.gbif_id) ?? [];
       const claimedImages = list.map((r): ClaimedImage => {
-        const copy = stored.get(r.url)?.find((c) => c.gbifId !== row.gbif_id);
+        // Its own stored copy first (a reopened or partly adopted gbifID), else one under another gbifID.
+        const copies = stored.get(r.url);
+        const copy = copies?.find((c) => c.gbifId === row.gbif_id) ?? copies?.find((c) => c.gbifId !== row.gbif_id);
         const image = { imageId: r.image_id, imageIndex: r.image_index, url: r.url, host: r.host };
         return copy ? { ...image, stored: copy } : image;
       });

@@ -4,11 +4,12 @@
  * moves a batch; none is made per request.
  */
 import type pg from 'pg';
-import type { ClaimedId, DownloadLedger, FailedId, FetchedImage, PublishIntent, RetryCursor, WorkerId } from '../ledger.js';
+import type { ClaimedId, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, WorkerId } from '../ledger.js';
+import { STATE_NAME } from '../rows.js';
 import { claimWith, FREE, LIVE } from './claims.js';
 import { transaction } from './connect.js';
 import { PostgresHostBudgets } from './host-budgets.js';
-import { recordDone, recordFailed } from './outcomes.js';
+import { recordDone, recordFailed, recordStored } from './outcomes.js';
 import type { WorkerLease } from './worker-lease.js';
 
 
@@ -44,6 +45,24 @@ export class PostgresDownloads implements DownloadLedger {
   async deferIds(gbifIds: readonly number[]): Promise<void> {
     if (gbifIds.length === 0) return;
     await this.pool.query('UPDATE ids SET worker_id = NULL WHERE gbif_id = ANY($1::bigint[]) AND worker_id = $2', [gbifIds, this.me]);
+  }
+
+  async idStates(gbifIds: readonly number[]): Promise<Map<number, IdState>> {
+    const rows = await this.pool.query('SELECT gbif_id, state FROM ids WHERE gbif_id = ANY($1::bigint[])', [gbifIds]);
+    return new Map(rows.rows.map((r) => [r.gbif_id as number, STATE_NAME[r.state as number] as IdState]));
+  }
+
+  claimIds(gbifIds: readonly number[]): Promise<ClaimedId[]> {
+    return claimWith(this.pool, this.me, `SELECT gbif_id FROM ids WHERE gbif_id = ANY($2::bigint[]) AND state IN (0, 2) AND ${FREE} ORDER BY gbif_id`, [gbifIds]);
+  }
+
+  async recordStored(stored: readonly { gbifId: number; images: readonly FetchedImage[] }[]): Promise<void> {
+    if (stored.length === 0) return;
+    await transaction(this.pool, (db) => recordStored(db, this.me, stored));
+  }
+
+  handBack(gbifIds: readonly number[]): Promise<void> {
+    return this.deferIds(gbifIds);
   }
 
   async claimDeferred(): Promise<ClaimedId[]> {

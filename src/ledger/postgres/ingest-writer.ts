@@ -20,6 +20,7 @@ import type { Writable } from 'node:stream';
 import { addTallies, afterBulkLoad, NO_TALLY } from '../rows.js';
 import type { ImageBatch, IngestTally, IngestWriter } from '../ledger.js';
 import { beginBulkLoad, bulkLoadPending, completeBulkLoad } from './bulk-load.js';
+import { applyPending, exclusionsPending } from './exclusions.js';
 import { copyText } from './copy-text.js';
 import { IngestIds, type Numbered } from './ingest-ids.js';
 import { INGEST_LOCK } from './schema.js';
@@ -148,9 +149,14 @@ export class PostgresIngestWriter implements IngestWriter {
     try {
       await this.commit();
       await this.ids.finish();
-      if (!this.bulkStarted) return;
-      this.committed = afterBulkLoad(this.committed, await completeBulkLoad(this.client, this.committed.ids));
-      this.bulkStarted = false;
+      if (this.bulkStarted) {
+        this.committed = afterBulkLoad(this.committed, await completeBulkLoad(this.client, this.committed.ids));
+        this.bulkStarted = false;
+      }
+      await this.client.query('BEGIN');
+      const excluded = await applyPending(this.client);
+      await this.client.query('COMMIT');
+      this.committed = { ...this.committed, excluded: this.committed.excluded + excluded };
     } finally {
       await this.client.query('SELECT pg_advisory_unlock($1)', [INGEST_LOCK]).catch(() => {});
       this.client.release();
@@ -176,6 +182,8 @@ export class PostgresIngestWriter implements IngestWriter {
 
   private async begin(): Promise<void> {
     await this.client.query('BEGIN');
+    // New IDs may be listed as excluded: finish() applies the list (or the next open, if this ingest dies first).
+    await exclusionsPending(this.client);
     if (this.bulk && !this.bulkStarted) {
       await beginBulkLoad(this.client);
       this.bulkStarted = true;

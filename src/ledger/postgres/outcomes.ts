@@ -8,19 +8,20 @@
 import type pg from 'pg';
 import { LedgerError } from '../../errors.js';
 import type { FailedId, FetchedImage } from '../ledger.js';
+import { TOTAL_NAME } from '../rows.js';
 
-const TOTAL_NAME = ['ids_pending', 'ids_done', 'ids_failed'] as const;
 
 /** Counter moves gathered over a batch, written at its end in one fixed order (hosts, error counts, totals): no two batches deadlock. */
 class Moves {
-  readonly hosts = new Map<number, [number, number, number]>();
+  // An excluded image (state 3) has no host counter: the fourth delta is dropped.
+  readonly hosts = new Map<number, [number, number, number, number]>();
   readonly errors = new Map<string, number>();
-  readonly totals = [0, 0, 0];
+  readonly totals = [0, 0, 0, 0];
 
   image(old: { state: number; error_code: string | null; host_id: number }, to: number): void {
     if (old.state === to) return;
     let delta = this.hosts.get(old.host_id);
-    if (!delta) this.hosts.set(old.host_id, (delta = [0, 0, 0]));
+    if (!delta) this.hosts.set(old.host_id, (delta = [0, 0, 0, 0]));
     delta[old.state] = (delta[old.state] as number) - 1;
     delta[to] = (delta[to] as number) + 1;
     if (old.state === 2 && old.error_code) this.error(old.error_code, old.host_id, -1);
@@ -40,7 +41,7 @@ class Moves {
   async write(db: pg.PoolClient): Promise<void> {
     const hostIds = [...this.hosts.keys()].sort((a, b) => a - b);
     if (hostIds.length > 0) {
-      const d = hostIds.map((h) => this.hosts.get(h) as [number, number, number]);
+      const d = hostIds.map((h) => this.hosts.get(h) as [number, number, number, number]);
       await db.query(
         `UPDATE hosts h SET pending = h.pending + c.p, done = h.done + c.d, failed = h.failed + c.f
          FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::bigint[]) AS c(host_id, p, d, f) WHERE h.host_id = c.host_id`,
@@ -55,7 +56,7 @@ class Moves {
         [keys.map((k) => Number(k.split('\t')[0])), keys.map((k) => k.split('\t')[1]), keys.map((k) => this.errors.get(k))],
       );
     }
-    for (const state of [1, 2, 0]) {
+    for (const state of [1, 2, 0, 3]) {
       const n = this.totals[state] as number;
       if (n !== 0) await db.query('UPDATE totals SET value = value + $1 WHERE name = $2', [n, TOTAL_NAME[state]]);
     }
@@ -80,12 +81,9 @@ async function imageStates(db: pg.PoolClient, ids: readonly number[]) {
   return new Map(rows.rows.map((r) => [r.image_id as number, r as { state: number; error_code: string | null; host_id: number }]));
 }
 
-export async function recordDone(db: pg.PoolClient, me: number, done: readonly { gbifId: number; images: readonly FetchedImage[] }[]): Promise<number> {
-  const ids = done.map((d) => d.gbifId);
-  const moves = new Moves();
-  for (const [, state] of await fence(db, me, ids)) moves.id(state, 1);
+/** Marks images done with their outcomes and IIIF parts; their counter moves go into `moves`. Returns them. */
+async function recordImages(db: pg.PoolClient, ids: readonly number[], images: readonly FetchedImage[], moves: Moves): Promise<readonly FetchedImage[]> {
   const before = await imageStates(db, ids);
-  const images = done.flatMap((d) => d.images);
   for (const image of images) {
     const old = before.get(image.imageId);
     if (old) moves.image(old, 1);
@@ -116,6 +114,23 @@ export async function recordDone(db: pg.PoolClient, me: number, done: readonly {
       ],
     );
   }
+  return images;
+}
+
+/** Images stored while their gbifIDs stay pending and claimed (adopt's flat layout); fenced like every outcome. */
+export async function recordStored(db: pg.PoolClient, me: number, stored: readonly { gbifId: number; images: readonly FetchedImage[] }[]): Promise<void> {
+  const ids = stored.map((d) => d.gbifId);
+  const moves = new Moves();
+  await fence(db, me, ids);
+  await recordImages(db, ids, stored.flatMap((d) => d.images), moves);
+  await moves.write(db);
+}
+
+export async function recordDone(db: pg.PoolClient, me: number, done: readonly { gbifId: number; images: readonly FetchedImage[] }[]): Promise<number> {
+  const ids = done.map((d) => d.gbifId);
+  const moves = new Moves();
+  for (const [, state] of await fence(db, me, ids)) moves.id(state, 1);
+  const images = await recordImages(db, ids, done.flatMap((d) => d.images), moves);
   await db.query('UPDATE ids SET state = 1, next_attempt_at = NULL, updated_at = herbdl_now(), worker_id = NULL WHERE gbif_id = ANY($1::bigint[])', [ids]);
   await db.query('DELETE FROM publishing WHERE gbif_id = ANY($1::bigint[])', [ids]);
   await db.query('UPDATE workers SET done = done + $2 WHERE worker_id = $1', [me, ids.length]);

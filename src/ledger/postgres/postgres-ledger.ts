@@ -5,17 +5,18 @@
  * at a time.
  */
 import type pg from 'pg';
-import type { DownloadLedger, ExportedImage, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, StateCounts, WorkerStatus } from '../ledger.js';
+import type { ExcludeTally } from '../exclusions.js';
+import type { DownloadLedger, ExportedImage, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, WorkerStatus } from '../ledger.js';
 import type { OpenOptions } from '../sqlite/sqlite-ledger.js';
-import { exportColumns, exportedImage, HOST_COLUMNS, hostCounts } from '../rows.js';
+import { exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, imageCounts, STATE } from '../rows.js';
 import { bulkLoadPending, completeBulkLoad, ensureRunIndexes } from './bulk-load.js';
 import { createPool, describeConnectFailure, migrate, redact } from './connect.js';
 import { PostgresDownloads } from './downloads.js';
+import { applyExclusions, excludeIds } from './exclusions.js';
 import { PostgresIngestWriter } from './ingest-writer.js';
 import { WorkerLease } from './worker-lease.js';
 import { LedgerError } from '../../errors.js';
 
-const STATE = { pending: 0, done: 1, failed: 2 } as const;
 /** gbifIDs per page of an export: pages walk the ids key, so memory stays flat. */
 const EXPORT_PAGE = 5000;
 
@@ -50,12 +51,14 @@ class PostgresLedger implements Ledger {
 
   async openIngest(): Promise<IngestWriter> {
     await this.completeInterruptedLoad();
+    await applyExclusions(this.pool);
     return PostgresIngestWriter.open(this.pool);
   }
 
   async openDownloads(lock: RunLock): Promise<DownloadLedger> {
     if (!(lock instanceof WorkerLease)) throw new Error('openDownloads: the lock is not from a PostgreSQL ledger');
     await this.completeInterruptedLoad();
+    await applyExclusions(this.pool);
     await ensureRunIndexes(this.pool);
     return new PostgresDownloads(this.pool, lock);
   }
@@ -78,6 +81,11 @@ class PostgresLedger implements Ledger {
     }
   }
 
+  async exclude(gbifIds: Float64Array): Promise<ExcludeTally> {
+    await this.completeInterruptedLoad();
+    return excludeIds(this.pool, gbifIds);
+  }
+
   async isEmpty(): Promise<boolean> {
     const row = await this.pool.query('SELECT NOT EXISTS (SELECT 1 FROM images) AS empty');
     return row.rows[0].empty as boolean;
@@ -89,13 +97,8 @@ class PostgresLedger implements Ledger {
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const totals = new Map((await client.query('SELECT name, value FROM totals')).rows.map((r) => [r.name as string, r.value as number]));
-      const ids: StateCounts = {
-        total: (totals.get('ids_pending') ?? 0) + (totals.get('ids_done') ?? 0) + (totals.get('ids_failed') ?? 0),
-        pending: totals.get('ids_pending') ?? 0,
-        done: totals.get('ids_done') ?? 0,
-        failed: totals.get('ids_failed') ?? 0,
-      };
-      const sums = (await client.query('SELECT coalesce(sum(images), 0)::bigint AS total, coalesce(sum(pending), 0)::bigint AS pending, coalesce(sum(done), 0)::bigint AS done, coalesce(sum(failed), 0)::bigint AS failed FROM hosts')).rows[0] as StateCounts;
+      const ids = idCounts(totals);
+      const images = imageCounts((await client.query('SELECT coalesce(sum(images), 0)::bigint AS total, coalesce(sum(pending), 0)::bigint AS pending, coalesce(sum(done), 0)::bigint AS done, coalesce(sum(failed), 0)::bigint AS failed FROM hosts')).rows[0]);
       const hosts = (await client.query(`SELECT ${HOST_COLUMNS} FROM hosts WHERE images > 0 ORDER BY images DESC, host LIMIT $1`, [options.hosts])).rows.map(hostCounts);
       const blockedHosts = (await client.query(`SELECT ${HOST_COLUMNS} FROM hosts WHERE breaker_open_until > $1 AND pending > 0 ORDER BY pending DESC`, [Date.now()])).rows.map(hostCounts);
       const errorsByHost = (await client.query('SELECT h.host, e.code, e.images FROM error_counts e JOIN hosts h USING (host_id) WHERE e.images > 0 ORDER BY e.images DESC, h.host LIMIT $1', [Math.max(options.hosts, 10)])).rows as HostErrorCount[];
@@ -103,7 +106,7 @@ class PostgresLedger implements Ledger {
       const workers = await this.workers(client);
       const complete = !(await bulkLoadPending(client));
       await client.query('COMMIT');
-      return { complete, ids, images: { ...sums }, hosts, errors: Object.fromEntries(errorRows.map((r) => [r.code, r.n])), errorsByHost, blockedHosts, workers };
+      return { complete, ids, images, hosts, errors: Object.fromEntries(errorRows.map((r) => [r.code, r.n])), errorsByHost, blockedHosts, workers };
     } finally {
       client.release();
     }

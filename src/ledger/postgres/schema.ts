@@ -141,6 +141,11 @@ export const MIGRATIONS: readonly string[] = [
   );
   INSERT INTO herbdl_meta (name, value) VALUES ('derived_complete', '1');
   `,
+  // 2: exclusions, as in SQLite (migration 7 there): gbifIDs other datasets hold.
+  `
+  CREATE TABLE exclusions (gbif_id bigint PRIMARY KEY);
+  INSERT INTO totals (name, value) VALUES ('ids_excluded', 0);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

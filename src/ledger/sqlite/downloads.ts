@@ -6,11 +6,10 @@
  * are promises only because a shared ledger's are.
  */
 import type Database from 'better-sqlite3';
-import type { ClaimedId, ClaimedImage, DownloadLedger, FailedId, FetchedImage, FetchedPart, PublishIntent, RetryCursor, StoredCopy } from '../ledger.js';
-import { outcomeOf, type OutcomeRow } from '../rows.js';
-import { STATE, urlHash } from './schema.js';
+import type { ClaimedId, ClaimedImage, DownloadLedger, FailedId, FetchedImage, FetchedPart, IdState, PublishIntent, RetryCursor, StoredCopy } from '../ledger.js';
+import { outcomeOf, TOTAL_NAME, type OutcomeRow } from '../rows.js';
+import { STATE, STATE_NAME, urlHash } from './schema.js';
 
-const TOTAL_NAME = ['ids_pending', 'ids_done', 'ids_failed'] as const;
 
 export class SqliteDownloads implements DownloadLedger {
   private readonly stmt;
@@ -45,7 +44,7 @@ export class SqliteDownloads implements DownloadLedger {
         .pluck(),
       storedCopy: db.prepare(
         `SELECT image_id, gbif_id, COALESCE(file_index, image_index) AS file_index, url, http_status, final_url, content_type, bytes, sha256, width, height, received_format
-         FROM images WHERE url_hash = ? AND state = ${STATE.done} LIMIT 8`,
+         FROM images WHERE url_hash = ? AND state = ${STATE.done} ORDER BY gbif_id = ? DESC LIMIT 8`,
       ),
       // A IIIF identifier's files are its parts, linked one by one.
       storedParts: db.prepare(
@@ -54,6 +53,7 @@ export class SqliteDownloads implements DownloadLedger {
       ),
       imageStates: db.prepare('SELECT image_id, state, error_code, host_id FROM images WHERE gbif_id = ?').raw(),
       idState: db.prepare('SELECT state FROM ids WHERE gbif_id = ?').pluck(),
+      claimable: db.prepare(`SELECT attempts FROM ids WHERE gbif_id = ? AND state IN (${STATE.pending}, ${STATE.failed})`),
       imageDone: db.prepare(
         `UPDATE images SET state = ${STATE.done}, error_code = NULL, http_status = ?, final_url = ?, content_type = ?, bytes = ?, sha256 = ?,
            width = ?, height = ?, received_format = ?, file_index = ?, attempts = attempts + 1, updated_at = ?, next_attempt_at = NULL WHERE image_id = ?`,
@@ -116,9 +116,13 @@ export class SqliteDownloads implements DownloadLedger {
     return [];
   }
 
+  /**
+   * A done copy of the URL: the image's own (stored before, its gbifID
+   * reopened or adopted in part) first, else one under another gbifID.
+   */
   private storedCopy(url: string, forGbifId: number): StoredCopy | undefined {
-    const row = (this.stmt.storedCopy.all(urlHash(url)) as (OutcomeRow & { image_id: number; gbif_id: number; file_index: number; url: string })[]).find(
-      (r) => r.url === url && r.gbif_id !== forGbifId,
+    const row = (this.stmt.storedCopy.all(urlHash(url), forGbifId) as (OutcomeRow & { image_id: number; gbif_id: number; file_index: number; url: string })[]).find(
+      (r) => r.url === url,
     );
     if (!row) return undefined;
     const copy = { gbifId: row.gbif_id, fileIndex: row.file_index, image: outcomeOf(row) };
@@ -142,44 +146,49 @@ export class SqliteDownloads implements DownloadLedger {
       for (const { gbifId, images } of done) {
         this.moveId(gbifId, STATE.done);
         this.stmt.idDone.run(now, gbifId);
-        const before = this.states(gbifId);
-        for (const image of images) {
-          const old = before.get(image.imageId);
-          if (old) this.moveImage(old, STATE.done);
-          this.stmt.imageDone.run(
-            image.httpStatus,
-            image.finalUrl,
-            image.contentType,
-            image.bytes,
-            image.sha256,
-            image.width ?? null,
-            image.height ?? null,
-            image.receivedFormat ?? null,
-            image.fileIndex,
-            now,
-            image.imageId,
-          );
-          this.stmt.clearParts.run(image.imageId);
-          for (const p of image.parts ?? []) {
-            this.stmt.part.run(
-              image.imageId,
-              p.partIndex,
-              p.fileIndex,
-              p.url,
-              p.httpStatus,
-              p.finalUrl,
-              p.contentType,
-              p.bytes,
-              p.width ?? null,
-              p.height ?? null,
-              p.sha256,
-              p.receivedFormat ?? null,
-            );
-          }
-        }
+        this.recordImages(gbifId, images, now);
         this.stmt.clearIntent.run(gbifId);
       }
     })();
+  }
+
+  /** Marks images done with their outcomes (and IIIF parts), moving their hosts' counters. */
+  private recordImages(gbifId: number, images: readonly FetchedImage[], now: number): void {
+    const before = this.states(gbifId);
+    for (const image of images) {
+      const old = before.get(image.imageId);
+      if (old) this.moveImage(old, STATE.done);
+      this.stmt.imageDone.run(
+        image.httpStatus,
+        image.finalUrl,
+        image.contentType,
+        image.bytes,
+        image.sha256,
+        image.width ?? null,
+        image.height ?? null,
+        image.receivedFormat ?? null,
+        image.fileIndex,
+        now,
+        image.imageId,
+      );
+      this.stmt.clearParts.run(image.imageId);
+      for (const p of image.parts ?? []) {
+        this.stmt.part.run(
+          image.imageId,
+          p.partIndex,
+          p.fileIndex,
+          p.url,
+          p.httpStatus,
+          p.finalUrl,
+          p.contentType,
+          p.bytes,
+          p.width ?? null,
+          p.height ?? null,
+          p.sha256,
+          p.receivedFormat ?? null,
+        );
+      }
+    }
   }
 
   async openIntents(): Promise<PublishIntent[]> {
@@ -247,7 +256,37 @@ export class SqliteDownloads implements DownloadLedger {
     return result.changes;
   }
 
-  /** A claimed gbifID with its images, each with a stored copy of its URL under another gbifID if there is one. */
+  async idStates(gbifIds: readonly number[]): Promise<Map<number, IdState>> {
+    const found = new Map<number, IdState>();
+    for (const id of gbifIds) {
+      const state = this.stmt.idState.get(id) as number | undefined;
+      if (state !== undefined) found.set(id, STATE_NAME[state] as IdState);
+    }
+    return found;
+  }
+
+  async claimIds(gbifIds: readonly number[]): Promise<ClaimedId[]> {
+    // One run holds the file: a claim is a read.
+    const claimed: ClaimedId[] = [];
+    for (const id of [...gbifIds].sort((a, b) => a - b)) {
+      const row = this.stmt.claimable.get(id) as { attempts: number } | undefined;
+      if (row) claimed.push(this.withImages(id, row.attempts));
+    }
+    return claimed;
+  }
+
+  async recordStored(stored: readonly { gbifId: number; images: readonly FetchedImage[] }[]): Promise<void> {
+    const now = Date.now();
+    this.db.transaction(() => {
+      for (const { gbifId, images } of stored) this.recordImages(gbifId, images, now);
+    })();
+  }
+
+  async handBack(): Promise<void> {
+    // One run holds the file: nothing was taken from anyone.
+  }
+
+  /** A claimed gbifID with its images, each with a stored copy of its URL if there is one (see storedCopy). */
   private withImages(gbifId: number, attempts: number): ClaimedId {
     const rows = this.stmt.images.all(gbifId) as [number, number, string, string, number][];
     const images = rows.map(([imageId, imageIndex, url, host]): ClaimedImage => {
@@ -266,7 +305,8 @@ export class SqliteDownloads implements DownloadLedger {
   /** Moves one image between states in its host's counters (and out of its old error count). */
   private moveImage(old: { state: number; code: string | null; hostId: number }, to: number): void {
     if (old.state === to) return;
-    const delta = [0, 0, 0];
+    // An excluded image has no host counter of its own (it is the images the others do not count).
+    const delta = [0, 0, 0, 0];
     delta[old.state] = -1;
     delta[to] = 1;
     this.stmt.hostMove.run(delta[0], delta[1], delta[2], old.hostId);

@@ -17,6 +17,7 @@ import { unpackAttribution } from '../../input/rows.js';
 import { addTallies, afterBulkLoad, NO_TALLY } from '../rows.js';
 import type { ImageBatch, IngestTally, IngestWriter } from '../ledger.js';
 import { beginBulkLoad, completeBulkLoad } from './bulk-load.js';
+import { applyExclusions, exclusionsPending } from './exclusions.js';
 import { STATE } from './schema.js';
 
 interface CurrentId {
@@ -150,14 +151,16 @@ export class SqliteIngestWriter implements IngestWriter {
 
   async finish(): Promise<void> {
     await this.commit();
-    if (!this.bulkStarted) return;
-    this.committed = afterBulkLoad(this.committed, completeBulkLoad(this.db, this.committed.ids));
-    this.bulkStarted = false;
-    try {
-      this.db.pragma('journal_mode = WAL');
-    } catch {
-      // A reader had it open this instant; the next open of the ledger sets WAL.
+    if (this.bulkStarted) {
+      this.committed = afterBulkLoad(this.committed, completeBulkLoad(this.db, this.committed.ids));
+      this.bulkStarted = false;
+      try {
+        this.db.pragma('journal_mode = WAL');
+      } catch {
+        // A reader had it open this instant; the next open of the ledger sets WAL.
+      }
     }
+    this.committed = { ...this.committed, excluded: this.committed.excluded + applyExclusions(this.db) };
   }
 
   tally(): IngestTally {
@@ -167,6 +170,8 @@ export class SqliteIngestWriter implements IngestWriter {
   private begin(): void {
     this.db.exec('BEGIN IMMEDIATE');
     this.inTransaction = true;
+    // New IDs may be listed as excluded: finish() applies the list (or the next open, if this ingest dies first).
+    exclusionsPending(this.db);
     if (this.bulk && !this.bulkStarted) {
       // In the same transaction as the first rows: if this load dies, the next
       // open sees the flag and builds what the load did not get to.

@@ -165,6 +165,13 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE hosts ADD COLUMN blocked_ids INTEGER;
   `,
+  // 7: exclusions. gbifIDs other datasets hold, as the user listed them (ingested
+  // or not yet): an ingest marks them excluded as it meets them. A rowid table
+  // keyed by the ID, so a sorted batch of IDs is appended, not scattered.
+  `
+  CREATE TABLE exclusions (gbif_id INTEGER PRIMARY KEY);
+  INSERT INTO totals(name, value) VALUES ('ids_excluded', 0);
+  `,
 ];
 
 /** Indexes a bulk load drops and builds again, by sorting, when it ends. */
@@ -177,8 +184,7 @@ export const CREATE_URL_INDEX = 'CREATE INDEX IF NOT EXISTS images_by_url ON ima
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
 /** Numeric states as stored; the ledger interface speaks words. */
-export const STATE = { pending: 0, done: 1, failed: 2 } as const;
-export const STATE_NAME = ['pending', 'done', 'failed'] as const;
+export { STATE, STATE_NAME } from '../rows.js';
 
 // The URL hash images_by_url keys by; computed where rows are read (see url-hash.ts).
 export { urlHash } from '../../input/url-hash.js';

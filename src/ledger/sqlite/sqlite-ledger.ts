@@ -7,10 +7,12 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { LedgerError } from '../../errors.js';
+import type { ExcludeTally } from '../exclusions.js';
 import type { DownloadLedger, ExportedImage, HostCounts, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, StateCounts } from '../ledger.js';
-import { exportColumns, exportedImage, HOST_COLUMNS, hostCounts } from '../rows.js';
+import { exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, imageCounts } from '../rows.js';
 import { bulkLoadPending, completeBulkLoad } from './bulk-load.js';
 import { SqliteDownloads } from './downloads.js';
+import { applyExclusions, SqliteExclusions } from './exclusions.js';
 import { SqliteIngestWriter } from './ingest-writer.js';
 import { lockForRun } from './run-lock.js';
 import { CREATE_URL_INDEX, MIGRATIONS, SCHEMA_VERSION, STATE } from './schema.js';
@@ -71,6 +73,8 @@ export function openSqliteLedger(path: string, options: OpenOptions): Ledger {
 }
 
 class SqliteLedger implements Ledger {
+  private exclusions: SqliteExclusions | undefined;
+
   constructor(
     private readonly db: Database.Database,
     readonly location: string,
@@ -83,11 +87,13 @@ class SqliteLedger implements Ledger {
   async openIngest(): Promise<IngestWriter> {
     // A bulk load that died left its indexes and ids unbuilt; build them before adding more.
     if (bulkLoadPending(this.db)) completeBulkLoad(this.db);
+    applyExclusions(this.db);
     return new SqliteIngestWriter(this.db);
   }
 
   async openDownloads(): Promise<DownloadLedger> {
     if (bulkLoadPending(this.db)) completeBulkLoad(this.db);
+    applyExclusions(this.db);
     this.db.exec(CREATE_URL_INDEX);
     return new SqliteDownloads(this.db);
   }
@@ -99,6 +105,14 @@ class SqliteLedger implements Ledger {
     for (const r of rows) yield exportedImage(r);
   }
 
+  async exclude(gbifIds: Float64Array): Promise<ExcludeTally> {
+    // A bulk load that died has no ids table yet to exclude from: build it first.
+    if (bulkLoadPending(this.db)) completeBulkLoad(this.db);
+    applyExclusions(this.db);
+    this.exclusions ??= new SqliteExclusions(this.db);
+    return this.exclusions.add(gbifIds);
+  }
+
   async isEmpty(): Promise<boolean> {
     return this.db.prepare('SELECT NOT EXISTS (SELECT 1 FROM images)').pluck().get() === 1;
   }
@@ -108,13 +122,12 @@ class SqliteLedger implements Ledger {
     // host rows at most, whatever the number of gbifIDs.
     const read = this.db.transaction(() => {
       const totals = new Map(this.db.prepare('SELECT name, value FROM totals').raw().all() as [string, number][]);
-      const idsPending = totals.get('ids_pending') ?? 0;
-      const idsDone = totals.get('ids_done') ?? 0;
-      const idsFailed = totals.get('ids_failed') ?? 0;
-      const ids: StateCounts = { total: idsPending + idsDone + idsFailed, pending: idsPending, done: idsDone, failed: idsFailed };
-      const sums = this.db
-        .prepare('SELECT coalesce(sum(images), 0) AS total, coalesce(sum(pending), 0) AS pending, coalesce(sum(done), 0) AS done, coalesce(sum(failed), 0) AS failed FROM hosts')
-        .get() as StateCounts;
+      const ids = idCounts(totals);
+      const images = imageCounts(
+        this.db
+          .prepare('SELECT coalesce(sum(images), 0) AS total, coalesce(sum(pending), 0) AS pending, coalesce(sum(done), 0) AS done, coalesce(sum(failed), 0) AS failed FROM hosts')
+          .get() as StateCounts,
+      );
       const hosts = (this.db
         .prepare(`SELECT ${HOST_COLUMNS} FROM hosts WHERE images > 0 ORDER BY images DESC, host LIMIT ?`)
         .all(options.hosts) as HostCounts[]).map(hostCounts);
@@ -125,7 +138,7 @@ class SqliteLedger implements Ledger {
         .prepare('SELECT h.host, e.code, e.images FROM error_counts e JOIN hosts h USING (host_id) WHERE e.images > 0 ORDER BY e.images DESC, h.host LIMIT ?')
         .all(Math.max(options.hosts, 10)) as HostErrorCount[];
       const errorRows = this.db.prepare('SELECT code, sum(images) FROM error_counts GROUP BY code HAVING sum(images) > 0 ORDER BY 2 DESC').raw().all() as [string, number][];
-      return { complete: !bulkLoadPending(this.db), ids, images: { ...sums }, hosts, errors: Object.fromEntries(errorRows), errorsByHost, blockedHosts, workers: [] };
+      return { complete: !bulkLoadPending(this.db), ids, images, hosts, errors: Object.fromEntries(errorRows), errorsByHost, blockedHosts, workers: [] };
     });
     return read.deferred();
   }

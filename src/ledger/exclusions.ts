@@ -1,0 +1,58 @@
+/**
+ * Exclusions, said the same way to both ledgers: gbifIDs another dataset
+ * already holds (`herbdl exclude`, `ingest --exclude`). The IDs listed live in
+ * the ledger's `exclusions` table, never in memory, so tens of millions cost
+ * no RAM; every pending or failed gbifID among them is excluded (state 3):
+ * never claimed, counted apart. A done gbifID stays done.
+ *
+ * The rule holds after every exclude and every ingest: an ingest may add IDs
+ * that were listed before, so it applies the exclusions when it finishes (a
+ * flag marks an ingest that died first; the next open applies them).
+ */
+import { STATE, TOTAL_NAME } from './rows.js';
+
+/** What one batch of listed IDs did. */
+export interface ExcludeTally {
+  /** IDs new to the exclusion list. */
+  readonly listed: number;
+  /** Pending or failed gbifIDs of the ledger taken out of the queue. */
+  readonly excluded: number;
+}
+
+/** The flag (ledger_state in SQLite, herbdl_meta in PostgreSQL) that is '0' while an ingest's new IDs may not have met the exclusions yet. */
+export const EXCLUSIONS_APPLIED = 'exclusions_applied';
+
+const MOVABLE = `(${STATE.pending}, ${STATE.failed})`;
+
+/**
+ * Statements that move the gbifIDs in table `scope` (each pending or failed)
+ * to excluded, with every counter `status` reads, in one transaction of the
+ * caller's. The same SQL serves SQLite and PostgreSQL. Order: counters are
+ * read from the rows before the rows change.
+ */
+export function excludeStatements(scope: string): string[] {
+  const inScope = `gbif_id IN (SELECT gbif_id FROM ${scope})`;
+  return [
+    `UPDATE hosts SET pending = hosts.pending - c.p, failed = hosts.failed - c.f
+     FROM (SELECT host_id, sum(CASE WHEN state = ${STATE.pending} THEN 1 ELSE 0 END) AS p, sum(CASE WHEN state = ${STATE.failed} THEN 1 ELSE 0 END) AS f
+           FROM images WHERE ${inScope} AND state IN ${MOVABLE} GROUP BY host_id) AS c
+     WHERE hosts.host_id = c.host_id`,
+    `UPDATE error_counts SET images = error_counts.images - c.n
+     FROM (SELECT host_id, error_code AS code, count(*) AS n FROM images
+           WHERE ${inScope} AND state = ${STATE.failed} AND error_code IS NOT NULL GROUP BY host_id, error_code) AS c
+     WHERE error_counts.host_id = c.host_id AND error_counts.code = c.code`,
+    `UPDATE images SET state = ${STATE.excluded} WHERE ${inScope} AND state IN ${MOVABLE}`,
+    ...[STATE.pending, STATE.failed].map(
+      (state) => `UPDATE totals SET value = value - (SELECT count(*) FROM ids WHERE ${inScope} AND state = ${state}) WHERE name = '${TOTAL_NAME[state]}'`,
+    ),
+    `UPDATE totals SET value = value + (SELECT count(*) FROM ${scope}) WHERE name = '${TOTAL_NAME[STATE.excluded]}'`,
+    `UPDATE ids SET state = ${STATE.excluded}, next_attempt_at = NULL WHERE ${inScope}`,
+  ];
+}
+
+/** Fills `scope` with every listed gbifID that is pending or failed (after an ingest: IDs it added may be listed). */
+export function listedMovableSql(scope: string): string {
+  return `INSERT INTO ${scope} (gbif_id) SELECT i.gbif_id FROM exclusions e JOIN ids i ON i.gbif_id = e.gbif_id WHERE i.state IN ${MOVABLE}`;
+}
+
+export const MOVABLE_STATES = MOVABLE;

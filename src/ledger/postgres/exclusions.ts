@@ -1,0 +1,68 @@
+/**
+ * Exclusions in a PostgreSQL ledger (see ../exclusions.ts for the rule).
+ * Serialised with ingests by their advisory lock: an exclude waits for a
+ * running ingest to end, and an ingest for an exclude. Workers are not
+ * stopped: an ID a worker holds at that moment stays with it, and whatever
+ * it records for that ID stands.
+ */
+import type pg from 'pg';
+import { EXCLUSIONS_APPLIED, excludeStatements, listedMovableSql, MOVABLE_STATES, type ExcludeTally } from '../exclusions.js';
+import { transaction } from './connect.js';
+import { INGEST_LOCK } from './schema.js';
+
+type Queryable = Pick<pg.PoolClient, 'query'>;
+
+const SCOPE = 'exclude_now';
+
+async function moveScope(db: Queryable): Promise<number> {
+  const n = (await db.query(`SELECT count(*)::bigint AS n FROM ${SCOPE}`)).rows[0].n as number;
+  if (n > 0) for (const sql of excludeStatements(SCOPE)) await db.query(sql);
+  return n;
+}
+
+async function createScope(db: Queryable): Promise<void> {
+  await db.query(`CREATE TEMP TABLE ${SCOPE} (gbif_id bigint PRIMARY KEY) ON COMMIT DROP`);
+}
+
+/** Lists a batch of gbifIDs (sorted, no repeats) and excludes those pending or failed, in one transaction. */
+export async function excludeIds(pool: pg.Pool, ids: Float64Array): Promise<ExcludeTally> {
+  const list = Array.from(ids);
+  return transaction(pool, async (db) => {
+    await db.query('SELECT pg_advisory_xact_lock($1)', [INGEST_LOCK]);
+    await applyPending(db);
+    const listed = await db.query('INSERT INTO exclusions (gbif_id) SELECT unnest($1::bigint[]) ON CONFLICT DO NOTHING', [list]);
+    await createScope(db);
+    await db.query(
+      `INSERT INTO ${SCOPE} (gbif_id) SELECT i.gbif_id FROM unnest($1::bigint[]) AS b(gbif_id) JOIN ids i ON i.gbif_id = b.gbif_id WHERE i.state IN ${MOVABLE_STATES}`,
+      [list],
+    );
+    return { listed: listed.rowCount ?? 0, excluded: await moveScope(db) };
+  });
+}
+
+/** Marks that an ingest is adding IDs the exclusions have not met yet (in its first transaction). */
+export async function exclusionsPending(db: Queryable): Promise<void> {
+  await db.query('INSERT INTO herbdl_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value', [EXCLUSIONS_APPLIED, '0']);
+}
+
+/** Inside a transaction holding the ingest lock: excludes every listed ID an ingest added, if one may have. Returns how many. */
+export async function applyPending(db: Queryable): Promise<number> {
+  const flag = (await db.query('SELECT value FROM herbdl_meta WHERE name = $1', [EXCLUSIONS_APPLIED])).rows[0]?.value;
+  if (flag !== '0') return 0;
+  await createScope(db);
+  await db.query(listedMovableSql(SCOPE));
+  const n = await moveScope(db);
+  await db.query(`DROP TABLE ${SCOPE}`);
+  await db.query('UPDATE herbdl_meta SET value = $1 WHERE name = $2', ['1', EXCLUSIONS_APPLIED]);
+  return n;
+}
+
+/** applyPending in its own transaction (when a ledger is opened after an ingest died). */
+export async function applyExclusions(pool: pg.Pool): Promise<number> {
+  const flag = (await pool.query('SELECT value FROM herbdl_meta WHERE name = $1', [EXCLUSIONS_APPLIED])).rows[0]?.value;
+  if (flag !== '0') return 0;
+  return transaction(pool, async (db) => {
+    await db.query('SELECT pg_advisory_xact_lock($1)', [INGEST_LOCK]);
+    return applyPending(db);
+  });
+}

@@ -1,0 +1,133 @@
+/**
+ * Leaving out what other datasets hold: `ingest --exclude` and `herbdl
+ * exclude`, from a list of gbifIDs and from a multimedia file, before and
+ * after ingest, on both ledgers, with exact counts and nothing downloaded
+ * that was excluded.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { herbdl, herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
+import { imageServers } from './helpers/image-server.js';
+import type { IngestJson, StatusJson } from './helpers/ledger.js';
+import { writeMultimedia } from './helpers/multimedia.js';
+import { freshDatabase } from './helpers/postgres.js';
+import type { RunJson } from './helpers/run.js';
+import { GBIF_SAMPLES } from './helpers/samples.js';
+
+interface ExcludeJson {
+  read: number;
+  listed: number;
+  excluded: number;
+  skipped: number;
+}
+
+
+type Status = StatusJson;
+
+const [server] = await imageServers(1, 92);
+server!.route('/404.jpg', { kind: 'status', status: 404 });
+for (let i = 0; i < 10; i++) server!.route(`/${i}.jpg`, { kind: 'image' });
+const url = (path: string) => `${server!.origin}/${path}`;
+
+describe.each([['sqlite'], ['postgres']])('exclusions on a %s ledger', async (kind) => {
+  const dir = tempDir();
+  const ledger = async (label: string) => (kind === 'sqlite' ? join(dir, `${label}.db`) : await freshDatabase(`exclude_${label}`));
+
+  it('ingest --exclude with a list: the listed gbifIDs are never downloaded, status counts them apart, export lists them', async () => {
+    const db = await ledger('before');
+    const out = join(dir, 'before-images');
+    // A heading, a blank line, a repeat, CRLF and an ID the export does not have.
+    writeFileSync(join(dir, 'list.txt'), 'gbifID\r\n5001\r\n\r\n5003\r\n5003\r\n999999\r\n');
+    const mm = writeMultimedia(join(dir, 'before.txt'), [
+      [5001, url('1.jpg')],
+      [5001, url('2.jpg')],
+      [5002, url('3.jpg')],
+      [5003, url('4.jpg')],
+      [5004, url('5.jpg')],
+    ]);
+    const ingest = herbdlJson<IngestJson & { excluded: number; exclusion: ExcludeJson }>(['ingest', mm, '--db', db, '--exclude', join(dir, 'list.txt')]);
+    expect(ingest.exclusion).toMatchObject({ read: 4, listed: 3, excluded: 0 });
+    expect(ingest).toMatchObject({ gbifIds: 4, images: 5, excluded: 2 });
+    const status = herbdlJson<Status>(['status', '--db', db]);
+    expect(status.ids).toEqual({ total: 4, pending: 2, done: 0, failed: 0, excluded: 2 });
+    expect(status.images).toEqual({ total: 5, pending: 2, done: 0, failed: 0, excluded: 3 });
+    expect(status.hosts[0]).toMatchObject({ images: 5, pending: 2 });
+
+    const before = server!.requests.length;
+    const run = await herbdlAsync(['run', '--db', db, '--out', out, '--allow-private-network', '--json']);
+    expect(run.status).toBe(0);
+    expect(JSON.parse(run.stdout) as RunJson).toMatchObject({ idsDone: 2, idsFailed: 0, pending: 0 });
+    const asked = server!.requests.slice(before).map((r) => r.path).sort();
+    expect(asked).toEqual(['/3.jpg', '/5.jpg']);
+
+    const excluded = herbdl(['export', '--db', db, '--state', 'excluded', '--format', 'jsonl']);
+    expect(excluded.status).toBe(0);
+    const rows = excluded.stdout.trim().split('\n').map((l) => JSON.parse(l) as { gbifID: number; state: string });
+    expect(rows.map((r) => [r.gbifID, r.state])).toEqual([
+      [5001, 'excluded'],
+      [5001, 'excluded'],
+      [5003, 'excluded'],
+    ]);
+  });
+
+  it('exclude after a run, from a multimedia file: pending and failed gbifIDs leave the queue, done ones stay done', async () => {
+    const db = await ledger('after');
+    const out = join(dir, 'after-images');
+    const mm = writeMultimedia(join(dir, 'after.txt'), [
+      [6001, url('6.jpg')],
+      [6002, url('404.jpg')],
+      [6002, url('7.jpg')],
+      [6003, url('8.jpg')],
+    ]);
+    herbdlJson(['ingest', mm, '--db', db]);
+    const run = await herbdlAsync(['run', '--db', db, '--out', out, '--allow-private-network', '--json', '--limit', '2']);
+    expect(run.status).toBe(0);
+    // 6001 done, 6002 failed (a 404), 6003 still pending (--limit 2).
+    let status = herbdlJson<Status>(['status', '--db', db]);
+    expect(status.ids).toEqual({ total: 3, pending: 1, done: 1, failed: 1, excluded: 0 });
+    expect(status.errors).toEqual({ http_404: 1 });
+
+    // Another dataset's multimedia file that holds all three, and one this ledger lacks.
+    const other = writeMultimedia(join(dir, 'other.txt'), [
+      [6001, 'https://elsewhere.example/a.jpg'],
+      [6002, 'https://elsewhere.example/b.jpg'],
+      [6003, 'https://elsewhere.example/c.jpg'],
+      [7000, 'https://elsewhere.example/d.jpg'],
+      ['not-an-id', 'https://elsewhere.example/e.jpg'],
+    ]);
+    const exclusion = herbdlJson<ExcludeJson>(['exclude', other, '--db', db]);
+    expect(exclusion).toMatchObject({ read: 4, listed: 4, excluded: 2, skipped: 1 });
+    status = herbdlJson<Status>(['status', '--db', db]);
+    expect(status.ids).toEqual({ total: 3, pending: 0, done: 1, failed: 0, excluded: 2 });
+    expect(status.images).toEqual({ total: 4, pending: 0, done: 1, failed: 0, excluded: 3 });
+    expect(status.errors).toEqual({});
+
+    // Nothing comes back: retry-failed finds no failure, a run nothing to do; excluding again changes nothing.
+    const before = server!.requests.length;
+    const again = await herbdlAsync(['retry-failed', '--db', db, '--out', out, '--allow-private-network', '--json']);
+    expect(again.status).toBe(0);
+    expect(server!.requests.length).toBe(before);
+    expect(herbdlJson<ExcludeJson>(['exclude', other, '--db', db])).toMatchObject({ read: 4, listed: 0, excluded: 0 });
+    expect(herbdlJson<Status>(['status', '--db', db]).ids).toEqual(status.ids);
+  });
+
+  it('a real GBIF download excluded after its own ingest: every gbifID is excluded', async () => {
+    const db = await ledger('sample');
+    const sample = join(GBIF_SAMPLES, 'amblyomma_inat_full_archive', 'multimedia.txt.gz');
+    const ingest = herbdlJson<IngestJson>(['ingest', sample, '--db', db]);
+    const exclusion = herbdlJson<ExcludeJson>(['exclude', sample, '--db', db]);
+    expect(exclusion).toMatchObject({ listed: ingest.gbifIds, excluded: ingest.gbifIds });
+    expect(herbdlJson<Status>(['status', '--db', db]).ids).toEqual({ total: ingest.gbifIds, pending: 0, done: 0, failed: 0, excluded: ingest.gbifIds });
+  });
+
+  it('a list with a line that is not a gbifID is refused in one line, and nothing of it is listed', async () => {
+    const db = await ledger('bad');
+    herbdlJson(['ingest', writeMultimedia(join(dir, 'bad.txt'), [[8001, url('9.jpg')]]), '--db', db]);
+    writeFileSync(join(dir, 'bad-list.txt'), '8001\n12x4\n');
+    const r = herbdl(['exclude', join(dir, 'bad-list.txt'), '--db', db]);
+    expect(r.status).toBe(3);
+    expect(r.stderr.trim().split('\n')).toEqual([`herbdl: ${join(dir, 'bad-list.txt')}: line 2: "12x4" is not a gbifID`]);
+    expect(herbdlJson<Status>(['status', '--db', db]).ids).toMatchObject({ pending: 1, excluded: 0 });
+  });
+});
