@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { fileSystemErrno, HerbdlError } from '../errors.js';
+import { registerAdopt } from './commands/adopt.js';
 import { registerExclude } from './commands/exclude.js';
 import { registerExport } from './commands/export.js';
 import { registerIngest } from './commands/ingest.js';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerRetryFailed(program);
   registerExport(program);
   registerExclude(program);
+  registerAdopt(program);
   registerMigrate(program);
   return program;
 }

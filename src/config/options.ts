@@ -94,6 +94,9 @@ export const OPTIONS = {
   format: option('--format <format>', 'HERBDL_FORMAT', 'csv', 'csv or jsonl', oneOf('csv', 'jsonl')),
   outFile: option('--out-file <path>', 'HERBDL_OUT_FILE', '', 'write here (atomically) instead of stdout', optionalText),
   state: option('--state <state>', 'HERBDL_STATE', 'done', 'which images: done, failed, pending, excluded or all', oneOf('done', 'failed', 'pending', 'excluded', 'all')),
+  layout: option('--layout <layout>', 'HERBDL_LAYOUT', 'herbdl', "how the tree is laid out: herbdl (<id[:3]>/<id[3:6]>/<id>-NN.jpg) or flat (<gbifID>.jpg, each gbifID's first image)", oneOf('herbdl', 'flat')),
+  adoptOut: option('--out <dir>', 'HERBDL_OUT', '', 'the images folder of later runs: flat files are linked into its layout (default: the tree itself, for --layout herbdl)', optionalText),
+  trustJpeg: option('--trust-jpeg', 'HERBDL_TRUST_JPEG', false, "check a JPEG's markers end to end instead of decoding it (about 10x cheaper; misses damage inside the image data)", boolean),
   exclude: option(
     '--exclude <file...>',
     'HERBDL_EXCLUDE',

@@ -1,0 +1,52 @@
+/**
+ * What adopt does to files: moves a rejected one aside (never deletes it),
+ * links a flat folder's image into herbdl's layout, and makes sure a file is
+ * on disk before the ledger calls its gbifID done.
+ */
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+import { finalPath } from '../store/layout.js';
+import { linkOrCopy } from '../store/publisher.js';
+import { REJECTED_FOLDER } from './walk.js';
+
+/** Moves `path` (under `root`) to `<root>/.herbdl-rejected/<reason>/<its path under root>`; returns where it went. */
+export async function moveAside(root: string, path: string, reason: string): Promise<string> {
+  const to = join(root, REJECTED_FOLDER, reason, relative(root, path));
+  await mkdir(dirname(to), { recursive: true });
+  await rename(path, to);
+  return to;
+}
+
+async function fsync(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Flushes files (cheap for files already on disk) and their folders: a gbifID is marked done only once this returns. */
+export async function makeDurable(files: readonly string[]): Promise<void> {
+  await Promise.all(files.map(fsync));
+  await Promise.all([...new Set(files.map(dirname))].map(fsync));
+}
+
+let counter = 0;
+
+/**
+ * Puts a flat folder's `<gbifID>.jpg` into herbdl's layout under `out` as the
+ * gbifID's `-00`: a hard link where the file system allows (no copy, the
+ * original left alone), else a copy; through a temporary in `temps`, so the
+ * final name only ever holds a whole file. Returns the final path.
+ */
+export async function linkIntoLayout(source: string, out: string, temps: string, gbifId: number): Promise<string> {
+  const final = finalPath(out, gbifId, 0);
+  const temp = join(temps, `${gbifId}-adopt-${++counter}.part`);
+  await linkOrCopy(source, temp);
+  await mkdir(dirname(final), { recursive: true });
+  await rename(temp, final);
+  // Already there from an earlier adopt: rename() between two links of one file leaves the temporary.
+  await rm(temp, { force: true });
+  return final;
+}

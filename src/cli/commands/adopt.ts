@@ -1,0 +1,86 @@
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { adopt, type AdoptSummary } from '../../adopt/adopt.js';
+import { EXIT_INTERRUPTED, UsageError } from '../../errors.js';
+import { runTempFolder } from '../../store/layout.js';
+import { createValidatorPool } from '../../validate/validator-pool.js';
+import { formatCount, progressBar } from '../progress.js';
+import { addOptions, interruptible, optionValues } from '../shared.js';
+import { withRunLedger } from './run.js';
+
+const KEYS = ['db', 'layout', 'adoptOut', 'trustJpeg', 'lease', 'json', 'progress'] as const;
+
+function summaryLines(s: AdoptSummary): string[] {
+  const n = formatCount;
+  const lines = [
+    `${s.interrupted ? 'adopt interrupted' : 'adopted'} ${s.dir} (${s.layout} layout): ${n(s.filesChecked)} files checked in ${(s.elapsedMs / 1000).toFixed(1)} s`,
+    `  adopted        ${n(s.adopted)} gbifIDs done (${n(s.adoptedFiles)} files), fetched from no host`,
+  ];
+  if (s.layout === 'flat') lines.push(`  first stored   ${n(s.firstStored)} gbifIDs have more images: run fetches only those`);
+  lines.push(
+    `  partial        ${n(s.partial)} gbifIDs with fewer files than images: pending, run fetches them`,
+    `  extra files    ${n(s.extra)} gbifIDs with files beyond their last image: pending, run publishes their set`,
+    `  rejected       ${n(s.rejectedIds)} gbifIDs with a file that failed its check: pending; files moved to ${s.dir}/.herbdl-rejected/`,
+  );
+  for (const [reason, count] of Object.entries(s.rejected)) lines.push(`    ${reason.padEnd(18)} ${n(count)} files`);
+  lines.push(
+    `  already done   ${n(s.alreadyDone)}`,
+    `  excluded       ${n(s.excluded)}`,
+    `  not in ledger  ${n(s.notInLedger)} gbifIDs (left alone)`,
+  );
+  if (s.held > 0) lines.push(`  held           ${n(s.held)} gbifIDs another worker holds now (run adopt again later)`);
+  if (s.strays > 0) lines.push(`  strays         ${n(s.strays)} files or folders that do not fit the layout (left alone)`);
+  if (s.interrupted) lines.push('run the same command again to finish: adopted gbifIDs are skipped');
+  return lines;
+}
+
+export function registerAdopt(program: Command): void {
+  const command = program
+    .command('adopt')
+    .description('take over the images an earlier download left on disk: gbifIDs whose files are all there and pass the checks become done, with no request to any host')
+    .argument('<dir>', 'the earlier tree');
+  addOptions(command, KEYS);
+  command.action(async (dirArg: string, _flags, cmd: Command) => {
+    const options = optionValues(cmd, KEYS);
+    const dir = resolve(dirArg);
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${dirArg}: no such folder`);
+    if (options.layout === 'flat' && !options.adoptOut) throw new UsageError('--layout flat needs --out <dir>: the images folder of later runs, where the files are linked into herbdl\'s layout');
+    const out = options.layout === 'flat' ? resolve(options.adoptOut) : dir;
+    if (options.layout === 'herbdl' && options.adoptOut && resolve(options.adoptOut) !== dir) {
+      throw new UsageError('--layout herbdl adopts the files where they are: give --out the same folder as the tree, or leave it out');
+    }
+    await withRunLedger(options.db, options.lease, async (ledger, lock) => {
+      const downloads = await ledger.openDownloads(lock);
+      const temps = runTempFolder(out, lock.holder);
+      await mkdir(temps, { recursive: true });
+      const validator = createValidatorPool({ jpegQuality: 90, maxEdge: 0, check: options.trustJpeg ? 'structure' : 'decode' });
+      const bar = progressBar(' adopt | {files} files checked | {adopted} gbifIDs adopted | {rate} files/s', options.progress);
+      try {
+        const summary = await interruptible((signal) =>
+          adopt(downloads, {
+            dir,
+            layout: options.layout,
+            out,
+            temps,
+            validator,
+            signal,
+            onProgress: !bar.drawn ? undefined : (s) => {
+              const rate = Math.round(s.filesChecked / Math.max(s.elapsedMs / 1000, 0.001));
+              bar.update(0, 0, { files: formatCount(s.filesChecked), adopted: formatCount(s.adopted), rate: formatCount(rate) });
+            },
+          }),
+        );
+        bar.stop();
+        if (options.json) process.stdout.write(JSON.stringify(summary) + '\n');
+        else process.stdout.write(summaryLines(summary).join('\n') + '\n');
+        if (summary.interrupted) process.exitCode = EXIT_INTERRUPTED;
+      } finally {
+        bar.stop();
+        await validator.close();
+        await rm(temps, { recursive: true, force: true });
+      }
+    });
+  });
+}
