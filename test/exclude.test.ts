@@ -4,10 +4,13 @@
  * after ingest, on both ledgers, with exact counts and nothing downloaded
  * that was excluded.
  */
-import { writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { createWriteStream, readFileSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import yazl from 'yazl';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { herbdl, herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
+import { FIXTURES, herbdl, herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
 import type { IngestJson, StatusJson } from './helpers/ledger.js';
 import { writeMultimedia } from './helpers/multimedia.js';
@@ -119,6 +122,27 @@ describe.each([['sqlite'], ['postgres']])('exclusions on a %s ledger', async (ki
     const exclusion = herbdlJson<ExcludeJson>(['exclude', sample, '--db', db]);
     expect(exclusion).toMatchObject({ listed: ingest.gbifIds, excluded: ingest.gbifIds });
     expect(herbdlJson<Status>(['status', '--db', db]).ids).toEqual({ total: ingest.gbifIds, pending: 0, done: 0, failed: 0, excluded: ingest.gbifIds });
+  });
+
+  it('reads another export as ingest reads it: a GBIF download zip, and a gzipped list', async () => {
+    const db = await ledger('archives');
+    const fixture = join(FIXTURES, 'multimedia.txt');
+    const ingest = herbdlJson<IngestJson>(['ingest', fixture, '--db', db]);
+    expect(ingest.gbifIds).toBe(9);
+    const zip = new yazl.ZipFile();
+    zip.addBuffer(readFileSync(fixture), 'multimedia.txt');
+    zip.end();
+    const zipFile = join(dir, `other-${kind}.zip`);
+    const out = createWriteStream(zipFile);
+    zip.outputStream.pipe(out);
+    await once(out, 'close');
+    // Every gbifID the other export holds is listed, also those of rows ingest skips (not images, no URL).
+    expect(herbdlJson<ExcludeJson>(['exclude', zipFile, '--db', db])).toMatchObject({ listed: 21, excluded: 9 });
+    const ids = herbdl(['export', '--db', db, '--state', 'excluded', '--format', 'jsonl']).stdout.trim().split('\n').map((l) => (JSON.parse(l) as { gbifID: number }).gbifID);
+    const listFile = join(dir, `list-${kind}.txt.gz`);
+    writeFileSync(listFile, gzipSync([...new Set(ids)].join('\n') + '\n'));
+    expect(herbdlJson<ExcludeJson>(['exclude', listFile, '--db', db])).toMatchObject({ read: 9, listed: 0, excluded: 0 });
+    expect(herbdlJson<Status>(['status', '--db', db]).ids).toEqual({ total: 9, pending: 0, done: 0, failed: 0, excluded: 9 });
   });
 
   it('a list with a line that is not a gbifID is refused in one line, and nothing of it is listed', async () => {

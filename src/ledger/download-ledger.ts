@@ -170,7 +170,8 @@ export interface DownloadLedger {
   /**
    * Claims exactly these gbifIDs where they are pending or failed and no
    * live worker holds them (adopt, whose files are already on disk); the
-   * others are left out. In key order.
+   * others are left out. In key order, with their images but no stored
+   * copies: looking those up reads the URL index at random, for nothing.
    */
   claimIds(gbifIds: readonly number[]): Promise<ClaimedId[]>;
   /**

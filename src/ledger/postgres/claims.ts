@@ -21,18 +21,18 @@ export const LIVE = (column: string) => `EXISTS (SELECT 1 FROM workers w WHERE w
 export const FREE = `(ids.worker_id IS NULL OR NOT ${LIVE('ids.worker_id')})`;
 
 /** Claims the IDs the statement `select` picks (its rows: gbif_id), for worker `me`; returns them with what the downloader needs. */
-export async function claimWith(pool: pg.Pool, me: number, select: string, params: unknown[], due = false): Promise<ClaimedId[]> {
+export async function claimWith(pool: pg.Pool, me: number, select: string, params: unknown[], due = false, copies = true): Promise<ClaimedId[]> {
   const claimed = await pool.query(
     `UPDATE ids SET worker_id = $1, set_aside = false FROM (${select} FOR UPDATE SKIP LOCKED) c
      WHERE ids.gbif_id = c.gbif_id RETURNING ids.gbif_id, ids.attempts, ids.next_attempt_at`,
     [me, ...params],
   );
   const rows = claimed.rows as { gbif_id: number; attempts: number; next_attempt_at: number | null }[];
-  return withImages(pool, due ? rows : rows.map((r) => ({ gbif_id: r.gbif_id, attempts: r.attempts })));
+  return withImages(pool, due ? rows : rows.map((r) => ({ gbif_id: r.gbif_id, attempts: r.attempts })), copies);
 }
 
 /** The IDs with their images in claim order: by due time (retryable claims), then by key. */
-export async function withImages(pool: pg.Pool, rows: readonly { gbif_id: number; attempts: number; next_attempt_at?: number | null }[]): Promise<ClaimedId[]> {
+export async function withImages(pool: pg.Pool, rows: readonly { gbif_id: number; attempts: number; next_attempt_at?: number | null }[], copies = true): Promise<ClaimedId[]> {
   if (rows.length === 0) return [];
   const ids = rows.map((r) => r.gbif_id);
   const images = await pool.query(
@@ -46,16 +46,17 @@ export async function withImages(pool: pg.Pool, rows: readonly { gbif_id: number
     if (!list) byId.set(r.gbif_id, (list = []));
     list.push(r);
   }
-  const stored = await storedCopies(pool, images.rows.map((r) => r.url as string));
+  const stored = copies ? await storedCopies(pool, images.rows.map((r) => r.url as string)) : new Map<string, StoredCopy[]>();
   const storedFiles = await storedFileIndexes(pool, [...byId].filter(([, list]) => list.some((r) => r.state === 1)).map(([id]) => id));
   return [...rows]
     .sort((a, b) => (a.next_attempt_at ?? 0) - (b.next_attempt_at ?? 0) || a.gbif_id - b.gbif_id)
     .map((row) => {
       const list = byId.get(row.gbif_id) ?? [];
       const claimedImages = list.map((r): ClaimedImage => {
-        // Its own stored copy first (a reopened or partly adopted gbifID), else one under another gbifID.
+        // Its own stored copy first (a reopened or partly adopted gbifID), else one under another gbifID;
+        // never its own IIIF document, which is read again (its canvases may have changed).
         const copies = stored.get(r.url);
-        const copy = copies?.find((c) => c.gbifId === row.gbif_id) ?? copies?.find((c) => c.gbifId !== row.gbif_id);
+        const copy = copies?.find((c) => c.gbifId === row.gbif_id && !c.parts) ?? copies?.find((c) => c.gbifId !== row.gbif_id);
         const image = { imageId: r.image_id, imageIndex: r.image_index, url: r.url, host: r.host };
         return copy ? { ...image, stored: copy } : image;
       });

@@ -53,7 +53,7 @@ export class PostgresDownloads implements DownloadLedger {
   }
 
   claimIds(gbifIds: readonly number[]): Promise<ClaimedId[]> {
-    return claimWith(this.pool, this.me, `SELECT gbif_id FROM ids WHERE gbif_id = ANY($2::bigint[]) AND state IN (0, 2) AND ${FREE} ORDER BY gbif_id`, [gbifIds]);
+    return claimWith(this.pool, this.me, `SELECT gbif_id FROM ids WHERE gbif_id = ANY($2::bigint[]) AND state IN (0, 2) AND ${FREE} ORDER BY gbif_id`, [gbifIds], false, false);
   }
 
   async recordStored(stored: readonly { gbifId: number; images: readonly FetchedImage[] }[]): Promise<void> {

@@ -118,11 +118,13 @@ export class SqliteDownloads implements DownloadLedger {
 
   /**
    * A done copy of the URL: the image's own (stored before, its gbifID
-   * reopened or adopted in part) first, else one under another gbifID.
+   * reopened or adopted in part) first, else one under another gbifID. So a
+   * reopened gbifID fetches only its new images.
    */
   private storedCopy(url: string, forGbifId: number): StoredCopy | undefined {
+    // A IIIF document is read again when its gbifID is reopened (its canvases may have changed): never its own copy.
     const row = (this.stmt.storedCopy.all(urlHash(url), forGbifId) as (OutcomeRow & { image_id: number; gbif_id: number; file_index: number; url: string })[]).find(
-      (r) => r.url === url,
+      (r) => r.url === url && (r.gbif_id !== forGbifId || !r.received_format?.startsWith('iiif')),
     );
     if (!row) return undefined;
     const copy = { gbifId: row.gbif_id, fileIndex: row.file_index, image: outcomeOf(row) };
@@ -270,7 +272,7 @@ export class SqliteDownloads implements DownloadLedger {
     const claimed: ClaimedId[] = [];
     for (const id of [...gbifIds].sort((a, b) => a - b)) {
       const row = this.stmt.claimable.get(id) as { attempts: number } | undefined;
-      if (row) claimed.push(this.withImages(id, row.attempts));
+      if (row) claimed.push(this.withImages(id, row.attempts, false));
     }
     return claimed;
   }
@@ -287,10 +289,10 @@ export class SqliteDownloads implements DownloadLedger {
   }
 
   /** A claimed gbifID with its images, each with a stored copy of its URL if there is one (see storedCopy). */
-  private withImages(gbifId: number, attempts: number): ClaimedId {
+  private withImages(gbifId: number, attempts: number, copies = true): ClaimedId {
     const rows = this.stmt.images.all(gbifId) as [number, number, string, string, number][];
     const images = rows.map(([imageId, imageIndex, url, host]): ClaimedImage => {
-      const stored = this.storedCopy(url, gbifId);
+      const stored = copies ? this.storedCopy(url, gbifId) : undefined;
       return stored ? { imageId, imageIndex, url, host, stored } : { imageId, imageIndex, url, host };
     });
     if (!rows.some((r) => r[4] === STATE.done)) return { gbifId, attempts, images };

@@ -1,0 +1,76 @@
+// npm run bench:adopt [-- --ids 100000] [-- --sheet 400x600]
+// Taking over an earlier download: N gbifIDs of herbarium sheets on disk in
+// herbdl's layout (each its own file), a ledger that has them pending, and
+// `herbdl adopt` timed (whole process: start-up, walk, checks, ledger),
+// beside the validation ceiling measured in the same run: the same decode
+// of the same sheets on all cores with nothing else (bench/decode-ceiling.mjs).
+// Then --trust-jpeg, the marker walk, beside its own ceiling.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { arg, bin, fmt, HEADER, pathFor, timed } from './harness.mjs';
+import { sheetBodies } from './sheets.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const ids = arg('ids', 100_000);
+const sheetArg = process.argv.indexOf('--sheet');
+const sheet = sheetArg > 0 ? process.argv[sheetArg + 1] : '400x600';
+const dir = join(here, 'out', 'adopt');
+const tree = join(dir, `tree-${ids}-${sheet}`);
+const FIRST_ID = 1_000_000_000;
+
+// The tree: every gbifID its own file (not hard links), written once and kept for later runs.
+const marker = join(tree, '.complete');
+if (!existsSync(marker)) {
+  rmSync(tree, { recursive: true, force: true });
+  process.stderr.write(`writing ${fmt(ids)} sheets of ${sheet} into ${tree} ...\n`);
+  const bodies = await sheetBodies(sheet);
+  for (let i = 0; i < ids; i++) {
+    const path = join(tree, pathFor(FIRST_ID + i));
+    if (i % 1000 === 0) mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, bodies[i % bodies.length]);
+  }
+  writeFileSync(marker, '');
+}
+
+/** A fresh ledger holding the N gbifIDs, pending. */
+function ledger(name) {
+  const db = join(dir, `${name}.db`);
+  for (const s of ['', '-wal', '-shm']) rmSync(db + s, { force: true });
+  const file = join(dir, `multimedia-${ids}.txt`);
+  if (!existsSync(file)) {
+    const rows = Array.from({ length: ids }, (_, i) => `${FIRST_ID + i}\tStillImage\timage/jpeg\thttps://herbarium${i % 50}.example.org/${i}.jpg`);
+    writeFileSync(file, [HEADER, ...rows].join('\n') + '\n');
+  }
+  const r = spawnSync(process.execPath, [bin, 'ingest', file, '--db', db, '--no-progress'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return db;
+}
+
+function ceiling(check) {
+  const r = spawnSync(process.execPath, [join(here, 'decode-ceiling.mjs'), sheet, String(Math.min(ids, 20_000)), check], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return JSON.parse(r.stdout.trim());
+}
+
+function adopt(extra) {
+  const db = ledger('adopt');
+  // Read once so both sides start from a warm page cache (the ceiling decodes from memory).
+  spawnSync('sh', ['-c', `find '${tree}' -type f -name '*.jpg' -print0 | xargs -0 cat > /dev/null`]);
+  const t = timed(process.execPath, [bin, 'adopt', tree, '--db', db, '--json', '--no-progress', ...extra]);
+  const summary = JSON.parse(t.stdout.trim().split('\n').pop());
+  if (summary.adopted !== ids) throw new Error(`adopted ${summary.adopted} of ${ids}`);
+  return { ...t, rate: ids / t.seconds };
+}
+
+console.log(`machine: ${cpus().length} x ${cpus()[0]?.model.trim()}, ${Math.round(totalmem() / 2 ** 30)} GiB; node ${process.version}`);
+console.log(`${fmt(ids)} gbifIDs of ${sheet} sheets (${fmt(readFileSync(join(tree, pathFor(FIRST_ID))).length / 1024)} KiB each) in herbdl's layout`);
+for (const [label, check, extra] of [['decode (default)', 'decode', []], ['--trust-jpeg', 'structure', ['--trust-jpeg']]]) {
+  const base = ceiling(check);
+  const a = adopt(extra);
+  console.log(
+    `${label.padEnd(17)} adopt ${fmt(a.rate)} files/s, ceiling ${fmt(base.rate)} images/s: ${fmt(a.rate / base.rate, 2)}x (target >= 0.8); peak RSS ${fmt(a.rssMb)} MB (target <= 200)`,
+  );
+}
