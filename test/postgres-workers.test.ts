@@ -134,6 +134,18 @@ describe('workers on one PostgreSQL ledger', async () => {
     await expectConsistentPgTree(ws);
   });
 
+  it('a worker with nothing to publish notices a lost lease too, not only at its next publish', async () => {
+    // Every request hangs, and --timeout is long: the worker has nothing to publish or record for 100 s.
+    const ws = await pgWorkspace(dir, 'idle', Array.from({ length: 6 }, (_, i) => [7_700_000 + i, hosts[i % 2]!.route(`/idle-${i}.jpg`, { kind: 'hang' })] as [number, string]));
+    const before = hosts[0]!.requests.length + hosts[1]!.requests.length;
+    const worker = ws.worker(['--concurrency', '4', '--per-host', '2', '--lease', '12', '--timeout', '100']);
+    await until(() => hosts[0]!.requests.length + hosts[1]!.requests.length > before, 30_000, 'the worker to send its requests');
+    await query(ws.db, 'UPDATE workers SET lease_until = 0 WHERE pid = $1', [worker.pid]);
+    const inTime = await Promise.race([worker.exited, new Promise<'still running'>((r) => setTimeout(() => r('still running'), 45_000))]);
+    expect(inTime, worker.stderr() + worker.stdout()).toBe(4);
+    expect(worker.stderr()).toMatch(/lease/);
+  });
+
   it('SIGTERM stops a worker cleanly and hands its claims back at once', async () => {
     const ws = await pgWorkspace(dir, 'sigterm', rows(73, 200, 30));
     const worker = ws.worker(['--concurrency', '4', '--per-host', '1', '--lease', '600']);

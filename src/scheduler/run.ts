@@ -83,6 +83,7 @@ export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: Ru
       allowPrivateNetwork: options.allowPrivateNetwork,
     },
     validate,
+    checkHold: () => hooks.lock.check(),
   }, log, await downloads.openBreakers());
   log.info({ out, concurrency: options.concurrency, perHost: options.perHost }, 'run started');
   hooks.onStart?.(scheduler);

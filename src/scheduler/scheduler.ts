@@ -52,6 +52,12 @@ export interface SchedulerSettings {
    */
   readonly validate: (path: string, body?: Buffer) => Promise<ValidatedImage>;
   readonly retryBaseMs?: number;
+  /**
+   * Throws once the run has lost its hold on the ledger (a worker whose lease
+   * ran out). Asked every second, not only before a publish: a worker with
+   * nothing to publish (its hosts' slots went with its lease) must stop too.
+   */
+  readonly checkHold?: () => void;
 }
 
 /**
@@ -63,6 +69,8 @@ export interface SchedulerSettings {
 const WINDOW_PER_SLOT = 8;
 const MIN_WINDOW = 64;
 const MAX_CLAIM_BATCH = 256;
+/** How often a run asks whether it still holds the ledger. */
+const HOLD_CHECK_MS = 1000;
 
 export class Scheduler {
   readonly tally = new RunTally();
@@ -117,11 +125,27 @@ export class Scheduler {
     signal?.addEventListener('abort', () => this.stop(), { once: true });
     this.sharedHosts?.start();
     return new Promise<RunTally>((resolve, reject) => {
+      const check = this.settings.checkHold;
+      const holdTimer = check && setInterval(() => {
+        try {
+          check();
+        } catch (err) {
+          this.fail(err);
+        }
+      }, HOLD_CHECK_MS);
       this.finish = () => {
+        clearInterval(holdTimer);
         void this.sharedHosts?.stop();
         resolve(this.tally.close());
       };
-      this.fail = reject;
+      this.fail = (err) => {
+        clearInterval(holdTimer);
+        if (this.wakeTimer) clearTimeout(this.wakeTimer);
+        void this.sharedHosts?.stop();
+        // Requests in flight end now, not at their timeouts: nothing of theirs will be recorded.
+        for (const job of this.window.unsettled()) job.abort.abort();
+        reject(err);
+      };
       this.pump();
     });
   }
