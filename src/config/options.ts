@@ -91,7 +91,7 @@ export const OPTIONS = {
   jpegQuality: option('--jpeg-quality <q>', 'HERBDL_JPEG_QUALITY', 90, 'quality of JPEGs herbdl converts other formats to', integer(1, 100)),
   check: option('--check <how>', 'HERBDL_CHECK', 'decode', 'how a JPEG kept as it is is checked: decode (every pixel; catches damaged data) or structure (markers end to end; catches bodies cut short, about 10x cheaper)', oneOf('decode', 'structure')),
   maxEdge: option('--max-edge <px>', 'HERBDL_MAX_EDGE', 0, 'downscale images whose longer edge is over this (0: keep the size)', integer(0, 1_000_000)),
-  format: option('--format <format>', 'HERBDL_FORMAT', 'csv', 'csv or jsonl', oneOf('csv', 'jsonl')),
+  format: option('--format <format>', 'HERBDL_FORMAT', 'csv', 'csv, jsonl, or parquet (needs --out-file)', oneOf('csv', 'jsonl', 'parquet')),
   outFile: option('--out-file <path>', 'HERBDL_OUT_FILE', '', 'write here (atomically) instead of stdout', optionalText),
   state: option('--state <state>', 'HERBDL_STATE', 'done', 'which images: done, failed, pending, excluded or all', oneOf('done', 'failed', 'pending', 'excluded', 'all')),
   layout: option('--layout <layout>', 'HERBDL_LAYOUT', 'herbdl', "how the tree is laid out: herbdl (<id[:3]>/<id[3:6]>/<id>-NN.jpg) or flat (<gbifID>.jpg, each gbifID's first image)", oneOf('herbdl', 'flat')),

@@ -31,7 +31,8 @@ export const EXPORT_COLUMNS = [
   'error',
 ] as const;
 
-function record(image: ExportedImage): (string | number | null)[] {
+/** One image as the export's values, in EXPORT_COLUMNS order. */
+export function record(image: ExportedImage): (string | number | null)[] {
   // The path is relative to --out, so an export stays true wherever the tree is moved.
   const path = image.state === 'done' ? finalPath('', image.gbifId, image.fileIndex) : null;
   return [
