@@ -9,6 +9,7 @@ import { registerExclude } from './commands/exclude.js';
 import { registerExport } from './commands/export.js';
 import { registerIngest } from './commands/ingest.js';
 import { registerMigrate } from './commands/migrate.js';
+import { registerPack } from './commands/pack.js';
 import { registerRetryFailed } from './commands/retry-failed.js';
 import { registerRun } from './commands/run.js';
 import { registerStatus } from './commands/status.js';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerExport(program);
   registerExclude(program);
   registerAdopt(program);
+  registerPack(program);
   registerMigrate(program);
   return program;
 }

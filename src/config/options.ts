@@ -97,6 +97,11 @@ export const OPTIONS = {
   layout: option('--layout <layout>', 'HERBDL_LAYOUT', 'herbdl', "how the tree is laid out: herbdl (<id[:3]>/<id[3:6]>/<id>-NN.jpg) or flat (<gbifID>.jpg, each gbifID's first image)", oneOf('herbdl', 'flat')),
   adoptOut: option('--out <dir>', 'HERBDL_OUT', '', 'the images folder of later runs: flat files are linked into its layout (default: the tree itself, for --layout herbdl)', optionalText),
   trustJpeg: option('--trust-jpeg', 'HERBDL_TRUST_JPEG', false, "check a JPEG's markers end to end instead of decoding it (about 10x cheaper; misses damage inside the image data)", boolean),
+  images: option('--images <dir>', 'HERBDL_IMAGES', 'images', "the images folder to read (run's --out)", text),
+  packOut: option('--out <dir>', 'HERBDL_PACK_OUT', 'shards', 'the folder the shards, their stats and index.json go to', text),
+  packFormat: option('--format <format>', 'HERBDL_PACK_FORMAT', 'webdataset', 'webdataset: tar shards of <gbifID>-NN.jpg and .json', oneOf('webdataset')),
+  shardSize: option('--shard-size <n>', 'HERBDL_SHARD_SIZE', 10_000, 'images per shard', integer(1, 10_000_000)),
+  width: option('--width <px>', 'HERBDL_WIDTH', 0, 'pack the derivative of this width instead of the originals (0: originals)', integer(0, 100_000)),
   exclude: option(
     '--exclude <file...>',
     'HERBDL_EXCLUDE',

@@ -1,0 +1,50 @@
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { EXIT_INTERRUPTED, UsageError } from '../../errors.js';
+import { openLedger } from '../../ledger/open.js';
+import { packWebdataset } from '../../pack/webdataset.js';
+import { formatBytes, formatCount, progressBar } from '../progress.js';
+import { addOptions, interruptible, optionValues } from '../shared.js';
+
+const KEYS = ['db', 'packFormat', 'images', 'packOut', 'shardSize', 'width', 'state', 'json', 'progress'] as const;
+
+export function registerPack(program: Command): void {
+  const command = program
+    .command('pack')
+    .description('hand the stored images to training: webdataset tar shards of <gbifID>-NN.jpg with a .json of attribution each, numbered without gaps, reproducible and resumable');
+  addOptions(command, KEYS);
+  command.action(async (_flags, cmd: Command) => {
+    const options = optionValues(cmd, KEYS);
+    if (options.state !== 'done') throw new UsageError(`--state ${options.state}: only done images have files to pack`);
+    if (options.width > 0) throw new UsageError('--width: this herbdl keeps no derivatives yet (herbdl derive is not built); pack the originals');
+    const ledger = await openLedger(options.db, { create: false });
+    const total = (await ledger.status({ hosts: 0 })).images.done;
+    const bar = progressBar(' pack |{bar}| {value} of {total} images | {shards} shards', options.progress);
+    try {
+      const summary = await interruptible((signal) =>
+        packWebdataset(ledger, {
+          images: resolve(options.images),
+          out: resolve(options.packOut),
+          shardSize: options.shardSize,
+          signal,
+          onProgress: !bar.drawn ? undefined : (p) => bar.update(p.images, total, { shards: formatCount(p.shards) }),
+        }),
+      );
+      bar.stop();
+      if (options.json) process.stdout.write(JSON.stringify(summary) + '\n');
+      else {
+        process.stdout.write(
+          [
+            `${summary.interrupted ? 'pack interrupted' : 'packed'} into ${summary.out}: ${formatCount(summary.shards)} shards (${formatCount(summary.written)} written now)`,
+            `  images   ${formatCount(summary.images)} now, ${formatBytes(summary.bytes)}`,
+            `  elapsed  ${(summary.elapsedMs / 1000).toFixed(1)} s`,
+          ].join('\n') + '\n',
+        );
+      }
+      if (summary.interrupted) process.exitCode = EXIT_INTERRUPTED;
+    } finally {
+      bar.stop();
+      await ledger.close();
+    }
+  });
+}

@@ -1,0 +1,143 @@
+/**
+ * `herbdl pack --format webdataset`: shards read back with GNU tar (which
+ * shares nothing with the writer): each image's .jpg and .json adjacent, in
+ * gbifID and NN order, byte for byte the stored files; stats and an index;
+ * byte-identical shards from the same ledger; a killed pack finished by the
+ * next one, to the same bytes.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { herbdl, herbdlJson, spawnHerbdl, tempDir } from './helpers/cli.js';
+import { writeMultimedia } from './helpers/multimedia.js';
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const rel = (id: number, nn: number) => `${String(id).slice(0, 3)}/${String(id).slice(3, 6)}/${id}-${String(nn).padStart(2, '0')}.jpg`;
+
+function tar(args: string[]): Buffer {
+  const r = spawnSync('tar', args, { maxBuffer: 1 << 28 });
+  if (r.status !== 0) throw new Error(r.stderr.toString());
+  return r.stdout;
+}
+
+/** A ledger whose gbifIDs are done with real files: written in herbdl's layout, then adopted (no host needed). */
+async function collection(dir: string, name: string, ids: number, imagesPerId: (i: number) => number) {
+  const db = join(dir, `${name}.db`);
+  const images = join(dir, `${name}-images`);
+  const rows: [number, string][] = [];
+  const bodies = await Promise.all([0, 1, 2].map((s) => sharp({ create: { width: 60 + s, height: 40, channels: 3, background: { r: 40 * s, g: 90, b: 120 } } }).jpeg().toBuffer()));
+  for (let i = 0; i < ids; i++) {
+    const id = 7_100_000_000 + i * 13;
+    for (let n = 0; n < imagesPerId(i); n++) {
+      rows.push([id, `https://pack.example/${id}/${n}.jpg`]);
+      const path = join(images, rel(id, n));
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, bodies[(i + n) % 3]!);
+    }
+  }
+  // One more gbifID with no files: pending, so never packed.
+  rows.push([7_999_999_999, 'https://pack.example/pending.jpg']);
+  herbdlJson(['ingest', '--db', db, writeMultimedia(join(dir, `${name}.txt`), rows)]);
+  herbdlJson(['adopt', images, '--db', db, '--trust-jpeg']);
+  return { db, images };
+}
+
+const shardFiles = (out: string) => readdirSync(out).filter((f) => f.endsWith('.tar')).sort();
+const digests = (out: string) => shardFiles(out).map((f) => [f, sha(readFileSync(join(out, f)))]);
+
+describe('herbdl pack --format webdataset', async () => {
+  const dir = tempDir();
+  const small = await collection(dir, 'small', 17, (i) => 1 + (i % 2)); // 25 images
+  const out = join(dir, 'shards');
+  const summary = herbdlJson<{ shards: number; written: number; images: number }>(['pack', '--db', small.db, '--images', small.images, '--out', out, '--shard-size', '10']);
+
+  it('writes gapless shards of --shard-size images, each a .jpg and its .json side by side, in gbifID and NN order', () => {
+    expect(summary).toMatchObject({ shards: 3, written: 3, images: 25 });
+    expect(shardFiles(out)).toEqual(['herbdl-000000.tar', 'herbdl-000001.tar', 'herbdl-000002.tar']);
+    const names = shardFiles(out).flatMap((f) => tar(['-tf', join(out, f)]).toString().trim().split('\n'));
+    expect(names).toHaveLength(50);
+    const keys = names.filter((_, i) => i % 2 === 0).map((n) => n.replace(/\.jpg$/, ''));
+    expect(names).toEqual(keys.flatMap((k) => [`${k}.jpg`, `${k}.json`]));
+    const order = keys.map((k) => k.split('-').map(Number) as [number, number]);
+    expect(order).toEqual([...order].sort((a, b) => a[0] - b[0] || a[1] - b[1]));
+    expect(keys).not.toContain('7999999999-00');
+  });
+
+  it('holds each stored file byte for byte, with its attribution and checksum in the .json', () => {
+    const shard = join(out, 'herbdl-000001.tar');
+    const [first] = tar(['-tf', shard]).toString().trim().split('\n');
+    const key = (first as string).replace(/\.jpg$/, '');
+    const [id, nn] = key.split('-').map(Number) as [number, number];
+    const body = tar(['-xOf', shard, `${key}.jpg`]);
+    expect(body.equals(readFileSync(join(small.images, rel(id, nn))))).toBe(true);
+    const meta = JSON.parse(tar(['-xOf', shard, `${key}.json`]).toString()) as Record<string, unknown>;
+    expect(meta).toEqual({
+      gbifID: id,
+      NN: nn,
+      url: `https://pack.example/${id}/${nn}.jpg`,
+      license: 'CC0',
+      rightsHolder: '',
+      creator: '',
+      publisher: '',
+      width: expect.any(Number),
+      height: 40,
+      bytes: body.length,
+      sha256: sha(body),
+    });
+  });
+
+  it('writes stats beside each shard and an index of them all', () => {
+    const index = JSON.parse(readFileSync(join(out, 'index.json'), 'utf8')) as { shards: { shard: string; count: number; stats: string }[]; images: number };
+    expect(index.shards.map((s) => [s.shard, s.count])).toEqual([['herbdl-000000.tar', 10], ['herbdl-000001.tar', 10], ['herbdl-000002.tar', 5]]);
+    expect(index.images).toBe(25);
+    for (const s of index.shards) {
+      const stats = JSON.parse(readFileSync(join(out, s.stats), 'utf8')) as { count: number; bytes: number; first: { gbifID: number }; last: { gbifID: number } };
+      const jpgs = tar(['-tf', join(out, s.shard)]).toString().trim().split('\n').filter((n) => n.endsWith('.jpg'));
+      expect(stats.count).toBe(jpgs.length);
+      expect(stats.first.gbifID).toBe(Number(jpgs[0]!.split('-')[0]));
+      expect(stats.last.gbifID).toBe(Number(jpgs[jpgs.length - 1]!.split('-')[0]));
+      expect(stats.bytes).toBe(jpgs.reduce((n, j) => n + tar(['-xOf', join(out, s.shard), j]).length, 0));
+    }
+  });
+
+  it('gives byte-identical shards from the same ledger, and a second pack writes nothing', () => {
+    const again = join(dir, 'shards-again');
+    herbdlJson(['pack', '--db', small.db, '--images', small.images, '--out', again, '--shard-size', '10']);
+    expect(digests(again)).toEqual(digests(out));
+    expect(herbdlJson(['pack', '--db', small.db, '--images', small.images, '--out', out, '--shard-size', '10'])).toMatchObject({ shards: 3, written: 0, images: 0 });
+  });
+
+  it('refuses what it cannot pack, in one line', () => {
+    for (const extra of [['--width', '256'], ['--state', 'failed']]) {
+      const r = herbdl(['pack', '--db', small.db, '--images', small.images, '--out', join(dir, 'refused'), ...extra]);
+      expect(r.status).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(existsSync(join(dir, 'refused'))).toBe(false);
+    }
+  });
+
+  it('after kill -9, the next pack keeps the finished shards and ends with the same bytes as an uninterrupted one', async () => {
+    const big = await collection(dir, 'big', 3000, () => 1);
+    const whole = join(dir, 'whole');
+    herbdlJson(['pack', '--db', big.db, '--images', big.images, '--out', whole, '--shard-size', '100']);
+    const killed = join(dir, 'killed');
+    const child = spawnHerbdl(['pack', '--db', big.db, '--images', big.images, '--out', killed, '--shard-size', '100']);
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && child.exitCode === null && !(existsSync(killed) && readdirSync(killed).some((f) => f.endsWith('.stats.json')))) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const before = shardFiles(killed).length;
+    expect(before).toBeGreaterThan(0);
+    expect(before).toBeLessThan(30);
+    const resumed = herbdlJson<{ shards: number; written: number }>(['pack', '--db', big.db, '--images', big.images, '--out', killed, '--shard-size', '100']);
+    expect(resumed.shards).toBe(30);
+    expect(resumed.written).toBeGreaterThanOrEqual(30 - before);
+    expect(digests(killed)).toEqual(digests(whole));
+    expect(readdirSync(killed).filter((f) => f.endsWith('.part'))).toEqual([]);
+  });
+});
