@@ -16,7 +16,7 @@ import pLimit from 'p-limit';
 import sharp, { type Metadata } from 'sharp';
 import { fileSystemErrno, PermanentError } from '../errors.js';
 import { decodeFailure, imageKind } from './decode-failure.js';
-import { jpegStructure, readJpegFrame } from './jpeg-header.js';
+import { jpegStructure, readJpegFrame, type JpegFrame } from './jpeg-header.js';
 
 // Each image is one task on one thread; the pool decides how many run at once.
 sharp.cache(false);
@@ -85,6 +85,26 @@ async function decodeCheck(input: string | Buffer, longerEdge = Infinity): Promi
 }
 
 /**
+ * The check of a plain JPEG that is kept as it is: its size within the pixel
+ * limit, then its markers walked to the end (structure) or every scan decoded.
+ * `bytes` is the body in memory (needed for the walk); `input` what libvips decodes.
+ */
+async function checkPlainJpeg(input: string | Buffer, bytes: Buffer | undefined, frame: JpegFrame, check: ValidateSettings['check'], path: string): Promise<void> {
+  checkPixels(frame.width, frame.height);
+  if (check === 'structure') {
+    const structure = jpegStructure(bytes as Buffer);
+    if (structure === 'truncated') throw new PermanentError(`${path}: jpeg is truncated (its end is missing)`, 'truncated');
+    if (structure === 'malformed') throw new PermanentError(`${path}: jpeg markers are not in order`, 'corrupt');
+    return;
+  }
+  try {
+    await decodeCheck(input, Math.max(frame.width, frame.height));
+  } catch (err) {
+    throw decodeFailure(err, input, path);
+  }
+}
+
+/**
  * Validates an image and leaves what is to be stored at `path` (converted
  * there where needed). `body`, when given, is the image, still only in
  * memory: it is decoded from there and written to `path` once it is known to
@@ -99,18 +119,7 @@ export async function validateImage(path: string, settings: ValidateSettings, bo
   const frame = bytes ? readJpegFrame(bytes) : undefined;
   if (frame && frame.components !== 4 && frame.width > 0 && frame.height > 0 && !(settings.maxEdge > 0 && Math.max(frame.width, frame.height) > settings.maxEdge)) {
     // The common case, a plain JPEG kept as it is: one decode (or one walk), no metadata call.
-    checkPixels(frame.width, frame.height);
-    if (settings.check === 'structure') {
-      const structure = jpegStructure(bytes as Buffer);
-      if (structure === 'truncated') throw new PermanentError(`${path}: jpeg is truncated (its end is missing)`, 'truncated');
-      if (structure === 'malformed') throw new PermanentError(`${path}: jpeg markers are not in order`, 'corrupt');
-    } else {
-      try {
-        await decodeCheck(input, Math.max(frame.width, frame.height));
-      } catch (err) {
-        throw decodeFailure(err, input, path);
-      }
-    }
+    await checkPlainJpeg(input, bytes, frame, settings.check, path);
     if (body) writeFileSync(path, body);
     return { receivedFormat: 'jpeg', width: frame.width, height: frame.height };
   }
@@ -171,18 +180,7 @@ export async function inspectJpeg(path: string, check: ValidateSettings['check']
   const frame = readJpegFrame(data);
   if (frame?.components === 4) throw new PermanentError(`${path}: a CMYK JPEG (run converts these to sRGB)`, 'cmyk_jpeg');
   if (!frame || frame.width === 0 || frame.height === 0) throw decodeFailure(new Error('no frame header'), data, path);
-  checkPixels(frame.width, frame.height);
-  if (check === 'structure') {
-    const structure = jpegStructure(data);
-    if (structure === 'truncated') throw new PermanentError(`${path}: jpeg is truncated (its end is missing)`, 'truncated');
-    if (structure === 'malformed') throw new PermanentError(`${path}: jpeg markers are not in order`, 'corrupt');
-  } else {
-    try {
-      await decodeCheck(data, Math.max(frame.width, frame.height));
-    } catch (err) {
-      throw decodeFailure(err, data, path);
-    }
-  }
+  await checkPlainJpeg(data, data, frame, check, path);
   return { width: frame.width, height: frame.height, bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') };
 }
 
