@@ -145,6 +145,22 @@ describe.each([['sqlite'], ['postgres']])('exclusions on a %s ledger', async (ki
     expect(herbdlJson<Status>(['status', '--db', db]).ids).toEqual({ total: 9, pending: 0, done: 0, failed: 0, excluded: 9 });
   });
 
+  it('a gbifID excluded while a run holds it stays excluded when its download fails', async () => {
+    const db = await ledger('during');
+    server!.route(`/hang-${kind}.jpg`, { kind: 'hang' });
+    herbdlJson(['ingest', writeMultimedia(join(dir, `during-${kind}.txt`), [[9001, url(`hang-${kind}.jpg`)]]), '--db', db]);
+    const run = herbdlAsync(['run', '--db', db, '--out', join(dir, `during-${kind}`), '--allow-private-network', '--json', '--timeout', '2', '--retries', '1']);
+    const deadline = Date.now() + 20_000;
+    while (!server!.requests.some((r) => r.path === `/hang-${kind}.jpg`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    writeFileSync(join(dir, `during-${kind}.list`), '9001\n');
+    expect(herbdlJson<ExcludeJson>(['exclude', join(dir, `during-${kind}.list`), '--db', db])).toMatchObject({ listed: 1, excluded: 1 });
+    const done = await run;
+    expect(done.status).toBe(0);
+    const status = herbdlJson<Status>(['status', '--db', db]);
+    expect(status.ids).toEqual({ total: 1, pending: 0, done: 0, failed: 0, excluded: 1 });
+    expect(status.errors).toEqual({});
+  });
+
   it('a list with a line that is not a gbifID is refused in one line, and nothing of it is listed', async () => {
     const db = await ledger('bad');
     herbdlJson(['ingest', writeMultimedia(join(dir, 'bad.txt'), [[8001, url('9.jpg')]]), '--db', db]);

@@ -8,7 +8,7 @@
 import type pg from 'pg';
 import { LedgerError } from '../../errors.js';
 import type { FailedId, FetchedImage } from '../ledger.js';
-import { TOTAL_NAME } from '../rows.js';
+import { STATE, TOTAL_NAME } from '../rows.js';
 
 
 /** Counter moves gathered over a batch, written at its end in one fixed order (hosts, error counts, totals): no two batches deadlock. */
@@ -138,10 +138,16 @@ export async function recordDone(db: pg.PoolClient, me: number, done: readonly {
   return images.reduce((n, i) => n + Math.max(1, i.parts?.length ?? 0), 0);
 }
 
-export async function recordFailed(db: pg.PoolClient, me: number, failed: readonly FailedId[]): Promise<void> {
+export async function recordFailed(db: pg.PoolClient, me: number, all: readonly FailedId[]): Promise<void> {
+  const states = await fence(db, me, all.map((f) => f.gbifId));
+  // Excluded while this worker held them (herbdl exclude beside a run): they stay excluded, not failed; only the claim ends.
+  const kept = all.filter((f) => states.get(f.gbifId) === STATE.excluded).map((f) => f.gbifId);
+  if (kept.length > 0) await db.query('UPDATE ids SET worker_id = NULL WHERE gbif_id = ANY($1::bigint[])', [kept]);
+  const failed = all.filter((f) => states.get(f.gbifId) !== STATE.excluded);
+  if (failed.length === 0) return;
   const ids = failed.map((f) => f.gbifId);
   const moves = new Moves();
-  for (const [, state] of await fence(db, me, ids)) moves.id(state, 2);
+  for (const id of ids) moves.id(states.get(id) as number, 2);
   const before = await imageStates(db, ids);
   const rows = failed.flatMap((f) => f.failures.map((x) => ({ ...x, retryAt: f.retryAt })));
   for (const f of rows) {

@@ -207,6 +207,8 @@ export class SqliteDownloads implements DownloadLedger {
     const now = Date.now();
     this.db.transaction(() => {
       for (const { gbifId, failures, retryAt } of failed) {
+        // Excluded while this run held it (herbdl exclude beside a run): it stays excluded, not failed.
+        if (this.stmt.idState.get(gbifId) === STATE.excluded) continue;
         this.moveId(gbifId, STATE.failed);
         this.stmt.idFailed.run(retryAt, now, gbifId);
         const before = this.states(gbifId);
