@@ -6,15 +6,18 @@
  * are promises only because a shared ledger's are.
  */
 import type Database from 'better-sqlite3';
-import type { ClaimedId, ClaimedImage, DownloadLedger, FailedId, FetchedImage, FetchedPart, IdState, PublishIntent, RetryCursor, StoredCopy } from '../ledger.js';
-import { outcomeOf, TOTAL_NAME, type OutcomeRow } from '../rows.js';
-import { STATE, STATE_NAME, urlHash } from './schema.js';
+import type { ClaimedId, ClaimedImage, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor } from '../ledger.js';
+import { TOTAL_NAME } from '../rows.js';
+import { STATE, STATE_NAME } from './schema.js';
+import { StoredCopies } from './stored-copies.js';
 
 
 export class SqliteDownloads implements DownloadLedger {
   private readonly stmt;
+  private readonly copies: StoredCopies;
 
   constructor(private readonly db: Database.Database) {
+    this.copies = new StoredCopies(db);
     // Deferred IDs live in SQLite's temporary database (a file, with a small cache of its own), for this run only.
     db.exec('CREATE TEMP TABLE IF NOT EXISTS deferred_ids (seq INTEGER PRIMARY KEY, gbif_id INTEGER NOT NULL)');
     db.exec('DELETE FROM temp.deferred_ids');
@@ -42,15 +45,6 @@ export class SqliteDownloads implements DownloadLedger {
            UNION SELECT p.file_index FROM image_parts p JOIN images i USING (image_id) WHERE i.gbif_id = :id AND i.state = ${STATE.done}`,
         )
         .pluck(),
-      storedCopy: db.prepare(
-        `SELECT image_id, gbif_id, COALESCE(file_index, image_index) AS file_index, url, http_status, final_url, content_type, bytes, sha256, width, height, received_format
-         FROM images WHERE url_hash = ? AND state = ${STATE.done} ORDER BY gbif_id = ? DESC LIMIT 8`,
-      ),
-      // A IIIF identifier's files are its parts, linked one by one.
-      storedParts: db.prepare(
-        `SELECT part_index, file_index, url, http_status, final_url, content_type, bytes, sha256, width, height, received_format
-         FROM image_parts WHERE image_id = ? ORDER BY part_index`,
-      ),
       imageStates: db.prepare('SELECT image_id, state, error_code, host_id FROM images WHERE gbif_id = ?').raw(),
       idState: db.prepare('SELECT state FROM ids WHERE gbif_id = ?').pluck(),
       claimable: db.prepare(`SELECT attempts FROM ids WHERE gbif_id = ? AND state IN (${STATE.pending}, ${STATE.failed})`),
@@ -114,26 +108,6 @@ export class SqliteDownloads implements DownloadLedger {
 
   async liveWorkers(): Promise<[]> {
     return [];
-  }
-
-  /**
-   * A done copy of the URL: the image's own (stored before, its gbifID
-   * reopened or adopted in part) first, else one under another gbifID. So a
-   * reopened gbifID fetches only its new images.
-   */
-  private storedCopy(url: string, forGbifId: number): StoredCopy | undefined {
-    // A IIIF document is read again when its gbifID is reopened (its canvases may have changed): never its own copy.
-    const row = (this.stmt.storedCopy.all(urlHash(url), forGbifId) as (OutcomeRow & { image_id: number; gbif_id: number; file_index: number; url: string })[]).find(
-      (r) => r.url === url && (r.gbif_id !== forGbifId || !r.received_format?.startsWith('iiif')),
-    );
-    if (!row) return undefined;
-    const copy = { gbifId: row.gbif_id, fileIndex: row.file_index, image: outcomeOf(row) };
-    if (!row.received_format?.startsWith('iiif')) return copy;
-    const parts = (this.stmt.storedParts.all(row.image_id) as (OutcomeRow & { part_index: number; file_index: number; url: string })[]).map(
-      (p): FetchedPart => ({ partIndex: p.part_index, fileIndex: p.file_index, url: p.url, ...outcomeOf(p) }),
-    );
-    // An expanded identifier with no parts recorded cannot be linked: fetch it.
-    return parts.length > 0 ? { ...copy, parts } : undefined;
   }
 
   async beginPublish(intents: readonly PublishIntent[]): Promise<void> {
@@ -290,11 +264,11 @@ export class SqliteDownloads implements DownloadLedger {
     // One run holds the file: nothing was taken from anyone.
   }
 
-  /** A claimed gbifID with its images, each with a stored copy of its URL if there is one (see storedCopy). */
+  /** A claimed gbifID with its images, each with a stored copy of its URL if there is one (see stored-copies.ts). */
   private withImages(gbifId: number, attempts: number, copies = true): ClaimedId {
     const rows = this.stmt.images.all(gbifId) as [number, number, string, string, number][];
     const images = rows.map(([imageId, imageIndex, url, host]): ClaimedImage => {
-      const stored = copies ? this.storedCopy(url, gbifId) : undefined;
+      const stored = copies ? this.copies.find(url, gbifId) : undefined;
       return stored ? { imageId, imageIndex, url, host, stored } : { imageId, imageIndex, url, host };
     });
     if (!rows.some((r) => r[4] === STATE.done)) return { gbifId, attempts, images };
