@@ -161,6 +161,25 @@ describe.each([['sqlite'], ['postgres']])('exclusions on a %s ledger', async (ki
     expect(status.errors).toEqual({});
   });
 
+  it('reads a long list in place, line by line, with the same rules and line numbers', async () => {
+    const db = await ledger('long');
+    herbdlJson(['ingest', writeMultimedia(join(dir, `long-${kind}.txt`), [[40_000_003, url('0.jpg')], [40_019_999, url('1.jpg')]]), '--db', db]);
+    // 20,000 lines over many read chunks: white space around IDs, CRLF, blank lines, repeats, a leading zero.
+    const lines = Array.from({ length: 20_000 }, (_, i) => (i % 997 === 5 ? '' : i % 3 === 0 ? ` ${40_000_000 + i}\t\r` : `${40_000_000 + (i % 19_000)}`));
+    lines[7] = '040000007';
+    writeFileSync(join(dir, `long-${kind}.list`), lines.join('\n') + '\n');
+    const summary = herbdlJson<ExcludeJson>(['exclude', join(dir, `long-${kind}.list`), '--db', db]);
+    const ids = lines.filter((l) => l.trim() !== '').map((l) => Number(l.trim()));
+    const listed = new Set(ids);
+    expect(summary).toMatchObject({ read: ids.length, listed: listed.size, excluded: [40_000_003, 40_019_999].filter((id) => listed.has(id)).length });
+    expect(summary.excluded).toBe(1);
+    lines[15_000] = '40015000x';
+    writeFileSync(join(dir, `long-bad-${kind}.list`), lines.join('\n') + '\n');
+    const r = herbdl(['exclude', join(dir, `long-bad-${kind}.list`), '--db', db]);
+    expect(r.status).toBe(3);
+    expect(r.stderr.trim()).toBe(`herbdl: ${join(dir, `long-bad-${kind}.list`)}: line 15001: "40015000x" is not a gbifID`);
+  });
+
   it('a list with a line that is not a gbifID is refused in one line, and nothing of it is listed', async () => {
     const db = await ledger('bad');
     herbdlJson(['ingest', writeMultimedia(join(dir, 'bad.txt'), [[8001, url('9.jpg')]]), '--db', db]);

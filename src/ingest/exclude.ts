@@ -51,14 +51,54 @@ export function sortedUnique(ids: Float64Array): Float64Array {
 type LineReader = { kind: 'multimedia'; column: number } | { kind: 'list' };
 
 function readerFor(file: string, first: string): { reader: LineReader; header: boolean } {
+  // A gbifID with white space around it (a tab too) is a list's first line, never a header.
+  if (parseGbifId(first) !== undefined) return { reader: { kind: 'list' }, header: false };
   if (first.includes('\t')) {
     const columns = mapColumns(first.split('\t'));
     if ('problem' in columns) throw new InputError(file, columns.problem, 'bad_header');
     return { reader: { kind: 'multimedia', column: columns.gbifId }, header: true };
   }
   if (/^\s*gbifid\s*$/i.test(first)) return { reader: { kind: 'list' }, header: true };
-  if (parseGbifId(first) !== undefined) return { reader: { kind: 'list' }, header: false };
   throw new InputError(file, `line 1 (${JSON.stringify(first.slice(0, 40))}) is neither a gbifID nor a multimedia header: expected a list of gbifIDs, one per line, or a GBIF multimedia file`, 'bad_header');
+}
+
+const NEWLINE = 10;
+const MAX_DIGITS = 16; // 2^53 has 16 digits; parseGbifId has the last word on the value
+
+/**
+ * Reads the lines of a list chunk from `pos` into `batch` (from `filled`)
+ * until the chunk ends or the batch is full. The same rule as parseGbifId
+ * (decimal digits, white space around them, a positive safe integer), without
+ * a string per line. Returns where it stopped, or the first bad line.
+ */
+export function readList(chunk: Buffer, pos: number, batch: Float64Array, filled: number, line: number): { pos: number; filled: number; line: number; bad?: string } {
+  while (pos < chunk.length && filled < batch.length) {
+    const start = pos;
+    let end = chunk.indexOf(NEWLINE, pos);
+    if (end < 0) end = chunk.length;
+    line++;
+    pos = end + 1;
+    let a = start;
+    let b = end;
+    while (a < b && (chunk[a] === 32 || chunk[a] === 9)) a++;
+    while (b > a && (chunk[b - 1] === 32 || chunk[b - 1] === 9 || chunk[b - 1] === 13)) b--;
+    if (a === b) continue;
+    let value = 0;
+    let ok = b - a <= MAX_DIGITS;
+    for (let i = a; ok && i < b; i++) {
+      const d = (chunk[i] as number) - 48;
+      if (d < 0 || d > 9) ok = false;
+      else value = value * 10 + d;
+    }
+    if (!ok || value <= 0 || !Number.isSafeInteger(value)) {
+      const text = chunk.toString('utf8', start, end).replace(/\r$/, '');
+      const id = parseGbifId(text);
+      if (id === undefined) return { pos, filled, line, bad: text };
+      value = id;
+    }
+    batch[filled++] = value;
+  }
+  return { pos, filled, line };
 }
 
 export async function excludeFiles(files: readonly string[], ledger: Ledger, options: ExcludeOptions = {}): Promise<ExcludeSummary> {
@@ -81,6 +121,24 @@ export async function excludeFiles(files: readonly string[], ledger: Ledger, opt
     let line = 0;
     try {
       for await (const chunk of readLineChunks(source.stream)) {
+        if (reader?.kind === 'list') {
+          // The usual case at scale (tens of millions of lines): read in place, byte by byte.
+          for (let pos = 0; pos < chunk.length; ) {
+            const at = readList(chunk, pos, batch, filled, line);
+            totals.read += at.filled - filled;
+            filled = at.filled;
+            line = at.line;
+            pos = at.pos;
+            if (at.bad !== undefined) throw new InputError(file, `line ${line}: ${JSON.stringify(at.bad.slice(0, 40))} is not a gbifID`, 'bad_input');
+            if (filled === size) await flush();
+          }
+          options.onProgress?.({ file, bytesRead: source.bytesRead(), totalBytes: source.totalBytes, read: totals.read });
+          if (options.signal?.aborted) {
+            interrupted = true;
+            break;
+          }
+          continue;
+        }
         for (const raw of chunk.toString('utf8').split('\n')) {
           line++;
           const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
