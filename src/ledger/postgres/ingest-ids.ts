@@ -18,6 +18,26 @@ import type { ImageBatch } from '../ledger.js';
 import { SYNC_SEQUENCES } from './schema.js';
 
 /** A batch's host and attribution numbers resolved to ids (lists that grow while the numbering lasts). */
+/**
+ * Gives each of a batch's numbers (into `texts`) the id `known` has for its
+ * text, or the next new one, noted in `known` and `into`; returns the new
+ * (id, text) pairs, to be inserted.
+ */
+function assignIds(numbers: readonly number[], texts: readonly string[], known: Map<string, number>, next: () => number, into: number[]): [number, string][] {
+  const added: [number, string][] = [];
+  for (const n of numbers) {
+    const text = texts[n] as string;
+    let id = known.get(text);
+    if (id === undefined) {
+      id = next();
+      known.set(text, id);
+      added.push([id, text]);
+    }
+    into[n] = id;
+  }
+  return added;
+}
+
 export interface Numbered {
   readonly hostNames: readonly string[];
   readonly packedAttributions: readonly string[];
@@ -102,29 +122,9 @@ export class IngestIds {
   /** Numbers new rows here (two numbers of a batch may name the same text: it gets one id) and sends them without waiting. */
   private number(batch: ImageBatch, numbered: Numbered, hosts: number[], attributions: number[]): void {
     const numbering = this.numbering as { host: number; attribution: number };
-    const newHosts: [number, string][] = [];
-    for (const n of hosts) {
-      const name = batch.hostNames[n] as string;
-      let id = this.hostIds.get(name);
-      if (id === undefined) {
-        id = numbering.host++;
-        this.hostIds.set(name, id);
-        newHosts.push([id, name]);
-      }
-      numbered.hosts[n] = id;
-    }
+    const newHosts = assignIds(hosts, batch.hostNames, this.hostIds, () => numbering.host++, numbered.hosts);
     if (newHosts.length > 0) this.send('INSERT INTO hosts (host_id, host) SELECT * FROM unnest($1::int[], $2::text[])', [newHosts.map((h) => h[0]), newHosts.map((h) => h[1])]);
-    const newAttributions: [number, string][] = [];
-    for (const n of attributions) {
-      const packed = batch.packedAttributions[n] as string;
-      let id = this.attributionIds.get(packed);
-      if (id === undefined) {
-        id = numbering.attribution++;
-        this.attributionIds.set(packed, id);
-        newAttributions.push([id, packed]);
-      }
-      numbered.attributions[n] = id;
-    }
+    const newAttributions = assignIds(attributions, batch.packedAttributions, this.attributionIds, () => numbering.attribution++, numbered.attributions);
     if (newAttributions.length > 0) {
       const unpacked = newAttributions.map(([, packed]) => unpackAttribution(packed));
       this.send(

@@ -24,6 +24,8 @@ function moveScope(db: Database.Database): number {
 export class SqliteExclusions {
   private readonly list;
   private readonly scope;
+  /** The statements for a whole PER_STATEMENT run, prepared once; a batch's shorter tail prepares its own. */
+  private readonly full;
 
   constructor(private readonly db: Database.Database) {
     const values = (n: number) => Array.from({ length: n }, () => '(?)').join(',');
@@ -31,11 +33,12 @@ export class SqliteExclusions {
     prepareScope(db);
     this.list = (n: number) => db.prepare(`INSERT OR IGNORE INTO exclusions(gbif_id) VALUES ${values(n)}`);
     this.scope = (n: number) => db.prepare(`INSERT OR IGNORE INTO ${SCOPE}(gbif_id) SELECT gbif_id FROM ids WHERE gbif_id IN (${inList(n)}) AND state IN ${MOVABLE_STATES}`);
+    this.full = { list: this.list(PER_STATEMENT), scope: this.scope(PER_STATEMENT) };
   }
 
   /** Lists a batch of gbifIDs (sorted, no repeats) and excludes those the ledger has pending or failed, in one transaction. */
   add(ids: Float64Array): ExcludeTally {
-    const full = { list: this.list(PER_STATEMENT), scope: this.scope(PER_STATEMENT) };
+    const full = this.full;
     return this.db.transaction(() => {
       const hasIds = this.db.prepare('SELECT EXISTS (SELECT 1 FROM ids)').pluck().get() === 1;
       this.db.exec(`DELETE FROM ${SCOPE}`);
