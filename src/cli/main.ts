@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { fileSystemErrno, HerbdlError } from '../errors.js';
 import { registerAdopt } from './commands/adopt.js';
+import { registerDerive } from './commands/derive.js';
 import { registerExclude } from './commands/exclude.js';
 import { registerExport } from './commands/export.js';
 import { registerIngest } from './commands/ingest.js';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerExport(program);
   registerExclude(program);
   registerAdopt(program);
+  registerDerive(program);
   registerPack(program);
   registerMigrate(program);
   return program;

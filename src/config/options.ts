@@ -61,6 +61,13 @@ function oneOf<T extends string>(...values: T[]) {
   };
 }
 
+/** Derivative widths: whole numbers, comma-separated (256,1024), each 16 to 16384; sorted, no repeats. */
+export function widthList(raw: string, where: string): readonly number[] {
+  const parts = raw.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  const widths = parts.map((p) => integer(16, 16_384)(p, where));
+  return Object.freeze([...new Set(widths)].sort((a, b) => a - b));
+}
+
 function option<T>(flag: string, env: string, defaultValue: T, description: string, parse: (raw: string, where: string) => T): OptionSpec<T> {
   return Object.freeze({ flag, env, defaultValue, description, parse });
 }
@@ -88,7 +95,8 @@ export const OPTIONS = {
   allowPrivateNetwork: option('--allow-private-network', 'HERBDL_ALLOW_PRIVATE_NETWORK', false, 'allow loopback, private and link-local addresses (tests, intranets)', boolean),
   logFile: option('--log-file <path>', 'HERBDL_LOG_FILE', '', 'write pino JSON log lines here', optionalText),
   host: option('--host <host>', 'HERBDL_HOST', '', 'only gbifIDs with a failure on this host', optionalText),
-  jpegQuality: option('--jpeg-quality <q>', 'HERBDL_JPEG_QUALITY', 90, 'quality of JPEGs herbdl converts other formats to', integer(1, 100)),
+  jpegQuality: option('--jpeg-quality <q>', 'HERBDL_JPEG_QUALITY', 90, 'quality of the JPEGs herbdl writes: other formats converted, and derivatives', integer(1, 100)),
+  derive: option('--derive <widths>', 'HERBDL_DERIVE', [] as readonly number[], 'also write each image at these widths (256,1024: longer edge at most that, never upscaled) under <out>/w<width>/, published with its gbifID', widthList),
   check: option('--check <how>', 'HERBDL_CHECK', 'decode', 'how a JPEG kept as it is is checked: decode (every pixel; catches damaged data) or structure (markers end to end; catches bodies cut short, about 10x cheaper)', oneOf('decode', 'structure')),
   maxEdge: option('--max-edge <px>', 'HERBDL_MAX_EDGE', 0, 'downscale images whose longer edge is over this (0: keep the size)', integer(0, 1_000_000)),
   format: option('--format <format>', 'HERBDL_FORMAT', 'csv', 'csv, jsonl, or parquet (needs --out-file)', oneOf('csv', 'jsonl', 'parquet')),
@@ -129,6 +137,7 @@ export const RUN_OPTION_KEYS = [
   'jpegQuality',
   'check',
   'maxEdge',
+  'derive',
   'limit',
   'maxAttempts',
   'userAgent',

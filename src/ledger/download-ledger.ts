@@ -138,8 +138,25 @@ export interface DownloadLedger {
   liveWorkers(): Promise<WorkerId[]>;
   /** Durably notes the files about to be renamed into place, or removed (before any rename). */
   beginPublish(intents: readonly PublishIntent[]): Promise<void>;
-  /** Marks gbifIDs done with every image, and clears their intents and claims, in one transaction. */
-  recordDone(done: readonly { gbifId: number; images: readonly FetchedImage[] }[]): Promise<void>;
+  /**
+   * Marks gbifIDs done with every image, and clears their intents and
+   * claims, in one transaction; each gbifID's derivatives are then exactly
+   * `widths` (none when not given).
+   */
+  recordDone(done: readonly DoneId[]): Promise<void>;
+  /**
+   * Records derivatives published for done gbifIDs (herbdl derive) and
+   * clears their intents; a gbifID no longer done gets no record.
+   */
+  recordDerived(derived: readonly { gbifId: number; widths: readonly number[] }[]): Promise<void>;
+  /**
+   * Done gbifIDs above `afterGbifId`, up to `limit` of them looked at, each
+   * listed with the `widths` it lacks (and its files' NNs) if it lacks any;
+   * `last` is the last one looked at, undefined when none were left.
+   */
+  derivationsDue(widths: readonly number[], afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: DerivationDue[] }>;
+  /** Every derivative width the ledger has recorded, for any gbifID. */
+  derivedWidths(): Promise<number[]>;
   /**
    * Intents of runs that died between rename and commit, that this run may
    * undo: on a shared ledger, only those of gbifIDs no live worker holds.
@@ -216,6 +233,20 @@ export interface HostNews {
  */
 export interface HostBudgets {
   exchange(perHost: number, demand: readonly HostDemand[]): Promise<Map<string, HostNews>>;
+}
+
+/** A gbifID published whole: its images, and the derivative widths published with them. */
+export interface DoneId {
+  readonly gbifId: number;
+  readonly images: readonly FetchedImage[];
+  readonly widths?: readonly number[];
+}
+
+/** A done gbifID with derivatives to make: its files' NNs and the widths it lacks. */
+export interface DerivationDue {
+  readonly gbifId: number;
+  readonly files: readonly number[];
+  readonly missing: readonly number[];
 }
 
 /** A gbifID's state in the ledger, by its name. */

@@ -57,6 +57,8 @@ export interface LedgerStatus {
   readonly blockedHosts: readonly HostCounts[];
   /** Workers of a shared ledger, live ones first (empty for a SQLite file). */
   readonly workers: readonly WorkerStatus[];
+  /** Derivative widths, narrowest first, with the gbifIDs that have every file at each. */
+  readonly derivatives: readonly { readonly width: number; readonly ids: number }[];
 }
 
 /** One worker of a shared ledger, as `status` lists it. */
@@ -122,6 +124,8 @@ export interface Ledger {
   lockForRun(options: { leaseMs: number }): Promise<RunLock>;
   /** Every image in the given state, by gbifID and index, read lazily (constant memory). */
   exportImages(state: ItemState | 'all'): AsyncIterable<ExportedImage>;
+  /** gbifIDs that have derivatives of `width`, ascending, read lazily (pack --width). */
+  derivedIds(width: number): AsyncIterable<number>;
   /** Finishes an interrupted bulk load and builds what downloading needs; then the downloader's interface for the run `lock` holds. */
   openDownloads(lock: RunLock): Promise<DownloadLedger>;
   openIngest(): Promise<IngestWriter>;

@@ -45,6 +45,21 @@ export function idCounts(totals: ReadonlyMap<string, number>): StateCounts {
   return { total: pending + done + failed + excluded, pending, done, failed, excluded };
 }
 
+/** The totals row counting gbifIDs that have derivatives of a width. */
+export function derivedTotalName(width: number): string {
+  return `derived_w${width}`;
+}
+
+/** Derivative widths and their gbifIDs from the totals rows, narrowest first. */
+export function derivedCounts(totals: ReadonlyMap<string, number>): { width: number; ids: number }[] {
+  const out: { width: number; ids: number }[] = [];
+  for (const [name, value] of totals) {
+    const m = /^derived_w([0-9]+)$/.exec(name);
+    if (m && Number(value) > 0) out.push({ width: Number(m[1]), ids: Number(value) });
+  }
+  return out.sort((a, b) => a.width - b.width);
+}
+
 /** Image counts from the hosts' counters: an image in none of pending, done or failed is an excluded gbifID's. */
 export function imageCounts(sums: { total: number; pending: number; done: number; failed: number }): StateCounts {
   const [total, pending, done, failed] = [sums.total, sums.pending, sums.done, sums.failed].map(Number) as [number, number, number, number];

@@ -56,6 +56,13 @@ export function finishedShards(dir: string): ShardStats[] {
   }
 }
 
+/** What a set's index says it packs: a derivative width, or 0 for the originals (and for sets from before widths). */
+export function packedWidth(dir: string): number {
+  const index = join(dir, 'index.json');
+  if (!existsSync(index)) return 0;
+  return Number((JSON.parse(readFileSync(index, 'utf8')) as { width?: number }).width ?? 0);
+}
+
 /** Removes what a killed pack left half-written (temporaries of the same folder). */
 export async function sweepTemporaries(dir: string): Promise<void> {
   for (const name of readdirSync(dir)) if (/\.part$/.test(name)) await rm(join(dir, name), { force: true });

@@ -15,8 +15,13 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pack as tarPack, type Pack } from 'tar-stream';
 import type { ExportedImage, Ledger } from '../ledger/ledger.js';
-import { finalPath } from '../store/layout.js';
-import { finishedShards, finishShard, keyAfter, shardName, sweepTemporaries, writeIndex, type ImageKey, type ShardStats } from './shards.js';
+import { createHash } from 'node:crypto';
+import { UsageError } from '../errors.js';
+import { derivativePath, finalPath } from '../store/layout.js';
+import { readJpegFrame } from '../validate/jpeg-header.js';
+import { finishedShards, finishShard, keyAfter, packedWidth, shardName, sweepTemporaries, writeIndex, type ImageKey, type ShardStats } from './shards.js';
+
+const describe = (width: number) => (width > 0 ? `the w${width} derivatives` : 'the originals');
 
 export interface PackSettings {
   /** The images folder (run's --out). */
@@ -24,6 +29,8 @@ export interface PackSettings {
   /** Where the shards go. */
   readonly out: string;
   readonly shardSize: number;
+  /** Pack the derivatives of this width (0: the originals). */
+  readonly width?: number;
   readonly signal?: AbortSignal;
   readonly onProgress?: (p: { images: number; shards: number }) => void;
 }
@@ -54,7 +61,13 @@ function entry(pack: Pack, name: string, body: Uint8Array): Promise<void> {
   );
 }
 
-function sidecar(image: ExportedImage, bytes: number): string {
+/**
+ * The JSON beside an image. Size, bytes and sha256 are the packed file's: the
+ * ledger's for an original, read from the file itself for a derivative (its
+ * frame header, its bytes hashed), which the ledger does not describe.
+ */
+function sidecar(image: ExportedImage, body: Buffer, derivative: boolean): string {
+  const frame = derivative ? readJpegFrame(body) : undefined;
   return JSON.stringify({
     gbifID: image.gbifId,
     NN: image.fileIndex,
@@ -63,17 +76,32 @@ function sidecar(image: ExportedImage, bytes: number): string {
     rightsHolder: image.rightsHolder,
     creator: image.creator,
     publisher: image.publisher,
-    width: image.width,
-    height: image.height,
-    bytes,
-    sha256: image.sha256,
+    width: derivative ? (frame?.width ?? null) : image.width,
+    height: derivative ? (frame?.height ?? null) : image.height,
+    bytes: body.length,
+    sha256: derivative ? createHash('sha256').update(body).digest('hex') : image.sha256,
   });
 }
 
-/** Done images after `after`. */
-async function* doneAfter(ledger: Ledger, after: ImageKey | undefined): AsyncGenerator<ExportedImage> {
-  for await (const image of ledger.exportImages('done')) {
-    if (!after || keyAfter({ gbifID: image.gbifId, NN: image.fileIndex }, after)) yield image;
+/** Done images after `after`; with a width, only those of gbifIDs that have that derivative (both streams in gbifID order). */
+async function* doneAfter(ledger: Ledger, after: ImageKey | undefined, width: number): AsyncGenerator<ExportedImage> {
+  const derived = width > 0 ? ledger.derivedIds(width)[Symbol.asyncIterator]() : undefined;
+  let next: number | undefined = -1;
+  try {
+    for await (const image of ledger.exportImages('done')) {
+      if (after && !keyAfter({ gbifID: image.gbifId, NN: image.fileIndex }, after)) continue;
+      if (derived) {
+        while (next !== undefined && next < image.gbifId) {
+          const r: IteratorResult<number> = await derived.next();
+          next = r.done ? undefined : r.value;
+        }
+        if (next !== image.gbifId) continue;
+      }
+      yield image;
+    }
+  } finally {
+    // Ended early or not, the ledger's cursor on the derivatives is closed (SQLite will not close with one open).
+    await derived?.return?.(undefined);
   }
 }
 
@@ -143,7 +171,7 @@ interface WrittenShard extends Omit<ShardStats, 'shard'> {
   settle(): Promise<void>;
 }
 
-async function writeShard(path: string, images: AsyncIterator<ExportedImage>, imagesDir: string, size: number): Promise<WrittenShard | undefined> {
+async function writeShard(path: string, images: AsyncIterator<ExportedImage>, imagesDir: string, size: number, width: number): Promise<WrittenShard | undefined> {
   let first: ImageKey | undefined;
   let last: ImageKey | undefined;
   let count = 0;
@@ -159,10 +187,10 @@ async function writeShard(path: string, images: AsyncIterator<ExportedImage>, im
       const next = await images.next();
       if (next.done) break;
       const image = next.value;
-      const body = readFileSync(finalPath(imagesDir, image.gbifId, image.fileIndex));
+      const body = readFileSync(width > 0 ? derivativePath(imagesDir, width, image.gbifId, image.fileIndex) : finalPath(imagesDir, image.gbifId, image.fileIndex));
       const key = `${image.gbifId}-${String(image.fileIndex).padStart(2, '0')}`;
       await entry(pack, `${key}.jpg`, body);
-      await entry(pack, `${key}.json`, Buffer.from(sidecar(image, body.length)));
+      await entry(pack, `${key}.json`, Buffer.from(sidecar(image, body, width > 0)));
       last = { gbifID: image.gbifId, NN: image.fileIndex };
       first ??= last;
       count++;
@@ -196,13 +224,17 @@ export async function packWebdataset(ledger: Ledger, settings: PackSettings): Pr
   const started = performance.now();
   await mkdir(settings.out, { recursive: true });
   await sweepTemporaries(settings.out);
+  const width = settings.width ?? 0;
   const shards = finishedShards(settings.out);
+  if (shards.length > 0 && packedWidth(settings.out) !== width) {
+    throw new UsageError(`${settings.out} holds shards of ${describe(packedWidth(settings.out))}, not of ${describe(width)}: pack into another folder`);
+  }
   const kept = shards.length;
-  const images = doneAfter(ledger, shards[shards.length - 1]?.last);
+  const images = doneAfter(ledger, shards[shards.length - 1]?.last, width);
   let packed = 0;
   let bytes = 0;
   let interrupted = false;
-  const totals = () => ({ shardSize: settings.shardSize, images: shards.reduce((n, s) => n + s.count, 0), bytes: shards.reduce((n, s) => n + s.bytes, 0) });
+  const totals = () => ({ width, shardSize: settings.shardSize, images: shards.reduce((n, s) => n + s.count, 0), bytes: shards.reduce((n, s) => n + s.bytes, 0) });
   // A shard is made durable (fsync, rename, stats, index) while the next one is read and written; in order, one at a time.
   let settling: Promise<void> = Promise.resolve();
   try {
@@ -212,7 +244,7 @@ export async function packWebdataset(ledger: Ledger, settings: PackSettings): Pr
         break;
       }
       const shard = shardName(next);
-      const written = await writeShard(join(settings.out, shard), images, settings.images, settings.shardSize);
+      const written = await writeShard(join(settings.out, shard), images, settings.images, settings.shardSize, width);
       if (!written) break;
       await settling;
       const { settle, ...stats } = written;

@@ -12,7 +12,9 @@ import type { DownloadLedger, FailedId, FailedImage } from '../ledger/ledger.js'
 import { PublishQueue } from '../store/publish-queue.js';
 import type { Publisher } from '../store/publisher.js';
 import { backoffMs } from './backoff.js';
-import { unitKey, type Job } from './job.js';
+import { unitKey, type DeriveSettings, type Job } from './job.js';
+import { existsSync } from 'node:fs';
+import { derivativeTemp } from '../store/layout.js';
 import type { Task } from './task.js';
 import type { RunTally } from './tally.js';
 
@@ -26,6 +28,8 @@ export class JobWindow {
   private failures: FailedId[] = [];
   private asides: number[] = [];
   private recording = false;
+  /** gbifIDs complete but for derivatives being made (of images linked, not validated, in this run). */
+  private deriving = 0;
   private readonly onError: (err: unknown) => void;
   private readonly onIdle: () => void;
 
@@ -35,6 +39,7 @@ export class JobWindow {
     private readonly tally: RunTally,
     private readonly log: Logger,
     private readonly out: string,
+    private readonly derive: DeriveSettings,
     hooks: { readonly onError: (err: unknown) => void; readonly onPublished: () => void },
   ) {
     this.onError = hooks.onError;
@@ -57,7 +62,7 @@ export class JobWindow {
 
   /** True while gbifIDs are waiting to be published or being published, or failures to be recorded. */
   get publishing(): boolean {
-    return this.publishQueue.busy || this.recording || this.failures.length > 0 || this.asides.length > 0;
+    return this.publishQueue.busy || this.recording || this.deriving > 0 || this.failures.length > 0 || this.asides.length > 0;
   }
 
   add(job: Job): void {
@@ -76,7 +81,34 @@ export class JobWindow {
     if (!job.done(unitKey(task.image.imageId, task.part?.index), task.image.url, result)) return;
     job.settled = true;
     // A reopened gbifID may have had more files than its new set: those go when it is published.
-    this.publishQueue.push(job.publishItem(this.out, job.claimed.storedFiles));
+    const item = job.publishItem(this.out, job.claimed.storedFiles, this.derive);
+    if (this.derive.widths.length === 0) return this.publishQueue.push(item);
+    this.deriving++;
+    this.ensureDerivatives(job.allTemps()).then(
+      () => {
+        this.deriving--;
+        this.publishQueue.push(item);
+      },
+      (err: unknown) => {
+        this.deriving--;
+        this.onError(err);
+      },
+    );
+  }
+
+  /**
+   * Validation wrote each fetched image's derivatives beside it; an image
+   * linked instead (a stored copy, or a URL another gbifID fetched whose
+   * derivatives could not be linked) has them made now, from its file. An
+   * image that validated and fails now is this machine's problem: the run stops.
+   */
+  private async ensureDerivatives(temps: readonly string[]): Promise<void> {
+    await Promise.all(
+      temps.map(async (temp) => {
+        const missing = this.derive.widths.filter((w) => !existsSync(derivativeTemp(temp, w)));
+        if (missing.length > 0) await this.derive.make(temp, missing);
+      }),
+    );
   }
 
   fail(job: Job, task: Task, failure: FetchError, transient: boolean): void {

@@ -10,13 +10,26 @@
  */
 import type { ClaimedId, FetchedImage, FetchedPart, ImageOutcome } from '../ledger/ledger.js';
 import type { FetchResult } from '../fetch/fetch-image.js';
-import { finalPath } from '../store/layout.js';
+import { derivativePath, derivativeTemp, finalPath } from '../store/layout.js';
 import type { PublishItem } from '../store/publisher.js';
 
 /** A unit of work: an image, or one part of an expanded identifier. */
 export function unitKey(imageId: number, partIndex?: number): string {
   return partIndex === undefined ? String(imageId) : `${imageId}:${partIndex}`;
 }
+
+/** The derivatives a run makes (`widths`), and every width the ledger has recorded (`known`), whose files a shrunken set leaves stale. */
+export interface DeriveLayout {
+  readonly widths: readonly number[];
+  readonly known: readonly number[];
+}
+
+/** What a run makes derivatives with: `make` writes `<path>.w<width>` for each width, from the image at `path`. */
+export interface DeriveSettings extends DeriveLayout {
+  make(path: string, widths: readonly number[]): Promise<void>;
+}
+
+export const NO_DERIVE: DeriveSettings = { widths: [], known: [], make: async () => {} };
 
 interface Expansion {
   /** What fetching the identifier itself gave (the manifest or info.json). */
@@ -62,11 +75,13 @@ export class Job {
   }
 
   /**
-   * Files in NN order and what the ledger records of each image; `stored`,
-   * the NNs the gbifID has in the tree from an earlier set, gives the stale
-   * files the new set does not replace.
+   * Files in NN order and what the ledger records of each image, each
+   * followed by its derivatives (`derive.widths`); `stored`, the NNs the
+   * gbifID has in the tree from an earlier set, gives the stale files the
+   * new set does not replace: originals past its last NN, and derivatives
+   * of every width the ledger has ever had (`derive.known`) not made now.
    */
-  publishItem(out: string, stored: readonly number[] = []): PublishItem {
+  publishItem(out: string, stored: readonly number[] = [], derive: DeriveLayout = NO_DERIVE): PublishItem {
     const files: { temp: string; final: string }[] = [];
     const images: FetchedImage[] = [];
     let nn = 0;
@@ -75,6 +90,7 @@ export class Job {
       const temp = this.temps.get(key);
       if (!result || temp === undefined) throw new Error(`gbifID ${this.gbifId}: no result for ${key}`);
       files.push({ temp, final: finalPath(out, this.gbifId, nn) });
+      for (const w of derive.widths) files.push({ temp: derivativeTemp(temp, w), final: derivativePath(out, w, this.gbifId, nn) });
       return { result, fileIndex: nn++ };
     };
     for (const image of this.claimed.images) {
@@ -94,6 +110,11 @@ export class Job {
       images.push({ imageId: image.imageId, fileIndex: parts[0]?.fileIndex ?? nn, ...expansion.outcome, parts });
     }
     const stale = stored.filter((n) => n >= nn).map((n) => finalPath(out, this.gbifId, n));
-    return stale.length > 0 ? { gbifId: this.gbifId, files, images, stale } : { gbifId: this.gbifId, files, images };
+    for (const w of stored.length > 0 ? derive.known : []) {
+      const made = derive.widths.includes(w);
+      for (const n of stored) if (!made || n >= nn) stale.push(derivativePath(out, w, this.gbifId, n));
+    }
+    const item: PublishItem = { gbifId: this.gbifId, files, images, widths: derive.widths };
+    return stale.length > 0 ? { ...item, stale } : item;
   }
 }

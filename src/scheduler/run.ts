@@ -3,13 +3,12 @@
  * nothing more can be attempted now. Used by `run` and `retry-failed`.
  */
 import { mkdir, rm } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { RunOptions } from '../config/options.js';
 import { createAgent, userAgent } from '../fetch/http-client.js';
-import type { Ledger, RunLock, WorkerId } from '../ledger/ledger.js';
-import { runTempFolder, type TempOwner } from '../store/layout.js';
+import type { Ledger, RunLock } from '../ledger/ledger.js';
+import { ownerMayLive, runTempFolder } from '../store/layout.js';
 import { Publisher } from '../store/publisher.js';
 import type { ValidatedImage } from '../validate/validate-image.js';
 import { createValidatorPool, type Validator } from '../validate/validator-pool.js';
@@ -36,33 +35,21 @@ export function createLogger(logFile: string): Logger {
   return pino({ level: 'info', base: { pid: process.pid } }, pino.destination({ dest: logFile, mkdir: true, sync: true }));
 }
 
-/**
- * Whether a temp folder's owner may still be running: on this machine, any
- * live process of that pid (another worker, or a run of another ledger
- * sharing --out); on another, a worker whose lease on the ledger is live.
- */
-function ownerMayLive(owner: TempOwner, liveElsewhere: readonly WorkerId[]): boolean {
-  if (owner.machine !== hostname()) return liveElsewhere.some((w) => w.machine === owner.machine && w.pid === owner.pid && w.since === owner.since);
-  try {
-    process.kill(owner.pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: RunHooks): Promise<RunTally & { recovered: number }> {
   const out = resolve(options.out);
   await mkdir(out, { recursive: true });
   const log = createLogger(options.logFile);
   const downloads = await ledger.openDownloads(hooks.lock);
-  const publisher = new Publisher(out, downloads, () => hooks.lock.check());
+  const publisher = new Publisher(out, downloads, () => hooks.lock.check(), options.derive);
   const temps = runTempFolder(out, hooks.lock.holder);
   const live = await downloads.liveWorkers();
   const { undone } = await publisher.recover(temps, (owner) => ownerMayLive(owner, live));
   if (undone > 0) log.warn({ gbifIds: undone }, 'removed the files of gbifIDs a killed run left half-published');
-  const validator = hooks.validate ? undefined : createValidatorPool({ jpegQuality: options.jpegQuality, maxEdge: options.maxEdge, check: options.check });
+  if (hooks.validate && options.derive.length > 0) throw new Error('a stand-in validator makes no derivatives');
+  const validator = hooks.validate ? undefined : createValidatorPool({ jpegQuality: options.jpegQuality, maxEdge: options.maxEdge, check: options.check, derive: options.derive });
   const validate = hooks.validate ?? ((path: string, body?: Buffer) => (validator as Validator).validate(path, body));
+  // Every width the ledger has had: a reopened gbifID's derivatives of each are replaced or removed when it is published again.
+  const known = [...new Set([...options.derive, ...(await downloads.derivedWidths())])];
   const agent = createAgent({ timeoutMs: options.timeout * 1000, perHost: options.perHost, concurrency: options.concurrency, allowPrivateNetwork: options.allowPrivateNetwork });
   const scheduler = new Scheduler(downloads, publisher, {
     out,
@@ -83,6 +70,7 @@ export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: Ru
       allowPrivateNetwork: options.allowPrivateNetwork,
     },
     validate,
+    derive: { widths: options.derive, known, make: (path, widths) => (validator as Validator).derive(path, widths, path) },
     checkHold: () => hooks.lock.check(),
   }, log, await downloads.openBreakers());
   log.info({ out, concurrency: options.concurrency, perHost: options.perHost }, 'run started');

@@ -15,18 +15,18 @@ import type { Logger } from 'pino';
 import { FetchError, PermanentError } from '../errors.js';
 import { fetchImage, type FetchedBody, type FetchResult, type FetchSettings } from '../fetch/fetch-image.js';
 import type { ClaimedId, DownloadLedger } from '../ledger/ledger.js';
-import { linkOrCopy, type Publisher } from '../store/publisher.js';
+import type { Publisher } from '../store/publisher.js';
 import type { ValidatedImage } from '../validate/validate-image.js';
 import { afterFailure } from './after-failure.js';
 import { Claims } from './claims.js';
 import { SharedFetches } from './shared-fetches.js';
-import { linkStored, storedDocument } from './stored-links.js';
+import { linkStored, linkUnit, storedDocument } from './stored-links.js';
 import { HostQueues } from './host-queues.js';
 import { SharedHosts } from './shared-hosts.js';
 import { FailingHosts } from './failing-hosts.js';
 import type { HostState } from './host-state.js';
 import { IiifDocuments, readDocument, type ReadDocument } from './iiif-documents.js';
-import { Job } from './job.js';
+import { Job, NO_DERIVE, type DeriveSettings } from './job.js';
 import { JobWindow } from './job-window.js';
 import { imageTask, nextRung, partTasks, type Task } from './task.js';
 import { RunTally } from './tally.js';
@@ -51,6 +51,8 @@ export interface SchedulerSettings {
    * Throws a PermanentError when it is no usable image.
    */
   readonly validate: (path: string, body?: Buffer) => Promise<ValidatedImage>;
+  /** Derivatives to publish with every gbifID (run --derive). */
+  readonly derive?: DeriveSettings;
   readonly retryBaseMs?: number;
   /**
    * Throws once the run has lost its hold on the ledger (a worker whose lease
@@ -83,6 +85,7 @@ export class Scheduler {
   private readonly hostBacklogLimit: number;
   private readonly runStart = Date.now();
   private readonly claims: Claims;
+  private readonly derive: DeriveSettings;
   private readonly failing = new FailingHosts<Task>();
   /** On a ledger shared by workers: request slots per host, 429s and breakers, agreed with the others. */
   private readonly sharedHosts: SharedHosts<Task> | undefined;
@@ -118,7 +121,8 @@ export class Scheduler {
         failed: (err) => this.log.warn({ err: String(err) }, 'could not agree host budgets with the other workers; trying again'),
       });
     }
-    this.window = new JobWindow(ledger, publisher, this.tally, log, settings.out, { onError: (err) => this.fail(err), onPublished: () => this.pump() });
+    this.derive = settings.derive ?? NO_DERIVE;
+    this.window = new JobWindow(ledger, publisher, this.tally, log, settings.out, this.derive, { onError: (err) => this.fail(err), onPublished: () => this.pump() });
   }
 
   run(signal?: AbortSignal): Promise<RunTally> {
@@ -328,7 +332,7 @@ export class Scheduler {
       return this.failedAttempt(task, err);
     }
     const live = this.shared.finish(task.image.url);
-    await Promise.all(live.map((w) => linkOrCopy(task.temp, w.temp)));
+    await Promise.all(live.map((w) => linkUnit(task.temp, w.temp, this.derive.widths)));
     for (const w of live) {
       this.tally.shared++;
       this.window.imageDone(w, result);

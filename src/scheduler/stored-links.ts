@@ -7,7 +7,7 @@
  */
 import type { FetchResult } from '../fetch/fetch-image.js';
 import type { FetchedPart, StoredCopy } from '../ledger/ledger.js';
-import { finalPath } from '../store/layout.js';
+import { derivativeTemp, finalPath } from '../store/layout.js';
 import { linkOrCopy } from '../store/publisher.js';
 import type { ReadDocument } from './iiif-documents.js';
 import type { Task } from './task.js';
@@ -33,6 +33,16 @@ export function linkStored(
       () => then.missing(task),
     );
   });
+}
+
+/**
+ * A URL fetched for one gbifID, linked for another waiting on it: the image's
+ * temporary and its derivatives'. A derivative that cannot be linked is made
+ * again before the gbifID is published (see JobWindow).
+ */
+export async function linkUnit(from: string, to: string, widths: readonly number[]): Promise<void> {
+  await linkOrCopy(from, to);
+  await Promise.all(widths.map((w) => linkOrCopy(derivativeTemp(from, w), derivativeTemp(to, w)).catch(() => {})));
 }
 
 function withoutPlace({ partIndex: _p, fileIndex: _f, url: _u, ...outcome }: FetchedPart): FetchResult {

@@ -12,7 +12,7 @@
 import { link, mkdir, open, readdir, rename, rm, copyFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { DownloadLedger, FetchedImage } from '../ledger/ledger.js';
-import { tempOwner, tempRoot, type TempOwner } from './layout.js';
+import { derivativeTemp, tempOwner, tempRoot, type TempOwner } from './layout.js';
 
 export interface PublishItem {
   readonly gbifId: number;
@@ -20,7 +20,12 @@ export interface PublishItem {
   readonly images: readonly FetchedImage[];
   /** Files an earlier, larger set of this gbifID left that the new set does not replace: removed under the same intent. */
   readonly stale?: readonly string[];
+  /** Derivative widths published with it (their files are among `files`): what the ledger records it has. */
+  readonly widths?: readonly number[];
 }
+
+/** Records a published batch in the ledger: as done (run), or with new derivatives (herbdl derive). */
+export type Commit = (items: readonly PublishItem[]) => Promise<void>;
 
 async function fsyncPath(path: string, flags = 'r'): Promise<void> {
   const handle = await open(path, flags);
@@ -46,6 +51,8 @@ export class Publisher {
     private readonly ledger: DownloadLedger,
     /** Throws when the run has lost its hold on the ledger (a worker whose lease ran out must not publish). */
     private readonly checkHold: () => void = () => {},
+    /** Derivative widths the run writes: their temporaries go with the image's when it is discarded. */
+    private readonly widths: readonly number[] = [],
   ) {}
 
   /**
@@ -71,7 +78,7 @@ export class Publisher {
     return { undone: intents.length };
   }
 
-  async publish(items: readonly PublishItem[]): Promise<void> {
+  async publish(items: readonly PublishItem[], commit: Commit = (done) => this.recordDone(done)): Promise<void> {
     if (items.length === 0) return;
     await Promise.all(items.flatMap((item) => item.files.map((f) => fsyncPath(f.temp, 'r+'))));
     this.checkHold();
@@ -96,11 +103,15 @@ export class Publisher {
       }
     }
     await Promise.all([...folders].map((folder) => fsyncPath(folder)));
-    await this.ledger.recordDone(items.map((item) => ({ gbifId: item.gbifId, images: item.images })));
+    await commit(items);
   }
 
-  /** Removes a job's temporaries (its gbifID failed or was set aside). */
+  private recordDone(items: readonly PublishItem[]): Promise<void> {
+    return this.ledger.recordDone(items.map((item) => ({ gbifId: item.gbifId, images: item.images, widths: item.widths ?? [] })));
+  }
+
+  /** Removes a job's temporaries (its gbifID failed or was set aside), with their derivatives'. */
   async discard(temps: readonly string[]): Promise<void> {
-    await Promise.all(temps.map((t) => rm(t, { force: true })));
+    await Promise.all(temps.flatMap((t) => [t, ...this.widths.map((w) => derivativeTemp(t, w))]).map((t) => rm(t, { force: true })));
   }
 }

@@ -17,6 +17,7 @@ import sharp, { type Metadata } from 'sharp';
 import { fileSystemErrno, PermanentError } from '../errors.js';
 import { decodeFailure, imageKind } from './decode-failure.js';
 import { jpegStructure, readJpegFrame, type JpegFrame } from './jpeg-header.js';
+import { decodeForWidths, deriveFromFile, FULL_DECODE_EDGE, widthsBelow, writeDerivatives, type DecodedPixels } from './derive.js';
 
 // Each image is one task on one thread; the pool decides how many run at once.
 sharp.cache(false);
@@ -28,6 +29,8 @@ export interface ValidateSettings {
   readonly maxEdge: number;
   /** How a JPEG kept as it is is checked: decoded, or its markers walked end to end (--check). */
   readonly check: 'decode' | 'structure';
+  /** Widths to write derivatives at, beside the stored file (`<path>.w<width>`, see derive.ts); none by default. */
+  readonly derive?: readonly number[];
 }
 
 export interface ValidatedImage {
@@ -40,7 +43,7 @@ export interface ValidatedImage {
 }
 
 const DECODE_CHECK_EDGE = 64;
-const SMALL_EDGE = 1024;
+const SMALL_EDGE = FULL_DECODE_EDGE;
 const CONVERTIBLE = new Set(['png', 'tiff', 'webp', 'gif', 'heif']);
 
 /**
@@ -105,6 +108,21 @@ async function checkPlainJpeg(input: string | Buffer, bytes: Buffer | undefined,
 }
 
 /**
+ * A plain JPEG with derivatives to make: one decode is both its check and
+ * the derivatives' pixels (the marker walk first, under --check structure,
+ * as that is what the user asked to be checked by).
+ */
+async function checkAndDecode(input: string | Buffer, bytes: Buffer | undefined, frame: JpegFrame, check: ValidateSettings['check'], path: string, widths: readonly number[]): Promise<DecodedPixels> {
+  checkPixels(frame.width, frame.height);
+  if (check === 'structure') await checkPlainJpeg(input, bytes, frame, check, path);
+  try {
+    return await decodeForWidths(input, Math.max(frame.width, frame.height), widths);
+  } catch (err) {
+    throw decodeFailure(err, input, path);
+  }
+}
+
+/**
  * Validates an image and leaves what is to be stored at `path` (converted
  * there where needed). `body`, when given, is the image, still only in
  * memory: it is decoded from there and written to `path` once it is known to
@@ -117,10 +135,16 @@ export async function validateImage(path: string, settings: ValidateSettings, bo
   const input = body ?? readBack(path);
   const bytes = typeof input === 'string' ? (settings.check === 'structure' ? readFileSync(path) : undefined) : input;
   const frame = bytes ? readJpegFrame(bytes) : undefined;
+  const widths = settings.derive ?? [];
   if (frame && frame.components !== 4 && frame.width > 0 && frame.height > 0 && !(settings.maxEdge > 0 && Math.max(frame.width, frame.height) > settings.maxEdge)) {
     // The common case, a plain JPEG kept as it is: one decode (or one walk), no metadata call.
-    await checkPlainJpeg(input, bytes, frame, settings.check, path);
+    const longerEdge = Math.max(frame.width, frame.height);
+    const below = widthsBelow(widths, longerEdge);
+    let pixels: DecodedPixels | undefined;
+    if (below.length === 0) await checkPlainJpeg(input, bytes, frame, settings.check, path);
+    else pixels = await checkAndDecode(input, bytes, frame, settings.check, path, below);
     if (body) writeFileSync(path, body);
+    await writeDerivatives(path, path, widths, longerEdge, settings.jpegQuality, pixels);
     return { receivedFormat: 'jpeg', width: frame.width, height: frame.height };
   }
   let meta: Metadata;
@@ -143,6 +167,7 @@ export async function validateImage(path: string, settings: ValidateSettings, bo
     if (format === 'jpeg' && !downscale && meta.space !== 'cmyk') {
       await decodeCheck(input);
       if (body) writeFileSync(path, body);
+      await deriveFromFile(path, path, widths, settings.jpegQuality);
       return { receivedFormat: format, width, height };
     }
     const converted = `${path}.jpg`;
@@ -150,6 +175,8 @@ export async function validateImage(path: string, settings: ValidateSettings, bo
     if (downscale) pipeline = pipeline.resize(settings.maxEdge, settings.maxEdge, { fit: 'inside', withoutEnlargement: true });
     const info = await pipeline.flatten({ background: '#ffffff' }).jpeg({ quality: settings.jpegQuality }).toFile(converted);
     await rename(converted, path);
+    // A converted image's derivatives come from what is stored: a second decode, of a JPEG, for the rare image that is not one.
+    await deriveFromFile(path, path, widths, settings.jpegQuality);
     return { receivedFormat: format, width: info.width, height: info.height, stored: { bytes: info.size, sha256: await sha256Of(path) } };
   } catch (err) {
     await rm(`${path}.jpg`, { force: true });

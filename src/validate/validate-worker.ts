@@ -7,6 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { fileSystemErrno, HerbdlError } from '../errors.js';
 import pLimit from 'p-limit';
 import { inspectJpeg, validateImage, type InspectedJpeg, type ValidatedImage, type ValidateSettings } from './validate-image.js';
+import { deriveFromFile } from './derive.js';
 
 export interface ValidateRequest {
   readonly id: number;
@@ -14,10 +15,12 @@ export interface ValidateRequest {
   readonly body?: Uint8Array;
   /** Inspect a file to keep as it is (adopt), instead of validating a body. */
   readonly inspect?: true;
+  /** Write derivatives of the stored file at `path` (herbdl derive), as `<into>.w<width>`, instead of validating. */
+  readonly derive?: { readonly widths: readonly number[]; readonly into: string };
 }
 
 export type ValidateReply =
-  | { readonly id: number; readonly ok: ValidatedImage | InspectedJpeg }
+  | { readonly id: number; readonly ok: ValidatedImage | InspectedJpeg | null }
   | { readonly id: number; readonly error: { readonly message: string; readonly code: string; readonly local?: boolean } };
 
 export interface ValidateWorkerData {
@@ -32,7 +35,12 @@ const limit = pLimit(concurrency);
 
 parentPort?.on('message', (request: ValidateRequest) => {
   const body = request.body ? Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength) : undefined;
-  const work = (): Promise<ValidatedImage | InspectedJpeg> => (request.inspect ? inspectJpeg(request.path, settings.check) : validateImage(request.path, settings, body));
+  const work = async (): Promise<ValidatedImage | InspectedJpeg | null> => {
+    if (request.inspect) return inspectJpeg(request.path, settings.check);
+    if (!request.derive) return validateImage(request.path, settings, body);
+    await deriveFromFile(request.path, request.derive.into, request.derive.widths, settings.jpegQuality);
+    return null;
+  };
   limit(work).then(
     (ok) => parentPort?.postMessage({ id: request.id, ok } satisfies ValidateReply),
     (err: unknown) => {

@@ -17,6 +17,8 @@ export interface Validator {
   validate(path: string, body?: Buffer): Promise<ValidatedImage>;
   /** Checks a file to be kept exactly as it is (adopt): see inspectJpeg. */
   inspect(path: string): Promise<InspectedJpeg>;
+  /** Writes derivatives of the stored JPEG at `path` as `<into>.w<width>`, from one decode (see derive.ts). */
+  derive(path: string, widths: readonly number[], into: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -56,6 +58,9 @@ export function createValidatorPool(settings: ValidateSettings, size = Math.max(
   return {
     inspect(path) {
       return ask<InspectedJpeg>({ id: ++ids, path, inspect: true });
+    },
+    async derive(path, widths, into) {
+      await ask<null>({ id: ++ids, path, derive: { widths, into } });
     },
     validate(path, body) {
       const id = ++ids;

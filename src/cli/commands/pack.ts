@@ -16,9 +16,14 @@ export function registerPack(program: Command): void {
   command.action(async (_flags, cmd: Command) => {
     const options = optionValues(cmd, KEYS);
     if (options.state !== 'done') throw new UsageError(`--state ${options.state}: only done images have files to pack`);
-    if (options.width > 0) throw new UsageError('--width: this herbdl keeps no derivatives yet (herbdl derive is not built); pack the originals');
     const ledger = await openLedger(options.db, { create: false });
-    const total = (await ledger.status({ hosts: 0 })).images.done;
+    const status = await ledger.status({ hosts: 0 });
+    if (options.width > 0 && !status.derivatives.some((d) => d.width === options.width)) {
+      await ledger.close();
+      const have = status.derivatives.map((d) => d.width).join(', ');
+      throw new UsageError(`--width ${options.width}: no gbifID has derivatives of that width (${have ? `the ledger has ${have}` : 'the ledger has none'}); make them with herbdl derive ${options.width}`);
+    }
+    const total = status.images.done;
     const bar = progressBar(' pack |{bar}| {value} of {total} images | {shards} shards', options.progress);
     try {
       const summary = await interruptible((signal) =>
@@ -26,6 +31,7 @@ export function registerPack(program: Command): void {
           images: resolve(options.images),
           out: resolve(options.packOut),
           shardSize: options.shardSize,
+          width: options.width,
           signal,
           onProgress: !bar.drawn ? undefined : (p) => bar.update(p.images, total, { shards: formatCount(p.shards) }),
         }),

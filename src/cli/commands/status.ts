@@ -30,6 +30,7 @@ function workerLines(workers: readonly WorkerStatus[]): string[] {
 
 function printStatus(s: LedgerStatus, db: string): void {
   const lines = [`ledger ${db}`, counts('gbifIDs', s.ids), counts('images', s.images)];
+  if (s.derivatives.length > 0) lines.push(`derived   ${s.derivatives.map((d) => `w${d.width} ${formatCount(d.ids)} gbifIDs`).join('  ')}`);
   if (!s.complete) lines.push('note: an ingest into this ledger is running or was interrupted; gbifID counts are complete once it finishes (run the ingest again)');
   if (s.hosts.length > 0) {
     const width = Math.max(4, ...s.hosts.map((h) => h.host.length));

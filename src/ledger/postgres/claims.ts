@@ -109,7 +109,7 @@ async function storedCopies(pool: pg.Pool, urls: readonly string[]): Promise<Map
 }
 
 /** For reopened gbifIDs: the NNs of the files each has in the tree now. */
-async function storedFileIndexes(pool: pg.Pool, gbifIds: readonly number[]): Promise<Map<number, number[]>> {
+export async function storedFileIndexes(pool: pg.Pool, gbifIds: readonly number[]): Promise<Map<number, number[]>> {
   const found = new Map<number, number[]>();
   if (gbifIds.length === 0) return found;
   const rows = await pool.query(

@@ -4,12 +4,13 @@
  * moves a batch; none is made per request.
  */
 import type pg from 'pg';
-import type { ClaimedId, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, WorkerId } from '../ledger.js';
+import type { ClaimedId, DerivationDue, DoneId, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, WorkerId } from '../ledger.js';
 import { STATE_NAME } from '../rows.js';
 import { claimWith, FREE, LIVE } from './claims.js';
 import { transaction } from './connect.js';
 import { PostgresHostBudgets } from './host-budgets.js';
 import { recordDone, recordFailed, recordStored } from './outcomes.js';
+import { derivationsDue, derivedWidths, recordDerived } from './derivatives.js';
 import type { WorkerLease } from './worker-lease.js';
 
 
@@ -98,10 +99,23 @@ export class PostgresDownloads implements DownloadLedger {
     );
   }
 
-  async recordDone(done: readonly { gbifId: number; images: readonly FetchedImage[] }[]): Promise<void> {
+  async recordDone(done: readonly DoneId[]): Promise<void> {
     if (done.length === 0) return;
     this.lease.images += await transaction(this.pool, (db) => recordDone(db, this.me, done));
   }
+  async recordDerived(derived: readonly { gbifId: number; widths: readonly number[] }[]): Promise<void> {
+    if (derived.length === 0) return;
+    await transaction(this.pool, (db) => recordDerived(db, this.me, derived));
+  }
+
+  derivationsDue(widths: readonly number[], afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: DerivationDue[] }> {
+    return derivationsDue(this.pool, widths, afterGbifId, limit);
+  }
+
+  derivedWidths(): Promise<number[]> {
+    return derivedWidths(this.pool);
+  }
+
 
   /**
    * Intents of dead workers whose gbifIDs this worker can take: taken (so no

@@ -7,9 +7,9 @@
  */
 import type pg from 'pg';
 import { LedgerError } from '../../errors.js';
-import type { FailedId, FetchedImage } from '../ledger.js';
+import type { DoneId, FailedId, FetchedImage } from '../ledger.js';
 import { STATE, TOTAL_NAME } from '../rows.js';
-
+import { resetDerivatives } from './derivatives.js';
 
 /** Counter moves gathered over a batch, written at its end in one fixed order (hosts, error counts, totals): no two batches deadlock. */
 class Moves {
@@ -126,7 +126,7 @@ export async function recordStored(db: pg.PoolClient, me: number, stored: readon
   await moves.write(db);
 }
 
-export async function recordDone(db: pg.PoolClient, me: number, done: readonly { gbifId: number; images: readonly FetchedImage[] }[]): Promise<number> {
+export async function recordDone(db: pg.PoolClient, me: number, done: readonly DoneId[]): Promise<number> {
   const ids = done.map((d) => d.gbifId);
   const moves = new Moves();
   for (const [, state] of await fence(db, me, ids)) moves.id(state, 1);
@@ -135,6 +135,7 @@ export async function recordDone(db: pg.PoolClient, me: number, done: readonly {
   await db.query('DELETE FROM publishing WHERE gbif_id = ANY($1::bigint[])', [ids]);
   await db.query('UPDATE workers SET done = done + $2 WHERE worker_id = $1', [me, ids.length]);
   await moves.write(db);
+  await resetDerivatives(db, done);
   return images.reduce((n, i) => n + Math.max(1, i.parts?.length ?? 0), 0);
 }
 

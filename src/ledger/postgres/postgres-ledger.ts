@@ -8,7 +8,7 @@ import type pg from 'pg';
 import type { ExcludeTally } from '../exclusions.js';
 import type { DownloadLedger, ExportedImage, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, WorkerStatus } from '../ledger.js';
 import type { OpenOptions } from '../sqlite/sqlite-ledger.js';
-import { exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, imageCounts, STATE } from '../rows.js';
+import { derivedCounts, exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, imageCounts, STATE } from '../rows.js';
 import { bulkLoadPending, completeBulkLoad, ensureRunIndexes } from './bulk-load.js';
 import { createPool, describeConnectFailure, migrate, redact } from './connect.js';
 import { PostgresDownloads } from './downloads.js';
@@ -81,6 +81,15 @@ class PostgresLedger implements Ledger {
     }
   }
 
+  async *derivedIds(width: number): AsyncIterableIterator<number> {
+    for (let after = -1; ; ) {
+      const rows = await this.pool.query('SELECT gbif_id FROM derivatives WHERE width = $1 AND gbif_id > $2 ORDER BY gbif_id LIMIT $3', [width, after, EXPORT_PAGE]);
+      if (rows.rows.length === 0) return;
+      for (const r of rows.rows) yield r.gbif_id as number;
+      after = rows.rows[rows.rows.length - 1].gbif_id as number;
+    }
+  }
+
   async exclude(gbifIds: Float64Array): Promise<ExcludeTally> {
     await this.completeInterruptedLoad();
     return excludeIds(this.pool, gbifIds);
@@ -106,7 +115,7 @@ class PostgresLedger implements Ledger {
       const workers = await this.workers(client);
       const complete = !(await bulkLoadPending(client));
       await client.query('COMMIT');
-      return { complete, ids, images, hosts, errors: Object.fromEntries(errorRows.map((r) => [r.code, r.n])), errorsByHost, blockedHosts, workers };
+      return { complete, ids, images, hosts, errors: Object.fromEntries(errorRows.map((r) => [r.code, r.n])), errorsByHost, blockedHosts, workers, derivatives: derivedCounts(totals) };
     } finally {
       client.release();
     }

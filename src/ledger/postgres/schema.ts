@@ -146,6 +146,10 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TABLE exclusions (gbif_id bigint PRIMARY KEY);
   INSERT INTO totals (name, value) VALUES ('ids_excluded', 0);
   `,
+  // 3: derivatives, as in SQLite (migration 8 there): the widths a gbifID has every file at.
+  `
+  CREATE TABLE derivatives (gbif_id bigint NOT NULL, width integer NOT NULL, PRIMARY KEY (gbif_id, width));
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -6,18 +6,21 @@
  * are promises only because a shared ledger's are.
  */
 import type Database from 'better-sqlite3';
-import type { ClaimedId, ClaimedImage, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor } from '../ledger.js';
+import type { ClaimedId, ClaimedImage, DerivationDue, DoneId, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor } from '../ledger.js';
 import { TOTAL_NAME } from '../rows.js';
 import { STATE, STATE_NAME } from './schema.js';
 import { StoredCopies } from './stored-copies.js';
+import { SqliteDerivatives } from './derivatives.js';
 
 
 export class SqliteDownloads implements DownloadLedger {
   private readonly stmt;
   private readonly copies: StoredCopies;
+  private readonly derivatives: SqliteDerivatives;
 
   constructor(private readonly db: Database.Database) {
     this.copies = new StoredCopies(db);
+    this.derivatives = new SqliteDerivatives(db);
     // Deferred IDs live in SQLite's temporary database (a file, with a small cache of its own), for this run only.
     db.exec('CREATE TEMP TABLE IF NOT EXISTS deferred_ids (seq INTEGER PRIMARY KEY, gbif_id INTEGER NOT NULL)');
     db.exec('DELETE FROM temp.deferred_ids');
@@ -116,16 +119,34 @@ export class SqliteDownloads implements DownloadLedger {
     })();
   }
 
-  async recordDone(done: readonly { gbifId: number; images: readonly FetchedImage[] }[]): Promise<void> {
+  async recordDone(done: readonly DoneId[]): Promise<void> {
     const now = Date.now();
     this.db.transaction(() => {
-      for (const { gbifId, images } of done) {
+      for (const { gbifId, images, widths } of done) {
         this.moveId(gbifId, STATE.done);
         this.stmt.idDone.run(now, gbifId);
         this.recordImages(gbifId, images, now);
+        this.derivatives.reset(gbifId, widths ?? []);
         this.stmt.clearIntent.run(gbifId);
       }
     })();
+  }
+
+  async recordDerived(derived: readonly { gbifId: number; widths: readonly number[] }[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const { gbifId, widths } of derived) {
+        this.derivatives.record(gbifId, widths);
+        this.stmt.clearIntent.run(gbifId);
+      }
+    })();
+  }
+
+  async derivationsDue(widths: readonly number[], afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: DerivationDue[] }> {
+    return this.derivatives.due(widths, afterGbifId, limit, (id) => this.stmt.storedFiles.all({ id }) as number[]);
+  }
+
+  async derivedWidths(): Promise<number[]> {
+    return this.derivatives.known();
   }
 
   /** Marks images done with their outcomes (and IIIF parts), moving their hosts' counters. */

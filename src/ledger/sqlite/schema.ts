@@ -172,6 +172,13 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TABLE exclusions (gbif_id INTEGER PRIMARY KEY);
   INSERT INTO totals(name, value) VALUES ('ids_excluded', 0);
   `,
+  // 8: derivatives (run --derive, herbdl derive): the widths a gbifID has every
+  // file at, all or nothing like its originals. Keyed by gbifID first: a publish
+  // replaces one ID's rows, and derive and pack walk IDs in order. Counted per
+  // width in totals ('derived_w<width>'), so status reads no rows of it.
+  `
+  CREATE TABLE derivatives (gbif_id INTEGER NOT NULL, width INTEGER NOT NULL, PRIMARY KEY (gbif_id, width)) WITHOUT ROWID;
+  `,
 ];
 
 /** Indexes a bulk load drops and builds again, by sorting, when it ends. */

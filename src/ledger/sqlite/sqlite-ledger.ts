@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { LedgerError } from '../../errors.js';
 import type { ExcludeTally } from '../exclusions.js';
 import type { DownloadLedger, ExportedImage, HostCounts, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, StateCounts } from '../ledger.js';
-import { exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, imageCounts } from '../rows.js';
+import { exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, derivedCounts, imageCounts } from '../rows.js';
 import { bulkLoadPending, completeBulkLoad } from './bulk-load.js';
 import { SqliteDownloads } from './downloads.js';
 import { applyExclusions, SqliteExclusions } from './exclusions.js';
@@ -105,6 +105,11 @@ class SqliteLedger implements Ledger {
     for (const r of rows) yield exportedImage(r);
   }
 
+  async *derivedIds(width: number): AsyncIterableIterator<number> {
+    // The key is (gbif_id, width): walked in its order, one width's rows picked out.
+    yield* this.db.prepare('SELECT gbif_id FROM derivatives WHERE width = ? ORDER BY gbif_id').pluck().iterate(width) as IterableIterator<number>;
+  }
+
   async exclude(gbifIds: Float64Array): Promise<ExcludeTally> {
     // A bulk load that died has no ids table yet to exclude from: build it first.
     if (bulkLoadPending(this.db)) completeBulkLoad(this.db);
@@ -138,7 +143,7 @@ class SqliteLedger implements Ledger {
         .prepare('SELECT h.host, e.code, e.images FROM error_counts e JOIN hosts h USING (host_id) WHERE e.images > 0 ORDER BY e.images DESC, h.host LIMIT ?')
         .all(Math.max(options.hosts, 10)) as HostErrorCount[];
       const errorRows = this.db.prepare('SELECT code, sum(images) FROM error_counts GROUP BY code HAVING sum(images) > 0 ORDER BY 2 DESC').raw().all() as [string, number][];
-      return { complete: !bulkLoadPending(this.db), ids, images, hosts, errors: Object.fromEntries(errorRows), errorsByHost, blockedHosts, workers: [] };
+      return { complete: !bulkLoadPending(this.db), ids, images, hosts, errors: Object.fromEntries(errorRows), errorsByHost, blockedHosts, workers: [], derivatives: derivedCounts(totals) };
     });
     return read.deferred();
   }

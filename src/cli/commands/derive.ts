@@ -1,0 +1,74 @@
+import { mkdir, rm } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { widthList } from '../../config/options.js';
+import { derive, type DeriveSummary } from '../../derive/derive.js';
+import { EXIT_INTERRUPTED, UsageError } from '../../errors.js';
+import { ownerMayLive, runTempFolder } from '../../store/layout.js';
+import { Publisher } from '../../store/publisher.js';
+import { createValidatorPool } from '../../validate/validator-pool.js';
+import { formatCount, progressBar } from '../progress.js';
+import { addOptions, interruptible, optionValues } from '../shared.js';
+import { withRunLedger } from './run.js';
+
+const KEYS = ['db', 'out', 'jpegQuality', 'lease', 'json', 'progress'] as const;
+
+function summaryLines(s: DeriveSummary): string[] {
+  const n = formatCount;
+  const lines = [
+    `${s.interrupted ? 'derive interrupted' : 'derived'} ${s.widths.map((w) => `w${w}`).join(', ')} under ${s.out} in ${(s.elapsedMs / 1000).toFixed(1)} s`,
+    `  derived   ${n(s.derived)} gbifIDs (${n(s.files)} files) of ${n(s.due)} that lacked a width`,
+  ];
+  if (s.missing > 0) lines.push(`  missing   ${n(s.missing)} gbifIDs with a stored file gone from the tree: no derivatives`);
+  if (s.broken > 0) lines.push(`  broken    ${n(s.broken)} gbifIDs with a stored file that no longer decodes: no derivatives`);
+  if (s.interrupted) lines.push('run the same command again to finish: what is derived is kept');
+  return lines;
+}
+
+export function registerDerive(program: Command): void {
+  const command = program
+    .command('derive')
+    .description('write the stored images at other widths (<out>/w<width>/...), for done gbifIDs that lack them; resumable, all of a gbifID or none')
+    .argument('<widths>', 'widths, comma-separated (256,1024): longer edge at most that, never upscaled');
+  addOptions(command, KEYS);
+  command.action(async (widthsArg: string, _flags, cmd: Command) => {
+    const options = optionValues(cmd, KEYS);
+    const widths = widthList(widthsArg, '<widths>');
+    if (widths.length === 0) throw new UsageError('<widths>: give at least one width, such as 256,1024');
+    const out = resolve(options.out);
+    await withRunLedger(options.db, options.lease, async (ledger, lock) => {
+      const downloads = await ledger.openDownloads(lock);
+      const publisher = new Publisher(out, downloads, () => lock.check(), widths);
+      const temps = runTempFolder(out, lock.holder);
+      const live = await downloads.liveWorkers();
+      await publisher.recover(temps, (owner) => ownerMayLive(owner, live));
+      await mkdir(temps, { recursive: true });
+      const validator = createValidatorPool({ jpegQuality: options.jpegQuality, maxEdge: 0, check: 'decode' });
+      const bar = progressBar(' derive | {derived} gbifIDs derived | {files} files | {rate} files/s', options.progress);
+      try {
+        const summary = await interruptible((signal) =>
+          derive(downloads, {
+            widths,
+            out,
+            temps,
+            validator,
+            publisher,
+            signal,
+            onProgress: !bar.drawn ? undefined : (s) => {
+              const rate = Math.round(s.files / Math.max(s.elapsedMs / 1000, 0.001));
+              bar.update(0, 0, { derived: formatCount(s.derived), files: formatCount(s.files), rate: formatCount(rate) });
+            },
+          }),
+        );
+        bar.stop();
+        if (options.json) process.stdout.write(JSON.stringify(summary) + '\n');
+        else process.stdout.write(summaryLines(summary).join('\n') + '\n');
+        if (summary.interrupted) process.exitCode = EXIT_INTERRUPTED;
+      } finally {
+        bar.stop();
+        await validator.close();
+        await rm(temps, { recursive: true, force: true });
+      }
+    });
+  });
+}

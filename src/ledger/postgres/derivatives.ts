@@ -1,0 +1,68 @@
+/**
+ * The shared ledger's record of derivatives, as in SQLite (see
+ * sqlite/derivatives.ts): which widths each gbifID has every file at, and a
+ * counter per width in totals. Counters are written after the state totals
+ * a batch moves, in width order, so two workers' batches never deadlock.
+ */
+import type pg from 'pg';
+import type { DerivationDue, DoneId } from '../ledger.js';
+import { derivedTotalName } from '../rows.js';
+import { storedFileIndexes } from './claims.js';
+
+/** Moves the per-width counters by `delta` (width -> rows added, or removed when negative). */
+async function count(db: pg.PoolClient, delta: ReadonlyMap<number, number>): Promise<void> {
+  for (const [w, n] of [...delta].sort((a, b) => a[0] - b[0])) {
+    if (n === 0) continue;
+    await db.query('INSERT INTO totals (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = totals.value + excluded.value', [derivedTotalName(w), n]);
+  }
+}
+
+/** Inserts (gbifID, width) rows, only for gbifIDs that are done; returns the widths of the rows added. */
+async function add(db: pg.PoolClient, rows: readonly { gbifId: number; widths?: readonly number[] }[]): Promise<number[]> {
+  const pairs = rows.flatMap((r) => (r.widths ?? []).map((w) => [r.gbifId, w] as const));
+  if (pairs.length === 0) return [];
+  const added = await db.query(
+    `INSERT INTO derivatives (gbif_id, width)
+       SELECT v.gbif_id, v.width FROM unnest($1::bigint[], $2::int[]) AS v(gbif_id, width) JOIN ids USING (gbif_id) WHERE ids.state = 1
+     ON CONFLICT DO NOTHING RETURNING width`,
+    [pairs.map((p) => p[0]), pairs.map((p) => p[1])],
+  );
+  return added.rows.map((r) => r.width as number);
+}
+
+/** gbifIDs published again (already marked done in this transaction): their derivatives are now exactly their `widths`. */
+export async function resetDerivatives(db: pg.PoolClient, done: readonly DoneId[]): Promise<void> {
+  const dropped = await db.query('DELETE FROM derivatives WHERE gbif_id = ANY($1::bigint[]) RETURNING width', [done.map((d) => d.gbifId)]);
+  const added = await add(db, done);
+  const delta = new Map<number, number>();
+  for (const r of dropped.rows) delta.set(r.width as number, (delta.get(r.width as number) ?? 0) - 1);
+  for (const w of added) delta.set(w, (delta.get(w) ?? 0) + 1);
+  await count(db, delta);
+}
+
+/** Derivatives `herbdl derive` published for done gbifIDs; its intents for them end. */
+export async function recordDerived(db: pg.PoolClient, me: number, derived: readonly { gbifId: number; widths: readonly number[] }[]): Promise<void> {
+  const delta = new Map<number, number>();
+  for (const w of await add(db, derived)) delta.set(w, (delta.get(w) ?? 0) + 1);
+  await count(db, delta);
+  await db.query('DELETE FROM publishing WHERE gbif_id = ANY($1::bigint[]) AND worker_id = $2', [derived.map((d) => d.gbifId), me]);
+}
+
+export async function derivationsDue(pool: pg.Pool, widths: readonly number[], after: number, limit: number): Promise<{ last: number | undefined; due: DerivationDue[] }> {
+  const rows = await pool.query(
+    `SELECT i.gbif_id, array(SELECT d.width FROM derivatives d WHERE d.gbif_id = i.gbif_id) AS widths
+     FROM ids i WHERE i.state = 1 AND i.gbif_id > $1 ORDER BY i.gbif_id LIMIT $2`,
+    [after, limit],
+  );
+  const lacking = rows.rows
+    .map((r) => ({ gbifId: r.gbif_id as number, missing: widths.filter((w) => !(r.widths as number[]).includes(w)) }))
+    .filter((r) => r.missing.length > 0);
+  const files = await storedFileIndexes(pool, lacking.map((r) => r.gbifId));
+  const last = rows.rows[rows.rows.length - 1]?.gbif_id as number | undefined;
+  return { last, due: lacking.map((r) => ({ ...r, files: (files.get(r.gbifId) ?? []).sort((a, b) => a - b) })) };
+}
+
+export async function derivedWidths(pool: pg.Pool): Promise<number[]> {
+  const rows = await pool.query("SELECT substr(name, 10)::int AS width FROM totals WHERE name LIKE 'derived_w%'");
+  return rows.rows.map((r) => r.width as number);
+}
