@@ -15,7 +15,8 @@
 // 7. 1600 x 2400 (about 840 KiB, what the IIIF ladder asks), MB/s vs the
 //    validation ceiling (bench/decode-ceiling.mjs, all cores, nothing else);
 // 8. a 4000 x 6000 original (several MB), likewise, a tenth as many;
-// 9. 400 x 600 on 2,000 hosts (--per-host 4), vs aria2c, peak RSS.
+// 9. 400 x 600 on 2,000 hosts (--per-host 4), vs aria2c, peak RSS;
+// 10. 1600 x 2400 with --derive 256, vs the same run without it.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -188,5 +189,16 @@ if (want(9)) {
   console.log(line('herbdl run (--check decode)', h));
   console.log(line('herbdl run --check structure', s.h));
   console.log(`   ratio ${fmt(h.rate / base.rate, 2)}x decode, ${fmt(s.h.rate / base.rate, 2)}x structure (target >= 1.00x; RSS <= 300 MB)`);
+}
+if (want(10)) {
+  const count = Math.max(200, Math.floor(SHEETS / 10));
+  const { h } = await sheetRun('sheets-plain', { sheet: '1600x2400', hosts: 8, count, perHost: 8, against: 'none', firstId: 10_000_000_000 });
+  rmSync(join(out, 'sheets-plain'), { recursive: true, force: true });
+  const d = await sheetRun('sheets-derive', { sheet: '1600x2400', hosts: 8, count, perHost: 8, extra: ['--derive', '256'], against: 'none', firstId: 10_100_000_000 });
+  rmSync(join(out, 'sheets-derive'), { recursive: true, force: true });
+  console.log(`\n10. 1600 x 2400 sheets with --derive 256, 8 hosts, ${fmt(count)} images`);
+  console.log(line('herbdl run (baseline)', h));
+  console.log(line('herbdl run --derive 256', d.h));
+  console.log(`   --derive 256 costs ${fmt(100 * (1 - d.h.rate / h.rate))}% of run throughput (target <= 30%)`);
 }
 console.log(`\npeak RSS, all scenarios: ${fmt(Math.max(...results))} MB (target <= 300 MB)`);
