@@ -105,7 +105,7 @@ describe('herbdl adopt: a tree in herbdl layout', async () => {
     }
     expect(server!.requests).toEqual([]);
     const status = herbdlJson<StatusJson>(['status', '--db', db]);
-    expect(status.ids).toEqual({ total: 11, pending: 8, done: 2, failed: 0, excluded: 1 });
+    expect(status.ids).toEqual({ total: 11, pending: 8, done: 2, failed: 0, excluded: 1, removed: 0 });
   });
 
   it('moves rejected and extra files aside by reason, deletes nothing, and leaves strays where they are', () => {
@@ -251,7 +251,7 @@ describe('herbdl adopt on a PostgreSQL ledger', async () => {
 
   it('adopts, rejects and reports as on SQLite, through a worker lease', async () => {
     expect(adopted).toMatchObject({ adopted: 2, adoptedFiles: 3, partial: 1, rejectedIds: 1, rejected: { not_image: 1 }, held: 0 });
-    expect(herbdlJson<StatusJson>(['status', '--db', db]).ids).toEqual({ total: 4, pending: 2, done: 2, failed: 0, excluded: 0 });
+    expect(herbdlJson<StatusJson>(['status', '--db', db]).ids).toEqual({ total: 4, pending: 2, done: 2, failed: 0, excluded: 0, removed: 0 });
     // The lease is handed back: nothing stays claimed by the adopt's worker.
     expect(await query(db, 'SELECT count(*)::int AS n FROM ids WHERE worker_id IS NOT NULL')).toEqual([{ n: 0 }]);
     const run = await herbdlAsync(['run', '--db', db, '--out', tree, '--allow-private-network', '--json']);

@@ -53,8 +53,8 @@ describe.each([['sqlite'], ['postgres']])('exclusions on a %s ledger', async (ki
     expect(ingest.exclusion).toMatchObject({ read: 4, listed: 3, excluded: 0 });
     expect(ingest).toMatchObject({ gbifIds: 4, images: 5, excluded: 2 });
     const status = herbdlJson<Status>(['status', '--db', db]);
-    expect(status.ids).toEqual({ total: 4, pending: 2, done: 0, failed: 0, excluded: 2 });
-    expect(status.images).toEqual({ total: 5, pending: 2, done: 0, failed: 0, excluded: 3 });
+    expect(status.ids).toEqual({ total: 4, pending: 2, done: 0, failed: 0, excluded: 2, removed: 0 });
+    expect(status.images).toEqual({ total: 5, pending: 2, done: 0, failed: 0, excluded: 3, removed: 0 });
     expect(status.hosts[0]).toMatchObject({ images: 5, pending: 2 });
 
     const before = server!.requests.length;
@@ -88,7 +88,7 @@ describe.each([['sqlite'], ['postgres']])('exclusions on a %s ledger', async (ki
     expect(run.status).toBe(0);
     // 6001 done, 6002 failed (a 404), 6003 still pending (--limit 2).
     let status = herbdlJson<Status>(['status', '--db', db]);
-    expect(status.ids).toEqual({ total: 3, pending: 1, done: 1, failed: 1, excluded: 0 });
+    expect(status.ids).toEqual({ total: 3, pending: 1, done: 1, failed: 1, excluded: 0, removed: 0 });
     expect(status.errors).toEqual({ http_404: 1 });
 
     // Another dataset's multimedia file that holds all three, and one this ledger lacks.
@@ -102,8 +102,8 @@ describe.each([['sqlite'], ['postgres']])('exclusions on a %s ledger', async (ki
     const exclusion = herbdlJson<ExcludeJson>(['exclude', other, '--db', db]);
     expect(exclusion).toMatchObject({ read: 4, listed: 4, excluded: 2, skipped: 1 });
     status = herbdlJson<Status>(['status', '--db', db]);
-    expect(status.ids).toEqual({ total: 3, pending: 0, done: 1, failed: 0, excluded: 2 });
-    expect(status.images).toEqual({ total: 4, pending: 0, done: 1, failed: 0, excluded: 3 });
+    expect(status.ids).toEqual({ total: 3, pending: 0, done: 1, failed: 0, excluded: 2, removed: 0 });
+    expect(status.images).toEqual({ total: 4, pending: 0, done: 1, failed: 0, excluded: 3, removed: 0 });
     expect(status.errors).toEqual({});
 
     // Nothing comes back: retry-failed finds no failure, a run nothing to do; excluding again changes nothing.
@@ -121,7 +121,7 @@ describe.each([['sqlite'], ['postgres']])('exclusions on a %s ledger', async (ki
     const ingest = herbdlJson<IngestJson>(['ingest', sample, '--db', db]);
     const exclusion = herbdlJson<ExcludeJson>(['exclude', sample, '--db', db]);
     expect(exclusion).toMatchObject({ listed: ingest.gbifIds, excluded: ingest.gbifIds });
-    expect(herbdlJson<Status>(['status', '--db', db]).ids).toEqual({ total: ingest.gbifIds, pending: 0, done: 0, failed: 0, excluded: ingest.gbifIds });
+    expect(herbdlJson<Status>(['status', '--db', db]).ids).toEqual({ total: ingest.gbifIds, pending: 0, done: 0, failed: 0, excluded: ingest.gbifIds, removed: 0 });
   });
 
   it('reads another export as ingest reads it: a GBIF download zip, and a gzipped list', async () => {
@@ -142,7 +142,7 @@ describe.each([['sqlite'], ['postgres']])('exclusions on a %s ledger', async (ki
     const listFile = join(dir, `list-${kind}.txt.gz`);
     writeFileSync(listFile, gzipSync([...new Set(ids)].join('\n') + '\n'));
     expect(herbdlJson<ExcludeJson>(['exclude', listFile, '--db', db])).toMatchObject({ read: 9, listed: 0, excluded: 0 });
-    expect(herbdlJson<Status>(['status', '--db', db]).ids).toEqual({ total: 9, pending: 0, done: 0, failed: 0, excluded: 9 });
+    expect(herbdlJson<Status>(['status', '--db', db]).ids).toEqual({ total: 9, pending: 0, done: 0, failed: 0, excluded: 9, removed: 0 });
   });
 
   it('a gbifID excluded while a run holds it stays excluded when its download fails', async () => {
@@ -157,7 +157,7 @@ describe.each([['sqlite'], ['postgres']])('exclusions on a %s ledger', async (ki
     const done = await run;
     expect(done.status).toBe(0);
     const status = herbdlJson<Status>(['status', '--db', db]);
-    expect(status.ids).toEqual({ total: 1, pending: 0, done: 0, failed: 0, excluded: 1 });
+    expect(status.ids).toEqual({ total: 1, pending: 0, done: 0, failed: 0, excluded: 1, removed: 0 });
     expect(status.errors).toEqual({});
   });
 

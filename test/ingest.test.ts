@@ -68,8 +68,8 @@ describe('herbdl ingest of the bundled fixture', () => {
   it('status agrees with what was ingested', () => {
     const status = herbdlJson<StatusJson>(['status', '--db', db]);
     expect(status.complete).toBe(true);
-    expect(status.ids).toEqual({ total: 9, pending: 9, done: 0, failed: 0, excluded: 0 });
-    expect(status.images).toEqual({ total: 12, pending: 12, done: 0, failed: 0, excluded: 0 });
+    expect(status.ids).toEqual({ total: 9, pending: 9, done: 0, failed: 0, excluded: 0, removed: 0 });
+    expect(status.images).toEqual({ total: 12, pending: 12, done: 0, failed: 0, excluded: 0, removed: 0 });
     expect(status.hosts.map((h) => [h.host, h.images])).toEqual([
       ['img1.example.org', 4],
       ['img2.example.org', 3],
@@ -109,7 +109,7 @@ describe('a newer export', () => {
     expect(rows.map((r) => r.image_index)).toEqual([0, 1, 2, 3]);
     expect(rows[3]?.url).toBe('https://img1.example.org/sheets/1000001-d.jpg');
     const status = herbdlJson<StatusJson>(['status', '--db', db]);
-    expect(status.ids).toEqual({ total: 10, pending: 10, done: 0, failed: 0, excluded: 0 });
+    expect(status.ids).toEqual({ total: 10, pending: 10, done: 0, failed: 0, excluded: 0, removed: 0 });
     expect(status.images.total).toBe(14);
   });
 });

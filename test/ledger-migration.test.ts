@@ -44,12 +44,12 @@ describe('a schema 4 ledger', () => {
 
   it('keeps its counts and takes a newer export on top', () => {
     const s = herbdlJson<StatusJson>(['status', '--db', path]);
-    expect(s.ids).toEqual({ total: 2, pending: 1, done: 1, failed: 0, excluded: 0 });
+    expect(s.ids).toEqual({ total: 2, pending: 1, done: 1, failed: 0, excluded: 0, removed: 0 });
     const more = writeMultimedia(join(dir, 'more.txt'), [
       [7002, 'https://img.example.org/c.jpg'],
       [7003, 'https://img.example.org/d.jpg'],
     ]);
     expect(herbdlJson(['ingest', more, '--db', path])).toMatchObject({ gbifIds: 1, images: 1, duplicates: 1 });
-    expect(herbdlJson<StatusJson>(['status', '--db', path]).ids).toEqual({ total: 3, pending: 2, done: 1, failed: 0, excluded: 0 });
+    expect(herbdlJson<StatusJson>(['status', '--db', path]).ids).toEqual({ total: 3, pending: 2, done: 1, failed: 0, excluded: 0, removed: 0 });
   });
 });

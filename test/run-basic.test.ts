@@ -73,8 +73,8 @@ describe('herbdl run: the basics', async () => {
 
   it('status counts the outcome, failures by code and by host', () => {
     const s = herbdlJson<StatusJson & { errorsByHost: { host: string; code: string; images: number }[] }>(['status', '--db', db]);
-    expect(s.ids).toEqual({ total: 5, pending: 0, done: 4, failed: 1, excluded: 0 });
-    expect(s.images).toEqual({ total: 8, pending: 1, done: 6, failed: 1, excluded: 0 });
+    expect(s.ids).toEqual({ total: 5, pending: 0, done: 4, failed: 1, excluded: 0, removed: 0 });
+    expect(s.images).toEqual({ total: 8, pending: 1, done: 6, failed: 1, excluded: 0, removed: 0 });
     expect(s.errors).toEqual({ http_404: 1 });
     expect(s.errorsByHost).toEqual([{ host: '127.0.0.2', code: 'http_404', images: 1 }]);
   });

@@ -120,8 +120,10 @@ export async function adopt(ledger: DownloadLedger, settings: AdoptSettings): Pr
       claimed.map(async (id) => {
         const files = byId.get(id.gbifId) as ReadonlyMap<number, string>;
         const n = id.images.length;
+        // Each image's NN is its imageIndex (a newer export's removals leave gaps; adopt takes no IIIF sets).
+        const nns = id.images.map((image) => image.imageIndex);
         if (settings.layout === 'herbdl') {
-          if ([...files.keys()].some((nn) => nn >= n)) {
+          if ([...files.keys()].some((nn) => !nns.includes(nn))) {
             // A set the ledger does not know (an older export's, or a manifest's canvases): which file is which
             // image is unknown, so all of them go aside, and the set run publishes is all the tree shows.
             for (const path of files.values()) await moveAside(settings.dir, path, 'extra');
@@ -130,11 +132,11 @@ export async function adopt(ledger: DownloadLedger, settings: AdoptSettings): Pr
           }
           if (files.size < n) return void counts.partial++;
         }
-        const wanted = settings.layout === 'flat' ? [files.get(0) as string] : id.images.map((_, nn) => files.get(nn) as string);
+        const wanted = settings.layout === 'flat' ? [files.get(0) as string] : nns.map((nn) => files.get(nn) as string);
         const checked = await Promise.all(wanted.map(check));
         if (checked.some((c) => 'reason' in c)) return void counts.rejectedIds++;
-        const paths = settings.layout === 'flat' ? [await linkIntoLayout(wanted[0] as string, settings.out, settings.temps, id.gbifId)] : wanted;
-        const images = checked.map((c, nn) => outcome(id, nn, (c as { ok: InspectedJpeg }).ok));
+        const paths = settings.layout === 'flat' ? [await linkIntoLayout(wanted[0] as string, settings.out, settings.temps, id.gbifId, nns[0])] : wanted;
+        const images = checked.map((c, k) => outcome(id, k, (c as { ok: InspectedJpeg }).ok));
         durable.push(...paths);
         if (images.length === n) done.push({ gbifId: id.gbifId, images });
         else stored.push({ gbifId: id.gbifId, images });
@@ -170,12 +172,12 @@ export async function adopt(ledger: DownloadLedger, settings: AdoptSettings): Pr
   return snapshot();
 }
 
-/** What the ledger records of an adopted file: its own bytes and size; never fetched, so no HTTP status (0). */
-function outcome(id: ClaimedId, nn: number, file: InspectedJpeg): FetchedImage {
-  const image = id.images[nn] as ClaimedId['images'][number];
+/** What the ledger records of an adopted file (the gbifID's `k`th image): its own bytes and size; never fetched, so no HTTP status (0). */
+function outcome(id: ClaimedId, k: number, file: InspectedJpeg): FetchedImage {
+  const image = id.images[k] as ClaimedId['images'][number];
   return {
     imageId: image.imageId,
-    fileIndex: nn,
+    fileIndex: image.imageIndex,
     httpStatus: 0,
     finalUrl: image.url,
     contentType: 'image/jpeg',

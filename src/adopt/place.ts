@@ -36,12 +36,12 @@ let counter = 0;
 
 /**
  * Puts a flat folder's `<gbifID>.jpg` into herbdl's layout under `out` as the
- * gbifID's `-00`: a hard link where the file system allows (no copy, the
+ * gbifID's first image (`-00`, unless a newer export removed that one): a hard link where the file system allows (no copy, the
  * original left alone), else a copy; through a temporary in `temps`, so the
  * final name only ever holds a whole file. Returns the final path.
  */
-export async function linkIntoLayout(source: string, out: string, temps: string, gbifId: number): Promise<string> {
-  const final = finalPath(out, gbifId, 0);
+export async function linkIntoLayout(source: string, out: string, temps: string, gbifId: number, nn = 0): Promise<string> {
+  const final = finalPath(out, gbifId, nn);
   const temp = join(temps, `${gbifId}-adopt-${++counter}.part`);
   await linkOrCopy(source, temp);
   await mkdir(dirname(final), { recursive: true });

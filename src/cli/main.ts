@@ -11,6 +11,7 @@ import { registerExport } from './commands/export.js';
 import { registerIngest } from './commands/ingest.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerPack } from './commands/pack.js';
+import { registerPrune } from './commands/prune.js';
 import { registerRetryFailed } from './commands/retry-failed.js';
 import { registerRun } from './commands/run.js';
 import { registerStatus } from './commands/status.js';
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerAdopt(program);
   registerDerive(program);
   registerPack(program);
+  registerPrune(program);
   registerMigrate(program);
   return program;
 }

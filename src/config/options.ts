@@ -101,7 +101,7 @@ export const OPTIONS = {
   maxEdge: option('--max-edge <px>', 'HERBDL_MAX_EDGE', 0, 'downscale images whose longer edge is over this (0: keep the size)', integer(0, 1_000_000)),
   format: option('--format <format>', 'HERBDL_FORMAT', 'csv', 'csv, jsonl, or parquet (needs --out-file)', oneOf('csv', 'jsonl', 'parquet')),
   outFile: option('--out-file <path>', 'HERBDL_OUT_FILE', '', 'write here (atomically) instead of stdout', optionalText),
-  state: option('--state <state>', 'HERBDL_STATE', 'done', 'which images: done, failed, pending, excluded or all', oneOf('done', 'failed', 'pending', 'excluded', 'all')),
+  state: option('--state <state>', 'HERBDL_STATE', 'done', 'which images: done, failed, pending, excluded, removed or all', oneOf('done', 'failed', 'pending', 'excluded', 'removed', 'all')),
   layout: option('--layout <layout>', 'HERBDL_LAYOUT', 'herbdl', "how the tree is laid out: herbdl (<id[:3]>/<id[3:6]>/<id>-NN.jpg) or flat (<gbifID>.jpg, each gbifID's first image)", oneOf('herbdl', 'flat')),
   adoptOut: option('--out <dir>', 'HERBDL_OUT', '', 'the images folder of later runs: flat files are linked into its layout (default: the tree itself, for --layout herbdl)', optionalText),
   trustJpeg: option('--trust-jpeg', 'HERBDL_TRUST_JPEG', false, "check a JPEG's markers end to end instead of decoding it (about 10x cheaper; misses damage inside the image data)", boolean),
@@ -110,6 +110,9 @@ export const OPTIONS = {
   packFormat: option('--format <format>', 'HERBDL_PACK_FORMAT', 'webdataset', 'webdataset: tar shards of <gbifID>-NN.jpg and .json', oneOf('webdataset')),
   shardSize: option('--shard-size <n>', 'HERBDL_SHARD_SIZE', 10_000, 'images per shard', integer(1, 10_000_000)),
   width: option('--width <px>', 'HERBDL_WIDTH', 0, 'pack the derivative of this width instead of the originals (0: originals)', integer(0, 100_000)),
+  dryRun: option('--dry-run', 'HERBDL_DRY_RUN', false, 'change nothing: say what would be removed', boolean),
+  list: option('--list', 'HERBDL_LIST', false, 'print each file removed (or, with --dry-run, that would be), one path a line', boolean),
+  snapshot: option('--snapshot', 'HERBDL_SNAPSHOT', false, 'the files are the complete current state of the same query (a newer export): what the ledger has and they lack is removed once they are read whole', boolean),
   exclude: option(
     '--exclude <file...>',
     'HERBDL_EXCLUDE',

@@ -28,6 +28,12 @@ export interface IngestOptions {
    * every 50k rows cost a tenth of the load's time.
    */
   readonly commitEveryMs?: number;
+  /**
+   * The files are the complete current state of the same query (ingest
+   * --snapshot): once they are read whole, what the ledger has and they lack
+   * is removed (see ledger/snapshots.ts). Not if the ingest stops first.
+   */
+  readonly snapshot?: boolean;
   readonly signal?: AbortSignal;
   readonly onProgress?: (progress: IngestProgress) => void;
 }
@@ -41,10 +47,15 @@ export interface IngestSummary {
   readonly images: number;
   /** Rows whose (gbifID, URL) was already in the ledger or earlier in the input. */
   readonly duplicates: number;
-  /** Done gbifIDs that gained an image and so are pending again. */
+  /** Done gbifIDs whose set of images changed (gained one, or in a snapshot lost one and kept others): pending again. */
   readonly reopened: number;
   /** gbifIDs it added or reopened that an exclusion list names: excluded, not pending. */
   readonly excluded: number;
+  /** Set for ingest --snapshot: whether the snapshot was applied (the files were read whole). */
+  readonly snapshot?: { readonly applied: boolean };
+  /** Images the ledger had and the snapshot lacks, and gbifIDs left with no image: removed. */
+  readonly removedIds: number;
+  readonly removedImages: number;
   readonly skipped: Readonly<Record<SkipReason, number>>;
   readonly interrupted: boolean;
   readonly elapsedMs: number;
@@ -131,7 +142,7 @@ async function ingestOne(source: MultimediaSource, writer: IngestWriter, counts:
 
 export async function ingestFiles(files: readonly string[], ledger: Ledger, options: IngestOptions = {}): Promise<IngestSummary> {
   const started = performance.now();
-  const writer = await ledger.openIngest();
+  const writer = await ledger.openIngest({ snapshot: options.snapshot ?? false });
   const counts: FileCounts = { rowsRead: 0, committedRows: 0, committedAt: performance.now(), skipped: emptySkips(), interrupted: false };
   for (const file of files) {
     let source: MultimediaSource;
@@ -161,7 +172,8 @@ export async function ingestFiles(files: readonly string[], ledger: Ledger, opti
     }
     if (counts.interrupted) break;
   }
-  await writer.finish();
+  // A snapshot is applied only once every file is in: an interrupted one removes nothing.
+  await writer.finish({ applySnapshot: !counts.interrupted });
   const tally = writer.tally();
   const elapsedMs = performance.now() - started;
   return {
@@ -172,6 +184,9 @@ export async function ingestFiles(files: readonly string[], ledger: Ledger, opti
     duplicates: tally.duplicates,
     reopened: tally.reopened,
     excluded: tally.excluded,
+    ...(options.snapshot ? { snapshot: { applied: !counts.interrupted } } : {}),
+    removedIds: tally.removedIds,
+    removedImages: tally.removedImages,
     skipped: counts.skipped,
     interrupted: counts.interrupted,
     elapsedMs: Math.round(elapsedMs),

@@ -158,6 +158,14 @@ export interface DownloadLedger {
   /** Every derivative width the ledger has recorded, for any gbifID. */
   derivedWidths(): Promise<number[]>;
   /**
+   * Removed gbifIDs (a newer export lacks them) above `afterGbifId`, up to
+   * `limit` looked at, each listed with its files' NNs and derivative widths
+   * if it may still have files in the tree; `last` as for derivationsDue.
+   */
+  prunable(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: PruneDue[] }>;
+  /** The files of these removed gbifIDs are gone from the tree: forgotten, with their derivatives, and their intents cleared. */
+  recordPruned(gbifIds: readonly number[]): Promise<void>;
+  /**
    * Intents of runs that died between rename and commit, that this run may
    * undo: on a shared ledger, only those of gbifIDs no live worker holds.
    */
@@ -249,8 +257,15 @@ export interface DerivationDue {
   readonly missing: readonly number[];
 }
 
+/** A removed gbifID whose files may still be in the tree (herbdl prune). */
+export interface PruneDue {
+  readonly gbifId: number;
+  readonly files: readonly number[];
+  readonly widths: readonly number[];
+}
+
 /** A gbifID's state in the ledger, by its name. */
-export type IdState = 'pending' | 'done' | 'failed' | 'excluded';
+export type IdState = 'pending' | 'done' | 'failed' | 'excluded' | 'removed';
 
 export interface FailedId {
   readonly gbifId: number;

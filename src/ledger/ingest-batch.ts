@@ -6,10 +6,13 @@ export interface IngestTally {
   readonly images: number;
   /** Rows whose (gbifID, URL) the ledger already had, from this file or before. */
   readonly duplicates: number;
-  /** Done gbifIDs that gained an image and so are pending again. */
+  /** Done gbifIDs whose set of images changed (gained one; or, in a snapshot, lost one and kept others): pending again. Failed ones whose set shrank are counted too. */
   readonly reopened: number;
   /** gbifIDs it added (or reopened) that an exclusion list names: excluded, not pending. */
   readonly excluded: number;
+  /** A snapshot's images that the ledger had and the file lacks, and the gbifIDs left with no image: removed. */
+  readonly removedIds: number;
+  readonly removedImages: number;
 }
 
 /**
@@ -43,8 +46,13 @@ export interface IngestWriter {
   commit(): Promise<void>;
   /** Drops everything added since the last commit. */
   rollback(): Promise<void>;
-  /** Commits, then builds whatever the ledger derives from the rows (indexes, the ID list); lets go of the ledger's ingest lock. */
-  finish(): Promise<void>;
+  /**
+   * Commits, then builds whatever the ledger derives from the rows (indexes,
+   * the ID list); lets go of the ledger's ingest lock. A snapshot's writer
+   * removes what the snapshot did not list only when told the input is
+   * complete (`applySnapshot`).
+   */
+  finish(options?: { readonly applySnapshot?: boolean }): Promise<void>;
   /** Totals of what was committed so far. */
   tally(): IngestTally;
 }

@@ -13,7 +13,7 @@ export * from './download-ledger.js';
 export * from './ingest-batch.js';
 export type { ExcludeTally } from './exclusions.js';
 
-export type ItemState = 'pending' | 'done' | 'failed' | 'excluded';
+export type ItemState = 'pending' | 'done' | 'failed' | 'excluded' | 'removed';
 
 export interface StateCounts {
   readonly total: number;
@@ -22,6 +22,11 @@ export interface StateCounts {
   readonly failed: number;
   /** gbifIDs another dataset holds (`herbdl exclude`), and their images not done: never downloaded. */
   readonly excluded: number;
+  /**
+   * gbifIDs and images a newer export (`ingest --snapshot`) no longer has: not
+   * in `total`, never downloaded; their files stay until `herbdl prune`.
+   */
+  readonly removed: number;
 }
 
 export interface HostCounts {
@@ -128,7 +133,8 @@ export interface Ledger {
   derivedIds(width: number): AsyncIterable<number>;
   /** Finishes an interrupted bulk load and builds what downloading needs; then the downloader's interface for the run `lock` holds. */
   openDownloads(lock: RunLock): Promise<DownloadLedger>;
-  openIngest(): Promise<IngestWriter>;
+  /** An ingest; `snapshot`: its input is the complete current state (ingest --snapshot, see snapshots.ts). */
+  openIngest(options?: { readonly snapshot?: boolean }): Promise<IngestWriter>;
   /**
    * Lists gbifIDs another dataset holds (a batch, sorted ascending, no
    * repeats) and excludes those pending or failed here, in one transaction.

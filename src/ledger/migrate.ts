@@ -21,7 +21,7 @@ const TABLES: readonly { name: string; columns: readonly string[]; order: string
   { name: 'attributions', columns: ['attribution_id', 'type', 'format', 'license', 'rights_holder', 'publisher'], order: 'attribution_id' },
   {
     name: 'images',
-    columns: ['image_id', 'gbif_id', 'image_index', 'url', 'url_hash', 'host_id', 'attribution_id', 'creator', 'state', 'error_code', 'http_status', 'attempts', 'next_attempt_at', 'updated_at', 'final_url', 'content_type', 'bytes', 'width', 'height', 'sha256', 'received_format', 'file_index'],
+    columns: ['image_id', 'gbif_id', 'image_index', 'url', 'url_hash', 'host_id', 'attribution_id', 'creator', 'state', 'error_code', 'http_status', 'attempts', 'next_attempt_at', 'updated_at', 'final_url', 'content_type', 'bytes', 'width', 'height', 'sha256', 'received_format', 'file_index', 'snapshot'],
     order: 'image_id',
   },
   { name: 'image_parts', columns: ['image_id', 'part_index', 'file_index', 'url', 'http_status', 'final_url', 'content_type', 'bytes', 'width', 'height', 'sha256', 'received_format'], order: 'image_id, part_index' },

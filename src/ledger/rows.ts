@@ -34,15 +34,17 @@ export function outcomeOf(row: OutcomeRow): ImageOutcome {
  * excluded gbifID is held by another dataset the user named (`herbdl
  * exclude`): never downloaded; its images not done are excluded too.
  */
-export const STATE = { pending: 0, done: 1, failed: 2, excluded: 3 } as const;
-export const STATE_NAME = ['pending', 'done', 'failed', 'excluded'] as const;
+export const STATE = { pending: 0, done: 1, failed: 2, excluded: 3, removed: 4 } as const;
+export const STATE_NAME = ['pending', 'done', 'failed', 'excluded', 'removed'] as const;
 /** The totals row counting gbifIDs in each state, by state number. */
-export const TOTAL_NAME = ['ids_pending', 'ids_done', 'ids_failed', 'ids_excluded'] as const;
+export const TOTAL_NAME = ['ids_pending', 'ids_done', 'ids_failed', 'ids_excluded', 'ids_removed'] as const;
+/** The totals row counting removed images (the others are counted per host). */
+export const IMAGES_REMOVED = 'images_removed';
 
 /** gbifID counts from the totals rows; images not in the first three states are excluded. */
 export function idCounts(totals: ReadonlyMap<string, number>): StateCounts {
-  const [pending, done, failed, excluded] = TOTAL_NAME.map((name) => Number(totals.get(name) ?? 0)) as [number, number, number, number];
-  return { total: pending + done + failed + excluded, pending, done, failed, excluded };
+  const [pending, done, failed, excluded, removed] = TOTAL_NAME.map((name) => Number(totals.get(name) ?? 0)) as [number, number, number, number, number];
+  return { total: pending + done + failed + excluded, pending, done, failed, excluded, removed };
 }
 
 /** The totals row counting gbifIDs that have derivatives of a width. */
@@ -61,9 +63,9 @@ export function derivedCounts(totals: ReadonlyMap<string, number>): { width: num
 }
 
 /** Image counts from the hosts' counters: an image in none of pending, done or failed is an excluded gbifID's. */
-export function imageCounts(sums: { total: number; pending: number; done: number; failed: number }): StateCounts {
+export function imageCounts(sums: { total: number; pending: number; done: number; failed: number }, removed = 0): StateCounts {
   const [total, pending, done, failed] = [sums.total, sums.pending, sums.done, sums.failed].map(Number) as [number, number, number, number];
-  return { total, pending, done, failed, excluded: total - pending - done - failed };
+  return { total, pending, done, failed, excluded: total - pending - done - failed, removed: Number(removed) };
 }
 
 /**
@@ -112,7 +114,7 @@ export function hostCounts(row: HostCounts): HostCounts {
   return Object.fromEntries(Object.entries(row).filter(([, v]) => v !== null && v !== undefined)) as unknown as HostCounts;
 }
 
-export const NO_TALLY: IngestTally = { ids: 0, images: 0, duplicates: 0, reopened: 0, excluded: 0 };
+export const NO_TALLY: IngestTally = { ids: 0, images: 0, duplicates: 0, reopened: 0, excluded: 0, removedIds: 0, removedImages: 0 };
 
 /**
  * A bulk load's tally once its finisher has run: the load counted runs of
@@ -124,5 +126,13 @@ export function afterBulkLoad(tally: IngestTally, result: { readonly ids: number
 }
 
 export function addTallies(a: IngestTally, b: IngestTally): IngestTally {
-  return { ids: a.ids + b.ids, images: a.images + b.images, duplicates: a.duplicates + b.duplicates, reopened: a.reopened + b.reopened, excluded: a.excluded + b.excluded };
+  return {
+    ids: a.ids + b.ids,
+    images: a.images + b.images,
+    duplicates: a.duplicates + b.duplicates,
+    reopened: a.reopened + b.reopened,
+    excluded: a.excluded + b.excluded,
+    removedIds: a.removedIds + b.removedIds,
+    removedImages: a.removedImages + b.removedImages,
+  };
 }

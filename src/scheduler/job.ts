@@ -5,8 +5,10 @@
  * gbifID completes only when every canvas of every manifest it has is in.
  *
  * NN: files are numbered over the gbifID's images in imageIndex order, with
- * an expanded identifier's images (in canvas order) in its place. With no
- * IIIF identifier (almost every gbifID) NN is the imageIndex.
+ * an expanded identifier's images (in canvas order) in its place; an image's
+ * NN is never below its imageIndex. With no IIIF identifier (almost every
+ * gbifID) NN is the imageIndex, so an image keeps its NN for life: one a
+ * newer export removed leaves a gap, and the images after it keep their names.
  */
 import type { ClaimedId, FetchedImage, FetchedPart, ImageOutcome } from '../ledger/ledger.js';
 import type { FetchResult } from '../fetch/fetch-image.js';
@@ -94,6 +96,7 @@ export class Job {
       return { result, fileIndex: nn++ };
     };
     for (const image of this.claimed.images) {
+      nn = Math.max(nn, image.imageIndex);
       const expansion = this.expansions.get(image.imageId);
       if (!expansion) {
         const { result, fileIndex } = take(unitKey(image.imageId));
@@ -109,10 +112,13 @@ export class Job {
       }
       images.push({ imageId: image.imageId, fileIndex: parts[0]?.fileIndex ?? nn, ...expansion.outcome, parts });
     }
-    const stale = stored.filter((n) => n >= nn).map((n) => finalPath(out, this.gbifId, n));
+    const kept = new Set(files.map((f) => f.final));
+    const stale = stored.map((n) => finalPath(out, this.gbifId, n)).filter((path) => !kept.has(path));
     for (const w of stored.length > 0 ? derive.known : []) {
-      const made = derive.widths.includes(w);
-      for (const n of stored) if (!made || n >= nn) stale.push(derivativePath(out, w, this.gbifId, n));
+      for (const n of stored) {
+        const path = derivativePath(out, w, this.gbifId, n);
+        if (!kept.has(path)) stale.push(path);
+      }
     }
     const item: PublishItem = { gbifId: this.gbifId, files, images, widths: derive.widths };
     return stale.length > 0 ? { ...item, stale } : item;

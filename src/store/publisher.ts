@@ -9,6 +9,7 @@
  * 4. ledger marks the ID done, clears intent -> done, with every file in place
  * So no partial gbifID stands in the tree, and no done gbifID lacks a file.
  */
+import { existsSync } from 'node:fs';
 import { link, mkdir, open, readdir, rename, rm, copyFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { DownloadLedger, FetchedImage } from '../ledger/ledger.js';
@@ -99,7 +100,8 @@ export class Publisher {
       }
       for (const path of item.stale ?? []) {
         await rm(path, { force: true });
-        folders.add(dirname(path));
+        // A stale path may name a folder that never was (a width this gbifID never had): nothing there to make durable.
+        if (existsSync(dirname(path))) folders.add(dirname(path));
       }
     }
     await Promise.all([...folders].map((folder) => fsyncPath(folder)));

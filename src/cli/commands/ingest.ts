@@ -1,6 +1,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import type { Command } from 'commander';
-import { EXIT_INTERRUPTED } from '../../errors.js';
+import { EXIT_INTERRUPTED, LedgerError } from '../../errors.js';
+import type { Ledger, RunLock } from '../../ledger/ledger.js';
 import type { IngestSummary } from '../../ingest/ingest.js';
 import { isPostgresUrl, openLedger } from '../../ledger/open.js';
 import { formatBytes, formatCount, progressBar } from '../progress.js';
@@ -18,12 +19,27 @@ function printSummary(s: IngestSummary, db: string): void {
     `  duplicates   ${formatCount(s.duplicates)} (gbifID and URL already in the ledger)`,
   ];
   if (s.excluded > 0) lines.push(`  excluded     ${formatCount(s.excluded)} gbifIDs an exclusion list names: not downloaded`);
-  if (s.reopened > 0) lines.push(`  reopened     ${formatCount(s.reopened)} done gbifIDs gained an image and are pending again`);
+  if (s.snapshot) {
+    lines.push(s.snapshot.applied ? `  removed      ${formatCount(s.removedIds)} gbifIDs and ${formatCount(s.removedImages)} images the snapshot lacks (their files stay until herbdl prune)` : '  removed      nothing yet: the snapshot is applied once its files are read whole');
+  }
+  if (s.reopened > 0) lines.push(`  reopened     ${formatCount(s.reopened)} done gbifIDs whose set of images changed: pending again, published anew by the next run`);
   lines.push(`  skipped      ${formatCount(skippedTotal)}`);
   for (const [reason, n] of skipped) lines.push(`    ${reason.padEnd(20)} ${formatCount(n)}`);
   lines.push(`  elapsed      ${(s.elapsedMs / 1000).toFixed(1)} s (${formatCount(s.rowsPerSecond)} rows/s)`);
   if (s.interrupted) lines.push('run the same command again to finish: rows already in the ledger are skipped');
   process.stdout.write(lines.join('\n') + '\n');
+}
+
+/**
+ * A snapshot changes which gbifIDs exist: no run may hold any of them
+ * meanwhile. On a SQLite file it takes the run lock (a live run refuses it,
+ * naming the run); on a shared ledger it refuses while a worker is live.
+ */
+async function holdForSnapshot(ledger: Ledger): Promise<RunLock | undefined> {
+  if (!isPostgresUrl(ledger.location)) return ledger.lockForRun({ leaseMs: 120_000 });
+  const live = (await ledger.status({ hosts: 0 })).workers.filter((w) => !w.expired && !w.stopped);
+  if (live.length > 0) throw new LedgerError(`${live.length} worker(s) are running on this ledger (${live.map((w) => w.worker).join(', ')}): stop them before ingest --snapshot`, 'ledger_busy');
+  return undefined;
 }
 
 function removeLedger(db: string): void {
@@ -35,16 +51,18 @@ export function registerIngest(program: Command): void {
     .command('ingest')
     .description('stream GBIF multimedia rows (multimedia.txt, .gz, or a download .zip) into the ledger')
     .argument('<file...>', 'multimedia.txt, multimedia.txt.gz, or a GBIF download zip');
-  addOptions(command, ['db', 'exclude', 'json', 'progress', 'commitEvery']);
+  addOptions(command, ['db', 'snapshot', 'exclude', 'json', 'progress', 'commitEvery']);
   command.action(async (files: string[], _flags, cmd: Command) => {
-    const options = optionValues(cmd, ['db', 'exclude', 'json', 'progress', 'commitEvery']);
+    const options = optionValues(cmd, ['db', 'snapshot', 'exclude', 'json', 'progress', 'commitEvery']);
     const { ingestFiles } = await import('../../ingest/ingest.js');
     const existed = isPostgresUrl(options.db) || existsSync(options.db);
     const ledger = await openLedger(options.db, { create: true });
     const bar = progressBar(' {file} |{bar}| {percentage}% {done} of {size} | {rows} rows | {rate} rows/s | ETA {eta_formatted}', options.progress);
     const started = performance.now();
     let failed = true;
+    let lock: RunLock | undefined;
     try {
+      if (options.snapshot) lock = await holdForSnapshot(ledger);
       // Listed first: the ingest then meets the IDs already excluded (and an interrupted list stops here).
       const exclusion = options.exclude.length > 0 ? await excludeWithProgress(options.exclude, ledger, options.progress) : undefined;
       if (exclusion && !options.json) process.stdout.write(excludeLines(exclusion).join('\n') + '\n');
@@ -56,6 +74,7 @@ export function registerIngest(program: Command): void {
       const summary = await interruptible((signal) =>
         ingestFiles(files, ledger, {
           signal,
+          snapshot: options.snapshot,
           commitEveryMs: options.commitEvery,
           onProgress: !bar.drawn ? undefined : (p) => {
             const seconds = (performance.now() - started) / 1000;
@@ -76,6 +95,7 @@ export function registerIngest(program: Command): void {
       failed = false;
     } finally {
       bar.stop();
+      await lock?.release();
       // A bad first input must not leave an empty ledger behind.
       const discard = failed && !existed && (await ledger.isEmpty());
       await ledger.close();

@@ -6,7 +6,8 @@ import { addOptions, optionValues } from '../shared.js';
 
 function counts(label: string, c: StateCounts): string {
   const excluded = c.excluded > 0 ? `  excluded ${formatCount(c.excluded)}` : '';
-  return `${label.padEnd(9)} total ${formatCount(c.total)}  pending ${formatCount(c.pending)}  done ${formatCount(c.done)}  failed ${formatCount(c.failed)}${excluded}`;
+  const removed = c.removed > 0 ? `  removed ${formatCount(c.removed)} (a newer export lacks them)` : '';
+  return `${label.padEnd(9)} total ${formatCount(c.total)}  pending ${formatCount(c.pending)}  done ${formatCount(c.done)}  failed ${formatCount(c.failed)}${excluded}${removed}`;
 }
 
 /** The leaderboard of a shared ledger's workers: live ones first. */

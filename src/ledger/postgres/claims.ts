@@ -12,7 +12,8 @@
 import type pg from 'pg';
 import type { ClaimedId, ClaimedImage, FetchedPart, StoredCopy } from '../ledger.js';
 import { urlHash } from '../../input/url-hash.js';
-import { outcomeOf } from '../rows.js';
+import { outcomeOf, STATE } from '../rows.js';
+import { hasFile } from '../snapshots.js';
 
 /** True when the worker named by `column` holds a live lease (qualify the column: inside, `worker_id` is the worker's own). */
 export const LIVE = (column: string) => `EXISTS (SELECT 1 FROM workers w WHERE w.worker_id = ${column} AND w.lease_until > herbdl_now())`;
@@ -36,18 +37,25 @@ export async function withImages(pool: pg.Pool, rows: readonly { gbif_id: number
   if (rows.length === 0) return [];
   const ids = rows.map((r) => r.gbif_id);
   const images = await pool.query(
-    `SELECT i.gbif_id, i.image_id, i.image_index, i.url, h.host, i.state, i.file_index, i.received_format
+    `SELECT i.gbif_id, i.image_id, i.image_index, i.url, h.host, i.state, i.file_index, i.received_format, i.sha256
      FROM images i JOIN hosts h USING (host_id) WHERE i.gbif_id = ANY($1::bigint[]) ORDER BY i.gbif_id, i.image_index`,
     [ids],
   );
   const byId = new Map<number, typeof images.rows>();
+  const withFiles = new Set<number>();
   for (const r of images.rows) {
+    // A removed image (a newer export lacks it) is not fetched; its NN stays its own, never given to another.
+    if (r.state === STATE.removed) {
+      if (r.sha256 !== null) withFiles.add(r.gbif_id);
+      continue;
+    }
+    if (r.state === STATE.done) withFiles.add(r.gbif_id);
     let list = byId.get(r.gbif_id);
     if (!list) byId.set(r.gbif_id, (list = []));
     list.push(r);
   }
   const stored = copies ? await storedCopies(pool, images.rows.map((r) => r.url as string)) : new Map<string, StoredCopy[]>();
-  const storedFiles = await storedFileIndexes(pool, [...byId].filter(([, list]) => list.some((r) => r.state === 1)).map(([id]) => id));
+  const storedFiles = await storedFileIndexes(pool, [...withFiles]);
   return [...rows]
     .sort((a, b) => (a.next_attempt_at ?? 0) - (b.next_attempt_at ?? 0) || a.gbif_id - b.gbif_id)
     .map((row) => {
@@ -114,8 +122,8 @@ export async function storedFileIndexes(pool: pg.Pool, gbifIds: readonly number[
   if (gbifIds.length === 0) return found;
   const rows = await pool.query(
     `SELECT gbif_id, COALESCE(file_index, image_index) AS nn FROM images
-       WHERE gbif_id = ANY($1::bigint[]) AND state = 1 AND (received_format IS NULL OR received_format NOT LIKE 'iiif%')
-     UNION SELECT i.gbif_id, p.file_index FROM image_parts p JOIN images i USING (image_id) WHERE i.gbif_id = ANY($1::bigint[]) AND i.state = 1`,
+       WHERE gbif_id = ANY($1::bigint[]) AND ${hasFile()} AND (received_format IS NULL OR received_format NOT LIKE 'iiif%')
+     UNION SELECT i.gbif_id, p.file_index FROM image_parts p JOIN images i USING (image_id) WHERE i.gbif_id = ANY($1::bigint[]) AND ${hasFile('i')}`,
     [gbifIds],
   );
   for (const r of rows.rows) {

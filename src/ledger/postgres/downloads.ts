@@ -4,13 +4,14 @@
  * moves a batch; none is made per request.
  */
 import type pg from 'pg';
-import type { ClaimedId, DerivationDue, DoneId, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, WorkerId } from '../ledger.js';
+import type { ClaimedId, DerivationDue, DoneId, PruneDue, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, WorkerId } from '../ledger.js';
 import { STATE_NAME } from '../rows.js';
 import { claimWith, FREE, LIVE } from './claims.js';
 import { transaction } from './connect.js';
 import { PostgresHostBudgets } from './host-budgets.js';
 import { recordDone, recordFailed, recordStored } from './outcomes.js';
 import { derivationsDue, derivedWidths, recordDerived } from './derivatives.js';
+import { prunable, recordPruned } from './removals.js';
 import type { WorkerLease } from './worker-lease.js';
 
 
@@ -114,6 +115,15 @@ export class PostgresDownloads implements DownloadLedger {
 
   derivedWidths(): Promise<number[]> {
     return derivedWidths(this.pool);
+  }
+
+  prunable(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: PruneDue[] }> {
+    return prunable(this.pool, afterGbifId, limit);
+  }
+
+  async recordPruned(gbifIds: readonly number[]): Promise<void> {
+    if (gbifIds.length === 0) return;
+    await transaction(this.pool, (db) => recordPruned(db, this.me, gbifIds));
   }
 
 

@@ -24,6 +24,7 @@ import { applyPending, exclusionsPending } from './exclusions.js';
 import { copyText } from './copy-text.js';
 import { IngestIds, type Numbered } from './ingest-ids.js';
 import { INGEST_LOCK } from './schema.js';
+import { removeUnlisted, SNAPSHOT_NUMBER, stampListed } from './snapshots.js';
 
 const FLUSH_BYTES = 1 << 20;
 
@@ -51,9 +52,11 @@ export class PostgresIngestWriter implements IngestWriter {
     private readonly side: pg.PoolClient,
     private readonly ids: IngestIds,
     private readonly bulk: boolean,
+    /** The number this ingest stamps the images it lists with, in a snapshot (0 otherwise: stamps nothing). */
+    private readonly snapshot: number,
   ) {}
 
-  static async open(pool: pg.Pool): Promise<PostgresIngestWriter> {
+  static async open(pool: pg.Pool, options: { readonly snapshot?: boolean } = {}): Promise<PostgresIngestWriter> {
     const client = await pool.connect();
     const side = await pool.connect().catch((err: unknown) => {
       client.release();
@@ -65,7 +68,9 @@ export class PostgresIngestWriter implements IngestWriter {
       const empty = await client.query('SELECT NOT EXISTS (SELECT 1 FROM images) AS empty');
       await client.query('CREATE TEMP TABLE IF NOT EXISTS ingest_rows (seq bigint, gbif_id bigint, url text, url_hash bigint, host_id integer, attribution_id integer, creator text) ON COMMIT DELETE ROWS');
       const bulk = empty.rows[0].empty as boolean;
-      return new PostgresIngestWriter(client, side, await IngestIds.open(side, bulk), bulk);
+      const last = await client.query('SELECT value FROM herbdl_meta WHERE name = $1', [SNAPSHOT_NUMBER]);
+      const snapshot = options.snapshot ? Number(last.rows[0]?.value ?? 0) + 1 : 0;
+      return new PostgresIngestWriter(client, side, await IngestIds.open(side, bulk), bulk, snapshot);
     } catch (err) {
       client.release(true);
       side.release(true);
@@ -145,7 +150,7 @@ export class PostgresIngestWriter implements IngestWriter {
     this.batch = { ...NO_TALLY };
   }
 
-  async finish(): Promise<void> {
+  async finish(options: { readonly applySnapshot?: boolean } = {}): Promise<void> {
     try {
       await this.commit();
       await this.ids.finish();
@@ -157,6 +162,8 @@ export class PostgresIngestWriter implements IngestWriter {
       const excluded = await applyPending(this.client);
       await this.client.query('COMMIT');
       this.committed = { ...this.committed, excluded: this.committed.excluded + excluded };
+      // Into an empty ledger, a snapshot has nothing to remove: only its number is noted.
+      if (this.snapshot > 0 && options.applySnapshot) this.committed = addTallies(this.committed, await removeUnlisted(this.client, this.snapshot, !this.bulk));
     } finally {
       await this.client.query('SELECT pg_advisory_unlock($1)', [INGEST_LOCK]).catch(() => {});
       this.client.release();
@@ -219,14 +226,19 @@ export class PostgresIngestWriter implements IngestWriter {
        FROM fresh fr LEFT JOIN LATERAL (SELECT max(image_index) + 1 AS next FROM images i WHERE i.gbif_id = fr.gbif_id) m ON true`,
     );
     await db.query(
-      `INSERT INTO images (gbif_id, image_index, url, url_hash, host_id, attribution_id, creator)
-       SELECT gbif_id, image_index, url, url_hash, host_id, attribution_id, creator FROM ingest_new ORDER BY gbif_id, image_index`,
+      `INSERT INTO images (gbif_id, image_index, url, url_hash, host_id, attribution_id, creator, snapshot)
+       SELECT gbif_id, image_index, url, url_hash, host_id, attribution_id, creator, $1 FROM ingest_new ORDER BY gbif_id, image_index`,
+      [this.snapshot],
     );
+    const restored = this.snapshot > 0 ? await stampListed(db, this.snapshot) : 0;
     const staged = (await db.query('SELECT count(*)::bigint AS n FROM ingest_rows')).rows[0].n as number;
     const images = (await db.query('SELECT count(*)::bigint AS n FROM ingest_new')).rows[0].n as number;
     const ids = (await db.query('WITH added AS (INSERT INTO ids (gbif_id) SELECT DISTINCT gbif_id FROM ingest_new ORDER BY 1 ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*)::bigint AS n FROM added')).rows[0].n as number;
     // A done ID that gained an image is incomplete on disk: fetch it again.
     const reopened = (await db.query('WITH re AS (UPDATE ids SET state = 0 WHERE state = 1 AND gbif_id IN (SELECT gbif_id FROM ingest_new) RETURNING 1) SELECT count(*)::bigint AS n FROM re')).rows[0].n as number;
+    // A removed ID that gained an image is back.
+    const back = (await db.query('WITH re AS (UPDATE ids SET state = 0 WHERE state = 4 AND gbif_id IN (SELECT gbif_id FROM ingest_new) RETURNING 1) SELECT count(*)::bigint AS n FROM re')).rows[0].n as number;
+    if (back > 0) await db.query(`UPDATE totals SET value = value + (CASE WHEN name = 'ids_pending' THEN $1::bigint ELSE -$1::bigint END) WHERE name IN ('ids_pending', 'ids_removed')`, [back]);
     await db.query(
       `UPDATE hosts h SET images = h.images + c.n, pending = h.pending + c.n
        FROM (SELECT host_id, count(*) AS n FROM ingest_new GROUP BY host_id) c WHERE h.host_id = c.host_id`,
@@ -234,8 +246,8 @@ export class PostgresIngestWriter implements IngestWriter {
     if (ids + reopened > 0) await db.query("UPDATE totals SET value = value + $1 WHERE name = 'ids_pending'", [ids + reopened]);
     if (reopened > 0) await db.query("UPDATE totals SET value = value - $1 WHERE name = 'ids_done'", [reopened]);
     this.batch.ids += ids;
-    this.batch.images += images;
-    this.batch.duplicates += staged - images;
+    this.batch.images += images + restored;
+    this.batch.duplicates += staged - images - restored;
     this.batch.reopened += reopened;
   }
 }

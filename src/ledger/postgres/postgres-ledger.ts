@@ -8,7 +8,7 @@ import type pg from 'pg';
 import type { ExcludeTally } from '../exclusions.js';
 import type { DownloadLedger, ExportedImage, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, WorkerStatus } from '../ledger.js';
 import type { OpenOptions } from '../sqlite/sqlite-ledger.js';
-import { derivedCounts, exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, imageCounts, STATE } from '../rows.js';
+import { derivedCounts, exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, imageCounts, IMAGES_REMOVED, STATE } from '../rows.js';
 import { bulkLoadPending, completeBulkLoad, ensureRunIndexes } from './bulk-load.js';
 import { createPool, describeConnectFailure, migrate, redact } from './connect.js';
 import { PostgresDownloads } from './downloads.js';
@@ -49,10 +49,10 @@ class PostgresLedger implements Ledger {
     await writer.finishInterrupted(completeBulkLoad);
   }
 
-  async openIngest(): Promise<IngestWriter> {
+  async openIngest(options: { readonly snapshot?: boolean } = {}): Promise<IngestWriter> {
     await this.completeInterruptedLoad();
     await applyExclusions(this.pool);
-    return PostgresIngestWriter.open(this.pool);
+    return PostgresIngestWriter.open(this.pool, options);
   }
 
   async openDownloads(lock: RunLock): Promise<DownloadLedger> {
@@ -107,7 +107,7 @@ class PostgresLedger implements Ledger {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const totals = new Map((await client.query('SELECT name, value FROM totals')).rows.map((r) => [r.name as string, r.value as number]));
       const ids = idCounts(totals);
-      const images = imageCounts((await client.query('SELECT coalesce(sum(images), 0)::bigint AS total, coalesce(sum(pending), 0)::bigint AS pending, coalesce(sum(done), 0)::bigint AS done, coalesce(sum(failed), 0)::bigint AS failed FROM hosts')).rows[0]);
+      const images = imageCounts((await client.query('SELECT coalesce(sum(images), 0)::bigint AS total, coalesce(sum(pending), 0)::bigint AS pending, coalesce(sum(done), 0)::bigint AS done, coalesce(sum(failed), 0)::bigint AS failed FROM hosts')).rows[0], totals.get(IMAGES_REMOVED));
       const hosts = (await client.query(`SELECT ${HOST_COLUMNS} FROM hosts WHERE images > 0 ORDER BY images DESC, host LIMIT $1`, [options.hosts])).rows.map(hostCounts);
       const blockedHosts = (await client.query(`SELECT ${HOST_COLUMNS} FROM hosts WHERE breaker_open_until > $1 AND pending > 0 ORDER BY pending DESC`, [Date.now()])).rows.map(hostCounts);
       const errorsByHost = (await client.query('SELECT h.host, e.code, e.images FROM error_counts e JOIN hosts h USING (host_id) WHERE e.images > 0 ORDER BY e.images DESC, h.host LIMIT $1', [Math.max(options.hosts, 10)])).rows as HostErrorCount[];

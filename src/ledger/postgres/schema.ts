@@ -150,6 +150,12 @@ export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE derivatives (gbif_id bigint NOT NULL, width integer NOT NULL, PRIMARY KEY (gbif_id, width));
   `,
+  // 4: snapshots, as in SQLite (migration 9 there). A constant default adds the column without rewriting the table.
+  `
+  ALTER TABLE images ADD COLUMN snapshot integer NOT NULL DEFAULT 0;
+  INSERT INTO totals (name, value) VALUES ('ids_removed', 0), ('images_removed', 0);
+  INSERT INTO herbdl_meta (name, value) VALUES ('snapshot', '0');
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -6,21 +6,25 @@
  * are promises only because a shared ledger's are.
  */
 import type Database from 'better-sqlite3';
-import type { ClaimedId, ClaimedImage, DerivationDue, DoneId, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor } from '../ledger.js';
+import type { ClaimedId, ClaimedImage, DerivationDue, DoneId, PruneDue, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor } from '../ledger.js';
 import { TOTAL_NAME } from '../rows.js';
 import { STATE, STATE_NAME } from './schema.js';
 import { StoredCopies } from './stored-copies.js';
+import { hasFile } from '../snapshots.js';
 import { SqliteDerivatives } from './derivatives.js';
+import { SqliteRemovals } from './removals.js';
 
 
 export class SqliteDownloads implements DownloadLedger {
   private readonly stmt;
   private readonly copies: StoredCopies;
   private readonly derivatives: SqliteDerivatives;
+  private readonly removals: SqliteRemovals;
 
   constructor(private readonly db: Database.Database) {
     this.copies = new StoredCopies(db);
     this.derivatives = new SqliteDerivatives(db);
+    this.removals = new SqliteRemovals(db);
     // Deferred IDs live in SQLite's temporary database (a file, with a small cache of its own), for this run only.
     db.exec('CREATE TEMP TABLE IF NOT EXISTS deferred_ids (seq INTEGER PRIMARY KEY, gbif_id INTEGER NOT NULL)');
     db.exec('DELETE FROM temp.deferred_ids');
@@ -44,8 +48,8 @@ export class SqliteDownloads implements DownloadLedger {
         .raw(),
       storedFiles: db
         .prepare(
-          `SELECT COALESCE(file_index, image_index) FROM images WHERE gbif_id = :id AND state = ${STATE.done} AND (received_format IS NULL OR received_format NOT LIKE 'iiif%')
-           UNION SELECT p.file_index FROM image_parts p JOIN images i USING (image_id) WHERE i.gbif_id = :id AND i.state = ${STATE.done}`,
+          `SELECT COALESCE(file_index, image_index) FROM images WHERE gbif_id = :id AND ${hasFile()} AND (received_format IS NULL OR received_format NOT LIKE 'iiif%')
+           UNION SELECT p.file_index FROM image_parts p JOIN images i USING (image_id) WHERE i.gbif_id = :id AND ${hasFile('i')}`,
         )
         .pluck(),
       imageStates: db.prepare('SELECT image_id, state, error_code, host_id FROM images WHERE gbif_id = ?').raw(),
@@ -147,6 +151,20 @@ export class SqliteDownloads implements DownloadLedger {
 
   async derivedWidths(): Promise<number[]> {
     return this.derivatives.known();
+  }
+
+  async prunable(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: PruneDue[] }> {
+    return this.removals.prunable(afterGbifId, limit, (id) => this.stmt.storedFiles.all({ id }) as number[]);
+  }
+
+  async recordPruned(gbifIds: readonly number[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const gbifId of gbifIds) {
+        this.removals.forget(gbifId);
+        this.derivatives.reset(gbifId, []);
+        this.stmt.clearIntent.run(gbifId);
+      }
+    })();
   }
 
   /** Marks images done with their outcomes (and IIIF parts), moving their hosts' counters. */
@@ -287,12 +305,14 @@ export class SqliteDownloads implements DownloadLedger {
 
   /** A claimed gbifID with its images, each with a stored copy of its URL if there is one (see stored-copies.ts). */
   private withImages(gbifId: number, attempts: number, copies = true): ClaimedId {
-    const rows = this.stmt.images.all(gbifId) as [number, number, string, string, number][];
+    const all = this.stmt.images.all(gbifId) as [number, number, string, string, number][];
+    // A removed image (a newer export lacks it) is not fetched; its NN stays its own, never given to another.
+    const rows = all.filter((r) => r[4] !== STATE.removed);
     const images = rows.map(([imageId, imageIndex, url, host]): ClaimedImage => {
       const stored = copies ? this.copies.find(url, gbifId) : undefined;
       return stored ? { imageId, imageIndex, url, host, stored } : { imageId, imageIndex, url, host };
     });
-    if (!rows.some((r) => r[4] === STATE.done)) return { gbifId, attempts, images };
+    if (!all.some((r) => r[4] === STATE.done || r[4] === STATE.removed)) return { gbifId, attempts, images };
     return { gbifId, attempts, images, storedFiles: this.stmt.storedFiles.all({ id: gbifId }) as number[] };
   }
 

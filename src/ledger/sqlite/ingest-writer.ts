@@ -19,12 +19,16 @@ import type { ImageBatch, IngestTally, IngestWriter } from '../ledger.js';
 import { beginBulkLoad, completeBulkLoad } from './bulk-load.js';
 import { applyExclusions, exclusionsPending } from './exclusions.js';
 import { STATE } from './schema.js';
+import { IMAGES_REMOVED, TOTAL_NAME } from '../rows.js';
+import { removeUnlisted, SNAPSHOT_NUMBER } from './snapshots.js';
 
 interface CurrentId {
   gbifId: number;
   state: number;
   nextIndex: number;
   urls: string[];
+  /** In a snapshot: the ID's images already in the ledger and not yet stamped by it, by URL. */
+  unstamped?: Map<string, { imageId: number; state: number; hostId: number }>;
 }
 
 interface HostEntry {
@@ -51,9 +55,17 @@ export class SqliteIngestWriter implements IngestWriter {
   };
   private batch = { ...NO_TALLY };
   private committed = { ...NO_TALLY };
+  /** gbifIDs and images a snapshot brought back from removed, this batch (counters move at commit). */
+  private restored = { ids: 0, images: 0 };
   private inTransaction = false;
+  /** The number this ingest stamps the images it lists with, in a snapshot (0 otherwise: stamps nothing). */
+  private readonly snapshot: number;
 
-  constructor(private readonly db: Database.Database) {
+  constructor(
+    private readonly db: Database.Database,
+    options: { readonly snapshot?: boolean } = {},
+  ) {
+    this.snapshot = options.snapshot ? Number(db.prepare('SELECT value FROM ledger_state WHERE name = ?').pluck().get(SNAPSHOT_NUMBER) ?? 0) + 1 : 0;
     this.bulk = db.prepare('SELECT NOT EXISTS (SELECT 1 FROM images)').pluck().get() === 1;
     if (this.bulk) {
       // WAL writes every page twice (log, then checkpoint); a rollback journal
@@ -73,9 +85,11 @@ export class SqliteIngestWriter implements IngestWriter {
     this.stmt = {
       insertId: db.prepare('INSERT INTO ids(gbif_id) VALUES (?) ON CONFLICT DO NOTHING'),
       idState: db.prepare('SELECT state FROM ids WHERE gbif_id = ?').pluck(),
-      idImages: db.prepare('SELECT image_index, url FROM images WHERE gbif_id = ?').raw(),
+      idImages: db.prepare('SELECT image_index, url, image_id, state, host_id, snapshot FROM images WHERE gbif_id = ?').raw(),
+      stamp: db.prepare('UPDATE images SET snapshot = ? WHERE image_id = ?'),
+      restore: db.prepare(`UPDATE images SET state = ${STATE.pending}, snapshot = ?, next_attempt_at = NULL WHERE image_id = ?`),
       reopenId: db.prepare(`UPDATE ids SET state = ${STATE.pending} WHERE gbif_id = ?`),
-      insertImage: db.prepare('INSERT INTO images(gbif_id, image_index, url, url_hash, host_id, attribution_id, creator) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      insertImage: db.prepare('INSERT INTO images(gbif_id, image_index, url, url_hash, host_id, attribution_id, creator, snapshot) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
       insertAttribution: db
         .prepare(
           `INSERT INTO attributions(type, format, license, rights_holder, publisher) VALUES (?, ?, ?, ?, ?)
@@ -100,6 +114,8 @@ export class SqliteIngestWriter implements IngestWriter {
       const url = texts[2 * i] as string;
       const current = this.current?.gbifId === gbifId ? this.current : this.load(gbifId);
       if (current.urls.includes(url)) {
+        const listed = current.unstamped?.get(url);
+        if (listed) this.stamp(current, url, listed);
         this.batch.duplicates++;
         continue;
       }
@@ -108,16 +124,35 @@ export class SqliteIngestWriter implements IngestWriter {
       const host = (hosts[hostNumber] ??= this.host(batch.hostNames[hostNumber] as string));
       const attributionNumber = batch.attributions[i] as number;
       const attributionId = (attributionIds[attributionNumber] ??= this.attributionId(batch.packedAttributions[attributionNumber] as string));
-      this.stmt.insertImage.run(gbifId, current.nextIndex++, url, batch.urlHashes[i], host.hostId, attributionId, texts[2 * i + 1]);
+      this.stmt.insertImage.run(gbifId, current.nextIndex++, url, batch.urlHashes[i], host.hostId, attributionId, texts[2 * i + 1], this.snapshot);
       host.newImages++;
       this.batch.images++;
-      if (current.state === STATE.done) {
-        // A done ID that gained an image is incomplete on disk: fetch it again.
-        this.stmt.reopenId.run(gbifId);
-        current.state = STATE.pending;
-        this.batch.reopened++;
-      }
+      this.gained(current);
     }
+  }
+
+  /** The ID gained an image: a done one is incomplete on disk, a removed one is back; both are fetched (again). */
+  private gained(current: CurrentId): void {
+    if (current.state !== STATE.done && current.state !== STATE.removed) return;
+    this.stmt.reopenId.run(current.gbifId);
+    if (current.state === STATE.done) this.batch.reopened++;
+    else this.restored.ids++;
+    current.state = STATE.pending;
+  }
+
+  /** A snapshot lists an image the ledger has: stamped, so it stays; one an earlier snapshot removed is back, pending. */
+  private stamp(current: CurrentId, url: string, image: { imageId: number; state: number; hostId: number }): void {
+    current.unstamped?.delete(url);
+    if (image.state !== STATE.removed) {
+      this.stmt.stamp.run(this.snapshot, image.imageId);
+      return;
+    }
+    this.stmt.restore.run(this.snapshot, image.imageId);
+    this.stmt.addHostImages.run(1, 1, image.hostId);
+    this.restored.images++;
+    this.batch.images++;
+    this.batch.duplicates--;
+    this.gained(current);
   }
 
   async commit(): Promise<void> {
@@ -129,9 +164,12 @@ export class SqliteIngestWriter implements IngestWriter {
       }
     }
     // A bulk load counts its IDs when it builds the ids table, in finish().
-    const newPending = (this.bulk ? 0 : this.batch.ids) + this.batch.reopened;
+    const newPending = (this.bulk ? 0 : this.batch.ids) + this.batch.reopened + this.restored.ids;
     if (newPending > 0) this.stmt.addTotal.run(newPending, 'ids_pending');
     if (this.batch.reopened > 0) this.stmt.addTotal.run(-this.batch.reopened, 'ids_done');
+    if (this.restored.ids > 0) this.stmt.addTotal.run(-this.restored.ids, TOTAL_NAME[STATE.removed]);
+    if (this.restored.images > 0) this.stmt.addTotal.run(-this.restored.images, IMAGES_REMOVED);
+    this.restored = { ids: 0, images: 0 };
     this.db.exec('COMMIT');
     this.inTransaction = false;
     this.committed = addTallies(this.committed, this.batch);
@@ -147,9 +185,10 @@ export class SqliteIngestWriter implements IngestWriter {
     this.numbered = { hostNames: [], packedAttributions: [], hosts: [], attributionIds: [] };
     this.current = undefined;
     this.batch = { ...NO_TALLY };
+    this.restored = { ids: 0, images: 0 };
   }
 
-  async finish(): Promise<void> {
+  async finish(options: { readonly applySnapshot?: boolean } = {}): Promise<void> {
     await this.commit();
     if (this.bulkStarted) {
       this.committed = afterBulkLoad(this.committed, completeBulkLoad(this.db, this.committed.ids));
@@ -161,6 +200,8 @@ export class SqliteIngestWriter implements IngestWriter {
       }
     }
     this.committed = { ...this.committed, excluded: this.committed.excluded + applyExclusions(this.db) };
+    // Into an empty ledger, a snapshot has nothing to remove: only its number is noted.
+    if (this.snapshot > 0 && options.applySnapshot) this.committed = addTallies(this.committed, removeUnlisted(this.db, this.snapshot, !this.bulk));
   }
 
   tally(): IngestTally {
@@ -189,14 +230,17 @@ export class SqliteIngestWriter implements IngestWriter {
     }
     // Seen before: in an earlier ingest, or earlier in this input, out of order.
     const state = this.stmt.idState.get(gbifId) as number;
-    const rows = this.stmt.idImages.all(gbifId) as [number, string][];
+    const rows = this.stmt.idImages.all(gbifId) as [number, string, number, number, number, number][];
+    // Indexes run on past every image the ID ever had, removed ones too: an NN is never given twice.
     let nextIndex = 0;
     const urls: string[] = [];
-    for (const [index, url] of rows) {
+    const unstamped = this.snapshot > 0 ? new Map<string, { imageId: number; state: number; hostId: number }>() : undefined;
+    for (const [index, url, imageId, imageState, hostId, stamp] of rows) {
       urls.push(url);
       if (index >= nextIndex) nextIndex = index + 1;
+      if (unstamped && stamp < this.snapshot) unstamped.set(url, { imageId, state: imageState, hostId });
     }
-    this.current = { gbifId, state, nextIndex, urls };
+    this.current = unstamped ? { gbifId, state, nextIndex, urls, unstamped } : { gbifId, state, nextIndex, urls };
     return this.current;
   }
 

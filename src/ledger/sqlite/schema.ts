@@ -179,6 +179,15 @@ export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE derivatives (gbif_id INTEGER NOT NULL, width INTEGER NOT NULL, PRIMARY KEY (gbif_id, width)) WITHOUT ROWID;
   `,
+  // 9: snapshots (ingest --snapshot): the last snapshot that listed each image
+  // (ledger_state 'snapshot' numbers them), so the images a newer export lacks
+  // are found in one pass when it ends; state 4, removed, for them and for
+  // gbifIDs left with no image; counters for both.
+  `
+  ALTER TABLE images ADD COLUMN snapshot INTEGER NOT NULL DEFAULT 0;
+  INSERT INTO totals(name, value) VALUES ('ids_removed', 0), ('images_removed', 0);
+  INSERT INTO ledger_state(name, value) VALUES ('snapshot', '0');
+  `,
 ];
 
 /** Indexes a bulk load drops and builds again, by sorting, when it ends. */

@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { LedgerError } from '../../errors.js';
 import type { ExcludeTally } from '../exclusions.js';
 import type { DownloadLedger, ExportedImage, HostCounts, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, StateCounts } from '../ledger.js';
-import { exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, derivedCounts, imageCounts } from '../rows.js';
+import { exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, derivedCounts, imageCounts, IMAGES_REMOVED } from '../rows.js';
 import { bulkLoadPending, completeBulkLoad } from './bulk-load.js';
 import { SqliteDownloads } from './downloads.js';
 import { applyExclusions, SqliteExclusions } from './exclusions.js';
@@ -84,11 +84,11 @@ class SqliteLedger implements Ledger {
     return lockForRun(this.db, this.location);
   }
 
-  async openIngest(): Promise<IngestWriter> {
+  async openIngest(options: { readonly snapshot?: boolean } = {}): Promise<IngestWriter> {
     // A bulk load that died left its indexes and ids unbuilt; build them before adding more.
     if (bulkLoadPending(this.db)) completeBulkLoad(this.db);
     applyExclusions(this.db);
-    return new SqliteIngestWriter(this.db);
+    return new SqliteIngestWriter(this.db, options);
   }
 
   async openDownloads(): Promise<DownloadLedger> {
@@ -132,6 +132,7 @@ class SqliteLedger implements Ledger {
         this.db
           .prepare('SELECT coalesce(sum(images), 0) AS total, coalesce(sum(pending), 0) AS pending, coalesce(sum(done), 0) AS done, coalesce(sum(failed), 0) AS failed FROM hosts')
           .get() as StateCounts,
+        totals.get(IMAGES_REMOVED),
       );
       const hosts = (this.db
         .prepare(`SELECT ${HOST_COLUMNS} FROM hosts WHERE images > 0 ORDER BY images DESC, host LIMIT ?`)

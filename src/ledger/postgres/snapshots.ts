@@ -1,0 +1,71 @@
+/** Snapshots on a shared ledger (see ../snapshots.ts for the rule): stamping what a batch lists, and applying the snapshot at its end. */
+import type pg from 'pg';
+import type { IngestTally } from '../ledger.js';
+import { IMAGES_REMOVED, NO_TALLY, STATE, TOTAL_NAME } from '../rows.js';
+import { DROP_WORK_TABLES, REMOVED_COUNTS_SQL, removeUnlistedStatements, SNAPSHOT_NUMBER } from '../snapshots.js';
+
+export { SNAPSHOT_NUMBER };
+
+const LISTED = '(SELECT DISTINCT gbif_id, url FROM ingest_rows)';
+
+/**
+ * Stamps the images the staged rows list (ingest_rows, in the caller's
+ * transaction) with snapshot `gen`. One an earlier snapshot removed is back:
+ * pending again, with its gbifID (a done one reopened, a removed one back)
+ * and every counter. Returns how many came back.
+ */
+export async function stampListed(db: pg.PoolClient, gen: number): Promise<number> {
+  const back = await db.query(
+    `UPDATE images i SET state = ${STATE.pending}, snapshot = $1, next_attempt_at = NULL FROM ${LISTED} l
+     WHERE i.gbif_id = l.gbif_id AND i.url = l.url AND i.state = ${STATE.removed} RETURNING i.gbif_id, i.host_id`,
+    [gen],
+  );
+  await db.query(`UPDATE images i SET snapshot = $1 FROM ${LISTED} l WHERE i.gbif_id = l.gbif_id AND i.url = l.url AND i.snapshot < $1`, [gen]);
+  if (back.rows.length === 0) return 0;
+  const hosts = new Map<number, number>();
+  for (const r of back.rows) hosts.set(r.host_id as number, (hosts.get(r.host_id as number) ?? 0) + 1);
+  const hostIds = [...hosts.keys()].sort((a, b) => a - b);
+  await db.query('UPDATE hosts h SET images = h.images + c.n, pending = h.pending + c.n FROM unnest($1::int[], $2::bigint[]) AS c(host_id, n) WHERE h.host_id = c.host_id', [
+    hostIds,
+    hostIds.map((id) => hosts.get(id)),
+  ]);
+  const ids = [...new Set(back.rows.map((r) => r.gbif_id as number))];
+  const moved = await db.query(
+    `WITH before AS (SELECT gbif_id, state FROM ids WHERE gbif_id = ANY($1::bigint[]) AND state IN (${STATE.done}, ${STATE.removed}) FOR UPDATE),
+     moved AS (UPDATE ids SET state = ${STATE.pending}, next_attempt_at = NULL FROM before WHERE ids.gbif_id = before.gbif_id RETURNING before.state)
+     SELECT state, count(*)::bigint AS n FROM moved GROUP BY state`,
+    [ids],
+  );
+  let pending = 0;
+  for (const r of moved.rows) {
+    await db.query('UPDATE totals SET value = value - $1 WHERE name = $2', [r.n, TOTAL_NAME[r.state as number]]);
+    pending += r.n as number;
+  }
+  if (pending > 0) await db.query('UPDATE totals SET value = value + $1 WHERE name = $2', [pending, TOTAL_NAME[STATE.pending]]);
+  await db.query('UPDATE totals SET value = value - $1 WHERE name = $2', [back.rows.length, IMAGES_REMOVED]);
+  return back.rows.length;
+}
+
+/**
+ * Removes what snapshot `gen` did not list, in one transaction, and notes
+ * `gen` as applied; what it did, as a tally. `remove` false (the ledger was
+ * empty before this snapshot: it listed everything) only notes the number.
+ */
+export async function removeUnlisted(db: pg.PoolClient, gen: number, remove: boolean): Promise<IngestTally> {
+  await db.query('BEGIN');
+  try {
+    let tally = NO_TALLY;
+    if (remove) {
+      for (const sql of removeUnlistedStatements(gen)) await db.query(sql);
+      const counts = (await db.query(REMOVED_COUNTS_SQL)).rows[0] as { images: string; ids: string; reopened: string };
+      for (const sql of DROP_WORK_TABLES) await db.query(sql);
+      tally = { ...NO_TALLY, removedImages: Number(counts.images), removedIds: Number(counts.ids), reopened: Number(counts.reopened) };
+    }
+    await db.query('UPDATE herbdl_meta SET value = $1 WHERE name = $2', [String(gen), SNAPSHOT_NUMBER]);
+    await db.query('COMMIT');
+    return tally;
+  } catch (err) {
+    await db.query('ROLLBACK').catch(() => {});
+    throw err;
+  }
+}

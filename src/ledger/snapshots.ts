@@ -1,0 +1,84 @@
+/**
+ * Snapshots, said the same way to both ledgers: `ingest --snapshot newer.zip`
+ * takes the file as the complete current state of the same query. Every image
+ * it lists is stamped with the snapshot's number as the rows go in
+ * (images.snapshot); when the file has been read whole, one pass finds the
+ * images it did not list and removes them (state 4), with every counter.
+ *
+ * A gbifID left with no image is removed too (its files stay until `herbdl
+ * prune`). One that lost some images but keeps others has a new set: a done
+ * or failed one becomes pending, so the next run publishes the new set whole
+ * (and removes the files of the images that went, under the same intent).
+ * Nothing is removed until the whole file is in: a snapshot ingest killed
+ * half-way leaves stamps only, and running it again stamps from the start.
+ */
+import { IMAGES_REMOVED, STATE, TOTAL_NAME } from './rows.js';
+
+/** The flag (ledger_state in SQLite, herbdl_meta in PostgreSQL) holding the number of the last snapshot applied. */
+export const SNAPSHOT_NUMBER = 'snapshot';
+
+const GONE = 'snapshot_gone';
+const TOUCHED = 'snapshot_ids';
+const REMOVED = STATE.removed;
+
+/**
+ * Statements, for one transaction of the caller's, that remove what snapshot
+ * `gen` did not list. The same SQL serves SQLite and PostgreSQL. Order: what
+ * goes and which gbifIDs it empties are read first; then ids, images, and the
+ * counters (hosts, error counts, totals), the order a worker's outcomes take
+ * their locks in on a shared ledger.
+ */
+export function removeUnlistedStatements(gen: number): string[] {
+  const liveImage = `i.gbif_id = g.gbif_id AND i.state <> ${REMOVED} AND i.snapshot >= ${gen}`;
+  const idTotals = (states: readonly number[], emptied: boolean, sign: '+' | '-') =>
+    states.map(
+      (s) => `UPDATE totals SET value = value ${sign} (SELECT count(*) FROM ${TOUCHED} WHERE state = ${s} AND ${emptied ? '' : 'NOT '}emptied) WHERE name = '${TOTAL_NAME[s]}'`,
+    );
+  return [
+    `DROP TABLE IF EXISTS ${GONE}`,
+    `DROP TABLE IF EXISTS ${TOUCHED}`,
+    `CREATE TEMP TABLE ${GONE} AS SELECT image_id, gbif_id, host_id, state, error_code FROM images WHERE snapshot < ${gen} AND state <> ${REMOVED}`,
+    `CREATE TEMP TABLE ${TOUCHED} AS SELECT g.gbif_id, ids.state, NOT EXISTS (SELECT 1 FROM images i WHERE ${liveImage}) AS emptied
+       FROM (SELECT DISTINCT gbif_id FROM ${GONE}) g JOIN ids ON ids.gbif_id = g.gbif_id`,
+    // gbifIDs with no image left: removed, whatever they were.
+    `UPDATE ids SET state = ${REMOVED}, next_attempt_at = NULL WHERE gbif_id IN (SELECT gbif_id FROM ${TOUCHED} WHERE emptied)`,
+    // A done or failed gbifID whose set shrank: pending, for its new set.
+    `UPDATE ids SET state = ${STATE.pending}, next_attempt_at = NULL
+       WHERE gbif_id IN (SELECT gbif_id FROM ${TOUCHED} WHERE NOT emptied AND state IN (${STATE.done}, ${STATE.failed}))`,
+    `UPDATE images SET state = ${REMOVED}, next_attempt_at = NULL WHERE image_id IN (SELECT image_id FROM ${GONE})`,
+    // Hosts count an image in `images` and in its state's column (an excluded one in `images` only).
+    `UPDATE hosts SET images = hosts.images - c.n, pending = hosts.pending - c.p, done = hosts.done - c.d, failed = hosts.failed - c.f
+     FROM (SELECT host_id, count(*) AS n,
+             sum(CASE WHEN state = ${STATE.pending} THEN 1 ELSE 0 END) AS p,
+             sum(CASE WHEN state = ${STATE.done} THEN 1 ELSE 0 END) AS d,
+             sum(CASE WHEN state = ${STATE.failed} THEN 1 ELSE 0 END) AS f
+           FROM ${GONE} GROUP BY host_id) AS c
+     WHERE hosts.host_id = c.host_id`,
+    `UPDATE error_counts SET images = error_counts.images - c.n
+     FROM (SELECT host_id, error_code AS code, count(*) AS n FROM ${GONE}
+           WHERE state = ${STATE.failed} AND error_code IS NOT NULL GROUP BY host_id, error_code) AS c
+     WHERE error_counts.host_id = c.host_id AND error_counts.code = c.code`,
+    `UPDATE totals SET value = value + (SELECT count(*) FROM ${GONE}) WHERE name = '${IMAGES_REMOVED}'`,
+    ...idTotals([STATE.pending, STATE.done, STATE.failed, STATE.excluded], true, '-'),
+    `UPDATE totals SET value = value + (SELECT count(*) FROM ${TOUCHED} WHERE emptied) WHERE name = '${TOTAL_NAME[REMOVED]}'`,
+    ...idTotals([STATE.done, STATE.failed], false, '-'),
+    `UPDATE totals SET value = value + (SELECT count(*) FROM ${TOUCHED} WHERE NOT emptied AND state IN (${STATE.done}, ${STATE.failed})) WHERE name = '${TOTAL_NAME[STATE.pending]}'`,
+  ];
+}
+
+/**
+ * An image whose file may be in the tree: done, or removed after it was
+ * stored (its file stays until its gbifID is published anew, or pruned).
+ */
+export function hasFile(table = ''): string {
+  const t = table ? `${table}.` : '';
+  return `(${t}state = ${STATE.done} OR (${t}state = ${REMOVED} AND ${t}sha256 IS NOT NULL))`;
+}
+
+/** What the statements did: images and gbifIDs removed, and gbifIDs reopened for a shrunken set. One row of three numbers. */
+export const REMOVED_COUNTS_SQL = `SELECT (SELECT count(*) FROM ${GONE}) AS images,
+  (SELECT count(*) FROM ${TOUCHED} WHERE emptied) AS ids,
+  (SELECT count(*) FROM ${TOUCHED} WHERE NOT emptied AND state IN (${STATE.done}, ${STATE.failed})) AS reopened`;
+
+/** Drops the working tables (SQLite keeps temporary tables for the connection's life). */
+export const DROP_WORK_TABLES = [`DROP TABLE IF EXISTS ${GONE}`, `DROP TABLE IF EXISTS ${TOUCHED}`];

@@ -1,0 +1,150 @@
+/**
+ * Newer exports as snapshots: `ingest --snapshot` removes what the newer file
+ * lacks (images, and gbifIDs left with none), adds what is new, reopens
+ * gbifIDs whose set changed; an image keeps its NN for life; `run` publishes
+ * the new sets whole and removes their dropped files (derivatives too);
+ * `prune` removes the files of removed gbifIDs. On SQLite and PostgreSQL,
+ * through the real CLI against loopback hosts.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { herbdl, herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
+import { imageServers } from './helpers/image-server.js';
+import { writeMultimedia } from './helpers/multimedia.js';
+import { freshDatabase } from './helpers/postgres.js';
+import { treeFiles, type RunJson } from './helpers/run.js';
+
+const rel = (id: number, nn: number) => `${String(id).slice(0, 3)}/${String(id).slice(3, 6)}/${id}-${String(nn).padStart(2, '0')}.jpg`;
+const tree = (out: string) => treeFiles(out).filter((f) => !f.startsWith('.herbdl'));
+
+interface IngestJson {
+  gbifIds: number;
+  images: number;
+  duplicates: number;
+  reopened: number;
+  removedIds: number;
+  removedImages: number;
+  snapshot?: { applied: boolean };
+}
+
+async function scenario(firstOctet: number, ledger: (dir: string) => Promise<string>) {
+  const [a, b] = await imageServers(2, firstOctet);
+  const dir = tempDir();
+  const db = await ledger(dir);
+  const out = join(dir, 'images');
+  const names = ['a', 'b', 'c', 'd', 'e', 'e2', 'f', 'g', 'h', 'i', 'new'];
+  for (const [k, name] of names.entries()) {
+    const body = await sharp({ create: { width: 300 + k, height: 200, channels: 3, background: { r: 20 * k, g: 100, b: 50 } } }).jpeg().toBuffer();
+    (k % 2 ? b : a)!.route(`/${name}.jpg`, { kind: 'image', body });
+  }
+  a!.route('/x404.jpg', { kind: 'status', status: 404 });
+  const url = (name: string) => `${(names.indexOf(name) % 2 ? b : a)!.origin}/${name}.jpg`;
+  const older: [number, string][] = [
+    [4100000001, url('a')], [4100000001, url('b')], [4100000001, url('c')],
+    [4100000002, url('d')],
+    [4100000003, url('e')],
+    [4100000004, url('f')],
+    [4100000005, url('g')], [4100000005, url('h')],
+    [4100000006, `${a!.origin}/x404.jpg`],
+  ];
+  const newer: [number, string][] = [
+    [4100000001, url('a')], [4100000001, url('c')], // b removed
+    [4100000003, url('e2')], // a moved URL
+    [4100000004, url('f')],
+    [4100000005, url('g')], [4100000005, url('h')], [4100000005, url('i')], // an image added
+    [4100000008, url('new')], // a new gbifID; 4100000002 and 4100000006 gone
+  ];
+  herbdlJson(['ingest', writeMultimedia(join(dir, 'older.txt'), older), '--db', db]);
+  const run = async (extra: string[] = []) => {
+    const r = await herbdlAsync(['run', '--db', db, '--out', out, '--allow-private-network', '--derive', '100', '--json', ...extra]);
+    if (r.status !== 0) throw new Error(`run exited ${r.status}: ${r.stderr}`);
+    return JSON.parse(r.stdout.trim().split('\n').pop() as string) as RunJson;
+  };
+  const first = await run();
+  const keptBefore = statSync(join(out, rel(4100000001, 2)));
+  const snapshot = herbdlJson<IngestJson>(['ingest', '--snapshot', writeMultimedia(join(dir, 'newer.txt'), newer), '--db', db]);
+  const statusAfterIngest = herbdlJson<{ ids: Record<string, number>; images: Record<string, number> }>(['status', '--db', db]);
+  const second = await run();
+  return { a: a!, url, dir, db, out, first, second, snapshot, statusAfterIngest, keptBefore };
+}
+
+const expectedTree = [
+  rel(4100000001, 0), rel(4100000001, 2),
+  rel(4100000003, 1),
+  rel(4100000004, 0),
+  rel(4100000005, 0), rel(4100000005, 1), rel(4100000005, 2),
+  rel(4100000008, 0),
+];
+
+for (const [label, octet, ledger] of [
+  ['SQLite', 62, async (dir: string) => join(dir, 'snap.db')],
+  ['PostgreSQL', 64, async () => freshDatabase('snapshot')],
+] as const) {
+  describe(`ingest --snapshot, run and prune on ${label}`, async () => {
+    const s = await scenario(octet, ledger);
+
+    it('counts what the newer file added, removed and reopened, exactly', () => {
+      expect(s.first).toMatchObject({ idsDone: 5, idsFailed: 1 });
+      expect(s.snapshot).toMatchObject({ gbifIds: 1, images: 3, duplicates: 5, removedIds: 2, removedImages: 4, reopened: 3, snapshot: { applied: true } });
+      expect(s.statusAfterIngest.ids).toEqual({ total: 5, pending: 4, done: 1, failed: 0, excluded: 0, removed: 2 });
+      expect(s.statusAfterIngest.images).toEqual({ total: 8, pending: 3, done: 5, failed: 0, excluded: 0, removed: 4 });
+    });
+
+    it('run publishes each changed set whole: NNs kept for life, dropped files and derivatives gone; removed gbifIDs wait for prune', () => {
+      expect(s.second).toMatchObject({ idsDone: 4, idsFailed: 0, pending: 0 });
+      // 4100000002 was removed: its file stays until prune.
+      expect(tree(s.out)).toEqual([...expectedTree, rel(4100000002, 0), ...[...expectedTree, rel(4100000002, 0)].map((f) => `w100/${f}`)].sort());
+      // The image that stayed keeps its name and its file: the same inode, never fetched again.
+      const kept = statSync(join(s.out, rel(4100000001, 2)));
+      expect(kept.ino).toBe(s.keptBefore.ino);
+      expect(s.a.count('/c.jpg')).toBe(1);
+    });
+
+    it('export lists the removed images with their state', () => {
+      const removed = herbdl(['export', '--db', s.db, '--state', 'removed', '--format', 'jsonl']).stdout.trim().split('\n').map((l) => JSON.parse(l) as { gbifID: number; url: string; state: string });
+      expect(removed.map((r) => [r.gbifID, r.url.replace(/^.*\//, '')]).sort()).toEqual([
+        [4100000001, 'b.jpg'], [4100000002, 'd.jpg'], [4100000003, 'e.jpg'], [4100000006, 'x404.jpg'],
+      ]);
+      expect(new Set(removed.map((r) => r.state))).toEqual(new Set(['removed']));
+    });
+
+    it('prune --dry-run says what would go and changes nothing; prune removes it, all of a gbifID; a second prune finds nothing', () => {
+      const before = tree(s.out);
+      const dry = herbdlJson<{ ids: number; files: number; dryRun: boolean }>(['prune', '--db', s.db, '--out', s.out, '--dry-run']);
+      expect(dry).toMatchObject({ ids: 1, files: 2, dryRun: true });
+      expect(tree(s.out)).toEqual(before);
+      const listed = herbdl(['prune', '--db', s.db, '--out', s.out, '--list']);
+      expect(listed.status).toBe(0);
+      expect(listed.stdout.trim().split('\n')).toEqual([join(s.out, rel(4100000002, 0)), join(s.out, 'w100', rel(4100000002, 0)), expect.stringMatching(/^pruned 2 files \(.*\) of 1 removed gbifIDs from /)]);
+      expect(tree(s.out)).toEqual([...expectedTree, ...expectedTree.map((f) => `w100/${f}`)].sort());
+      expect(herbdlJson(['prune', '--db', s.db, '--out', s.out])).toMatchObject({ ids: 0, files: 0 });
+      expect(existsSync(join(s.out, rel(4100000001, 1)))).toBe(false);
+    });
+
+    it('a gbifID brought back by a later snapshot is fetched again, and status counts it back', async () => {
+      const back: [number, string][] = [[4100000001, s.url('a')], [4100000001, s.url('c')], [4100000002, s.url('d')]];
+      const r = herbdlJson<IngestJson>(['ingest', '--snapshot', writeMultimedia(join(s.dir, 'again.txt'), back), '--db', s.db]);
+      expect(r).toMatchObject({ images: 1, removedIds: 4, reopened: 0 });
+      const status = herbdlJson<{ ids: Record<string, number> }>(['status', '--db', s.db]);
+      expect(status.ids).toMatchObject({ pending: 1, done: 1, removed: 5 });
+      const again = await herbdlAsync(['run', '--db', s.db, '--out', s.out, '--allow-private-network', '--json']);
+      expect(again.status).toBe(0);
+      expect(existsSync(join(s.out, rel(4100000002, 0)))).toBe(true);
+    });
+  });
+}
+
+describe('ingest --snapshot refuses what would break a run', async () => {
+  const dir = tempDir();
+  it('is not applied when the ingest is interrupted by a bad file: nothing removed', () => {
+    const db = join(dir, 'bad.db');
+    herbdlJson(['ingest', writeMultimedia(join(dir, 'one.txt'), [[4200000001, 'https://h.example/1.jpg'], [4200000002, 'https://h.example/2.jpg']]), '--db', db]);
+    const r = herbdl(['ingest', '--snapshot', writeMultimedia(join(dir, 'part.txt'), [[4200000001, 'https://h.example/1.jpg']]), join(dir, 'missing.txt'), '--db', db]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    const status = herbdlJson<{ ids: Record<string, number> }>(['status', '--db', db]);
+    expect(status.ids).toMatchObject({ pending: 2, removed: 0 });
+  });
+});
