@@ -117,7 +117,7 @@ for (const [label, octet, ledger] of [
       expect(tree(s.out)).toEqual(before);
       const listed = herbdl(['prune', '--db', s.db, '--out', s.out, '--list']);
       expect(listed.status).toBe(0);
-      expect(listed.stdout.trim().split('\n')).toEqual([join(s.out, rel(4100000002, 0)), join(s.out, 'w100', rel(4100000002, 0)), expect.stringMatching(/^pruned 2 files \(.*\) of 1 removed gbifIDs from /)]);
+      expect(listed.stdout.trim().split('\n')).toEqual([join(s.out, rel(4100000002, 0)), join(s.out, 'w100', rel(4100000002, 0)), expect.stringMatching(/^pruned 2 files \(.*\) of 1 removed gbifIDs and 0 images gone at the source from /)]);
       expect(tree(s.out)).toEqual([...expectedTree, ...expectedTree.map((f) => `w100/${f}`)].sort());
       expect(herbdlJson(['prune', '--db', s.db, '--out', s.out])).toMatchObject({ ids: 0, files: 0 });
       expect(existsSync(join(s.out, rel(4100000001, 1)))).toBe(false);

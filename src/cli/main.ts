@@ -12,6 +12,7 @@ import { registerIngest } from './commands/ingest.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerPack } from './commands/pack.js';
 import { registerPrune } from './commands/prune.js';
+import { registerRecheck } from './commands/recheck.js';
 import { registerRetryFailed } from './commands/retry-failed.js';
 import { registerRun } from './commands/run.js';
 import { registerStatus } from './commands/status.js';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerDerive(program);
   registerPack(program);
   registerPrune(program);
+  registerRecheck(program);
   registerMigrate(program);
   return program;
 }

@@ -6,7 +6,8 @@ import { EXIT_INTERRUPTED } from '../errors.js';
 export function addOptions(command: Command, keys: readonly OptionKey[]): void {
   for (const key of keys) {
     const spec = OPTIONS[key];
-    const shown = typeof spec.defaultValue === 'boolean' || spec.defaultValue === '' ? '' : ` (default: ${String(spec.defaultValue)})`;
+    // Lists (widths, tiers) say their default in their description, if they have one.
+    const shown = typeof spec.defaultValue === 'boolean' || typeof spec.defaultValue === 'object' || spec.defaultValue === '' ? '' : ` (default: ${String(spec.defaultValue)})`;
     command.addOption(new Option(spec.flag, `${spec.description}${shown}; env ${spec.env}`));
   }
 }

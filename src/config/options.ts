@@ -68,6 +68,30 @@ export function widthList(raw: string, where: string): readonly number[] {
   return Object.freeze([...new Set(widths)].sort((a, b) => a - b));
 }
 
+const DURATION_UNITS: Record<string, number> = { h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000, m: 30 * 86_400_000, y: 365 * 86_400_000 };
+
+function duration(raw: string, where: string): number {
+  const m = /^\s*([0-9]+)\s*([hdwmy])\s*$/.exec(raw);
+  if (!m || Number(m[1]) <= 0) throw new UsageError(`${where}: expected a duration such as 7d, 2w, 6m or 2y, got "${raw}"`);
+  return Number(m[1]) * (DURATION_UNITS[m[2] as string] as number);
+}
+
+/** Recheck tiers: `every<until,...,every` (7d<30d,30d<180d,90d<2y,365d): re-check every `every` while younger than `until`; the last has no end. */
+export function tierList(raw: string, where: string): readonly { everyMs: number; untilMs: number }[] {
+  const parts = raw.split(',').map((p) => p.trim());
+  const tiers = parts.map((part, i) => {
+    const [every, until, extra] = part.split('<');
+    if (extra !== undefined || every === undefined || (i < parts.length - 1) !== (until !== undefined)) {
+      throw new UsageError(`${where}: each tier but the last is every<until (7d<30d), the last only every (365d); got "${part}"`);
+    }
+    return { everyMs: duration(every, where), untilMs: until === undefined ? Infinity : duration(until, where) };
+  });
+  for (let i = 1; i < tiers.length - 1; i++) {
+    if ((tiers[i] as { untilMs: number }).untilMs <= (tiers[i - 1] as { untilMs: number }).untilMs) throw new UsageError(`${where}: each tier's end must come after the one before it`);
+  }
+  return Object.freeze(tiers);
+}
+
 function option<T>(flag: string, env: string, defaultValue: T, description: string, parse: (raw: string, where: string) => T): OptionSpec<T> {
   return Object.freeze({ flag, env, defaultValue, description, parse });
 }
@@ -110,6 +134,10 @@ export const OPTIONS = {
   packFormat: option('--format <format>', 'HERBDL_PACK_FORMAT', 'webdataset', 'webdataset: tar shards of <gbifID>-NN.jpg and .json', oneOf('webdataset')),
   shardSize: option('--shard-size <n>', 'HERBDL_SHARD_SIZE', 10_000, 'images per shard', integer(1, 10_000_000)),
   width: option('--width <px>', 'HERBDL_WIDTH', 0, 'pack the derivative of this width instead of the originals (0: originals)', integer(0, 100_000)),
+  tiers: option('--tiers <tiers>', 'HERBDL_TIERS', tierList('7d<30d,30d<180d,90d<2y,365d', 'default'), 're-check every <every> while younger than <until>, by time since first stored (default 7d<30d,30d<180d,90d<2y,365d: weekly the first month, monthly to six months, quarterly to two years, yearly after)', tierList),
+  budget: option('--budget <n>', 'HERBDL_BUDGET', 0, 'ask the hosts about at most this many images (0: every one due)', integer(0)),
+  all: option('--all', 'HERBDL_ALL', false, 'take every stored image as due, whatever its age', boolean),
+  plan: option('--plan', 'HERBDL_PLAN', false, 'change nothing: print per tier what falls due per day, and per host whether its measured rate keeps up', boolean),
   dryRun: option('--dry-run', 'HERBDL_DRY_RUN', false, 'change nothing: say what would be removed', boolean),
   list: option('--list', 'HERBDL_LIST', false, 'print each file removed (or, with --dry-run, that would be), one path a line', boolean),
   snapshot: option('--snapshot', 'HERBDL_SNAPSHOT', false, 'the files are the complete current state of the same query (a newer export): what the ledger has and they lack is removed once they are read whole', boolean),

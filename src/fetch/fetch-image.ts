@@ -44,6 +44,27 @@ export interface FetchedBody extends FetchResult {
   readonly body?: Buffer;
   /** The body is a JSON object (a IIIF manifest or info.json, perhaps), not an image. */
   readonly json: boolean;
+  /** A conditional request (recheck) answered 304: the stored image is current; no body. */
+  readonly notModified?: true;
+}
+
+/** A recheck's conditional request: If-None-Match with the stored ETag, else If-Modified-Since. */
+export interface Conditional {
+  readonly etag?: string;
+  readonly lastModified?: string;
+}
+
+/** The validators a response gave (an ETag, a Last-Modified date), to be kept with the image. */
+function validators(headers: Record<string, string | string[] | undefined>): { etag?: string; lastModified?: string } {
+  const etag = header(headers, 'etag');
+  const lastModified = header(headers, 'last-modified');
+  return { ...(etag ? { etag } : {}), ...(lastModified ? { lastModified } : {}) };
+}
+
+function conditionalHeaders(conditional: Conditional | undefined): Record<string, string> {
+  if (conditional?.etag) return { 'if-none-match': conditional.etag };
+  if (conditional?.lastModified) return { 'if-modified-since': conditional.lastModified };
+  return {};
 }
 
 /** Bodies up to this size are kept in memory, not written by the fetch (at most this much per request in flight). */
@@ -184,7 +205,7 @@ async function saveBody(body: Readable, headers: Record<string, string | string[
   return { bytes, sha256: hash.digest('hex'), json, ...(kept ? { body: kept } : {}) };
 }
 
-export async function fetchImage(url: string, path: string, settings: FetchSettings, signal?: AbortSignal): Promise<FetchedBody> {
+export async function fetchImage(url: string, path: string, settings: FetchSettings, signal?: AbortSignal, conditional?: Conditional): Promise<FetchedBody> {
   // One controller per request, its timer cleared when the request ends:
   // AbortSignal.timeout would keep every request's timer and signal alive for
   // the whole --deadline, which at thousands of requests a second is a leak.
@@ -208,7 +229,7 @@ export async function fetchImage(url: string, path: string, settings: FetchSetti
         origin: current.origin,
         path: current.pathname + current.search,
         method: 'GET',
-        headers: { 'user-agent': settings.userAgent, accept: 'image/*,*/*;q=0.8', 'accept-encoding': 'gzip, deflate, br' },
+        headers: { 'user-agent': settings.userAgent, accept: 'image/*,*/*;q=0.8', 'accept-encoding': 'gzip, deflate, br', ...conditionalHeaders(conditional) },
         signal: abort,
       });
       const headers = res.headers as Record<string, string | string[] | undefined>;
@@ -220,12 +241,16 @@ export async function fetchImage(url: string, path: string, settings: FetchSetti
         current = next;
         continue;
       }
+      if (res.statusCode === 304 && conditional) {
+        await res.body.dump();
+        return { httpStatus: 304, finalUrl: current.href, contentType: '', bytes: 0, sha256: '', json: false, notModified: true, ...validators(headers) };
+      }
       if (res.statusCode < 200 || res.statusCode >= 300) {
         await res.body.dump();
         throw errorForStatus(res.statusCode, headers['retry-after']);
       }
       const saved = await saveBody(res.body, headers, path, settings.maxBytes);
-      return { httpStatus: res.statusCode, finalUrl: current.href, contentType: header(headers, 'content-type') ?? '', ...saved };
+      return { httpStatus: res.statusCode, finalUrl: current.href, contentType: header(headers, 'content-type') ?? '', ...validators(headers), ...saved };
     }
   } catch (err) {
     await rm(path, { force: true });

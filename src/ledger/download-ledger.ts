@@ -3,6 +3,7 @@
  * breakers and, on a shared ledger, per-host request slots. Re-exported by
  * ledger.ts.
  */
+import type { Tier } from './freshness.js';
 /** One image of a claimed gbifID, as the downloader needs it. */
 export interface ClaimedImage {
   readonly imageId: number;
@@ -46,6 +47,9 @@ export interface ImageOutcome {
   readonly height?: number;
   /** jpeg, png, tiff, ... as received, before conversion. */
   readonly receivedFormat?: string;
+  /** The host's validators for the body, kept for a later recheck's conditional request. */
+  readonly etag?: string;
+  readonly lastModified?: string;
 }
 
 /** One image a IIIF identifier expanded into (a manifest's canvas, or an image service's one image). */
@@ -86,7 +90,14 @@ export interface StoredCopy {
 /** A gbifID whose files are being renamed into place: what to undo if we die half-way. */
 export interface PublishIntent {
   readonly gbifId: number;
+  /** Paths to remove: files new to the tree (a run's publish, a derivative), or to be removed (prune). */
   readonly paths: readonly string[];
+  /**
+   * [backup, final] pairs: files of a done gbifID being replaced (recheck),
+   * each kept first as a backup link; undoing renames the backup back, so
+   * the gbifID keeps its old complete set.
+   */
+  readonly restore?: readonly (readonly [string, string])[];
 }
 
 /** Who holds a claim, a lease on a host's slot, or a run: one process on one machine. */
@@ -163,8 +174,28 @@ export interface DownloadLedger {
    * if it may still have files in the tree; `last` as for derivationsDue.
    */
   prunable(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: PruneDue[] }>;
-  /** The files of these removed gbifIDs are gone from the tree: forgotten, with their derivatives, and their intents cleared. */
-  recordPruned(gbifIds: readonly number[]): Promise<void>;
+  /** Done gbifIDs above `afterGbifId` with images a recheck found gone at the source, their files' NNs and the gone images (up to `limit`). */
+  prunableGone(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: PruneDue[] }>;
+  /**
+   * The files of these removed gbifIDs, or of these gone images, are no longer
+   * in the tree: the removed gbifIDs' files are forgotten with their
+   * derivatives; gone images become removed (a gbifID left with none is
+   * removed); intents are cleared.
+   */
+  recordPruned(pruned: readonly PruneDue[]): Promise<void>;
+  /**
+   * Done gbifIDs above `afterGbifId` with images due for a recheck under
+   * `tiers` at `now` (up to `limit` gbifIDs looked at), each with its due
+   * images; on a shared ledger they are claimed (a lease, as a run's claims
+   * are) until recordRechecked. `last` as for derivationsDue.
+   */
+  claimRecheck(tiers: readonly Tier[] | 'all', now: number, afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: RecheckDue[] }>;
+  /** What rechecks found, a gbifID at a time: confirmed, changed (new outcomes), gone; their intents and claims end. */
+  recordRechecked(outcomes: readonly RecheckOutcome[]): Promise<void>;
+  /** Adds what a run measured at each host (images, milliseconds of requests, the cap): recheck --plan's rates. */
+  recordHostRates(rates: readonly HostRate[]): Promise<void>;
+  /** Keeps a recheck's freshness summary, for status. */
+  recordFreshness(summary: FreshnessSummary): Promise<void>;
   /**
    * Intents of runs that died between rename and commit, that this run may
    * undo: on a shared ledger, only those of gbifIDs no live worker holds.
@@ -257,11 +288,59 @@ export interface DerivationDue {
   readonly missing: readonly number[];
 }
 
+/** An image due for a recheck: where its file is, and what the ledger knows of it. */
+export interface RecheckImage {
+  readonly imageId: number;
+  readonly fileIndex: number;
+  readonly url: string;
+  readonly host: string;
+  readonly sha256: string;
+  readonly etag?: string;
+  readonly lastModified?: string;
+}
+
+export interface RecheckDue {
+  readonly gbifId: number;
+  readonly images: readonly RecheckImage[];
+  /** Derivative widths the gbifID has: a changed image's are made again with it. */
+  readonly widths: readonly number[];
+}
+
+/** What a recheck found for one gbifID's images (any of the lists may be empty). */
+export interface RecheckOutcome {
+  readonly gbifId: number;
+  /** The host confirmed these: a 304, or the same bytes (new validators, if it sent any). */
+  readonly confirmed: readonly { readonly imageId: number; readonly etag?: string; readonly lastModified?: string }[];
+  /** New bytes, validated and published in place of the old file. */
+  readonly changed: readonly FetchedImage[];
+  /** 404 or 410: gone at the source (its file stays until prune). */
+  readonly gone: readonly number[];
+}
+
+/** What runs measured at a host: images fetched, the milliseconds their requests took, at how many in flight at most. */
+export interface HostRate {
+  readonly host: string;
+  readonly images: number;
+  readonly ms: number;
+  readonly cap: number;
+}
+
+/** Freshness as a recheck (or --plan) measured it. */
+export interface FreshnessSummary {
+  /** Epoch ms it was measured at. */
+  readonly at: number;
+  /** Re-checkable images confirmed within their tier, and those overdue. */
+  readonly current: number;
+  readonly overdue: number;
+}
+
 /** A removed gbifID whose files may still be in the tree (herbdl prune). */
 export interface PruneDue {
   readonly gbifId: number;
   readonly files: readonly number[];
   readonly widths: readonly number[];
+  /** Set for a gbifID still in the export with images gone at the source (recheck): those images, whose files `files` names. */
+  readonly gone?: readonly number[];
 }
 
 /** A gbifID's state in the ledger, by its name. */

@@ -8,10 +8,13 @@ import type { WorkerId } from './download-ledger.js';
 import type { DownloadLedger } from './download-ledger.js';
 import type { IngestWriter } from './ingest-batch.js';
 import type { ExcludeTally } from './exclusions.js';
+import type { FreshnessSummary, HostRate } from './download-ledger.js';
+import type { Tier } from './freshness.js';
 
 export * from './download-ledger.js';
 export * from './ingest-batch.js';
 export type { ExcludeTally } from './exclusions.js';
+export type { Tier } from './freshness.js';
 
 export type ItemState = 'pending' | 'done' | 'failed' | 'excluded' | 'removed';
 
@@ -64,6 +67,22 @@ export interface LedgerStatus {
   readonly workers: readonly WorkerStatus[];
   /** Derivative widths, narrowest first, with the gbifIDs that have every file at each. */
   readonly derivatives: readonly { readonly width: number; readonly ids: number }[];
+  /** Freshness: images a recheck found changed (and replaced) or gone at the source, and the last recheck's measure. */
+  readonly freshness: {
+    readonly changed: number;
+    readonly gone: number;
+    /** The first gbifIDs (up to 20) with an image gone at the source, its file kept until prune. */
+    readonly goneIds: readonly number[];
+    readonly last?: FreshnessSummary;
+  };
+}
+
+/** Per host and tier, as `recheck --plan` reads them: re-checkable images and those due now. */
+export interface PlanRow {
+  readonly host: string;
+  readonly tier: number;
+  readonly images: number;
+  readonly due: number;
 }
 
 /** One worker of a shared ledger, as `status` lists it. */
@@ -131,6 +150,8 @@ export interface Ledger {
   exportImages(state: ItemState | 'all'): AsyncIterable<ExportedImage>;
   /** gbifIDs that have derivatives of `width`, ascending, read lazily (pack --width). */
   derivedIds(width: number): AsyncIterable<number>;
+  /** Re-checkable images per host and tier under `tiers` at `now`, with what runs measured at each host (recheck --plan). */
+  plan(tiers: readonly Tier[], now: number): Promise<{ rows: PlanRow[]; rates: HostRate[] }>;
   /** Finishes an interrupted bulk load and builds what downloading needs; then the downloader's interface for the run `lock` holds. */
   openDownloads(lock: RunLock): Promise<DownloadLedger>;
   /** An ingest; `snapshot`: its input is the complete current state (ingest --snapshot, see snapshots.ts). */

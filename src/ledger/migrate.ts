@@ -17,11 +17,11 @@ import { DERIVED_INDEXES, SYNC_SEQUENCES } from './postgres/schema.js';
 
 /** Tables in load order, with the columns both ledgers have. */
 const TABLES: readonly { name: string; columns: readonly string[]; order: string }[] = [
-  { name: 'hosts', columns: ['host_id', 'host', 'images', 'pending', 'done', 'failed', 'breaker_open_until', 'cooldown_until', 'blocked_ids'], order: 'host_id' },
+  { name: 'hosts', columns: ['host_id', 'host', 'images', 'pending', 'done', 'failed', 'breaker_open_until', 'cooldown_until', 'blocked_ids', 'measured_images', 'measured_ms', 'measured_cap'], order: 'host_id' },
   { name: 'attributions', columns: ['attribution_id', 'type', 'format', 'license', 'rights_holder', 'publisher'], order: 'attribution_id' },
   {
     name: 'images',
-    columns: ['image_id', 'gbif_id', 'image_index', 'url', 'url_hash', 'host_id', 'attribution_id', 'creator', 'state', 'error_code', 'http_status', 'attempts', 'next_attempt_at', 'updated_at', 'final_url', 'content_type', 'bytes', 'width', 'height', 'sha256', 'received_format', 'file_index', 'snapshot'],
+    columns: ['image_id', 'gbif_id', 'image_index', 'url', 'url_hash', 'host_id', 'attribution_id', 'creator', 'state', 'error_code', 'http_status', 'attempts', 'next_attempt_at', 'updated_at', 'final_url', 'content_type', 'bytes', 'width', 'height', 'sha256', 'received_format', 'file_index', 'snapshot', 'etag', 'last_modified', 'stored_at', 'confirmed_at', 'gone_at'],
     order: 'image_id',
   },
   { name: 'image_parts', columns: ['image_id', 'part_index', 'file_index', 'url', 'http_status', 'final_url', 'content_type', 'bytes', 'width', 'height', 'sha256', 'received_format'], order: 'image_id, part_index' },

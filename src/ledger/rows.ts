@@ -3,7 +3,7 @@
  * stored outcome, an export line, and ingest tallies. Both schemas keep
  * these columns under the same names, so one reading serves both.
  */
-import type { ExportedImage, HostCounts, ImageOutcome, IngestTally, ItemState, StateCounts } from './ledger.js';
+import type { ExportedImage, FreshnessSummary, HostCounts, ImageOutcome, IngestTally, ItemState, LedgerStatus, PublishIntent, StateCounts } from './ledger.js';
 
 /** A done image's (or IIIF part's) outcome columns. */
 export interface OutcomeRow {
@@ -61,6 +61,25 @@ export function derivedCounts(totals: ReadonlyMap<string, number>): { width: num
   }
   return out.sort((a, b) => a.width - b.width);
 }
+
+/** Status's freshness: the changed and gone counters, and the last recheck's summary (JSON kept in the ledger), if any. */
+export function freshnessOf(totals: ReadonlyMap<string, number>, last: string | undefined, goneIds: readonly number[]): LedgerStatus['freshness'] {
+  const counts = { changed: Number(totals.get('images_changed') ?? 0), gone: Number(totals.get('images_gone') ?? 0), goneIds };
+  return last ? { ...counts, last: JSON.parse(last) as FreshnessSummary } : counts;
+}
+
+/** An intent as the publishing table keeps it: its paths (a JSON array), or with restores a JSON object. */
+export function intentText(intent: PublishIntent): string {
+  return intent.restore && intent.restore.length > 0 ? JSON.stringify({ paths: intent.paths, restore: intent.restore }) : JSON.stringify(intent.paths);
+}
+
+export function intentOf(gbifId: number, text: string): PublishIntent {
+  const kept = JSON.parse(text) as string[] | { paths: string[]; restore: [string, string][] };
+  return Array.isArray(kept) ? { gbifId, paths: kept } : { gbifId, paths: kept.paths, restore: kept.restore };
+}
+
+/** The first gbifIDs with an image gone at the source (served by the partial index images_gone). */
+export const GONE_IDS_SQL = `SELECT DISTINCT gbif_id FROM images WHERE gone_at IS NOT NULL AND state = ${STATE.done} ORDER BY gbif_id LIMIT 20`;
 
 /** Image counts from the hosts' counters: an image in none of pending, done or failed is an excluded gbifID's. */
 export function imageCounts(sums: { total: number; pending: number; done: number; failed: number }, removed = 0): StateCounts {

@@ -29,7 +29,18 @@ const REMOVED = STATE.removed;
  * their locks in on a shared ledger.
  */
 export function removeUnlistedStatements(gen: number): string[] {
-  const liveImage = `i.gbif_id = g.gbif_id AND i.state <> ${REMOVED} AND i.snapshot >= ${gen}`;
+  return removeStatements(`SELECT image_id, gbif_id, host_id, state, error_code FROM images WHERE snapshot < ${gen} AND state <> ${REMOVED}`, true);
+}
+
+/**
+ * Statements that remove the images `select` picks (rows: image_id, gbif_id,
+ * host_id, state, error_code), with every counter; a gbifID left with none is
+ * removed. `reopen`: a done or failed gbifID that keeps others has a new set,
+ * and becomes pending (a snapshot); else it stays as it is (prune of images
+ * gone at the source: the files left are its set).
+ */
+export function removeStatements(select: string, reopen: boolean): string[] {
+  const liveImage = `i.gbif_id = g.gbif_id AND i.state <> ${REMOVED} AND i.image_id NOT IN (SELECT image_id FROM ${GONE})`;
   const idTotals = (states: readonly number[], emptied: boolean, sign: '+' | '-') =>
     states.map(
       (s) => `UPDATE totals SET value = value ${sign} (SELECT count(*) FROM ${TOUCHED} WHERE state = ${s} AND ${emptied ? '' : 'NOT '}emptied) WHERE name = '${TOTAL_NAME[s]}'`,
@@ -37,14 +48,16 @@ export function removeUnlistedStatements(gen: number): string[] {
   return [
     `DROP TABLE IF EXISTS ${GONE}`,
     `DROP TABLE IF EXISTS ${TOUCHED}`,
-    `CREATE TEMP TABLE ${GONE} AS SELECT image_id, gbif_id, host_id, state, error_code FROM images WHERE snapshot < ${gen} AND state <> ${REMOVED}`,
+    `CREATE TEMP TABLE ${GONE} AS ${select}`,
     `CREATE TEMP TABLE ${TOUCHED} AS SELECT g.gbif_id, ids.state, NOT EXISTS (SELECT 1 FROM images i WHERE ${liveImage}) AS emptied
        FROM (SELECT DISTINCT gbif_id FROM ${GONE}) g JOIN ids ON ids.gbif_id = g.gbif_id`,
     // gbifIDs with no image left: removed, whatever they were.
     `UPDATE ids SET state = ${REMOVED}, next_attempt_at = NULL WHERE gbif_id IN (SELECT gbif_id FROM ${TOUCHED} WHERE emptied)`,
     // A done or failed gbifID whose set shrank: pending, for its new set.
-    `UPDATE ids SET state = ${STATE.pending}, next_attempt_at = NULL
-       WHERE gbif_id IN (SELECT gbif_id FROM ${TOUCHED} WHERE NOT emptied AND state IN (${STATE.done}, ${STATE.failed}))`,
+    ...(reopen
+      ? [`UPDATE ids SET state = ${STATE.pending}, next_attempt_at = NULL
+           WHERE gbif_id IN (SELECT gbif_id FROM ${TOUCHED} WHERE NOT emptied AND state IN (${STATE.done}, ${STATE.failed}))`]
+      : []),
     `UPDATE images SET state = ${REMOVED}, next_attempt_at = NULL WHERE image_id IN (SELECT image_id FROM ${GONE})`,
     // Hosts count an image in `images` and in its state's column (an excluded one in `images` only).
     `UPDATE hosts SET images = hosts.images - c.n, pending = hosts.pending - c.p, done = hosts.done - c.d, failed = hosts.failed - c.f
@@ -61,8 +74,12 @@ export function removeUnlistedStatements(gen: number): string[] {
     `UPDATE totals SET value = value + (SELECT count(*) FROM ${GONE}) WHERE name = '${IMAGES_REMOVED}'`,
     ...idTotals([STATE.pending, STATE.done, STATE.failed, STATE.excluded], true, '-'),
     `UPDATE totals SET value = value + (SELECT count(*) FROM ${TOUCHED} WHERE emptied) WHERE name = '${TOTAL_NAME[REMOVED]}'`,
-    ...idTotals([STATE.done, STATE.failed], false, '-'),
-    `UPDATE totals SET value = value + (SELECT count(*) FROM ${TOUCHED} WHERE NOT emptied AND state IN (${STATE.done}, ${STATE.failed})) WHERE name = '${TOTAL_NAME[STATE.pending]}'`,
+    ...(reopen
+      ? [
+          ...idTotals([STATE.done, STATE.failed], false, '-'),
+          `UPDATE totals SET value = value + (SELECT count(*) FROM ${TOUCHED} WHERE NOT emptied AND state IN (${STATE.done}, ${STATE.failed})) WHERE name = '${TOTAL_NAME[STATE.pending]}'`,
+        ]
+      : []),
   ];
 }
 
@@ -73,6 +90,11 @@ export function removeUnlistedStatements(gen: number): string[] {
 export function hasFile(table = ''): string {
   const t = table ? `${table}.` : '';
   return `(${t}state = ${STATE.done} OR (${t}state = ${REMOVED} AND ${t}sha256 IS NOT NULL))`;
+}
+
+/** The select removeStatements takes for these images (ids are numbers from the ledger, inlined). */
+export function imagesSelect(imageIds: readonly number[]): string {
+  return `SELECT image_id, gbif_id, host_id, state, error_code FROM images WHERE image_id IN (${imageIds.map((id) => Math.trunc(id)).join(',')}) AND state <> ${REMOVED}`;
 }
 
 /** What the statements did: images and gbifIDs removed, and gbifIDs reopened for a shrunken set. One row of three numbers. */

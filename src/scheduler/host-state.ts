@@ -49,6 +49,9 @@ export class HostState<T> {
   breaker: BreakerState = 'closed';
   openUntil = 0;
   consecutiveFailures = 0;
+  /** Images fetched here and the milliseconds their requests took (recheck --plan's rate at this host). */
+  measuredImages = 0;
+  measuredMs = 0;
   /** When the current streak of failures began (no success or answer since); undefined when not failing. */
   failingSince: number | undefined;
   /** Tasks in order from queueHead; slots before it are emptied as tasks are taken. */

@@ -78,6 +78,7 @@ export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: Ru
   try {
     const tally = await scheduler.run(hooks.signal);
     await downloads.recordBlocked(new Map(Object.entries(tally.blocked)));
+    await downloads.recordHostRates(scheduler.hostRates());
     log.info({ ...tally }, 'run finished');
     return Object.assign(tally, { recovered: undone });
   } finally {

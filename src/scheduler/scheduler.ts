@@ -14,7 +14,7 @@
 import type { Logger } from 'pino';
 import { FetchError, PermanentError } from '../errors.js';
 import { fetchImage, type FetchedBody, type FetchResult, type FetchSettings } from '../fetch/fetch-image.js';
-import type { ClaimedId, DownloadLedger } from '../ledger/ledger.js';
+import type { ClaimedId, DownloadLedger, HostRate } from '../ledger/ledger.js';
 import type { Publisher } from '../store/publisher.js';
 import type { ValidatedImage } from '../validate/validate-image.js';
 import { afterFailure } from './after-failure.js';
@@ -152,6 +152,11 @@ export class Scheduler {
       };
       this.pump();
     });
+  }
+
+  /** What this run measured at each host it fetched from: images, milliseconds of requests, the cap they ran at. */
+  hostRates(): HostRate[] {
+    return [...this.hosts.all()].filter((h) => h.measuredImages > 0).map((h) => ({ host: h.name, images: h.measuredImages, ms: h.measuredMs, cap: this.settings.perHost }));
   }
 
   /** Hosts cooling down and hosts whose breaker is open, for the live display. */
@@ -297,8 +302,11 @@ export class Scheduler {
   private async attempt(task: Task): Promise<void> {
     const host = this.host(task.image.host);
     let fetchedBody: FetchedBody;
+    const sent = performance.now();
     try {
       fetchedBody = await fetchImage(task.image.url, task.temp, this.settings.fetch, task.job.abort.signal);
+      host.measuredImages++;
+      host.measuredMs += performance.now() - sent;
     } catch (err) {
       this.inFlight--;
       host.inFlight--;

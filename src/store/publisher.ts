@@ -65,6 +65,8 @@ export class Publisher {
     const intents = await this.ledger.openIntents();
     for (const intent of intents) {
       for (const path of intent.paths) await rm(path, { force: true });
+      // A replaced set (recheck) goes back to its old files: each backup renamed over whatever its final path holds now.
+      for (const [backup, final] of intent.restore ?? []) if (existsSync(backup)) await rename(backup, final);
     }
     await this.ledger.clearIntents(intents.map((i) => i.gbifId));
     const root = tempRoot(this.out);
@@ -110,6 +112,44 @@ export class Publisher {
 
   private recordDone(items: readonly PublishItem[]): Promise<void> {
     return this.ledger.recordDone(items.map((item) => ({ gbifId: item.gbifId, images: item.images, widths: item.widths ?? [] })));
+  }
+
+  /**
+   * Replaces files of done gbifIDs (recheck: an image changed at its host),
+   * each gbifID's old set or its new one, never a mix. Order, and what kill
+   * -9 at each point leaves:
+   * 1. new files fsynced, each old file linked to a backup -> temporaries only
+   * 2. intent (backups and finals) committed               -> next start renames
+   * 3. new files renamed over the old, dirs fsynced           each backup back:
+   * 4. `commit` records the new outcomes, clears the intent   the old set
+   * 5. backups removed                                     -> the new set
+   */
+  async replace(items: readonly { readonly gbifId: number; readonly files: readonly { readonly temp: string; readonly final: string }[] }[], commit: () => Promise<void>): Promise<void> {
+    if (items.length === 0) return commit();
+    await Promise.all(items.flatMap((item) => item.files.map((f) => fsyncPath(f.temp, 'r+'))));
+    // A final path with no file yet (a derivative never made) has no backup: undoing removes the new one.
+    const intents = items.map((item) => ({
+      gbifId: item.gbifId,
+      paths: item.files.filter((f) => !existsSync(f.final)).map((f) => f.final),
+      restore: item.files.filter((f) => existsSync(f.final)).map((f) => [`${f.temp}.old`, f.final] as const),
+    }));
+    const backups = intents.flatMap((i) => i.restore);
+    for (const [backup, final] of backups) {
+      await rm(backup, { force: true });
+      await link(final, backup);
+    }
+    await Promise.all([...new Set(backups.map(([b]) => dirname(b)))].map((folder) => fsyncPath(folder)));
+    this.checkHold();
+    await this.ledger.beginPublish(intents);
+    for (const item of items) {
+      for (const f of item.files) {
+        await mkdir(dirname(f.final), { recursive: true });
+        await rename(f.temp, f.final);
+      }
+    }
+    await Promise.all([...new Set(items.flatMap((item) => item.files.map((f) => dirname(f.final))))].map((folder) => fsyncPath(folder)));
+    await commit();
+    await Promise.all(backups.map(([backup]) => rm(backup, { force: true })));
   }
 
   /** Removes a job's temporaries (its gbifID failed or was set aside), with their derivatives'. */

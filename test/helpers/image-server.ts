@@ -10,7 +10,8 @@ import sharp from 'sharp';
 import { afterAll } from 'vitest';
 
 export type Route =
-  | { kind: 'image'; body?: Buffer; delayMs?: number; gzip?: boolean }
+  /** With `etag` or `lastModified`, sent as validators and honoured in conditional requests (304, no body). */
+  | { kind: 'image'; body?: Buffer; delayMs?: number; gzip?: boolean; etag?: string; lastModified?: string }
   | { kind: 'status'; status: number; headers?: Record<string, string>; body?: string; delayMs?: number }
   | { kind: 'html' }
   | { kind: 'hang' }
@@ -51,6 +52,10 @@ export class ImageServer {
   /** Requests being answered now, and the most there ever were at once: what politeness is measured by. */
   inFlight = 0;
   maxInFlight = 0;
+  /** Image bodies sent, their bytes, and conditional requests answered 304. */
+  bodiesSent = 0;
+  bytesSent = 0;
+  notModified = 0;
   private readonly routes = new Map<string, Route>();
   /** Set by imageApi(): answers any Image API request on this host. */
   private api: ImageApi | undefined;
@@ -113,13 +118,25 @@ export class ImageServer {
     switch (route.kind) {
       case 'image': {
         const body = route.body ?? this.jpeg;
+        const validators = { ...(route.etag ? { etag: route.etag } : {}), ...(route.lastModified ? { 'last-modified': route.lastModified } : {}) };
+        const ifNoneMatch = req.headers['if-none-match'];
+        const ifModifiedSince = req.headers['if-modified-since'];
+        const unchanged = route.etag ? ifNoneMatch === route.etag : route.lastModified !== undefined && ifModifiedSince !== undefined && Date.parse(ifModifiedSince) >= Date.parse(route.lastModified);
         const send = () => {
+          if (unchanged) {
+            this.notModified++;
+            res.writeHead(304, validators);
+            res.end();
+            return;
+          }
+          this.bodiesSent++;
+          this.bytesSent += body.length;
           if (route.gzip) {
             const z = gzipSync(body);
             res.writeHead(200, { 'content-type': 'image/jpeg', 'content-encoding': 'gzip', 'content-length': z.length });
             res.end(z);
           } else {
-            res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': body.length });
+            res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': body.length, ...validators });
             res.end(body);
           }
         };

@@ -12,7 +12,7 @@ import { withRunLedger } from './run.js';
 const KEYS = ['db', 'out', 'dryRun', 'list', 'lease', 'json'] as const;
 
 function summaryLine(s: PruneSummary): string {
-  const what = `${formatCount(s.files)} files (${formatBytes(s.bytes)}) of ${formatCount(s.ids)} removed gbifIDs`;
+  const what = `${formatCount(s.files)} files (${formatBytes(s.bytes)}) of ${formatCount(s.ids)} removed gbifIDs and ${formatCount(s.goneImages)} images gone at the source`;
   if (s.dryRun) return `prune --dry-run: would remove ${what} from ${s.out}; nothing was changed`;
   return `${s.interrupted ? 'prune interrupted: removed' : 'pruned'} ${what} from ${s.out} in ${(s.elapsedMs / 1000).toFixed(1)} s${s.interrupted ? '; run it again to finish' : ''}`;
 }

@@ -32,6 +32,12 @@ function workerLines(workers: readonly WorkerStatus[]): string[] {
 function printStatus(s: LedgerStatus, db: string): void {
   const lines = [`ledger ${db}`, counts('gbifIDs', s.ids), counts('images', s.images)];
   if (s.derivatives.length > 0) lines.push(`derived   ${s.derivatives.map((d) => `w${d.width} ${formatCount(d.ids)} gbifIDs`).join('  ')}`);
+  const f = s.freshness;
+  if (f.last || f.changed > 0 || f.gone > 0) {
+    const last = f.last ? `as of the last recheck (${new Date(f.last.at).toISOString()}): ${formatCount(f.last.current)} confirmed within their tier, ${formatCount(f.last.overdue)} overdue; ` : '';
+    lines.push(`freshness ${last}${formatCount(f.changed)} changed and replaced, ${formatCount(f.gone)} gone at the source (files kept until herbdl prune)`);
+    if (f.goneIds.length > 0) lines.push(`          gone images' gbifIDs: ${f.goneIds.join(', ')}${f.gone > f.goneIds.length ? ', ...' : ''}`);
+  }
   if (!s.complete) lines.push('note: an ingest into this ledger is running or was interrupted; gbifID counts are complete once it finishes (run the ingest again)');
   if (s.hosts.length > 0) {
     const width = Math.max(4, ...s.hosts.map((h) => h.host.length));

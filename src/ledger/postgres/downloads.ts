@@ -4,14 +4,15 @@
  * moves a batch; none is made per request.
  */
 import type pg from 'pg';
-import type { ClaimedId, DerivationDue, DoneId, PruneDue, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, WorkerId } from '../ledger.js';
-import { STATE_NAME } from '../rows.js';
+import type { ClaimedId, DerivationDue, DoneId, FreshnessSummary, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, WorkerId } from '../ledger.js';
+import { intentOf, intentText, STATE_NAME } from '../rows.js';
 import { claimWith, FREE, LIVE } from './claims.js';
 import { transaction } from './connect.js';
 import { PostgresHostBudgets } from './host-budgets.js';
 import { recordDone, recordFailed, recordStored } from './outcomes.js';
 import { derivationsDue, derivedWidths, recordDerived } from './derivatives.js';
-import { prunable, recordPruned } from './removals.js';
+import { prunable, prunableGone, recordPruned } from './removals.js';
+import { claimRecheck, recordFreshness, recordHostRates, recordRechecked } from './rechecks.js';
 import type { WorkerLease } from './worker-lease.js';
 
 
@@ -96,7 +97,7 @@ export class PostgresDownloads implements DownloadLedger {
     await this.pool.query(
       `INSERT INTO publishing (gbif_id, paths, worker_id) SELECT g, p, $3 FROM unnest($1::bigint[], $2::text[]) AS v(g, p)
        ON CONFLICT (gbif_id) DO UPDATE SET paths = excluded.paths, worker_id = excluded.worker_id`,
-      [intents.map((i) => i.gbifId), intents.map((i) => JSON.stringify(i.paths)), this.me],
+      [intents.map((i) => i.gbifId), intents.map(intentText), this.me],
     );
   }
 
@@ -117,13 +118,34 @@ export class PostgresDownloads implements DownloadLedger {
     return derivedWidths(this.pool);
   }
 
+  claimRecheck(tiers: readonly Tier[] | 'all', now: number, afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: RecheckDue[] }> {
+    return claimRecheck(this.pool, this.me, tiers, now, afterGbifId, limit);
+  }
+
+  async recordRechecked(outcomes: readonly RecheckOutcome[]): Promise<void> {
+    if (outcomes.length === 0) return;
+    await transaction(this.pool, (db) => recordRechecked(db, this.me, outcomes));
+  }
+
+  recordHostRates(rates: readonly HostRate[]): Promise<void> {
+    return recordHostRates(this.pool, rates);
+  }
+
+  recordFreshness(summary: FreshnessSummary): Promise<void> {
+    return recordFreshness(this.pool, summary);
+  }
+
   prunable(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: PruneDue[] }> {
     return prunable(this.pool, afterGbifId, limit);
   }
 
-  async recordPruned(gbifIds: readonly number[]): Promise<void> {
-    if (gbifIds.length === 0) return;
-    await transaction(this.pool, (db) => recordPruned(db, this.me, gbifIds));
+  prunableGone(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: PruneDue[] }> {
+    return prunableGone(this.pool, afterGbifId, limit);
+  }
+
+  async recordPruned(pruned: readonly PruneDue[]): Promise<void> {
+    if (pruned.length === 0) return;
+    await transaction(this.pool, (db) => recordPruned(db, this.me, pruned));
   }
 
 
@@ -135,7 +157,9 @@ export class PostgresDownloads implements DownloadLedger {
    */
   async openIntents(): Promise<PublishIntent[]> {
     await this.pool.query(
-      `DELETE FROM publishing p USING ids WHERE ids.gbif_id = p.gbif_id AND ids.state = 1 AND p.worker_id <> $1 AND NOT ${LIVE('p.worker_id')}`,
+      // A dead worker's intent on a done gbifID is dropped, never undone (undoing removes files another worker may have
+      // published since), unless it replaces a done set (a recheck's, a JSON object with restores): that one is rolled back.
+      `DELETE FROM publishing p USING ids WHERE ids.gbif_id = p.gbif_id AND ids.state = 1 AND p.worker_id <> $1 AND NOT ${LIVE('p.worker_id')} AND p.paths NOT LIKE '{%'`,
       [this.me],
     );
     const taken = await this.pool.query(
@@ -147,7 +171,7 @@ export class PostgresDownloads implements DownloadLedger {
     );
     if (taken.rows.length === 0) return [];
     const rows = await this.pool.query('SELECT gbif_id, paths FROM publishing WHERE gbif_id = ANY($1::bigint[])', [taken.rows.map((r) => r.gbif_id)]);
-    return rows.rows.map((r) => ({ gbifId: r.gbif_id as number, paths: JSON.parse(r.paths) as string[] }));
+    return rows.rows.map((r) => intentOf(r.gbif_id as number, r.paths as string));
   }
 
   async clearIntents(gbifIds: readonly number[]): Promise<void> {

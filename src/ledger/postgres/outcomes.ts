@@ -92,13 +92,15 @@ async function recordImages(db: pg.PoolClient, ids: readonly number[], images: r
   await db.query(
     `UPDATE images i SET state = 1, error_code = NULL, http_status = v.http_status, final_url = v.final_url, content_type = v.content_type,
        bytes = v.bytes, sha256 = v.sha256, width = v.width, height = v.height, received_format = v.received_format, file_index = v.file_index,
-       attempts = i.attempts + 1, updated_at = herbdl_now(), next_attempt_at = NULL
-     FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::int[], $8::int[], $9::text[], $10::int[])
-       AS v(image_id, http_status, final_url, content_type, bytes, sha256, width, height, received_format, file_index)
+       attempts = i.attempts + 1, updated_at = herbdl_now(), next_attempt_at = NULL,
+       etag = v.etag, last_modified = v.last_modified, stored_at = COALESCE(i.stored_at, herbdl_now()), confirmed_at = herbdl_now(), gone_at = NULL
+     FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::int[], $8::int[], $9::text[], $10::int[], $11::text[], $12::text[])
+       AS v(image_id, http_status, final_url, content_type, bytes, sha256, width, height, received_format, file_index, etag, last_modified)
      WHERE i.image_id = v.image_id`,
     [
       col((i) => i.imageId), col((i) => i.httpStatus), col((i) => i.finalUrl), col((i) => i.contentType), col((i) => i.bytes),
       col((i) => i.sha256), col((i) => i.width ?? null), col((i) => i.height ?? null), col((i) => i.receivedFormat ?? null), col((i) => i.fileIndex),
+      col((i) => i.etag ?? null), col((i) => i.lastModified ?? null),
     ],
   );
   await db.query('DELETE FROM image_parts WHERE image_id = ANY($1::bigint[])', [col((i) => i.imageId)]);

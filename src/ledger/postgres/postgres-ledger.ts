@@ -4,11 +4,13 @@
  * may write: any number of runs at once (each a leased worker), ingests one
  * at a time.
  */
+import { plan } from './rechecks.js';
+import { FRESHNESS } from '../freshness.js';
 import type pg from 'pg';
 import type { ExcludeTally } from '../exclusions.js';
-import type { DownloadLedger, ExportedImage, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, WorkerStatus } from '../ledger.js';
+import type { DownloadLedger, ExportedImage, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, WorkerStatus, HostRate, PlanRow, Tier } from '../ledger.js';
 import type { OpenOptions } from '../sqlite/sqlite-ledger.js';
-import { derivedCounts, exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, imageCounts, IMAGES_REMOVED, STATE } from '../rows.js';
+import { derivedCounts, freshnessOf, GONE_IDS_SQL, exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, imageCounts, IMAGES_REMOVED, STATE } from '../rows.js';
 import { bulkLoadPending, completeBulkLoad, ensureRunIndexes } from './bulk-load.js';
 import { createPool, describeConnectFailure, migrate, redact } from './connect.js';
 import { PostgresDownloads } from './downloads.js';
@@ -81,6 +83,10 @@ class PostgresLedger implements Ledger {
     }
   }
 
+  plan(tiers: readonly Tier[], now: number): Promise<{ rows: PlanRow[]; rates: HostRate[] }> {
+    return plan(this.pool, tiers, now);
+  }
+
   async *derivedIds(width: number): AsyncIterableIterator<number> {
     for (let after = -1; ; ) {
       const rows = await this.pool.query('SELECT gbif_id FROM derivatives WHERE width = $1 AND gbif_id > $2 ORDER BY gbif_id LIMIT $3', [width, after, EXPORT_PAGE]);
@@ -115,7 +121,12 @@ class PostgresLedger implements Ledger {
       const workers = await this.workers(client);
       const complete = !(await bulkLoadPending(client));
       await client.query('COMMIT');
-      return { complete, ids, images, hosts, errors: Object.fromEntries(errorRows.map((r) => [r.code, r.n])), errorsByHost, blockedHosts, workers, derivatives: derivedCounts(totals) };
+      return { complete, ids, images, hosts, errors: Object.fromEntries(errorRows.map((r) => [r.code, r.n])), errorsByHost, blockedHosts, workers, derivatives: derivedCounts(totals),
+        freshness: freshnessOf(
+          totals,
+          (await client.query('SELECT value FROM herbdl_meta WHERE name = $1', [FRESHNESS])).rows[0]?.value as string | undefined,
+          Number(totals.get('images_gone') ?? 0) > 0 ? (await client.query(GONE_IDS_SQL)).rows.map((r) => r.gbif_id as number) : [],
+        ) };
     } finally {
       client.release();
     }

@@ -4,6 +4,7 @@ import type { PruneDue } from '../ledger.js';
 import { STATE } from '../rows.js';
 import { storedFileIndexes } from './claims.js';
 import { resetDerivatives } from './derivatives.js';
+import { DROP_WORK_TABLES, imagesSelect, removeStatements } from '../snapshots.js';
 
 export async function prunable(pool: pg.Pool, after: number, limit: number): Promise<{ last: number | undefined; due: PruneDue[] }> {
   const rows = await pool.query(
@@ -18,8 +19,41 @@ export async function prunable(pool: pg.Pool, after: number, limit: number): Pro
   return { last: rows.rows[rows.rows.length - 1]?.gbif_id as number | undefined, due };
 }
 
-/** In the caller's transaction: the files of these removed gbifIDs are gone; their images name none, their derivatives and this worker's intents end. */
-export async function recordPruned(db: pg.PoolClient, me: number, gbifIds: readonly number[]): Promise<void> {
+/** Done gbifIDs with images gone at the source (recheck), each with those images and their files' NNs. */
+export async function prunableGone(pool: pg.Pool, after: number, limit: number): Promise<{ last: number | undefined; due: PruneDue[] }> {
+  const ids = await pool.query(`SELECT DISTINCT gbif_id FROM images WHERE gone_at IS NOT NULL AND state = ${STATE.done} AND gbif_id > $1 ORDER BY gbif_id LIMIT $2`, [after, limit]);
+  const list = ids.rows.map((r) => r.gbif_id as number);
+  if (list.length === 0) return { last: undefined, due: [] };
+  const rows = await pool.query(
+    `SELECT i.gbif_id, i.image_id, COALESCE(i.file_index, i.image_index) AS nn, array(SELECT d.width FROM derivatives d WHERE d.gbif_id = i.gbif_id ORDER BY d.width) AS widths
+     FROM images i WHERE i.gbif_id = ANY($1::bigint[]) AND i.gone_at IS NOT NULL AND i.state = ${STATE.done} ORDER BY i.gbif_id, nn`,
+    [list],
+  );
+  const due = new Map<number, { gbifId: number; files: number[]; widths: number[]; gone: number[] }>();
+  for (const r of rows.rows) {
+    const d = due.get(r.gbif_id) ?? { gbifId: r.gbif_id as number, files: [], widths: r.widths as number[], gone: [] };
+    d.files.push(r.nn as number);
+    d.gone.push(r.image_id as number);
+    due.set(r.gbif_id, d);
+  }
+  return { last: list[list.length - 1], due: [...due.values()] };
+}
+
+/** In the caller's transaction: images gone at the source, their files pruned, are removed (a gbifID left with none too). */
+async function removeGone(db: pg.PoolClient, imageIds: readonly number[]): Promise<void> {
+  if (imageIds.length === 0) return;
+  for (const sql of removeStatements(imagesSelect(imageIds), false)) await db.query(sql);
+  for (const sql of DROP_WORK_TABLES) await db.query(sql);
+  await db.query("UPDATE totals SET value = value - $1 WHERE name = 'images_gone'", [imageIds.length]);
+  await db.query('UPDATE images SET sha256 = NULL, file_index = NULL WHERE image_id = ANY($1::bigint[])', [imageIds]);
+}
+
+/** In the caller's transaction: the files of these removed gbifIDs (or gone images) are no longer in the tree; this worker's intents for them end. */
+export async function recordPruned(db: pg.PoolClient, me: number, pruned: readonly PruneDue[]): Promise<void> {
+  await removeGone(db, pruned.flatMap((p) => p.gone ?? []));
+  await db.query('DELETE FROM publishing WHERE gbif_id = ANY($1::bigint[]) AND worker_id = $2', [pruned.map((p) => p.gbifId), me]);
+  const gbifIds = pruned.filter((p) => !p.gone).map((p) => p.gbifId);
+  if (gbifIds.length === 0) return;
   const removed = `(SELECT image_id FROM images WHERE gbif_id = ANY($1::bigint[]) AND state = ${STATE.removed})`;
   await db.query(`DELETE FROM image_parts WHERE image_id IN ${removed}`, [gbifIds]);
   await db.query(`UPDATE images SET sha256 = NULL, file_index = NULL WHERE gbif_id = ANY($1::bigint[]) AND state = ${STATE.removed}`, [gbifIds]);

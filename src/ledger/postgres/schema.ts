@@ -156,6 +156,13 @@ export const MIGRATIONS: readonly string[] = [
   INSERT INTO totals (name, value) VALUES ('ids_removed', 0), ('images_removed', 0);
   INSERT INTO herbdl_meta (name, value) VALUES ('snapshot', '0');
   `,
+  // 5: freshness, as in SQLite (migration 10 there). Nullable columns: added without rewriting the table.
+  `
+  ALTER TABLE images ADD COLUMN etag text, ADD COLUMN last_modified text, ADD COLUMN stored_at bigint, ADD COLUMN confirmed_at bigint, ADD COLUMN gone_at bigint;
+  ALTER TABLE hosts ADD COLUMN measured_images bigint NOT NULL DEFAULT 0, ADD COLUMN measured_ms bigint NOT NULL DEFAULT 0, ADD COLUMN measured_cap integer NOT NULL DEFAULT 0;
+  INSERT INTO totals (name, value) VALUES ('images_changed', 0), ('images_gone', 0);
+  CREATE INDEX images_gone ON images (gbif_id) WHERE gone_at IS NOT NULL;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

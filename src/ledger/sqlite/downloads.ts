@@ -6,13 +6,14 @@
  * are promises only because a shared ledger's are.
  */
 import type Database from 'better-sqlite3';
-import type { ClaimedId, ClaimedImage, DerivationDue, DoneId, PruneDue, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor } from '../ledger.js';
-import { TOTAL_NAME } from '../rows.js';
+import type { ClaimedId, ClaimedImage, DerivationDue, DoneId, FreshnessSummary, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor } from '../ledger.js';
+import { intentOf, intentText, TOTAL_NAME } from '../rows.js';
 import { STATE, STATE_NAME } from './schema.js';
 import { StoredCopies } from './stored-copies.js';
 import { hasFile } from '../snapshots.js';
 import { SqliteDerivatives } from './derivatives.js';
 import { SqliteRemovals } from './removals.js';
+import { SqliteRechecks } from './rechecks.js';
 
 
 export class SqliteDownloads implements DownloadLedger {
@@ -20,11 +21,13 @@ export class SqliteDownloads implements DownloadLedger {
   private readonly copies: StoredCopies;
   private readonly derivatives: SqliteDerivatives;
   private readonly removals: SqliteRemovals;
+  private readonly rechecks: SqliteRechecks;
 
   constructor(private readonly db: Database.Database) {
     this.copies = new StoredCopies(db);
     this.derivatives = new SqliteDerivatives(db);
     this.removals = new SqliteRemovals(db);
+    this.rechecks = new SqliteRechecks(db);
     // Deferred IDs live in SQLite's temporary database (a file, with a small cache of its own), for this run only.
     db.exec('CREATE TEMP TABLE IF NOT EXISTS deferred_ids (seq INTEGER PRIMARY KEY, gbif_id INTEGER NOT NULL)');
     db.exec('DELETE FROM temp.deferred_ids');
@@ -57,7 +60,8 @@ export class SqliteDownloads implements DownloadLedger {
       claimable: db.prepare(`SELECT attempts FROM ids WHERE gbif_id = ? AND state IN (${STATE.pending}, ${STATE.failed})`),
       imageDone: db.prepare(
         `UPDATE images SET state = ${STATE.done}, error_code = NULL, http_status = ?, final_url = ?, content_type = ?, bytes = ?, sha256 = ?,
-           width = ?, height = ?, received_format = ?, file_index = ?, attempts = attempts + 1, updated_at = ?, next_attempt_at = NULL WHERE image_id = ?`,
+           width = ?, height = ?, received_format = ?, file_index = ?, attempts = attempts + 1, updated_at = ?, next_attempt_at = NULL,
+           etag = ?, last_modified = ?, stored_at = COALESCE(stored_at, ?), confirmed_at = ?, gone_at = NULL WHERE image_id = ?`,
       ),
       clearParts: db.prepare('DELETE FROM image_parts WHERE image_id = ?'),
       part: db.prepare(
@@ -119,7 +123,7 @@ export class SqliteDownloads implements DownloadLedger {
 
   async beginPublish(intents: readonly PublishIntent[]): Promise<void> {
     this.db.transaction(() => {
-      for (const intent of intents) this.stmt.intent.run(intent.gbifId, JSON.stringify(intent.paths));
+      for (const intent of intents) this.stmt.intent.run(intent.gbifId, intentText(intent));
     })();
   }
 
@@ -157,12 +161,39 @@ export class SqliteDownloads implements DownloadLedger {
     return this.removals.prunable(afterGbifId, limit, (id) => this.stmt.storedFiles.all({ id }) as number[]);
   }
 
-  async recordPruned(gbifIds: readonly number[]): Promise<void> {
+  async claimRecheck(tiers: readonly Tier[] | 'all', now: number, afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: RecheckDue[] }> {
+    return this.rechecks.claim(tiers, now, afterGbifId, limit);
+  }
+
+  async recordRechecked(outcomes: readonly RecheckOutcome[]): Promise<void> {
+    const now = Date.now();
     this.db.transaction(() => {
-      for (const gbifId of gbifIds) {
-        this.removals.forget(gbifId);
-        this.derivatives.reset(gbifId, []);
-        this.stmt.clearIntent.run(gbifId);
+      this.rechecks.record(outcomes, now);
+      for (const o of outcomes) this.stmt.clearIntent.run(o.gbifId);
+    })();
+  }
+
+  async recordHostRates(rates: readonly HostRate[]): Promise<void> {
+    this.rechecks.hostRates(rates);
+  }
+
+  async recordFreshness(summary: FreshnessSummary): Promise<void> {
+    this.rechecks.keepFreshness(summary);
+  }
+
+  async prunableGone(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: PruneDue[] }> {
+    return this.removals.prunableGone(afterGbifId, limit);
+  }
+
+  async recordPruned(pruned: readonly PruneDue[]): Promise<void> {
+    this.db.transaction(() => {
+      this.removals.removeGone(pruned.flatMap((p) => p.gone ?? []));
+      for (const p of pruned) {
+        if (!p.gone) {
+          this.removals.forget(p.gbifId);
+          this.derivatives.reset(p.gbifId, []);
+        }
+        this.stmt.clearIntent.run(p.gbifId);
       }
     })();
   }
@@ -183,6 +214,10 @@ export class SqliteDownloads implements DownloadLedger {
         image.height ?? null,
         image.receivedFormat ?? null,
         image.fileIndex,
+        now,
+        image.etag ?? null,
+        image.lastModified ?? null,
+        now,
         now,
         image.imageId,
       );
@@ -207,7 +242,7 @@ export class SqliteDownloads implements DownloadLedger {
   }
 
   async openIntents(): Promise<PublishIntent[]> {
-    return (this.stmt.intents.all() as [number, string][]).map(([gbifId, paths]) => ({ gbifId, paths: JSON.parse(paths) as string[] }));
+    return (this.stmt.intents.all() as [number, string][]).map(([gbifId, text]) => intentOf(gbifId, text));
   }
 
   async clearIntents(gbifIds: readonly number[]): Promise<void> {

@@ -188,6 +188,24 @@ export const MIGRATIONS: readonly string[] = [
   INSERT INTO totals(name, value) VALUES ('ids_removed', 0), ('images_removed', 0);
   INSERT INTO ledger_state(name, value) VALUES ('snapshot', '0');
   `,
+  // 10: freshness (herbdl recheck). Each stored image's validators (ETag,
+  // Last-Modified) for conditional requests; when it was first stored and last
+  // confirmed (epoch ms; an image stored before this schema counts from its
+  // updated_at), and when its host said it is gone (404, 410). Each host's
+  // measured rate at its politeness limits (images, milliseconds of requests,
+  // the cap they ran at), for recheck --plan. Counters of changed and gone images.
+  `
+  ALTER TABLE images ADD COLUMN etag TEXT;
+  ALTER TABLE images ADD COLUMN last_modified TEXT;
+  ALTER TABLE images ADD COLUMN stored_at INTEGER;
+  ALTER TABLE images ADD COLUMN confirmed_at INTEGER;
+  ALTER TABLE images ADD COLUMN gone_at INTEGER;
+  ALTER TABLE hosts ADD COLUMN measured_images INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE hosts ADD COLUMN measured_ms INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE hosts ADD COLUMN measured_cap INTEGER NOT NULL DEFAULT 0;
+  INSERT INTO totals(name, value) VALUES ('images_changed', 0), ('images_gone', 0);
+  CREATE INDEX images_gone ON images(gbif_id) WHERE gone_at IS NOT NULL;
+  `,
 ];
 
 /** Indexes a bulk load drops and builds again, by sorting, when it ends. */

@@ -3,13 +3,15 @@
  * where WAL is unsafe). One process writes at a time; `status` may read while
  * `run` or `ingest` writes.
  */
+import { SqliteRechecks } from './rechecks.js';
+import { FRESHNESS } from '../freshness.js';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { LedgerError } from '../../errors.js';
 import type { ExcludeTally } from '../exclusions.js';
-import type { DownloadLedger, ExportedImage, HostCounts, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, StateCounts } from '../ledger.js';
-import { exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, derivedCounts, imageCounts, IMAGES_REMOVED } from '../rows.js';
+import type { DownloadLedger, ExportedImage, HostCounts, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, StateCounts, HostRate, PlanRow, Tier } from '../ledger.js';
+import { exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, derivedCounts, freshnessOf, GONE_IDS_SQL, imageCounts, IMAGES_REMOVED } from '../rows.js';
 import { bulkLoadPending, completeBulkLoad } from './bulk-load.js';
 import { SqliteDownloads } from './downloads.js';
 import { applyExclusions, SqliteExclusions } from './exclusions.js';
@@ -105,6 +107,10 @@ class SqliteLedger implements Ledger {
     for (const r of rows) yield exportedImage(r);
   }
 
+  async plan(tiers: readonly Tier[], now: number): Promise<{ rows: PlanRow[]; rates: HostRate[] }> {
+    return new SqliteRechecks(this.db).plan(tiers, now);
+  }
+
   async *derivedIds(width: number): AsyncIterableIterator<number> {
     // The key is (gbif_id, width): walked in its order, one width's rows picked out.
     yield* this.db.prepare('SELECT gbif_id FROM derivatives WHERE width = ? ORDER BY gbif_id').pluck().iterate(width) as IterableIterator<number>;
@@ -144,7 +150,12 @@ class SqliteLedger implements Ledger {
         .prepare('SELECT h.host, e.code, e.images FROM error_counts e JOIN hosts h USING (host_id) WHERE e.images > 0 ORDER BY e.images DESC, h.host LIMIT ?')
         .all(Math.max(options.hosts, 10)) as HostErrorCount[];
       const errorRows = this.db.prepare('SELECT code, sum(images) FROM error_counts GROUP BY code HAVING sum(images) > 0 ORDER BY 2 DESC').raw().all() as [string, number][];
-      return { complete: !bulkLoadPending(this.db), ids, images, hosts, errors: Object.fromEntries(errorRows), errorsByHost, blockedHosts, workers: [], derivatives: derivedCounts(totals) };
+      return { complete: !bulkLoadPending(this.db), ids, images, hosts, errors: Object.fromEntries(errorRows), errorsByHost, blockedHosts, workers: [], derivatives: derivedCounts(totals),
+        freshness: freshnessOf(
+          totals,
+          this.db.prepare('SELECT value FROM ledger_state WHERE name = ?').pluck().get(FRESHNESS) as string | undefined,
+          Number(totals.get('images_gone') ?? 0) > 0 ? (this.db.prepare(GONE_IDS_SQL).pluck().all() as number[]) : [],
+        ) };
     });
     return read.deferred();
   }

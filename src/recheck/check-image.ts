@@ -1,0 +1,84 @@
+/**
+ * One stored image asked for again: what its host's answer means. A 304 to
+ * the conditional request, or a body whose bytes hash to the stored sha256,
+ * confirms it; a body that validates to the same stored file confirms it
+ * too (a converted image is compared after conversion); other bytes are a
+ * new version, validated as `run` validates, left in the temporary with its
+ * derivatives; 404 and 410 say it is gone at the source. Anything else (a
+ * timeout, a 5xx, a body that no longer decodes) changes nothing: it is
+ * asked again at a later recheck, never counted as gone.
+ */
+import { rm } from 'node:fs/promises';
+import { FetchError, fileSystemErrno } from '../errors.js';
+import { fetchImage, type Conditional, type FetchSettings } from '../fetch/fetch-image.js';
+import type { FetchedImage, RecheckImage } from '../ledger/ledger.js';
+import { derivativeTemp } from '../store/layout.js';
+import type { Validator } from '../validate/validator-pool.js';
+
+export type Checked =
+  | { readonly kind: 'confirmed'; readonly how: 'not_modified' | 'same_bytes'; readonly bytes: number; readonly etag?: string; readonly lastModified?: string }
+  | { readonly kind: 'changed'; readonly bytes: number; readonly image: FetchedImage }
+  | { readonly kind: 'gone'; readonly httpStatus: number }
+  /** No verdict now: asked again at a later recheck. `error` is the failure, for the host's state. */
+  | { readonly kind: 'later'; readonly code: string; readonly error?: FetchError; readonly bytes: number };
+
+export interface CheckContext {
+  readonly fetch: FetchSettings;
+  readonly validator: Validator;
+  /** Derivative widths the gbifID has: a new version's are made with it. */
+  readonly widths: readonly number[];
+  readonly signal?: AbortSignal;
+}
+
+const GONE = new Set([404, 410]);
+
+export async function checkImage(image: RecheckImage, temp: string, context: CheckContext): Promise<Checked> {
+  const conditional: Conditional = { ...(image.etag ? { etag: image.etag } : {}), ...(image.lastModified ? { lastModified: image.lastModified } : {}) };
+  let fetched;
+  try {
+    fetched = await fetchImage(image.url, temp, context.fetch, context.signal, conditional);
+  } catch (err) {
+    if (!(err instanceof FetchError)) throw err;
+    if (err.httpStatus !== undefined && GONE.has(err.httpStatus)) return { kind: 'gone', httpStatus: err.httpStatus };
+    return { kind: 'later', code: err.code, error: err, bytes: 0 };
+  }
+  const validators = { ...(fetched.etag ? { etag: fetched.etag } : {}), ...(fetched.lastModified ? { lastModified: fetched.lastModified } : {}) };
+  if (fetched.notModified) return { kind: 'confirmed', how: 'not_modified', bytes: 0, ...validators };
+  const { body, json: _json, notModified: _n, ...received } = fetched;
+  if (received.sha256 === image.sha256) {
+    await rm(temp, { force: true });
+    return { kind: 'confirmed', how: 'same_bytes', bytes: received.bytes, ...validators };
+  }
+  let validated;
+  try {
+    validated = await context.validator.validate(temp, body);
+  } catch (err) {
+    await rm(temp, { force: true });
+    if (fileSystemErrno(err) !== undefined) throw err;
+    return { kind: 'later', code: (err as { code?: string }).code ?? 'not_image', bytes: received.bytes };
+  }
+  const stored = validated.stored ?? { bytes: received.bytes, sha256: received.sha256 };
+  if (stored.sha256 === image.sha256) {
+    await rm(temp, { force: true });
+    return { kind: 'confirmed', how: 'same_bytes', bytes: received.bytes, ...validators };
+  }
+  if (context.widths.length > 0) await context.validator.derive(temp, context.widths, temp);
+  return {
+    kind: 'changed',
+    bytes: received.bytes,
+    image: {
+      ...received,
+      ...stored,
+      imageId: image.imageId,
+      fileIndex: image.fileIndex,
+      width: validated.width,
+      height: validated.height,
+      receivedFormat: validated.receivedFormat,
+    },
+  };
+}
+
+/** The temporaries a checked image may have left (its own and its derivatives'). */
+export function tempsOf(temp: string, widths: readonly number[]): string[] {
+  return [temp, ...widths.map((w) => derivativeTemp(temp, w))];
+}

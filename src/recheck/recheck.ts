@@ -1,0 +1,273 @@
+/**
+ * `herbdl recheck`: asks the hosts again for the stored images that are due
+ * (freshness.ts), through per-host queues with `run`'s caps, 429 cooldowns
+ * and breakers: a pull-driven pump starts whatever host can take a request
+ * now, up to --concurrency. Due gbifIDs are claimed a batch at a time into a
+ * bounded window; when all of a gbifID's due images have answered, what
+ * they said is recorded (group commits), and a gbifID with new versions has
+ * them published in place of the old files, all at once (Publisher.replace:
+ * the old set or the new one, whatever is killed when).
+ */
+import { FetchError } from '../errors.js';
+import type { FetchSettings } from '../fetch/fetch-image.js';
+import type { DownloadLedger, FetchedImage, RecheckDue, RecheckImage, RecheckOutcome, Tier } from '../ledger/ledger.js';
+import { HostQueues } from '../scheduler/host-queues.js';
+import type { HostSettings } from '../scheduler/host-state.js';
+import { derivativePath, derivativeTemp, finalPath, tempPath } from '../store/layout.js';
+import type { Publisher } from '../store/publisher.js';
+import type { Validator } from '../validate/validator-pool.js';
+import { checkImage, tempsOf, type Checked } from './check-image.js';
+
+export interface RecheckSettings extends HostSettings {
+  readonly out: string;
+  readonly temps: string;
+  readonly concurrency: number;
+  readonly fetch: FetchSettings;
+  readonly tiers: readonly Tier[] | 'all';
+  /** Requests this recheck may make at most (0: no cap). */
+  readonly budget: number;
+  readonly validator: Validator;
+  readonly publisher: Publisher;
+  /** Breakers open when it starts (a run's), by host. */
+  readonly openBreakers: ReadonlyMap<string, number>;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (summary: RecheckSummary) => void;
+}
+
+export interface RecheckSummary {
+  /** Images asked about. */
+  readonly checked: number;
+  /** Confirmed by a 304 (no body sent), or by a body with the same bytes. */
+  readonly notModified: number;
+  readonly sameBytes: number;
+  /** New versions, published in place of the old files. */
+  readonly changed: number;
+  /** 404 or 410: marked gone at the source, files kept until prune. */
+  readonly gone: number;
+  /** No verdict (timeouts, 5xx, a host whose breaker opened): asked again at a later recheck, by code. */
+  readonly later: Readonly<Record<string, number>>;
+  /** Body bytes received. */
+  readonly bytes: number;
+  readonly interrupted: boolean;
+  readonly elapsedMs: number;
+}
+
+interface Entry {
+  readonly due: RecheckDue;
+  waiting: number;
+  readonly outcome: { confirmed: RecheckOutcome['confirmed'][number][]; changed: FetchedImage[]; gone: number[] };
+  readonly temps: Map<number, string>;
+}
+
+interface RecheckTask {
+  readonly job: { readonly settled: boolean };
+  readonly image: { readonly host: string };
+  readonly entry: Entry;
+  readonly target: RecheckImage;
+  readonly temp: string;
+  throttles: number;
+}
+
+const CLAIM_BATCH = 128;
+const MAX_THROTTLES = 20;
+const RECORD_BATCH = 256;
+
+type Counts = { -readonly [K in keyof RecheckSummary]: RecheckSummary[K] } & { later: Record<string, number> };
+
+export async function recheck(ledger: DownloadLedger, settings: RecheckSettings): Promise<RecheckSummary> {
+  const started = performance.now();
+  const now = Date.now();
+  const counts: Counts = { checked: 0, notModified: 0, sameBytes: 0, changed: 0, gone: 0, later: {}, bytes: 0, interrupted: false, elapsedMs: 0 };
+  const snapshot = (): RecheckSummary => ({ ...counts, later: { ...counts.later }, elapsedMs: Math.round(performance.now() - started) });
+  const hosts = new HostQueues<RecheckTask>(settings, settings.openBreakers, () => {});
+  const window = settings.concurrency * 8;
+  let queued = 0;
+  let inFlight = 0;
+  let after = -1;
+  let exhausted = false;
+  let claiming = false;
+  let busy = 0;
+  let toRecord: RecheckOutcome[] = [];
+  let wake: NodeJS.Timeout | undefined;
+  let failure: unknown;
+  let finish!: () => void;
+  const done = new Promise<void>((resolve) => (finish = resolve));
+
+  const later = (code: string) => (counts.later[code] = (counts.later[code] ?? 0) + 1);
+
+  /** Writes gathered outcomes; a gbifID with new versions first has them put in place. */
+  const settle = (entry: Entry): void => {
+    const outcome: RecheckOutcome = { gbifId: entry.due.gbifId, ...entry.outcome };
+    if (entry.outcome.changed.length === 0) {
+      toRecord.push(outcome);
+      if (toRecord.length >= RECORD_BATCH) flush();
+      return;
+    }
+    const files = entry.outcome.changed.flatMap((image) => {
+      const temp = entry.temps.get(image.imageId) as string;
+      return [
+        { temp, final: finalPath(settings.out, entry.due.gbifId, image.fileIndex) },
+        ...entry.due.widths.map((w) => ({ temp: derivativeTemp(temp, w), final: derivativePath(settings.out, w, entry.due.gbifId, image.fileIndex) })),
+      ];
+    });
+    track(settings.publisher.replace([{ gbifId: entry.due.gbifId, files }], () => ledger.recordRechecked([outcome])));
+  };
+
+  const flush = (): void => {
+    if (toRecord.length === 0) return;
+    const batch = toRecord;
+    toRecord = [];
+    track(ledger.recordRechecked(batch));
+  };
+
+  /** Work the recheck waits for before it ends (a publish, a ledger write, a claim). */
+  const track = (work: Promise<unknown>): void => {
+    busy++;
+    work.then(
+      () => {
+        busy--;
+        pump();
+      },
+      (err: unknown) => {
+        failure ??= err;
+        busy--;
+        pump();
+      },
+    );
+  };
+
+  const answered = (task: RecheckTask, checked: Checked): void => {
+    const host = hosts.host(task.image.host);
+    const entry = task.entry;
+    counts.bytes += 'bytes' in checked ? checked.bytes : 0;
+    switch (checked.kind) {
+      case 'confirmed':
+        host.succeeded();
+        if (checked.how === 'not_modified') counts.notModified++;
+        else counts.sameBytes++;
+        entry.outcome.confirmed.push({ imageId: task.target.imageId, ...(checked.etag ? { etag: checked.etag } : {}), ...(checked.lastModified ? { lastModified: checked.lastModified } : {}) });
+        break;
+      case 'changed':
+        host.succeeded();
+        counts.changed++;
+        entry.outcome.changed.push(checked.image);
+        entry.temps.set(task.target.imageId, task.temp);
+        break;
+      case 'gone':
+        host.answered();
+        counts.gone++;
+        entry.outcome.gone.push(task.target.imageId);
+        break;
+      case 'later':
+        if (retried(task, checked.error)) return;
+        later(checked.code);
+        void settings.publisher.discard(tempsOf(task.temp, entry.due.widths));
+        break;
+    }
+    counts.checked++;
+    queued--;
+    if (--entry.waiting === 0) settle(entry);
+  };
+
+  /** A 429 or 503 with Retry-After waits out the host's cooldown and is asked again; a failure that may mean a host is down counts toward its breaker. */
+  const retried = (task: RecheckTask, error: FetchError | undefined): boolean => {
+    const host = hosts.host(task.image.host);
+    const at = Date.now();
+    if (error?.kind === 'throttled' && ++task.throttles <= MAX_THROTTLES) {
+      host.coolDown(at, (error as FetchError & { retryAt?: number }).retryAt);
+      hosts.enqueue(task, host.cooldownUntil);
+      return true;
+    }
+    if (error && error.kind !== 'permanent') {
+      if (error.code === 'timeout' || error.code === 'connect_timeout' || error.kind === 'host_down') host.coolDown(at);
+      if (host.failed(at) === 'opened') {
+        for (const waiting of host.drain()) answered(waiting, { kind: 'later', code: 'breaker_open', bytes: 0 });
+      }
+    } else if (error) host.answered();
+    return false;
+  };
+
+  const start = (task: RecheckTask): void => {
+    inFlight++;
+    const host = hosts.host(task.image.host);
+    host.inFlight++;
+    checkImage(task.target, task.temp, { fetch: settings.fetch, validator: settings.validator, widths: task.entry.due.widths, signal: settings.signal })
+      .then(
+        (checked) => {
+          host.inFlight--;
+          inFlight--;
+          answered(task, checked);
+        },
+        (err: unknown) => {
+          host.inFlight--;
+          inFlight--;
+          failure ??= err;
+        },
+      )
+      .finally(() => {
+        settings.onProgress?.(snapshot());
+        pump();
+      });
+  };
+
+  const admit = (due: RecheckDue): void => {
+    const images = settings.budget > 0 ? due.images.slice(0, Math.max(0, settings.budget - counts.checked - queued)) : due.images;
+    if (images.length === 0) return;
+    const entry: Entry = { due: { ...due, images }, waiting: images.length, outcome: { confirmed: [], changed: [], gone: [] }, temps: new Map() };
+    for (const target of images) {
+      const host = hosts.host(target.host);
+      const task: RecheckTask = { job: { settled: false }, image: { host: target.host }, entry, target, temp: tempPath(settings.temps, due.gbifId, target.fileIndex), throttles: 0 };
+      queued++;
+      if (host.isOpen(Date.now())) answered(task, { kind: 'later', code: 'breaker_open', bytes: 0 });
+      else hosts.enqueue(task);
+    }
+  };
+
+  const claim = (): void => {
+    if (claiming || exhausted || queued >= window || failure || settings.signal?.aborted) return;
+    if (settings.budget > 0 && counts.checked + queued >= settings.budget) {
+      exhausted = true;
+      return;
+    }
+    claiming = true;
+    ledger.claimRecheck(settings.tiers, now, after, CLAIM_BATCH).then(
+      ({ last, due }) => {
+        claiming = false;
+        if (last === undefined) exhausted = true;
+        else after = last;
+        for (const d of due) admit(d);
+        pump();
+      },
+      (err: unknown) => {
+        claiming = false;
+        failure ??= err;
+        pump();
+      },
+    );
+  };
+
+  const pump = (): void => {
+    if (wake) clearTimeout(wake);
+    wake = undefined;
+    const stopping = failure !== undefined || (settings.signal?.aborted ?? false);
+    if (!stopping) claim();
+    const at = Date.now();
+    while (!stopping && inFlight < settings.concurrency) {
+      const task = hosts.next(at);
+      if (!task) break;
+      start(task);
+    }
+    if (inFlight === 0 && !claiming && (queued === 0 || stopping) && (exhausted || stopping)) {
+      flush();
+      if (busy === 0) return finish();
+    }
+    const next = hosts.nextWake(at);
+    if (next !== Infinity && !stopping) wake = setTimeout(pump, Math.max(1, next - Date.now()));
+  };
+
+  pump();
+  await done;
+  if (failure) throw failure;
+  counts.interrupted = settings.signal?.aborted ?? false;
+  return snapshot();
+}
