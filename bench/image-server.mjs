@@ -4,7 +4,9 @@
 // Listens on 127.0.0.<firstOctet>..+hosts-1 (127.1.y.z for thousands of
 // hosts; and a host that never answers), prints {"ports":{"127.0.0.x":port}}
 // once ready. GET /<n>.jpg serves a JPEG: a 200 x 150 noise image, or with
-// `sheet` a herbarium-sheet-like JPEG of that size (bench/sheets.mjs).
+// `sheet` a herbarium-sheet-like JPEG of that size (bench/sheets.mjs), with an
+// ETag, honouring If-None-Match (304, no body). A line "version 1" on stdin
+// gives every tenth image (n % 10 == 0) new bytes and a new ETag (bench:recheck).
 import { createServer } from 'node:http';
 import sharp from 'sharp';
 import { hostAddress, sheetBodies } from './sheets.mjs';
@@ -37,9 +39,17 @@ function handler(req, res) {
   res.once('close', () => inFlight.set(host, inFlight.get(host) - 1));
   served++;
   const n = Number(/(\d+)/.exec(req.url ?? '')?.[1] ?? 0);
-  const body = bodies[mixed ? n % 3 : n % bodies.length];
+  const changed = version > 0 && n % 10 === 0;
+  const body = bodies[((mixed ? n % 3 : n % bodies.length) + (changed ? 1 : 0)) % bodies.length];
+  const etag = `"${n}-v${changed ? version : 0}"`;
   const send = () => {
-    res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': body.length });
+    if (req.headers['if-none-match'] === etag) {
+      res.writeHead(304, { etag });
+      res.end();
+      return;
+    }
+    bytesSent += body.length;
+    res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': body.length, etag });
     res.end(body);
   };
   if (delayMs > 0) setTimeout(send, delayMs);
@@ -47,6 +57,8 @@ function handler(req, res) {
 }
 
 let served = 0;
+let bytesSent = 0;
+let version = 0;
 const ports = {};
 const listen = (address, fn) =>
   new Promise((resolve) => {
@@ -64,9 +76,12 @@ process.stdout.write(JSON.stringify({ ports, bytes: bodies.map((b) => b.length) 
 // Ends with its parent.
 process.stdin.setEncoding('utf8');
 process.stdin.on('data', (text) => {
+  const v = /version (\d+)/.exec(text);
+  if (v) version = Number(v[1]);
   if (!text.includes('stats')) return;
-  process.stdout.write(JSON.stringify({ served, maxInFlight: Math.max(0, ...maxInFlight.values()) }) + '\n');
+  process.stdout.write(JSON.stringify({ served, bytesSent, maxInFlight: Math.max(0, ...maxInFlight.values()) }) + '\n');
   served = 0;
+  bytesSent = 0;
   maxInFlight.clear();
 });
 process.stdin.on('end', () => process.exit(0));

@@ -17,6 +17,7 @@
  * core, a few batches in flight. It resumes by running again: done IDs are
  * skipped at the cost of a lookup, and rejected files are already aside.
  */
+import { InFlight } from '../in-flight.js';
 import type { ClaimedId, DownloadLedger, FetchedImage } from '../ledger/ledger.js';
 import type { InspectedJpeg } from '../validate/validate-image.js';
 import type { Validator } from '../validate/validator-pool.js';
@@ -153,21 +154,16 @@ export async function adopt(ledger: DownloadLedger, settings: AdoptSettings): Pr
     settings.onProgress?.(snapshot());
   };
 
-  const inFlight = new Set<Promise<void>>();
-  let failure: unknown;
+  const batches = new InFlight(IN_FLIGHT);
   const walk: AsyncGenerator<WalkBatch> = settings.layout === 'flat' ? walkFlat(settings.dir, BATCH) : walkLayout(settings.dir);
   outer: for await (const batch of walk) {
     counts.strays += batch.strays.length;
     for (let at = 0; at < batch.ids.length; at += BATCH) {
-      if (settings.signal?.aborted || failure) break outer;
-      const work = adoptBatch(batch.ids.slice(at, at + BATCH)).catch((err: unknown) => void (failure ??= err));
-      inFlight.add(work);
-      void work.finally(() => inFlight.delete(work));
-      if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
+      if (settings.signal?.aborted || batches.failed) break outer;
+      await batches.add(adoptBatch(batch.ids.slice(at, at + BATCH)));
     }
   }
-  await Promise.all(inFlight);
-  if (failure) throw failure;
+  await batches.drain();
   counts.interrupted = settings.signal?.aborted ?? false;
   return snapshot();
 }

@@ -24,6 +24,12 @@ export function optionValues<K extends OptionKey>(command: Command, keys: readon
   return resolveOptions(keys, given);
 }
 
+/** Prints a command's summary (one JSON object with --json, else its lines); an interrupted one exits 130. */
+export function report<T extends { readonly interrupted: boolean }>(summary: T, json: boolean, lines: (s: T) => string[]): void {
+  process.stdout.write(json ? JSON.stringify(summary) + '\n' : lines(summary).join('\n') + '\n');
+  if (summary.interrupted) process.exitCode = EXIT_INTERRUPTED;
+}
+
 /**
  * Runs `work` with an AbortSignal raised by the first Ctrl-C (or SIGTERM), so
  * it can stop cleanly; a second Ctrl-C exits at once.

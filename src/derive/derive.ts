@@ -11,6 +11,7 @@
  * A gbifID whose stored file is gone or no longer decodes gets no
  * derivatives and is counted; its originals are left as they are.
  */
+import { InFlight } from '../in-flight.js';
 import type { DerivationDue, DownloadLedger } from '../ledger/ledger.js';
 import { derivativePath, derivativeTemp, finalPath, tempPath } from '../store/layout.js';
 import type { Publisher, PublishItem } from '../store/publisher.js';
@@ -89,22 +90,17 @@ export async function derive(ledger: DownloadLedger, settings: DeriveSettings): 
     settings.onProgress?.(snapshot());
   };
 
-  const inFlight = new Set<Promise<void>>();
-  let failure: unknown;
+  const batches = new InFlight(IN_FLIGHT);
   for (let after = -1; ; ) {
-    if (settings.signal?.aborted || failure) break;
+    if (settings.signal?.aborted || batches.failed) break;
     const { last, due } = await ledger.derivationsDue(settings.widths, after, BATCH);
     if (last === undefined) break;
     counts.due += due.length;
     after = last;
     if (due.length === 0) continue;
-    const work = deriveBatch(due).catch((err: unknown) => void (failure ??= err));
-    inFlight.add(work);
-    void work.finally(() => inFlight.delete(work));
-    if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
+    await batches.add(deriveBatch(due));
   }
-  await Promise.all(inFlight);
-  if (failure) throw failure;
+  await batches.drain();
   counts.interrupted = settings.signal?.aborted ?? false;
   return snapshot();
 }

@@ -8,10 +8,11 @@ import type { WorkerId } from './download-ledger.js';
 import type { DownloadLedger } from './download-ledger.js';
 import type { IngestWriter } from './ingest-batch.js';
 import type { ExcludeTally } from './exclusions.js';
-import type { FreshnessSummary, HostRate } from './download-ledger.js';
+import type { FreshnessSummary, HostRate } from './upkeep.js';
 import type { Tier } from './freshness.js';
 
 export * from './download-ledger.js';
+export * from './upkeep.js';
 export * from './ingest-batch.js';
 export type { ExcludeTally } from './exclusions.js';
 export type { Tier } from './freshness.js';

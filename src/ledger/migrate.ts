@@ -6,6 +6,8 @@
  * table by table, in one transaction: the target has all of it or none.
  * The source is held as a run holds it, so no run changes it meanwhile.
  */
+import { SNAPSHOT_NUMBER } from './snapshots.js';
+import { FRESHNESS } from './freshness.js';
 import Database from 'better-sqlite3';
 import { from as copyFrom } from 'pg-copy-streams';
 import { LedgerError } from '../errors.js';
@@ -57,6 +59,8 @@ async function copyTable(db: Database.Database, client: pg.PoolClient, table: (t
   return n;
 }
 
+const CARRIED_NOTES = [SNAPSHOT_NUMBER, FRESHNESS];
+
 export interface MigrateSummary {
   readonly rows: Readonly<Record<string, number>>;
 }
@@ -79,6 +83,11 @@ export async function migrateLedger(from: string, to: string): Promise<MigrateSu
         for (const index of Object.keys(DERIVED_INDEXES)) await client.query(`DROP INDEX IF EXISTS ${index}`);
         await client.query('DELETE FROM totals');
         for (const table of TABLES) rows[table.name] = await copyTable(db, client, table);
+        // The ledger's own notes that carry state: the last snapshot's number, the last recheck's freshness.
+        for (const name of CARRIED_NOTES) {
+          const value = db.prepare('SELECT value FROM ledger_state WHERE name = ?').pluck().get(name) as string | undefined;
+          if (value !== undefined) await client.query('INSERT INTO herbdl_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value', [name, value]);
+        }
         for (const create of Object.values(DERIVED_INDEXES)) await client.query(create);
         for (const sync of SYNC_SEQUENCES) await client.query(sync);
       });

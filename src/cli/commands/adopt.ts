@@ -3,11 +3,11 @@ import { mkdir, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { adopt, type AdoptSummary } from '../../adopt/adopt.js';
-import { EXIT_INTERRUPTED, UsageError } from '../../errors.js';
+import { UsageError } from '../../errors.js';
 import { runTempFolder } from '../../store/layout.js';
 import { createValidatorPool } from '../../validate/validator-pool.js';
 import { formatCount, progressBar } from '../progress.js';
-import { addOptions, interruptible, optionValues } from '../shared.js';
+import { addOptions, interruptible, optionValues, report } from '../shared.js';
 import { withRunLedger } from './run.js';
 
 const KEYS = ['db', 'layout', 'adoptOut', 'trustJpeg', 'lease', 'json', 'progress'] as const;
@@ -73,9 +73,7 @@ export function registerAdopt(program: Command): void {
           }),
         );
         bar.stop();
-        if (options.json) process.stdout.write(JSON.stringify(summary) + '\n');
-        else process.stdout.write(summaryLines(summary).join('\n') + '\n');
-        if (summary.interrupted) process.exitCode = EXIT_INTERRUPTED;
+        report(summary, options.json, summaryLines);
       } finally {
         bar.stop();
         await validator.close();

@@ -3,12 +3,12 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { widthList } from '../../config/options.js';
 import { derive, type DeriveSummary } from '../../derive/derive.js';
-import { EXIT_INTERRUPTED, UsageError } from '../../errors.js';
+import { UsageError } from '../../errors.js';
 import { ownerMayLive, runTempFolder } from '../../store/layout.js';
 import { Publisher } from '../../store/publisher.js';
 import { createValidatorPool } from '../../validate/validator-pool.js';
 import { formatCount, progressBar } from '../progress.js';
-import { addOptions, interruptible, optionValues } from '../shared.js';
+import { addOptions, interruptible, optionValues, report } from '../shared.js';
 import { withRunLedger } from './run.js';
 
 const KEYS = ['db', 'out', 'jpegQuality', 'lease', 'json', 'progress'] as const;
@@ -61,9 +61,7 @@ export function registerDerive(program: Command): void {
           }),
         );
         bar.stop();
-        if (options.json) process.stdout.write(JSON.stringify(summary) + '\n');
-        else process.stdout.write(summaryLines(summary).join('\n') + '\n');
-        if (summary.interrupted) process.exitCode = EXIT_INTERRUPTED;
+        report(summary, options.json, summaryLines);
       } finally {
         bar.stop();
         await validator.close();

@@ -1,12 +1,11 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { EXIT_INTERRUPTED } from '../../errors.js';
 import { prune, type PruneSummary } from '../../prune/prune.js';
 import { ownerMayLive, runTempFolder } from '../../store/layout.js';
 import { Publisher } from '../../store/publisher.js';
 import { formatBytes, formatCount } from '../progress.js';
-import { addOptions, interruptible, optionValues } from '../shared.js';
+import { addOptions, interruptible, optionValues, report } from '../shared.js';
 import { withRunLedger } from './run.js';
 
 const KEYS = ['db', 'out', 'dryRun', 'list', 'lease', 'json'] as const;
@@ -38,9 +37,7 @@ export function registerPrune(program: Command): void {
         const summary = await interruptible((signal) =>
           prune(downloads, { out, dryRun: options.dryRun, publisher, signal, onFile: options.list ? (path) => process.stdout.write(`${path}\n`) : undefined }),
         );
-        if (options.json) process.stdout.write(JSON.stringify(summary) + '\n');
-        else process.stdout.write(summaryLine(summary) + '\n');
-        if (summary.interrupted) process.exitCode = EXIT_INTERRUPTED;
+        report(summary, options.json, (s) => [summaryLine(s)]);
       } finally {
         if (!options.dryRun) await rm(temps, { recursive: true, force: true });
       }

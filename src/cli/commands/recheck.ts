@@ -1,7 +1,6 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { EXIT_INTERRUPTED } from '../../errors.js';
 import type { Ledger, RunLock, Tier } from '../../ledger/ledger.js';
 import { makePlan, type Plan } from '../../recheck/plan.js';
 import type { RecheckSummary } from '../../recheck/recheck.js';
@@ -10,7 +9,7 @@ import { Publisher } from '../../store/publisher.js';
 import { VERSION } from '../version.js';
 import { formatBytes, formatCount, progressBar } from '../progress.js';
 import type { OptionValues } from '../../config/options.js';
-import { addOptions, interruptible, optionValues } from '../shared.js';
+import { addOptions, interruptible, optionValues, report } from '../shared.js';
 import { withRunLedger } from './run.js';
 
 const KEYS = [
@@ -97,9 +96,7 @@ async function runRecheck(ledger: Ledger, lock: RunLock, options: Options): Prom
     const { rows } = await ledger.plan(options.tiers, at);
     const overdue = rows.reduce((n, r) => n + r.due, 0);
     await downloads.recordFreshness({ at, current: rows.reduce((n, r) => n + r.images, 0) - overdue, overdue });
-    if (options.json) process.stdout.write(JSON.stringify(summary) + '\n');
-    else process.stdout.write(summaryLines(summary).join('\n') + '\n');
-    if (summary.interrupted) process.exitCode = EXIT_INTERRUPTED;
+    report(summary, options.json, summaryLines);
   } finally {
     bar.stop();
     await agent.destroy();
