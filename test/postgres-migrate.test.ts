@@ -4,7 +4,7 @@
  * give the same afterwards, and workers on PostgreSQL take up what was left.
  */
 import { createServer } from 'node:net';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { herbdl, herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
@@ -36,6 +36,10 @@ describe('herbdl migrate', async () => {
     expect(first.json).toMatchObject({ idsDone: 30, idsFailed: 4 });
     expect(first.json.hostsOpened).toEqual([dead]);
 
+    // Derivatives, and what a recheck found (freshness), are state too.
+    expect(herbdlJson(['derive', '32', '--db', ws.db, '--out', ws.out])).toMatchObject({ derived: 30 });
+    expect(JSON.parse((await herbdlAsync(['recheck', '--all', '--db', ws.db, '--out', ws.out, '--allow-private-network', '--json'])).stdout)).toMatchObject({ checked: 30, sameBytes: 30 });
+    rmSync(join(ws.out, 'w32'), { recursive: true });
     const pg = await freshDatabase('migrate');
     const moved = herbdlJson<{ rows: Record<string, number> }>(['migrate', '--from', ws.db, '--to', pg]);
     expect(moved.rows).toMatchObject({ ids: 39, images: 39 });
@@ -44,7 +48,7 @@ describe('herbdl migrate', async () => {
       return rest;
     };
     expect(status(pg)).toEqual(status(ws.db));
-    expect(status(pg)).toMatchObject({ ids: { done: 30, failed: 4, pending: 5 }, errors: { http_404: 4 } });
+    expect(status(pg)).toMatchObject({ ids: { done: 30, failed: 4, pending: 5 }, errors: { http_404: 4 }, derivatives: [{ width: 32, ids: 30 }], freshness: { last: { current: 30 } } });
     for (const state of ['all', 'done', 'failed']) {
       const [x, y] = [join(dir, `m-sqlite-${state}.csv`), join(dir, `m-pg-${state}.csv`)];
       expect(herbdl(['export', '--db', ws.db, '--state', state, '--out-file', x]).status).toBe(0);
