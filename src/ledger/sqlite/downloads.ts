@@ -10,14 +10,13 @@ import type { ClaimedId, ClaimedImage, DerivationDue, DoneId, FreshnessSummary, 
 import { intentOf, intentText, TOTAL_NAME } from '../rows.js';
 import { STATE, STATE_NAME } from './schema.js';
 import { StoredCopies } from './stored-copies.js';
-import { hasFile } from '../snapshots.js';
+import { prepareDownloads, type DownloadStatements } from './download-statements.js';
 import { SqliteDerivatives } from './derivatives.js';
 import { SqliteRemovals } from './removals.js';
 import { SqliteRechecks } from './rechecks.js';
 
-
 export class SqliteDownloads implements DownloadLedger {
-  private readonly stmt;
+  private readonly stmt: DownloadStatements;
   private readonly copies: StoredCopies;
   private readonly derivatives: SqliteDerivatives;
   private readonly removals: SqliteRemovals;
@@ -28,61 +27,7 @@ export class SqliteDownloads implements DownloadLedger {
     this.derivatives = new SqliteDerivatives(db);
     this.removals = new SqliteRemovals(db);
     this.rechecks = new SqliteRechecks(db);
-    // Deferred IDs live in SQLite's temporary database (a file, with a small cache of its own), for this run only.
-    db.exec('CREATE TEMP TABLE IF NOT EXISTS deferred_ids (seq INTEGER PRIMARY KEY, gbif_id INTEGER NOT NULL)');
-    db.exec('DELETE FROM temp.deferred_ids');
-    db.pragma('temp.cache_size = -2048');
-    this.stmt = {
-      defer: db.prepare('INSERT INTO temp.deferred_ids(gbif_id) VALUES (?)'),
-      deferred: db.prepare('SELECT seq, gbif_id FROM temp.deferred_ids ORDER BY seq LIMIT ?').raw(),
-      undefer: db.prepare('DELETE FROM temp.deferred_ids WHERE seq <= ?'),
-      pending: db.prepare(`SELECT gbif_id, attempts FROM ids WHERE gbif_id > ? AND state = ${STATE.pending} ORDER BY gbif_id LIMIT ?`).raw(),
-      retryable: db
-        .prepare(
-          `SELECT gbif_id, attempts, next_attempt_at FROM ids
-           WHERE state = ${STATE.failed} AND next_attempt_at <= :dueBy AND attempts < :maxAttempts
-             AND (next_attempt_at > :at OR (next_attempt_at = :at AND gbif_id > :id))
-           ORDER BY next_attempt_at, gbif_id LIMIT :limit`,
-        )
-        .raw(),
-      idAttempts: db.prepare('SELECT attempts FROM ids WHERE gbif_id = ?').pluck(),
-      images: db
-        .prepare('SELECT i.image_id, i.image_index, i.url, h.host, i.state FROM images i JOIN hosts h USING (host_id) WHERE i.gbif_id = ? ORDER BY i.image_index')
-        .raw(),
-      storedFiles: db
-        .prepare(
-          `SELECT COALESCE(file_index, image_index) FROM images WHERE gbif_id = :id AND ${hasFile()} AND (received_format IS NULL OR received_format NOT LIKE 'iiif%')
-           UNION SELECT p.file_index FROM image_parts p JOIN images i USING (image_id) WHERE i.gbif_id = :id AND ${hasFile('i')}`,
-        )
-        .pluck(),
-      imageStates: db.prepare('SELECT image_id, state, error_code, host_id FROM images WHERE gbif_id = ?').raw(),
-      idState: db.prepare('SELECT state FROM ids WHERE gbif_id = ?').pluck(),
-      claimable: db.prepare(`SELECT attempts FROM ids WHERE gbif_id = ? AND state IN (${STATE.pending}, ${STATE.failed})`),
-      imageDone: db.prepare(
-        `UPDATE images SET state = ${STATE.done}, error_code = NULL, http_status = ?, final_url = ?, content_type = ?, bytes = ?, sha256 = ?,
-           width = ?, height = ?, received_format = ?, file_index = ?, attempts = attempts + 1, updated_at = ?, next_attempt_at = NULL,
-           etag = ?, last_modified = ?, stored_at = COALESCE(stored_at, ?), confirmed_at = ?, gone_at = NULL WHERE image_id = ?`,
-      ),
-      clearParts: db.prepare('DELETE FROM image_parts WHERE image_id = ?'),
-      part: db.prepare(
-        `INSERT INTO image_parts(image_id, part_index, file_index, url, http_status, final_url, content_type, bytes, width, height, sha256, received_format)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
-      imageFailed: db.prepare(
-        `UPDATE images SET state = ${STATE.failed}, error_code = ?, http_status = ?, attempts = attempts + 1, updated_at = ?, next_attempt_at = ? WHERE image_id = ?`,
-      ),
-      idDone: db.prepare(`UPDATE ids SET state = ${STATE.done}, next_attempt_at = NULL, updated_at = ? WHERE gbif_id = ?`),
-      idFailed: db.prepare(`UPDATE ids SET state = ${STATE.failed}, attempts = attempts + 1, next_attempt_at = ?, updated_at = ? WHERE gbif_id = ?`),
-      hostMove: db.prepare('UPDATE hosts SET pending = pending + ?, done = done + ?, failed = failed + ? WHERE host_id = ?'),
-      hostId: db.prepare('SELECT host_id FROM hosts WHERE host = ?').pluck(),
-      errorCount: db.prepare('INSERT INTO error_counts(code, host_id, images) VALUES (?, ?, ?) ON CONFLICT (code, host_id) DO UPDATE SET images = images + excluded.images'),
-      total: db.prepare('UPDATE totals SET value = value + ? WHERE name = ?'),
-      intent: db.prepare('INSERT OR REPLACE INTO publishing(gbif_id, paths) VALUES (?, ?)'),
-      clearIntent: db.prepare('DELETE FROM publishing WHERE gbif_id = ?'),
-      intents: db.prepare('SELECT gbif_id, paths FROM publishing').raw(),
-      breaker: db.prepare('UPDATE hosts SET breaker_open_until = ?, blocked_ids = NULL WHERE host = ?'),
-      blocked: db.prepare('UPDATE hosts SET blocked_ids = ? WHERE host = ? AND breaker_open_until IS NOT NULL'),
-    };
+    this.stmt = prepareDownloads(db);
   }
 
   async claimPending(afterGbifId: number, limit: number): Promise<ClaimedId[]> {
