@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { herbdlAsync, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
+import { writeMultimedia } from './helpers/multimedia.js';
 import { expectConsistentTree, startRunAndWaitForFiles, workspace } from './helpers/run.js';
 
 describe('two runs on one ledger', async () => {
@@ -26,7 +27,7 @@ describe('two runs on one ledger', async () => {
     return rows;
   }
 
-  it('a second run or retry-failed is refused at once, naming the holder; the first finishes whole', async () => {
+  it('a second run, retry-failed or ingest --snapshot is refused at once, naming the holder; the first finishes whole', async () => {
     const ws = workspace(dir, slowRows(61, 300));
     const first = await startRunAndWaitForFiles(ws, 5, ['--per-host', '4']);
     const tempsBefore = readdirSync(join(ws.out, '.herbdl-tmp'));
@@ -37,6 +38,10 @@ describe('two runs on one ledger', async () => {
       expect(lines).toHaveLength(1);
       expect(lines[0]).toMatch(new RegExp(`in use by a run by pid ${first.child.pid} on ${hostname()}, since \\d{4}-`));
     }
+    // A snapshot would remove gbifIDs the run holds: refused too, with nothing read into the ledger.
+    const snapshot = await herbdlAsync(['ingest', '--snapshot', writeMultimedia(join(dir, 'snap-61.txt'), [[61000, `${a!.origin}/two-61-0.jpg`]]), '--db', ws.db]);
+    expect(snapshot.status).toBe(4);
+    expect(snapshot.stderr.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`in use by a run by pid ${first.child.pid} on `))]);
     // The refusal touched nothing: the first run's temp folder is still there.
     expect(readdirSync(join(ws.out, '.herbdl-tmp'))).toEqual(tempsBefore);
     expect(await first.exited).toBe(0);

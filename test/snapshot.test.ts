@@ -14,6 +14,7 @@ import { herbdl, herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
 import { writeMultimedia } from './helpers/multimedia.js';
 import { freshDatabase } from './helpers/postgres.js';
+import { pgWorkspace } from './helpers/pg-run.js';
 import { treeFiles, type RunJson } from './helpers/run.js';
 
 const rel = (id: number, nn: number) => `${String(id).slice(0, 3)}/${String(id).slice(3, 6)}/${id}-${String(nn).padStart(2, '0')}.jpg`;
@@ -146,5 +147,26 @@ describe('ingest --snapshot refuses what would break a run', async () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     const status = herbdlJson<{ ids: Record<string, number> }>(['status', '--db', db]);
     expect(status.ids).toMatchObject({ pending: 2, removed: 0 });
+  });
+});
+
+describe('ingest --snapshot on a shared ledger with a live worker', async () => {
+  const [server] = await imageServers(1, 72);
+  const dir = tempDir();
+  const rows = Array.from({ length: 40 }, (_, i) => [4300000000 + i, server!.route(`/slow-${i}.jpg`, { kind: 'image', delayMs: 300 })] as [number, string]);
+  const ws = await pgWorkspace(dir, 'snaplive', rows);
+
+  it('is refused in one line naming the worker, and changes nothing; once it stops, the snapshot applies', async () => {
+    const worker = ws.worker(['--per-host', '1', '--concurrency', '1']);
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline && server!.requests.length === 0) await new Promise((r) => setTimeout(r, 20));
+    const newer = writeMultimedia(join(dir, 'newer-live.txt'), rows.slice(0, 10));
+    const refused = herbdl(['ingest', '--snapshot', newer, '--db', ws.db]);
+    expect(refused.status).toBe(4);
+    expect(refused.stderr.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^herbdl: 1 worker\\(s\\) are running on this ledger \\(.*:${worker.pid}\\): stop them before ingest --snapshot$`))]);
+    expect(herbdlJson<{ ids: Record<string, number> }>(['status', '--db', ws.db]).ids).toMatchObject({ removed: 0, total: 40 });
+    worker.kill('SIGTERM');
+    await worker.exited;
+    expect(herbdlJson<IngestJson>(['ingest', '--snapshot', newer, '--db', ws.db])).toMatchObject({ removedIds: 30, snapshot: { applied: true } });
   });
 });
