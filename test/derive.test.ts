@@ -12,7 +12,7 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { herbdl, herbdlAsync, herbdlJson, spawnHerbdl, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
-import { freshDatabase } from './helpers/postgres.js';
+import { freshDatabase, query } from './helpers/postgres.js';
 import { doneFiles, treeFiles, workspace } from './helpers/run.js';
 import { writeMultimedia } from './helpers/multimedia.js';
 
@@ -222,6 +222,11 @@ describe('derivatives on a PostgreSQL ledger', async () => {
     expect(herbdlJson(['derive', '128,400', '--db', db, '--out', out])).toMatchObject({ due: 12, derived: 12, files: 12 });
     expect(derivatives(out, 400)).toEqual(ids.map((id) => rel(id, 0)));
     expect(herbdlJson(['status', '--db', db])).toMatchObject({ derivatives: [{ width: 128, ids: 12 }, { width: 400, ids: 12 }] });
+    // derive held each gbifID while it read its files (so no worker republished it meanwhile), and let every one go.
+    expect(await query(db, 'SELECT count(*)::int AS n FROM ids WHERE worker_id IS NOT NULL')).toEqual([{ n: 0 }]);
+    rmSync(join(out, rel(ids[0]!, 0)));
+    expect(herbdlJson(['derive', '64', '--db', db, '--out', out])).toMatchObject({ derived: 11, missing: 1 });
+    expect(await query(db, 'SELECT count(*)::int AS n FROM ids WHERE worker_id IS NOT NULL')).toEqual([{ n: 0 }]);
     expect(existsSync(join(out, '.herbdl-tmp'))).toBe(true);
     expect(readdirSync(join(out, '.herbdl-tmp'))).toEqual([]);
   });

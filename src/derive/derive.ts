@@ -84,6 +84,9 @@ export async function derive(ledger: DownloadLedger, settings: DeriveSettings): 
 
   const deriveBatch = async (due: readonly DerivationDue[]): Promise<void> => {
     const items = (await Promise.all(due.map(make))).filter((item): item is PublishItem => item !== undefined);
+    // A gbifID left out (a file missing or broken) is handed back: on a shared ledger this derive held it.
+    const made = new Set(items.map((i) => i.gbifId));
+    await ledger.handBack(due.filter((d) => !made.has(d.gbifId)).map((d) => d.gbifId));
     await settings.publisher.publish(items, (published) => ledger.recordDerived(published.map((i) => ({ gbifId: i.gbifId, widths: i.widths ?? [] }))));
     counts.derived += items.length;
     counts.files += items.reduce((n, i) => n + i.files.length, 0);

@@ -164,7 +164,8 @@ export interface DownloadLedger {
   /**
    * Done gbifIDs above `afterGbifId`, up to `limit` of them looked at, each
    * listed with the `widths` it lacks (and its files' NNs) if it lacks any;
-   * `last` is the last one looked at, undefined when none were left.
+   * `last` is the last one looked at, undefined when none were left. On a
+   * shared ledger the listed ones are claimed until recordDerived or handBack.
    */
   derivationsDue(widths: readonly number[], afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: DerivationDue[] }>;
   /** Every derivative width the ledger has recorded, for any gbifID. */

@@ -7,7 +7,7 @@
 import type pg from 'pg';
 import type { DerivationDue, DoneId } from '../ledger.js';
 import { derivedTotalName } from '../rows.js';
-import { storedFileIndexes } from './claims.js';
+import { FREE, storedFileIndexes } from './claims.js';
 
 /** Moves the per-width counters by `delta` (width -> rows added, or removed when negative). */
 async function count(db: pg.PoolClient, delta: ReadonlyMap<number, number>): Promise<void> {
@@ -46,19 +46,32 @@ export async function recordDerived(db: pg.PoolClient, me: number, derived: read
   for (const w of await add(db, derived)) delta.set(w, (delta.get(w) ?? 0) + 1);
   await count(db, delta);
   await db.query('DELETE FROM publishing WHERE gbif_id = ANY($1::bigint[]) AND worker_id = $2', [derived.map((d) => d.gbifId), me]);
+  await db.query('UPDATE ids SET worker_id = NULL WHERE gbif_id = ANY($1::bigint[]) AND worker_id = $2', [derived.map((d) => d.gbifId), me]);
 }
 
-export async function derivationsDue(pool: pg.Pool, widths: readonly number[], after: number, limit: number): Promise<{ last: number | undefined; due: DerivationDue[] }> {
-  const rows = await pool.query(
-    `SELECT i.gbif_id, array(SELECT d.width FROM derivatives d WHERE d.gbif_id = i.gbif_id) AS widths
-     FROM ids i WHERE i.state = 1 AND i.gbif_id > $1 ORDER BY i.gbif_id LIMIT $2`,
-    [after, limit],
+/**
+ * Done gbifIDs after `after` that lack some of `widths`, claimed by worker
+ * `me` (as a run claims, under its lease) until recordDerived or handBack:
+ * while derive reads a gbifID's files, no worker republishes it (a newer
+ * export may have reopened it), so the widths it records describe the set it
+ * read. gbifIDs that lack nothing are let go at once; ones another worker
+ * holds are passed over (a later derive takes them).
+ */
+export async function derivationsDue(pool: pg.Pool, me: number, widths: readonly number[], after: number, limit: number): Promise<{ last: number | undefined; due: DerivationDue[] }> {
+  const claimed = await pool.query(
+    `UPDATE ids SET worker_id = $1 FROM (SELECT gbif_id FROM ids WHERE state = 1 AND gbif_id > $2 AND ${FREE} ORDER BY gbif_id LIMIT $3 FOR UPDATE SKIP LOCKED) c
+     WHERE ids.gbif_id = c.gbif_id
+     RETURNING ids.gbif_id, array(SELECT d.width FROM derivatives d WHERE d.gbif_id = ids.gbif_id) AS widths`,
+    [me, after, limit],
   );
-  const lacking = rows.rows
+  const rows = [...claimed.rows].sort((a, b) => a.gbif_id - b.gbif_id);
+  const lacking = rows
     .map((r) => ({ gbifId: r.gbif_id as number, missing: widths.filter((w) => !(r.widths as number[]).includes(w)) }))
     .filter((r) => r.missing.length > 0);
+  const idle = rows.filter((r) => !lacking.some((l) => l.gbifId === r.gbif_id)).map((r) => r.gbif_id as number);
+  if (idle.length > 0) await pool.query('UPDATE ids SET worker_id = NULL WHERE gbif_id = ANY($1::bigint[]) AND worker_id = $2', [idle, me]);
   const files = await storedFileIndexes(pool, lacking.map((r) => r.gbifId));
-  const last = rows.rows[rows.rows.length - 1]?.gbif_id as number | undefined;
+  const last = rows[rows.length - 1]?.gbif_id as number | undefined;
   return { last, due: lacking.map((r) => ({ ...r, files: (files.get(r.gbifId) ?? []).sort((a, b) => a - b) })) };
 }
 

@@ -111,7 +111,7 @@ export class PostgresDownloads implements DownloadLedger {
   }
 
   derivationsDue(widths: readonly number[], afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: DerivationDue[] }> {
-    return derivationsDue(this.pool, widths, afterGbifId, limit);
+    return derivationsDue(this.pool, this.me, widths, afterGbifId, limit);
   }
 
   derivedWidths(): Promise<number[]> {
