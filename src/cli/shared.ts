@@ -2,6 +2,7 @@
 import { Option, type Command } from 'commander';
 import { attributeName, OPTIONS, resolveOptions, type OptionKey, type OptionValues } from '../config/options.js';
 import { EXIT_INTERRUPTED } from '../errors.js';
+import { formatCount, progressBar } from './progress.js';
 
 export function addOptions(command: Command, keys: readonly OptionKey[]): void {
   for (const key of keys) {
@@ -28,6 +29,29 @@ export function optionValues<K extends OptionKey>(command: Command, keys: readon
 export function report<T extends { readonly interrupted: boolean }>(summary: T, json: boolean, lines: (s: T) => string[]): void {
   process.stdout.write(json ? JSON.stringify(summary) + '\n' : lines(summary).join('\n') + '\n');
   if (summary.interrupted) process.exitCode = EXIT_INTERRUPTED;
+}
+
+/**
+ * A long command's run: `work` gets a stop signal (Ctrl-C, SIGTERM) and, on
+ * a terminal, a progress callback drawn as a live line of `format` with the
+ * `values` a summary gives; then its report.
+ */
+export async function runWithLiveLine<S extends { readonly interrupted: boolean; readonly elapsedMs: number }>(
+  format: string,
+  options: { readonly progress: boolean; readonly json: boolean },
+  work: (signal: AbortSignal, onProgress: ((s: S) => void) | undefined) => Promise<S>,
+  values: (s: S, perSecond: (n: number) => string) => Record<string, string>,
+  lines: (s: S) => string[],
+): Promise<void> {
+  const bar = progressBar(format, options.progress);
+  try {
+    const onProgress = !bar.drawn ? undefined : (s: S) => bar.update(0, 0, values(s, (n) => formatCount(Math.round(n / Math.max(s.elapsedMs / 1000, 0.001)))));
+    const summary = await interruptible((signal) => work(signal, onProgress));
+    bar.stop();
+    report(summary, options.json, lines);
+  } finally {
+    bar.stop();
+  }
 }
 
 /**

@@ -6,8 +6,8 @@ import { adopt, type AdoptSummary } from '../../adopt/adopt.js';
 import { UsageError } from '../../errors.js';
 import { runTempFolder } from '../../store/layout.js';
 import { createValidatorPool } from '../../validate/validator-pool.js';
-import { formatCount, progressBar } from '../progress.js';
-import { addOptions, interruptible, optionValues, report } from '../shared.js';
+import { formatCount } from '../progress.js';
+import { addOptions, optionValues, runWithLiveLine } from '../shared.js';
 import { withRunLedger } from './run.js';
 
 const KEYS = ['db', 'layout', 'adoptOut', 'trustJpeg', 'lease', 'json', 'progress'] as const;
@@ -56,26 +56,15 @@ export function registerAdopt(program: Command): void {
       const temps = runTempFolder(out, lock.holder);
       await mkdir(temps, { recursive: true });
       const validator = createValidatorPool({ jpegQuality: 90, maxEdge: 0, check: options.trustJpeg ? 'structure' : 'decode' });
-      const bar = progressBar(' adopt | {files} files checked | {adopted} gbifIDs adopted | {rate} files/s', options.progress);
       try {
-        const summary = await interruptible((signal) =>
-          adopt(downloads, {
-            dir,
-            layout: options.layout,
-            out,
-            temps,
-            validator,
-            signal,
-            onProgress: !bar.drawn ? undefined : (s) => {
-              const rate = Math.round(s.filesChecked / Math.max(s.elapsedMs / 1000, 0.001));
-              bar.update(0, 0, { files: formatCount(s.filesChecked), adopted: formatCount(s.adopted), rate: formatCount(rate) });
-            },
-          }),
+        await runWithLiveLine(
+          ' adopt | {files} files checked | {adopted} gbifIDs adopted | {rate} files/s',
+          options,
+          (signal, onProgress) => adopt(downloads, { dir, layout: options.layout, out, temps, validator, signal, onProgress }),
+          (s, perSecond) => ({ files: formatCount(s.filesChecked), adopted: formatCount(s.adopted), rate: perSecond(s.filesChecked) }),
+          summaryLines,
         );
-        bar.stop();
-        report(summary, options.json, summaryLines);
       } finally {
-        bar.stop();
         await validator.close();
         await rm(temps, { recursive: true, force: true });
       }

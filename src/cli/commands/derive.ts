@@ -7,8 +7,8 @@ import { UsageError } from '../../errors.js';
 import { ownerMayLive, runTempFolder } from '../../store/layout.js';
 import { Publisher } from '../../store/publisher.js';
 import { createValidatorPool } from '../../validate/validator-pool.js';
-import { formatCount, progressBar } from '../progress.js';
-import { addOptions, interruptible, optionValues, report } from '../shared.js';
+import { formatCount } from '../progress.js';
+import { addOptions, optionValues, runWithLiveLine } from '../shared.js';
 import { withRunLedger } from './run.js';
 
 const KEYS = ['db', 'out', 'jpegQuality', 'lease', 'json', 'progress'] as const;
@@ -44,26 +44,15 @@ export function registerDerive(program: Command): void {
       await publisher.recover(temps, (owner) => ownerMayLive(owner, live));
       await mkdir(temps, { recursive: true });
       const validator = createValidatorPool({ jpegQuality: options.jpegQuality, maxEdge: 0, check: 'decode' });
-      const bar = progressBar(' derive | {derived} gbifIDs derived | {files} files | {rate} files/s', options.progress);
       try {
-        const summary = await interruptible((signal) =>
-          derive(downloads, {
-            widths,
-            out,
-            temps,
-            validator,
-            publisher,
-            signal,
-            onProgress: !bar.drawn ? undefined : (s) => {
-              const rate = Math.round(s.files / Math.max(s.elapsedMs / 1000, 0.001));
-              bar.update(0, 0, { derived: formatCount(s.derived), files: formatCount(s.files), rate: formatCount(rate) });
-            },
-          }),
+        await runWithLiveLine(
+          ' derive | {derived} gbifIDs derived | {files} files | {rate} files/s',
+          options,
+          (signal, onProgress) => derive(downloads, { widths, out, temps, validator, publisher, signal, onProgress }),
+          (s, perSecond) => ({ derived: formatCount(s.derived), files: formatCount(s.files), rate: perSecond(s.files) }),
+          summaryLines,
         );
-        bar.stop();
-        report(summary, options.json, summaryLines);
       } finally {
-        bar.stop();
         await validator.close();
         await rm(temps, { recursive: true, force: true });
       }
