@@ -2,14 +2,13 @@
  * One download run: recover what a killed run left, then schedule until
  * nothing more can be attempted now. Used by `run` and `retry-failed`.
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { RunOptions } from '../config/options.js';
 import { createAgent, userAgent } from '../fetch/http-client.js';
 import type { Ledger, RunLock } from '../ledger/ledger.js';
-import { ownerMayLive, runTempFolder } from '../store/layout.js';
-import { Publisher } from '../store/publisher.js';
+import { withTreeHold } from '../store/tree-hold.js';
 import type { ValidatedImage } from '../validate/validate-image.js';
 import { createValidatorPool, type Validator } from '../validate/validator-pool.js';
 import { Scheduler } from './scheduler.js';
@@ -38,53 +37,49 @@ export function createLogger(logFile: string): Logger {
 export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: RunHooks): Promise<RunTally & { recovered: number }> {
   const out = resolve(options.out);
   await mkdir(out, { recursive: true });
-  const log = createLogger(options.logFile);
-  const downloads = await ledger.openDownloads(hooks.lock);
-  const publisher = new Publisher(out, downloads, () => hooks.lock.check(), options.derive);
-  const temps = runTempFolder(out, hooks.lock.holder);
-  const live = await downloads.liveWorkers();
-  const { undone } = await publisher.recover(temps, (owner) => ownerMayLive(owner, live));
-  if (undone > 0) log.warn({ gbifIds: undone }, 'removed the files of gbifIDs a killed run left half-published');
   if (hooks.validate && options.derive.length > 0) throw new Error('a stand-in validator makes no derivatives');
-  const validator = hooks.validate ? undefined : createValidatorPool({ jpegQuality: options.jpegQuality, maxEdge: options.maxEdge, check: options.check, derive: options.derive });
-  const validate = hooks.validate ?? ((path: string, body?: Buffer) => (validator as Validator).validate(path, body));
-  // Every width the ledger has had: a reopened gbifID's derivatives of each are replaced or removed when it is published again.
-  const known = [...new Set([...options.derive, ...(await downloads.derivedWidths())])];
-  const agent = createAgent({ timeoutMs: options.timeout * 1000, perHost: options.perHost, concurrency: options.concurrency, allowPrivateNetwork: options.allowPrivateNetwork });
-  const scheduler = new Scheduler(downloads, publisher, {
-    out,
-    temps,
-    concurrency: options.concurrency,
-    perHost: options.perHost,
-    retries: options.retries,
-    breakerThreshold: options.breakerThreshold,
-    breakerCooldownMs: options.breakerCooldown * 1000,
-    breakerWindowMs: options.breakerWindow * 1000,
-    maxAttempts: options.maxAttempts,
-    limit: options.limit,
-    fetch: {
-      agent,
-      userAgent: userAgent(hooks.version, options.userAgent),
-      deadlineMs: options.deadline * 1000,
-      maxBytes: options.maxBytes,
-      allowPrivateNetwork: options.allowPrivateNetwork,
-    },
-    validate,
-    derive: { widths: options.derive, known, make: (path, widths) => (validator as Validator).derive(path, widths, path) },
-    checkHold: () => hooks.lock.check(),
-  }, log, await downloads.openBreakers());
-  log.info({ out, concurrency: options.concurrency, perHost: options.perHost }, 'run started');
-  hooks.onStart?.(scheduler);
-  try {
-    const tally = await scheduler.run(hooks.signal);
-    await downloads.recordBlocked(new Map(Object.entries(tally.blocked)));
-    await downloads.recordHostRates(scheduler.hostRates());
-    log.info({ ...tally }, 'run finished');
-    return Object.assign(tally, { recovered: undone });
-  } finally {
-    await rm(temps, { recursive: true, force: true });
-    await agent.destroy();
-    await validator?.close();
-    log.flush?.();
-  }
+  const log = createLogger(options.logFile);
+  return withTreeHold(ledger, hooks.lock, out, { widths: options.derive }, async ({ downloads, publisher, temps, undone }) => {
+    if (undone > 0) log.warn({ gbifIds: undone }, 'removed the files of gbifIDs a killed run left half-published');
+    const validator = hooks.validate ? undefined : createValidatorPool({ jpegQuality: options.jpegQuality, maxEdge: options.maxEdge, check: options.check, derive: options.derive });
+    const validate = hooks.validate ?? ((path: string, body?: Buffer) => (validator as Validator).validate(path, body));
+    // Every width the ledger has had: a reopened gbifID's derivatives of each are replaced or removed when it is published again.
+    const known = [...new Set([...options.derive, ...(await downloads.derivedWidths())])];
+    const agent = createAgent({ timeoutMs: options.timeout * 1000, perHost: options.perHost, concurrency: options.concurrency, allowPrivateNetwork: options.allowPrivateNetwork });
+    try {
+      const scheduler = new Scheduler(downloads, publisher, {
+        out,
+        temps,
+        concurrency: options.concurrency,
+        perHost: options.perHost,
+        retries: options.retries,
+        breakerThreshold: options.breakerThreshold,
+        breakerCooldownMs: options.breakerCooldown * 1000,
+        breakerWindowMs: options.breakerWindow * 1000,
+        maxAttempts: options.maxAttempts,
+        limit: options.limit,
+        fetch: {
+          agent,
+          userAgent: userAgent(hooks.version, options.userAgent),
+          deadlineMs: options.deadline * 1000,
+          maxBytes: options.maxBytes,
+          allowPrivateNetwork: options.allowPrivateNetwork,
+        },
+        validate,
+        derive: { widths: options.derive, known, make: (path, widths) => (validator as Validator).derive(path, widths, path) },
+        checkHold: () => hooks.lock.check(),
+      }, log, await downloads.openBreakers());
+      log.info({ out, concurrency: options.concurrency, perHost: options.perHost }, 'run started');
+      hooks.onStart?.(scheduler);
+      const tally = await scheduler.run(hooks.signal);
+      await downloads.recordBlocked(new Map(Object.entries(tally.blocked)));
+      await downloads.recordHostRates(scheduler.hostRates());
+      log.info({ ...tally }, 'run finished');
+      return Object.assign(tally, { recovered: undone });
+    } finally {
+      await agent.destroy();
+      await validator?.close();
+      log.flush?.();
+    }
+  });
 }

@@ -1,10 +1,9 @@
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { adopt, type AdoptSummary } from '../../adopt/adopt.js';
 import { UsageError } from '../../errors.js';
-import { runTempFolder } from '../../store/layout.js';
+import { withTreeHold } from '../../store/tree-hold.js';
 import { createValidatorPool } from '../../validate/validator-pool.js';
 import { formatCount } from '../progress.js';
 import { addOptions, optionValues, runWithLiveLine } from '../shared.js';
@@ -51,10 +50,8 @@ export function registerAdopt(program: Command): void {
     if (options.layout === 'herbdl' && options.adoptOut && resolve(options.adoptOut) !== dir) {
       throw new UsageError('--layout herbdl adopts the files where they are: give --out the same folder as the tree, or leave it out');
     }
-    await withRunLedger(options.db, options.lease, async (ledger, lock) => {
-      const downloads = await ledger.openDownloads(lock);
-      const temps = runTempFolder(out, lock.holder);
-      await mkdir(temps, { recursive: true });
+    // Adopt publishes nothing under an intent, so it undoes nothing first.
+    await withRunLedger(options.db, options.lease, (ledger, lock) => withTreeHold(ledger, lock, out, { recover: false }, async ({ downloads, temps }) => {
       const validator = createValidatorPool({ jpegQuality: 90, maxEdge: 0, check: options.trustJpeg ? 'structure' : 'decode' });
       try {
         await runWithLiveLine(
@@ -66,8 +63,7 @@ export function registerAdopt(program: Command): void {
         );
       } finally {
         await validator.close();
-        await rm(temps, { recursive: true, force: true });
       }
-    });
+    }));
   });
 }

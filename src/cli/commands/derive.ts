@@ -1,11 +1,9 @@
-import { mkdir, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { widthList } from '../../config/options.js';
 import { derive, type DeriveSummary } from '../../derive/derive.js';
 import { UsageError } from '../../errors.js';
-import { ownerMayLive, runTempFolder } from '../../store/layout.js';
-import { Publisher } from '../../store/publisher.js';
+import { withTreeHold } from '../../store/tree-hold.js';
 import { createValidatorPool } from '../../validate/validator-pool.js';
 import { formatCount } from '../progress.js';
 import { addOptions, optionValues, runWithLiveLine } from '../shared.js';
@@ -36,13 +34,7 @@ export function registerDerive(program: Command): void {
     const widths = widthList(widthsArg, '<widths>');
     if (widths.length === 0) throw new UsageError('<widths>: give at least one width, such as 256,1024');
     const out = resolve(options.out);
-    await withRunLedger(options.db, options.lease, async (ledger, lock) => {
-      const downloads = await ledger.openDownloads(lock);
-      const publisher = new Publisher(out, downloads, () => lock.check(), widths);
-      const temps = runTempFolder(out, lock.holder);
-      const live = await downloads.liveWorkers();
-      await publisher.recover(temps, (owner) => ownerMayLive(owner, live));
-      await mkdir(temps, { recursive: true });
+    await withRunLedger(options.db, options.lease, (ledger, lock) => withTreeHold(ledger, lock, out, { widths }, async ({ downloads, publisher, temps }) => {
       const validator = createValidatorPool({ jpegQuality: options.jpegQuality, maxEdge: 0, check: 'decode' });
       try {
         await runWithLiveLine(
@@ -54,8 +46,7 @@ export function registerDerive(program: Command): void {
         );
       } finally {
         await validator.close();
-        await rm(temps, { recursive: true, force: true });
       }
-    });
+    }));
   });
 }

@@ -1,9 +1,7 @@
-import { mkdir, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { prune, type PruneSummary } from '../../prune/prune.js';
-import { ownerMayLive, runTempFolder } from '../../store/layout.js';
-import { Publisher } from '../../store/publisher.js';
+import { withTreeHold } from '../../store/tree-hold.js';
 import { formatBytes, formatCount } from '../progress.js';
 import { addOptions, interruptible, optionValues, report } from '../shared.js';
 import { withRunLedger } from './run.js';
@@ -24,23 +22,12 @@ export function registerPrune(program: Command): void {
   command.action(async (_flags, cmd: Command) => {
     const options = optionValues(cmd, KEYS);
     const out = resolve(options.out);
-    await withRunLedger(options.db, options.lease, async (ledger, lock) => {
-      const downloads = await ledger.openDownloads(lock);
-      const publisher = new Publisher(out, downloads, () => lock.check());
-      const temps = runTempFolder(out, lock.holder);
-      if (!options.dryRun) {
-        const live = await downloads.liveWorkers();
-        await publisher.recover(temps, (owner) => ownerMayLive(owner, live));
-        await mkdir(temps, { recursive: true });
-      }
-      try {
-        const summary = await interruptible((signal) =>
-          prune(downloads, { out, dryRun: options.dryRun, publisher, signal, onFile: options.list ? (path) => process.stdout.write(`${path}\n`) : undefined }),
-        );
-        report(summary, options.json, (s) => [summaryLine(s)]);
-      } finally {
-        if (!options.dryRun) await rm(temps, { recursive: true, force: true });
-      }
-    });
+    // A dry run changes nothing, so it undoes nothing either.
+    await withRunLedger(options.db, options.lease, (ledger, lock) => withTreeHold(ledger, lock, out, { recover: !options.dryRun }, async ({ downloads, publisher }) => {
+      const summary = await interruptible((signal) =>
+        prune(downloads, { out, dryRun: options.dryRun, publisher, signal, onFile: options.list ? (path) => process.stdout.write(`${path}\n`) : undefined }),
+      );
+      report(summary, options.json, (s) => [summaryLine(s)]);
+    }));
   });
 }

@@ -1,15 +1,13 @@
-import { mkdir, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Ledger, RunLock, Tier } from '../../ledger/ledger.js';
 import { makePlan, type Plan } from '../../recheck/plan.js';
 import type { RecheckSummary } from '../../recheck/recheck.js';
-import { ownerMayLive, runTempFolder } from '../../store/layout.js';
-import { Publisher } from '../../store/publisher.js';
+import { withTreeHold } from '../../store/tree-hold.js';
 import { VERSION } from '../version.js';
-import { formatBytes, formatCount, progressBar } from '../progress.js';
+import { formatBytes, formatCount } from '../progress.js';
 import type { OptionValues } from '../../config/options.js';
-import { addOptions, interruptible, optionValues, report } from '../shared.js';
+import { addOptions, optionValues, runWithLiveLine } from '../shared.js';
 import { withRunLedger } from './run.js';
 
 const KEYS = [
@@ -60,49 +58,47 @@ async function runRecheck(ledger: Ledger, lock: RunLock, options: Options): Prom
   const { createAgent, userAgent } = await import('../../fetch/http-client.js');
   const { createValidatorPool } = await import('../../validate/validator-pool.js');
   const out = resolve(options.out);
-  const downloads = await ledger.openDownloads(lock);
-  const publisher = new Publisher(out, downloads, () => lock.check());
-  const temps = runTempFolder(out, lock.holder);
-  const live = await downloads.liveWorkers();
-  await publisher.recover(temps, (owner) => ownerMayLive(owner, live));
-  await mkdir(temps, { recursive: true });
-  const validator = createValidatorPool({ jpegQuality: options.jpegQuality, maxEdge: options.maxEdge, check: options.check });
-  const agent = createAgent({ timeoutMs: options.timeout * 1000, perHost: options.perHost, concurrency: options.concurrency, allowPrivateNetwork: options.allowPrivateNetwork });
-  const openBreakers = await downloads.openBreakers();
-  const bar = progressBar(' recheck | {checked} images | {confirmed} confirmed | {changed} changed | {gone} gone', options.progress);
-  try {
-    const summary = await interruptible((signal) =>
-      recheck(downloads, {
-        out,
-        temps,
-        concurrency: options.concurrency,
-        perHost: options.perHost,
-        breakerThreshold: options.breakerThreshold,
-        breakerCooldownMs: options.breakerCooldown * 1000,
-        breakerWindowMs: options.breakerWindow * 1000,
-        fetch: { agent, userAgent: userAgent(VERSION, options.userAgent), deadlineMs: options.deadline * 1000, maxBytes: options.maxBytes, allowPrivateNetwork: options.allowPrivateNetwork },
-        tiers: options.all ? 'all' : options.tiers,
-        budget: options.budget,
-        validator,
-        publisher,
-        openBreakers,
-        signal,
-        onProgress: !bar.drawn ? undefined : (s) => bar.update(0, 0, { checked: formatCount(s.checked), confirmed: formatCount(s.notModified + s.sameBytes), changed: formatCount(s.changed), gone: formatCount(s.gone) }),
-      }),
-    );
-    bar.stop();
-    // What status shows of freshness: measured now, after the recheck, under the tiers asked for.
-    const at = Date.now();
-    const { rows } = await ledger.plan(options.tiers, at);
-    const overdue = rows.reduce((n, r) => n + r.due, 0);
-    await downloads.recordFreshness({ at, current: rows.reduce((n, r) => n + r.images, 0) - overdue, overdue });
-    report(summary, options.json, summaryLines);
-  } finally {
-    bar.stop();
-    await agent.destroy();
-    await validator.close();
-    await rm(temps, { recursive: true, force: true });
-  }
+  await withTreeHold(ledger, lock, out, {}, async ({ downloads, publisher, temps }) => {
+    const validator = createValidatorPool({ jpegQuality: options.jpegQuality, maxEdge: options.maxEdge, check: options.check });
+    const agent = createAgent({ timeoutMs: options.timeout * 1000, perHost: options.perHost, concurrency: options.concurrency, allowPrivateNetwork: options.allowPrivateNetwork });
+    const openBreakers = await downloads.openBreakers();
+    try {
+      await runWithLiveLine(
+        ' recheck | {checked} images | {confirmed} confirmed | {changed} changed | {gone} gone',
+        options,
+        async (signal, onProgress) => {
+          const summary = await recheck(downloads, {
+            out,
+            temps,
+            concurrency: options.concurrency,
+            perHost: options.perHost,
+            breakerThreshold: options.breakerThreshold,
+            breakerCooldownMs: options.breakerCooldown * 1000,
+            breakerWindowMs: options.breakerWindow * 1000,
+            fetch: { agent, userAgent: userAgent(VERSION, options.userAgent), deadlineMs: options.deadline * 1000, maxBytes: options.maxBytes, allowPrivateNetwork: options.allowPrivateNetwork },
+            tiers: options.all ? 'all' : options.tiers,
+            budget: options.budget,
+            validator,
+            publisher,
+            openBreakers,
+            signal,
+            onProgress,
+          });
+          // What status shows of freshness: measured now, after the recheck, under the tiers asked for.
+          const at = Date.now();
+          const { rows } = await ledger.plan(options.tiers, at);
+          const overdue = rows.reduce((n, r) => n + r.due, 0);
+          await downloads.recordFreshness({ at, current: rows.reduce((n, r) => n + r.images, 0) - overdue, overdue });
+          return summary;
+        },
+        (s) => ({ checked: formatCount(s.checked), confirmed: formatCount(s.notModified + s.sameBytes), changed: formatCount(s.changed), gone: formatCount(s.gone) }),
+        summaryLines,
+      );
+    } finally {
+      await agent.destroy();
+      await validator.close();
+    }
+  });
 }
 
 export function registerRecheck(program: Command): void {
