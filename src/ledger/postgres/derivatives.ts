@@ -9,8 +9,11 @@ import type { DerivationDue, DoneId } from '../ledger.js';
 import { derivedTotalName } from '../rows.js';
 import { FREE, storedFileIndexes } from './claims.js';
 
-/** Moves the per-width counters by `delta` (width -> rows added, or removed when negative). */
-async function count(db: pg.PoolClient, delta: ReadonlyMap<number, number>): Promise<void> {
+/** Moves the per-width counters: one up for each width of rows `added`, one down for each of rows `dropped`. */
+async function count(db: pg.PoolClient, added: readonly number[], dropped: readonly number[] = []): Promise<void> {
+  const delta = new Map<number, number>();
+  for (const w of added) delta.set(w, (delta.get(w) ?? 0) + 1);
+  for (const w of dropped) delta.set(w, (delta.get(w) ?? 0) - 1);
   for (const [w, n] of [...delta].sort((a, b) => a[0] - b[0])) {
     if (n === 0) continue;
     await db.query('INSERT INTO totals (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = totals.value + excluded.value', [derivedTotalName(w), n]);
@@ -33,18 +36,12 @@ async function add(db: pg.PoolClient, rows: readonly { gbifId: number; widths?: 
 /** gbifIDs published again (already marked done in this transaction): their derivatives are now exactly their `widths`. */
 export async function resetDerivatives(db: pg.PoolClient, done: readonly DoneId[]): Promise<void> {
   const dropped = await db.query('DELETE FROM derivatives WHERE gbif_id = ANY($1::bigint[]) RETURNING width', [done.map((d) => d.gbifId)]);
-  const added = await add(db, done);
-  const delta = new Map<number, number>();
-  for (const r of dropped.rows) delta.set(r.width as number, (delta.get(r.width as number) ?? 0) - 1);
-  for (const w of added) delta.set(w, (delta.get(w) ?? 0) + 1);
-  await count(db, delta);
+  await count(db, await add(db, done), dropped.rows.map((r) => r.width as number));
 }
 
 /** Derivatives `herbdl derive` published for done gbifIDs; its intents for them end. */
 export async function recordDerived(db: pg.PoolClient, me: number, derived: readonly { gbifId: number; widths: readonly number[] }[]): Promise<void> {
-  const delta = new Map<number, number>();
-  for (const w of await add(db, derived)) delta.set(w, (delta.get(w) ?? 0) + 1);
-  await count(db, delta);
+  await count(db, await add(db, derived));
   await db.query('DELETE FROM publishing WHERE gbif_id = ANY($1::bigint[]) AND worker_id = $2', [derived.map((d) => d.gbifId), me]);
   await db.query('UPDATE ids SET worker_id = NULL WHERE gbif_id = ANY($1::bigint[]) AND worker_id = $2', [derived.map((d) => d.gbifId), me]);
 }

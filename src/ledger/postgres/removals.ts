@@ -58,5 +58,4 @@ export async function recordPruned(db: pg.PoolClient, me: number, pruned: readon
   await db.query(`DELETE FROM image_parts WHERE image_id IN ${removed}`, [gbifIds]);
   await db.query(`UPDATE images SET sha256 = NULL, file_index = NULL WHERE gbif_id = ANY($1::bigint[]) AND state = ${STATE.removed}`, [gbifIds]);
   await resetDerivatives(db, gbifIds.map((gbifId) => ({ gbifId, images: [] })));
-  await db.query('DELETE FROM publishing WHERE gbif_id = ANY($1::bigint[]) AND worker_id = $2', [gbifIds, me]);
 }

@@ -11,6 +11,12 @@ import { STATE } from './schema.js';
 
 export class SqliteDerivatives {
   private readonly stmt;
+  /**
+   * Whether any gbifID has ever had a derivative. Until one has, a publish
+   * has none to drop, and skips the lookup (recordDone is the run's hot
+   * path). Only the process that holds the ledger adds any, so this stays true.
+   */
+  private any: boolean;
 
   constructor(db: Database.Database) {
     this.stmt = {
@@ -22,11 +28,12 @@ export class SqliteDerivatives {
       widthsOf: db.prepare('SELECT width FROM derivatives WHERE gbif_id = ?').pluck(),
       known: db.prepare("SELECT substr(name, 10) FROM totals WHERE name LIKE 'derived_w%'").pluck(),
     };
+    this.any = this.known().length > 0;
   }
 
   /** A gbifID published again: its derivatives are now exactly `widths`. */
   reset(gbifId: number, widths: readonly number[]): void {
-    for (const w of this.stmt.drop.all(gbifId) as number[]) this.stmt.count.run(derivedTotalName(w), -1);
+    if (this.any) for (const w of this.stmt.drop.all(gbifId) as number[]) this.stmt.count.run(derivedTotalName(w), -1);
     this.add(gbifId, widths);
   }
 
@@ -38,7 +45,11 @@ export class SqliteDerivatives {
   }
 
   private add(gbifId: number, widths: readonly number[]): void {
-    for (const w of widths) if (this.stmt.add.run(gbifId, w).changes > 0) this.stmt.count.run(derivedTotalName(w), 1);
+    for (const w of widths) {
+      if (this.stmt.add.run(gbifId, w).changes === 0) continue;
+      this.stmt.count.run(derivedTotalName(w), 1);
+      this.any = true;
+    }
   }
 
   /** Done gbifIDs after `after` (up to `limit` looked at), each with the widths of `widths` it lacks. */

@@ -13,6 +13,7 @@ type ImageRow = [number, number, number, string, string, string, string | null, 
 
 export class SqliteRechecks {
   private readonly stmt;
+  private due: { readonly sql: string; readonly statement: Database.Statement } | undefined;
 
   constructor(private readonly db: Database.Database) {
     this.stmt = {
@@ -34,16 +35,7 @@ export class SqliteRechecks {
   claim(tiers: readonly Tier[] | 'all', now: number, after: number, limit: number): { last: number | undefined; due: RecheckDue[] } {
     const ids = this.stmt.doneAfter.all(after, limit) as number[];
     if (ids.length === 0) return { last: undefined, due: [] };
-    const rows = this.db
-      .prepare(
-        // RECHECKABLE and isDue name the images' own columns unqualified: hosts has none of those names.
-        `SELECT i.gbif_id, i.image_id, COALESCE(i.file_index, i.image_index), i.url, h.host, i.sha256, i.etag, i.last_modified
-         FROM images i JOIN hosts h USING (host_id)
-         WHERE i.gbif_id IN (SELECT gbif_id FROM ids WHERE gbif_id > ? AND gbif_id <= ? AND state = ${STATE.done}) AND ${RECHECKABLE} AND ${isDue(tiers, now)}
-         ORDER BY i.gbif_id, i.image_index`,
-      )
-      .raw()
-      .all(after, ids[ids.length - 1]) as ImageRow[];
+    const rows = this.dueImages(tiers, now).all(after, ids[ids.length - 1]) as ImageRow[];
     const byId = new Map<number, RecheckImage[]>();
     for (const [gbifId, imageId, fileIndex, url, host, sha256, etag, lastModified] of rows) {
       let list = byId.get(gbifId);
@@ -52,6 +44,17 @@ export class SqliteRechecks {
     }
     const due = [...byId].map(([gbifId, images]) => ({ gbifId, images, widths: this.stmt.widthsOf.all(gbifId) as number[] }));
     return { last: ids[ids.length - 1], due };
+  }
+
+  /** The due images of a range of gbifIDs: one statement per recheck (its tiers and time are in its text), prepared once. */
+  private dueImages(tiers: readonly Tier[] | 'all', now: number): Database.Statement {
+    // RECHECKABLE and isDue name the images' own columns unqualified: hosts has none of those names.
+    const sql = `SELECT i.gbif_id, i.image_id, COALESCE(i.file_index, i.image_index), i.url, h.host, i.sha256, i.etag, i.last_modified
+       FROM images i JOIN hosts h USING (host_id)
+       WHERE i.gbif_id IN (SELECT gbif_id FROM ids WHERE gbif_id > ? AND gbif_id <= ? AND state = ${STATE.done}) AND ${RECHECKABLE} AND ${isDue(tiers, now)}
+       ORDER BY i.gbif_id, i.image_index`;
+    if (this.due?.sql !== sql) this.due = { sql, statement: this.db.prepare(sql).raw() };
+    return this.due.statement;
   }
 
   /** In the caller's transaction. */
