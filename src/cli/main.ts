@@ -4,45 +4,47 @@
  */
 import { Command, CommanderError } from 'commander';
 import { fileSystemErrno, HerbdlError } from '../errors.js';
-import { registerAdopt } from './commands/adopt.js';
-import { registerDerive } from './commands/derive.js';
-import { registerExclude } from './commands/exclude.js';
-import { registerExport } from './commands/export.js';
-import { registerIngest } from './commands/ingest.js';
-import { registerMigrate } from './commands/migrate.js';
-import { registerPack } from './commands/pack.js';
-import { registerPrune } from './commands/prune.js';
-import { registerRecheck } from './commands/recheck.js';
-import { registerRetryFailed } from './commands/retry-failed.js';
-import { registerRun } from './commands/run.js';
-import { registerStatus } from './commands/status.js';
 import { VERSION } from './version.js';
 
+type Register = (program: Command) => void;
 
-export function buildProgram(): Command {
+/**
+ * Each command's module, loaded only when needed: a command brings in its
+ * whole stack (SQLite or PostgreSQL, undici, sharp's worker, tar, Parquet),
+ * and `herbdl adopt` with every other command's modules loaded as well
+ * started 10 MB larger. Help, and a name that is no command, load them all.
+ */
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  ingest: async () => (await import('./commands/ingest.js')).registerIngest,
+  status: async () => (await import('./commands/status.js')).registerStatus,
+  run: async () => (await import('./commands/run.js')).registerRun,
+  'retry-failed': async () => (await import('./commands/retry-failed.js')).registerRetryFailed,
+  export: async () => (await import('./commands/export.js')).registerExport,
+  exclude: async () => (await import('./commands/exclude.js')).registerExclude,
+  adopt: async () => (await import('./commands/adopt.js')).registerAdopt,
+  derive: async () => (await import('./commands/derive.js')).registerDerive,
+  pack: async () => (await import('./commands/pack.js')).registerPack,
+  prune: async () => (await import('./commands/prune.js')).registerPrune,
+  recheck: async () => (await import('./commands/recheck.js')).registerRecheck,
+  migrate: async () => (await import('./commands/migrate.js')).registerMigrate,
+};
+
+/** The program with every command, or only `only` when it names one (the command being run). */
+export async function buildProgram(only?: string): Promise<Command> {
   const program = new Command('herbdl')
     .description('Bulk image downloader for GBIF multimedia: ingest a download into a ledger, then fetch every image.')
     .version(VERSION)
     .showHelpAfterError('(run herbdl --help for usage)')
     .exitOverride();
-  registerIngest(program);
-  registerStatus(program);
-  registerRun(program);
-  registerRetryFailed(program);
-  registerExport(program);
-  registerExclude(program);
-  registerAdopt(program);
-  registerDerive(program);
-  registerPack(program);
-  registerPrune(program);
-  registerRecheck(program);
-  registerMigrate(program);
+  const names = only !== undefined && Object.hasOwn(COMMANDS, only) ? [only] : Object.keys(COMMANDS);
+  for (const register of await Promise.all(names.map((name) => (COMMANDS[name] as () => Promise<Register>)()))) register(program);
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
   try {
-    await buildProgram().parseAsync(argv);
+    // argv[2] is the command's name when one is given (node, script, command, ...).
+    await (await buildProgram(argv[2])).parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
       // Commander has already printed its message (or the help text).
