@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { RUN_OPTION_KEYS, type RunOptions } from '../../config/options.js';
 import { EXIT_INTERRUPTED } from '../../errors.js';
 import type { Ledger, RunLock } from '../../ledger/ledger.js';
-import { openLedger } from '../../ledger/open.js';
+import { openLedger, type OpenOptions } from '../../ledger/open.js';
 import type * as RunModule from '../../scheduler/run.js';
 import type { Scheduler } from '../../scheduler/scheduler.js';
 import { VERSION } from '../version.js';
@@ -63,8 +63,8 @@ export async function runDownloads(ledger: Ledger, lock: RunLock, options: RunOp
  * retry-failed is refused before anything is touched; on PostgreSQL the run
  * joins as one more worker), does `work`, and lets go, handing back its claims.
  */
-export async function withRunLedger(db: string, leaseSeconds: number, work: (ledger: Ledger, lock: RunLock) => Promise<void>): Promise<void> {
-  const ledger = await openLedger(db, { create: false });
+export async function withRunLedger(db: string, leaseSeconds: number, work: (ledger: Ledger, lock: RunLock) => Promise<void>, open: Omit<OpenOptions, 'create'> = {}): Promise<void> {
+  const ledger = await openLedger(db, { ...open, create: false });
   try {
     const lock = await ledger.lockForRun({ leaseMs: leaseSeconds * 1000 });
     try {

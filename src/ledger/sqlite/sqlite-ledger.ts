@@ -22,6 +22,12 @@ import { CREATE_URL_INDEX, MIGRATIONS, SCHEMA_VERSION, STATE } from './schema.js
 export interface OpenOptions {
   /** Create the file if it does not exist (ingest); otherwise a missing ledger is an error. */
   readonly create: boolean;
+  /**
+   * SQLite's page cache, in MiB (32 unless said): a command that reads the
+   * ledger in gbifID order (adopt) is served as well by a few MiB. A shared
+   * PostgreSQL ledger caches on its server and ignores this.
+   */
+  readonly pageCacheMb?: number;
 }
 
 function migrate(db: Database.Database, location: string): void {
@@ -65,7 +71,7 @@ export function openSqliteLedger(path: string, options: OpenOptions): Ledger {
     // cut may lose the last few, which a re-run redoes (ingest is idempotent).
     db.pragma('synchronous = NORMAL');
     // 32 MiB of page cache: ingest's peak RSS must stay under 200 MB whatever the file.
-    db.pragma('cache_size = -32768');
+    db.pragma(`cache_size = -${Math.round((options.pageCacheMb ?? 32) * 1024)}`);
     migrate(db, path);
   } catch (err) {
     if (err instanceof LedgerError) throw err;
