@@ -5,11 +5,14 @@
  * that was excluded.
  */
 import { once } from 'node:events';
-import { createWriteStream, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import yazl from 'yazl';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { excludeFiles } from '../src/ingest/exclude.js';
+import { sortedUnique } from '../src/ingest/sorted-runs.js';
+import { openLedger } from '../src/ledger/open.js';
 import { FIXTURES, herbdl, herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
 import type { IngestJson, StatusJson } from './helpers/ledger.js';
@@ -180,6 +183,31 @@ describe.each([['sqlite'], ['postgres']])('exclusions on a %s ledger', async (ki
     expect(r.stderr.trim()).toBe(`herbdl: ${join(dir, `long-bad-${kind}.list`)}: line 15001: "40015000x" is not a gbifID`);
   });
 
+  it('a list larger than one batch is sorted in runs and merged: the same counts as in one batch, no temporary file left', async () => {
+    const db = await ledger('runs');
+    // 600 pending gbifIDs, every third of them listed; the list also holds IDs the ledger lacks, some above 2^33.
+    herbdlJson(['ingest', writeMultimedia(join(dir, `runs-${kind}.txt`), Array.from({ length: 600 }, (_, i) => [70_000_000 + i * 7, url('0.jpg')] as [number, string])), '--db', db]);
+    const listedIds = Array.from({ length: 12_000 }, (_, i) => (i < 200 ? 70_000_000 + i * 21 : i % 5 === 0 ? 2 ** 33 + i : 80_000_000 + ((i * 7_919) % 12_000)));
+    // In no order, every ID twice, the repeats in other batches than their first.
+    const lines = [...listedIds, ...listedIds.slice().reverse()].map(String);
+    writeFileSync(join(dir, `runs-${kind}.list`), lines.join('\n') + '\n');
+    const tmp = mkdtempSync(join(dir, 'tmp-'));
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = tmp;
+    const opened = await openLedger(db, { create: false });
+    try {
+      const summary = await excludeFiles([join(dir, `runs-${kind}.list`)], opened, { batch: 1_000 });
+      expect(summary).toMatchObject({ read: 24_000, listed: new Set(listedIds).size, excluded: 200, interrupted: false });
+      expect(readdirSync(tmp)).toEqual([]);
+      // Listed again whole, in one batch: nothing new.
+      expect(await excludeFiles([join(dir, `runs-${kind}.list`)], opened)).toMatchObject({ read: 24_000, listed: 0, excluded: 0 });
+    } finally {
+      process.env.TMPDIR = saved;
+      await opened.close();
+    }
+    expect(herbdlJson<Status>(['status', '--db', db]).ids).toMatchObject({ total: 600, pending: 400, excluded: 200 });
+  });
+
   it('a list with a line that is not a gbifID is refused in one line, and nothing of it is listed', async () => {
     const db = await ledger('bad');
     herbdlJson(['ingest', writeMultimedia(join(dir, 'bad.txt'), [[8001, url('9.jpg')]]), '--db', db]);
@@ -188,5 +216,18 @@ describe.each([['sqlite'], ['postgres']])('exclusions on a %s ledger', async (ki
     expect(r.status).toBe(3);
     expect(r.stderr.trim().split('\n')).toEqual([`herbdl: ${join(dir, 'bad-list.txt')}: line 2: "12x4" is not a gbifID`]);
     expect(herbdlJson<Status>(['status', '--db', db]).ids).toMatchObject({ pending: 1, excluded: 0 });
+  });
+});
+
+describe('sorting a batch of gbifIDs', () => {
+  it('sorts and drops repeats by radix below 2^33 and by the typed array sort above, as a plain sort does', () => {
+    let seed = 7;
+    const random = () => (seed = (seed * 48_271) % 2_147_483_647) / 2_147_483_647;
+    for (const [n, max] of [[100, 1e6], [50_000, 5e9], [50_000, 2 ** 33 - 1], [50_000, 2 ** 33 + 1e6], [3_000, Number.MAX_SAFE_INTEGER]] as const) {
+      const ids = Float64Array.from({ length: n }, () => 1 + Math.floor(random() * max));
+      ids[n - 1] = ids[0] as number; // a repeat
+      const expected = [...new Set(ids)].sort((a, b) => a - b);
+      expect(Array.from(sortedUnique(ids)), `${n} IDs up to ${max}`).toEqual(expected);
+    }
   });
 });

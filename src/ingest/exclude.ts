@@ -15,6 +15,7 @@ import { LineTooLongError, readLineChunks } from '../input/lines.js';
 import { describeReadFailure, openMultimedia } from '../input/open-source.js';
 import { parseGbifId } from '../input/rows.js';
 import type { Ledger } from '../ledger/ledger.js';
+import { SortedRuns, sortedUnique } from './sorted-runs.js';
 
 export interface ExcludeSummary {
   readonly files: readonly string[];
@@ -33,19 +34,15 @@ export interface ExcludeSummary {
 export interface ExcludeOptions {
   readonly signal?: AbortSignal;
   readonly onProgress?: (p: { file: string; bytesRead: number; totalBytes: number; read: number }) => void;
-  /** IDs per ledger transaction. */
+  /** IDs sorted in memory at a time (a run); more are merged from temporary files. */
   readonly batch?: number;
 }
 
 const DEFAULT_BATCH = 1 << 20;
+/** IDs per ledger transaction, once merged. */
+const LEDGER_BLOCK = 1 << 18;
 
-/** Sorts a batch in place and drops repeats: the ledger takes IDs in key order. */
-export function sortedUnique(ids: Float64Array): Float64Array {
-  ids.sort();
-  let n = 0;
-  for (let i = 0; i < ids.length; i++) if (n === 0 || ids[i] !== ids[n - 1]) ids[n++] = ids[i] as number;
-  return ids.subarray(0, n);
-}
+export { sortedUnique };
 
 /** How to read each line: its gbifID field (a multimedia file), or the whole line (a list). */
 type LineReader = { kind: 'multimedia'; column: number } | { kind: 'list' };
@@ -108,77 +105,85 @@ export async function excludeFiles(files: readonly string[], ledger: Ledger, opt
   let filled = 0;
   const totals = { read: 0, listed: 0, excluded: 0, skipped: 0 };
   let interrupted = false;
-  const flush = async () => {
-    if (filled === 0) return;
-    const tally = await ledger.exclude(sortedUnique(batch.subarray(0, filled)));
-    totals.listed += tally.listed;
-    totals.excluded += tally.excluded;
+  // Full batches are sorted and set aside; the ledger gets the whole list in key order at the end (sorted-runs.ts).
+  const runs = new SortedRuns();
+  const flush = (): void => {
+    runs.spill(batch.subarray(0, filled));
     filled = 0;
   };
-  for (const file of files) {
-    const source = await openMultimedia(file);
-    let reader: LineReader | undefined;
-    let line = 0;
-    try {
-      for await (const chunk of readLineChunks(source.stream)) {
-        if (reader?.kind === 'list') {
-          // The usual case at scale (tens of millions of lines): read in place, byte by byte.
-          for (let pos = 0; pos < chunk.length; ) {
-            const at = readList(chunk, pos, batch, filled, line);
-            totals.read += at.filled - filled;
-            filled = at.filled;
-            line = at.line;
-            pos = at.pos;
-            if (at.bad !== undefined) throw new InputError(file, `line ${line}: ${JSON.stringify(at.bad.slice(0, 40))} is not a gbifID`, 'bad_input');
-            if (filled === size) await flush();
+  try {
+    for (const file of files) {
+      const source = await openMultimedia(file);
+      let reader: LineReader | undefined;
+      let line = 0;
+      try {
+        for await (const chunk of readLineChunks(source.stream)) {
+          if (reader?.kind === 'list') {
+            // The usual case at scale (tens of millions of lines): read in place, byte by byte.
+            for (let pos = 0; pos < chunk.length; ) {
+              const at = readList(chunk, pos, batch, filled, line);
+              totals.read += at.filled - filled;
+              filled = at.filled;
+              line = at.line;
+              pos = at.pos;
+              if (at.bad !== undefined) throw new InputError(file, `line ${line}: ${JSON.stringify(at.bad.slice(0, 40))} is not a gbifID`, 'bad_input');
+              if (filled === size) flush();
+            }
+            options.onProgress?.({ file, bytesRead: source.bytesRead(), totalBytes: source.totalBytes, read: totals.read });
+            if (options.signal?.aborted) {
+              interrupted = true;
+              break;
+            }
+            continue;
+          }
+          for (const raw of chunk.toString('utf8').split('\n')) {
+            line++;
+            const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+            if (text.trim() === '') continue;
+            if (!reader) {
+              const found = readerFor(file, text);
+              reader = found.reader;
+              if (found.header) continue;
+            }
+            let id: number | undefined;
+            if (reader.kind === 'list') {
+              id = parseGbifId(text);
+              if (id === undefined) throw new InputError(file, `line ${line}: ${JSON.stringify(text.slice(0, 40))} is not a gbifID`, 'bad_input');
+            } else {
+              id = parseGbifId(text.split('\t', reader.column + 1)[reader.column] ?? '');
+              if (id === undefined) {
+                totals.skipped++;
+                continue;
+              }
+            }
+            batch[filled++] = id;
+            totals.read++;
+            if (filled === size) flush();
           }
           options.onProgress?.({ file, bytesRead: source.bytesRead(), totalBytes: source.totalBytes, read: totals.read });
           if (options.signal?.aborted) {
             interrupted = true;
             break;
           }
-          continue;
         }
-        for (const raw of chunk.toString('utf8').split('\n')) {
-          line++;
-          const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-          if (text.trim() === '') continue;
-          if (!reader) {
-            const found = readerFor(file, text);
-            reader = found.reader;
-            if (found.header) continue;
-          }
-          let id: number | undefined;
-          if (reader.kind === 'list') {
-            id = parseGbifId(text);
-            if (id === undefined) throw new InputError(file, `line ${line}: ${JSON.stringify(text.slice(0, 40))} is not a gbifID`, 'bad_input');
-          } else {
-            id = parseGbifId(text.split('\t', reader.column + 1)[reader.column] ?? '');
-            if (id === undefined) {
-              totals.skipped++;
-              continue;
-            }
-          }
-          batch[filled++] = id;
-          totals.read++;
-          if (filled === size) await flush();
-        }
-        options.onProgress?.({ file, bytesRead: source.bytesRead(), totalBytes: source.totalBytes, read: totals.read });
-        if (options.signal?.aborted) {
-          interrupted = true;
-          break;
-        }
+      } catch (err) {
+        if (err instanceof InputError) throw err;
+        const problem = err instanceof LineTooLongError ? err.message : describeReadFailure(source, err);
+        throw new InputError(file, `${problem} (nothing was listed, as the list goes to the ledger whole, in order, once read; run again with the complete file)`, 'bad_input', { cause: err });
+      } finally {
+        source.close();
       }
-    } catch (err) {
-      if (err instanceof InputError) throw err;
-      const problem = err instanceof LineTooLongError ? err.message : describeReadFailure(source, err);
-      throw new InputError(file, `${problem} (gbifIDs before line ${line} not yet listed were left out; run again with the complete file)`, 'bad_input', { cause: err });
-    } finally {
-      source.close();
+      if (!reader) throw new InputError(file, 'has no lines: expected a list of gbifIDs or a GBIF multimedia file', 'bad_header');
+      if (interrupted) break;
     }
-    if (!reader) throw new InputError(file, 'has no lines: expected a list of gbifIDs or a GBIF multimedia file', 'bad_header');
-    if (interrupted) break;
+    // Interrupted too: what was read is listed, as before the interruption.
+    for (const block of runs.merged(batch.subarray(0, filled), LEDGER_BLOCK)) {
+      const tally = await ledger.exclude(block);
+      totals.listed += tally.listed;
+      totals.excluded += tally.excluded;
+    }
+  } finally {
+    runs.close();
   }
-  await flush();
   return { files, ...totals, interrupted, elapsedMs: Math.round(performance.now() - started) };
 }
