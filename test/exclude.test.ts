@@ -208,6 +208,18 @@ describe.each([['sqlite'], ['postgres']])('exclusions on a %s ledger', async (ki
     expect(herbdlJson<Status>(['status', '--db', db]).ids).toMatchObject({ total: 600, pending: 400, excluded: 200 });
   });
 
+  it('a list sparser than the ledger: every listed pending gbifID leaves the queue, read in order where the ledger is sparse and looked up where it is dense', async () => {
+    const db = await ledger('dense');
+    // 6,000 consecutive gbifIDs (dense), then 300 spread out (sparse); every 7th of the first and every 3rd of the second listed.
+    const rows = [...Array.from({ length: 6_000 }, (_, i) => 90_000_000 + i), ...Array.from({ length: 300 }, (_, i) => 90_100_000 + i * 1_000)];
+    herbdlJson(['ingest', writeMultimedia(join(dir, `dense-${kind}.txt`), rows.map((id) => [id, url('0.jpg')] as [number, string])), '--db', db]);
+    const listed = [...rows.filter((_id, i) => (i < 6_000 ? i % 7 === 0 : i % 3 === 0)), 90_006_001, 95_000_000];
+    writeFileSync(join(dir, `dense-${kind}.list`), listed.reverse().join('\n') + '\n');
+    const expected = listed.filter((id) => rows.includes(id)).length;
+    expect(herbdlJson<ExcludeJson>(['exclude', join(dir, `dense-${kind}.list`), '--db', db])).toMatchObject({ read: listed.length, listed: listed.length, excluded: expected });
+    expect(herbdlJson<Status>(['status', '--db', db]).ids).toMatchObject({ total: rows.length, pending: rows.length - expected, excluded: expected });
+  });
+
   it('a list with a line that is not a gbifID is refused in one line, and nothing of it is listed', async () => {
     const db = await ledger('bad');
     herbdlJson(['ingest', writeMultimedia(join(dir, 'bad.txt'), [[8001, url('9.jpg')]]), '--db', db]);

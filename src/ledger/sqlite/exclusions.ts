@@ -5,10 +5,13 @@
  */
 import type Database from 'better-sqlite3';
 import { EXCLUSIONS_APPLIED, excludeStatements, listedMovableSql, MOVABLE_STATES, type ExcludeTally } from '../exclusions.js';
+import { STATE } from '../rows.js';
 
 /** IDs per statement: SQLite allows 32,766 parameters; a few hundred per statement is where the gain flattens. */
 const PER_STATEMENT = 500;
 const SCOPE = 'temp.exclude_now';
+/** Ledger rows read in key order before a stretch is looked up instead (see scopeMovable). */
+const SCAN_ROWS = 4 * PER_STATEMENT;
 
 function prepareScope(db: Database.Database): void {
   db.exec(`CREATE TEMP TABLE IF NOT EXISTS exclude_now (gbif_id INTEGER PRIMARY KEY)`);
@@ -26,6 +29,9 @@ export class SqliteExclusions {
   private readonly scope;
   /** The statements for a whole PER_STATEMENT run, prepared once; a batch's shorter tail prepares its own. */
   private readonly full;
+  /** The ledger's gbifIDs from one to another, in key order, with their state; and one put in scope. */
+  private readonly scan;
+  private readonly put;
 
   constructor(private readonly db: Database.Database) {
     const values = (n: number) => Array.from({ length: n }, () => '(?)').join(',');
@@ -34,6 +40,8 @@ export class SqliteExclusions {
     this.list = (n: number) => db.prepare(`INSERT OR IGNORE INTO exclusions(gbif_id) VALUES ${values(n)}`);
     this.scope = (n: number) => db.prepare(`INSERT OR IGNORE INTO ${SCOPE}(gbif_id) SELECT gbif_id FROM ids WHERE gbif_id IN (${inList(n)}) AND state IN ${MOVABLE_STATES}`);
     this.full = { list: this.list(PER_STATEMENT), scope: this.scope(PER_STATEMENT) };
+    this.scan = db.prepare('SELECT gbif_id, state FROM ids WHERE gbif_id BETWEEN ? AND ? ORDER BY gbif_id LIMIT ?').raw();
+    this.put = db.prepare(`INSERT OR IGNORE INTO ${SCOPE}(gbif_id) VALUES (?)`);
   }
 
   /** Lists a batch of gbifIDs (sorted, no repeats) and excludes those the ledger has pending or failed, in one transaction. */
@@ -45,12 +53,39 @@ export class SqliteExclusions {
       let listed = 0;
       for (let at = 0; at < ids.length; at += PER_STATEMENT) {
         const part = Array.from(ids.subarray(at, at + PER_STATEMENT));
-        const whole = part.length === PER_STATEMENT;
-        listed += (whole ? full.list : this.list(part.length)).run(part).changes;
-        if (hasIds) (whole ? full.scope : this.scope(part.length)).run(part);
+        listed += (part.length === PER_STATEMENT ? full.list : this.list(part.length)).run(part).changes;
       }
+      if (hasIds) this.scopeMovable(ids);
       return { listed, excluded: moveScope(this.db) };
     })();
+  }
+
+  /**
+   * Puts the ledger's pending or failed gbifIDs among `ids` (sorted) in scope.
+   * The ledger's rows in the batch's range are read in key order beside the
+   * batch, as a merge, while the ledger is no denser there than the batch;
+   * where it is, the next stretch of IDs is looked up instead. Looking up
+   * each of 10M listed IDs took 2 of the 7.8 s of excluding them from a
+   * ledger of 1M; the reads are bounded by SCAN_ROWS per stretch of
+   * PER_STATEMENT IDs either way.
+   */
+  private scopeMovable(ids: Float64Array): void {
+    let at = 0;
+    const last = ids[ids.length - 1] as number;
+    while (at < ids.length) {
+      const rows = this.scan.all(ids[at], last, SCAN_ROWS) as [number, number][];
+      for (const [gbifId, state] of rows) {
+        while (at < ids.length && (ids[at] as number) < gbifId) at++;
+        if (at < ids.length && ids[at] === gbifId && (state === STATE.pending || state === STATE.failed)) this.put.run(gbifId);
+      }
+      if (rows.length < SCAN_ROWS) return;
+      // The ledger is denser than the batch here: look up the next stretch.
+      const covered = (rows[rows.length - 1] as [number, number])[0];
+      while (at < ids.length && (ids[at] as number) <= covered) at++;
+      const part = Array.from(ids.subarray(at, at + PER_STATEMENT));
+      if (part.length > 0) (part.length === PER_STATEMENT ? this.full.scope : this.scope(part.length)).run(part);
+      at += part.length;
+    }
   }
 }
 
