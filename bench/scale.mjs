@@ -1,4 +1,4 @@
-// npm run bench:scale [-- --per-worker N] [-- --concurrency N] [-- --check structure]
+// npm run bench:scale [-- --per-worker N] [-- --concurrency N] [-- --workers 2,4,-4] [-- --check structure]
 // N workers on one PostgreSQL ledger, as separate processes, against 64
 // loopback hosts that answer every request 200 ms late with a 400 x 600
 // herbarium sheet (--per-host 4, so 256 slots: the hosts are not the limit;
@@ -21,6 +21,9 @@ const PER_WORKER = arg('per-worker', 1600);
 // -- --check structure: the same runs with the cheaper check, to tell the machine's cores from the ledger as the limit.
 const checkArg = process.argv.indexOf('--check');
 const CHECK = checkArg > 0 ? process.argv[checkArg + 1] : 'decode';
+// -- --workers 2,4: the counts to run beside one (-4: four with one killed by -9 mid-run).
+const workersArg = process.argv.indexOf('--workers');
+const WORKERS = workersArg > 0 ? process.argv[workersArg + 1].split(',').map(Number) : [2, 4, -4];
 const HOSTS = 64;
 const PER_HOST = 4;
 // Each worker's share: four workers must fit on the bench machine's cores as four machines would
@@ -67,30 +70,38 @@ async function workers(n, kill = false) {
     await new Promise((r) => setTimeout(r, ((PER_WORKER * 0.4) / (CONCURRENCY / 0.2)) * 1000));
     all[0].child.kill('SIGKILL');
   }
-  const codes = await Promise.all(all.map((w) => w.exited));
+  const exits = [];
+  const codes = await Promise.all(all.map((w) => w.exited.then((code) => (exits.push((performance.now() - started) / 1000), code))));
   const seconds = (performance.now() - started) / 1000;
   const survivors = kill ? all.slice(1) : all;
   if (survivors.some((w, i) => codes[kill ? i + 1 : i] !== 0)) throw new Error(`a worker failed: ${codes}`);
   const done = survivors.reduce((s, w) => s + w.summary().idsDone, 0);
   const stats = await server.stats();
-  return { n, images, seconds, rate: images / seconds, done, ...stats };
+  return { n, images, seconds, rate: images / seconds, done, exits, ...stats };
 }
 
 try {
   console.log(`bench:scale  ${fmt(PER_WORKER)} images per worker, ${HOSTS} hosts answering 200 ms late, 400 x 600 sheets, --per-host ${PER_HOST}, --concurrency ${CONCURRENCY} per worker, --check ${CHECK}`);
   console.log(`machine      ${cpus().length} x ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, PostgreSQL with fsync on`);
+  const counts = WORKERS.filter((n) => n > 1);
   const one = await workers(1);
-  for (const r of [one, await workers(2), await workers(4)]) {
+  const results = [one];
+  for (const n of counts) results.push(await workers(n));
+  for (const r of results) {
     const ideal = r.n * one.rate;
     console.log(
       `${r.n} worker${r.n > 1 ? 's' : ' '}  ${fmt(r.rate, 1).padStart(7)} images/s  vs ${r.n} x one ${fmt(ideal, 1).padStart(7)}  ratio ${(r.rate / ideal).toFixed(2)} (target >= 0.90)  most in flight at a host ${r.maxInFlight} (--per-host ${PER_HOST})  done ${fmt(r.done)} of ${fmt(r.images)}`,
     );
+    // When each worker ended: a tail (one worker's last window) shows as a spread.
+    if (r.n > 1) console.log(`             workers ended at ${r.exits.map((t) => `${t.toFixed(1)} s`).join(', ')}`);
   }
-  const killed = await workers(4, true);
-  const extra = killed.served - killed.images;
-  console.log(
-    `4 workers, one killed with -9 mid-run: the other three did ${fmt(killed.done)} of ${fmt(killed.images)} (the rest published by the killed one first); requests beyond one per image: ${extra} (target: a few hundred at most); most in flight at a host ${killed.maxInFlight}`,
-  );
+  if (WORKERS.includes(-4)) {
+    const killed = await workers(4, true);
+    const extra = killed.served - killed.images;
+    console.log(
+      `4 workers, one killed with -9 mid-run: the other three did ${fmt(killed.done)} of ${fmt(killed.images)} (the rest published by the killed one first); requests beyond one per image: ${extra} (target: a few hundred at most); most in flight at a host ${killed.maxInFlight}`,
+    );
+  }
 } finally {
   server.stop();
   cluster.stop();
