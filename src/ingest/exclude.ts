@@ -15,7 +15,7 @@ import { LineTooLongError, readLineChunks } from '../input/lines.js';
 import { describeReadFailure, openMultimedia } from '../input/open-source.js';
 import { parseGbifId } from '../input/rows.js';
 import type { Ledger } from '../ledger/ledger.js';
-import { SortedRuns, sortedUnique } from './sorted-runs.js';
+import { SortedRuns } from './sorted-runs.js';
 
 export interface ExcludeSummary {
   readonly files: readonly string[];
@@ -41,8 +41,6 @@ export interface ExcludeOptions {
 const DEFAULT_BATCH = 1 << 20;
 /** IDs per ledger transaction, once merged. */
 const LEDGER_BLOCK = 1 << 18;
-
-export { sortedUnique };
 
 /** How to read each line: its gbifID field (a multimedia file), or the whole line (a list). */
 type LineReader = { kind: 'multimedia'; column: number } | { kind: 'list' };
@@ -107,7 +105,7 @@ export async function excludeFiles(files: readonly string[], ledger: Ledger, opt
   let interrupted = false;
   // Full batches are sorted and set aside; the ledger gets the whole list in key order at the end (sorted-runs.ts).
   const runs = new SortedRuns();
-  const flush = (): void => {
+  const spill = (): void => {
     runs.spill(batch.subarray(0, filled));
     filled = 0;
   };
@@ -127,7 +125,7 @@ export async function excludeFiles(files: readonly string[], ledger: Ledger, opt
               line = at.line;
               pos = at.pos;
               if (at.bad !== undefined) throw new InputError(file, `line ${line}: ${JSON.stringify(at.bad.slice(0, 40))} is not a gbifID`, 'bad_input');
-              if (filled === size) flush();
+              if (filled === size) spill();
             }
             options.onProgress?.({ file, bytesRead: source.bytesRead(), totalBytes: source.totalBytes, read: totals.read });
             if (options.signal?.aborted) {
@@ -158,7 +156,7 @@ export async function excludeFiles(files: readonly string[], ledger: Ledger, opt
             }
             batch[filled++] = id;
             totals.read++;
-            if (filled === size) flush();
+            if (filled === size) spill();
           }
           options.onProgress?.({ file, bytesRead: source.bytesRead(), totalBytes: source.totalBytes, read: totals.read });
           if (options.signal?.aborted) {

@@ -18,6 +18,7 @@ const READ_BLOCK = 1 << 16;
 /** IDs below this sort by radix, in three passes of 11 bits: every gbifID so far (about 5e9 in 2026). */
 const RADIX_LIMIT = 2 ** 33;
 const RADIX = 2048;
+/** The radix sort's second buffer, kept from one batch to the next (a batch's size: 8 MB for a million IDs). */
 let scratch = new Float64Array(0);
 
 /** Bits 11 * pass to 11 * pass + 10 of an integer below 2^33 (held in a double: `>>> 0` takes it modulo 2^32). */
