@@ -15,7 +15,7 @@ import { LineTooLongError, readLineChunks } from '../input/lines.js';
 import { describeReadFailure, openMultimedia } from '../input/open-source.js';
 import { parseGbifId } from '../input/rows.js';
 import type { Ledger } from '../ledger/ledger.js';
-import { SortedRuns } from './sorted-runs.js';
+import { SortThread } from './sort-thread.js';
 
 export interface ExcludeSummary {
   readonly files: readonly string[];
@@ -69,16 +69,30 @@ const MAX_DIGITS = 16; // 2^53 has 16 digits; parseGbifId has the last word on t
 export function readList(chunk: Buffer, pos: number, batch: Float64Array, filled: number, line: number): { pos: number; filled: number; line: number; bad?: string } {
   while (pos < chunk.length && filled < batch.length) {
     const start = pos;
+    line++;
+    // The usual line, digits and its newline, read in one pass.
+    let value = 0;
+    let i = pos;
+    let c = 0;
+    while (i < chunk.length && (c = chunk[i] as number) >= 48 && c <= 57) {
+      value = value * 10 + (c - 48);
+      i++;
+    }
+    if (i > pos && i - pos <= MAX_DIGITS && (i === chunk.length || c === NEWLINE) && value > 0 && value <= Number.MAX_SAFE_INTEGER) {
+      batch[filled++] = value;
+      pos = i + 1;
+      continue;
+    }
+    // Anything else (white space, a CR, an empty line, a bad one) by the whole rule.
     let end = chunk.indexOf(NEWLINE, pos);
     if (end < 0) end = chunk.length;
-    line++;
     pos = end + 1;
     let a = start;
     let b = end;
     while (a < b && (chunk[a] === 32 || chunk[a] === 9)) a++;
     while (b > a && (chunk[b - 1] === 32 || chunk[b - 1] === 9 || chunk[b - 1] === 13)) b--;
     if (a === b) continue;
-    let value = 0;
+    value = 0;
     let ok = b - a <= MAX_DIGITS;
     for (let i = a; ok && i < b; i++) {
       const d = (chunk[i] as number) - 48;
@@ -99,23 +113,25 @@ export function readList(chunk: Buffer, pos: number, batch: Float64Array, filled
 export async function excludeFiles(files: readonly string[], ledger: Ledger, options: ExcludeOptions = {}): Promise<ExcludeSummary> {
   const started = performance.now();
   const size = options.batch ?? DEFAULT_BATCH;
-  const batch = new Float64Array(size);
-  let filled = 0;
   const totals = { read: 0, listed: 0, excluded: 0, skipped: 0 };
   let interrupted = false;
-  // Full batches are sorted and set aside; the ledger gets the whole list in key order at the end (sorted-runs.ts).
-  const runs = new SortedRuns();
-  const spill = (): void => {
-    runs.spill(batch.subarray(0, filled));
+  // Full batches are sorted and set aside on another thread; the ledger gets the whole list in key order at the end (sorted-runs.ts).
+  const runs = new SortThread(size);
+  let filled = 0;
+  /** Hands a full batch over and returns an empty one. */
+  const spill = (full: Float64Array): Promise<Float64Array> => {
+    runs.spill(full);
     filled = 0;
+    return runs.take();
   };
   try {
+    let batch = await runs.take();
     for (const file of files) {
       const source = await openMultimedia(file);
       let reader: LineReader | undefined;
       let line = 0;
       try {
-        for await (const chunk of readLineChunks(source.stream)) {
+        for await (const chunk of readLineChunks(source.stream, { movable: false })) {
           if (reader?.kind === 'list') {
             // The usual case at scale (tens of millions of lines): read in place, byte by byte.
             for (let pos = 0; pos < chunk.length; ) {
@@ -125,7 +141,7 @@ export async function excludeFiles(files: readonly string[], ledger: Ledger, opt
               line = at.line;
               pos = at.pos;
               if (at.bad !== undefined) throw new InputError(file, `line ${line}: ${JSON.stringify(at.bad.slice(0, 40))} is not a gbifID`, 'bad_input');
-              if (filled === size) spill();
+              if (filled === size) batch = await spill(batch);
             }
             options.onProgress?.({ file, bytesRead: source.bytesRead(), totalBytes: source.totalBytes, read: totals.read });
             if (options.signal?.aborted) {
@@ -156,7 +172,7 @@ export async function excludeFiles(files: readonly string[], ledger: Ledger, opt
             }
             batch[filled++] = id;
             totals.read++;
-            if (filled === size) spill();
+            if (filled === size) batch = await spill(batch);
           }
           options.onProgress?.({ file, bytesRead: source.bytesRead(), totalBytes: source.totalBytes, read: totals.read });
           if (options.signal?.aborted) {
@@ -175,13 +191,13 @@ export async function excludeFiles(files: readonly string[], ledger: Ledger, opt
       if (interrupted) break;
     }
     // Interrupted too: what was read is listed, as before the interruption.
-    for (const block of runs.merged(batch.subarray(0, filled), LEDGER_BLOCK)) {
+    for await (const block of runs.merged(batch.subarray(0, filled), LEDGER_BLOCK)) {
       const tally = await ledger.exclude(block);
       totals.listed += tally.listed;
       totals.excluded += tally.excluded;
     }
   } finally {
-    runs.close();
+    await runs.close();
   }
   return { files, ...totals, interrupted, elapsedMs: Math.round(performance.now() - started) };
 }

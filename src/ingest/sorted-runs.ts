@@ -8,8 +8,7 @@
  * listed a sorted million at a time, took 9.0 s; merged first, 5.4 s
  * (bench:exclude).
  */
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** IDs read from each run at a time while merging (512 KiB each). */
@@ -100,13 +99,14 @@ class RunReader {
 }
 
 export class SortedRuns {
-  private dir: string | undefined;
   private readonly files: string[] = [];
+
+  /** Runs go to files in `dir`, a folder its owner makes and removes. */
+  constructor(private readonly dir: string) {}
 
   /** Sorts a full batch and sets it aside as a run; the batch may be refilled at once. */
   spill(batch: Float64Array): void {
     const sorted = sortedUnique(batch);
-    this.dir ??= mkdtempSync(join(tmpdir(), 'herbdl-exclude-'));
     const file = join(this.dir, `run-${this.files.length}`);
     const fd = openSync(file, 'w');
     try {
@@ -166,8 +166,7 @@ export class SortedRuns {
 
   /** Removes the runs' files. */
   close(): void {
-    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
-    this.dir = undefined;
+    for (const file of this.files) rmSync(file, { force: true });
     this.files.length = 0;
   }
 }

@@ -29,15 +29,19 @@ const CHUNK_BYTES = 60 * 1024;
  * before a newline, which is dropped), for parsing elsewhere: a worker thread
  * decodes and splits them. The BOM is dropped, the unterminated last line is
  * handed on only when the stream ends cleanly, and a line longer than
- * MAX_LINE_BYTES stops the read.
+ * MAX_LINE_BYTES stops the read. Each chunk has memory of its own, to be
+ * moved to another thread, unless `movable` is false: then it may be a view
+ * of the stream's buffer, to be read on this thread.
  */
-export async function* readLineChunks(stream: Readable): AsyncGenerator<Buffer> {
+export async function* readLineChunks(stream: Readable, options: { movable?: boolean } = {}): AsyncGenerator<Buffer> {
+  const movable = options.movable ?? true;
   // The partial line (or few lines) left from the chunks before: small, so joining it is cheap.
   let carry: Buffer | undefined;
   let first = true;
   let lines = 0;
   const emit = (...pieces: Buffer[]): Buffer => {
-    const chunk = owned(...pieces);
+    // A chunk read where it lies needs no copy (a tenth of the time exclude spends reading 10M lines).
+    const chunk = !movable && pieces.length === 1 ? (pieces[0] as Buffer) : owned(...pieces);
     lines += countNewlines(chunk) + 1;
     return chunk;
   };

@@ -167,6 +167,13 @@ class SqliteLedger implements Ledger {
   }
 
   async close(): Promise<void> {
+    if (this.exclusions?.bulk && this.db.open) {
+      try {
+        this.db.pragma('journal_mode = WAL');
+      } catch {
+        // A reader had it open this instant; the next open of the ledger sets WAL.
+      }
+    }
     if (this.db.open) this.db.close();
   }
 }
