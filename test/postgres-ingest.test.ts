@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generateMultimedia } from '../bench/gen-multimedia.mjs';
 import { herbdl, herbdlJson, spawnHerbdl, tempDir } from './helpers/cli.js';
+import { writeMultimedia } from './helpers/multimedia.js';
 import type { IngestJson } from './helpers/ledger.js';
 import { freshDatabase, query } from './helpers/postgres.js';
 import { until } from './helpers/pg-run.js';
@@ -68,5 +69,36 @@ describe('ingest into PostgreSQL', () => {
     const summed = outs.map((o) => JSON.parse(o()) as IngestJson).reduce((n, s) => n + s.images, 0);
     expect(summed).toBe(a.images);
     expect(herbdl(['status', '--db', together, '--json']).stdout).toContain('"complete":true');
+  });
+
+  it('a bulk load whose IDs come back later in the file: numbered as in SQLite, the ids table keyed and indexed as the schema makes it', async () => {
+    const file = writeMultimedia(join(dir, 'revisits.txt'), [
+      [7, 'https://a.example.org/1.jpg'],
+      [7, 'https://a.example.org/2.jpg'],
+      [8, 'https://a.example.org/8.jpg'],
+      [7, 'https://a.example.org/2.jpg'],
+      [7, 'https://a.example.org/3.jpg'],
+      [8, 'https://a.example.org/8.jpg'],
+      [9, 'https://a.example.org/9.jpg'],
+    ]);
+    const bulk = await freshDatabase('ingest_revisits');
+    expect(herbdlJson<IngestJson>(['ingest', file, '--db', bulk])).toMatchObject({ gbifIds: 3, images: 5, duplicates: 2 });
+    expect(await query(bulk, 'SELECT gbif_id::int, image_index, url FROM images ORDER BY gbif_id, image_index')).toEqual([
+      { gbif_id: 7, image_index: 0, url: 'https://a.example.org/1.jpg' },
+      { gbif_id: 7, image_index: 1, url: 'https://a.example.org/2.jpg' },
+      { gbif_id: 7, image_index: 2, url: 'https://a.example.org/3.jpg' },
+      { gbif_id: 8, image_index: 0, url: 'https://a.example.org/8.jpg' },
+      { gbif_id: 9, image_index: 0, url: 'https://a.example.org/9.jpg' },
+    ]);
+    expect(await query(bulk, 'SELECT gbif_id::int, state FROM ids ORDER BY gbif_id')).toEqual([7, 8, 9].map((gbif_id) => ({ gbif_id, state: 0 })));
+    // The load COPYs ids without their key and indexes and builds them at its end: all four are back, the key unique.
+    expect(await query(bulk, "SELECT indexname, indexdef LIKE 'CREATE UNIQUE%' AS is_unique FROM pg_indexes WHERE tablename = 'ids' ORDER BY indexname")).toEqual([
+      { indexname: 'ids_by_worker', is_unique: false },
+      { indexname: 'ids_claimable', is_unique: false },
+      { indexname: 'ids_pkey', is_unique: true },
+      { indexname: 'ids_retryable', is_unique: false },
+    ]);
+    expect(await query(bulk, "SELECT name FROM herbdl_meta WHERE name LIKE 'bulk%'")).toEqual([]);
+    expect(herbdlJson<{ ids: object }>(['status', '--db', bulk]).ids).toMatchObject({ total: 3, pending: 3 });
   });
 });

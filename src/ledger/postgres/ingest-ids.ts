@@ -15,7 +15,7 @@
 import type pg from 'pg';
 import { unpackAttribution } from '../../input/rows.js';
 import type { ImageBatch } from '../ledger.js';
-import { SYNC_SEQUENCES } from './schema.js';
+import { SYNC_NUMBERED_SEQUENCES } from './schema.js';
 
 /** A batch's host and attribution numbers resolved to ids (lists that grow while the numbering lasts). */
 /**
@@ -112,7 +112,7 @@ export class IngestIds {
   /** Moves the tables' sequences past the ids this ingest gave. */
   async finish(): Promise<void> {
     await this.settle();
-    for (const sync of SYNC_SEQUENCES) await this.side.query(sync);
+    for (const sync of SYNC_NUMBERED_SEQUENCES) await this.side.query(sync);
   }
 
   private send(text: string, values: unknown[]): void {

@@ -178,12 +178,18 @@ export const RUN_INDEXES = {
 } as const;
 export const DERIVED_INDEXES = { ...INGEST_INDEXES, ...RUN_INDEXES } as const;
 
-/** Moves the serial sequences past ids given explicitly (a bulk load numbers hosts and attributions itself; migrate copies them). */
-export const SYNC_SEQUENCES = [
+/** Moves the sequences of hosts and attributions past ids a bulk load gave them itself. */
+export const SYNC_NUMBERED_SEQUENCES = [
   "SELECT setval('hosts_host_id_seq', greatest((SELECT max(host_id) FROM hosts), 1))",
   "SELECT setval('attributions_attribution_id_seq', greatest((SELECT max(attribution_id) FROM attributions), 1))",
-  "SELECT setval('images_image_id', greatest((SELECT max(image_id) FROM images), 1))",
 ] as const;
+/**
+ * Moves every serial sequence past ids given explicitly (migrate copies
+ * them). Not after an ingest: its images take their ids from the sequence,
+ * and finding the largest without the key (a bulk load builds it at the
+ * first run) reads the whole table.
+ */
+export const SYNC_SEQUENCES = [...SYNC_NUMBERED_SEQUENCES, "SELECT setval('images_image_id', greatest((SELECT max(image_id) FROM images), 1))"] as const;
 
 /** Serialises ingests into one database (pg_advisory_lock key): two at once would number the same gbifID's images twice. */
 export const INGEST_LOCK = 1751478882; // 'herb' as an int
