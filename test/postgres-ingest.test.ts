@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generateMultimedia } from '../bench/gen-multimedia.mjs';
+import { CopyRows } from '../src/ledger/postgres/copy-text.js';
 import { herbdl, herbdlJson, spawnHerbdl, tempDir } from './helpers/cli.js';
 import { writeMultimedia } from './helpers/multimedia.js';
 import type { IngestJson } from './helpers/ledger.js';
@@ -25,6 +26,16 @@ async function shape(db: string) {
 
 describe('ingest into PostgreSQL', () => {
   const dir = tempDir();
+
+  it("writes COPY's text format byte for byte: integers up to 2^53, escapes, UTF-8, rows longer than the buffer", () => {
+    const rows = new CopyRows(8);
+    for (const n of [0, 9, 10, 4_294_967_296, 2 ** 53 - 1]) rows.int(n);
+    rows.text('a\tb\\c\nd\re');
+    rows.text('Müller, Ł. 植物標本', true);
+    rows.int(7, true);
+    expect(rows.take().toString('utf8')).toBe('0\t9\t10\t4294967296\t9007199254740991\ta\\tb\\\\c\\nd\\re\tMüller, Ł. 植物標本\n7\n');
+    expect(rows.bytes).toBe(0);
+  });
 
   it('kill -9 mid-load, then the same command again, ends as one clean ingest', async () => {
     const file = join(dir, 'big.txt');

@@ -1,10 +1,74 @@
 /** Values in COPY's text format: tab-separated, `\N` for null, backslash, tab and line ends escaped. */
 const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+const SPECIAL = /[\\\t\n\r]/;
 
 export function copyText(s: string): string {
-  return /[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => ESCAPES[c] as string) : s;
+  return SPECIAL.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => ESCAPES[c] as string) : s;
 }
 
 export function copyValue(v: unknown): string {
   return v === null || v === undefined ? '\\N' : copyText(String(v));
+}
+
+const TAB = 9;
+const NEWLINE = 10;
+
+/**
+ * Rows in COPY's text format, written straight into bytes. Built as strings,
+ * each megabyte then converted to UTF-8 on its way to the socket, the
+ * conversion and the garbage of the strings took a fifth of the ingest
+ * thread's time in a bulk load (1.5 and 2.0 of 15 s at 2M rows).
+ */
+export class CopyRows {
+  private buf: Buffer;
+  private at = 0;
+
+  constructor(private readonly size = 1 << 20) {
+    this.buf = Buffer.allocUnsafeSlow(size);
+  }
+
+  /** Bytes written since the last take. */
+  get bytes(): number {
+    return this.at;
+  }
+
+  /** A non-negative integer (a double up to 2^53), then a tab, or a newline if it ends the row. */
+  int(n: number, last = false): void {
+    this.room(18);
+    const buf = this.buf;
+    let at = this.at;
+    let digits = 1;
+    for (let v = n; v >= 10; v = (v - (v % 10)) / 10) digits++;
+    at += digits;
+    for (let i = 1, v = n; i <= digits; i++) {
+      const d = v % 10;
+      buf[at - i] = 48 + d;
+      v = (v - d) / 10;
+    }
+    buf[at++] = last ? NEWLINE : TAB;
+    this.at = at;
+  }
+
+  /** A text, escaped, then a tab, or a newline if it ends the row. */
+  text(s: string, last = false): void {
+    const escaped = copyText(s);
+    this.room(escaped.length * 3 + 1);
+    this.at += this.buf.write(escaped, this.at);
+    this.buf[this.at++] = last ? NEWLINE : TAB;
+  }
+
+  /** The rows written so far, as bytes of their own (a stream may hold them a while); the next are written anew. */
+  take(): Buffer {
+    const rows = this.buf.subarray(0, this.at);
+    this.buf = Buffer.allocUnsafeSlow(this.size);
+    this.at = 0;
+    return rows;
+  }
+
+  private room(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    const grown = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.at + n));
+    this.buf.copy(grown, 0, 0, this.at);
+    this.buf = grown;
+  }
 }

@@ -21,7 +21,7 @@ import { addTallies, afterBulkLoad, NO_TALLY } from '../rows.js';
 import type { ImageBatch, IngestTally, IngestWriter } from '../ledger.js';
 import { beginBulkLoad, bulkLoadPending, completeBulkLoad } from './bulk-load.js';
 import { applyPending, exclusionsPending } from './exclusions.js';
-import { copyText } from './copy-text.js';
+import { CopyRows } from './copy-text.js';
 import { IngestIds, type Numbered } from './ingest-ids.js';
 import { INGEST_LOCK } from './schema.js';
 import { removeUnlisted, SNAPSHOT_NUMBER, stampListed } from './snapshots.js';
@@ -37,11 +37,10 @@ interface CurrentId {
 export class PostgresIngestWriter implements IngestWriter {
   private copy: Writable | undefined;
   private copyDone: Promise<void> | undefined;
-  private text = '';
+  private readonly rows = new CopyRows(FLUSH_BYTES + (FLUSH_BYTES >> 3));
   /**
    * A bulk load into an empty ids table COPYs each gbifID as it first meets
-   * it (bulk-load.ts): this batch's, in a typed array (as text, a string per
-   * ID took 55 MB more at the peak).
+   * it (bulk-load.ts): this batch's, in a typed array.
    */
   private newIds = new Float64Array(1 << 16);
   private newIdCount = 0;
@@ -99,10 +98,11 @@ export class PostgresIngestWriter implements IngestWriter {
       const url = texts[2 * i] as string;
       const hostId = hosts[batch.hosts[i] as number] as number;
       const attributionId = attributions[batch.attributions[i] as number] as number;
-      const creator = copyText(texts[2 * i + 1] as string);
+      const rows = this.rows;
       if (!this.bulk) {
         // The merge at commit decides what is new.
-        this.text += `${this.seq++}\t${gbifId}\t${copyText(url)}\t${batch.urlHashes[i]}\t${hostId}\t${attributionId}\t${creator}\n`;
+        rows.int(this.seq++);
+        rows.int(gbifId);
       } else {
         if (this.current?.gbifId !== gbifId) {
           this.current = { gbifId, nextIndex: 0, urls: [] };
@@ -114,11 +114,18 @@ export class PostgresIngestWriter implements IngestWriter {
           continue;
         }
         this.current.urls.push(url);
-        this.text += `${gbifId}\t${this.current.nextIndex++}\t${copyText(url)}\t${batch.urlHashes[i]}\t${hostId}\t${attributionId}\t${creator}\n`;
+        rows.int(gbifId);
+        rows.int(this.current.nextIndex++);
         this.hostImages.set(hostId, (this.hostImages.get(hostId) ?? 0) + 1);
         this.batch.images++;
       }
-      if (this.text.length >= FLUSH_BYTES) await this.flush();
+      // Then the same columns in both: url, url_hash, host_id, attribution_id, creator.
+      rows.text(url);
+      rows.int(batch.urlHashes[i] as number);
+      rows.int(hostId);
+      rows.int(attributionId);
+      rows.text(texts[2 * i + 1] as string, true);
+      if (rows.bytes >= FLUSH_BYTES) await this.flush();
     }
   }
 
@@ -154,7 +161,7 @@ export class PostgresIngestWriter implements IngestWriter {
       this.copy = undefined;
     }
     await this.client.query('ROLLBACK').catch(() => {});
-    this.text = '';
+    this.rows.take();
     this.newIdCount = 0;
     this.current = undefined;
     this.hostImages.clear();
@@ -236,11 +243,13 @@ export class PostgresIngestWriter implements IngestWriter {
       copy.on('error', reject);
     });
     done.catch(() => {});
-    const PER_WRITE = 1 << 12;
-    for (let at = 0; at < this.newIdCount; at += PER_WRITE) {
-      let text = '';
-      for (let i = at; i < Math.min(this.newIdCount, at + PER_WRITE); i++) text += `${this.newIds[i]}\n`;
-      if (!copy.write(text)) await Promise.race([new Promise((r) => copy.once('drain', r)), done]);
+    // The images' rows are all sent (flushed before their COPY ended): the same bytes serve.
+    const rows = this.rows;
+    for (let i = 0; i < this.newIdCount; i++) {
+      rows.int(this.newIds[i] as number, true);
+      if (rows.bytes >= FLUSH_BYTES || i === this.newIdCount - 1) {
+        if (!copy.write(rows.take())) await Promise.race([new Promise((r) => copy.once('drain', r)), done]);
+      }
     }
     copy.end();
     await done;
@@ -248,10 +257,8 @@ export class PostgresIngestWriter implements IngestWriter {
   }
 
   private async flush(): Promise<void> {
-    if (!this.copy || this.text === '') return;
-    const text = this.text;
-    this.text = '';
-    if (!this.copy.write(text)) await Promise.race([new Promise((r) => this.copy?.once('drain', r)), this.copyDone]);
+    if (!this.copy || this.rows.bytes === 0) return;
+    if (!this.copy.write(this.rows.take())) await Promise.race([new Promise((r) => this.copy?.once('drain', r)), this.copyDone]);
   }
 
   /** Merges the staged rows of an incremental ingest; counts as the SQLite writer does. */
