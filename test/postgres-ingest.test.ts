@@ -29,11 +29,11 @@ describe('ingest into PostgreSQL', () => {
 
   it("writes COPY's text format byte for byte: integers up to 2^53, escapes, UTF-8, rows longer than the buffer", () => {
     const rows = new CopyRows(8);
-    for (const n of [0, 9, 10, 4_294_967_296, 2 ** 53 - 1]) rows.int(n);
+    for (const n of [0, 9, 10, 99_999_999, 100_000_000, 4_294_967_296, 10_000_000_005, 2 ** 53 - 1]) rows.int(n);
     rows.text('a\tb\\c\nd\re');
     rows.text('Müller, Ł. 植物標本', true);
     rows.int(7, true);
-    expect(rows.take().toString('utf8')).toBe('0\t9\t10\t4294967296\t9007199254740991\ta\\tb\\\\c\\nd\\re\tMüller, Ł. 植物標本\n7\n');
+    expect(rows.take().toString('utf8')).toBe('0\t9\t10\t99999999\t100000000\t4294967296\t10000000005\t9007199254740991\ta\\tb\\\\c\\nd\\re\tMüller, Ł. 植物標本\n7\n');
     expect(rows.bytes).toBe(0);
   });
 
