@@ -160,4 +160,44 @@ describe('workers on one PostgreSQL ledger', async () => {
     expect(next.json().pending).toBe(0);
     await expectConsistentPgTree(ws);
   });
+
+  it('a URL that gbifIDs claimed by different workers share is fetched once: the others link the stored copy', async () => {
+    // 240 gbifIDs, each the only image of its own, on 24 URLs: each URL shared by 10 gbifIDs spread over the key
+    // range, so the three workers' claims (32 at a time) hold gbifIDs of the same URLs at the same moment.
+    const paths = Array.from({ length: 24 }, (_, u) => `/shared-${u}.jpg`);
+    const urls = paths.map((p, u) => hosts[u % hosts.length]!.route(p, { kind: 'image', delayMs: 400 }));
+    const ws = await pgWorkspace(dir, 'shared', Array.from({ length: 240 }, (_, i) => [7_800_000 + i, urls[i % urls.length]!] as [number, string]));
+    const workers = [0, 1, 2].map(() => ws.worker(['--concurrency', '8', '--per-host', '4']));
+    expect(await Promise.all(workers.map((w) => w.exited))).toEqual([0, 0, 0]);
+    const summaries = workers.map((w) => w.json());
+    expect(summaries.reduce((n, s) => n + s.idsDone, 0)).toBe(240);
+    expect(summaries.filter((s) => s.idsDone > 0).length, JSON.stringify(summaries)).toBeGreaterThan(1);
+    // Every URL asked for once, whichever worker asked.
+    expect(paths.map((p, u) => hosts[u % hosts.length]!.count(p))).toEqual(paths.map(() => 1));
+    await expectConsistentPgTree(ws);
+    // The leases of published URLs are gone with their outcomes.
+    expect(await query(ws.db, 'SELECT url FROM url_fetches')).toEqual([]);
+  });
+
+  it('a shared URL whose fetching worker dies is taken over once its lease runs out, and fetched then, not before', async () => {
+    // The first request for it hangs (the worker that sent it is then killed); the next is answered.
+    const path = '/shared-dies.jpg';
+    const url = hosts[1]!.route(path, { kind: 'sequence', steps: [{ kind: 'hang' }, { kind: 'image' }] });
+    const ws = await pgWorkspace(dir, 'shared_dies', [[7_900_000, url], [7_900_001, url]]);
+    // The first worker claims only the first gbifID and hangs on its URL.
+    const first = ws.worker(['--concurrency', '4', '--per-host', '2', '--limit', '1', '--lease', '10', '--timeout', '100']);
+    await until(() => hosts[1]!.count(path) === 1, 30_000, 'the first worker to ask for the shared URL');
+    const second = ws.worker(['--concurrency', '4', '--per-host', '2']);
+    await until(async () => (await query<{ n: number }>(ws.db, 'SELECT count(*)::int AS n FROM ids WHERE worker_id IS NOT NULL'))[0]!.n === 2, 30_000, 'the second worker to claim the other gbifID');
+    // The second worker waits for the first one's copy instead of asking too.
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(hosts[1]!.count(path)).toBe(1);
+    first.kill('SIGKILL');
+    await first.exited;
+    expect(await second.exited, second.stderr()).toBe(0);
+    // It took the URL over once the dead worker's lease ran out, fetched it once, and linked it for the other gbifID.
+    expect(hosts[1]!.count(path)).toBe(2);
+    expect(herbdlJson<{ ids: object }>(['status', '--db', ws.db]).ids).toMatchObject({ total: 2, done: 2, pending: 0 });
+    await expectConsistentPgTree(ws);
+  });
 });

@@ -16,6 +16,12 @@ export interface ClaimedImage {
    * is linked, not fetched (one image URL is shared by up to 72 gbifIDs).
    */
   readonly stored?: StoredCopy;
+  /**
+   * Another worker is fetching this URL for a gbifID of its own, on a shared
+   * ledger: this image waits for its stored copy (fetchesElsewhere) instead
+   * of fetching the same URL at the same time.
+   */
+  readonly elsewhere?: boolean;
 }
 
 export interface RetryCursor {
@@ -141,6 +147,14 @@ export interface DownloadLedger {
    * and goes over the pending IDs again while any remain.
    */
   pendingElsewhere(): Promise<number>;
+  /**
+   * For URLs of images claimed `elsewhere`: a stored copy where another
+   * worker's gbifID with the URL is now done; 'ours' where this worker is now
+   * to fetch it (the other died, stopped, or let its gbifID go); nothing for
+   * those still being fetched elsewhere. One statement or two for all of
+   * them; never asked of a ledger one run holds alone.
+   */
+  fetchesElsewhere(urls: readonly string[]): Promise<Map<string, StoredCopy | 'ours'>>;
   /**
    * Notes claimed gbifIDs this run set aside (their host's breaker is open):
    * they stay with it until it ends, and other workers do not wait for them.

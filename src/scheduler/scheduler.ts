@@ -108,11 +108,13 @@ export class Scheduler {
       }, HOLD_CHECK_MS);
       this.finish = () => {
         clearInterval(holdTimer);
+        this.router.elsewhere.stop();
         void this.sharedHosts?.stop();
         resolve(this.tally.close());
       };
       this.fail = (err) => {
         clearInterval(holdTimer);
+        this.router.elsewhere.stop();
         if (this.wakeTimer) clearTimeout(this.wakeTimer);
         void this.sharedHosts?.stop();
         // Requests in flight end now, not at their timeouts: nothing of theirs will be recorded.

@@ -12,6 +12,7 @@ import type { FetchedBody, FetchResult } from '../fetch/fetch-image.js';
 import type { DownloadLedger } from '../ledger/ledger.js';
 import type { Publisher } from '../store/publisher.js';
 import { afterFailure } from './after-failure.js';
+import { FetchesElsewhere } from './fetches-elsewhere.js';
 import type { FailingHosts } from './failing-hosts.js';
 import type { HostQueues } from './host-queues.js';
 import type { HostState } from './host-state.js';
@@ -61,6 +62,8 @@ export class TaskRouter {
   private readonly failing: FailingHosts<Task>;
   private readonly derive: DeriveSettings;
   private readonly sharedHosts: SharedHosts<Task> | undefined;
+  /** Images whose URL another worker is fetching, waiting for its stored copy. */
+  readonly elsewhere: FetchesElsewhere;
 
   constructor(parts: RouterParts, private readonly hooks: RouterHooks) {
     this.ledger = parts.ledger;
@@ -73,12 +76,23 @@ export class TaskRouter {
     this.failing = parts.failing;
     this.derive = parts.derive;
     this.sharedHosts = parts.sharedHosts;
+    this.elsewhere = new FetchesElsewhere(parts.ledger, {
+      resolved: (task) => {
+        this.fetchOrLink(task);
+        this.hooks.pump();
+      },
+      failed: (err) => this.log.warn({ err: String(err) }, 'could not ask after URLs other workers are fetching; asking again'),
+    });
   }
 
-  /** A URL being fetched is waited on; one stored under another gbifID is linked; otherwise it is queued on its host. */
+  /**
+   * A URL being fetched is waited on, here or by another worker; one stored
+   * under another gbifID is linked; otherwise it is queued on its host.
+   */
   fetchOrLink(task: Task): void {
     if (this.shared.joinIfFetching(task.image.url, task)) return;
     const copy = task.image.stored;
+    if (!copy && task.image.elsewhere) return this.elsewhere.wait(task);
     if (!copy) return this.submit(task);
     const tasks = copy.parts ? partTasks(task, storedDocument(copy, copy.parts), this.settings.temps) : [task];
     linkStored(this.settings.out, copy, tasks, {

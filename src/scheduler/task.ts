@@ -33,7 +33,8 @@ export function partTasks(task: Task, { document, outcome }: ReadDocument, temps
     const url = described.requests[0] as string;
     const temp = tempPath(temps, job.gbifId, `${image.imageIndex}.${index}`);
     job.addTemp(unitKey(image.imageId, index), temp);
-    return { job, image: { ...image, url, host: new URL(url).hostname }, temp, attempts: 0, throttles: 0, part: { index, requests: described.requests, rung: 0 } };
+    // A part's URL is the document's, never leased: another worker fetching the identifier says nothing of it.
+    return { job, image: { ...image, url, host: new URL(url).hostname, elsewhere: false }, temp, attempts: 0, throttles: 0, part: { index, requests: described.requests, rung: 0 } };
   });
 }
 

@@ -14,12 +14,8 @@ import type { ClaimedId, ClaimedImage, FetchedPart, StoredCopy } from '../ledger
 import { urlHash } from '../../input/url-hash.js';
 import { outcomeOf, STATE } from '../rows.js';
 import { hasFile } from '../snapshots.js';
+import { sharedUrls, takeFetches } from './url-fetches.js';
 
-/** True when the worker named by `column` holds a live lease (qualify the column: inside, `worker_id` is the worker's own). */
-export const LIVE = (column: string) => `EXISTS (SELECT 1 FROM workers w WHERE w.worker_id = ${column} AND w.lease_until > herbdl_now())`;
-
-/** A gbifID that no live worker holds: the condition every claim adds. */
-export const FREE = `(ids.worker_id IS NULL OR NOT ${LIVE('ids.worker_id')})`;
 
 /** Claims the IDs the statement `select` picks (its rows: gbif_id), for worker `me`; returns them with what the downloader needs. */
 export async function claimWith(pool: pg.Pool, me: number, select: string, params: unknown[], due = false, copies = true): Promise<ClaimedId[]> {
@@ -29,11 +25,16 @@ export async function claimWith(pool: pg.Pool, me: number, select: string, param
     [me, ...params],
   );
   const rows = claimed.rows as { gbif_id: number; attempts: number; next_attempt_at: number | null }[];
-  return withImages(pool, due ? rows : rows.map((r) => ({ gbif_id: r.gbif_id, attempts: r.attempts })), copies);
+  return withImages(pool, due ? rows : rows.map((r) => ({ gbif_id: r.gbif_id, attempts: r.attempts })), copies ? me : undefined);
 }
 
-/** The IDs with their images in claim order: by due time (retryable claims), then by key. */
-export async function withImages(pool: pg.Pool, rows: readonly { gbif_id: number; attempts: number; next_attempt_at?: number | null }[], copies = true): Promise<ClaimedId[]> {
+/**
+ * The IDs with their images in claim order: by due time (retryable claims),
+ * then by key. With `me` (a claim to fetch), stored copies of their URLs
+ * are found, and URLs another pending gbifID shares get a fetch lease
+ * (url-fetches.ts): those another worker holds are marked `elsewhere`.
+ */
+export async function withImages(pool: pg.Pool, rows: readonly { gbif_id: number; attempts: number; next_attempt_at?: number | null }[], me?: number): Promise<ClaimedId[]> {
   if (rows.length === 0) return [];
   const ids = rows.map((r) => r.gbif_id);
   const images = await pool.query(
@@ -54,8 +55,12 @@ export async function withImages(pool: pg.Pool, rows: readonly { gbif_id: number
     if (!list) byId.set(r.gbif_id, (list = []));
     list.push(r);
   }
-  const stored = copies ? await storedCopies(pool, images.rows.map((r) => r.url as string)) : new Map<string, StoredCopy[]>();
+  const stored = me !== undefined ? await storedCopies(pool, images.rows.map((r) => r.url as string)) : new Map<string, StoredCopy[]>();
   const storedFiles = await storedFileIndexes(pool, [...withFiles]);
+  const toFetch = [...byId.values()].flat().filter((r) => !stored.has(r.url)).map((r) => r.url as string);
+  const shared = me === undefined ? [] : await sharedUrls(pool, toFetch);
+  const ours = me === undefined ? new Set<string>() : await takeFetches(pool, me, shared);
+  const elsewhere = new Set(shared.filter((url) => !ours.has(url)));
   return [...rows]
     .sort((a, b) => (a.next_attempt_at ?? 0) - (b.next_attempt_at ?? 0) || a.gbif_id - b.gbif_id)
     .map((row) => {
@@ -66,7 +71,8 @@ export async function withImages(pool: pg.Pool, rows: readonly { gbif_id: number
         const copies = stored.get(r.url);
         const copy = copies?.find((c) => c.gbifId === row.gbif_id && !c.parts) ?? copies?.find((c) => c.gbifId !== row.gbif_id);
         const image = { imageId: r.image_id, imageIndex: r.image_index, url: r.url, host: r.host };
-        return copy ? { ...image, stored: copy } : image;
+        if (copy) return { ...image, stored: copy };
+        return elsewhere.has(r.url) ? { ...image, elsewhere: true } : image;
       });
       const claimed: ClaimedId = { gbifId: row.gbif_id, attempts: row.attempts, images: claimedImages };
       const dueAt = row.next_attempt_at === undefined || row.next_attempt_at === null ? {} : { dueAt: row.next_attempt_at };
@@ -76,7 +82,7 @@ export async function withImages(pool: pg.Pool, rows: readonly { gbif_id: number
 }
 
 /** Done copies of these URLs, by URL (a few per URL at most), with a IIIF identifier's parts. */
-async function storedCopies(pool: pg.Pool, urls: readonly string[]): Promise<Map<string, StoredCopy[]>> {
+export async function storedCopies(pool: pg.Pool, urls: readonly string[]): Promise<Map<string, StoredCopy[]>> {
   const found = new Map<string, StoredCopy[]>();
   if (urls.length === 0) return found;
   const hashes = [...new Set(urls.map(urlHash))];

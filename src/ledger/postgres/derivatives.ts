@@ -7,7 +7,8 @@
 import type pg from 'pg';
 import type { DerivationDue, DoneId } from '../ledger.js';
 import { derivedTotalName } from '../rows.js';
-import { FREE, storedFileIndexes } from './claims.js';
+import { storedFileIndexes } from './claims.js';
+import { FREE } from './live.js';
 
 /** Moves the per-width counters: one up for each width of rows `added`, one down for each of rows `dropped`. */
 async function count(db: pg.PoolClient, added: readonly number[], dropped: readonly number[] = []): Promise<void> {

@@ -4,9 +4,11 @@
  * moves a batch; none is made per request.
  */
 import type pg from 'pg';
-import type { ClaimedId, DerivationDue, DoneId, FreshnessSummary, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, WorkerId } from '../ledger.js';
+import type { ClaimedId, DerivationDue, DoneId, FreshnessSummary, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, StoredCopy, WorkerId } from '../ledger.js';
 import { intentOf, intentText, STATE_NAME } from '../rows.js';
-import { claimWith, FREE, LIVE } from './claims.js';
+import { claimWith, storedCopies } from './claims.js';
+import { FREE, LIVE } from './live.js';
+import { fetchesElsewhere } from './url-fetches.js';
 import { transaction } from './connect.js';
 import { PostgresHostBudgets } from './host-budgets.js';
 import { recordDone, recordFailed, recordStored } from './outcomes.js';
@@ -81,6 +83,10 @@ export class PostgresDownloads implements DownloadLedger {
       [this.me],
     );
     return row.rows[0].n as number;
+  }
+
+  fetchesElsewhere(urls: readonly string[]): Promise<Map<string, StoredCopy | 'ours'>> {
+    return fetchesElsewhere(this.pool, this.me, urls, (u) => storedCopies(this.pool, u));
   }
 
   async setAside(gbifIds: readonly number[]): Promise<void> {

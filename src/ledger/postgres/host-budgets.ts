@@ -15,7 +15,7 @@
  */
 import type pg from 'pg';
 import type { HostBudgets, HostDemand, HostNews } from '../ledger.js';
-import { LIVE } from './claims.js';
+import { LIVE } from './live.js';
 import { transaction } from './connect.js';
 
 

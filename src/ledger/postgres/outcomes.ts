@@ -10,6 +10,7 @@ import { LedgerError } from '../../errors.js';
 import type { DoneId, FailedId, FetchedImage } from '../ledger.js';
 import { STATE, TOTAL_NAME } from '../rows.js';
 import { resetDerivatives } from './derivatives.js';
+import { releaseFetches } from './url-fetches.js';
 
 /** Counter moves gathered over a batch, written at its end in one fixed order (hosts, error counts, totals): no two batches deadlock. */
 class Moves {
@@ -135,6 +136,7 @@ export async function recordDone(db: pg.PoolClient, me: number, done: readonly D
   const images = await recordImages(db, ids, done.flatMap((d) => d.images), moves);
   await db.query('UPDATE ids SET state = 1, next_attempt_at = NULL, updated_at = herbdl_now(), worker_id = NULL WHERE gbif_id = ANY($1::bigint[])', [ids]);
   await db.query('DELETE FROM publishing WHERE gbif_id = ANY($1::bigint[])', [ids]);
+  await releaseFetches(db, me, images.map((i) => i.imageId));
   await db.query('UPDATE workers SET done = done + $2 WHERE worker_id = $1', [me, ids.length]);
   await moves.write(db);
   await resetDerivatives(db, done);

@@ -7,7 +7,7 @@ import type pg from 'pg';
 import type { FreshnessSummary, HostRate, PlanRow, RecheckDue, RecheckImage, RecheckOutcome, Tier } from '../ledger.js';
 import { FRESHNESS, isDue, planSql, RECHECKABLE } from '../freshness.js';
 import { STATE } from '../rows.js';
-import { FREE } from './claims.js';
+import { FREE } from './live.js';
 
 export async function claimRecheck(pool: pg.Pool, me: number, tiers: readonly Tier[] | 'all', now: number, after: number, limit: number): Promise<{ last: number | undefined; due: RecheckDue[] }> {
   const claimed = await pool.query(

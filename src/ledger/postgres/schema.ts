@@ -163,6 +163,10 @@ export const MIGRATIONS: readonly string[] = [
   INSERT INTO totals (name, value) VALUES ('images_changed', 0), ('images_gone', 0);
   CREATE INDEX images_gone ON images (gbif_id) WHERE gone_at IS NOT NULL;
   `,
+  // 6: fetch leases on URLs that pending gbifIDs share, so one worker fetches each (url-fetches.ts).
+  `
+  CREATE TABLE url_fetches (url_hash bigint NOT NULL, url text NOT NULL, worker_id bigint NOT NULL, PRIMARY KEY (url_hash, url));
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -6,7 +6,7 @@
  * are promises only because a shared ledger's are.
  */
 import type Database from 'better-sqlite3';
-import type { ClaimedId, ClaimedImage, DerivationDue, DoneId, FreshnessSummary, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor } from '../ledger.js';
+import type { ClaimedId, ClaimedImage, DerivationDue, DoneId, FreshnessSummary, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, StoredCopy } from '../ledger.js';
 import { intentOf, intentText, TOTAL_NAME } from '../rows.js';
 import { STATE, STATE_NAME } from './schema.js';
 import { StoredCopies } from './stored-copies.js';
@@ -56,6 +56,11 @@ export class SqliteDownloads implements DownloadLedger {
 
   async pendingElsewhere(): Promise<number> {
     return 0;
+  }
+
+  async fetchesElsewhere(urls: readonly string[]): Promise<Map<string, StoredCopy | 'ours'>> {
+    // One run holds the file: no image is ever claimed elsewhere, so every URL asked about is this run's.
+    return new Map(urls.map((url) => [url, 'ours']));
   }
 
   async setAside(): Promise<void> {

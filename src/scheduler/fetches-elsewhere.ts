@@ -1,0 +1,78 @@
+/**
+ * Images whose URL another worker is fetching (ClaimedImage.elsewhere, on a
+ * shared ledger): they wait here, holding no request slot, and the ledger is
+ * asked about all their URLs at once, at most once a POLL_MS, until each has
+ * a stored copy to link or its fetch has come to this worker.
+ */
+import type { DownloadLedger, StoredCopy } from '../ledger/ledger.js';
+import type { Task } from './task.js';
+
+/** How often waiting URLs are asked after: a link a second late costs nothing, a statement per image would. */
+const POLL_MS = 1000;
+
+export interface ElsewhereHooks {
+  /** The task's image now has its stored copy, or is this worker's to fetch: route it again. */
+  resolved(task: Task): void;
+  /** The ledger could not be asked; the next tick asks again. */
+  failed(err: unknown): void;
+}
+
+export class FetchesElsewhere {
+  private readonly byUrl = new Map<string, Task[]>();
+  private timer: NodeJS.Timeout | undefined;
+  private asking = false;
+
+  constructor(
+    private readonly ledger: DownloadLedger,
+    private readonly hooks: ElsewhereHooks,
+  ) {}
+
+  /** Tasks waiting, of gbifIDs still wanted. */
+  get size(): number {
+    return this.byUrl.size;
+  }
+
+  wait(task: Task): void {
+    const waiting = this.byUrl.get(task.image.url);
+    if (waiting) waiting.push(task);
+    else this.byUrl.set(task.image.url, [task]);
+    // Unreferenced: a run that ends stops it, and it never holds the process up.
+    this.timer ??= setInterval(() => void this.ask(), POLL_MS).unref();
+  }
+
+  /** Stops asking (the run is over); what waits is left with its gbifIDs. */
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private async ask(): Promise<void> {
+    if (this.asking) return;
+    for (const [url, tasks] of this.byUrl) {
+      const wanted = tasks.filter((t) => !t.job.settled);
+      if (wanted.length === 0) this.byUrl.delete(url);
+      else this.byUrl.set(url, wanted);
+    }
+    if (this.byUrl.size === 0) return this.stop();
+    this.asking = true;
+    let answers: Map<string, StoredCopy | 'ours'>;
+    try {
+      answers = await this.ledger.fetchesElsewhere([...this.byUrl.keys()]);
+    } catch (err) {
+      this.hooks.failed(err);
+      return;
+    } finally {
+      this.asking = false;
+    }
+    for (const [url, answer] of answers) {
+      const tasks = this.byUrl.get(url) ?? [];
+      this.byUrl.delete(url);
+      for (const task of tasks) {
+        if (task.job.settled) continue;
+        task.image = answer === 'ours' ? { ...task.image, elsewhere: false } : { ...task.image, elsewhere: false, stored: answer };
+        this.hooks.resolved(task);
+      }
+    }
+    if (this.byUrl.size === 0) this.stop();
+  }
+}
