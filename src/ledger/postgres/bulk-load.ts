@@ -129,19 +129,34 @@ export async function ensureRunIndexes(pool: pg.Pool): Promise<void> {
   });
 }
 
+async function buildIngestIndexes(db: Queryable): Promise<void> {
+  await db.query("SET maintenance_work_mem = '256MB'");
+  for (const create of Object.values(INGEST_INDEXES)) await db.query(create);
+}
+
 export interface BulkLoadResult {
   readonly ids: number;
   readonly duplicates: number;
 }
 
-/** Builds what a bulk load leaves out; `runs` as in SQLite (the runs of rows the load saw: equal to the IDs found, no ID came back). */
-export async function completeBulkLoad(db: Queryable, runs?: number): Promise<BulkLoadResult> {
+/**
+ * Builds what a bulk load leaves out; `runs` as in SQLite (the runs of rows
+ * the load saw: equal to the IDs found, no ID came back). With `side`, a
+ * second connection, the images' index is built there while the ids table
+ * is keyed here: two tables, two sorts at once (it commits on its own, and
+ * building it again is a no-op, so a load that dies between is completed
+ * as before).
+ */
+export async function completeBulkLoad(db: Queryable, runs?: number, side?: Queryable): Promise<BulkLoadResult> {
   // Index builds may use all the server's workers and a large sort buffer: the load is what this connection does.
   await db.query("SET maintenance_work_mem = '256MB'");
+  const imagesIndexed = side ? buildIngestIndexes(side) : undefined;
+  imagesIndexed?.catch(() => {}); // awaited below
   await db.query('BEGIN');
   try {
-    for (const create of Object.values(INGEST_INDEXES)) await db.query(create);
+    if (!imagesIndexed) await buildIngestIndexes(db);
     const ids = await addIds(db, runs);
+    await imagesIndexed;
     const duplicates = runs === ids ? 0 : await renumberRevisitedIds(db);
     await db.query("UPDATE totals SET value = value + $1 WHERE name = 'ids_pending'", [ids]);
     await db.query("UPDATE herbdl_meta SET value = '1' WHERE name = 'derived_complete'");

@@ -173,7 +173,7 @@ export class PostgresIngestWriter implements IngestWriter {
       await this.commit();
       await this.ids.finish();
       if (this.bulkStarted) {
-        this.committed = afterBulkLoad(this.committed, await completeBulkLoad(this.client, this.committed.ids));
+        this.committed = afterBulkLoad(this.committed, await completeBulkLoad(this.client, this.committed.ids, this.side));
         this.bulkStarted = false;
       }
       await this.client.query('BEGIN');
