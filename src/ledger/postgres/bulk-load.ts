@@ -6,7 +6,7 @@
  */
 import type pg from 'pg';
 import { transaction } from './connect.js';
-import { DERIVED_INDEXES, INGEST_INDEXES, INGEST_LOCK, RUN_INDEXES } from './schema.js';
+import { DERIVED_INDEXES, IDS_INDEXES_NEW_ROWS_SKIP, INGEST_INDEXES, INGEST_LOCK, RUN_INDEXES } from './schema.js';
 
 type Queryable = Pick<pg.PoolClient, 'query'>;
 
@@ -30,7 +30,10 @@ export async function beginBulkLoad(db: Queryable): Promise<boolean> {
   for (const index of Object.keys(DERIVED_INDEXES)) await db.query(`DROP INDEX IF EXISTS ${index}`);
   await db.query("UPDATE herbdl_meta SET value = '0' WHERE name = 'derived_complete'");
   if (!(await db.query('SELECT NOT EXISTS (SELECT 1 FROM ids) AS empty')).rows[0].empty) return false;
-  const indexes = (await db.query(`SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'ids' AND schemaname = current_schema() AND indexname <> 'ids_pkey'`)).rows;
+  // Partial indexes that no loaded row enters (each new ID is pending and unclaimed) stay: a row costs them only their predicate.
+  const indexes = (
+    await db.query(`SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'ids' AND schemaname = current_schema() AND indexname <> 'ids_pkey' AND NOT indexname = ANY($1::text[])`, [IDS_INDEXES_NEW_ROWS_SKIP])
+  ).rows;
   await db.query('INSERT INTO herbdl_meta (name, value) VALUES ($1, $2)', [IDS_INDEXES, JSON.stringify(indexes.map((i) => i.indexdef as string))]);
   await db.query('ALTER TABLE ids DROP CONSTRAINT ids_pkey');
   for (const { indexname } of indexes) await db.query(`DROP INDEX ${indexname}`);

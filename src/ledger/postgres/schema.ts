@@ -181,6 +181,8 @@ export const RUN_INDEXES = {
   images_by_url: 'CREATE INDEX IF NOT EXISTS images_by_url ON images (url_hash)',
 } as const;
 export const DERIVED_INDEXES = { ...INGEST_INDEXES, ...RUN_INDEXES } as const;
+/** Partial indexes of ids that a new, pending and unclaimed gbifID does not enter: a bulk load leaves them in place. */
+export const IDS_INDEXES_NEW_ROWS_SKIP = ['ids_retryable', 'ids_by_worker'];
 
 /** Moves the sequences of hosts and attributions past ids a bulk load gave them itself. */
 export const SYNC_NUMBERED_SEQUENCES = [
