@@ -7,7 +7,7 @@
  * ID's images numbered here (an ID's rows come together in GBIF downloads),
  * and the indexes and the ids table are built once at the end (bulk-load.ts).
  * Into a ledger that has images, rows are COPYed into a temporary table and
- * merged by SQL at each commit: repeats of a (gbifID, URL) dropped, new
+ * merged by SQL at each commit (ingest-merge.ts): repeats of a (gbifID, URL) dropped, new
  * images numbered after the ID's last, done IDs that gained one reopened.
  *
  * Ingests into one database are serialised (an advisory lock held by the
@@ -24,7 +24,8 @@ import { applyPending, exclusionsPending } from './exclusions.js';
 import { CopyRows } from './copy-text.js';
 import { IngestIds, type Numbered } from './ingest-ids.js';
 import { INGEST_LOCK } from './schema.js';
-import { removeUnlisted, SNAPSHOT_NUMBER, stampListed } from './snapshots.js';
+import { mergeStaged } from './ingest-merge.js';
+import { removeUnlisted, SNAPSHOT_NUMBER } from './snapshots.js';
 
 const FLUSH_BYTES = 1 << 20;
 
@@ -147,7 +148,8 @@ export class PostgresIngestWriter implements IngestWriter {
       );
       this.hostImages.clear();
     } else {
-      await this.merge();
+      const merged = await mergeStaged(db, this.snapshot);
+      this.batch = { ...this.batch, ids: this.batch.ids + merged.ids, images: this.batch.images + merged.images, duplicates: this.batch.duplicates + merged.duplicates, reopened: this.batch.reopened + merged.reopened };
     }
     await db.query('COMMIT');
     this.committed = addTallies(this.committed, this.batch);
@@ -259,41 +261,5 @@ export class PostgresIngestWriter implements IngestWriter {
   private async flush(): Promise<void> {
     if (!this.copy || this.rows.bytes === 0) return;
     if (!this.copy.write(this.rows.take())) await Promise.race([new Promise((r) => this.copy?.once('drain', r)), this.copyDone]);
-  }
-
-  /** Merges the staged rows of an incremental ingest; counts as the SQLite writer does. */
-  private async merge(): Promise<void> {
-    const db = this.client;
-    await db.query(
-      `CREATE TEMP TABLE ingest_new ON COMMIT DROP AS
-       WITH firsts AS (SELECT DISTINCT ON (gbif_id, url) * FROM ingest_rows ORDER BY gbif_id, url, seq),
-       fresh AS (SELECT f.* FROM firsts f WHERE NOT EXISTS (SELECT 1 FROM images i WHERE i.gbif_id = f.gbif_id AND i.url = f.url))
-       SELECT fr.*, coalesce(m.next, 0) + row_number() OVER (PARTITION BY fr.gbif_id ORDER BY fr.seq) - 1 AS image_index
-       FROM fresh fr LEFT JOIN LATERAL (SELECT max(image_index) + 1 AS next FROM images i WHERE i.gbif_id = fr.gbif_id) m ON true`,
-    );
-    await db.query(
-      `INSERT INTO images (gbif_id, image_index, url, url_hash, host_id, attribution_id, creator, snapshot)
-       SELECT gbif_id, image_index, url, url_hash, host_id, attribution_id, creator, $1 FROM ingest_new ORDER BY gbif_id, image_index`,
-      [this.snapshot],
-    );
-    const restored = this.snapshot > 0 ? await stampListed(db, this.snapshot) : 0;
-    const staged = (await db.query('SELECT count(*)::bigint AS n FROM ingest_rows')).rows[0].n as number;
-    const images = (await db.query('SELECT count(*)::bigint AS n FROM ingest_new')).rows[0].n as number;
-    const ids = (await db.query('WITH added AS (INSERT INTO ids (gbif_id) SELECT DISTINCT gbif_id FROM ingest_new ORDER BY 1 ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*)::bigint AS n FROM added')).rows[0].n as number;
-    // A done ID that gained an image is incomplete on disk: fetch it again.
-    const reopened = (await db.query('WITH re AS (UPDATE ids SET state = 0 WHERE state = 1 AND gbif_id IN (SELECT gbif_id FROM ingest_new) RETURNING 1) SELECT count(*)::bigint AS n FROM re')).rows[0].n as number;
-    // A removed ID that gained an image is back.
-    const back = (await db.query('WITH re AS (UPDATE ids SET state = 0 WHERE state = 4 AND gbif_id IN (SELECT gbif_id FROM ingest_new) RETURNING 1) SELECT count(*)::bigint AS n FROM re')).rows[0].n as number;
-    if (back > 0) await db.query(`UPDATE totals SET value = value + (CASE WHEN name = 'ids_pending' THEN $1::bigint ELSE -$1::bigint END) WHERE name IN ('ids_pending', 'ids_removed')`, [back]);
-    await db.query(
-      `UPDATE hosts h SET images = h.images + c.n, pending = h.pending + c.n
-       FROM (SELECT host_id, count(*) AS n FROM ingest_new GROUP BY host_id) c WHERE h.host_id = c.host_id`,
-    );
-    if (ids + reopened > 0) await db.query("UPDATE totals SET value = value + $1 WHERE name = 'ids_pending'", [ids + reopened]);
-    if (reopened > 0) await db.query("UPDATE totals SET value = value - $1 WHERE name = 'ids_done'", [reopened]);
-    this.batch.ids += ids;
-    this.batch.images += images + restored;
-    this.batch.duplicates += staged - images - restored;
-    this.batch.reopened += reopened;
   }
 }

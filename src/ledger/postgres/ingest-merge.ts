@@ -1,0 +1,48 @@
+/**
+ * An incremental ingest's merge (a ledger that has images): the batch's rows,
+ * staged by COPY in ingest_rows, join the ledger by SQL at each commit:
+ * repeats of a (gbifID, URL) dropped, new images numbered after the ID's
+ * last, done IDs that gained one reopened, removed ones brought back.
+ */
+import type pg from 'pg';
+import { stampListed } from './snapshots.js';
+
+/** What one merge added, counted as the SQLite writer counts. */
+export interface Merged {
+  readonly ids: number;
+  readonly images: number;
+  readonly duplicates: number;
+  readonly reopened: number;
+}
+
+/** Merges the rows an incremental ingest staged in ingest_rows (this transaction's), with every counter status reads. */
+export async function mergeStaged(db: pg.PoolClient, snapshot: number): Promise<Merged> {
+  await db.query(
+    `CREATE TEMP TABLE ingest_new ON COMMIT DROP AS
+     WITH firsts AS (SELECT DISTINCT ON (gbif_id, url) * FROM ingest_rows ORDER BY gbif_id, url, seq),
+     fresh AS (SELECT f.* FROM firsts f WHERE NOT EXISTS (SELECT 1 FROM images i WHERE i.gbif_id = f.gbif_id AND i.url = f.url))
+     SELECT fr.*, coalesce(m.next, 0) + row_number() OVER (PARTITION BY fr.gbif_id ORDER BY fr.seq) - 1 AS image_index
+     FROM fresh fr LEFT JOIN LATERAL (SELECT max(image_index) + 1 AS next FROM images i WHERE i.gbif_id = fr.gbif_id) m ON true`,
+  );
+  await db.query(
+    `INSERT INTO images (gbif_id, image_index, url, url_hash, host_id, attribution_id, creator, snapshot)
+     SELECT gbif_id, image_index, url, url_hash, host_id, attribution_id, creator, $1 FROM ingest_new ORDER BY gbif_id, image_index`,
+    [snapshot],
+  );
+  const restored = snapshot > 0 ? await stampListed(db, snapshot) : 0;
+  const staged = (await db.query('SELECT count(*)::bigint AS n FROM ingest_rows')).rows[0].n as number;
+  const images = (await db.query('SELECT count(*)::bigint AS n FROM ingest_new')).rows[0].n as number;
+  const ids = (await db.query('WITH added AS (INSERT INTO ids (gbif_id) SELECT DISTINCT gbif_id FROM ingest_new ORDER BY 1 ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*)::bigint AS n FROM added')).rows[0].n as number;
+  // A done ID that gained an image is incomplete on disk: fetch it again.
+  const reopened = (await db.query('WITH re AS (UPDATE ids SET state = 0 WHERE state = 1 AND gbif_id IN (SELECT gbif_id FROM ingest_new) RETURNING 1) SELECT count(*)::bigint AS n FROM re')).rows[0].n as number;
+  // A removed ID that gained an image is back.
+  const back = (await db.query('WITH re AS (UPDATE ids SET state = 0 WHERE state = 4 AND gbif_id IN (SELECT gbif_id FROM ingest_new) RETURNING 1) SELECT count(*)::bigint AS n FROM re')).rows[0].n as number;
+  if (back > 0) await db.query(`UPDATE totals SET value = value + (CASE WHEN name = 'ids_pending' THEN $1::bigint ELSE -$1::bigint END) WHERE name IN ('ids_pending', 'ids_removed')`, [back]);
+  await db.query(
+    `UPDATE hosts h SET images = h.images + c.n, pending = h.pending + c.n
+     FROM (SELECT host_id, count(*) AS n FROM ingest_new GROUP BY host_id) c WHERE h.host_id = c.host_id`,
+  );
+  if (ids + reopened > 0) await db.query("UPDATE totals SET value = value + $1 WHERE name = 'ids_pending'", [ids + reopened]);
+  if (reopened > 0) await db.query("UPDATE totals SET value = value - $1 WHERE name = 'ids_done'", [reopened]);
+  return { ids, images: images + restored, duplicates: staged - images - restored, reopened };
+}
