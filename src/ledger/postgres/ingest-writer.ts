@@ -39,6 +39,7 @@ export class PostgresIngestWriter implements IngestWriter {
   private copy: Writable | undefined;
   private copyDone: Promise<void> | undefined;
   private readonly rows = new CopyRows(FLUSH_BYTES + (FLUSH_BYTES >> 3));
+  private readonly idRows = new CopyRows(FLUSH_BYTES + (FLUSH_BYTES >> 3));
   /**
    * A bulk load into an empty ids table COPYs each gbifID as it first meets
    * it (bulk-load.ts): this batch's, in a typed array.
@@ -53,6 +54,12 @@ export class PostgresIngestWriter implements IngestWriter {
   private numbered: Numbered = { hostNames: [], packedAttributions: [], hosts: [], attributions: [] };
   private batch = { ...NO_TALLY };
   private committed = { ...NO_TALLY };
+  /**
+   * A bulk load's last transaction, still ending (its COPYs, counters,
+   * COMMIT and fsync) while the next batch's rows are made: waiting for it
+   * stopped the stream about 0.1 s a commit. The next COPY waits for it.
+   */
+  private committing: Promise<void> | undefined;
 
   private constructor(
     private readonly client: pg.PoolClient,
@@ -87,7 +94,8 @@ export class PostgresIngestWriter implements IngestWriter {
   }
 
   async addBatch(batch: ImageBatch): Promise<void> {
-    if (!this.copy) await this.begin();
+    // A bulk load's next transaction begins when its rows are first sent (flush), once the last has ended.
+    if (!this.copy && !(this.bulkStarted && this.committing)) await this.open();
     if (batch.hostNames !== this.numbered.hostNames || batch.packedAttributions !== this.numbered.packedAttributions) {
       this.numbered = { hostNames: batch.hostNames, packedAttributions: batch.packedAttributions, hosts: [], attributions: [] };
     }
@@ -131,32 +139,55 @@ export class PostgresIngestWriter implements IngestWriter {
   }
 
   async commit(): Promise<void> {
-    if (!this.copy) return;
+    if (!this.copy && this.rows.bytes === 0) return;
     await this.flush();
-    this.copy.end();
-    await this.copyDone;
+    const copy = this.copy as Writable;
+    const copyDone = this.copyDone as Promise<void>;
     this.copy = undefined;
-    if (this.newIdCount > 0) await this.copyNewIds();
+    const batch = this.batch;
+    this.batch = { ...NO_TALLY };
+    const hostImages = this.hostImages;
+    this.hostImages = new Map();
+    const newIds = this.newIds.slice(0, this.newIdCount);
+    this.newIdCount = 0;
+    const ending = this.end(copy, copyDone, batch, hostImages, newIds);
+    if (!this.bulk) return ending;
+    ending.catch(() => {}); // awaited by the next COPY, rollback or finish
+    this.committing = ending;
+  }
+
+  /** Ends a transaction: its COPYs, the counters its rows move, COMMIT. */
+  private async end(copy: Writable, copyDone: Promise<void>, batch: IngestTally, hostImages: Map<number, number>, newIds: Float64Array): Promise<void> {
+    copy.end();
+    await copyDone;
+    if (newIds.length > 0) await this.copyNewIds(newIds);
     // The hosts and attributions these rows name are in before they commit.
     await this.ids.settle();
     const db = this.client;
+    let tally = batch;
     if (this.bulk) {
-      const ids = [...this.hostImages.keys()].sort((a, b) => a - b);
+      const ids = [...hostImages.keys()].sort((a, b) => a - b);
       await db.query(
         'UPDATE hosts h SET images = h.images + c.n, pending = h.pending + c.n FROM unnest($1::int[], $2::bigint[]) AS c(host_id, n) WHERE h.host_id = c.host_id',
-        [ids, ids.map((id) => this.hostImages.get(id))],
+        [ids, ids.map((id) => hostImages.get(id))],
       );
-      this.hostImages.clear();
     } else {
       const merged = await mergeStaged(db, this.snapshot);
-      this.batch = { ...this.batch, ids: this.batch.ids + merged.ids, images: this.batch.images + merged.images, duplicates: this.batch.duplicates + merged.duplicates, reopened: this.batch.reopened + merged.reopened };
+      tally = { ...batch, ids: batch.ids + merged.ids, images: batch.images + merged.images, duplicates: batch.duplicates + merged.duplicates, reopened: batch.reopened + merged.reopened };
     }
     await db.query('COMMIT');
-    this.committed = addTallies(this.committed, this.batch);
-    this.batch = { ...NO_TALLY };
+    this.committed = addTallies(this.committed, tally);
+  }
+
+  /** Waits for the last transaction to end; throws what went wrong with it. */
+  private async ended(): Promise<void> {
+    const committing = this.committing;
+    this.committing = undefined;
+    await committing;
   }
 
   async rollback(): Promise<void> {
+    await this.ended().catch(() => {});
     if (this.copy) {
       this.copy.destroy();
       await this.copyDone?.catch(() => {});
@@ -173,6 +204,7 @@ export class PostgresIngestWriter implements IngestWriter {
   async finish(options: { readonly applySnapshot?: boolean } = {}): Promise<void> {
     try {
       await this.commit();
+      await this.ended();
       await this.ids.finish();
       if (this.bulkStarted) {
         this.committed = afterBulkLoad(this.committed, await completeBulkLoad(this.client, this.committed.ids, this.side));
@@ -207,7 +239,9 @@ export class PostgresIngestWriter implements IngestWriter {
     return this.committed;
   }
 
-  private async begin(): Promise<void> {
+  /** Begins the next transaction and its COPY, once the last has ended. */
+  private async open(): Promise<void> {
+    await this.ended();
     await this.client.query('BEGIN');
     // New IDs may be listed as excluded: finish() applies the list (or the next open, if this ingest dies first).
     await exclusionsPending(this.client);
@@ -237,29 +271,30 @@ export class PostgresIngestWriter implements IngestWriter {
     this.newIds[this.newIdCount++] = gbifId;
   }
 
-  /** The batch's new gbifIDs, COPYed on the writer's connection after its images (one COPY at a time), in the same transaction. */
-  private async copyNewIds(): Promise<void> {
+  /** A batch's new gbifIDs, COPYed on the writer's connection after its images (one COPY at a time), in the same transaction. */
+  private async copyNewIds(newIds: Float64Array): Promise<void> {
     const copy = this.client.query(copyFrom('COPY ids (gbif_id) FROM STDIN'));
     const done = new Promise<void>((resolve, reject) => {
       copy.on('finish', resolve);
       copy.on('error', reject);
     });
     done.catch(() => {});
-    // The images' rows are all sent (flushed before their COPY ended): the same bytes serve.
-    const rows = this.rows;
-    for (let i = 0; i < this.newIdCount; i++) {
-      rows.int(this.newIds[i] as number, true);
-      if (rows.bytes >= FLUSH_BYTES || i === this.newIdCount - 1) {
+    // Bytes of their own: the next batch's rows are being made in this.rows meanwhile.
+    const rows = this.idRows;
+    for (let i = 0; i < newIds.length; i++) {
+      rows.int(newIds[i] as number, true);
+      if (rows.bytes >= FLUSH_BYTES || i === newIds.length - 1) {
         if (!copy.write(rows.take())) await Promise.race([new Promise((r) => copy.once('drain', r)), done]);
       }
     }
     copy.end();
     await done;
-    this.newIdCount = 0;
   }
 
   private async flush(): Promise<void> {
-    if (!this.copy || this.rows.bytes === 0) return;
+    if (this.rows.bytes === 0) return;
+    if (!this.copy) await this.open();
+    if (!this.copy) return;
     if (!this.copy.write(this.rows.take())) await Promise.race([new Promise((r) => this.copy?.once('drain', r)), this.copyDone]);
   }
 }
