@@ -200,4 +200,29 @@ describe('workers on one PostgreSQL ledger', async () => {
     expect(herbdlJson<{ ids: object }>(['status', '--db', ws.db]).ids).toMatchObject({ total: 2, done: 2, pending: 0 });
     await expectConsistentPgTree(ws);
   });
+
+  it('an image waits for another worker\'s fetch of its URL no longer than --shared-wait, then fetches it itself', async () => {
+    const path = '/shared-held.jpg';
+    const url = hosts[2]!.route(path, { kind: 'image' });
+    const ws = await pgWorkspace(dir, 'shared_held', [[7_950_000, url], [7_950_001, url]]);
+    // Another worker, live for an hour, holds the first gbifID and the URL's fetch lease, and never fetches it.
+    const [other] = await query<{ worker_id: number }>(
+      ws.db,
+      "INSERT INTO workers (machine, pid, since, heartbeat_at, lease_until) VALUES ('elsewhere', 1, herbdl_now(), herbdl_now(), herbdl_now() + 3600000) RETURNING worker_id",
+    );
+    await query(ws.db, 'UPDATE ids SET worker_id = $1 WHERE gbif_id = 7950000', [other!.worker_id]);
+    await query(ws.db, 'INSERT INTO url_fetches (url_hash, url, worker_id) SELECT url_hash, url, $1 FROM images WHERE gbif_id = 7950000', [other!.worker_id]);
+    const started = Date.now();
+    const worker = ws.worker(['--concurrency', '4', '--per-host', '2', '--shared-wait', '3']);
+    await until(async () => (await query<{ state: number }>(ws.db, 'SELECT state FROM ids WHERE gbif_id = 7950001'))[0]!.state === 1, 30_000, 'the second gbifID to be done');
+    // Asked for once, and only after the wait.
+    expect(hosts[2]!.count(path)).toBe(1);
+    expect(hosts[2]!.requests.find((r) => r.path === path)!.at - started).toBeGreaterThanOrEqual(3_000);
+    // The other worker goes away: the first gbifID is taken up and linked from the stored copy.
+    await query(ws.db, 'UPDATE workers SET lease_until = 0 WHERE worker_id = $1', [other!.worker_id]);
+    expect(await worker.exited, worker.stderr()).toBe(0);
+    expect(hosts[2]!.count(path)).toBe(1);
+    expect(herbdlJson<{ ids: object }>(['status', '--db', ws.db]).ids).toMatchObject({ total: 2, done: 2, pending: 0 });
+    await expectConsistentPgTree(ws);
+  });
 });

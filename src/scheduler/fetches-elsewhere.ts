@@ -3,6 +3,11 @@
  * shared ledger): they wait here, holding no request slot, and the ledger is
  * asked about all their URLs at once, at most once a POLL_MS, until each has
  * a stored copy to link or its fetch has come to this worker.
+ *
+ * A stored copy shows only once the other worker's gbifID is published
+ * whole, so a wait is bounded (--shared-wait): after it, the image is
+ * fetched here too. A request twice is better than a run with no end, which
+ * two gbifIDs each waiting on a URL the other's worker holds would make.
  */
 import type { DownloadLedger, StoredCopy } from '../ledger/ledger.js';
 import type { Task } from './task.js';
@@ -15,15 +20,21 @@ export interface ElsewhereHooks {
   resolved(task: Task): void;
   /** The ledger could not be asked; the next tick asks again. */
   failed(err: unknown): void;
+  /** A URL waited on for longer than the bound: its images are fetched here too. */
+  gaveUp(url: string, waitedMs: number): void;
 }
 
 export class FetchesElsewhere {
   private readonly byUrl = new Map<string, Task[]>();
+  /** When each URL's first image began to wait. */
+  private readonly since = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private asking = false;
 
   constructor(
     private readonly ledger: DownloadLedger,
+    /** How long a URL is waited on before its images are fetched here too. */
+    private readonly maxWaitMs: number,
     private readonly hooks: ElsewhereHooks,
   ) {}
 
@@ -35,7 +46,10 @@ export class FetchesElsewhere {
   wait(task: Task): void {
     const waiting = this.byUrl.get(task.image.url);
     if (waiting) waiting.push(task);
-    else this.byUrl.set(task.image.url, [task]);
+    else {
+      this.byUrl.set(task.image.url, [task]);
+      this.since.set(task.image.url, Date.now());
+    }
     // Unreferenced: a run that ends stops it, and it never holds the process up.
     this.timer ??= setInterval(() => void this.ask(), POLL_MS).unref();
   }
@@ -48,9 +62,14 @@ export class FetchesElsewhere {
 
   private async ask(): Promise<void> {
     if (this.asking) return;
+    const now = Date.now();
     for (const [url, tasks] of this.byUrl) {
       const wanted = tasks.filter((t) => !t.job.settled);
-      if (wanted.length === 0) this.byUrl.delete(url);
+      const waited = now - (this.since.get(url) ?? now);
+      if (wanted.length > 0 && waited > this.maxWaitMs) {
+        this.hooks.gaveUp(url, waited);
+        this.answer(url, 'ours');
+      } else if (wanted.length === 0) this.drop(url);
       else this.byUrl.set(url, wanted);
     }
     if (this.byUrl.size === 0) return this.stop();
@@ -64,15 +83,23 @@ export class FetchesElsewhere {
     } finally {
       this.asking = false;
     }
-    for (const [url, answer] of answers) {
-      const tasks = this.byUrl.get(url) ?? [];
-      this.byUrl.delete(url);
-      for (const task of tasks) {
-        if (task.job.settled) continue;
-        task.image = answer === 'ours' ? { ...task.image, elsewhere: false } : { ...task.image, elsewhere: false, stored: answer };
-        this.hooks.resolved(task);
-      }
-    }
+    for (const [url, answer] of answers) this.answer(url, answer);
     if (this.byUrl.size === 0) this.stop();
+  }
+
+  /** Routes the URL's waiting images again: to link the stored copy, or to fetch here. */
+  private answer(url: string, answer: StoredCopy | 'ours'): void {
+    const tasks = this.byUrl.get(url) ?? [];
+    this.drop(url);
+    for (const task of tasks) {
+      if (task.job.settled) continue;
+      task.image = answer === 'ours' ? { ...task.image, elsewhere: false } : { ...task.image, elsewhere: false, stored: answer };
+      this.hooks.resolved(task);
+    }
+  }
+
+  private drop(url: string): void {
+    this.byUrl.delete(url);
+    this.since.delete(url);
   }
 }

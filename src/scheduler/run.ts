@@ -56,6 +56,7 @@ export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: Ru
         breakerThreshold: options.breakerThreshold,
         breakerCooldownMs: options.breakerCooldown * 1000,
         breakerWindowMs: options.breakerWindow * 1000,
+        sharedWaitMs: options.sharedWait * 1000,
         maxAttempts: options.maxAttempts,
         limit: options.limit,
         fetch: {

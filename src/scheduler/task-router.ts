@@ -27,6 +27,9 @@ import { nextRung, partTasks, type Task } from './task.js';
 import type { RunTally } from './tally.js';
 
 /** What the router shares with the scheduler that owns it. */
+/** How long an image waits for another worker's fetch of its URL, unless the run says (--shared-wait). */
+const DEFAULT_SHARED_WAIT_MS = 300_000;
+
 export interface RouterParts {
   readonly ledger: DownloadLedger;
   readonly publisher: Publisher;
@@ -76,12 +79,13 @@ export class TaskRouter {
     this.failing = parts.failing;
     this.derive = parts.derive;
     this.sharedHosts = parts.sharedHosts;
-    this.elsewhere = new FetchesElsewhere(parts.ledger, {
+    this.elsewhere = new FetchesElsewhere(parts.ledger, parts.settings.sharedWaitMs ?? DEFAULT_SHARED_WAIT_MS, {
       resolved: (task) => {
         this.fetchOrLink(task);
         this.hooks.pump();
       },
       failed: (err) => this.log.warn({ err: String(err) }, 'could not ask after URLs other workers are fetching; asking again'),
+      gaveUp: (url, waitedMs) => this.log.info({ url, waitedMs }, 'another worker has held this URL too long: fetching it here too'),
     });
   }
 
