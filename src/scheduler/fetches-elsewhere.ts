@@ -38,11 +38,6 @@ export class FetchesElsewhere {
     private readonly hooks: ElsewhereHooks,
   ) {}
 
-  /** Tasks waiting, of gbifIDs still wanted. */
-  get size(): number {
-    return this.byUrl.size;
-  }
-
   wait(task: Task): void {
     const waiting = this.byUrl.get(task.image.url);
     if (waiting) waiting.push(task);
