@@ -13,6 +13,30 @@
 import type Database from 'better-sqlite3';
 import { CREATE_ID_INDEX, DERIVED_INDEXES } from './schema.js';
 
+/**
+ * For a load that only appends (a bulk ingest, the first exclusion list):
+ * WAL writes every page twice (log, then checkpoint); a rollback journal
+ * writes nothing for pages that are new, and still leaves the last commit
+ * after a kill. Fails harmlessly (stays WAL) if another connection has the
+ * ledger open this instant: the load is then as safe and a little slower.
+ */
+export function appendOnlyJournal(db: Database.Database): void {
+  try {
+    db.pragma('journal_mode = DELETE');
+  } catch {
+    // A reader (status) had it open.
+  }
+}
+
+/** Back to WAL after appendOnlyJournal; if a reader holds the ledger this instant, the next open sets WAL. */
+export function sharedJournal(db: Database.Database): void {
+  try {
+    db.pragma('journal_mode = WAL');
+  } catch {
+    // A reader had it open.
+  }
+}
+
 export interface BulkLoadResult {
   /** gbifIDs added to the ids table. */
   readonly ids: number;

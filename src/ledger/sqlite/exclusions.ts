@@ -6,6 +6,7 @@
 import type Database from 'better-sqlite3';
 import { EXCLUSIONS_APPLIED, excludeStatements, listedMovableSql, MOVABLE_STATES, type ExcludeTally } from '../exclusions.js';
 import { STATE } from '../rows.js';
+import { appendOnlyJournal } from './bulk-load.js';
 
 /** IDs per statement: SQLite allows 32,766 parameters; a few hundred per statement is where the gain flattens. */
 const PER_STATEMENT = 500;
@@ -39,15 +40,8 @@ export class SqliteExclusions {
 
   constructor(private readonly db: Database.Database) {
     this.bulk = db.prepare('SELECT NOT EXISTS (SELECT 1 FROM exclusions)').pluck().get() === 1;
-    if (this.bulk) {
-      // As a bulk ingest does (ingest-writer.ts): appending makes only new pages, which a rollback
-      // journal does not copy and WAL writes twice. Stays WAL if another connection has the ledger open.
-      try {
-        db.pragma('journal_mode = DELETE');
-      } catch {
-        // A reader had it open this instant: the list goes in under WAL, as safely and a little slower.
-      }
-    }
+    // The first list only appends, as a bulk ingest does.
+    if (this.bulk) appendOnlyJournal(db);
     const values = (n: number) => Array.from({ length: n }, () => '(?)').join(',');
     const inList = (n: number) => Array.from({ length: n }, () => '?').join(',');
     prepareScope(db);

@@ -16,7 +16,7 @@ import type Database from 'better-sqlite3';
 import { unpackAttribution } from '../../input/rows.js';
 import { addTallies, afterBulkLoad, NO_TALLY } from '../rows.js';
 import type { ImageBatch, IngestTally, IngestWriter } from '../ledger.js';
-import { beginBulkLoad, completeBulkLoad } from './bulk-load.js';
+import { appendOnlyJournal, beginBulkLoad, completeBulkLoad, sharedJournal } from './bulk-load.js';
 import { applyExclusions, exclusionsPending } from './exclusions.js';
 import { STATE } from './schema.js';
 import { IMAGES_REMOVED, TOTAL_NAME } from '../rows.js';
@@ -68,15 +68,8 @@ export class SqliteIngestWriter implements IngestWriter {
     this.snapshot = options.snapshot ? Number(db.prepare('SELECT value FROM ledger_state WHERE name = ?').pluck().get(SNAPSHOT_NUMBER) ?? 0) + 1 : 0;
     this.bulk = db.prepare('SELECT NOT EXISTS (SELECT 1 FROM images)').pluck().get() === 1;
     if (this.bulk) {
-      // WAL writes every page twice (log, then checkpoint); a rollback journal
-      // writes nothing for pages that are new, and a bulk load makes only new
-      // pages. Still crash-safe: a kill leaves the last commit. Fails harmlessly
-      // (stays WAL) if another connection has the ledger open.
-      try {
-        db.pragma('journal_mode = DELETE');
-      } catch {
-        // A reader (status) had it open this instant: the load runs in WAL, as safely and a little slower.
-      }
+      // A bulk load makes only new pages.
+      appendOnlyJournal(db);
       // It only appends (its hot pages are the right edges of its B-trees), so a small page
       // cache costs it nothing in speed and keeps peak RSS well under 200 MB however large the
       // file (measured at 6M rows). An incremental ingest, whose index inserts land anywhere, keeps more.
@@ -193,11 +186,7 @@ export class SqliteIngestWriter implements IngestWriter {
     if (this.bulkStarted) {
       this.committed = afterBulkLoad(this.committed, completeBulkLoad(this.db, this.committed.ids));
       this.bulkStarted = false;
-      try {
-        this.db.pragma('journal_mode = WAL');
-      } catch {
-        // A reader had it open this instant; the next open of the ledger sets WAL.
-      }
+      sharedJournal(this.db);
     }
     this.committed = { ...this.committed, excluded: this.committed.excluded + applyExclusions(this.db) };
     // Into an empty ledger, a snapshot has nothing to remove: only its number is noted.

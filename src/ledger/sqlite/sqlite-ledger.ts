@@ -12,7 +12,7 @@ import { LedgerError } from '../../errors.js';
 import type { ExcludeTally } from '../exclusions.js';
 import type { DownloadLedger, ExportedImage, HostCounts, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, StateCounts, HostRate, PlanRow, Tier } from '../ledger.js';
 import { exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, derivedCounts, freshnessOf, GONE_IDS_SQL, imageCounts, IMAGES_REMOVED } from '../rows.js';
-import { bulkLoadPending, completeBulkLoad } from './bulk-load.js';
+import { bulkLoadPending, completeBulkLoad, sharedJournal } from './bulk-load.js';
 import { SqliteDownloads } from './downloads.js';
 import { applyExclusions, SqliteExclusions } from './exclusions.js';
 import { SqliteIngestWriter } from './ingest-writer.js';
@@ -167,13 +167,8 @@ class SqliteLedger implements Ledger {
   }
 
   async close(): Promise<void> {
-    if (this.exclusions?.bulk && this.db.open) {
-      try {
-        this.db.pragma('journal_mode = WAL');
-      } catch {
-        // A reader had it open this instant; the next open of the ledger sets WAL.
-      }
-    }
-    if (this.db.open) this.db.close();
+    if (!this.db.open) return;
+    if (this.exclusions?.bulk) sharedJournal(this.db);
+    this.db.close();
   }
 }
