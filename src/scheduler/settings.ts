@@ -26,8 +26,8 @@ export interface SchedulerSettings {
   /** Derivatives to publish with every gbifID (run --derive). */
   readonly derive?: DeriveSettings;
   readonly retryBaseMs?: number;
-  /** How long an image waits for another worker's fetch of its URL before fetching it too (default 5 minutes). */
-  readonly sharedWaitMs?: number;
+  /** How long an image waits for another worker's fetch of its URL before fetching it too (--shared-wait). */
+  readonly sharedWaitMs: number;
   /**
    * Throws once the run has lost its hold on the ledger (a worker whose lease
    * ran out). Asked every second, not only before a publish: a worker with

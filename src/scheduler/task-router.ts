@@ -27,9 +27,6 @@ import { nextRung, partTasks, type Task } from './task.js';
 import type { RunTally } from './tally.js';
 
 /** What the router shares with the scheduler that owns it. */
-/** How long an image waits for another worker's fetch of its URL, unless the run says (--shared-wait). */
-const DEFAULT_SHARED_WAIT_MS = 300_000;
-
 export interface RouterParts {
   readonly ledger: DownloadLedger;
   readonly publisher: Publisher;
@@ -79,7 +76,7 @@ export class TaskRouter {
     this.failing = parts.failing;
     this.derive = parts.derive;
     this.sharedHosts = parts.sharedHosts;
-    this.elsewhere = new FetchesElsewhere(parts.ledger, parts.settings.sharedWaitMs ?? DEFAULT_SHARED_WAIT_MS, {
+    this.elsewhere = new FetchesElsewhere(parts.ledger, parts.settings.sharedWaitMs, {
       resolved: (task) => {
         this.fetchOrLink(task);
         this.hooks.pump();
