@@ -9,12 +9,11 @@
 import { SNAPSHOT_NUMBER } from './snapshots.js';
 import { FRESHNESS } from './freshness.js';
 import Database from 'better-sqlite3';
-import { from as copyFrom } from 'pg-copy-streams';
 import { LedgerError } from '../errors.js';
 import { openLedger } from './open.js';
 import type pg from 'pg';
 import { createPool, redact, transaction } from './postgres/connect.js';
-import { copyValue } from './postgres/copy-text.js';
+import { copyValue, send, startCopy } from './postgres/copy-text.js';
 import { DERIVED_INDEXES, SYNC_SEQUENCES } from './postgres/schema.js';
 
 /** Tables in load order, with the columns both ledgers have. */
@@ -39,23 +38,19 @@ const TABLES: readonly { name: string; columns: readonly string[]; order: string
 /** Streams one table's rows from the SQLite file into its PostgreSQL twin; returns how many. */
 async function copyTable(db: Database.Database, client: pg.PoolClient, table: (typeof TABLES)[number]): Promise<number> {
   const names = table.columns.map((c) => c.replace(/^.* AS /, ''));
-  const copy = client.query(copyFrom(`COPY ${table.name} (${names.join(', ')}) FROM STDIN`));
-  const done = new Promise<void>((resolve, reject) => {
-    copy.on('finish', resolve);
-    copy.on('error', reject);
-  });
+  const copy = startCopy(client, `COPY ${table.name} (${names.join(', ')}) FROM STDIN`);
   let text = '';
   let n = 0;
   for (const row of db.prepare(`SELECT ${table.columns.join(', ')} FROM ${table.name} ORDER BY ${table.order}`).raw().iterate() as IterableIterator<unknown[]>) {
     text += row.map(copyValue).join('\t') + '\n';
     n++;
     if (text.length > 1 << 20) {
-      if (!copy.write(text)) await new Promise((r) => copy.once('drain', r));
+      await send(copy, text);
       text = '';
     }
   }
-  copy.end(text);
-  await done;
+  copy.stream.end(text);
+  await copy.done;
   return n;
 }
 

@@ -1,4 +1,11 @@
-/** Values in COPY's text format: tab-separated, `\N` for null, backslash, tab and line ends escaped. */
+/**
+ * COPY ... FROM STDIN: its streams, and values in its text format
+ * (tab-separated, `\N` for null, backslash, tab and line ends escaped).
+ */
+import type pg from 'pg';
+import type { Writable } from 'node:stream';
+import { from as copyFrom } from 'pg-copy-streams';
+
 const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 const SPECIAL = /[\\\t\n\r]/;
 
@@ -82,4 +89,26 @@ export class CopyRows {
     this.buf.copy(grown, 0, 0, this.at);
     this.buf = grown;
   }
+}
+
+/** A COPY ... FROM STDIN in progress: its stream, and its end. */
+export interface CopyIn {
+  readonly stream: Writable;
+  /** Rejects if the COPY fails (the server went away): the next send or end says so. */
+  readonly done: Promise<void>;
+}
+
+export function startCopy(client: pg.PoolClient, sql: string): CopyIn {
+  const stream = client.query(copyFrom(sql));
+  const done = new Promise<void>((resolve, reject) => {
+    stream.on('finish', resolve);
+    stream.on('error', reject);
+  });
+  done.catch(() => {}); // observed by send() and by the end
+  return { stream, done };
+}
+
+/** Sends bytes on a COPY, waiting while the socket is full. */
+export async function send(copy: CopyIn, bytes: Buffer | string): Promise<void> {
+  if (!copy.stream.write(bytes)) await Promise.race([new Promise((r) => copy.stream.once('drain', r)), copy.done]);
 }

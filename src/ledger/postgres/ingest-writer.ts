@@ -15,13 +15,11 @@
  * ingest waits for the first; a dead one's lock goes with its connection.
  */
 import type pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
-import type { Writable } from 'node:stream';
 import { addTallies, afterBulkLoad, NO_TALLY } from '../rows.js';
 import type { ImageBatch, IngestTally, IngestWriter } from '../ledger.js';
 import { beginBulkLoad, bulkLoadPending, completeBulkLoad } from './bulk-load.js';
 import { applyPending, exclusionsPending } from './exclusions.js';
-import { CopyRows } from './copy-text.js';
+import { CopyRows, send, startCopy, type CopyIn } from './copy-text.js';
 import { IngestIds, type Numbered } from './ingest-ids.js';
 import { INGEST_LOCK } from './schema.js';
 import { mergeStaged } from './ingest-merge.js';
@@ -36,8 +34,7 @@ interface CurrentId {
 }
 
 export class PostgresIngestWriter implements IngestWriter {
-  private copy: Writable | undefined;
-  private copyDone: Promise<void> | undefined;
+  private copy: CopyIn | undefined;
   private readonly rows = new CopyRows(FLUSH_BYTES + (FLUSH_BYTES >> 3));
   private readonly idRows = new CopyRows(FLUSH_BYTES + (FLUSH_BYTES >> 3));
   /**
@@ -141,8 +138,7 @@ export class PostgresIngestWriter implements IngestWriter {
   async commit(): Promise<void> {
     if (!this.copy && this.rows.bytes === 0) return;
     await this.flush();
-    const copy = this.copy as Writable;
-    const copyDone = this.copyDone as Promise<void>;
+    const copy = this.copy as CopyIn;
     this.copy = undefined;
     const batch = this.batch;
     this.batch = { ...NO_TALLY };
@@ -150,16 +146,16 @@ export class PostgresIngestWriter implements IngestWriter {
     this.hostImages = new Map();
     const newIds = this.newIds.slice(0, this.newIdCount);
     this.newIdCount = 0;
-    const ending = this.end(copy, copyDone, batch, hostImages, newIds);
+    const ending = this.end(copy, batch, hostImages, newIds);
     if (!this.bulk) return ending;
     ending.catch(() => {}); // awaited by the next COPY, rollback or finish
     this.committing = ending;
   }
 
   /** Ends a transaction: its COPYs, the counters its rows move, COMMIT. */
-  private async end(copy: Writable, copyDone: Promise<void>, batch: IngestTally, hostImages: Map<number, number>, newIds: Float64Array): Promise<void> {
-    copy.end();
-    await copyDone;
+  private async end(copy: CopyIn, batch: IngestTally, hostImages: Map<number, number>, newIds: Float64Array): Promise<void> {
+    copy.stream.end();
+    await copy.done;
     if (newIds.length > 0) await this.copyNewIds(newIds);
     // The hosts and attributions these rows name are in before they commit.
     await this.ids.settle();
@@ -189,8 +185,8 @@ export class PostgresIngestWriter implements IngestWriter {
   async rollback(): Promise<void> {
     await this.ended().catch(() => {});
     if (this.copy) {
-      this.copy.destroy();
-      await this.copyDone?.catch(() => {});
+      this.copy.stream.destroy();
+      await this.copy.done.catch(() => {});
       this.copy = undefined;
     }
     await this.client.query('ROLLBACK').catch(() => {});
@@ -240,7 +236,7 @@ export class PostgresIngestWriter implements IngestWriter {
   }
 
   /** Begins the next transaction and its COPY, once the last has ended. */
-  private async open(): Promise<void> {
+  private async open(): Promise<CopyIn> {
     await this.ended();
     await this.client.query('BEGIN');
     // New IDs may be listed as excluded: finish() applies the list (or the next open, if this ingest dies first).
@@ -252,14 +248,8 @@ export class PostgresIngestWriter implements IngestWriter {
     const sql = this.bulk
       ? 'COPY images (gbif_id, image_index, url, url_hash, host_id, attribution_id, creator) FROM STDIN'
       : 'COPY ingest_rows (seq, gbif_id, url, url_hash, host_id, attribution_id, creator) FROM STDIN';
-    const copy = this.client.query(copyFrom(sql));
-    this.copy = copy;
-    this.copyDone = new Promise<void>((resolve, reject) => {
-      copy.on('finish', resolve);
-      copy.on('error', reject);
-    });
-    // A COPY that fails (the server went away) rejects copyDone; the next write or commit says so.
-    this.copyDone.catch(() => {});
+    this.copy = startCopy(this.client, sql);
+    return this.copy;
   }
 
   private noteNewId(gbifId: number): void {
@@ -273,28 +263,19 @@ export class PostgresIngestWriter implements IngestWriter {
 
   /** A batch's new gbifIDs, COPYed on the writer's connection after its images (one COPY at a time), in the same transaction. */
   private async copyNewIds(newIds: Float64Array): Promise<void> {
-    const copy = this.client.query(copyFrom('COPY ids (gbif_id) FROM STDIN'));
-    const done = new Promise<void>((resolve, reject) => {
-      copy.on('finish', resolve);
-      copy.on('error', reject);
-    });
-    done.catch(() => {});
+    const copy = startCopy(this.client, 'COPY ids (gbif_id) FROM STDIN');
     // Bytes of their own: the next batch's rows are being made in this.rows meanwhile.
     const rows = this.idRows;
     for (let i = 0; i < newIds.length; i++) {
       rows.int(newIds[i] as number, true);
-      if (rows.bytes >= FLUSH_BYTES || i === newIds.length - 1) {
-        if (!copy.write(rows.take())) await Promise.race([new Promise((r) => copy.once('drain', r)), done]);
-      }
+      if (rows.bytes >= FLUSH_BYTES || i === newIds.length - 1) await send(copy, rows.take());
     }
-    copy.end();
-    await done;
+    copy.stream.end();
+    await copy.done;
   }
 
   private async flush(): Promise<void> {
     if (this.rows.bytes === 0) return;
-    if (!this.copy) await this.open();
-    if (!this.copy) return;
-    if (!this.copy.write(this.rows.take())) await Promise.race([new Promise((r) => this.copy?.once('drain', r)), this.copyDone]);
+    await send(this.copy ?? (await this.open()), this.rows.take());
   }
 }
