@@ -14,8 +14,7 @@ import type { ClaimedId, ClaimedImage, FetchedPart, StoredCopy } from '../ledger
 import { urlHash } from '../../input/url-hash.js';
 import { outcomeOf, STATE } from '../rows.js';
 import { hasFile } from '../snapshots.js';
-import { sharedUrls, takeFetches } from './url-fetches.js';
-
+import { heldElsewhere } from './url-fetches.js';
 
 /** Claims the IDs the statement `select` picks (its rows: gbif_id), for worker `me`; returns them with what the downloader needs. */
 export async function claimWith(pool: pg.Pool, me: number, select: string, params: unknown[], due = false, copies = true): Promise<ClaimedId[]> {
@@ -58,9 +57,7 @@ export async function withImages(pool: pg.Pool, rows: readonly { gbif_id: number
   const stored = me !== undefined ? await storedCopies(pool, images.rows.map((r) => r.url as string)) : new Map<string, StoredCopy[]>();
   const storedFiles = await storedFileIndexes(pool, [...withFiles]);
   const toFetch = [...byId.values()].flat().filter((r) => !stored.has(r.url)).map((r) => r.url as string);
-  const shared = me === undefined ? [] : await sharedUrls(pool, toFetch);
-  const ours = me === undefined ? new Set<string>() : await takeFetches(pool, me, shared);
-  const elsewhere = new Set(shared.filter((url) => !ours.has(url)));
+  const elsewhere = me === undefined ? new Set<string>() : await heldElsewhere(pool, me, toFetch);
   return [...rows]
     .sort((a, b) => (a.next_attempt_at ?? 0) - (b.next_attempt_at ?? 0) || a.gbif_id - b.gbif_id)
     .map((row) => {

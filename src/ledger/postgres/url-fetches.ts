@@ -24,7 +24,7 @@ import { LIVE } from './live.js';
  * holds (see above); returns the URLs whose lease is this worker's. Keys go
  * in sorted, so two workers taking overlapping sets never deadlock.
  */
-export async function takeFetches(pool: pg.Pool, me: number, urls: readonly string[]): Promise<Set<string>> {
+async function takeFetches(pool: pg.Pool, me: number, urls: readonly string[]): Promise<Set<string>> {
   if (urls.length === 0) return new Set();
   const keys = [...new Set(urls)].map((url) => [urlHash(url), url] as const);
   const taken = await pool.query(
@@ -40,8 +40,19 @@ export async function takeFetches(pool: pg.Pool, me: number, urls: readonly stri
   return new Set(taken.rows.map((r) => r.url as string));
 }
 
-/** Of these URLs (of images about to be fetched, none stored), those that another pending gbifID shares: only they need a lease. */
-export async function sharedUrls(pool: pg.Pool, urls: readonly string[]): Promise<string[]> {
+/**
+ * Takes the leases a claim needs: on those of `urls` (of images about to be
+ * fetched, none stored) that another pending gbifID shares. Returns the ones
+ * another worker holds, whose images are to wait.
+ */
+export async function heldElsewhere(pool: pg.Pool, me: number, urls: readonly string[]): Promise<Set<string>> {
+  const shared = await sharedUrls(pool, urls);
+  const ours = await takeFetches(pool, me, shared);
+  return new Set(shared.filter((url) => !ours.has(url)));
+}
+
+/** Of these URLs, those that another pending gbifID shares: only they need a lease. */
+async function sharedUrls(pool: pg.Pool, urls: readonly string[]): Promise<string[]> {
   if (urls.length === 0) return [];
   const wanted = new Set(urls);
   const rows = await pool.query(
