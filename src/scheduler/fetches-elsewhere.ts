@@ -25,9 +25,8 @@ export interface ElsewhereHooks {
 }
 
 export class FetchesElsewhere {
-  private readonly byUrl = new Map<string, Task[]>();
-  /** When each URL's first image began to wait. */
-  private readonly since = new Map<string, number>();
+  /** By URL: its waiting images, and when the first began to wait. */
+  private readonly byUrl = new Map<string, { readonly since: number; tasks: Task[] }>();
   private timer: NodeJS.Timeout | undefined;
   private asking = false;
 
@@ -40,11 +39,8 @@ export class FetchesElsewhere {
 
   wait(task: Task): void {
     const waiting = this.byUrl.get(task.image.url);
-    if (waiting) waiting.push(task);
-    else {
-      this.byUrl.set(task.image.url, [task]);
-      this.since.set(task.image.url, Date.now());
-    }
+    if (waiting) waiting.tasks.push(task);
+    else this.byUrl.set(task.image.url, { since: Date.now(), tasks: [task] });
     // Unreferenced: a run that ends stops it, and it never holds the process up.
     this.timer ??= setInterval(() => void this.ask(), POLL_MS).unref();
   }
@@ -58,14 +54,13 @@ export class FetchesElsewhere {
   private async ask(): Promise<void> {
     if (this.asking) return;
     const now = Date.now();
-    for (const [url, tasks] of this.byUrl) {
-      const wanted = tasks.filter((t) => !t.job.settled);
-      const waited = now - (this.since.get(url) ?? now);
-      if (wanted.length > 0 && waited > this.maxWaitMs) {
-        this.hooks.gaveUp(url, waited);
+    for (const [url, waiting] of this.byUrl) {
+      waiting.tasks = waiting.tasks.filter((t) => !t.job.settled);
+      if (waiting.tasks.length === 0) this.byUrl.delete(url);
+      else if (now - waiting.since > this.maxWaitMs) {
+        this.hooks.gaveUp(url, now - waiting.since);
         this.answer(url, 'ours');
-      } else if (wanted.length === 0) this.drop(url);
-      else this.byUrl.set(url, wanted);
+      }
     }
     if (this.byUrl.size === 0) return this.stop();
     this.asking = true;
@@ -84,17 +79,12 @@ export class FetchesElsewhere {
 
   /** Routes the URL's waiting images again: to link the stored copy, or to fetch here. */
   private answer(url: string, answer: StoredCopy | 'ours'): void {
-    const tasks = this.byUrl.get(url) ?? [];
-    this.drop(url);
+    const tasks = this.byUrl.get(url)?.tasks ?? [];
+    this.byUrl.delete(url);
     for (const task of tasks) {
       if (task.job.settled) continue;
       task.image = answer === 'ours' ? { ...task.image, elsewhere: false } : { ...task.image, elsewhere: false, stored: answer };
       this.hooks.resolved(task);
     }
-  }
-
-  private drop(url: string): void {
-    this.byUrl.delete(url);
-    this.since.delete(url);
   }
 }
