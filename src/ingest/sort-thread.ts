@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { SortReply, SortRequest, SortWorkerData } from './sort-worker.js';
-import { sortedUnique } from './sorted-runs.js';
+import { sortedBlocks } from './sorted-runs.js';
 
 /** Batches in all: one being filled here while the other is sorted there. */
 const BATCHES = 2;
@@ -78,11 +78,7 @@ export class SortThread {
    * block goes back to the worker when the next is asked for.
    */
   async *merged(last: Float64Array, size: number): AsyncGenerator<Float64Array> {
-    if (!this.started) {
-      const sorted = sortedUnique(last);
-      for (let at = 0; at < sorted.length; at += size) yield sorted.subarray(at, at + size);
-      return;
-    }
+    if (!this.started) return yield* sortedBlocks(last, size);
     this.post({ kind: 'merge', last, size }, [last.buffer as ArrayBuffer]);
     for (;;) {
       const reply = await this.receive();

@@ -69,6 +69,12 @@ export function sortedUnique(ids: Float64Array): Float64Array {
   return ids.subarray(0, n);
 }
 
+/** A batch sorted in place without repeats, in blocks of up to `size`: all there is to merge when nothing was set aside. */
+export function* sortedBlocks(ids: Float64Array, size: number): Generator<Float64Array> {
+  const sorted = sortedUnique(ids);
+  for (let at = 0; at < sorted.length; at += size) yield sorted.subarray(at, at + size);
+}
+
 /** One run being merged: its file, a block of it in memory, where the merge is in that block. */
 class RunReader {
   private readonly block = new Float64Array(READ_BLOCK);
@@ -124,11 +130,8 @@ export class SortedRuns {
    * on before asking for the next).
    */
   *merged(last: Float64Array, size: number): Generator<Float64Array> {
+    if (this.files.length === 0) return yield* sortedBlocks(last, size);
     const tail = sortedUnique(last);
-    if (this.files.length === 0) {
-      for (let at = 0; at < tail.length; at += size) yield tail.subarray(at, at + size);
-      return;
-    }
     const fds = this.files.map((file) => openSync(file, 'r'));
     try {
       const runs = fds.map((fd) => new RunReader(fd));
