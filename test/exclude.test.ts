@@ -4,7 +4,6 @@
  * after ingest, on both ledgers, with exact counts and nothing downloaded
  * that was excluded.
  */
-import Database from 'better-sqlite3';
 import { once } from 'node:events';
 import { createWriteStream, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
@@ -15,7 +14,7 @@ import { sortedUnique } from '../src/ingest/sorted-runs.js';
 import { openLedger } from '../src/ledger/open.js';
 import { FIXTURES, herbdl, herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
-import type { IngestJson, StatusJson } from './helpers/ledger.js';
+import { readLedger, type IngestJson, type StatusJson } from './helpers/ledger.js';
 import { writeMultimedia } from './helpers/multimedia.js';
 import { freshDatabase } from './helpers/postgres.js';
 import type { RunJson } from './helpers/run.js';
@@ -210,7 +209,7 @@ describe.each([['sqlite'], ['postgres']])('exclusions on a %s ledger', async (ki
       await opened.close();
     }
     // The first list went in under a rollback journal (only appended); the ledger is left in WAL, as every other command expects.
-    if (kind === 'sqlite') expect(new Database(db, { readonly: true }).pragma('journal_mode', { simple: true })).toBe('wal');
+    if (kind === 'sqlite') expect(readLedger(db, (d) => d.pragma('journal_mode', { simple: true }))).toBe('wal');
     expect(herbdlJson<Status>(['status', '--db', db]).ids).toMatchObject({ total: 600, pending: 400, excluded: 200 });
   });
 
