@@ -54,10 +54,10 @@ export async function withImages(pool: pg.Pool, rows: readonly { gbif_id: number
     if (!list) byId.set(r.gbif_id, (list = []));
     list.push(r);
   }
+  // Leases first, stored copies after: a gbifID published meanwhile (its lease deleted with it) is then linked, not fetched again.
+  const elsewhere = me === undefined ? new Set<string>() : await heldElsewhere(pool, me, [...byId.values()].flat().map((r) => r.url as string));
   const stored = me !== undefined ? await storedCopies(pool, images.rows.map((r) => r.url as string)) : new Map<string, StoredCopy[]>();
   const storedFiles = await storedFileIndexes(pool, [...withFiles]);
-  const toFetch = [...byId.values()].flat().filter((r) => !stored.has(r.url)).map((r) => r.url as string);
-  const elsewhere = me === undefined ? new Set<string>() : await heldElsewhere(pool, me, toFetch);
   return [...rows]
     .sort((a, b) => (a.next_attempt_at ?? 0) - (b.next_attempt_at ?? 0) || a.gbif_id - b.gbif_id)
     .map((row) => {

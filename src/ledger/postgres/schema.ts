@@ -165,7 +165,7 @@ export const MIGRATIONS: readonly string[] = [
   `,
   // 6: fetch leases on URLs that pending gbifIDs share, so one worker fetches each (url-fetches.ts).
   `
-  CREATE TABLE url_fetches (url_hash bigint NOT NULL, url text NOT NULL, worker_id bigint NOT NULL, PRIMARY KEY (url_hash, url));
+  CREATE TABLE url_fetches (url_hash bigint NOT NULL, url text NOT NULL, worker_id bigint NOT NULL, taken_at bigint NOT NULL DEFAULT herbdl_now(), PRIMARY KEY (url_hash, url));
   `,
 ];
 

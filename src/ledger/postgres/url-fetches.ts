@@ -9,7 +9,7 @@
  * statement, at most once a second.
  *
  * A lease holds while its worker is live and still claims a pending gbifID
- * with a pending image of that URL: so a worker that died, stopped, set the
+ * with a pending image of that URL (or took it under FRESH_MS ago): so a worker that died, stopped, set the
  * gbifID aside, handed it back or failed it lets the URL go with no sweep,
  * and the first to ask takes it over. A published gbifID's leases are
  * deleted with its outcome; a dead worker's stay until someone takes them.
@@ -20,6 +20,15 @@ import { urlHash } from '../../input/url-hash.js';
 import { LIVE } from './live.js';
 
 /**
+ * A lease this young holds while its worker is live, whatever its claims
+ * look like: two workers claiming at the same moment each take leases in a
+ * statement whose snapshot may predate the other's claim, and would take
+ * the other's fresh lease over (in a test, one run in five fetched most
+ * shared URLs twice).
+ */
+const FRESH_MS = 10_000;
+
+/**
  * Inserts this worker's lease on each URL, or takes over one that no longer
  * holds (see above); returns the URLs whose lease is this worker's. Keys go
  * in sorted, so two workers taking overlapping sets never deadlock.
@@ -28,10 +37,10 @@ async function takeFetches(pool: pg.Pool, me: number, urls: readonly string[]): 
   if (urls.length === 0) return new Set();
   const keys = [...new Set(urls)].map((url) => [urlHash(url), url] as const);
   const taken = await pool.query(
-    `INSERT INTO url_fetches AS f (url_hash, url, worker_id)
-     SELECT h, u, $3 FROM unnest($1::bigint[], $2::text[]) AS v(h, u) ORDER BY h, u
-     ON CONFLICT (url_hash, url) DO UPDATE SET worker_id = excluded.worker_id
-     WHERE f.worker_id = excluded.worker_id OR NOT (${LIVE('f.worker_id')} AND EXISTS (
+    `INSERT INTO url_fetches AS f (url_hash, url, worker_id, taken_at)
+     SELECT h, u, $3, herbdl_now() FROM unnest($1::bigint[], $2::text[]) AS v(h, u) ORDER BY h, u
+     ON CONFLICT (url_hash, url) DO UPDATE SET worker_id = excluded.worker_id, taken_at = excluded.taken_at
+     WHERE f.worker_id = excluded.worker_id OR NOT ${LIVE('f.worker_id')} OR (f.taken_at < herbdl_now() - ${FRESH_MS} AND NOT EXISTS (
        SELECT 1 FROM images i JOIN ids d ON d.gbif_id = i.gbif_id
        WHERE i.url_hash = f.url_hash AND i.url = f.url AND i.state = 0 AND d.state = 0 AND d.worker_id = f.worker_id AND NOT d.set_aside))
      RETURNING url`,
@@ -41,8 +50,8 @@ async function takeFetches(pool: pg.Pool, me: number, urls: readonly string[]): 
 }
 
 /**
- * Takes the leases a claim needs: on those of `urls` (of images about to be
- * fetched, none stored) that another pending gbifID shares. Returns the ones
+ * Takes the leases a claim needs: on those of `urls` (of images it may
+ * fetch) that another pending gbifID shares. Returns the ones
  * another worker holds, whose images are to wait.
  */
 export async function heldElsewhere(pool: pg.Pool, me: number, urls: readonly string[]): Promise<Set<string>> {
@@ -70,10 +79,15 @@ export async function fetchesElsewhere(
   urls: readonly string[],
   storedCopies: (urls: readonly string[]) => Promise<Map<string, StoredCopy[]>>,
 ): Promise<Map<string, StoredCopy | 'ours'>> {
-  const answers = new Map<string, StoredCopy | 'ours'>();
+  // The lease first, the copy after: a gbifID published between the two (its lease deleted with it) is found, not fetched again.
+  const ours = await takeFetches(pool, me, urls);
   const stored = await storedCopies(urls);
-  for (const [url, copies] of stored) if (copies[0]) answers.set(url, copies[0]);
-  for (const url of await takeFetches(pool, me, urls.filter((u) => !answers.has(u)))) answers.set(url, 'ours');
+  const answers = new Map<string, StoredCopy | 'ours'>();
+  for (const url of urls) {
+    const copy = stored.get(url)?.[0];
+    if (copy) answers.set(url, copy);
+    else if (ours.has(url)) answers.set(url, 'ours');
+  }
   return answers;
 }
 
