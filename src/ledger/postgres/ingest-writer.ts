@@ -26,6 +26,8 @@ import { mergeStaged } from './ingest-merge.js';
 import { removeUnlisted, SNAPSHOT_NUMBER } from './snapshots.js';
 
 const FLUSH_BYTES = 1 << 20;
+/** Rows a bulk load makes while its last transaction ends, before it waits for that end. */
+const MAX_BACKLOG_BYTES = 32 << 20;
 
 interface CurrentId {
   gbifId: number;
@@ -57,6 +59,14 @@ export class PostgresIngestWriter implements IngestWriter {
    * stopped the stream about 0.1 s a commit. The next COPY waits for it.
    */
   private committing: Promise<void> | undefined;
+  private commitSettled = true;
+  /**
+   * Rows made while the last transaction ends, each FLUSH_BYTES, sent when
+   * the next one begins: the stream stops only if the end takes longer than
+   * making MAX_BACKLOG_BYTES of rows.
+   */
+  private backlog: Buffer[] = [];
+  private backlogBytes = 0;
 
   private constructor(
     private readonly client: pg.PoolClient,
@@ -136,8 +146,8 @@ export class PostgresIngestWriter implements IngestWriter {
   }
 
   async commit(): Promise<void> {
-    if (!this.copy && this.rows.bytes === 0) return;
-    await this.flush();
+    if (!this.copy && this.rows.bytes === 0 && this.backlog.length === 0) return;
+    await this.flush(true);
     const copy = this.copy as CopyIn;
     this.copy = undefined;
     const batch = this.batch;
@@ -148,7 +158,11 @@ export class PostgresIngestWriter implements IngestWriter {
     this.newIdCount = 0;
     const ending = this.end(copy, batch, hostImages, newIds);
     if (!this.bulk) return ending;
-    ending.catch(() => {}); // awaited by the next COPY, rollback or finish
+    this.commitSettled = false;
+    ending.then(
+      () => (this.commitSettled = true),
+      () => (this.commitSettled = true),
+    ); // its error is thrown by the next COPY, rollback or finish
     this.committing = ending;
   }
 
@@ -191,6 +205,8 @@ export class PostgresIngestWriter implements IngestWriter {
     }
     await this.client.query('ROLLBACK').catch(() => {});
     this.rows.take();
+    this.backlog = [];
+    this.backlogBytes = 0;
     this.newIdCount = 0;
     this.current = undefined;
     this.hostImages.clear();
@@ -274,8 +290,19 @@ export class PostgresIngestWriter implements IngestWriter {
     await copy.done;
   }
 
-  private async flush(): Promise<void> {
-    if (this.rows.bytes === 0) return;
-    await send(this.copy ?? (await this.open()), this.rows.take());
+  /** Sends the rows made so far, or keeps them aside while the last transaction ends (unless `now`). */
+  private async flush(now = false): Promise<void> {
+    if (this.rows.bytes === 0 && this.backlog.length === 0) return;
+    if (!now && !this.copy && !this.commitSettled && this.backlogBytes < MAX_BACKLOG_BYTES) {
+      const rows = this.rows.take();
+      this.backlog.push(rows);
+      this.backlogBytes += rows.length;
+      return;
+    }
+    const copy = this.copy ?? (await this.open());
+    for (const rows of this.backlog) await send(copy, rows);
+    this.backlog = [];
+    this.backlogBytes = 0;
+    if (this.rows.bytes > 0) await send(copy, this.rows.take());
   }
 }
