@@ -7,7 +7,8 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generateMultimedia } from '../bench/gen-multimedia.mjs';
-import { CopyRows } from '../src/ledger/postgres/copy-text.js';
+import { urlHash } from '../src/input/url-hash.js';
+import { BinaryRows } from '../src/ledger/postgres/copy-binary.js';
 import { herbdl, herbdlJson, spawnHerbdl, tempDir } from './helpers/cli.js';
 import { writeMultimedia } from './helpers/multimedia.js';
 import type { IngestJson } from './helpers/ledger.js';
@@ -27,14 +28,36 @@ async function shape(db: string) {
 describe('ingest into PostgreSQL', () => {
   const dir = tempDir();
 
-  it("writes COPY's text format byte for byte: integers up to 2^53, escapes, UTF-8, rows longer than the buffer", () => {
-    const rows = new CopyRows(8);
-    for (const n of [0, 9, 10, 99_999_999, 100_000_000, 4_294_967_296, 10_000_000_005, 2 ** 53 - 1]) rows.int(n);
-    rows.text('a\tb\\c\nd\re');
-    rows.text('Müller, Ł. 植物標本', true);
-    rows.int(7, true);
-    expect(rows.take().toString('utf8')).toBe('0\t9\t10\t99999999\t100000000\t4294967296\t10000000005\t9007199254740991\ta\\tb\\\\c\\nd\\re\tMüller, Ł. 植物標本\n7\n');
+  it("writes COPY's binary format byte for byte: integers up to 2^53, UTF-8, rows longer than the buffer", () => {
+    const rows = new BinaryRows(8);
+    rows.row(3);
+    rows.int8(2 ** 53 - 1);
+    rows.int4(258);
+    rows.text('Müller\\植');
+    const hex = rows.take().toString('hex');
+    expect(hex).toBe('0003' + '00000008' + '001fffffffffffff' + '00000004' + '00000102' + '0000000b' + Buffer.from('Müller\\植').toString('hex'));
     expect(rows.bytes).toBe(0);
+  });
+
+  it('a bulk load and an incremental ingest store what the file says: large gbifIDs, backslashes and non-ASCII text', async () => {
+    const rows = [
+      [9_007_199_254_740_991, 'https://a.example.org/x.jpg?q=a%5Cb', 'Müller, Ł. \\N 植物標本'],
+      [4_294_967_296, 'https://a.example.org/%C3%A9.jpg', 'O\'Brien'],
+      [7, 'https://b.example.org/7.jpg', ''],
+    ] as const;
+    const db = await freshDatabase('ingest_values');
+    herbdlJson(['ingest', writeMultimedia(join(dir, 'values-1.txt'), rows.slice(0, 2)), '--db', db]);
+    herbdlJson(['ingest', writeMultimedia(join(dir, 'values-2.txt'), rows.slice(2)), '--db', db]);
+    const stored = await query<{ gbif_id: string; url: string; creator: string; url_hash: string; host: string }>(
+      db,
+      'SELECT i.gbif_id::text, i.url, i.creator, i.url_hash::text, h.host FROM images i JOIN hosts h USING (host_id) ORDER BY i.gbif_id DESC',
+    );
+    expect(stored.map(({ gbif_id, url, creator, host }) => [gbif_id, url, creator, host])).toEqual([
+      ['9007199254740991', rows[0][1], rows[0][2], 'a.example.org'],
+      ['4294967296', rows[1][1], rows[1][2], 'a.example.org'],
+      ['7', rows[2][1], '', 'b.example.org'],
+    ]);
+    expect(stored.map((r) => Number(r.url_hash))).toEqual(rows.map(([, url]) => urlHash(url)));
   });
 
   it('kill -9 mid-load, then the same command again, ends as one clean ingest', async () => {

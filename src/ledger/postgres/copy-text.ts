@@ -1,6 +1,7 @@
 /**
  * COPY ... FROM STDIN: its streams, and values in its text format
- * (tab-separated, `\N` for null, backslash, tab and line ends escaped).
+ * (tab-separated, `\N` for null, backslash, tab and line ends escaped), which
+ * migrate writes; ingest writes the binary format (copy-binary.ts).
  */
 import type pg from 'pg';
 import type { Writable } from 'node:stream';
@@ -15,80 +16,6 @@ export function copyText(s: string): string {
 
 export function copyValue(v: unknown): string {
   return v === null || v === undefined ? '\\N' : copyText(String(v));
-}
-
-const TAB = 9;
-const NEWLINE = 10;
-
-/**
- * Rows in COPY's text format, written straight into bytes. Built as strings,
- * each megabyte then converted to UTF-8 on its way to the socket, the
- * conversion and the garbage of the strings took a fifth of the ingest
- * thread's time in a bulk load (1.5 and 2.0 of 15 s at 2M rows).
- */
-export class CopyRows {
-  private buf: Buffer;
-  private at = 0;
-
-  constructor(private readonly size = 1 << 20) {
-    this.buf = Buffer.allocUnsafeSlow(size);
-  }
-
-  /** Bytes written since the last take. */
-  get bytes(): number {
-    return this.at;
-  }
-
-  /** A non-negative integer (a double up to 2^53), then a tab, or a newline if it ends the row. */
-  int(n: number, last = false): void {
-    this.room(18);
-    let at = this.at;
-    if (n < 100_000_000) at = this.digits(n, at, 0);
-    else {
-      // In two parts below 10^8 each, so the digits come from 32-bit integer arithmetic (a double's % is slow).
-      const high = Math.floor(n / 100_000_000);
-      at = this.digits(n - high * 100_000_000, this.digits(high, at, 0), 8);
-    }
-    this.buf[at++] = last ? NEWLINE : TAB;
-    this.at = at;
-  }
-
-  /** Writes `n` (below 10^8) at `at` in at least `width` digits (zeros in front); returns where it ends. */
-  private digits(n: number, at: number, width: number): number {
-    let count = 1;
-    for (let v = n; v >= 10; v = (v / 10) | 0) count++;
-    if (count < width) count = width;
-    const end = at + count;
-    for (let i = end - 1, v = n; i >= at; i--) {
-      const q = (v / 10) | 0;
-      this.buf[i] = 48 + v - q * 10;
-      v = q;
-    }
-    return end;
-  }
-
-  /** A text, escaped, then a tab, or a newline if it ends the row. */
-  text(s: string, last = false): void {
-    const escaped = copyText(s);
-    this.room(escaped.length * 3 + 1);
-    this.at += this.buf.write(escaped, this.at);
-    this.buf[this.at++] = last ? NEWLINE : TAB;
-  }
-
-  /** The rows written so far, as bytes of their own (a stream may hold them a while); the next are written anew. */
-  take(): Buffer {
-    const rows = this.buf.subarray(0, this.at);
-    this.buf = Buffer.allocUnsafeSlow(this.size);
-    this.at = 0;
-    return rows;
-  }
-
-  private room(n: number): void {
-    if (this.at + n <= this.buf.length) return;
-    const grown = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.at + n));
-    this.buf.copy(grown, 0, 0, this.at);
-    this.buf = grown;
-  }
 }
 
 /** A COPY ... FROM STDIN in progress: its stream, and its end. */

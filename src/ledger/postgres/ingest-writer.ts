@@ -19,7 +19,8 @@ import { addTallies, afterBulkLoad, NO_TALLY } from '../rows.js';
 import type { ImageBatch, IngestTally, IngestWriter } from '../ledger.js';
 import { beginBulkLoad, bulkLoadPending, completeBulkLoad } from './bulk-load.js';
 import { applyPending, exclusionsPending } from './exclusions.js';
-import { CopyRows, send, startCopy, type CopyIn } from './copy-text.js';
+import { BinaryRows, endBinaryCopy, startBinaryCopy } from './copy-binary.js';
+import { send, type CopyIn } from './copy-text.js';
 import { IngestIds, type Numbered } from './ingest-ids.js';
 import { INGEST_LOCK } from './schema.js';
 import { mergeStaged } from './ingest-merge.js';
@@ -37,8 +38,8 @@ interface CurrentId {
 
 export class PostgresIngestWriter implements IngestWriter {
   private copy: CopyIn | undefined;
-  private readonly rows = new CopyRows(FLUSH_BYTES + (FLUSH_BYTES >> 3));
-  private readonly idRows = new CopyRows(FLUSH_BYTES + (FLUSH_BYTES >> 3));
+  private readonly rows = new BinaryRows(FLUSH_BYTES + (FLUSH_BYTES >> 3));
+  private readonly idRows = new BinaryRows(FLUSH_BYTES + (FLUSH_BYTES >> 3));
   /**
    * A bulk load into an empty ids table COPYs each gbifID as it first meets
    * it (bulk-load.ts): this batch's, in a typed array.
@@ -117,8 +118,9 @@ export class PostgresIngestWriter implements IngestWriter {
       const rows = this.rows;
       if (!this.bulk) {
         // The merge at commit decides what is new.
-        rows.int(this.seq++);
-        rows.int(gbifId);
+        rows.row(7);
+        rows.int8(this.seq++);
+        rows.int8(gbifId);
       } else {
         if (this.current?.gbifId !== gbifId) {
           this.current = { gbifId, nextIndex: 0, urls: [] };
@@ -130,17 +132,18 @@ export class PostgresIngestWriter implements IngestWriter {
           continue;
         }
         this.current.urls.push(url);
-        rows.int(gbifId);
-        rows.int(this.current.nextIndex++);
+        rows.row(7);
+        rows.int8(gbifId);
+        rows.int4(this.current.nextIndex++);
         this.hostImages.set(hostId, (this.hostImages.get(hostId) ?? 0) + 1);
         this.batch.images++;
       }
       // Then the same columns in both: url, url_hash, host_id, attribution_id, creator.
       rows.text(url);
-      rows.int(batch.urlHashes[i] as number);
-      rows.int(hostId);
-      rows.int(attributionId);
-      rows.text(texts[2 * i + 1] as string, true);
+      rows.int8(batch.urlHashes[i] as number);
+      rows.int4(hostId);
+      rows.int4(attributionId);
+      rows.text(texts[2 * i + 1] as string);
       if (rows.bytes >= FLUSH_BYTES) await this.flush();
     }
   }
@@ -168,8 +171,7 @@ export class PostgresIngestWriter implements IngestWriter {
 
   /** Ends a transaction: its COPYs, the counters its rows move, COMMIT. */
   private async end(copy: CopyIn, batch: IngestTally, hostImages: Map<number, number>, newIds: Float64Array): Promise<void> {
-    copy.stream.end();
-    await copy.done;
+    await endBinaryCopy(copy);
     if (newIds.length > 0) await this.copyNewIds(newIds);
     // The hosts and attributions these rows name are in before they commit.
     await this.ids.settle();
@@ -264,7 +266,7 @@ export class PostgresIngestWriter implements IngestWriter {
     const sql = this.bulk
       ? 'COPY images (gbif_id, image_index, url, url_hash, host_id, attribution_id, creator) FROM STDIN'
       : 'COPY ingest_rows (seq, gbif_id, url, url_hash, host_id, attribution_id, creator) FROM STDIN';
-    this.copy = startCopy(this.client, sql);
+    this.copy = startBinaryCopy(this.client, sql);
     return this.copy;
   }
 
@@ -279,15 +281,15 @@ export class PostgresIngestWriter implements IngestWriter {
 
   /** A batch's new gbifIDs, COPYed on the writer's connection after its images (one COPY at a time), in the same transaction. */
   private async copyNewIds(newIds: Float64Array): Promise<void> {
-    const copy = startCopy(this.client, 'COPY ids (gbif_id) FROM STDIN');
+    const copy = startBinaryCopy(this.client, 'COPY ids (gbif_id) FROM STDIN');
     // Bytes of their own: the next batch's rows are being made in this.rows meanwhile.
     const rows = this.idRows;
     for (let i = 0; i < newIds.length; i++) {
-      rows.int(newIds[i] as number, true);
+      rows.row(1);
+      rows.int8(newIds[i] as number);
       if (rows.bytes >= FLUSH_BYTES || i === newIds.length - 1) await send(copy, rows.take());
     }
-    copy.stream.end();
-    await copy.done;
+    await endBinaryCopy(copy);
   }
 
   /** Sends the rows made so far, or keeps them aside while the last transaction ends (unless `now`). */
