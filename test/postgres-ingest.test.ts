@@ -39,7 +39,7 @@ describe('ingest into PostgreSQL', () => {
     expect(rows.bytes).toBe(0);
   });
 
-  it('a bulk load and an incremental ingest store what the file says: large gbifIDs, backslashes and non-ASCII text', async () => {
+  it('a bulk load and an incremental ingest store what the file says (large gbifIDs, backslashes, non-ASCII text) under image ids that do not repeat', async () => {
     const rows = [
       [9_007_199_254_740_991, 'https://a.example.org/x.jpg?q=a%5Cb', 'Müller, Ł. \\N 植物標本'],
       [4_294_967_296, 'https://a.example.org/%C3%A9.jpg', 'O\'Brien'],
@@ -58,6 +58,12 @@ describe('ingest into PostgreSQL', () => {
       ['7', rows[2][1], '', 'b.example.org'],
     ]);
     expect(stored.map((r) => Number(r.url_hash))).toEqual(rows.map(([, url]) => urlHash(url)));
+    // A bulk load gives image ids itself and moves the sequence past them: the merge's next id follows.
+    expect(await query(db, 'SELECT gbif_id::text, image_id::int FROM images ORDER BY image_id')).toEqual([
+      { gbif_id: '9007199254740991', image_id: 1 },
+      { gbif_id: '4294967296', image_id: 2 },
+      { gbif_id: '7', image_id: 3 },
+    ]);
   });
 
   it('kill -9 mid-load, then the same command again, ends as one clean ingest', async () => {

@@ -50,6 +50,12 @@ export class PostgresIngestWriter implements IngestWriter {
   private bulkStarted = false;
   private current: CurrentId | undefined;
   private seq = 0;
+  /**
+   * A bulk load gives images their ids itself: the sequence's nextval, a
+   * default evaluated per row, took a quarter of the server's COPY (0.65 of
+   * 2.4 s at 2M rows). The sequence is moved past them in each transaction.
+   */
+  private nextImageId = 0;
   private hostImages = new Map<number, number>();
   private numbered: Numbered = { hostNames: [], packedAttributions: [], hosts: [], attributions: [] };
   private batch = { ...NO_TALLY };
@@ -132,7 +138,8 @@ export class PostgresIngestWriter implements IngestWriter {
           continue;
         }
         this.current.urls.push(url);
-        rows.row(7);
+        rows.row(8);
+        rows.int8(this.nextImageId++);
         rows.int8(gbifId);
         rows.int4(this.current.nextIndex++);
         this.hostImages.set(hostId, (this.hostImages.get(hostId) ?? 0) + 1);
@@ -159,7 +166,7 @@ export class PostgresIngestWriter implements IngestWriter {
     this.hostImages = new Map();
     const newIds = this.newIds.slice(0, this.newIdCount);
     this.newIdCount = 0;
-    const ending = this.end(copy, batch, hostImages, newIds);
+    const ending = this.end(copy, batch, hostImages, newIds, this.nextImageId - 1);
     if (!this.bulk) return ending;
     this.commitSettled = false;
     ending.then(
@@ -170,7 +177,7 @@ export class PostgresIngestWriter implements IngestWriter {
   }
 
   /** Ends a transaction: its COPYs, the counters its rows move, COMMIT. */
-  private async end(copy: CopyIn, batch: IngestTally, hostImages: Map<number, number>, newIds: Float64Array): Promise<void> {
+  private async end(copy: CopyIn, batch: IngestTally, hostImages: Map<number, number>, newIds: Float64Array, lastImageId: number): Promise<void> {
     await endBinaryCopy(copy);
     if (newIds.length > 0) await this.copyNewIds(newIds);
     // The hosts and attributions these rows name are in before they commit.
@@ -183,6 +190,8 @@ export class PostgresIngestWriter implements IngestWriter {
         'UPDATE hosts h SET images = h.images + c.n, pending = h.pending + c.n FROM unnest($1::int[], $2::bigint[]) AS c(host_id, n) WHERE h.host_id = c.host_id',
         [ids, ids.map((id) => hostImages.get(id))],
       );
+      // Not undone by a rollback: a transaction that does not commit leaves a gap in the ids, never a repeat.
+      await db.query("SELECT setval('images_image_id', $1)", [lastImageId]);
     } else {
       const merged = await mergeStaged(db, this.snapshot);
       tally = { ...batch, ids: batch.ids + merged.ids, images: batch.images + merged.images, duplicates: batch.duplicates + merged.duplicates, reopened: batch.reopened + merged.reopened };
@@ -261,10 +270,11 @@ export class PostgresIngestWriter implements IngestWriter {
     await exclusionsPending(this.client);
     if (this.bulk && !this.bulkStarted) {
       this.copyIds = await beginBulkLoad(this.client);
+      this.nextImageId = Number((await this.client.query("SELECT nextval('images_image_id') AS id")).rows[0].id);
       this.bulkStarted = true;
     }
     const sql = this.bulk
-      ? 'COPY images (gbif_id, image_index, url, url_hash, host_id, attribution_id, creator) FROM STDIN'
+      ? 'COPY images (image_id, gbif_id, image_index, url, url_hash, host_id, attribution_id, creator) FROM STDIN'
       : 'COPY ingest_rows (seq, gbif_id, url, url_hash, host_id, attribution_id, creator) FROM STDIN';
     this.copy = startBinaryCopy(this.client, sql);
     return this.copy;
