@@ -26,6 +26,9 @@ describe('workers on one PostgreSQL ledger', async () => {
 
   it('three workers download an export once, together: every gbifID done once, every file in place', async () => {
     const ws = await pgWorkspace(dir, 'three', rows(71, 900, 40));
+    // Indexes only runs need are built by the first run: three starting together build them once.
+    const runIndexes = "SELECT indexname FROM pg_indexes WHERE indexname IN ('images_pkey', 'images_by_url', 'ids_claimable') ORDER BY indexname";
+    expect(await query(ws.db, runIndexes)).toEqual([]);
     const before = hosts.map((h) => h.requests.length);
     const workers = [0, 1, 2].map(() => ws.worker(['--concurrency', '8', '--per-host', '4']));
     expect(await Promise.all(workers.map((w) => w.exited))).toEqual([0, 0, 0]);
@@ -36,6 +39,7 @@ describe('workers on one PostgreSQL ledger', async () => {
     expect(summaries.every((s) => s.pending === 0)).toBe(true);
     // No image fetched twice: 1,800 images, 1,800 requests.
     expect(hosts.reduce((n, h, i) => n + h.requests.length - (before[i] as number), 0)).toBe(1800);
+    expect(await query(ws.db, runIndexes)).toEqual([{ indexname: 'ids_claimable' }, { indexname: 'images_by_url' }, { indexname: 'images_pkey' }]);
     await expectConsistentPgTree(ws);
     const status = herbdlJson<{ ids: object; workers: { worker: string; stopped: boolean; done: number }[] }>(['status', '--db', ws.db]);
     expect(status.ids).toMatchObject({ total: 900, done: 900, pending: 0 });

@@ -123,7 +123,7 @@ async function addIds(db: Queryable, runs: number | undefined): Promise<number> 
  * ingest lock and builds, the others wait for it and find them built.
  */
 export async function ensureRunIndexes(pool: pg.Pool): Promise<void> {
-  const present = await pool.query("SELECT count(*)::int AS n FROM pg_indexes WHERE tablename = 'images' AND schemaname = current_schema() AND indexname = ANY($1::text[])", [Object.keys(RUN_INDEXES)]);
+  const present = await pool.query('SELECT count(*)::int AS n FROM pg_indexes WHERE schemaname = current_schema() AND indexname = ANY($1::text[])', [Object.keys(RUN_INDEXES)]);
   if (present.rows[0].n === Object.keys(RUN_INDEXES).length) return;
   await transaction(pool, async (db) => {
     await db.query("SET LOCAL maintenance_work_mem = '256MB'");

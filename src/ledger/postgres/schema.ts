@@ -175,10 +175,16 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 export const INGEST_INDEXES = {
   images_by_id: 'CREATE INDEX IF NOT EXISTS images_by_id ON images (gbif_id, image_index)',
 } as const;
-/** Only runs need these (outcomes by image, shared URLs): built when a run first opens a bulk-loaded ledger, as in SQLite. */
+/**
+ * Only runs need these (outcomes by image, shared URLs, the claim): built
+ * when a run first opens a bulk-loaded ledger, as in SQLite. The claim's
+ * index, built at the end of a 2M-row load, took a tenth of it; built by the
+ * run, it also skips what `exclude` or `adopt` took out of the queue first.
+ */
 export const RUN_INDEXES = {
   images_pkey: 'CREATE UNIQUE INDEX IF NOT EXISTS images_pkey ON images (image_id)',
   images_by_url: 'CREATE INDEX IF NOT EXISTS images_by_url ON images (url_hash)',
+  ids_claimable: 'CREATE INDEX IF NOT EXISTS ids_claimable ON ids (gbif_id) WHERE state = 0',
 } as const;
 export const DERIVED_INDEXES = { ...INGEST_INDEXES, ...RUN_INDEXES } as const;
 /** Partial indexes of ids that a new, pending and unclaimed gbifID does not enter: a bulk load leaves them in place. */
