@@ -28,7 +28,7 @@ import { removeUnlisted, SNAPSHOT_NUMBER } from './snapshots.js';
 
 const FLUSH_BYTES = 1 << 20;
 /** Rows a bulk load makes while its last transaction ends, before it waits for that end. */
-const MAX_BACKLOG_BYTES = 32 << 20;
+const MAX_BACKLOG_BYTES = 8 << 20;
 
 interface CurrentId {
   gbifId: number;
