@@ -14,6 +14,10 @@ export const BINARY_TRAILER = Buffer.from([0xff, 0xff]);
 
 const TWO_32 = 4_294_967_296;
 
+/** Rows are sent a megabyte at a time; a BinaryRows of FLUSH_ROOM holds that much and the row that passes it. */
+export const FLUSH_BYTES = 1 << 20;
+export const FLUSH_ROOM = FLUSH_BYTES + (FLUSH_BYTES >> 3);
+
 export class BinaryRows {
   private buf: Buffer;
   private at = 0;

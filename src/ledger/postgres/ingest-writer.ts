@@ -19,14 +19,14 @@ import { addTallies, afterBulkLoad, NO_TALLY } from '../rows.js';
 import type { ImageBatch, IngestTally, IngestWriter } from '../ledger.js';
 import { beginBulkLoad, bulkLoadPending, completeBulkLoad } from './bulk-load.js';
 import { applyPending, exclusionsPending } from './exclusions.js';
-import { BinaryRows, endBinaryCopy, startBinaryCopy } from './copy-binary.js';
+import { BinaryRows, endBinaryCopy, FLUSH_BYTES, FLUSH_ROOM, startBinaryCopy } from './copy-binary.js';
 import { send, type CopyIn } from './copy-text.js';
+import { NewIds } from './new-ids.js';
 import { IngestIds, type Numbered } from './ingest-ids.js';
 import { INGEST_LOCK } from './schema.js';
 import { mergeStaged } from './ingest-merge.js';
 import { removeUnlisted, SNAPSHOT_NUMBER } from './snapshots.js';
 
-const FLUSH_BYTES = 1 << 20;
 /** Rows a bulk load makes while its last transaction ends, before it waits for that end. */
 const MAX_BACKLOG_BYTES = 8 << 20;
 
@@ -38,14 +38,9 @@ interface CurrentId {
 
 export class PostgresIngestWriter implements IngestWriter {
   private copy: CopyIn | undefined;
-  private readonly rows = new BinaryRows(FLUSH_BYTES + (FLUSH_BYTES >> 3));
-  private readonly idRows = new BinaryRows(FLUSH_BYTES + (FLUSH_BYTES >> 3));
-  /**
-   * A bulk load into an empty ids table COPYs each gbifID as it first meets
-   * it (bulk-load.ts): this batch's, in a typed array.
-   */
-  private newIds = new Float64Array(1 << 16);
-  private newIdCount = 0;
+  private readonly rows = new BinaryRows(FLUSH_ROOM);
+  /** A bulk load into an empty ids table COPYs each gbifID as it first meets it (bulk-load.ts). */
+  private readonly newIds = new NewIds();
   private copyIds = false;
   private bulkStarted = false;
   private current: CurrentId | undefined;
@@ -131,7 +126,7 @@ export class PostgresIngestWriter implements IngestWriter {
         if (this.current?.gbifId !== gbifId) {
           this.current = { gbifId, nextIndex: 0, urls: [] };
           this.batch.ids++;
-          if (this.copyIds) this.noteNewId(gbifId);
+          if (this.copyIds) this.newIds.note(gbifId);
         }
         if (this.current.urls.includes(url)) {
           this.batch.duplicates++;
@@ -164,8 +159,7 @@ export class PostgresIngestWriter implements IngestWriter {
     this.batch = { ...NO_TALLY };
     const hostImages = this.hostImages;
     this.hostImages = new Map();
-    const newIds = this.newIds.slice(0, this.newIdCount);
-    this.newIdCount = 0;
+    const newIds = this.newIds.take();
     const ending = this.end(copy, batch, hostImages, newIds, this.nextImageId - 1);
     if (!this.bulk) return ending;
     this.commitSettled = false;
@@ -179,7 +173,7 @@ export class PostgresIngestWriter implements IngestWriter {
   /** Ends a transaction: its COPYs, the counters its rows move, COMMIT. */
   private async end(copy: CopyIn, batch: IngestTally, hostImages: Map<number, number>, newIds: Float64Array, lastImageId: number): Promise<void> {
     await endBinaryCopy(copy);
-    if (newIds.length > 0) await this.copyNewIds(newIds);
+    await this.newIds.copy(this.client, newIds);
     // The hosts and attributions these rows name are in before they commit.
     await this.ids.settle();
     const db = this.client;
@@ -218,7 +212,7 @@ export class PostgresIngestWriter implements IngestWriter {
     this.rows.take();
     this.backlog = [];
     this.backlogBytes = 0;
-    this.newIdCount = 0;
+    this.newIds.clear();
     this.current = undefined;
     this.hostImages.clear();
     this.batch = { ...NO_TALLY };
@@ -278,28 +272,6 @@ export class PostgresIngestWriter implements IngestWriter {
       : 'COPY ingest_rows (seq, gbif_id, url, url_hash, host_id, attribution_id, creator) FROM STDIN';
     this.copy = startBinaryCopy(this.client, sql);
     return this.copy;
-  }
-
-  private noteNewId(gbifId: number): void {
-    if (this.newIdCount === this.newIds.length) {
-      const grown = new Float64Array(this.newIds.length * 2);
-      grown.set(this.newIds);
-      this.newIds = grown;
-    }
-    this.newIds[this.newIdCount++] = gbifId;
-  }
-
-  /** A batch's new gbifIDs, COPYed on the writer's connection after its images (one COPY at a time), in the same transaction. */
-  private async copyNewIds(newIds: Float64Array): Promise<void> {
-    const copy = startBinaryCopy(this.client, 'COPY ids (gbif_id) FROM STDIN');
-    // Bytes of their own: the next batch's rows are being made in this.rows meanwhile.
-    const rows = this.idRows;
-    for (let i = 0; i < newIds.length; i++) {
-      rows.row(1);
-      rows.int8(newIds[i] as number);
-      if (rows.bytes >= FLUSH_BYTES || i === newIds.length - 1) await send(copy, rows.take());
-    }
-    await endBinaryCopy(copy);
   }
 
   /** Sends the rows made so far, or keeps them aside while the last transaction ends (unless `now`). */
