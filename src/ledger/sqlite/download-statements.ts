@@ -60,8 +60,6 @@ export function prepareDownloads(db: Database.Database) {
     intent: db.prepare('INSERT OR REPLACE INTO publishing(gbif_id, paths) VALUES (?, ?)'),
     clearIntent: db.prepare('DELETE FROM publishing WHERE gbif_id = ?'),
     intents: db.prepare('SELECT gbif_id, paths FROM publishing').raw(),
-    breaker: db.prepare('UPDATE hosts SET breaker_open_until = ?, blocked_ids = NULL WHERE host = ?'),
-    blocked: db.prepare('UPDATE hosts SET blocked_ids = ? WHERE host = ? AND breaker_open_until IS NOT NULL'),
   };
 }
 

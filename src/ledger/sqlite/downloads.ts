@@ -14,6 +14,7 @@ import { prepareDownloads, type DownloadStatements } from './download-statements
 import { SqliteDerivatives } from './derivatives.js';
 import { SqliteRemovals } from './removals.js';
 import { SqliteRechecks } from './rechecks.js';
+import { SqliteBreakers } from './breakers.js';
 
 export class SqliteDownloads implements DownloadLedger {
   private readonly stmt: DownloadStatements;
@@ -21,12 +22,14 @@ export class SqliteDownloads implements DownloadLedger {
   private readonly derivatives: SqliteDerivatives;
   private readonly removals: SqliteRemovals;
   private readonly rechecks: SqliteRechecks;
+  private readonly breakers: SqliteBreakers;
 
   constructor(private readonly db: Database.Database) {
     this.copies = new StoredCopies(db);
     this.derivatives = new SqliteDerivatives(db);
     this.removals = new SqliteRemovals(db);
     this.rechecks = new SqliteRechecks(db);
+    this.breakers = new SqliteBreakers(db);
     this.stmt = prepareDownloads(db);
   }
 
@@ -221,29 +224,19 @@ export class SqliteDownloads implements DownloadLedger {
   }
 
   async openBreakers(): Promise<Map<string, number>> {
-    const rows = this.db.prepare('SELECT host, breaker_open_until FROM hosts WHERE breaker_open_until IS NOT NULL').raw().all() as [string, number][];
-    return new Map(rows);
+    return this.breakers.open();
   }
 
   async recordBreaker(host: string, openUntil: number | null): Promise<void> {
-    this.stmt.breaker.run(openUntil, host);
+    this.breakers.record(host, openUntil);
   }
 
   async recordBlocked(blocked: ReadonlyMap<string, number>): Promise<void> {
-    this.db.transaction(() => {
-      for (const [host, ids] of blocked) this.stmt.blocked.run(ids, host);
-    })();
+    this.breakers.recordBlocked(blocked);
   }
 
   async closeBreakers(host?: string): Promise<string[]> {
-    return this.db.transaction(() => {
-      const hosts = this.db
-        .prepare('SELECT host FROM hosts WHERE breaker_open_until IS NOT NULL AND (:host IS NULL OR host = :host) ORDER BY host')
-        .pluck()
-        .all({ host: host ?? null }) as string[];
-      for (const h of hosts) this.stmt.breaker.run(null, h);
-      return hosts;
-    })();
+    return this.breakers.close(host);
   }
 
   async requeueFailed(filter: { host?: string; code?: string }): Promise<number> {
