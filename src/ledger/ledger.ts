@@ -12,6 +12,7 @@ import type { FreshnessSummary, HostRate } from './upkeep.js';
 import type { Tier } from './freshness.js';
 
 export * from './download-ledger.js';
+export * from './host-budgets.js';
 export * from './upkeep.js';
 export * from './ingest-batch.js';
 export type { ExcludeTally } from './exclusions.js';
