@@ -132,8 +132,21 @@ export async function ensureRunIndexes(pool: pg.Pool): Promise<void> {
   });
 }
 
-async function buildIngestIndexes(db: Queryable): Promise<void> {
+/**
+ * Index builds may use a large sort buffer: the load is what the connection
+ * does. Set for the session (the side connection's build commits on its
+ * own), and reset before the connection goes back to the pool.
+ */
+async function withSortMemory<T>(db: Queryable, work: () => Promise<T>): Promise<T> {
   await db.query("SET maintenance_work_mem = '256MB'");
+  try {
+    return await work();
+  } finally {
+    await db.query('RESET maintenance_work_mem').catch(() => {});
+  }
+}
+
+async function buildIngestIndexes(db: Queryable): Promise<void> {
   for (const create of Object.values(INGEST_INDEXES)) await db.query(create);
 }
 
@@ -151,24 +164,22 @@ export interface BulkLoadResult {
  * as before).
  */
 export async function completeBulkLoad(db: Queryable, runs?: number, side?: Queryable): Promise<BulkLoadResult> {
-  // Index builds may use all the server's workers and a large sort buffer: the load is what this connection does.
-  await db.query("SET maintenance_work_mem = '256MB'");
-  const imagesIndexed = side ? buildIngestIndexes(side) : undefined;
+  const imagesIndexed = side ? withSortMemory(side, () => buildIngestIndexes(side)) : undefined;
   imagesIndexed?.catch(() => {}); // awaited below
-  await db.query('BEGIN');
-  try {
-    if (!imagesIndexed) await buildIngestIndexes(db);
-    const ids = await addIds(db, runs);
-    await imagesIndexed;
-    const duplicates = runs === ids ? 0 : await renumberRevisitedIds(db);
-    await db.query("UPDATE totals SET value = value + $1 WHERE name = 'ids_pending'", [ids]);
-    await db.query("UPDATE herbdl_meta SET value = '1' WHERE name = 'derived_complete'");
-    await db.query('COMMIT');
-    return { ids, duplicates };
-  } catch (err) {
-    await db.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    await db.query('RESET maintenance_work_mem');
-  }
+  return withSortMemory(db, async () => {
+    await db.query('BEGIN');
+    try {
+      if (!imagesIndexed) await buildIngestIndexes(db);
+      const ids = await addIds(db, runs);
+      await imagesIndexed;
+      const duplicates = runs === ids ? 0 : await renumberRevisitedIds(db);
+      await db.query("UPDATE totals SET value = value + $1 WHERE name = 'ids_pending'", [ids]);
+      await db.query("UPDATE herbdl_meta SET value = '1' WHERE name = 'derived_complete'");
+      await db.query('COMMIT');
+      return { ids, duplicates };
+    } catch (err) {
+      await db.query('ROLLBACK').catch(() => {});
+      throw err;
+    }
+  });
 }
