@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { herbdlAsync, tempDir } from './helpers/cli.js';
+import { once } from 'node:events';
+import { herbdlAsync, spawnHerbdl, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
 import { doneFiles, expectConsistentTree, startRunAndWaitForFiles, workspace } from './helpers/run.js';
 
@@ -29,6 +30,19 @@ describe('run lifecycle', async () => {
     // While it is open, the next run does not touch it and ends at once.
     const again = await ws.run(FAST);
     expect(again.json).toMatchObject({ idsDone: 0, idsFailed: 0, idsSetAside: 6 });
+    expectConsistentTree(ws);
+  });
+
+  it('a run whose output pipe was closed (`herbdl run | head`, a log pipe gone) finishes its work and exits 0, without a stack trace', async () => {
+    const ws = workspace(dir, [[7150, a!.route('/piped-0.jpg', { kind: 'image' })], [7151, a!.route('/piped-1.jpg', { kind: 'image' })]]);
+    const child = spawnHerbdl(['run', '--db', ws.db, '--out', ws.out, '--allow-private-network', '--json']);
+    // Closed before the process has started: its summary is written into a pipe nobody reads.
+    child.stdout?.destroy();
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const [code] = (await once(child, 'exit')) as [number];
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    expect(ws.status().ids).toMatchObject({ done: 2, pending: 0 });
     expectConsistentTree(ws);
   });
 
