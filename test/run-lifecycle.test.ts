@@ -46,6 +46,20 @@ describe('run lifecycle', async () => {
     expectConsistentTree(ws);
   });
 
+  it('a URL fetched here for a gbifID not yet published is linked, not fetched again, by a gbifID claimed after that fetch', async () => {
+    const shared = a!.route('/soon-shared.jpg', { kind: 'image' });
+    // 8000 waits 4 s on its second image, so it is still unpublished when 8200 is claimed, after the 199 between.
+    const rows: [number, string][] = [[8000, shared], [8000, b!.route('/slow-second.jpg', { kind: 'image', delayMs: 4000 })]];
+    for (let id = 8001; id < 8200; id++) rows.push([id, a!.route(`/between-${id}.jpg`, { kind: 'image' })]);
+    rows.push([8200, shared]);
+    const ws = workspace(dir, rows);
+    const { json } = await ws.run(['--concurrency', '4']);
+    expect(json).toMatchObject({ idsDone: 201, idsFailed: 0 });
+    expect(a!.count('/soon-shared.jpg')).toBe(1);
+    expect(json.shared).toBeGreaterThanOrEqual(1);
+    expectConsistentTree(ws);
+  });
+
   it('after the cooldown one probe goes out; success closes the breaker', async () => {
     const flaky = b!.route('/flaky.jpg', { kind: 'sequence', steps: [{ kind: 'status', status: 503 }, { kind: 'status', status: 503 }, { kind: 'image' }] });
     const ws = workspace(dir, [[7201, flaky]]);

@@ -20,7 +20,7 @@ import { IiifDocuments, readDocument, type ReadDocument } from './iiif-documents
 import type { DeriveSettings, Job } from './job.js';
 import type { JobWindow } from './job-window.js';
 import type { SchedulerSettings } from './settings.js';
-import { SharedFetches } from './shared-fetches.js';
+import { SharedFetches, type FetchedHere } from './shared-fetches.js';
 import type { SharedHosts } from './shared-hosts.js';
 import { linkStored, linkUnit, storedDocument } from './stored-links.js';
 import { nextRung, partTasks, type Task } from './task.js';
@@ -49,7 +49,7 @@ export interface RouterHooks {
 
 export class TaskRouter {
   /** URLs being fetched, and the tasks of other gbifIDs waiting on each. */
-  readonly shared = new SharedFetches<Task>();
+  readonly shared = new SharedFetches<Task, FetchResult>();
   /** IIIF documents read in this run, by URL. */
   readonly iiif = new IiifDocuments();
   private readonly ledger: DownloadLedger;
@@ -93,6 +93,9 @@ export class TaskRouter {
   fetchOrLink(task: Task): void {
     if (this.shared.joinIfFetching(task.image.url, task)) return;
     const copy = task.image.stored;
+    const here = copy ? undefined : this.shared.fetchedHere(task.image.url);
+    // Its own earlier file (its gbifID failed and came back) is no copy to link: copying a file onto itself empties it.
+    if (here && here.from !== task.temp) return this.linkFetchedHere(task, here);
     if (!copy && task.image.elsewhere) return this.elsewhere.wait(task);
     if (!copy) return this.submit(task);
     const tasks = copy.parts ? partTasks(task, storedDocument(copy, copy.parts), this.settings.temps) : [task];
@@ -134,7 +137,26 @@ export class TaskRouter {
       this.window.imageDone(w, result);
     }
     if (task.job.settled) await this.publisher.discard([task.temp]);
-    else this.window.imageDone(task, result);
+    else {
+      this.shared.remember(task.image.url, task.temp, result);
+      this.window.imageDone(task, result);
+    }
+  }
+
+  /** Links the file a fetch here left at its temporary path, not yet published; fetches after all if it has gone meanwhile. */
+  private linkFetchedHere(task: Task, here: FetchedHere<FetchResult>): void {
+    linkUnit(here.from, task.temp, this.derive.widths).then(
+      () => {
+        this.tally.shared++;
+        this.window.imageDone(task, here.outcome);
+        this.hooks.pump();
+      },
+      () => {
+        this.shared.forget(task.image.url);
+        this.fetchOrLink(task);
+        this.hooks.pump();
+      },
+    );
   }
 
   /** A request or its check failed: retried, moved down the ladder, failed with its gbifID, or set aside. Throws what is no fetch failure. */
