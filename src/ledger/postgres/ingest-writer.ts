@@ -27,8 +27,8 @@ import { INGEST_LOCK } from './schema.js';
 import { mergeStaged } from './ingest-merge.js';
 import { removeUnlisted, SNAPSHOT_NUMBER } from './snapshots.js';
 
-/** Rows a bulk load makes while its last transaction ends, before it waits for that end. */
-const MAX_BACKLOG_BYTES = 8 << 20;
+/** Flushes of rows (FLUSH_BYTES each, 8 MB in all) a bulk load makes while its last transaction ends, before it waits for that end. */
+const MAX_BACKLOG = 8;
 
 interface CurrentId {
   gbifId: number;
@@ -63,12 +63,11 @@ export class PostgresIngestWriter implements IngestWriter {
   private committing: Promise<void> | undefined;
   private commitSettled = true;
   /**
-   * Rows made while the last transaction ends, each FLUSH_BYTES, sent when
+   * Rows made while the last transaction ends, a flush each, sent when
    * the next one begins: the stream stops only if the end takes longer than
-   * making MAX_BACKLOG_BYTES of rows.
+   * making MAX_BACKLOG flushes of rows.
    */
   private backlog: Buffer[] = [];
-  private backlogBytes = 0;
 
   private constructor(
     private readonly client: pg.PoolClient,
@@ -211,7 +210,6 @@ export class PostgresIngestWriter implements IngestWriter {
     await this.client.query('ROLLBACK').catch(() => {});
     this.rows.take();
     this.backlog = [];
-    this.backlogBytes = 0;
     this.newIds.clear();
     this.current = undefined;
     this.hostImages.clear();
@@ -277,16 +275,13 @@ export class PostgresIngestWriter implements IngestWriter {
   /** Sends the rows made so far, or keeps them aside while the last transaction ends (unless `now`). */
   private async flush(now = false): Promise<void> {
     if (this.rows.bytes === 0 && this.backlog.length === 0) return;
-    if (!now && !this.copy && !this.commitSettled && this.backlogBytes < MAX_BACKLOG_BYTES) {
-      const rows = this.rows.take();
-      this.backlog.push(rows);
-      this.backlogBytes += rows.length;
+    if (!now && !this.copy && !this.commitSettled && this.backlog.length < MAX_BACKLOG) {
+      this.backlog.push(this.rows.take());
       return;
     }
     const copy = this.copy ?? (await this.open());
     for (const rows of this.backlog) await send(copy, rows);
     this.backlog = [];
-    this.backlogBytes = 0;
     if (this.rows.bytes > 0) await send(copy, this.rows.take());
   }
 }
