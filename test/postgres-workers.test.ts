@@ -4,6 +4,9 @@
  * its claims taken up by the others when its lease runs out; a worker stopped
  * with SIGTERM (what batch schedulers send) hands its claims back at once.
  */
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { herbdlJson, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
@@ -181,6 +184,40 @@ describe('workers on one PostgreSQL ledger', async () => {
     await expectConsistentPgTree(ws);
     // The leases of published URLs are gone with their outcomes.
     expect(await query(ws.db, 'SELECT url FROM url_fetches')).toEqual([]);
+  });
+
+  it('a URL whose gbifID is renamed into the tree but not yet recorded done is linked from the tree by a gbifID claimed then', async () => {
+    // The first gbifID's publish is held between its rename and its ledger commit: the test locks its row, which the commit's fence needs.
+    const shared = '/renamed-not-recorded.jpg';
+    const url = hosts[0]!.route(shared, { kind: 'image', delayMs: 1000 });
+    const first = 7_960_000;
+    const last = first + 64;
+    const list: [number, string][] = [[first, url]];
+    // 63 gbifIDs that fail slowly fill the window; as they are recorded, room opens and the last one (the same URL) is claimed.
+    for (let id = first + 1; id < last; id++) list.push([id, hosts[1 + (id % 3)]!.route(`/gone-${id}.jpg`, { kind: 'status', status: 404, delayMs: 1500 })]);
+    list.push([last, url]);
+    const ws = await pgWorkspace(dir, 'renamed', list);
+    const worker = ws.worker(['--concurrency', '8', '--per-host', '8']);
+    await until(async () => (await query<{ w: number | null }>(ws.db, 'SELECT worker_id AS w FROM ids WHERE gbif_id = $1', [first]))[0]!.w !== null, 30_000, 'the first gbifID to be claimed');
+    const lock = new pg.Client({ connectionString: ws.db });
+    await lock.connect();
+    try {
+      await lock.query('BEGIN');
+      // NO KEY UPDATE: the publish intent's foreign key check passes, the commit's FOR UPDATE fence waits.
+      await lock.query('SELECT 1 FROM ids WHERE gbif_id = $1 FOR NO KEY UPDATE', [first]);
+      await until(() => ws.files().length === 1, 30_000, 'the first gbifID\'s file to be renamed into the tree');
+      const temps = join(ws.out, '.herbdl-tmp');
+      // The last gbifID has its image (linked, or fetched again) while the first is still not done in the ledger.
+      await until(() => readdirSync(temps).some((run) => readdirSync(join(temps, run)).some((f) => f.startsWith(`${last}-0-`))), 30_000, 'the last gbifID to have its image');
+      expect(await query(ws.db, 'SELECT state FROM ids WHERE gbif_id = $1', [first])).toEqual([{ state: 0 }]);
+    } finally {
+      await lock.query('COMMIT');
+      await lock.end();
+    }
+    expect(await worker.exited, worker.stderr()).toBe(0);
+    expect(worker.json()).toMatchObject({ idsDone: 2, idsFailed: 63 });
+    expect(hosts[0]!.count(shared)).toBe(1);
+    await expectConsistentPgTree(ws);
   });
 
   it('a shared URL whose fetching worker dies is taken over once its lease runs out, and fetched then, not before', async () => {

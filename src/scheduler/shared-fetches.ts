@@ -8,7 +8,9 @@
  * gbifID is published, the ledger has no stored copy of the URL to link, so
  * a gbifID that needs it then (claimed later, or let go by another worker)
  * would fetch it again. It links the fetcher's temporary file instead, which
- * is there until the publish renames it (after that, the stored copy is).
+ * is there until the publish renames it into the tree; after that, the file
+ * in the tree (the ledger's stored copy shows only once the publish commits,
+ * and a gbifID claimed in between has none).
  */
 
 interface Waiter {
@@ -22,6 +24,8 @@ export interface FetchedHere<O> {
   /** The fetching task's temporary file. */
   readonly from: string;
   readonly outcome: O;
+  /** Where the publish puts `from`, once its gbifID is complete; undefined before, or if it failed. */
+  readonly publishedAs: () => string | undefined;
 }
 
 export class SharedFetches<T extends Waiter, O = unknown> {
@@ -49,9 +53,9 @@ export class SharedFetches<T extends Waiter, O = unknown> {
   }
 
   /** A fetch of `url` succeeded into `from`, which its gbifID will publish. */
-  remember(url: string, from: string, outcome: O): void {
+  remember(url: string, here: FetchedHere<O>): void {
     this.fetched.delete(url);
-    this.fetched.set(url, { from, outcome });
+    this.fetched.set(url, here);
     if (this.fetched.size > REMEMBERED) this.fetched.delete(this.fetched.keys().next().value as string);
   }
 

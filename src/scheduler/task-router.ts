@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { FetchError, PermanentError } from '../errors.js';
 import type { FetchedBody, FetchResult } from '../fetch/fetch-image.js';
 import type { DownloadLedger } from '../ledger/ledger.js';
-import type { Publisher } from '../store/publisher.js';
+import { linkOrCopy, type Publisher } from '../store/publisher.js';
 import { afterFailure } from './after-failure.js';
 import { FetchesElsewhere } from './fetches-elsewhere.js';
 import type { FailingHosts } from './failing-hosts.js';
@@ -131,32 +131,40 @@ export class TaskRouter {
       return this.failedAttempt(task, err);
     }
     const live = this.shared.finish(task.image.url);
-    await Promise.all(live.map((w) => linkUnit(task.temp, w.temp, this.derive.widths)));
+    // Remembered at once, before the waiters' links: a gbifID asking for the URL meanwhile links it too, not fetches it.
+    const { job, temp: from } = task;
+    if (!job.settled) this.shared.remember(task.image.url, { from, outcome: result, publishedAs: () => job.finalOf(from) });
+    await Promise.all(live.map((w) => linkUnit(from, w.temp, this.derive.widths)));
     for (const w of live) {
       this.tally.shared++;
       this.window.imageDone(w, result);
     }
-    if (task.job.settled) await this.publisher.discard([task.temp]);
-    else {
-      this.shared.remember(task.image.url, task.temp, result);
-      this.window.imageDone(task, result);
-    }
+    if (job.settled) await this.publisher.discard([from]);
+    else this.window.imageDone(task, result);
   }
 
-  /** Links the file a fetch here left at its temporary path, not yet published; fetches after all if it has gone meanwhile. */
+  /**
+   * Links the file a fetch here left at its temporary path; if the publish
+   * has renamed it meanwhile, from the tree (its derivatives are made again);
+   * fetches after all if it is in neither (its gbifID failed).
+   */
   private linkFetchedHere(task: Task, here: FetchedHere<FetchResult>): void {
-    linkUnit(here.from, task.temp, this.derive.widths).then(
-      () => {
-        this.tally.shared++;
-        this.window.imageDone(task, here.outcome);
-        this.hooks.pump();
-      },
-      () => {
-        this.shared.forget(task.image.url);
-        this.fetchOrLink(task);
-        this.hooks.pump();
-      },
-    );
+    const linked = () => {
+      this.tally.shared++;
+      this.window.imageDone(task, here.outcome);
+      this.hooks.pump();
+    };
+    const fetch = () => {
+      this.shared.forget(task.image.url);
+      this.fetchOrLink(task);
+      this.hooks.pump();
+    };
+    linkUnit(here.from, task.temp, this.derive.widths).then(linked, () => {
+      // Read after the failure: a rename that made the link fail came after the gbifID was complete.
+      const published = here.publishedAs();
+      if (published === undefined) return fetch();
+      linkOrCopy(published, task.temp).then(linked, fetch);
+    });
   }
 
   /** A request or its check failed: retried, moved down the ladder, failed with its gbifID, or set aside. Throws what is no fetch failure. */
