@@ -141,6 +141,30 @@ describe('workers on one PostgreSQL ledger', async () => {
     await expectConsistentPgTree(ws);
   });
 
+  it('a worker whose writes wait on other transactions for longer than half its lease keeps renewing it, and finishes', async () => {
+    const ws = await pgWorkspace(dir, 'blocked', rows(76, 120, 30));
+    const worker = ws.worker(['--concurrency', '4', '--per-host', '1', '--lease', '12']);
+    await until(async () => ws.files().length >= 3, 30_000, 'the worker to publish');
+    // Another transaction holds the counters every outcome moves, for 8 s: past the 6 s in which a worker
+    // that cannot renew stops, within the 12 s lease. Its outcomes wait; its heartbeats must not.
+    const lock = new pg.Client({ connectionString: ws.db });
+    await lock.connect();
+    try {
+      await lock.query('BEGIN');
+      await lock.query('SELECT * FROM totals FOR UPDATE');
+      const [before] = await query<{ beat: number }>(ws.db, 'SELECT heartbeat_at::float8 AS beat FROM workers WHERE pid = $1', [worker.pid]);
+      await new Promise((r) => setTimeout(r, 8_000));
+      const [during] = await query<{ beat: number }>(ws.db, 'SELECT heartbeat_at::float8 AS beat FROM workers WHERE pid = $1', [worker.pid]);
+      expect(during!.beat).toBeGreaterThan(before!.beat);
+    } finally {
+      await lock.query('COMMIT');
+      await lock.end();
+    }
+    expect(await worker.exited, worker.stderr()).toBe(0);
+    expect(worker.json().pending).toBe(0);
+    await expectConsistentPgTree(ws);
+  });
+
   it('a worker with nothing to publish notices a lost lease too, not only at its next publish', async () => {
     // Every request hangs, and --timeout is long: the worker has nothing to publish or record for 100 s.
     const ws = await pgWorkspace(dir, 'idle', Array.from({ length: 6 }, (_, i) => [7_700_000 + i, hosts[i % 2]!.route(`/idle-${i}.jpg`, { kind: 'hang' })] as [number, string]));

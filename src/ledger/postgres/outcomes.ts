@@ -64,6 +64,15 @@ class Moves {
   }
 }
 
+/**
+ * The worker's own tally, moved last in its transaction: the heartbeat
+ * renews the same row, so the row is locked only while the commit ends,
+ * never while the transaction waits on another worker's counters.
+ */
+async function countForWorker(db: pg.PoolClient, me: number, column: 'done' | 'failed', n: number): Promise<void> {
+  await db.query(`UPDATE workers SET ${column} = ${column} + $2 WHERE worker_id = $1`, [me, n]);
+}
+
 /** Locks the batch's ID rows and checks this worker holds every one. */
 async function fence(db: pg.PoolClient, me: number, ids: readonly number[]): Promise<Map<number, number>> {
   const rows = await db.query('SELECT gbif_id, state, worker_id FROM ids WHERE gbif_id = ANY($1::bigint[]) ORDER BY gbif_id FOR UPDATE', [ids]);
@@ -137,9 +146,9 @@ export async function recordDone(db: pg.PoolClient, me: number, done: readonly D
   await db.query('UPDATE ids SET state = 1, next_attempt_at = NULL, updated_at = herbdl_now(), worker_id = NULL WHERE gbif_id = ANY($1::bigint[])', [ids]);
   await db.query('DELETE FROM publishing WHERE gbif_id = ANY($1::bigint[])', [ids]);
   await releaseFetches(db, me, images.map((i) => i.imageId));
-  await db.query('UPDATE workers SET done = done + $2 WHERE worker_id = $1', [me, ids.length]);
   await moves.write(db);
   await resetDerivatives(db, done);
+  await countForWorker(db, me, 'done', ids.length);
   return images.reduce((n, i) => n + Math.max(1, i.parts?.length ?? 0), 0);
 }
 
@@ -171,6 +180,6 @@ export async function recordFailed(db: pg.PoolClient, me: number, all: readonly 
      FROM unnest($1::bigint[], $2::bigint[]) AS v(gbif_id, retry_at) WHERE ids.gbif_id = v.gbif_id`,
     [ids, failed.map((f) => f.retryAt)],
   );
-  await db.query('UPDATE workers SET failed = failed + $2 WHERE worker_id = $1', [me, ids.length]);
   await moves.write(db);
+  await countForWorker(db, me, 'failed', ids.length);
 }

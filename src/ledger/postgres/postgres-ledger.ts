@@ -23,7 +23,8 @@ import { LedgerError } from '../../errors.js';
 const EXPORT_PAGE = 5000;
 
 export async function openPostgresLedger(url: string, options: OpenOptions): Promise<Ledger> {
-  const pool = createPool(url, 6);
+  // Six for a run's statements, one held by its heartbeat (worker-lease.ts).
+  const pool = createPool(url, 7);
   try {
     await migrate(pool, url, options.create);
   } catch (err) {

@@ -7,6 +7,10 @@
  * once. kill -9 leaves them to expire after --lease. A worker that cannot
  * renew (the server is unreachable) stops publishing before its lease could
  * have run out: check() throws with a margin of two heartbeats.
+ *
+ * The heartbeat has a connection of its own: queued behind the worker's own
+ * statements (a pool full of transactions waiting on other workers'
+ * counters), a busy worker would read as a dead one and stop.
  */
 import { hostname } from 'node:os';
 import type pg from 'pg';
@@ -23,6 +27,9 @@ export class WorkerLease implements RunLock {
   private lastRenewed: number;
   private lost = false;
   private released = false;
+  /** The heartbeat's own connection, taken at join and again after one is lost. */
+  private beatClient: pg.PoolClient | undefined;
+  private beating = false;
   /** Images recorded done, and samples of it over the last minute, for the leaderboard's images/s. */
   images = 0;
   private samples: [number, number][] = [];
@@ -46,6 +53,7 @@ export class WorkerLease implements RunLock {
       [holder.machine, holder.pid, holder.since, leaseMs],
     );
     const lease = new WorkerLease(pool, row.rows[0].worker_id as number, holder, leaseMs);
+    lease.beatClient = await pool.connect();
     lease.timer = setInterval(() => void lease.beat(), lease.heartbeatMs);
     lease.timer.unref();
     return lease;
@@ -69,23 +77,40 @@ export class WorkerLease implements RunLock {
   }
 
   private async beat(): Promise<void> {
-    if (this.released || this.lost) return;
+    // One heartbeat at a time: a server that answers late gets no queue of them.
+    if (this.released || this.lost || this.beating) return;
+    this.beating = true;
+    // The lease runs from when the server renewed it, which is after this: counting from here errs safe.
+    const sent = Date.now();
     try {
-      const renewed = await this.pool.query(
+      this.beatClient ??= await this.pool.connect();
+      const renewed = await this.beatClient.query(
         'UPDATE workers SET heartbeat_at = herbdl_now(), lease_until = herbdl_now() + $2, images_per_second = $3 WHERE worker_id = $1 AND lease_until > herbdl_now() RETURNING 1',
-        [this.workerId, this.leaseMs, this.rate(Date.now())],
+        [this.workerId, this.leaseMs, this.rate(sent)],
       );
       if (renewed.rowCount === 0) this.lost = true;
-      else this.lastRenewed = Date.now();
+      else this.lastRenewed = sent;
     } catch {
-      // The server is away: check() stops publishing before the lease could have run out.
+      // The server is away: check() stops publishing before the lease could have run out. The next beat connects again.
+      this.beatClient?.release(true);
+      this.beatClient = undefined;
+    } finally {
+      this.beating = false;
+      // Released while this beat was out: its connection goes back now, not under the query.
+      if (this.released) this.dropBeatClient();
     }
+  }
+
+  private dropBeatClient(): void {
+    this.beatClient?.release();
+    this.beatClient = undefined;
   }
 
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
     clearInterval(this.timer);
+    if (!this.beating) this.dropBeatClient();
     // Hand every claim back at once: the others take them up without waiting for the lease.
     await this.pool.query('UPDATE ids SET worker_id = NULL, set_aside = false WHERE worker_id = $1', [this.workerId]);
     await this.pool.query('UPDATE host_slots SET worker_id = NULL WHERE worker_id = $1', [this.workerId]);
