@@ -60,8 +60,24 @@ describe('workers on one PostgreSQL ledger', async () => {
     expect(workers.filter((w) => w.json().idsDone > 0).length).toBeGreaterThan(1);
     // Each host saw at most 2 at once, and did see 2: the cap was reached, not avoided.
     expect(hosts.map((h) => h.maxInFlight)).toEqual([2, 2, 2, 2]);
+    // Their exchanges of slots never deadlocked (each deadlock costs a second and can leave a worker without slots).
+    expect(await query(ws.db, 'SELECT deadlocks::int AS n FROM pg_stat_database WHERE datname = current_database()')).toEqual([{ n: 0 }]);
     await expectConsistentPgTree(ws);
   });
+
+  it('four workers over 64 hosts exchange their slots without a deadlock', async () => {
+    // Exchanges of many hosts at once, by every worker about once a second: the shape that deadlocked (bench:scale, 64 hosts).
+    const many = await imageServers(64, 140);
+    const list: [number, string][] = [];
+    for (let i = 0; i < 1280; i++) list.push([7_400_000 + i, many[i % many.length]!.route(`/m-${i}.jpg`, { kind: 'image', delayMs: 200 })]);
+    const ws = await pgWorkspace(dir, 'many_hosts', list);
+    const workers = [0, 1, 2, 3].map(() => ws.worker(['--concurrency', '8', '--per-host', '4']));
+    expect(await Promise.all(workers.map((w) => w.exited))).toEqual([0, 0, 0, 0]);
+    expect(workers.reduce((n, w) => n + w.json().idsDone, 0)).toBe(1280);
+    expect(Math.max(...many.map((h) => h.maxInFlight))).toBeLessThanOrEqual(4);
+    expect(await query(ws.db, 'SELECT deadlocks::int AS n FROM pg_stat_database WHERE datname = current_database()')).toEqual([{ n: 0 }]);
+    await Promise.all(many.map((h) => h.close()));
+  }, 100_000);
 
   it('a 429 seen by one worker holds the others back from that host within a heartbeat', async () => {
     const [slow] = await imageServers(1, 88);

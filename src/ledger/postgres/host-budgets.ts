@@ -21,6 +21,8 @@ import { transaction } from './connect.js';
 
 export class PostgresHostBudgets implements HostBudgets {
   private readonly hostIds = new Map<string, number>();
+  /** Hosts whose slot rows this worker has seen made: they are never made again in this run. */
+  private readonly slotted = new Set<number>();
 
   constructor(
     private readonly pool: pg.Pool,
@@ -33,6 +35,7 @@ export class PostgresHostBudgets implements HostBudgets {
     await this.resolve(demand.map((d) => d.host));
     const ids = demand.map((d) => this.hostIds.get(d.host) as number);
     const byId = new Map(demand.map((d, i) => [ids[i] as number, d]));
+    await this.makeSlots(ids, perHost);
     const owned = await transaction(this.pool, async (db) => {
       // 1. Give back slots beyond keep (highest numbers first), 2. wants and cooldowns.
       await db.query(
@@ -47,15 +50,15 @@ export class PostgresHostBudgets implements HostBudgets {
         ids,
         demand.map((d) => d.want),
       ]);
-      const cooled = demand.filter((d) => d.cooldownUntil !== undefined);
+      // In host order, as outcomes move host counters: two transactions never lock hosts crosswise.
+      const cooled = demand.filter((d) => d.cooldownUntil !== undefined).sort((a, b) => (this.hostIds.get(a.host) as number) - (this.hostIds.get(b.host) as number));
       if (cooled.length > 0) {
         await db.query(
           'UPDATE hosts h SET cooldown_until = greatest(coalesce(h.cooldown_until, 0), v.until) FROM unnest($1::int[], $2::bigint[]) AS v(host_id, until) WHERE h.host_id = v.host_id',
           [cooled.map((d) => this.hostIds.get(d.host)), cooled.map((d) => d.cooldownUntil)],
         );
       }
-      // 3. Slot rows, then who holds and who wants each host.
-      await db.query('INSERT INTO host_slots (host_id, slot) SELECT h, s FROM unnest($1::int[]) AS h, generate_series(0, $2 - 1) AS s ORDER BY 1, 2 ON CONFLICT DO NOTHING', [ids, perHost]);
+      // 3. Who holds and who wants each host.
       const slots = await db.query(
         `SELECT hs.host_id, hs.slot, hs.worker_id = $1 AS mine, (hs.worker_id IS NULL OR NOT ${LIVE('hs.worker_id')}) AS free
          FROM host_slots hs WHERE hs.host_id = ANY($2::int[]) AND hs.slot < $3 ORDER BY hs.host_id, hs.slot`,
@@ -82,9 +85,12 @@ export class PostgresHostBudgets implements HostBudgets {
         news.set(d.host, { slots: 0, fair });
       }
       if (take.length > 0) {
+        // A slot another exchange has locked right now is skipped, not waited for: it may be free at the next one.
         const taken = await db.query(
-          `UPDATE host_slots s SET worker_id = $1 FROM unnest($2::int[], $3::int[]) AS t(host_id, slot)
-           WHERE s.host_id = t.host_id AND s.slot = t.slot AND (s.worker_id IS NULL OR NOT ${LIVE('s.worker_id')}) RETURNING s.host_id`,
+          `UPDATE host_slots s SET worker_id = $1 FROM (
+             SELECT hs.host_id, hs.slot FROM host_slots hs JOIN unnest($2::int[], $3::int[]) AS t(host_id, slot) ON hs.host_id = t.host_id AND hs.slot = t.slot
+             WHERE hs.worker_id IS NULL OR NOT ${LIVE('hs.worker_id')} ORDER BY hs.host_id, hs.slot FOR UPDATE OF hs SKIP LOCKED) f
+           WHERE s.host_id = f.host_id AND s.slot = f.slot RETURNING s.host_id`,
           [this.me, take.map((t) => t.host), take.map((t) => t.slot)],
         );
         for (const r of taken.rows) have.set(r.host_id, (have.get(r.host_id) ?? 0) + 1);
@@ -108,6 +114,26 @@ export class PostgresHostBudgets implements HostBudgets {
       });
     }
     return news;
+  }
+
+  /**
+   * Each host's --per-host slot rows, made once, on their own and before the
+   * exchange's transaction. Inside it, ON CONFLICT on rows that other
+   * exchanges were updating waited for those transactions, which waited in
+   * turn: hundreds of deadlocks a run at four workers, each a second lost,
+   * and exchanges that failed, leaving workers without slots (bench:scale
+   * fell to 0.14-0.77 of four times one). Rows that exist are skipped by the
+   * NOT EXISTS, read from the snapshot, so nothing waits on them.
+   */
+  private async makeSlots(ids: readonly number[], perHost: number): Promise<void> {
+    const fresh = ids.filter((id) => !this.slotted.has(id));
+    if (fresh.length === 0) return;
+    await this.pool.query(
+      `INSERT INTO host_slots (host_id, slot) SELECT h, s FROM unnest($1::int[]) AS h, generate_series(0, $2 - 1) AS s
+       WHERE NOT EXISTS (SELECT 1 FROM host_slots x WHERE x.host_id = h AND x.slot = s) ORDER BY 1, 2 ON CONFLICT DO NOTHING`,
+      [fresh, perHost],
+    );
+    for (const id of fresh) this.slotted.add(id);
   }
 
   /** Host ids by name, asked once per host per run. */
