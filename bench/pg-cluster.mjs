@@ -63,11 +63,14 @@ export async function startCluster(settings = '') {
   // A test server: durability is the workers' concern here, not the server's (nothing kills it). Benchmarks turn fsync back on.
   const options = `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 ${settings}`;
   run('pg_ctl', ['-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60', '-o', options, 'start']);
-  return {
-    url: `postgres://herbdl@127.0.0.1:${port}/postgres`,
-    stop() {
-      spawnSync(join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop'], { ...(user ?? {}), cwd: dir });
-      rmSync(dir, { recursive: true, force: true });
-    },
+  let stopped = false;
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    spawnSync(join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop'], { ...(user ?? {}), cwd: dir });
+    rmSync(dir, { recursive: true, force: true });
   };
+  // A benchmark that throws midway still stops its server: one was found running long after its run had died.
+  process.once('exit', stop);
+  return { url: `postgres://herbdl@127.0.0.1:${port}/postgres`, stop };
 }
