@@ -92,8 +92,7 @@ export class WorkerLease implements RunLock {
       else this.lastRenewed = sent;
     } catch {
       // The server is away: check() stops publishing before the lease could have run out. The next beat connects again.
-      this.beatClient?.release(true);
-      this.beatClient = undefined;
+      this.dropBeatClient(true);
     } finally {
       this.beating = false;
       // Released while this beat was out: its connection goes back now, not under the query.
@@ -101,8 +100,9 @@ export class WorkerLease implements RunLock {
     }
   }
 
-  private dropBeatClient(): void {
-    this.beatClient?.release();
+  /** Gives the heartbeat's connection back to the pool (`broken`: closed, not reused). */
+  private dropBeatClient(broken = false): void {
+    this.beatClient?.release(broken);
     this.beatClient = undefined;
   }
 
