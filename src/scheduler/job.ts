@@ -45,8 +45,12 @@ export class Job {
   private readonly temps = new Map<string, string>();
   private readonly results = new Map<string, FetchResult & { readonly requested: string }>();
   private readonly expansions = new Map<number, Expansion>();
-  /** Where each temporary goes, once the gbifID is complete and handed to the publisher. */
-  private finals: Map<string, string> | undefined;
+  /**
+   * Where each temporary goes in the tree, filled once publishItem is made
+   * (the gbifID is complete): after the publisher's rename, the file is
+   * there. A map of its own, so what remembers it does not keep the job.
+   */
+  readonly finals = new Map<string, string>();
   private expected: number;
 
   constructor(readonly claimed: ClaimedId) {
@@ -63,14 +67,6 @@ export class Job {
 
   allTemps(): string[] {
     return [...this.temps.values()];
-  }
-
-  /**
-   * The tree path `temp` is published to, once publishItem has been made
-   * (the gbifID is complete): after the publisher's rename, the file is there.
-   */
-  finalOf(temp: string): string | undefined {
-    return this.finals?.get(temp);
   }
 
   /** The identifier `imageId` is a IIIF document with `parts` images; its own temporary is gone. */
@@ -122,7 +118,7 @@ export class Job {
       }
       images.push({ imageId: image.imageId, fileIndex: parts[0]?.fileIndex ?? nn, ...expansion.outcome, parts });
     }
-    this.finals = new Map(files.map((f) => [f.temp, f.final]));
+    for (const f of files) this.finals.set(f.temp, f.final);
     const kept = new Set(files.map((f) => f.final));
     const stale = stored.map((n) => finalPath(out, this.gbifId, n)).filter((path) => !kept.has(path));
     for (const w of stored.length > 0 ? derive.known : []) {

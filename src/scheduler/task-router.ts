@@ -133,7 +133,9 @@ export class TaskRouter {
     const live = this.shared.finish(task.image.url);
     // Remembered at once, before the waiters' links: a gbifID asking for the URL meanwhile links it too, not fetches it.
     const { job, temp: from } = task;
-    if (!job.settled) this.shared.remember(task.image.url, { from, outcome: result, publishedAs: () => job.finalOf(from) });
+    // The job's map of final paths, not the job: up to 4,096 remembered fetches outlive their jobs.
+    const finals = job.finals;
+    if (!job.settled) this.shared.remember(task.image.url, { from, outcome: result, publishedAs: () => finals.get(from) });
     await Promise.all(live.map((w) => linkUnit(from, w.temp, this.derive.widths)));
     for (const w of live) {
       this.tally.shared++;
