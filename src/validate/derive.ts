@@ -10,8 +10,8 @@
  */
 import { link, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import sharp from 'sharp';
 import { PermanentError } from '../errors.js';
+import { image, strictDecode, vips } from './decode-warnings.js';
 import { decodeFailure } from './decode-failure.js';
 import { readJpegFrame } from './jpeg-header.js';
 import { derivativeTemp } from '../store/layout.js';
@@ -22,9 +22,6 @@ export interface DecodedPixels {
   readonly info: { readonly width: number; readonly height: number; readonly channels: 1 | 2 | 3 | 4 };
 }
 
-/** Images up to this longer edge are decoded at full size (the strict check `run` gives small images). */
-export const FULL_DECODE_EDGE = 1024;
-
 /** The widths an image of this longer edge must be resized for (the others are the image itself). */
 export function widthsBelow(widths: readonly number[], longerEdge: number): number[] {
   return widths.filter((w) => w < longerEdge);
@@ -32,16 +29,20 @@ export function widthsBelow(widths: readonly number[], longerEdge: number): numb
 
 /**
  * Decodes every scan of `input` once, for the check and the derivatives
- * together: a small image at full size, a larger one shrunk on load to the
- * largest of `widths` (all below its longer edge). A damaged image throws
- * sharp's error, as a check's decode does.
+ * together, shrunk on load to the largest of `widths` (all below its longer
+ * edge) and as strict as a full decode (decode-warnings.ts; a suspect is
+ * decoded again at full size, and its derivatives resized from that). A
+ * damaged image throws sharp's error, as a check's decode does.
  */
-export async function decodeForWidths(input: string | Buffer, longerEdge: number, widths: readonly number[]): Promise<DecodedPixels> {
+export async function decodeForWidths(input: string | Buffer, widths: readonly number[]): Promise<DecodedPixels> {
   const largest = Math.max(...widths);
-  let pipeline = sharp(input).autoOrient();
-  if (longerEdge > FULL_DECODE_EDGE) pipeline = pipeline.resize(largest, largest, { fit: 'inside', withoutEnlargement: true });
-  const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
-  return { data, info: { width: info.width, height: info.height, channels: info.channels } };
+  const decode = (shrunk: boolean) => async (): Promise<DecodedPixels> => {
+    let pipeline = image(input).autoOrient();
+    if (shrunk) pipeline = pipeline.resize(largest, largest, { fit: 'inside', withoutEnlargement: true });
+    const { data, info } = await vips(pipeline.raw().toBuffer({ resolveWithObject: true }));
+    return { data, info: { width: info.width, height: info.height, channels: info.channels } };
+  };
+  return strictDecode(decode(true), decode(false));
 }
 
 /**
@@ -57,10 +58,7 @@ export async function writeDerivatives(source: string, into: string, widths: rea
       continue;
     }
     if (!pixels) throw new Error(`${source}: no pixels to resize to ${width}`);
-    await sharp(pixels.data, { raw: pixels.info })
-      .resize(width, width, { fit: 'inside', withoutEnlargement: true })
-      .jpeg({ quality })
-      .toFile(target);
+    await vips(image(pixels.data, { raw: pixels.info }).resize(width, width, { fit: 'inside', withoutEnlargement: true }).jpeg({ quality }).toFile(target));
   }
 }
 
@@ -69,7 +67,7 @@ async function longerEdgeOf(bytes: Buffer, source: string): Promise<number> {
   const frame = readJpegFrame(bytes);
   if (frame && frame.width > 0 && frame.height > 0) return Math.max(frame.width, frame.height);
   try {
-    const meta = await sharp(bytes).metadata();
+    const meta = await vips(image(bytes).metadata());
     if (meta.width && meta.height) return Math.max(meta.width, meta.height);
   } catch (err) {
     throw decodeFailure(err, bytes, source);
@@ -90,7 +88,7 @@ export async function deriveFromFile(source: string, into: string, widths: reado
   let pixels: DecodedPixels | undefined;
   if (below.length > 0) {
     try {
-      pixels = await decodeForWidths(bytes, longerEdge, below);
+      pixels = await decodeForWidths(bytes, below);
     } catch (err) {
       throw decodeFailure(err, bytes, source);
     }

@@ -1,10 +1,13 @@
 /**
- * Image validation on worker threads, apart from the download concurrency:
+ * Image validation on a worker thread, apart from the download concurrency:
  * a burst of TIFFs never stalls the network side, and the thread driving
- * downloads never runs sharp's per-image setup. One worker per core but one
- * (that core is the download thread's); together they decode two images
- * more than there are cores at a time, on libuv's pool. Workers are few because each carries its
- * own heap and libvips (about 40 MB).
+ * downloads never runs sharp's per-image setup. One worker, whatever the
+ * cores: libvips reports some damage only as a warning that any pipeline of
+ * the process may be handed, and a decode can be trusted only when every
+ * pipeline runs on one thread (decode-warnings.ts). It drives two decodes
+ * more than there are cores at a time, on libuv's pool; its own work per
+ * image (setting up a pipeline, writing the body) is a small fraction of a
+ * decode's, so one thread keeps many cores busy.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -32,10 +35,8 @@ export interface Validator {
  */
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 2 };
 
-export function createValidatorPool(settings: ValidateSettings, size = Math.max(1, availableParallelism() - 1)): Validator {
-  const workers: Worker[] = [];
+export function createValidatorPool(settings: ValidateSettings): Validator {
   const pending = new Map<number, { resolve: (v: never) => void; reject: (e: Error) => void }>();
-  let next = 0;
   let ids = 0;
   const settle = (reply: ValidateReply) => {
     const waiter = pending.get(reply.id);
@@ -50,20 +51,16 @@ export function createValidatorPool(settings: ValidateSettings, size = Math.max(
     for (const waiter of pending.values()) waiter.reject(err);
     pending.clear();
   };
-  for (let i = 0; i < size; i++) {
-    // The workers share the cores, with two decodes beyond them in all: a decode's thread waits on
-    // more than its core (a 2-core machine decodes 400 x 600 sheets about 1.5x faster with four at
-    // once than with two, measured by bench/decode-ceiling.mjs).
-    const workerData: ValidateWorkerData = { settings, concurrency: Math.max(1, Math.ceil((availableParallelism() + 2) / size)) };
-    const worker = new Worker(new URL('./validate-worker.js', import.meta.url), { workerData, resourceLimits: WORKER_LIMITS });
-    worker.on('message', settle);
-    worker.on('error', failAll);
-    workers.push(worker);
-  }
+  // Two decodes beyond the cores: a decode's thread waits on more than its core (a 2-core machine
+  // decodes 400 x 600 sheets about 1.5x faster with four at once than with two, bench/decode-ceiling.mjs).
+  const workerData: ValidateWorkerData = { settings, concurrency: availableParallelism() + 2 };
+  const worker = new Worker(new URL('./validate-worker.js', import.meta.url), { workerData, resourceLimits: WORKER_LIMITS });
+  worker.on('message', settle);
+  worker.on('error', failAll);
   const ask = <T>(request: ValidateRequest, transfer: ArrayBuffer[] = []) =>
     new Promise<T>((resolve, reject) => {
       pending.set(request.id, { resolve: resolve as (v: never) => void, reject });
-      (workers[next++ % workers.length] as Worker).postMessage(request, transfer);
+      worker.postMessage(request, transfer);
     });
   return {
     inspect(path) {
@@ -73,19 +70,13 @@ export function createValidatorPool(settings: ValidateSettings, size = Math.max(
       await ask<null>({ id: ++ids, path, derive: { widths, into } });
     },
     validate(path, body) {
-      const id = ++ids;
-      const worker = workers[next++ % workers.length] as Worker;
-      return new Promise<ValidatedImage>((resolve, reject) => {
-        pending.set(id, { resolve: resolve as (v: never) => void, reject });
-        const request: ValidateRequest = body ? { id, path, body } : { id, path };
-        // A body that owns its memory moves to the worker without a copy (the caller does not use it
-        // again); a slice of a shared buffer is copied. Bodies over 512 KiB are read from their file there.
-        const owned = body !== undefined && body.byteOffset === 0 && body.byteLength === body.buffer.byteLength && body.buffer instanceof ArrayBuffer;
-        worker.postMessage(request, owned ? [body.buffer as ArrayBuffer] : []);
-      });
+      // A body that owns its memory moves to the worker without a copy (the caller does not use it
+      // again); a slice of a shared buffer is copied. Bodies over 512 KiB are read from their file there.
+      const owned = body !== undefined && body.byteOffset === 0 && body.byteLength === body.buffer.byteLength && body.buffer instanceof ArrayBuffer;
+      return ask<ValidatedImage>(body ? { id: ++ids, path, body } : { id: ++ids, path }, owned ? [body.buffer as ArrayBuffer] : []);
     },
     async close() {
-      await Promise.all(workers.map((w) => w.terminate()));
+      await worker.terminate();
     },
   };
 }
