@@ -10,7 +10,7 @@
  * So no partial gbifID stands in the tree, and no done gbifID lacks a file.
  */
 import { existsSync } from 'node:fs';
-import { link, mkdir, open, readdir, rename, rm, copyFile } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, rm, copyFile, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { DownloadLedger, FetchedImage } from '../ledger/ledger.js';
 import { derivativeTemp, tempOwner, tempRoot, type TempOwner } from './layout.js';
@@ -44,6 +44,11 @@ export async function linkOrCopy(from: string, to: string): Promise<void> {
   } catch {
     await copyFile(from, to);
   }
+}
+
+/** An unlink of a path that may be gone already. */
+function ignoreMissing(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'ENOENT') throw err;
 }
 
 export class Publisher {
@@ -97,8 +102,9 @@ export class Publisher {
         await rename(f.temp, f.final);
         // A file linked from its own stored copy (a reopened or partly adopted gbifID) is the same inode
         // as its final path, and rename() between two links of one file does nothing: drop the link.
-        // For every other file the temporary is gone already, and this is one unlink that finds nothing.
-        await rm(f.temp, { force: true });
+        // For every other file the temporary is gone already, and this is one unlink that finds nothing
+        // (not rm(), whose lstat first cost 5% of a run's main thread on 400 x 600 sheets).
+        await unlink(f.temp).catch(ignoreMissing);
       }
       for (const path of item.stale ?? []) {
         await rm(path, { force: true });
