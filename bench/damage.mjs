@@ -8,7 +8,8 @@
 // alone (what herbdl did for sheets over 1024 px before 2026-12-04), and by
 // herbdl's check (shrunk, with libjpeg's warnings read: decode-warnings.ts),
 // many at once as in a run. Prints what each caught, how many verdicts differ
-// from the full decode's, and each decode's time per good sheet on one thread.
+// from the full decode's, and what each decode of good sheets sustains and
+// costs, as many at once as a run decodes.
 import { mkdirSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -54,11 +55,18 @@ const checks = {
   shrunk: (body) => fails(sharp(body).resize(64, 64, { fit: 'inside', withoutEnlargement: true }).raw().toBuffer()),
 };
 
-async function msPerSheet(decode, bodies, n) {
-  for (let i = 0; i < 8; i++) await decode(bodies[i % bodies.length]);
+/** Good sheets decoded as a run decodes them, cores + 2 at once: sheets a second and CPU ms a sheet (all threads). */
+async function decodeRate(decode, bodies, n) {
+  const parallel = availableParallelism() + 2;
+  for (let i = 0; i < parallel * 2; i++) await decode(bodies[i % bodies.length]);
+  let next = 0;
   const started = performance.now();
-  for (let i = 0; i < n; i++) await decode(bodies[i % bodies.length]);
-  return (performance.now() - started) / n;
+  const cpu = process.cpuUsage();
+  await Promise.all(Array.from({ length: parallel }, async () => {
+    while (next < n) await decode(bodies[next++ % bodies.length]);
+  }));
+  const used = process.cpuUsage(cpu);
+  return { rate: n / ((performance.now() - started) / 1000), cpuMs: (used.user + used.system) / 1000 / n };
 }
 
 sharp.cache(false);
@@ -66,7 +74,7 @@ sharp.concurrency(1);
 const images = arg('images', 500);
 console.log(`\nbench:damage  ${images} damaged sheets of each size, ${KINDS.length} kinds in turn`);
 console.log(`machine        ${cpus().length} x ${cpus()[0]?.model.trim()}, node ${process.version}`);
-for (const [sheet, n, timing] of [['400x600', images, 200], ['1600x2400', Math.max(KINDS.length, Math.round(images / 5)), 30]]) {
+for (const [sheet, n, timing] of [['400x600', images, 3000], ['1600x2400', Math.max(KINDS.length, Math.round(images / 5)), 300]]) {
   const bodies = await sheetBodies(sheet);
   const cases = damaged(bodies, n);
   rmSync(dir, { recursive: true, force: true });
@@ -87,8 +95,9 @@ for (const [sheet, n, timing] of [['400x600', images, 200], ['1600x2400', Math.m
     console.log(`  ${label.padEnd(28)} ${caught.join(', ')}; verdicts unlike the full decode's: ${differ}`);
   }
   console.log(`  good sheets failed by herbdl: ${goodFailed}`);
-  const full = await msPerSheet((b) => sharp(b).extractChannel(0).raw().toBuffer(), bodies, timing);
-  const shrunk = await msPerSheet((b) => sharp(b).resize(64, 64, { fit: 'inside', withoutEnlargement: true }).raw().toBuffer(), bodies, timing);
-  console.log(`  one thread, a good sheet: full decode ${full.toFixed(2)} ms, shrunk ${shrunk.toFixed(2)} ms (${(shrunk / full).toFixed(2)}x)`);
+  const full = await decodeRate((b) => sharp(b).extractChannel(0).raw().toBuffer(), bodies, timing);
+  const shrunk = await decodeRate((b) => sharp(b).resize(64, 64, { fit: 'inside', withoutEnlargement: true }).raw().toBuffer(), bodies, timing);
+  const figures = (r) => `${r.rate.toFixed(0)} sheets/s, ${r.cpuMs.toFixed(2)} ms of CPU a sheet`;
+  console.log(`  good sheets, ${availableParallelism() + 2} at once: full decode ${figures(full)}; shrunk ${figures(shrunk)} (${(shrunk.cpuMs / full.cpuMs).toFixed(2)}x the CPU)`);
 }
 rmSync(dir, { recursive: true, force: true });

@@ -11,8 +11,9 @@
  * the scan usually runs out of data: such decodes passed nearly every sheet
  * with bytes lost or zeroed mid-file, where a full decode failed them. With
  * the warning read, a 1/8 decode fails exactly the sheets a full decode fails
- * (1,000 damaged 400 x 600 sheets and 200 of 1600 x 2400, bench/damage.mjs),
- * at about 0.6x of the full decode's time for a 400 x 600 sheet and 0.5x for a 1600 x 2400 one.
+ * (500 damaged 400 x 600 sheets and 100 of 1600 x 2400, bench/damage.mjs),
+ * for 0.55x of a full decode's CPU on a 1600 x 2400 sheet and about 0.9x on
+ * a 400 x 600 one, four at once (sharp's own work per image dominates there).
  *
  * sharp hands a warning to whichever pipeline of the process finishes next,
  * not to the one that raised it: libvips keeps one queue per process. A
