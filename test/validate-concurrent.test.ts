@@ -4,7 +4,8 @@
  * another image's: once, under load, a truncated JPEG failed as not_image.
  * And it reports damage met in the last strip it decodes only as a warning,
  * handed to whichever pipeline finishes next: large sheets, decoded shrunk
- * on load, used to pass with bytes lost mid-file (decode-warnings.ts).
+ * on load, used to pass with bytes lost mid-file, and so did 4:4:4 sheets
+ * decoded in full (decode-warnings.ts).
  * Here many good, truncated and corrupt images are validated at once, in a
  * mixed order, and every verdict is checked, in this thread and on the
  * validation worker a run uses.
@@ -40,6 +41,8 @@ async function cases(): Promise<Case[]> {
   const sheet = await noise(400, 600).jpeg().toBuffer();
   const big = await noise(1200, 1800).jpeg().toBuffer();
   const png = await noise(300, 200).png().toBuffer();
+  // Without chroma subsampling a decode reads no rows ahead: even in full, such damage shows only in the last strip.
+  const sheet444 = await noise(400, 600).jpeg({ chromaSubsampling: '4:4:4' }).toBuffer();
   return [
       { name: 'sheet', body: sheet, expected: 'ok' },
       { name: 'big', body: big, expected: 'ok' },
@@ -52,6 +55,8 @@ async function cases(): Promise<Case[]> {
       // Shrunk on load, these run out of data only in the last strip the decode reads.
       { name: 'big-corrupt', body: corruptMiddle(big), expected: 'corrupt' },
       { name: 'big-lost', body: lostMiddle(big, 700), expected: 'corrupt' },
+      { name: 'sheet-444', body: sheet444, expected: 'ok' },
+      { name: 'sheet-444-lost', body: lostMiddle(sheet444, 700), expected: 'corrupt' },
       { name: 'html', body: Buffer.from('<!DOCTYPE html><html><body>Terms of use</body></html>'), expected: 'not_image' },
   ];
 }

@@ -1,17 +1,18 @@
 /**
- * Damage that libvips only reports as a warning, and how a decode shrunk on
- * load is made as strict as a full one.
+ * Damage that libvips only reports as a warning, read for the right image,
+ * so that a decode shrunk on load is stricter than a full one.
  *
  * libvips checks libjpeg's warnings ("premature end of data segment", "bad
  * Huffman code": damage inside a scan) before each 8-row strip it decodes,
  * so a warning raised while the last strip decodes fails nothing; it is only
  * reported when the image is closed ("read gave 1 warnings"). At full size
- * that strip is the last 8 rows. Shrunk on load to 1/8 it is the last 64
- * source rows, and that is where a decode thrown off by damage anywhere in
- * the scan usually runs out of data: such decodes passed nearly every sheet
- * with bytes lost or zeroed mid-file, where a full decode failed them. With
- * the warning read, a 1/8 decode fails exactly the sheets a full decode fails
- * (500 damaged 400 x 600 sheets and 100 of 1600 x 2400, bench/damage.mjs),
+ * that strip is the last 8 rows (a 4:4:4 JPEG with bytes lost mid-file
+ * passes a full decode: its data runs out there). Shrunk on load to 1/8 it
+ * is the last 64 source rows, and that is where a decode thrown off by
+ * damage anywhere in the scan usually runs out of data: shrunk decodes
+ * alone passed nearly every sheet with bytes lost or zeroed mid-file. With
+ * the warning read, a 1/8 decode fails every sheet a full decode fails, and
+ * those whose damage shows only in the last rows too (bench/damage.mjs),
  * for 0.55x of a full decode's CPU on a 1600 x 2400 sheet and about 0.9x on
  * a 400 x 600 one, four at once (sharp's own work per image dominates there).
  *
@@ -20,15 +21,15 @@
  * pipeline that fails with no message of its own (libvips' error text is
  * shared too, and cleared by whichever pipeline ends) carries the queued
  * warnings in its error's message instead, so they are counted there as
- * well: every sharp call of validation runs through `vips`. So a
- * shrunk decode is trusted only when no such warning reached this thread
- * while it ran; otherwise the image is decoded again in full, and that
- * decode's failure is its own (a failure is per pipeline; only the message
- * is shared, and decode-failure.ts never reads it). This holds only while
- * one thread of the process runs sharp, and every pipeline it runs is made
- * here: the validator pool keeps one worker, and nothing outside src/validate
- * uses sharp. libvips' operation cache stays off, so an image closes (and
- * warns) when its own pipeline ends, not at some later eviction.
+ * well. So a decode is trusted only when no such warning reached this
+ * thread while it ran; otherwise it is decoded again with nothing else
+ * running (`alone`), where a warning can only be its own. Every sharp call
+ * of validation runs through `vips`, which counts its warnings and holds it
+ * back while a decode runs alone. This holds only while one thread of the
+ * process runs sharp: the validator pool keeps one worker, and nothing
+ * outside src/validate uses sharp. libvips' operation cache stays off, so an
+ * image closes (and warns) when its own pipeline ends, not at some later
+ * eviction.
  */
 import sharp, { type Sharp, type SharpInput, type SharpOptions } from 'sharp';
 
@@ -38,7 +39,6 @@ sharp.concurrency(1);
 
 /** Warnings of damage seen by this thread so far (libvips' "read gave N warnings" when an image closes). */
 let damageWarnings = 0;
-
 const DAMAGE = /^read gave \d+ warnings/gm;
 
 function count(message: string): void {
@@ -50,24 +50,60 @@ export function image(input?: SharpInput, options?: SharpOptions): Sharp {
   return sharp(input, options).on('warning', count);
 }
 
-/** A sharp call (`image(...)...toBuffer()`, `.metadata()`, `.toFile()`), with the warnings its failure carries counted. */
-export async function vips<T>(call: Promise<T>): Promise<T> {
+/** sharp calls of this thread in flight, and the decode running alone (or waiting to), if any. */
+let running = 0;
+let exclusive: Promise<void> | undefined;
+const drained: (() => void)[] = [];
+
+async function counted<T>(call: () => Promise<T>): Promise<T> {
   try {
-    return await call;
+    return await call();
   } catch (err) {
     count((err as Error).message ?? '');
     throw err;
   }
 }
 
+/** A sharp call (`() => image(...)...toBuffer()`, `.metadata()`, `.toFile()`), started when no decode runs alone. */
+export async function vips<T>(call: () => Promise<T>): Promise<T> {
+  while (exclusive) await exclusive;
+  running++;
+  try {
+    return await counted(call);
+  } finally {
+    running--;
+    if (running === 0) for (const wake of drained.splice(0)) wake();
+  }
+}
+
+/** libjpeg's warning of damage, read for an image decoded alone: decode-failure.ts tells truncated from corrupt by its bytes. */
+export class DamageWarning extends Error {}
+
+/** `decode` once every other sharp call of this thread has ended, and none starts until it has. */
+async function alone<T>(decode: () => Promise<T>): Promise<T> {
+  while (exclusive) await exclusive;
+  let release = (): void => {};
+  exclusive = new Promise((resolve) => (release = resolve));
+  try {
+    while (running > 0) await new Promise<void>((resolve) => drained.push(resolve));
+    const before = damageWarnings;
+    const result = await counted(decode);
+    if (damageWarnings !== before) throw new DamageWarning('libjpeg reported damage in the last rows it decoded (premature end of data, or a bad code)');
+    return result;
+  } finally {
+    exclusive = undefined;
+    release();
+  }
+}
+
 /**
- * `shrunk` (a decode that may be shrunk on load), trusted only if no warning
- * of damage came in while it ran; else `full`, a decode at full size whose
- * failure is its own. A damaged image's warning makes suspects of the few
- * decodes beside it: each costs one full decode, never a wrong verdict.
+ * `decode` (a decode that may be shrunk on load), trusted only if no warning
+ * of damage came in while it ran; else decoded again alone, where a warning
+ * fails it. A damaged image's warning makes suspects of the few decodes
+ * beside it: each costs one more decode, never a wrong verdict.
  */
-export async function strictDecode<T>(shrunk: () => Promise<T>, full: () => Promise<T>): Promise<T> {
+export async function strictDecode<T>(decode: () => Promise<T>): Promise<T> {
   const before = damageWarnings;
-  const result = await shrunk();
-  return damageWarnings === before ? result : full();
+  const result = await vips(decode);
+  return damageWarnings === before ? result : alone(decode);
 }

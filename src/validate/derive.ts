@@ -30,19 +30,15 @@ export function widthsBelow(widths: readonly number[], longerEdge: number): numb
 /**
  * Decodes every scan of `input` once, for the check and the derivatives
  * together, shrunk on load to the largest of `widths` (all below its longer
- * edge) and as strict as a full decode (decode-warnings.ts; a suspect is
- * decoded again at full size, and its derivatives resized from that). A
- * damaged image throws sharp's error, as a check's decode does.
+ * edge) and with libjpeg's warnings read (decode-warnings.ts). A damaged
+ * image throws, as a check's decode does.
  */
 export async function decodeForWidths(input: string | Buffer, widths: readonly number[]): Promise<DecodedPixels> {
   const largest = Math.max(...widths);
-  const decode = (shrunk: boolean) => async (): Promise<DecodedPixels> => {
-    let pipeline = image(input).autoOrient();
-    if (shrunk) pipeline = pipeline.resize(largest, largest, { fit: 'inside', withoutEnlargement: true });
-    const { data, info } = await vips(pipeline.raw().toBuffer({ resolveWithObject: true }));
-    return { data, info: { width: info.width, height: info.height, channels: info.channels } };
-  };
-  return strictDecode(decode(true), decode(false));
+  const { data, info } = await strictDecode(() =>
+    image(input).autoOrient().resize(largest, largest, { fit: 'inside', withoutEnlargement: true }).raw().toBuffer({ resolveWithObject: true }),
+  );
+  return { data, info: { width: info.width, height: info.height, channels: info.channels } };
 }
 
 /**
@@ -58,7 +54,7 @@ export async function writeDerivatives(source: string, into: string, widths: rea
       continue;
     }
     if (!pixels) throw new Error(`${source}: no pixels to resize to ${width}`);
-    await vips(image(pixels.data, { raw: pixels.info }).resize(width, width, { fit: 'inside', withoutEnlargement: true }).jpeg({ quality }).toFile(target));
+    await vips(() => image(pixels.data, { raw: pixels.info }).resize(width, width, { fit: 'inside', withoutEnlargement: true }).jpeg({ quality }).toFile(target));
   }
 }
 
@@ -67,7 +63,7 @@ async function longerEdgeOf(bytes: Buffer, source: string): Promise<number> {
   const frame = readJpegFrame(bytes);
   if (frame && frame.width > 0 && frame.height > 0) return Math.max(frame.width, frame.height);
   try {
-    const meta = await vips(image(bytes).metadata());
+    const meta = await vips(() => image(bytes).metadata());
     if (meta.width && meta.height) return Math.max(meta.width, meta.height);
   } catch (err) {
     throw decodeFailure(err, bytes, source);
