@@ -76,9 +76,6 @@ export async function vips<T>(call: () => Promise<T>): Promise<T> {
   }
 }
 
-/** libjpeg's warning of damage, read for an image decoded alone: decode-failure.ts tells truncated from corrupt by its bytes. */
-export class DamageWarning extends Error {}
-
 /** `decode` once every other sharp call of this thread has ended, and none starts until it has. */
 async function alone<T>(decode: () => Promise<T>): Promise<T> {
   while (exclusive) await exclusive;
@@ -88,7 +85,8 @@ async function alone<T>(decode: () => Promise<T>): Promise<T> {
     while (running > 0) await new Promise<void>((resolve) => drained.push(resolve));
     const before = damageWarnings;
     const result = await counted(decode);
-    if (damageWarnings !== before) throw new DamageWarning('libjpeg reported damage in the last rows it decoded (premature end of data, or a bad code)');
+    // A plain error, as sharp's are: the caller's decodeFailure tells truncated from corrupt by the bytes.
+    if (damageWarnings !== before) throw new Error('libjpeg reported damage in the last rows it decoded (premature end of data, or a bad code)');
     return result;
   } finally {
     exclusive = undefined;
