@@ -122,7 +122,7 @@ export const OPTIONS = {
   host: option('--host <host>', 'HERBDL_HOST', '', 'only gbifIDs with a failure on this host', optionalText),
   jpegQuality: option('--jpeg-quality <q>', 'HERBDL_JPEG_QUALITY', 90, 'quality of the JPEGs herbdl writes: other formats converted, and derivatives', integer(1, 100)),
   derive: option('--derive <widths>', 'HERBDL_DERIVE', [] as readonly number[], 'also write each image at these widths (256,1024: longer edge at most that, never upscaled) under <out>/w<width>/, published with its gbifID', widthList),
-  check: option('--check <how>', 'HERBDL_CHECK', 'decode', 'how a JPEG kept as it is is checked: decode (every pixel; catches damaged data) or structure (markers end to end; catches bodies cut short, about 10x cheaper)', oneOf('decode', 'structure')),
+  check: option('--check <how>', 'HERBDL_CHECK', 'decode', 'how a JPEG kept as it is is checked: decode (all of its data, shrunk on load; catches damaged data) or structure (markers end to end; catches bodies cut short, about 10x cheaper)', oneOf('decode', 'structure')),
   maxEdge: option('--max-edge <px>', 'HERBDL_MAX_EDGE', 0, 'downscale images whose longer edge is over this (0: keep the size)', integer(0, 1_000_000)),
   format: option('--format <format>', 'HERBDL_FORMAT', 'csv', 'csv, jsonl, or parquet (needs --out-file)', oneOf('csv', 'jsonl', 'parquet')),
   outFile: option('--out-file <path>', 'HERBDL_OUT_FILE', '', 'write here (atomically) instead of stdout', optionalText),
