@@ -25,11 +25,11 @@ export type ValidateReply =
 
 export interface ValidateWorkerData {
   readonly settings: ValidateSettings;
-  /** This worker's share of the cores: decodes it runs at once. */
+  /** Decodes it runs at once: two more than the cores, the one worker drives them all (validator-pool.ts). */
   readonly concurrency: number;
 }
 
-// Bounded here too: decodes run on libuv's pool, this worker's share of the cores at a time.
+// Bounded here too: decodes run on libuv's pool, cores + 2 at a time.
 const { settings, concurrency } = workerData as ValidateWorkerData;
 const limit = pLimit(concurrency);
 
