@@ -17,6 +17,7 @@ import type { Metadata } from 'sharp';
 import { fileSystemErrno, PermanentError } from '../errors.js';
 import { decodeFailure, imageKind } from './decode-failure.js';
 import { jpegStructure, readJpegFrame, type JpegFrame } from './jpeg-header.js';
+import { scanJpeg } from './jpeg-scan.js';
 import { decodeForWidths, deriveFromFile, widthsBelow, writeDerivatives, type DecodedPixels } from './derive.js';
 import { image, strictDecode, vips } from './decode-warnings.js';
 
@@ -78,19 +79,41 @@ async function decodeCheck(input: string | Buffer): Promise<void> {
   await strictDecode(() => image(input).resize(DECODE_CHECK_EDGE, DECODE_CHECK_EDGE, { fit: 'inside', withoutEnlargement: true }).raw().toBuffer());
 }
 
+/** A JPEG that is kept byte for byte: RGB or grey, with a size, not to be downscaled. */
+function keptAsIs(frame: JpegFrame | undefined, settings: ValidateSettings): frame is JpegFrame {
+  return !!frame && frame.components !== 4 && frame.width > 0 && frame.height > 0 && !(settings.maxEdge > 0 && Math.max(frame.width, frame.height) > settings.maxEdge);
+}
+
 /**
- * The check of a plain JPEG that is kept as it is: its size within the pixel
- * limit, then its markers walked to the end (structure) or every scan decoded.
- * `bytes` is the body in memory (needed for the walk); `input` what libvips decodes.
+ * The check of a plain JPEG kept as it is, as far as it goes without
+ * libvips: its size within the pixel limit, then its markers walked to the
+ * end (structure) or every block of its scans read (jpeg-scan.ts). Throws
+ * what it finds wrong; false when only a decode can tell (a JPEG the scan
+ * does not read: progressive, arithmetic-coded, ...).
  */
-async function checkPlainJpeg(input: string | Buffer, bytes: Buffer | undefined, frame: JpegFrame, check: ValidateSettings['check'], path: string): Promise<void> {
+function checkWithoutLibvips(bytes: Buffer, frame: JpegFrame, check: ValidateSettings['check'], path: string): boolean {
   checkPixels(frame.width, frame.height);
   if (check === 'structure') {
-    const structure = jpegStructure(bytes as Buffer);
+    const structure = jpegStructure(bytes);
     if (structure === 'truncated') throw new PermanentError(`${path}: jpeg is truncated (its end is missing)`, 'truncated');
     if (structure === 'malformed') throw new PermanentError(`${path}: jpeg markers are not in order`, 'corrupt');
-    return;
+    return true;
   }
+  const scan = scanJpeg(bytes);
+  // Truncated or corrupt is told by the bytes, as for a failed decode.
+  if (scan.verdict === 'damaged') throw decodeFailure(new Error(scan.why), bytes, path);
+  return scan.verdict === 'whole';
+}
+
+/**
+ * The check of a plain JPEG that is kept as it is: without libvips where
+ * that decides it, else every scan decoded. `bytes` is the body in memory
+ * (undefined for one too large to hold, which only a decode checks);
+ * `input` what libvips decodes.
+ */
+async function checkPlainJpeg(input: string | Buffer, bytes: Buffer | undefined, frame: JpegFrame, check: ValidateSettings['check'], path: string): Promise<void> {
+  if (bytes && checkWithoutLibvips(bytes, frame, check, path)) return;
+  checkPixels(frame.width, frame.height);
   try {
     await decodeCheck(input);
   } catch (err) {
@@ -99,18 +122,39 @@ async function checkPlainJpeg(input: string | Buffer, bytes: Buffer | undefined,
 }
 
 /**
- * A plain JPEG with derivatives to make: one decode is both its check and
- * the derivatives' pixels (the marker walk first, under --check structure,
- * as that is what the user asked to be checked by).
+ * A plain JPEG with derivatives to make: the check's verdict first (so
+ * --derive keeps exactly what the check alone keeps), then one decode for
+ * the derivatives' pixels, which is also the check of a JPEG the scan does
+ * not read.
  */
 async function checkAndDecode(input: string | Buffer, bytes: Buffer | undefined, frame: JpegFrame, check: ValidateSettings['check'], path: string, widths: readonly number[]): Promise<DecodedPixels> {
+  if (bytes) checkWithoutLibvips(bytes, frame, check, path);
   checkPixels(frame.width, frame.height);
-  if (check === 'structure') await checkPlainJpeg(input, bytes, frame, check, path);
   try {
     return await decodeForWidths(input, widths);
   } catch (err) {
     throw decodeFailure(err, input, path);
   }
+}
+
+/**
+ * validateImage for the common case, on a thread without libvips: a plain
+ * JPEG kept as it is, with no derivative to make below its size and a check
+ * that needs no decode. `body` as for validateImage. undefined when it needs
+ * libvips: the caller hands it to the thread that runs libvips
+ * (validator-pool.ts), which validates it from the start.
+ */
+export async function validateWithoutLibvips(path: string, settings: ValidateSettings, body?: Buffer): Promise<ValidatedImage | undefined> {
+  const bytes = body ?? readBack(path);
+  if (typeof bytes === 'string') return undefined;
+  const frame = readJpegFrame(bytes);
+  if (!keptAsIs(frame, settings)) return undefined;
+  const longerEdge = Math.max(frame.width, frame.height);
+  const widths = settings.derive ?? [];
+  if (widthsBelow(widths, longerEdge).length > 0 || !checkWithoutLibvips(bytes, frame, settings.check, path)) return undefined;
+  if (body) await writeFile(path, body);
+  await writeDerivatives(path, path, widths, longerEdge, settings.jpegQuality);
+  return { receivedFormat: 'jpeg', width: frame.width, height: frame.height };
 }
 
 /**
@@ -129,7 +173,7 @@ export async function validateImage(path: string, settings: ValidateSettings, bo
   const bytes = typeof input === 'string' ? (settings.check === 'structure' ? readFileSync(path) : undefined) : input;
   const frame = bytes ? readJpegFrame(bytes) : undefined;
   const widths = settings.derive ?? [];
-  if (frame && frame.components !== 4 && frame.width > 0 && frame.height > 0 && !(settings.maxEdge > 0 && Math.max(frame.width, frame.height) > settings.maxEdge)) {
+  if (keptAsIs(frame, settings)) {
     // The common case, a plain JPEG kept as it is: one decode (or one walk), no metadata call.
     const longerEdge = Math.max(frame.width, frame.height);
     const below = widthsBelow(widths, longerEdge);
