@@ -6,9 +6,11 @@
  * handed to whichever pipeline finishes next: large sheets, decoded shrunk
  * on load, used to pass with bytes lost mid-file, and so did 4:4:4 sheets
  * decoded in full (decode-warnings.ts).
- * Here many good, truncated and corrupt images are validated at once, in a
- * mixed order, and every verdict is checked, in this thread and on the
- * validation worker a run uses.
+ * Baseline JPEGs are now checked by reading their scans in JS
+ * (jpeg-scan.ts), on any validation worker; progressive ones, and PNGs,
+ * still by libvips, on one. Here many good, truncated and corrupt images of
+ * both kinds are validated at once, in a mixed order, and every verdict is
+ * checked, in this thread and on the validation workers a run uses.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -43,6 +45,9 @@ async function cases(): Promise<Case[]> {
   const png = await noise(300, 200).png().toBuffer();
   // Without chroma subsampling a decode reads no rows ahead: even in full, such damage shows only in the last strip.
   const sheet444 = await noise(400, 600).jpeg({ chromaSubsampling: '4:4:4' }).toBuffer();
+  // Progressive: not read by the scan, decoded by libvips (with its warnings read) beside the scans.
+  const progressive = await noise(400, 600).jpeg({ progressive: true }).toBuffer();
+  const bigProgressive = await noise(1200, 1800).jpeg({ progressive: true }).toBuffer();
   return [
       { name: 'sheet', body: sheet, expected: 'ok' },
       { name: 'big', body: big, expected: 'ok' },
@@ -57,6 +62,11 @@ async function cases(): Promise<Case[]> {
       { name: 'big-lost', body: lostMiddle(big, 700), expected: 'corrupt' },
       { name: 'sheet-444', body: sheet444, expected: 'ok' },
       { name: 'sheet-444-lost', body: lostMiddle(sheet444, 700), expected: 'corrupt' },
+      { name: 'progressive', body: progressive, expected: 'ok' },
+      { name: 'progressive-cut', body: progressive.subarray(0, Math.floor(progressive.length * 0.6)), expected: 'truncated' },
+      { name: 'progressive-lost', body: lostMiddle(progressive, 700), expected: 'corrupt' },
+      { name: 'big-progressive-corrupt', body: corruptMiddle(bigProgressive), expected: 'corrupt' },
+      { name: 'big-progressive-lost', body: lostMiddle(bigProgressive, 700), expected: 'corrupt' },
       { name: 'html', body: Buffer.from('<!DOCTYPE html><html><body>Terms of use</body></html>'), expected: 'not_image' },
   ];
 }

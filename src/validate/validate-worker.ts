@@ -1,12 +1,13 @@
 /**
- * A worker thread that validates images, so sharp's per-image work on the
- * calling thread (setting up each libvips pipeline) stays off the thread
- * that drives the downloads.
+ * A worker thread that validates images, off the thread that drives the
+ * downloads. One worker of a pool runs libvips (sharp); the others
+ * (`libvips: false`) take the common case that needs none, a plain JPEG
+ * checked by jpeg-scan.ts, and hand back anything else (validator-pool.ts).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { fileSystemErrno, HerbdlError } from '../errors.js';
 import pLimit from 'p-limit';
-import { inspectJpeg, validateImage, type InspectedJpeg, type ValidatedImage, type ValidateSettings } from './validate-image.js';
+import { inspectJpeg, validateImage, validateWithoutLibvips, type InspectedJpeg, type ValidatedImage, type ValidateSettings } from './validate-image.js';
 import { deriveFromFile } from './derive.js';
 
 export interface ValidateRequest {
@@ -21,20 +22,49 @@ export interface ValidateRequest {
 
 export type ValidateReply =
   | { readonly id: number; readonly ok: ValidatedImage | InspectedJpeg | null }
-  | { readonly id: number; readonly error: { readonly message: string; readonly code: string; readonly local?: boolean } };
+  | { readonly id: number; readonly error: { readonly message: string; readonly code: string; readonly local?: boolean } }
+  /** From a worker without libvips: this one needs it (the body, if it came with one, handed back). */
+  | { readonly id: number; readonly needsLibvips: true; readonly body?: Uint8Array };
 
 export interface ValidateWorkerData {
   readonly settings: ValidateSettings;
-  /** Decodes it runs at once: two more than the cores, the one worker drives them all (validator-pool.ts). */
+  /** Whether this worker runs libvips (one per process: decode-warnings.ts); the others only validate without it. */
+  readonly libvips: boolean;
+  /** Decodes the libvips worker runs at once, on libuv's pool (validator-pool.ts). */
   readonly concurrency: number;
 }
 
-// Bounded here too: decodes run on libuv's pool, cores + 2 at a time.
-const { settings, concurrency } = workerData as ValidateWorkerData;
+const { settings, libvips, concurrency } = workerData as ValidateWorkerData;
 const limit = pLimit(concurrency);
+
+/**
+ * A reply, with the body the request brought handed back: a body moved
+ * into this thread would stay here as garbage until this isolate collects,
+ * and V8 lets each isolate gather tens of MB of such memory first (measured:
+ * 20 to 40 MB in each worker). Handed back, they gather in one isolate only.
+ */
+function reply(message: ValidateReply, body: Uint8Array | undefined): void {
+  parentPort?.postMessage(message, body ? [body.buffer as ArrayBuffer] : []);
+}
+
+function replyError(id: number, err: unknown, body: Uint8Array | undefined): void {
+  const message = (err as Error).message ?? String(err);
+  // A file-system error (writing the body: disk full, permissions) is this machine's problem, not the image's.
+  const errno = fileSystemErrno(err);
+  const code = errno ?? (err instanceof HerbdlError ? err.code : 'not_image');
+  reply({ id, error: { message, code, local: errno !== undefined } }, body);
+}
 
 parentPort?.on('message', (request: ValidateRequest) => {
   const body = request.body ? Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength) : undefined;
+  if (!libvips) {
+    // Synchronous work (the scan) in this thread; only the file write waits, on libuv's pool.
+    validateWithoutLibvips(request.path, settings, body).then(
+      (ok) => reply(ok ? { id: request.id, ok } : { id: request.id, needsLibvips: true, body: request.body }, request.body),
+      (err: unknown) => replyError(request.id, err, request.body),
+    );
+    return;
+  }
   const work = async (): Promise<ValidatedImage | InspectedJpeg | null> => {
     if (request.inspect) return inspectJpeg(request.path, settings.check);
     if (!request.derive) return validateImage(request.path, settings, body);
@@ -42,13 +72,7 @@ parentPort?.on('message', (request: ValidateRequest) => {
     return null;
   };
   limit(work).then(
-    (ok) => parentPort?.postMessage({ id: request.id, ok } satisfies ValidateReply),
-    (err: unknown) => {
-      const message = (err as Error).message ?? String(err);
-      // A file-system error (writing the body: disk full, permissions) is this machine's problem, not the image's.
-      const errno = fileSystemErrno(err);
-      const code = errno ?? (err instanceof HerbdlError ? err.code : 'not_image');
-      parentPort?.postMessage({ id: request.id, error: { message, code, local: errno !== undefined } } satisfies ValidateReply);
-    },
+    (ok) => reply({ id: request.id, ok }, request.body),
+    (err: unknown) => replyError(request.id, err, request.body),
   );
 });

@@ -1,15 +1,16 @@
 /**
- * Image validation on a worker thread, apart from the download concurrency:
+ * Image validation on worker threads, apart from the download concurrency:
  * a burst of TIFFs never stalls the network side, and the thread driving
- * downloads never runs sharp's per-image setup. One worker, whatever the
- * cores: libvips reports some damage only as a warning that any pipeline of
- * the process may be handed, and a decode can be trusted only when every
- * pipeline runs on one thread (decode-warnings.ts). It drives two decodes
- * more than there are cores at a time, on libuv's pool. Its own work per
- * image (setting up a pipeline, handing the body to be written, messages)
- * was about 0.9 ms a 400 x 600 sheet, profiled on the 2-core bench machine:
- * one process validates at most about 1,100 such sheets a second, whatever
- * its cores (README, Benchmarks).
+ * downloads never runs a check.
+ *
+ * One worker per core, up to MAX_WORKERS. The first runs libvips: libvips
+ * reports some damage only as a warning that any pipeline of the process may
+ * be handed, and a decode can be trusted only when every pipeline runs on
+ * one thread (decode-warnings.ts); it drives two decodes more than there are
+ * cores at a time, on libuv's pool. Every worker takes the common case, a
+ * plain JPEG checked by reading its scans in JS (jpeg-scan.ts), which needs
+ * no libvips; a worker without it hands anything else back, and it goes to
+ * the first. A request goes to the worker with the fewest in hand.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -37,48 +38,83 @@ export interface Validator {
  */
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 2 };
 
+/**
+ * Workers at most, whatever the cores: one reads the scans of about 1,400
+ * 400 x 600 sheets or 90 1600 x 2400 ones a second (bench:damage), so four
+ * keep up with more than a gigabit link brings, and each costs its memory.
+ */
+const MAX_WORKERS = 4;
+
+interface Waiter {
+  readonly resolve: (v: never) => void;
+  readonly reject: (e: Error) => void;
+  readonly path: string;
+  worker: Worker;
+}
+
 export function createValidatorPool(settings: ValidateSettings): Validator {
-  const pending = new Map<number, { resolve: (v: never) => void; reject: (e: Error) => void }>();
+  /** Requests not yet answered, each with the worker that has it now. */
+  const pending = new Map<number, Waiter>();
+  const inHand = new Map<Worker, number>();
   let ids = 0;
-  const settle = (reply: ValidateReply) => {
+  const failAll = (err: Error) => {
+    for (const waiter of pending.values()) waiter.reject(err);
+    pending.clear();
+  };
+  const start = (libvips: boolean): Worker => {
+    // Two decodes beyond the cores: a decode's thread waits on more than its core (a 2-core machine
+    // decodes 400 x 600 sheets about 1.5x faster with four at once than with two, bench/decode-ceiling.mjs).
+    const workerData: ValidateWorkerData = { settings, libvips, concurrency: availableParallelism() + 2 };
+    const worker = new Worker(new URL('./validate-worker.js', import.meta.url), { workerData, resourceLimits: WORKER_LIMITS });
+    worker.on('message', settle);
+    worker.on('error', failAll);
+    inHand.set(worker, 0);
+    return worker;
+  };
+  const send = (waiter: Waiter, worker: Worker, request: ValidateRequest, transfer: ArrayBuffer[]) => {
+    waiter.worker = worker;
+    inHand.set(worker, (inHand.get(worker) as number) + 1);
+    worker.postMessage(request, transfer);
+  };
+  function settle(reply: ValidateReply): void {
     const waiter = pending.get(reply.id);
     if (!waiter) return;
+    inHand.set(waiter.worker, (inHand.get(waiter.worker) as number) - 1);
+    if ('needsLibvips' in reply) {
+      const body = reply.body;
+      send(waiter, libvipsWorker, { id: reply.id, path: waiter.path, ...(body ? { body } : {}) }, body ? [body.buffer as ArrayBuffer] : []);
+      return;
+    }
     pending.delete(reply.id);
     if ('ok' in reply) waiter.resolve(reply.ok as never);
     // A local file-system error stops the run (as one while publishing does) rather than failing images one by one.
     else if (reply.error.local) waiter.reject(Object.assign(new Error(reply.error.message), { code: reply.error.code }));
     else waiter.reject(new PermanentError(reply.error.message, reply.error.code));
-  };
-  const failAll = (err: Error) => {
-    for (const waiter of pending.values()) waiter.reject(err);
-    pending.clear();
-  };
-  // Two decodes beyond the cores: a decode's thread waits on more than its core (a 2-core machine
-  // decodes 400 x 600 sheets about 1.5x faster with four at once than with two, bench/decode-ceiling.mjs).
-  const workerData: ValidateWorkerData = { settings, concurrency: availableParallelism() + 2 };
-  const worker = new Worker(new URL('./validate-worker.js', import.meta.url), { workerData, resourceLimits: WORKER_LIMITS });
-  worker.on('message', settle);
-  worker.on('error', failAll);
-  const ask = <T>(request: ValidateRequest, transfer: ArrayBuffer[] = []) =>
+  }
+  const libvipsWorker = start(true);
+  const workers = [libvipsWorker, ...Array.from({ length: Math.min(availableParallelism(), MAX_WORKERS) - 1 }, () => start(false))];
+  const leastInHand = () => workers.reduce((best, w) => ((inHand.get(w) as number) < (inHand.get(best) as number) ? w : best));
+  const ask = <T>(worker: Worker, request: ValidateRequest, transfer: ArrayBuffer[] = []) =>
     new Promise<T>((resolve, reject) => {
-      pending.set(request.id, { resolve: resolve as (v: never) => void, reject });
-      worker.postMessage(request, transfer);
+      const waiter: Waiter = { resolve: resolve as (v: never) => void, reject, worker, path: request.path };
+      pending.set(request.id, waiter);
+      send(waiter, worker, request, transfer);
     });
   return {
     inspect(path) {
-      return ask<InspectedJpeg>({ id: ++ids, path, inspect: true });
+      return ask<InspectedJpeg>(libvipsWorker, { id: ++ids, path, inspect: true });
     },
     async derive(path, widths, into) {
-      await ask<null>({ id: ++ids, path, derive: { widths, into } });
+      await ask<null>(libvipsWorker, { id: ++ids, path, derive: { widths, into } });
     },
     validate(path, body) {
       // A body that owns its memory moves to the worker without a copy (the caller does not use it
       // again); a slice of a shared buffer is copied. Bodies over 512 KiB are read from their file there.
       const owned = body !== undefined && body.byteOffset === 0 && body.byteLength === body.buffer.byteLength && body.buffer instanceof ArrayBuffer;
-      return ask<ValidatedImage>(body ? { id: ++ids, path, body } : { id: ++ids, path }, owned ? [body.buffer as ArrayBuffer] : []);
+      return ask<ValidatedImage>(leastInHand(), body ? { id: ++ids, path, body } : { id: ++ids, path }, owned ? [body.buffer as ArrayBuffer] : []);
     },
     async close() {
-      await worker.terminate();
+      await Promise.all(workers.map((w) => w.terminate()));
     },
   };
 }
