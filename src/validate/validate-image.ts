@@ -237,6 +237,19 @@ export interface InspectedJpeg {
  * .jpg name: run would have converted it), cmyk_jpeg, truncated, corrupt.
  */
 export async function inspectJpeg(path: string, check: ValidateSettings['check']): Promise<InspectedJpeg> {
+  const { data, frame } = readToInspect(path);
+  await checkPlainJpeg(data, data, frame, check, path);
+  return inspected(data, frame);
+}
+
+/** inspectJpeg on a thread without libvips: undefined when only a decode can tell (validator-pool.ts). */
+export function inspectWithoutLibvips(path: string, check: ValidateSettings['check']): InspectedJpeg | undefined {
+  const { data, frame } = readToInspect(path);
+  return checkWithoutLibvips(data, frame, check, path) ? inspected(data, frame) : undefined;
+}
+
+/** A file to inspect, once it is known to be a plain JPEG with a size. */
+function readToInspect(path: string): { data: Buffer; frame: JpegFrame } {
   const data = readFileSync(path);
   const kind = imageKind(data.subarray(0, 64));
   if (kind === 'unknown') throw new PermanentError(`${path}: not an image (an error page saved as an image?)`, 'not_image');
@@ -244,7 +257,10 @@ export async function inspectJpeg(path: string, check: ValidateSettings['check']
   const frame = readJpegFrame(data);
   if (frame?.components === 4) throw new PermanentError(`${path}: a CMYK JPEG (run converts these to sRGB)`, 'cmyk_jpeg');
   if (!frame || frame.width === 0 || frame.height === 0) throw decodeFailure(new Error('no frame header'), data, path);
-  await checkPlainJpeg(data, data, frame, check, path);
+  return { data, frame };
+}
+
+function inspected(data: Buffer, frame: JpegFrame): InspectedJpeg {
   return { width: frame.width, height: frame.height, bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') };
 }
 

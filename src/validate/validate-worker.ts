@@ -7,7 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { fileSystemErrno, HerbdlError } from '../errors.js';
 import pLimit from 'p-limit';
-import { inspectJpeg, validateImage, validateWithoutLibvips, type InspectedJpeg, type ValidatedImage, type ValidateSettings } from './validate-image.js';
+import { inspectJpeg, inspectWithoutLibvips, validateImage, validateWithoutLibvips, type InspectedJpeg, type ValidatedImage, type ValidateSettings } from './validate-image.js';
 import { deriveFromFile } from './derive.js';
 
 export interface ValidateRequest {
@@ -59,7 +59,8 @@ parentPort?.on('message', (request: ValidateRequest) => {
   const body = request.body ? Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength) : undefined;
   if (!libvips) {
     // Synchronous work (the scan) in this thread; only the file write waits, on libuv's pool.
-    validateWithoutLibvips(request.path, settings, body).then(
+    const work = async () => (request.inspect ? inspectWithoutLibvips(request.path, settings.check) : validateWithoutLibvips(request.path, settings, body));
+    work().then(
       (ok) => reply(ok ? { id: request.id, ok } : { id: request.id, needsLibvips: true, body: request.body }, request.body),
       (err: unknown) => replyError(request.id, err, request.body),
     );

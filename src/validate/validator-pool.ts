@@ -8,9 +8,10 @@
  * be handed, and a decode can be trusted only when every pipeline runs on
  * one thread (decode-warnings.ts); it drives two decodes more than there are
  * cores at a time, on libuv's pool. Every worker takes the common case, a
- * plain JPEG checked by reading its scans in JS (jpeg-scan.ts), which needs
- * no libvips; a worker without it hands anything else back, and it goes to
- * the first. A request goes to the worker with the fewest in hand.
+ * plain JPEG checked by reading its scans in JS (jpeg-scan.ts), a run's body
+ * or a file adopt inspects: that needs no libvips. A worker without libvips
+ * hands anything else back, and it goes to the first. A request goes to the
+ * worker with the fewest in hand.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -48,7 +49,8 @@ const MAX_WORKERS = 4;
 interface Waiter {
   readonly resolve: (v: never) => void;
   readonly reject: (e: Error) => void;
-  readonly path: string;
+  /** The request without its body, to hand to the libvips worker when another cannot answer it. */
+  readonly request: ValidateRequest;
   worker: Worker;
 }
 
@@ -82,7 +84,7 @@ export function createValidatorPool(settings: ValidateSettings): Validator {
     inHand.set(waiter.worker, (inHand.get(waiter.worker) as number) - 1);
     if ('needsLibvips' in reply) {
       const body = reply.body;
-      send(waiter, libvipsWorker, { id: reply.id, path: waiter.path, ...(body ? { body } : {}) }, body ? [body.buffer as ArrayBuffer] : []);
+      send(waiter, libvipsWorker, { ...waiter.request, ...(body ? { body } : {}) }, body ? [body.buffer as ArrayBuffer] : []);
       return;
     }
     pending.delete(reply.id);
@@ -96,13 +98,14 @@ export function createValidatorPool(settings: ValidateSettings): Validator {
   const leastInHand = () => workers.reduce((best, w) => ((inHand.get(w) as number) < (inHand.get(best) as number) ? w : best));
   const ask = <T>(worker: Worker, request: ValidateRequest, transfer: ArrayBuffer[] = []) =>
     new Promise<T>((resolve, reject) => {
-      const waiter: Waiter = { resolve: resolve as (v: never) => void, reject, worker, path: request.path };
+      const { body: _body, ...withoutBody } = request;
+      const waiter: Waiter = { resolve: resolve as (v: never) => void, reject, worker, request: withoutBody };
       pending.set(request.id, waiter);
       send(waiter, worker, request, transfer);
     });
   return {
     inspect(path) {
-      return ask<InspectedJpeg>(libvipsWorker, { id: ++ids, path, inspect: true });
+      return ask<InspectedJpeg>(leastInHand(), { id: ++ids, path, inspect: true });
     },
     async derive(path, widths, into) {
       await ask<null>(libvipsWorker, { id: ++ids, path, derive: { widths, into } });
