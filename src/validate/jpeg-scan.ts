@@ -111,44 +111,48 @@ interface Frame {
 type ScanComponents = { readonly component: Component; readonly dc: SkipTable; readonly ac: SkipTable }[];
 
 /**
- * Zero bytes after the data, as libjpeg feeds a decode that runs out: enough
- * for one block (64 codes of up to 16 bits, each with up to 15 more), so a
- * block begun inside the data never reads past them (decodeScan stops
- * before the next block). The all-zero code is in every table, so they only
- * ever decode.
+ * Bytes kept ahead of a block: one block takes at most 64 codes of up to 16
+ * bits, each with up to 15 more, so a block begun this far from the end of
+ * what is unstuffed never reads past it. After the data ends, as many zero
+ * bytes, as libjpeg feeds a decode that runs out: the all-zero code is in
+ * every table, so they only ever decode.
  */
-const PAST_END = 320;
+const AHEAD = 320;
 
-/** Reused entropy-coded bytes with their 0xFF00 stuffing taken out; one larger than this is made for its image and let go. */
-const KEPT_SCRATCH = 1 << 20;
-let scratch = new Uint8Array(64 * 1024);
+/**
+ * Entropy-coded data is read with its 0xFF00 stuffing taken out, a chunk at
+ * a time into memory this module keeps, whatever the image's size: a
+ * buffer per image would be garbage in every validation worker's isolate.
+ */
+const CHUNK = 64 * 1024;
+const chunk = new Uint8Array(CHUNK + AHEAD);
 
-/** Entropy-coded bytes from `start` up to the next marker, unstuffed, and where that marker is (data.length: none). */
-function unstuff(data: Uint8Array, start: number): { bytes: Uint8Array; count: number; marker: number } {
-  let buffer = scratch;
-  let count = 0;
-  let p = start;
+/**
+ * Unstuffs data from `from` into `chunk` after its first `count` bytes,
+ * until the chunk is full or the next marker: where it stopped in `data`,
+ * the bytes now in `chunk`, and the marker's offset (data.length: the data
+ * ends without one), or -1 when the chunk filled first.
+ */
+function unstuff(data: Uint8Array, from: number, count: number): { next: number; count: number; marker: number } {
   const end = data.length;
-  for (;;) {
+  let p = from;
+  while (count < CHUNK) {
     let ff = data.indexOf(0xff, p);
     if (ff < 0) ff = end;
-    // Room for the run and the zeros a decode past the end reads (see decodeScan).
-    if (count + (ff - p) + PAST_END > buffer.length) {
-      const grown = new Uint8Array(Math.max(buffer.length * 2, count + (ff - p) + PAST_END));
-      grown.set(buffer.subarray(0, count));
-      buffer = grown;
-      if (grown.length <= KEPT_SCRATCH) scratch = grown;
-    }
-    buffer.set(data.subarray(p, ff), count);
-    count += ff - p;
-    if (ff >= end) return { bytes: buffer, count, marker: end };
+    const take = Math.min(ff - p, CHUNK - count);
+    chunk.set(data.subarray(p, p + take), count);
+    count += take;
+    p += take;
+    if (p < ff) break;
+    if (ff >= end) return { next: end, count, marker: end };
     let q = ff + 1;
     while (q < end && data[q] === 0xff) q++;
-    if (q >= end) return { bytes: buffer, count, marker: end };
-    if (data[q] !== 0) return { bytes: buffer, count, marker: q - 1 };
-    buffer[count++] = 0xff;
+    if (q >= end) return { next: end, count, marker: end };
+    if (data[q] !== 0) return { next: q - 1, count, marker: q - 1 };
+    chunk[count++] = 0xff;
     p = q + 1;
   }
+  return { next: p, count, marker: -1 };
 }
 
 /**
@@ -170,12 +174,16 @@ function decodeScan(data: Uint8Array, start: number, frame: Frame, components: S
     for (const c of components) for (let b = 0; b < c.component.h * c.component.v; b++) dc.push(c.dc), ac.push(c.ac);
   }
   const blocks = dc.length;
+  const bytes = chunk;
   let mcu = 0;
   let restarts = 0;
-  let from = start;
+  let next = start;
   for (;;) {
-    const { bytes, count, marker } = unstuff(data, from);
-    bytes.fill(0, count, count + PAST_END);
+    // One restart interval (or the whole scan): its data up to the next marker.
+    let { count, marker, next: after } = unstuff(data, next, 0);
+    if (marker >= 0) bytes.fill(0, count, count + AHEAD);
+    // Blocks begin below this; past it, more data is unstuffed, or (at the marker) the data has ended.
+    let refillAt = marker >= 0 ? count + 8 : count - AHEAD;
     const until = restartInterval > 0 ? Math.min(mcus, mcu + restartInterval) : mcus;
     // acc holds the next `bits` bits of the data in its low bits; bits < 0 means as many are still to skip.
     let pos = 0;
@@ -183,8 +191,15 @@ function decodeScan(data: Uint8Array, start: number, frame: Frame, components: S
     let bits = 0;
     for (; mcu < until; mcu++) {
       for (let b = 0; b < blocks; b++) {
-        // Past the data (by more than acc holds): it ended early.
-        if (pos > count + 8) return damaged(`its data ends at MCU ${mcu + 1} of ${mcus} in scan ${scan}`);
+        if (pos > refillAt) {
+          // Past the data by more than acc holds: it ended early.
+          if (marker >= 0) return damaged(`its data ends at MCU ${mcu + 1} of ${mcus} in scan ${scan}`);
+          bytes.copyWithin(0, pos, count);
+          ({ count, marker, next: after } = unstuff(data, after, count - pos));
+          pos = 0;
+          if (marker >= 0) bytes.fill(0, count, count + AHEAD);
+          refillAt = marker >= 0 ? count + 8 : count - AHEAD;
+        }
         let table = dc[b] as SkipTable;
         if (bits < 25) while (bits < 25) (acc = (acc << 8) | (bytes[pos++] as number)), (bits += 8);
         let entry = table.lookup[(acc >>> (bits - LOOKUP_BITS)) & 511] as number;
@@ -205,13 +220,14 @@ function decodeScan(data: Uint8Array, start: number, frame: Frame, components: S
     const unused = count * 8 - (pos * 8 - bits);
     if (unused < 0) return damaged(`its data ends before MCU ${until} of ${mcus} in scan ${scan}`);
     // Whole bytes the blocks did not take: the data decoded differently from how it was written.
+    if (marker < 0) return damaged(`more than ${unused >> 3} bytes of data after MCU ${until} of ${mcus} in scan ${scan}`);
     if (unused >= 8) return damaged(`${unused >> 3} bytes of data after MCU ${until} of ${mcus} in scan ${scan}`);
     if (marker >= data.length) return damaged(`it ends inside scan ${scan}`);
     if (mcu >= mcus) return marker;
     const due = 0xd0 + (restarts & 7);
     if (data[marker + 1] !== due) return damaged(`marker 0x${(data[marker + 1] as number).toString(16)} where RST${restarts & 7} was due, after MCU ${mcu} of ${mcus} in scan ${scan}`);
     restarts++;
-    from = marker + 2;
+    next = marker + 2;
   }
 }
 

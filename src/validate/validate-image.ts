@@ -9,7 +9,7 @@
  * pool, sized to the cores, apart from the download concurrency.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, readFileSync, statSync } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import pLimit from 'p-limit';
@@ -18,6 +18,7 @@ import { fileSystemErrno, PermanentError } from '../errors.js';
 import { decodeFailure, imageKind } from './decode-failure.js';
 import { jpegStructure, readJpegFrame, type JpegFrame } from './jpeg-header.js';
 import { scanJpeg } from './jpeg-scan.js';
+import { readBack, readBackKept } from './read-back.js';
 import { decodeForWidths, deriveFromFile, widthsBelow, writeDerivatives, type DecodedPixels } from './derive.js';
 import { image, strictDecode, vips } from './decode-warnings.js';
 
@@ -42,19 +43,6 @@ export interface ValidatedImage {
 
 const DECODE_CHECK_EDGE = 64;
 const CONVERTIBLE = new Set(['png', 'tiff', 'webp', 'gif', 'heif']);
-
-/**
- * A body up to this size that came in its file is read back whole and
- * decoded from memory: handed a path, libvips opens the file a score of
- * times (each loader sniffs it) and seeks in it some eighty times per image,
- * measured with strace on 1600 px sheets. Larger ones are decoded from the file.
- */
-const READ_BACK_BYTES = 32 * 1024 * 1024;
-
-/** A large body from its file: in memory when it is not huge, else its path. */
-function readBack(path: string): Buffer | string {
-  return statSync(path).size > READ_BACK_BYTES ? path : readFileSync(path);
-}
 
 /** sharp's own default limitInputPixels: larger images are refused before they are decoded. */
 const PIXEL_LIMIT = 0x3fff * 0x3fff;
@@ -123,12 +111,12 @@ async function checkPlainJpeg(input: string | Buffer, bytes: Buffer | undefined,
 
 /**
  * A plain JPEG with derivatives to make: the check's verdict first (so
- * --derive keeps exactly what the check alone keeps), then one decode for
- * the derivatives' pixels, which is also the check of a JPEG the scan does
- * not read.
+ * --derive keeps exactly what the check alone keeps; `checked` when another
+ * thread gave it), then one decode for the derivatives' pixels, which is
+ * also the check of a JPEG the scan does not read.
  */
-async function checkAndDecode(input: string | Buffer, bytes: Buffer | undefined, frame: JpegFrame, check: ValidateSettings['check'], path: string, widths: readonly number[]): Promise<DecodedPixels> {
-  if (bytes) checkWithoutLibvips(bytes, frame, check, path);
+async function checkAndDecode(input: string | Buffer, bytes: Buffer | undefined, frame: JpegFrame, check: ValidateSettings['check'], path: string, widths: readonly number[], checked: boolean): Promise<DecodedPixels> {
+  if (bytes && !checked) checkWithoutLibvips(bytes, frame, check, path);
   checkPixels(frame.width, frame.height);
   try {
     return await decodeForWidths(input, widths);
@@ -138,20 +126,26 @@ async function checkAndDecode(input: string | Buffer, bytes: Buffer | undefined,
 }
 
 /**
- * validateImage for the common case, on a thread without libvips: a plain
- * JPEG kept as it is, with no derivative to make below its size and a check
- * that needs no decode. `body` as for validateImage. undefined when it needs
- * libvips: the caller hands it to the thread that runs libvips
- * (validator-pool.ts), which validates it from the start.
+ * What a thread without libvips leaves to the one with it: the check itself
+ * (not a plain JPEG kept as it is, or one the scan does not read), or only
+ * the derivatives' pixels, the check passed.
  */
-export async function validateWithoutLibvips(path: string, settings: ValidateSettings, body?: Buffer): Promise<ValidatedImage | undefined> {
-  const bytes = body ?? readBack(path);
-  if (typeof bytes === 'string') return undefined;
+export type LeftToLibvips = 'check' | 'pixels';
+
+/**
+ * validateImage as far as it goes without libvips, which for the common
+ * case (a plain JPEG kept as it is, no derivative to make below its size)
+ * is all of it. `body` as for validateImage.
+ */
+export async function validateWithoutLibvips(path: string, settings: ValidateSettings, body?: Buffer): Promise<ValidatedImage | LeftToLibvips> {
+  // Read back into kept memory: only looked at before the first await below.
+  const bytes = body ?? readBackKept(path);
+  if (typeof bytes === 'string') return 'check';
   const frame = readJpegFrame(bytes);
-  if (!keptAsIs(frame, settings)) return undefined;
+  if (!keptAsIs(frame, settings) || !checkWithoutLibvips(bytes, frame, settings.check, path)) return 'check';
   const longerEdge = Math.max(frame.width, frame.height);
   const widths = settings.derive ?? [];
-  if (widthsBelow(widths, longerEdge).length > 0 || !checkWithoutLibvips(bytes, frame, settings.check, path)) return undefined;
+  if (widthsBelow(widths, longerEdge).length > 0) return 'pixels';
   if (body) await writeFile(path, body);
   await writeDerivatives(path, path, widths, longerEdge, settings.jpegQuality);
   return { receivedFormat: 'jpeg', width: frame.width, height: frame.height };
@@ -162,12 +156,13 @@ export async function validateWithoutLibvips(path: string, settings: ValidateSet
  * there where needed). `body`, when given, is the image, still only in
  * memory: it is decoded from there and written to `path` once it is known to
  * be kept as it is (a converted image is written as its conversion instead),
- * by the validation worker, never by the thread that drives downloads, and
- * on libuv's pool: creating the file took a third of that worker's own time
- * when it wrote synchronously, and one worker serves every core (see
- * validator-pool.ts). Without `body`, the image is the file at `path`.
+ * by a validation worker, never by the thread that drives downloads, and
+ * on libuv's pool: creating the file took a third of a worker's own time
+ * when it wrote synchronously. Without `body`, the image is the file at
+ * `path`. `left` is what validateWithoutLibvips left: 'pixels' when the
+ * check already passed on another thread.
  */
-export async function validateImage(path: string, settings: ValidateSettings, body?: Buffer): Promise<ValidatedImage> {
+export async function validateImage(path: string, settings: ValidateSettings, body?: Buffer, left: LeftToLibvips = 'check'): Promise<ValidatedImage> {
   // A large body is in its file: read back (see READ_BACK_BYTES), it takes the same single-decode (or walk) path as a small one.
   const input = body ?? readBack(path);
   const bytes = typeof input === 'string' ? (settings.check === 'structure' ? readFileSync(path) : undefined) : input;
@@ -179,7 +174,7 @@ export async function validateImage(path: string, settings: ValidateSettings, bo
     const below = widthsBelow(widths, longerEdge);
     let pixels: DecodedPixels | undefined;
     if (below.length === 0) await checkPlainJpeg(input, bytes, frame, settings.check, path);
-    else pixels = await checkAndDecode(input, bytes, frame, settings.check, path, below);
+    else pixels = await checkAndDecode(input, bytes, frame, settings.check, path, below, left === 'pixels');
     if (body) await writeFile(path, body);
     await writeDerivatives(path, path, widths, longerEdge, settings.jpegQuality, pixels);
     return { receivedFormat: 'jpeg', width: frame.width, height: frame.height };

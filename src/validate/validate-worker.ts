@@ -7,7 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { fileSystemErrno, HerbdlError } from '../errors.js';
 import pLimit from 'p-limit';
-import { inspectJpeg, inspectWithoutLibvips, validateImage, validateWithoutLibvips, type InspectedJpeg, type ValidatedImage, type ValidateSettings } from './validate-image.js';
+import { inspectJpeg, inspectWithoutLibvips, validateImage, validateWithoutLibvips, type InspectedJpeg, type LeftToLibvips, type ValidatedImage, type ValidateSettings } from './validate-image.js';
 import { deriveFromFile } from './derive.js';
 
 export interface ValidateRequest {
@@ -18,13 +18,17 @@ export interface ValidateRequest {
   readonly inspect?: true;
   /** Write derivatives of the stored file at `path` (herbdl derive), as `<into>.w<width>`, instead of validating. */
   readonly derive?: { readonly widths: readonly number[]; readonly into: string };
+  /** What a worker without libvips left of it (validate-image.ts: LeftToLibvips); unset for a new request. */
+  readonly left?: LeftToLibvips;
 }
 
+type Answer = ValidatedImage | InspectedJpeg | null;
+
 export type ValidateReply =
-  | { readonly id: number; readonly ok: ValidatedImage | InspectedJpeg | null }
+  | { readonly id: number; readonly ok: Answer }
   | { readonly id: number; readonly error: { readonly message: string; readonly code: string; readonly local?: boolean } }
-  /** From a worker without libvips: this one needs it (the body, if it came with one, handed back). */
-  | { readonly id: number; readonly needsLibvips: true; readonly body?: Uint8Array };
+  /** From a worker without libvips: what is left to the one with it (the body, if it came with one, handed back). */
+  | { readonly id: number; readonly left: LeftToLibvips; readonly body?: Uint8Array };
 
 export interface ValidateWorkerData {
   readonly settings: ValidateSettings;
@@ -55,25 +59,30 @@ function replyError(id: number, err: unknown, body: Uint8Array | undefined): voi
   reply({ id, error: { message, code, local: errno !== undefined } }, body);
 }
 
+/** As far as the request goes without libvips: its answer, or what is left to libvips. */
+async function withoutLibvips(request: ValidateRequest, body: Buffer | undefined): Promise<Answer | LeftToLibvips> {
+  if (request.derive || request.left) return request.left ?? 'check';
+  if (request.inspect) return inspectWithoutLibvips(request.path, settings.check) ?? 'check';
+  return validateWithoutLibvips(request.path, settings, body);
+}
+
+async function withLibvips(request: ValidateRequest, body: Buffer | undefined, left: LeftToLibvips): Promise<Answer> {
+  if (request.inspect) return inspectJpeg(request.path, settings.check);
+  if (!request.derive) return validateImage(request.path, settings, body, left);
+  await deriveFromFile(request.path, request.derive.into, request.derive.widths, settings.jpegQuality);
+  return null;
+}
+
 parentPort?.on('message', (request: ValidateRequest) => {
   const body = request.body ? Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength) : undefined;
-  if (!libvips) {
-    // Synchronous work (the scan) in this thread; only the file write waits, on libuv's pool.
-    const work = async () => (request.inspect ? inspectWithoutLibvips(request.path, settings.check) : validateWithoutLibvips(request.path, settings, body));
-    work().then(
-      (ok) => reply(ok ? { id: request.id, ok } : { id: request.id, needsLibvips: true, body: request.body }, request.body),
-      (err: unknown) => replyError(request.id, err, request.body),
-    );
-    return;
-  }
-  const work = async (): Promise<ValidatedImage | InspectedJpeg | null> => {
-    if (request.inspect) return inspectJpeg(request.path, settings.check);
-    if (!request.derive) return validateImage(request.path, settings, body);
-    await deriveFromFile(request.path, request.derive.into, request.derive.widths, settings.jpegQuality);
-    return null;
+  // The scan is synchronous work on this thread; the libvips work waits its turn, cores + 2 at a time on libuv's pool.
+  const work = async (): Promise<Answer | LeftToLibvips> => {
+    const first = await withoutLibvips(request, body);
+    if (!libvips || (first !== 'check' && first !== 'pixels')) return first;
+    return limit(() => withLibvips(request, body, first));
   };
-  limit(work).then(
-    (ok) => reply({ id: request.id, ok }, request.body),
+  work().then(
+    (ok) => reply(ok === 'check' || ok === 'pixels' ? { id: request.id, left: ok, body: request.body } : { id: request.id, ok }, request.body),
     (err: unknown) => replyError(request.id, err, request.body),
   );
 });

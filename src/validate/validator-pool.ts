@@ -82,9 +82,9 @@ export function createValidatorPool(settings: ValidateSettings): Validator {
     const waiter = pending.get(reply.id);
     if (!waiter) return;
     inHand.set(waiter.worker, (inHand.get(waiter.worker) as number) - 1);
-    if ('needsLibvips' in reply) {
+    if ('left' in reply) {
       const body = reply.body;
-      send(waiter, libvipsWorker, { ...waiter.request, ...(body ? { body } : {}) }, body ? [body.buffer as ArrayBuffer] : []);
+      send(waiter, libvipsWorker, { ...waiter.request, left: reply.left, ...(body ? { body } : {}) }, body ? [body.buffer as ArrayBuffer] : []);
       return;
     }
     pending.delete(reply.id);
