@@ -163,8 +163,12 @@ export async function validateWithoutLibvips(path: string, settings: ValidateSet
  * check already passed on another thread.
  */
 export async function validateImage(path: string, settings: ValidateSettings, body?: Buffer, left: LeftToLibvips = 'check'): Promise<ValidatedImage> {
-  // A large body is in its file: read back (see READ_BACK_BYTES), it takes the same single-decode (or walk) path as a small one.
-  const input = body ?? readBack(path);
+  // A large body is in its file: read back (read-back.ts), it takes the same path as a small one.
+  return body ? validateInput(path, settings, body, body, left) : readBack(path, (input) => validateInput(path, settings, input, undefined, left));
+}
+
+/** validateImage of `input`, the body in memory (or the path of a huge one); `body` when it is still to be written. */
+async function validateInput(path: string, settings: ValidateSettings, input: Buffer | string, body: Buffer | undefined, left: LeftToLibvips): Promise<ValidatedImage> {
   const bytes = typeof input === 'string' ? (settings.check === 'structure' ? readFileSync(path) : undefined) : input;
   const frame = bytes ? readJpegFrame(bytes) : undefined;
   const widths = settings.derive ?? [];
