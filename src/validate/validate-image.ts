@@ -236,27 +236,30 @@ export interface InspectedJpeg {
  * .jpg name: run would have converted it), cmyk_jpeg, truncated, corrupt.
  */
 export async function inspectJpeg(path: string, check: ValidateSettings['check']): Promise<InspectedJpeg> {
-  const { data, frame } = readToInspect(path);
+  const data = readFileSync(path);
+  const frame = plainJpegToInspect(path, data);
   await checkPlainJpeg(data, data, frame, check, path);
   return inspected(data, frame);
 }
 
 /** inspectJpeg on a thread without libvips: undefined when only a decode can tell (validator-pool.ts). */
 export function inspectWithoutLibvips(path: string, check: ValidateSettings['check']): InspectedJpeg | undefined {
-  const { data, frame } = readToInspect(path);
+  // Read into kept memory (read-back.ts): all of this is synchronous.
+  const data = readBackKept(path);
+  if (typeof data === 'string') return undefined;
+  const frame = plainJpegToInspect(path, data);
   return checkWithoutLibvips(data, frame, check, path) ? inspected(data, frame) : undefined;
 }
 
-/** A file to inspect, once it is known to be a plain JPEG with a size. */
-function readToInspect(path: string): { data: Buffer; frame: JpegFrame } {
-  const data = readFileSync(path);
+/** The frame of a file to inspect, once it is known to be a plain JPEG with a size. */
+function plainJpegToInspect(path: string, data: Buffer): JpegFrame {
   const kind = imageKind(data.subarray(0, 64));
   if (kind === 'unknown') throw new PermanentError(`${path}: not an image (an error page saved as an image?)`, 'not_image');
   if (kind !== 'jpeg') throw new PermanentError(`${path}: a ${kind === 'unreadable' ? 'JPEG 2000, BMP or HEIC' : kind.toUpperCase()} file named .jpg, not a JPEG`, 'not_jpeg');
   const frame = readJpegFrame(data);
   if (frame?.components === 4) throw new PermanentError(`${path}: a CMYK JPEG (run converts these to sRGB)`, 'cmyk_jpeg');
   if (!frame || frame.width === 0 || frame.height === 0) throw decodeFailure(new Error('no frame header'), data, path);
-  return { data, frame };
+  return frame;
 }
 
 function inspected(data: Buffer, frame: JpegFrame): InspectedJpeg {
