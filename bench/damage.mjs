@@ -6,16 +6,17 @@
 // end marker kept), 512 bytes zeroed. Each is checked by a full decode
 // (sharp's strict default, the baseline), by a decode shrunk on load to 1/8
 // alone (what herbdl did for sheets over 1024 px before 2026-12-04), and by
-// herbdl's check (shrunk, with libjpeg's warnings read: decode-warnings.ts),
-// many at once as in a run. Prints what each caught, how many verdicts differ
-// from the full decode's, and what each decode of good sheets sustains and
-// costs, as many at once as a run decodes.
+// herbdl's check (since 2026-12-04 every block of the scans read in JS,
+// jpeg-scan.ts), many at once as in a run. Prints what each caught, how many
+// verdicts differ from the full decode's, and the CPU each costs per good
+// sheet: the decodes as many at once as a run decodes, the scan on one thread.
 import { mkdirSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { createValidator } from '../dist/validate/validate-image.js';
+import { scanJpeg } from '../dist/validate/jpeg-scan.js';
 import { arg } from './harness.mjs';
 import { sheetBodies } from './sheets.mjs';
 
@@ -69,6 +70,15 @@ async function decodeRate(decode, bodies, n) {
   return { rate: n / ((performance.now() - started) / 1000), cpuMs: (used.user + used.system) / 1000 / n };
 }
 
+/** herbdl's scan of good sheets on this thread: CPU ms a sheet. */
+function scanRate(bodies, n) {
+  for (let i = 0; i < 50; i++) scanJpeg(bodies[i % bodies.length]);
+  const cpu = process.cpuUsage();
+  for (let i = 0; i < n; i++) if (scanJpeg(bodies[i % bodies.length]).verdict !== 'whole') throw new Error('a good sheet failed the scan');
+  const used = process.cpuUsage(cpu);
+  return { cpuMs: (used.user + used.system) / 1000 / n };
+}
+
 sharp.cache(false);
 sharp.concurrency(1);
 const images = arg('images', 500);
@@ -95,14 +105,15 @@ for (const [sheet, n, timing, chroma] of [['400x600', images, 3000], ['1600x2400
     const caught = KINDS.map((k, kind) => `${k} ${cases.filter((c, i) => c.kind === kind && verdicts[name][i]).length}/${cases.filter((c) => c.kind === kind).length}`);
     const more = verdicts[name].filter((v, i) => v && !verdicts.full[i]).length;
     const fewer = verdicts[name].filter((v, i) => !v && verdicts.full[i]).length;
-    const label = { full: 'full decode (baseline)', shrunk: 'shrunk to 1/8 alone', herbdl: 'herbdl check, many at once' }[name];
+    const label = { full: 'full decode (baseline)', shrunk: 'shrunk to 1/8 alone', herbdl: 'herbdl check (scan), many at once' }[name];
     const unlike = name === 'full' ? '' : `; of the full decode's failures it passes ${fewer}, and fails ${more} it passes`;
-    console.log(`  ${label.padEnd(28)} ${caught.join(', ')}${unlike}`);
+    console.log(`  ${label.padEnd(34)} ${caught.join(', ')}${unlike}`);
   }
   console.log(`  good sheets failed by herbdl: ${goodFailed}`);
   const full = await decodeRate((b) => sharp(b).extractChannel(0).raw().toBuffer(), bodies, timing);
   const shrunk = await decodeRate((b) => sharp(b).resize(64, 64, { fit: 'inside', withoutEnlargement: true }).raw().toBuffer(), bodies, timing);
-  const figures = (r) => `${r.rate.toFixed(0)} sheets/s, ${r.cpuMs.toFixed(2)} ms of CPU a sheet`;
-  console.log(`  good sheets, ${availableParallelism() + 2} at once: full decode ${figures(full)}; shrunk ${figures(shrunk)} (${(shrunk.cpuMs / full.cpuMs).toFixed(2)}x the CPU)`);
+  const scan = scanRate(bodies, timing);
+  const figures = (r) => `${r.cpuMs.toFixed(2)} ms`;
+  console.log(`  CPU a good sheet: full decode ${figures(full)} (${availableParallelism() + 2} at once, baseline); shrunk ${figures(shrunk)} (${(shrunk.cpuMs / full.cpuMs).toFixed(2)}x); herbdl's scan ${figures(scan)} (one thread, ${(scan.cpuMs / full.cpuMs).toFixed(2)}x)`);
 }
 rmSync(dir, { recursive: true, force: true });

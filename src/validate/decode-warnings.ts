@@ -26,7 +26,7 @@
  * running (`alone`), where a warning can only be its own. Every sharp call
  * of validation runs through `vips`, which counts its warnings and holds it
  * back while a decode runs alone. This holds only while one thread of the
- * process runs sharp: the validator pool keeps one worker, and nothing
+ * process runs sharp: the validator pool runs sharp on one worker, and nothing
  * outside src/validate uses sharp. libvips' operation cache stays off, so an
  * image closes (and warns) when its own pipeline ends, not at some later
  * eviction.
@@ -45,8 +45,16 @@ function count(message: string): void {
   damageWarnings += message.match(DAMAGE)?.length ?? 0;
 }
 
+/** Set on a validation worker that must not run libvips (validator-pool.ts): a pipeline there could take another thread's warnings. */
+let forbidden = false;
+
+export function forbidLibvips(): void {
+  forbidden = true;
+}
+
 /** sharp(input, options) with its warnings counted: every pipeline validation runs is made here. */
 export function image(input?: SharpInput, options?: SharpOptions): Sharp {
+  if (forbidden) throw new Error('libvips called on a validation worker without it (validator-pool.ts)');
   return sharp(input, options).on('warning', count);
 }
 

@@ -1,12 +1,13 @@
 /**
- * What herbdl keeps is a real image. Every body is decoded with sharp (its
- * strict failOn default, so a truncated image fails even with a correct
- * Content-Length, and its pixel limit, so a decompression bomb fails before
- * it takes the memory). An RGB or greyscale JPEG that decodes is kept byte
- * for byte; a CMYK JPEG, PNG, TIFF
- * (first page), WebP, GIF and AVIF become JPEG with EXIF orientation applied
- * and CMYK or 16-bit input brought to 8-bit sRGB. Image work runs in its own
- * pool, sized to the cores, apart from the download concurrency.
+ * What herbdl keeps is a real image. A plain (RGB or greyscale) baseline
+ * JPEG has every block of its scans read (jpeg-scan.ts), so a truncated or
+ * damaged one fails even with a correct Content-Length; any other body is
+ * decoded with sharp (its strict failOn default, and its pixel limit, so a
+ * decompression bomb fails before it takes the memory). A plain JPEG that
+ * passes is kept byte for byte; a CMYK JPEG, PNG, TIFF (first page), WebP,
+ * GIF and AVIF become JPEG with EXIF orientation applied and CMYK or 16-bit
+ * input brought to 8-bit sRGB. Image work runs on worker threads of its own
+ * (validator-pool.ts), apart from the download concurrency.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';

@@ -9,6 +9,7 @@ import { fileSystemErrno, HerbdlError } from '../errors.js';
 import pLimit from 'p-limit';
 import { inspectJpeg, inspectWithoutLibvips, validateImage, validateWithoutLibvips, type InspectedJpeg, type LeftToLibvips, type ValidatedImage, type ValidateSettings } from './validate-image.js';
 import { deriveFromFile } from './derive.js';
+import { forbidLibvips } from './decode-warnings.js';
 
 export interface ValidateRequest {
   readonly id: number;
@@ -39,6 +40,7 @@ export interface ValidateWorkerData {
 }
 
 const { settings, libvips, concurrency } = workerData as ValidateWorkerData;
+if (!libvips) forbidLibvips();
 const limit = pLimit(concurrency);
 
 /**
