@@ -53,6 +53,23 @@ describe('the JPEG scan', () => {
     expect(scanJpeg(Buffer.from('<!DOCTYPE html>'))).toMatchObject({ verdict: 'unread' });
   });
 
+  it('leaves to libvips a JPEG libjpeg refuses for what the scan does not read, and herbdl fails it', async () => {
+    const sheet = await noise(200, 100).jpeg().toBuffer();
+    // The first component's quantisation table made one that is never defined.
+    const sof = sheet.indexOf(Buffer.from([0xff, 0xc0]));
+    const noTable = Buffer.from(sheet);
+    noTable.writeUInt8(3, sof + 2 + 2 + 6 + 2);
+    // Two components with one ID, in the frame and in the scan.
+    const sameIds = Buffer.from(sheet);
+    sameIds.writeUInt8(sameIds.readUInt8(sof + 10), sof + 13);
+    const sos = sameIds.indexOf(Buffer.from([0xff, 0xda]));
+    sameIds.writeUInt8(sameIds.readUInt8(sos + 5), sos + 7);
+    expect(scanJpeg(noTable)).toMatchObject({ verdict: 'unread' });
+    expect(scanJpeg(sameIds)).toMatchObject({ verdict: 'unread' });
+    const validate = createValidator({ jpegQuality: 90, maxEdge: 0, check: 'decode' }, 1);
+    await expect(validate(join(dir, 'no-table.part'), noTable)).rejects.toMatchObject({ code: 'corrupt' });
+  });
+
   it('says what is wrong with a damaged JPEG', async () => {
     const sheet = await noise(400, 600).jpeg().toBuffer();
     const start = scanStart(sheet);
