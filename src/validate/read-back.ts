@@ -2,7 +2,7 @@
  * A body that came in its file (over 512 KiB, see fetch), read back into
  * memory for its check.
  */
-import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 
 /**
  * A body up to this size is read back whole and checked from memory:
@@ -25,13 +25,17 @@ export async function readBack<T>(path: string, use: (input: Buffer | string) =>
   const size = statSync(path).size;
   if (size > READ_BACK_BYTES) return use(path);
   const reused = free.pop();
-  const buffer = reused && reused.length >= size ? reused : size <= KEPT_BYTES ? Buffer.allocUnsafe(Math.min(KEPT_BYTES, Math.max(size, reused?.length ?? 0) * 2)) : undefined;
-  const bytes = buffer ? readInto(path, buffer) : readFileSync(path);
+  const buffer = reused && reused.length >= size ? reused : bufferFor(size, reused);
   try {
-    return await use(bytes);
+    return await use(readInto(path, buffer));
   } finally {
-    if (buffer) free.push(buffer);
+    if (buffer.length <= KEPT_BYTES) free.push(buffer);
   }
+}
+
+/** A buffer for a body of `size`: grown from `had` (doubling, up to KEPT_BYTES) to be kept, or one of its own when larger. */
+function bufferFor(size: number, had: Buffer | undefined): Buffer {
+  return Buffer.allocUnsafe(size <= KEPT_BYTES ? Math.min(KEPT_BYTES, Math.max(size, had?.length ?? 0) * 2) : size);
 }
 
 /**
@@ -41,7 +45,7 @@ export async function readBack<T>(path: string, use: (input: Buffer | string) =>
  * (4000 x 6000 originals took a run to 377 MB). Larger bodies get their own.
  */
 const KEPT_BYTES = 8 * 1024 * 1024;
-let kept = Buffer.alloc(0);
+let kept: Buffer = Buffer.alloc(0);
 
 /**
  * readBack into memory this thread reuses: the bytes are valid only until
@@ -51,12 +55,10 @@ let kept = Buffer.alloc(0);
 export function readBackKept(path: string): Buffer | string {
   const size = statSync(path).size;
   if (size > READ_BACK_BYTES) return path;
-  if (size > kept.length) {
-    const grown = Buffer.allocUnsafe(size <= KEPT_BYTES ? Math.min(KEPT_BYTES, Math.max(size, kept.length * 2)) : size);
-    if (grown.length > KEPT_BYTES) return readInto(path, grown);
-    kept = grown;
-  }
-  return readInto(path, kept);
+  if (size <= kept.length) return readInto(path, kept);
+  const grown = bufferFor(size, kept);
+  if (grown.length <= KEPT_BYTES) kept = grown;
+  return readInto(path, grown);
 }
 
 /** The file at `path` read into the start of `into` (at least its size): the bytes read. */

@@ -144,11 +144,14 @@ export async function validateWithoutLibvips(path: string, settings: ValidateSet
   if (typeof bytes === 'string') return 'check';
   const frame = readJpegFrame(bytes);
   if (!keptAsIs(frame, settings) || !checkWithoutLibvips(bytes, frame, settings.check, path)) return 'check';
-  const longerEdge = Math.max(frame.width, frame.height);
-  const widths = settings.derive ?? [];
-  if (widthsBelow(widths, longerEdge).length > 0) return 'pixels';
+  if (widthsBelow(settings.derive ?? [], Math.max(frame.width, frame.height)).length > 0) return 'pixels';
+  return keep(path, settings, frame, body);
+}
+
+/** A plain JPEG that passed, kept as it is: its body written (if it came in memory), its derivatives beside it. */
+async function keep(path: string, settings: ValidateSettings, frame: JpegFrame, body: Buffer | undefined, pixels?: DecodedPixels): Promise<ValidatedImage> {
   if (body) await writeFile(path, body);
-  await writeDerivatives(path, path, widths, longerEdge, settings.jpegQuality);
+  await writeDerivatives(path, path, settings.derive ?? [], Math.max(frame.width, frame.height), settings.jpegQuality, pixels);
   return { receivedFormat: 'jpeg', width: frame.width, height: frame.height };
 }
 
@@ -174,15 +177,11 @@ async function validateInput(path: string, settings: ValidateSettings, input: Bu
   const frame = bytes ? readJpegFrame(bytes) : undefined;
   const widths = settings.derive ?? [];
   if (keptAsIs(frame, settings)) {
-    // The common case, a plain JPEG kept as it is: one decode (or one walk), no metadata call.
-    const longerEdge = Math.max(frame.width, frame.height);
-    const below = widthsBelow(widths, longerEdge);
-    let pixels: DecodedPixels | undefined;
+    // A plain JPEG kept as it is: the scan (or walk), else a decode; one decode for its derivatives; no metadata call.
+    const below = widthsBelow(widths, Math.max(frame.width, frame.height));
     if (below.length === 0) await checkPlainJpeg(input, bytes, frame, settings.check, path);
-    else pixels = await checkAndDecode(input, bytes, frame, settings.check, path, below, left === 'pixels');
-    if (body) await writeFile(path, body);
-    await writeDerivatives(path, path, widths, longerEdge, settings.jpegQuality, pixels);
-    return { receivedFormat: 'jpeg', width: frame.width, height: frame.height };
+    const pixels = below.length > 0 ? await checkAndDecode(input, bytes, frame, settings.check, path, below, left === 'pixels') : undefined;
+    return keep(path, settings, frame, body, pixels);
   }
   let meta: Metadata;
   try {
@@ -231,16 +230,20 @@ export interface InspectedJpeg {
 
 /**
  * Checks a file that is to be kept exactly as it is: a plain (RGB or grey)
- * JPEG that passes the same check `run` applies to a JPEG it keeps (a full
- * decode, or the marker walk of --check structure). Anything else fails with
+ * JPEG that passes the same check `run` applies to a JPEG it keeps (the
+ * scan, or a decode of one the scan does not read; the marker walk of
+ * --check structure). Anything else fails with
  * its reason: not_image (an error page), not_jpeg (a PNG, TIFF, ... with a
  * .jpg name: run would have converted it), cmyk_jpeg, truncated, corrupt.
  */
 export async function inspectJpeg(path: string, check: ValidateSettings['check']): Promise<InspectedJpeg> {
-  const data = readFileSync(path);
-  const frame = plainJpegToInspect(path, data);
-  await checkPlainJpeg(data, data, frame, check, path);
-  return inspected(data, frame);
+  return readBack(path, async (input) => {
+    // Read back into a buffer readBack lends (read-back.ts); a file too large for that is read whole all the same.
+    const data = typeof input === 'string' ? readFileSync(input) : input;
+    const frame = plainJpegToInspect(path, data);
+    await checkPlainJpeg(data, data, frame, check, path);
+    return inspected(data, frame);
+  });
 }
 
 /** inspectJpeg on a thread without libvips: undefined when only a decode can tell (validator-pool.ts). */

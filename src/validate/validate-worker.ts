@@ -61,28 +61,24 @@ function replyError(id: number, err: unknown, body: Uint8Array | undefined): voi
   reply({ id, error: { message, code, local: errno !== undefined } }, body);
 }
 
-/** As far as the request goes without libvips: its answer, or what is left to libvips. */
+/** On a worker without libvips: the answer, or what is left to the one with it. */
 async function withoutLibvips(request: ValidateRequest, body: Buffer | undefined): Promise<Answer | LeftToLibvips> {
-  if (request.derive || request.left) return request.left ?? 'check';
   if (request.inspect) return inspectWithoutLibvips(request.path, settings.check) ?? 'check';
   return validateWithoutLibvips(request.path, settings, body);
 }
 
-async function withLibvips(request: ValidateRequest, body: Buffer | undefined, left: LeftToLibvips): Promise<Answer> {
+/** On the libvips worker: all of it (each call tries the scan before any decode, unless another worker left only the pixels). */
+async function withLibvips(request: ValidateRequest, body: Buffer | undefined): Promise<Answer> {
   if (request.inspect) return inspectJpeg(request.path, settings.check);
-  if (!request.derive) return validateImage(request.path, settings, body, left);
+  if (!request.derive) return validateImage(request.path, settings, body, request.left);
   await deriveFromFile(request.path, request.derive.into, request.derive.widths, settings.jpegQuality);
   return null;
 }
 
 parentPort?.on('message', (request: ValidateRequest) => {
   const body = request.body ? Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength) : undefined;
-  // The scan is synchronous work on this thread; the libvips work waits its turn, cores + 2 at a time on libuv's pool.
-  const work = async (): Promise<Answer | LeftToLibvips> => {
-    const first = await withoutLibvips(request, body);
-    if (!libvips || (first !== 'check' && first !== 'pixels')) return first;
-    return limit(() => withLibvips(request, body, first));
-  };
+  // The libvips work waits its turn, cores + 2 at a time on libuv's pool; the scan is synchronous work on this thread.
+  const work = (): Promise<Answer | LeftToLibvips> => (libvips ? limit(() => withLibvips(request, body)) : withoutLibvips(request, body));
   work().then(
     (ok) => reply(ok === 'check' || ok === 'pixels' ? { id: request.id, left: ok, body: request.body } : { id: request.id, ok }, request.body),
     (err: unknown) => replyError(request.id, err, request.body),
