@@ -10,7 +10,7 @@ import { createAgent, userAgent } from '../fetch/http-client.js';
 import type { Ledger, RunLock } from '../ledger/ledger.js';
 import { withTreeHold } from '../store/tree-hold.js';
 import type { ValidatedImage } from '../validate/validate-image.js';
-import { createValidatorPool, type Validator } from '../validate/validator-pool.js';
+import type { Validator } from '../validate/validator-pool.js';
 import { Scheduler } from './scheduler.js';
 import type { RunTally } from './tally.js';
 
@@ -21,6 +21,12 @@ export interface RunHooks {
   /** Called with the scheduler once it exists (for a live display). */
   readonly onStart?: (scheduler: Scheduler) => void;
   readonly version: string;
+  /**
+   * The validation workers, started by the caller and closed by it: the CLI
+   * starts them before it loads this module (undici, pino), so that their
+   * threads boot meanwhile. Required unless `validate` stands in.
+   */
+  readonly validator?: Validator;
   /**
    * Stands in for image validation. Only benchmarks pass one (a header read),
    * to measure the download engine alone beside the same run with validation.
@@ -41,8 +47,9 @@ export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: Ru
   const log = createLogger(options.logFile);
   return withTreeHold(ledger, hooks.lock, out, { widths: options.derive }, async ({ downloads, publisher, temps, undone }) => {
     if (undone > 0) log.warn({ gbifIds: undone }, 'removed the files of gbifIDs a killed run left half-published');
-    const validator = hooks.validate ? undefined : createValidatorPool({ jpegQuality: options.jpegQuality, maxEdge: options.maxEdge, check: options.check, derive: options.derive });
-    const validate = hooks.validate ?? ((path: string, body?: Buffer) => (validator as Validator).validate(path, body));
+    const validator = hooks.validator;
+    const validate = hooks.validate ?? (validator && ((path: string, body?: Buffer) => validator.validate(path, body)));
+    if (!validate) throw new Error('downloadRun needs a validator, or a stand-in for one');
     // Every width the ledger has had: a reopened gbifID's derivatives of each are replaced or removed when it is published again.
     const known = [...new Set([...options.derive, ...(await downloads.derivedWidths())])];
     const agent = createAgent({ timeoutMs: options.timeout * 1000, perHost: options.perHost, concurrency: options.concurrency, allowPrivateNetwork: options.allowPrivateNetwork });
@@ -79,7 +86,6 @@ export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: Ru
       return Object.assign(tally, { recovered: undone });
     } finally {
       await agent.destroy();
-      await validator?.close();
       log.flush?.();
     }
   });
