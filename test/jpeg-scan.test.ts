@@ -5,30 +5,20 @@
  * libvips decode fails, say what is wrong, and leave to libvips what it does
  * not read.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { scanJpeg } from '../src/validate/jpeg-scan.js';
 import { createValidator } from '../src/validate/validate-image.js';
 import { tempDir } from './helpers/cli.js';
+import { fixture, LIBJPEG_TURBO, noise } from './helpers/jpegs.js';
 
-const fixture = (name: string) => readFileSync(join(__dirname, '..', 'fixtures', 'jpeg', name));
-/** Paper-like noise from a fixed seed, so every run damages the same bytes (sharp's own noise differs each call). */
-function noise(width: number, height: number, channels: 1 | 3 = 3) {
-  let seed = width * 7919 + height;
-  const pixels = Buffer.alloc(width * height * channels);
-  for (let i = 0; i < pixels.length; i++) pixels[i] = 150 + ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % 100) - 50;
-  return sharp(pixels, { raw: { width, height, channels } }).blur(0.6);
-}
 
 /** Where a JPEG's first scan's entropy-coded data starts. */
 function scanStart(jpeg: Buffer): number {
   const sos = jpeg.indexOf(Buffer.from([0xff, 0xda]));
   return sos + 2 + jpeg.readUInt16BE(sos + 2);
 }
-
-const LIBJPEG_TURBO = ['restart-rows.jpg', 'restart-blocks-422.jpg', 'scan-per-component.jpg', 'grey-sampled-2x2.jpg'];
 
 describe('the JPEG scan', () => {
   const dir = tempDir();

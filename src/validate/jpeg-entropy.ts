@@ -6,12 +6,16 @@
 
 /** Bits a code is looked up by at once; longer codes (rare) are walked bit by bit. */
 const LOOKUP_BITS = 9;
+/** Where a DC entry keeps its coefficient's size (above its step). */
+const DC_SIZE_SHIFT = 12;
 
 /**
  * A Huffman table made for skipping, not decoding: for each 9-bit prefix,
  * the bits a symbol takes with the coefficient bits that follow it, and how
  * far it moves through the block's 64 coefficients (an AC run, 16 for ZRL,
- * 64 for end-of-block; 1 for a DC symbol). 0: a code longer than 9 bits.
+ * 64 for end-of-block; 1 for a DC symbol); a DC symbol also keeps its
+ * coefficient's size, for a scan that reads DC values (DcPlanes). 0: a code
+ * longer than 9 bits.
  */
 export interface SkipTable {
   readonly lookup: Int32Array;
@@ -24,7 +28,8 @@ export interface SkipTable {
 function skipEntry(symbol: number, codeLength: number, ac: boolean): number {
   const size = symbol & 15;
   const run = symbol >> 4;
-  const step = !ac ? 1 : size !== 0 ? run + 1 : run === 15 ? 16 : 64;
+  if (!ac) return (size << DC_SIZE_SHIFT) | (1 << 5) | (codeLength + size);
+  const step = size !== 0 ? run + 1 : run === 15 ? 16 : 64;
   return (step << 5) | (codeLength + size);
 }
 
@@ -80,6 +85,40 @@ export interface Frame {
   readonly vMax: number;
 }
 
+/**
+ * The DC coefficient of every block, by component (in frame order), as a
+ * scan reads them: each block's average, the image at 1/8 scale
+ * (jpeg-dc.ts). A component's blocks are laid out as its MCUs cover it,
+ * `strides[c]` to a row. `unread` is set when a value could not be read
+ * where the walk could (a DC code and its bits longer than what the walk
+ * holds at once: only tables no encoder writes); the planes are then not
+ * to be used.
+ */
+export interface DcPlanes {
+  readonly planes: Int32Array[];
+  readonly strides: number[];
+  unread: boolean;
+}
+
+/** Memory the planes are laid in, kept from image to image (as `chunk` is): grown, never given back. */
+let planeMemory = new Int32Array(0);
+
+/**
+ * Planes for every DC coefficient of `frame`, to be filled by decodeScan:
+ * in memory this module keeps, so they are good until the next call.
+ */
+export function dcPlanes(frame: Frame): DcPlanes {
+  const mcusPerLine = Math.ceil(frame.width / (8 * frame.hMax));
+  const mcusPerColumn = Math.ceil(frame.height / (8 * frame.vMax));
+  const strides = frame.components.map((c) => mcusPerLine * c.h);
+  const sizes = frame.components.map((c, i) => (strides[i] as number) * mcusPerColumn * c.v);
+  const total = sizes.reduce((sum, n) => sum + n, 0);
+  if (planeMemory.length < total) planeMemory = new Int32Array(total);
+  let at = 0;
+  const planes = sizes.map((size) => planeMemory.subarray(at, (at += size)));
+  return { planes, strides, unread: false };
+}
+
 /** One scan's components, each with its tables, in scan order. */
 export type ScanComponents = { readonly component: Component; readonly dc: SkipTable; readonly ac: SkipTable }[];
 
@@ -132,21 +171,39 @@ function unstuff(data: Uint8Array, from: number, count: number): { next: number;
  * Walks one scan's entropy-coded data from `start`: the offset of the marker
  * after it, or what is wrong with it. `scan` counts scans from 1, for messages.
  */
-export function decodeScan(data: Uint8Array, start: number, frame: Frame, components: ScanComponents, restartInterval: number, scan: number): number | string {
+export function decodeScan(data: Uint8Array, start: number, frame: Frame, components: ScanComponents, restartInterval: number, scan: number, values?: DcPlanes): number | string {
   // The blocks of one MCU, each with its tables: a lone component is not interleaved (one block per MCU, its own size).
   const dc: SkipTable[] = [];
   const ac: SkipTable[] = [];
+  // Each block's component (frame order) and place in its MCU, for `values`.
+  const blockComponent: number[] = [];
+  const blockX: number[] = [];
+  const blockY: number[] = [];
   let mcus: number;
+  let mcusPerLine: number;
   if (components.length === 1) {
     const only = components[0] as ScanComponents[number];
-    mcus = Math.ceil(Math.ceil((frame.width * only.component.h) / frame.hMax) / 8) * Math.ceil(Math.ceil((frame.height * only.component.v) / frame.vMax) / 8);
+    mcusPerLine = Math.ceil(Math.ceil((frame.width * only.component.h) / frame.hMax) / 8);
+    mcus = mcusPerLine * Math.ceil(Math.ceil((frame.height * only.component.v) / frame.vMax) / 8);
     dc.push(only.dc);
     ac.push(only.ac);
+    blockComponent.push(frame.components.indexOf(only.component));
+    blockX.push(0);
+    blockY.push(0);
   } else {
-    mcus = Math.ceil(frame.width / (8 * frame.hMax)) * Math.ceil(frame.height / (8 * frame.vMax));
-    for (const c of components) for (let b = 0; b < c.component.h * c.component.v; b++) dc.push(c.dc), ac.push(c.ac);
+    mcusPerLine = Math.ceil(frame.width / (8 * frame.hMax));
+    mcus = mcusPerLine * Math.ceil(frame.height / (8 * frame.vMax));
+    for (const c of components) {
+      for (let b = 0; b < c.component.h * c.component.v; b++) {
+        dc.push(c.dc), ac.push(c.ac);
+        blockComponent.push(frame.components.indexOf(c.component));
+        blockX.push(b % c.component.h);
+        blockY.push(Math.floor(b / c.component.h));
+      }
+    }
   }
   const blocks = dc.length;
+  const predictions = new Int32Array(frame.components.length);
   const bytes = chunk;
   let mcu = 0;
   let restarts = 0;
@@ -162,6 +219,8 @@ export function decodeScan(data: Uint8Array, start: number, frame: Frame, compon
     let pos = 0;
     let acc = 0;
     let bits = 0;
+    // DC values are coded as differences, from 0 again after each restart marker.
+    predictions.fill(0);
     for (; mcu < until; mcu++) {
       for (let b = 0; b < blocks; b++) {
         if (pos > refillAt) {
@@ -177,6 +236,7 @@ export function decodeScan(data: Uint8Array, start: number, frame: Frame, compon
         if (bits < 25) while (bits < 25) (acc = (acc << 8) | (bytes[pos++] as number)), (bits += 8);
         let entry = table.lookup[(acc >>> (bits - LOOKUP_BITS)) & 511] as number;
         if (entry === 0 && (entry = longCode(table, acc, bits)) < 0) return `a Huffman code in no table at MCU ${mcu + 1} of ${mcus} in scan ${scan}`;
+        if (values) readDc(values, entry, acc, bits, predictions, blockComponent[b] as number, components.length === 1, mcu, mcusPerLine, blockX[b] as number, blockY[b] as number, frame);
         bits -= entry & 31;
         table = ac[b] as SkipTable;
         const lookup = table.lookup;
@@ -202,4 +262,26 @@ export function decodeScan(data: Uint8Array, start: number, frame: Frame, compon
     restarts++;
     next = marker + 2;
   }
+}
+
+/** Reads one block's DC difference (its code is the next `entry & 31` of the `bits` in `acc`) into `values`. */
+function readDc(values: DcPlanes, entry: number, acc: number, bits: number, predictions: Int32Array, c: number, alone: boolean, mcu: number, mcusPerLine: number, x: number, y: number, frame: Frame): void {
+  const taken = entry & 31;
+  const size = entry >>> DC_SIZE_SHIFT;
+  if (taken > bits) {
+    values.unread = true;
+    return;
+  }
+  let diff = 0;
+  if (size > 0) {
+    const v = (acc >>> (bits - taken)) & ((1 << size) - 1);
+    diff = v < 1 << (size - 1) ? v - (1 << size) + 1 : v;
+  }
+  const value = ((predictions[c] as number) + diff) | 0;
+  predictions[c] = value;
+  const component = frame.components[c] as Component;
+  // Not interleaved: the blocks in raster order. Interleaved: each MCU holds h x v of the component's blocks.
+  const column = alone ? mcu % mcusPerLine : (mcu % mcusPerLine) * component.h + x;
+  const row = alone ? Math.floor(mcu / mcusPerLine) : Math.floor(mcu / mcusPerLine) * component.v + y;
+  (values.planes[c] as Int32Array)[row * (values.strides[c] as number) + column] = value;
 }

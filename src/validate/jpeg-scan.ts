@@ -23,10 +23,12 @@
  * 12-bit, a table or sampling it does not expect) is `unread`: libvips
  * decides those, as before.
  */
-import { decodeScan, skipTable, type Component, type Frame, type ScanComponents, type SkipTable } from './jpeg-entropy.js';
+import { dcImage, type DcPixels } from './jpeg-dc.js';
+import { dcPlanes, decodeScan, skipTable, type Component, type DcPlanes, type Frame, type ScanComponents, type SkipTable } from './jpeg-entropy.js';
 
 export type JpegScan =
-  | { readonly verdict: 'whole' }
+  /** With `dc` asked, the image at 1/8 scale where the JPEG is a plain case for it (jpeg-dc.ts). */
+  | { readonly verdict: 'whole'; readonly dc?: DcPixels }
   | { readonly verdict: 'damaged'; readonly why: string }
   | { readonly verdict: 'unread'; readonly why: string };
 
@@ -56,14 +58,28 @@ function readFrame(data: Uint8Array, at: number, marker: number): Frame | JpegSc
   return { width, height, components, hMax: Math.max(...components.map((c) => c.h)), vMax: Math.max(...components.map((c) => c.v)) };
 }
 
-/** Walks a JPEG from SOI through every scan to EOI. */
-export function scanJpeg(data: Uint8Array): JpegScan {
+/** APP segments that change how a decode's pixels look: EXIF (orientation), an ICC profile, Adobe's colour transform. */
+function colourOrOrientation(data: Uint8Array, marker: number, at: number): boolean {
+  const starts = (text: string) => Buffer.from(data.buffer, data.byteOffset + at, Math.min(text.length, data.length - at)).toString('latin1') === text;
+  return (marker === 0xe1 && starts('Exif')) || (marker === 0xe2 && starts('ICC_PROFILE')) || (marker === 0xee && starts('Adobe'));
+}
+
+/**
+ * Walks a JPEG from SOI through every scan to EOI. With `dc`, also keeps
+ * every block's DC coefficient, for the image at 1/8 scale.
+ */
+export function scanJpeg(data: Uint8Array, options: { readonly dc?: boolean } = {}): JpegScan {
   const end = data.length;
   if (end < 4 || data[0] !== 0xff || data[1] !== 0xd8) return unread('no start-of-image marker');
   const dcTables: (SkipTable | undefined)[] = [];
   const acTables: (SkipTable | undefined)[] = [];
   const scanned = new Set<number>();
   const quantTables = new Set<number>();
+  /** Each quantisation table's DC step, and what each component's scan began with (for `dc`). */
+  const quantDc: number[] = [];
+  const componentDc: number[] = [];
+  let values: DcPlanes | undefined;
+  let metadata = false;
   let frame: Frame | undefined;
   let restartInterval = 0;
   let scans = 0;
@@ -79,7 +95,9 @@ export function scanJpeg(data: Uint8Array): JpegScan {
     if (marker === 0xd9) {
       if (!frame || scans === 0) return unread('end of image before any scan');
       if (frame.components.some((c) => !scanned.has(c.id))) return damaged('end of image before every component was scanned');
-      return WHOLE;
+      if (!values) return WHOLE;
+      const dc = dcImage(frame, values, { quantDc: componentDc, metadata });
+      return dc ? { verdict: 'whole', dc } : WHOLE;
     }
     // Restart markers and TEM outside a scan carry no length: libjpeg passes over them.
     if ((marker >= 0xd0 && marker <= 0xd7) || marker === 0x01) {
@@ -112,7 +130,13 @@ export function scanJpeg(data: Uint8Array): JpegScan {
         o += 17 + total;
       }
     } else if (marker === 0xdb) {
-      for (let o = at; o < next; o += 1 + 64 * (((data[o] as number) >> 4) + 1)) quantTables.add((data[o] as number) & 15);
+      for (let o = at; o < next; o += 1 + 64 * (((data[o] as number) >> 4) + 1)) {
+        quantTables.add((data[o] as number) & 15);
+        // Its first value (zigzag order) is the DC step: 8 or 16 bits.
+        quantDc[(data[o] as number) & 15] = (data[o] as number) >> 4 === 0 ? (data[o + 1] as number) : ((data[o + 1] as number) << 8) | (data[o + 2] as number);
+      }
+    } else if (marker >= 0xe1 && marker <= 0xef) {
+      if (colourOrOrientation(data, marker, at)) metadata = true;
     } else if (marker === 0xdd) {
       restartInterval = ((data[at] as number) << 8) | (data[at + 1] as number);
     } else if (marker === 0xda) {
@@ -128,13 +152,16 @@ export function scanJpeg(data: Uint8Array): JpegScan {
         if (!component || !dc || !ac || scanned.has(id) || !quantTables.has(component.table)) return unread(`scan ${scans + 1}: component ${id} or its tables not as expected`);
         components.push({ component, dc, ac });
         scanned.add(id);
+        // libjpeg takes a component's quantisation table as it stands when the component's first scan begins.
+        componentDc[frame.components.indexOf(component)] = quantDc[component.table] as number;
       }
       const o = at + 1 + count * 2;
       if (count === 0 || data[o] !== 0 || data[o + 1] !== 63 || data[o + 2] !== 0) return unread(`scan ${scans + 1} is not sequential`);
       // libjpeg's limit on blocks in an interleaved MCU.
       if (count > 1 && components.reduce((sum, c) => sum + c.component.h * c.component.v, 0) > 10) return unread('more than 10 blocks in an MCU');
       scans++;
-      const after = decodeScan(data, next, frame, components, restartInterval, scans);
+      if (options.dc && !values) values = dcPlanes(frame);
+      const after = decodeScan(data, next, frame, components, restartInterval, scans, values);
       if (typeof after !== 'number') return damaged(after);
       i = after;
       continue;

@@ -73,25 +73,34 @@ function keptAsIs(frame: JpegFrame | undefined, settings: ValidateSettings): fra
   return !!frame && frame.components !== 4 && frame.width > 0 && frame.height > 0 && !(settings.maxEdge > 0 && Math.max(frame.width, frame.height) > settings.maxEdge);
 }
 
+/** A check passed without libvips; `pixels` when derivatives were asked for and the scan made them (jpeg-dc.ts). */
+interface Passed {
+  readonly pixels?: DecodedPixels;
+}
+
 /**
  * The check of a plain JPEG kept as it is, as far as it goes without
  * libvips: its size within the pixel limit, then its markers walked to the
  * end (structure) or every block of its scans read (jpeg-scan.ts). Throws
  * what it finds wrong; false when only a decode can tell (a JPEG the scan
- * does not read: progressive, arithmetic-coded, ...).
+ * does not read: progressive, arithmetic-coded, ...). With `widths` (the
+ * derivatives below its size), the scan also keeps the image at 1/8 scale,
+ * given as `pixels` when it is no smaller than each: no decode then.
  */
-function checkWithoutLibvips(bytes: Buffer, frame: JpegFrame, check: ValidateSettings['check'], path: string): boolean {
+function checkWithoutLibvips(bytes: Buffer, frame: JpegFrame, check: ValidateSettings['check'], path: string, widths: readonly number[] = []): Passed | false {
   checkPixels(frame.width, frame.height);
   if (check === 'structure') {
     const structure = jpegStructure(bytes);
     if (structure === 'truncated') throw new PermanentError(`${path}: jpeg is truncated (its end is missing)`, 'truncated');
     if (structure === 'malformed') throw new PermanentError(`${path}: jpeg markers are not in order`, 'corrupt');
-    return true;
+    return {};
   }
-  const scan = scanJpeg(bytes);
+  const scan = scanJpeg(bytes, { dc: widths.length > 0 });
   // Truncated or corrupt is told by the bytes, as for a failed decode.
   if (scan.verdict === 'damaged') throw decodeFailure(new Error(scan.why), bytes, path);
-  return scan.verdict === 'whole';
+  if (scan.verdict === 'unread') return false;
+  const dc = scan.dc;
+  return dc && Math.max(dc.info.width, dc.info.height) >= Math.max(...widths) ? { pixels: dc } : {};
 }
 
 /**
@@ -113,11 +122,12 @@ async function checkPlainJpeg(input: string | Buffer, bytes: Buffer | undefined,
 /**
  * A plain JPEG with derivatives to make: the check's verdict first (so
  * --derive keeps exactly what the check alone keeps; `checked` when another
- * thread gave it), then one decode for the derivatives' pixels, which is
- * also the check of a JPEG the scan does not read.
+ * thread gave it), with the pixels if the scan made them, else one decode
+ * for them, which is also the check of a JPEG the scan does not read.
  */
 async function checkAndDecode(input: string | Buffer, bytes: Buffer | undefined, frame: JpegFrame, check: ValidateSettings['check'], path: string, widths: readonly number[], checked: boolean): Promise<DecodedPixels> {
-  if (bytes && !checked) checkWithoutLibvips(bytes, frame, check, path);
+  const passed = bytes && !checked ? checkWithoutLibvips(bytes, frame, check, path, widths) : false;
+  if (passed && passed.pixels) return passed.pixels;
   checkPixels(frame.width, frame.height);
   try {
     return await decodeForWidths(input, widths);
@@ -133,23 +143,35 @@ async function checkAndDecode(input: string | Buffer, bytes: Buffer | undefined,
  */
 export type LeftToLibvips = 'check' | 'pixels';
 
+/** A plain JPEG that passed, its derivatives' pixels made by the scan: only their resizing is left to libvips. */
+export interface PixelsMade {
+  readonly pixels: DecodedPixels;
+  /** The image's own size. */
+  readonly width: number;
+  readonly height: number;
+}
+
 /**
  * validateImage as far as it goes without libvips, which for the common
  * case (a plain JPEG kept as it is, no derivative to make below its size)
  * is all of it. `body` as for validateImage.
  */
-export async function validateWithoutLibvips(path: string, settings: ValidateSettings, body?: Buffer): Promise<ValidatedImage | LeftToLibvips> {
+export async function validateWithoutLibvips(path: string, settings: ValidateSettings, body?: Buffer): Promise<ValidatedImage | LeftToLibvips | PixelsMade> {
   // Read back into kept memory: only looked at before the first await below.
   const bytes = body ?? readBackKept(path);
   if (typeof bytes === 'string') return 'check';
   const frame = readJpegFrame(bytes);
-  if (!keptAsIs(frame, settings) || !checkWithoutLibvips(bytes, frame, settings.check, path)) return 'check';
-  if (widthsBelow(settings.derive ?? [], Math.max(frame.width, frame.height)).length > 0) return 'pixels';
+  if (!keptAsIs(frame, settings)) return 'check';
+  const below = widthsBelow(settings.derive ?? [], Math.max(frame.width, frame.height));
+  const passed = checkWithoutLibvips(bytes, frame, settings.check, path, below);
+  if (!passed) return 'check';
+  if (passed.pixels) return { pixels: passed.pixels, width: frame.width, height: frame.height };
+  if (below.length > 0) return 'pixels';
   return keep(path, settings, frame, body);
 }
 
 /** A plain JPEG that passed, kept as it is: its body written (if it came in memory), its derivatives beside it. */
-async function keep(path: string, settings: ValidateSettings, frame: JpegFrame, body: Buffer | undefined, pixels?: DecodedPixels): Promise<ValidatedImage> {
+async function keep(path: string, settings: ValidateSettings, frame: { readonly width: number; readonly height: number }, body: Buffer | undefined, pixels?: DecodedPixels): Promise<ValidatedImage> {
   if (body) await writeFile(path, body);
   await writeDerivatives(path, path, settings.derive ?? [], Math.max(frame.width, frame.height), settings.jpegQuality, pixels);
   return { receivedFormat: 'jpeg', width: frame.width, height: frame.height };
@@ -166,7 +188,9 @@ async function keep(path: string, settings: ValidateSettings, frame: JpegFrame, 
  * `path`. `left` is what validateWithoutLibvips left: 'pixels' when the
  * check already passed on another thread.
  */
-export async function validateImage(path: string, settings: ValidateSettings, body?: Buffer, left: LeftToLibvips = 'check'): Promise<ValidatedImage> {
+export async function validateImage(path: string, settings: ValidateSettings, body?: Buffer, left: LeftToLibvips = 'check', made?: PixelsMade): Promise<ValidatedImage> {
+  // Checked, its derivatives' pixels made, on another thread: the body is only written, the pixels resized.
+  if (made) return keep(path, settings, made, body, made.pixels);
   // A large body is in its file: read back (read-back.ts), it takes the same path as a small one.
   return body ? validateInput(path, settings, body, body, left) : readBack(path, (input) => validateInput(path, settings, input, undefined, left));
 }

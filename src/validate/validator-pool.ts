@@ -83,8 +83,9 @@ export function createValidatorPool(settings: ValidateSettings): Validator {
     if (!waiter) return;
     inHand.set(waiter.worker, (inHand.get(waiter.worker) as number) - 1);
     if ('left' in reply) {
-      const body = reply.body;
-      send(waiter, libvipsWorker, { ...waiter.request, left: reply.left, ...(body ? { body } : {}) }, body ? [body.buffer as ArrayBuffer] : []);
+      const { body, made } = reply;
+      const transfer = [body, made?.pixels.data].flatMap((b) => (b ? [b.buffer as ArrayBuffer] : []));
+      send(waiter, libvipsWorker, { ...waiter.request, left: reply.left, ...(body ? { body } : {}), ...(made ? { made } : {}) }, transfer);
       return;
     }
     pending.delete(reply.id);
