@@ -3,7 +3,9 @@
  * JPEG whose longer edge is at most that width, written beside the image as
  * `<into>.w<width>`. One decode serves every width: the image is decoded
  * once at the largest width asked for (JPEG shrink-on-load makes that a
- * fraction of a full decode) and each width is resized from those pixels.
+ * fraction of a full decode) and each width is resized from those pixels;
+ * a baseline JPEG at least 8 times the largest width gets its pixels from
+ * the scan that checks it (jpeg-dc.ts), with no decode at all.
  * A width the image already fits is never upscaled: the stored file itself
  * is that derivative, hard-linked (no second copy, no second encode).
  * Derivatives are oriented (EXIF orientation applied) and carry no metadata.
