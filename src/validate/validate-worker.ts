@@ -4,8 +4,6 @@
  * (`libvips: false`) take the common case that needs none, a plain JPEG
  * checked by jpeg-scan.ts, and hand back anything else (validator-pool.ts).
  */
-import { readlinkSync } from 'node:fs';
-import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { fileSystemErrno, HerbdlError } from '../errors.js';
 import pLimit from 'p-limit';
@@ -43,31 +41,8 @@ export interface ValidateWorkerData {
   readonly concurrency: number;
 }
 
-/**
- * How much lower than the process this thread runs (nice). Checks take
- * whatever CPU the thread driving downloads leaves: at the same priority
- * they held its sockets' reads and its next requests back, and every
- * request waited on them. Measured with 100 ms hosts on 2 cores, 400 x 600
- * sheets, four runs each way: 479 to 543 images/s at the same priority, 542
- * to 566 yielding (as fast as the structure check, which costs the workers
- * far less). A run that needs the checks more than the cores can give still
- * gets them: the downloads wait once `concurrency` bodies are in hand.
- */
-const YIELD_NICE = 10;
-
-/** Lowers this thread's priority (Linux: a thread is its own task in /proc); elsewhere, or if refused, it runs as the process does. */
-function yieldToDownloads(): void {
-  try {
-    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (Number.isInteger(tid) && tid > 0) setPriority(tid, Math.min(19, getPriority(tid) + YIELD_NICE));
-  } catch {
-    // Not Linux, or not permitted: the checks run at the process's priority.
-  }
-}
-
 const { settings, libvips, concurrency } = workerData as ValidateWorkerData;
 if (!libvips) forbidLibvips();
-yieldToDownloads();
 const limit = pLimit(concurrency);
 
 /**
