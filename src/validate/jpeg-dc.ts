@@ -55,28 +55,29 @@ export function dcImage(frame: Frame, values: DcPlanes, context: DcContext): DcP
   if (frame.components.some((c) => frame.hMax % c.h !== 0 || frame.vMax % c.v !== 0)) return undefined;
   const width = Math.ceil(frame.width / 8);
   const height = Math.ceil(frame.height / 8);
-  // Chroma is repeated over its blocks' share of the image (libjpeg does not smooth it at this scale).
-  const at = frame.components.map((c, i) => {
-    const stride = values.strides[i] as number;
-    const rx = frame.hMax / c.h;
-    const ry = frame.vMax / c.v;
-    return (x: number, y: number) => Math.floor(y / ry) * stride + Math.floor(x / rx);
-  });
+  // Chroma is repeated over its blocks' share of the image (libjpeg does not smooth it at this scale):
+  // for each component, the plane column of each output column, and the plane row's offset of each output row.
+  const columns = frame.components.map((c) => Int32Array.from({ length: width }, (_, x) => Math.floor((x * c.h) / frame.hMax)));
+  const rows = frame.components.map((c, i) => Int32Array.from({ length: height }, (_, y) => Math.floor((y * c.v) / frame.vMax) * (values.strides[i] as number)));
   const planes = values.planes;
   const steps = context.quantDc;
   const data = Buffer.from(new ArrayBuffer(width * height * count));
   if (count === 1) {
-    const [plane, step, place] = [planes[0] as Int32Array, steps[0] as number, at[0] as (x: number, y: number) => number];
-    for (let y = 0, o = 0; y < height; y++) for (let x = 0; x < width; x++) data[o++] = sample(plane[place(x, y)] as number, step);
+    const [plane, step, column, row] = [planes[0] as Int32Array, steps[0] as number, columns[0] as Int32Array, rows[0] as Int32Array];
+    for (let y = 0, o = 0; y < height; y++) for (let x = 0; x < width; x++) data[o++] = sample(plane[(row[y] as number) + (column[x] as number)] as number, step);
     return { data, info: { width, height, channels: 1 } };
   }
   const [luma, blue, red] = planes as [Int32Array, Int32Array, Int32Array];
-  const [lumaAt, blueAt, redAt] = at as [(x: number, y: number) => number, (x: number, y: number) => number, (x: number, y: number) => number];
+  const [lumaColumn, blueColumn, redColumn] = columns as [Int32Array, Int32Array, Int32Array];
+  const [lumaStep, blueStep, redStep] = steps as [number, number, number];
   for (let y = 0, o = 0; y < height; y++) {
+    const lumaRow = rows[0]![y] as number;
+    const blueRow = rows[1]![y] as number;
+    const redRow = rows[2]![y] as number;
     for (let x = 0; x < width; x++, o += 3) {
-      const l = sample(luma[lumaAt(x, y)] as number, steps[0] as number);
-      const b = sample(blue[blueAt(x, y)] as number, steps[1] as number) - 128;
-      const r = sample(red[redAt(x, y)] as number, steps[2] as number) - 128;
+      const l = sample(luma[lumaRow + (lumaColumn[x] as number)] as number, lumaStep);
+      const b = sample(blue[blueRow + (blueColumn[x] as number)] as number, blueStep) - 128;
+      const r = sample(red[redRow + (redColumn[x] as number)] as number, redStep) - 128;
       data[o] = clamp(l + ((CR_R * r + HALF) >> 16));
       data[o + 1] = clamp(l + ((-CB_G * b - CR_G * r + HALF) >> 16));
       data[o + 2] = clamp(l + ((CB_B * b + HALF) >> 16));

@@ -154,7 +154,8 @@ export interface PixelsMade {
 /**
  * validateImage as far as it goes without libvips, which for the common
  * case (a plain JPEG kept as it is, no derivative to make below its size)
- * is all of it. `body` as for validateImage.
+ * is all of it; with derivatives of a large sheet, all but resizing the
+ * pixels its scan made (PixelsMade). `body` as for validateImage.
  */
 export async function validateWithoutLibvips(path: string, settings: ValidateSettings, body?: Buffer): Promise<ValidatedImage | LeftToLibvips | PixelsMade> {
   // Read back into kept memory: only looked at before the first await below.

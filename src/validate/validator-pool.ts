@@ -10,8 +10,9 @@
  * cores at a time, on libuv's pool. Every worker takes the common case, a
  * plain JPEG checked by reading its scans in JS (jpeg-scan.ts), a run's body
  * or a file adopt inspects: that needs no libvips. A worker without libvips
- * hands anything else back, and it goes to the first. A request goes to the
- * worker with the fewest in hand.
+ * hands anything else back, and it goes to the first (with the sheet's 1/8
+ * image when only derivatives' resizing is left: jpeg-dc.ts). A request
+ * goes to the worker with the fewest in hand.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
