@@ -20,7 +20,8 @@ import { derivativeTemp } from '../store/layout.js';
 
 /** Raw pixels of one decode, at the largest width any derivative needs. */
 export interface DecodedPixels {
-  readonly data: Buffer;
+  /** A Uint8Array, as pixels moved from another thread arrive (sharp takes either). */
+  readonly data: Uint8Array;
   readonly info: { readonly width: number; readonly height: number; readonly channels: 1 | 2 | 3 | 4 };
 }
 

@@ -55,12 +55,6 @@ function reply(message: ValidateReply, body: Uint8Array | undefined, pixels?: Ui
   parentPort?.postMessage(message, [body, pixels].flatMap((b) => (b ? [b.buffer as ArrayBuffer] : [])));
 }
 
-/** Pixels moved here from another thread arrive as a plain Uint8Array: a Buffer over the same memory, as sharp takes them. */
-function moved(made: PixelsMade): PixelsMade {
-  const { data } = made.pixels;
-  return { ...made, pixels: { ...made.pixels, data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) } };
-}
-
 function replyError(id: number, err: unknown, body: Uint8Array | undefined, pixels?: Uint8Array): void {
   const message = (err as Error).message ?? String(err);
   // A file-system error (writing the body: disk full, permissions) is this machine's problem, not the image's.
@@ -78,7 +72,7 @@ async function withoutLibvips(request: ValidateRequest, body: Buffer | undefined
 /** On the libvips worker: all of it (each call tries the scan before any decode, unless another worker left only the pixels). */
 async function withLibvips(request: ValidateRequest, body: Buffer | undefined): Promise<Answer> {
   if (request.inspect) return inspectJpeg(request.path, settings.check);
-  if (!request.derive) return validateImage(request.path, settings, body, request.left, request.made && moved(request.made));
+  if (!request.derive) return validateImage(request.path, settings, body, request.left, request.made);
   await deriveFromFile(request.path, request.derive.into, request.derive.widths, settings.jpegQuality);
   return null;
 }
