@@ -175,10 +175,13 @@ export function decodeScan(data: Uint8Array, start: number, frame: Frame, compon
   // The blocks of one MCU, each with its tables: a lone component is not interleaved (one block per MCU, its own size).
   const dc: SkipTable[] = [];
   const ac: SkipTable[] = [];
-  // Each block's component (frame order) and place in its MCU, for `values`.
+  // For `values`: each block's component (frame order), its place in its MCU, and the MCU's size in that component's blocks
+  // (1 x 1 for a lone component: its blocks come in raster order, each an MCU).
   const blockComponent: number[] = [];
   const blockX: number[] = [];
   const blockY: number[] = [];
+  const mcuWidth: number[] = [];
+  const mcuHeight: number[] = [];
   let mcus: number;
   let mcusPerLine: number;
   if (components.length === 1) {
@@ -190,6 +193,8 @@ export function decodeScan(data: Uint8Array, start: number, frame: Frame, compon
     blockComponent.push(frame.components.indexOf(only.component));
     blockX.push(0);
     blockY.push(0);
+    mcuWidth.push(1);
+    mcuHeight.push(1);
   } else {
     mcusPerLine = Math.ceil(frame.width / (8 * frame.hMax));
     mcus = mcusPerLine * Math.ceil(frame.height / (8 * frame.vMax));
@@ -199,6 +204,8 @@ export function decodeScan(data: Uint8Array, start: number, frame: Frame, compon
         blockComponent.push(frame.components.indexOf(c.component));
         blockX.push(b % c.component.h);
         blockY.push(Math.floor(b / c.component.h));
+        mcuWidth.push(c.component.h);
+        mcuHeight.push(c.component.v);
       }
     }
   }
@@ -236,7 +243,12 @@ export function decodeScan(data: Uint8Array, start: number, frame: Frame, compon
         if (bits < 25) while (bits < 25) (acc = (acc << 8) | (bytes[pos++] as number)), (bits += 8);
         let entry = table.lookup[(acc >>> (bits - LOOKUP_BITS)) & 511] as number;
         if (entry === 0 && (entry = longCode(table, acc, bits)) < 0) return `a Huffman code in no table at MCU ${mcu + 1} of ${mcus} in scan ${scan}`;
-        if (values) readDc(values, entry, acc, bits, predictions, blockComponent[b] as number, components.length === 1, mcu, mcusPerLine, blockX[b] as number, blockY[b] as number, frame);
+        if (values) {
+          const c = blockComponent[b] as number;
+          const row = Math.floor(mcu / mcusPerLine) * (mcuHeight[b] as number) + (blockY[b] as number);
+          const column = (mcu % mcusPerLine) * (mcuWidth[b] as number) + (blockX[b] as number);
+          readDc(values, entry, acc, bits, predictions, c, row * (values.strides[c] as number) + column);
+        }
         bits -= entry & 31;
         table = ac[b] as SkipTable;
         const lookup = table.lookup;
@@ -264,8 +276,8 @@ export function decodeScan(data: Uint8Array, start: number, frame: Frame, compon
   }
 }
 
-/** Reads one block's DC difference (its code is the next `entry & 31` of the `bits` in `acc`) into `values`. */
-function readDc(values: DcPlanes, entry: number, acc: number, bits: number, predictions: Int32Array, c: number, alone: boolean, mcu: number, mcusPerLine: number, x: number, y: number, frame: Frame): void {
+/** Reads one block's DC difference (its code is the next `entry & 31` of the `bits` in `acc`) into component `c`'s plane at `at`. */
+function readDc(values: DcPlanes, entry: number, acc: number, bits: number, predictions: Int32Array, c: number, at: number): void {
   const taken = entry & 31;
   const size = entry >>> DC_SIZE_SHIFT;
   if (taken > bits) {
@@ -279,9 +291,5 @@ function readDc(values: DcPlanes, entry: number, acc: number, bits: number, pred
   }
   const value = ((predictions[c] as number) + diff) | 0;
   predictions[c] = value;
-  const component = frame.components[c] as Component;
-  // Not interleaved: the blocks in raster order. Interleaved: each MCU holds h x v of the component's blocks.
-  const column = alone ? mcu % mcusPerLine : (mcu % mcusPerLine) * component.h + x;
-  const row = alone ? Math.floor(mcu / mcusPerLine) : Math.floor(mcu / mcusPerLine) * component.v + y;
-  (values.planes[c] as Int32Array)[row * (values.strides[c] as number) + column] = value;
+  (values.planes[c] as Int32Array)[at] = value;
 }
