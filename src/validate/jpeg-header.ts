@@ -11,6 +11,11 @@ export interface JpegFrame {
   readonly components: number;
 }
 
+/** A start-of-frame marker (SOF0 to SOF15, but DHT, JPG and DAC, which share the range). */
+export function isFrameMarker(marker: number): boolean {
+  return marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+}
+
 export function readJpegFrame(data: Buffer): JpegFrame | undefined {
   if (data.length < 4 || data[0] !== 0xff || data[1] !== 0xd8) return undefined;
   let i = 2;
@@ -26,8 +31,7 @@ export function readJpegFrame(data: Buffer): JpegFrame | undefined {
       continue;
     }
     const length = data.readUInt16BE(i + 2);
-    const isFrame = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
-    if (isFrame) {
+    if (isFrameMarker(marker)) {
       if (i + 10 > data.length) return undefined;
       return { height: data.readUInt16BE(i + 5), width: data.readUInt16BE(i + 7), components: data[i + 9] as number };
     }
@@ -66,7 +70,7 @@ export function jpegStructure(data: Buffer): 'whole' | 'truncated' | 'malformed'
     if (i + 4 > data.length) return 'truncated';
     const length = data.readUInt16BE(i + 2);
     if (length < 2) return 'malformed';
-    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) frames++;
+    if (isFrameMarker(marker)) frames++;
     i += 2 + length;
     if (marker !== 0xda) continue;
     // Entropy-coded data: runs to the next marker that is not a stuffed 0xFF00 or a restart.

@@ -24,6 +24,7 @@
  * decides those, as before.
  */
 import { dcImage, type DcPixels } from './jpeg-dc.js';
+import { isFrameMarker } from './jpeg-header.js';
 import { dcPlanes, decodeScan, skipTable, type Component, type DcPlanes, type Frame, type ScanComponents, type SkipTable } from './jpeg-entropy.js';
 
 export type JpegScan =
@@ -35,8 +36,6 @@ export type JpegScan =
 const WHOLE: JpegScan = { verdict: 'whole' };
 const damaged = (why: string): JpegScan => ({ verdict: 'damaged', why });
 const unread = (why: string): JpegScan => ({ verdict: 'unread', why });
-
-const START_OF_FRAME = new Set([0xc0, 0xc1, 0xc2, 0xc3, 0xc5, 0xc6, 0xc7, 0xc9, 0xca, 0xcb, 0xcd, 0xce, 0xcf]);
 
 /** The frame of a baseline or extended-sequential, Huffman-coded, 8-bit SOF, or why it is not read. */
 function readFrame(data: Uint8Array, at: number, marker: number): Frame | JpegScan {
@@ -111,7 +110,7 @@ export function scanJpeg(data: Uint8Array, options: { readonly dc?: boolean } = 
     const at = i + 4;
     const next = i + 2 + length;
     if (next > end) return damaged(`it ends inside a marker segment (0x${marker.toString(16)})`);
-    if (START_OF_FRAME.has(marker)) {
+    if (isFrameMarker(marker)) {
       if (frame) return unread('a second frame');
       const read = readFrame(data, at, marker);
       if ('verdict' in read) return read;
