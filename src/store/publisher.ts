@@ -102,9 +102,10 @@ export class Publisher {
         await rename(f.temp, f.final);
         // A file linked from its own stored copy (a reopened or partly adopted gbifID) is the same inode
         // as its final path, and rename() between two links of one file does nothing: drop the link.
-        // For every other file the temporary is gone already, and this is one unlink that finds nothing
-        // (not rm(), whose lstat first cost 5% of a run's main thread on 400 x 600 sheets).
-        await unlink(f.temp).catch(ignoreMissing);
+        // For every other file the temporary is gone already. Asked in this thread (one stat of a
+        // path just renamed, in the kernel's cache): an unlink on the thread pool that found nothing
+        // cost about 2.5% of a run's main thread over 2,000 hosts, and rm()'s lstat first 5%.
+        if (existsSync(f.temp)) await unlink(f.temp).catch(ignoreMissing);
       }
       for (const path of item.stale ?? []) {
         await rm(path, { force: true });
