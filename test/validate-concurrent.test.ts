@@ -12,7 +12,7 @@
  * both kinds are validated at once, in a mixed order, and every verdict is
  * checked, in this thread and on the validation workers a run uses.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
@@ -98,8 +98,8 @@ async function wrongVerdicts(all: Case[], validate: (path: string, body?: Buffer
     if (inFile) writeFileSync(path, c.body);
     // A copy each time: the worker takes a body's memory.
     return (inFile ? validate(path) : validate(path, Buffer.from(c.body))).then(
-      () => ({ i, name: c.name, expected: c.expected, got: 'ok', inFile, written: existsSync(path) }),
-      (err: { code?: string }) => ({ i, name: c.name, expected: c.expected, got: err.code ?? String(err), inFile, written: existsSync(path) }),
+      (image) => ({ i, name: c.name, expected: c.expected, got: 'ok', inFile, written: existsSync(path), synced: image.synced === true, whole: existsSync(path) && readFileSync(path).equals(c.body) }),
+      (err: { code?: string }) => ({ i, name: c.name, expected: c.expected, got: err.code ?? String(err), inFile, written: existsSync(path), synced: false, whole: false }),
     );
   });
   const verdicts = await Promise.all(jobs);
@@ -107,6 +107,11 @@ async function wrongVerdicts(all: Case[], validate: (path: string, body?: Buffer
   // Of the bodies in memory, only what passed is written; a failed body leaves no file behind.
   const inMemory = verdicts.filter((v) => !v.inFile);
   expect(inMemory.filter((v) => v.written).map((v) => v.got)).toEqual(inMemory.filter((v) => v.got === 'ok').map(() => 'ok'));
+  // Said to be synced (so publishing skips its fsync): only a body from memory written as it came, and every baseline one.
+  expect(verdicts.filter((v) => v.synced && (v.inFile || !v.whole))).toEqual([]);
+  const baseline = inMemory.filter((v) => ['sheet', 'big', 'sheet-444'].includes(v.name));
+  expect(baseline.length).toBeGreaterThan(0);
+  expect(baseline.filter((v) => !v.synced)).toEqual([]);
   return verdicts.filter((v) => v.got !== v.expected);
 }
 

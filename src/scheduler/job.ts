@@ -43,6 +43,8 @@ export class Job {
   readonly abort = new AbortController();
   settled = false;
   private readonly temps = new Map<string, string>();
+  /** Temporaries their validation wrote and fsynced (validate-image.ts): published without another fsync. */
+  private readonly syncedTemps = new Set<string>();
   private readonly results = new Map<string, FetchResult & { readonly requested: string }>();
   private readonly expansions = new Map<number, Expansion>();
   /**
@@ -63,6 +65,10 @@ export class Job {
 
   addTemp(key: string, temp: string): void {
     this.temps.set(key, temp);
+  }
+
+  synced(temp: string): void {
+    this.syncedTemps.add(temp);
   }
 
   allTemps(): string[] {
@@ -90,14 +96,14 @@ export class Job {
    * of every width the ledger has ever had (`derive.known`) not made now.
    */
   publishItem(out: string, stored: readonly number[] = [], derive: DeriveLayout = NO_DERIVE): PublishItem {
-    const files: { temp: string; final: string }[] = [];
+    const files: { temp: string; final: string; synced?: true }[] = [];
     const images: FetchedImage[] = [];
     let nn = 0;
     const take = (key: string) => {
       const result = this.results.get(key);
       const temp = this.temps.get(key);
       if (!result || temp === undefined) throw new Error(`gbifID ${this.gbifId}: no result for ${key}`);
-      files.push({ temp, final: finalPath(out, this.gbifId, nn) });
+      files.push({ temp, final: finalPath(out, this.gbifId, nn), ...(this.syncedTemps.has(temp) ? { synced: true as const } : {}) });
       for (const w of derive.widths) files.push({ temp: derivativeTemp(temp, w), final: derivativePath(out, w, this.gbifId, nn) });
       return { result, fileIndex: nn++ };
     };

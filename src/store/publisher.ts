@@ -2,7 +2,8 @@
  * Publishing a gbifID's images: all of them or none.
  *
  * Order, and what kill -9 at each point leaves:
- * 1. every temporary file fsynced            -> temps only; swept at next start
+ * 1. every temporary file fsynced (here, or  -> temps only; swept at next start
+ *    by the validation that wrote it)
  * 2. intent (the final paths) committed      -> next start removes those paths
  * 3. temps renamed into place, stale files   -> same: a half-renamed ID is removed
  *    of a shrunken set removed, dirs fsynced
@@ -17,7 +18,8 @@ import { derivativeTemp, tempOwner, tempRoot, type TempOwner } from './layout.js
 
 export interface PublishItem {
   readonly gbifId: number;
-  readonly files: readonly { readonly temp: string; readonly final: string }[];
+  /** `synced`: written and fsynced already (by its validation); every other file is fsynced here first. */
+  readonly files: readonly { readonly temp: string; readonly final: string; readonly synced?: true }[];
   readonly images: readonly FetchedImage[];
   /** Files an earlier, larger set of this gbifID left that the new set does not replace: removed under the same intent. */
   readonly stale?: readonly string[];
@@ -88,7 +90,7 @@ export class Publisher {
 
   async publish(items: readonly PublishItem[], commit: Commit = (done) => this.recordDone(done)): Promise<void> {
     if (items.length === 0) return;
-    await Promise.all(items.flatMap((item) => item.files.map((f) => fsyncPath(f.temp, 'r+'))));
+    await Promise.all(items.flatMap((item) => item.files.filter((f) => !f.synced).map((f) => fsyncPath(f.temp, 'r+'))));
     this.checkHold();
     await this.ledger.beginPublish(items.map((item) => ({ gbifId: item.gbifId, paths: [...item.files.map((f) => f.final), ...(item.stale ?? [])] })));
     const folders = new Set<string>();

@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
-import { rename, rm, writeFile } from 'node:fs/promises';
+import { open, rename, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import pLimit from 'p-limit';
 import type { Metadata } from 'sharp';
@@ -40,6 +40,8 @@ export interface ValidatedImage {
   readonly height: number;
   /** Set when the stored file is not the received body (converted or downscaled). */
   readonly stored?: { readonly bytes: number; readonly sha256: string };
+  /** The file at the path was written here from the body in memory and fsynced: publishing need not sync it again. */
+  readonly synced?: true;
 }
 
 const DECODE_CHECK_EDGE = 64;
@@ -171,11 +173,27 @@ export async function validateWithoutLibvips(path: string, settings: ValidateSet
   return keep(path, settings, frame, body);
 }
 
+/**
+ * Writes a body and fsyncs it through the same handle, on this (validation)
+ * thread: publishing then skips the open, fsync and close it would make for
+ * the file on the thread that drives downloads, three trips to libuv's pool
+ * per image.
+ */
+async function writeSynced(path: string, body: Buffer): Promise<void> {
+  const handle = await open(path, 'w');
+  try {
+    await handle.writeFile(body);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
 /** A plain JPEG that passed, kept as it is: its body written (if it came in memory), its derivatives beside it. */
 async function keep(path: string, settings: ValidateSettings, frame: { readonly width: number; readonly height: number }, body: Buffer | undefined, pixels?: DecodedPixels): Promise<ValidatedImage> {
-  if (body) await writeFile(path, body);
+  if (body) await writeSynced(path, body);
   await writeDerivatives(path, path, settings.derive ?? [], Math.max(frame.width, frame.height), settings.jpegQuality, pixels);
-  return { receivedFormat: 'jpeg', width: frame.width, height: frame.height };
+  return { receivedFormat: 'jpeg', width: frame.width, height: frame.height, ...(body ? { synced: true as const } : {}) };
 }
 
 /**
