@@ -39,8 +39,8 @@ export function herbdlJson<T = Record<string, unknown>>(args: string[], options:
   return JSON.parse(r.stdout) as T;
 }
 
-export function spawnHerbdl(args: string[], options: { cwd?: string } = {}): ChildProcess {
-  return spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? REPO, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnHerbdl(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): ChildProcess {
+  return spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? REPO, env: cleanEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 /** A fresh temporary folder, removed when the test file ends. */
@@ -54,7 +54,7 @@ export function tempDir(): string {
  * Runs the CLI without blocking this process: needed whenever the test's own
  * HTTP servers must answer it. Killed if it outlives timeoutMs.
  */
-export async function herbdlAsync(args: string[], options: { cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+export async function herbdlAsync(args: string[], options: { cwd?: string; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<CliResult> {
   const child = spawnHerbdl(args, options);
   let stdout = '';
   let stderr = '';
