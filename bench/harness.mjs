@@ -10,15 +10,17 @@ export const bin = join(here, '..', 'bin', 'herbdl');
 export const CONCURRENCY = 64;
 export const out = join(here, 'out', 'run');
 
-export async function startServer(first, hosts, delayMs, hangOctet = 0, mixed = 0, sheet = '') {
-  const child = spawn(process.execPath, [join(here, 'image-server.mjs'), first, hosts, delayMs, hangOctet, mixed, sheet], { stdio: ['pipe', 'pipe', 'inherit'] });
+/** `tls`, from tls-hosts.mjs: every host serves HTTPS, and URLs for it say https. */
+export async function startServer(first, hosts, delayMs, hangOctet = 0, mixed = 0, sheet = '', tls = undefined) {
+  const env = tls ? { ...process.env, BENCH_TLS: tls.index } : process.env;
+  const child = spawn(process.execPath, [join(here, 'image-server.mjs'), first, hosts, delayMs, hangOctet, mixed, sheet], { stdio: ['pipe', 'pipe', 'inherit'], env });
   const line = await new Promise((resolve) => child.stdout.once('data', (c) => resolve(c.toString())));
   const { ports } = JSON.parse(line);
   const stats = () => {
     child.stdin.write('stats\n');
     return new Promise((resolve) => child.stdout.once('data', (c) => resolve(JSON.parse(c.toString()))));
   };
-  return { child, ports, stats, stop: () => child.stdin.end() };
+  return { child, ports, stats, stop: () => child.stdin.end(), scheme: tls ? 'https' : 'http', ca: tls?.ca };
 }
 
 export const HEADER = 'gbifID\ttype\tformat\tidentifier';
@@ -30,7 +32,7 @@ export function pathFor(id) {
 /** gbifID -> URL, round-robin over the server's hosts. */
 export function urlsFor(server, count, firstId, onlyHosts) {
   const hosts = onlyHosts ?? Object.keys(server.ports);
-  return Array.from({ length: count }, (_, i) => [firstId + i, `http://${hosts[i % hosts.length]}:${server.ports[hosts[i % hosts.length]]}/${i}.jpg`]);
+  return Array.from({ length: count }, (_, i) => [firstId + i, `${server.scheme}://${hosts[i % hosts.length]}:${server.ports[hosts[i % hosts.length]]}/${i}.jpg`]);
 }
 
 export function ledgerFor(name, rows) {
@@ -50,15 +52,17 @@ export function arg(name, fallback) {
   return i > 0 ? Number(process.argv[i + 1]) : fallback;
 }
 
-export function timed(cmd, args) {
-  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
+export function timed(cmd, args, env = process.env) {
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 26, env });
   if (r.status !== 0) throw new Error(`${cmd} exited ${r.status}: ${r.stderr.slice(-2000)}`);
   const [seconds, kb] = r.stderr.trim().split('\n').pop().split(' ').map(Number);
   return { seconds, rssMb: kb / 1024, stdout: r.stdout };
 }
 
-export function herbdlRun(ledger, extra = []) {
-  const t = timed(process.execPath, [bin, 'run', '--db', ledger.db, '--out', ledger.images, '--allow-private-network', '--json', '--no-progress', '--concurrency', String(CONCURRENCY), ...extra]);
+/** `ca`: a certificate authority the hosts' certificates come from (HTTPS hosts), added as a user would. */
+export function herbdlRun(ledger, extra = [], ca = undefined) {
+  const env = ca ? { ...process.env, NODE_EXTRA_CA_CERTS: ca } : process.env;
+  const t = timed(process.execPath, [bin, 'run', '--db', ledger.db, '--out', ledger.images, '--allow-private-network', '--json', '--no-progress', '--concurrency', String(CONCURRENCY), ...extra], env);
   const summary = JSON.parse(t.stdout.trim().split('\n').pop());
   if (summary.idsDone !== ledger.expected) throw new Error(`herbdl stored ${summary.idsDone} of ${ledger.expected}`);
   return { ...t, rate: summary.images / t.seconds, mbs: summary.bytes / 1e6 / t.seconds };
@@ -72,12 +76,12 @@ export function engineRun(ledger) {
   return { ...t, rate: summary.images / t.seconds };
 }
 
-export function aria2(rows, name) {
+export function aria2(rows, name, ca = undefined) {
   const dir = join(out, name);
   mkdirSync(dir, { recursive: true });
   const list = join(dir, 'urls.txt');
   writeFileSync(list, rows.map(([id, url]) => `${url}\n  out=${pathFor(id)}`).join('\n') + '\n');
-  const t = timed('aria2c', ['-i', list, '-j', String(CONCURRENCY), '-d', join(dir, 'images'), '--allow-overwrite=true', '--auto-file-renaming=false', '--file-allocation=none', '--console-log-level=error', '--summary-interval=0', '--download-result=hide', '-q']);
+  const t = timed('aria2c', ['-i', list, '-j', String(CONCURRENCY), '-d', join(dir, 'images'), '--allow-overwrite=true', '--auto-file-renaming=false', '--file-allocation=none', '--console-log-level=error', '--summary-interval=0', '--download-result=hide', '-q', ...(ca ? [`--ca-certificate=${ca}`] : [])]);
   return { ...t, rate: rows.length / t.seconds };
 }
 

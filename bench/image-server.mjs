@@ -7,7 +7,10 @@
 // `sheet` a herbarium-sheet-like JPEG of that size (bench/sheets.mjs), with an
 // ETag, honouring If-None-Match (304, no body). A line "version 1" on stdin
 // gives every tenth image (n % 10 == 0) new bytes and a new ETag (bench:recheck).
+// With BENCH_TLS naming a file from tls-hosts.mjs, every host serves HTTPS with its certificate.
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import sharp from 'sharp';
 import { hostAddress, sheetBodies } from './sheets.mjs';
 
@@ -56,13 +59,15 @@ function handler(req, res) {
   else send();
 }
 
+const tls = process.env.BENCH_TLS ? JSON.parse(readFileSync(process.env.BENCH_TLS, 'utf8')) : undefined;
 let served = 0;
 let bytesSent = 0;
 let version = 0;
 const ports = {};
 const listen = (address, fn) =>
   new Promise((resolve) => {
-    const server = createServer(fn);
+    const cert = tls?.certs[address];
+    const server = cert ? createTlsServer({ key: readFileSync(tls.key), cert: readFileSync(cert) }, fn) : createServer(fn);
     server.keepAliveTimeout = 30_000;
     server.listen(0, address, () => {
       ports[address] = server.address().port;

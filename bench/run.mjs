@@ -16,7 +16,8 @@
 //    validation ceiling (bench/decode-ceiling.mjs, all cores, nothing else);
 // 8. a 4000 x 6000 original (several MB), likewise, a tenth as many;
 // 9. 400 x 600 on 2,000 hosts (--per-host 4), vs aria2c, peak RSS;
-// 10. 1600 x 2400 with --derive 256, vs the same run without it.
+// 10. 1600 x 2400 with --derive 256, vs the same run without it;
+// 11. scenario 9 over HTTPS (bench/tls-hosts.mjs), as real hosts are, vs aria2c.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -24,6 +25,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { aria2, arg, bin, CONCURRENCY, engineRun, fmt, herbdlRun, ledgerFor, out, pathFor, startServer, urlsFor } from './harness.mjs';
+import { hostAddress } from './sheets.mjs';
+import { tlsHosts } from './tls-hosts.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const IMAGES = arg('images', 20_000);
@@ -139,12 +142,12 @@ function ceiling(sheet, count, check = 'decode') {
   if (r.status !== 0) throw new Error(r.stderr);
   return JSON.parse(r.stdout.trim());
 }
-async function sheetRun(name, { sheet, hosts, count, delayMs = 0, perHost, extra = [], against = 'aria2', firstId }) {
-  const server = await startServer(hosts > 200 ? 0 : 101, hosts, delayMs, 0, 0, sheet);
+async function sheetRun(name, { sheet, hosts, count, delayMs = 0, perHost, extra = [], against = 'aria2', firstId, tls }) {
+  const server = await startServer(hosts > 200 ? 0 : 101, hosts, delayMs, 0, 0, sheet, tls);
   const rows = urlsFor(server, count, firstId);
-  const base = against === 'aria2' ? aria2(rows, `${name}-aria2`) : undefined;
+  const base = against === 'aria2' ? aria2(rows, `${name}-aria2`, server.ca) : undefined;
   const ledger = { ...ledgerFor(name, rows), expected: count };
-  const h = herbdlRun(ledger, ['--per-host', String(perHost), ...extra]);
+  const h = herbdlRun(ledger, ['--per-host', String(perHost), ...extra], server.ca);
   server.stop();
   results.push(h.rssMb);
   return { h, base, mb: h.mbs / h.rate };
@@ -200,5 +203,13 @@ if (want(10)) {
   console.log(line('herbdl run (baseline)', h));
   console.log(line('herbdl run --derive 256', d.h));
   console.log(`   --derive 256 costs ${fmt(100 * (1 - d.h.rate / h.rate))}% of run throughput (target <= 30%)`);
+}
+if (want(11)) {
+  const tls = tlsHosts(Array.from({ length: 2000 }, (_, i) => hostAddress(0, i, 2000)));
+  const { h, base } = await sheetRun('sheets-2000-https', { sheet: '400x600', hosts: 2000, count: SHEETS, perHost: 4, firstId: 11_000_000_000, tls });
+  console.log(`\n11. 400 x 600 sheets on 2,000 HTTPS hosts, --per-host 4 (each host met again after the 1,999 others)`);
+  console.log(line('aria2c -j 64 (baseline)', { ...base, mbs: base.rate * (h.mbs / h.rate) }));
+  console.log(line('herbdl run (--check decode)', h));
+  console.log(`   ratio ${fmt(h.rate / base.rate, 2)}x (scenario 9 over HTTP: target >= 1.00x; RSS <= 300 MB)`);
 }
 console.log(`\npeak RSS, all scenarios: ${fmt(Math.max(...results))} MB (target <= 300 MB)`);
