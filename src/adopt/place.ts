@@ -3,8 +3,9 @@
  * links a flat folder's image into herbdl's layout, and makes sure a file is
  * on disk before the ledger calls its gbifID done.
  */
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
+import { fsyncPath } from '../store/durable.js';
 import { finalPath } from '../store/layout.js';
 import { linkOrCopy } from '../store/publisher.js';
 import { REJECTED_FOLDER } from './walk.js';
@@ -17,19 +18,10 @@ export async function moveAside(root: string, path: string, reason: string): Pro
   return to;
 }
 
-async function fsync(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
 /** Flushes files (cheap for files already on disk) and their folders: a gbifID is marked done only once this returns. */
 export async function makeDurable(files: readonly string[]): Promise<void> {
-  await Promise.all(files.map(fsync));
-  await Promise.all([...new Set(files.map(dirname))].map(fsync));
+  await Promise.all(files.map((f) => fsyncPath(f)));
+  await Promise.all([...new Set(files.map(dirname))].map((d) => fsyncPath(d)));
 }
 
 let counter = 0;

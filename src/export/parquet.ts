@@ -7,9 +7,10 @@
  * runs on Node 20 and writes row groups incrementally), to a temporary name,
  * fsynced and renamed.
  */
-import { open, rename, rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { fileWriter, ParquetWriter, schemaFromColumnData } from 'hyparquet-writer';
 import type { ItemState, Ledger } from '../ledger/ledger.js';
+import { fsyncPath } from '../store/durable.js';
 import { EXPORT_COLUMNS, record } from './export.js';
 
 type Column = (typeof EXPORT_COLUMNS)[number];
@@ -68,9 +69,7 @@ export async function exportParquet(ledger: Ledger, state: ItemState | 'all', ou
     }
     await flush();
     await writer.finish();
-    const handle = await open(temp, 'r+');
-    await handle.sync();
-    await handle.close();
+    await fsyncPath(temp, 'r+');
     await rename(temp, outFile);
     return count;
   } catch (err) {

@@ -7,8 +7,9 @@
  * pack keeps every finished shard and starts at the first one missing.
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeSynced } from '../store/durable.js';
 
 /** Where a shard's images start or end: the ledger's export order is gbifID, then NN. */
 export interface ImageKey {
@@ -35,13 +36,7 @@ const statsName = (shard: string) => shard.replace(/\.tar$/, '.stats.json');
 /** Writes a small file whole: temporary, fsync, rename. */
 export async function writeWhole(path: string, text: string | Uint8Array): Promise<void> {
   const temp = `${path}.${process.pid}.part`;
-  const handle = await open(temp, 'w');
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  await writeSynced(temp, text);
   await rename(temp, path);
 }
 

@@ -11,9 +11,10 @@
  * So no partial gbifID stands in the tree, and no done gbifID lacks a file.
  */
 import { existsSync } from 'node:fs';
-import { link, mkdir, open, readdir, rename, rm, copyFile, unlink } from 'node:fs/promises';
+import { link, mkdir, readdir, rename, rm, copyFile, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { DownloadLedger, FetchedImage } from '../ledger/ledger.js';
+import { fsyncPath } from './durable.js';
 import { derivativeTemp, tempOwner, tempRoot, type TempOwner } from './layout.js';
 
 export interface PublishItem {
@@ -29,15 +30,6 @@ export interface PublishItem {
 
 /** Records a published batch in the ledger: as done (run), or with new derivatives (herbdl derive). */
 export type Commit = (items: readonly PublishItem[]) => Promise<void>;
-
-async function fsyncPath(path: string, flags = 'r'): Promise<void> {
-  const handle = await open(path, flags);
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
 
 /** Hard-links `from` to `to` (same filesystem, no copy), copying where links are refused. */
 export async function linkOrCopy(from: string, to: string): Promise<void> {

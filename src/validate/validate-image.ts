@@ -11,11 +11,12 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
-import { open, rename, rm, writeFile } from 'node:fs/promises';
+import { rename, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import pLimit from 'p-limit';
 import type { Metadata } from 'sharp';
 import { fileSystemErrno, PermanentError } from '../errors.js';
+import { writeSynced } from '../store/durable.js';
 import { decodeFailure, imageKind } from './decode-failure.js';
 import { jpegStructure, readJpegFrame, type JpegFrame } from './jpeg-header.js';
 import { scanJpeg } from './jpeg-scan.js';
@@ -174,22 +175,11 @@ export async function validateWithoutLibvips(path: string, settings: ValidateSet
 }
 
 /**
- * Writes a body and fsyncs it through the same handle, on this (validation)
- * thread: publishing then skips the open, fsync and close it would make for
- * the file on the thread that drives downloads, three trips to libuv's pool
- * per image.
+ * A plain JPEG that passed, kept as it is: its body written (if it came in
+ * memory) and fsynced here, on a validation thread (publishing then skips
+ * the open, fsync and close it would make on the thread that drives
+ * downloads), its derivatives beside it.
  */
-async function writeSynced(path: string, body: Buffer): Promise<void> {
-  const handle = await open(path, 'w');
-  try {
-    await handle.writeFile(body);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** A plain JPEG that passed, kept as it is: its body written (if it came in memory), its derivatives beside it. */
 async function keep(path: string, settings: ValidateSettings, frame: { readonly width: number; readonly height: number }, body: Buffer | undefined, pixels?: DecodedPixels): Promise<ValidatedImage> {
   if (body) await writeSynced(path, body);
   await writeDerivatives(path, path, settings.derive ?? [], Math.max(frame.width, frame.height), settings.jpegQuality, pixels);
