@@ -60,6 +60,7 @@ function handler(req, res) {
 }
 
 const tls = process.env.BENCH_TLS ? JSON.parse(readFileSync(process.env.BENCH_TLS, 'utf8')) : undefined;
+const tlsKey = tls ? readFileSync(tls.key) : undefined;
 let served = 0;
 let bytesSent = 0;
 let version = 0;
@@ -67,7 +68,7 @@ const ports = {};
 const listen = (address, fn) =>
   new Promise((resolve) => {
     const cert = tls?.certs[address];
-    const server = cert ? createTlsServer({ key: readFileSync(tls.key), cert: readFileSync(cert) }, fn) : createServer(fn);
+    const server = cert ? createTlsServer({ key: tlsKey, cert: readFileSync(cert) }, fn) : createServer(fn);
     server.keepAliveTimeout = 30_000;
     server.listen(0, address, () => {
       ports[address] = server.address().port;

@@ -206,9 +206,9 @@ if (want(10)) {
 }
 if (want(11)) {
   const tls = tlsHosts(Array.from({ length: 2000 }, (_, i) => hostAddress(0, i, 2000)));
-  const { h, base } = await sheetRun('sheets-2000-https', { sheet: '400x600', hosts: 2000, count: SHEETS, perHost: 4, firstId: 11_000_000_000, tls });
+  const { h, base, mb } = await sheetRun('sheets-2000-https', { sheet: '400x600', hosts: 2000, count: SHEETS, perHost: 4, firstId: 11_000_000_000, tls });
   console.log(`\n11. 400 x 600 sheets on 2,000 HTTPS hosts, --per-host 4 (each host met again after the 1,999 others)`);
-  console.log(line('aria2c -j 64 (baseline)', { ...base, mbs: base.rate * (h.mbs / h.rate) }));
+  console.log(line('aria2c -j 64 (baseline)', { ...base, mbs: base.rate * mb }));
   console.log(line('herbdl run (--check decode)', h));
   console.log(`   ratio ${fmt(h.rate / base.rate, 2)}x (scenario 9 over HTTP: target >= 1.00x; RSS <= 300 MB)`);
 }

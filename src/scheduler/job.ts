@@ -67,7 +67,7 @@ export class Job {
     this.temps.set(key, temp);
   }
 
-  synced(temp: string): void {
+  markSynced(temp: string): void {
     this.syncedTemps.add(temp);
   }
 

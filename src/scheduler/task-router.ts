@@ -127,7 +127,7 @@ export class TaskRouter {
       const image = await this.settings.validate(task.temp, body);
       result = { ...received, ...(image.stored ?? {}), width: image.width, height: image.height, receivedFormat: image.receivedFormat };
       // Of this temporary only: what links to it elsewhere may be a copy.
-      if (image.synced) task.job.synced(task.temp);
+      if (image.synced) task.job.markSynced(task.temp);
     } catch (err) {
       await this.publisher.discard([task.temp]);
       return this.failedAttempt(task, err);
