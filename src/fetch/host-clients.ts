@@ -7,10 +7,13 @@
  * host needs only that many connections and no queue of its own: a request
  * takes an idle Client, or a new one up to the cap. A Client whose
  * connection closes while idle is dropped, and a host with none left is
- * forgotten, so memory follows the hosts in use, not every host met. Idle
- * connections are also capped in all (`maxOpen`): past it the oldest idle
- * one is closed, so a run over thousands of hosts that each see a request
- * every few seconds does not keep thousands of sockets open for nothing.
+ * forgotten, so memory follows the hosts in use, not every host met. Open
+ * connections are also capped in all, by what they hold (`maxWeight`): past
+ * it the oldest idle one is closed. A TLS connection weighs TLS_WEIGHT plain
+ * ones, as it holds about that much more memory, so a run can keep a
+ * connection to each of thousands of plain HTTP hosts (each met again every
+ * few seconds, saving a connect each time) in the memory a few hundred HTTPS
+ * ones take.
  */
 import { Client, Dispatcher } from 'undici';
 
@@ -23,6 +26,12 @@ import { Client, Dispatcher } from 'undici';
  */
 const IDLE_CLOSED = Object.assign(new Error('idle connection closed'), { code: 'HERBDL_IDLE_CLOSED' });
 
+/**
+ * What an open HTTPS connection weighs against the cap, in plain ones. Idle
+ * in a run, a plain connection held about 9 KB and a TLS one 65 to 95 KB.
+ */
+export const TLS_WEIGHT = 10;
+
 /** Requests a Client has under way or queued. */
 function busy(client: Client): number {
   return client.stats.running + client.stats.pending;
@@ -32,10 +41,12 @@ export class HostClients extends Dispatcher {
   private readonly byOrigin = new Map<string, Client[]>();
   /** Every open Client, oldest first, with what lets it go. */
   private readonly all = new Map<Client, () => void>();
+  /** The open Clients' weight in all. */
+  private weight = 0;
 
   constructor(
     private readonly perOrigin: number,
-    private readonly maxOpen: number,
+    private readonly maxWeight: number,
     private readonly options: Client.Options,
   ) {
     super();
@@ -54,12 +65,13 @@ export class HostClients extends Dispatcher {
 
   private open(origin: string, clients: Client[]): Client {
     const client = new Client(origin, this.options);
+    const weight = origin.startsWith('https:') ? TLS_WEIGHT : 1;
     const drop = () => {
       if (busy(client) > 0) return;
       const at = clients.indexOf(client);
       if (at >= 0) clients.splice(at, 1);
       if (clients.length === 0 && this.byOrigin.get(origin) === clients) this.byOrigin.delete(origin);
-      this.all.delete(client);
+      if (this.all.delete(client)) this.weight -= weight;
       if (!client.destroyed) void client.destroy(IDLE_CLOSED).catch(() => undefined);
     };
     client.on('disconnect', drop);
@@ -68,28 +80,34 @@ export class HostClients extends Dispatcher {
     const emit = this.emit.bind(this) as (event: string, ...args: unknown[]) => boolean;
     client.on('drain', (origin: URL) => emit('drain', origin, [this]));
     // Room is made before the new one counts, so it is never the one closed.
-    if (this.all.size >= this.maxOpen) this.closeOldestIdle();
+    while (this.weight + weight > this.maxWeight && this.closeOldestIdle());
     clients.push(client);
     this.all.set(client, drop);
+    this.weight += weight;
     return client;
   }
 
-  private closeOldestIdle(): void {
+  /** Closes the oldest idle Client; false if none is idle. */
+  private closeOldestIdle(): boolean {
     for (const [client, drop] of this.all) {
       if (busy(client) > 0) continue;
-      return drop();
+      drop();
+      return true;
     }
+    return false;
   }
 
   override async close(): Promise<void> {
     await Promise.all([...this.all.keys()].map((c) => c.close().catch(() => undefined)));
     this.all.clear();
     this.byOrigin.clear();
+    this.weight = 0;
   }
 
   override async destroy(): Promise<void> {
     await Promise.all([...this.all.keys()].map((c) => c.destroy().catch(() => undefined)));
     this.all.clear();
     this.byOrigin.clear();
+    this.weight = 0;
   }
 }
