@@ -3,15 +3,13 @@
  * capped in all by what they hold (a TLS one weighs ten plain ones), so
  * thousands of hosts do not mean thousands of idle TLS sockets.
  */
-import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HostClients, TLS_WEIGHT } from '../src/fetch/host-clients.js';
 import { connectionBudget } from '../src/fetch/http-client.js';
+import { makeCertificate, type Certificate } from './helpers/certificate.js';
 import { tempDir } from './helpers/cli.js';
 
 interface Host {
@@ -22,7 +20,7 @@ interface Host {
 }
 
 /** A host answering 'ok', over TLS with `tls` (a key and certificate). */
-async function host(address: string, tls?: { key: Buffer; cert: Buffer }): Promise<Host> {
+async function host(address: string, tls?: Certificate): Promise<Host> {
   const server = tls ? createTlsServer(tls, (_req, res) => res.end('ok')) : createServer((_req, res) => res.end('ok'));
   server.keepAliveTimeout = 60_000;
   const h: Host = { origin: '', server, open: 0, connections: 0 };
@@ -69,10 +67,7 @@ describe('HostClients', async () => {
 });
 
 describe('HostClients, plain and TLS connections', async () => {
-  const dir = tempDir();
-  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.60', '-addext', 'subjectAltName=IP:127.0.0.60'], { encoding: 'utf8' });
-  if (made.status !== 0) throw new Error(`openssl could not make a test certificate: ${made.stderr}`);
-  const tls = { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) };
+  const tls = makeCertificate(tempDir(), ['127.0.0.60']);
   const [a, b, c] = await Promise.all(['127.0.0.57', '127.0.0.58', '127.0.0.59'].map((address) => host(address)));
   const secure = await host('127.0.0.60', tls);
   const all = [a, b, c, secure] as Host[];

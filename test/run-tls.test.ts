@@ -3,12 +3,10 @@
  * silently trusted; one signed by an authority the user adds is trusted.
  * A host met again after its connection was closed resumes its TLS session.
  */
-import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { makeCertificate } from './helpers/certificate.js';
 import { herbdlAsync, tempDir } from './helpers/cli.js';
 import { sampleJpeg } from './helpers/image-server.js';
 import { workspace } from './helpers/run.js';
@@ -18,17 +16,13 @@ const ADDRESSES = ['127.0.0.34', '127.0.0.35', '127.0.0.36', '127.0.0.37', '127.
 
 describe('https', async () => {
   const dir = tempDir();
-  const key = join(dir, 'key.pem');
-  const cert = join(dir, 'cert.pem');
-  const names = ADDRESSES.map((a) => `IP:${a}`).join(',');
-  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.34', '-addext', `subjectAltName=${names}`], { encoding: 'utf8' });
-  if (made.status !== 0) throw new Error(`openssl could not make a test certificate: ${made.stderr}`);
+  const { key, cert, certPath } = makeCertificate(dir, ADDRESSES, 'rsa');
   const jpeg = await sampleJpeg();
   const handshakes = { full: 0, resumed: 0 };
   const servers: Server[] = [];
   const origins: string[] = [];
   for (const address of ADDRESSES) {
-    const server = createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (_req, res) => {
+    const server = createServer({ key, cert }, (_req, res) => {
       res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': jpeg.length });
       res.end(jpeg);
     });
@@ -53,7 +47,7 @@ describe('https', async () => {
     const rows = Array.from({ length: 12 }, (_, i) => [9300010 + i, `${origins[i % ADDRESSES.length]}/${i}.jpg`] as const);
     const ws = workspace(dir, rows);
     handshakes.full = handshakes.resumed = 0;
-    const r = await herbdlAsync(['run', '--db', ws.db, '--out', ws.out, '--allow-private-network', '--json', '--timeout', '5', '--concurrency', '1'], { env: { NODE_EXTRA_CA_CERTS: cert } });
+    const r = await herbdlAsync(['run', '--db', ws.db, '--out', ws.out, '--allow-private-network', '--json', '--timeout', '5', '--concurrency', '1'], { env: { NODE_EXTRA_CA_CERTS: certPath } });
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout.trim().split('\n').pop() as string)).toMatchObject({ idsDone: 12, idsFailed: 0 });
     expect(ws.files().filter((f) => !f.startsWith('.herbdl-tmp'))).toEqual(rows.map(([id]) => `${String(id).slice(0, 3)}/${String(id).slice(3, 6)}/${id}-00.jpg`).sort());
