@@ -1,4 +1,4 @@
-// npm run bench:run [-- --images 20000] [-- --only 1,2]
+// npm run bench:run [-- --images 20000] [-- --only 1,2] [-- --rounds 2]
 // Download benchmarks on loopback, each figure beside a baseline measured in
 // the same run (the machines are shared: ratios, not absolute times):
 // 1. throughput: herbdl vs aria2c -j 64 on the same URLs from the same server;
@@ -31,6 +31,9 @@ import { tlsHosts } from './tls-hosts.mjs';
 const here = dirname(fileURLToPath(import.meta.url));
 const IMAGES = arg('images', 20_000);
 const SHEETS = arg('sheets', 10_000);
+// --rounds N: each sheet scenario's runs N times, the order alternating, the best of each side kept
+// (the machines are shared and drift: one run of each swings a ratio by a tenth).
+const ROUNDS = arg('rounds', 1);
 // --only 1 (or 1,2): run just those scenarios.
 const onlyArg = process.argv.indexOf('--only');
 const only = onlyArg > 0 ? new Set(process.argv[onlyArg + 1].split(',').map(Number)) : undefined;
@@ -46,7 +49,7 @@ for (const [tool, pkg] of [['aria2c', 'aria2'], ['/usr/bin/time', 'time']]) {
 }
 
 const results = [];
-console.log(`bench:run  ${fmt(IMAGES)} images per scenario, --concurrency ${CONCURRENCY}`);
+console.log(`bench:run  ${fmt(IMAGES)} images per scenario, --concurrency ${CONCURRENCY}${ROUNDS > 1 ? `, sheet scenarios best of ${ROUNDS} rounds` : ''}`);
 console.log(`machine    ${cpus().length} x ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
 
 // 1. Throughput: 16 hosts (so --per-host 4 allows 64 in flight), no delay.
@@ -138,19 +141,41 @@ if (want(4)) {
 }
 // Sheets: images/s and MB/s beside aria2c on the same URLs, or beside the validation ceiling.
 function ceiling(sheet, count, check = 'decode') {
-  const r = spawnSync(process.execPath, [join(here, 'decode-ceiling.mjs'), sheet, String(count), check], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(r.stderr);
-  return JSON.parse(r.stdout.trim());
+  let best;
+  for (let round = 0; round < ROUNDS; round++) {
+    const r = spawnSync(process.execPath, [join(here, 'decode-ceiling.mjs'), sheet, String(count), check], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(r.stderr);
+    const c = JSON.parse(r.stdout.trim());
+    if (!best || c.rate > best.rate) best = c;
+  }
+  return best;
 }
+/** herbdl beside aria2c (or alone) on one server, best of ROUNDS each, taking turns to go first. */
 async function sheetRun(name, { sheet, hosts, count, delayMs = 0, perHost, extra = [], against = 'aria2', firstId, tls }) {
   const server = await startServer(hosts > 200 ? 0 : 101, hosts, delayMs, 0, 0, sheet, tls);
   const rows = urlsFor(server, count, firstId);
-  const base = against === 'aria2' ? aria2(rows, `${name}-aria2`, server.ca) : undefined;
-  const ledger = { ...ledgerFor(name, rows), expected: count };
-  const h = herbdlRun(ledger, ['--per-host', String(perHost), ...extra], server.ca);
+  let base;
+  let h;
+  let rssMb = 0;
+  const runs = [
+    () => {
+      if (against !== 'aria2') return;
+      rmSync(join(out, `${name}-aria2`), { recursive: true, force: true });
+      const b = aria2(rows, `${name}-aria2`, server.ca);
+      if (!base || b.rate > base.rate) base = b;
+    },
+    () => {
+      rmSync(join(out, name), { recursive: true, force: true });
+      const ledger = { ...ledgerFor(name, rows), expected: count };
+      const r = herbdlRun(ledger, ['--per-host', String(perHost), ...extra], server.ca);
+      rssMb = Math.max(rssMb, r.rssMb);
+      if (!h || r.rate > h.rate) h = r;
+    },
+  ];
+  for (let round = 0; round < ROUNDS; round++) for (const run of round % 2 === 0 ? runs : [...runs].reverse()) run();
   server.stop();
-  results.push(h.rssMb);
-  return { h, base, mb: h.mbs / h.rate };
+  results.push(rssMb);
+  return { h: { ...h, rssMb }, base, mb: h.mbs / h.rate };
 }
 const line = (label, r) => `   ${label.padEnd(32)} ${fmt(r.rate).padStart(6)} images/s ${fmt(r.mbs ?? 0, 1).padStart(7)} MB/s${r.rssMb ? `   peak RSS ${fmt(r.rssMb)} MB` : ''}`;
 if (want(5)) {
