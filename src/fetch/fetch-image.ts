@@ -17,6 +17,7 @@ import type { Dispatcher } from 'undici';
 import type { ImageOutcome } from '../ledger/ledger.js';
 import { PermanentError, RetryableError } from '../errors.js';
 import { blockedAddressError, isBlockedAddress } from './address-guard.js';
+import { bodyChunks } from './body-chunks.js';
 import { classifyError, errorForStatus } from './classify.js';
 import { looksLikeImage, looksLikeJson } from './sniff.js';
 
@@ -154,7 +155,7 @@ async function saveBody(body: Readable, headers: Record<string, string | string[
     body.destroy();
     throw new PermanentError(`Content-Length ${expectedBytes} is over --max-bytes ${maxBytes}`, 'too_large');
   }
-  let source: AsyncIterable<Buffer> = body;
+  let source: Readable = body;
   let piping: Promise<void> | undefined;
   if (decode) {
     const counter = new Transform({
@@ -170,14 +171,15 @@ async function saveBody(body: Readable, headers: Record<string, string | string[
   // The first bytes, held until there are enough to tell an image from an HTML page.
   const sniffed: Buffer[] = [];
   const judge = (): void => {
-    head = Buffer.concat(sniffed);
+    // The first chunk itself when it holds enough (it nearly always does): copying it cost a run a copy of every small body.
+    head = sniffed.length === 1 ? (sniffed[0] as Buffer) : Buffer.concat(sniffed);
     const image = looksLikeImage(head);
     json = !image && looksLikeJson(head);
     if (!image && !json) throw new PermanentError(`body is not an image (starts ${JSON.stringify(head.subarray(0, 16).toString('latin1'))})`, 'not_image');
   };
   const store = new BodyStore(path);
   try {
-    for await (const chunk of source) {
+    for await (const chunk of bodyChunks(source)) {
       if (!decode) raw += chunk.length;
       bytes += chunk.length;
       if (bytes > maxBytes) throw new PermanentError(`body is over --max-bytes ${maxBytes}`, 'too_large');
