@@ -98,16 +98,19 @@ export class HostClients extends Dispatcher {
   }
 
   override async close(): Promise<void> {
-    await Promise.all([...this.all.keys()].map((c) => c.close().catch(() => undefined)));
-    this.all.clear();
-    this.byOrigin.clear();
-    this.weight = 0;
+    await Promise.all(this.forget().map((c) => c.close().catch(() => undefined)));
   }
 
   override async destroy(): Promise<void> {
-    await Promise.all([...this.all.keys()].map((c) => c.destroy().catch(() => undefined)));
+    await Promise.all(this.forget().map((c) => c.destroy().catch(() => undefined)));
+  }
+
+  /** Lets go of every Client (to be closed or destroyed by the caller). */
+  private forget(): Client[] {
+    const clients = [...this.all.keys()];
     this.all.clear();
     this.byOrigin.clear();
     this.weight = 0;
+    return clients;
   }
 }
