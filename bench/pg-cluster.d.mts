@@ -1,5 +1,9 @@
 export interface Cluster {
   readonly url: string;
   stop(): void;
+  /** Stops the server, keeping its data: every connection ends (`fast`, the default: an administrator's shutdown; `immediate`: a crash). */
+  down(mode?: 'fast' | 'immediate'): void;
+  /** Starts it again on the same port. */
+  up(): void;
 }
 export function startCluster(settings?: string): Promise<Cluster>;

@@ -62,7 +62,9 @@ export async function startCluster(settings = '') {
   const port = await freePort();
   // A test server: durability is the workers' concern here, not the server's (nothing kills it). Benchmarks turn fsync back on.
   const options = `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 ${settings}`;
-  run('pg_ctl', ['-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60', '-o', options, 'start']);
+  // The server's output goes to its log, never to a pipe of ours: spawnSync would wait for it to close.
+  const start = () => run('pg_ctl', ['-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60', '-o', options, 'start']);
+  start();
   let stopped = false;
   const stop = () => {
     if (stopped) return;
@@ -72,5 +74,12 @@ export async function startCluster(settings = '') {
   };
   // A benchmark that throws midway still stops its server: one was found running long after its run had died.
   process.once('exit', stop);
-  return { url: `postgres://herbdl@127.0.0.1:${port}/postgres`, stop };
+  return {
+    url: `postgres://herbdl@127.0.0.1:${port}/postgres`,
+    stop,
+    // For tests of a server that goes away: `down` ends every connection (fast: as an administrator's shutdown;
+    // immediate: as a crash) and keeps the data; `up` starts it again on the same port.
+    down: (mode = 'fast') => run('pg_ctl', ['-D', data, '-m', mode, '-w', 'stop']),
+    up: start,
+  };
 }

@@ -3,7 +3,7 @@
  * ledger or the scheduler, and turns errors into one line and an exit code.
  */
 import { Command, CommanderError } from 'commander';
-import { fileSystemErrno, HerbdlError } from '../errors.js';
+import { fileSystemErrno, HerbdlError, isConnectionLoss } from '../errors.js';
 import { VERSION } from './version.js';
 
 type Register = (program: Command) => void;
@@ -68,6 +68,12 @@ export async function main(argv: string[]): Promise<void> {
     if (err instanceof HerbdlError) {
       process.stderr.write(`herbdl: ${err.message}\n`);
       process.exitCode = err.exitCode;
+      return;
+    }
+    if (isConnectionLoss(err)) {
+      // The shared ledger's server went away under a command that does not wait for it (only a run does, while its lease holds).
+      process.stderr.write(`herbdl: lost the connection to the ledger's server (${(err as Error).message}); what was committed stays: run the command again once the server is back\n`);
+      process.exitCode = 4;
       return;
     }
     if (fileSystemErrno(err)) {

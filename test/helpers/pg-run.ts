@@ -24,8 +24,9 @@ export interface PgWorkspace {
   doneFiles(): Promise<string[]>;
 }
 
-export async function pgWorkspace(dir: string, label: string, rows: readonly (readonly [number, string])[]): Promise<PgWorkspace> {
-  const db = await freshDatabase(label);
+/** `server`: a PostgreSQL server of the test's own (bench/pg-cluster.mjs) instead of the suite's. */
+export async function pgWorkspace(dir: string, label: string, rows: readonly (readonly [number, string])[], server?: string): Promise<PgWorkspace> {
+  const db = await freshDatabase(label, server);
   const out = join(dir, `${label}-images`);
   herbdlJson(['ingest', writeMultimedia(join(dir, `${label}.txt`), rows), '--db', db]);
   return {

@@ -8,17 +8,17 @@ export function serverUrl(): string {
   return url;
 }
 
-/** Creates an empty database and returns its URL. */
-export async function freshDatabase(label: string): Promise<string> {
+/** Creates an empty database (on the suite's server, or on `server`) and returns its URL. */
+export async function freshDatabase(label: string, server = serverUrl()): Promise<string> {
   const name = `herbdl_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`;
-  const client = new pg.Client({ connectionString: serverUrl() });
+  const client = new pg.Client({ connectionString: server });
   await client.connect();
   try {
     await client.query(`CREATE DATABASE ${name}`);
   } finally {
     await client.end();
   }
-  const url = new URL(serverUrl());
+  const url = new URL(server);
   url.pathname = `/${name}`;
   return url.toString();
 }

@@ -4,7 +4,7 @@
  * way it can go wrong said in one line that names the server, never the password.
  */
 import pg from 'pg';
-import { LedgerError } from '../../errors.js';
+import { isConnectionLoss, LedgerError } from '../../errors.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
 
 /** The URL as it may be shown: without its password. */
@@ -39,37 +39,101 @@ export function describeConnectFailure(url: string, err: unknown): LedgerError {
   }
 }
 
+/**
+ * What a pool knows of its ledger: the server, as it may be shown, and while
+ * a run holds its lease, what decides how long a lost server is waited for.
+ */
+interface PoolState {
+  readonly where: string;
+  hold?: () => void;
+}
+const pools = new WeakMap<pg.Pool, PoolState>();
+
 export function createPool(url: string, max: number): pg.Pool {
   // bigint columns (gbifIDs, epoch ms) come back as numbers: every value herbdl keeps is below 2^53.
   const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 15_000, idleTimeoutMillis: 30_000, application_name: 'herbdl' });
   pool.on('error', () => {
     // An idle client's connection dropped: the pool replaces it; the next query says what is wrong.
   });
+  // A connection the server ends while it is checked out (a restart, pg_terminate_backend) between
+  // two statements emits 'error' on its client, which with no listener ends the process with a
+  // stack trace. The client is then unusable: its next statement fails, and the caller decides
+  // what that means (the pool drops it when it comes back).
+  pool.on('connect', (client) => client.on('error', () => {}));
+  pools.set(pool, { where: redact(url) });
+  // Every statement sent through the pool rides out a lost server as riding() says (herbdl sends a text and its values, or a query's config).
+  const send = pool.query.bind(pool) as (query: unknown, values?: unknown[]) => Promise<pg.QueryResult>;
+  pool.query = ((query: unknown, values?: unknown[]) => riding(pool, () => send(query, values))) as pg.Pool['query'];
   return pool;
+}
+
+/**
+ * While a run holds its lease, a statement that fails because the server went
+ * away (a restart, a failover, a dropped connection) is sent again once it is
+ * back, so a restart of the database does not end every worker of a cluster.
+ * `hold` throws when the lease may have run out (WorkerLease.check): then the
+ * worker stops, as it would for any lost lease. Sending again is safe because
+ * a failed statement or transaction did not commit, and in the rare case that
+ * a commit went through and only its answer was lost, sending it again does
+ * no harm: the run's statements set values rather than add to them; what
+ * adds to counters is fenced by the claim (outcomes: a repeat finds the
+ * gbifIDs no longer held and stops the worker instead) or counts only the
+ * rows it changed; and a claim repeated takes other IDs, while the first
+ * ones stay with this worker until it hands everything back at its end.
+ */
+export function rideOut(pool: pg.Pool, hold: (() => void) | undefined): void {
+  const state = pools.get(pool);
+  if (state) state.hold = hold;
+}
+
+const RIDE_OUT_FIRST_MS = 250;
+const RIDE_OUT_MAX_MS = 5_000;
+
+async function riding<T>(pool: pg.Pool, work: () => Promise<T>): Promise<T> {
+  const state = pools.get(pool);
+  for (let wait = RIDE_OUT_FIRST_MS; ; wait = Math.min(wait * 2, RIDE_OUT_MAX_MS)) {
+    try {
+      return await work();
+    } catch (err) {
+      if (!state?.hold || !isConnectionLoss(err)) throw err;
+      try {
+        state.hold();
+      } catch (stop) {
+        throw new LedgerError(`${state.where}: the server is away (${(err as Error).message}) and ${(stop as Error).message}`, 'lease_lost', { cause: err });
+      }
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
 }
 
 export const types = pg.types;
 types.setTypeParser(types.builtins.INT8, (v) => Number(v));
 types.setTypeParser(types.builtins.NUMERIC, (v) => Number(v));
 
-/** Runs `work` in a transaction, once more if it lost a deadlock or a serialization race (both only lose time). */
+/**
+ * Runs `work` in a transaction, once more if it lost a deadlock or a
+ * serialization race (both only lose time), and again while the server is
+ * away if a run holds its lease (riding()).
+ */
 export async function transaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      const code = (err as { code?: string }).code;
-      if (attempt < 5 && (code === '40P01' || code === '40001')) continue;
-      throw err;
-    } finally {
-      client.release();
+  return riding(pool, async () => {
+    for (let attempt = 1; ; attempt++) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const result = await work(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        const code = (err as { code?: string }).code;
+        if (attempt < 5 && (code === '40P01' || code === '40001')) continue;
+        throw err;
+      } finally {
+        client.release();
+      }
     }
-  }
+  });
 }
 
 /**

@@ -67,8 +67,11 @@ export async function recordRechecked(db: pg.PoolClient, me: number, outcomes: r
   const gone = goneIds.length === 0 ? 0 : (await db.query('UPDATE images SET gone_at = herbdl_now() WHERE image_id = ANY($1::bigint[]) AND gone_at IS NULL', [goneIds])).rowCount ?? 0;
   const gbifIds = outcomes.map((o) => o.gbifId);
   await db.query('DELETE FROM publishing WHERE gbif_id = ANY($1::bigint[]) AND worker_id = $2', [gbifIds, me]);
-  await db.query('UPDATE ids SET worker_id = NULL WHERE gbif_id = ANY($1::bigint[]) AND worker_id = $2', [gbifIds, me]);
-  if (changed.length > 0) await db.query("UPDATE totals SET value = value + $1 WHERE name = 'images_changed'", [changed.length]);
+  const released = await db.query('UPDATE ids SET worker_id = NULL WHERE gbif_id = ANY($1::bigint[]) AND worker_id = $2 RETURNING gbif_id', [gbifIds, me]);
+  // Counted for the claims this transaction ends: sent again after a commit whose answer was lost (connect.ts: riding), it counts nothing twice.
+  const ended = new Set(released.rows.map((r) => r.gbif_id as number));
+  const changedCount = outcomes.reduce((n, o) => n + (ended.has(o.gbifId) ? o.changed.length : 0), 0);
+  if (changedCount > 0) await db.query("UPDATE totals SET value = value + $1 WHERE name = 'images_changed'", [changedCount]);
   if (gone > 0) await db.query("UPDATE totals SET value = value + $1 WHERE name = 'images_gone'", [gone]);
 }
 

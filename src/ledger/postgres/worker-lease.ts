@@ -6,7 +6,8 @@
  * A clean stop (the run ends, Ctrl-C, SIGTERM) hands every claim back at
  * once. kill -9 leaves them to expire after --lease. A worker that cannot
  * renew (the server is unreachable) stops publishing before its lease could
- * have run out: check() throws with a margin of two heartbeats.
+ * have run out: check() throws with a margin of two heartbeats. Until then,
+ * its statements wait for a server that went away (connect.ts: rideOut).
  *
  * The heartbeat has a connection of its own: queued behind the worker's own
  * statements (a pool full of transactions waiting on other workers'
@@ -15,6 +16,7 @@
 import { hostname } from 'node:os';
 import type pg from 'pg';
 import { LedgerError } from '../../errors.js';
+import { rideOut } from './connect.js';
 import type { RunLock, WorkerId } from '../ledger.js';
 
 /** Heartbeats: often enough that what one worker learns (a 429, a breaker) reaches the others within 5 s. */
@@ -56,6 +58,8 @@ export class WorkerLease implements RunLock {
     lease.beatClient = await pool.connect();
     lease.timer = setInterval(() => void lease.beat(), lease.heartbeatMs);
     lease.timer.unref();
+    // From here on, a server that goes away (a restart, a failover) is waited for while the lease may still hold.
+    rideOut(pool, () => lease.check());
     return lease;
   }
 
@@ -116,5 +120,6 @@ export class WorkerLease implements RunLock {
     await this.pool.query('UPDATE host_slots SET worker_id = NULL WHERE worker_id = $1', [this.workerId]);
     await this.pool.query('DELETE FROM host_wants WHERE worker_id = $1', [this.workerId]);
     await this.pool.query('UPDATE workers SET stopped_at = herbdl_now(), lease_until = herbdl_now() WHERE worker_id = $1', [this.workerId]);
+    rideOut(this.pool, undefined);
   }
 }

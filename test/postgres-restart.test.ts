@@ -1,0 +1,102 @@
+/**
+ * A shared ledger's server that goes away under running workers, on a
+ * PostgreSQL server of the test's own (the suite's is shared by every test
+ * file): a restart (an administrator's, or a crash and its recovery) is
+ * ridden out, and a worker finishes as if nothing had happened; a server
+ * gone for longer than the lease stops the worker in one line, with nothing
+ * half-written, and the next run finishes the export. A command that does
+ * not wait for the server (an ingest) says so in one line.
+ */
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startCluster } from '../bench/pg-cluster.mjs';
+import { INGEST_LOCK } from '../src/ledger/postgres/schema.js';
+import { herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
+import { writeMultimedia } from './helpers/multimedia.js';
+import { freshDatabase } from './helpers/postgres.js';
+import { imageServers } from './helpers/image-server.js';
+import { expectConsistentPgTree, pgWorkspace, until } from './helpers/pg-run.js';
+
+describe('a PostgreSQL server that goes away under running workers', async () => {
+  // Durable as a production server is: a crash must not take back a commit it acknowledged (the suite's server does not wait for the disk).
+  const cluster = await startCluster('-c fsync=on -c synchronous_commit=on -c full_page_writes=on');
+  afterAll(() => cluster.stop());
+  const hosts = await imageServers(2, 90);
+  const dir = tempDir();
+
+  /** gbifIDs with one or two images each, every answer `delayMs` late, so a run lasts a few seconds. */
+  function rows(prefix: number, count: number, delayMs: number): [number, string][] {
+    const out: [number, string][] = [];
+    for (let i = 0; i < count; i++) {
+      const id = prefix * 100_000 + i;
+      for (let n = 0; n < 1 + (i % 2); n++) out.push([id, hosts[(i + n) % hosts.length]!.route(`/r${prefix}-${i}-${n}.jpg`, { kind: 'image', delayMs })]);
+    }
+    return out;
+  }
+
+  for (const mode of ['fast', 'immediate'] as const) {
+    it(`a worker rides out a restart of the server (${mode === 'fast' ? "an administrator's" : 'a crash and its recovery'}) and finishes every gbifID`, async () => {
+      const ws = await pgWorkspace(dir, `restart_${mode}`, rows(mode === 'fast' ? 81 : 82, 240, 30), cluster.url);
+      const before = hosts.map((h) => h.requests.length);
+      const worker = ws.worker(['--concurrency', '4', '--per-host', '2', '--lease', '30']);
+      await until(() => ws.files().length >= 40, 60_000, 'the first files');
+      // Every connection ends here, in the middle of the run; the server is back about a second later.
+      cluster.down(mode);
+      expect(ws.files().length).toBeLessThan(360);
+      await new Promise((r) => setTimeout(r, 1000));
+      cluster.up();
+      expect(await worker.exited, worker.stderr()).toBe(0);
+      expect(worker.json()).toMatchObject({ idsDone: 240, idsFailed: 0, pending: 0 });
+      // What was fetched before the restart was recorded after it: no image fetched twice.
+      expect(hosts.reduce((n, h, i) => n + h.requests.length - (before[i] as number), 0)).toBe(360);
+      await expectConsistentPgTree(ws);
+    });
+  }
+
+  it('a worker whose server stays away longer than its lease stops in one line, and the next run finishes', async () => {
+    const ws = await pgWorkspace(dir, 'away', rows(83, 240, 30), cluster.url);
+    const worker = ws.worker(['--concurrency', '4', '--per-host', '2', '--lease', '10']);
+    await until(() => ws.files().length >= 40, 60_000, 'the first files');
+    cluster.down();
+    try {
+      // It waits for the server while its lease may hold (10 s less two heartbeats), then gives up.
+      expect(await worker.exited).toBe(4);
+    } finally {
+      cluster.up();
+    }
+    const lines = worker.stderr().trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^herbdl: postgres:\/\/.*: the server is away \(.*\) and worker .* could not renew its lease for \d+ s; its claims may go to other workers, so it stops publishing$/);
+    // Every gbifID the ledger has done has its files (one it was publishing may have files and an open intent, as after kill -9).
+    const files = new Set(ws.files());
+    expect((await ws.doneFiles()).filter((f) => !files.has(f))).toEqual([]);
+    // Its claims went with its lease: a new run takes them up and finishes the export.
+    const next = ws.worker(['--concurrency', '8', '--lease', '10']);
+    expect(await next.exited, next.stderr()).toBe(0);
+    expect(next.json().pending).toBe(0);
+    await expectConsistentPgTree(ws);
+    expect((await ws.doneFiles()).length).toBe(360);
+  });
+
+  it('an ingest whose connection the server ends says so in one line, and runs again', async () => {
+    const db = await freshDatabase('ended', cluster.url);
+    const file = writeMultimedia(join(dir, 'ended.txt'), rows(84, 50, 0));
+    // The ingest waits for this lock (one ingest at a time): its connection is ended while it waits, deterministically mid-command.
+    const holder = new pg.Client({ connectionString: db });
+    await holder.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock($1)', [INGEST_LOCK]);
+      const ingest = herbdlAsync(['ingest', file, '--db', db, '--no-progress']);
+      const waiting = "SELECT pid FROM pg_stat_activity WHERE application_name = 'herbdl' AND wait_event = 'advisory'";
+      await until(async () => (await holder.query(waiting)).rows.length === 1, 30_000, 'the ingest to wait for the lock');
+      await holder.query(`SELECT pg_terminate_backend(pid) FROM (${waiting}) w`);
+      const ended = await ingest;
+      expect(ended.status).toBe(4);
+      expect(ended.stderr).toMatch(/^herbdl: lost the connection to the ledger's server \(.+\); what was committed stays: run the command again once the server is back\n$/);
+    } finally {
+      await holder.end();
+    }
+    expect(herbdlJson(['ingest', file, '--db', db, '--no-progress', '--json'])).toMatchObject({ gbifIds: 50, images: 75 });
+  });
+});
