@@ -176,16 +176,17 @@ export function fileSystemErrno(err: unknown): string | undefined {
 
 /**
  * Whether an error says the server at the other end of a connection went
- * away (a restart, a failover, a dropped connection), not that what was sent
- * was wrong. In practice the shared ledger's server: a download's network
- * failures are classified per image and never reach the top.
+ * away (a restart, a failover, a dropped connection) or had no connection to
+ * give (too many clients), not that what was sent was wrong: what failed never
+ * ran. In practice the shared ledger's server: a download's network failures
+ * are classified per image and never reach the top.
  */
 export function isConnectionLoss(err: unknown): boolean {
   const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
   if (typeof code === 'string') {
     if (['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EAI_AGAIN'].includes(code)) return true;
-    // connection_exception; admin_shutdown, crash_shutdown, cannot_connect_now (a restart, a failover).
-    if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03') return true;
+    // connection_exception; admin_shutdown, crash_shutdown, cannot_connect_now (a restart, a failover); too_many_connections.
+    if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || code === '53300') return true;
   }
   return typeof message === 'string' && /^(Connection terminated|Client has encountered a connection error|Client was closed|timeout exceeded when trying to connect)/.test(message);
 }

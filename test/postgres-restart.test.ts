@@ -4,7 +4,8 @@
  * file): a restart (an administrator's, or a crash and its recovery) is
  * ridden out, and a worker finishes as if nothing had happened; a server
  * gone for longer than the lease stops the worker in one line, with nothing
- * half-written, and the next run finishes the export. A command that does
+ * half-written, and the next run finishes the export. A server with no
+ * connection free makes a worker wait for one, not fail. A command that does
  * not wait for the server (an ingest) says so in one line.
  */
 import { join } from 'node:path';
@@ -20,7 +21,8 @@ import { expectConsistentPgTree, pgWorkspace, until } from './helpers/pg-run.js'
 
 describe('a PostgreSQL server that goes away under running workers', async () => {
   // Durable as a production server is: a crash must not take back a commit it acknowledged (the suite's server does not wait for the disk).
-  const cluster = await startCluster('-c fsync=on -c synchronous_commit=on -c full_page_writes=on');
+  // Few connections, so a test can take all but a worker's few.
+  const cluster = await startCluster('-c fsync=on -c synchronous_commit=on -c full_page_writes=on -c max_connections=20');
   afterAll(() => cluster.stop());
   const hosts = await imageServers(2, 90);
   const dir = tempDir();
@@ -93,10 +95,41 @@ describe('a PostgreSQL server that goes away under running workers', async () =>
       await holder.query(`SELECT pg_terminate_backend(pid) FROM (${waiting}) w`);
       const ended = await ingest;
       expect(ended.status).toBe(4);
-      expect(ended.stderr).toMatch(/^herbdl: lost the connection to the ledger's server \(.+\); what was committed stays: run the command again once the server is back\n$/);
+      expect(ended.stderr).toMatch(/^herbdl: the ledger's server went away \(.+\); what was committed stays: run the command again once the server is back\n$/);
     } finally {
       await holder.end();
     }
     expect(herbdlJson(['ingest', file, '--db', db, '--no-progress', '--json'])).toMatchObject({ gbifIds: 50, images: 75 });
+  });
+
+  it('a worker that meets a server with no connection free waits for one, and finishes once there is', async () => {
+    const ws = await pgWorkspace(dir, 'full', rows(85, 120, 10), cluster.url);
+    // Every connection the server has but one: the worker opens the ledger and holds it for its heartbeat, and has none for its statements.
+    const taken: pg.Client[] = [];
+    try {
+      for (let i = 0; i < 40; i++) {
+        const client = new pg.Client({ connectionString: ws.db });
+        const full = await client.connect().then(
+          () => false,
+          (err: { code?: string }) => err.code === '53300',
+        );
+        if (full) break;
+        taken.push(client);
+      }
+      expect(taken.length).toBeGreaterThan(1);
+      await (taken.pop() as pg.Client).end();
+      const worker = ws.worker(['--concurrency', '8', '--per-host', '2', '--lease', '30']);
+      const heartbeat = "SELECT 1 FROM pg_stat_activity WHERE application_name = 'herbdl'";
+      await until(async () => (await taken[0]!.query(heartbeat)).rows.length === 1, 30_000, 'the worker to open the ledger');
+      // Refused meanwhile ("too many clients"), it waits: it is still there, with nothing done.
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(ws.files()).toEqual([]);
+      await Promise.all(taken.splice(0).map((c) => c.end()));
+      expect(await worker.exited, worker.stderr()).toBe(0);
+      expect(worker.json()).toMatchObject({ idsDone: 120, pending: 0 });
+    } finally {
+      await Promise.all(taken.map((c) => c.end()));
+    }
+    await expectConsistentPgTree(ws);
   });
 });

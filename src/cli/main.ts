@@ -72,7 +72,8 @@ export async function main(argv: string[]): Promise<void> {
     }
     if (isConnectionLoss(err)) {
       // The shared ledger's server went away under a command that does not wait for it (only a run does, while its lease holds).
-      process.stderr.write(`herbdl: lost the connection to the ledger's server (${(err as Error).message}); what was committed stays: run the command again once the server is back\n`);
+      const what = (err as { code?: string }).code === '53300' ? 'has no connection free' : 'went away';
+      process.stderr.write(`herbdl: the ledger's server ${what} (${(err as Error).message}); what was committed stays: run the command again once the server is back\n`);
       process.exitCode = 4;
       return;
     }

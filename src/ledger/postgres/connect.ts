@@ -32,6 +32,8 @@ export function describeConnectFailure(url: string, err: unknown): LedgerError {
     case '28P01':
     case '28000':
       return say(`the server refused the credentials (${e.message})`, 'ledger_auth');
+    case '53300':
+      return say(`the server has no connection free (${e.message}): each herbdl worker holds up to ${POOL_CONNECTIONS}; raise max_connections or start fewer workers`, 'ledger_full');
     case '3D000':
       return say(`${e.message}; create it first (createdb)`, 'ledger_missing');
     default:
@@ -49,7 +51,10 @@ interface PoolState {
 }
 const pools = new WeakMap<pg.Pool, PoolState>();
 
-export function createPool(url: string, max: number): pg.Pool {
+/** Connections a ledger's pool holds at most: six for a run's statements, one held by its heartbeat (worker-lease.ts). */
+export const POOL_CONNECTIONS = 7;
+
+export function createPool(url: string, max = POOL_CONNECTIONS): pg.Pool {
   // bigint columns (gbifIDs, epoch ms) come back as numbers: every value herbdl keeps is below 2^53.
   const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 15_000, idleTimeoutMillis: 30_000, application_name: 'herbdl' });
   pool.on('error', () => {

@@ -23,8 +23,7 @@ import { LedgerError } from '../../errors.js';
 const EXPORT_PAGE = 5000;
 
 export async function openPostgresLedger(url: string, options: OpenOptions): Promise<Ledger> {
-  // Six for a run's statements, one held by its heartbeat (worker-lease.ts).
-  const pool = createPool(url, 7);
+  const pool = createPool(url);
   try {
     await migrate(pool, url, options.create);
   } catch (err) {
