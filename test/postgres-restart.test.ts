@@ -117,6 +117,10 @@ describe('a PostgreSQL server that goes away under running workers', async () =>
         taken.push(client);
       }
       expect(taken.length).toBeGreaterThan(1);
+      // None free: a command cannot open the ledger, and says what to change.
+      const refused = await herbdlAsync(['status', '--db', ws.db]);
+      expect(refused.status).toBe(4);
+      expect(refused.stderr).toMatch(/^herbdl: postgres:\/\/.*: the server has no connection free \(.+\): each herbdl worker holds up to 7; raise max_connections or start fewer workers\n$/);
       await (taken.pop() as pg.Client).end();
       const worker = ws.worker(['--concurrency', '8', '--per-host', '2', '--lease', '30']);
       const heartbeat = "SELECT 1 FROM pg_stat_activity WHERE application_name = 'herbdl'";
