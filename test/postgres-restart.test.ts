@@ -17,7 +17,7 @@ import { herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import { writeMultimedia } from './helpers/multimedia.js';
 import { freshDatabase } from './helpers/postgres.js';
 import { imageServers } from './helpers/image-server.js';
-import { expectConsistentPgTree, pgWorkspace, until } from './helpers/pg-run.js';
+import { expectConsistentPgTree, pgWorkspace, spreadRows, until } from './helpers/pg-run.js';
 
 describe('a PostgreSQL server that goes away under running workers', async () => {
   // Durable as a production server is: a crash must not take back a commit it acknowledged (the suite's server does not wait for the disk).
@@ -28,14 +28,7 @@ describe('a PostgreSQL server that goes away under running workers', async () =>
   const dir = tempDir();
 
   /** gbifIDs with one or two images each, every answer `delayMs` late, so a run lasts a few seconds. */
-  function rows(prefix: number, count: number, delayMs: number): [number, string][] {
-    const out: [number, string][] = [];
-    for (let i = 0; i < count; i++) {
-      const id = prefix * 100_000 + i;
-      for (let n = 0; n < 1 + (i % 2); n++) out.push([id, hosts[(i + n) % hosts.length]!.route(`/r${prefix}-${i}-${n}.jpg`, { kind: 'image', delayMs })]);
-    }
-    return out;
-  }
+  const rows = (prefix: number, count: number, delayMs: number) => spreadRows(hosts, prefix, count, delayMs, 2);
 
   for (const mode of ['fast', 'immediate'] as const) {
     it(`a worker rides out a restart of the server (${mode === 'fast' ? "an administrator's" : 'a crash and its recovery'}) and finishes every gbifID`, async () => {

@@ -10,7 +10,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { herbdlJson, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
-import { expectConsistentPgTree, pgWorkspace, until } from './helpers/pg-run.js';
+import { expectConsistentPgTree, pgWorkspace, spreadRows, until } from './helpers/pg-run.js';
 import { query } from './helpers/postgres.js';
 
 describe('workers on one PostgreSQL ledger', async () => {
@@ -18,14 +18,7 @@ describe('workers on one PostgreSQL ledger', async () => {
   const dir = tempDir();
 
   /** gbifIDs with one to three images each, over the hosts, each answer delayed. */
-  function rows(prefix: number, count: number, delayMs: number): [number, string][] {
-    const out: [number, string][] = [];
-    for (let i = 0; i < count; i++) {
-      const id = prefix * 100_000 + i;
-      for (let n = 0; n < 1 + (i % 3); n++) out.push([id, hosts[(i + n) % hosts.length]!.route(`/w${prefix}-${i}-${n}.jpg`, { kind: 'image', delayMs })]);
-    }
-    return out;
-  }
+  const rows = (prefix: number, count: number, delayMs: number) => spreadRows(hosts, prefix, count, delayMs, 3);
 
   it('three workers download an export once, together: every gbifID done once, every file in place', async () => {
     const ws = await pgWorkspace(dir, 'three', rows(71, 900, 40));

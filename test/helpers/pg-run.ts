@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { expect } from 'vitest';
 import { herbdlJson, spawnHerbdl } from './cli.js';
 import { writeMultimedia } from './multimedia.js';
+import type { ImageServer } from './image-server.js';
 import { freshDatabase, query } from './postgres.js';
 import { treeFiles, type RunJson } from './run.js';
 
@@ -82,4 +83,17 @@ export async function until(ready: () => boolean | Promise<boolean>, timeoutMs =
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * gbifIDs prefix * 100,000 + i, with 1 + i % `maxImages` images each, spread
+ * over the hosts, every answer `delayMs` late (a path of their own per image).
+ */
+export function spreadRows(hosts: readonly ImageServer[], prefix: number, count: number, delayMs: number, maxImages: number): [number, string][] {
+  const out: [number, string][] = [];
+  for (let i = 0; i < count; i++) {
+    const id = prefix * 100_000 + i;
+    for (let n = 0; n < 1 + (i % maxImages); n++) out.push([id, hosts[(i + n) % hosts.length]!.route(`/p${prefix}-${i}-${n}.jpg`, { kind: 'image', delayMs })]);
+  }
+  return out;
 }
