@@ -174,6 +174,69 @@ export function fileSystemErrno(err: unknown): string | undefined {
   return typeof code === 'string' && /^E[A-Z]+$/.test(code) ? code : undefined;
 }
 
+/** A file-system error that says the disk is full: freeing space (not fixing anything) is what lets the command go on. */
+export function isOutOfSpace(err: unknown): boolean {
+  const errno = fileSystemErrno(err);
+  return errno === 'ENOSPC' || errno === 'EDQUOT';
+}
+
+/**
+ * The same error, naming the file it was about: a write through an open file
+ * (a body's temporary, a file written whole) fails with only
+ * `ENOSPC: no space left on device, write`, and a full disk must be found.
+ */
+export function namingPath(err: unknown, path: string): unknown {
+  if (fileSystemErrno(err) === undefined) return err;
+  const e = err as Error & { path?: string };
+  if (e.path === undefined) e.path = path;
+  if (!e.message.includes(path)) e.message = `${e.message} '${path}'`;
+  return e;
+}
+
+/** What libvips says when the system refused its write, as the errno code Node would give. */
+const VIPS_SYSTEM_ERRORS: Record<string, string> = {
+  'No space left on device': 'ENOSPC',
+  'Disk quota exceeded': 'EDQUOT',
+  'Read-only file system': 'EROFS',
+  'Permission denied': 'EACCES',
+  'Input/output error': 'EIO',
+  'File too large': 'EFBIG',
+};
+
+/**
+ * A libvips error that is the file system's refusal (it writes a converted
+ * image or a derivative and the disk is full), as a file-system error:
+ * otherwise it reads as an image that does not decode, and a gbifID fails
+ * for good because this machine's disk filled up.
+ */
+export function vipsSystemError(err: unknown, path: string): Error | undefined {
+  const message = (err as Error | undefined)?.message;
+  const said = typeof message === 'string' ? /system error: ([^\n]+)/.exec(message)?.[1]?.trim() : undefined;
+  const code = said === undefined ? undefined : VIPS_SYSTEM_ERRORS[said];
+  if (said === undefined || code === undefined) return undefined;
+  return Object.assign(new Error(`${code}: ${said.toLowerCase()}, write '${path}'`, { cause: err }), { code, path });
+}
+
+/**
+ * What a ledger's storage refused, in words, or undefined: a SQLite file whose
+ * disk is full, read-only or failing, or a PostgreSQL server whose disk is
+ * (SQLSTATE class 53 and 58, 25006). Nothing of the failed transaction was
+ * committed; what was committed before stays.
+ */
+export function ledgerRefusal(err: unknown): { readonly what: string; readonly full: boolean } | undefined {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  if (typeof code !== 'string') return undefined;
+  const say = (what: string, full = false) => ({ what, full });
+  if (code === 'SQLITE_FULL') return say("the ledger's disk is full", true);
+  if (code.startsWith('SQLITE_IOERR')) return say("the ledger's disk failed a read or write");
+  if (code.startsWith('SQLITE_READONLY')) return say('the ledger file cannot be written');
+  if (code === '53100') return say("the ledger's server has no disk space left", true);
+  if (code === '53200') return say("the ledger's server is out of memory");
+  if (code === '58030') return say("the ledger's server failed a read or write on its disk");
+  if (code === '25006') return say("the ledger's server accepts no writes (a standby, or a read-only database)");
+  return undefined;
+}
+
 /**
  * Whether an error says the server at the other end of a connection went
  * away (a restart, a failover, a dropped connection) or had no connection to

@@ -3,7 +3,7 @@
  * ledger or the scheduler, and turns errors into one line and an exit code.
  */
 import { Command, CommanderError } from 'commander';
-import { fileSystemErrno, HerbdlError, isConnectionLoss } from '../errors.js';
+import { fileSystemErrno, HerbdlError, isConnectionLoss, isOutOfSpace, ledgerRefusal } from '../errors.js';
 import { VERSION } from './version.js';
 
 type Register = (program: Command) => void;
@@ -77,9 +77,18 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = 4;
       return;
     }
+    const refused = ledgerRefusal(err);
+    if (refused) {
+      // The ledger's storage refused a write (a full disk, a standby server): nothing of that transaction was committed.
+      const advice = refused.full ? 'free space for it, then run the command again' : 'run the command again once it can write';
+      process.stderr.write(`herbdl: ${refused.what} (${(err as Error).message}); what was committed stays: ${advice}\n`);
+      process.exitCode = 4;
+      return;
+    }
     if (fileSystemErrno(err)) {
       // The file system refused (disk full, not writable, not a folder): the machine's problem, said in one line.
-      process.stderr.write(`herbdl: ${(err as Error).message}\n`);
+      const advice = isOutOfSpace(err) ? '; what was committed stays: free space there and run the command again' : '';
+      process.stderr.write(`herbdl: ${(err as Error).message}${advice}\n`);
       process.exitCode = 1;
       return;
     }

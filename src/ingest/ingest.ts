@@ -89,10 +89,26 @@ function splitHeader(chunk: Buffer): { header: string; rest: Buffer } | undefine
   return undefined;
 }
 
+/**
+ * Errors the ledger raised while this ingest wrote to it: they are the
+ * ledger's to report (a full disk, a server gone), never a fault of the file
+ * being read.
+ */
+const ledgerFailures = new WeakSet<object>();
+
+async function fromLedger<T>(call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (err) {
+    if (typeof err === 'object' && err !== null) ledgerFailures.add(err);
+    throw err;
+  }
+}
+
 async function ingestOne(source: MultimediaSource, writer: IngestWriter, counts: FileCounts, options: IngestOptions): Promise<void> {
   const commitEveryMs = options.commitEveryMs ?? DEFAULT_COMMIT_EVERY_MS;
   const commit = async () => {
-    await writer.commit();
+    await fromLedger(writer.commit());
     counts.committedRows = counts.rowsRead;
     counts.committedAt = performance.now();
   };
@@ -104,7 +120,7 @@ async function ingestOne(source: MultimediaSource, writer: IngestWriter, counts:
   const absorb = async (reply: ClassifyReply): Promise<boolean> => {
     counts.rowsRead += reply.rows;
     reply.skipped.forEach((n, i) => (counts.skipped[SKIP_REASONS[i] as SkipReason] += n));
-    await writer.addBatch(reader.batch(reply));
+    await fromLedger(writer.addBatch(reader.batch(reply)));
     if (performance.now() - counts.committedAt < commitEveryMs) return false;
     await commit();
     counts.interrupted = options.signal?.aborted ?? false;
@@ -160,6 +176,12 @@ export async function ingestFiles(files: readonly string[], ledger: Ledger, opti
     } catch (err) {
       // Whatever was added since the last commit goes; committed batches are
       // whole rows and stay, and re-running with a good file completes them.
+      if (ledgerFailures.has(err as object)) {
+        // The ledger's own error is the one to report, not a second one from letting it go.
+        await writer.rollback().catch(() => {});
+        await writer.finish().catch(() => {});
+        throw err;
+      }
       await writer.rollback();
       await writer.finish();
       if (err instanceof InputError) throw err;

@@ -13,7 +13,7 @@ import { LedgerError } from '../errors.js';
 import { openLedger } from './open.js';
 import type pg from 'pg';
 import { createPool, redact, transaction } from './postgres/connect.js';
-import { copyValue, send, startCopy } from './postgres/copy-text.js';
+import { copyValue, endCopy, send, startCopy } from './postgres/copy-text.js';
 import { DERIVED_INDEXES, SYNC_SEQUENCES } from './postgres/schema.js';
 
 /** Tables in load order, with the columns both ledgers have. */
@@ -49,8 +49,7 @@ async function copyTable(db: Database.Database, client: pg.PoolClient, table: (t
       text = '';
     }
   }
-  copy.stream.end(text);
-  await copy.done;
+  await endCopy(copy, text);
   return n;
 }
 

@@ -5,7 +5,7 @@
  * writes no digits: at 2M rows, the server's COPY took 15% less time.
  */
 import type pg from 'pg';
-import { startCopy, type CopyIn } from './copy-text.js';
+import { endCopy, startCopy, type CopyIn } from './copy-text.js';
 
 /** What begins a binary COPY: its signature, no flags, no header extension. */
 export const BINARY_HEADER = Buffer.from([0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]);
@@ -100,6 +100,5 @@ export function startBinaryCopy(client: pg.PoolClient, sql: string): CopyIn {
 
 /** Ends a binary COPY: its trailer, then the end of its stream; resolves once the server has the rows. */
 export async function endBinaryCopy(copy: CopyIn): Promise<void> {
-  copy.stream.end(BINARY_TRAILER);
-  await copy.done;
+  await endCopy(copy, BINARY_TRAILER);
 }

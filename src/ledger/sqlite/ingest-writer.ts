@@ -170,7 +170,8 @@ export class SqliteIngestWriter implements IngestWriter {
   }
 
   async rollback(): Promise<void> {
-    if (this.inTransaction) this.db.exec('ROLLBACK');
+    // SQLite has already rolled back a transaction that failed with a full disk or an I/O error: a ROLLBACK then would throw, and hide why.
+    if (this.db.inTransaction) this.db.exec('ROLLBACK');
     this.inTransaction = false;
     // Cached host and attribution ids and the current ID may name rows that no longer exist.
     this.hosts = new Map();
