@@ -15,11 +15,12 @@ import { pipeline } from 'node:stream/promises';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { Dispatcher } from 'undici';
 import type { ImageOutcome } from '../ledger/ledger.js';
-import { PermanentError, RetryableError } from '../errors.js';
+import { namingPath, PermanentError, RetryableError } from '../errors.js';
 import { blockedAddressError, isBlockedAddress } from './address-guard.js';
 import { bodyChunks } from './body-chunks.js';
 import { classifyError, errorForStatus } from './classify.js';
 import { looksLikeImage, looksLikeJson } from './sniff.js';
+import { writeAll } from '../store/durable.js';
 
 export const MAX_REDIRECTS = 5;
 const SNIFF_BYTES = 16;
@@ -98,6 +99,13 @@ function checkTarget(url: URL, allowPrivate: boolean): void {
 }
 
 /**
+ * Errors this machine's file system raised while a body was stored (a full
+ * disk): never the host's or the image's, so never classified as a failed
+ * fetch; they stop the run.
+ */
+const localFailures = new WeakSet<object>();
+
+/**
  * Where a body goes: into memory while it is small, into the temporary file
  * from the moment it is not. Most images are small, and writing one in a
  * single call later costs the download thread no file operations at all.
@@ -110,15 +118,21 @@ class BodyStore {
   constructor(private readonly path: string) {}
 
   async add(chunk: Buffer): Promise<void> {
-    if (this.file) {
-      await this.file.write(chunk);
-    } else if (this.held + chunk.length <= KEEP_BODY_BYTES) {
-      this.chunks.push(chunk);
-      this.held += chunk.length;
-    } else {
-      this.file = await open(this.path, 'w');
-      await this.file.writev([...this.chunks, chunk]);
-      this.chunks = [];
+    try {
+      if (this.file) {
+        await writeAll(this.file.fd, [chunk]);
+      } else if (this.held + chunk.length <= KEEP_BODY_BYTES) {
+        this.chunks.push(chunk);
+        this.held += chunk.length;
+      } else {
+        this.file = await open(this.path, 'w');
+        await writeAll(this.file.fd, [...this.chunks, chunk]);
+        this.chunks = [];
+      }
+    } catch (err) {
+      const named = namingPath(err, this.path);
+      if (typeof named === 'object' && named !== null) localFailures.add(named);
+      throw named;
     }
   }
 
@@ -195,6 +209,7 @@ async function saveBody(body: Readable, headers: Record<string, string | string[
   } catch (err) {
     body.destroy();
     await store.abandon();
+    if (localFailures.has(err as object)) throw err;
     // A connection that ends before Content-Length is a short body, however the socket reported it.
     if (!(err instanceof PermanentError) && expectedBytes !== undefined && raw < expectedBytes && !(err as Error).name?.includes('Abort')) {
       throw new RetryableError(`body ended at ${raw} of ${expectedBytes} bytes`, 'truncated', undefined, { cause: err });
@@ -256,6 +271,7 @@ export async function fetchImage(url: string, path: string, settings: FetchSetti
     }
   } catch (err) {
     await rm(path, { force: true });
+    if (localFailures.has(err as object)) throw err;
     if (deadlinePassed && !(signal?.aborted ?? false)) throw new RetryableError(`no complete response within the --deadline`, 'deadline', undefined, { cause: err });
     throw classifyError(err);
   } finally {

@@ -9,7 +9,7 @@
  * file at a time, and the tar is written 8 MB at a time.
  */
 import { once } from 'node:events';
-import { closeSync, fsync as fsyncCallback, openSync, readFileSync, writev as writevCallback } from 'node:fs';
+import { closeSync, fsync as fsyncCallback, openSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { pack as tarPack, type Pack } from 'tar-stream';
 import type { ExportedImage, Ledger } from '../ledger/ledger.js';
 import { createHash } from 'node:crypto';
 import { UsageError } from '../errors.js';
+import { writeAll } from '../store/durable.js';
 import { derivativePath, finalPath } from '../store/layout.js';
 import { readJpegFrame } from '../validate/jpeg-header.js';
 import { finishedShards, finishShard, keyAfter, packedWidth, shardName, sweepTemporaries, writeIndex, type ImageKey, type ShardStats } from './shards.js';
@@ -49,7 +50,6 @@ export interface PackSummary {
 
 /** One fixed time for every entry: a shard's bytes depend on the ledger and the files only. */
 const MTIME = new Date(Date.UTC(2000, 0, 1));
-const writev = promisify(writevCallback);
 const fsync = promisify(fsyncCallback);
 /** Bytes of tar gathered before one write. */
 const FLUSH_BYTES = 8 << 20;
@@ -146,23 +146,6 @@ class ShardFile {
     if (chunks.length === 0) return;
     this.inFlight = true;
     this.writing = writeAll(this.fd, chunks).finally(() => (this.inFlight = false));
-  }
-}
-
-async function writeAll(fd: number, chunks: Buffer[]): Promise<void> {
-  while (chunks.length > 0) {
-    let wrote = (await writev(fd, chunks)).bytesWritten;
-    if (wrote <= 0) throw new Error('writev wrote nothing');
-    // A short write: carry on from where it stopped.
-    const rest: Buffer[] = [];
-    for (const c of chunks) {
-      if (wrote >= c.length) wrote -= c.length;
-      else {
-        rest.push(c.subarray(wrote));
-        wrote = 0;
-      }
-    }
-    chunks = rest;
   }
 }
 

@@ -28,6 +28,7 @@ export class JobWindow {
   private failures: FailedId[] = [];
   private asides: number[] = [];
   private recording = false;
+  private closed = false;
   /** gbifIDs complete but for derivatives being made (of images linked, not validated, in this run). */
   private deriving = 0;
   private readonly onError: (err: unknown) => void;
@@ -60,9 +61,21 @@ export class JobWindow {
     return this.jobs.size;
   }
 
+  /**
+   * After a run failed: nothing more is published or recorded (what waits is
+   * dropped; its gbifIDs stay pending in the ledger, as after a kill). A
+   * publish or a write under way ends; `publishing` says when.
+   */
+  close(): void {
+    this.closed = true;
+    this.publishQueue.close();
+    this.failures = [];
+    this.asides = [];
+  }
+
   /** True while gbifIDs are waiting to be published or being published, or failures to be recorded. */
   get publishing(): boolean {
-    return this.publishQueue.busy || this.recording || this.deriving > 0 || this.failures.length > 0 || this.asides.length > 0;
+    return this.publishQueue.busy || this.recording || this.deriving > 0 || (!this.closed && (this.failures.length > 0 || this.asides.length > 0));
   }
 
   add(job: Job): void {
@@ -141,7 +154,7 @@ export class JobWindow {
     if (this.recording) return;
     this.recording = true;
     try {
-      while (this.failures.length > 0 || this.asides.length > 0) {
+      while ((this.failures.length > 0 || this.asides.length > 0) && !this.closed) {
         const batch = this.failures;
         const asides = this.asides;
         this.failures = [];

@@ -46,7 +46,7 @@ export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: Ru
   if (hooks.validate && options.derive.length > 0) throw new Error('a stand-in validator makes no derivatives');
   const log = createLogger(options.logFile);
   return withTreeHold(ledger, hooks.lock, out, { widths: options.derive }, async ({ downloads, publisher, temps, undone }) => {
-    if (undone > 0) log.warn({ gbifIds: undone }, 'removed the files of gbifIDs a killed run left half-published');
+    if (undone > 0) log.warn({ gbifIds: undone }, 'removed the files of gbifIDs a run that stopped early (killed, or by an error) left half-published');
     const validator = hooks.validator;
     const validate = hooks.validate ?? (validator && ((path: string, body?: Buffer) => validator.validate(path, body)));
     if (!validate) throw new Error('downloadRun needs a validator, or a stand-in for one');

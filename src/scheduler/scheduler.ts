@@ -41,6 +41,13 @@ const MIN_WINDOW = 64;
 const MAX_CLAIM_BATCH = 256;
 /** How often a run asks whether it still holds the ledger. */
 const HOLD_CHECK_MS = 1000;
+/**
+ * How long a run that failed waits for what is under way to settle before it
+ * throws: requests end at once (aborted), but a validation may still be
+ * writing its temporary and a publish renaming its files, and those must not
+ * race the removal of the run's folder and the hand-back of its claims.
+ */
+const SETTLE_MS = 10_000;
 
 export class Scheduler {
   readonly tally = new RunTally();
@@ -64,6 +71,8 @@ export class Scheduler {
   /** Bodies fetched and being validated or stored, out of their request slots. */
   private processing = 0;
   private stopping = false;
+  /** The error that stopped the run: nothing new starts, and it is thrown once nothing is under way. */
+  private failure: { readonly err: unknown } | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
   private finish!: () => void;
   private fail!: (err: unknown) => void;
@@ -113,13 +122,21 @@ export class Scheduler {
         resolve(this.tally.close());
       };
       this.fail = (err) => {
+        if (this.failure) return; // the first error is the one said
+        this.failure = { err };
         clearInterval(holdTimer);
         this.router.elsewhere.stop();
         if (this.wakeTimer) clearTimeout(this.wakeTimer);
         void this.sharedHosts?.stop();
         // Requests in flight end now, not at their timeouts: nothing of theirs will be recorded.
         for (const job of this.window.unsettled()) job.abort.abort();
-        reject(err);
+        this.window.close();
+        const failed = Date.now();
+        const settled = () => {
+          if (this.underWay() && Date.now() - failed < SETTLE_MS) setTimeout(settled, 20);
+          else reject(err);
+        };
+        settled();
       };
       this.pump();
     });
@@ -141,7 +158,13 @@ export class Scheduler {
     this.pump();
   }
 
+  /** Whether anything of this run is still working: a request, a body being validated or stored, a publish, a ledger write. */
+  private underWay(): boolean {
+    return this.claiming || this.writes > 0 || this.window.publishing || this.inFlight > 0 || this.processing > 0;
+  }
+
   private pump(): void {
+    if (this.failure) return;
     try {
       if (this.wakeTimer) clearTimeout(this.wakeTimer);
       this.wakeTimer = undefined;
@@ -154,8 +177,7 @@ export class Scheduler {
         if (!task) break;
         this.start(task);
       }
-      const idle = !this.claiming && this.writes === 0 && !this.window.publishing && this.inFlight === 0 && this.processing === 0;
-      if (this.window.size === 0 && (this.claims.exhausted || this.stopping) && idle) {
+      if (this.window.size === 0 && (this.claims.exhausted || this.stopping) && !this.underWay()) {
         this.finish();
         return;
       }

@@ -37,9 +37,14 @@ export async function withTreeHold<T>(
     undone = (await publisher.recover(temps, (owner) => ownerMayLive(owner, live))).undone;
   }
   await mkdir(temps, { recursive: true });
+  let result: T;
   try {
-    return await work({ downloads, publisher, temps, undone });
-  } finally {
-    await rm(temps, { recursive: true, force: true });
+    result = await work({ downloads, publisher, temps, undone });
+  } catch (err) {
+    // The work's own error is the one to say: one from clearing up after it (a disk gone bad) would hide it.
+    await rm(temps, { recursive: true, force: true, maxRetries: 3 }).catch(() => {});
+    throw err;
   }
+  await rm(temps, { recursive: true, force: true, maxRetries: 3 });
+  return result;
 }

@@ -12,7 +12,7 @@
  */
 import { link, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { PermanentError } from '../errors.js';
+import { PermanentError, vipsSystemError } from '../errors.js';
 import { image, strictDecode, vips } from './decode-warnings.js';
 import { decodeFailure } from './decode-failure.js';
 import { readJpegFrame } from './jpeg-header.js';
@@ -57,7 +57,10 @@ export async function writeDerivatives(source: string, into: string, widths: rea
       continue;
     }
     if (!pixels) throw new Error(`${source}: no pixels to resize to ${width}`);
-    await vips(() => image(pixels.data, { raw: pixels.info }).resize(width, width, { fit: 'inside', withoutEnlargement: true }).jpeg({ quality }).toFile(target));
+    await vips(() => image(pixels.data, { raw: pixels.info }).resize(width, width, { fit: 'inside', withoutEnlargement: true }).jpeg({ quality }).toFile(target)).catch((err: unknown) =>
+      // A full disk is this machine's problem, never the image's.
+      Promise.reject(vipsSystemError(err, target) ?? err),
+    );
   }
 }
 

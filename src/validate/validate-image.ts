@@ -15,7 +15,7 @@ import { rename, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import pLimit from 'p-limit';
 import type { Metadata } from 'sharp';
-import { fileSystemErrno, PermanentError } from '../errors.js';
+import { fileSystemErrno, namingPath, PermanentError, vipsSystemError } from '../errors.js';
 import { writeSynced } from '../store/durable.js';
 import { decodeFailure, imageKind } from './decode-failure.js';
 import { jpegStructure, readJpegFrame, type JpegFrame } from './jpeg-header.js';
@@ -235,7 +235,7 @@ async function validateInput(path: string, settings: ValidateSettings, input: Bu
     // A CMYK JPEG decodes, but most image tools and models read it wrong: convert it too.
     if (format === 'jpeg' && !downscale && meta.space !== 'cmyk') {
       await decodeCheck(input);
-      if (body) await writeFile(path, body);
+      if (body) await writeFile(path, body).catch((err: unknown) => Promise.reject(namingPath(err, path)));
       await deriveFromFile(path, path, widths, settings.jpegQuality);
       return { receivedFormat: format, width, height };
     }
@@ -249,7 +249,9 @@ async function validateInput(path: string, settings: ValidateSettings, input: Bu
     return { receivedFormat: format, width: info.width, height: info.height, stored: { bytes: info.size, sha256: await sha256Of(path) } };
   } catch (err) {
     await rm(`${path}.jpg`, { force: true });
-    throw err instanceof PermanentError || fileSystemErrno(err) !== undefined ? err : decodeFailure(err, input, path);
+    if (err instanceof PermanentError || fileSystemErrno(err) !== undefined) throw err;
+    // libvips writing the converted image or a derivative onto a full disk: this machine's problem, not the image's.
+    throw vipsSystemError(err, path) ?? decodeFailure(err, input, path);
   }
 }
 

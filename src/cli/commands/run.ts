@@ -27,7 +27,7 @@ function printSummary(t: RunSummary, pending: number): void {
     lines.push(`blocked   pending on open breakers: ${blocked.map(([host, n]) => `${host} ${formatCount(n)} gbifIDs`).join(', ')}`);
     lines.push('          a later run probes them after --breaker-cooldown; herbdl retry-failed --host <host> takes one up now');
   }
-  if (t.recovered) lines.push(`removed the files of ${t.recovered} gbifIDs a killed run left half-published (they are pending again)`);
+  if (t.recovered) lines.push(`removed the files of ${t.recovered} gbifIDs a run that stopped early (killed, or by an error) left half-published (they are pending again)`);
   process.stdout.write(lines.join('\n') + '\n');
 }
 
