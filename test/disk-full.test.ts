@@ -25,7 +25,7 @@ import { expectConsistentPgTree, pgWorkspace } from './helpers/pg-run.js';
 import { freshDatabase, query } from './helpers/postgres.js';
 import { doneFiles, treeFiles, workspace } from './helpers/run.js';
 
-/** A herbarium-sheet-like image of 400 x 600 (light paper, noise): about 50 KB as JPEG, 600 KB as PNG. */
+/** A herbarium-sheet-like image of 400 x 600 (light paper, noise): about 110 KB as JPEG, 600 KB as PNG. */
 async function sheet(seed: number, format: 'jpeg' | 'png'): Promise<Buffer> {
   const image = sharp({ create: { width: 400, height: 600, channels: 3, background: '#d8d0c0', noise: { type: 'gaussian', mean: 180 + seed * 5, sigma: 30 } } });
   return format === 'png' ? image.png().toBuffer() : image.jpeg({ quality: 85 }).toBuffer();
@@ -47,7 +47,8 @@ async function onSmallDisk(dir: string, disk: string, sizeKb: number, steps: rea
   const script = [
     'set -u',
     `mount -t tmpfs -o size=${sizeKb}k herbdl-test "$DISK" || exit 90`,
-    ...steps.map((step, i) => `${step} > "${dir}/step-${i}.out" 2> "${dir}/step-${i}.err"; echo $? > "${dir}/step-${i}.status"`),
+    // In braces: a step's own redirections (onto the small disk) win over these.
+    ...steps.map((step, i) => `{ ${step}; } > "${dir}/step-${i}.out" 2> "${dir}/step-${i}.err"; echo $? > "${dir}/step-${i}.status"`),
   ].join('\n');
   const child = spawn('unshare', ['--user', '--map-root-user', '--mount', 'sh', '-c', script], {
     env: cleanEnv({ NODE: process.execPath, BIN, DISK: disk }),
@@ -74,7 +75,7 @@ describe('a disk that fills up', () => {
   const dir = tempDir();
 
   it('under the images folder: one line naming the file, no image failed for it, every done gbifID with its files, and the next run finishes once there is room', async () => {
-    // JPEG sheets on two hosts, PNG ones (converted to JPEG: libvips writes) on two more; 90 gbifIDs, about 20 MB to hold at once.
+    // JPEG sheets on two hosts, PNG ones (converted to JPEG: libvips writes) on two more; 90 gbifIDs, about 15 MB once stored.
     const hosts = await imageServers(4, 120);
     const bodies = await Promise.all([0, 1, 2, 3].map((seed) => sheet(seed, seed < 2 ? 'jpeg' : 'png')));
     const rows: [number, string][] = [];
@@ -102,7 +103,7 @@ describe('a disk that fills up', () => {
 
     expect(full!.status).toBe(1);
     const at = images.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-    expect(oneLine(full!)).toMatch(new RegExp(`^herbdl: ENOSPC: no space left on device, \\w+ '${at}/[^']+'; what was committed stays: free space there and run the command again$`));
+    expect(oneLine(full!)).toMatch(new RegExp(`^herbdl: ENOSPC: no space left on device, \\w+ '${at}/[^']+'; free space there and run the command again \\(what it had finished is kept\\)$`));
     // The ledger and the tree as the full disk left them (the run closed its ledger, so the file is whole).
     const ledgerAtFull = join(atFull, 'ledger.db');
     const afterFull = herbdlJson<StatusJson>(['status', '--db', ledgerAtFull]);
@@ -140,6 +141,42 @@ describe('a disk that fills up', () => {
     expect(oneLine(r)).toMatch(/^herbdl: EFBIG: file too large, write '.+\.part'$/);
     expect(herbdlJson<StatusJson>(['status', '--db', ws.db]).ids).toMatchObject({ failed: 0, pending: 1 });
     expect(host!.count('/large-sheet.jpg')).toBe(1);
+  });
+
+  it('under an export or a pack: one line naming the file, nothing half-written left, and the same command finishes once there is room', async () => {
+    const [host] = await imageServers(1, 126);
+    const body = await sheet(1, 'jpeg');
+    const ws = workspace(dir, Array.from({ length: 60 }, (_, i): [number, string] => [3_600_000 + i, host!.route(`/packed-${i}.jpg`, { kind: 'image', body })]));
+    expect((await ws.run()).json.idsDone).toBe(60);
+    const disk = join(dir, 'output-disk');
+    const exportTo = (format: string) => `"$NODE" "$BIN" export --db "${ws.db}" --state all --format ${format} --out-file "$DISK/images.${format}"`;
+    const pack = `"$NODE" "$BIN" pack --db "${ws.db}" --images "${ws.out}" --out "$DISK/shards" --shard-size 4`;
+    // 1 MB, filled up for the exports; then room for one or two of the fifteen shards of about 450 KB.
+    const steps = await onSmallDisk(dir, disk, 1024, [
+      'dd if=/dev/zero of="$DISK/filler" bs=64k',
+      exportTo('csv'),
+      exportTo('parquet'),
+      'rm "$DISK/filler"',
+      pack,
+      'ls -A "$DISK" "$DISK/shards"',
+      'mount -o remount,size=16384k "$DISK"',
+      pack,
+      'ls -A "$DISK/shards"',
+    ]);
+    const [, csv, parquet, , packFull, , , packAgain] = steps;
+    for (const [step, file] of [[csv!, 'images.csv'], [parquet!, 'images.parquet']] as const) {
+      expect(step.status).toBe(1);
+      expect(oneLine(step)).toBe(`herbdl: ENOSPC: no space left on device, write '${disk}/${file}'; free space there and run the command again (what it had finished is kept)`);
+    }
+    expect(packFull!.status).toBe(1);
+    expect(oneLine(packFull!)).toMatch(/^herbdl: ENOSPC: no space left on device, write '.+\/shards\/herbdl-0000\d\d\.[a-z.]+\.\d+\.part'; free space there/);
+    // Finished shards and the tar being written when the disk filled (it has no stats, so it is not finished); no temporary.
+    const listed = readFileSync(join(dir, 'step-5.out'), 'utf8');
+    expect(listed).not.toMatch(/\.part|images\.(csv|parquet)/);
+    expect(listed).toMatch(/herbdl-000000\.tar/);
+    expect(packAgain!.status, packAgain!.stderr).toBe(0);
+    const shards = readFileSync(join(dir, 'step-8.out'), 'utf8').split('\n').filter((f) => f.endsWith('.tar'));
+    expect(shards).toEqual(Array.from({ length: 15 }, (_, i) => `herbdl-${String(i).padStart(6, '0')}.tar`));
   });
 
   it("libvips's refusal to write (a converted image, a derivative) reads as the file system's, not as an image that does not decode", async () => {

@@ -87,7 +87,7 @@ export async function main(argv: string[]): Promise<void> {
     }
     if (fileSystemErrno(err)) {
       // The file system refused (disk full, not writable, not a folder): the machine's problem, said in one line.
-      const advice = isOutOfSpace(err) ? '; what was committed stays: free space there and run the command again' : '';
+      const advice = isOutOfSpace(err) ? '; free space there and run the command again (what it had finished is kept)' : '';
       process.stderr.write(`herbdl: ${(err as Error).message}${advice}\n`);
       process.exitCode = 1;
       return;

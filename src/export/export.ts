@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
+import { namingPath } from '../errors.js';
 import type { ExportedImage, ItemState, Ledger } from '../ledger/ledger.js';
 import { finalPath } from '../store/layout.js';
 
@@ -98,6 +99,6 @@ export async function exportImages(ledger: Ledger, options: { state: ItemState |
   } catch (err) {
     file.destroy();
     await rm(temp, { force: true });
-    throw err;
+    throw namingPath(err, options.outFile);
   }
 }

@@ -10,6 +10,7 @@
 import { rename, rm } from 'node:fs/promises';
 import { fileWriter, ParquetWriter, schemaFromColumnData } from 'hyparquet-writer';
 import type { ItemState, Ledger } from '../ledger/ledger.js';
+import { namingPath } from '../errors.js';
 import { fsyncPath } from '../store/durable.js';
 import { EXPORT_COLUMNS, record } from './export.js';
 
@@ -74,6 +75,6 @@ export async function exportParquet(ledger: Ledger, state: ItemState | 'all', ou
     return count;
   } catch (err) {
     await rm(temp, { force: true });
-    throw err;
+    throw namingPath(err, outFile);
   }
 }

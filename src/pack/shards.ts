@@ -36,7 +36,13 @@ const statsName = (shard: string) => shard.replace(/\.tar$/, '.stats.json');
 /** Writes a small file whole: temporary, fsync, rename. */
 export async function writeWhole(path: string, text: string | Uint8Array): Promise<void> {
   const temp = `${path}.${process.pid}.part`;
-  await writeSynced(temp, text);
+  try {
+    await writeSynced(temp, text);
+  } catch (err) {
+    // Half written (a full disk): gone at once, not left for the next pack to sweep.
+    await rm(temp, { force: true });
+    throw err;
+  }
   await rename(temp, path);
 }
 

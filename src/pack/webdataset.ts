@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { pack as tarPack, type Pack } from 'tar-stream';
 import type { ExportedImage, Ledger } from '../ledger/ledger.js';
 import { createHash } from 'node:crypto';
-import { UsageError } from '../errors.js';
+import { namingPath, UsageError } from '../errors.js';
 import { writeAll } from '../store/durable.js';
 import { derivativePath, finalPath } from '../store/layout.js';
 import { readJpegFrame } from '../validate/jpeg-header.js';
@@ -146,6 +146,8 @@ class ShardFile {
     if (chunks.length === 0) return;
     this.inFlight = true;
     this.writing = writeAll(this.fd, chunks).finally(() => (this.inFlight = false));
+    // Its failure (a full disk) is thrown by the next flush; until then it must not count as unhandled, which ends the process with a stack.
+    this.writing.catch(() => {});
   }
 }
 
@@ -185,7 +187,9 @@ async function writeShard(path: string, images: AsyncIterator<ExportedImage>, im
     await file.flush();
   } catch (err) {
     closeSync(fd);
-    throw err;
+    // A shard that could not be written whole goes at once: on a full disk it holds the space it took.
+    await rm(temp, { force: true });
+    throw namingPath(err, temp);
   }
   if (count === 0) {
     closeSync(fd);
@@ -239,10 +243,13 @@ export async function packWebdataset(ledger: Ledger, settings: PackSettings): Pr
         bytes += stats.bytes;
         settings.onProgress?.({ images: packed, shards: shards.length });
       })();
+      settling.catch(() => {}); // thrown where it is awaited, with the next shard or at the end
     }
     await settling;
   } catch (err) {
     await settling.catch(() => {});
+    // The ledger's cursor is closed on the way out too: left open, closing the ledger fails and hides this error.
+    await images.return(undefined).catch(() => {});
     throw err;
   }
   await images.return(undefined);
