@@ -11,7 +11,7 @@
  * here by a trigger with the server's own words.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
@@ -177,6 +177,17 @@ describe('a disk that fills up', () => {
     expect(packAgain!.status, packAgain!.stderr).toBe(0);
     const shards = readFileSync(join(dir, 'step-8.out'), 'utf8').split('\n').filter((f) => f.endsWith('.tar'));
     expect(shards).toEqual(Array.from({ length: 15 }, (_, i) => `herbdl-${String(i).padStart(6, '0')}.tar`));
+  });
+
+  it('under the temporary folder an exclusion sorts in: one line naming it (exit 1), and the list is not blamed', async () => {
+    // A million IDs at a time are sorted and set aside in the temporary folder, while the list is still read.
+    const list = join(dir, 'excluded.txt');
+    writeFileSync(list, Array.from({ length: 2_500_000 }, (_, i) => String(9_000_000 + ((i * 7919) % 2_500_000))).join('\n') + '\n');
+    const ledger = join(dir, 'exclude.db');
+    herbdlJson(['ingest', writeMultimedia(join(dir, 'exclude-rows.txt'), [[1, 'https://a.example.org/1.jpg']]), '--db', ledger]);
+    const [exclude] = await onSmallDisk(dir, join(dir, 'temp-disk'), 64, [`TMPDIR="$DISK" "$NODE" "$BIN" exclude "${list}" --db "${ledger}"`]);
+    expect(exclude!.status).toBe(1);
+    expect(oneLine(exclude!)).toMatch(/^herbdl: sorting the listed gbifIDs in .+ \(a temporary folder: TMPDIR names another\): ENOSPC: no space left on device, write; free space there/);
   });
 
   it("libvips's refusal to write (a converted image, a derivative) reads as the file system's, not as an image that does not decode", async () => {

@@ -181,7 +181,7 @@ export async function excludeFiles(files: readonly string[], ledger: Ledger, opt
           }
         }
       } catch (err) {
-        if (err instanceof InputError) throw err;
+        if (err instanceof InputError || runs.owns(err)) throw err;
         const problem = err instanceof LineTooLongError ? err.message : describeReadFailure(source, err);
         throw new InputError(file, `${problem} (nothing was listed, as the list goes to the ledger whole, in order, once read; run again with the complete file)`, 'bad_input', { cause: err });
       } finally {

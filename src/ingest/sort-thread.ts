@@ -39,7 +39,7 @@ export class SortThread {
     // Its JavaScript makes little garbage (the IDs are in typed arrays): a small young generation keeps its heap small.
     const worker = new Worker(new URL('./sort-worker.js', import.meta.url), { workerData, resourceLimits: { maxYoungGenerationSizeMb: 2 } });
     worker.on('message', (reply: SortReply) => {
-      if (reply.kind === 'error') this.failure ??= Object.assign(new Error(`sorting the listed gbifIDs in ${dir}: ${reply.message}`), { code: reply.code });
+      if (reply.kind === 'error') this.failure ??= Object.assign(new Error(`sorting the listed gbifIDs in ${dir} (a temporary folder: TMPDIR names another): ${reply.message}`), { code: reply.code });
       else this.inbox.push(reply);
       this.poke();
     });
@@ -87,6 +87,11 @@ export class SortThread {
       yield reply.ids.subarray(0, reply.length);
       this.post({ kind: 'block-back', ids: reply.ids }, [reply.ids.buffer as ArrayBuffer]);
     }
+  }
+
+  /** Whether `err` is this thread's own failure (its runs' disk is full, say): never the fault of a file being read. */
+  owns(err: unknown): boolean {
+    return err !== undefined && err === this.failure;
   }
 
   /** Stops the worker and removes the runs. */
