@@ -4,9 +4,9 @@
  * network, so the check runs on the resolved address (a public name can point
  * inward) at connect time, which covers every redirect hop too.
  */
-import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions } from 'node:dns';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { PermanentError } from '../errors.js';
+import { lookupWith } from './dns-lookup.js';
 
 const blocked = new BlockList();
 for (const [net, prefix] of [
@@ -50,13 +50,7 @@ export function blockedAddressError(host: string, address: string): PermanentErr
 }
 
 /** A lookup for net.connect that fails when any resolved address is blocked. */
-export const guardedLookup: LookupFunction = (hostname, options, callback) => {
-  dnsLookup(hostname, { ...options, all: true } as LookupAllOptions, (err, addresses: LookupAddress[]) => {
-    if (err) return (callback as (e: Error) => void)(err);
-    const bad = addresses.find((a) => isBlockedAddress(a.address));
-    if (bad) return (callback as (e: Error) => void)(blockedAddressError(hostname, bad.address));
-    if ((options as { all?: boolean }).all) return (callback as (e: null, a: LookupAddress[]) => void)(null, addresses);
-    const first = addresses[0] as LookupAddress;
-    (callback as (e: null, a: string, f: number) => void)(null, first.address, first.family);
-  });
-};
+export const guardedLookup: LookupFunction = lookupWith((hostname, addresses) => {
+  const bad = addresses.find((a) => isBlockedAddress(a.address));
+  return bad ? blockedAddressError(hostname, bad.address) : undefined;
+});

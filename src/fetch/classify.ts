@@ -43,6 +43,9 @@ export function classifyError(err: unknown): FetchError {
       return new HostDownError(message, 'connection_refused', { cause: err });
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
+    // c-ares (dns-lookup.ts): no DNS server answered, or one answered that it failed.
+    case 'ETIMEOUT':
+    case 'ESERVFAIL':
     case 'EAI_NONAME':
       return new HostDownError(message, 'dns_failed', { cause: err });
     case 'EHOSTUNREACH':

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { buildConnector, type Dispatcher } from 'undici';
 import { guardedLookup } from './address-guard.js';
+import { lookupWith } from './dns-lookup.js';
 import { HostClients, TLS_WEIGHT } from './host-clients.js';
 
 export interface ClientOptions {
@@ -83,7 +84,8 @@ export function createAgent(options: ClientOptions): Dispatcher {
     // tls.connect makes one per connection: measured against a loopback server, a new HTTPS connection
     // then costs about 12% less CPU and an idle one 65 KB instead of 87.
     secureContext: createSecureContext(),
-    ...(options.allowPrivateNetwork ? {} : { lookup: guardedLookup }),
+    // Names are looked up off libuv's pool either way (dns-lookup.ts); the guard refuses private addresses unless allowed.
+    lookup: options.allowPrivateNetwork ? lookupWith() : guardedLookup,
   });
   // A few spare connections per origin: the scheduler, not the dispatcher, enforces --per-host.
   return new HostClients(options.perHost + 2, connectionBudget(options.concurrency), {

@@ -1,0 +1,60 @@
+/**
+ * Names whose DNS servers never answer (lapsed domains: an export has
+ * hundreds) fail as dns_failed without holding up the healthy hosts: lookups
+ * never wait in the thread pool the run's files and decodes need.
+ *
+ * Real DNS: a server on 127.0.0.53:53 in a network and mount namespace of
+ * the test's own (unshare, with /etc/resolv.conf bound to name it), the real
+ * CLI run inside it (test/helpers/dead-dns.mjs).
+ */
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { cleanEnv, tempDir } from './helpers/cli.js';
+import type { StatusJson } from './helpers/ledger.js';
+import type { RunJson } from './helpers/run.js';
+
+interface World {
+  readonly run: { readonly status: number | null; readonly stderr: string; readonly json?: RunJson };
+  readonly status: StatusJson;
+  readonly dnsQueries: { readonly answered: number; readonly unanswered: number };
+}
+
+async function inWorld(dir: string, hosts: number, healthy: number, dead: number, runFlags: string[]): Promise<World> {
+  const resolv = join(dir, 'resolv.conf');
+  writeFileSync(resolv, 'nameserver 127.0.0.53\n');
+  const script = new URL('./helpers/dead-dns.mjs', import.meta.url).pathname;
+  const shell = [
+    'set -e',
+    'ip link set lo up',
+    `mount --bind "${resolv}" /etc/resolv.conf`,
+    `exec "${process.execPath}" "${script}" "${dir}" ${hosts} ${healthy} ${dead} -- ${runFlags.join(' ')}`,
+  ].join('\n');
+  const child = spawn('unshare', ['--user', '--map-root-user', '--net', '--mount', 'sh', '-c', shell], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 150_000);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (status) => resolve(status)));
+  clearTimeout(timer);
+  if (code !== 0) throw new Error(`the namespace's script exited ${code}: ${stderr}`);
+  return JSON.parse(stdout.trim().split('\n').pop() as string) as World;
+}
+
+describe('names whose DNS servers never answer', () => {
+  const dir = tempDir();
+
+  it('fail as dns_failed while the healthy hosts are fetched, and the run ends by itself', async () => {
+    // 60 dead names: looked up in the thread pool, 20 s each, they had held its six threads for over three minutes.
+    const world = await inWorld(dir, 4, 200, 60, ['--retries', '1', '--concurrency', '32']);
+    expect(world.run.status, world.run.stderr).toBe(0);
+    expect(world.run.json?.idsDone).toBe(200);
+    expect(world.status.ids).toMatchObject({ total: 260, done: 200, failed: 60, pending: 0 });
+    expect(world.status.errors).toEqual({ dns_failed: 60 });
+    // The dead names were asked (and never answered); the healthy ones once each, kept for a minute, not once a connection.
+    expect(world.dnsQueries.unanswered).toBeGreaterThanOrEqual(60);
+    expect(world.dnsQueries.answered).toBeLessThanOrEqual(4 * 2 * 2);
+  });
+});
