@@ -10,14 +10,13 @@
  * A full disk on a PostgreSQL server is its answer, SQLSTATE 53100, raised
  * here by a trigger with the server's own words.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { generateMultimedia } from '../bench/gen-multimedia.mjs';
 import { fileSystemErrno, vipsSystemError } from '../src/errors.js';
-import { BIN, cleanEnv, herbdl, herbdlJson, tempDir } from './helpers/cli.js';
+import { BIN, commandAsync, herbdl, herbdlJson, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
 import type { IngestJson, StatusJson } from './helpers/ledger.js';
 import { writeMultimedia } from './helpers/multimedia.js';
@@ -50,16 +49,8 @@ async function onSmallDisk(dir: string, disk: string, sizeKb: number, steps: rea
     // In braces: a step's own redirections (onto the small disk) win over these.
     ...steps.map((step, i) => `{ ${step}; } > "${dir}/step-${i}.out" 2> "${dir}/step-${i}.err"; echo $? > "${dir}/step-${i}.status"`),
   ].join('\n');
-  const child = spawn('unshare', ['--user', '--map-root-user', '--mount', 'sh', '-c', script], {
-    env: cleanEnv({ NODE: process.execPath, BIN, DISK: disk }),
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 150_000);
-  const code = await new Promise<number | null>((resolve) => child.once('exit', (status) => resolve(status)));
-  clearTimeout(timer);
-  if (code !== 0) throw new Error(`unshare exited ${code}: ${stderr}`);
+  const r = await commandAsync('unshare', ['--user', '--map-root-user', '--mount', 'sh', '-c', script], { env: { NODE: process.execPath, BIN, DISK: disk }, timeoutMs: 150_000 });
+  if (r.status !== 0) throw new Error(`unshare exited ${r.status}: ${r.stderr}`);
   return steps.map((_, i) => ({ status: Number(readFileSync(join(dir, `step-${i}.status`), 'utf8')), stderr: readFileSync(join(dir, `step-${i}.err`), 'utf8') }));
 }
 
@@ -127,16 +118,7 @@ describe('a disk that fills up', () => {
     const body = await sharp({ create: { width: 1200, height: 1800, channels: 3, background: '#d8d0c0', noise: { type: 'gaussian', mean: 180, sigma: 30 } } }).jpeg({ quality: 85 }).toBuffer();
     expect(body.length).toBeGreaterThan(800_000);
     const ws = workspace(dir, [[3_500_000, host!.route('/large-sheet.jpg', { kind: 'image', body })]]);
-    const child = spawn('prlimit', [`--fsize=${body.length - 100}`, process.execPath, BIN, 'run', '--db', ws.db, '--out', ws.out, '--allow-private-network'], {
-      env: cleanEnv(),
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    const status = await new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    clearTimeout(timer);
-    const r = { status, stderr };
+    const r = await commandAsync('prlimit', [`--fsize=${body.length - 100}`, process.execPath, BIN, 'run', '--db', ws.db, '--out', ws.out, '--allow-private-network'], { timeoutMs: 60_000 });
     expect(r.status, r.stderr).toBe(1);
     expect(oneLine(r)).toMatch(/^herbdl: EFBIG: file too large, write '.+\.part'$/);
     expect(herbdlJson<StatusJson>(['status', '--db', ws.db]).ids).toMatchObject({ failed: 0, pending: 1 });

@@ -7,11 +7,10 @@
  * the test's own (unshare, with /etc/resolv.conf bound to name it), the real
  * CLI run inside it (test/helpers/dead-dns.mjs).
  */
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cleanEnv, tempDir } from './helpers/cli.js';
+import { commandAsync, tempDir } from './helpers/cli.js';
 import type { StatusJson } from './helpers/ledger.js';
 import type { RunJson } from './helpers/run.js';
 
@@ -31,16 +30,9 @@ async function inWorld(dir: string, hosts: number, healthy: number, dead: number
     `mount --bind "${resolv}" /etc/resolv.conf`,
     `exec "${process.execPath}" "${script}" "${dir}" ${hosts} ${healthy} ${dead} -- ${runFlags.join(' ')}`,
   ].join('\n');
-  const child = spawn('unshare', ['--user', '--map-root-user', '--net', '--mount', 'sh', '-c', shell], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 150_000);
-  const code = await new Promise<number | null>((resolve) => child.once('exit', (status) => resolve(status)));
-  clearTimeout(timer);
-  if (code !== 0) throw new Error(`the namespace's script exited ${code}: ${stderr}`);
-  return JSON.parse(stdout.trim().split('\n').pop() as string) as World;
+  const r = await commandAsync('unshare', ['--user', '--map-root-user', '--net', '--mount', 'sh', '-c', shell], { timeoutMs: 150_000 });
+  if (r.status !== 0) throw new Error(`the namespace's script exited ${r.status}: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop() as string) as World;
 }
 
 describe('names whose DNS servers never answer', () => {

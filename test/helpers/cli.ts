@@ -55,12 +55,20 @@ export function tempDir(): string {
  * HTTP servers must answer it. Killed if it outlives timeoutMs.
  */
 export async function herbdlAsync(args: string[], options: { cwd?: string; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<CliResult> {
-  const child = spawnHerbdl(args, options);
+  return finished(spawnHerbdl(args, options), options.timeoutMs ?? 60_000);
+}
+
+/** Runs any program (the CLI under `prlimit`, `unshare`...) without blocking this process; killed if it outlives timeoutMs. */
+export async function commandAsync(command: string, args: string[], options: { timeoutMs: number; env?: Record<string, string> }): Promise<CliResult> {
+  return finished(spawn(command, args, { env: cleanEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] }), options.timeoutMs);
+}
+
+async function finished(child: ChildProcess, timeoutMs: number): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
   child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   const status = await new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   clearTimeout(timer);
   return { status, stdout, stderr };
