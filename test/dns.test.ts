@@ -18,16 +18,21 @@ interface World {
   readonly run: { readonly status: number | null; readonly stderr: string; readonly json?: RunJson };
   readonly status: StatusJson;
   readonly dnsQueries: { readonly answered: number; readonly unanswered: number };
+  readonly served: readonly number[];
 }
 
 async function inWorld(dir: string, hosts: number, healthy: number, dead: number, runFlags: string[]): Promise<World> {
   const resolv = join(dir, 'resolv.conf');
   writeFileSync(resolv, 'nameserver 127.0.0.53\n');
+  // A site may point a name elsewhere in /etc/hosts: h0.test is DNS's 127.0.1.10, but host 1's address here.
+  const hostsFile = join(dir, 'hosts');
+  writeFileSync(hostsFile, '127.0.0.1 localhost\n127.0.1.11 h0.test # the mirror\n');
   const script = new URL('./helpers/dead-dns.mjs', import.meta.url).pathname;
   const shell = [
     'set -e',
     'ip link set lo up',
     `mount --bind "${resolv}" /etc/resolv.conf`,
+    `mount --bind "${hostsFile}" /etc/hosts`,
     `exec "${process.execPath}" "${script}" "${dir}" ${hosts} ${healthy} ${dead} -- ${runFlags.join(' ')}`,
   ].join('\n');
   const r = await commandAsync('unshare', ['--user', '--map-root-user', '--net', '--mount', 'sh', '-c', shell], { timeoutMs: 150_000 });
@@ -38,7 +43,7 @@ async function inWorld(dir: string, hosts: number, healthy: number, dead: number
 describe('names whose DNS servers never answer', () => {
   const dir = tempDir();
 
-  it('fail as dns_failed while the healthy hosts are fetched, and the run ends by itself', async () => {
+  it('fail as dns_failed while the healthy hosts are fetched, and the run ends by itself; /etc/hosts still comes first', async () => {
     // 60 dead names: looked up in the thread pool, 20 s each, they had held its six threads for over three minutes.
     const world = await inWorld(dir, 4, 200, 60, ['--retries', '1', '--concurrency', '32']);
     expect(world.run.status, world.run.stderr).toBe(0);
@@ -48,5 +53,7 @@ describe('names whose DNS servers never answer', () => {
     // The dead names were asked (and never answered); the healthy ones once each, kept for a minute, not once a connection.
     expect(world.dnsQueries.unanswered).toBeGreaterThanOrEqual(60);
     expect(world.dnsQueries.answered).toBeLessThanOrEqual(4 * 2 * 2);
+    // /etc/hosts comes first, as for the system's lookup: host 0's images went to host 1.
+    expect(world.served).toEqual([0, 100, 50, 50]);
   });
 });

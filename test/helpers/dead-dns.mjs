@@ -5,7 +5,7 @@
 // whose servers are gone); anything else is NXDOMAIN. Then it runs the real
 // CLI (ingest, run --json, status --json) on `healthy` images over `hosts`
 // hosts and `dead` images of dead names, and prints one JSON line:
-// { run: {status, stderr, json}, status: {...}, dnsQueries: {answered, unanswered} }.
+// { run: {status, stderr, json}, status: {...}, dnsQueries: {answered, unanswered}, served: [requests per host] }.
 //   node dead-dns.mjs <dir> <hosts> <healthy> <dead> -- <herbdl run flags...>
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
@@ -48,8 +48,10 @@ dns.on('message', (msg, from) => {
 await new Promise((resolve) => dns.bind(53, '127.0.0.53', resolve));
 
 const body = await sharp({ create: { width: 400, height: 600, channels: 3, background: '#d8d0c0' } }).jpeg().toBuffer();
+const served = Array.from({ length: Number(hosts) }, () => 0);
 for (let n = 0; n < Number(hosts); n++) {
   const server = createServer((_req, res) => {
+    served[n]++;
     res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': body.length });
     res.end(body);
   });
@@ -82,5 +84,5 @@ function herbdl(args) {
 await herbdl(['ingest', join(dir, 'dns.txt'), '--db', db]);
 const run = await herbdl(['run', '--db', db, '--out', join(dir, 'dns-images'), '--allow-private-network', '--json', ...runFlags]);
 const status = await herbdl(['status', '--db', db, '--json']);
-process.stdout.write(JSON.stringify({ run: { status: run.status, stderr: run.stderr, json: run.status === 0 ? JSON.parse(run.stdout.trim().split('\n').pop()) : undefined }, status: JSON.parse(status.stdout), dnsQueries: queries }) + '\n');
+process.stdout.write(JSON.stringify({ run: { status: run.status, stderr: run.stderr, json: run.status === 0 ? JSON.parse(run.stdout.trim().split('\n').pop()) : undefined }, status: JSON.parse(status.stdout), dnsQueries: queries, served }) + '\n');
 process.exit(0);
