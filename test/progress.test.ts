@@ -2,6 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { formatBytes } from '../src/cli/progress.js';
 import { BIN, FIXTURES, herbdl, tempDir } from './helpers/cli.js';
 
 // util-linux `script` gives the CLI a real pseudo-terminal.
@@ -32,5 +33,14 @@ describe('ingest progress', () => {
     const r = herbdl(['ingest', fixture, '--db', join(dir, 'pipe.db')]);
     expect(r.status).toBe(0);
     expect(r.stderr).toBe('');
+  });
+});
+
+describe('sizes and rates', () => {
+  it('says a rate under a KiB a second in whole bytes', () => {
+    // A run's summary once said `16.041438290252128 B/s`.
+    expect(formatBytes(16.041438290252128)).toBe('16 B');
+    expect(formatBytes(1023.6)).toBe('1.0 KiB');
+    expect(formatBytes(1536)).toBe('1.5 KiB');
   });
 });

@@ -72,3 +72,40 @@ describe('a run beside dead hosts', async () => {
     expectConsistentTree(ws);
   });
 });
+
+describe('a host that asks to be left alone for longer than a breaker would', async () => {
+  const [healthy, busy, later] = await imageServers(3, 38);
+  const dir = tempDir();
+
+  it('has its breaker opened until the time it gave: the run ends, and the next one does not ask it before then', async () => {
+    const rows: [number, string][] = [];
+    for (let i = 0; i < 10; i++) rows.push([4100 + i, healthy!.route(`/ok-${i}.jpg`, { kind: 'image' })]);
+    // Retry-After in seconds (a day), and as an HTTP date (next year).
+    for (let i = 0; i < 4; i++) rows.push([4200 + i, busy!.route(`/busy-${i}.jpg`, { kind: 'status', status: 429, headers: { 'Retry-After': '86400' } })]);
+    const nextYear = new Date(Date.now() + 365 * 86_400_000);
+    for (let i = 0; i < 3; i++) rows.push([4300 + i, later!.route(`/later-${i}.jpg`, { kind: 'status', status: 503, headers: { 'Retry-After': nextYear.toUTCString() } })]);
+    // A short wait is waited out within the run, as before.
+    rows.push([4400, healthy!.route('/soon.jpg', { kind: 'sequence', steps: [{ kind: 'status', status: 429, headers: { 'Retry-After': '1' } }, { kind: 'image' }] })]);
+    const ws = workspace(dir, rows);
+    const started = Date.now();
+    const r = await herbdlAsync(['run', '--db', ws.db, '--out', ws.out, '--allow-private-network', '--json', '--breaker-cooldown', '600'], { timeoutMs: 45_000 });
+    expect(r.status, r.stderr).toBe(0);
+    // Before, the run waited the day out.
+    expect(Date.now() - started).toBeLessThan(40_000);
+    const json = JSON.parse(r.stdout) as RunJson;
+    expect(json).toMatchObject({ idsDone: 11, idsFailed: 0, pending: 7, blocked: { [busy!.address]: 4, [later!.address]: 3 } });
+    expect(json.hostsOpened.sort()).toEqual([busy!.address, later!.address].sort());
+    const blocked = new Map(ws.status().blockedHosts.map((h) => [h.host, h as { breakerOpenUntil?: number; blockedIds?: number }]));
+    // Until the time each host gave, not --breaker-cooldown's ten minutes.
+    expect(blocked.get(busy!.address)?.breakerOpenUntil).toBeGreaterThan(started + 86_000_000);
+    expect(Math.abs((blocked.get(later!.address)?.breakerOpenUntil ?? 0) - nextYear.getTime())).toBeLessThan(2_000);
+    expect(blocked.get(later!.address)?.blockedIds).toBe(3);
+    expectConsistentTree(ws);
+
+    const asked = busy!.requests.length + later!.requests.length;
+    expect(asked).toBeLessThanOrEqual(7);
+    const again = await ws.run(['--breaker-cooldown', '600']);
+    expect(again.json).toMatchObject({ idsDone: 0, pending: 7 });
+    expect(busy!.requests.length + later!.requests.length).toBe(asked);
+  });
+});

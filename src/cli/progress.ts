@@ -43,7 +43,8 @@ export function progressBar(format: string, enabled: boolean): ProgressBar {
 }
 
 export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
+  // A rate (bytes over seconds) is rarely a whole number of bytes.
+  if (Math.round(n) < 1024) return `${Math.round(n)} B`;
   const units = ['KiB', 'MiB', 'GiB', 'TiB'];
   let v = n / 1024;
   let i = 0;

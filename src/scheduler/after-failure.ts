@@ -2,7 +2,8 @@
  * What the scheduler does after an attempt failed, decided by the failure's
  * kind (errors.ts names them by exactly this): a refused IIIF size steps down
  * the ladder, a permanent failure fails the gbifID, a throttle waits out the
- * host's cooldown, a transient failure is retried with backoff until the
+ * host's cooldown (one longer than --breaker-cooldown, which the host asked
+ * for with Retry-After, opens its breaker until then), a transient failure is retried with backoff until the
  * attempts run out, and a host whose breaker opens sets its work aside. The
  * host's own state (cooldown, breaker, cap) is updated as it decides.
  */
@@ -31,7 +32,11 @@ export function afterFailure(failure: FetchError, task: Task, host: HostState<Ta
     return { then: 'fail', transient: false };
   }
   if (failure.kind === 'throttled') {
-    host.coolDown(now, (failure as ThrottledError).retryAt);
+    const retryAt = (failure as ThrottledError).retryAt;
+    host.coolDown(now, retryAt);
+    if (retryAt !== undefined && host.openForLongCooldown(now)) return { then: 'breaker-opened' };
+    // Its breaker opened while this request was out (a long Retry-After, or failures).
+    if (host.isOpen(now)) return { then: 'set-aside' };
     if (++task.throttles > MAX_THROTTLES) return { then: 'set-aside' };
     return { then: 'retry', at: host.cooldownUntil, throttled: true };
   }

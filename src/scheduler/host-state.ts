@@ -105,6 +105,19 @@ export class HostState<T> {
     this.openUntil = now + this.settings.breakerCooldownMs;
   }
 
+  /**
+   * A host that asked (Retry-After) to be left alone for longer than an open
+   * breaker would leave it: its breaker opens until the time it gave, so its
+   * work waits for a later run instead of holding this one open for hours.
+   * True if it opened.
+   */
+  openForLongCooldown(now: number): boolean {
+    if (this.breaker === 'open' || this.cooldownUntil - now <= this.settings.breakerCooldownMs) return false;
+    this.breaker = 'open';
+    this.openUntil = this.cooldownUntil;
+    return true;
+  }
+
   /** True when the breaker lets nothing through now. */
   isOpen(now: number): boolean {
     if (this.breaker === 'open' && now >= this.openUntil) this.breaker = 'half_open';

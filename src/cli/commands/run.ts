@@ -25,7 +25,7 @@ function printSummary(t: RunSummary, pending: number): void {
   const blocked = Object.entries(t.blocked).sort((a, b) => b[1] - a[1]);
   if (blocked.length) {
     lines.push(`blocked   pending on open breakers: ${blocked.map(([host, n]) => `${host} ${formatCount(n)} gbifIDs`).join(', ')}`);
-    lines.push('          a later run probes them after --breaker-cooldown; herbdl retry-failed --host <host> takes one up now');
+    lines.push('          a later run probes each once its breaker may close (herbdl status says when); herbdl retry-failed --host <host> takes one up now');
   }
   if (t.recovered) lines.push(`removed the files of ${t.recovered} gbifIDs a run that stopped early (killed, or by an error) left half-published (they are pending again)`);
   process.stdout.write(lines.join('\n') + '\n');
