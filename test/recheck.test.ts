@@ -205,3 +205,30 @@ describe('herbdl recheck: due by age, and kill -9', async () => {
     ids.forEach((id, i) => [0, 1].forEach((k) => expect(readFileSync(join(out, rel(id, k))).equals(newBodies[2 * i + k]!)).toBe(true)));
   });
 });
+
+describe('herbdl recheck beside a host that asks to be left alone for a day', async () => {
+  const [a, b] = await imageServers(2, 72);
+  const dir = tempDir();
+  const db = join(dir, 'busy.db');
+  const out = join(dir, 'images');
+
+  it('is not waited on: its images are asked again by a later recheck, the others are checked', async () => {
+    const rows: [number, string][] = [];
+    for (let i = 0; i < 3; i++) rows.push([5300000000 + i, a!.route(`/a${i}.jpg`, { kind: 'image', body: await sheet(i), etag: `"a${i}"` })]);
+    for (let i = 0; i < 3; i++) rows.push([5300000010 + i, b!.route(`/b${i}.jpg`, { kind: 'image', body: await sheet(10 + i), etag: `"b${i}"` })]);
+    herbdlJson(['ingest', writeMultimedia(join(dir, 'mm.txt'), rows), '--db', db]);
+    await runOk(['run', '--db', db, '--out', out, '--allow-private-network', '--json']);
+    for (let i = 0; i < 3; i++) b!.route(`/b${i}.jpg`, { kind: 'status', status: 429, headers: { 'Retry-After': '86400' } });
+    const asked = b!.requests.length;
+    const started = Date.now();
+    const r = await herbdlAsync(['recheck', '--db', db, '--out', out, '--allow-private-network', '--all', '--per-host', '1', '--json'], { timeoutMs: 45_000 });
+    expect(r.status, r.stderr).toBe(0);
+    // Before, the recheck waited the day out.
+    expect(Date.now() - started).toBeLessThan(40_000);
+    const summary = JSON.parse(r.stdout) as RecheckJson;
+    expect(summary).toMatchObject({ checked: 6, notModified: 3, later: { http_429: 1, breaker_open: 2 } });
+    // One request: the host said when to come back.
+    expect(b!.requests.length - asked).toBe(1);
+  });
+});
+

@@ -169,12 +169,22 @@ export async function recheck(ledger: DownloadLedger, settings: RecheckSettings)
     if (--entry.waiting === 0) settle(entry);
   };
 
-  /** A 429 or 503 with Retry-After waits out the host's cooldown and is asked again; a failure that may mean a host is down counts toward its breaker. */
+  /**
+   * A 429 or 503 with Retry-After waits out the host's cooldown and is asked
+   * again, unless the host asked for longer than --breaker-cooldown: then its
+   * breaker opens and its images wait for a later recheck, as in a run. A
+   * failure that may mean a host is down counts toward its breaker.
+   */
   const retried = (task: RecheckTask, error: FetchError | undefined): boolean => {
     const host = hosts.host(task.image.host);
     const at = Date.now();
     if (error?.kind === 'throttled' && ++task.throttles <= MAX_THROTTLES) {
-      host.coolDown(at, (error as FetchError & { retryAt?: number }).retryAt);
+      const retryAt = (error as FetchError & { retryAt?: number }).retryAt;
+      host.coolDown(at, retryAt);
+      if (retryAt !== undefined && host.openForLongCooldown(at)) {
+        for (const waiting of host.drain()) answered(waiting, { kind: 'later', code: 'breaker_open', bytes: 0 });
+      }
+      if (host.isOpen(at)) return false;
       hosts.enqueue(task, host.cooldownUntil);
       return true;
     }
