@@ -5,5 +5,9 @@ export interface Cluster {
   down(mode?: 'fast' | 'immediate'): void;
   /** Starts it again on the same port. */
   up(): void;
+  /** Stops every process of the server (SIGSTOP): connections stay open and nothing answers. */
+  freeze(): void;
+  /** Lets them go on (SIGCONT). */
+  thaw(): void;
 }
 export function startCluster(settings?: string): Promise<Cluster>;

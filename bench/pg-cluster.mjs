@@ -5,7 +5,7 @@
  * `postgres` user (Debian's package makes it) or `nobody`.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,6 +72,11 @@ export async function startCluster(settings = '') {
     spawnSync(join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop'], { ...(user ?? {}), cwd: dir });
     rmSync(dir, { recursive: true, force: true });
   };
+  const signalAll = (signal) => {
+    const postmaster = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const children = spawnSync('pgrep', ['-P', String(postmaster)], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).map(Number);
+    for (const pid of [postmaster, ...children]) process.kill(pid, signal);
+  };
   // A benchmark that throws midway still stops its server: one was found running long after its run had died.
   process.once('exit', stop);
   return {
@@ -81,5 +86,9 @@ export async function startCluster(settings = '') {
     // immediate: as a crash) and keeps the data; `up` starts it again on the same port.
     down: (mode = 'fast') => run('pg_ctl', ['-D', data, '-m', mode, '-w', 'stop']),
     up: start,
+    // For tests of a server that stops answering without closing its connections (frozen, its storage hung):
+    // every process of the cluster stopped with SIGSTOP, and let go on with SIGCONT.
+    freeze: () => signalAll('SIGSTOP'),
+    thaw: () => signalAll('SIGCONT'),
   };
 }

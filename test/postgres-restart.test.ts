@@ -4,7 +4,8 @@
  * file): a restart (an administrator's, or a crash and its recovery) is
  * ridden out, and a worker finishes as if nothing had happened; a server
  * gone for longer than the lease stops the worker in one line, with nothing
- * half-written, and the next run finishes the export. A server with no
+ * half-written, and the next run finishes the export; so does a server
+ * that stops answering without closing its connections. A server with no
  * connection free makes a worker wait for one, not fail. A command that does
  * not wait for the server (an ingest) says so in one line.
  */
@@ -67,6 +68,32 @@ describe('a PostgreSQL server that goes away under running workers', async () =>
     const files = new Set(ws.files());
     expect((await ws.doneFiles()).filter((f) => !files.has(f))).toEqual([]);
     // Its claims went with its lease: a new run takes them up and finishes the export.
+    const next = ws.worker(['--concurrency', '8', '--lease', '10']);
+    expect(await next.exited, next.stderr()).toBe(0);
+    expect(next.json().pending).toBe(0);
+    await expectConsistentPgTree(ws);
+    expect((await ws.doneFiles()).length).toBe(360);
+  });
+
+  it('a worker whose server stops answering without closing its connections stops in one line once its lease may have run out', async () => {
+    const ws = await pgWorkspace(dir, 'frozen', rows(85, 240, 30), cluster.url);
+    const worker = ws.worker(['--concurrency', '4', '--per-host', '2', '--lease', '10']);
+    await until(() => ws.files().length >= 40, 60_000, 'the first files');
+    // Every process of the server stopped: connections stay open and nothing answers (its storage hung, a VM paused).
+    cluster.freeze();
+    let code: number | null | 'still running';
+    try {
+      // 10 s of lease, less two heartbeats, then at most a connection attempt's 15 s. Before, it waited for the server however long it took.
+      code = await Promise.race([worker.exited, new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 40_000))]);
+    } finally {
+      cluster.thaw();
+    }
+    expect(code, worker.stderr()).toBe(4);
+    const lines = worker.stderr().trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^herbdl: .*worker .* could not renew its lease for \d+ s; its claims may go to other workers, so it stops publishing$/);
+    const files = new Set(ws.files());
+    expect((await ws.doneFiles()).filter((f) => !files.has(f))).toEqual([]);
     const next = ws.worker(['--concurrency', '8', '--lease', '10']);
     expect(await next.exited, next.stderr()).toBe(0);
     expect(next.json().pending).toBe(0);

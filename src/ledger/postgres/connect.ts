@@ -48,6 +48,8 @@ export function describeConnectFailure(url: string, err: unknown): LedgerError {
 interface PoolState {
   readonly where: string;
   hold?: () => void;
+  /** Its connections, so abandon() can end them. */
+  readonly clients: Set<pg.PoolClient>;
 }
 const pools = new WeakMap<pg.Pool, PoolState>();
 
@@ -64,8 +66,13 @@ export function createPool(url: string, max = POOL_CONNECTIONS): pg.Pool {
   // two statements emits 'error' on its client, which with no listener ends the process with a
   // stack trace. The client is then unusable: its next statement fails, and the caller decides
   // what that means (the pool drops it when it comes back).
-  pool.on('connect', (client) => client.on('error', () => {}));
-  pools.set(pool, { where: redact(url) });
+  const state: PoolState = { where: redact(url), clients: new Set() };
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+    state.clients.add(client);
+  });
+  pool.on('remove', (client) => state.clients.delete(client));
+  pools.set(pool, state);
   // Every statement sent through the pool rides out a lost server as riding() says (herbdl sends a text and its values, or a query's config).
   const send = pool.query.bind(pool) as (query: unknown, values?: unknown[]) => Promise<pg.QueryResult>;
   pool.query = ((query: unknown, values?: unknown[]) => riding(pool, () => send(query, values))) as pg.Pool['query'];
@@ -89,6 +96,17 @@ export function createPool(url: string, max = POOL_CONNECTIONS): pg.Pool {
 export function rideOut(pool: pg.Pool, hold: (() => void) | undefined): void {
   const state = pools.get(pool);
   if (state) state.hold = hold;
+}
+
+/**
+ * Ends every connection of the pool now, and so every statement on them: a
+ * worker whose lease may have run out stops at once. Without it, a server
+ * that stops answering without closing its connections (frozen, its storage
+ * hung, a network that drops packets silently) held the worker in a
+ * statement until the server came back, however long that was.
+ */
+export function abandon(pool: pg.Pool): void {
+  for (const client of pools.get(pool)?.clients ?? []) (client as unknown as pg.Client).connection.stream.destroy();
 }
 
 const RIDE_OUT_FIRST_MS = 250;

@@ -6,8 +6,10 @@
  * A clean stop (the run ends, Ctrl-C, SIGTERM) hands every claim back at
  * once. kill -9 leaves them to expire after --lease. A worker that cannot
  * renew (the server is unreachable) stops publishing before its lease could
- * have run out: check() throws with a margin of two heartbeats. Until then,
- * its statements wait for a server that went away (connect.ts: rideOut).
+ * have run out: check() throws with a margin of two heartbeats, and ends
+ * every connection, so no statement keeps it waiting on a server that does
+ * not answer. Until then, its statements wait for a server that went away
+ * (connect.ts: rideOut).
  *
  * The heartbeat has a connection of its own: queued behind the worker's own
  * statements (a pool full of transactions waiting on other workers'
@@ -16,7 +18,7 @@
 import { hostname } from 'node:os';
 import type pg from 'pg';
 import { LedgerError } from '../../errors.js';
-import { rideOut } from './connect.js';
+import { abandon, rideOut } from './connect.js';
 import type { RunLock, WorkerId } from '../ledger.js';
 
 /** Heartbeats: often enough that what one worker learns (a 429, a breaker) reaches the others within 5 s. */
@@ -65,6 +67,7 @@ export class WorkerLease implements RunLock {
 
   check(): void {
     if (this.lost || Date.now() - this.lastRenewed > this.leaseMs - 2 * this.heartbeatMs) {
+      if (!this.lost) abandon(this.pool);
       this.lost = true;
       throw new LedgerError(
         `worker ${this.holder.machine}:${this.holder.pid} could not renew its lease for ${Math.round((Date.now() - this.lastRenewed) / 1000)} s; its claims may go to other workers, so it stops publishing`,
@@ -115,6 +118,8 @@ export class WorkerLease implements RunLock {
     this.released = true;
     clearInterval(this.timer);
     if (!this.beating) this.dropBeatClient();
+    // A lost lease's claims are already free to the others (and its server may not answer).
+    if (this.lost) return rideOut(this.pool, undefined);
     // Hand every claim back at once: the others take them up without waiting for the lease.
     await this.pool.query('UPDATE ids SET worker_id = NULL, set_aside = false WHERE worker_id = $1', [this.workerId]);
     await this.pool.query('UPDATE host_slots SET worker_id = NULL WHERE worker_id = $1', [this.workerId]);
