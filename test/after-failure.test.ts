@@ -34,11 +34,24 @@ describe('afterFailure', () => {
   it('waits out a throttle until the host may be asked again, and sets the gbifID aside after too many', () => {
     const h = host();
     const t = task();
-    const next = afterFailure(new ThrottledError('HTTP 429', 'http_429', 429, NOW + 120_000), t, h, NOW, 3, 1000);
+    const next = afterFailure(new ThrottledError('HTTP 429', 'http_429', 429, NOW + 30_000), t, h, NOW, 3, 1000);
     expect(next).toEqual({ then: 'retry', at: h.cooldownUntil, throttled: true });
-    expect(h.cooldownUntil).toBeGreaterThanOrEqual(NOW + 120_000);
+    expect(h.cooldownUntil).toBeGreaterThanOrEqual(NOW + 30_000);
     t.throttles = MAX_THROTTLES;
     expect(afterFailure(new ThrottledError('HTTP 429', 'http_429', 429, undefined), t, h, NOW, 3, 1000)).toEqual({ then: 'set-aside' });
+  });
+
+  it('opens the breaker until the time a host gave when it asks for longer than the breaker cooldown; what comes back from it meanwhile is set aside', () => {
+    const h = host();
+    expect(afterFailure(new ThrottledError('HTTP 429', 'http_429', 429, NOW + 86_400_000), task(), h, NOW, 3, 1000)).toEqual({ then: 'breaker-opened' });
+    expect(h.openUntil).toBe(NOW + 86_400_000);
+    expect(h.isOpen(NOW + 86_000_000)).toBe(true);
+    expect(afterFailure(new ThrottledError('HTTP 429', 'http_429', 429, NOW + 86_400_000), task(), h, NOW + 10, 3, 1000)).toEqual({ then: 'set-aside' });
+    // Our own cooldown (no Retry-After) never opens it.
+    const own = host();
+    const t = task();
+    for (let i = 0; i < 12; i++) expect(afterFailure(new ThrottledError('HTTP 429', 'http_429', 429, undefined), t, own, NOW, 3, 1000).then).toBe('retry');
+    expect(own.breaker).toBe('closed');
   });
 
   it('retries a transient failure with backoff until the attempts run out', () => {

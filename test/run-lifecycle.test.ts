@@ -1,5 +1,5 @@
 /** Breakers, retry-failed, --limit, and runs that are stopped or killed. */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import sharp from 'sharp';
@@ -206,6 +206,25 @@ describe('run lifecycle', async () => {
     expect(rest.json.pending).toBe(0);
     expect(ws.status().ids).toMatchObject({ total: 80, done: 80 });
     expectConsistentTree(ws);
+  });
+
+  it('an --out that holds none of the done gbifIDs\' files (a relative path given from elsewhere) is refused in one line, touching nothing; a moved folder is taken', async () => {
+    const ws = workspace(dir, [[7300, a!.route('/where-0.jpg', { kind: 'image' })], [7301, a!.route('/where-1.jpg', { kind: 'image' })]]);
+    await ws.run();
+    const wrong = join(dir, 'not-the-images');
+    const fetching = ['--allow-private-network'];
+    for (const command of [['run', ...fetching], ['retry-failed', ...fetching], ['recheck', ...fetching], ['derive', '32'], ['prune']]) {
+      const r = await herbdlAsync([...command, '--db', ws.db, '--out', wrong]);
+      expect(r.status, `${command[0]}: ${r.stderr}`).toBe(2);
+      expect(r.stderr.trim().split('\n')).toEqual([`herbdl: --out ${wrong}: 2 gbifIDs of this ledger are done, but this folder holds none of their files; give the folder they were downloaded to (one moved elsewhere is found by what it holds)`]);
+      // Before, a run went on and made the folder, and derive found every done gbifID missing.
+      expect(existsSync(wrong)).toBe(false);
+    }
+    const moved = join(dir, 'moved-images');
+    renameSync(ws.out, moved);
+    const again = await herbdlAsync(['run', '--db', ws.db, '--out', moved, '--allow-private-network', '--json']);
+    expect(again.status, again.stderr).toBe(0);
+    expect(readdirSync(join(moved, '730')).length).toBeGreaterThan(0);
   });
 
   it('a missing ledger is a clear error', async () => {

@@ -2,7 +2,6 @@
  * One download run: recover what a killed run left, then schedule until
  * nothing more can be attempted now. Used by `run` and `retry-failed`.
  */
-import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { RunOptions } from '../config/options.js';
@@ -41,8 +40,8 @@ export function createLogger(logFile: string): Logger {
 }
 
 export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: RunHooks): Promise<RunTally & { recovered: number }> {
+  // Made by withTreeHold, once it has checked the folder is this ledger's.
   const out = resolve(options.out);
-  await mkdir(out, { recursive: true });
   if (hooks.validate && options.derive.length > 0) throw new Error('a stand-in validator makes no derivatives');
   const log = createLogger(options.logFile);
   return withTreeHold(ledger, hooks.lock, out, { widths: options.derive }, async ({ downloads, publisher, temps, undone }) => {

@@ -54,7 +54,7 @@ export function registerAdopt(program: Command): void {
     }
     keepHeapNearLive();
     // Adopt publishes nothing under an intent, so it undoes nothing first.
-    const work = (ledger: Ledger, lock: RunLock) => withTreeHold(ledger, lock, out, { recover: false }, async ({ downloads, temps }) => {
+    const work = (ledger: Ledger, lock: RunLock) => withTreeHold(ledger, lock, out, { recover: false, expectTree: false }, async ({ downloads, temps }) => {
       const validator = createValidatorPool({ jpegQuality: 90, maxEdge: 0, check: options.trustJpeg ? 'structure' : 'decode' });
       try {
         await runWithLiveLine(
