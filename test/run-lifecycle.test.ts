@@ -220,6 +220,10 @@ describe('run lifecycle', async () => {
       // Before, a run went on and made the folder, and derive found every done gbifID missing.
       expect(existsSync(wrong)).toBe(false);
     }
+    const pack = await herbdlAsync(['pack', '--db', ws.db, '--images', wrong, '--out', join(dir, 'where-shards')]);
+    expect(pack.status).toBe(2);
+    expect(pack.stderr).toMatch(/^herbdl: --images .*not-the-images: 2 gbifIDs of this ledger are done, but this folder holds none of their files/);
+    expect(existsSync(join(dir, 'where-shards'))).toBe(false);
     const moved = join(dir, 'moved-images');
     renameSync(ws.out, moved);
     const again = await herbdlAsync(['run', '--db', ws.db, '--out', moved, '--allow-private-network', '--json']);

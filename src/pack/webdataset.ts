@@ -19,6 +19,7 @@ import { createHash } from 'node:crypto';
 import { namingPath, UsageError } from '../errors.js';
 import { writeAll } from '../store/durable.js';
 import { derivativePath, finalPath } from '../store/layout.js';
+import { expectTree } from '../store/tree-hold.js';
 import { readJpegFrame } from '../validate/jpeg-header.js';
 import { finishedShards, finishShard, keyAfter, packedWidth, shardName, sweepTemporaries, writeIndex, type ImageKey, type ShardStats } from './shards.js';
 
@@ -209,6 +210,7 @@ async function writeShard(path: string, images: AsyncIterator<ExportedImage>, im
 
 export async function packWebdataset(ledger: Ledger, settings: PackSettings): Promise<PackSummary> {
   const started = performance.now();
+  await expectTree(ledger, settings.images, '--images');
   await mkdir(settings.out, { recursive: true });
   await sweepTemporaries(settings.out);
   const width = settings.width ?? 0;

@@ -66,7 +66,7 @@ export async function withTreeHold<T>(
  * and derive, recheck and prune found every done gbifID's files missing.
  * Only an empty folder costs a look at the ledger's counters.
  */
-async function expectTree(ledger: Ledger, out: string): Promise<void> {
+export async function expectTree(ledger: Ledger, out: string, flag = '--out'): Promise<void> {
   let entries: Dirent[];
   try {
     entries = await readdir(out, { withFileTypes: true });
@@ -83,6 +83,6 @@ async function expectTree(ledger: Ledger, out: string): Promise<void> {
   );
   if (done === 0) return;
   throw new UsageError(
-    `--out ${resolve(out)}: ${done.toLocaleString('en-US')} gbifIDs of this ledger are done, but this folder holds none of their files; give the folder they were downloaded to (one moved elsewhere is found by what it holds)`,
+    `${flag} ${resolve(out)}: ${done.toLocaleString('en-US')} gbifIDs of this ledger are done, but this folder holds none of their files; give the folder they were downloaded to (one moved elsewhere is found by what it holds)`,
   );
 }
