@@ -140,6 +140,21 @@ describe('bad input: one line naming the file, non-zero exit, nothing written', 
     expectRefused(file, /header has no identifier column/);
   });
 
+  it('a multimedia.txt saved by a spreadsheet as UTF-16 "Unicode text", or as CSV: said so, with what to do', () => {
+    const utf16 = join(dir, 'unicode.txt');
+    writeFileSync(utf16, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text.toString('utf8'), 'utf16le')]));
+    expectRefused(utf16, /unicode\.txt: is UTF-16 text \(a spreadsheet's "Unicode text"\?\), not UTF-8 as GBIF writes it: convert it first/);
+    const csv = join(dir, 'commas.csv');
+    writeFileSync(csv, text.toString('utf8').replaceAll('\t', ','));
+    expectRefused(csv, /commas\.csv: header is separated by commas, not tabs/);
+  });
+
+  it('a GBIF simple download, which lists no image URLs: said so, with what to download instead', () => {
+    const file = join(dir, '0012345-240101120000000.csv');
+    writeFileSync(file, 'gbifID\tdatasetKey\toccurrenceID\tkingdom\tmediaType\n1\tabc\tocc-1\tPlantae\tStillImage\n');
+    expectRefused(file, /is a GBIF simple download \(one row per occurrence, a mediaType column, no image URLs\): download the Darwin Core Archive instead/);
+  });
+
   it('a truncated .gz', () => {
     const file = join(dir, 'truncated.txt.gz');
     const gz = gzipSync(text);

@@ -35,6 +35,8 @@ export function mapColumns(header: string[]): ColumnMap | { problem: string } {
   });
   const missing = REQUIRED.filter((c) => !positions.has(c.toLowerCase()));
   if (missing.length > 0) {
+    const hint = misread(header, positions);
+    if (hint) return { problem: hint };
     const shown = header.slice(0, 8).map((h) => JSON.stringify(h.slice(0, 40))).join(', ');
     return {
       problem: `header has no ${missing.map((m) => (m === 'gbifId' ? 'gbifID' : m)).join(' or ')} column (first columns: ${shown}); expected a GBIF multimedia.txt`,
@@ -43,4 +45,18 @@ export function mapColumns(header: string[]): ColumnMap | { problem: string } {
   const map: Record<string, number> = { count: header.length };
   for (const name of WANTED) map[name] = positions.get(name.toLowerCase()) ?? -1;
   return map as unknown as ColumnMap;
+}
+
+/**
+ * What a header that is not GBIF multimedia most likely is, when it is one
+ * of the usual mistakes: said in words a user can act on, instead of a list
+ * of columns that reads as noise.
+ */
+function misread(header: readonly string[], positions: ReadonlyMap<string, number>): string | undefined {
+  const first = header.join('\t');
+  // A spreadsheet's "Unicode text" is UTF-16: after its byte-order mark (read as U+FFFD), every other byte of ASCII text is a NUL.
+  if (/^\uFFFD{0,2}(?:(?:[\t -~]\u0000){4}|(?:\u0000[\t -~]){4})/.test(first)) return 'is UTF-16 text (a spreadsheet\'s "Unicode text"?), not UTF-8 as GBIF writes it: convert it first, for example with `iconv -f UTF-16 -t UTF-8`';
+  if (header.length === 1 && /gbifid/i.test(first) && /[,;]/.test(first)) return `header is separated by ${first.includes(';') ? 'semicolons' : 'commas'}, not tabs as in a GBIF multimedia.txt (a spreadsheet's CSV?): save it as tab-separated text`;
+  if (positions.has('mediatype') && !positions.has('identifier')) return 'is a GBIF simple download (one row per occurrence, a mediaType column, no image URLs): download the Darwin Core Archive instead, whose multimedia.txt lists every image';
+  return undefined;
 }
