@@ -9,6 +9,7 @@
  * host). Any row the fast readers are unsure of goes to classifyRow, the
  * reference, so both ways give the same answer (a test holds them to it).
  */
+import { isAscii } from 'node:buffer';
 import type { ColumnMap } from '../input/columns.js';
 import { plainGbifId, readCanonicalUrl, UNSURE, type UrlInPlace } from '../input/in-place.js';
 import { classifyRow, isNotStillImage, packAttribution, SKIP_REASONS, type SkipReason } from '../input/rows.js';
@@ -87,6 +88,9 @@ export class ChunkClassifier {
       this.numbering = new Numbering();
       this.forget();
     }
+    // In an all-ASCII chunk a character is a byte: stretches are looked up by their bytes (span-numbers.ts).
+    const ascii = isAscii(chunk) ? chunk : undefined;
+    for (const numbers of [this.kinds, this.rights, this.hostNames]) numbers.chunk(ascii);
     const text = decoder.decode(chunk);
     // Typed arrays are moved to the main thread, so each chunk has its own; sized for rows of about 100 bytes, grown if shorter.
     this.count = 0;
