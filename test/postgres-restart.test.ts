@@ -28,6 +28,25 @@ describe('a PostgreSQL server that goes away under running workers', async () =>
   const hosts = await imageServers(2, 90);
   const dir = tempDir();
 
+  /**
+   * A worker that lost its lease said so in one line; every gbifID the ledger
+   * has done has its files (one it was publishing may have files and an open
+   * intent, as after kill -9); its claims went with its lease, so a new run
+   * takes them up and finishes the export.
+   */
+  async function expectStoppedThenFinished(ws: Awaited<ReturnType<typeof pgWorkspace>>, stderr: string, said: RegExp): Promise<void> {
+    const lines = stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(said);
+    const files = new Set(ws.files());
+    expect((await ws.doneFiles()).filter((f) => !files.has(f))).toEqual([]);
+    const next = ws.worker(['--concurrency', '8', '--lease', '10']);
+    expect(await next.exited, next.stderr()).toBe(0);
+    expect(next.json().pending).toBe(0);
+    await expectConsistentPgTree(ws);
+    expect((await ws.doneFiles()).length).toBe(360);
+  }
+
   /** gbifIDs with one or two images each, every answer `delayMs` late, so a run lasts a few seconds. */
   const rows = (prefix: number, count: number, delayMs: number) => spreadRows(hosts, prefix, count, delayMs, 2);
 
@@ -61,18 +80,7 @@ describe('a PostgreSQL server that goes away under running workers', async () =>
     } finally {
       cluster.up();
     }
-    const lines = worker.stderr().trim().split('\n');
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^herbdl: postgres:\/\/.*: the server is away \(.*\) and worker .* could not renew its lease for \d+ s; its claims may go to other workers, so it stops publishing$/);
-    // Every gbifID the ledger has done has its files (one it was publishing may have files and an open intent, as after kill -9).
-    const files = new Set(ws.files());
-    expect((await ws.doneFiles()).filter((f) => !files.has(f))).toEqual([]);
-    // Its claims went with its lease: a new run takes them up and finishes the export.
-    const next = ws.worker(['--concurrency', '8', '--lease', '10']);
-    expect(await next.exited, next.stderr()).toBe(0);
-    expect(next.json().pending).toBe(0);
-    await expectConsistentPgTree(ws);
-    expect((await ws.doneFiles()).length).toBe(360);
+    await expectStoppedThenFinished(ws, worker.stderr(), /^herbdl: postgres:\/\/.*: the server is away \(.*\) and worker .* could not renew its lease for \d+ s; its claims may go to other workers, so it stops publishing$/);
   });
 
   it('a worker whose server stops answering without closing its connections stops in one line once its lease may have run out', async () => {
@@ -89,16 +97,7 @@ describe('a PostgreSQL server that goes away under running workers', async () =>
       cluster.thaw();
     }
     expect(code, worker.stderr()).toBe(4);
-    const lines = worker.stderr().trim().split('\n');
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^herbdl: .*worker .* could not renew its lease for \d+ s; its claims may go to other workers, so it stops publishing$/);
-    const files = new Set(ws.files());
-    expect((await ws.doneFiles()).filter((f) => !files.has(f))).toEqual([]);
-    const next = ws.worker(['--concurrency', '8', '--lease', '10']);
-    expect(await next.exited, next.stderr()).toBe(0);
-    expect(next.json().pending).toBe(0);
-    await expectConsistentPgTree(ws);
-    expect((await ws.doneFiles()).length).toBe(360);
+    await expectStoppedThenFinished(ws, worker.stderr(), /^herbdl: .*worker .* could not renew its lease for \d+ s; its claims may go to other workers, so it stops publishing$/);
   });
 
   it('an ingest whose connection the server ends says so in one line, and runs again', async () => {
