@@ -186,11 +186,16 @@ describe('workers on one PostgreSQL ledger', async () => {
     expect(worker.stderr()).toMatch(/lease/);
   });
 
-  it('SIGTERM stops a worker cleanly and hands its claims back at once', async () => {
-    const ws = await pgWorkspace(dir, 'sigterm', rows(73, 200, 30));
+  it.each([
+    ['SIGTERM', 'sigterm', 73],
+    // An ssh session that dropped: the terminal's output gone, then SIGHUP. Before, it ended the worker as kill -9 does.
+    ['SIGHUP', 'sighup', 77],
+  ] as const)('%s stops a worker cleanly and hands its claims back at once', async (signal, label, prefix) => {
+    const ws = await pgWorkspace(dir, label, rows(prefix, 200, 30));
     const worker = ws.worker(['--concurrency', '4', '--per-host', '1', '--lease', '600']);
     await until(async () => ws.files().length >= 3, 30_000, 'the worker to publish');
-    worker.kill('SIGTERM');
+    if (signal === 'SIGHUP') worker.hangUp();
+    else worker.kill(signal);
     expect(await worker.exited).toBe(130);
     const [held] = await query<{ n: number }>(ws.db, 'SELECT count(*)::int AS n FROM ids WHERE worker_id IS NOT NULL');
     expect(held!.n).toBe(0);

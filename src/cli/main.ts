@@ -43,19 +43,21 @@ export async function buildProgram(only?: string): Promise<Command> {
 
 /**
  * A reader of our output that went away (`herbdl status | head -1`, a batch
- * job's log pipe that closed) is not the command's failure: what it did to
- * the ledger and the tree stands, so its exit code does too. Without this,
- * the write's EPIPE ended a run that had finished its work with a stack
- * trace and exit 1.
+ * job's log pipe that closed, the terminal of an ssh session that dropped)
+ * is not the command's failure: what it did to the ledger and the tree
+ * stands, so its exit code does too. Without this, the write's EPIPE ended a
+ * run that had finished its work with a stack trace and exit 1.
  */
-function ignoreClosedStdout(): void {
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
-  });
+function ignoreClosedOutput(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE' && err.code !== 'EIO' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+    });
+  }
 }
 
 export async function main(argv: string[]): Promise<void> {
-  ignoreClosedStdout();
+  ignoreClosedOutput();
   try {
     // argv[2] is the command's name when one is given (node, script, command, ...).
     await (await buildProgram(argv[2])).parseAsync(argv);

@@ -55,8 +55,10 @@ export async function runWithLiveLine<S extends { readonly interrupted: boolean;
 }
 
 /**
- * Runs `work` with an AbortSignal raised by the first Ctrl-C (or SIGTERM), so
- * it can stop cleanly; a second Ctrl-C exits at once.
+ * Runs `work` with an AbortSignal raised by the first Ctrl-C (or SIGTERM, or
+ * SIGHUP: the terminal of an ssh session that dropped), so it can stop
+ * cleanly; a second Ctrl-C exits at once. A hang-up used to end the process
+ * as kill -9 does, leaving a shared ledger's claims to wait out the lease.
  */
 export async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
@@ -65,12 +67,11 @@ export async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>
     process.stderr.write('\nherbdl: stopping cleanly (Ctrl-C again to quit at once)\n');
     controller.abort();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const signal of signals) process.on(signal, onSignal);
   try {
     return await work(controller.signal);
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const signal of signals) process.off(signal, onSignal);
   }
 }

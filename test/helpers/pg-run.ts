@@ -13,6 +13,8 @@ export interface Worker {
   stdout(): string;
   stderr(): string;
   kill(signal: NodeJS.Signals): void;
+  /** What a terminal that went away does: its output is gone, then SIGHUP. */
+  hangUp(): void;
   /** The run's summary (--json), once it has exited. */
   json(): RunJson;
 }
@@ -52,6 +54,11 @@ export async function pgWorkspace(dir: string, label: string, rows: readonly (re
         stdout: () => stdout,
         stderr: () => stderr,
         kill: (signal) => child.kill(signal),
+        hangUp: () => {
+          child.stdout?.destroy();
+          child.stderr?.destroy();
+          child.kill('SIGHUP');
+        },
         json: () => JSON.parse(stdout.trim().split('\n').pop() as string) as RunJson,
       };
     },
