@@ -79,6 +79,32 @@ export class LedgerError extends HerbdlError {
   }
 }
 
+const kSnapshotRefused = brand('SnapshotRefused');
+/**
+ * A snapshot that would remove more of the ledger's images than
+ * --max-removal allows: most likely another query's export. Nothing was
+ * removed. Ingest says it of the files it read, as bad input (exit 3).
+ */
+export class SnapshotRefusedError extends HerbdlError {
+  readonly [kSnapshotRefused] = true;
+  override readonly exitCode = 3;
+  constructor(
+    readonly removing: number,
+    readonly images: number,
+    readonly maxRemoval: number,
+  ) {
+    const percent = (n: number) => `${Math.round(100 * n)}%`;
+    super(
+      `as a snapshot it lacks ${percent(removing / images)} of the ledger's images (${removing.toLocaleString('en-US')} of ${images.toLocaleString('en-US')}), more than --max-removal ${percent(maxRemoval)}: is it a newer export of the same query? Nothing was removed (the rows it has are in); to apply it all the same, run it again with --max-removal 100`,
+      'snapshot_refused',
+    );
+    this.name = 'SnapshotRefusedError';
+  }
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return hasBrand(value, kSnapshotRefused);
+  }
+}
+
 /** Exit code for a command stopped by Ctrl-C (128 + SIGINT), as shells expect. */
 export const EXIT_INTERRUPTED = 130;
 

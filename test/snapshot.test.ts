@@ -126,13 +126,47 @@ for (const [label, octet, ledger] of [
 
     it('a gbifID brought back by a later snapshot is fetched again, and status counts it back', async () => {
       const back: [number, string][] = [[4100000001, s.url('a')], [4100000001, s.url('c')], [4100000002, s.url('d')]];
-      const r = herbdlJson<IngestJson>(['ingest', '--snapshot', writeMultimedia(join(s.dir, 'again.txt'), back), '--db', s.db]);
+      // It lists a third of the ledger: applied only when told (--max-removal).
+      const r = herbdlJson<IngestJson>(['ingest', '--snapshot', writeMultimedia(join(s.dir, 'again.txt'), back), '--db', s.db, '--max-removal', '100']);
       expect(r).toMatchObject({ images: 1, removedIds: 4, reopened: 0 });
       const status = herbdlJson<{ ids: Record<string, number> }>(['status', '--db', s.db]);
       expect(status.ids).toMatchObject({ pending: 1, done: 1, removed: 5 });
       const again = await herbdlAsync(['run', '--db', s.db, '--out', s.out, '--allow-private-network', '--json']);
       expect(again.status).toBe(0);
       expect(existsSync(join(s.out, rel(4100000002, 0)))).toBe(true);
+    });
+  });
+}
+
+for (const [label, ledger] of [
+  ['SQLite', async (dir: string) => join(dir, 'other.db')],
+  ['PostgreSQL', async () => freshDatabase('snapother')],
+] as const) {
+  describe(`ingest --snapshot of another query's export on ${label}`, async () => {
+    const dir = tempDir();
+    const db = await ledger(dir);
+    const image = (id: number) => [id, `https://h${id % 3}.example.org/${id}.jpg`] as [number, string];
+    const ten = Array.from({ length: 10 }, (_, i) => image(4300000000 + i));
+    herbdlJson(['ingest', writeMultimedia(join(dir, 'ours.txt'), ten), '--db', db]);
+
+    it('is refused in one line naming the file when it would remove more than --max-removal (50%): nothing removed; the right one applies after it', () => {
+      // Two of ours and three of its own: 8 of the 13 images would go.
+      const theirs = writeMultimedia(join(dir, 'theirs.txt'), [...ten.slice(0, 2), image(4400000001), image(4400000002), image(4400000003)]);
+      const refused = herbdl(['ingest', '--snapshot', theirs, '--db', db]);
+      expect(refused.status).toBe(3);
+      expect(refused.stderr.trim().split('\n')).toEqual([
+        `herbdl: ${theirs}: as a snapshot it lacks 62% of the ledger's images (8 of 13), more than --max-removal 50%: is it a newer export of the same query? Nothing was removed (the rows it has are in); to apply it all the same, run it again with --max-removal 100`,
+      ]);
+      expect(herbdlJson<{ ids: Record<string, number> }>(['status', '--db', db]).ids).toMatchObject({ total: 13, pending: 13, removed: 0 });
+      // Our own newer export: what the wrong one stamped is older than it, so its three images go.
+      expect(herbdlJson<IngestJson>(['ingest', '--snapshot', writeMultimedia(join(dir, 'ours-newer.txt'), ten), '--db', db])).toMatchObject({ removedIds: 3, removedImages: 3, snapshot: { applied: true } });
+      expect(herbdlJson<{ ids: Record<string, number> }>(['status', '--db', db]).ids).toMatchObject({ total: 10, pending: 10, removed: 3 });
+    });
+
+    it('--max-removal 100 applies a snapshot that removes most of the ledger', () => {
+      const two = writeMultimedia(join(dir, 'two.txt'), ten.slice(0, 2));
+      expect(herbdl(['ingest', '--snapshot', two, '--db', db, '--max-removal', '70']).status).toBe(3);
+      expect(herbdlJson<IngestJson>(['ingest', '--snapshot', two, '--db', db, '--max-removal', '100'])).toMatchObject({ removedIds: 8, snapshot: { applied: true } });
     });
   });
 }
@@ -167,6 +201,6 @@ describe('ingest --snapshot on a shared ledger with a live worker', async () => 
     expect(herbdlJson<{ ids: Record<string, number> }>(['status', '--db', ws.db]).ids).toMatchObject({ removed: 0, total: 40 });
     worker.kill('SIGTERM');
     await worker.exited;
-    expect(herbdlJson<IngestJson>(['ingest', '--snapshot', newer, '--db', ws.db])).toMatchObject({ removedIds: 30, snapshot: { applied: true } });
+    expect(herbdlJson<IngestJson>(['ingest', '--snapshot', newer, '--db', ws.db, '--max-removal', '80'])).toMatchObject({ removedIds: 30, snapshot: { applied: true } });
   });
 });

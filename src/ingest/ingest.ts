@@ -5,7 +5,7 @@
  * threads: this one reads the input and writes the ledger; a worker parses
  * and classifies the rows (row-classifier.ts), chunks in flight a few at a time.
  */
-import { InputError } from '../errors.js';
+import { InputError, SnapshotRefusedError } from '../errors.js';
 import { mapColumns } from '../input/columns.js';
 import { LineTooLongError, readLineChunks } from '../input/lines.js';
 import { describeReadFailure, openMultimedia, type MultimediaSource } from '../input/open-source.js';
@@ -34,6 +34,8 @@ export interface IngestOptions {
    * is removed (see ledger/snapshots.ts). Not if the ingest stops first.
    */
   readonly snapshot?: boolean;
+  /** A snapshot may remove at most this share of the ledger's images (1: any); more is refused, nothing removed. */
+  readonly maxRemoval?: number;
   readonly signal?: AbortSignal;
   readonly onProgress?: (progress: IngestProgress) => void;
 }
@@ -195,7 +197,13 @@ export async function ingestFiles(files: readonly string[], ledger: Ledger, opti
     if (counts.interrupted) break;
   }
   // A snapshot is applied only once every file is in: an interrupted one removes nothing.
-  await writer.finish({ applySnapshot: !counts.interrupted });
+  try {
+    await writer.finish({ applySnapshot: !counts.interrupted, maxRemoval: options.maxRemoval ?? 1 });
+  } catch (err) {
+    // Said of the files read: they look like another query's export.
+    if (err instanceof SnapshotRefusedError) throw new InputError(files.join(', '), err.message, err.code, { cause: err });
+    throw err;
+  }
   const tally = writer.tally();
   const elapsedMs = performance.now() - started;
   return {

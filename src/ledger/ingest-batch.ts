@@ -40,6 +40,11 @@ export interface ImageBatch {
   readonly packedAttributions: readonly string[];
 }
 
+export interface FinishOptions {
+  readonly applySnapshot?: boolean;
+  readonly maxRemoval?: number;
+}
+
 export interface IngestWriter {
   /** Adds a batch's images; an image whose (gbifID, URL) the ledger already has counts as a duplicate. */
   addBatch(batch: ImageBatch): Promise<void>;
@@ -50,9 +55,11 @@ export interface IngestWriter {
    * Commits, then builds whatever the ledger derives from the rows (indexes,
    * the ID list); lets go of the ledger's ingest lock. A snapshot's writer
    * removes what the snapshot did not list only when told the input is
-   * complete (`applySnapshot`).
+   * complete (`applySnapshot`), and refuses (SnapshotRefusedError, nothing
+   * removed) when that is more than `maxRemoval` (a share, 1 by default) of
+   * the ledger's images.
    */
-  finish(options?: { readonly applySnapshot?: boolean }): Promise<void>;
+  finish(options?: FinishOptions): Promise<void>;
   /** Totals of what was committed so far. */
   tally(): IngestTally;
 }

@@ -21,6 +21,15 @@ const GONE = 'snapshot_gone';
 const TOUCHED = 'snapshot_ids';
 const REMOVED = STATE.removed;
 
+/** How many of removeStatements' statements come before any change: the work tables made and read. */
+export const READ_STATEMENTS = 4;
+
+/**
+ * After READ_STATEMENTS: the images a snapshot is about to remove, and the
+ * images the ledger has (its hosts' counters: no scan). One row.
+ */
+export const REMOVING_SQL = `SELECT (SELECT count(*) FROM ${GONE}) AS removing, (SELECT coalesce(sum(images), 0) FROM hosts) AS images`;
+
 /**
  * Statements, for one transaction of the caller's, that remove what snapshot
  * `gen` did not list. The same SQL serves SQLite and PostgreSQL. Order: what

@@ -51,9 +51,9 @@ export function registerIngest(program: Command): void {
     .command('ingest')
     .description('stream GBIF multimedia rows (multimedia.txt, .gz, or a download .zip) into the ledger')
     .argument('<file...>', 'multimedia.txt, multimedia.txt.gz, or a GBIF download zip');
-  addOptions(command, ['db', 'snapshot', 'exclude', 'json', 'progress', 'commitEvery']);
+  addOptions(command, ['db', 'snapshot', 'maxRemoval', 'exclude', 'json', 'progress', 'commitEvery']);
   command.action(async (files: string[], _flags, cmd: Command) => {
-    const options = optionValues(cmd, ['db', 'snapshot', 'exclude', 'json', 'progress', 'commitEvery']);
+    const options = optionValues(cmd, ['db', 'snapshot', 'maxRemoval', 'exclude', 'json', 'progress', 'commitEvery']);
     const { ingestFiles } = await import('../../ingest/ingest.js');
     const existed = isPostgresUrl(options.db) || existsSync(options.db);
     const ledger = await openLedger(options.db, { create: true });
@@ -75,6 +75,7 @@ export function registerIngest(program: Command): void {
         ingestFiles(files, ledger, {
           signal,
           snapshot: options.snapshot,
+          maxRemoval: options.maxRemoval / 100,
           commitEveryMs: options.commitEvery,
           onProgress: !bar.drawn ? undefined : (p) => {
             const seconds = (performance.now() - started) / 1000;

@@ -16,7 +16,7 @@
  */
 import type pg from 'pg';
 import { addTallies, afterBulkLoad, NO_TALLY } from '../rows.js';
-import type { ImageBatch, IngestTally, IngestWriter } from '../ledger.js';
+import type { FinishOptions, ImageBatch, IngestTally, IngestWriter } from '../ledger.js';
 import { beginBulkLoad, bulkLoadPending, completeBulkLoad } from './bulk-load.js';
 import { applyPending, exclusionsPending } from './exclusions.js';
 import { BinaryRows, endBinaryCopy, FLUSH_BYTES, FLUSH_ROOM, startBinaryCopy } from './copy-binary.js';
@@ -216,7 +216,7 @@ export class PostgresIngestWriter implements IngestWriter {
     this.batch = { ...NO_TALLY };
   }
 
-  async finish(options: { readonly applySnapshot?: boolean } = {}): Promise<void> {
+  async finish(options: FinishOptions = {}): Promise<void> {
     try {
       await this.commit();
       await this.ended();
@@ -230,7 +230,7 @@ export class PostgresIngestWriter implements IngestWriter {
       await this.client.query('COMMIT');
       this.committed = { ...this.committed, excluded: this.committed.excluded + excluded };
       // Into an empty ledger, a snapshot has nothing to remove: only its number is noted.
-      if (this.snapshot > 0 && options.applySnapshot) this.committed = addTallies(this.committed, await removeUnlisted(this.client, this.snapshot, !this.bulk));
+      if (this.snapshot > 0 && options.applySnapshot) this.committed = addTallies(this.committed, await removeUnlisted(this.client, this.snapshot, !this.bulk, options.maxRemoval));
     } finally {
       await this.client.query('SELECT pg_advisory_unlock($1)', [INGEST_LOCK]).catch(() => {});
       this.client.release();

@@ -2,7 +2,8 @@
 import type pg from 'pg';
 import type { IngestTally } from '../ledger.js';
 import { IMAGES_REMOVED, NO_TALLY, STATE, TOTAL_NAME } from '../rows.js';
-import { DROP_WORK_TABLES, REMOVED_COUNTS_SQL, removeUnlistedStatements, SNAPSHOT_NUMBER } from '../snapshots.js';
+import { SnapshotRefusedError } from '../../errors.js';
+import { DROP_WORK_TABLES, READ_STATEMENTS, REMOVED_COUNTS_SQL, REMOVING_SQL, removeUnlistedStatements, SNAPSHOT_NUMBER } from '../snapshots.js';
 
 export { SNAPSHOT_NUMBER };
 
@@ -51,12 +52,17 @@ export async function stampListed(db: pg.PoolClient, gen: number): Promise<numbe
  * `gen` as applied; what it did, as a tally. `remove` false (the ledger was
  * empty before this snapshot: it listed everything) only notes the number.
  */
-export async function removeUnlisted(db: pg.PoolClient, gen: number, remove: boolean): Promise<IngestTally> {
+export async function removeUnlisted(db: pg.PoolClient, gen: number, remove: boolean, maxRemoval = 1): Promise<IngestTally> {
   await db.query('BEGIN');
   try {
     let tally = NO_TALLY;
     if (remove) {
-      for (const sql of removeUnlistedStatements(gen)) await db.query(sql);
+      const statements = removeUnlistedStatements(gen);
+      for (const sql of statements.slice(0, READ_STATEMENTS)) await db.query(sql);
+      const share = (await db.query(REMOVING_SQL)).rows[0] as { removing: string; images: string };
+      const [removing, images] = [Number(share.removing), Number(share.images)];
+      if (images > 0 && removing > maxRemoval * images) throw new SnapshotRefusedError(removing, images, maxRemoval);
+      for (const sql of statements.slice(READ_STATEMENTS)) await db.query(sql);
       const counts = (await db.query(REMOVED_COUNTS_SQL)).rows[0] as { images: string; ids: string; reopened: string };
       for (const sql of DROP_WORK_TABLES) await db.query(sql);
       tally = { ...NO_TALLY, removedImages: Number(counts.images), removedIds: Number(counts.ids), reopened: Number(counts.reopened) };
@@ -66,6 +72,8 @@ export async function removeUnlisted(db: pg.PoolClient, gen: number, remove: boo
     return tally;
   } catch (err) {
     await db.query('ROLLBACK').catch(() => {});
+    // Refused: nothing removed, the number noted all the same (as in SQLite: sqlite/snapshots.ts).
+    if (err instanceof SnapshotRefusedError) await db.query('UPDATE herbdl_meta SET value = $1 WHERE name = $2', [String(gen), SNAPSHOT_NUMBER]);
     throw err;
   }
 }

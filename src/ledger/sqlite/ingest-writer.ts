@@ -15,7 +15,7 @@
 import type Database from 'better-sqlite3';
 import { unpackAttribution } from '../../input/rows.js';
 import { addTallies, afterBulkLoad, NO_TALLY } from '../rows.js';
-import type { ImageBatch, IngestTally, IngestWriter } from '../ledger.js';
+import type { FinishOptions, ImageBatch, IngestTally, IngestWriter } from '../ledger.js';
 import { appendOnlyJournal, beginBulkLoad, completeBulkLoad, sharedJournal } from './bulk-load.js';
 import { applyExclusions, exclusionsPending } from './exclusions.js';
 import { STATE } from './schema.js';
@@ -182,7 +182,7 @@ export class SqliteIngestWriter implements IngestWriter {
     this.restored = { ids: 0, images: 0 };
   }
 
-  async finish(options: { readonly applySnapshot?: boolean } = {}): Promise<void> {
+  async finish(options: FinishOptions = {}): Promise<void> {
     await this.commit();
     if (this.bulkStarted) {
       this.committed = afterBulkLoad(this.committed, completeBulkLoad(this.db, this.committed.ids));
@@ -191,7 +191,7 @@ export class SqliteIngestWriter implements IngestWriter {
     }
     this.committed = { ...this.committed, excluded: this.committed.excluded + applyExclusions(this.db) };
     // Into an empty ledger, a snapshot has nothing to remove: only its number is noted.
-    if (this.snapshot > 0 && options.applySnapshot) this.committed = addTallies(this.committed, removeUnlisted(this.db, this.snapshot, !this.bulk));
+    if (this.snapshot > 0 && options.applySnapshot) this.committed = addTallies(this.committed, removeUnlisted(this.db, this.snapshot, !this.bulk, options.maxRemoval));
   }
 
   tally(): IngestTally {

@@ -1,6 +1,7 @@
 /** Applying a snapshot to a SQLite ledger (see ../snapshots.ts for the rule). */
 import type Database from 'better-sqlite3';
-import { DROP_WORK_TABLES, REMOVED_COUNTS_SQL, removeUnlistedStatements, SNAPSHOT_NUMBER } from '../snapshots.js';
+import { SnapshotRefusedError } from '../../errors.js';
+import { DROP_WORK_TABLES, READ_STATEMENTS, REMOVED_COUNTS_SQL, REMOVING_SQL, removeUnlistedStatements, SNAPSHOT_NUMBER } from '../snapshots.js';
 import { NO_TALLY } from '../rows.js';
 import type { IngestTally } from '../ledger.js';
 
@@ -10,17 +11,37 @@ export { SNAPSHOT_NUMBER };
  * Removes what snapshot `gen` did not list, in one transaction, and notes
  * `gen` as applied; what it did, as a tally. `remove` false (the ledger was
  * empty before this snapshot: it listed everything) only notes the number.
+ * More than `maxRemoval` (a share) of the ledger's images to remove: nothing
+ * is removed, the number is noted all the same (what this input stamped is
+ * then older than the next snapshot's), and SnapshotRefusedError says so.
  */
-export function removeUnlisted(db: Database.Database, gen: number, remove = true): IngestTally {
+export function removeUnlisted(db: Database.Database, gen: number, remove = true, maxRemoval = 1): IngestTally {
+  try {
+    return removeOrRefuse(db, gen, remove, maxRemoval);
+  } catch (err) {
+    if (err instanceof SnapshotRefusedError) noteSnapshot(db, gen);
+    throw err;
+  }
+}
+
+function noteSnapshot(db: Database.Database, gen: number): void {
+  db.prepare('UPDATE ledger_state SET value = ? WHERE name = ?').run(String(gen), SNAPSHOT_NUMBER);
+}
+
+function removeOrRefuse(db: Database.Database, gen: number, remove: boolean, maxRemoval: number): IngestTally {
   return db.transaction(() => {
     let tally = NO_TALLY;
     if (remove) {
-      for (const sql of removeUnlistedStatements(gen)) db.exec(sql);
+      const statements = removeUnlistedStatements(gen);
+      for (const sql of statements.slice(0, READ_STATEMENTS)) db.exec(sql);
+      const { removing, images } = db.prepare(REMOVING_SQL).get() as { removing: number; images: number };
+      if (images > 0 && removing > maxRemoval * images) throw new SnapshotRefusedError(removing, images, maxRemoval);
+      for (const sql of statements.slice(READ_STATEMENTS)) db.exec(sql);
       const counts = db.prepare(REMOVED_COUNTS_SQL).get() as { images: number; ids: number; reopened: number };
       for (const sql of DROP_WORK_TABLES) db.exec(sql);
       tally = { ...NO_TALLY, removedImages: counts.images, removedIds: counts.ids, reopened: counts.reopened };
     }
-    db.prepare('UPDATE ledger_state SET value = ? WHERE name = ?').run(String(gen), SNAPSHOT_NUMBER);
+    noteSnapshot(db, gen);
     return tally;
   })();
 }
