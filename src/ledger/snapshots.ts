@@ -21,12 +21,15 @@ const GONE = 'snapshot_gone';
 const TOUCHED = 'snapshot_ids';
 const REMOVED = STATE.removed;
 
-/** How many of removeStatements' statements come before any change: the work tables made and read. */
-export const READ_STATEMENTS = 4;
+/** A removal in two steps: `read` makes and fills the work tables (nothing changes yet), `change` applies it. */
+export interface RemovalSteps {
+  readonly read: readonly string[];
+  readonly change: readonly string[];
+}
 
 /**
- * After READ_STATEMENTS: the images a snapshot is about to remove, and the
- * images the ledger has (its hosts' counters: no scan). One row.
+ * After a removal's `read` step: the images a snapshot is about to remove,
+ * and the images the ledger has (its hosts' counters: no scan). One row.
  */
 export const REMOVING_SQL = `SELECT (SELECT count(*) FROM ${GONE}) AS removing, (SELECT coalesce(sum(images), 0) FROM hosts) AS images`;
 
@@ -37,8 +40,8 @@ export const REMOVING_SQL = `SELECT (SELECT count(*) FROM ${GONE}) AS removing, 
  * counters (hosts, error counts, totals), the order a worker's outcomes take
  * their locks in on a shared ledger.
  */
-export function removeUnlistedStatements(gen: number): string[] {
-  return removeStatements(`SELECT image_id, gbif_id, host_id, state, error_code FROM images WHERE snapshot < ${gen} AND state <> ${REMOVED}`, true);
+export function removeUnlistedSteps(gen: number): RemovalSteps {
+  return removeSteps(`SELECT image_id, gbif_id, host_id, state, error_code FROM images WHERE snapshot < ${gen} AND state <> ${REMOVED}`, true);
 }
 
 /**
@@ -49,17 +52,24 @@ export function removeUnlistedStatements(gen: number): string[] {
  * gone at the source: the files left are its set).
  */
 export function removeStatements(select: string, reopen: boolean): string[] {
+  const { read, change } = removeSteps(select, reopen);
+  return [...read, ...change];
+}
+
+function removeSteps(select: string, reopen: boolean): RemovalSteps {
   const liveImage = `i.gbif_id = g.gbif_id AND i.state <> ${REMOVED} AND i.image_id NOT IN (SELECT image_id FROM ${GONE})`;
   const idTotals = (states: readonly number[], emptied: boolean, sign: '+' | '-') =>
     states.map(
       (s) => `UPDATE totals SET value = value ${sign} (SELECT count(*) FROM ${TOUCHED} WHERE state = ${s} AND ${emptied ? '' : 'NOT '}emptied) WHERE name = '${TOTAL_NAME[s]}'`,
     );
-  return [
+  const read = [
     `DROP TABLE IF EXISTS ${GONE}`,
     `DROP TABLE IF EXISTS ${TOUCHED}`,
     `CREATE TEMP TABLE ${GONE} AS ${select}`,
     `CREATE TEMP TABLE ${TOUCHED} AS SELECT g.gbif_id, ids.state, NOT EXISTS (SELECT 1 FROM images i WHERE ${liveImage}) AS emptied
        FROM (SELECT DISTINCT gbif_id FROM ${GONE}) g JOIN ids ON ids.gbif_id = g.gbif_id`,
+  ];
+  const change = [
     // gbifIDs with no image left: removed, whatever they were.
     `UPDATE ids SET state = ${REMOVED}, next_attempt_at = NULL WHERE gbif_id IN (SELECT gbif_id FROM ${TOUCHED} WHERE emptied)`,
     // A done or failed gbifID whose set shrank: pending, for its new set.
@@ -90,6 +100,7 @@ export function removeStatements(select: string, reopen: boolean): string[] {
         ]
       : []),
   ];
+  return { read, change };
 }
 
 /**

@@ -12,7 +12,7 @@ import { FetchError } from '../errors.js';
 import type { FetchSettings } from '../fetch/fetch-image.js';
 import type { DownloadLedger, FetchedImage, RecheckDue, RecheckImage, RecheckOutcome, Tier } from '../ledger/ledger.js';
 import { HostQueues } from '../scheduler/host-queues.js';
-import type { HostSettings } from '../scheduler/host-state.js';
+import type { HostSettings, HostState } from '../scheduler/host-state.js';
 import { derivativePath, derivativeTemp, finalPath, tempPath } from '../store/layout.js';
 import type { Publisher } from '../store/publisher.js';
 import type { Validator } from '../validate/validator-pool.js';
@@ -169,6 +169,11 @@ export async function recheck(ledger: DownloadLedger, settings: RecheckSettings)
     if (--entry.waiting === 0) settle(entry);
   };
 
+  /** A host whose breaker just opened: what waits there is left for a later recheck. */
+  const leaveForLater = (host: HostState<RecheckTask>): void => {
+    for (const waiting of host.drain()) answered(waiting, { kind: 'later', code: 'breaker_open', bytes: 0 });
+  };
+
   /**
    * A 429 or 503 with Retry-After waits out the host's cooldown and is asked
    * again, unless the host asked for longer than --breaker-cooldown: then its
@@ -181,18 +186,14 @@ export async function recheck(ledger: DownloadLedger, settings: RecheckSettings)
     if (error?.kind === 'throttled' && ++task.throttles <= MAX_THROTTLES) {
       const retryAt = (error as FetchError & { retryAt?: number }).retryAt;
       host.coolDown(at, retryAt);
-      if (retryAt !== undefined && host.openForLongCooldown(at)) {
-        for (const waiting of host.drain()) answered(waiting, { kind: 'later', code: 'breaker_open', bytes: 0 });
-      }
+      if (retryAt !== undefined && host.openForLongCooldown(at)) leaveForLater(host);
       if (host.isOpen(at)) return false;
       hosts.enqueue(task, host.cooldownUntil);
       return true;
     }
     if (error && error.kind !== 'permanent') {
       if (error.code === 'timeout' || error.code === 'connect_timeout' || error.kind === 'host_down') host.coolDown(at);
-      if (host.failed(at) === 'opened') {
-        for (const waiting of host.drain()) answered(waiting, { kind: 'later', code: 'breaker_open', bytes: 0 });
-      }
+      if (host.failed(at) === 'opened') leaveForLater(host);
     } else if (error) host.answered();
     return false;
   };

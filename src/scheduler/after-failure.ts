@@ -3,9 +3,10 @@
  * kind (errors.ts names them by exactly this): a refused IIIF size steps down
  * the ladder, a permanent failure fails the gbifID, a throttle waits out the
  * host's cooldown (one longer than --breaker-cooldown, which the host asked
- * for with Retry-After, opens its breaker until then), a transient failure is retried with backoff until the
- * attempts run out, and a host whose breaker opens sets its work aside. The
- * host's own state (cooldown, breaker, cap) is updated as it decides.
+ * for with Retry-After, opens its breaker until then), a transient failure
+ * is retried with backoff until the attempts run out, and a host whose
+ * breaker opens sets its work aside. The host's own state (cooldown,
+ * breaker, cap) is updated as it decides.
  */
 import type { FetchError, ThrottledError } from '../errors.js';
 import { backoffMs } from './backoff.js';

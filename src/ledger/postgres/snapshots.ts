@@ -3,7 +3,7 @@ import type pg from 'pg';
 import type { IngestTally } from '../ledger.js';
 import { IMAGES_REMOVED, NO_TALLY, STATE, TOTAL_NAME } from '../rows.js';
 import { SnapshotRefusedError } from '../../errors.js';
-import { DROP_WORK_TABLES, READ_STATEMENTS, REMOVED_COUNTS_SQL, REMOVING_SQL, removeUnlistedStatements, SNAPSHOT_NUMBER } from '../snapshots.js';
+import { DROP_WORK_TABLES, REMOVED_COUNTS_SQL, REMOVING_SQL, removeUnlistedSteps, SNAPSHOT_NUMBER } from '../snapshots.js';
 
 export { SNAPSHOT_NUMBER };
 
@@ -57,12 +57,12 @@ export async function removeUnlisted(db: pg.PoolClient, gen: number, remove: boo
   try {
     let tally = NO_TALLY;
     if (remove) {
-      const statements = removeUnlistedStatements(gen);
-      for (const sql of statements.slice(0, READ_STATEMENTS)) await db.query(sql);
+      const steps = removeUnlistedSteps(gen);
+      for (const sql of steps.read) await db.query(sql);
       const share = (await db.query(REMOVING_SQL)).rows[0] as { removing: string; images: string };
       const [removing, images] = [Number(share.removing), Number(share.images)];
       if (images > 0 && removing > maxRemoval * images) throw new SnapshotRefusedError(removing, images, maxRemoval);
-      for (const sql of statements.slice(READ_STATEMENTS)) await db.query(sql);
+      for (const sql of steps.change) await db.query(sql);
       const counts = (await db.query(REMOVED_COUNTS_SQL)).rows[0] as { images: string; ids: string; reopened: string };
       for (const sql of DROP_WORK_TABLES) await db.query(sql);
       tally = { ...NO_TALLY, removedImages: Number(counts.images), removedIds: Number(counts.ids), reopened: Number(counts.reopened) };

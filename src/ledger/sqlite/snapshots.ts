@@ -1,7 +1,7 @@
 /** Applying a snapshot to a SQLite ledger (see ../snapshots.ts for the rule). */
 import type Database from 'better-sqlite3';
 import { SnapshotRefusedError } from '../../errors.js';
-import { DROP_WORK_TABLES, READ_STATEMENTS, REMOVED_COUNTS_SQL, REMOVING_SQL, removeUnlistedStatements, SNAPSHOT_NUMBER } from '../snapshots.js';
+import { DROP_WORK_TABLES, REMOVED_COUNTS_SQL, REMOVING_SQL, removeUnlistedSteps, SNAPSHOT_NUMBER } from '../snapshots.js';
 import { NO_TALLY } from '../rows.js';
 import type { IngestTally } from '../ledger.js';
 
@@ -32,11 +32,11 @@ function removeOrRefuse(db: Database.Database, gen: number, remove: boolean, max
   return db.transaction(() => {
     let tally = NO_TALLY;
     if (remove) {
-      const statements = removeUnlistedStatements(gen);
-      for (const sql of statements.slice(0, READ_STATEMENTS)) db.exec(sql);
+      const steps = removeUnlistedSteps(gen);
+      for (const sql of steps.read) db.exec(sql);
       const { removing, images } = db.prepare(REMOVING_SQL).get() as { removing: number; images: number };
       if (images > 0 && removing > maxRemoval * images) throw new SnapshotRefusedError(removing, images, maxRemoval);
-      for (const sql of statements.slice(READ_STATEMENTS)) db.exec(sql);
+      for (const sql of steps.change) db.exec(sql);
       const counts = db.prepare(REMOVED_COUNTS_SQL).get() as { images: number; ids: number; reopened: number };
       for (const sql of DROP_WORK_TABLES) db.exec(sql);
       tally = { ...NO_TALLY, removedImages: counts.images, removedIds: counts.ids, reopened: counts.reopened };
