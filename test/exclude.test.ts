@@ -27,6 +27,13 @@ interface ExcludeJson {
   skipped: number;
 }
 
+interface UndoJson {
+  undo: boolean;
+  read: number;
+  unlisted: number;
+  restored: number;
+}
+
 
 type Status = StatusJson;
 
@@ -115,6 +122,58 @@ describe.each([['sqlite'], ['postgres']])('exclusions on a %s ledger', async (ki
     expect(server!.requests.length).toBe(before);
     expect(herbdlJson<ExcludeJson>(['exclude', other, '--db', db])).toMatchObject({ read: 4, listed: 0, excluded: 0 });
     expect(herbdlJson<Status>(['status', '--db', db]).ids).toEqual(status.ids);
+  });
+
+  it('exclude --undo puts excluded gbifIDs back in the queue, pending, with every counter; IDs taken off the list are ingested pending', async () => {
+    const db = await ledger('undo');
+    const out = join(dir, `undo-${kind}`);
+    const mm = writeMultimedia(join(dir, `undo-${kind}.txt`), [
+      [6101, url('1.jpg')],
+      [6102, url('404.jpg')],
+      [6102, url('2.jpg')],
+      [6103, url('3.jpg')],
+      [6104, url('4.jpg')],
+    ]);
+    herbdlJson(['ingest', mm, '--db', db]);
+    expect((await herbdlAsync(['run', '--db', db, '--out', out, '--allow-private-network', '--json', '--limit', '2'])).status).toBe(0);
+    // 6101 done, 6102 failed (a 404), 6103 and 6104 pending.
+    const before = herbdlJson<Status>(['status', '--db', db]);
+    expect(before.ids).toEqual({ total: 4, pending: 2, done: 1, failed: 1, excluded: 0, removed: 0 });
+
+    // A list given by mistake: one done, one failed, one pending, one not ingested yet.
+    writeFileSync(join(dir, `undo-${kind}.list`), '6101\n6102\n6103\n6199\n');
+    expect(herbdlJson<ExcludeJson>(['exclude', join(dir, `undo-${kind}.list`), '--db', db])).toMatchObject({ listed: 4, excluded: 2 });
+    // Taken back, all but 6101, with an ID that was never listed.
+    writeFileSync(join(dir, `undo-back-${kind}.list`), '6102\n6103\n6199\n6200\n');
+    const undo = herbdl(['exclude', '--undo', join(dir, `undo-back-${kind}.list`), '--db', db]);
+    expect(undo.status).toBe(0);
+    expect(undo.stdout.split('\n').slice(0, 4)).toEqual([
+      `no longer excluded: the gbifIDs of ${join(dir, `undo-back-${kind}.list`)}`,
+      '  gbifIDs read  4',
+      '  unlisted      3 (others were not on the exclusion list, or repeated)',
+      '  back pending  2 excluded gbifIDs of the ledger (the next run fetches them; failed ones are tried again)',
+    ]);
+    const after = herbdlJson<Status>(['status', '--db', db]);
+    // The failed one comes back pending, its error gone from the counts; the done one stays done.
+    expect(after.ids).toEqual({ total: 4, pending: 3, done: 1, failed: 0, excluded: 0, removed: 0 });
+    expect(after.images).toEqual({ ...before.images, pending: before.images.pending + before.images.failed, failed: 0 });
+    expect(after.errors).toEqual({});
+    expect(after.hosts[0]).toMatchObject({ images: 5, pending: after.images.pending, done: after.images.done, failed: 0 });
+    // Undone twice: nothing more; 6101 is still listed.
+    expect(herbdlJson<UndoJson>(['exclude', '--undo', join(dir, `undo-back-${kind}.list`), '--db', db])).toMatchObject({ undo: true, read: 4, unlisted: 0, restored: 0 });
+    expect(herbdlJson<ExcludeJson>(['exclude', join(dir, `undo-${kind}.list`), '--db', db])).toMatchObject({ listed: 3, excluded: 2 });
+    expect(herbdlJson<UndoJson>(['exclude', '--undo', join(dir, `undo-back-${kind}.list`), '--db', db])).toMatchObject({ unlisted: 3, restored: 2 });
+
+    // 6199, no longer listed, is ingested pending; the run fetches every restored gbifID, the 404 fails again.
+    expect(herbdlJson<IngestJson & { excluded: number }>(['ingest', writeMultimedia(join(dir, `undo-more-${kind}.txt`), [[6199, url('5.jpg')]]), '--db', db])).toMatchObject({ gbifIds: 1, excluded: 0 });
+    const asked = server!.requests.length;
+    const run = await herbdlAsync(['run', '--db', db, '--out', out, '--allow-private-network', '--json']);
+    expect(run.status).toBe(0);
+    expect(JSON.parse(run.stdout) as RunJson).toMatchObject({ idsDone: 3, idsFailed: 1, pending: 0 });
+    expect(server!.requests.slice(asked).map((r) => r.path)).toEqual(expect.arrayContaining(['/404.jpg', '/3.jpg', '/4.jpg', '/5.jpg']));
+    const end = herbdlJson<Status>(['status', '--db', db]);
+    expect(end.ids).toEqual({ total: 5, pending: 0, done: 4, failed: 1, excluded: 0, removed: 0 });
+    expect(end.errors).toEqual({ http_404: 1 });
   });
 
   it('a real GBIF download excluded after its own ingest: every gbifID is excluded', async () => {

@@ -141,6 +141,7 @@ export const OPTIONS = {
   plan: option('--plan', 'HERBDL_PLAN', false, 'change nothing: print per tier what falls due per day, and per host whether its measured rate keeps up', boolean),
   dryRun: option('--dry-run', 'HERBDL_DRY_RUN', false, 'change nothing: say what would be removed', boolean),
   list: option('--list', 'HERBDL_LIST', false, 'print each file removed (or, with --dry-run, that would be), one path a line', boolean),
+  undo: option('--undo', 'HERBDL_UNDO', false, 'take the gbifIDs of the files off the exclusion list instead: the excluded ones go back in the queue, pending', boolean),
   snapshot: option('--snapshot', 'HERBDL_SNAPSHOT', false, 'the files are the complete current state of the same query (a newer export): what the ledger has and they lack is removed once they are read whole', boolean),
   maxRemoval: option('--max-removal <percent>', 'HERBDL_MAX_REMOVAL', 50, 'a snapshot that would remove more than this percent of the ledger\'s images is refused, nothing removed (another query\'s export?); 100 allows any', integer(0, 100)),
   exclude: option(

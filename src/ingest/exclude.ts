@@ -17,25 +17,41 @@ import { parseGbifId } from '../input/rows.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { SortThread } from './sort-thread.js';
 
-export interface ExcludeSummary {
+interface ReadSummary {
   readonly files: readonly string[];
   /** gbifIDs read (a multimedia file's rows, a list's lines). */
   readonly read: number;
-  /** gbifIDs new to the ledger's exclusion list. */
-  readonly listed: number;
-  /** Pending or failed gbifIDs of the ledger taken out of the queue. */
-  readonly excluded: number;
   /** Multimedia rows whose gbifID is not a positive integer (as ingest skips them). */
   readonly skipped: number;
   readonly interrupted: boolean;
   readonly elapsedMs: number;
 }
 
+export type ExcludeSummary = ReadSummary &
+  (
+    | {
+        readonly undo: false;
+        /** gbifIDs new to the ledger's exclusion list. */
+        readonly listed: number;
+        /** Pending or failed gbifIDs of the ledger taken out of the queue. */
+        readonly excluded: number;
+      }
+    | {
+        readonly undo: true;
+        /** gbifIDs taken off the exclusion list. */
+        readonly unlisted: number;
+        /** Excluded gbifIDs of the ledger put back in the queue. */
+        readonly restored: number;
+      }
+  );
+
 export interface ExcludeOptions {
   readonly signal?: AbortSignal;
   readonly onProgress?: (p: { file: string; bytesRead: number; totalBytes: number; read: number }) => void;
   /** IDs sorted in memory at a time (a run); more are merged from temporary files. */
   readonly batch?: number;
+  /** Take the IDs off the list instead, putting the excluded ones back in the queue (`exclude --undo`). */
+  readonly undo?: boolean;
 }
 
 const DEFAULT_BATCH = 1 << 20;
@@ -113,7 +129,8 @@ export function readList(chunk: Buffer, pos: number, batch: Float64Array, filled
 export async function excludeFiles(files: readonly string[], ledger: Ledger, options: ExcludeOptions = {}): Promise<ExcludeSummary> {
   const started = performance.now();
   const size = options.batch ?? DEFAULT_BATCH;
-  const totals = { read: 0, listed: 0, excluded: 0, skipped: 0 };
+  const totals = { read: 0, skipped: 0 };
+  const changed = { listed: 0, excluded: 0, unlisted: 0, restored: 0 };
   let interrupted = false;
   // Full batches are sorted and set aside on another thread; the ledger gets the whole list in key order at the end (sorted-runs.ts).
   const runs = new SortThread(size);
@@ -192,12 +209,19 @@ export async function excludeFiles(files: readonly string[], ledger: Ledger, opt
     }
     // Interrupted too: what was read is listed, as before the interruption.
     for await (const block of runs.merged(batch.subarray(0, filled), LEDGER_BLOCK)) {
-      const tally = await ledger.exclude(block);
-      totals.listed += tally.listed;
-      totals.excluded += tally.excluded;
+      if (options.undo) {
+        const tally = await ledger.unexclude(block);
+        changed.unlisted += tally.unlisted;
+        changed.restored += tally.restored;
+      } else {
+        const tally = await ledger.exclude(block);
+        changed.listed += tally.listed;
+        changed.excluded += tally.excluded;
+      }
     }
   } finally {
     await runs.close();
   }
-  return { files, ...totals, interrupted, elapsedMs: Math.round(performance.now() - started) };
+  const read = { files, ...totals, interrupted, elapsedMs: Math.round(performance.now() - started) };
+  return options.undo ? { ...read, undo: true, unlisted: changed.unlisted, restored: changed.restored } : { ...read, undo: false, listed: changed.listed, excluded: changed.excluded };
 }

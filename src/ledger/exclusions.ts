@@ -19,6 +19,14 @@ export interface ExcludeTally {
   readonly excluded: number;
 }
 
+/** What one batch of IDs taken off the list did (`exclude --undo`). */
+export interface UnexcludeTally {
+  /** IDs that were on the exclusion list and are no more. */
+  readonly unlisted: number;
+  /** Excluded gbifIDs of the ledger put back in the queue, pending. */
+  readonly restored: number;
+}
+
 /** The flag (ledger_state in SQLite, herbdl_meta in PostgreSQL) that is '0' while an ingest's new IDs may not have met the exclusions yet. */
 export const EXCLUSIONS_APPLIED = 'exclusions_applied';
 
@@ -47,6 +55,28 @@ export function excludeStatements(scope: string): string[] {
     ),
     `UPDATE totals SET value = value + (SELECT count(*) FROM ${scope}) WHERE name = '${TOTAL_NAME[STATE.excluded]}'`,
     `UPDATE ids SET state = ${STATE.excluded}, next_attempt_at = NULL WHERE ${inScope}`,
+  ];
+}
+
+/**
+ * Statements that put the excluded gbifIDs in table `scope` back in the
+ * queue, pending, with their excluded images and every counter `status`
+ * reads: what `exclude --undo` does once the IDs are off the list. An
+ * exclusion does not keep which of its gbifIDs had failed, so all come back
+ * pending, attempts and errors cleared, as retry-failed would have made the
+ * failed ones: a run tries each again.
+ */
+export function restoreStatements(scope: string): string[] {
+  const inScope = `gbif_id IN (SELECT gbif_id FROM ${scope})`;
+  const excluded = `state = ${STATE.excluded}`;
+  return [
+    `UPDATE hosts SET pending = hosts.pending + c.n
+     FROM (SELECT host_id, count(*) AS n FROM images WHERE ${inScope} AND ${excluded} GROUP BY host_id) AS c
+     WHERE hosts.host_id = c.host_id`,
+    `UPDATE images SET state = ${STATE.pending}, error_code = NULL, next_attempt_at = NULL WHERE ${inScope} AND ${excluded}`,
+    `UPDATE totals SET value = value + (SELECT count(*) FROM ${scope}) WHERE name = '${TOTAL_NAME[STATE.pending]}'`,
+    `UPDATE totals SET value = value - (SELECT count(*) FROM ${scope}) WHERE name = '${TOTAL_NAME[STATE.excluded]}'`,
+    `UPDATE ids SET state = ${STATE.pending}, attempts = 0, next_attempt_at = NULL WHERE ${inScope} AND ${excluded}`,
   ];
 }
 

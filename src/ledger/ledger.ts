@@ -7,7 +7,7 @@
 import type { WorkerId } from './download-ledger.js';
 import type { DownloadLedger } from './download-ledger.js';
 import type { IngestWriter } from './ingest-batch.js';
-import type { ExcludeTally } from './exclusions.js';
+import type { ExcludeTally, UnexcludeTally } from './exclusions.js';
 import type { FreshnessSummary, HostRate } from './upkeep.js';
 import type { Tier } from './freshness.js';
 
@@ -15,7 +15,7 @@ export * from './download-ledger.js';
 export * from './host-budgets.js';
 export * from './upkeep.js';
 export * from './ingest-batch.js';
-export type { ExcludeTally } from './exclusions.js';
+export type { ExcludeTally, UnexcludeTally } from './exclusions.js';
 export type { Tier } from './freshness.js';
 
 export type ItemState = 'pending' | 'done' | 'failed' | 'excluded' | 'removed';
@@ -164,6 +164,8 @@ export interface Ledger {
    * IDs not in the ledger yet are excluded when an ingest adds them.
    */
   exclude(gbifIds: Float64Array): Promise<ExcludeTally>;
+  /** Takes gbifIDs (sorted, no repeats) off the exclusion list and puts the excluded ones back in the queue, pending (`exclude --undo`). */
+  unexclude(gbifIds: Float64Array): Promise<UnexcludeTally>;
   /** True when no image has ever been added. */
   isEmpty(): Promise<boolean>;
   status(options: { hosts: number }): Promise<LedgerStatus>;

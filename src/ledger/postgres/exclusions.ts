@@ -6,7 +6,8 @@
  * it records for that ID stands.
  */
 import type pg from 'pg';
-import { EXCLUSIONS_APPLIED, excludeStatements, listedMovableSql, MOVABLE_STATES, type ExcludeTally } from '../exclusions.js';
+import { EXCLUSIONS_APPLIED, excludeStatements, listedMovableSql, MOVABLE_STATES, restoreStatements, type ExcludeTally, type UnexcludeTally } from '../exclusions.js';
+import { STATE } from '../rows.js';
 import { transaction } from './connect.js';
 import { INGEST_LOCK } from './schema.js';
 
@@ -37,6 +38,21 @@ export async function excludeIds(pool: pg.Pool, ids: Float64Array): Promise<Excl
       [list],
     );
     return { listed: listed.rowCount ?? 0, excluded: await moveScope(db) };
+  });
+}
+
+/** Takes a batch of gbifIDs off the list and puts the excluded ones among them back in the queue, in one transaction. */
+export async function unexcludeIds(pool: pg.Pool, ids: Float64Array): Promise<UnexcludeTally> {
+  const list = Array.from(ids);
+  return transaction(pool, async (db) => {
+    await db.query('SELECT pg_advisory_xact_lock($1)', [INGEST_LOCK]);
+    await applyPending(db);
+    const unlisted = await db.query('DELETE FROM exclusions WHERE gbif_id = ANY($1::bigint[])', [list]);
+    await createScope(db);
+    await db.query(`INSERT INTO ${SCOPE} (gbif_id) SELECT gbif_id FROM ids WHERE gbif_id = ANY($1::bigint[]) AND state = ${STATE.excluded}`, [list]);
+    const restored = (await db.query(`SELECT count(*)::bigint AS n FROM ${SCOPE}`)).rows[0].n as number;
+    if (restored > 0) for (const sql of restoreStatements(SCOPE)) await db.query(sql);
+    return { unlisted: unlisted.rowCount ?? 0, restored };
   });
 }
 

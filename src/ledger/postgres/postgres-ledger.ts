@@ -7,14 +7,14 @@
 import { plan } from './rechecks.js';
 import { FRESHNESS } from '../freshness.js';
 import type pg from 'pg';
-import type { ExcludeTally } from '../exclusions.js';
+import type { ExcludeTally, UnexcludeTally } from '../exclusions.js';
 import type { DownloadLedger, ExportedImage, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, WorkerStatus, HostRate, PlanRow, Tier } from '../ledger.js';
 import type { OpenOptions } from '../sqlite/sqlite-ledger.js';
 import { derivedCounts, freshnessOf, GONE_IDS_SQL, exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, imageCounts, IMAGES_REMOVED, STATE } from '../rows.js';
 import { bulkLoadPending, completeBulkLoad, ensureRunIndexes } from './bulk-load.js';
 import { createPool, describeConnectFailure, migrate, redact } from './connect.js';
 import { PostgresDownloads } from './downloads.js';
-import { applyExclusions, excludeIds } from './exclusions.js';
+import { applyExclusions, excludeIds, unexcludeIds } from './exclusions.js';
 import { PostgresIngestWriter } from './ingest-writer.js';
 import { WorkerLease } from './worker-lease.js';
 import { LedgerError } from '../../errors.js';
@@ -99,6 +99,11 @@ class PostgresLedger implements Ledger {
   async exclude(gbifIds: Float64Array): Promise<ExcludeTally> {
     await this.completeInterruptedLoad();
     return excludeIds(this.pool, gbifIds);
+  }
+
+  async unexclude(gbifIds: Float64Array): Promise<UnexcludeTally> {
+    await this.completeInterruptedLoad();
+    return unexcludeIds(this.pool, gbifIds);
   }
 
   async isEmpty(): Promise<boolean> {

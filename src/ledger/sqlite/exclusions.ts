@@ -4,7 +4,7 @@
  * key order: the list of 10M IDs costs about what `sqlite3 .import` of it does.
  */
 import type Database from 'better-sqlite3';
-import { EXCLUSIONS_APPLIED, excludeStatements, listedMovableSql, MOVABLE_STATES, type ExcludeTally } from '../exclusions.js';
+import { EXCLUSIONS_APPLIED, excludeStatements, listedMovableSql, MOVABLE_STATES, restoreStatements, type ExcludeTally, type UnexcludeTally } from '../exclusions.js';
 import { STATE } from '../rows.js';
 import { appendOnlyJournal } from './bulk-load.js';
 
@@ -108,6 +108,28 @@ export class SqliteExclusions {
       at += part.length;
     }
   }
+}
+
+/**
+ * Takes a batch of gbifIDs (sorted, no repeats) off the list and puts the
+ * excluded ones among them back in the queue, in one transaction. An undo
+ * is rare and its list short beside an exclusion's: each ID is looked up.
+ */
+export function unexcludeIds(db: Database.Database, ids: Float64Array): UnexcludeTally {
+  prepareScope(db);
+  const unlist = db.prepare('DELETE FROM exclusions WHERE gbif_id = ?');
+  const put = db.prepare(`INSERT OR IGNORE INTO ${SCOPE}(gbif_id) SELECT gbif_id FROM ids WHERE gbif_id = ? AND state = ${STATE.excluded}`);
+  return db.transaction(() => {
+    db.exec(`DELETE FROM ${SCOPE}`);
+    let unlisted = 0;
+    for (const id of ids) {
+      unlisted += unlist.run(id).changes;
+      put.run(id);
+    }
+    const restored = db.prepare(`SELECT count(*) FROM ${SCOPE}`).pluck().get() as number;
+    if (restored > 0) for (const sql of restoreStatements(SCOPE)) db.exec(sql);
+    return { unlisted, restored };
+  })();
 }
 
 /** Marks that an ingest is adding IDs the exclusions have not met yet (in its first transaction). */

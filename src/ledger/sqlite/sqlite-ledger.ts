@@ -9,12 +9,12 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { LedgerError } from '../../errors.js';
-import type { ExcludeTally } from '../exclusions.js';
+import type { ExcludeTally, UnexcludeTally } from '../exclusions.js';
 import type { DownloadLedger, ExportedImage, HostCounts, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, StateCounts, HostRate, PlanRow, Tier } from '../ledger.js';
 import { exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, derivedCounts, freshnessOf, GONE_IDS_SQL, imageCounts, IMAGES_REMOVED } from '../rows.js';
 import { bulkLoadPending, completeBulkLoad, sharedJournal } from './bulk-load.js';
 import { SqliteDownloads } from './downloads.js';
-import { applyExclusions, SqliteExclusions } from './exclusions.js';
+import { applyExclusions, SqliteExclusions, unexcludeIds } from './exclusions.js';
 import { SqliteIngestWriter } from './ingest-writer.js';
 import { lockForRun } from './run-lock.js';
 import { CREATE_URL_INDEX, MIGRATIONS, SCHEMA_VERSION, STATE } from './schema.js';
@@ -128,6 +128,12 @@ class SqliteLedger implements Ledger {
     applyExclusions(this.db);
     this.exclusions ??= new SqliteExclusions(this.db);
     return this.exclusions.add(gbifIds);
+  }
+
+  async unexclude(gbifIds: Float64Array): Promise<UnexcludeTally> {
+    if (bulkLoadPending(this.db)) completeBulkLoad(this.db);
+    applyExclusions(this.db);
+    return unexcludeIds(this.db, gbifIds);
   }
 
   async isEmpty(): Promise<boolean> {
