@@ -10,7 +10,9 @@ import { gzipSync } from 'node:zlib';
 import yazl from 'yazl';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { readColumn } from '../src/ingest/exclude.js';
 import { sortedUnique } from '../src/ingest/sorted-runs.js';
+import { parseGbifId } from '../src/input/rows.js';
 import { openLedger } from '../src/ledger/open.js';
 import { FIXTURES, herbdl, herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
@@ -292,6 +294,44 @@ describe.each([['sqlite'], ['postgres']])('exclusions on a %s ledger', async (ki
     expect(r.status).toBe(3);
     expect(r.stderr.trim().split('\n')).toEqual([`herbdl: ${join(dir, 'bad-list.txt')}: line 2: "12x4" is not a gbifID`]);
     expect(herbdlJson<Status>(['status', '--db', db]).ids).toMatchObject({ pending: 1, excluded: 0 });
+  });
+});
+
+describe('reading the gbifIDs of multimedia rows in place', () => {
+  it('takes what splitting each row into strings took, row by row, over chunks and a full batch', () => {
+    const fields = ['7', '0012', ' 44 ', '44\t', '', 'x1', '9007199254740991', '9007199254740992', '12345678901234567', '\u00a0815', '3.0', '-5', '0'];
+    const rows: string[] = [];
+    for (const [i, f] of fields.entries()) {
+      rows.push(`a${i}\tb\t${f}\tc`, `a\tb\t${f}`, `a\tb\t${f}\r`, `a\t${f}`);
+    }
+    rows.push('', '   ', '\r', '\t\t', 'a\tb\t1\t2\t3\r');
+    const text = rows.join('\n') + '\n';
+    const column = 2;
+    // The rule as the string path kept it: the row without its CR, blank rows passed over, the field by parseGbifId.
+    const expected: number[] = [];
+    let expectedSkipped = 0;
+    for (const raw of text.split('\n').slice(0, -1)) {
+      const row = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+      if (row.trim() === '') continue;
+      const id = parseGbifId(row.split('\t', column + 1)[column] ?? '');
+      if (id === undefined) expectedSkipped++;
+      else expected.push(id);
+    }
+    const chunk = Buffer.from(text);
+    // A batch smaller than the rows: reading stops when it fills and goes on from where it stopped.
+    const batch = new Float64Array(5);
+    const read: number[] = [];
+    let skipped = 0;
+    for (let pos = 0; pos < chunk.length; ) {
+      const at = readColumn(chunk, pos, batch, 0, column);
+      read.push(...batch.subarray(0, at.filled));
+      skipped += at.skipped;
+      pos = at.pos;
+    }
+    expect(read).toEqual(expected);
+    expect(skipped).toBe(expectedSkipped);
+    expect(expected.length).toBeGreaterThan(10);
+    expect(expectedSkipped).toBeGreaterThan(10);
   });
 });
 
