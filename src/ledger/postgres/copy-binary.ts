@@ -5,7 +5,7 @@
  * writes no digits: at 2M rows, the server's COPY took 15% less time.
  */
 import type pg from 'pg';
-import { endCopy, startCopy, type CopyIn } from './copy-text.js';
+import { endCopy, send, startCopy, type CopyIn } from './copy-text.js';
 
 /** What begins a binary COPY: its signature, no flags, no header extension. */
 export const BINARY_HEADER = Buffer.from([0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]);
@@ -101,4 +101,20 @@ export function startBinaryCopy(client: pg.PoolClient, sql: string): CopyIn {
 /** Ends a binary COPY: its trailer, then the end of its stream; resolves once the server has the rows. */
 export async function endBinaryCopy(copy: CopyIn): Promise<void> {
   await endCopy(copy, BINARY_TRAILER);
+}
+
+/**
+ * COPYs gbifIDs into the one column `gbif_id` of `table`, a megabyte at a
+ * time through `rows`: a quarter of a million IDs sent as an array parameter
+ * had become a string of their digits, and strings per ID, each time.
+ */
+export async function copyGbifIds(client: pg.PoolClient, table: string, ids: Float64Array, rows = new BinaryRows(FLUSH_ROOM)): Promise<void> {
+  if (ids.length === 0) return;
+  const copy = startBinaryCopy(client, `COPY ${table} (gbif_id) FROM STDIN`);
+  for (let i = 0; i < ids.length; i++) {
+    rows.row(1);
+    rows.int8(ids[i] as number);
+    if (rows.bytes >= FLUSH_BYTES || i === ids.length - 1) await send(copy, rows.take());
+  }
+  await endBinaryCopy(copy);
 }

@@ -9,6 +9,7 @@ import type pg from 'pg';
 import { EXCLUSIONS_APPLIED, excludeStatements, listedMovableSql, MOVABLE_STATES, restoreStatements, type ExcludeTally, type UnexcludeTally } from '../exclusions.js';
 import { STATE } from '../rows.js';
 import { transaction } from './connect.js';
+import { copyGbifIds } from './copy-binary.js';
 import { INGEST_LOCK } from './schema.js';
 
 type Queryable = Pick<pg.PoolClient, 'query'>;
@@ -25,31 +26,37 @@ async function createScope(db: Queryable): Promise<void> {
   await db.query(`CREATE TEMP TABLE ${SCOPE} (gbif_id bigint PRIMARY KEY) ON COMMIT DROP`);
 }
 
+/** Where a batch's IDs are COPYed, to be joined with the ledger's tables. */
+const BATCH = 'exclude_batch';
+
+/** COPYs a batch of IDs into its own temporary table, dropped at commit. */
+async function copyBatch(db: pg.PoolClient, ids: Float64Array): Promise<void> {
+  await db.query(`CREATE TEMP TABLE ${BATCH} (gbif_id bigint NOT NULL) ON COMMIT DROP`);
+  await copyGbifIds(db, BATCH, ids);
+}
+
 /** Lists a batch of gbifIDs (sorted, no repeats) and excludes those pending or failed, in one transaction. */
 export async function excludeIds(pool: pg.Pool, ids: Float64Array): Promise<ExcludeTally> {
-  const list = Array.from(ids);
   return transaction(pool, async (db) => {
     await db.query('SELECT pg_advisory_xact_lock($1)', [INGEST_LOCK]);
     await applyPending(db);
-    const listed = await db.query('INSERT INTO exclusions (gbif_id) SELECT unnest($1::bigint[]) ON CONFLICT DO NOTHING', [list]);
+    await copyBatch(db, ids);
+    const listed = await db.query(`INSERT INTO exclusions (gbif_id) SELECT gbif_id FROM ${BATCH} ON CONFLICT DO NOTHING`);
     await createScope(db);
-    await db.query(
-      `INSERT INTO ${SCOPE} (gbif_id) SELECT i.gbif_id FROM unnest($1::bigint[]) AS b(gbif_id) JOIN ids i ON i.gbif_id = b.gbif_id WHERE i.state IN ${MOVABLE_STATES}`,
-      [list],
-    );
+    await db.query(`INSERT INTO ${SCOPE} (gbif_id) SELECT i.gbif_id FROM ${BATCH} b JOIN ids i ON i.gbif_id = b.gbif_id WHERE i.state IN ${MOVABLE_STATES}`);
     return { listed: listed.rowCount ?? 0, excluded: await moveScope(db) };
   });
 }
 
 /** Takes a batch of gbifIDs off the list and puts the excluded ones among them back in the queue, in one transaction. */
 export async function unexcludeIds(pool: pg.Pool, ids: Float64Array): Promise<UnexcludeTally> {
-  const list = Array.from(ids);
   return transaction(pool, async (db) => {
     await db.query('SELECT pg_advisory_xact_lock($1)', [INGEST_LOCK]);
     await applyPending(db);
-    const unlisted = await db.query('DELETE FROM exclusions WHERE gbif_id = ANY($1::bigint[])', [list]);
+    await copyBatch(db, ids);
+    const unlisted = await db.query(`DELETE FROM exclusions e USING ${BATCH} b WHERE e.gbif_id = b.gbif_id`);
     await createScope(db);
-    await db.query(`INSERT INTO ${SCOPE} (gbif_id) SELECT gbif_id FROM ids WHERE gbif_id = ANY($1::bigint[]) AND state = ${STATE.excluded}`, [list]);
+    await db.query(`INSERT INTO ${SCOPE} (gbif_id) SELECT i.gbif_id FROM ${BATCH} b JOIN ids i ON i.gbif_id = b.gbif_id WHERE i.state = ${STATE.excluded}`);
     const restored = (await db.query(`SELECT count(*)::bigint AS n FROM ${SCOPE}`)).rows[0].n as number;
     if (restored > 0) for (const sql of restoreStatements(SCOPE)) await db.query(sql);
     return { unlisted: unlisted.rowCount ?? 0, restored };

@@ -3,8 +3,7 @@
  * table beside their images (bulk-load.ts builds its key at the end).
  */
 import type pg from 'pg';
-import { BinaryRows, endBinaryCopy, FLUSH_BYTES, FLUSH_ROOM, startBinaryCopy } from './copy-binary.js';
-import { send } from './copy-text.js';
+import { BinaryRows, copyGbifIds, FLUSH_ROOM } from './copy-binary.js';
 
 
 export class NewIds {
@@ -35,13 +34,6 @@ export class NewIds {
 
   /** COPYs `ids` on the writer's connection (one COPY at a time), in its open transaction. */
   async copy(client: pg.PoolClient, ids: Float64Array): Promise<void> {
-    if (ids.length === 0) return;
-    const copy = startBinaryCopy(client, 'COPY ids (gbif_id) FROM STDIN');
-    for (let i = 0; i < ids.length; i++) {
-      this.rows.row(1);
-      this.rows.int8(ids[i] as number);
-      if (this.rows.bytes >= FLUSH_BYTES || i === ids.length - 1) await send(copy, this.rows.take());
-    }
-    await endBinaryCopy(copy);
+    await copyGbifIds(client, 'ids', ids, this.rows);
   }
 }
