@@ -6,7 +6,7 @@
  * it records for that ID stands.
  */
 import type pg from 'pg';
-import { EXCLUSIONS_APPLIED, excludeStatements, listedMovableSql, MOVABLE_STATES, restoreStatements, type ExcludeTally, type UnexcludeTally } from '../exclusions.js';
+import { EXCLUSIONS_APPLIED, excludeStatements, MOVING, listedMovableSql, MOVABLE_STATES, restoreStatements, type ExcludeTally, type UnexcludeTally } from '../exclusions.js';
 import { STATE } from '../rows.js';
 import { transaction } from './connect.js';
 import { copyGbifIds } from './copy-binary.js';
@@ -24,6 +24,7 @@ async function moveScope(db: Queryable): Promise<number> {
 
 async function createScope(db: Queryable): Promise<void> {
   await db.query(`CREATE TEMP TABLE ${SCOPE} (gbif_id bigint PRIMARY KEY) ON COMMIT DROP`);
+  await db.query(`CREATE TEMP TABLE ${MOVING} (image_id bigint NOT NULL, host_id integer NOT NULL, state smallint NOT NULL, error_code text) ON COMMIT DROP`);
 }
 
 /** Where a batch's IDs are COPYed, to be joined with the ledger's tables. */
@@ -75,7 +76,7 @@ export async function applyPending(db: Queryable): Promise<number> {
   await createScope(db);
   await db.query(listedMovableSql(SCOPE));
   const n = await moveScope(db);
-  await db.query(`DROP TABLE ${SCOPE}`);
+  await db.query(`DROP TABLE ${SCOPE}, ${MOVING}`);
   await db.query('UPDATE herbdl_meta SET value = $1 WHERE name = $2', ['1', EXCLUSIONS_APPLIED]);
   return n;
 }

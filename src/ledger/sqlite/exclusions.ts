@@ -4,7 +4,7 @@
  * key order: the list of 10M IDs costs about what `sqlite3 .import` of it does.
  */
 import type Database from 'better-sqlite3';
-import { EXCLUSIONS_APPLIED, excludeStatements, listedMovableSql, MOVABLE_STATES, restoreStatements, type ExcludeTally, type UnexcludeTally } from '../exclusions.js';
+import { EXCLUSIONS_APPLIED, excludeStatements, MOVING, listedMovableSql, MOVABLE_STATES, restoreStatements, type ExcludeTally, type UnexcludeTally } from '../exclusions.js';
 import { STATE } from '../rows.js';
 import { appendOnlyJournal } from './bulk-load.js';
 
@@ -16,6 +16,8 @@ const SCAN_ROWS = 4 * PER_STATEMENT;
 
 function prepareScope(db: Database.Database): void {
   db.exec(`CREATE TEMP TABLE IF NOT EXISTS exclude_now (gbif_id INTEGER PRIMARY KEY)`);
+  // Keyed by image_id: the move looks each up, which an unkeyed table would first copy into an index of its own.
+  db.exec(`CREATE TEMP TABLE IF NOT EXISTS ${MOVING} (image_id INTEGER PRIMARY KEY, host_id INTEGER, state INTEGER, error_code TEXT)`);
   db.exec(`DELETE FROM ${SCOPE}`);
 }
 
