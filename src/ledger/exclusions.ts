@@ -41,14 +41,29 @@ const MOVABLE = `(${STATE.pending}, ${STATE.failed})`;
 export const MOVING = 'exclude_images';
 
 /**
+ * How the images an exclusion moves are found to change them: by image_id
+ * from MOVING (SQLite, where image_id is the table's own key), or again by
+ * gbifID (PostgreSQL, where a bulk-loaded ledger has no index on image_id
+ * until its first run, and a join on it would read the whole images table
+ * for every batch).
+ */
+export type ImagesMoved = 'by_image_id' | 'by_gbif_id';
+
+function moved(move: ImagesMoved, inScope: string, states: string): string {
+  return move === 'by_image_id' ? `image_id IN (SELECT image_id FROM ${MOVING})` : `${inScope} AND state IN ${states}`;
+}
+
+/**
  * Statements that move the gbifIDs in table `scope` (each pending or failed)
  * to excluded, with every counter `status` reads, in one transaction of the
  * caller's. The same SQL serves SQLite and PostgreSQL. The images to move
  * are found once (the counters are read from them before they change): each
  * is a random read of the images table when the list overlaps the ledger
- * much, and three walks took 7.5 s a quarter of a million gbifIDs, one 5.0.
+ * much, and for a quarter of a million gbifIDs three walks took 7.5 s, one
+ * takes 5.0. `move` says how the images are then found to change (see
+ * ImagesMoved).
  */
-export function excludeStatements(scope: string): string[] {
+export function excludeStatements(scope: string, move: ImagesMoved): string[] {
   const inScope = `gbif_id IN (SELECT gbif_id FROM ${scope})`;
   return [
     `INSERT INTO ${MOVING} (image_id, host_id, state, error_code) SELECT image_id, host_id, state, error_code FROM images WHERE ${inScope} AND state IN ${MOVABLE}`,
@@ -60,7 +75,7 @@ export function excludeStatements(scope: string): string[] {
      FROM (SELECT host_id, error_code AS code, count(*) AS n FROM ${MOVING}
            WHERE state = ${STATE.failed} AND error_code IS NOT NULL GROUP BY host_id, error_code) AS c
      WHERE error_counts.host_id = c.host_id AND error_counts.code = c.code`,
-    `UPDATE images SET state = ${STATE.excluded} WHERE image_id IN (SELECT image_id FROM ${MOVING})`,
+    `UPDATE images SET state = ${STATE.excluded} WHERE ${moved(move, inScope, MOVABLE)}`,
     `DELETE FROM ${MOVING}`,
     ...[STATE.pending, STATE.failed].map(
       (state) => `UPDATE totals SET value = value - (SELECT count(*) FROM ids WHERE ${inScope} AND state = ${state}) WHERE name = '${TOTAL_NAME[state]}'`,
@@ -78,12 +93,12 @@ export function excludeStatements(scope: string): string[] {
  * pending, attempts and errors cleared, as retry-failed would have made the
  * failed ones: a run tries each again.
  */
-export function restoreStatements(scope: string): string[] {
+export function restoreStatements(scope: string, move: ImagesMoved): string[] {
   const inScope = `gbif_id IN (SELECT gbif_id FROM ${scope})`;
   return [
     `INSERT INTO ${MOVING} (image_id, host_id, state, error_code) SELECT image_id, host_id, state, error_code FROM images WHERE ${inScope} AND state = ${STATE.excluded}`,
     `UPDATE hosts SET pending = hosts.pending + c.n FROM (SELECT host_id, count(*) AS n FROM ${MOVING} GROUP BY host_id) AS c WHERE hosts.host_id = c.host_id`,
-    `UPDATE images SET state = ${STATE.pending}, error_code = NULL, next_attempt_at = NULL WHERE image_id IN (SELECT image_id FROM ${MOVING})`,
+    `UPDATE images SET state = ${STATE.pending}, error_code = NULL, next_attempt_at = NULL WHERE ${moved(move, inScope, `(${STATE.excluded})`)}`,
     `DELETE FROM ${MOVING}`,
     `UPDATE totals SET value = value + (SELECT count(*) FROM ${scope}) WHERE name = '${TOTAL_NAME[STATE.pending]}'`,
     `UPDATE totals SET value = value - (SELECT count(*) FROM ${scope}) WHERE name = '${TOTAL_NAME[STATE.excluded]}'`,

@@ -18,7 +18,7 @@ const SCOPE = 'exclude_now';
 
 async function moveScope(db: Queryable): Promise<number> {
   const n = (await db.query(`SELECT count(*)::bigint AS n FROM ${SCOPE}`)).rows[0].n as number;
-  if (n > 0) for (const sql of excludeStatements(SCOPE)) await db.query(sql);
+  if (n > 0) for (const sql of excludeStatements(SCOPE, 'by_gbif_id')) await db.query(sql);
   return n;
 }
 
@@ -59,7 +59,7 @@ export async function unexcludeIds(pool: pg.Pool, ids: Float64Array): Promise<Un
     await createScope(db);
     await db.query(`INSERT INTO ${SCOPE} (gbif_id) SELECT i.gbif_id FROM ${BATCH} b JOIN ids i ON i.gbif_id = b.gbif_id WHERE i.state = ${STATE.excluded}`);
     const restored = (await db.query(`SELECT count(*)::bigint AS n FROM ${SCOPE}`)).rows[0].n as number;
-    if (restored > 0) for (const sql of restoreStatements(SCOPE)) await db.query(sql);
+    if (restored > 0) for (const sql of restoreStatements(SCOPE, 'by_gbif_id')) await db.query(sql);
     return { unlisted: unlisted.rowCount ?? 0, restored };
   });
 }
