@@ -1,9 +1,9 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { HerbdlError, InputError, LedgerError, UsageError } from '../src/errors.js';
-import { FIXTURES, herbdl, herbdlJson, tempDir } from './helpers/cli.js';
+import { BIN, commandAsync, FIXTURES, herbdl, herbdlJson, tempDir } from './helpers/cli.js';
 import type { IngestJson, StatusJson } from './helpers/ledger.js';
 
 const FIXTURE = join(FIXTURES, 'multimedia.txt');
@@ -28,6 +28,20 @@ describe('herbdl status', () => {
     const r = herbdl(['status', '--db', other]);
     expect(r.status).toBe(4);
     expect(r.stderr).toMatch(/other\.db: not a SQLite database/);
+  });
+
+  it('a ledger in a folder that cannot be written (read-only media) is refused in one line that says why and what to do', async () => {
+    const archived = join(dir, 'archive');
+    mkdirSync(archived);
+    copyFileSync(db, join(archived, 'status.db'));
+    // A read-only bind mount of the folder, in a mount namespace of the command's own (no privilege needed, nothing left mounted).
+    const script = `mount --bind "$DIR" "$DIR" && mount -o remount,bind,ro "$DIR" || exit 90; "$NODE" "$BIN" status --db "$DIR/status.db"`;
+    const r = await commandAsync('unshare', ['--user', '--map-root-user', '--mount', 'sh', '-c', script], { env: { NODE: process.execPath, BIN, DIR: archived }, timeoutMs: 60_000 });
+    expect(r.status, r.stderr).toBe(4);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      `herbdl: ${join(archived, 'status.db')}: cannot open ledger: its folder cannot be written here (read-only, or another user's), and SQLite keeps its -wal and -shm files beside a ledger even to read it; copy the ledger to a folder you can write, or run as a user who can write there`,
+    ]);
+    expect(readdirSync(archived)).toEqual(['status.db']);
   });
 
   it('--hosts limits the host list, busiest first', () => {

@@ -5,7 +5,7 @@
  */
 import { SqliteRechecks } from './rechecks.js';
 import { FRESHNESS } from '../freshness.js';
-import { existsSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { LedgerError } from '../../errors.js';
@@ -47,10 +47,27 @@ function migrate(db: Database.Database, location: string): void {
   }
 }
 
+function writable(folder: string): boolean {
+  try {
+    accessSync(folder, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function describeOpenFailure(location: string, err: unknown): LedgerError {
   const e = err as { code?: string; message: string };
   if (e.code === 'SQLITE_NOTADB') return new LedgerError(`${location}: not a SQLite database`, 'not_a_ledger', { cause: err });
   if (e.code === 'SQLITE_BUSY') return new LedgerError(`${location}: ledger is busy (another herbdl is writing it)`, 'ledger_busy', { cause: err });
+  if (e.code === 'SQLITE_READONLY_DIRECTORY' || (e.code === 'SQLITE_CANTOPEN' && !writable(dirname(resolve(location))))) {
+    // A lab's archived ledger, or a colleague's: WAL needs its -shm file beside the ledger even for a read.
+    return new LedgerError(
+      `${location}: cannot open ledger: its folder cannot be written here (read-only, or another user's), and SQLite keeps its -wal and -shm files beside a ledger even to read it; copy the ledger to a folder you can write, or run as a user who can write there`,
+      'ledger_open',
+      { cause: err },
+    );
+  }
   return new LedgerError(`${location}: cannot open ledger (${e.message})`, 'ledger_open', { cause: err });
 }
 
