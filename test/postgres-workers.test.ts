@@ -8,7 +8,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { herbdlJson, tempDir } from './helpers/cli.js';
+import { herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
 import { expectConsistentPgTree, pgWorkspace, spreadRows, until } from './helpers/pg-run.js';
 import { query } from './helpers/postgres.js';
@@ -19,6 +19,24 @@ describe('workers on one PostgreSQL ledger', async () => {
 
   /** gbifIDs with one to three images each, over the hosts, each answer delayed. */
   const rows = (prefix: number, count: number, delayMs: number) => spreadRows(hosts, prefix, count, delayMs, 3);
+
+  it('a worker started while the others publish their first gbifIDs is not refused for a folder that does not show them yet; once they have ended, such a folder is', async () => {
+    const [host] = hosts;
+    const rows: [number, string][] = Array.from({ length: 20 }, (_, i) => [74_000 + i, host!.route(`/young-${i}.jpg`, { kind: 'image' })]);
+    rows.push([74_100, host!.route('/young-hang.jpg', { kind: 'hang' })]);
+    const ws = await pgWorkspace(dir, 'young', rows);
+    const slow = ['--timeout', '2', '--retries', '1'];
+    const first = ws.worker(slow);
+    await until(async () => (await query<{ done: number }>(ws.db, 'SELECT done FROM workers')).some((w) => w.done > 0), 30_000, 'the first worker publishing');
+    // The folder as another machine's stale listing of a shared mount shows it: none of the files yet (here, an empty folder of its own).
+    const beside = await herbdlAsync(['run', '--db', ws.db, '--out', join(dir, 'young-elsewhere'), '--allow-private-network', ...slow]);
+    expect(beside.status, beside.stderr).toBe(0);
+    expect(await first.exited).toBe(0);
+    // Every worker has ended: a folder holding none of their files is the wrong one.
+    const late = await herbdlAsync(['run', '--db', ws.db, '--out', join(dir, 'young-late'), '--allow-private-network']);
+    expect(late.status).toBe(2);
+    expect(late.stderr).toMatch(/gbifIDs of this ledger are done, but this folder holds none of their files/);
+  });
 
   it('three workers download an export once, together: every gbifID done once, every file in place', async () => {
     const ws = await pgWorkspace(dir, 'three', rows(71, 900, 40));

@@ -5,6 +5,9 @@ import Database from 'better-sqlite3';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { once } from 'node:events';
+import { openLedger } from '../src/ledger/open.js';
+import type { Ledger } from '../src/ledger/ledger.js';
+import { expectTree } from '../src/store/tree-hold.js';
 import { herbdlAsync, spawnHerbdl, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
 import { doneFiles, expectConsistentTree, startRunAndWaitForFiles, workspace } from './helpers/run.js';
@@ -229,6 +232,19 @@ describe('run lifecycle', async () => {
     const again = await herbdlAsync(['run', '--db', ws.db, '--out', moved, '--allow-private-network', '--json']);
     expect(again.status, again.stderr).toBe(0);
     expect(readdirSync(join(moved, '730')).length).toBeGreaterThan(0);
+
+    // Workers starting at once on an empty folder: the first gbifIDs are published (files, then the commit) between another's look at
+    // the folder and its count of done gbifIDs. The count comes after the files, so the folder looked at again holds them: no refusal.
+    const early = join(dir, 'early-images');
+    const ledger = await openLedger(ws.db, { create: false });
+    try {
+      const meanwhile: Ledger = Object.create(ledger, {
+        status: { value: (options: { hosts: number }) => (renameSync(moved, early), ledger.status(options)) },
+      });
+      await expect(expectTree(meanwhile, early)).resolves.toBeUndefined();
+    } finally {
+      await ledger.close();
+    }
   });
 
   it('a missing ledger is a clear error', async () => {

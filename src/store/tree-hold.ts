@@ -10,7 +10,7 @@ import type { Dirent } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { UsageError } from '../errors.js';
-import type { DownloadLedger, Ledger, RunLock } from '../ledger/ledger.js';
+import type { DownloadLedger, Ledger, RunLock, WorkerStatus } from '../ledger/ledger.js';
 import { ownerMayLive, runTempFolder } from './layout.js';
 import { Publisher } from './publisher.js';
 
@@ -67,22 +67,42 @@ export async function withTreeHold<T>(
  * Only an empty folder costs a look at the ledger's counters.
  */
 export async function expectTree(ledger: Ledger, out: string, flag = '--out'): Promise<void> {
+  if ((await holdsTree(out)) !== false) return;
+  // A guard, not the work: a ledger that cannot answer now (a shared server with no connection free) is met by the work's own statements, which know how to wait.
+  const done = await ledger.status({ hosts: 0 }).then(
+    (status) => status.ids.done - status.workers.filter(young).reduce((n, w) => n + w.done, 0),
+    () => 0,
+  );
+  if (done <= 0) return;
+  // Looked at again: another worker may have published the first gbifIDs since. Its files were in place before its commit, so
+  // a folder that still holds none after done gbifIDs were counted is not theirs (three workers starting at once met this).
+  if ((await holdsTree(out)) !== false) return;
+  throw new UsageError(
+    `${flag} ${resolve(out)}: ${done.toLocaleString('en-US')} gbifIDs of this ledger are done, but this folder holds none of their files; give the folder they were downloaded to (one moved elsewhere is found by what it holds)`,
+  );
+}
+
+/**
+ * A shared folder (NFS) may show a machine a listing some seconds old: a
+ * worker started beside others that have just published their first
+ * gbifIDs must not be refused for not seeing them yet. What workers that
+ * started in the last two minutes have done is left out of the count (their
+ * age read from the server's clock, as their heartbeats are).
+ */
+const YOUNG_MS = 120_000;
+
+function young(w: WorkerStatus): boolean {
+  return !w.expired && !w.stopped && w.heartbeat - w.since < YOUNG_MS;
+}
+
+/** Whether the folder holds a `<id[:3]>` folder of the tree; undefined when it cannot be read (making its temporaries will say why, naming it). */
+async function holdsTree(out: string): Promise<boolean | undefined> {
   let entries: Dirent[];
   try {
     entries = await readdir(out, { withFileTypes: true });
   } catch (err) {
-    // Not a folder, or not one this user may read: making its temporaries says so, naming it.
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return;
-    entries = [];
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return undefined;
+    return false;
   }
-  if (entries.some((e) => e.isDirectory() && /^[0-9]{1,3}$/.test(e.name))) return;
-  // A guard, not the work: a ledger that cannot answer now (a shared server with no connection free) is met by the work's own statements, which know how to wait.
-  const done = await ledger.status({ hosts: 0 }).then(
-    (status) => status.ids.done,
-    () => 0,
-  );
-  if (done === 0) return;
-  throw new UsageError(
-    `${flag} ${resolve(out)}: ${done.toLocaleString('en-US')} gbifIDs of this ledger are done, but this folder holds none of their files; give the folder they were downloaded to (one moved elsewhere is found by what it holds)`,
-  );
+  return entries.some((e) => e.isDirectory() && /^[0-9]{1,3}$/.test(e.name));
 }
