@@ -69,11 +69,11 @@ export async function withTreeHold<T>(
 export async function expectTree(ledger: Ledger, out: string, flag = '--out'): Promise<void> {
   if ((await holdsTree(out)) !== false) return;
   // A guard, not the work: a ledger that cannot answer now (a shared server with no connection free) is met by the work's own statements, which know how to wait.
-  const done = await ledger.status({ hosts: 0 }).then(
-    (status) => status.ids.done - status.workers.filter(young).reduce((n, w) => n + w.done, 0),
-    () => 0,
+  const { done, older } = await ledger.status({ hosts: 0 }).then(
+    (status) => ({ done: status.ids.done, older: status.ids.done - status.workers.filter(young).reduce((n, w) => n + w.done, 0) }),
+    () => ({ done: 0, older: 0 }),
   );
-  if (done <= 0) return;
+  if (older <= 0) return;
   // Looked at again: another worker may have published the first gbifIDs since. Its files were in place before its commit, so
   // a folder that still holds none after done gbifIDs were counted is not theirs (three workers starting at once met this).
   if ((await holdsTree(out)) !== false) return;
