@@ -1,4 +1,5 @@
 /** What every command shares: declared options, resolution, Ctrl-C handling. */
+import { setFlagsFromString } from 'node:v8';
 import { Option, type Command } from 'commander';
 import { attributeName, OPTIONS, resolveOptions, type OptionKey, type OptionValues } from '../config/options.js';
 import { EXIT_INTERRUPTED } from '../errors.js';
@@ -74,4 +75,17 @@ export async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>
   } finally {
     for (const signal of signals) process.off(signal, onSignal);
   }
+}
+
+/**
+ * For a command that makes garbage fast with little live (adopt checking
+ * thousands of files a second, a Parquet export encoding row groups): V8
+ * lets the main thread's heap grow to about four times what is live before
+ * a full collection. Growth of 30% over what is live (a V8 flag read each
+ * time it sets the next limit) took 20 to 30 MB off adopt's peak RSS
+ * (bench:adopt) and 361 -> 230 MB off a Parquet export of 2M images, at
+ * the same speed.
+ */
+export function keepHeapNearLive(): void {
+  setFlagsFromString('--heap-growing-percent=30');
 }

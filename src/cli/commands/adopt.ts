@@ -1,14 +1,13 @@
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { setFlagsFromString } from 'node:v8';
 import type { Ledger, RunLock } from '../../ledger/ledger.js';
 import { adopt, type AdoptSummary } from '../../adopt/adopt.js';
 import { UsageError } from '../../errors.js';
 import { withTreeHold } from '../../store/tree-hold.js';
 import { createValidatorPool } from '../../validate/validator-pool.js';
 import { formatCount } from '../progress.js';
-import { addOptions, optionValues, runWithLiveLine } from '../shared.js';
+import { addOptions, keepHeapNearLive, optionValues, runWithLiveLine } from '../shared.js';
 import { withRunLedger } from './run.js';
 
 const KEYS = ['db', 'layout', 'adoptOut', 'trustJpeg', 'lease', 'json', 'progress'] as const;
@@ -73,14 +72,3 @@ export function registerAdopt(program: Command): void {
   });
 }
 
-/**
- * adopt checks thousands of files a second, and V8 lets the main thread's
- * heap grow to four times what is live (60 to 90 MB, with 15 MB live) before
- * a full collection: the peak RSS of adopting 100,000 sheets was that growth
- * above the 200 MB target. Growth of 30% over what is live (a V8 flag read
- * each time it sets the next limit) took 20 to 30 MB off the peak at the same
- * speed, measured with bench:adopt.
- */
-function keepHeapNearLive(): void {
-  setFlagsFromString('--heap-growing-percent=30');
-}

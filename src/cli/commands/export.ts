@@ -4,7 +4,7 @@ import { exportImages } from '../../export/export.js';
 import { exportParquet } from '../../export/parquet.js';
 import { VERSION } from '../version.js';
 import { openLedger } from '../../ledger/open.js';
-import { addOptions, optionValues } from '../shared.js';
+import { addOptions, keepHeapNearLive, optionValues } from '../shared.js';
 
 const KEYS = ['db', 'format', 'outFile', 'state'] as const;
 
@@ -16,6 +16,7 @@ export function registerExport(program: Command): void {
   command.action(async (_flags, cmd: Command) => {
     const options = optionValues(cmd, KEYS);
     if (options.format === 'parquet' && !options.outFile) throw new UsageError('--format parquet needs --out-file <path>: a Parquet file is not written to a terminal or a pipe');
+    if (options.format === 'parquet') keepHeapNearLive();
     const ledger = await openLedger(options.db, { create: false });
     try {
       const { format } = options;
