@@ -83,7 +83,7 @@ export async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>
  * lets the main thread's heap grow to about four times what is live before
  * a full collection. Growth of 30% over what is live (a V8 flag read each
  * time it sets the next limit) took 20 to 30 MB off adopt's peak RSS
- * (bench:adopt) and 361 -> 230 MB off a Parquet export of 2M images, at
+ * (bench:adopt) and 361 -> 232 MB off a Parquet export of 2M images, at
  * the same speed.
  */
 export function keepHeapNearLive(): void {

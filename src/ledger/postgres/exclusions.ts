@@ -6,7 +6,7 @@
  * it records for that ID stands.
  */
 import type pg from 'pg';
-import { EXCLUSIONS_APPLIED, excludeStatements, MOVING, listedMovableSql, MOVABLE_STATES, restoreStatements, type ExcludeTally, type UnexcludeTally } from '../exclusions.js';
+import { EXCLUSIONS_APPLIED, excludeStatements, MOVING, listedMovableSql, MOVABLE_STATES, restoreStatements, type ExcludeTally, type ImagesMoved, type UnexcludeTally } from '../exclusions.js';
 import { STATE } from '../rows.js';
 import { transaction } from './connect.js';
 import { copyGbifIds } from './copy-binary.js';
@@ -16,9 +16,10 @@ type Queryable = Pick<pg.PoolClient, 'query'>;
 
 const SCOPE = 'exclude_now';
 
-async function moveScope(db: Queryable): Promise<number> {
+/** Changes the gbifIDs in scope by `statements` (exclude's or undo's), if there are any; returns how many. */
+async function changeScope(db: Queryable, statements: (scope: string, move: ImagesMoved) => string[]): Promise<number> {
   const n = (await db.query(`SELECT count(*)::bigint AS n FROM ${SCOPE}`)).rows[0].n as number;
-  if (n > 0) for (const sql of excludeStatements(SCOPE, 'by_gbif_id')) await db.query(sql);
+  if (n > 0) for (const sql of statements(SCOPE, 'by_gbif_id')) await db.query(sql);
   return n;
 }
 
@@ -36,31 +37,36 @@ async function copyBatch(db: pg.PoolClient, ids: Float64Array): Promise<void> {
   await copyGbifIds(db, BATCH, ids);
 }
 
-/** Lists a batch of gbifIDs (sorted, no repeats) and excludes those pending or failed, in one transaction. */
-export async function excludeIds(pool: pg.Pool, ids: Float64Array): Promise<ExcludeTally> {
+/**
+ * In one transaction that holds the ingest lock, with the exclusions an
+ * ingest left unapplied applied first: the batch COPYed and an empty scope,
+ * for `work` to list or unlist the batch and fill the scope.
+ */
+async function withBatch<T>(pool: pg.Pool, ids: Float64Array, work: (db: pg.PoolClient) => Promise<T>): Promise<T> {
   return transaction(pool, async (db) => {
     await db.query('SELECT pg_advisory_xact_lock($1)', [INGEST_LOCK]);
     await applyPending(db);
     await copyBatch(db, ids);
-    const listed = await db.query(`INSERT INTO exclusions (gbif_id) SELECT gbif_id FROM ${BATCH} ON CONFLICT DO NOTHING`);
     await createScope(db);
+    return work(db);
+  });
+}
+
+/** Lists a batch of gbifIDs (sorted, no repeats) and excludes those pending or failed, in one transaction. */
+export async function excludeIds(pool: pg.Pool, ids: Float64Array): Promise<ExcludeTally> {
+  return withBatch(pool, ids, async (db) => {
+    const listed = await db.query(`INSERT INTO exclusions (gbif_id) SELECT gbif_id FROM ${BATCH} ON CONFLICT DO NOTHING`);
     await db.query(`INSERT INTO ${SCOPE} (gbif_id) SELECT i.gbif_id FROM ${BATCH} b JOIN ids i ON i.gbif_id = b.gbif_id WHERE i.state IN ${MOVABLE_STATES}`);
-    return { listed: listed.rowCount ?? 0, excluded: await moveScope(db) };
+    return { listed: listed.rowCount ?? 0, excluded: await changeScope(db, excludeStatements) };
   });
 }
 
 /** Takes a batch of gbifIDs off the list and puts the excluded ones among them back in the queue, in one transaction. */
 export async function unexcludeIds(pool: pg.Pool, ids: Float64Array): Promise<UnexcludeTally> {
-  return transaction(pool, async (db) => {
-    await db.query('SELECT pg_advisory_xact_lock($1)', [INGEST_LOCK]);
-    await applyPending(db);
-    await copyBatch(db, ids);
+  return withBatch(pool, ids, async (db) => {
     const unlisted = await db.query(`DELETE FROM exclusions e USING ${BATCH} b WHERE e.gbif_id = b.gbif_id`);
-    await createScope(db);
     await db.query(`INSERT INTO ${SCOPE} (gbif_id) SELECT i.gbif_id FROM ${BATCH} b JOIN ids i ON i.gbif_id = b.gbif_id WHERE i.state = ${STATE.excluded}`);
-    const restored = (await db.query(`SELECT count(*)::bigint AS n FROM ${SCOPE}`)).rows[0].n as number;
-    if (restored > 0) for (const sql of restoreStatements(SCOPE, 'by_gbif_id')) await db.query(sql);
-    return { unlisted: unlisted.rowCount ?? 0, restored };
+    return { unlisted: unlisted.rowCount ?? 0, restored: await changeScope(db, restoreStatements) };
   });
 }
 
@@ -75,7 +81,7 @@ export async function applyPending(db: Queryable): Promise<number> {
   if (flag !== '0') return 0;
   await createScope(db);
   await db.query(listedMovableSql(SCOPE));
-  const n = await moveScope(db);
+  const n = await changeScope(db, excludeStatements);
   await db.query(`DROP TABLE ${SCOPE}, ${MOVING}`);
   await db.query('UPDATE herbdl_meta SET value = $1 WHERE name = $2', ['1', EXCLUSIONS_APPLIED]);
   return n;

@@ -4,7 +4,7 @@
  * key order: the list of 10M IDs costs about what `sqlite3 .import` of it does.
  */
 import type Database from 'better-sqlite3';
-import { EXCLUSIONS_APPLIED, excludeStatements, MOVING, listedMovableSql, MOVABLE_STATES, restoreStatements, type ExcludeTally, type UnexcludeTally } from '../exclusions.js';
+import { EXCLUSIONS_APPLIED, excludeStatements, MOVING, listedMovableSql, MOVABLE_STATES, restoreStatements, type ExcludeTally, type ImagesMoved, type UnexcludeTally } from '../exclusions.js';
 import { STATE } from '../rows.js';
 import { appendOnlyJournal } from './bulk-load.js';
 
@@ -21,9 +21,10 @@ function prepareScope(db: Database.Database): void {
   db.exec(`DELETE FROM ${SCOPE}`);
 }
 
-function moveScope(db: Database.Database): number {
+/** Changes the gbifIDs in scope by `statements` (exclude's or undo's), if there are any; returns how many. */
+function changeScope(db: Database.Database, statements: (scope: string, move: ImagesMoved) => string[]): number {
   const n = db.prepare(`SELECT count(*) FROM ${SCOPE}`).pluck().get() as number;
-  if (n > 0) for (const sql of excludeStatements(SCOPE, 'by_image_id')) db.exec(sql);
+  if (n > 0) for (const sql of statements(SCOPE, 'by_image_id')) db.exec(sql);
   return n;
 }
 
@@ -79,7 +80,7 @@ export class SqliteExclusions {
         listed += (part.length === PER_STATEMENT ? full.list : this.list(part.length)).run(part).changes;
       }
       if (hasIds) this.scopeMovable(ids);
-      return { listed, excluded: moveScope(this.db) };
+      return { listed, excluded: changeScope(this.db, excludeStatements) };
     })();
   }
 
@@ -130,9 +131,7 @@ export function unexcludeIds(db: Database.Database, ids: Float64Array): Unexclud
       unlisted += unlist.run(id).changes;
       put.run(id);
     }
-    const restored = db.prepare(`SELECT count(*) FROM ${SCOPE}`).pluck().get() as number;
-    if (restored > 0) for (const sql of restoreStatements(SCOPE, 'by_image_id')) db.exec(sql);
-    return { unlisted, restored };
+    return { unlisted, restored: changeScope(db, restoreStatements) };
   })();
 }
 
@@ -148,7 +147,7 @@ export function applyExclusions(db: Database.Database): number {
   return db.transaction(() => {
     prepareScope(db);
     db.exec(listedMovableSql(SCOPE));
-    const n = moveScope(db);
+    const n = changeScope(db, excludeStatements);
     db.prepare('UPDATE ledger_state SET value = ? WHERE name = ?').run('1', EXCLUSIONS_APPLIED);
     return n;
   })();

@@ -110,15 +110,12 @@ class SqliteLedger implements Ledger {
   }
 
   async openIngest(options: { readonly snapshot?: boolean } = {}): Promise<IngestWriter> {
-    // A bulk load that died left its indexes and ids unbuilt; build them before adding more.
-    if (bulkLoadPending(this.db)) completeBulkLoad(this.db);
-    applyExclusions(this.db);
+    this.settle();
     return new SqliteIngestWriter(this.db, options);
   }
 
   async openDownloads(): Promise<DownloadLedger> {
-    if (bulkLoadPending(this.db)) completeBulkLoad(this.db);
-    applyExclusions(this.db);
+    this.settle();
     this.db.exec(CREATE_URL_INDEX);
     return new SqliteDownloads(this.db);
   }
@@ -140,17 +137,24 @@ class SqliteLedger implements Ledger {
   }
 
   async exclude(gbifIds: Float64Array): Promise<ExcludeTally> {
-    // A bulk load that died has no ids table yet to exclude from: build it first.
-    if (bulkLoadPending(this.db)) completeBulkLoad(this.db);
-    applyExclusions(this.db);
+    this.settle();
     this.exclusions ??= new SqliteExclusions(this.db);
     return this.exclusions.add(gbifIds);
   }
 
   async unexclude(gbifIds: Float64Array): Promise<UnexcludeTally> {
+    this.settle();
+    return unexcludeIds(this.db, gbifIds);
+  }
+
+  /**
+   * Before anything changes the ledger's rows: a bulk load that died left its
+   * indexes and ids table unbuilt (nothing to exclude from, nothing to add
+   * to), and an ingest that died may have left listed IDs unexcluded.
+   */
+  private settle(): void {
     if (bulkLoadPending(this.db)) completeBulkLoad(this.db);
     applyExclusions(this.db);
-    return unexcludeIds(this.db, gbifIds);
   }
 
   async isEmpty(): Promise<boolean> {
