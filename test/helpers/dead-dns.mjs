@@ -2,11 +2,12 @@
 // mount namespace (unshare) where it may listen on port 53 and /etc/resolv.conf
 // names it. It serves DNS on 127.0.0.53: h<N>.test is 127.0.1.<10+N>, where
 // an image server answers; dead<N>.test is never answered (a lapsed domain
-// whose servers are gone); anything else is NXDOMAIN. Then it runs the real
-// CLI (ingest, run --json, status --json) on `healthy` images over `hosts`
-// hosts and `dead` images of dead names, and prints one JSON line:
-// { run: {status, stderr, json}, status: {...}, dnsQueries: {answered, unanswered}, served: [requests per host] }.
-//   node dead-dns.mjs <dir> <hosts> <healthy> <dead> -- <herbdl run flags...>
+// whose servers are gone); anything else is NXDOMAIN (nx<N>.test: a name
+// that no longer exists). Then it runs the real CLI (ingest, run --json,
+// status --json) on `healthy` images over `hosts` hosts, `dead` images of dead
+// names and `nx` images of names that do not exist, and prints one JSON line:
+// { run: {status, stderr, json}, status: {...}, dnsQueries: {answered, unanswered, nxdomain}, served: [requests per host] }.
+//   node dead-dns.mjs <dir> <hosts> <healthy> <dead> <nx> -- <herbdl run flags...>
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { writeFileSync } from 'node:fs';
@@ -14,11 +15,11 @@ import { createServer } from 'node:http';
 import { join } from 'node:path';
 import sharp from 'sharp';
 
-const [dir, hosts, healthy, dead] = process.argv.slice(2, 6);
+const [dir, hosts, healthy, dead, nx] = process.argv.slice(2, 7);
 const runFlags = process.argv.slice(process.argv.indexOf('--') + 1);
 const bin = new URL('../../bin/herbdl', import.meta.url).pathname;
 
-const queries = { answered: 0, unanswered: 0 };
+const queries = { answered: 0, unanswered: 0, nxdomain: 0 };
 const dns = dgram.createSocket('udp4');
 dns.on('message', (msg, from) => {
   let at = 12;
@@ -33,8 +34,9 @@ dns.on('message', (msg, from) => {
     queries.unanswered++;
     return;
   }
-  queries.answered++;
   const host = /^h(\d+)\.test$/.exec(name);
+  if (host) queries.answered++;
+  else queries.nxdomain++;
   const answers = host && type === 1 ? 1 : 0;
   const header = Buffer.from(msg.subarray(0, 12));
   header.writeUInt16BE(0x8180 | (host ? 0 : 3), 2); // a response, recursion available; NXDOMAIN for an unknown name
@@ -62,6 +64,7 @@ const rows = ['gbifID\ttype\tformat\tidentifier'];
 let id = 7_000_000;
 for (let i = 0; i < Number(healthy); i++) rows.push(`${id++}\tStillImage\timage/jpeg\thttp://h${i % Number(hosts)}.test:8080/${i}.jpg`);
 for (let i = 0; i < Number(dead); i++) rows.push(`${id++}\tStillImage\timage/jpeg\thttp://dead${i}.test:8080/${i}.jpg`);
+for (let i = 0; i < Number(nx); i++) rows.push(`${id++}\tStillImage\timage/jpeg\thttp://nx${i}.test:8080/${i}.jpg`);
 writeFileSync(join(dir, 'dns.txt'), rows.join('\n') + '\n');
 const db = join(dir, 'dns.db');
 
