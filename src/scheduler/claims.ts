@@ -13,6 +13,12 @@
 import type { ClaimedId, DownloadLedger, RetryCursor } from '../ledger/ledger.js';
 
 const SPILL_RETRY_MS = 250;
+/**
+ * How long set-aside IDs wait when their hosts are suspected down: such a
+ * host opens or answers within its breaker window, and until it does they
+ * would only be set aside again, each pass a claim and a write per batch.
+ */
+const SUSPECT_RETRY_MS = 5000;
 /** How often a run that has claimed all it can asks whether other workers' claims have come free. */
 const ELSEWHERE_POLL_MS = 1000;
 
@@ -24,6 +30,9 @@ export class Claims {
   private spilledNow: number[] = [];
   private spilledInLedger = 0;
   private claimed = 0;
+  /** Why IDs were set aside since the last back-off: a saturated host's are looked at again soon, a suspect host's later. */
+  private spilledSaturated = false;
+  private spilledSuspect = false;
   /** While set-aside IDs' hosts stay saturated, they are looked at again only from this time. */
   spillRetryAt = 0;
 
@@ -88,7 +97,8 @@ export class Claims {
         if ((await this.ledger.pendingElsewhere()) === 0) this.phase = 'exhausted';
         else {
           this.phase = 'rescan';
-          this.rescanAt = Date.now() + ELSEWHERE_POLL_MS;
+          this.rescanAt = Date.now() + (this.spilledSuspect && !this.spilledSaturated ? SUSPECT_RETRY_MS : ELSEWHERE_POLL_MS);
+          this.spilledSaturated = this.spilledSuspect = false;
         }
         return [];
       }
@@ -109,9 +119,18 @@ export class Claims {
     this.claimed++;
   }
 
-  /** Sets an ID aside until its host's queue has room. */
-  spill(gbifId: number): void {
+  /**
+   * Sets an ID aside until its host's queue has room (`suspect`: until its
+   * host, suspected down, opens or answers); `putBack`: it had been admitted.
+   */
+  spill(gbifId: number, how: { readonly suspect?: boolean; readonly putBack?: boolean } = {}): void {
     this.spilledNow.push(gbifId);
+    if (how.suspect) this.spilledSuspect = true;
+    else this.spilledSaturated = true;
+    if (!how.putBack) return;
+    this.claimed--;
+    // Put back after the last claim: the run is not over until it has been claimed again.
+    if (this.phase === 'exhausted') this.phase = 'spilled';
   }
 
   private async flushSpilled(): Promise<void> {
@@ -122,8 +141,10 @@ export class Claims {
     this.spilledInLedger += ids.length;
   }
 
-  /** Called when a whole batch of set-aside IDs found their hosts still saturated. */
+  /** Called when a whole batch of set-aside IDs found their hosts still saturated, or still suspected down. */
   backOffSpilled(): void {
-    if (this.phase === 'spilled') this.spillRetryAt = Date.now() + SPILL_RETRY_MS;
+    if (this.phase !== 'spilled') return;
+    this.spillRetryAt = Date.now() + (this.spilledSuspect && !this.spilledSaturated ? SUSPECT_RETRY_MS : SPILL_RETRY_MS);
+    this.spilledSaturated = this.spilledSuspect = false;
   }
 }

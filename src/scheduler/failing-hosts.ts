@@ -29,6 +29,20 @@ export class FailingHosts<T> {
     return opened;
   }
 
+  /**
+   * Tasks of the window at suspect hosts (each keeps its probe, and the
+   * gbifIDs it had already tried), up to `most` a host: places the window
+   * does not count, so that hosts not yet tried get them. A dead host keeps
+   * its probe for the whole breaker window; counted, a few hundred of them
+   * filled the window, and the next hosts were first tried only as those
+   * opened, one breaker window after another.
+   */
+  probing(most: number): number {
+    let n = 0;
+    for (const host of this.hosts) if (host.suspect) n += Math.min(most, host.backlog + host.inFlight);
+    return n;
+  }
+
   /** When the next failing host with work waiting fills its window (Infinity: none). */
   nextWindowEnd(): number {
     let at = Infinity;

@@ -93,6 +93,15 @@ export class HostState<T> {
     return this.failingSince + this.settings.breakerWindowMs;
   }
 
+  /**
+   * Suspected down: nothing but failures, at least MIN_WINDOW_FAILURES of
+   * them, and its breaker window running. Such a host keeps one gbifID
+   * waiting on it (its probe) and the run's window goes to other hosts.
+   */
+  get suspect(): boolean {
+    return this.windowEndsAt() !== undefined;
+  }
+
   /** True when this host has failed, and only failed, for the whole breaker window. */
   windowElapsed(now: number): boolean {
     const end = this.windowEndsAt();
@@ -159,6 +168,22 @@ export class HostState<T> {
     let at = Math.max(this.cooldownUntil, this.breaker === 'open' ? this.openUntil : 0);
     if (this.queueHead >= this.queue.length) at = Math.max(at, Math.min(...this.delayed.map((d) => d.notBefore)));
     return at > now ? at : undefined;
+  }
+
+  /** Removes the waiting tasks `keep` refuses, in turn (the rest keep their order and their waits); returns them. */
+  shed(keep: (task: T) => boolean): T[] {
+    const removed: T[] = [];
+    const kept = (task: T): boolean => {
+      if (keep(task)) return true;
+      removed.push(task);
+      return false;
+    };
+    this.delayed = this.delayed.filter((w) => kept(w.task));
+    const queued = (this.queue.slice(this.queueHead) as T[]).filter(kept);
+    this.queue.length = 0;
+    this.queueHead = 0;
+    this.queue.push(...queued);
+    return removed;
   }
 
   /** Everything waiting here, removed (when the breaker opens). */

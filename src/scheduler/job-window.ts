@@ -3,7 +3,8 @@
  * handed to the publisher, all or nothing, and out of the window once it is
  * published; a failure -> failed in the ledger (a transient one with the time
  * of its next run's retry), its other fetches aborted; set aside -> left
- * pending for a later run. Whatever way it ends, its temporaries go.
+ * pending for a later run; put back -> claimed again later in this run.
+ * Whatever way it ends, its temporaries go.
  */
 import type { Logger } from 'pino';
 import type { FetchError } from '../errors.js';
@@ -145,6 +146,15 @@ export class JobWindow {
     this.tally.idsSetAside++;
     this.asides.push(job.gbifId);
     void this.recordLater();
+    this.release(job);
+    return true;
+  }
+
+  /** Takes a gbifID out of the window to be claimed again later in this run (its host is suspected down); false if it had already ended. */
+  putBack(job: Job): boolean {
+    if (job.settled) return false;
+    job.settled = true;
+    job.abort.abort();
     this.release(job);
     return true;
   }

@@ -82,6 +82,11 @@ export class Job {
     this.expected += parts - 1;
   }
 
+  /** Nothing of it is in yet: no image, no IIIF document read (leaving the window loses no work). */
+  get untouched(): boolean {
+    return this.results.size === 0 && this.expansions.size === 0;
+  }
+
   /** Records a unit's result; true when that was the gbifID's last one. */
   done(key: string, requested: string, result: FetchResult): boolean {
     this.results.set(key, { ...result, requested });

@@ -100,7 +100,13 @@ export class Scheduler {
     this.derive = settings.derive ?? NO_DERIVE;
     this.window = new JobWindow(ledger, publisher, this.tally, log, settings.out, this.derive, { onError: (err) => this.fail(err), onPublished: () => this.pump() });
     const parts = { ledger, publisher, settings, log, hosts: this.hosts, window: this.window, tally: this.tally, failing: this.failing, derive: this.derive, sharedHosts: this.sharedHosts };
-    this.router = new TaskRouter(parts, { pump: () => this.pump(), record: (write) => this.record(write) });
+    this.router = new TaskRouter(parts, {
+      pump: () => this.pump(),
+      record: (write) => this.record(write),
+      putBack: (job) => {
+        if (this.window.putBack(job)) this.claims.spill(job.gbifId, { suspect: true, putBack: true });
+      },
+    });
   }
 
   run(signal?: AbortSignal): Promise<RunTally> {
@@ -198,9 +204,17 @@ export class Scheduler {
     return this.hosts.host(name);
   }
 
+  /** A host suspected down that already has a gbifID of the window waiting on it or asking it. */
+  private probed(name: string): boolean {
+    const host = this.host(name);
+    return host.suspect && host.backlog + host.inFlight > 0;
+  }
+
   /** Claims the next batch while the window has room: one claim out at a time, and the pump goes on meanwhile. */
   private fillWindow(): void {
-    if (this.claiming || this.window.size >= this.windowSize || this.claims.exhausted || this.claims.waiting) return;
+    if (this.claiming || this.claims.exhausted || this.claims.waiting) return;
+    // What hosts suspected down hold is not counted (looked at only when the window is full): a probe and what each had tried, up to --per-host + 1.
+    if (this.window.size >= this.windowSize && this.window.size >= this.windowSize + this.failing.probing(this.settings.perHost + 1)) return;
     this.claiming = true;
     this.claims.next(this.claimBatch).then(
       (batch) => {
@@ -235,6 +249,11 @@ export class Scheduler {
     if (claimed.images.some((img) => this.host(img.host).backlog >= this.hostBacklogLimit)) {
       // One slow host must not fill the window: set the ID aside for later in this run.
       this.claims.spill(claimed.gbifId);
+      return false;
+    }
+    if (claimed.images.some((img) => this.probed(img.host))) {
+      // Nor a host suspected down: it has its probe; the ID comes back once the host opens or answers.
+      this.claims.spill(claimed.gbifId, { suspect: true });
       return false;
     }
     this.claims.admitted();

@@ -11,7 +11,7 @@ import { FetchError, PermanentError } from '../errors.js';
 import type { FetchedBody, FetchResult } from '../fetch/fetch-image.js';
 import type { DownloadLedger } from '../ledger/ledger.js';
 import { linkOrCopy, type Publisher } from '../store/publisher.js';
-import { afterFailure } from './after-failure.js';
+import { afterFailure, type AfterFailure } from './after-failure.js';
 import { FetchesElsewhere } from './fetches-elsewhere.js';
 import type { FailingHosts } from './failing-hosts.js';
 import type { HostQueues } from './host-queues.js';
@@ -45,6 +45,8 @@ export interface RouterHooks {
   readonly pump: () => void;
   /** A ledger write the run does not wait on but must see in before it ends. */
   readonly record: (write: Promise<void>) => void;
+  /** Takes a gbifID out of the window, to be claimed again later in this run. */
+  readonly putBack: (job: Job) => void;
 }
 
 export class TaskRouter {
@@ -183,6 +185,11 @@ export class TaskRouter {
     const host = this.hosts.host(task.image.host);
     const next = afterFailure(failure, task, host, Date.now(), this.settings.retries, this.settings.retryBaseMs ?? 1000);
     this.failing.note(host);
+    this.follow(next, task, failure, host);
+    if (host.suspect) this.shedSuspect(host);
+  }
+
+  private follow(next: AfterFailure, task: Task, failure: FetchError, host: HostState<Task>): void {
     switch (next.then) {
       case 'next-rung':
         for (const t of [task, ...this.shared.finish(task.image.url)]) {
@@ -205,6 +212,33 @@ export class TaskRouter {
       case 'breaker-opened':
         return this.breakerOpened(host, task);
     }
+  }
+
+  /**
+   * A host suspected down keeps one gbifID waiting on it or asking it (its
+   * probe, which goes on failing or finds it back); the others leave the
+   * window until it opens or answers, so that its places go to hosts not yet
+   * tried. Only gbifIDs wholly at this host, never tried, with nothing in yet leave.
+   */
+  private shedSuspect(host: HostState<Task>): void {
+    // One waiting besides any in flight: a request in flight may belong to a gbifID that leaves.
+    let probes = 0;
+    const shed = host.shed((t) => {
+      if (t.job.settled) return false;
+      // A task already tried stays too: taken up again it would have all its --retries once more.
+      const stays = probes === 0 || t.attempts > 0 || !t.job.untouched || t.job.claimed.images.some((img) => img.host !== host.name);
+      if (stays) probes++;
+      return stays;
+    });
+    let putBack = 0;
+    for (const t of shed) {
+      // Its URL may be awaited by other gbifIDs: one of them takes the fetch over.
+      this.promoteWaiter(t);
+      if (t.job.settled) continue;
+      this.hooks.putBack(t.job);
+      putBack++;
+    }
+    if (putBack > 0) this.log.info({ host: host.name, failures: host.consecutiveFailures, putBack }, 'host suspected down: its gbifIDs but one wait outside the window until it opens or answers');
   }
 
   /** A host's breaker just opened: kept in the ledger for status and later runs; its work is set aside, pending. */
