@@ -6,6 +6,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
+import { FailingHosts } from '../src/scheduler/failing-hosts.js';
 import { HostState } from '../src/scheduler/host-state.js';
 
 setFlagsFromString('--expose-gc');
@@ -67,5 +68,44 @@ describe('HostState', () => {
     for (let i = 1; i < 5; i++) live.failed(t0 + 30_000 + i * 1000);
     live.answered(); // a 404 is an answer: the host is up
     expect(live.failingSince).toBeUndefined();
+  });
+
+  it('a suspect host keeps its probe and what it tried, and opens when its window ends even with its other gbifIDs waiting outside', () => {
+    const window = { perHost: 4, breakerThreshold: 1000, breakerCooldownMs: 60_000, breakerWindowMs: 10_000 };
+    const host = new HostState<{ n: number; tried: boolean }>('e.example.org', window);
+    for (let n = 0; n < 6; n++) host.push({ n, tried: n === 3 });
+    host.delay({ n: 6, tried: true }, 5);
+    const t0 = 1_000_000;
+    for (let i = 0; i < 3; i++) host.failed(t0 + i);
+    expect(host.suspect).toBe(true);
+    let probes = 0;
+    const shed = host.shed((t) => t.tried || probes++ === 0);
+    expect(shed.map((t) => t.n)).toEqual([1, 2, 4, 5]);
+    expect(host.backlog).toBe(3);
+    // The kept tasks come out as before: the queue in order, the delayed one once due.
+    expect(host.take(t0)?.n).toBe(6);
+    expect(host.take(t0)?.n).toBe(0);
+
+    // Its probe ended (failed, with its gbifID), its other gbifIDs outside: the clock alone opens it.
+    const failing = new FailingHosts<{ n: number; tried: boolean }>();
+    const empty = new HostState<{ n: number; tried: boolean }>('f.example.org', window);
+    const outside = new HostState<{ n: number; tried: boolean }>('g.example.org', window);
+    for (const h of [empty, outside]) {
+      for (let i = 0; i < 3; i++) h.failed(t0 + i);
+      failing.note(h);
+    }
+    outside.heldOutside = true;
+    expect(failing.nextWindowEnd()).toBe(t0 + 10_000);
+    expect(failing.openElapsed(t0 + 10_000)).toEqual([outside]);
+    expect(outside.isOpen(t0 + 10_000)).toBe(true);
+    // One with nothing anywhere is left alone: there is nothing to set aside, and no run to keep alive for it.
+    expect(empty.breaker).toBe('closed');
+    // An answer ends the suspicion, and what waited outside is taken up as any other gbifID.
+    const back = new HostState<object>('h.example.org', window);
+    for (let i = 0; i < 3; i++) back.failed(t0 + i);
+    back.heldOutside = true;
+    back.answered();
+    expect(back.suspect).toBe(false);
+    expect(back.heldOutside).toBe(false);
   });
 });

@@ -7,6 +7,11 @@
  */
 import type { HostState } from './host-state.js';
 
+/** Work waits on the host: in its queue, or outside the window until it opens or answers. */
+function waits<T>(host: HostState<T>): boolean {
+  return host.backlog > 0 || host.heldOutside;
+}
+
 export class FailingHosts<T> {
   private readonly hosts = new Set<HostState<T>>();
 
@@ -20,7 +25,7 @@ export class FailingHosts<T> {
     const opened: HostState<T>[] = [];
     for (const host of this.hosts) {
       if (host.failingSince === undefined || host.breaker !== 'closed') this.hosts.delete(host);
-      else if (host.backlog > 0 && host.windowElapsed(now)) {
+      else if (waits(host) && host.windowElapsed(now)) {
         this.hosts.delete(host);
         host.open(now);
         opened.push(host);
@@ -46,7 +51,7 @@ export class FailingHosts<T> {
   /** When the next failing host with work waiting fills its window (Infinity: none). */
   nextWindowEnd(): number {
     let at = Infinity;
-    for (const host of this.hosts) if (host.backlog > 0) at = Math.min(at, host.windowEndsAt() ?? Infinity);
+    for (const host of this.hosts) if (waits(host)) at = Math.min(at, host.windowEndsAt() ?? Infinity);
     return at;
   }
 }

@@ -54,6 +54,13 @@ export class HostState<T> {
   measuredMs = 0;
   /** When the current streak of failures began (no success or answer since); undefined when not failing. */
   failingSince: number | undefined;
+  /**
+   * gbifIDs of this host wait outside the run's window (put back, or not
+   * admitted, while it is suspect): its breaker window opens it when it
+   * ends even with no task here, or on a shared ledger they may have gone
+   * to a worker that has only begun to suspect it, and another window passes.
+   */
+  heldOutside = false;
   /** Tasks in order from queueHead; slots before it are emptied as tasks are taken. */
   private readonly queue: (T | undefined)[] = [];
   private queueHead = 0;
@@ -198,6 +205,7 @@ export class HostState<T> {
   succeeded(): 'closed_breaker' | undefined {
     this.consecutiveFailures = 0;
     this.failingSince = undefined;
+    this.heldOutside = false;
     this.cooldowns = 0;
     if (this.cap < this.settings.perHost && ++this.successes >= SUCCESSES_TO_GROW) {
       this.cap++;
@@ -214,6 +222,7 @@ export class HostState<T> {
   answered(): void {
     this.consecutiveFailures = 0;
     this.failingSince = undefined;
+    this.heldOutside = false;
     if (this.breaker === 'half_open') this.breaker = 'closed';
   }
 

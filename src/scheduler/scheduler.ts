@@ -251,8 +251,10 @@ export class Scheduler {
       this.claims.spill(claimed.gbifId);
       return false;
     }
-    if (claimed.images.some((img) => this.probed(img.host))) {
+    const suspect = claimed.images.find((img) => this.probed(img.host));
+    if (suspect) {
       // Nor a host suspected down: it has its probe; the ID comes back once the host opens or answers.
+      this.host(suspect.host).heldOutside = true;
       this.claims.spill(claimed.gbifId, { suspect: true });
       return false;
     }

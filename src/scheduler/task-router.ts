@@ -238,7 +238,9 @@ export class TaskRouter {
       this.hooks.putBack(t.job);
       putBack++;
     }
-    if (putBack > 0) this.log.info({ host: host.name, failures: host.consecutiveFailures, putBack }, 'host suspected down: its gbifIDs but one wait outside the window until it opens or answers');
+    if (putBack === 0) return;
+    host.heldOutside = true;
+    this.log.info({ host: host.name, failures: host.consecutiveFailures, putBack }, 'host suspected down: its gbifIDs but one wait outside the window until it opens or answers');
   }
 
   /** A host's breaker just opened: kept in the ledger for status and later runs; its work is set aside, pending. */
