@@ -1,0 +1,61 @@
+// npm run bench:dead-hosts [-- --ids 160000] [-- --hosts 2000] [-- --window 30]
+// Dead hosts are the normal case: a run must end by itself once only they
+// hold work, one breaker window (--breaker-window) after it first asks them.
+// The figure: seconds until a run ends when --hosts dead hosts hold --ids
+// gbifIDs, spread as in an export (a few big hosts, a long tail of small
+// ones, in no order), beside the same run with one dead host holding as many
+// (the least a run can take: one breaker window, and setting the rest aside).
+// Each host refuses connections at once (nothing listens on its address), so
+// the figure is the scheduler's, not the network's. Peak RSS beside it.
+import { rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { arg, bin, fmt, ledgerFor, out, timed } from './harness.mjs';
+
+const IDS = arg('ids', 160_000);
+const HOSTS = arg('hosts', 2_000);
+const WINDOW = arg('window', 30);
+
+/** A port with nothing listening on it (on any 127.3.x.y). */
+async function refusedPort() {
+  const probe = createServer();
+  await new Promise((resolve) => probe.listen(0, '127.3.0.1', resolve));
+  const { port } = probe.address();
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/** Deterministic: host k gets a share near -ln(k / hosts), as bench/gen-multimedia.mjs spreads an export's. */
+function rows(hosts, port) {
+  let s = 42;
+  const rand = () => {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    return s / 4294967296;
+  };
+  return Array.from({ length: IDS }, (_, i) => {
+    const k = Math.floor(rand() * rand() * hosts);
+    return [1_000_000_000 + ((i * 2654435761) % 4294967296), `http://127.3.${k >> 8}.${k & 255}:${port}/media/${i}.jpg`];
+  });
+}
+
+function run(name, hosts, port) {
+  // A ledger of an earlier round would keep its breakers open.
+  rmSync(join(out, name), { recursive: true, force: true });
+  const ledger = ledgerFor(name, rows(hosts, port));
+  const t = timed(process.execPath, [bin, 'run', '--db', ledger.db, '--out', ledger.images, '--allow-private-network', '--json', '--no-progress', '--breaker-window', String(WINDOW)]);
+  const summary = JSON.parse(t.stdout.trim().split('\n').pop());
+  if (summary.idsDone !== 0 || summary.idsFailed + summary.pending !== IDS || summary.recovered !== 0) {
+    throw new Error(`${name}: ${summary.idsDone} done, ${summary.idsFailed} failed, ${summary.pending} pending of ${IDS}`);
+  }
+  return { ...t, opened: summary.hostsOpened.length, failed: summary.idsFailed };
+}
+
+console.log(`bench:dead-hosts  ${fmt(IDS)} gbifIDs, --breaker-window ${WINDOW}`);
+console.log(`machine           ${cpus().length} x ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
+const port = await refusedPort();
+const one = run('dead-one', 1, port);
+console.log(`one dead host          ${fmt(one.seconds, 1).padStart(6)} s  (${fmt(one.seconds / WINDOW, 2)} breaker windows; ${fmt(one.rssMb)} MB)`);
+const many = run('dead-many', HOSTS, port);
+console.log(`${fmt(HOSTS)} dead hosts       ${fmt(many.seconds, 1).padStart(6)} s  (${fmt(many.seconds / WINDOW, 2)} breaker windows; ${many.opened} breakers opened, ${fmt(many.failed)} gbifIDs failed; ${fmt(many.rssMb)} MB)`);
+console.log(`   ratio ${fmt(many.seconds / one.seconds, 2)}x the one-host run (target: about 1x: every host first asked within the first window)`);
