@@ -3,11 +3,13 @@
 // names it. It serves DNS on 127.0.0.53: h<N>.test is 127.0.1.<10+N>, where
 // an image server answers; dead<N>.test is never answered (a lapsed domain
 // whose servers are gone); anything else is NXDOMAIN (nx<N>.test: a name
-// that no longer exists). Then it runs the real CLI (ingest, run --json,
-// status --json) on `healthy` images over `hosts` hosts, `dead` images of dead
-// names and `nx` images of names that do not exist, and prints one JSON line:
+// that no longer exists); mirror.lab.test is host 0's address, so the name
+// `mirror` is found only through a search list. Then it runs the real CLI
+// (ingest, run --json, status --json) on `healthy` images over `hosts` hosts,
+// `dead` images of dead names, `nx` images of names that do not exist and
+// `searched` images at http://mirror:8080/, and prints one JSON line:
 // { run: {status, stderr, json}, status: {...}, dnsQueries: {answered, unanswered, nxdomain}, served: [requests per host] }.
-//   node dead-dns.mjs <dir> <hosts> <healthy> <dead> <nx> -- <herbdl run flags...>
+//   node dead-dns.mjs <dir> <hosts> <healthy> <dead> <nx> <searched> -- <herbdl run flags...>
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { writeFileSync } from 'node:fs';
@@ -15,7 +17,7 @@ import { createServer } from 'node:http';
 import { join } from 'node:path';
 import sharp from 'sharp';
 
-const [dir, hosts, healthy, dead, nx] = process.argv.slice(2, 7);
+const [dir, hosts, healthy, dead, nx, searched] = process.argv.slice(2, 8);
 const runFlags = process.argv.slice(process.argv.indexOf('--') + 1);
 const bin = new URL('../../bin/herbdl', import.meta.url).pathname;
 
@@ -34,7 +36,7 @@ dns.on('message', (msg, from) => {
     queries.unanswered++;
     return;
   }
-  const host = /^h(\d+)\.test$/.exec(name);
+  const host = /^h(\d+)\.test$/.exec(name) ?? (name === 'mirror.lab.test' ? [name, '0'] : null);
   if (host) queries.answered++;
   else queries.nxdomain++;
   const answers = host && type === 1 ? 1 : 0;
@@ -65,6 +67,7 @@ let id = 7_000_000;
 for (let i = 0; i < Number(healthy); i++) rows.push(`${id++}\tStillImage\timage/jpeg\thttp://h${i % Number(hosts)}.test:8080/${i}.jpg`);
 for (let i = 0; i < Number(dead); i++) rows.push(`${id++}\tStillImage\timage/jpeg\thttp://dead${i}.test:8080/${i}.jpg`);
 for (let i = 0; i < Number(nx); i++) rows.push(`${id++}\tStillImage\timage/jpeg\thttp://nx${i}.test:8080/${i}.jpg`);
+for (let i = 0; i < Number(searched); i++) rows.push(`${id++}\tStillImage\timage/jpeg\thttp://mirror:8080/s${i}.jpg`);
 writeFileSync(join(dir, 'dns.txt'), rows.join('\n') + '\n');
 const db = join(dir, 'dns.db');
 
