@@ -143,12 +143,13 @@ export interface DownloadLedger {
   /** Up to `limit` deferred gbifIDs, oldest first, with their images; they are deferred no more. */
   claimDeferred(limit: number): Promise<ClaimedId[]>;
   /**
-   * Pending gbifIDs this run does not hold: other workers hold them, or they
+   * Pending gbifIDs this run does not hold, and failed ones due by `dueBy`
+   * with fewer than `maxAttempts` attempts: other workers hold them, or they
    * are free (handed back, or a dead worker's with its lease run out). 0 on
    * a ledger one run holds alone. A run that has claimed all it could waits
-   * and goes over the pending IDs again while any remain.
+   * and goes over the due and pending IDs again while any remain.
    */
-  pendingElsewhere(): Promise<number>;
+  pendingElsewhere(dueBy: number, maxAttempts: number): Promise<number>;
   /**
    * For URLs of images claimed `elsewhere`: a stored copy where another
    * worker's gbifID with the URL is now done; 'ours' where this worker is now

@@ -6,9 +6,9 @@
  * by the ledger (deferIds), so memory holds only the cursors and a count.
  *
  * On a shared ledger, other workers may still hold pending gbifIDs when this
- * one has claimed all it could: it waits, and goes over the pending IDs again,
- * until none is held elsewhere. That is how a dead worker's claims are taken
- * up once its lease expires, and a stopped worker's at once.
+ * one has claimed all it could: it waits, and goes over the due and pending
+ * IDs again, until none is held elsewhere. That is how a dead worker's claims
+ * are taken up once its lease expires, and a stopped worker's at once.
  */
 import type { ClaimedId, DownloadLedger, RetryCursor } from '../ledger/ledger.js';
 
@@ -94,7 +94,7 @@ export class Claims {
       }
       case 'elsewhere': {
         // Other workers hold pending IDs: go over the pending IDs again in a while, when some may have come free.
-        if ((await this.ledger.pendingElsewhere()) === 0) this.phase = 'exhausted';
+        if ((await this.ledger.pendingElsewhere(this.runStart, this.maxAttempts)) === 0) this.phase = 'exhausted';
         else {
           this.phase = 'rescan';
           this.rescanAt = Date.now() + (this.spilledSuspect && !this.spilledSaturated ? SUSPECT_RETRY_MS : ELSEWHERE_POLL_MS);
@@ -104,8 +104,10 @@ export class Claims {
       }
       case 'rescan': {
         if (!this.waiting) {
+          // Due ones first, as in the first pass: a failed gbifID handed back stays failed, and only this phase claims it.
+          this.retryCursor = { dueAt: -1, gbifId: 0 };
           this.pendingCursor = 0;
-          this.phase = 'pending';
+          this.phase = 'retry';
         }
         return [];
       }

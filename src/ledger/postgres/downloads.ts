@@ -74,13 +74,16 @@ export class PostgresDownloads implements DownloadLedger {
     return [];
   }
 
-  async pendingElsewhere(): Promise<number> {
+  async pendingElsewhere(dueBy: number, maxAttempts: number): Promise<number> {
     // Whether any remain is what matters: counted up to a bound, so it stays cheap with millions pending.
     // IDs a live worker set aside (an open breaker) are not waited for: they stay with it until it ends.
+    // Failed ones due are counted as pending are: a full host queue hands them back as it does pending ones.
+    const elsewhere = `worker_id IS DISTINCT FROM $1 AND NOT (set_aside AND ${LIVE('ids.worker_id')})`;
     const row = await this.pool.query(
-      `SELECT count(*)::bigint AS n FROM (SELECT 1 FROM ids WHERE state = 0 AND worker_id IS DISTINCT FROM $1
-         AND NOT (set_aside AND ${LIVE('ids.worker_id')}) LIMIT 1000) s`,
-      [this.me],
+      `SELECT count(*)::bigint AS n FROM (
+         (SELECT 1 FROM ids WHERE state = 0 AND ${elsewhere} LIMIT 1000)
+         UNION ALL (SELECT 1 FROM ids WHERE state = 2 AND next_attempt_at <= $2 AND attempts < $3 AND ${elsewhere} LIMIT 1000)) s`,
+      [this.me, dueBy, maxAttempts],
     );
     return row.rows[0].n as number;
   }
