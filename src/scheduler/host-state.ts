@@ -103,7 +103,8 @@ export class HostState<T> {
   /**
    * Suspected down: nothing but failures, at least MIN_WINDOW_FAILURES of
    * them, and its breaker window running. Such a host keeps one gbifID
-   * waiting on it (its probe) and the run's window goes to other hosts.
+   * waiting on it (its probe) and the run's window goes to other hosts
+   * (suspect-hosts.ts).
    */
   get suspect(): boolean {
     return this.windowEndsAt() !== undefined;

@@ -24,6 +24,7 @@ import { Job, NO_DERIVE, type DeriveSettings } from './job.js';
 import { JobWindow } from './job-window.js';
 import type { SchedulerSettings } from './settings.js';
 import { SharedHosts } from './shared-hosts.js';
+import { probed } from './suspect-hosts.js';
 import { imageTask, type Task } from './task.js';
 import { RunTally } from './tally.js';
 import { TaskRouter } from './task-router.js';
@@ -204,12 +205,6 @@ export class Scheduler {
     return this.hosts.host(name);
   }
 
-  /** A host suspected down that already has a gbifID of the window waiting on it or asking it. */
-  private probed(name: string): boolean {
-    const host = this.host(name);
-    return host.suspect && host.backlog + host.inFlight > 0;
-  }
-
   /** Claims the next batch while the window has room: one claim out at a time, and the pump goes on meanwhile. */
   private fillWindow(): void {
     if (this.claiming || this.claims.exhausted || this.claims.waiting) return;
@@ -251,7 +246,7 @@ export class Scheduler {
       this.claims.spill(claimed.gbifId);
       return false;
     }
-    const suspect = claimed.images.find((img) => this.probed(img.host));
+    const suspect = claimed.images.find((img) => probed(this.host(img.host)));
     if (suspect) {
       // Nor a host suspected down: it has its probe; the ID comes back once the host opens or answers.
       this.host(suspect.host).heldOutside = true;

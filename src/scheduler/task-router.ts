@@ -21,6 +21,7 @@ import type { DeriveSettings, Job } from './job.js';
 import type { JobWindow } from './job-window.js';
 import type { SchedulerSettings } from './settings.js';
 import { SharedFetches, type FetchedHere } from './shared-fetches.js';
+import { shedSuspect } from './suspect-hosts.js';
 import type { SharedHosts } from './shared-hosts.js';
 import { linkStored, linkUnit, storedDocument } from './stored-links.js';
 import { nextRung, partTasks, type Task } from './task.js';
@@ -186,7 +187,7 @@ export class TaskRouter {
     const next = afterFailure(failure, task, host, Date.now(), this.settings.retries, this.settings.retryBaseMs ?? 1000);
     this.failing.note(host);
     this.follow(next, task, failure, host);
-    if (host.suspect) this.shedSuspect(host);
+    if (host.suspect) shedSuspect(host, this.log, (t) => this.promoteWaiter(t), this.hooks.putBack);
   }
 
   private follow(next: AfterFailure, task: Task, failure: FetchError, host: HostState<Task>): void {
@@ -212,35 +213,6 @@ export class TaskRouter {
       case 'breaker-opened':
         return this.breakerOpened(host, task);
     }
-  }
-
-  /**
-   * A host suspected down keeps one gbifID waiting on it or asking it (its
-   * probe, which goes on failing or finds it back); the others leave the
-   * window until it opens or answers, so that its places go to hosts not yet
-   * tried. Only gbifIDs wholly at this host, never tried, with nothing in yet leave.
-   */
-  private shedSuspect(host: HostState<Task>): void {
-    // One waiting besides any in flight: a request in flight may belong to a gbifID that leaves.
-    let probes = 0;
-    const shed = host.shed((t) => {
-      if (t.job.settled) return false;
-      // A task already tried stays too: taken up again it would have all its --retries once more.
-      const stays = probes === 0 || t.attempts > 0 || !t.job.untouched || t.job.claimed.images.some((img) => img.host !== host.name);
-      if (stays) probes++;
-      return stays;
-    });
-    let putBack = 0;
-    for (const t of shed) {
-      // Its URL may be awaited by other gbifIDs: one of them takes the fetch over.
-      this.promoteWaiter(t);
-      if (t.job.settled) continue;
-      this.hooks.putBack(t.job);
-      putBack++;
-    }
-    if (putBack === 0) return;
-    host.heldOutside = true;
-    this.log.info({ host: host.name, failures: host.consecutiveFailures, putBack }, 'host suspected down: its gbifIDs but one wait outside the window until it opens or answers');
   }
 
   /** A host's breaker just opened: kept in the ledger for status and later runs; its work is set aside, pending. */
