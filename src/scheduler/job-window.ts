@@ -128,7 +128,7 @@ export class JobWindow {
   fail(job: Job, task: Task, failure: FetchError, transient: boolean): void {
     if (job.settled) return;
     job.settled = true;
-    job.abort.abort();
+    job.cancel();
     const failures: FailedImage[] = [{ imageId: task.image.imageId, host: task.image.host, code: failure.code, httpStatus: failure.httpStatus }];
     const retryAt = transient ? Date.now() + backoffMs(job.claimed.attempts + 1, RUN_RETRY_BASE_MS, RUN_RETRY_CAP_MS) : null;
     this.failures.push({ gbifId: job.claimed.gbifId, failures, retryAt });
@@ -142,7 +142,7 @@ export class JobWindow {
   setAside(job: Job): boolean {
     if (job.settled) return false;
     job.settled = true;
-    job.abort.abort();
+    job.cancel();
     this.tally.idsSetAside++;
     this.asides.push(job.gbifId);
     void this.recordLater();
@@ -154,7 +154,7 @@ export class JobWindow {
   putBack(job: Job): boolean {
     if (job.settled) return false;
     job.settled = true;
-    job.abort.abort();
+    job.cancel();
     this.release(job);
     return true;
   }

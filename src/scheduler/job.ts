@@ -40,7 +40,8 @@ interface Expansion {
 }
 
 export class Job {
-  readonly abort = new AbortController();
+  /** Made when a request of it starts: most gbifIDs set aside never make one, and aborting one builds an error with its stack. */
+  private controller: AbortController | undefined;
   settled = false;
   private readonly temps = new Map<string, string>();
   /** Temporaries their validation wrote and fsynced (validate-image.ts): published without another fsync. */
@@ -61,6 +62,17 @@ export class Job {
 
   get gbifId(): number {
     return this.claimed.gbifId;
+  }
+
+  /** What its requests listen to: aborted once the gbifID ends (done, failed, set aside, put back) or the run fails. */
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    return this.controller.signal;
+  }
+
+  /** Ends its requests under way, if any started. */
+  cancel(): void {
+    this.controller?.abort();
   }
 
   addTemp(key: string, temp: string): void {

@@ -136,7 +136,7 @@ export class Scheduler {
         if (this.wakeTimer) clearTimeout(this.wakeTimer);
         void this.sharedHosts?.stop();
         // Requests in flight end now, not at their timeouts: nothing of theirs will be recorded.
-        for (const job of this.window.unsettled()) job.abort.abort();
+        for (const job of this.window.unsettled()) job.cancel();
         this.window.close();
         const failed = Date.now();
         const settled = () => {
@@ -288,7 +288,7 @@ export class Scheduler {
     let fetchedBody: FetchedBody;
     const sent = performance.now();
     try {
-      fetchedBody = await fetchImage(task.image.url, task.temp, this.settings.fetch, task.job.abort.signal);
+      fetchedBody = await fetchImage(task.image.url, task.temp, this.settings.fetch, task.job.signal);
       host.measuredImages++;
       host.measuredMs += performance.now() - sent;
     } catch (err) {
