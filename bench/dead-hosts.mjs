@@ -11,6 +11,7 @@ import { rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { rng } from './gen-multimedia.mjs';
 import { arg, bin, fmt, ledgerFor, out, timed } from './harness.mjs';
 
 const IDS = arg('ids', 160_000);
@@ -28,11 +29,7 @@ async function refusedPort() {
 
 /** Deterministic: host k gets a share near -ln(k / hosts), as bench/gen-multimedia.mjs spreads an export's. */
 function rows(hosts, port) {
-  let s = 42;
-  const rand = () => {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    return s / 4294967296;
-  };
+  const rand = rng(42);
   return Array.from({ length: IDS }, (_, i) => {
     const k = Math.floor(rand() * rand() * hosts);
     return [1_000_000_000 + ((i * 2654435761) % 4294967296), `http://127.3.${k >> 8}.${k & 255}:${port}/media/${i}.jpg`];

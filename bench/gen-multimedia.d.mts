@@ -3,3 +3,5 @@ export function generateMultimedia(
   path: string,
   options: { rows: number; hosts?: number; seed?: number; hostPrefix?: string; shape?: 'herbarium' | 'one-host' },
 ): Promise<{ rows: number; gbifIds: number }>;
+/** A seeded generator of numbers in [0, 1): the same sequence for the same seed. */
+export function rng(seed: number): () => number;

@@ -10,7 +10,8 @@ import { once } from 'node:events';
 export const HEADER =
   'gbifID\ttype\tformat\tidentifier\treferences\ttitle\tdescription\tsource\taudience\tcreated\tcreator\tcontributor\tpublisher\tlicense\trightsHolder';
 
-function rng(seed) {
+/** A seeded generator of numbers in [0, 1) (mulberry32): the same file for the same seed. */
+export function rng(seed) {
   let s = seed >>> 0;
   return () => {
     s = (s + 0x6d2b79f5) >>> 0;

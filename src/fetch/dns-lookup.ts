@@ -33,8 +33,15 @@ const KEEP_MS = 60_000;
 const known = new Map<string, { readonly addresses: LookupAddress[]; readonly until: number }>();
 /** Names no source knows, with the error that said so. */
 const unknown = new Map<string, { readonly err: Error; readonly until: number }>();
-/** The system lookup's answers that the name does not exist (not that a server failed to answer). */
+/** Answers that the name does not exist or has no address (not that a server failed to answer), from c-ares or the system's lookup. */
 const NO_SUCH_NAME = new Set(['ENOTFOUND', 'ENODATA', 'EAI_NONAME']);
+const noSuchName = (err: NodeJS.ErrnoException): boolean => NO_SUCH_NAME.has(err.code ?? '');
+
+/** Keeps a name no source knows for a minute; returns the error that said so. */
+function remembered(hostname: string, err: Error): Error {
+  unknown.set(hostname, { err, until: Date.now() + KEEP_MS });
+  return err;
+}
 const systemLookups = pLimit(2);
 
 /** c-ares's answers that mean DNS has no address for the name (it may still be known elsewhere). */
@@ -139,16 +146,13 @@ async function ask(hostname: string): Promise<LookupAddress[]> {
     // A server that never answered, or answered that it failed: the system's lookup would wait as long, in the pool.
     const unanswered = failures.find((e) => !NOT_IN_DNS.has(e.code ?? ''));
     if (unanswered) throw unanswered;
-    if (failures.length === 2 && failures.every((e) => e.code === 'ENOTFOUND' || e.code === 'ENODATA') && !systemMayKnowMore()) {
-      const err = Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND', hostname });
-      unknown.set(hostname, { err, until: Date.now() + KEEP_MS });
-      throw err;
+    if (failures.length === 2 && failures.every(noSuchName) && !systemMayKnowMore()) {
+      throw remembered(hostname, Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND', hostname }));
     }
     try {
       addresses = await askSystem(hostname);
     } catch (err) {
-      if (NO_SUCH_NAME.has((err as NodeJS.ErrnoException).code ?? '')) unknown.set(hostname, { err: err as Error, until: Date.now() + KEEP_MS });
-      throw err;
+      throw noSuchName(err as NodeJS.ErrnoException) ? remembered(hostname, err as Error) : err;
     }
   }
   known.set(hostname, { addresses, until: Date.now() + KEEP_MS });

@@ -97,8 +97,7 @@ export class Claims {
         if ((await this.ledger.pendingElsewhere(this.runStart, this.maxAttempts)) === 0) this.phase = 'exhausted';
         else {
           this.phase = 'rescan';
-          this.rescanAt = Date.now() + (this.spilledSuspect && !this.spilledSaturated ? SUSPECT_RETRY_MS : ELSEWHERE_POLL_MS);
-          this.spilledSaturated = this.spilledSuspect = false;
+          this.rescanAt = Date.now() + this.waitAfterSpills(ELSEWHERE_POLL_MS);
         }
         return [];
       }
@@ -146,7 +145,13 @@ export class Claims {
   /** Called when a whole batch of set-aside IDs found their hosts still saturated, or still suspected down. */
   backOffSpilled(): void {
     if (this.phase !== 'spilled') return;
-    this.spillRetryAt = Date.now() + (this.spilledSuspect && !this.spilledSaturated ? SUSPECT_RETRY_MS : SPILL_RETRY_MS);
+    this.spillRetryAt = Date.now() + this.waitAfterSpills(SPILL_RETRY_MS);
+  }
+
+  /** How long to wait before looking at set-aside IDs again: longer if only suspect hosts set them aside. Starts the next count. */
+  private waitAfterSpills(otherwise: number): number {
+    const wait = this.spilledSuspect && !this.spilledSaturated ? SUSPECT_RETRY_MS : otherwise;
     this.spilledSaturated = this.spilledSuspect = false;
+    return wait;
   }
 }
