@@ -15,8 +15,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startCluster } from '../bench/pg-cluster.mjs';
 import { INGEST_LOCK } from '../src/ledger/postgres/schema.js';
 import { herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
+import type { StatusJson } from './helpers/ledger.js';
+import { dropCommitAnswers } from './helpers/pg-proxy.js';
 import { writeMultimedia } from './helpers/multimedia.js';
-import { freshDatabase } from './helpers/postgres.js';
+import { freshDatabase, query } from './helpers/postgres.js';
 import { imageServers } from './helpers/image-server.js';
 import { expectConsistentPgTree, pgWorkspace, spreadRows, until } from './helpers/pg-run.js';
 
@@ -66,6 +68,33 @@ describe('a PostgreSQL server that goes away under running workers', async () =>
       // What was fetched before the restart was recorded after it: no image fetched twice.
       expect(hosts.reduce((n, h, i) => n + h.requests.length - (before[i] as number), 0)).toBe(360);
       await expectConsistentPgTree(ws);
+    });
+  }
+
+  for (const lose of ['answer', 'commit'] as const) {
+    const what = lose === 'answer' ? 'a COMMIT that went through but whose answer was lost' : 'a COMMIT lost before the server had it';
+    it(`a worker carries on after ${what}: every gbifID recorded done once, no image fetched twice`, async () => {
+      const ws = await pgWorkspace(dir, `unanswered_${lose}`, rows(lose === 'answer' ? 86 : 87, 240, 10), cluster.url);
+      // The first three COMMITs that record gbifIDs done (or their answers) are lost with their connections.
+      const proxy = await dropCommitAnswers(ws.db, /^UPDATE ids SET state = 1/, 3, lose);
+      try {
+        const before = hosts.map((h) => h.requests.length);
+        const worker = ws.worker(['--concurrency', '4', '--per-host', '2', '--lease', '30'], proxy.url);
+        // Before, a transaction whose answer was lost was sent again, found its gbifIDs no longer held (done by its own
+        // first commit), and the worker stopped: "its lease ran out". One whose COMMIT never arrived must be sent again.
+        expect(await worker.exited, worker.stderr()).toBe(0);
+        expect(proxy.dropped).toBe(3);
+        expect(worker.json()).toMatchObject({ idsDone: 240, idsFailed: 0, pending: 0 });
+        expect(hosts.reduce((n, h, i) => n + h.requests.length - (before[i] as number), 0)).toBe(360);
+        // Each gbifID and image counted done once: in the totals and host counters status reads, and in the worker's own tally.
+        const status = herbdlJson<StatusJson>(['status', '--db', ws.db, '--hosts', '10']);
+        expect(status).toMatchObject({ ids: { total: 240, done: 240, pending: 0 }, images: { total: 360, done: 360, pending: 0 } });
+        expect(status.hosts.reduce((n, h) => n + h.done, 0)).toBe(360);
+        expect((await query<{ done: number }>(ws.db, 'SELECT done::int AS done FROM workers'))[0]?.done).toBe(240);
+        await expectConsistentPgTree(ws);
+      } finally {
+        await proxy.close();
+      }
     });
   }
 

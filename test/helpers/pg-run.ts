@@ -22,7 +22,8 @@ export interface Worker {
 export interface PgWorkspace {
   readonly db: string;
   readonly out: string;
-  worker(extra?: string[]): Worker;
+  /** `via`: the ledger's URL as this worker is to reach it (a proxy's), if not `db`. */
+  worker(extra?: string[], via?: string): Worker;
   files(): string[];
   doneFiles(): Promise<string[]>;
 }
@@ -35,8 +36,8 @@ export async function pgWorkspace(dir: string, label: string, rows: readonly (re
   return {
     db,
     out,
-    worker(extra = []) {
-      const child = spawnHerbdl(['run', '--db', db, '--out', out, '--allow-private-network', '--json', ...extra]);
+    worker(extra = [], via = db) {
+      const child = spawnHerbdl(['run', '--db', via, '--out', out, '--allow-private-network', '--json', ...extra]);
       let stdout = '';
       let stderr = '';
       child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));

@@ -86,12 +86,12 @@ export function createPool(url: string, max = POOL_CONNECTIONS): pg.Pool {
  * `hold` throws when the lease may have run out (WorkerLease.check): then the
  * worker stops, as it would for any lost lease. Sending again is safe because
  * a failed statement or transaction did not commit, and in the rare case that
- * a commit went through and only its answer was lost, sending it again does
- * no harm: the run's statements set values rather than add to them; what
- * adds to counters is fenced by the claim (outcomes: a repeat finds the
- * gbifIDs no longer held and stops the worker instead) or counts only the
- * rows it changed; and a claim repeated takes other IDs, while the first
- * ones stay with this worker until it hands everything back at its end.
+ * a commit went through and only its answer was lost: a transaction asks the
+ * server what became of it and is not sent again if it went through
+ * (transaction()); a single statement sent again does no harm, as the run's
+ * statements set values rather than add to them, what adds to counters counts
+ * only the rows it changed, and a claim repeated takes other IDs, while the
+ * first ones stay with this worker until it hands everything back at its end.
  */
 export function rideOut(pool: pg.Pool, hold: (() => void) | undefined): void {
   const state = pools.get(pool);
@@ -137,18 +137,39 @@ types.setTypeParser(types.builtins.NUMERIC, (v) => Number(v));
  * Runs `work` in a transaction, once more if it lost a deadlock or a
  * serialization race (both only lose time), and again while the server is
  * away if a run holds its lease (riding()).
+ *
+ * A COMMIT whose answer was lost with its connection (the server crashed just
+ * after the commit reached its disk, a network that failed at that moment) may
+ * have gone through or not. Sent again, a transaction fenced by the claim would
+ * find its gbifIDs no longer held, by its own first commit, and stop the worker
+ * as if its lease had run out. So the transaction's id is asked for before the
+ * COMMIT, and after such a loss the server is asked what became of it (as the
+ * PostgreSQL manual suggests for exactly this case): committed, the first
+ * result stands; aborted, the work is done again.
  */
 export async function transaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  let unanswered: { xid: string; result: T } | undefined;
   return riding(pool, async () => {
+    if (unanswered) {
+      const committed = await committedAfterAll(pool, unanswered.xid);
+      const { result } = unanswered;
+      unanswered = undefined;
+      if (committed) return result;
+    }
     for (let attempt = 1; ; attempt++) {
       const client = await pool.connect();
+      let committing: { xid: string | null; result: T } | undefined;
       try {
         await client.query('BEGIN');
         const result = await work(client);
+        // null for a transaction that wrote nothing: doing it again changes nothing.
+        const xid = (await client.query('SELECT pg_current_xact_id_if_assigned()::text AS xid')).rows[0].xid as string | null;
+        committing = { xid, result };
         await client.query('COMMIT');
         return result;
       } catch (err) {
         await client.query('ROLLBACK').catch(() => {});
+        if (committing?.xid && isConnectionLoss(err)) unanswered = { xid: committing.xid, result: committing.result };
         const code = (err as { code?: string }).code;
         if (attempt < 5 && (code === '40P01' || code === '40001')) continue;
         throw err;
@@ -157,6 +178,21 @@ export async function transaction<T>(pool: pg.Pool, work: (client: pg.PoolClient
       }
     }
   });
+}
+
+/**
+ * Whether transaction `xid`, whose COMMIT was sent, went through. A backend
+ * still finishing it (its client gone, the server up) says so for a moment;
+ * a crash's recovery aborts what did not reach the disk.
+ */
+async function committedAfterAll(pool: pg.Pool, xid: string): Promise<boolean> {
+  for (;;) {
+    const { rows } = await pool.query('SELECT pg_xact_status($1::xid8) AS status', [xid]);
+    const status = rows[0].status as 'committed' | 'aborted' | 'in progress' | null;
+    if (status !== 'in progress') return status === 'committed';
+    pools.get(pool)?.hold?.();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 /**

@@ -1,0 +1,104 @@
+/**
+ * A loopback TCP proxy in front of a PostgreSQL server that loses a COMMIT's
+ * answer: the server gets the COMMIT and commits, and the proxy ends the
+ * connection instead of passing the answer on, as a network that fails at
+ * that moment (or a server that crashes just after its commit reached the
+ * disk) does. Or it loses the COMMIT itself, which the client cannot tell
+ * apart: the connection ends before the server has it. It reads the client's side of the protocol only as far as
+ * telling messages apart: a transaction's statements from its BEGIN to its
+ * COMMIT, whichever protocol sent them (Parse for statements with values,
+ * Query for plain text).
+ */
+import { createServer, connect, type Socket } from 'node:net';
+
+export interface CommitDropper {
+  /** The server's URL with the proxy's address. */
+  readonly url: string;
+  /** COMMITs (or their answers, as asked) the proxy did not pass on. */
+  dropped: number;
+  close(): Promise<void>;
+}
+
+/** Untyped messages a client may send before its startup message: SSLRequest, GSSENCRequest. */
+const NEGOTIATIONS = new Set([80877103, 80877104]);
+
+/**
+ * Drops the answer of the first `times` COMMITs whose transaction holds a
+ * statement that `matches` (`lose: 'commit'`: the COMMIT itself); every other
+ * byte passes both ways unchanged.
+ */
+export async function dropCommitAnswers(serverUrl: string, matches: RegExp, times = 1, lose: 'answer' | 'commit' = 'answer'): Promise<CommitDropper> {
+  const target = new URL(serverUrl);
+  const sockets = new Set<Socket>();
+  const proxy = createServer((client) => {
+    const server = connect(Number(target.port), target.hostname);
+    sockets.add(client).add(server);
+    const end = () => {
+      client.destroy();
+      server.destroy();
+    };
+    client.on('error', end).on('close', end);
+    server.on('error', end).on('close', end);
+    let pending = Buffer.alloc(0);
+    let typed = false;
+    let statements: string[] = [];
+    let armed = false;
+    client.on('data', (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk]);
+      // Whole messages are passed on one at a time (a COMMIT may have to stay here); a part waits for its rest.
+      for (;;) {
+        const head = typed ? 1 : 0;
+        if (pending.length < head + 4) break;
+        const length = pending.readInt32BE(head);
+        if (pending.length < head + length) break;
+        const message = pending.subarray(0, head + length);
+        const body = message.subarray(head + 4);
+        pending = pending.subarray(head + length);
+        if (!typed) {
+          typed = !NEGOTIATIONS.has(body.readInt32BE(0));
+        } else if (message[0] === 0x50 /* Parse: name, then the statement */) {
+          const from = body.indexOf(0) + 1;
+          statements.push(body.subarray(from, body.indexOf(0, from)).toString());
+        } else if (message[0] === 0x51 /* Query: the statement */) {
+          const text = body.subarray(0, body.length - 1).toString().trim();
+          if (/^BEGIN/i.test(text)) statements = [];
+          else if (/^COMMIT/i.test(text)) {
+            if (dropper.dropped < times && statements.some((s) => matches.test(s))) {
+              if (lose === 'commit') {
+                dropper.dropped++;
+                end();
+                return;
+              }
+              armed = true;
+            }
+            statements = [];
+          } else statements.push(text);
+        }
+        server.write(message);
+      }
+    });
+    server.on('data', (chunk: Buffer) => {
+      // Nothing is sent before the answer to the COMMIT: the client waits for each answer before its next statement.
+      if (armed) {
+        if (chunk[0] === 0x43 /* CommandComplete */ && chunk.includes('COMMIT')) dropper.dropped++;
+        end();
+        return;
+      }
+      client.write(chunk);
+    });
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  const url = new URL(serverUrl);
+  url.hostname = '127.0.0.1';
+  url.port = String((proxy.address() as { port: number }).port);
+  const dropper: CommitDropper = {
+    url: url.toString(),
+    dropped: 0,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        proxy.close(() => resolve());
+      }),
+  };
+  return dropper;
+}
