@@ -10,6 +10,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
+import type { StatusJson } from './helpers/ledger.js';
 import { expectConsistentPgTree, pgWorkspace, spreadRows, until } from './helpers/pg-run.js';
 import { query } from './helpers/postgres.js';
 
@@ -125,8 +126,11 @@ describe('workers on one PostgreSQL ledger', async () => {
     expect(workers.filter((w) => w.json().idsSetAside > 0).length).toBe(3);
     // Each worker opening its own breaker would take a request each; one breaker for all takes one.
     expect(failing!.requests.length).toBe(1);
-    const status = herbdlJson<{ blockedHosts: { host: string }[]; ids: { pending: number } }>(['status', '--db', ws.db]);
+    const status = herbdlJson<StatusJson>(['status', '--db', ws.db]);
     expect(status.blockedHosts.map((h) => h.host)).toEqual([expect.stringContaining(failing!.address)]);
+    // One image a gbifID: every pending image waits on it.
+    expect(status.blocked).toEqual({ hosts: 1, pending: status.ids.pending });
+    expect(status.ids.pending).toBeGreaterThan(0);
   });
 
   it('a worker killed with -9 has its claims taken up by the others once its lease runs out; none is published twice', async () => {

@@ -6,7 +6,8 @@
  */
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { herbdlAsync, tempDir } from './helpers/cli.js';
+import { herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
+import type { StatusJson } from './helpers/ledger.js';
 import { ImageServer, imageServers, sampleJpeg } from './helpers/image-server.js';
 import { expectConsistentTree, workspace, type RunJson } from './helpers/run.js';
 
@@ -70,6 +71,46 @@ describe('a run beside dead hosts', async () => {
     expect(after.ids).toMatchObject({ done: 49, pending: 13 });
     expect(after.blockedHosts.map((h) => h.host)).toEqual(['127.0.0.36']);
     expectConsistentTree(ws);
+  });
+});
+
+describe('a run beside more dead hosts than a summary line can hold', async () => {
+  // An export's dead hosts are counted in thousands: one line naming every one was 130 KB at 2,000.
+  const dead = Array.from({ length: 14 }, (_, i) => `127.0.39.${i + 1}`);
+  const port = await refusingPort(dead[0]!);
+  const dir = tempDir();
+
+  it('names the ten holding most and counts the rest, in the summary and in status; --json and status --hosts N give them all', async () => {
+    const rows: [number, string][] = [];
+    // Host i holds i + 3 gbifIDs: an order with no ties, and every host keeps some pending while its first fail their retries.
+    dead.forEach((address, i) => {
+      for (let n = 0; n < i + 3; n++) rows.push([39_000 + i * 100 + n, `http://${address}:${port}/gone-${n}.jpg`]);
+    });
+    const ws = workspace(dir, rows);
+    const settings = ['--timeout', '1', '--retries', '3', '--per-host', '4', '--breaker-threshold', '1000', '--breaker-cooldown', '600', '--breaker-window', '3'];
+    const r = await herbdlAsync(['run', '--db', ws.db, '--out', ws.out, '--allow-private-network', '--no-progress', ...settings], { timeoutMs: 45_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const opened = r.stdout.match(/^breakers opened on (.*) and 4 more hosts \(their gbifIDs stay pending; see herbdl status\)$/m);
+    expect(opened, r.stdout + r.stderr).not.toBeNull();
+    expect(opened![1]!.split(', ').filter((h) => dead.includes(h))).toHaveLength(10);
+
+    const status = ws.status();
+    expect(status.blocked.hosts).toBe(14);
+    expect(status.blockedHosts).toHaveLength(14); // --hosts 50
+    const byHost = status.blockedHosts.map((h) => [h.host, h.blockedIds ?? 0] as const);
+    const top = byHost.slice(0, 10);
+    const rest = byHost.slice(10).reduce((n, [, ids]) => n + ids, 0);
+    expect(rest).toBeGreaterThan(0);
+    expect(r.stdout).toContain(`blocked   pending on open breakers: ${top.map(([host, n]) => `${host} ${n} gbifIDs`).join(', ')} and 4 more hosts, ${rest} gbifIDs\n`);
+
+    const text = (await herbdlAsync(['status', '--db', ws.db])).stdout;
+    const listed = text.split('\n').filter((line) => /^ {2}127\.0\.39\.\d+ {2}\d+ gbifIDs/.test(line));
+    expect(listed.map((line) => line.trim().split(' ')[0])).toEqual(top.map(([host]) => host));
+    const restImages = status.blockedHosts.slice(10).reduce((n, h) => n + h.pending, 0);
+    expect(text).toContain(`  and 4 more hosts, ${restImages} images pending (--hosts 14 lists them all)\n`);
+    const json = herbdlJson<StatusJson>(['status', '--db', ws.db]);
+    expect(json.blockedHosts).toHaveLength(10);
+    expect(json.blocked).toEqual({ hosts: 14, pending: status.images.pending });
   });
 });
 

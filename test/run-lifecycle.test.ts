@@ -306,6 +306,6 @@ describe('what a run shows and logs', async () => {
     expect(events.map((e) => e.msg)).toEqual(expect.arrayContaining(['run started', 'breaker opened', 'run finished']));
     expect(events.find((e) => e.msg === 'breaker opened')?.host).toBe('127.0.0.39');
     const status = await herbdlAsync(['status', '--db', ws.db]);
-    expect(status.stdout).toMatch(/blocked: breaker open[\s\S]*127\.0\.0\.39\s+4 gbifIDs, 4 images pending/);
+    expect(status.stdout).toMatch(/blocked: 1 host with the breaker open[\s\S]*127\.0\.0\.39\s+4 gbifIDs, 4 images pending/);
   });
 });

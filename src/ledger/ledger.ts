@@ -63,8 +63,10 @@ export interface LedgerStatus {
   readonly errors: Readonly<Record<string, number>>;
   /** Failed images by host and code, most first. */
   readonly errorsByHost: readonly HostErrorCount[];
-  /** Hosts whose breaker is open now, with the pending images blocked on them. */
+  /** Hosts whose breaker is open now, with the pending images blocked on them: most pending first, as many as `hosts` (at least 10). */
   readonly blockedHosts: readonly HostCounts[];
+  /** All hosts whose breaker is open now and their pending images: an export's dead hosts are counted in thousands. */
+  readonly blocked: { readonly hosts: number; readonly pending: number };
   /** Workers of a shared ledger, live ones first (empty for a SQLite file). */
   readonly workers: readonly WorkerStatus[];
   /** Derivative widths, narrowest first, with the gbifIDs that have every file at each. */

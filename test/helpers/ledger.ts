@@ -16,6 +16,8 @@ export interface StatusJson {
   images: { total: number; pending: number; done: number; failed: number; excluded: number };
   hosts: { host: string; images: number; pending: number; done: number; failed: number }[];
   errors: Record<string, number>;
+  blockedHosts: { host: string; pending: number; blockedIds?: number }[];
+  blocked: { hosts: number; pending: number };
 }
 
 export interface IngestJson {

@@ -26,7 +26,7 @@ export interface Workspace {
   readonly db: string;
   readonly out: string;
   run(extra?: string[], command?: string): Promise<CliResult & { json: RunJson }>;
-  status(): StatusJson & { errorsByHost: { host: string; code: string; images: number }[]; blockedHosts: { host: string; pending: number }[] };
+  status(): StatusJson & { errorsByHost: { host: string; code: string; images: number }[] };
   files(): string[];
 }
 

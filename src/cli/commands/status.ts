@@ -47,10 +47,15 @@ function printStatus(s: LedgerStatus, db: string): void {
     }
   }
   if (s.blockedHosts.length > 0) {
-    lines.push('', 'blocked: breaker open, their gbifIDs wait (pending) until it may be probed:');
+    lines.push('', `blocked: ${formatCount(s.blocked.hosts)} ${s.blocked.hosts === 1 ? 'host' : 'hosts'} with the breaker open, their gbifIDs waiting (pending) until each may be probed:`);
     for (const h of s.blockedHosts) {
       const ids = h.blockedIds === undefined ? '' : `${formatCount(h.blockedIds)} gbifIDs, `;
       lines.push(`  ${h.host}  ${ids}${formatCount(h.pending)} images pending, probe after ${new Date(h.breakerOpenUntil ?? 0).toISOString()}`);
+    }
+    const more = s.blocked.hosts - s.blockedHosts.length;
+    if (more > 0) {
+      const listed = s.blockedHosts.reduce((n, h) => n + h.pending, 0);
+      lines.push(`  and ${formatCount(more)} more ${more === 1 ? 'host' : 'hosts'}, ${formatCount(s.blocked.pending - listed)} images pending (--hosts ${s.blocked.hosts} lists them all)`);
     }
     lines.push('  (a host that is back: herbdl retry-failed --host <host> closes its breaker and takes its gbifIDs up at once)');
   }

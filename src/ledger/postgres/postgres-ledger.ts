@@ -120,13 +120,15 @@ class PostgresLedger implements Ledger {
       const ids = idCounts(totals);
       const images = imageCounts((await client.query('SELECT coalesce(sum(images), 0)::bigint AS total, coalesce(sum(pending), 0)::bigint AS pending, coalesce(sum(done), 0)::bigint AS done, coalesce(sum(failed), 0)::bigint AS failed FROM hosts')).rows[0], totals.get(IMAGES_REMOVED));
       const hosts = (await client.query(`SELECT ${HOST_COLUMNS} FROM hosts WHERE images > 0 ORDER BY images DESC, host LIMIT $1`, [options.hosts])).rows.map(hostCounts);
-      const blockedHosts = (await client.query(`SELECT ${HOST_COLUMNS} FROM hosts WHERE breaker_open_until > $1 AND pending > 0 ORDER BY pending DESC`, [Date.now()])).rows.map(hostCounts);
+      const now = Date.now();
+      const blockedHosts = (await client.query(`SELECT ${HOST_COLUMNS} FROM hosts WHERE breaker_open_until > $1 AND pending > 0 ORDER BY pending DESC, host LIMIT $2`, [now, Math.max(options.hosts, 10)])).rows.map(hostCounts);
+      const blocked = (await client.query('SELECT count(*)::int AS hosts, coalesce(sum(pending), 0)::bigint AS pending FROM hosts WHERE breaker_open_until > $1 AND pending > 0', [now])).rows[0] as LedgerStatus['blocked'];
       const errorsByHost = (await client.query('SELECT h.host, e.code, e.images FROM error_counts e JOIN hosts h USING (host_id) WHERE e.images > 0 ORDER BY e.images DESC, h.host LIMIT $1', [Math.max(options.hosts, 10)])).rows as HostErrorCount[];
       const errorRows = (await client.query('SELECT code, sum(images)::bigint AS n FROM error_counts GROUP BY code HAVING sum(images) > 0 ORDER BY 2 DESC, 1')).rows;
       const workers = await this.workers(client);
       const complete = !(await bulkLoadPending(client));
       await client.query('COMMIT');
-      return { complete, ids, images, hosts, errors: Object.fromEntries(errorRows.map((r) => [r.code, r.n])), errorsByHost, blockedHosts, workers, derivatives: derivedCounts(totals),
+      return { complete, ids, images, hosts, errors: Object.fromEntries(errorRows.map((r) => [r.code, r.n])), errorsByHost, blockedHosts, blocked, workers, derivatives: derivedCounts(totals),
         freshness: freshnessOf(
           totals,
           (await client.query('SELECT value FROM herbdl_meta WHERE name = $1', [FRESHNESS])).rows[0]?.value as string | undefined,

@@ -176,14 +176,16 @@ class SqliteLedger implements Ledger {
       const hosts = (this.db
         .prepare(`SELECT ${HOST_COLUMNS} FROM hosts WHERE images > 0 ORDER BY images DESC, host LIMIT ?`)
         .all(options.hosts) as HostCounts[]).map(hostCounts);
+      const now = Date.now();
       const blockedHosts = (this.db
-        .prepare(`SELECT ${HOST_COLUMNS} FROM hosts WHERE breaker_open_until > ? AND pending > 0 ORDER BY pending DESC`)
-        .all(Date.now()) as HostCounts[]).map(hostCounts);
+        .prepare(`SELECT ${HOST_COLUMNS} FROM hosts WHERE breaker_open_until > ? AND pending > 0 ORDER BY pending DESC, host LIMIT ?`)
+        .all(now, Math.max(options.hosts, 10)) as HostCounts[]).map(hostCounts);
+      const blocked = this.db.prepare('SELECT count(*) AS hosts, coalesce(sum(pending), 0) AS pending FROM hosts WHERE breaker_open_until > ? AND pending > 0').get(now) as LedgerStatus['blocked'];
       const errorsByHost = this.db
         .prepare('SELECT h.host, e.code, e.images FROM error_counts e JOIN hosts h USING (host_id) WHERE e.images > 0 ORDER BY e.images DESC, h.host LIMIT ?')
         .all(Math.max(options.hosts, 10)) as HostErrorCount[];
       const errorRows = this.db.prepare('SELECT code, sum(images) FROM error_counts GROUP BY code HAVING sum(images) > 0 ORDER BY 2 DESC').raw().all() as [string, number][];
-      return { complete: !bulkLoadPending(this.db), ids, images, hosts, errors: Object.fromEntries(errorRows), errorsByHost, blockedHosts, workers: [], derivatives: derivedCounts(totals),
+      return { complete: !bulkLoadPending(this.db), ids, images, hosts, errors: Object.fromEntries(errorRows), errorsByHost, blockedHosts, blocked, workers: [], derivatives: derivedCounts(totals),
         freshness: freshnessOf(
           totals,
           this.db.prepare('SELECT value FROM ledger_state WHERE name = ?').pluck().get(FRESHNESS) as string | undefined,
