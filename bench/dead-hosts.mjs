@@ -7,6 +7,9 @@
 // (the least a run can take: one breaker window, and setting the rest aside).
 // Each host refuses connections at once (nothing listens on its address), so
 // the figure is the scheduler's, not the network's. Peak RSS beside it.
+// Then a later run on the many hosts' ledger, their breakers still open: it
+// sets every gbifID aside, beside `herbdl export` of the same ledger (one
+// read of every image row, the least such a pass can cost).
 import { rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, totalmem } from 'node:os';
@@ -45,7 +48,7 @@ function run(name, hosts, port) {
   if (summary.idsDone !== 0 || summary.idsFailed + summary.pending !== IDS || summary.recovered !== 0) {
     throw new Error(`${name}: ${summary.idsDone} done, ${summary.idsFailed} failed, ${summary.pending} pending of ${IDS}`);
   }
-  return { ...t, opened: summary.hostsOpened.length, failed: summary.idsFailed };
+  return { ...t, opened: summary.hostsOpened.length, failed: summary.idsFailed, ledger };
 }
 
 console.log(`bench:dead-hosts  ${fmt(IDS)} gbifIDs, --breaker-window ${WINDOW}`);
@@ -56,3 +59,10 @@ console.log(`one dead host          ${fmt(one.seconds, 1).padStart(6)} s  (${fmt
 const many = run('dead-many', HOSTS, port);
 console.log(`${fmt(HOSTS)} dead hosts       ${fmt(many.seconds, 1).padStart(6)} s  (${fmt(many.seconds / WINDOW, 2)} breaker windows; ${many.opened} breakers opened, ${fmt(many.failed)} gbifIDs failed; ${fmt(many.rssMb)} MB)`);
 console.log(`   ratio ${fmt(many.seconds / one.seconds, 2)}x the one-host run (target: about 1x: every host first asked within the first window)`);
+
+const later = timed(process.execPath, [bin, 'run', '--db', many.ledger.db, '--out', many.ledger.images, '--allow-private-network', '--json', '--no-progress']);
+const laterSummary = JSON.parse(later.stdout.trim().split('\n').pop());
+if (laterSummary.idsDone !== 0 || laterSummary.idsSetAside < IDS - many.failed) throw new Error(`later run: ${later.stdout}`);
+const exported = timed(process.execPath, [bin, 'export', '--db', many.ledger.db, '--state', 'all', '--out-file', join(many.ledger.dir, 'export.csv')]);
+console.log(`later run, all open    ${fmt(later.seconds, 1).padStart(6)} s  (${fmt(laterSummary.idsSetAside)} gbifIDs set aside; ${fmt(later.rssMb)} MB)   export of the same ledger: ${fmt(exported.seconds, 1)} s`);
+console.log(`   ratio ${fmt(later.seconds / exported.seconds, 2)}x an export`);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
+import { writeMultimedia } from './helpers/multimedia.js';
 import { imageServers } from './helpers/image-server.js';
 import type { StatusJson } from './helpers/ledger.js';
 import { expectConsistentPgTree, pgWorkspace, spreadRows, until } from './helpers/pg-run.js';
@@ -244,6 +245,23 @@ describe('workers on one PostgreSQL ledger', async () => {
     await expectConsistentPgTree(ws);
     // The leases of published URLs are gone with their outcomes.
     expect(await query(ws.db, 'SELECT url FROM url_fetches')).toEqual([]);
+  });
+
+  it('a URL stored by an earlier run is linked by a later one, not fetched again; one on an open host is set aside', async () => {
+    const stored = hosts[0]!.route('/stored-earlier.jpg', { kind: 'image' });
+    const ws = await pgWorkspace(dir, 'stored_earlier', [[7_970_000, stored]]);
+    const first = ws.worker(['--concurrency', '4']);
+    expect(await first.exited, first.stderr()).toBe(0);
+    expect(hosts[0]!.count('/stored-earlier.jpg')).toBe(1);
+    // A newer export: two more gbifIDs share the stored URL, one of them with an image on a host whose breaker is open.
+    const dead = '127.0.40.1';
+    await query(ws.db, "INSERT INTO hosts (host, breaker_open_until) VALUES ($1, $2)", [dead, Date.now() + 3_600_000]);
+    herbdlJson(['ingest', writeMultimedia(join(dir, 'stored-earlier-2.txt'), [[7_970_001, stored], [7_970_002, stored], [7_970_002, `http://${dead}:9/gone.jpg`]]), '--db', ws.db]);
+    const later = ws.worker(['--concurrency', '4']);
+    expect(await later.exited, later.stderr()).toBe(0);
+    expect(later.json()).toMatchObject({ idsDone: 1, shared: 1, pending: 1, blocked: { [dead]: 1 } });
+    expect(hosts[0]!.count('/stored-earlier.jpg')).toBe(1);
+    await expectConsistentPgTree(ws);
   });
 
   it('a URL whose gbifID is renamed into the tree but not yet recorded done is linked from the tree by a gbifID claimed then', async () => {

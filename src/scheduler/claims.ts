@@ -115,6 +115,23 @@ export class Claims {
     }
   }
 
+  /**
+   * The next batch, as next(), each gbifID with the stored copies of its
+   * images' URLs looked up (true) unless one of its hosts is `open`: those
+   * are set aside at once, and after the first runs over an export they are
+   * most of it (looking each of their URLs up was half of setting 1.6M aside).
+   */
+  async nextWithCopies(want: number, open: (host: string) => boolean): Promise<[ClaimedId, boolean][]> {
+    const batch = await this.next(want);
+    const taken = batch.filter((claimed) => !claimed.images.some((img) => open(img.host)));
+    if (taken.length === 0) return batch.map((claimed) => [claimed, false]);
+    const withCopies = new Map((await this.ledger.withStoredCopies(taken)).map((claimed) => [claimed.gbifId, claimed]));
+    return batch.map((claimed) => {
+      const copied = withCopies.get(claimed.gbifId);
+      return copied ? [copied, true] : [claimed, false];
+    });
+  }
+
   /** Counts an ID taken into the window (for --limit). */
   admitted(): void {
     this.claimed++;

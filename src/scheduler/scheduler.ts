@@ -211,13 +211,13 @@ export class Scheduler {
     // What hosts suspected down hold is not counted (looked at only when the window is full): a probe and what each had tried, up to --per-host + 1.
     if (this.window.size >= this.windowSize && this.window.size >= this.windowSize + this.failing.probing(this.settings.perHost + 1)) return;
     this.claiming = true;
-    this.claims.next(this.claimBatch).then(
+    this.claims.nextWithCopies(this.claimBatch, (host) => this.host(host).isOpen(Date.now())).then(
       (batch) => {
         this.claiming = false;
         // Stopping: what came back stays claimed until the run lets go of the ledger, which hands it back.
         if (this.stopping || batch.length === 0) return this.pump();
         let admitted = 0;
-        for (const claimed of batch) if (this.admit(claimed)) admitted++;
+        for (const [claimed, copiesLookedUp] of batch) if (this.admit(claimed, copiesLookedUp)) admitted++;
         // Set-aside IDs whose hosts are still saturated: look again later, not on every event.
         if (admitted === 0) this.claims.backOffSpilled();
         this.pump();
@@ -238,10 +238,12 @@ export class Scheduler {
     );
   }
 
-  private admit(claimed: ClaimedId): boolean {
+  private admit(claimed: ClaimedId, copiesLookedUp: boolean): boolean {
     if (claimed.images.length === 0) return false;
     const now = Date.now();
-    if (claimed.images.some((img) => this.host(img.host).backlog >= this.hostBacklogLimit)) {
+    // Claimed while a host of it was open, which has closed since (or half-opened for a probe): set aside until it comes back with its stored copies looked up.
+    const unlinked = !copiesLookedUp && !claimed.images.some((img) => this.host(img.host).isOpen(now));
+    if (unlinked || claimed.images.some((img) => this.host(img.host).backlog >= this.hostBacklogLimit)) {
       // One slow host must not fill the window: set the ID aside for later in this run.
       this.claims.spill(claimed.gbifId);
       return false;

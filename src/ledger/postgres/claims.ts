@@ -6,8 +6,8 @@
  * (workers.lease_until, renewed by the heartbeat): a dead worker's IDs come
  * free when its lease runs out, with no sweep.
  *
- * The IDs' images, and stored copies of their URLs under other gbifIDs, come
- * in two more statements per batch, never one per ID.
+ * The IDs' images come in more statements per batch, never one per ID; so do
+ * stored copies of their URLs, for the IDs a run takes in (withStoredCopies).
  */
 import type pg from 'pg';
 import type { ClaimedId, ClaimedImage, FetchedPart, StoredCopy } from '../ledger.js';
@@ -16,22 +16,25 @@ import { outcomeOf, STATE } from '../rows.js';
 import { hasFile } from '../snapshots.js';
 import { heldElsewhere } from './url-fetches.js';
 
-/** Claims the IDs the statement `select` picks (its rows: gbif_id), for worker `me`; returns them with what the downloader needs. */
-export async function claimWith(pool: pg.Pool, me: number, select: string, params: unknown[], due = false, copies = true): Promise<ClaimedId[]> {
+/**
+ * Claims the IDs the statement `select` picks (its rows: gbif_id), for worker `me`; returns them with what the downloader needs
+ * (`fetching`: their shared URLs get fetch leases).
+ */
+export async function claimWith(pool: pg.Pool, me: number, select: string, params: unknown[], due = false, fetching = true): Promise<ClaimedId[]> {
   const claimed = await pool.query(
     `UPDATE ids SET worker_id = $1, set_aside = false FROM (${select} FOR UPDATE SKIP LOCKED) c
      WHERE ids.gbif_id = c.gbif_id RETURNING ids.gbif_id, ids.attempts, ids.next_attempt_at`,
     [me, ...params],
   );
   const rows = claimed.rows as { gbif_id: number; attempts: number; next_attempt_at: number | null }[];
-  return withImages(pool, due ? rows : rows.map((r) => ({ gbif_id: r.gbif_id, attempts: r.attempts })), copies ? me : undefined);
+  return withImages(pool, due ? rows : rows.map((r) => ({ gbif_id: r.gbif_id, attempts: r.attempts })), fetching ? me : undefined);
 }
 
 /**
  * The IDs with their images in claim order: by due time (retryable claims),
- * then by key. With `me` (a claim to fetch), stored copies of their URLs
- * are found, and URLs another pending gbifID shares get a fetch lease
- * (url-fetches.ts): those another worker holds are marked `elsewhere`.
+ * then by key. With `me` (a claim to fetch), URLs another pending gbifID
+ * shares get a fetch lease (url-fetches.ts): those another worker holds are
+ * marked `elsewhere`.
  */
 export async function withImages(pool: pg.Pool, rows: readonly { gbif_id: number; attempts: number; next_attempt_at?: number | null }[], me?: number): Promise<ClaimedId[]> {
   if (rows.length === 0) return [];
@@ -54,21 +57,15 @@ export async function withImages(pool: pg.Pool, rows: readonly { gbif_id: number
     if (!list) byId.set(r.gbif_id, (list = []));
     list.push(r);
   }
-  // Leases first, stored copies after: a gbifID published meanwhile (its lease deleted with it) is then linked, not fetched again.
+  // Leases first, stored copies after (withStoredCopies): a gbifID published meanwhile (its lease deleted with it) is then linked, not fetched again.
   const elsewhere = me === undefined ? new Set<string>() : await heldElsewhere(pool, me, [...byId.values()].flat().map((r) => r.url as string));
-  const stored = me !== undefined ? await storedCopies(pool, images.rows.map((r) => r.url as string)) : new Map<string, StoredCopy[]>();
   const storedFiles = await storedFileIndexes(pool, [...withFiles]);
   return [...rows]
     .sort((a, b) => (a.next_attempt_at ?? 0) - (b.next_attempt_at ?? 0) || a.gbif_id - b.gbif_id)
     .map((row) => {
       const list = byId.get(row.gbif_id) ?? [];
       const claimedImages = list.map((r): ClaimedImage => {
-        // Its own stored copy first (a reopened or partly adopted gbifID), else one under another gbifID;
-        // never its own IIIF document, which is read again (its canvases may have changed).
-        const copies = stored.get(r.url);
-        const copy = copies?.find((c) => c.gbifId === row.gbif_id && !c.parts) ?? copies?.find((c) => c.gbifId !== row.gbif_id);
         const image = { imageId: r.image_id, imageIndex: r.image_index, url: r.url, host: r.host };
-        if (copy) return { ...image, stored: copy };
         return elsewhere.has(r.url) ? { ...image, elsewhere: true } : image;
       });
       const claimed: ClaimedId = { gbifId: row.gbif_id, attempts: row.attempts, images: claimedImages };
@@ -76,6 +73,25 @@ export async function withImages(pool: pg.Pool, rows: readonly { gbif_id: number
       const files = storedFiles.get(row.gbif_id);
       return { ...claimed, ...dueAt, ...(files ? { storedFiles: files } : {}) };
     });
+}
+
+/** The claimed IDs, each image with a stored copy of its URL where there is one (DownloadLedger.withStoredCopies). */
+export async function withStoredCopies(pool: pg.Pool, claimed: readonly ClaimedId[]): Promise<ClaimedId[]> {
+  const stored = await storedCopies(pool, claimed.flatMap((id) => id.images.map((image) => image.url)));
+  if (stored.size === 0) return [...claimed];
+  return claimed.map((id) => ({
+    ...id,
+    images: id.images.map((image) => {
+      // Its own stored copy first (a reopened or partly adopted gbifID), else one under another gbifID;
+      // never its own IIIF document, which is read again (its canvases may have changed).
+      const copies = stored.get(image.url);
+      const copy = copies?.find((c) => c.gbifId === id.gbifId && !c.parts) ?? copies?.find((c) => c.gbifId !== id.gbifId);
+      if (!copy) return image;
+      // Linked from its copy: nobody's fetch to wait for.
+      const { elsewhere: _, ...linked } = image;
+      return { ...linked, stored: copy };
+    }),
+  }));
 }
 
 /** Done copies of these URLs, by URL (a few per URL at most), with a IIIF identifier's parts. */

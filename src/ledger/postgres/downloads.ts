@@ -6,7 +6,7 @@
 import type pg from 'pg';
 import type { ClaimedId, DerivationDue, DoneId, FreshnessSummary, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, StoredCopy, WorkerId } from '../ledger.js';
 import { intentOf, intentText, STATE_NAME } from '../rows.js';
-import { claimWith, storedCopies } from './claims.js';
+import { claimWith, storedCopies, withStoredCopies } from './claims.js';
 import { FREE, LIVE } from './live.js';
 import { fetchesElsewhere } from './url-fetches.js';
 import { transaction } from './connect.js';
@@ -55,6 +55,10 @@ export class PostgresDownloads implements DownloadLedger {
   async idStates(gbifIds: readonly number[]): Promise<Map<number, IdState>> {
     const rows = await this.pool.query('SELECT gbif_id, state FROM ids WHERE gbif_id = ANY($1::bigint[])', [gbifIds]);
     return new Map(rows.rows.map((r) => [r.gbif_id as number, STATE_NAME[r.state as number] as IdState]));
+  }
+
+  withStoredCopies(claimed: readonly ClaimedId[]): Promise<ClaimedId[]> {
+    return withStoredCopies(this.pool, claimed);
   }
 
   claimIds(gbifIds: readonly number[]): Promise<ClaimedId[]> {

@@ -265,9 +265,19 @@ export class SqliteDownloads implements DownloadLedger {
     const claimed: ClaimedId[] = [];
     for (const id of [...gbifIds].sort((a, b) => a - b)) {
       const row = this.stmt.claimable.get(id) as { attempts: number } | undefined;
-      if (row) claimed.push(this.withImages(id, row.attempts, false));
+      if (row) claimed.push(this.withImages(id, row.attempts));
     }
     return claimed;
+  }
+
+  async withStoredCopies(claimed: readonly ClaimedId[]): Promise<ClaimedId[]> {
+    return claimed.map((id) => ({
+      ...id,
+      images: id.images.map((image) => {
+        const stored = this.copies.find(image.url, id.gbifId);
+        return stored ? { ...image, stored } : image;
+      }),
+    }));
   }
 
   async recordStored(stored: readonly { gbifId: number; images: readonly FetchedImage[] }[]): Promise<void> {
@@ -282,14 +292,11 @@ export class SqliteDownloads implements DownloadLedger {
   }
 
   /** A claimed gbifID with its images, each with a stored copy of its URL if there is one (see stored-copies.ts). */
-  private withImages(gbifId: number, attempts: number, copies = true): ClaimedId {
+  private withImages(gbifId: number, attempts: number): ClaimedId {
     const all = this.stmt.images.all(gbifId) as [number, number, string, string, number][];
     // A removed image (a newer export lacks it) is not fetched; its NN stays its own, never given to another.
     const rows = all.filter((r) => r[4] !== STATE.removed);
-    const images = rows.map(([imageId, imageIndex, url, host]): ClaimedImage => {
-      const stored = copies ? this.copies.find(url, gbifId) : undefined;
-      return stored ? { imageId, imageIndex, url, host, stored } : { imageId, imageIndex, url, host };
-    });
+    const images = rows.map(([imageId, imageIndex, url, host]): ClaimedImage => ({ imageId, imageIndex, url, host }));
     if (!all.some((r) => r[4] === STATE.done || r[4] === STATE.removed)) return { gbifId, attempts, images };
     return { gbifId, attempts, images, storedFiles: this.stmt.storedFiles.all({ id: gbifId }) as number[] };
   }
