@@ -111,6 +111,13 @@ describe('a run beside more dead hosts than a summary line can hold', async () =
     const json = herbdlJson<StatusJson>(['status', '--db', ws.db]);
     expect(json.blockedHosts).toHaveLength(10);
     expect(json.blocked).toEqual({ hosts: 14, pending: status.images.pending });
+
+    // retry-failed with no filter closes every breaker, and says so in one line of the same shape.
+    const again = await herbdlAsync(['retry-failed', '--db', ws.db, '--out', ws.out, '--allow-private-network', '--no-progress', ...settings], { timeoutMs: 45_000 });
+    expect(again.status, again.stderr).toBe(0);
+    const closed = again.stdout.match(/^closed the breaker of (.*) and 4 more hosts$/m);
+    expect(closed, again.stdout).not.toBeNull();
+    expect(closed![1]!.split(', ').filter((h) => dead.includes(h))).toHaveLength(10);
   });
 });
 

@@ -63,6 +63,15 @@ export interface LiveLine {
   stop(): void;
 }
 
+/** Hosts a line names at most: an export's dead hosts are counted in thousands (`status --hosts N` lists more, `--json` all). */
+export const LISTED_HOSTS = 10;
+
+/** The first LISTED_HOSTS of `items` (one per host, in the order given), and how many more, with `moreSaid` after. */
+export function someHosts(items: readonly string[], moreSaid = ''): string {
+  const more = items.length - LISTED_HOSTS;
+  return more > 0 ? `${items.slice(0, LISTED_HOSTS).join(', ')} and ${formatCount(more)} more hosts${moreSaid}` : items.join(', ');
+}
+
 /** One line on stderr, redrawn twice a second, only on a terminal. */
 export function liveLine(enabled: boolean, render: () => string): LiveLine {
   if (!enabled || !process.stderr.isTTY) return { stop() {} };

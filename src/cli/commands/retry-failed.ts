@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { RUN_OPTION_KEYS } from '../../config/options.js';
+import { someHosts } from '../progress.js';
 import { addOptions, optionValues } from '../shared.js';
 import { runDownloads, withRunLedger } from './run.js';
 
@@ -18,7 +19,7 @@ export function registerRetryFailed(program: Command): void {
       const closed = options.error && !options.host ? [] : await downloads.closeBreakers(options.host || undefined);
       const requeued = await downloads.requeueFailed({ host: options.host || undefined, code: options.error || undefined });
       if (!options.json) {
-        if (closed.length) process.stdout.write(`closed the breaker of ${closed.join(', ')}\n`);
+        if (closed.length) process.stdout.write(`closed the breaker of ${someHosts(closed)}\n`);
         process.stdout.write(`re-queued ${requeued} failed gbifIDs\n`);
       }
       await runDownloads(ledger, lock, options);

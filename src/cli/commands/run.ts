@@ -7,18 +7,10 @@ import type * as RunModule from '../../scheduler/run.js';
 import type { Scheduler } from '../../scheduler/scheduler.js';
 import type { Validator } from '../../validate/validator-pool.js';
 import { VERSION } from '../version.js';
-import { formatBytes, formatCount, liveLine } from '../progress.js';
+import { formatBytes, formatCount, liveLine, LISTED_HOSTS, someHosts } from '../progress.js';
 import { addOptions, interruptible, optionValues } from '../shared.js';
 
 type RunSummary = Awaited<ReturnType<typeof RunModule.downloadRun>>;
-
-/** Hosts named in a summary line: an export's dead hosts are counted in thousands (`status --hosts N` lists more, `--json` all). */
-const LISTED_HOSTS = 10;
-
-function someOf(items: readonly string[], total: number, moreSaid = ''): string {
-  const more = total - LISTED_HOSTS;
-  return more > 0 ? `${items.slice(0, LISTED_HOSTS).join(', ')} and ${formatCount(more)} more hosts${moreSaid}` : items.join(', ');
-}
 
 function printSummary(t: RunSummary, pending: number): void {
   const seconds = Math.max(t.elapsedMs / 1000, 0.001);
@@ -29,11 +21,11 @@ function printSummary(t: RunSummary, pending: number): void {
   ];
   const failures = Object.entries(t.failures);
   if (failures.length) lines.push(`failures  ${failures.map(([c, n]) => `${c} ${formatCount(n)}`).join(', ')}`);
-  if (t.hostsOpened.length) lines.push(`breakers opened on ${someOf(t.hostsOpened, t.hostsOpened.length)} (their gbifIDs stay pending; see herbdl status)`);
+  if (t.hostsOpened.length) lines.push(`breakers opened on ${someHosts(t.hostsOpened)} (their gbifIDs stay pending; see herbdl status)`);
   const blocked = Object.entries(t.blocked).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
   if (blocked.length) {
     const more = blocked.slice(LISTED_HOSTS).reduce((n, [, ids]) => n + ids, 0);
-    lines.push(`blocked   pending on open breakers: ${someOf(blocked.map(([host, n]) => `${host} ${formatCount(n)} gbifIDs`), blocked.length, `, ${formatCount(more)} gbifIDs`)}`);
+    lines.push(`blocked   pending on open breakers: ${someHosts(blocked.map(([host, n]) => `${host} ${formatCount(n)} gbifIDs`), `, ${formatCount(more)} gbifIDs`)}`);
     lines.push('          a later run probes each once its breaker may close (herbdl status says when); herbdl retry-failed --host <host> takes one up now');
   }
   if (t.recovered) lines.push(`removed the files of ${t.recovered} gbifIDs a run that stopped early (killed, or by an error) left half-published (they are pending again)`);
