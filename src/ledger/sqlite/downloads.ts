@@ -291,7 +291,7 @@ export class SqliteDownloads implements DownloadLedger {
     // One run holds the file: nothing was taken from anyone.
   }
 
-  /** A claimed gbifID with its images, each with a stored copy of its URL if there is one (see stored-copies.ts). */
+  /** A claimed gbifID with its images (their stored copies: withStoredCopies, stored-copies.ts). */
   private withImages(gbifId: number, attempts: number): ClaimedId {
     const all = this.stmt.images.all(gbifId) as [number, number, string, string, number][];
     // A removed image (a newer export lacks it) is not fetched; its NN stays its own, never given to another.
