@@ -71,12 +71,18 @@ describe('a PostgreSQL server that goes away under running workers', async () =>
     });
   }
 
-  for (const lose of ['answer', 'commit'] as const) {
-    const what = lose === 'answer' ? 'a COMMIT that went through but whose answer was lost' : 'a COMMIT lost before the server had it';
+  const losses = [
+    { what: 'a COMMIT that went through but whose answer was lost', lose: 'answer', of: /^UPDATE ids SET state = 1/, prefix: 86 },
+    { what: 'a COMMIT lost before the server had it', lose: 'commit', of: /^UPDATE ids SET state = 1/, prefix: 87 },
+    // Claims of pending gbifIDs (the due ones' come first and find none). Before, the claim was made again: it took the
+    // next gbifIDs, and the first stayed held by the worker, undone, until its end.
+    { what: 'a claim that went through but whose answer was lost', lose: 'answer', of: /^UPDATE ids SET worker_id = \$1, set_aside = false FROM \(SELECT gbif_id FROM ids WHERE state = 0 /, prefix: 88 },
+  ] as const;
+  for (const { what, lose, of, prefix } of losses) {
     it(`a worker carries on after ${what}: every gbifID recorded done once, no image fetched twice`, async () => {
-      const ws = await pgWorkspace(dir, `unanswered_${lose}`, rows(lose === 'answer' ? 86 : 87, 240, 10), cluster.url);
-      // The first three COMMITs that record gbifIDs done (or their answers) are lost with their connections.
-      const proxy = await dropCommitAnswers(ws.db, /^UPDATE ids SET state = 1/, 3, lose);
+      const ws = await pgWorkspace(dir, `unanswered_${prefix}`, rows(prefix, 240, 10), cluster.url);
+      // The first three such statements' COMMITs (or their answers) are lost with their connections.
+      const proxy = await dropCommitAnswers(ws.db, of, 3, lose);
       try {
         const before = hosts.map((h) => h.requests.length);
         const worker = ws.worker(['--concurrency', '4', '--per-host', '2', '--lease', '30'], proxy.url);

@@ -4,10 +4,12 @@
  * connection instead of passing the answer on, as a network that fails at
  * that moment (or a server that crashes just after its commit reached the
  * disk) does. Or it loses the COMMIT itself, which the client cannot tell
- * apart: the connection ends before the server has it. It reads the client's side of the protocol only as far as
- * telling messages apart: a transaction's statements from its BEGIN to its
- * COMMIT, whichever protocol sent them (Parse for statements with values,
- * Query for plain text).
+ * apart: the connection ends before the server has it. A statement sent
+ * outside a transaction commits on its own, at the Sync that ends it: its
+ * answer (or that Sync) is lost the same way. It reads the client's side of
+ * the protocol only as far as telling messages apart: a transaction's
+ * statements from its BEGIN to its COMMIT, whichever protocol sent them
+ * (Parse for statements with values, Query for plain text).
  */
 import { createServer, connect, type Socket } from 'node:net';
 
@@ -19,13 +21,17 @@ export interface CommitDropper {
   close(): Promise<void>;
 }
 
+/** ReadyForQuery with the status idle: no transaction open, what came before committed. */
+const READY_IDLE = Buffer.from([0x5a, 0, 0, 0, 5, 0x49]);
+
 /** Untyped messages a client may send before its startup message: SSLRequest, GSSENCRequest. */
 const NEGOTIATIONS = new Set([80877103, 80877104]);
 
 /**
  * Drops the answer of the first `times` COMMITs whose transaction holds a
- * statement that `matches` (`lose: 'commit'`: the COMMIT itself); every other
- * byte passes both ways unchanged.
+ * statement that `matches`, or of statements that match sent outside a
+ * transaction (`lose: 'commit'`: the COMMIT or Sync itself); every other byte
+ * passes both ways unchanged.
  */
 export async function dropCommitAnswers(serverUrl: string, matches: RegExp, times = 1, lose: 'answer' | 'commit' = 'answer'): Promise<CommitDropper> {
   const target = new URL(serverUrl);
@@ -42,7 +48,20 @@ export async function dropCommitAnswers(serverUrl: string, matches: RegExp, time
     let pending = Buffer.alloc(0);
     let typed = false;
     let statements: string[] = [];
+    let inTransaction = false;
+    /** A matching statement sent outside a transaction: it commits at the next Sync. */
+    let autocommit = false;
     let armed = false;
+    let held = Buffer.alloc(0);
+    const lost = (): boolean => {
+      if (lose === 'answer') {
+        armed = true;
+        return false;
+      }
+      dropper.dropped++;
+      end();
+      return true;
+    };
     client.on('data', (chunk: Buffer) => {
       pending = Buffer.concat([pending, chunk]);
       // Whole messages are passed on one at a time (a COMMIT may have to stay here); a part waits for its rest.
@@ -58,20 +77,22 @@ export async function dropCommitAnswers(serverUrl: string, matches: RegExp, time
           typed = !NEGOTIATIONS.has(body.readInt32BE(0));
         } else if (message[0] === 0x50 /* Parse: name, then the statement */) {
           const from = body.indexOf(0) + 1;
-          statements.push(body.subarray(from, body.indexOf(0, from)).toString());
+          const text = body.subarray(from, body.indexOf(0, from)).toString();
+          if (inTransaction) statements.push(text);
+          else if (dropper.dropped < times && matches.test(text)) autocommit = true;
+        } else if (message[0] === 0x53 /* Sync */ && autocommit) {
+          autocommit = false;
+          if (lost()) return;
         } else if (message[0] === 0x51 /* Query: the statement */) {
           const text = body.subarray(0, body.length - 1).toString().trim();
-          if (/^BEGIN/i.test(text)) statements = [];
-          else if (/^COMMIT/i.test(text)) {
-            if (dropper.dropped < times && statements.some((s) => matches.test(s))) {
-              if (lose === 'commit') {
-                dropper.dropped++;
-                end();
-                return;
-              }
-              armed = true;
-            }
+          if (/^BEGIN/i.test(text)) {
             statements = [];
+            inTransaction = true;
+          } else if (/^(COMMIT|ROLLBACK)/i.test(text)) {
+            inTransaction = false;
+            const commit = /^COMMIT/i.test(text) && dropper.dropped < times && statements.some((s) => matches.test(s));
+            statements = [];
+            if (commit && lost()) return;
           } else statements.push(text);
         }
         server.write(message);
@@ -80,8 +101,12 @@ export async function dropCommitAnswers(serverUrl: string, matches: RegExp, time
     server.on('data', (chunk: Buffer) => {
       // Nothing is sent before the answer to the COMMIT: the client waits for each answer before its next statement.
       if (armed) {
-        if (chunk[0] === 0x43 /* CommandComplete */ && chunk.includes('COMMIT')) dropper.dropped++;
-        end();
+        // Held back until the server is ready for the next statement, idle: it has committed (a large answer may come in parts before).
+        held = Buffer.concat([held, chunk]);
+        if (held.includes(READY_IDLE)) {
+          dropper.dropped++;
+          end();
+        }
         return;
       }
       client.write(chunk);

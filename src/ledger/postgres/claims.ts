@@ -14,6 +14,7 @@ import type { ClaimedId, ClaimedImage, FetchedPart, StoredCopy } from '../ledger
 import { urlHash } from '../../input/url-hash.js';
 import { outcomeOf, STATE } from '../rows.js';
 import { hasFile } from '../snapshots.js';
+import { transaction } from './connect.js';
 import { heldElsewhere } from './url-fetches.js';
 
 /**
@@ -21,12 +22,16 @@ import { heldElsewhere } from './url-fetches.js';
  * (`fetching`: their shared URLs get fetch leases).
  */
 export async function claimWith(pool: pg.Pool, me: number, select: string, params: unknown[], due = false, fetching = true): Promise<ClaimedId[]> {
-  const claimed = await pool.query(
-    `UPDATE ids SET worker_id = $1, set_aside = false FROM (${select} FOR UPDATE SKIP LOCKED) c
-     WHERE ids.gbif_id = c.gbif_id RETURNING ids.gbif_id, ids.attempts, ids.next_attempt_at`,
-    [me, ...params],
-  );
-  const rows = claimed.rows as { gbif_id: number; attempts: number; next_attempt_at: number | null }[];
+  // In a transaction of its own, so that a claim whose answer was lost with its connection is not made again
+  // (transaction()): made again, it took the next IDs, and the first stayed held by this worker, undone, to its end.
+  const rows = await transaction(pool, async (db) => {
+    const claimed = await db.query(
+      `UPDATE ids SET worker_id = $1, set_aside = false FROM (${select} FOR UPDATE SKIP LOCKED) c
+       WHERE ids.gbif_id = c.gbif_id RETURNING ids.gbif_id, ids.attempts, ids.next_attempt_at`,
+      [me, ...params],
+    );
+    return claimed.rows as { gbif_id: number; attempts: number; next_attempt_at: number | null }[];
+  });
   return withImages(pool, due ? rows : rows.map((r) => ({ gbif_id: r.gbif_id, attempts: r.attempts })), fetching ? me : undefined);
 }
 

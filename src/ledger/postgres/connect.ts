@@ -88,10 +88,11 @@ export function createPool(url: string, max = POOL_CONNECTIONS): pg.Pool {
  * a failed statement or transaction did not commit, and in the rare case that
  * a commit went through and only its answer was lost: a transaction asks the
  * server what became of it and is not sent again if it went through
- * (transaction()); a single statement sent again does no harm, as the run's
- * statements set values rather than add to them, what adds to counters counts
- * only the rows it changed, and a claim repeated takes other IDs, while the
- * first ones stay with this worker until it hands everything back at its end.
+ * (transaction(), which claims use too: made again, a claim took other IDs,
+ * and the first stayed with this worker, undone, until its end); a single
+ * statement sent again does no harm, as the run's statements set values
+ * rather than add to them, and what adds to counters counts only the rows it
+ * changed.
  */
 export function rideOut(pool: pg.Pool, hold: (() => void) | undefined): void {
   const state = pools.get(pool);
