@@ -99,7 +99,7 @@ function option<T>(flag: string, env: string, defaultValue: T, description: stri
 export const OPTIONS = {
   db: option('--db <path|url>', 'HERBDL_DB', 'herbdl.db', 'ledger: a SQLite file on a local disk, or a postgres:// URL shared by many workers', text),
   json: option('--json', 'HERBDL_JSON', false, 'print the result as one JSON object on stdout', boolean),
-  hosts: option('--hosts <n>', 'HERBDL_HOSTS', 10, 'how many hosts to list, busiest first', integer(0, 100_000)),
+  hosts: option('--hosts <n>', 'HERBDL_HOSTS', 10, 'how many hosts to list, busiest first (blocked hosts and failures by host: at least 10)', integer(0, 100_000)),
   commitEvery: option('--commit-every <ms>', 'HERBDL_COMMIT_EVERY', 1000, 'milliseconds between ledger commits during ingest: the most a crash takes back', integer(1, 3_600_000)),
   progress: option('--no-progress', 'HERBDL_PROGRESS', true, 'no progress display, even on a terminal', boolean),
   out: option('--out <dir>', 'HERBDL_OUT', 'images', 'folder the images are written to', text),
