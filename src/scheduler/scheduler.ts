@@ -241,8 +241,9 @@ export class Scheduler {
   private admit(claimed: ClaimedId, copiesLookedUp: boolean): boolean {
     if (claimed.images.length === 0) return false;
     const now = Date.now();
+    const blocked = claimed.images.find((img) => this.host(img.host).isOpen(now));
     // Claimed while a host of it was open, which has closed since (or half-opened for a probe): set aside until it comes back with its stored copies looked up.
-    const unlinked = !copiesLookedUp && !claimed.images.some((img) => this.host(img.host).isOpen(now));
+    const unlinked = !blocked && !copiesLookedUp;
     if (unlinked || claimed.images.some((img) => this.host(img.host).backlog >= this.hostBacklogLimit)) {
       // One slow host must not fill the window: set the ID aside for later in this run.
       this.claims.spill(claimed.gbifId);
@@ -258,7 +259,6 @@ export class Scheduler {
     this.claims.admitted();
     const job = new Job(claimed);
     this.window.add(job);
-    const blocked = claimed.images.find((img) => this.host(img.host).isOpen(now));
     if (blocked) {
       this.router.setAside(job, undefined, blocked.host);
       return true;
