@@ -5,12 +5,13 @@
  * with SIGTERM (what batch schedulers send) hands its claims back at once.
  */
 import { readdirSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import { writeMultimedia } from './helpers/multimedia.js';
-import { imageServers } from './helpers/image-server.js';
+import { ImageServer, imageServers, sampleJpeg } from './helpers/image-server.js';
 import type { StatusJson } from './helpers/ledger.js';
 import { expectConsistentPgTree, pgWorkspace, spreadRows, until } from './helpers/pg-run.js';
 import { query } from './helpers/postgres.js';
@@ -342,6 +343,36 @@ describe('workers on one PostgreSQL ledger', async () => {
     expect(await worker.exited, worker.stderr()).toBe(0);
     expect(hosts[2]!.count(path)).toBe(1);
     expect(herbdlJson<{ ids: object }>(['status', '--db', ws.db]).ids).toMatchObject({ total: 2, done: 2, pending: 0 });
+    await expectConsistentPgTree(ws);
+  });
+  it('a host that comes back while two workers go on has the gbifIDs each set aside behind it taken up by that worker, each fetched once', async () => {
+    const flaky = '127.0.40.2';
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, flaky, resolve));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise((resolve) => probe.close(resolve));
+    const rows: [number, string][] = [];
+    // The healthy hosts' work outlasts the outage and the cooldown by seconds.
+    for (let i = 0; i < 160; i++) {
+      rows.push([7_950_000 + i * 2, hosts[i % 2]!.route(`/outlast-${i}.jpg`, { kind: 'image', delayMs: 150 })]);
+      if (i % 4 === 0) rows.push([7_950_001 + i * 2, `http://${flaky}:${port}/back-${i}.jpg`]);
+    }
+    const ws = await pgWorkspace(dir, 'come_back', rows);
+    const settings = ['--concurrency', '4', '--per-host', '2', '--timeout', '1', '--retries', '3', '--breaker-threshold', '3', '--breaker-cooldown', '2', '--breaker-window', '1'];
+    const workers = [ws.worker(settings), ws.worker(settings)];
+    await until(async () => (await query<{ n: number }>(ws.db, 'SELECT count(*)::int AS n FROM hosts WHERE host = $1 AND breaker_open_until IS NOT NULL', [flaky]))[0]!.n > 0, 30_000, 'the flaky host\'s breaker to open');
+    const back = await new ImageServer(flaky, await sampleJpeg()).listenOn(port);
+    for (let i = 0; i < 160; i += 4) back.route(`/back-${i}.jpg`, { kind: 'image' });
+    try {
+      expect(await Promise.all(workers.map((w) => w.exited)), workers.map((w) => w.stderr()).join('\n')).toEqual([0, 0]);
+      const summaries = workers.map((w) => w.json());
+      // Without the take-up: the 40 set aside stay pending until a later run.
+      expect(summaries.reduce((n, s) => n + s.idsDone, 0)).toBe(200);
+      for (const s of summaries) expect(s).toMatchObject({ idsSetAside: 0, blocked: {}, pending: 0 });
+      expect(back.requests.map((r) => r.path).sort()).toEqual(rows.filter(([id]) => id % 2 === 1).map(([, url]) => new URL(url).pathname).sort());
+    } finally {
+      await back.close();
+    }
     await expectConsistentPgTree(ws);
   });
 });

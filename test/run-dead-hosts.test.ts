@@ -157,3 +157,71 @@ describe('a host that asks to be left alone for longer than a breaker would', as
     expect(busy!.requests.length + later!.requests.length).toBe(asked);
   });
 });
+
+describe('a host that comes back while the run goes on', async () => {
+  const [healthy, dead, deadToo] = await imageServers(3, 46);
+  const flaky = '127.0.0.49';
+  const port = await refusingPort(flaky);
+  const dir = tempDir();
+
+  /** Polls the ledger until `host`'s breaker is open (the run goes on meanwhile); bounded. */
+  async function breakerOpened(ws: ReturnType<typeof workspace>, host: string): Promise<void> {
+    for (let i = 0; i < 100; i++) {
+      if (ws.status().hosts.some((h) => h.host === host && (h as { breakerOpenUntil?: number }).breakerOpenUntil)) return;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`the breaker of ${host} did not open`);
+  }
+
+  it('has the gbifIDs set aside behind it taken up in the same run, each fetched once', async () => {
+    const rows: [number, string][] = [];
+    // The healthy host's work outlasts the flaky host's outage and cooldown by seconds.
+    for (let i = 0; i < 200; i++) {
+      rows.push([46_000 + i * 2, healthy!.route(`/ok-${i}.jpg`, { kind: 'image', delayMs: 100 })]);
+      if (i % 5 === 0) rows.push([46_001 + i * 2, `http://${flaky}:${port}/back-${i}.jpg`]);
+    }
+    const ws = workspace(dir, rows);
+    const settings = ['--timeout', '1', '--retries', '3', '--per-host', '2', '--breaker-threshold', '3', '--breaker-cooldown', '2', '--breaker-window', '1'];
+    const running = herbdlAsync(['run', '--db', ws.db, '--out', ws.out, '--allow-private-network', '--json', ...settings], { timeoutMs: 60_000 });
+    await breakerOpened(ws, flaky);
+    const back = await new ImageServer(flaky, await sampleJpeg()).listenOn(port);
+    for (let i = 0; i < 200; i += 5) back.route(`/back-${i}.jpg`, { kind: 'image' });
+    try {
+      const r = await running;
+      expect(r.status, r.stderr).toBe(0);
+      const json = JSON.parse(r.stdout) as RunJson;
+      // Without the take-up: 200 done, and the flaky host's 40 pending until the next run.
+      expect(json).toMatchObject({ idsDone: 240, idsFailed: 0, idsSetAside: 0, pending: 0, blocked: {} });
+      expect(json.hostsOpened).toEqual([flaky]);
+      expect(back.requests.map((req) => req.path).sort()).toEqual(rows.filter(([id]) => id % 2 === 1).map(([, url]) => new URL(url).pathname).sort());
+    } finally {
+      await back.close();
+    }
+    expect(ws.status().ids).toMatchObject({ done: 240, pending: 0 });
+    expectConsistentTree(ws);
+  });
+
+  it('is probed once a cooldown while the run has other work, and the run still ends when only dead hosts hold work', async () => {
+    const rows: [number, string][] = [];
+    for (let i = 0; i < 60; i++) rows.push([47_000 + i, healthy!.route(`/more-${i}.jpg`, { kind: 'image', delayMs: 100 })]);
+    for (let i = 0; i < 8; i++) rows.push([47_100 + i, dead!.route(`/down-${i}.jpg`, { kind: 'status', status: 503 })]);
+    for (let i = 0; i < 5; i++) rows.push([47_200 + i, deadToo!.route(`/down-${i}.jpg`, { kind: 'status', status: 503 })]);
+    const ws = workspace(dir, rows);
+    // A cooldown of 0: each dead host could be probed at once, again and again; only while the healthy work lasts.
+    const settings = ['--timeout', '1', '--retries', '3', '--per-host', '2', '--breaker-threshold', '2', '--breaker-cooldown', '0', '--breaker-window', '1'];
+    const r = await herbdlAsync(['run', '--db', ws.db, '--out', ws.out, '--allow-private-network', '--json', ...settings], { timeoutMs: 45_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const json = JSON.parse(r.stdout) as RunJson;
+    // Each set-aside gbifID counted once however often it was taken up and set aside again.
+    expect(json).toMatchObject({ idsDone: 60, idsFailed: 0, pending: 13, blocked: { '127.0.0.47': 8, '127.0.0.48': 5 } });
+    expect(json.idsSetAside).toBe(13);
+    // Probed while the healthy work lasted (about 3 s), one request at a time, not one per gbifID (without take-ups: none after the first attempts).
+    for (const server of [dead!, deadToo!]) {
+      const probes = server.requests.filter((req) => req.at - server.requests[0]!.at > 400).length;
+      expect(probes).toBeGreaterThan(1);
+      expect(probes).toBeLessThanOrEqual(json.elapsedMs / 400 + 2);
+    }
+    expect(ws.status().ids).toMatchObject({ done: 60, pending: 13, failed: 0 });
+    expectConsistentTree(ws);
+  });
+});

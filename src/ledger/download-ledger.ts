@@ -171,6 +171,15 @@ export interface DownloadLedger {
    * they stay with it until it ends, and other workers do not wait for them.
    */
   setAside(gbifIds: readonly number[]): Promise<void>;
+  /**
+   * This run's set-aside gbifIDs with keys above `afterGbifId` and up to
+   * `upTo`, in key order, claimed again with their images: the pending ones
+   * and the failed ones due by `dueBy` with fewer than `maxAttempts` attempts
+   * (as claimed before), not those deferred. A run takes them up when their
+   * host has come back while it still runs. A SQLite ledger cannot tell
+   * them from the gbifIDs this run holds now: the caller leaves those out.
+   */
+  claimSetAside(afterGbifId: number, upTo: number, dueBy: number, maxAttempts: number, limit: number): Promise<ClaimedId[]>;
   /** Other workers whose lease is live (none on a SQLite ledger): their temporaries are left alone. */
   liveWorkers(): Promise<WorkerId[]>;
   /** Durably notes the files about to be renamed into place, or removed (before any rename). */

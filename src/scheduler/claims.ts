@@ -11,6 +11,7 @@
  * are taken up once its lease expires, and a stopped worker's at once.
  */
 import type { ClaimedId, DownloadLedger, RetryCursor } from '../ledger/ledger.js';
+import type { TakeUp } from './blocked-asides.js';
 
 const SPILL_RETRY_MS = 250;
 /**
@@ -35,6 +36,10 @@ export class Claims {
   private spilledSuspect = false;
   /** While set-aside IDs' hosts stay saturated, they are looked at again only from this time. */
   spillRetryAt = 0;
+  /** Ranges of gbifIDs set aside behind hosts that have come back (blocked-asides.ts), claimed before anything else. */
+  private readonly takeUps: { after: number; readonly upTo: number }[] = [];
+  /** gbifIDs claimed again by a take-up, until the run has looked at them (wasTakenUp). */
+  private readonly takenUp = new Set<number>();
 
   constructor(
     private readonly ledger: DownloadLedger,
@@ -44,12 +49,31 @@ export class Claims {
   ) {}
 
   get exhausted(): boolean {
+    return this.phase === 'exhausted' && this.takeUps.length === 0;
+  }
+
+  /** True once the passes over the ledger's gbifIDs are over (take-ups aside). */
+  get passesOver(): boolean {
     return this.phase === 'exhausted';
   }
 
   /** True while there is nothing to claim until `retryAt` (set-aside IDs' hosts are saturated, or other workers hold the rest). */
   get waiting(): boolean {
-    return (this.phase === 'spilled' || this.phase === 'rescan') && this.retryAt > Date.now();
+    return this.takeUps.length === 0 && (this.phase === 'spilled' || this.phase === 'rescan') && this.retryAt > Date.now();
+  }
+
+  /** Claims the gbifIDs set aside in a range again, ahead of the rest. */
+  takeUp(range: TakeUp): void {
+    this.takeUps.push({ ...range });
+  }
+
+  /**
+   * True for a gbifID the last batch claimed again from a take-up: one the
+   * run holds now is to be left out, and one taken in is not counted for
+   * --limit twice. Asked once of each gbifID of a batch.
+   */
+  wasTakenUp(gbifId: number): boolean {
+    return this.takenUp.delete(gbifId);
   }
 
   /** When a waiting run should ask again. */
@@ -65,6 +89,16 @@ export class Claims {
    */
   async next(want: number): Promise<ClaimedId[]> {
     await this.flushSpilled();
+    const takeUp = this.takeUps[0];
+    if (takeUp) {
+      // Not limited by --limit: these were counted when first claimed.
+      const batch = await this.ledger.claimSetAside(takeUp.after, takeUp.upTo, this.runStart, this.maxAttempts, want);
+      const last = batch[batch.length - 1];
+      if (last) takeUp.after = last.gbifId;
+      if (batch.length < want) this.takeUps.shift();
+      for (const claimed of batch) this.takenUp.add(claimed.gbifId);
+      return batch;
+    }
     if (this.limit > 0) {
       if (this.claimed >= this.limit) this.phase = 'exhausted';
       want = Math.min(want, this.limit - this.claimed);

@@ -135,6 +135,12 @@ export class HostState<T> {
     return true;
   }
 
+  /** The breaker's state now (an open one whose cooldown has passed is half-open). */
+  breakerAt(now: number): BreakerState {
+    this.isOpen(now);
+    return this.breaker;
+  }
+
   /** True when the breaker lets nothing through now. */
   isOpen(now: number): boolean {
     if (this.breaker === 'open' && now >= this.openUntil) this.breaker = 'half_open';

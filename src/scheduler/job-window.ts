@@ -79,6 +79,16 @@ export class JobWindow {
     return this.publishQueue.busy || this.recording || this.deriving > 0 || (!this.closed && (this.failures.length > 0 || this.asides.length > 0));
   }
 
+  has(gbifId: number): boolean {
+    return this.jobs.has(gbifId);
+  }
+
+  /** True if the window holds a gbifID that `except` does not pick. */
+  holdsOther(except: (gbifId: number) => boolean): boolean {
+    for (const gbifId of this.jobs.keys()) if (!except(gbifId)) return true;
+    return false;
+  }
+
   add(job: Job): void {
     this.jobs.set(job.gbifId, job);
   }

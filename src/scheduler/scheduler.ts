@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import { fetchImage, type FetchedBody } from '../fetch/fetch-image.js';
 import type { ClaimedId, DownloadLedger, HostRate } from '../ledger/ledger.js';
 import type { Publisher } from '../store/publisher.js';
+import { BlockedAsides } from './blocked-asides.js';
 import { Claims } from './claims.js';
 import { FailingHosts } from './failing-hosts.js';
 import { HostQueues } from './host-queues.js';
@@ -62,6 +63,7 @@ export class Scheduler {
   private readonly claims: Claims;
   private readonly derive: DeriveSettings;
   private readonly failing = new FailingHosts<Task>();
+  private readonly asides: BlockedAsides;
   /** On a ledger shared by workers: request slots per host, 429s and breakers, agreed with the others. */
   private readonly sharedHosts: SharedHosts<Task> | undefined;
   private inFlight = 0;
@@ -100,6 +102,7 @@ export class Scheduler {
     }
     this.derive = settings.derive ?? NO_DERIVE;
     this.window = new JobWindow(ledger, publisher, this.tally, log, settings.out, this.derive, { onError: (err) => this.fail(err), onPublished: () => this.pump() });
+    this.asides = new BlockedAsides({ breaker: (host, now) => this.host(host).breakerAt(now), claims: this.claims, window: this.window });
     const parts = { ledger, publisher, settings, log, hosts: this.hosts, window: this.window, tally: this.tally, failing: this.failing, derive: this.derive, sharedHosts: this.sharedHosts };
     this.router = new TaskRouter(parts, {
       pump: () => this.pump(),
@@ -107,6 +110,7 @@ export class Scheduler {
       putBack: (job) => {
         if (this.window.putBack(job)) this.claims.spill(job.gbifId, { suspect: true, putBack: true });
       },
+      blockedAside: (host, gbifId) => this.asides.note(host, gbifId),
     });
   }
 
@@ -178,15 +182,19 @@ export class Scheduler {
       const now = Date.now();
       // A failing host whose window has filled opens now, whether or not another failure has come.
       for (const host of this.failing.openElapsed(now)) this.router.breakerOpened(host);
-      if (!this.stopping) this.fillWindow();
+      if (!this.stopping) {
+        this.asides.takeUp(now);
+        this.fillWindow();
+      }
       while (this.inFlight < this.settings.concurrency && this.inFlight + this.processing < 2 * this.settings.concurrency) {
         const task = this.hosts.next(now);
         if (!task) break;
         this.start(task);
       }
       if (this.window.size === 0 && (this.claims.exhausted || this.stopping) && !this.underWay()) {
-        this.finish();
-        return;
+        // Not before the gbifIDs set aside behind a host that has come back since the last look.
+        if (this.stopping || !this.asides.takeUp(now, true)) return this.finish();
+        this.fillWindow();
       }
       this.armWake(now);
     } catch (err) {
@@ -239,6 +247,12 @@ export class Scheduler {
   }
 
   private admit(claimed: ClaimedId, copiesLookedUp: boolean): boolean {
+    const again = this.claims.wasTakenUp(claimed.gbifId);
+    if (again) {
+      // Set aside, and claimed again now its host is back: unless the run holds it already (a SQLite ledger cannot tell).
+      if (this.window.has(claimed.gbifId)) return false;
+      this.tally.takenUp(claimed.images.map((img) => img.host));
+    }
     if (claimed.images.length === 0) return false;
     const now = Date.now();
     const blocked = claimed.images.find((img) => this.host(img.host).isOpen(now));
@@ -256,7 +270,7 @@ export class Scheduler {
       this.claims.spill(claimed.gbifId, { suspect: true });
       return false;
     }
-    this.claims.admitted();
+    if (!again) this.claims.admitted();
     const job = new Job(claimed);
     this.window.add(job);
     if (blocked) {

@@ -36,6 +36,14 @@ export class RunTally {
     this.blocked[host] = (this.blocked[host] ?? 0) + 1;
   }
 
+  /** A gbifID set aside behind one of `hosts` was claimed again in this run: set aside no more (unless it is again). */
+  takenUp(hosts: readonly string[]): void {
+    const host = hosts.find((h) => (this.blocked[h] ?? 0) > 0);
+    if (host === undefined) return;
+    if (--(this.blocked[host] as number) === 0) delete this.blocked[host];
+    this.idsSetAside--;
+  }
+
   close(): RunTally {
     this.elapsedMs = Date.now() - this.started;
     return this;

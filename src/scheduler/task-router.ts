@@ -48,6 +48,8 @@ export interface RouterHooks {
   readonly record: (write: Promise<void>) => void;
   /** Takes a gbifID out of the window, to be claimed again later in this run. */
   readonly putBack: (job: Job) => void;
+  /** A gbifID was set aside behind `host`'s open breaker. */
+  readonly blockedAside: (host: string, gbifId: number) => void;
 }
 
 export class TaskRouter {
@@ -281,7 +283,9 @@ export class TaskRouter {
   /** Sets a gbifID aside (`blockedBy`: the host whose open breaker holds it); its task's URL, if others wait on it, goes to one of them. */
   setAside(job: Job, task?: Task, blockedBy?: string): void {
     if (task) this.promoteWaiter(task);
-    if (this.window.setAside(job) && blockedBy) this.tally.blockedBy(blockedBy);
+    if (!this.window.setAside(job) || !blockedBy) return;
+    this.tally.blockedBy(blockedBy);
+    this.hooks.blockedAside(blockedBy, job.gbifId);
   }
 
   /** Queues the task on its host (not before `notBefore`), and says so to the other workers' budgets. */

@@ -20,6 +20,7 @@ export interface RunJson {
   blocked: Record<string, number>;
   pending: number;
   recovered: number;
+  elapsedMs: number;
 }
 
 export interface Workspace {

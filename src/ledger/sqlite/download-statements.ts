@@ -10,6 +10,8 @@ import { STATE } from './schema.js';
 
 export function prepareDownloads(db: Database.Database) {
   db.exec('CREATE TEMP TABLE IF NOT EXISTS deferred_ids (seq INTEGER PRIMARY KEY, gbif_id INTEGER NOT NULL)');
+  // Keyed by gbifID too: a take-up of set-aside IDs leaves deferred ones out (claimSetAside).
+  db.exec('CREATE INDEX IF NOT EXISTS temp.deferred_by_id ON deferred_ids(gbif_id)');
   db.exec('DELETE FROM temp.deferred_ids');
   db.pragma('temp.cache_size = -2048');
   return {
@@ -23,6 +25,15 @@ export function prepareDownloads(db: Database.Database) {
          WHERE state = ${STATE.failed} AND next_attempt_at <= :dueBy AND attempts < :maxAttempts
            AND (next_attempt_at > :at OR (next_attempt_at = :at AND gbif_id > :id))
          ORDER BY next_attempt_at, gbif_id LIMIT :limit`,
+      )
+      .raw(),
+    setAside: db
+      .prepare(
+        `SELECT gbif_id, attempts FROM ids
+         WHERE gbif_id > :after AND gbif_id <= :upTo
+           AND (state = ${STATE.pending} OR (state = ${STATE.failed} AND next_attempt_at <= :dueBy AND attempts < :maxAttempts))
+           AND NOT EXISTS (SELECT 1 FROM temp.deferred_ids d WHERE d.gbif_id = ids.gbif_id)
+         ORDER BY gbif_id LIMIT :limit`,
       )
       .raw(),
     idAttempts: db.prepare('SELECT attempts FROM ids WHERE gbif_id = ?').pluck(),

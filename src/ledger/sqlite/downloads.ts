@@ -70,6 +70,11 @@ export class SqliteDownloads implements DownloadLedger {
     // One run holds the file: a set-aside gbifID is simply pending.
   }
 
+  async claimSetAside(afterGbifId: number, upTo: number, dueBy: number, maxAttempts: number, limit: number): Promise<ClaimedId[]> {
+    const rows = this.stmt.setAside.all({ after: afterGbifId, upTo, dueBy, maxAttempts, limit }) as [number, number][];
+    return rows.map(([id, attempts]) => this.withImages(id, attempts));
+  }
+
   async liveWorkers(): Promise<[]> {
     return [];
   }
