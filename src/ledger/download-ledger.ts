@@ -172,14 +172,13 @@ export interface DownloadLedger {
    */
   setAside(gbifIds: readonly number[]): Promise<void>;
   /**
-   * This run's set-aside gbifIDs with keys above `afterGbifId` and up to
-   * `upTo`, in key order, claimed again with their images: the pending ones
-   * and the failed ones due by `dueBy` with fewer than `maxAttempts` attempts
-   * (as claimed before), not those deferred. A run takes them up when their
-   * host has come back while it still runs. A SQLite ledger cannot tell
-   * them from the gbifIDs this run holds now: the caller leaves those out.
+   * The gbifIDs this run set aside (setAside) with keys above `afterGbifId`
+   * and up to `upTo`, in key order, claimed again with their images: set
+   * aside no more. A run takes them up when their host has come back while
+   * it still runs. Each ledger reads exactly those (a PostgreSQL ledger marks
+   * them, a SQLite one notes them for the run), never every gbifID of the range.
    */
-  claimSetAside(afterGbifId: number, upTo: number, dueBy: number, maxAttempts: number, limit: number): Promise<ClaimedId[]>;
+  claimSetAside(afterGbifId: number, upTo: number, limit: number): Promise<ClaimedId[]>;
   /** Other workers whose lease is live (none on a SQLite ledger): their temporaries are left alone. */
   liveWorkers(): Promise<WorkerId[]>;
   /** Durably notes the files about to be renamed into place, or removed (before any rename). */

@@ -92,7 +92,7 @@ export class Claims {
     const takeUp = this.takeUps[0];
     if (takeUp) {
       // Not limited by --limit: these were counted when first claimed.
-      const batch = await this.ledger.claimSetAside(takeUp.after, takeUp.upTo, this.runStart, this.maxAttempts, want);
+      const batch = await this.ledger.claimSetAside(takeUp.after, takeUp.upTo, want);
       const last = batch[batch.length - 1];
       if (last) takeUp.after = last.gbifId;
       if (batch.length < want) this.takeUps.shift();

@@ -101,7 +101,7 @@ export class PostgresDownloads implements DownloadLedger {
     await this.pool.query('UPDATE ids SET set_aside = true WHERE gbif_id = ANY($1::bigint[]) AND worker_id = $2', [gbifIds, this.me]);
   }
 
-  claimSetAside(afterGbifId: number, upTo: number, _dueBy: number, _maxAttempts: number, limit: number): Promise<ClaimedId[]> {
+  claimSetAside(afterGbifId: number, upTo: number, limit: number): Promise<ClaimedId[]> {
     // Those this worker set aside are marked so (setAside), whatever their state; the claim clears the mark.
     return claimWith(this.pool, this.me, 'SELECT gbif_id FROM ids WHERE worker_id = $1 AND set_aside AND gbif_id > $2 AND gbif_id <= $3 ORDER BY gbif_id LIMIT $4', [afterGbifId, upTo, limit]);
   }

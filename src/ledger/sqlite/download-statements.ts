@@ -10,9 +10,10 @@ import { STATE } from './schema.js';
 
 export function prepareDownloads(db: Database.Database) {
   db.exec('CREATE TEMP TABLE IF NOT EXISTS deferred_ids (seq INTEGER PRIMARY KEY, gbif_id INTEGER NOT NULL)');
-  // Keyed by gbifID too: a take-up of set-aside IDs leaves deferred ones out (claimSetAside).
-  db.exec('CREATE INDEX IF NOT EXISTS temp.deferred_by_id ON deferred_ids(gbif_id)');
   db.exec('DELETE FROM temp.deferred_ids');
+  // IDs set aside behind open breakers, by key: a take-up reads exactly those, not every ID of its range (50M at most).
+  db.exec('CREATE TEMP TABLE IF NOT EXISTS set_aside_ids (gbif_id INTEGER PRIMARY KEY)');
+  db.exec('DELETE FROM temp.set_aside_ids');
   db.pragma('temp.cache_size = -2048');
   return {
     defer: db.prepare('INSERT INTO temp.deferred_ids(gbif_id) VALUES (?)'),
@@ -27,15 +28,16 @@ export function prepareDownloads(db: Database.Database) {
          ORDER BY next_attempt_at, gbif_id LIMIT :limit`,
       )
       .raw(),
-    setAside: db
+    // A batch in one statement (a JSON array): half the time of a statement per ID, for the millions a first run sets aside.
+    setAside: db.prepare('INSERT OR IGNORE INTO temp.set_aside_ids(gbif_id) SELECT value FROM json_each(?)'),
+    takeUp: db
       .prepare(
-        `SELECT gbif_id, attempts FROM ids
-         WHERE gbif_id > :after AND gbif_id <= :upTo
-           AND (state = ${STATE.pending} OR (state = ${STATE.failed} AND next_attempt_at <= :dueBy AND attempts < :maxAttempts))
-           AND NOT EXISTS (SELECT 1 FROM temp.deferred_ids d WHERE d.gbif_id = ids.gbif_id)
-         ORDER BY gbif_id LIMIT :limit`,
+        `SELECT s.gbif_id, i.attempts FROM temp.set_aside_ids s JOIN ids i ON i.gbif_id = s.gbif_id
+         WHERE s.gbif_id > :after AND s.gbif_id <= :upTo AND i.state IN (${STATE.pending}, ${STATE.failed})
+         ORDER BY s.gbif_id LIMIT :limit`,
       )
       .raw(),
+    takenUp: db.prepare('DELETE FROM temp.set_aside_ids WHERE gbif_id > ? AND gbif_id <= ?'),
     idAttempts: db.prepare('SELECT attempts FROM ids WHERE gbif_id = ?').pluck(),
     images: db
       .prepare('SELECT i.image_id, i.image_index, i.url, h.host, i.state FROM images i JOIN hosts h USING (host_id) WHERE i.gbif_id = ? ORDER BY i.image_index')

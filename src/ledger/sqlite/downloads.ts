@@ -66,12 +66,15 @@ export class SqliteDownloads implements DownloadLedger {
     return new Map(urls.map((url) => [url, 'ours']));
   }
 
-  async setAside(): Promise<void> {
-    // One run holds the file: a set-aside gbifID is simply pending.
+  async setAside(gbifIds: readonly number[]): Promise<void> {
+    // One run holds the file: a set-aside gbifID stays as it was, and is noted for this run only (claimSetAside).
+    if (gbifIds.length > 0) this.stmt.setAside.run(JSON.stringify(gbifIds));
   }
 
-  async claimSetAside(afterGbifId: number, upTo: number, dueBy: number, maxAttempts: number, limit: number): Promise<ClaimedId[]> {
-    const rows = this.stmt.setAside.all({ after: afterGbifId, upTo, dueBy, maxAttempts, limit }) as [number, number][];
+  async claimSetAside(afterGbifId: number, upTo: number, limit: number): Promise<ClaimedId[]> {
+    const rows = this.stmt.takeUp.all({ after: afterGbifId, upTo, limit }) as [number, number][];
+    const last = rows[rows.length - 1];
+    if (last) this.stmt.takenUp.run(afterGbifId, last[0]);
     return rows.map(([id, attempts]) => this.withImages(id, attempts));
   }
 
