@@ -179,6 +179,8 @@ export interface DownloadLedger {
    * them, a SQLite one notes them for the run), never every gbifID of the range.
    */
   claimSetAside(afterGbifId: number, upTo: number, limit: number): Promise<ClaimedId[]>;
+  /** Those of `gbifIds` this run set aside, claimed again in key order (its probes of hosts whose cooldown has passed). */
+  claimSetAsideIds(gbifIds: readonly number[]): Promise<ClaimedId[]>;
   /** Other workers whose lease is live (none on a SQLite ledger): their temporaries are left alone. */
   liveWorkers(): Promise<WorkerId[]>;
   /** Durably notes the files about to be renamed into place, or removed (before any rename). */

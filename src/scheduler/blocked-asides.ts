@@ -24,11 +24,8 @@ export interface RunView {
   readonly window: JobWindow;
 }
 
-/** gbifIDs to claim again: keys above `after`, up to `upTo`. */
-export interface TakeUp {
-  readonly after: number;
-  readonly upTo: number;
-}
+/** gbifIDs to claim again: those set aside with keys above `after`, up to `upTo`; or, as probes, those named. */
+export type TakeUp = { readonly after: number; readonly upTo: number } | { readonly probes: readonly number[] };
 
 interface Held {
   lo: number;
@@ -85,6 +82,8 @@ export class BlockedAsides {
     if (this.byHost.size === 0 || (!force && nowMs - this.checkedAt < CHECK_EVERY_MS)) return [];
     this.checkedAt = nowMs;
     const takeUps: TakeUp[] = [];
+    // Probes of many hosts whose cooldowns passed together (thousands, when an export's dead hosts opened at once) go in one claim.
+    const probes: number[] = [];
     let probing: boolean | undefined;
     for (const [host, held] of this.byHost) {
       const state = this.run.breaker(host, nowMs);
@@ -95,9 +94,10 @@ export class BlockedAsides {
       } else if (state === 'half_open' && held.probe === undefined && (probing ??= this.otherWork())) {
         held.probe = held.last;
         this.probes.add(held.last);
-        takeUps.push({ after: held.last - 1, upTo: held.last });
+        probes.push(held.last);
       }
     }
+    if (probes.length > 0) takeUps.push({ probes });
     return takeUps;
   }
 }

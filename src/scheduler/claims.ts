@@ -36,8 +36,8 @@ export class Claims {
   private spilledSuspect = false;
   /** While set-aside IDs' hosts stay saturated, they are looked at again only from this time. */
   spillRetryAt = 0;
-  /** Ranges of gbifIDs set aside behind hosts that have come back (blocked-asides.ts), claimed before anything else. */
-  private readonly takeUps: { after: number; readonly upTo: number }[] = [];
+  /** gbifIDs set aside behind hosts that have come back, or are to be probed (blocked-asides.ts): claimed before anything else. */
+  private readonly takeUps: ({ after: number; readonly upTo: number } | { probes: readonly number[] })[] = [];
   /** gbifIDs claimed again by a take-up, until the run has looked at them (wasTakenUp). */
   private readonly takenUp = new Set<number>();
 
@@ -62,9 +62,9 @@ export class Claims {
     return this.takeUps.length === 0 && (this.phase === 'spilled' || this.phase === 'rescan') && this.retryAt > Date.now();
   }
 
-  /** Claims the gbifIDs set aside in a range again, ahead of the rest. */
-  takeUp(range: TakeUp): void {
-    this.takeUps.push({ ...range });
+  /** Claims set-aside gbifIDs again, ahead of the rest. */
+  takeUp(takeUp: TakeUp): void {
+    this.takeUps.push({ ...takeUp });
   }
 
   /**
@@ -92,10 +92,17 @@ export class Claims {
     const takeUp = this.takeUps[0];
     if (takeUp) {
       // Not limited by --limit: these were counted when first claimed.
-      const batch = await this.ledger.claimSetAside(takeUp.after, takeUp.upTo, want);
-      const last = batch[batch.length - 1];
-      if (last) takeUp.after = last.gbifId;
-      if (batch.length < want) this.takeUps.shift();
+      let batch: ClaimedId[];
+      if ('probes' in takeUp) {
+        batch = await this.ledger.claimSetAsideIds(takeUp.probes.slice(0, want));
+        takeUp.probes = takeUp.probes.slice(want);
+        if (takeUp.probes.length === 0) this.takeUps.shift();
+      } else {
+        batch = await this.ledger.claimSetAside(takeUp.after, takeUp.upTo, want);
+        const last = batch[batch.length - 1];
+        if (last) takeUp.after = last.gbifId;
+        if (batch.length < want) this.takeUps.shift();
+      }
       for (const claimed of batch) this.takenUp.add(claimed.gbifId);
       return batch;
     }

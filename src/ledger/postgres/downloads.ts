@@ -106,6 +106,10 @@ export class PostgresDownloads implements DownloadLedger {
     return claimWith(this.pool, this.me, 'SELECT gbif_id FROM ids WHERE worker_id = $1 AND set_aside AND gbif_id > $2 AND gbif_id <= $3 ORDER BY gbif_id LIMIT $4', [afterGbifId, upTo, limit]);
   }
 
+  claimSetAsideIds(gbifIds: readonly number[]): Promise<ClaimedId[]> {
+    return claimWith(this.pool, this.me, 'SELECT gbif_id FROM ids WHERE worker_id = $1 AND set_aside AND gbif_id = ANY($2::bigint[]) ORDER BY gbif_id', [gbifIds]);
+  }
+
   async liveWorkers(): Promise<WorkerId[]> {
     const rows = await this.pool.query('SELECT machine, pid, since FROM workers WHERE lease_until > herbdl_now() AND worker_id <> $1', [this.me]);
     return rows.rows as WorkerId[];

@@ -38,6 +38,13 @@ export function prepareDownloads(db: Database.Database) {
       )
       .raw(),
     takenUp: db.prepare('DELETE FROM temp.set_aside_ids WHERE gbif_id > ? AND gbif_id <= ?'),
+    takeUpIds: db
+      .prepare(
+        `SELECT s.gbif_id, i.attempts FROM temp.set_aside_ids s JOIN ids i ON i.gbif_id = s.gbif_id
+         WHERE s.gbif_id IN (SELECT value FROM json_each(?)) AND i.state IN (${STATE.pending}, ${STATE.failed}) ORDER BY s.gbif_id`,
+      )
+      .raw(),
+    takenUpIds: db.prepare('DELETE FROM temp.set_aside_ids WHERE gbif_id IN (SELECT value FROM json_each(?))'),
     idAttempts: db.prepare('SELECT attempts FROM ids WHERE gbif_id = ?').pluck(),
     images: db
       .prepare('SELECT i.image_id, i.image_index, i.url, h.host, i.state FROM images i JOIN hosts h USING (host_id) WHERE i.gbif_id = ? ORDER BY i.image_index')

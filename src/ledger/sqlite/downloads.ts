@@ -78,6 +78,13 @@ export class SqliteDownloads implements DownloadLedger {
     return rows.map(([id, attempts]) => this.withImages(id, attempts));
   }
 
+  async claimSetAsideIds(gbifIds: readonly number[]): Promise<ClaimedId[]> {
+    const ids = JSON.stringify(gbifIds);
+    const rows = this.stmt.takeUpIds.all(ids) as [number, number][];
+    this.stmt.takenUpIds.run(ids);
+    return rows.map(([id, attempts]) => this.withImages(id, attempts));
+  }
+
   async liveWorkers(): Promise<[]> {
     return [];
   }
