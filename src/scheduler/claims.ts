@@ -1,7 +1,9 @@
 /**
  * Where a run's gbifIDs come from, in order: failed ones due for a retry
  * (retry-failed puts its picks here), then pending ones by key, then those
- * set aside earlier in the run because their host was saturated. Keyset
+ * set aside earlier in the run because their host was saturated. Ahead of
+ * all of them, at any time: those set aside behind a host's open breaker
+ * that the run takes up again (blocked-asides.ts). Keyset
  * cursors mean each ID is claimed once per run; the set-aside IDs are kept
  * by the ledger (deferIds), so memory holds only the cursors and a count.
  *

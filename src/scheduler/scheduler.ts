@@ -8,7 +8,8 @@
  * A gbifID is all or nothing: its images become temporaries, and only when
  * every one has succeeded is it handed to the publisher. A permanent failure
  * fails it (and aborts its siblings); a breaker opening sets it aside,
- * pending, for a later run. An image URL shared by gbifIDs in the window is
+ * pending, for a later run, or for later in this one if the host comes back
+ * while it goes on (blocked-asides.ts). An image URL shared by gbifIDs in the window is
  * fetched once; one already stored under another gbifID is linked, not fetched.
  * What each request's end means (validate, expand, retry, fail, set aside)
  * is task-router.ts's.
@@ -249,7 +250,7 @@ export class Scheduler {
   private admit(claimed: ClaimedId, copiesLookedUp: boolean): boolean {
     const again = this.claims.wasTakenUp(claimed.gbifId);
     if (again) {
-      // Set aside, and claimed again now its host is back: unless the run holds it already (a SQLite ledger cannot tell).
+      // Set aside, and claimed again now its host is back (or as its probe). The ledgers give back only set-aside IDs; never one the run holds.
       if (this.window.has(claimed.gbifId)) return false;
       this.tally.takenUp(claimed.images.map((img) => img.host));
     }
