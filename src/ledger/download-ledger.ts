@@ -172,15 +172,12 @@ export interface DownloadLedger {
    */
   setAside(gbifIds: readonly number[]): Promise<void>;
   /**
-   * The gbifIDs this run set aside (setAside) with keys above `afterGbifId`
-   * and up to `upTo`, in key order, claimed again with their images: set
-   * aside no more. A run takes them up when their host has come back while
-   * it still runs. Each ledger reads exactly those (a PostgreSQL ledger marks
-   * them, a SQLite one notes them for the run), never every gbifID of the range.
+   * Those of `gbifIds` this run set aside and that are still pending (or
+   * failed and due), claimed again in key order with their images: a run
+   * takes them up when their host has come back while it still runs, or
+   * probes the host with one.
    */
-  claimSetAside(afterGbifId: number, upTo: number, limit: number): Promise<ClaimedId[]>;
-  /** Those of `gbifIds` this run set aside, claimed again in key order (its probes of hosts whose cooldown has passed). */
-  claimSetAsideIds(gbifIds: readonly number[]): Promise<ClaimedId[]>;
+  claimSetAside(gbifIds: readonly number[]): Promise<ClaimedId[]>;
   /** Other workers whose lease is live (none on a SQLite ledger): their temporaries are left alone. */
   liveWorkers(): Promise<WorkerId[]>;
   /** Durably notes the files about to be renamed into place, or removed (before any rename). */

@@ -13,7 +13,6 @@
  * are taken up once its lease expires, and a stopped worker's at once.
  */
 import type { ClaimedId, DownloadLedger, RetryCursor } from '../ledger/ledger.js';
-import type { TakeUp } from './blocked-asides.js';
 
 const SPILL_RETRY_MS = 250;
 /**
@@ -38,8 +37,8 @@ export class Claims {
   private spilledSuspect = false;
   /** While set-aside IDs' hosts stay saturated, they are looked at again only from this time. */
   spillRetryAt = 0;
-  /** gbifIDs set aside behind hosts that have come back, or are to be probed (blocked-asides.ts): claimed before anything else. */
-  private readonly takeUps: ({ after: number; readonly upTo: number } | { probes: readonly number[] })[] = [];
+  /** gbifIDs set aside behind hosts that have come back, or to probe them (blocked-asides.ts), and how far each list is claimed: before anything else. */
+  private readonly takeUps: { readonly ids: readonly number[]; at: number }[] = [];
   /** gbifIDs claimed again by a take-up, until the run has looked at them (wasTakenUp). */
   private readonly takenUp = new Set<number>();
 
@@ -64,9 +63,9 @@ export class Claims {
     return this.takeUps.length === 0 && (this.phase === 'spilled' || this.phase === 'rescan') && this.retryAt > Date.now();
   }
 
-  /** Claims set-aside gbifIDs again, ahead of the rest. */
-  takeUp(takeUp: TakeUp): void {
-    this.takeUps.push({ ...takeUp });
+  /** Claims these set-aside gbifIDs again, ahead of the rest. */
+  takeUp(gbifIds: readonly number[]): void {
+    this.takeUps.push({ ids: gbifIds, at: 0 });
   }
 
   /**
@@ -94,17 +93,10 @@ export class Claims {
     const takeUp = this.takeUps[0];
     if (takeUp) {
       // Not limited by --limit: these were counted when first claimed.
-      let batch: ClaimedId[];
-      if ('probes' in takeUp) {
-        batch = await this.ledger.claimSetAsideIds(takeUp.probes.slice(0, want));
-        takeUp.probes = takeUp.probes.slice(want);
-        if (takeUp.probes.length === 0) this.takeUps.shift();
-      } else {
-        batch = await this.ledger.claimSetAside(takeUp.after, takeUp.upTo, want);
-        const last = batch[batch.length - 1];
-        if (last) takeUp.after = last.gbifId;
-        if (batch.length < want) this.takeUps.shift();
-      }
+      const ids = takeUp.ids.slice(takeUp.at, takeUp.at + want);
+      takeUp.at += ids.length;
+      if (takeUp.at >= takeUp.ids.length) this.takeUps.shift();
+      const batch = await this.ledger.claimSetAside(ids);
       for (const claimed of batch) this.takenUp.add(claimed.gbifId);
       return batch;
     }

@@ -101,13 +101,9 @@ export class PostgresDownloads implements DownloadLedger {
     await this.pool.query('UPDATE ids SET set_aside = true WHERE gbif_id = ANY($1::bigint[]) AND worker_id = $2', [gbifIds, this.me]);
   }
 
-  claimSetAside(afterGbifId: number, upTo: number, limit: number): Promise<ClaimedId[]> {
-    // Those this worker set aside are marked so (setAside), whatever their state; the claim clears the mark.
-    return claimWith(this.pool, this.me, 'SELECT gbif_id FROM ids WHERE worker_id = $1 AND set_aside AND gbif_id > $2 AND gbif_id <= $3 ORDER BY gbif_id LIMIT $4', [afterGbifId, upTo, limit]);
-  }
-
-  claimSetAsideIds(gbifIds: readonly number[]): Promise<ClaimedId[]> {
-    return claimWith(this.pool, this.me, 'SELECT gbif_id FROM ids WHERE worker_id = $1 AND set_aside AND gbif_id = ANY($2::bigint[]) ORDER BY gbif_id', [gbifIds]);
+  claimSetAside(gbifIds: readonly number[]): Promise<ClaimedId[]> {
+    // Those this worker set aside are marked so (setAside) and still held by it; the claim clears the mark.
+    return claimWith(this.pool, this.me, 'SELECT gbif_id FROM ids WHERE gbif_id = ANY($2::bigint[]) AND worker_id = $1 AND set_aside ORDER BY gbif_id', [gbifIds]);
   }
 
   async liveWorkers(): Promise<WorkerId[]> {

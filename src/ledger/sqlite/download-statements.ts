@@ -11,9 +11,6 @@ import { STATE } from './schema.js';
 export function prepareDownloads(db: Database.Database) {
   db.exec('CREATE TEMP TABLE IF NOT EXISTS deferred_ids (seq INTEGER PRIMARY KEY, gbif_id INTEGER NOT NULL)');
   db.exec('DELETE FROM temp.deferred_ids');
-  // IDs set aside behind open breakers, by key: a take-up reads exactly those, not every ID of its range (50M at most).
-  db.exec('CREATE TEMP TABLE IF NOT EXISTS set_aside_ids (gbif_id INTEGER PRIMARY KEY)');
-  db.exec('DELETE FROM temp.set_aside_ids');
   db.pragma('temp.cache_size = -2048');
   return {
     defer: db.prepare('INSERT INTO temp.deferred_ids(gbif_id) VALUES (?)'),
@@ -28,23 +25,8 @@ export function prepareDownloads(db: Database.Database) {
          ORDER BY next_attempt_at, gbif_id LIMIT :limit`,
       )
       .raw(),
-    // A batch in one statement (a JSON array): half the time of a statement per ID, for the millions a first run sets aside.
-    setAside: db.prepare('INSERT OR IGNORE INTO temp.set_aside_ids(gbif_id) SELECT value FROM json_each(?)'),
-    takeUp: db
-      .prepare(
-        `SELECT s.gbif_id, i.attempts FROM temp.set_aside_ids s JOIN ids i ON i.gbif_id = s.gbif_id
-         WHERE s.gbif_id > :after AND s.gbif_id <= :upTo AND i.state IN (${STATE.pending}, ${STATE.failed})
-         ORDER BY s.gbif_id LIMIT :limit`,
-      )
-      .raw(),
-    takenUp: db.prepare('DELETE FROM temp.set_aside_ids WHERE gbif_id > ? AND gbif_id <= ?'),
-    takeUpIds: db
-      .prepare(
-        `SELECT s.gbif_id, i.attempts FROM temp.set_aside_ids s JOIN ids i ON i.gbif_id = s.gbif_id
-         WHERE s.gbif_id IN (SELECT value FROM json_each(?)) AND i.state IN (${STATE.pending}, ${STATE.failed}) ORDER BY s.gbif_id`,
-      )
-      .raw(),
-    takenUpIds: db.prepare('DELETE FROM temp.set_aside_ids WHERE gbif_id IN (SELECT value FROM json_each(?))'),
+    // The IDs in one statement (a JSON array), not one statement each.
+    claimSetAside: db.prepare(`SELECT gbif_id, attempts FROM ids WHERE gbif_id IN (SELECT value FROM json_each(?)) AND state IN (${STATE.pending}, ${STATE.failed}) ORDER BY gbif_id`).raw(),
     idAttempts: db.prepare('SELECT attempts FROM ids WHERE gbif_id = ?').pluck(),
     images: db
       .prepare('SELECT i.image_id, i.image_index, i.url, h.host, i.state FROM images i JOIN hosts h USING (host_id) WHERE i.gbif_id = ? ORDER BY i.image_index')

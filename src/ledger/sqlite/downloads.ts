@@ -66,22 +66,13 @@ export class SqliteDownloads implements DownloadLedger {
     return new Map(urls.map((url) => [url, 'ours']));
   }
 
-  async setAside(gbifIds: readonly number[]): Promise<void> {
-    // One run holds the file: a set-aside gbifID stays as it was, and is noted for this run only (claimSetAside).
-    if (gbifIds.length > 0) this.stmt.setAside.run(JSON.stringify(gbifIds));
+  async setAside(): Promise<void> {
+    // One run holds the file: a set-aside gbifID simply stays as it was.
   }
 
-  async claimSetAside(afterGbifId: number, upTo: number, limit: number): Promise<ClaimedId[]> {
-    const rows = this.stmt.takeUp.all({ after: afterGbifId, upTo, limit }) as [number, number][];
-    const last = rows[rows.length - 1];
-    if (last) this.stmt.takenUp.run(afterGbifId, last[0]);
-    return rows.map(([id, attempts]) => this.withImages(id, attempts));
-  }
-
-  async claimSetAsideIds(gbifIds: readonly number[]): Promise<ClaimedId[]> {
-    const ids = JSON.stringify(gbifIds);
-    const rows = this.stmt.takeUpIds.all(ids) as [number, number][];
-    this.stmt.takenUpIds.run(ids);
+  async claimSetAside(gbifIds: readonly number[]): Promise<ClaimedId[]> {
+    // One run holds the file: the IDs it set aside are its own to take up (the scheduler never asks for one it holds).
+    const rows = this.stmt.claimSetAside.all(JSON.stringify(gbifIds)) as [number, number][];
     return rows.map(([id, attempts]) => this.withImages(id, attempts));
   }
 
