@@ -84,13 +84,15 @@ export class BlockedAsides {
     if (this.byHost.size === 0 || (!force && nowMs - this.checkedAt < CHECK_EVERY_MS)) return false;
     this.checkedAt = nowMs;
     // Probes of many hosts whose cooldowns passed together (thousands, when an export's dead hosts opened at once) go in one claim.
-    const taken: number[] = [];
+    const probes: number[] = [];
+    let handed = false;
     let probing: boolean | undefined;
     for (const [host, held] of this.byHost) {
       if (held.ids.length === 0) continue;
       const state = this.run.breaker(host, nowMs);
       if (state === 'closed') {
-        taken.push(...held.ids);
+        this.run.claims.takeUp(held.ids);
+        handed = true;
         this.remembered -= held.ids.length;
         if (held.probe !== undefined) this.probes.delete(held.probe);
         this.byHost.delete(host);
@@ -99,11 +101,11 @@ export class BlockedAsides {
         this.remembered--;
         held.probe = probe;
         this.probes.add(probe);
-        taken.push(probe);
+        probes.push(probe);
       }
     }
-    if (taken.length > 0) this.run.claims.takeUp(taken);
-    return taken.length > 0;
+    if (probes.length > 0) this.run.claims.takeUp(probes);
+    return handed || probes.length > 0;
   }
 
   /** Work other than probes: the passes over the ledger go on, or the window holds a gbifID that is no probe. */
