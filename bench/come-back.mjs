@@ -1,4 +1,4 @@
-// npm run bench:come-back [-- --hosts 2000] [-- --back 40]
+// npm run bench:come-back [-- --hosts 2000] [-- --back 40] [-- --slow 60000]
 // Hosts that come back while the run goes on: 2,000 hosts refuse connections
 // for the first --back seconds of a run, then answer; they hold 20,000
 // gbifIDs spread over the export's keys, beside 60,000 on 8 hosts that
@@ -9,26 +9,18 @@
 // host up from the start (the least it can take). Peak RSS beside it.
 import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { arg, bin, fmt, ledgerFor, out, timed } from './harness.mjs';
+import { arg, bin, fmt, freePort, ledgerFor, out, timed } from './harness.mjs';
 
 /** The k-th host that comes back. */
 export const comeBackAddress = (k) => `127.4.${k >> 7}.${(k & 127) + 1}`;
 
 const HOSTS = arg('hosts', 2_000);
 const BACK = arg('back', 40);
-const SLOW_IDS = 60_000;
+const SLOW_IDS = arg('slow', 60_000);
 
-async function freePort() {
-  const probe = createServer();
-  await new Promise((resolve) => probe.listen(0, '127.5.0.1', resolve));
-  const { port } = probe.address();
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 /** One in four gbifIDs on a host that comes back, round-robin, so each host's lie all over the keys. */
 function rows(port) {
@@ -42,7 +34,7 @@ function rows(port) {
 }
 
 async function run(name, backAfter) {
-  const port = await freePort();
+  const port = await freePort('127.5.0.1');
   const server = spawn(process.execPath, [join(fileURLToPath(new URL('.', import.meta.url)), 'come-back-server.mjs'), String(port), String(backAfter), String(HOSTS)], { stdio: ['pipe', 'pipe', 'inherit'] });
   await new Promise((resolve) => server.stdout.once('data', resolve));
   try {

@@ -11,24 +11,15 @@
 // sets every gbifID aside, beside `herbdl export` of the same ledger (one
 // read of every image row, the least such a pass can cost).
 import { rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { rng } from './gen-multimedia.mjs';
-import { arg, bin, fmt, ledgerFor, out, timed } from './harness.mjs';
+import { arg, bin, fmt, freePort, ledgerFor, out, timed } from './harness.mjs';
 
 const IDS = arg('ids', 160_000);
 const HOSTS = arg('hosts', 2_000);
 const WINDOW = arg('window', 30);
 
-/** A port with nothing listening on it (on any 127.3.x.y). */
-async function refusedPort() {
-  const probe = createServer();
-  await new Promise((resolve) => probe.listen(0, '127.3.0.1', resolve));
-  const { port } = probe.address();
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 /** Deterministic: host k gets a share near -ln(k / hosts), as bench/gen-multimedia.mjs spreads an export's. */
 function rows(hosts, port) {
@@ -53,7 +44,8 @@ function run(name, hosts, port) {
 
 console.log(`bench:dead-hosts  ${fmt(IDS)} gbifIDs, --breaker-window ${WINDOW}`);
 console.log(`machine           ${cpus().length} x ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
-const port = await refusedPort();
+// A port with nothing listening on it (on any 127.3.x.y).
+const port = await freePort('127.3.0.1');
 const one = run('dead-one', 1, port);
 console.log(`one dead host          ${fmt(one.seconds, 1).padStart(6)} s  (${fmt(one.seconds / WINDOW, 2)} breaker windows; ${fmt(one.rssMb)} MB)`);
 const many = run('dead-many', HOSTS, port);

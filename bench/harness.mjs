@@ -2,6 +2,7 @@
 // process, ledgers made by the real CLI, timed runs of herbdl and aria2c.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -86,3 +87,12 @@ export function aria2(rows, name, ca = undefined) {
 }
 
 export const fmt = (n, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+
+/** A port free on `address` now: nothing listens on it (on other loopback addresses too, as a rule). */
+export async function freePort(address) {
+  const probe = createServer();
+  await new Promise((resolve) => probe.listen(0, address, resolve));
+  const { port } = probe.address();
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
