@@ -29,16 +29,43 @@ export interface RunView {
   readonly window: JobWindow;
 }
 
-/** gbifIDs remembered at most, over all hosts: about 8 MB. */
+/** gbifIDs remembered at most, over all hosts: 8 MB, 16 with the lists' room to grow. */
 const MAX_REMEMBERED = 1_000_000;
 /** Failed probes (each a cooldown apart) after which a host is let go for the run. */
 const GIVE_UP_AFTER = 3;
 /** How often hosts holding set-aside gbifIDs are looked at: a cooldown is minutes, and a pump comes many times a second. */
 const CHECK_EVERY_MS = 500;
 
+/** gbifIDs in a growing Float64Array: 8 bytes each, kept off the JS heap the run's young objects churn through. */
+class IdList {
+  private buf = new Float64Array(8);
+  length = 0;
+
+  push(gbifId: number): void {
+    if (this.length === this.buf.length) {
+      const grown = new Float64Array(this.length * 2);
+      grown.set(this.buf);
+      this.buf = grown;
+    }
+    this.buf[this.length++] = gbifId;
+  }
+
+  pop(): number {
+    return this.buf[--this.length] as number;
+  }
+
+  /** The gbifIDs, in a buffer of their own; the list is left empty. */
+  take(): Float64Array {
+    const ids = this.buf.slice(0, this.length);
+    this.buf = new Float64Array(8);
+    this.length = 0;
+    return ids;
+  }
+}
+
 interface Held {
   /** Its set-aside gbifIDs remembered (not its probe while that is out). */
-  ids: number[];
+  ids: IdList;
   /** The gbifID claimed again as its probe, until the host closes or one is set aside behind it again. */
   probe: number | undefined;
   failedProbes: number;
@@ -58,14 +85,14 @@ export class BlockedAsides {
   /** A gbifID set aside behind `host`'s open breaker. */
   note(host: string, gbifId: number): void {
     let held = this.byHost.get(host);
-    if (!held) this.byHost.set(host, (held = { ids: [], probe: undefined, failedProbes: 0, givenUp: false }));
+    if (!held) this.byHost.set(host, (held = { ids: new IdList(), probe: undefined, failedProbes: 0, givenUp: false }));
     if (held.probe !== undefined) {
       // Its probe failed (or another request came first and failed): the next waits for the next cooldown.
       this.probes.delete(held.probe);
       held.probe = undefined;
       if (++held.failedProbes >= GIVE_UP_AFTER) {
         this.remembered -= held.ids.length;
-        held.ids = [];
+        held.ids.take();
         held.givenUp = true;
       }
     }
@@ -91,20 +118,20 @@ export class BlockedAsides {
       if (held.ids.length === 0) continue;
       const state = this.run.breaker(host, nowMs);
       if (state === 'closed') {
-        this.run.claims.takeUp(held.ids);
-        handed = true;
         this.remembered -= held.ids.length;
+        this.run.claims.takeUp(held.ids.take());
+        handed = true;
         if (held.probe !== undefined) this.probes.delete(held.probe);
         this.byHost.delete(host);
       } else if (state === 'half_open' && held.probe === undefined && (probing ??= this.otherWork())) {
-        const probe = held.ids.pop() as number;
+        const probe = held.ids.pop();
         this.remembered--;
         held.probe = probe;
         this.probes.add(probe);
         probes.push(probe);
       }
     }
-    if (probes.length > 0) this.run.claims.takeUp(probes);
+    if (probes.length > 0) this.run.claims.takeUp(Float64Array.from(probes));
     return handed || probes.length > 0;
   }
 

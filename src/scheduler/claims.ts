@@ -38,7 +38,7 @@ export class Claims {
   /** While set-aside IDs' hosts stay saturated, they are looked at again only from this time. */
   spillRetryAt = 0;
   /** gbifIDs set aside behind hosts that have come back, or to probe them (blocked-asides.ts), and how far each list is claimed: before anything else. */
-  private readonly takeUps: { readonly ids: readonly number[]; at: number }[] = [];
+  private readonly takeUps: { readonly ids: Float64Array; at: number }[] = [];
   /** gbifIDs claimed again by a take-up, until the run has looked at them (wasTakenUp). */
   private readonly takenUp = new Set<number>();
 
@@ -64,7 +64,7 @@ export class Claims {
   }
 
   /** Claims these set-aside gbifIDs again, ahead of the rest. */
-  takeUp(gbifIds: readonly number[]): void {
+  takeUp(gbifIds: Float64Array): void {
     this.takeUps.push({ ids: gbifIds, at: 0 });
   }
 
@@ -93,7 +93,7 @@ export class Claims {
     const takeUp = this.takeUps[0];
     if (takeUp) {
       // Not limited by --limit: these were counted when first claimed.
-      const ids = takeUp.ids.slice(takeUp.at, takeUp.at + want);
+      const ids = Array.from(takeUp.ids.subarray(takeUp.at, takeUp.at + want));
       takeUp.at += ids.length;
       if (takeUp.at >= takeUp.ids.length) this.takeUps.shift();
       const batch = await this.ledger.claimSetAside(ids);
