@@ -110,6 +110,11 @@ export function abandon(pool: pg.Pool): void {
   for (const client of pools.get(pool)?.clients ?? []) (client as unknown as pg.Client).connection.stream.destroy();
 }
 
+/** A lease that could not be renewed because the server is away, said with why the server is away: one line, whichever part of the worker noticed first. */
+export function serverAway(pool: pg.Pool, away: Error, stop: Error): LedgerError {
+  return new LedgerError(`${pools.get(pool)?.where ?? 'the ledger'}: the server is away (${away.message}) and ${stop.message}`, 'lease_lost', { cause: away });
+}
+
 const RIDE_OUT_FIRST_MS = 250;
 const RIDE_OUT_MAX_MS = 5_000;
 
@@ -123,7 +128,7 @@ async function riding<T>(pool: pg.Pool, work: () => Promise<T>): Promise<T> {
       try {
         state.hold();
       } catch (stop) {
-        throw new LedgerError(`${state.where}: the server is away (${(err as Error).message}) and ${(stop as Error).message}`, 'lease_lost', { cause: err });
+        throw serverAway(pool, err as Error, stop as Error);
       }
       await new Promise((resolve) => setTimeout(resolve, wait));
     }

@@ -17,8 +17,8 @@
  */
 import { hostname } from 'node:os';
 import type pg from 'pg';
-import { LedgerError } from '../../errors.js';
-import { abandon, rideOut } from './connect.js';
+import { isConnectionLoss, LedgerError } from '../../errors.js';
+import { abandon, rideOut, serverAway } from './connect.js';
 import type { RunLock, WorkerId } from '../ledger.js';
 
 /** Heartbeats: often enough that what one worker learns (a 429, a breaker) reaches the others within 5 s. */
@@ -34,6 +34,8 @@ export class WorkerLease implements RunLock {
   /** The heartbeat's own connection, taken at join and again after one is lost. */
   private beatClient: pg.PoolClient | undefined;
   private beating = false;
+  /** Why the last heartbeat failed, if the server went away: said with the lease's loss. */
+  private away: Error | undefined;
   /** Images recorded done, and samples of it over the last minute, for the leaderboard's images/s. */
   images = 0;
   private samples: [number, number][] = [];
@@ -69,10 +71,12 @@ export class WorkerLease implements RunLock {
     if (this.lost || Date.now() - this.lastRenewed > this.leaseMs - 2 * this.heartbeatMs) {
       if (!this.lost) abandon(this.pool);
       this.lost = true;
-      throw new LedgerError(
+      const stop = new LedgerError(
         `worker ${this.holder.machine}:${this.holder.pid} could not renew its lease for ${Math.round((Date.now() - this.lastRenewed) / 1000)} s; its claims may go to other workers, so it stops publishing`,
         'lease_lost',
       );
+      // Said as a statement waiting for the server says it (connect.ts), whether the run's hold check or a statement noticed first.
+      throw this.away ? serverAway(this.pool, this.away, stop) : stop;
     }
   }
 
@@ -97,7 +101,9 @@ export class WorkerLease implements RunLock {
       );
       if (renewed.rowCount === 0) this.lost = true;
       else this.lastRenewed = sent;
-    } catch {
+      this.away = undefined;
+    } catch (err) {
+      if (isConnectionLoss(err)) this.away = err as Error;
       // The server is away: check() stops publishing before the lease could have run out. The next beat connects again.
       this.dropBeatClient(true);
     } finally {
