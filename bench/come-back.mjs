@@ -13,9 +13,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { arg, bin, fmt, freePort, ledgerFor, out, timed } from './harness.mjs';
-
-/** The k-th host that comes back. */
-export const comeBackAddress = (k) => `127.4.${k >> 7}.${(k & 127) + 1}`;
+import { hostAddress } from './sheets.mjs';
 
 const HOSTS = arg('hosts', 2_000);
 const BACK = arg('back', 40);
@@ -28,7 +26,7 @@ function rows(port) {
   let id = 7_000_000_000;
   for (let i = 0; i < SLOW_IDS; i++) {
     list.push([id++, `http://127.5.0.${(i % 8) + 1}:${port}/slow-${i}.jpg`]);
-    if (i % 3 === 0) list.push([id++, `http://${comeBackAddress((i / 3) % HOSTS)}:${port}/back-${i}.jpg`]);
+    if (i % 3 === 0) list.push([id++, `http://${hostAddress(1, (i / 3) % HOSTS, HOSTS)}:${port}/back-${i}.jpg`]);
   }
   return list;
 }
@@ -50,13 +48,11 @@ async function run(name, backAfter) {
   }
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  console.log(`bench:come-back  ${fmt(HOSTS)} hosts down for the first ${BACK} s (${fmt(SLOW_IDS / 3)} gbifIDs) beside 8 hosts answering in 100 ms (${fmt(SLOW_IDS)}); --breaker-window 10 --breaker-cooldown 20`);
-  console.log(`machine          ${cpus().length} x ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
-  const up = await run('come-back-up', 0);
-  console.log(`every host up           ${fmt(up.seconds, 1).padStart(6)} s  (${fmt(up.summary.idsDone)} done, ${fmt(up.summary.pending)} pending; ${fmt(up.rssMb)} MB)`);
-  const back = await run('come-back', BACK);
-  const s = back.summary;
-  console.log(`hosts back after ${BACK} s   ${fmt(back.seconds, 1).padStart(6)} s  (${fmt(s.idsDone)} done, ${fmt(s.idsFailed)} failed (retries spent before the breakers opened), ${fmt(s.pending)} pending; ${s.hostsOpened.length} breakers opened; ${fmt(back.rssMb)} MB)`);
-  console.log(`   ratio ${fmt(back.seconds / up.seconds, 2)}x the run with every host up; ${fmt(s.pending)} gbifIDs left for a later run (target: 0)`);
-}
+console.log(`bench:come-back  ${fmt(HOSTS)} hosts down for the first ${BACK} s (${fmt(SLOW_IDS / 3)} gbifIDs) beside 8 hosts answering in 100 ms (${fmt(SLOW_IDS)}); --breaker-window 10 --breaker-cooldown 20`);
+console.log(`machine          ${cpus().length} x ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
+const up = await run('come-back-up', 0);
+console.log(`every host up           ${fmt(up.seconds, 1).padStart(6)} s  (${fmt(up.summary.idsDone)} done, ${fmt(up.summary.pending)} pending; ${fmt(up.rssMb)} MB)`);
+const back = await run('come-back', BACK);
+const s = back.summary;
+console.log(`hosts back after ${BACK} s   ${fmt(back.seconds, 1).padStart(6)} s  (${fmt(s.idsDone)} done, ${fmt(s.idsFailed)} failed (retries spent before the breakers opened), ${fmt(s.pending)} pending; ${s.hostsOpened.length} breakers opened; ${fmt(back.rssMb)} MB)`);
+console.log(`   ratio ${fmt(back.seconds / up.seconds, 2)}x the run with every host up; ${fmt(s.pending)} gbifIDs left for a later run (target: 0)`);
