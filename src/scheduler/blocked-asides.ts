@@ -57,9 +57,13 @@ class IdList {
   /** The gbifIDs, in a buffer of their own; the list is left empty. */
   take(): Float64Array {
     const ids = this.buf.slice(0, this.length);
+    this.clear();
+    return ids;
+  }
+
+  clear(): void {
     this.buf = new Float64Array(8);
     this.length = 0;
-    return ids;
   }
 }
 
@@ -92,7 +96,7 @@ export class BlockedAsides {
       held.probe = undefined;
       if (++held.failedProbes >= GIVE_UP_AFTER) {
         this.remembered -= held.ids.length;
-        held.ids.take();
+        held.ids.clear();
         held.givenUp = true;
       }
     }
@@ -115,15 +119,19 @@ export class BlockedAsides {
     let handed = false;
     let probing: boolean | undefined;
     for (const [host, held] of this.byHost) {
-      if (held.ids.length === 0) continue;
+      // A host let go, or whose only remembered gbifID is out as its probe, has nothing to hand; its probe's end is seen below.
+      if (held.ids.length === 0 && held.probe === undefined) continue;
       const state = this.run.breaker(host, nowMs);
       if (state === 'closed') {
+        // Its probe (or another request) got an answer: a later set-aside behind it starts a count of failed probes of its own.
         this.remembered -= held.ids.length;
-        this.run.claims.takeUp(held.ids.take());
-        handed = true;
+        if (held.ids.length > 0) {
+          this.run.claims.takeUp(held.ids.take());
+          handed = true;
+        }
         if (held.probe !== undefined) this.probes.delete(held.probe);
         this.byHost.delete(host);
-      } else if (state === 'half_open' && held.probe === undefined && (probing ??= this.otherWork())) {
+      } else if (state === 'half_open' && held.probe === undefined && held.ids.length > 0 && (probing ??= this.otherWork())) {
         const probe = held.ids.pop();
         this.remembered--;
         held.probe = probe;
