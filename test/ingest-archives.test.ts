@@ -69,6 +69,25 @@ describe('compressed and archived input', () => {
     expectFixtureCounts(herbdlJson<IngestJson>(['ingest', file, '--db', join(dir, 'zip64.db')]));
   });
 
+  it('reads the folder a download was unzipped into: meta.xml names its multimedia file', () => {
+    const folder = join(dir, 'unzipped');
+    mkdirSync(folder);
+    // Named otherwise than multimedia.txt, so only meta.xml can lead to it.
+    writeFileSync(join(folder, 'meta.xml'), META_XML.replace('<location>multimedia.txt</location>', '<location>media.txt</location>'));
+    writeFileSync(join(folder, 'occurrence.txt'), 'gbifID\tbasisOfRecord\n1000001\tPreservedSpecimen\n');
+    writeFileSync(join(folder, 'media.txt'), text);
+    expectFixtureCounts(herbdlJson<IngestJson>(['ingest', folder, '--db', join(dir, 'folder.db')]));
+  });
+
+  it('reads a folder without meta.xml by its multimedia.txt, gzipped or not', () => {
+    for (const [name, content] of [['multimedia.txt', text], ['multimedia.txt.gz', gzipSync(text)]] as const) {
+      const folder = join(dir, `bare-${name}`);
+      mkdirSync(folder);
+      writeFileSync(join(folder, name), content);
+      expectFixtureCounts(herbdlJson<IngestJson>(['ingest', folder, '--db', join(dir, `bare-${name}.db`)]));
+    }
+  });
+
   it('reads a zip without meta.xml by its multimedia.txt', async () => {
     const file = await writeZip(join(dir, 'bare.zip'), { 'export/multimedia.txt': text });
     expectFixtureCounts(herbdlJson<IngestJson>(['ingest', file, '--db', join(dir, 'bare.db')]));
@@ -93,10 +112,18 @@ describe('bad input: one line naming the file, non-zero exit, nothing written', 
 
   it('a missing file', () => expectRefused(join(dir, 'nope.txt'), /no such file/));
 
-  it('a directory', () => {
+  it('a folder that holds no download', () => {
     const sub = join(dir, 'a-folder');
     mkdirSync(sub);
-    expectRefused(sub, /is a directory/);
+    writeFileSync(join(sub, 'notes.txt'), 'not a download\n');
+    expectRefused(sub, /: folder has neither meta\.xml nor multimedia\.txt/);
+  });
+
+  it("a folder whose meta.xml names a file it lacks", () => {
+    const sub = join(dir, 'lacking');
+    mkdirSync(sub);
+    writeFileSync(join(sub, 'meta.xml'), META_XML);
+    expectRefused(sub, /meta\.xml names multimedia\.txt, which is not in the folder/);
   });
 
   it('an empty file', () => {

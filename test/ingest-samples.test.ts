@@ -1,6 +1,6 @@
 /** Every real GBIF download in fixtures/samples ingests with the counts an independent reading gives. */
 import { once } from 'node:events';
-import { createWriteStream, readdirSync } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import yazl from 'yazl';
@@ -82,5 +82,24 @@ describe('real GBIF downloads from fixtures/samples', () => {
     const r = herbdl(['ingest', file, '--db', join(dir, 'naturalis.db')]);
     expect(r.status).toBe(3);
     expect(r.stderr).toMatch(/declares no GBIF multimedia/);
+  });
+
+  // Users unzip downloads: the folder is read as the zip is. (The samples keep multimedia.txt gzipped, which stands for it.)
+  it('reads the folder a download was unzipped into, through its real meta.xml', () => {
+    const summary = herbdlJson<IngestJson>(['ingest', join(GBIF, 'rgbif-0026367-210914110416597'), '--db', join(dir, 'folder.db')]);
+    expect(summary).toMatchObject({ rowsRead: 619, gbifIds: 564, images: 619, duplicates: 0 });
+  });
+
+  it.each([
+    ['ipt-kew-herbarium-dwca', /: image\.txt is not tab-separated without quotes/],
+    ['ipt-naturalis-audubon-dwca', /: meta\.xml declares no GBIF multimedia/],
+  ])('refuses the unzipped folder of %s in one line, writing nothing', (name, pattern) => {
+    const folder = join(GBIF, name);
+    const db = join(dir, `folder-${name}.db`);
+    const r = herbdl(['ingest', folder, '--db', db]);
+    expect(r.status).toBe(3);
+    expect(r.stderr.trimEnd().split('\n')).toEqual([expect.stringMatching(pattern)]);
+    expect(r.stderr).toContain(folder);
+    expect(existsSync(db)).toBe(false);
   });
 });

@@ -190,7 +190,8 @@ export async function ingestFiles(files: readonly string[], ledger: Ledger, opti
       const committedRows = counts.committedRows - committedBefore;
       const problem = err instanceof LineTooLongError ? err.message : describeReadFailure(source, err);
       const kept = committedRows > 0 ? ` after row ${counts.rowsRead} (its first ${committedRows} rows are in the ledger; ingest the complete file to finish)` : ' (nothing of it was written)';
-      throw new InputError(file, `${problem}${kept}`, 'bad_input', { cause: err });
+      // Named as read: in an unzipped download's folder, the multimedia file in it.
+      throw new InputError(source.file, `${problem}${kept}`, 'bad_input', { cause: err });
     } finally {
       source.close();
     }

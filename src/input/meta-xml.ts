@@ -3,6 +3,7 @@
  * meta.xml is small and machine-written, so a tag scan is enough; a full XML
  * parser would be a dependency for six attributes.
  */
+import { InputError } from '../errors.js';
 
 export const MULTIMEDIA_ROW_TYPE = 'http://rs.gbif.org/terms/1.0/Multimedia';
 
@@ -46,4 +47,34 @@ export function findMultimedia(metaXml: string): MultimediaDescriptor | undefine
     };
   }
   return undefined;
+}
+
+/** A path's last part, lower-cased: archives are matched by file name, whatever folder or case they were packed with. */
+function baseName(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1).toLowerCase();
+}
+
+/**
+ * Which of a download's files is its multimedia file, by the same rules for
+ * a zip's entries and for the folder a user unzipped it into: the file
+ * meta.xml's multimedia extension names (tab-separated without quotes, as
+ * GBIF writes it; a publisher's IPT archive is not), or, with no meta.xml,
+ * multimedia.txt. `names` are the download's paths and `readMeta` reads one
+ * of them. Returns the chosen name; throws InputError naming `where`.
+ */
+export async function chooseMultimedia(where: string, holder: 'archive' | 'folder', names: readonly string[], readMeta: (name: string) => Promise<string>): Promise<string> {
+  const meta = names.find((n) => baseName(n) === 'meta.xml');
+  if (meta === undefined) {
+    const text = names.find((n) => baseName(n) === 'multimedia.txt');
+    if (text === undefined) throw new InputError(where, `${holder} has neither meta.xml nor multimedia.txt`, 'no_multimedia');
+    return text;
+  }
+  const descriptor = findMultimedia(await readMeta(meta));
+  if (!descriptor) throw new InputError(where, 'meta.xml declares no GBIF multimedia extension (http://rs.gbif.org/terms/1.0/Multimedia): no images to ingest', 'no_multimedia');
+  if (descriptor.fieldsTerminatedBy !== '\t' || descriptor.fieldsEnclosedBy !== '') {
+    throw new InputError(where, `${descriptor.location} is not tab-separated without quotes as a GBIF download's is (a publisher's IPT archive?)`, 'not_gbif_download');
+  }
+  const named = names.find((n) => n === descriptor.location) ?? names.find((n) => baseName(n) === baseName(descriptor.location));
+  if (named === undefined) throw new InputError(where, `meta.xml names ${descriptor.location}, which is not in the ${holder}`, 'no_multimedia');
+  return named;
 }

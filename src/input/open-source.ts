@@ -1,13 +1,16 @@
 /**
  * Opens an ingest input as a stream of multimedia text bytes, whatever it
- * came as: a plain multimedia.txt, the same gzipped, or a whole GBIF download
- * zip. The kind is told by the first bytes, not the file name.
+ * came as: a plain multimedia.txt, the same gzipped, a whole GBIF download
+ * zip, or the folder it was unzipped into. The kind is told by the first
+ * bytes, not the file name.
  */
 import { createReadStream, type ReadStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open, readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { InputError } from '../errors.js';
+import { chooseMultimedia } from './meta-xml.js';
 import { openZipMultimedia } from './zip.js';
 
 export type SourceKind = 'text' | 'gzip' | 'zip';
@@ -56,7 +59,7 @@ export async function openMultimedia(file: string): Promise<MultimediaSource> {
     const code = (err as NodeJS.ErrnoException).code;
     throw new InputError(file, code === 'ENOENT' ? 'no such file' : `cannot read (${code ?? (err as Error).message})`, 'unreadable');
   }
-  if (info.isDirectory()) throw new InputError(file, 'is a directory, not a multimedia file', 'unreadable');
+  if (info.isDirectory()) return openMultimedia(await folderMultimedia(file));
   if (!info.isFile()) throw new InputError(file, 'is not a regular file', 'unreadable');
   if (info.size === 0) throw new InputError(file, 'is empty (0 bytes): expected a multimedia header line', 'empty');
 
@@ -81,6 +84,27 @@ export async function openMultimedia(file: string): Promise<MultimediaSource> {
     return { file, kind: 'gzip', stream: compressed.pipe(gunzip), totalBytes: info.size, bytesRead, close: () => raw.destroy() };
   }
   return { file, kind: 'text', stream: raw, totalBytes: info.size, bytesRead: () => raw.bytesRead, close: () => raw.destroy() };
+}
+
+/**
+ * The multimedia file of a GBIF download unzipped into `folder` (users unzip
+ * them), found as in the zip: through meta.xml, or multimedia.txt. A file
+ * kept gzipped to save room (multimedia.txt.gz) stands for the one it holds.
+ */
+async function folderMultimedia(folder: string): Promise<string> {
+  const unreadable = (err: unknown, what: string) => new InputError(folder, `cannot read ${what} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, 'unreadable');
+  let files: string[];
+  try {
+    files = (await readdir(folder, { withFileTypes: true })).filter((e) => !e.isDirectory()).map((e) => e.name);
+  } catch (err) {
+    throw unreadable(err, 'the folder');
+  }
+  const present = new Set(files);
+  const gzipped = (f: string) => f.endsWith('.gz') && !f.endsWith('.xml.gz') && !present.has(f.slice(0, -3));
+  const named = new Map(files.map((f) => [gzipped(f) ? f.slice(0, -3) : f, f]));
+  const real = (name: string) => join(folder, named.get(name) as string);
+  const name = await chooseMultimedia(folder, 'folder', [...named.keys()], (meta) => readFile(real(meta), 'utf8').catch((err: unknown) => Promise.reject(unreadable(err, meta))));
+  return real(name);
 }
 
 /** A one-line description of a stream failure, for an InputError. */

@@ -6,7 +6,7 @@
 import type { Readable } from 'node:stream';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
 import { InputError } from '../errors.js';
-import { findMultimedia } from './meta-xml.js';
+import { chooseMultimedia } from './meta-xml.js';
 
 const MAX_META_XML_BYTES = 4 * 1024 * 1024;
 
@@ -42,10 +42,6 @@ export interface ZipMultimedia {
   readonly close: () => void;
 }
 
-function basename(name: string): string {
-  return name.slice(name.lastIndexOf('/') + 1).toLowerCase();
-}
-
 /** Opens the multimedia entry named by meta.xml (or, lacking one, multimedia.txt). Throws InputError. */
 export async function openZipMultimedia(file: string): Promise<ZipMultimedia> {
   let zip: ZipFile;
@@ -56,20 +52,8 @@ export async function openZipMultimedia(file: string): Promise<ZipMultimedia> {
   }
   try {
     const entries = await listEntries(zip);
-    const meta = entries.find((e) => basename(e.fileName) === 'meta.xml');
-    let entry: Entry | undefined;
-    if (meta) {
-      const descriptor = findMultimedia(await readSmallEntry(zip, meta));
-      if (!descriptor) throw new InputError(file, 'meta.xml declares no GBIF multimedia extension (http://rs.gbif.org/terms/1.0/Multimedia): no images to ingest', 'no_multimedia');
-      if (descriptor.fieldsTerminatedBy !== '\t' || descriptor.fieldsEnclosedBy !== '') {
-        throw new InputError(file, `${descriptor.location} is not tab-separated without quotes as a GBIF download's is (a publisher's IPT archive?)`, 'not_gbif_download');
-      }
-      entry = entries.find((e) => e.fileName === descriptor.location) ?? entries.find((e) => basename(e.fileName) === basename(descriptor.location));
-      if (!entry) throw new InputError(file, `meta.xml names ${descriptor.location}, which is not in the archive`, 'no_multimedia');
-    } else {
-      entry = entries.find((e) => basename(e.fileName) === 'multimedia.txt');
-      if (!entry) throw new InputError(file, 'archive has neither meta.xml nor multimedia.txt', 'no_multimedia');
-    }
+    const named = (name: string) => entries.find((e) => e.fileName === name) as Entry;
+    const entry = named(await chooseMultimedia(file, 'archive', entries.map((e) => e.fileName), (meta) => readSmallEntry(zip, named(meta))));
     const stream = await zip.openReadStreamPromise(entry);
     return { entryName: entry.fileName, uncompressedSize: entry.uncompressedSize, stream, close: () => zip.close() };
   } catch (err) {
