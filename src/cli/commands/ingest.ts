@@ -49,8 +49,8 @@ function removeLedger(db: string): void {
 export function registerIngest(program: Command): void {
   const command = program
     .command('ingest')
-    .description('stream GBIF multimedia rows (multimedia.txt, .gz, or a download .zip) into the ledger')
-    .argument('<file...>', 'multimedia.txt, multimedia.txt.gz, or a GBIF download zip');
+    .description('stream GBIF multimedia rows (multimedia.txt, .gz, a download .zip, or its unzipped folder) into the ledger')
+    .argument('<file...>', 'multimedia.txt, multimedia.txt.gz, a GBIF download zip, or the folder it was unzipped into');
   addOptions(command, ['db', 'snapshot', 'maxRemoval', 'exclude', 'json', 'progress', 'commitEvery']);
   command.action(async (files: string[], _flags, cmd: Command) => {
     const options = optionValues(cmd, ['db', 'snapshot', 'maxRemoval', 'exclude', 'json', 'progress', 'commitEvery']);
