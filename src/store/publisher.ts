@@ -40,6 +40,12 @@ export async function linkOrCopy(from: string, to: string): Promise<void> {
   }
 }
 
+/** Waits for every operation to end, then throws the first failure: none is still under way when the caller hears of it. */
+async function settleAll(operations: readonly Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(operations)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
 /** An unlink of a path that may be gone already. */
 function ignoreMissing(err: NodeJS.ErrnoException): void {
   if (err.code !== 'ENOENT') throw err;
@@ -85,22 +91,27 @@ export class Publisher {
     await Promise.all(items.flatMap((item) => item.files.filter((f) => !f.synced).map((f) => fsyncPath(f.temp, 'r+'))));
     this.checkHold();
     await this.ledger.beginPublish(items.map((item) => ({ gbifId: item.gbifId, paths: [...item.files.map((f) => f.final), ...(item.stale ?? [])] })));
-    const folders = new Set<string>();
+    const folders = new Set(items.flatMap((item) => item.files.map((f) => dirname(f.final))));
+    await settleAll([...folders].map((folder) => mkdir(folder, { recursive: true })));
+    // A batch's renames all at once, as its fsyncs are: on the network filesystem that workers
+    // sharing --out use on a cluster, each is a round trip to its server, and awaited one at a
+    // time they added up to the batch's publish. The intent names every final path, so their
+    // order is free. (On a local disk the difference was within the noise: 0 to 3% more
+    // images/s in a run of 100 ms hosts.)
+    await settleAll(
+      items.flatMap((item) =>
+        item.files.map(async (f) => {
+          await rename(f.temp, f.final);
+          // A file linked from its own stored copy (a reopened or partly adopted gbifID) is the same inode
+          // as its final path, and rename() between two links of one file does nothing: drop the link.
+          // For every other file the temporary is gone already. Asked in this thread (one stat of a
+          // path just renamed, in the kernel's cache): an unlink on the thread pool that found nothing
+          // cost about 2.5% of a run's main thread over 2,000 hosts, and rm()'s lstat first 5%.
+          if (existsSync(f.temp)) await unlink(f.temp).catch(ignoreMissing);
+        }),
+      ),
+    );
     for (const item of items) {
-      for (const f of item.files) {
-        const folder = dirname(f.final);
-        if (!folders.has(folder)) {
-          await mkdir(folder, { recursive: true });
-          folders.add(folder);
-        }
-        await rename(f.temp, f.final);
-        // A file linked from its own stored copy (a reopened or partly adopted gbifID) is the same inode
-        // as its final path, and rename() between two links of one file does nothing: drop the link.
-        // For every other file the temporary is gone already. Asked in this thread (one stat of a
-        // path just renamed, in the kernel's cache): an unlink on the thread pool that found nothing
-        // cost about 2.5% of a run's main thread over 2,000 hosts, and rm()'s lstat first 5%.
-        if (existsSync(f.temp)) await unlink(f.temp).catch(ignoreMissing);
-      }
       for (const path of item.stale ?? []) {
         await rm(path, { force: true });
         // A stale path may name a folder that never was (a width this gbifID never had): nothing there to make durable.
