@@ -18,6 +18,7 @@
  * but a host's gbifIDs lie all over an export's key range: each host that
  * came back claimed every other host's set-aside gbifIDs again with its own.)
  */
+import { IdList } from '../id-list.js';
 import type { Claims } from './claims.js';
 import type { BreakerState } from './host-state.js';
 import type { JobWindow } from './job-window.js';
@@ -35,37 +36,6 @@ const MAX_REMEMBERED = 1_000_000;
 const GIVE_UP_AFTER = 3;
 /** How often hosts holding set-aside gbifIDs are looked at: a cooldown is minutes, and a pump comes many times a second. */
 const CHECK_EVERY_MS = 500;
-
-/** gbifIDs in a growing Float64Array: 8 bytes each, kept off the JS heap the run's young objects churn through. */
-class IdList {
-  private buf = new Float64Array(8);
-  length = 0;
-
-  push(gbifId: number): void {
-    if (this.length === this.buf.length) {
-      const grown = new Float64Array(this.length * 2);
-      grown.set(this.buf);
-      this.buf = grown;
-    }
-    this.buf[this.length++] = gbifId;
-  }
-
-  pop(): number {
-    return this.buf[--this.length] as number;
-  }
-
-  /** The gbifIDs, in a buffer of their own; the list is left empty. */
-  take(): Float64Array {
-    const ids = this.buf.slice(0, this.length);
-    this.clear();
-    return ids;
-  }
-
-  clear(): void {
-    this.buf = new Float64Array(8);
-    this.length = 0;
-  }
-}
 
 interface Held {
   /** Its set-aside gbifIDs remembered (not its probe while that is out). */
@@ -96,7 +66,7 @@ export class BlockedAsides {
       held.probe = undefined;
       if (++held.failedProbes >= GIVE_UP_AFTER) {
         this.remembered -= held.ids.length;
-        held.ids.clear();
+        held.ids = new IdList(); // its room too: a host let go may have held many
         held.givenUp = true;
       }
     }
@@ -126,7 +96,7 @@ export class BlockedAsides {
         // Its probe (or another request) got an answer: a later set-aside behind it starts a count of failed probes of its own.
         this.remembered -= held.ids.length;
         if (held.ids.length > 0) {
-          this.run.claims.takeUp(held.ids.take());
+          this.run.claims.takeUp(held.ids.take()); // its room goes with its record, below
           handed = true;
         }
         if (held.probe !== undefined) this.probes.delete(held.probe);

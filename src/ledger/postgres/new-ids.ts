@@ -3,33 +3,25 @@
  * table beside their images (bulk-load.ts builds its key at the end).
  */
 import type pg from 'pg';
+import { IdList } from '../../id-list.js';
 import { BinaryRows, copyGbifIds, FLUSH_ROOM } from './copy-binary.js';
 
-
 export class NewIds {
-  private ids = new Float64Array(1 << 16);
-  private count = 0;
+  private readonly ids = new IdList(1 << 16);
   /** Bytes of their own: the next transaction's image rows are being made meanwhile. */
   private readonly rows = new BinaryRows(FLUSH_ROOM);
 
   note(gbifId: number): void {
-    if (this.count === this.ids.length) {
-      const grown = new Float64Array(this.ids.length * 2);
-      grown.set(this.ids);
-      this.ids = grown;
-    }
-    this.ids[this.count++] = gbifId;
+    this.ids.push(gbifId);
   }
 
   /** The IDs noted since the last take (or clear). */
   take(): Float64Array {
-    const taken = this.ids.slice(0, this.count);
-    this.count = 0;
-    return taken;
+    return this.ids.take();
   }
 
   clear(): void {
-    this.count = 0;
+    this.ids.clear();
   }
 
   /** COPYs `ids` on the writer's connection (one COPY at a time), in its open transaction. */
