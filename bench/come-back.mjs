@@ -19,7 +19,6 @@ const HOSTS = arg('hosts', 2_000);
 const BACK = arg('back', 40);
 const SLOW_IDS = arg('slow', 60_000);
 
-
 /** One in four gbifIDs on a host that comes back, round-robin, so each host's lie all over the keys. */
 function rows(port) {
   const list = [];

@@ -20,7 +20,6 @@ const IDS = arg('ids', 160_000);
 const HOSTS = arg('hosts', 2_000);
 const WINDOW = arg('window', 30);
 
-
 /** Deterministic: host k gets a share near -ln(k / hosts), as bench/gen-multimedia.mjs spreads an export's. */
 function rows(hosts, port) {
   const rand = rng(42);

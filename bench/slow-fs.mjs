@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { arg, bin, CONCURRENCY, fmt, ledgerFor, out, startServer, urlsFor } from './harness.mjs';
+import { arg, bin, CONCURRENCY, fmt, ledgerFor, out, startServer, timed, urlsFor } from './harness.mjs';
 
 const SHEETS = arg('sheets', 6000);
 const DELAY_US = arg('delay-us', 2000);
@@ -26,13 +26,10 @@ function run(rows, delayUs) {
   const name = `slow-fs-${delayUs}`;
   rmSync(join(out, name), { recursive: true, force: true });
   const ledger = ledgerFor(name, rows);
-  const started = Date.now();
   const args = ['-f', '-qq', '--seccomp-bpf', '-o', '/dev/null', '-e', `trace=${RENAMES}`, '-e', `inject=${RENAMES}:delay_exit=${delayUs}`];
   const herbdl = [bin, 'run', '--db', ledger.db, '--out', ledger.images, '--allow-private-network', '--json', '--no-progress', '--concurrency', String(CONCURRENCY), '--per-host', '8'];
-  const r = spawnSync('strace', [...args, process.execPath, ...herbdl], { encoding: 'utf8', maxBuffer: 1 << 26 });
-  if (r.status !== 0) throw new Error(`herbdl run exited ${r.status}: ${r.stderr.slice(-2000)}`);
-  const seconds = (Date.now() - started) / 1000;
-  const summary = JSON.parse(r.stdout.trim().split('\n').pop());
+  const { seconds, stdout } = timed('strace', [...args, process.execPath, ...herbdl]);
+  const summary = JSON.parse(stdout.trim().split('\n').pop());
   if (summary.idsDone !== rows.length) throw new Error(`herbdl stored ${summary.idsDone} of ${rows.length}`);
   return summary.images / seconds;
 }
