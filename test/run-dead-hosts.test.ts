@@ -6,7 +6,9 @@
  */
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { join } from 'node:path';
 import { herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
+import { writeMultimedia } from './helpers/multimedia.js';
 import type { StatusJson } from './helpers/ledger.js';
 import { ImageServer, imageServers, sampleJpeg } from './helpers/image-server.js';
 import { expectConsistentTree, workspace, type RunJson } from './helpers/run.js';
@@ -71,6 +73,42 @@ describe('a run beside dead hosts', async () => {
     expect(after.ids).toMatchObject({ done: 49, pending: 13 });
     expect(after.blockedHosts.map((h) => h.host)).toEqual(['127.0.0.36']);
     expectConsistentTree(ws);
+  });
+});
+
+describe('failed gbifIDs whose retry meets an open breaker', async () => {
+  const [healthy] = await imageServers(1, 41);
+  const refusing = '127.0.0.42';
+  const port = await refusingPort(refusing);
+  const dir = tempDir();
+
+  it('are counted as retries put off, apart from the pending gbifIDs set aside: they stay failed', async () => {
+    const rows: [number, string][] = [];
+    for (let i = 0; i < 10; i++) rows.push([4100 + i, healthy!.route(`/ok-${i}.jpg`, { kind: 'image' })]);
+    for (let i = 0; i < 8; i++) rows.push([4200 + i, `http://${refusing}:${port}/gone-${i}.jpg`]);
+    const ws = workspace(dir, rows);
+    const common = ['--db', ws.db, '--out', ws.out, '--allow-private-network', '--json', '--timeout', '1', '--retries', '1', '--breaker-cooldown', '600'];
+    // First the host answers 404: its gbifIDs fail. Then it is gone, and the user asks for their retry.
+    const gone = await new ImageServer(refusing, await sampleJpeg()).listenOn(port);
+    try {
+      const first = await herbdlAsync(['run', ...common], { timeoutMs: 45_000 });
+      expect(first.status).toBe(0);
+      expect(JSON.parse(first.stdout)).toMatchObject({ idsDone: 10, idsFailed: 8, idsSetAside: 0, pending: 0 });
+    } finally {
+      await gone.close();
+    }
+    // Then their retry, one at a time: the first refusal opens the breaker, and all eight wait on it, failed still.
+    const again = await herbdlAsync(['retry-failed', '--host', refusing, ...common, '--breaker-threshold', '1', '--per-host', '1'], { timeoutMs: 45_000 });
+    expect(again.status).toBe(0);
+    const json = JSON.parse(again.stdout) as RunJson;
+    expect(json).toMatchObject({ idsDone: 0, idsFailed: 0, idsSetAside: 0, retriesPutOff: 8, pending: 0 });
+    // Not listed as pending on the open breaker: none is pending.
+    expect(json.blocked).toEqual({});
+    expect(ws.status().ids).toMatchObject({ done: 10, failed: 8, pending: 0 });
+    const text = await herbdlAsync(['retry-failed', '--host', refusing, ...common.filter((a) => a !== '--json'), '--breaker-threshold', '1', '--per-host', '1']);
+    expect(text.stdout).toMatch(/gbifIDs\s+done 0 {2}failed 0 {2}set aside 0 {2}still pending 0/);
+    expect(text.stdout).not.toMatch(/blocked/);
+    expect(text.stdout).toMatch(/retries {3}8 failed gbifIDs due for a retry waited on open breakers/);
   });
 });
 
@@ -172,6 +210,42 @@ describe('a host that comes back while the run goes on', async () => {
     }
     throw new Error(`the breaker of ${host} did not open`);
   }
+
+  it('has failed gbifIDs whose retry was set aside behind it retried in the same run, counted off as retries put off', async () => {
+    const flakyToo = '127.0.0.50';
+    const portToo = await refusingPort(flakyToo);
+    const rows: [number, string][] = [];
+    for (let i = 0; i < 40; i++) rows.push([47_001 + i * 2, `http://${flakyToo}:${portToo}/back-${i}.jpg`]);
+    const ws = workspace(dir, rows);
+    // First the host answers 404: its 40 gbifIDs fail.
+    const first = await new ImageServer(flakyToo, await sampleJpeg()).listenOn(portToo);
+    try {
+      expect((await ws.run()).json).toMatchObject({ idsFailed: 40 });
+    } finally {
+      await first.close();
+    }
+    // New work on a healthy host outlasts the flaky host's outage; the user asks for the failed ones' retry, and the host is down.
+    const healthyRows = Array.from({ length: 200 }, (_, i) => [47_000 + i * 2, healthy!.route(`/later-${i}.jpg`, { kind: 'image', delayMs: 100 })] as const);
+    herbdlJson(['ingest', writeMultimedia(join(dir, 'later.txt'), healthyRows), '--db', ws.db]);
+    const settings = ['--timeout', '1', '--retries', '3', '--per-host', '2', '--breaker-threshold', '3', '--breaker-cooldown', '2', '--breaker-window', '1'];
+    const running = herbdlAsync(['retry-failed', '--host', flakyToo, '--db', ws.db, '--out', ws.out, '--allow-private-network', '--json', ...settings], { timeoutMs: 60_000 });
+    await breakerOpened(ws, flakyToo);
+    const back = await new ImageServer(flakyToo, await sampleJpeg()).listenOn(portToo);
+    for (let i = 0; i < 40; i++) back.route(`/back-${i}.jpg`, { kind: 'image' });
+    try {
+      const r = await running;
+      expect(r.status, r.stderr).toBe(0);
+      const json = JSON.parse(r.stdout.trim().split('\n').pop() as string) as RunJson;
+      // Without the take-up: 200 done, and the 40 left failed for a later run, counted as retries put off.
+      expect(json).toMatchObject({ idsDone: 240, idsFailed: 0, idsSetAside: 0, retriesPutOff: 0, pending: 0 });
+      expect(json.blocked).toEqual({});
+      expect(back.requests).toHaveLength(40);
+    } finally {
+      await back.close();
+    }
+    expect(ws.status().ids).toMatchObject({ done: 240, failed: 0, pending: 0 });
+    expectConsistentTree(ws);
+  });
 
   it('has the gbifIDs set aside behind it taken up in the same run, each fetched once', async () => {
     const rows: [number, string][] = [];

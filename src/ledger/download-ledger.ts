@@ -33,7 +33,7 @@ export interface RetryCursor {
 
 export interface ClaimedId {
   readonly gbifId: number;
-  /** When it was due (retryable claims only), for the next cursor. */
+  /** Set for a failed gbifID claimed for its retry (and only then): when it was due, for the next cursor. */
   readonly dueAt?: number;
   /** Runs that have failed it so far. */
   readonly attempts: number;

@@ -153,7 +153,8 @@ export class JobWindow {
     if (job.settled) return false;
     job.settled = true;
     job.cancel();
-    this.tally.idsSetAside++;
+    if (job.claimed.dueAt === undefined) this.tally.idsSetAside++;
+    else this.tally.retriesPutOff++;
     this.asides.push(job.gbifId);
     void this.recordLater();
     this.release(job);

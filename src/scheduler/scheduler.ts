@@ -252,7 +252,7 @@ export class Scheduler {
     if (again) {
       // Set aside, and claimed again now its host is back (or as its probe). The ledgers give back only set-aside IDs; never one the run holds.
       if (this.window.has(claimed.gbifId)) return false;
-      this.tally.takenUp(claimed.images.map((img) => img.host));
+      this.tally.takenUp(claimed.images.map((img) => img.host), claimed.dueAt !== undefined);
     }
     if (claimed.images.length === 0) return false;
     const now = Date.now();

@@ -4,6 +4,8 @@ export class RunTally {
   idsFailed = 0;
   /** gbifIDs left pending: their host's breaker opened, a host kept throttling, or the run was stopped. */
   idsSetAside = 0;
+  /** Failed gbifIDs claimed for their retry and left so (still failed, due) for the same reasons: not pending, counted apart. */
+  retriesPutOff = 0;
   /** Images fetched from their hosts. */
   images = 0;
   /** Images linked from a fetch of the same URL for another gbifID. */
@@ -36,8 +38,12 @@ export class RunTally {
     this.blocked[host] = (this.blocked[host] ?? 0) + 1;
   }
 
-  /** A gbifID set aside behind one of `hosts` was claimed again in this run: set aside no more (unless it is again). */
-  takenUp(hosts: readonly string[]): void {
+  /** A gbifID set aside behind one of `hosts` was claimed again in this run (`retry`: a failed one): set aside no more (unless it is again). */
+  takenUp(hosts: readonly string[], retry: boolean): void {
+    if (retry) {
+      this.retriesPutOff--;
+      return;
+    }
     const host = hosts.find((h) => (this.blocked[h] ?? 0) > 0);
     if (host === undefined) return;
     if (--(this.blocked[host] as number) === 0) delete this.blocked[host];

@@ -284,7 +284,8 @@ export class TaskRouter {
   setAside(job: Job, task?: Task, blockedBy?: string): void {
     if (task) this.promoteWaiter(task);
     if (!this.window.setAside(job) || !blockedBy) return;
-    this.tally.blockedBy(blockedBy);
+    // The hosts' counts are of pending gbifIDs; a failed one's retry put off is remembered all the same, to be taken up.
+    if (job.claimed.dueAt === undefined) this.tally.blockedBy(blockedBy);
     this.hooks.blockedAside(blockedBy, job.gbifId);
   }
 

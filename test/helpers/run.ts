@@ -11,6 +11,7 @@ export interface RunJson {
   idsDone: number;
   idsFailed: number;
   idsSetAside: number;
+  retriesPutOff: number;
   images: number;
   shared: number;
   bytes: number;

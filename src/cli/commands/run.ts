@@ -21,6 +21,7 @@ function printSummary(t: RunSummary, pending: number): void {
   ];
   const failures = Object.entries(t.failures);
   if (failures.length) lines.push(`failures  ${failures.map(([c, n]) => `${c} ${formatCount(n)}`).join(', ')}`);
+  if (t.retriesPutOff) lines.push(`retries   ${formatCount(t.retriesPutOff)} failed gbifIDs due for a retry waited on open breakers (still failed; a later run retries them)`);
   if (t.hostsOpened.length) lines.push(`breakers opened on ${someHosts(t.hostsOpened)} (their gbifIDs stay pending; see herbdl status)`);
   const blocked = Object.entries(t.blocked).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
   if (blocked.length) {

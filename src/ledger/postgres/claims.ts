@@ -22,12 +22,13 @@ import { heldElsewhere } from './url-fetches.js';
  * (`fetching`: their shared URLs get fetch leases).
  */
 export async function claimWith(pool: pg.Pool, me: number, select: string, params: unknown[], due = false, fetching = true): Promise<ClaimedId[]> {
+  // When it was due only for a failed one (claimed for its retry): a pending one has none (ClaimedId.dueAt).
   // In a transaction of its own, so that a claim whose answer was lost with its connection is not made again
   // (transaction()): made again, it took the next IDs, and the first stayed held by this worker, undone, to its end.
   const rows = await transaction(pool, async (db) => {
     const claimed = await db.query(
       `UPDATE ids SET worker_id = $1, set_aside = false FROM (${select} FOR UPDATE SKIP LOCKED) c
-       WHERE ids.gbif_id = c.gbif_id RETURNING ids.gbif_id, ids.attempts, ids.next_attempt_at`,
+       WHERE ids.gbif_id = c.gbif_id RETURNING ids.gbif_id, ids.attempts, CASE WHEN ids.state = ${STATE.failed} THEN ids.next_attempt_at END AS next_attempt_at`,
       [me, ...params],
     );
     return claimed.rows as { gbif_id: number; attempts: number; next_attempt_at: number | null }[];

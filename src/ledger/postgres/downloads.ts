@@ -103,7 +103,8 @@ export class PostgresDownloads implements DownloadLedger {
 
   claimSetAside(gbifIds: readonly number[]): Promise<ClaimedId[]> {
     // Those this worker set aside are marked so (setAside) and still held by it; the claim clears the mark.
-    return claimWith(this.pool, this.me, 'SELECT gbif_id FROM ids WHERE gbif_id = ANY($2::bigint[]) AND worker_id = $1 AND set_aside ORDER BY gbif_id', [gbifIds]);
+    // A failed one comes with when it was due (a pending one has none), as claimRetryable gives it.
+    return claimWith(this.pool, this.me, 'SELECT gbif_id FROM ids WHERE gbif_id = ANY($2::bigint[]) AND worker_id = $1 AND set_aside ORDER BY gbif_id', [gbifIds], true);
   }
 
   async liveWorkers(): Promise<WorkerId[]> {

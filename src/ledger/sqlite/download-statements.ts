@@ -26,8 +26,9 @@ export function prepareDownloads(db: Database.Database) {
       )
       .raw(),
     // The IDs in one statement (a JSON array), not one statement each.
-    claimSetAside: db.prepare(`SELECT gbif_id, attempts FROM ids WHERE gbif_id IN (SELECT value FROM json_each(?)) AND state IN (${STATE.pending}, ${STATE.failed}) ORDER BY gbif_id`).raw(),
-    idAttempts: db.prepare('SELECT attempts FROM ids WHERE gbif_id = ?').pluck(),
+    claimSetAside: db.prepare(`SELECT gbif_id, attempts, CASE WHEN state = ${STATE.failed} THEN next_attempt_at END FROM ids WHERE gbif_id IN (SELECT value FROM json_each(?)) AND state IN (${STATE.pending}, ${STATE.failed}) ORDER BY gbif_id`).raw(),
+    // An ID claimed again: its attempts, and when it was due if it is failed (claimed for its retry).
+    idAgain: db.prepare(`SELECT attempts, CASE WHEN state = ${STATE.failed} THEN next_attempt_at END FROM ids WHERE gbif_id = ?`).raw(),
     images: db
       .prepare('SELECT i.image_id, i.image_index, i.url, h.host, i.state FROM images i JOIN hosts h USING (host_id) WHERE i.gbif_id = ? ORDER BY i.image_index')
       .raw(),

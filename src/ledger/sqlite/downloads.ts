@@ -39,7 +39,7 @@ export class SqliteDownloads implements DownloadLedger {
 
   async claimRetryable(cursor: RetryCursor, dueBy: number, maxAttempts: number, limit: number): Promise<ClaimedId[]> {
     const rows = this.stmt.retryable.all({ dueBy, maxAttempts, at: cursor.dueAt, id: cursor.gbifId, limit }) as [number, number, number][];
-    return rows.map(([id, attempts, dueAt]) => ({ ...this.withImages(id, attempts), dueAt }));
+    return rows.map(([id, attempts, dueAt]) => this.withImages(id, attempts, dueAt));
   }
 
   async deferIds(gbifIds: readonly number[]): Promise<void> {
@@ -54,7 +54,11 @@ export class SqliteDownloads implements DownloadLedger {
     const last = rows[rows.length - 1];
     if (!last) return [];
     this.stmt.undefer.run(last[0]);
-    return rows.map(([, id]) => this.withImages(id, (this.stmt.idAttempts.get(id) as number | undefined) ?? 0));
+    // A failed one handed back (its host was busy) is still claimed for its retry: with when it was due.
+    return rows.map(([, id]) => {
+      const [attempts, dueAt] = (this.stmt.idAgain.get(id) as [number, number | null] | undefined) ?? [0, null];
+      return this.withImages(id, attempts, dueAt);
+    });
   }
 
   async pendingElsewhere(): Promise<number> {
@@ -72,8 +76,9 @@ export class SqliteDownloads implements DownloadLedger {
 
   async claimSetAside(gbifIds: readonly number[]): Promise<ClaimedId[]> {
     // One run holds the file: the IDs it set aside are its own to take up (the scheduler never asks for one it holds).
-    const rows = this.stmt.claimSetAside.all(JSON.stringify(gbifIds)) as [number, number][];
-    return rows.map(([id, attempts]) => this.withImages(id, attempts));
+    const rows = this.stmt.claimSetAside.all(JSON.stringify(gbifIds)) as [number, number, number | null][];
+    // A failed one (its retry was set aside) is claimed for its retry again: with when it was due, as claimRetryable gives it.
+    return rows.map(([id, attempts, dueAt]) => this.withImages(id, attempts, dueAt));
   }
 
   async liveWorkers(): Promise<[]> {
@@ -297,14 +302,15 @@ export class SqliteDownloads implements DownloadLedger {
     // One run holds the file: nothing was taken from anyone.
   }
 
-  /** A claimed gbifID with its images (their stored copies: withStoredCopies, stored-copies.ts). */
-  private withImages(gbifId: number, attempts: number): ClaimedId {
+  /** A claimed gbifID with its images (their stored copies: withStoredCopies, stored-copies.ts); `dueAt` for a failed one claimed for its retry. */
+  private withImages(gbifId: number, attempts: number, dueAt: number | null = null): ClaimedId {
     const all = this.stmt.images.all(gbifId) as [number, number, string, string, number][];
     // A removed image (a newer export lacks it) is not fetched; its NN stays its own, never given to another.
     const rows = all.filter((r) => r[4] !== STATE.removed);
     const images = rows.map(([imageId, imageIndex, url, host]): ClaimedImage => ({ imageId, imageIndex, url, host }));
-    if (!all.some((r) => r[4] === STATE.done || r[4] === STATE.removed)) return { gbifId, attempts, images };
-    return { gbifId, attempts, images, storedFiles: this.stmt.storedFiles.all({ id: gbifId }) as number[] };
+    const claimed: ClaimedId = dueAt === null ? { gbifId, attempts, images } : { gbifId, attempts, images, dueAt };
+    if (!all.some((r) => r[4] === STATE.done || r[4] === STATE.removed)) return claimed;
+    return { ...claimed, storedFiles: this.stmt.storedFiles.all({ id: gbifId }) as number[] };
   }
 
   private states(gbifId: number): Map<number, { state: number; code: string | null; hostId: number }> {
