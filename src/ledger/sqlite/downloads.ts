@@ -1,13 +1,13 @@
 /**
  * The downloader's side of the SQLite ledger: claiming gbifIDs with their
- * images, and recording outcomes with every counter `status` reads moved in
- * the same transaction. One run holds the file (run-lock.ts), so a claim is
- * a read: nothing else can take the same gbifID. Calls answer at once; they
- * are promises only because a shared ledger's are.
+ * images, and recording outcomes (outcomes.ts) with every counter `status`
+ * reads moved in the same transaction. One run holds the file (run-lock.ts),
+ * so a claim is a read: nothing else can take the same gbifID. Calls answer
+ * at once; they are promises only because a shared ledger's are.
  */
 import type Database from 'better-sqlite3';
 import type { ClaimedId, ClaimedImage, DerivationDue, DoneId, FreshnessSummary, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, StoredCopy } from '../ledger.js';
-import { intentOf, intentText, TOTAL_NAME } from '../rows.js';
+import { intentOf, intentText } from '../rows.js';
 import { STATE, STATE_NAME } from './schema.js';
 import { StoredCopies } from './stored-copies.js';
 import { prepareDownloads, type DownloadStatements } from './download-statements.js';
@@ -15,6 +15,7 @@ import { SqliteDerivatives } from './derivatives.js';
 import { SqliteRemovals } from './removals.js';
 import { SqliteRechecks } from './rechecks.js';
 import { SqliteBreakers } from './breakers.js';
+import { SqliteOutcomes } from './outcomes.js';
 
 export class SqliteDownloads implements DownloadLedger {
   private readonly stmt: DownloadStatements;
@@ -23,6 +24,7 @@ export class SqliteDownloads implements DownloadLedger {
   private readonly removals: SqliteRemovals;
   private readonly rechecks: SqliteRechecks;
   private readonly breakers: SqliteBreakers;
+  private readonly outcomes: SqliteOutcomes;
 
   constructor(private readonly db: Database.Database) {
     this.copies = new StoredCopies(db);
@@ -31,6 +33,7 @@ export class SqliteDownloads implements DownloadLedger {
     this.rechecks = new SqliteRechecks(db);
     this.breakers = new SqliteBreakers(db);
     this.stmt = prepareDownloads(db);
+    this.outcomes = new SqliteOutcomes(this.stmt, this.derivatives);
   }
 
   async claimPending(afterGbifId: number, limit: number): Promise<ClaimedId[]> {
@@ -93,15 +96,7 @@ export class SqliteDownloads implements DownloadLedger {
 
   async recordDone(done: readonly DoneId[]): Promise<void> {
     const now = Date.now();
-    this.db.transaction(() => {
-      for (const { gbifId, images, widths } of done) {
-        this.moveId(gbifId, STATE.done);
-        this.stmt.idDone.run(now, gbifId);
-        this.recordImages(gbifId, images, now);
-        this.derivatives.reset(gbifId, widths ?? []);
-        this.stmt.clearIntent.run(gbifId);
-      }
-    })();
+    this.db.transaction(() => this.outcomes.done(done, now))();
   }
 
   async recordDerived(derived: readonly { gbifId: number; widths: readonly number[] }[]): Promise<void> {
@@ -162,49 +157,6 @@ export class SqliteDownloads implements DownloadLedger {
     })();
   }
 
-  /** Marks images done with their outcomes (and IIIF parts), moving their hosts' counters. */
-  private recordImages(gbifId: number, images: readonly FetchedImage[], now: number): void {
-    const before = this.states(gbifId);
-    for (const image of images) {
-      const old = before.get(image.imageId);
-      if (old) this.moveImage(old, STATE.done);
-      this.stmt.imageDone.run(
-        image.httpStatus,
-        image.finalUrl,
-        image.contentType,
-        image.bytes,
-        image.sha256,
-        image.width ?? null,
-        image.height ?? null,
-        image.receivedFormat ?? null,
-        image.fileIndex,
-        now,
-        image.etag ?? null,
-        image.lastModified ?? null,
-        now,
-        now,
-        image.imageId,
-      );
-      this.stmt.clearParts.run(image.imageId);
-      for (const p of image.parts ?? []) {
-        this.stmt.part.run(
-          image.imageId,
-          p.partIndex,
-          p.fileIndex,
-          p.url,
-          p.httpStatus,
-          p.finalUrl,
-          p.contentType,
-          p.bytes,
-          p.width ?? null,
-          p.height ?? null,
-          p.sha256,
-          p.receivedFormat ?? null,
-        );
-      }
-    }
-  }
-
   async openIntents(): Promise<PublishIntent[]> {
     return (this.stmt.intents.all() as [number, string][]).map(([gbifId, text]) => intentOf(gbifId, text));
   }
@@ -217,21 +169,7 @@ export class SqliteDownloads implements DownloadLedger {
 
   async recordFailed(failed: readonly FailedId[]): Promise<void> {
     const now = Date.now();
-    this.db.transaction(() => {
-      for (const { gbifId, failures, retryAt } of failed) {
-        // Excluded while this run held it (herbdl exclude beside a run): it stays excluded, not failed.
-        if (this.stmt.idState.get(gbifId) === STATE.excluded) continue;
-        this.moveId(gbifId, STATE.failed);
-        this.stmt.idFailed.run(retryAt, now, gbifId);
-        const before = this.states(gbifId);
-        for (const f of failures) {
-          const old = before.get(f.imageId);
-          if (old) this.moveImage(old, STATE.failed);
-          this.stmt.imageFailed.run(f.code, f.httpStatus ?? null, now, retryAt, f.imageId);
-          if (old) this.stmt.errorCount.run(f.code, old.hostId, 1);
-        }
-      }
-    })();
+    this.db.transaction(() => this.outcomes.failed(failed, now))();
   }
 
   async openBreakers(): Promise<Map<string, number>> {
@@ -294,7 +232,7 @@ export class SqliteDownloads implements DownloadLedger {
   async recordStored(stored: readonly { gbifId: number; images: readonly FetchedImage[] }[]): Promise<void> {
     const now = Date.now();
     this.db.transaction(() => {
-      for (const { gbifId, images } of stored) this.recordImages(gbifId, images, now);
+      for (const { gbifId, images } of stored) this.outcomes.images(gbifId, images, now);
     })();
   }
 
@@ -311,28 +249,5 @@ export class SqliteDownloads implements DownloadLedger {
     const claimed: ClaimedId = dueAt === null ? { gbifId, attempts, images } : { gbifId, attempts, images, dueAt };
     if (!all.some((r) => r[4] === STATE.done || r[4] === STATE.removed)) return claimed;
     return { ...claimed, storedFiles: this.stmt.storedFiles.all({ id: gbifId }) as number[] };
-  }
-
-  private states(gbifId: number): Map<number, { state: number; code: string | null; hostId: number }> {
-    const rows = this.stmt.imageStates.all(gbifId) as [number, number, string | null, number][];
-    return new Map(rows.map(([id, state, code, hostId]) => [id, { state, code, hostId }]));
-  }
-
-  /** Moves one image between states in its host's counters (and out of its old error count). */
-  private moveImage(old: { state: number; code: string | null; hostId: number }, to: number): void {
-    if (old.state === to) return;
-    // An excluded image has no host counter of its own (it is the images the others do not count).
-    const delta = [0, 0, 0, 0];
-    delta[old.state] = -1;
-    delta[to] = 1;
-    this.stmt.hostMove.run(delta[0], delta[1], delta[2], old.hostId);
-    if (old.state === STATE.failed && old.code) this.stmt.errorCount.run(old.code, old.hostId, -1);
-  }
-
-  private moveId(gbifId: number, to: number): void {
-    const from = this.stmt.idState.get(gbifId) as number | undefined;
-    if (from === undefined || from === to) return;
-    this.stmt.total.run(-1, TOTAL_NAME[from] as string);
-    this.stmt.total.run(1, TOTAL_NAME[to] as string);
   }
 }
