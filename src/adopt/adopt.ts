@@ -19,7 +19,7 @@
  */
 import { InFlight } from '../in-flight.js';
 import type { ClaimedId, DownloadLedger, FetchedImage } from '../ledger/ledger.js';
-import type { InspectedJpeg } from '../validate/validate-image.js';
+import type { InspectedJpeg } from '../validate/inspect-jpeg.js';
 import type { Validator } from '../validate/validator-pool.js';
 import { linkIntoLayout, makeDurable, moveAside } from './place.js';
 import { walkFlat, walkLayout, type FoundId, type WalkBatch } from './walk.js';

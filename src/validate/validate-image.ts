@@ -17,7 +17,7 @@ import pLimit from 'p-limit';
 import type { Metadata } from 'sharp';
 import { fileSystemErrno, namingPath, PermanentError, vipsSystemError } from '../errors.js';
 import { writeSynced } from '../store/durable.js';
-import { decodeFailure, imageKind } from './decode-failure.js';
+import { decodeFailure } from './decode-failure.js';
 import { jpegStructure, readJpegFrame, type JpegFrame } from './jpeg-header.js';
 import { scanJpeg } from './jpeg-scan.js';
 import { readBack, readBackKept } from './read-back.js';
@@ -90,7 +90,7 @@ interface Passed {
  * derivatives below its size), the scan also keeps the image at 1/8 scale,
  * given as `pixels` when it is no smaller than each: no decode then.
  */
-function checkWithoutLibvips(bytes: Buffer, frame: JpegFrame, check: ValidateSettings['check'], path: string, widths: readonly number[] = []): Passed | false {
+export function checkWithoutLibvips(bytes: Buffer, frame: JpegFrame, check: ValidateSettings['check'], path: string, widths: readonly number[] = []): Passed | false {
   checkPixels(frame.width, frame.height);
   if (check === 'structure') {
     const structure = jpegStructure(bytes);
@@ -112,7 +112,7 @@ function checkWithoutLibvips(bytes: Buffer, frame: JpegFrame, check: ValidateSet
  * (undefined for one too large to hold, which only a decode checks);
  * `input` what libvips decodes.
  */
-async function checkPlainJpeg(input: string | Buffer, bytes: Buffer | undefined, frame: JpegFrame, check: ValidateSettings['check'], path: string): Promise<void> {
+export async function checkPlainJpeg(input: string | Buffer, bytes: Buffer | undefined, frame: JpegFrame, check: ValidateSettings['check'], path: string): Promise<void> {
   if (bytes && checkWithoutLibvips(bytes, frame, check, path)) return;
   checkPixels(frame.width, frame.height);
   try {
@@ -253,56 +253,6 @@ async function validateInput(path: string, settings: ValidateSettings, input: Bu
     // libvips writing the converted image or a derivative onto a full disk: this machine's problem, not the image's.
     throw vipsSystemError(err, path) ?? decodeFailure(err, input, path);
   }
-}
-
-/** A plain JPEG on disk, as `adopt` takes it: checked as `run` checks what it keeps, never rewritten. */
-export interface InspectedJpeg {
-  readonly width: number;
-  readonly height: number;
-  readonly bytes: number;
-  readonly sha256: string;
-}
-
-/**
- * Checks a file that is to be kept exactly as it is: a plain (RGB or grey)
- * JPEG that passes the same check `run` applies to a JPEG it keeps (the
- * scan, or a decode of one the scan does not read; the marker walk of
- * --check structure). Anything else fails with
- * its reason: not_image (an error page), not_jpeg (a PNG, TIFF, ... with a
- * .jpg name: run would have converted it), cmyk_jpeg, truncated, corrupt.
- */
-export async function inspectJpeg(path: string, check: ValidateSettings['check']): Promise<InspectedJpeg> {
-  return readBack(path, async (input) => {
-    // Read back into a buffer readBack lends (read-back.ts); a file too large for that is read whole all the same.
-    const data = typeof input === 'string' ? readFileSync(input) : input;
-    const frame = plainJpegToInspect(path, data);
-    await checkPlainJpeg(data, data, frame, check, path);
-    return inspected(data, frame);
-  });
-}
-
-/** inspectJpeg on a thread without libvips: undefined when only a decode can tell (validator-pool.ts). */
-export function inspectWithoutLibvips(path: string, check: ValidateSettings['check']): InspectedJpeg | undefined {
-  // Read into kept memory (read-back.ts): all of this is synchronous.
-  const data = readBackKept(path);
-  if (typeof data === 'string') return undefined;
-  const frame = plainJpegToInspect(path, data);
-  return checkWithoutLibvips(data, frame, check, path) ? inspected(data, frame) : undefined;
-}
-
-/** The frame of a file to inspect, once it is known to be a plain JPEG with a size. */
-function plainJpegToInspect(path: string, data: Buffer): JpegFrame {
-  const kind = imageKind(data.subarray(0, 64));
-  if (kind === 'unknown') throw new PermanentError(`${path}: not an image (an error page saved as an image?)`, 'not_image');
-  if (kind !== 'jpeg') throw new PermanentError(`${path}: a ${kind === 'unreadable' ? 'JPEG 2000, BMP or HEIC' : kind.toUpperCase()} file named .jpg, not a JPEG`, 'not_jpeg');
-  const frame = readJpegFrame(data);
-  if (frame?.components === 4) throw new PermanentError(`${path}: a CMYK JPEG (run converts these to sRGB)`, 'cmyk_jpeg');
-  if (!frame || frame.width === 0 || frame.height === 0) throw decodeFailure(new Error('no frame header'), data, path);
-  return frame;
-}
-
-function inspected(data: Buffer, frame: JpegFrame): InspectedJpeg {
-  return { width: frame.width, height: frame.height, bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') };
 }
 
 /** validateImage behind a pool sized to the cores, so a burst of TIFFs never stalls the network side. */

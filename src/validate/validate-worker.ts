@@ -7,7 +7,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { fileSystemErrno, HerbdlError } from '../errors.js';
 import pLimit from 'p-limit';
-import { inspectJpeg, inspectWithoutLibvips, validateImage, validateWithoutLibvips, type InspectedJpeg, type LeftToLibvips, type PixelsMade, type ValidatedImage, type ValidateSettings } from './validate-image.js';
+import { inspectJpeg, inspectWithoutLibvips, type InspectedJpeg } from './inspect-jpeg.js';
+import { validateImage, validateWithoutLibvips, type LeftToLibvips, type PixelsMade, type ValidatedImage, type ValidateSettings } from './validate-image.js';
 import { deriveFromFile } from './derive.js';
 import { forbidLibvips } from './decode-warnings.js';
 

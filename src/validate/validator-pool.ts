@@ -17,7 +17,8 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { PermanentError } from '../errors.js';
-import type { InspectedJpeg, ValidatedImage, ValidateSettings } from './validate-image.js';
+import type { InspectedJpeg } from './inspect-jpeg.js';
+import type { ValidatedImage, ValidateSettings } from './validate-image.js';
 import type { ValidateReply, ValidateRequest, ValidateWorkerData } from './validate-worker.js';
 
 export interface Validator {
