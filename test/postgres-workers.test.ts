@@ -5,13 +5,12 @@
  * with SIGTERM (what batch schedulers send) hands its claims back at once.
  */
 import { readdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import { writeMultimedia } from './helpers/multimedia.js';
-import { ImageServer, imageServers, sampleJpeg } from './helpers/image-server.js';
+import { ImageServer, imageServers, refusingPort, sampleJpeg } from './helpers/image-server.js';
 import type { StatusJson } from './helpers/ledger.js';
 import { expectConsistentPgTree, pgWorkspace, spreadRows, until } from './helpers/pg-run.js';
 import { query } from './helpers/postgres.js';
@@ -348,10 +347,7 @@ describe('workers on one PostgreSQL ledger', async () => {
   });
   it('a host that comes back while two workers go on has the gbifIDs each set aside behind it taken up by that worker, each fetched once', async () => {
     const flaky = '127.0.40.2';
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, flaky, resolve));
-    const port = (probe.address() as { port: number }).port;
-    await new Promise((resolve) => probe.close(resolve));
+    const port = await refusingPort(flaky);
     const rows: [number, string][] = [];
     // The healthy hosts' work outlasts the outage and the cooldown by seconds (about 10 s of it; with 6 s, this test failed once among other test files on a busy machine).
     for (let i = 0; i < 160; i++) {
@@ -378,10 +374,7 @@ describe('workers on one PostgreSQL ledger', async () => {
   });
   it('failed gbifIDs whose retry waits behind a host that comes back are retried in the same run, by both workers, counted off as retries put off', async () => {
     const flaky = '127.0.40.3';
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, flaky, resolve));
-    const port = (probe.address() as { port: number }).port;
-    await new Promise((resolve) => probe.close(resolve));
+    const port = await refusingPort(flaky);
     const failing: [number, string][] = Array.from({ length: 40 }, (_, i) => [7_960_001 + i * 2, `http://${flaky}:${port}/again-${i}.jpg`]);
     const ws = await pgWorkspace(dir, 'retry_back', failing);
     // First the host answers 404: its 40 gbifIDs fail.

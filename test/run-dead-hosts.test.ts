@@ -4,23 +4,13 @@
  * come, and say which hosts hold how many gbifIDs. A user who knows a host is
  * back takes it up with retry-failed --host.
  */
-import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import { writeMultimedia } from './helpers/multimedia.js';
 import type { StatusJson } from './helpers/ledger.js';
-import { ImageServer, imageServers, sampleJpeg } from './helpers/image-server.js';
+import { ImageServer, imageServers, refusingPort, sampleJpeg } from './helpers/image-server.js';
 import { expectConsistentTree, workspace, type RunJson } from './helpers/run.js';
-
-/** A port on `address` with nothing listening: connections to it are refused (until a server takes it). */
-async function refusingPort(address: string): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, address, resolve));
-  const port = (probe.address() as { port: number }).port;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 describe('a run beside dead hosts', async () => {
   const [healthy, hanging] = await imageServers(2, 35);

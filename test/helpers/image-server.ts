@@ -4,7 +4,7 @@
  * answer; every request is logged with its time.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll } from 'vitest';
@@ -210,4 +210,13 @@ export async function imageServers(count: number, firstOctet = 2): Promise<Image
     await Promise.all(servers.map((s) => s.close()));
   });
   return servers;
+}
+
+/** A port on `address` with nothing listening: connections to it are refused (until a server takes it, as a host that comes back). */
+export async function refusingPort(address: string): Promise<number> {
+  const probe = createNetServer();
+  await new Promise<void>((resolve) => probe.listen(0, address, resolve));
+  const port = (probe.address() as { port: number }).port;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
 }
