@@ -6,13 +6,13 @@
 // SQL, from rows.ts), which is what reading the rows costs with nothing
 // made of them. Best of --rounds each. Prints images/s, seconds and peak RSS.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exportColumns, STATE } from '../dist/ledger/rows.js';
-import { generateMultimedia } from './gen-multimedia.mjs';
-import { arg, bin, fmt, timed } from './harness.mjs';
+import { herbariumFile } from './gen-multimedia.mjs';
+import { arg, bin, fmt, requireTools, timed } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const rows = arg('rows', 2_000_000);
@@ -20,18 +20,9 @@ const rounds = arg('rounds', 2);
 const out = join(here, 'out');
 const dir = join(out, 'export');
 mkdirSync(dir, { recursive: true });
-for (const [tool, pkg] of [['sqlite3', 'sqlite3'], ['/usr/bin/time', 'time']]) {
-  if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) {
-    console.error(`bench:export needs ${tool}: apt-get install ${pkg}`);
-    process.exit(2);
-  }
-}
+requireTools('bench:export', [['sqlite3', 'sqlite3'], ['/usr/bin/time', 'time']]);
 
-const file = join(out, `multimedia-herbarium-${rows}.txt`);
-if (!existsSync(file)) {
-  process.stderr.write(`generating ${file} ...\n`);
-  await generateMultimedia(file, { rows, shape: 'herbarium' });
-}
+const file = await herbariumFile(out, rows);
 const db = join(dir, 'ledger.db');
 for (const s of ['', '-wal', '-shm', '-journal']) rmSync(db + s, { force: true });
 const ingest = spawnSync(process.execPath, [bin, 'ingest', file, '--db', db, '--json', '--no-progress'], { encoding: 'utf8' });

@@ -5,3 +5,5 @@ export function generateMultimedia(
 ): Promise<{ rows: number; gbifIds: number }>;
 /** A seeded generator of numbers in [0, 1): the same sequence for the same seed. */
 export function rng(seed: number): () => number;
+/** The herbarium-shaped file of `rows` rows in `dir`, generated once and kept. */
+export function herbariumFile(dir: string, rows: number): Promise<string>;

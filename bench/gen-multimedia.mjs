@@ -4,7 +4,8 @@
 // shape 'one-host' is the other real shape: one institution's export, 1 to 6
 // images per gbifID (about 2.1), every URL on one host with a query string.
 // Deterministic (seeded), streamed to disk so any size fits in memory.
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { once } from 'node:events';
 
 export const HEADER =
@@ -67,8 +68,19 @@ export async function generateMultimedia(path, { rows, hosts = 2000, seed = 42, 
   return { rows: written, gbifIds };
 }
 
+/** The herbarium-shaped file of `rows` rows in `dir`, generated once and kept for later runs (bench:ingest:pg, bench:export). */
+export async function herbariumFile(dir, rows) {
+  const file = join(dir, `multimedia-herbarium-${rows}.txt`);
+  if (!existsSync(file)) {
+    process.stderr.write(`generating ${file} ...\n`);
+    await generateMultimedia(file, { rows, shape: 'herbarium' });
+  }
+  return file;
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const [path, rows] = process.argv.slice(2);
   const res = await generateMultimedia(path, { rows: Number(rows ?? 2_000_000) });
   console.log(JSON.stringify(res));
 }
+

@@ -47,6 +47,16 @@ export function ledgerFor(name, rows) {
   return { dir, db, images: join(dir, 'images') };
 }
 
+/** Stops the bench `name` in one line if a tool it measures against is missing: `tools` are [command, Debian package] pairs. */
+export function requireTools(name, tools) {
+  for (const [tool, pkg] of tools) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) {
+      console.error(`${name} needs ${tool}: apt-get install ${pkg}`);
+      process.exit(2);
+    }
+  }
+}
+
 /** A numeric `--name N` from the command line, else `fallback`. */
 export function arg(name, fallback) {
   const i = process.argv.indexOf(`--${name}`);

@@ -5,12 +5,12 @@
 // queryable by ID). The server is a throwaway cluster with fsync on
 // (bench/pg-cluster.mjs). Prints rows/s, peak RSS and the ratio.
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generateMultimedia } from './gen-multimedia.mjs';
-import { arg, timed } from './harness.mjs';
+import { herbariumFile } from './gen-multimedia.mjs';
+import { arg, requireTools, timed } from './harness.mjs';
 import { startCluster } from './pg-cluster.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -18,18 +18,9 @@ const rows = arg('rows', 2_000_000);
 const rounds = arg('rounds', 2);
 const out = join(here, 'out');
 mkdirSync(out, { recursive: true });
-for (const [tool, pkg] of [['psql', 'postgresql-client'], ['/usr/bin/time', 'time']]) {
-  if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) {
-    console.error(`bench:ingest:pg needs ${tool}: apt-get install ${pkg}`);
-    process.exit(2);
-  }
-}
+requireTools('bench:ingest:pg', [['psql', 'postgresql-client'], ['/usr/bin/time', 'time']]);
 
-const file = join(out, `multimedia-herbarium-${rows}.txt`);
-if (!existsSync(file)) {
-  process.stderr.write(`generating ${file} ...\n`);
-  await generateMultimedia(file, { rows, shape: 'herbarium' });
-}
+const file = await herbariumFile(out, rows);
 const head = Buffer.alloc(4096);
 const fd = openSync(file, 'r');
 readSync(fd, head, 0, head.length, 0);

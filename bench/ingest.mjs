@@ -5,13 +5,12 @@
 // file: `sqlite3 .import` into a bare table (the baseline), and `herbdl
 // ingest` into a fresh ledger. Best of --rounds each. Prints rows/s and peak
 // RSS for both, and the ratio.
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateMultimedia } from './gen-multimedia.mjs';
-import { arg, timed } from './harness.mjs';
+import { arg, requireTools, timed } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const rows = arg('rows', 2_000_000);
@@ -21,12 +20,7 @@ const shapes = shapeArg > 0 ? [process.argv[shapeArg + 1]] : ['herbarium', 'one-
 const out = join(here, 'out');
 mkdirSync(out, { recursive: true });
 
-for (const [tool, pkg] of [['sqlite3', 'sqlite3'], ['/usr/bin/time', 'time']]) {
-  if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) {
-    console.error(`bench:ingest needs ${tool}: apt-get install ${pkg}`);
-    process.exit(2);
-  }
-}
+requireTools('bench:ingest', [['sqlite3', 'sqlite3'], ['/usr/bin/time', 'time']]);
 
 
 function clean(db) {

@@ -24,7 +24,7 @@ import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { aria2, arg, bin, CONCURRENCY, engineRun, fmt, herbdlRun, ledgerFor, out, pathFor, startServer, urlsFor } from './harness.mjs';
+import { arg, aria2, bin, CONCURRENCY, engineRun, fmt, herbdlRun, ledgerFor, out, pathFor, requireTools, startServer, urlsFor } from './harness.mjs';
 import { hostAddress } from './sheets.mjs';
 import { tlsHosts } from './tls-hosts.mjs';
 
@@ -41,12 +41,7 @@ const want = (n) => !only || only.has(n);
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 
-for (const [tool, pkg] of [['aria2c', 'aria2'], ['/usr/bin/time', 'time']]) {
-  if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) {
-    console.error(`bench:run needs ${tool}: apt-get install ${pkg}`);
-    process.exit(2);
-  }
-}
+requireTools('bench:run', [['aria2c', 'aria2'], ['/usr/bin/time', 'time']]);
 
 const results = [];
 console.log(`bench:run  ${fmt(IMAGES)} images per scenario, --concurrency ${CONCURRENCY}${ROUNDS > 1 ? `, sheet scenarios best of ${ROUNDS} rounds` : ''}`);
