@@ -16,18 +16,18 @@
  */
 import type { Logger } from 'pino';
 import { fetchImage, type FetchedBody } from '../fetch/fetch-image.js';
-import type { ClaimedId, DownloadLedger, HostRate } from '../ledger/ledger.js';
+import type { DownloadLedger, HostRate } from '../ledger/ledger.js';
+import { admit, type AdmissionParts } from './admission.js';
 import type { Publisher } from '../store/publisher.js';
 import { BlockedAsides } from './blocked-asides.js';
 import { Claims } from './claims.js';
 import { FailingHosts } from './failing-hosts.js';
 import { HostQueues } from './host-queues.js';
-import { Job, NO_DERIVE, type DeriveSettings } from './job.js';
+import { NO_DERIVE, type DeriveSettings } from './job.js';
 import { JobWindow } from './job-window.js';
 import type { SchedulerSettings } from './settings.js';
 import { SharedHosts } from './shared-hosts.js';
-import { probed } from './suspect-hosts.js';
-import { imageTask, type Task } from './task.js';
+import type { Task } from './task.js';
 import { RunTally } from './tally.js';
 import { TaskRouter } from './task-router.js';
 
@@ -59,7 +59,7 @@ export class Scheduler {
   private readonly router: TaskRouter;
   private readonly windowSize: number;
   private readonly claimBatch: number;
-  private readonly hostBacklogLimit: number;
+  private readonly admission: AdmissionParts;
   private readonly runStart = Date.now();
   private readonly claims: Claims;
   private readonly derive: DeriveSettings;
@@ -91,7 +91,6 @@ export class Scheduler {
   ) {
     this.windowSize = Math.max(MIN_WINDOW, settings.concurrency * WINDOW_PER_SLOT);
     this.claimBatch = Math.min(MAX_CLAIM_BATCH, this.windowSize / 2);
-    this.hostBacklogLimit = Math.max(32, settings.perHost * 16);
     this.hosts = new HostQueues<Task>(settings, openBreakers, (task) => this.router.promoteWaiter(task));
     this.claims = new Claims(ledger, this.runStart, settings.maxAttempts, settings.limit);
     if (ledger.hostBudgets) {
@@ -113,6 +112,7 @@ export class Scheduler {
       },
       blockedAside: (host, gbifId) => this.asides.note(host, gbifId),
     });
+    this.admission = { claims: this.claims, window: this.window, tally: this.tally, hosts: this.hosts, router: this.router, temps: settings.temps, hostBacklogLimit: Math.max(32, settings.perHost * 16) };
   }
 
   run(signal?: AbortSignal): Promise<RunTally> {
@@ -226,7 +226,7 @@ export class Scheduler {
         // Stopping: what came back stays claimed until the run lets go of the ledger, which hands it back.
         if (this.stopping || batch.length === 0) return this.pump();
         let admitted = 0;
-        for (const [claimed, copiesLookedUp] of batch) if (this.admit(claimed, copiesLookedUp)) admitted++;
+        for (const [claimed, copiesLookedUp] of batch) if (admit(this.admission, claimed, copiesLookedUp)) admitted++;
         // Set-aside IDs whose hosts are still saturated: look again later, not on every event.
         if (admitted === 0) this.claims.backOffSpilled();
         this.pump();
@@ -245,46 +245,6 @@ export class Scheduler {
       },
       (err: unknown) => this.fail(err),
     );
-  }
-
-  private admit(claimed: ClaimedId, copiesLookedUp: boolean): boolean {
-    const again = this.claims.wasTakenUp(claimed.gbifId);
-    if (again) {
-      // Set aside, and claimed again now its host is back (or as its probe). The ledgers give back only set-aside IDs; never one the run holds.
-      if (this.window.has(claimed.gbifId)) return false;
-      this.tally.takenUp(claimed.images.map((img) => img.host), claimed.dueAt !== undefined);
-    }
-    if (claimed.images.length === 0) return false;
-    const now = Date.now();
-    const blocked = claimed.images.find((img) => this.host(img.host).isOpen(now));
-    // Claimed while a host of it was open, which has closed since (or half-opened for a probe): set aside until it comes back with its stored copies looked up.
-    const unlinked = !blocked && !copiesLookedUp;
-    if (unlinked || claimed.images.some((img) => this.host(img.host).backlog >= this.hostBacklogLimit)) {
-      // One slow host must not fill the window: set the ID aside for later in this run.
-      this.claims.spill(claimed.gbifId);
-      return false;
-    }
-    const suspect = claimed.images.find((img) => probed(this.host(img.host)));
-    if (suspect) {
-      // Nor a host suspected down: it has its probe; the ID comes back once the host opens or answers.
-      this.host(suspect.host).heldOutside = true;
-      this.claims.spill(claimed.gbifId, { suspect: true });
-      return false;
-    }
-    if (!again) this.claims.admitted();
-    const job = new Job(claimed);
-    this.window.add(job);
-    if (blocked) {
-      this.router.setAside(job, undefined, blocked.host);
-      return true;
-    }
-    for (const image of claimed.images) {
-      const task = imageTask(job, image, this.settings.temps);
-      const read = this.router.iiif.get(image.url);
-      if (read) this.router.expand(task, read);
-      else this.router.fetchOrLink(task);
-    }
-    return true;
   }
 
   /**
