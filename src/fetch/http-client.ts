@@ -4,11 +4,12 @@
  * honest User-Agent.
  */
 import { readFileSync } from 'node:fs';
-import { createSecureContext } from 'node:tls';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import { buildConnector, type Dispatcher } from 'undici';
-import { guardedLookup } from './address-guard.js';
+import { guardedLookup, isBlockedAddress } from './address-guard.js';
 import { lookupWith } from './dns-lookup.js';
 import { HostClients, TLS_WEIGHT } from './host-clients.js';
+import { INCOMPLETE_CHAIN, MissingIssuers } from './missing-issuers.js';
 
 export interface ClientOptions {
   readonly timeoutMs: number;
@@ -48,6 +49,30 @@ function keepingSessions(connect: buildConnector.connector): buildConnector.conn
 }
 
 /**
+ * Connects as `connect` does, and completes a chain a server sent short
+ * (missing-issuers.ts): the connection that failed for it is made again,
+ * verified with the issuers found, and so is every later one to that host.
+ */
+function completingChains(connect: buildConnector.connector, connectWith: (context: SecureContext) => buildConnector.connector, issuers: MissingIssuers): buildConnector.connector {
+  let current: { readonly context: SecureContext; readonly connect: buildConnector.connector } | undefined;
+  const withContext = (context: SecureContext) => {
+    if (current?.context !== context) current = { context, connect: connectWith(context) };
+    return current.connect;
+  };
+  return (options, callback) => {
+    const context = options.protocol === 'https:' ? issuers.contextFor(options.hostname) : undefined;
+    (context ? withContext(context) : connect)(options, (...args) => {
+      const code = (args[0] as { code?: string } | null)?.code;
+      if (!context && options.protocol === 'https:' && code && INCOMPLETE_CHAIN.has(code)) {
+        void issuers.complete(options).then((completed) => (completed ? withContext(completed)(options, callback) : callback(...args)));
+        return;
+      }
+      callback(...args);
+    });
+  };
+}
+
+/**
  * The process's soft limit on open files, where the system says (Linux);
  * undefined elsewhere. Node raises it to the hard limit at start.
  */
@@ -77,16 +102,13 @@ export function connectionBudget(concurrency: number, fileLimit = openFileLimit(
 }
 
 export function createAgent(options: ClientOptions): Dispatcher {
-  const connect = buildConnector({
-    timeout: options.timeoutMs,
-    maxCachedSessions: MAX_SESSIONS,
-    // One TLS context for every connection (the root certificates, NODE_EXTRA_CA_CERTS too), where
-    // tls.connect makes one per connection: measured against a loopback server, a new HTTPS connection
-    // then costs about 12% less CPU and an idle one 65 KB instead of 87.
-    secureContext: createSecureContext(),
-    // Names are looked up off libuv's pool either way (dns-lookup.ts); the guard refuses private addresses unless allowed.
-    lookup: options.allowPrivateNetwork ? lookupWith() : guardedLookup,
-  });
+  // Names are looked up off libuv's pool either way (dns-lookup.ts); the guard refuses private addresses unless allowed.
+  const lookup = options.allowPrivateNetwork ? lookupWith() : guardedLookup;
+  const connectWith = (secureContext: SecureContext) => buildConnector({ timeout: options.timeoutMs, maxCachedSessions: MAX_SESSIONS, secureContext, lookup });
+  // One TLS context for every connection (the root certificates, NODE_EXTRA_CA_CERTS too), where
+  // tls.connect makes one per connection: measured against a loopback server, a new HTTPS connection
+  // then costs about 12% less CPU and an idle one 65 KB instead of 87.
+  const connect = completingChains(connectWith(createSecureContext()), connectWith, new MissingIssuers({ timeoutMs: options.timeoutMs, lookup, blocked: (address) => !options.allowPrivateNetwork && isBlockedAddress(address) }));
   // A few spare connections per origin: the scheduler, not the dispatcher, enforces --per-host.
   return new HostClients(options.perHost + 2, connectionBudget(options.concurrency), {
     headersTimeout: options.timeoutMs,
