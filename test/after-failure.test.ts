@@ -63,6 +63,25 @@ describe('afterFailure', () => {
     expect(afterFailure(new RetryableError('HTTP 503', 'http_503', 503), t, host(), NOW, 3, 1000)).toEqual({ then: 'fail', transient: true });
   });
 
+  it('opens the breaker on the threshold-th refusal (401, 403) in a row, which only a success ends; a refused probe keeps it open', () => {
+    const h = host();
+    const barred = new PermanentError('HTTP 403', 'http_403', 403);
+    expect(afterFailure(barred, task(), h, NOW, 3, 1000)).toEqual({ then: 'fail', transient: false });
+    // Another answer does not end the streak; a success does.
+    expect(afterFailure(new PermanentError('HTTP 404', 'http_404', 404), task(), h, NOW, 3, 1000).then).toBe('fail');
+    expect(afterFailure(barred, task(), h, NOW, 3, 1000).then).toBe('fail');
+    h.succeeded();
+    expect(afterFailure(barred, task(), h, NOW, 3, 1000).then).toBe('fail');
+    expect(afterFailure(new PermanentError('HTTP 401', 'http_401', 401), task(), h, NOW, 3, 1000).then).toBe('fail');
+    expect(afterFailure(barred, task(), h, NOW, 3, 1000)).toEqual({ then: 'breaker-opened' });
+    // Refused while its breaker opened: set aside with the rest, not failed.
+    expect(afterFailure(barred, task(), h, NOW + 1, 3, 1000)).toEqual({ then: 'set-aside' });
+    // The half-open probe is refused again: open again.
+    expect(h.breakerAt(NOW + 60_001)).toBe('half_open');
+    expect(afterFailure(barred, task(), h, NOW + 60_001, 3, 1000)).toEqual({ then: 'breaker-opened' });
+    expect(h.isOpen(NOW + 60_002)).toBe(true);
+  });
+
   it('opens the breaker on the threshold-th failure in a row, cooling the host on connect failures', () => {
     const h = host();
     const down = new HostDownError('refused', 'connection_refused');

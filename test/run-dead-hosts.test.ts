@@ -72,6 +72,28 @@ describe('failed gbifIDs whose retry meets an open breaker', async () => {
   const port = await refusingPort(refusing);
   const dir = tempDir();
 
+  it('includes a host that refuses every request (it barred us): refusals in a row open its breaker, so its gbifIDs wait, pending, instead of a request and a failure each', async () => {
+    const barred = await new ImageServer('127.0.0.38', await sampleJpeg()).listen();
+    try {
+      const rows: [number, string][] = [];
+      for (let i = 0; i < 20; i++) rows.push([3900 + i, healthy!.route(`/fine-${i}.jpg`, { kind: 'image', delayMs: 20 })]);
+      for (let i = 0; i < 30; i++) rows.push([4000 + i, barred.route(`/barred-${i}.jpg`, { kind: 'status', status: 403 })]);
+      const ws = workspace(dir, rows);
+      const r = await herbdlAsync(['run', '--db', ws.db, '--out', ws.out, '--allow-private-network', '--json', '--per-host', '2', '--breaker-threshold', '5', '--breaker-cooldown', '600'], { timeoutMs: 45_000 });
+      expect(r.status).toBe(0);
+      const json = JSON.parse(r.stdout) as RunJson;
+      // The refusals before the fifth fail their gbifIDs, as a 403 does; the rest wait on the open breaker.
+      expect(json).toMatchObject({ idsDone: 20, idsFailed: 4, pending: 26, failures: { http_403: 4 } });
+      expect(json.hostsOpened).toEqual(['127.0.0.38']);
+      expect(json.blocked).toEqual({ '127.0.0.38': 26 });
+      // Five refusals, and what was in flight beside the fifth.
+      expect(barred.requests.length).toBeLessThanOrEqual(5 + 2);
+      expectConsistentTree(ws);
+    } finally {
+      await barred.close();
+    }
+  });
+
   it('are counted as retries put off, apart from the pending gbifIDs set aside: they stay failed', async () => {
     const rows: [number, string][] = [];
     for (let i = 0; i < 10; i++) rows.push([4100 + i, healthy!.route(`/ok-${i}.jpg`, { kind: 'image' })]);

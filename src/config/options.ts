@@ -108,7 +108,7 @@ export const OPTIONS = {
   timeout: option('--timeout <s>', 'HERBDL_TIMEOUT', 30, 'seconds without response headers, or without body bytes, that fail an attempt', integer(1, 86_400)),
   deadline: option('--deadline <s>', 'HERBDL_DEADLINE', 600, 'seconds one request may take in all', integer(1, 86_400)),
   retries: option('--retries <n>', 'HERBDL_RETRIES', 3, 'attempts for a transient failure within a run', integer(1, 100)),
-  breakerThreshold: option('--breaker-threshold <n>', 'HERBDL_BREAKER_THRESHOLD', 500, 'consecutive failures that open a host\'s circuit breaker', integer(1, 1_000_000)),
+  breakerThreshold: option('--breaker-threshold <n>', 'HERBDL_BREAKER_THRESHOLD', 500, 'consecutive failures, or refusals (401, 403), that open a host\'s circuit breaker', integer(1, 1_000_000)),
   breakerCooldown: option('--breaker-cooldown <s>', 'HERBDL_BREAKER_COOLDOWN', 600, 'seconds an open breaker waits before one probe request', integer(0, 86_400 * 30)),
   breakerWindow: option('--breaker-window <s>', 'HERBDL_BREAKER_WINDOW', 600, 'seconds of nothing but failures (at least 3) that open a host\'s breaker, however slowly they came', integer(1, 86_400 * 30)),
   sharedWait: option('--shared-wait <s>', 'HERBDL_SHARED_WAIT', 300, 'seconds an image waits for another worker\'s fetch of the same URL (shared ledger) before it is fetched here too', integer(1, 86_400)),

@@ -1,7 +1,8 @@
 /**
  * What the scheduler does after an attempt failed, decided by the failure's
  * kind (errors.ts names them by exactly this): a refused IIIF size steps down
- * the ladder, a permanent failure fails the gbifID, a throttle waits out the
+ * the ladder, a permanent failure fails the gbifID (a host's refusals in a
+ * row open its breaker, as failures do), a throttle waits out the
  * host's cooldown (one longer than --breaker-cooldown, which the host asked
  * for with Retry-After, opens its breaker until then), a transient failure
  * is retried with backoff until the attempts run out, and a host whose
@@ -26,7 +27,11 @@ export type AfterFailure =
 
 export function afterFailure(failure: FetchError, task: Task, host: HostState<Task>, now: number, retries: number, retryBaseMs: number): AfterFailure {
   if (failure.kind === 'permanent') {
-    host.answered();
+    if (failure.httpStatus === 401 || failure.httpStatus === 403) {
+      if (host.refused(now) === 'opened') return { then: 'breaker-opened' };
+      // Refused while its breaker opened: it waits with the others.
+      if (host.isOpen(now)) return { then: 'set-aside' };
+    } else host.answered();
     const part = task.part;
     // A IIIF server refused this size (or this URL): try the next request before giving up.
     if (part && failure.httpStatus !== undefined && part.rung + 1 < part.requests.length) return { then: 'next-rung' };

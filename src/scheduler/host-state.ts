@@ -10,7 +10,9 @@
  * connection also cools the host down, ever longer: a dead host's failures
  * then come so slowly that a count alone would take days, and the run would
  * wait on it. A success or any answer ends the failing streak, so a big host
- * with failures among its successes never opens.
+ * with failures among its successes never opens. Refusals (401, 403) are
+ * answers, but `breakerThreshold` of them in a row with no success between
+ * open the breaker too: a host that has barred us refuses every request.
  */
 import { backoffMs } from './backoff.js';
 
@@ -49,6 +51,8 @@ export class HostState<T> {
   breaker: BreakerState = 'closed';
   openUntil = 0;
   consecutiveFailures = 0;
+  /** Refusals (401, 403) in a row, with no success between. */
+  consecutiveRefusals = 0;
   /** Images fetched here and the milliseconds their requests took (recheck --plan's rate at this host). */
   measuredImages = 0;
   measuredMs = 0;
@@ -211,6 +215,7 @@ export class HostState<T> {
 
   succeeded(): 'closed_breaker' | undefined {
     this.consecutiveFailures = 0;
+    this.consecutiveRefusals = 0;
     this.failingSince = undefined;
     this.heldOutside = false;
     this.cooldowns = 0;
@@ -231,6 +236,26 @@ export class HostState<T> {
     this.failingSince = undefined;
     this.heldOutside = false;
     if (this.breaker === 'half_open') this.breaker = 'closed';
+  }
+
+  /**
+   * A refusal (401, 403): an answer, so the host is up. But a host that moved
+   * to an allow-list after bulk downloads (FIELD-NOTES) refuses every
+   * request, and failing its images one by one would send it a request per
+   * image, hundreds of thousands of them: `breakerThreshold` refusals in a
+   * row open its breaker, so its gbifIDs wait, pending, and a half-open
+   * probe that is refused again keeps it open. Returns 'opened' if it opened.
+   */
+  refused(now: number): 'opened' | undefined {
+    this.consecutiveFailures = 0;
+    this.failingSince = undefined;
+    this.heldOutside = false;
+    this.consecutiveRefusals++;
+    if (this.breaker === 'half_open' || (this.breaker === 'closed' && this.consecutiveRefusals >= this.settings.breakerThreshold)) {
+      this.open(now);
+      return 'opened';
+    }
+    return undefined;
   }
 
   /** A failure that may mean the host is down or overloaded. Returns 'opened' if the breaker opened. */

@@ -222,7 +222,7 @@ export class TaskRouter {
     this.hooks.record(this.ledger.recordBreaker(host.name, host.openUntil));
     this.tally.hostOpened(host.name);
     const silentFor = host.failingSince === undefined ? 0 : Date.now() - host.failingSince;
-    this.log.warn({ host: host.name, failures: host.consecutiveFailures, failingForMs: silentFor, until: new Date(host.openUntil).toISOString() }, 'breaker opened');
+    this.log.warn({ host: host.name, failures: host.consecutiveFailures, refusals: host.consecutiveRefusals, failingForMs: silentFor, until: new Date(host.openUntil).toISOString() }, 'breaker opened');
     if (task) this.setAside(task.job, task, host.name);
     for (const waiting of host.drain()) this.setAside(waiting.job, waiting, host.name);
   }
