@@ -43,6 +43,8 @@ describe('herbdl migrate', async () => {
     const pg = await freshDatabase('migrate');
     const moved = herbdlJson<{ rows: Record<string, number> }>(['migrate', '--from', ws.db, '--to', pg]);
     expect(moved.rows).toMatchObject({ ids: 39, images: 39 });
+    // With the statistics of what it wrote, so the first run's plans use the indexes.
+    expect(await query(pg, "SELECT relname FROM pg_stat_user_tables WHERE relname IN ('images', 'ids', 'hosts') AND last_analyze IS NOT NULL ORDER BY relname")).toEqual([{ relname: 'hosts' }, { relname: 'ids' }, { relname: 'images' }]);
     const status = (db: string) => {
       const { workers: _w, ...rest } = herbdlJson(['status', '--db', db, '--hosts', '50']);
       return rest;

@@ -14,6 +14,7 @@ import { openLedger } from './open.js';
 import type pg from 'pg';
 import { createPool, redact, transaction } from './postgres/connect.js';
 import { copyValue, endCopy, send, startCopy } from './postgres/copy-text.js';
+import { analyzeLoaded } from './postgres/bulk-load.js';
 import { DERIVED_INDEXES, SYNC_SEQUENCES } from './postgres/schema.js';
 
 /** Tables in load order, with the columns both ledgers have. */
@@ -84,6 +85,7 @@ export async function migrateLedger(from: string, to: string): Promise<MigrateSu
         }
         for (const create of Object.values(DERIVED_INDEXES)) await client.query(create);
         for (const sync of SYNC_SEQUENCES) await client.query(sync);
+        await analyzeLoaded(client);
       });
     } finally {
       await pool.end();
