@@ -7,7 +7,6 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { herbdl, herbdlJson, tempDir } from './helpers/cli.js';
-import { createPool } from '../src/ledger/postgres/connect.js';
 import { freshDatabase, query, serverUrl } from './helpers/postgres.js';
 import { multimediaSamples } from './helpers/samples.js';
 
@@ -70,19 +69,5 @@ describe('a PostgreSQL ledger', () => {
     const none = herbdl(['run', '--db', empty]);
     expect(none.status).toBe(4);
     expect(none.stderr).toMatch(/no ledger here; run 'herbdl ingest/);
-  });
-
-  it('compiles none of its statements with JIT, which the server would do for any it guessed costly (status took twice as long)', async () => {
-    const url = await freshDatabase('jit');
-    expect((await query<{ jit: string }>(url, 'SHOW jit'))[0]?.jit).toBe('on');
-    const pool = createPool(url);
-    // Every connection the pool makes, not only the first.
-    const clients = await Promise.all([pool.connect(), pool.connect()]);
-    try {
-      for (const client of clients) expect((await client.query('SHOW jit')).rows[0].jit).toBe('off');
-    } finally {
-      for (const client of clients) client.release();
-      await pool.end();
-    }
   });
 });

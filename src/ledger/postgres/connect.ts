@@ -70,11 +70,6 @@ export function createPool(url: string, max = POOL_CONNECTIONS): pg.Pool {
   pool.on('connect', (client) => {
     client.on('error', () => {});
     state.clients.add(client);
-    // No JIT compilation: herbdl's statements are short and many, and the planner's guess for one of them
-    // can pass jit_above_cost. status's count of each worker's claims, over a workers table too small for
-    // autovacuum ever to analyze, was estimated that high and compiled on every call: 170 ms of its 0.75 s
-    // at 16M gbifIDs (0.35 s without). Queued before anything the pool hands the client out for.
-    client.query('SET jit = off').catch(() => {});
   });
   pool.on('remove', (client) => state.clients.delete(client));
   pools.set(pool, state);
