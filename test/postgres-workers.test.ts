@@ -46,9 +46,9 @@ describe('workers on one PostgreSQL ledger', async () => {
     // Indexes only runs need are built by the first run: three starting together build them once.
     const runIndexes = "SELECT indexname FROM pg_indexes WHERE indexname IN ('images_pkey', 'images_by_url', 'ids_claimable') ORDER BY indexname";
     expect(await query(ws.db, runIndexes)).toEqual([]);
-    // And the statistics of what the load wrote: with none, the planner took gbif_id = ANY(claimed IDs) for the whole table.
+    // With the statistics of what the load wrote: with none, the planner took gbif_id = ANY(claimed IDs) for the whole table.
     const analyzed = "SELECT relname FROM pg_stat_user_tables WHERE relname IN ('images', 'ids', 'hosts') AND last_analyze IS NOT NULL ORDER BY relname";
-    expect(await query(ws.db, analyzed)).toEqual([]);
+    expect(await query(ws.db, analyzed)).toEqual([{ relname: 'hosts' }, { relname: 'ids' }, { relname: 'images' }]);
     const before = hosts.map((h) => h.requests.length);
     const workers = [0, 1, 2].map(() => ws.worker(['--concurrency', '8', '--per-host', '4']));
     expect(await Promise.all(workers.map((w) => w.exited))).toEqual([0, 0, 0]);
@@ -60,7 +60,6 @@ describe('workers on one PostgreSQL ledger', async () => {
     // No image fetched twice: 1,800 images, 1,800 requests.
     expect(hosts.reduce((n, h, i) => n + h.requests.length - (before[i] as number), 0)).toBe(1800);
     expect(await query(ws.db, runIndexes)).toEqual([{ indexname: 'ids_claimable' }, { indexname: 'images_by_url' }, { indexname: 'images_pkey' }]);
-    expect(await query(ws.db, analyzed)).toEqual([{ relname: 'hosts' }, { relname: 'ids' }, { relname: 'images' }]);
     await expectConsistentPgTree(ws);
     const status = herbdlJson<{ ids: object; workers: { worker: string; stopped: boolean; done: number }[] }>(['status', '--db', ws.db]);
     expect(status.ids).toMatchObject({ total: 900, done: 900, pending: 0 });

@@ -118,10 +118,9 @@ async function addIds(db: Queryable, runs: number | undefined): Promise<number> 
 }
 
 /**
- * Builds the indexes only runs need if a bulk load left them out, and gives
- * the planner the statistics of what the load wrote. Workers starting
- * together must not build them twice at once: the first takes the ingest
- * lock and builds, the others wait for it and find them built.
+ * Builds the indexes only runs need if a bulk load left them out. Workers
+ * starting together must not build them twice at once: the first takes the
+ * ingest lock and builds, the others wait for it and find them built.
  */
 export async function ensureRunIndexes(pool: pg.Pool): Promise<void> {
   const present = await pool.query('SELECT count(*)::int AS n FROM pg_indexes WHERE schemaname = current_schema() AND indexname = ANY($1::text[])', [Object.keys(RUN_INDEXES)]);
@@ -130,17 +129,18 @@ export async function ensureRunIndexes(pool: pg.Pool): Promise<void> {
     await db.query("SET LOCAL maintenance_work_mem = '256MB'");
     await db.query('SELECT pg_advisory_xact_lock($1)', [INGEST_LOCK]);
     for (const create of Object.values(RUN_INDEXES)) await db.query(create);
-    await analyzeLoaded(db);
   });
 }
 
 /**
- * Statistics of tables a bulk load (or migrate) filled. A table COPYed into
- * has none until autovacuum comes to analyze it (within a minute or two,
- * never where autovacuum is off), and the planner's default guess for
- * `gbif_id = ANY(...)` over 256 claimed IDs is the whole table: each outcome
- * of a run scanned every image, 4 s at 12M images, until then. Sampled, so
- * a few seconds at 50M rows.
+ * Statistics of tables a bulk load (or migrate) filled, taken when it ends. A table
+ * COPYed into has none until autovacuum comes to analyze it (within a minute
+ * or two, never where autovacuum is off), and the planner's default guesses
+ * are far off: `gbif_id = ANY(...)` over 256 claimed IDs is taken for the
+ * whole table (each outcome of a run scanned every image, 4 s at 12M
+ * images), and status's count of each worker's claims for one costly enough
+ * to compile with JIT (170 ms of its 0.75 s at 16M gbifIDs). Sampled, so a
+ * few seconds at 50M rows.
  */
 export async function analyzeLoaded(db: Queryable): Promise<void> {
   for (const table of ['images', 'ids', 'hosts']) await db.query(`ANALYZE ${table}`);
@@ -188,6 +188,7 @@ export async function completeBulkLoad(db: Queryable, runs?: number, side?: Quer
       await imagesIndexed;
       const duplicates = runs === ids ? 0 : await renumberRevisitedIds(db);
       await db.query("UPDATE totals SET value = value + $1 WHERE name = 'ids_pending'", [ids]);
+      await analyzeLoaded(db);
       await db.query("UPDATE herbdl_meta SET value = '1' WHERE name = 'derived_complete'");
       await db.query('COMMIT');
       return { ids, duplicates };
