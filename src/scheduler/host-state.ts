@@ -214,10 +214,8 @@ export class HostState<T> {
   }
 
   succeeded(): 'closed_breaker' | undefined {
-    this.consecutiveFailures = 0;
+    this.upAgain();
     this.consecutiveRefusals = 0;
-    this.failingSince = undefined;
-    this.heldOutside = false;
     this.cooldowns = 0;
     if (this.cap < this.settings.perHost && ++this.successes >= SUCCESSES_TO_GROW) {
       this.cap++;
@@ -232,9 +230,7 @@ export class HostState<T> {
 
   /** A failure that says nothing about load (404, not an image): the host answered. */
   answered(): void {
-    this.consecutiveFailures = 0;
-    this.failingSince = undefined;
-    this.heldOutside = false;
+    this.upAgain();
     if (this.breaker === 'half_open') this.breaker = 'closed';
   }
 
@@ -247,9 +243,7 @@ export class HostState<T> {
    * probe that is refused again keeps it open. Returns 'opened' if it opened.
    */
   refused(now: number): 'opened' | undefined {
-    this.consecutiveFailures = 0;
-    this.failingSince = undefined;
-    this.heldOutside = false;
+    this.upAgain();
     this.consecutiveRefusals++;
     if (this.breaker === 'half_open' || (this.breaker === 'closed' && this.consecutiveRefusals >= this.settings.breakerThreshold)) {
       this.open(now);
@@ -267,6 +261,13 @@ export class HostState<T> {
       return 'opened';
     }
     return undefined;
+  }
+
+  /** The host answered: it is not down, whatever its streak of failures said. */
+  private upAgain(): void {
+    this.consecutiveFailures = 0;
+    this.failingSince = undefined;
+    this.heldOutside = false;
   }
 
   /** Slow down: no request before `until` (Retry-After), or an exponential cooldown; halve the cap. */
