@@ -57,6 +57,18 @@ export function requireTools(name, tools) {
   }
 }
 
+/** psql's command and arguments to run `commands` against `url`, stopping at the first error (for spawnSync or timed). */
+export function psql(url, ...commands) {
+  return ['psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', url, ...commands.flatMap((c) => ['-c', c])]];
+}
+
+/** The URL of database `name` on the server `serverUrl` names. */
+export function databaseUrl(serverUrl, name) {
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
 /** A numeric `--name N` from the command line, else `fallback`. */
 export function arg(name, fallback) {
   const i = process.argv.indexOf(`--${name}`);

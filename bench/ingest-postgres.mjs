@@ -10,7 +10,7 @@ import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { herbariumFile } from './gen-multimedia.mjs';
-import { arg, requireTools, timed } from './harness.mjs';
+import { arg, databaseUrl, psql, requireTools, timed } from './harness.mjs';
 import { startCluster } from './pg-cluster.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -27,12 +27,7 @@ readSync(fd, head, 0, head.length, 0);
 closeSync(fd);
 const columns = head.toString('utf8').split('\n')[0].split('\t');
 const cluster = await startCluster('-c fsync=on -c synchronous_commit=on -c full_page_writes=on -c shared_buffers=256MB -c max_wal_size=4GB');
-const database = (name) => {
-  const url = new URL(cluster.url);
-  url.pathname = `/${name}`;
-  return url.toString();
-};
-const psql = (url, ...commands) => ['psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', url, ...commands.flatMap((c) => ['-c', c])]];
+const database = (name) => databaseUrl(cluster.url, name);
 
 try {
   const best = { psql: null, herbdl: null };

@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { SCHEMA_VERSION } from '../dist/ledger/sqlite/schema.js';
-import { requireTools } from './harness.mjs';
+import { databaseUrl, psql, requireTools } from './harness.mjs';
 import { startCluster } from './pg-cluster.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -95,22 +95,20 @@ if (!process.argv.includes('--sqlite-only')) {
   requireTools('bench:status', [['psql', 'postgresql-client']]);
   const cluster = await startCluster();
   try {
-    const url = new URL(cluster.url);
-    url.pathname = '/status';
-    const psql = (database, ...commands) => {
-      const r = spawnSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', database, ...commands.flatMap((c) => ['-c', c])], { encoding: 'utf8' });
+    const url = databaseUrl(cluster.url, 'status');
+    const sql = (...commands) => {
+      const r = spawnSync(...psql(url, ...commands), { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(r.stderr);
       return r;
     };
-    spawnSync('psql', ['-X', '-q', cluster.url, '-c', 'CREATE DATABASE status']);
+    spawnSync(...psql(cluster.url, 'CREATE DATABASE status'));
     const t0 = performance.now();
-    const moved = spawnSync(process.execPath, [bin, 'migrate', '--from', db, '--to', url.toString()], { encoding: 'utf8' });
+    const moved = spawnSync(process.execPath, [bin, 'migrate', '--from', db, '--to', url], { encoding: 'utf8' });
     if (moved.status !== 0) throw new Error(moved.stderr);
     const migrateS = (performance.now() - t0) / 1000;
     // Sixteen live workers, each holding 512 pending gbifIDs.
     const now = Date.now();
-    psql(
-      url.toString(),
+    sql(
       `INSERT INTO workers (machine, pid, since, heartbeat_at, lease_until, done, failed, images_per_second)
          SELECT 'node' || n, 1000 + n, ${now - 3_600_000}, ${now}, ${now + 3_600_000}, 10000 * n, 100 * n, 40 FROM generate_series(1, 16) n`,
       `UPDATE ids SET worker_id = w.worker_id FROM (SELECT gbif_id, row_number() OVER (ORDER BY gbif_id) AS r FROM ids WHERE state = 0 LIMIT ${16 * 512}) p
@@ -118,11 +116,11 @@ if (!process.argv.includes('--sqlite-only')) {
       'ANALYZE',
     );
     const pg = best(() => {
-      const r = spawnSync(process.execPath, [bin, 'status', '--db', url.toString(), '--json'], { encoding: 'utf8' });
+      const r = spawnSync(process.execPath, [bin, 'status', '--db', url, '--json'], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(r.stderr);
       return JSON.parse(r.stdout);
     });
-    const naivePg = best(() => psql(url.toString(), 'SELECT state, count(*) FROM ids GROUP BY state', 'SELECT state, count(*) FROM images GROUP BY state'), 1);
+    const naivePg = best(() => sql('SELECT state, count(*) FROM ids GROUP BY state', 'SELECT state, count(*) FROM images GROUP BY state'), 1);
     const claimed = pg.value.workers.reduce((n, w) => n + w.claimed, 0);
     console.log(`\nPostgreSQL    the same ledger moved by herbdl migrate (${migrateS.toFixed(0)} s), ${pg.value.workers.length} live workers holding ${claimed.toLocaleString('en-US')} gbifIDs`);
     console.log(`herbdl status --json (whole process)   ${pg.ms.toFixed(0).padStart(7)} ms   (target < 1000 ms)`);
