@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { herbdl, herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
 import { writeMultimedia } from './helpers/multimedia.js';
-import { freshDatabase } from './helpers/postgres.js';
+import { freshDatabase, query } from './helpers/postgres.js';
 import { pgWorkspace } from './helpers/pg-run.js';
 import { treeFiles, type RunJson } from './helpers/run.js';
 
@@ -158,7 +158,7 @@ for (const [label, ledger] of [
         `herbdl: ${theirs}: as a snapshot it lacks 62% of the ledger's images (8 of 13), more than --max-removal 50%: is it a newer export of the same query? Nothing was removed (the rows it has are in); to apply it all the same, run it again with --max-removal 100`,
       ]);
       expect(herbdlJson<{ ids: Record<string, number> }>(['status', '--db', db]).ids).toMatchObject({ total: 13, pending: 13, removed: 0 });
-      // Our own newer export: what the wrong one stamped is older than it, so its three images go.
+      // Our own newer export: it lacks the three images the wrong one added, so they go.
       expect(herbdlJson<IngestJson>(['ingest', '--snapshot', writeMultimedia(join(dir, 'ours-newer.txt'), ten), '--db', db])).toMatchObject({ removedIds: 3, removedImages: 3, snapshot: { applied: true } });
       expect(herbdlJson<{ ids: Record<string, number> }>(['status', '--db', db]).ids).toMatchObject({ total: 10, pending: 10, removed: 3 });
     });
@@ -168,6 +168,41 @@ for (const [label, ledger] of [
       expect(herbdl(['ingest', '--snapshot', two, '--db', db, '--max-removal', '70']).status).toBe(3);
       expect(herbdlJson<IngestJson>(['ingest', '--snapshot', two, '--db', db, '--max-removal', '100'])).toMatchObject({ removedIds: 8, snapshot: { applied: true } });
     });
+  });
+}
+
+for (const [label, ledger] of [
+  ['SQLite', async (dir: string) => join(dir, 'files.db')],
+  ['PostgreSQL', async () => freshDatabase('snapfiles')],
+] as const) {
+  describe(`ingest --snapshot given as several files on ${label}`, async () => {
+    const dir = tempDir();
+    const db = await ledger(dir);
+    // 30 gbifIDs, two images each; the snapshot's rows of 4500000010 to 4500000019 are split over both files.
+    const images = Array.from({ length: 30 }, (_, i) => [0, 1].map((n) => [4500000000 + i, `https://h${i % 4}.example.org/${i}/${n}.jpg`] as [number, string])).flat();
+    herbdlJson(['ingest', writeMultimedia(join(dir, 'older.txt'), images), '--db', db]);
+    const before = label === 'PostgreSQL' ? await query<{ image_id: string; ctid: string }>(db, 'SELECT image_id, ctid::text FROM images ORDER BY image_id') : [];
+
+    it('lists what each file has: only the image and the gbifID that neither file lists go', () => {
+      const listed = images.filter(([id, url]) => url !== `https://h${5 % 4}.example.org/5/1.jpg` && id !== 4500000029);
+      const first = listed.filter(([id, url]) => id < 4500000010 || (id < 4500000020 && url.endsWith('/0.jpg')));
+      const second = listed.filter((row) => !first.includes(row));
+      const s = herbdlJson<IngestJson>(['ingest', '--snapshot', writeMultimedia(join(dir, 'a.txt'), first), writeMultimedia(join(dir, 'b.txt'), second), '--db', db]);
+      expect(s).toMatchObject({ gbifIds: 0, images: 0, duplicates: 57, removedIds: 1, removedImages: 3, reopened: 0, snapshot: { applied: true } });
+      const status = herbdlJson<{ ids: Record<string, number>; images: Record<string, number> }>(['status', '--db', db]);
+      expect(status.ids).toMatchObject({ total: 29, pending: 29, removed: 1 });
+      expect(status.images).toMatchObject({ total: 57, pending: 57, removed: 3 });
+    });
+
+    if (label === 'PostgreSQL') {
+      it('writes no row of an image it lists: each keeps its row version (no table rewritten, no bloat)', async () => {
+        const after = new Map((await query<{ image_id: string; ctid: string }>(db, 'SELECT image_id, ctid::text FROM images ORDER BY image_id')).map((r) => [r.image_id, r.ctid]));
+        const moved = before.filter((r) => after.get(r.image_id) !== r.ctid);
+        expect(before).toHaveLength(60);
+        // The three images removed were written (their state); not one listed image was.
+        expect(moved).toHaveLength(3);
+      });
+    }
   });
 }
 

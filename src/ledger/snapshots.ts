@@ -1,16 +1,19 @@
 /**
  * Snapshots, said the same way to both ledgers: `ingest --snapshot newer.zip`
  * takes the file as the complete current state of the same query. Every image
- * it lists is stamped with the snapshot's number as the rows go in
- * (images.snapshot); when the file has been read whole, one pass finds the
- * images it did not list and removes them (state 4), with every counter.
+ * it lists is marked as the rows go in (listed-images.ts, a bit per image in
+ * memory); when the file has been read whole, the images it did not mark go
+ * into a work table, and the images among them still live are removed (state
+ * 4), with every counter.
  *
  * A gbifID left with no image is removed too (its files stay until `herbdl
  * prune`). One that lost some images but keeps others has a new set: a done
  * or failed one becomes pending, so the next run publishes the new set whole
  * (and removes the files of the images that went, under the same intent).
  * Nothing is removed until the whole file is in: a snapshot ingest killed
- * half-way leaves stamps only, and running it again stamps from the start.
+ * half-way has only added rows, and running it again lists from the start.
+ * (Each listed image used to be stamped in images.snapshot, SQLite's
+ * migration 9 and PostgreSQL's 4; the column stays, no longer written.)
  */
 import { IMAGES_REMOVED, STATE, TOTAL_NAME } from './rows.js';
 
@@ -18,6 +21,8 @@ import { IMAGES_REMOVED, STATE, TOTAL_NAME } from './rows.js';
 export const SNAPSHOT_NUMBER = 'snapshot';
 
 const GONE = 'snapshot_gone';
+/** The work table of image ids a snapshot did not mark (one column, image_id), filled by each ledger before the removal. */
+export const UNLISTED = 'snapshot_unlisted';
 const TOUCHED = 'snapshot_ids';
 const REMOVED = STATE.removed;
 
@@ -34,14 +39,15 @@ export interface RemovalSteps {
 export const REMOVING_SQL = `SELECT (SELECT count(*) FROM ${GONE}) AS removing, (SELECT coalesce(sum(images), 0) FROM hosts) AS images`;
 
 /**
- * Statements, for one transaction of the caller's, that remove what snapshot
- * `gen` did not list. The same SQL serves SQLite and PostgreSQL. Order: what
- * goes and which gbifIDs it empties are read first; then ids, images, and the
- * counters (hosts, error counts, totals), the order a worker's outcomes take
- * their locks in on a shared ledger.
+ * Statements, for one transaction of the caller's, that remove the live
+ * images among those a snapshot did not list (the UNLISTED work table). The
+ * same SQL serves SQLite and PostgreSQL. Order: what goes and which gbifIDs
+ * it empties are read first; then ids, images, and the counters (hosts, error
+ * counts, totals), the order a worker's outcomes take their locks in on a
+ * shared ledger.
  */
-export function removeUnlistedSteps(gen: number): RemovalSteps {
-  return removeSteps(`SELECT image_id, gbif_id, host_id, state, error_code FROM images WHERE snapshot < ${gen} AND state <> ${REMOVED}`, true);
+export function removeUnlistedSteps(): RemovalSteps {
+  return removeSteps(`SELECT image_id, gbif_id, host_id, state, error_code FROM images WHERE image_id IN (SELECT image_id FROM ${UNLISTED}) AND state <> ${REMOVED}`, true);
 }
 
 /**
@@ -123,4 +129,4 @@ export const REMOVED_COUNTS_SQL = `SELECT (SELECT count(*) FROM ${GONE}) AS imag
   (SELECT count(*) FROM ${TOUCHED} WHERE NOT emptied AND state IN (${STATE.done}, ${STATE.failed})) AS reopened`;
 
 /** Drops the working tables (SQLite keeps temporary tables for the connection's life). */
-export const DROP_WORK_TABLES = [`DROP TABLE IF EXISTS ${GONE}`, `DROP TABLE IF EXISTS ${TOUCHED}`];
+export const DROP_WORK_TABLES = [`DROP TABLE IF EXISTS ${GONE}`, `DROP TABLE IF EXISTS ${TOUCHED}`, `DROP TABLE IF EXISTS ${UNLISTED}`];

@@ -5,7 +5,8 @@
  * last, done IDs that gained one reopened, removed ones brought back.
  */
 import type pg from 'pg';
-import { stampListed } from './snapshots.js';
+import type { ListedImages } from '../listed-images.js';
+import { listStaged } from './snapshots.js';
 
 /** What one merge added, counted as the SQLite writer counts. */
 export interface Merged {
@@ -15,8 +16,13 @@ export interface Merged {
   readonly reopened: number;
 }
 
-/** Merges the rows an incremental ingest staged in ingest_rows (this transaction's), with every counter status reads. */
-export async function mergeStaged(db: pg.PoolClient, snapshot: number): Promise<Merged> {
+/**
+ * Merges the rows an incremental ingest staged in ingest_rows (this
+ * transaction's), with every counter status reads; in a snapshot, marks the
+ * ledger's images they list in `listed` first.
+ */
+export async function mergeStaged(db: pg.PoolClient, listed: ListedImages | undefined): Promise<Merged> {
+  const restored = listed ? await listStaged(db, listed) : 0;
   await db.query(
     `CREATE TEMP TABLE ingest_new ON COMMIT DROP AS
      WITH firsts AS (SELECT DISTINCT ON (gbif_id, url) * FROM ingest_rows ORDER BY gbif_id, url, seq),
@@ -25,11 +31,9 @@ export async function mergeStaged(db: pg.PoolClient, snapshot: number): Promise<
      FROM fresh fr LEFT JOIN LATERAL (SELECT max(image_index) + 1 AS next FROM images i WHERE i.gbif_id = fr.gbif_id) m ON true`,
   );
   await db.query(
-    `INSERT INTO images (gbif_id, image_index, url, url_hash, host_id, attribution_id, creator, snapshot)
-     SELECT gbif_id, image_index, url, url_hash, host_id, attribution_id, creator, $1 FROM ingest_new ORDER BY gbif_id, image_index`,
-    [snapshot],
+    `INSERT INTO images (gbif_id, image_index, url, url_hash, host_id, attribution_id, creator)
+     SELECT gbif_id, image_index, url, url_hash, host_id, attribution_id, creator FROM ingest_new ORDER BY gbif_id, image_index`,
   );
-  const restored = snapshot > 0 ? await stampListed(db, snapshot) : 0;
   const staged = (await db.query('SELECT count(*)::bigint AS n FROM ingest_rows')).rows[0].n as number;
   const images = (await db.query('SELECT count(*)::bigint AS n FROM ingest_new')).rows[0].n as number;
   const ids = (await db.query('WITH added AS (INSERT INTO ids (gbif_id) SELECT DISTINCT gbif_id FROM ingest_new ORDER BY 1 ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*)::bigint AS n FROM added')).rows[0].n as number;

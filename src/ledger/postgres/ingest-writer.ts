@@ -26,6 +26,7 @@ import { IngestIds, type Numbered } from './ingest-ids.js';
 import { INGEST_LOCK } from './schema.js';
 import { mergeStaged } from './ingest-merge.js';
 import { removeUnlisted, SNAPSHOT_NUMBER } from './snapshots.js';
+import { ListedImages } from '../listed-images.js';
 
 /** Flushes of rows (FLUSH_BYTES each, 8 MB in all) a bulk load makes while its last transaction ends, before it waits for that end. */
 const MAX_BACKLOG = 8;
@@ -75,8 +76,10 @@ export class PostgresIngestWriter implements IngestWriter {
     private readonly side: pg.PoolClient,
     private readonly ids: IngestIds,
     private readonly bulk: boolean,
-    /** The number this ingest stamps the images it lists with, in a snapshot (0 otherwise: stamps nothing). */
+    /** The number of this snapshot (0: not a snapshot). */
     private readonly snapshot: number,
+    /** What a snapshot into a ledger that had images lists (undefined otherwise: nothing to remove). */
+    private readonly listed: ListedImages | undefined,
   ) {}
 
   static async open(pool: pg.Pool, options: { readonly snapshot?: boolean } = {}): Promise<PostgresIngestWriter> {
@@ -93,7 +96,9 @@ export class PostgresIngestWriter implements IngestWriter {
       const bulk = empty.rows[0].empty as boolean;
       const last = await client.query('SELECT value FROM herbdl_meta WHERE name = $1', [SNAPSHOT_NUMBER]);
       const snapshot = options.snapshot ? Number(last.rows[0]?.value ?? 0) + 1 : 0;
-      return new PostgresIngestWriter(client, side, await IngestIds.open(side, bulk), bulk, snapshot);
+      const lastImageId = snapshot > 0 && !bulk ? Number((await client.query('SELECT max(image_id) AS id FROM images')).rows[0].id) : 0;
+      const listed = snapshot > 0 && !bulk ? new ListedImages(lastImageId) : undefined;
+      return new PostgresIngestWriter(client, side, await IngestIds.open(side, bulk), bulk, snapshot, listed);
     } catch (err) {
       client.release(true);
       side.release(true);
@@ -186,7 +191,7 @@ export class PostgresIngestWriter implements IngestWriter {
       // Not undone by a rollback: a transaction that does not commit leaves a gap in the ids, never a repeat.
       await db.query("SELECT setval('images_image_id', $1)", [lastImageId]);
     } else {
-      const merged = await mergeStaged(db, this.snapshot);
+      const merged = await mergeStaged(db, this.listed);
       tally = { ...batch, ids: batch.ids + merged.ids, images: batch.images + merged.images, duplicates: batch.duplicates + merged.duplicates, reopened: batch.reopened + merged.reopened };
     }
     await db.query('COMMIT');
@@ -230,7 +235,7 @@ export class PostgresIngestWriter implements IngestWriter {
       await this.client.query('COMMIT');
       this.committed = { ...this.committed, excluded: this.committed.excluded + excluded };
       // Into an empty ledger, a snapshot has nothing to remove: only its number is noted.
-      if (this.snapshot > 0 && options.applySnapshot) this.committed = addTallies(this.committed, await removeUnlisted(this.client, this.snapshot, !this.bulk, options.maxRemoval));
+      if (this.snapshot > 0 && options.applySnapshot) this.committed = addTallies(this.committed, await removeUnlisted(this.client, this.snapshot, this.listed, options.maxRemoval));
     } finally {
       await this.client.query('SELECT pg_advisory_unlock($1)', [INGEST_LOCK]).catch(() => {});
       this.client.release();

@@ -1,27 +1,36 @@
-/** Snapshots on a shared ledger (see ../snapshots.ts for the rule): stamping what a batch lists, and applying the snapshot at its end. */
+/** Snapshots on a shared ledger (see ../snapshots.ts for the rule): marking what a batch lists, and applying the snapshot at its end. */
 import type pg from 'pg';
 import type { IngestTally } from '../ledger.js';
 import { IMAGES_REMOVED, NO_TALLY, STATE, TOTAL_NAME } from '../rows.js';
 import { SnapshotRefusedError } from '../../errors.js';
-import { DROP_WORK_TABLES, REMOVED_COUNTS_SQL, REMOVING_SQL, removeUnlistedSteps, SNAPSHOT_NUMBER } from '../snapshots.js';
+import { DROP_WORK_TABLES, REMOVED_COUNTS_SQL, REMOVING_SQL, removeUnlistedSteps, SNAPSHOT_NUMBER, UNLISTED } from '../snapshots.js';
+import type { ListedImages } from '../listed-images.js';
+import { BinaryRows, endBinaryCopy, FLUSH_BYTES, FLUSH_ROOM, startBinaryCopy } from './copy-binary.js';
+import { send } from './copy-text.js';
 
 export { SNAPSHOT_NUMBER };
 
 const LISTED = '(SELECT DISTINCT gbif_id, url FROM ingest_rows)';
 
 /**
- * Stamps the images the staged rows list (ingest_rows, in the caller's
- * transaction) with snapshot `gen`. One an earlier snapshot removed is back:
- * pending again, with its gbifID (a done one reopened, a removed one back)
- * and every counter. Returns how many came back.
+ * Marks in `listed` the images the staged rows list (ingest_rows, in the
+ * caller's transaction), their ids sent back as one bytea of 8-byte integers.
+ * One an earlier snapshot removed is back: pending again, with its gbifID (a
+ * done one reopened, a removed one back) and every counter. Returns how many
+ * came back. Writes no row but those.
  */
-export async function stampListed(db: pg.PoolClient, gen: number): Promise<number> {
-  const back = await db.query(
-    `UPDATE images i SET state = ${STATE.pending}, snapshot = $1, next_attempt_at = NULL FROM ${LISTED} l
-     WHERE i.gbif_id = l.gbif_id AND i.url = l.url AND i.state = ${STATE.removed} RETURNING i.gbif_id, i.host_id`,
-    [gen],
+export async function listStaged(db: pg.PoolClient, listed: ListedImages): Promise<number> {
+  const found = await db.query(
+    `SELECT string_agg(int8send(i.image_id), ''::bytea) AS ids, count(*) FILTER (WHERE i.state = ${STATE.removed})::int AS back
+     FROM images i JOIN ${LISTED} l ON i.gbif_id = l.gbif_id AND i.url = l.url`,
   );
-  await db.query(`UPDATE images i SET snapshot = $1 FROM ${LISTED} l WHERE i.gbif_id = l.gbif_id AND i.url = l.url AND i.snapshot < $1`, [gen]);
+  const { ids: imageIds, back: removed } = found.rows[0] as { ids: Buffer | null; back: number };
+  if (imageIds) for (let at = 0; at < imageIds.length; at += 8) listed.mark(imageIds.readUInt32BE(at) * 4_294_967_296 + imageIds.readUInt32BE(at + 4));
+  if (removed === 0) return 0;
+  const back = await db.query(
+    `UPDATE images i SET state = ${STATE.pending}, next_attempt_at = NULL FROM ${LISTED} l
+     WHERE i.gbif_id = l.gbif_id AND i.url = l.url AND i.state = ${STATE.removed} RETURNING i.gbif_id, i.host_id`,
+  );
   if (back.rows.length === 0) return 0;
   const hosts = new Map<number, number>();
   for (const r of back.rows) hosts.set(r.host_id as number, (hosts.get(r.host_id as number) ?? 0) + 1);
@@ -48,16 +57,18 @@ export async function stampListed(db: pg.PoolClient, gen: number): Promise<numbe
 }
 
 /**
- * Removes what snapshot `gen` did not list, in one transaction, and notes
- * `gen` as applied; what it did, as a tally. `remove` false (the ledger was
- * empty before this snapshot: it listed everything) only notes the number.
+ * Removes what snapshot `gen` did not list (the images `listed` lacks), in
+ * one transaction, and notes `gen` as applied; what it did, as a tally. No
+ * `listed` (the ledger was empty before this snapshot: it listed everything)
+ * only notes the number.
  */
-export async function removeUnlisted(db: pg.PoolClient, gen: number, remove: boolean, maxRemoval = 1): Promise<IngestTally> {
+export async function removeUnlisted(db: pg.PoolClient, gen: number, listed: ListedImages | undefined, maxRemoval = 1): Promise<IngestTally> {
   await db.query('BEGIN');
   try {
     let tally = NO_TALLY;
-    if (remove) {
-      const steps = removeUnlistedSteps(gen);
+    if (listed) {
+      await copyUnlisted(db, listed);
+      const steps = removeUnlistedSteps();
       for (const sql of steps.read) await db.query(sql);
       const share = (await db.query(REMOVING_SQL)).rows[0] as { removing: string; images: string };
       const [removing, images] = [Number(share.removing), Number(share.images)];
@@ -76,4 +87,22 @@ export async function removeUnlisted(db: pg.PoolClient, gen: number, remove: boo
     if (err instanceof SnapshotRefusedError) await db.query('UPDATE herbdl_meta SET value = $1 WHERE name = $2', [String(gen), SNAPSHOT_NUMBER]);
     throw err;
   }
+}
+
+/** The image ids `listed` lacks, COPYed into the UNLISTED work table (temporary: this connection's, until the removal drops it). */
+async function copyUnlisted(db: pg.PoolClient, listed: ListedImages): Promise<void> {
+  await db.query(`DROP TABLE IF EXISTS ${UNLISTED}`);
+  await db.query(`CREATE TEMP TABLE ${UNLISTED} (image_id bigint PRIMARY KEY)`);
+  const copy = startBinaryCopy(db, `COPY ${UNLISTED} (image_id) FROM STDIN`);
+  const rows = new BinaryRows(FLUSH_ROOM);
+  for (const ids of listed.unmarked()) {
+    for (const id of ids) {
+      rows.row(1);
+      rows.int8(id);
+    }
+    if (rows.bytes >= FLUSH_BYTES) await send(copy, rows.take());
+  }
+  if (rows.bytes > 0) await send(copy, rows.take());
+  await endBinaryCopy(copy);
+  await db.query(`ANALYZE ${UNLISTED}`);
 }

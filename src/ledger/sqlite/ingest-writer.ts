@@ -21,14 +21,16 @@ import { applyExclusions, exclusionsPending } from './exclusions.js';
 import { STATE } from './schema.js';
 import { IMAGES_REMOVED, TOTAL_NAME } from '../rows.js';
 import { removeUnlisted, SNAPSHOT_NUMBER } from './snapshots.js';
+import { ListedImages } from '../listed-images.js';
 
 interface CurrentId {
   gbifId: number;
-  state: number;
+  /** The ID's state, read from the ledger only once it matters (it gained an image): undefined until then. */
+  state: number | undefined;
   nextIndex: number;
   urls: string[];
-  /** In a snapshot: the ID's images already in the ledger and not yet stamped by it, by URL. */
-  unstamped?: Map<string, { imageId: number; state: number; hostId: number }>;
+  /** In a snapshot: the ID's images already in the ledger and not yet listed by it, by URL. */
+  unlisted?: Map<string, { imageId: number; state: number; hostId: number }>;
 }
 
 interface HostEntry {
@@ -58,8 +60,10 @@ export class SqliteIngestWriter implements IngestWriter {
   /** gbifIDs and images a snapshot brought back from removed, this batch (counters move at commit). */
   private restored = { ids: 0, images: 0 };
   private inTransaction = false;
-  /** The number this ingest stamps the images it lists with, in a snapshot (0 otherwise: stamps nothing). */
+  /** The number of this snapshot (0: not a snapshot). */
   private readonly snapshot: number;
+  /** What a snapshot into a ledger that had images lists (undefined otherwise: nothing to remove). */
+  private readonly listed: ListedImages | undefined;
 
   constructor(
     private readonly db: Database.Database,
@@ -75,14 +79,14 @@ export class SqliteIngestWriter implements IngestWriter {
       // file (measured at 6M rows). An incremental ingest, whose index inserts land anywhere, keeps more.
       db.pragma('cache_size = -16384');
     }
+    this.listed = this.snapshot > 0 && !this.bulk ? new ListedImages(Number(db.prepare('SELECT max(image_id) FROM images').pluck().get())) : undefined;
     this.stmt = {
       insertId: db.prepare('INSERT INTO ids(gbif_id) VALUES (?) ON CONFLICT DO NOTHING'),
       idState: db.prepare('SELECT state FROM ids WHERE gbif_id = ?').pluck(),
-      idImages: db.prepare('SELECT image_index, url, image_id, state, host_id, snapshot FROM images WHERE gbif_id = ?').raw(),
-      stamp: db.prepare('UPDATE images SET snapshot = ? WHERE image_id = ?'),
-      restore: db.prepare(`UPDATE images SET state = ${STATE.pending}, snapshot = ?, next_attempt_at = NULL WHERE image_id = ?`),
+      idImages: db.prepare('SELECT image_index, url, image_id, state, host_id FROM images WHERE gbif_id = ?').raw(),
+      restore: db.prepare(`UPDATE images SET state = ${STATE.pending}, next_attempt_at = NULL WHERE image_id = ?`),
       reopenId: db.prepare(`UPDATE ids SET state = ${STATE.pending} WHERE gbif_id = ?`),
-      insertImage: db.prepare('INSERT INTO images(gbif_id, image_index, url, url_hash, host_id, attribution_id, creator, snapshot) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+      insertImage: db.prepare('INSERT INTO images(gbif_id, image_index, url, url_hash, host_id, attribution_id, creator) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       insertAttribution: db
         .prepare(
           `INSERT INTO attributions(type, format, license, rights_holder, publisher) VALUES (?, ?, ?, ?, ?)
@@ -107,8 +111,8 @@ export class SqliteIngestWriter implements IngestWriter {
       const url = texts[2 * i] as string;
       const current = this.current?.gbifId === gbifId ? this.current : this.load(gbifId);
       if (current.urls.includes(url)) {
-        const listed = current.unstamped?.get(url);
-        if (listed) this.stamp(current, url, listed);
+        const known = current.unlisted?.get(url);
+        if (known) this.list(current, url, known);
         this.batch.duplicates++;
         continue;
       }
@@ -117,7 +121,7 @@ export class SqliteIngestWriter implements IngestWriter {
       const host = (hosts[hostNumber] ??= this.host(batch.hostNames[hostNumber] as string));
       const attributionNumber = batch.attributions[i] as number;
       const attributionId = (attributionIds[attributionNumber] ??= this.attributionId(batch.packedAttributions[attributionNumber] as string));
-      this.stmt.insertImage.run(gbifId, current.nextIndex++, url, batch.urlHashes[i], host.hostId, attributionId, texts[2 * i + 1], this.snapshot);
+      this.stmt.insertImage.run(gbifId, current.nextIndex++, url, batch.urlHashes[i], host.hostId, attributionId, texts[2 * i + 1]);
       host.newImages++;
       this.batch.images++;
       this.gained(current);
@@ -126,6 +130,7 @@ export class SqliteIngestWriter implements IngestWriter {
 
   /** The ID gained an image: a done one is incomplete on disk, a removed one is back; both are fetched (again). */
   private gained(current: CurrentId): void {
+    current.state ??= this.stmt.idState.get(current.gbifId) as number;
     if (current.state !== STATE.done && current.state !== STATE.removed) return;
     this.stmt.reopenId.run(current.gbifId);
     if (current.state === STATE.done) this.batch.reopened++;
@@ -133,14 +138,12 @@ export class SqliteIngestWriter implements IngestWriter {
     current.state = STATE.pending;
   }
 
-  /** A snapshot lists an image the ledger has: stamped, so it stays; one an earlier snapshot removed is back, pending. */
-  private stamp(current: CurrentId, url: string, image: { imageId: number; state: number; hostId: number }): void {
-    current.unstamped?.delete(url);
-    if (image.state !== STATE.removed) {
-      this.stmt.stamp.run(this.snapshot, image.imageId);
-      return;
-    }
-    this.stmt.restore.run(this.snapshot, image.imageId);
+  /** A snapshot lists an image the ledger has: marked, so it stays; one an earlier snapshot removed is back, pending. */
+  private list(current: CurrentId, url: string, image: { imageId: number; state: number; hostId: number }): void {
+    current.unlisted?.delete(url);
+    this.listed?.mark(image.imageId);
+    if (image.state !== STATE.removed) return;
+    this.stmt.restore.run(image.imageId);
     this.stmt.addHostImages.run(1, 1, image.hostId);
     this.restored.images++;
     this.batch.images++;
@@ -191,7 +194,7 @@ export class SqliteIngestWriter implements IngestWriter {
     }
     this.committed = { ...this.committed, excluded: this.committed.excluded + applyExclusions(this.db) };
     // Into an empty ledger, a snapshot has nothing to remove: only its number is noted.
-    if (this.snapshot > 0 && options.applySnapshot) this.committed = addTallies(this.committed, removeUnlisted(this.db, this.snapshot, !this.bulk, options.maxRemoval));
+    if (this.snapshot > 0 && options.applySnapshot) this.committed = addTallies(this.committed, removeUnlisted(this.db, this.snapshot, this.listed, options.maxRemoval));
   }
 
   tally(): IngestTally {
@@ -213,24 +216,28 @@ export class SqliteIngestWriter implements IngestWriter {
 
   private load(gbifId: number): CurrentId {
     // New to the ledger; in a bulk load every run of rows counts as new (no index yet: a revisit is caught when the load ends).
-    if (this.bulk || this.stmt.insertId.run(gbifId).changes === 1) {
-      this.batch.ids++;
-      this.current = { gbifId, state: STATE.pending, nextIndex: 0, urls: [] };
-      return this.current;
-    }
-    // Seen before: in an earlier ingest, or earlier in this input, out of order.
-    const state = this.stmt.idState.get(gbifId) as number;
-    const rows = this.stmt.idImages.all(gbifId) as [number, string, number, number, number, number][];
+    if (this.bulk) return this.fresh(gbifId);
+    // Seen before (in an earlier ingest, or earlier in this input, out of order) if it has images:
+    // one lookup by the images' index; the ids table is read only if the ID gains one (gained()).
+    // A snapshot reads every ID of the ledger this way, so lookups are what it costs.
+    const rows = this.stmt.idImages.all(gbifId) as [number, string, number, number, number][];
+    if (rows.length === 0 && this.stmt.insertId.run(gbifId).changes === 1) return this.fresh(gbifId);
     // Indexes run on past every image the ID ever had, removed ones too: an NN is never given twice.
     let nextIndex = 0;
     const urls: string[] = [];
-    const unstamped = this.snapshot > 0 ? new Map<string, { imageId: number; state: number; hostId: number }>() : undefined;
-    for (const [index, url, imageId, imageState, hostId, stamp] of rows) {
+    const unlisted = this.listed ? new Map<string, { imageId: number; state: number; hostId: number }>() : undefined;
+    for (const [index, url, imageId, imageState, hostId] of rows) {
       urls.push(url);
       if (index >= nextIndex) nextIndex = index + 1;
-      if (unstamped && stamp < this.snapshot) unstamped.set(url, { imageId, state: imageState, hostId });
+      unlisted?.set(url, { imageId, state: imageState, hostId });
     }
-    this.current = unstamped ? { gbifId, state, nextIndex, urls, unstamped } : { gbifId, state, nextIndex, urls };
+    this.current = unlisted ? { gbifId, state: undefined, nextIndex, urls, unlisted } : { gbifId, state: undefined, nextIndex, urls };
+    return this.current;
+  }
+
+  private fresh(gbifId: number): CurrentId {
+    this.batch.ids++;
+    this.current = { gbifId, state: STATE.pending, nextIndex: 0, urls: [] };
     return this.current;
   }
 
