@@ -7,3 +7,9 @@ export function generateMultimedia(
 export function rng(seed: number): () => number;
 /** The herbarium-shaped file of `rows` rows in `dir`, generated once and kept. */
 export function herbariumFile(dir: string, rows: number): Promise<string>;
+/** A newer export of the same query as `older`: gbifIDs gone, URLs moved, images and gbifIDs added; what changed. */
+export function newerExport(
+  older: string,
+  path: string,
+  options?: { seed?: number },
+): Promise<{ rows: number; goneIds: number; movedImages: number; addedImages: number; newIds: number }>;

@@ -4,7 +4,8 @@
 // shape 'one-host' is the other real shape: one institution's export, 1 to 6
 // images per gbifID (about 2.1), every URL on one host with a query string.
 // Deterministic (seeded), streamed to disk so any size fits in memory.
-import { createWriteStream, existsSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { once } from 'node:events';
 
@@ -76,6 +77,72 @@ export async function herbariumFile(dir, rows) {
     await generateMultimedia(file, { rows, shape: 'herbarium' });
   }
   return file;
+}
+
+/**
+ * Writes `path`: a newer export of the same query as the file `older`, as
+ * GBIF's weekly re-crawls change one: the same rows in the same order, but
+ * 1% of gbifIDs gone (occurrences deleted), 0.5% of images at a moved URL (a
+ * publisher's new image server), 0.5% of gbifIDs with an image more, and 1%
+ * new gbifIDs at the end. Returns what changed, counted as a snapshot counts.
+ */
+export async function newerExport(older, path, { seed = 7 } = {}) {
+  const rand = rng(seed);
+  const out = createWriteStream(path, { highWaterMark: 1 << 20 });
+  const changed = { rows: 0, goneIds: 0, movedImages: 0, addedImages: 0, newIds: 0 };
+  let buf = '';
+  const write = async (line) => {
+    buf += line + '\n';
+    changed.rows++;
+    if (buf.length > 1 << 20) {
+      if (!out.write(buf)) await once(out, 'drain');
+      buf = '';
+    }
+  };
+  let group = [];
+  let ids = 0;
+  const flush = async () => {
+    if (group.length === 0) return;
+    ids++;
+    if (rand() < 0.01) changed.goneIds++;
+    else {
+      for (const line of group) {
+        if (rand() < 0.005) {
+          changed.movedImages++;
+          await write(line.replace('.example.org/', '.example.org/v2/'));
+        } else await write(line);
+      }
+      if (rand() < 0.005) {
+        changed.addedImages++;
+        const [id, type, format, url, ...rest] = group[0].split('\t');
+        await write([id, type, format, url.replace(/[^/]*$/, 'added.jpg'), ...rest].join('\t'));
+      }
+    }
+    group = [];
+  };
+  let header = true;
+  for await (const line of createInterface({ input: createReadStream(older, { highWaterMark: 1 << 20 }), crlfDelay: Infinity })) {
+    if (header) {
+      buf += line + '\n';
+      header = false;
+      continue;
+    }
+    if (line === '') continue;
+    if (group.length > 0 && !line.startsWith(group[0].slice(0, group[0].indexOf('\t') + 1))) await flush();
+    group.push(line);
+  }
+  await flush();
+  const fresh = Math.round(ids / 100);
+  for (let n = 0; n < fresh; n++) {
+    const gbifId = 6_000_000_000 + n * 7919;
+    const host = `herbarium${Math.floor(rand() * rand() * 2000)}.example.org`;
+    await write(`${gbifId}\tStillImage\timage/jpeg\thttps://${host}/media/${gbifId}/0/large.jpg?size=full\thttps://${host}/specimen/${gbifId}\t\t\t\t\t2026-11-30T10:00:00Z\tCollector ${gbifId % 977}\t\tHerbarium ${host}\t${LICENSES[n % LICENSES.length]}\tHerbarium ${host}`);
+    changed.newIds++;
+  }
+  out.write(buf);
+  out.end();
+  await once(out, 'finish');
+  return changed;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
