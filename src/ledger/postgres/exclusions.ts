@@ -10,6 +10,7 @@ import { EXCLUSIONS_APPLIED, excludeStatements, MOVING, listedMovableSql, MOVABL
 import { STATE } from '../rows.js';
 import { transaction } from './connect.js';
 import { copyGbifIds } from './copy-binary.js';
+import { probeByIndex } from './probes.js';
 import { INGEST_LOCK } from './schema.js';
 
 type Queryable = Pick<pg.PoolClient, 'query'>;
@@ -55,6 +56,9 @@ async function withBatch<T>(pool: pg.Pool, ids: Float64Array, work: (db: pg.Pool
 /** Lists a batch of gbifIDs (sorted, no repeats) and excludes those pending or failed, in one transaction. */
 export async function excludeIds(pool: pg.Pool, ids: Float64Array): Promise<ExcludeTally> {
   return withBatch(pool, ids, async (db) => {
+    // Measured at 16.2M gbifIDs, excluding 2M: 168 s with probes, 414 s with the planner's
+    // scans. Not for undo, which took 275 and 288 s with probes against 214 s without.
+    await probeByIndex(db);
     const listed = await db.query(`INSERT INTO exclusions (gbif_id) SELECT gbif_id FROM ${BATCH} ON CONFLICT DO NOTHING`);
     await db.query(`INSERT INTO ${SCOPE} (gbif_id) SELECT i.gbif_id FROM ${BATCH} b JOIN ids i ON i.gbif_id = b.gbif_id WHERE i.state IN ${MOVABLE_STATES}`);
     return { listed: listed.rowCount ?? 0, excluded: await changeScope(db, excludeStatements) };

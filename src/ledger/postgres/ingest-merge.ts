@@ -6,6 +6,7 @@
  */
 import type pg from 'pg';
 import type { ListedImages } from '../listed-images.js';
+import { probeByIndex } from './probes.js';
 import { listStaged } from './snapshots.js';
 
 /** What one merge added, counted as the SQLite writer counts. */
@@ -22,11 +23,7 @@ export interface Merged {
  * ledger's images they list in `listed`.
  */
 export async function mergeStaged(db: pg.PoolClient, listed: ListedImages | undefined): Promise<Merged> {
-  // A batch is a second of rows against a ledger of up to 59M images: one index probe per
-  // staged row. The planner priced a hash join over a scan of the whole images table below
-  // them (12.8 s a batch at 20M images, against 2.0 s of probes, and more as the ledger
-  // grows), and compiled each batch's statements with JIT. Until this transaction ends.
-  await db.query("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL jit = off; SET LOCAL work_mem = '64MB'");
+  await probeByIndex(db);
   // Each (gbifID, URL) once, first as staged, with the image the ledger has for it if any: the one probe.
   await db.query(
     `CREATE TEMP TABLE ingest_matched ON COMMIT DROP AS
