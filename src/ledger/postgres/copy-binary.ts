@@ -104,17 +104,25 @@ export async function endBinaryCopy(copy: CopyIn): Promise<void> {
 }
 
 /**
- * COPYs gbifIDs into the one column `gbif_id` of `table`, a megabyte at a
- * time through `rows`: a quarter of a million IDs sent as an array parameter
- * had become a string of their digits, and strings per ID, each time.
+ * COPYs integers, batch after batch, into the one column `column` of
+ * `table`, a megabyte at a time through `rows`: a quarter of a million IDs
+ * sent as an array parameter had become a string of their digits, and
+ * strings per ID, each time.
  */
-export async function copyGbifIds(client: pg.PoolClient, table: string, ids: Float64Array, rows = new BinaryRows(FLUSH_ROOM)): Promise<void> {
-  if (ids.length === 0) return;
-  const copy = startBinaryCopy(client, `COPY ${table} (gbif_id) FROM STDIN`);
-  for (let i = 0; i < ids.length; i++) {
-    rows.row(1);
-    rows.int8(ids[i] as number);
-    if (rows.bytes >= FLUSH_BYTES || i === ids.length - 1) await send(copy, rows.take());
+export async function copyInt8Column(client: pg.PoolClient, table: string, column: string, batches: Iterable<Float64Array>, rows = new BinaryRows(FLUSH_ROOM)): Promise<void> {
+  const copy = startBinaryCopy(client, `COPY ${table} (${column}) FROM STDIN`);
+  for (const ids of batches) {
+    for (let i = 0; i < ids.length; i++) {
+      rows.row(1);
+      rows.int8(ids[i] as number);
+      if (rows.bytes >= FLUSH_BYTES) await send(copy, rows.take());
+    }
   }
+  if (rows.bytes > 0) await send(copy, rows.take());
   await endBinaryCopy(copy);
+}
+
+/** COPYs gbifIDs into the one column `gbif_id` of `table` (nothing if there are none). */
+export async function copyGbifIds(client: pg.PoolClient, table: string, ids: Float64Array, rows = new BinaryRows(FLUSH_ROOM)): Promise<void> {
+  if (ids.length > 0) await copyInt8Column(client, table, 'gbif_id', [ids], rows);
 }

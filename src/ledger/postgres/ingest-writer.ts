@@ -96,8 +96,7 @@ export class PostgresIngestWriter implements IngestWriter {
       const bulk = empty.rows[0].empty as boolean;
       const last = await client.query('SELECT value FROM herbdl_meta WHERE name = $1', [SNAPSHOT_NUMBER]);
       const snapshot = options.snapshot ? Number(last.rows[0]?.value ?? 0) + 1 : 0;
-      const lastImageId = snapshot > 0 && !bulk ? Number((await client.query('SELECT max(image_id) AS id FROM images')).rows[0].id) : 0;
-      const listed = snapshot > 0 && !bulk ? new ListedImages(lastImageId) : undefined;
+      const listed = snapshot > 0 && !bulk ? new ListedImages(Number((await client.query('SELECT max(image_id) AS id FROM images')).rows[0].id)) : undefined;
       return new PostgresIngestWriter(client, side, await IngestIds.open(side, bulk), bulk, snapshot, listed);
     } catch (err) {
       client.release(true);

@@ -5,8 +5,7 @@ import { IMAGES_REMOVED, NO_TALLY, STATE, TOTAL_NAME } from '../rows.js';
 import { SnapshotRefusedError } from '../../errors.js';
 import { DROP_WORK_TABLES, REMOVED_COUNTS_SQL, REMOVING_SQL, removeUnlistedSteps, SNAPSHOT_NUMBER, UNLISTED } from '../snapshots.js';
 import type { ListedImages } from '../listed-images.js';
-import { BinaryRows, endBinaryCopy, FLUSH_BYTES, FLUSH_ROOM, startBinaryCopy } from './copy-binary.js';
-import { send } from './copy-text.js';
+import { copyInt8Column } from './copy-binary.js';
 
 export { SNAPSHOT_NUMBER };
 
@@ -97,16 +96,6 @@ export async function removeUnlisted(db: pg.PoolClient, gen: number, listed: Lis
 async function copyUnlisted(db: pg.PoolClient, listed: ListedImages): Promise<void> {
   await db.query(`DROP TABLE IF EXISTS ${UNLISTED}`);
   await db.query(`CREATE TEMP TABLE ${UNLISTED} (image_id bigint PRIMARY KEY)`);
-  const copy = startBinaryCopy(db, `COPY ${UNLISTED} (image_id) FROM STDIN`);
-  const rows = new BinaryRows(FLUSH_ROOM);
-  for (const ids of listed.unmarked()) {
-    for (const id of ids) {
-      rows.row(1);
-      rows.int8(id);
-    }
-    if (rows.bytes >= FLUSH_BYTES) await send(copy, rows.take());
-  }
-  if (rows.bytes > 0) await send(copy, rows.take());
-  await endBinaryCopy(copy);
+  await copyInt8Column(db, UNLISTED, 'image_id', listed.unmarked());
   await db.query(`ANALYZE ${UNLISTED}`);
 }
