@@ -1,7 +1,7 @@
 // What the download benchmarks share: loopback image servers in their own
 // process, ledgers made by the real CLI, timed runs of herbdl and aria2c.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,6 +67,40 @@ export function databaseUrl(serverUrl, name) {
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;
   return url.toString();
+}
+
+/** The ingest baseline on SQLite: `sqlite3 .import` of `file` into a bare table of a fresh database in `dir`, timed, the database gone after. */
+export function timedImport(file, dir) {
+  const db = join(dir, 'import.db');
+  removeSqlite(db);
+  const t = timed('sqlite3', [db, '-cmd', '.mode tabs', `.import ${file} media`]);
+  removeSqlite(db);
+  return t;
+}
+
+/** Removes a SQLite database and the files beside it. */
+export function removeSqlite(db) {
+  for (const s of ['', '-wal', '-shm', '-journal']) rmSync(db + s, { force: true });
+}
+
+/**
+ * The ingest baseline on PostgreSQL: psql's `\copy` of `file` into a table of
+ * its columns in a fresh database `baseline` on `serverUrl`, then an index on
+ * gbifID (the same rows made queryable by ID), timed; the database dropped
+ * after, so a file of the real export's size needs room for one at a time.
+ */
+export function timedCopyBaseline(serverUrl, file) {
+  const head = Buffer.alloc(4096);
+  const fd = openSync(file, 'r');
+  readSync(fd, head, 0, head.length, 0);
+  closeSync(fd);
+  const columns = head.toString('utf8').split('\n')[0].split('\t');
+  const baseline = databaseUrl(serverUrl, 'baseline');
+  spawnSync(...psql(serverUrl, 'DROP DATABASE IF EXISTS baseline', 'CREATE DATABASE baseline'));
+  spawnSync(...psql(baseline, `CREATE TABLE media (${columns.map((c) => `"${c}" text`).join(', ')})`));
+  const t = timed(...psql(baseline, `\\copy media FROM '${file}' WITH (FORMAT text, HEADER true)`, 'CREATE INDEX ON media ("gbifID")'));
+  spawnSync(...psql(serverUrl, 'DROP DATABASE baseline'));
+  return t;
 }
 
 /** A numeric `--name N` from the command line, else `fallback`. */

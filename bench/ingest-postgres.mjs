@@ -5,12 +5,12 @@
 // queryable by ID). The server is a throwaway cluster with fsync on
 // (bench/pg-cluster.mjs). Prints rows/s, peak RSS and the ratio.
 import { spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { herbariumFile } from './gen-multimedia.mjs';
-import { arg, databaseUrl, psql, requireTools, timed } from './harness.mjs';
+import { arg, databaseUrl, psql, requireTools, timed, timedCopyBaseline } from './harness.mjs';
 import { startCluster } from './pg-cluster.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -21,11 +21,6 @@ mkdirSync(out, { recursive: true });
 requireTools('bench:ingest:pg', [['psql', 'postgresql-client'], ['/usr/bin/time', 'time']]);
 
 const file = await herbariumFile(out, rows);
-const head = Buffer.alloc(4096);
-const fd = openSync(file, 'r');
-readSync(fd, head, 0, head.length, 0);
-closeSync(fd);
-const columns = head.toString('utf8').split('\n')[0].split('\t');
 const cluster = await startCluster('-c fsync=on -c synchronous_commit=on -c full_page_writes=on -c shared_buffers=256MB -c max_wal_size=4GB');
 const database = (name) => databaseUrl(cluster.url, name);
 
@@ -33,13 +28,10 @@ try {
   const best = { psql: null, herbdl: null };
   let summary;
   for (let round = 0; round < rounds; round++) {
-    for (const name of ['baseline', 'herbdl']) spawnSync(...psql(cluster.url, `DROP DATABASE IF EXISTS ${name}`, `CREATE DATABASE ${name}`));
-    const table = `CREATE TABLE media (${columns.map((c) => `"${c}" text`).join(', ')})`;
-    spawnSync(...psql(database('baseline'), table));
-    const p = timed(...psql(database('baseline'), `\\copy media FROM '${file}' WITH (FORMAT text, HEADER true)`, 'CREATE INDEX ON media ("gbifID")'));
-    if (!best.psql || p.seconds < best.psql.seconds) best.psql = p;
     // Gone before herbdl's turn: a file of the real export's size (59M rows, 18 GB) then needs room for one database at a time.
-    spawnSync(...psql(cluster.url, 'DROP DATABASE baseline'));
+    const p = timedCopyBaseline(cluster.url, file);
+    if (!best.psql || p.seconds < best.psql.seconds) best.psql = p;
+    spawnSync(...psql(cluster.url, 'DROP DATABASE IF EXISTS herbdl', 'CREATE DATABASE herbdl'));
     const h = timed(process.execPath, [join(here, '..', 'bin', 'herbdl'), 'ingest', file, '--db', database('herbdl'), '--json', '--no-progress']);
     summary = JSON.parse(h.stdout);
     if (!best.herbdl || h.seconds < best.herbdl.seconds) best.herbdl = h;

@@ -5,12 +5,12 @@
 // file: `sqlite3 .import` into a bare table (the baseline), and `herbdl
 // ingest` into a fresh ledger. Best of --rounds each. Prints rows/s and peak
 // RSS for both, and the ratio.
-import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateMultimedia } from './gen-multimedia.mjs';
-import { arg, requireTools, timed } from './harness.mjs';
+import { arg, removeSqlite, requireTools, timed, timedImport } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const rows = arg('rows', 2_000_000);
@@ -23,9 +23,6 @@ mkdirSync(out, { recursive: true });
 requireTools('bench:ingest', [['sqlite3', 'sqlite3'], ['/usr/bin/time', 'time']]);
 
 
-function clean(db) {
-  for (const s of ['', '-wal', '-shm', '-journal']) rmSync(db + s, { force: true });
-}
 
 for (const shape of shapes) {
   const file = join(out, `multimedia-${shape}-${rows}.txt`);
@@ -38,18 +35,15 @@ for (const shape of shapes) {
   const best = { sqlite: null, herbdl: null };
   let summary;
   for (let round = 0; round < rounds; round++) {
-    const importDb = join(out, 'import.db');
-    clean(importDb);
-    const s = timed('sqlite3', [importDb, '-cmd', '.mode tabs', `.import ${file} media`]);
+    const s = timedImport(file, out);
     if (!best.sqlite || s.seconds < best.sqlite.seconds) best.sqlite = s;
-    clean(importDb);
 
     const ledger = join(out, 'bench.db');
-    clean(ledger);
+    removeSqlite(ledger);
     const h = timed(process.execPath, [join(here, '..', 'bin', 'herbdl'), 'ingest', file, '--db', ledger, '--json', '--no-progress']);
     summary = JSON.parse(h.stdout);
     if (!best.herbdl || h.seconds < best.herbdl.seconds) best.herbdl = h;
-    clean(ledger);
+    removeSqlite(ledger);
   }
 
   const rate = (t) => Math.round(rows / t.seconds);

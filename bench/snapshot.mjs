@@ -10,12 +10,12 @@
 // and after (a snapshot that rewrote every row would double it). Each
 // snapshot starts from a copy of the older file's ledger. Best of --rounds.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { herbariumFile, newerExport } from './gen-multimedia.mjs';
-import { arg, databaseUrl, fmt, psql, requireTools, timed } from './harness.mjs';
+import { arg, databaseUrl, fmt, psql, requireTools, removeSqlite, timed, timedCopyBaseline, timedImport } from './harness.mjs';
 import { startCluster } from './pg-cluster.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -35,7 +35,6 @@ if (!existsSync(newer)) {
 }
 const newerRows = spawnSync('wc', ['-l', newer], { encoding: 'utf8' }).stdout.trim().split(/\s+/)[0] - 1;
 
-const clean = (db) => ['', '-wal', '-shm', '-journal'].forEach((s) => rmSync(db + s, { force: true }));
 const json = (t) => JSON.parse(t.stdout);
 const better = (best, t) => (!best || t.seconds < best.seconds ? t : best);
 const rate = (t) => fmt(Math.round(newerRows / t.seconds)).padStart(10);
@@ -46,23 +45,20 @@ console.log(`machine         ${cpus().length} x ${cpus()[0]?.model.trim()}, ${(t
 
 // SQLite.
 const base = join(out, 'snapshot-base.db');
-clean(base);
+removeSqlite(base);
 const first = timed(process.execPath, [bin, 'ingest', older, '--db', base, '--json', '--no-progress']);
 let sqlite = { baseline: null, herbdl: null, summary: null };
 for (let round = 0; round < rounds; round++) {
-  const importDb = join(out, 'import.db');
-  clean(importDb);
-  sqlite.baseline = better(sqlite.baseline, timed('sqlite3', [importDb, '-cmd', '.mode tabs', `.import ${newer} media`]));
-  clean(importDb);
+  sqlite.baseline = better(sqlite.baseline, timedImport(newer, out));
   const ledger = join(out, 'snapshot.db');
-  clean(ledger);
+  removeSqlite(ledger);
   copyFileSync(base, ledger);
   const h = timed(process.execPath, [bin, 'ingest', '--snapshot', newer, '--db', ledger, '--json', '--no-progress']);
   sqlite.summary = json(h);
   sqlite.herbdl = better(sqlite.herbdl, h);
-  clean(ledger);
+  removeSqlite(ledger);
 }
-clean(base);
+removeSqlite(base);
 console.log(`\nSQLite: ${changes(sqlite.summary)}`);
 console.log(`  sqlite3 .import of the newer file (baseline)  ${rate(sqlite.baseline)} rows/s  ${sqlite.baseline.seconds.toFixed(1)} s`);
 console.log(`  herbdl ingest --snapshot                      ${rate(sqlite.herbdl)} rows/s  ${sqlite.herbdl.seconds.toFixed(1)} s  peak RSS ${sqlite.herbdl.rssMb.toFixed(0)} MB`);
@@ -72,19 +68,14 @@ console.log(`  ratio herbdl / .import                        ${(sqlite.baseline.
 if (!sqliteOnly) {
   const cluster = await startCluster('-c fsync=on -c synchronous_commit=on -c full_page_writes=on -c shared_buffers=256MB -c max_wal_size=4GB');
   const database = (name) => databaseUrl(cluster.url, name);
-  const sql = (name, query) => spawnSync(...psql(database(name), query)).stdout?.toString().trim();
   const size = (name) => Number(spawnSync('psql', ['-X', '-q', '-t', '-A', database(name), '-c', "SELECT pg_relation_size('images')"], { encoding: 'utf8' }).stdout.trim());
   try {
     spawnSync(...psql(cluster.url, 'CREATE DATABASE base'));
     const pgFirst = timed(process.execPath, [bin, 'ingest', older, '--db', database('base'), '--json', '--no-progress']);
     const pg = { baseline: null, herbdl: null, summary: null, before: size('base'), after: 0 };
-    const columns = 'gbifID type format identifier references title description source audience created creator contributor publisher license rightsHolder'.split(' ');
     for (let round = 0; round < rounds; round++) {
-      for (const name of ['baseline', 'snapshot']) spawnSync(...psql(cluster.url, `DROP DATABASE IF EXISTS ${name}`));
-      spawnSync(...psql(cluster.url, 'CREATE DATABASE baseline'));
-      sql('baseline', `CREATE TABLE media (${columns.map((c) => `"${c}" text`).join(', ')})`);
-      pg.baseline = better(pg.baseline, timed(...psql(database('baseline'), `\\copy media FROM '${newer}' WITH (FORMAT text, HEADER true)`, 'CREATE INDEX ON media ("gbifID")')));
-      spawnSync(...psql(cluster.url, 'DROP DATABASE baseline', 'CREATE DATABASE snapshot TEMPLATE base'));
+      pg.baseline = better(pg.baseline, timedCopyBaseline(cluster.url, newer));
+      spawnSync(...psql(cluster.url, 'DROP DATABASE IF EXISTS snapshot', 'CREATE DATABASE snapshot TEMPLATE base'));
       const h = timed(process.execPath, [bin, 'ingest', '--snapshot', newer, '--db', database('snapshot'), '--json', '--no-progress']);
       pg.summary = json(h);
       pg.herbdl = better(pg.herbdl, h);
