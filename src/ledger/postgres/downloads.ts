@@ -7,7 +7,7 @@ import type pg from 'pg';
 import type { ClaimedId, DerivationDue, DoneId, FreshnessSummary, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, StoredCopy, WorkerId } from '../ledger.js';
 import { intentOf, intentText, STATE_NAME } from '../rows.js';
 import { claimWith, storedCopies, withStoredCopies } from './claims.js';
-import { FREE, LIVE } from './live.js';
+import { FREE, HELD_BY, LIVE } from './live.js';
 import { fetchesElsewhere } from './url-fetches.js';
 import { transaction } from './connect.js';
 import { PostgresHostBudgets } from './host-budgets.js';
@@ -49,7 +49,7 @@ export class PostgresDownloads implements DownloadLedger {
   /** Hands the IDs back at once: another worker may have room at their hosts (and this one meets them again on its next pass). */
   async deferIds(gbifIds: readonly number[]): Promise<void> {
     if (gbifIds.length === 0) return;
-    await this.pool.query('UPDATE ids SET worker_id = NULL WHERE gbif_id = ANY($1::bigint[]) AND worker_id = $2', [gbifIds, this.me]);
+    await this.pool.query(`UPDATE ids SET worker_id = NULL WHERE gbif_id = ANY($1::bigint[]) AND ${HELD_BY('worker_id', '$2')}`, [gbifIds, this.me]);
   }
 
   async idStates(gbifIds: readonly number[]): Promise<Map<number, IdState>> {
@@ -98,13 +98,13 @@ export class PostgresDownloads implements DownloadLedger {
 
   async setAside(gbifIds: readonly number[]): Promise<void> {
     if (gbifIds.length === 0) return;
-    await this.pool.query('UPDATE ids SET set_aside = true WHERE gbif_id = ANY($1::bigint[]) AND worker_id = $2', [gbifIds, this.me]);
+    await this.pool.query(`UPDATE ids SET set_aside = true WHERE gbif_id = ANY($1::bigint[]) AND ${HELD_BY('worker_id', '$2')}`, [gbifIds, this.me]);
   }
 
   claimSetAside(gbifIds: readonly number[]): Promise<ClaimedId[]> {
     // Those this worker set aside are marked so (setAside) and still held by it; the claim clears the mark.
     // A failed one comes with when it was due (a pending one has none), as claimRetryable gives it.
-    return claimWith(this.pool, this.me, 'SELECT gbif_id FROM ids WHERE gbif_id = ANY($2::bigint[]) AND worker_id = $1 AND set_aside ORDER BY gbif_id', [gbifIds], true);
+    return claimWith(this.pool, this.me, `SELECT gbif_id FROM ids WHERE gbif_id = ANY($2::bigint[]) AND ${HELD_BY('worker_id', '$1')} AND set_aside ORDER BY gbif_id`, [gbifIds], true);
   }
 
   async liveWorkers(): Promise<WorkerId[]> {
@@ -198,7 +198,7 @@ export class PostgresDownloads implements DownloadLedger {
     await transaction(this.pool, async (db) => {
       await db.query('DELETE FROM publishing WHERE gbif_id = ANY($1::bigint[])', [gbifIds]);
       // Undone, they are pending for whoever claims them next.
-      await db.query('UPDATE ids SET worker_id = NULL WHERE gbif_id = ANY($1::bigint[]) AND worker_id = $2', [gbifIds, this.me]);
+      await db.query(`UPDATE ids SET worker_id = NULL WHERE gbif_id = ANY($1::bigint[]) AND ${HELD_BY('worker_id', '$2')}`, [gbifIds, this.me]);
     });
   }
 

@@ -126,11 +126,14 @@ export class WorkerLease implements RunLock {
     if (!this.beating) this.dropBeatClient();
     // A lost lease's claims are already free to the others (and its server may not answer).
     if (this.lost) return rideOut(this.pool, undefined);
-    // Hand every claim back at once: the others take them up without waiting for the lease.
-    await this.pool.query('UPDATE ids SET worker_id = NULL, set_aside = false WHERE worker_id = $1', [this.workerId]);
+    // Hand every claim back at once: with the lease ended, one row, they are free to the others (live.ts: FREE),
+    // however many it holds. Then they are tidied, which takes a while for millions set aside (46 s for 2M):
+    // a batch scheduler's SIGKILL, seconds after its SIGTERM, must not find them still held for --lease.
+    await this.pool.query('UPDATE workers SET stopped_at = herbdl_now(), lease_until = herbdl_now() WHERE worker_id = $1', [this.workerId]);
     await this.pool.query('UPDATE host_slots SET worker_id = NULL WHERE worker_id = $1', [this.workerId]);
     await this.pool.query('DELETE FROM host_wants WHERE worker_id = $1', [this.workerId]);
-    await this.pool.query('UPDATE workers SET stopped_at = herbdl_now(), lease_until = herbdl_now() WHERE worker_id = $1', [this.workerId]);
+    // Only rows still this worker's: one another worker has claimed since is left as it is.
+    await this.pool.query('UPDATE ids SET worker_id = NULL, set_aside = false WHERE worker_id = $1', [this.workerId]);
     rideOut(this.pool, undefined);
   }
 }
