@@ -1,4 +1,4 @@
-// npm run bench:dead-hosts [-- --ids 160000] [-- --hosts 2000] [-- --window 30]
+// npm run bench:dead-hosts [-- --ids 160000] [-- --hosts 2000] [-- --window 30] [-- --sqlite-only]
 // Dead hosts are the normal case: a run must end by itself once only they
 // hold work, one breaker window (--breaker-window) after it first asks them.
 // The figure: seconds until a run ends when --hosts dead hosts hold --ids
@@ -9,12 +9,17 @@
 // the figure is the scheduler's, not the network's. Peak RSS beside it.
 // Then a later run on the many hosts' ledger, their breakers still open: it
 // sets every gbifID aside, beside `herbdl export` of the same ledger (one
-// read of every image row, the least such a pass can cost).
+// read of every image row, the least such a pass can cost). Then the same on
+// PostgreSQL (`-- --sqlite-only` skips it): the ledger moved there by
+// `herbdl migrate`, whose statistics say no gbifID is claimed, as after any
+// bulk load; the worker holds every gbifID it sets aside until it ends.
 import { rmSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { rng } from './gen-multimedia.mjs';
-import { arg, bin, fmt, freePort, ledgerFor, out, timed } from './harness.mjs';
+import { spawnSync } from 'node:child_process';
+import { arg, bin, databaseUrl, fmt, freePort, ledgerFor, out, psql, requireTools, timed } from './harness.mjs';
+import { startCluster } from './pg-cluster.mjs';
 
 const IDS = arg('ids', 160_000);
 const HOSTS = arg('hosts', 2_000);
@@ -51,9 +56,28 @@ const many = run('dead-many', HOSTS, port);
 console.log(`${fmt(HOSTS)} dead hosts       ${fmt(many.seconds, 1).padStart(6)} s  (${fmt(many.seconds / WINDOW, 2)} breaker windows; ${many.opened} breakers opened, ${fmt(many.failed)} gbifIDs failed; ${fmt(many.rssMb)} MB)`);
 console.log(`   ratio ${fmt(many.seconds / one.seconds, 2)}x the one-host run (target: about 1x: every host first asked within the first window)`);
 
-const later = timed(process.execPath, [bin, 'run', '--db', many.ledger.db, '--out', many.ledger.images, '--allow-private-network', '--json', '--no-progress']);
-const laterSummary = JSON.parse(later.stdout.trim().split('\n').pop());
-if (laterSummary.idsDone !== 0 || laterSummary.idsSetAside < IDS - many.failed) throw new Error(`later run: ${later.stdout}`);
-const exported = timed(process.execPath, [bin, 'export', '--db', many.ledger.db, '--state', 'all', '--out-file', join(many.ledger.dir, 'export.csv')]);
-console.log(`later run, all open    ${fmt(later.seconds, 1).padStart(6)} s  (${fmt(laterSummary.idsSetAside)} gbifIDs set aside; ${fmt(later.rssMb)} MB)   export of the same ledger: ${fmt(exported.seconds, 1)} s`);
-console.log(`   ratio ${fmt(later.seconds / exported.seconds, 2)}x an export`);
+/** A later run on `db`, every breaker still open, beside an export of the same ledger. */
+function laterRun(label, db) {
+  const later = timed(process.execPath, [bin, 'run', '--db', db, '--out', many.ledger.images, '--allow-private-network', '--json', '--no-progress']);
+  const summary = JSON.parse(later.stdout.trim().split('\n').pop());
+  if (summary.idsDone !== 0 || summary.idsSetAside < IDS - many.failed) throw new Error(`later run: ${later.stdout}`);
+  const exported = timed(process.execPath, [bin, 'export', '--db', db, '--state', 'all', '--out-file', join(many.ledger.dir, 'export.csv')]);
+  console.log(`${label.padEnd(22)} ${fmt(later.seconds, 1).padStart(6)} s  (${fmt(summary.idsSetAside)} gbifIDs set aside; ${fmt(later.rssMb)} MB)   export of the same ledger: ${fmt(exported.seconds, 1)} s`);
+  console.log(`   ratio ${fmt(later.seconds / exported.seconds, 2)}x an export`);
+}
+
+laterRun('later run, all open', many.ledger.db);
+
+if (!process.argv.includes('--sqlite-only')) {
+  requireTools('bench:dead-hosts', [['psql', 'postgresql-client']]);
+  const cluster = await startCluster('-c fsync=on -c synchronous_commit=on -c full_page_writes=on');
+  try {
+    const url = databaseUrl(cluster.url, 'dead_hosts');
+    spawnSync(...psql(cluster.url, 'CREATE DATABASE dead_hosts'));
+    const moved = spawnSync(process.execPath, [bin, 'migrate', '--from', many.ledger.db, '--to', url], { encoding: 'utf8' });
+    if (moved.status !== 0) throw new Error(moved.stderr);
+    laterRun('the same, PostgreSQL', url);
+  } finally {
+    cluster.stop();
+  }
+}
