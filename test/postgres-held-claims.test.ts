@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { tempDir } from './helpers/cli.js';
+import { herbdlJson, tempDir } from './helpers/cli.js';
 import { pgWorkspace, until } from './helpers/pg-run.js';
 import { query } from './helpers/postgres.js';
 
@@ -52,21 +52,22 @@ describe('a worker holding many claims on a shared ledger', () => {
     expect(read, JSON.stringify({ before, after })).toBeLessThan(10 * count);
   });
 
-  it('a clean stop frees its claims for the other workers before it tidies them', async () => {
+  it('a clean stop frees its claims for the other workers at once, and ends even if it cannot tidy them', async () => {
     // A host that takes connections and never answers keeps the run going while the rest is set aside.
     const hanging = createServer(() => {});
     hanging.listen(0, '127.0.42.9');
     await once(hanging, 'listening');
     try {
       const count = 2_000;
-      const rows: [number, string][] = [[9_199_999, `http://127.0.42.9:${(hanging.address() as AddressInfo).port}/never.jpg`]];
+      const hangingHost = '127.0.42.9';
+      const rows: [number, string][] = [[9_199_999, `http://${hangingHost}:${(hanging.address() as AddressInfo).port}/never.jpg`]];
       for (let i = 0; i < count; i++) rows.push([9_200_000 + i, `http://127.0.42.${1 + (i % 4)}:9/${i}.jpg`]);
       const ws = await pgWorkspace(dir, 'stop_frees', rows);
-      await query(ws.db, 'UPDATE hosts SET breaker_open_until = $1 WHERE host <> $2', [Date.now() + 3_600_000, '127.0.42.9']);
+      await query(ws.db, 'UPDATE hosts SET breaker_open_until = $1 WHERE host <> $2', [Date.now() + 3_600_000, hangingHost]);
       const worker = ws.worker(['--concurrency', '4', '--timeout', '60']);
       const last = 9_200_000 + count - 1;
       await until(async () => (await query<{ n: number }>(ws.db, 'SELECT count(*)::int AS n FROM ids WHERE gbif_id = $1 AND set_aside', [last]))[0]!.n === 1, 30_000, 'the last gbifID to be set aside');
-      // One of its claims is locked by the test, so the worker's tidying of them waits.
+      // One of its claims is locked by the test until the worker has ended, so its tidying of them cannot finish.
       const lock = new pg.Client({ connectionString: ws.db });
       await lock.connect();
       try {
@@ -80,12 +81,20 @@ describe('a worker holding many claims on a shared ledger', () => {
           10_000,
           "the worker's lease to end",
         );
+        // And it ends, with its id still on claims it could not clear (pgWorkspace kills a worker after 120 s).
+        expect(await worker.exited, worker.stderr()).toBe(130);
         expect((await query<{ n: number }>(ws.db, 'SELECT count(*)::int AS n FROM ids WHERE worker_id IS NOT NULL'))[0]!.n).toBeGreaterThan(count / 2);
       } finally {
         await lock.query('COMMIT');
         await lock.end();
       }
-      expect(await worker.exited, worker.stderr()).toBe(130);
+      // The stopped worker holds nothing: status counts none for it, and the next worker takes every gbifID up.
+      const status = herbdlJson<{ workers: { stopped: boolean; claimed: number }[] }>(['status', '--db', ws.db]);
+      expect(status.workers).toEqual([expect.objectContaining({ stopped: true, claimed: 0 })]);
+      await query(ws.db, 'UPDATE hosts SET breaker_open_until = $1 WHERE host = $2', [Date.now() + 3_600_000, hangingHost]);
+      const next = ws.worker(['--concurrency', '4']);
+      expect(await next.exited, next.stderr()).toBe(0);
+      expect(next.json()).toMatchObject({ idsSetAside: count + 1, pending: count + 1 });
       expect(await query(ws.db, 'SELECT count(*)::int AS n FROM ids WHERE worker_id IS NOT NULL OR set_aside')).toEqual([{ n: 0 }]);
     } finally {
       hanging.close();

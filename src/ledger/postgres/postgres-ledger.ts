@@ -139,11 +139,12 @@ class PostgresLedger implements Ledger {
     }
   }
 
-  /** The leaderboard: live workers first, then the most recent others. */
+  /** The leaderboard: live workers first, then the most recent others. A stopped worker holds nothing, whatever ids its tidying left (worker-lease.ts). */
   private async workers(client: pg.PoolClient): Promise<WorkerStatus[]> {
     const rows = await client.query(
       `SELECT w.worker_id, w.machine, w.pid, w.since, w.heartbeat_at, w.lease_until <= herbdl_now() AS expired, w.stopped_at IS NOT NULL AS stopped,
-         w.done, w.failed, w.images_per_second, (SELECT count(*) FROM ids WHERE ids.worker_id = w.worker_id)::bigint AS claimed
+         w.done, w.failed, w.images_per_second,
+         CASE WHEN w.stopped_at IS NULL THEN (SELECT count(*) FROM ids WHERE ids.worker_id = w.worker_id) ELSE 0 END::bigint AS claimed
        FROM workers w ORDER BY (w.lease_until > herbdl_now()) DESC, w.heartbeat_at DESC LIMIT 50`,
     );
     return rows.rows.map((r) => ({

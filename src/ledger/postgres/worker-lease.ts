@@ -18,12 +18,16 @@
 import { hostname } from 'node:os';
 import type pg from 'pg';
 import { isConnectionLoss, LedgerError } from '../../errors.js';
-import { abandon, rideOut, serverAway } from './connect.js';
+import { abandon, rideOut, serverAway, transaction } from './connect.js';
+import { HELD_BY } from './live.js';
 import type { RunLock, WorkerId } from '../ledger.js';
 
 /** Heartbeats: often enough that what one worker learns (a 429, a breaker) reaches the others within 5 s. */
 const MAX_HEARTBEAT_MS = 5_000;
 const RATE_WINDOW_MS = 60_000;
+/** How long a stopping worker clears its id from its claims, and how many at a time (see tidyClaims). */
+const TIDY_MS = 5_000;
+const TIDY_CHUNK = 65_536;
 
 export class WorkerLease implements RunLock {
   readonly heartbeatMs: number;
@@ -127,13 +131,42 @@ export class WorkerLease implements RunLock {
     // A lost lease's claims are already free to the others (and its server may not answer).
     if (this.lost) return rideOut(this.pool, undefined);
     // Hand every claim back at once: with the lease ended, one row, they are free to the others (live.ts: FREE),
-    // however many it holds. Then they are tidied, which takes a while for millions set aside (46 s for 2M):
-    // a batch scheduler's SIGKILL, seconds after its SIGTERM, must not find them still held for --lease.
+    // however many it holds, whatever becomes of the tidying that follows.
     await this.pool.query('UPDATE workers SET stopped_at = herbdl_now(), lease_until = herbdl_now() WHERE worker_id = $1', [this.workerId]);
     await this.pool.query('UPDATE host_slots SET worker_id = NULL WHERE worker_id = $1', [this.workerId]);
     await this.pool.query('DELETE FROM host_wants WHERE worker_id = $1', [this.workerId]);
-    // Only rows still this worker's: one another worker has claimed since is left as it is.
-    await this.pool.query('UPDATE ids SET worker_id = NULL, set_aside = false WHERE worker_id = $1', [this.workerId]);
+    await this.tidyClaims();
     rideOut(this.pool, undefined);
+  }
+
+  /**
+   * Clears this stopped worker's id from its claims, a chunk at a time, for
+   * TIDY_MS at most. It had held millions it set aside behind open breakers
+   * (46 s for 2M in one statement, so minutes for an export's dead hosts,
+   * every run): the process waited on it before it could end, and a batch
+   * scheduler's allocation with it. What is left is already free to every
+   * worker (its lease has ended) and is overwritten by the next claim of it;
+   * the leaderboard counts no claims of a stopped worker.
+   */
+  private async tidyClaims(): Promise<void> {
+    const end = Date.now() + TIDY_MS;
+    for (let left = TIDY_MS; left > 0; left = end - Date.now()) {
+      try {
+        const tidied = await transaction(this.pool, async (db) => {
+          await db.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.ceil(left))}`);
+          // Only rows still this worker's: one another worker has claimed since its lease ended is left as it is.
+          const r = await db.query(
+            `UPDATE ids SET worker_id = NULL, set_aside = false
+             WHERE gbif_id = ANY(ARRAY(SELECT gbif_id FROM ids WHERE worker_id = $1 LIMIT ${TIDY_CHUNK})) AND ${HELD_BY('worker_id', '$1')}`,
+            [this.workerId],
+          );
+          return r.rowCount ?? 0;
+        });
+        if (tidied < TIDY_CHUNK) return;
+      } catch (err) {
+        if ((err as { code?: string }).code === '57014') return; // query_canceled: out of time
+        throw err;
+      }
+    }
   }
 }
