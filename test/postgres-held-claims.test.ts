@@ -92,9 +92,12 @@ describe('a worker holding many claims on a shared ledger', () => {
       const status = herbdlJson<{ workers: { stopped: boolean; claimed: number }[] }>(['status', '--db', ws.db]);
       expect(status.workers).toEqual([expect.objectContaining({ stopped: true, claimed: 0 })]);
       await query(ws.db, 'UPDATE hosts SET breaker_open_until = $1 WHERE host = $2', [Date.now() + 3_600_000, hangingHost]);
+      // A week on, the stopped worker's row goes when the next worker starts, the ids it left on claims notwithstanding.
+      await query(ws.db, 'UPDATE workers SET lease_until = herbdl_now() - 8 * 86400000, stopped_at = herbdl_now() - 8 * 86400000');
       const next = ws.worker(['--concurrency', '4']);
       expect(await next.exited, next.stderr()).toBe(0);
       expect(next.json()).toMatchObject({ idsSetAside: count + 1, pending: count + 1 });
+      expect(await query(ws.db, 'SELECT count(*)::int AS n FROM workers WHERE stopped_at < herbdl_now() - 86400000')).toEqual([{ n: 0 }]);
       expect(await query(ws.db, 'SELECT count(*)::int AS n FROM ids WHERE worker_id IS NOT NULL OR set_aside')).toEqual([{ n: 0 }]);
     } finally {
       hanging.close();
