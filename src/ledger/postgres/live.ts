@@ -1,7 +1,15 @@
 /** Whether a worker's lease holds, and whose a claim is, as SQL: the conditions claims, host slots and fetch leases share. */
 
-/** True when the worker named by `column` holds a live lease (qualify the column: inside, `worker_id` is the worker's own). */
-export const LIVE = (column: string) => `EXISTS (SELECT 1 FROM workers w WHERE w.worker_id = ${column} AND w.lease_until > herbdl_now())`;
+/**
+ * True when the worker named by `column` holds a live lease (false for NULL). The live workers are read once
+ * per statement (an uncorrelated subquery, which the server runs once), not once per row: herbdl_now() is
+ * volatile, so the correlated EXISTS this was evaluated it, and probed workers, for every row a statement
+ * went over. A worker that has gone over the pending gbifIDs and waits on another's asks two such questions
+ * of every pending gbifID each time: with 16.2M set aside by a live worker, 60 s and 134 s as EXISTS, 2.5 s
+ * and 1.4 s now.
+ */
+export const LIVE = (column: string) =>
+  `COALESCE(${column} = ANY(ARRAY(SELECT w.worker_id FROM workers w WHERE w.lease_until > herbdl_now())), false)`;
 
 /** A gbifID that no live worker holds: the condition every claim adds. */
 export const FREE = `(ids.worker_id IS NULL OR NOT ${LIVE('ids.worker_id')})`;
