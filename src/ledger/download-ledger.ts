@@ -117,6 +117,14 @@ export interface WorkerId {
   readonly since: number;
 }
 
+/** What a run that has claimed all it could waits for (DownloadLedger.pendingElsewhere): whether any remain is what counts. */
+export interface HeldElsewhere {
+  /** Pending or due gbifIDs this run does not hold, other than those a live worker set aside behind an open breaker. */
+  readonly pending: number;
+  /** Of them, those no live worker holds: the only ones a pass over the ledger's gbifIDs can claim. */
+  readonly free: number;
+}
+
 /**
  * The downloader's side of the ledger. Every call is a promise: a ledger on a
  * database server answers over the network. Callers move work in batches
@@ -153,11 +161,11 @@ export interface DownloadLedger {
   /**
    * Pending gbifIDs this run does not hold, and failed ones due by `dueBy`
    * with fewer than `maxAttempts` attempts: other workers hold them, or they
-   * are free (handed back, or a dead worker's with its lease run out). 0 on
-   * a ledger one run holds alone. A run that has claimed all it could waits
-   * and goes over the due and pending IDs again while any remain.
+   * are free (handed back, or a dead or stopped worker's). None on a ledger
+   * one run holds alone. A run that has claimed all it could waits while any
+   * remain, and goes over the due and pending IDs again when some are free.
    */
-  pendingElsewhere(dueBy: number, maxAttempts: number): Promise<number>;
+  pendingElsewhere(dueBy: number, maxAttempts: number): Promise<HeldElsewhere>;
   /**
    * For URLs of images claimed `elsewhere`: a stored copy where another
    * worker's gbifID with the URL is now done; 'ours' where this worker is now

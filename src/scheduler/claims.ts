@@ -83,6 +83,8 @@ export class Claims {
   }
 
   private rescanAt = 0;
+  /** Whether the next pass over the pending IDs has some to claim; if not, the run only asks again. */
+  private rescanFree = false;
 
   /**
    * Up to `want` more gbifIDs; [] when a phase just ended (ask again) or there
@@ -128,16 +130,21 @@ export class Claims {
         return batch;
       }
       case 'elsewhere': {
-        // Other workers hold pending IDs: go over the pending IDs again in a while, when some may have come free.
-        if ((await this.ledger.pendingElsewhere(this.runStart, this.maxAttempts)) === 0) this.phase = 'exhausted';
+        // Other workers hold pending IDs: go over the pending IDs again once some have come free, and ask again in a while.
+        const asked = Date.now();
+        const elsewhere = await this.ledger.pendingElsewhere(this.runStart, this.maxAttempts);
+        if (elsewhere.pending === 0) this.phase = 'exhausted';
         else {
           this.phase = 'rescan';
-          this.rescanAt = Date.now() + this.waitAfterSpills(ELSEWHERE_POLL_MS);
+          this.rescanFree = elsewhere.free > 0;
+          // Asking reads the pending gbifIDs others hold, millions when their hosts are down: a few times as long between.
+          this.rescanAt = Date.now() + Math.max(this.waitAfterSpills(ELSEWHERE_POLL_MS), 4 * (Date.now() - asked));
         }
         return [];
       }
       case 'rescan': {
-        if (!this.waiting) {
+        if (!this.waiting && !this.rescanFree) this.phase = 'elsewhere';
+        else if (!this.waiting) {
           // Due ones first, as in the first pass: a failed gbifID handed back stays failed, and only this phase claims it.
           this.retryCursor = { dueAt: -1, gbifId: 0 };
           this.pendingCursor = 0;

@@ -4,7 +4,7 @@
  * moves a batch; none is made per request.
  */
 import type pg from 'pg';
-import type { ClaimedId, DerivationDue, DoneId, FreshnessSummary, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, StoredCopy, WorkerId } from '../ledger.js';
+import type { ClaimedId, DerivationDue, DoneId, FreshnessSummary, HeldElsewhere, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, StoredCopy, WorkerId } from '../ledger.js';
 import { intentOf, intentText, STATE_NAME } from '../rows.js';
 import { claimWith, storedCopies, withStoredCopies } from './claims.js';
 import { FREE, HELD_BY, LIVE } from './live.js';
@@ -78,18 +78,18 @@ export class PostgresDownloads implements DownloadLedger {
     return [];
   }
 
-  async pendingElsewhere(dueBy: number, maxAttempts: number): Promise<number> {
-    // Whether any remain is what matters: counted up to a bound, so it stays cheap with millions pending.
-    // IDs a live worker set aside (an open breaker) are not waited for: they stay with it until it ends.
+  async pendingElsewhere(dueBy: number, maxAttempts: number): Promise<HeldElsewhere> {
+    // Whether any remain is what matters: one row of each kind, so it stays cheap with millions pending.
     // Failed ones due are counted as pending are: a full host queue hands them back as it does pending ones.
-    const elsewhere = `worker_id IS DISTINCT FROM $1 AND NOT (set_aside AND ${LIVE('ids.worker_id')})`;
-    const row = await this.pool.query(
-      `SELECT count(*)::bigint AS n FROM (
-         (SELECT 1 FROM ids WHERE state = 0 AND ${elsewhere} LIMIT 1000)
-         UNION ALL (SELECT 1 FROM ids WHERE state = 2 AND next_attempt_at <= $2 AND attempts < $3 AND ${elsewhere} LIMIT 1000)) s`,
-      [this.me, dueBy, maxAttempts],
-    );
-    return row.rows[0].n as number;
+    const anyOf = (where: string) =>
+      `SELECT ((SELECT 1 FROM ids WHERE state = 0 AND ${where} LIMIT 1) IS NOT NULL
+         OR (SELECT 1 FROM ids WHERE state = 2 AND next_attempt_at <= $1 AND attempts < $2 AND ${where} LIMIT 1) IS NOT NULL) AS found`;
+    // Free ones first: only those can be claimed, and a pass over the ledger's gbifIDs to find them is worth its cost.
+    const free = (await this.pool.query(anyOf(FREE), [dueBy, maxAttempts])).rows[0].found as boolean;
+    if (free) return { pending: 1, free: 1 };
+    // Else any another live worker holds and has not set aside (an open breaker): they stay with it until it ends.
+    const held = (await this.pool.query(anyOf(`worker_id IS DISTINCT FROM $3 AND NOT set_aside`), [dueBy, maxAttempts, this.me])).rows[0].found as boolean;
+    return { pending: held ? 1 : 0, free: 0 };
   }
 
   fetchesElsewhere(urls: readonly string[]): Promise<Map<string, StoredCopy | 'ours'>> {
