@@ -4,9 +4,8 @@
  * True when the worker named by `column` holds a live lease (false for NULL). The live workers are read once
  * per statement (an uncorrelated subquery, which the server runs once), not once per row: herbdl_now() is
  * volatile, so the correlated EXISTS this was evaluated it, and probed workers, for every row a statement
- * went over. A worker that has gone over the pending gbifIDs and waits on another's asks two such questions
- * of every pending gbifID each time: with 16.2M set aside by a live worker, 60 s and 134 s as EXISTS, 2.5 s
- * and 1.4 s now.
+ * went over. A worker waiting on another asks it of every pending gbifID: with 16.2M set aside by a live
+ * worker, asking whether any was pending elsewhere took 60 s as EXISTS, 2.5 s now.
  */
 export const LIVE = (column: string) =>
   `COALESCE(${column} = ANY(ARRAY(SELECT w.worker_id FROM workers w WHERE w.lease_until > herbdl_now())), false)`;
@@ -20,9 +19,9 @@ export const FREE = `(ids.worker_id IS NULL OR NOT ${LIVE('ids.worker_id')})`;
  * by their gbifIDs, a probe each. worker_id's statistics are never current (a bulk load analyzes it all
  * NULL; claims come and go by the million), so the planner, told the worker holds next to nothing, read the
  * few gbifIDs named out of ids_by_worker, every claim the worker held, in each statement. A worker holds
- * every gbifID it set aside until it ends: 4.8M index entries were read to set 20,000 aside, and with a million held
- * each batch of set-asides took 0.9 s. Any strict comparison (`column + 0 = worker`, say) still lets the
- * planner prove the partial index's `worker_id IS NOT NULL` and scan the whole of it; IS NOT DISTINCT FROM
- * is not strict.
+ * every gbifID it set aside until it ends: 4.8M index entries were read to set 20,000 aside, and with a
+ * million held each batch of set-asides took 0.9 s. Any strict comparison (`column + 0 = worker`, say)
+ * still lets the planner prove the partial index's `worker_id IS NOT NULL` and scan the whole of it; IS NOT
+ * DISTINCT FROM is not strict.
  */
 export const HELD_BY = (column: string, worker: string) => `${column} IS NOT DISTINCT FROM ${worker}`;
