@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { arg, bin, fmt, HEADER, pathFor, timed } from './harness.mjs';
+import { arg, bin, fmt, HEADER, pathFor, removeSqlite, timed } from './harness.mjs';
 import { sheetBodies } from './sheets.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -38,7 +38,7 @@ if (!existsSync(marker)) {
 /** A fresh ledger holding the N gbifIDs, pending. */
 function ledger(name) {
   const db = join(dir, `${name}.db`);
-  for (const s of ['', '-wal', '-shm']) rmSync(db + s, { force: true });
+  removeSqlite(db);
   const file = join(dir, `multimedia-${ids}.txt`);
   if (!existsSync(file)) {
     const rows = Array.from({ length: ids }, (_, i) => `${FIRST_ID + i}\tStillImage\timage/jpeg\thttps://herbarium${i % 50}.example.org/${i}.jpg`);

@@ -6,11 +6,11 @@
 // --exclude` does first), and into a ledger that holds 1M gbifIDs pending,
 // a tenth of them listed (the IDs must leave the queue with every counter).
 import { spawnSync } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { arg, bin, fmt, HEADER, timed } from './harness.mjs';
+import { arg, bin, fmt, HEADER, removeSqlite, timed } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ids = arg('ids', 10_000_000);
@@ -36,7 +36,7 @@ if (!existsSync(list)) {
 }
 
 function fresh(path) {
-  for (const s of ['', '-wal', '-shm', '-journal']) rmSync(path + s, { force: true });
+  removeSqlite(path);
   return path;
 }
 

@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { exportColumns, STATE } from '../dist/ledger/rows.js';
 import { herbariumFile } from './gen-multimedia.mjs';
-import { arg, bin, fmt, requireTools, timed } from './harness.mjs';
+import { arg, bin, fmt, removeSqlite, requireTools, timed } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const rows = arg('rows', 2_000_000);
@@ -24,7 +24,7 @@ requireTools('bench:export', [['sqlite3', 'sqlite3'], ['/usr/bin/time', 'time']]
 
 const file = await herbariumFile(out, rows);
 const db = join(dir, 'ledger.db');
-for (const s of ['', '-wal', '-shm', '-journal']) rmSync(db + s, { force: true });
+removeSqlite(db);
 const ingest = spawnSync(process.execPath, [bin, 'ingest', file, '--db', db, '--json', '--no-progress'], { encoding: 'utf8' });
 if (ingest.status !== 0) throw new Error(ingest.stderr);
 const images = JSON.parse(ingest.stdout).images;

@@ -10,7 +10,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { arg, bin, fmt, timed } from './harness.mjs';
+import { arg, bin, fmt, removeSqlite, timed } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ids = arg('ids', 100_000);
@@ -21,7 +21,7 @@ if (!existsSync(join(tree, '.complete'))) {
   if (r.status !== 0) process.exit(1);
 }
 const db = join(dir, 'pack.db');
-for (const s of ['', '-wal', '-shm']) rmSync(db + s, { force: true });
+removeSqlite(db);
 for (const args of [['ingest', join(dir, `multimedia-${ids}.txt`)], ['adopt', tree, '--trust-jpeg']]) {
   const r = spawnSync(process.execPath, [bin, ...args, '--db', db, '--no-progress', '--json'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(r.stderr);

@@ -6,13 +6,13 @@
 // Then the same on PostgreSQL: the ledger moved there by `herbdl migrate`,
 // with 16 live workers holding claims, as a cluster's status shows them.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { SCHEMA_VERSION } from '../dist/ledger/sqlite/schema.js';
-import { databaseUrl, psql, requireTools } from './harness.mjs';
+import { databaseUrl, psql, removeSqlite, requireTools } from './harness.mjs';
 import { startCluster } from './pg-cluster.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -26,7 +26,7 @@ const bin = join(here, '..', 'bin', 'herbdl');
 
 if (!existsSync(db)) {
   process.stderr.write(`building a ledger of ${ids.toLocaleString('en-US')} gbifIDs in ${db} ...\n`);
-  for (const s of ['', '-wal', '-shm']) rmSync(db + s, { force: true });
+  removeSqlite(db);
   // An empty ingest creates the real schema.
   const seed = join(out, 'header-only.txt');
   spawnSync('sh', ['-c', `printf 'gbifID\\tidentifier\\n' > '${seed}'`]);
