@@ -117,12 +117,12 @@ export interface WorkerId {
   readonly since: number;
 }
 
-/** What a run that has claimed all it could waits for (DownloadLedger.pendingElsewhere): whether any remain is what counts. */
+/** What a run that has claimed all it could waits for (DownloadLedger.pendingElsewhere). */
 export interface HeldElsewhere {
-  /** Pending or due gbifIDs this run does not hold, other than those a live worker set aside behind an open breaker. */
-  readonly pending: number;
-  /** Of them, those no live worker holds: the only ones a pass over the ledger's gbifIDs can claim. */
-  readonly free: number;
+  /** Whether any pending or due gbifIDs this run does not hold remain, other than those a live worker set aside behind an open breaker. */
+  readonly pending: boolean;
+  /** Whether some of them no live worker holds: the only ones a pass over the ledger's gbifIDs can claim. */
+  readonly free: boolean;
 }
 
 /**

@@ -8,8 +8,8 @@
  * by the ledger (deferIds), so memory holds only the cursors and a count.
  *
  * On a shared ledger, other workers may still hold pending gbifIDs when this
- * one has claimed all it could: it waits, and goes over the due and pending
- * IDs again, until none is held elsewhere. That is how a dead worker's claims
+ * one has claimed all it could: it waits until none is held elsewhere, and
+ * goes over the due and pending IDs again whenever some have come free. That is how a dead worker's claims
  * are taken up once its lease expires, and a stopped worker's at once.
  */
 import type { ClaimedId, DownloadLedger, RetryCursor } from '../ledger/ledger.js';
@@ -133,18 +133,19 @@ export class Claims {
         // Other workers hold pending IDs: go over the pending IDs again once some have come free, and ask again in a while.
         const asked = Date.now();
         const elsewhere = await this.ledger.pendingElsewhere(this.runStart, this.maxAttempts);
-        if (elsewhere.pending === 0) this.phase = 'exhausted';
+        if (!elsewhere.pending) this.phase = 'exhausted';
         else {
           this.phase = 'rescan';
-          this.rescanFree = elsewhere.free > 0;
+          this.rescanFree = elsewhere.free;
           // Asking reads the pending gbifIDs others hold, millions when their hosts are down: a few times as long between.
           this.rescanAt = Date.now() + Math.max(this.waitAfterSpills(ELSEWHERE_POLL_MS), 4 * (Date.now() - asked));
         }
         return [];
       }
       case 'rescan': {
-        if (!this.waiting && !this.rescanFree) this.phase = 'elsewhere';
-        else if (!this.waiting) {
+        if (this.waiting) return [];
+        if (!this.rescanFree) this.phase = 'elsewhere';
+        else {
           // Due ones first, as in the first pass: a failed gbifID handed back stays failed, and only this phase claims it.
           this.retryCursor = { dueAt: -1, gbifId: 0 };
           this.pendingCursor = 0;

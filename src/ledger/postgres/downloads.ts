@@ -86,10 +86,10 @@ export class PostgresDownloads implements DownloadLedger {
          OR (SELECT 1 FROM ids WHERE state = 2 AND next_attempt_at <= $1 AND attempts < $2 AND ${where} LIMIT 1) IS NOT NULL) AS found`;
     // Free ones first: only those can be claimed, and a pass over the ledger's gbifIDs to find them is worth its cost.
     const free = (await this.pool.query(anyOf(FREE), [dueBy, maxAttempts])).rows[0].found as boolean;
-    if (free) return { pending: 1, free: 1 };
+    if (free) return { pending: true, free: true };
     // Else any another live worker holds and has not set aside (an open breaker): they stay with it until it ends.
     const held = (await this.pool.query(anyOf(`worker_id IS DISTINCT FROM $3 AND NOT set_aside`), [dueBy, maxAttempts, this.me])).rows[0].found as boolean;
-    return { pending: held ? 1 : 0, free: 0 };
+    return { pending: held, free: false };
   }
 
   fetchesElsewhere(urls: readonly string[]): Promise<Map<string, StoredCopy | 'ours'>> {

@@ -155,7 +155,7 @@ class PostgresLedger implements Ledger {
       heartbeat: r.heartbeat_at,
       expired: r.expired && !r.stopped,
       stopped: r.stopped,
-      claimed: r.stopped ? 0 : r.claimed,
+      claimed: r.claimed,
       done: r.done,
       failed: r.failed,
       imagesPerSecond: r.stopped || r.expired ? 0 : Math.round(r.images_per_second * 10) / 10,

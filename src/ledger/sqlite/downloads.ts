@@ -65,7 +65,7 @@ export class SqliteDownloads implements DownloadLedger {
   }
 
   async pendingElsewhere(): Promise<HeldElsewhere> {
-    return { pending: 0, free: 0 };
+    return { pending: false, free: false };
   }
 
   async fetchesElsewhere(urls: readonly string[]): Promise<Map<string, StoredCopy | 'ours'>> {
