@@ -150,6 +150,7 @@ describe('ingest into PostgreSQL', () => {
       { indexname: 'ids_by_worker', is_unique: false },
       { indexname: 'ids_pkey', is_unique: true },
       { indexname: 'ids_retryable', is_unique: false },
+      { indexname: 'ids_set_aside', is_unique: false },
     ]);
     expect(await query(bulk, "SELECT name FROM herbdl_meta WHERE name LIKE 'bulk%'")).toEqual([]);
     expect(herbdlJson<{ ids: object }>(['status', '--db', bulk]).ids).toMatchObject({ total: 3, pending: 3 });

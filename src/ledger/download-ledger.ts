@@ -140,6 +140,14 @@ export interface DownloadLedger {
    */
   claimRetryable(cursor: RetryCursor, dueBy: number, maxAttempts: number, limit: number): Promise<ClaimedId[]>;
   /**
+   * Up to `limit` gbifIDs that a worker which is gone (stopped, or dead and
+   * its lease run out) had set aside behind an open breaker, now claimed by
+   * this run; a failed one with when it was due. The pending and retry
+   * claims leave set-aside gbifIDs out, so that no run reads the millions a
+   * live worker holds that way. None on a ledger one run holds alone.
+   */
+  claimAbandoned(limit: number): Promise<ClaimedId[]>;
+  /**
    * Notes claimed gbifIDs to take up again later in this run (their host's
    * queue was full). A SQLite ledger keeps them for this run, not in memory:
    * behind one slow host that holds millions of gbifIDs the list can be most

@@ -1,7 +1,9 @@
 /**
  * Where a run's gbifIDs come from, in order: failed ones due for a retry
- * (retry-failed puts its picks here), then pending ones by key, then those
- * set aside earlier in the run because their host was saturated. Ahead of
+ * (retry-failed puts its picks here), then pending ones by key, then those a
+ * worker that is gone had set aside behind open breakers (shared ledgers
+ * only), then those set aside earlier in the run because their host was
+ * saturated. Ahead of
  * all of them, at any time: those set aside behind a host's open breaker
  * that the run takes up again (blocked-asides.ts). Keyset
  * cursors mean each ID is claimed once per run; the set-aside IDs are kept
@@ -25,7 +27,7 @@ const SUSPECT_RETRY_MS = 5000;
 const ELSEWHERE_POLL_MS = 1000;
 
 export class Claims {
-  private phase: 'retry' | 'pending' | 'spilled' | 'elsewhere' | 'rescan' | 'exhausted' = 'retry';
+  private phase: 'retry' | 'pending' | 'abandoned' | 'spilled' | 'elsewhere' | 'rescan' | 'exhausted' = 'retry';
   private retryCursor: RetryCursor = { dueAt: -1, gbifId: 0 };
   private pendingCursor = 0;
   /** Set aside since the last claim, not yet handed to the ledger; and how many the ledger holds. */
@@ -118,7 +120,13 @@ export class Claims {
         const batch = await this.ledger.claimPending(this.pendingCursor, want);
         const last = batch[batch.length - 1];
         if (last) this.pendingCursor = last.gbifId;
-        else this.phase = 'spilled';
+        else this.phase = 'abandoned';
+        return batch;
+      }
+      case 'abandoned': {
+        // Claimed, each leaves what is left: no cursor.
+        const batch = await this.ledger.claimAbandoned(want);
+        if (batch.length === 0) this.phase = 'spilled';
         return batch;
       }
       case 'spilled': {

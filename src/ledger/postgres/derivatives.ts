@@ -8,7 +8,7 @@ import type pg from 'pg';
 import type { DerivationDue, DoneId } from '../ledger.js';
 import { derivedTotalName } from '../rows.js';
 import { storedFileIndexes } from './claims.js';
-import { FREE, HELD_BY } from './live.js';
+import { FREE, HELD_BY, LET_GO } from './live.js';
 
 /** Moves the per-width counters: one up for each width of rows `added`, one down for each of rows `dropped`. */
 async function count(db: pg.PoolClient, added: readonly number[], dropped: readonly number[] = []): Promise<void> {
@@ -44,7 +44,7 @@ export async function resetDerivatives(db: pg.PoolClient, done: readonly DoneId[
 export async function recordDerived(db: pg.PoolClient, me: number, derived: readonly { gbifId: number; widths: readonly number[] }[]): Promise<void> {
   await count(db, await add(db, derived));
   await db.query('DELETE FROM publishing WHERE gbif_id = ANY($1::bigint[]) AND worker_id = $2', [derived.map((d) => d.gbifId), me]);
-  await db.query(`UPDATE ids SET worker_id = NULL WHERE gbif_id = ANY($1::bigint[]) AND ${HELD_BY('worker_id', '$2')}`, [derived.map((d) => d.gbifId), me]);
+  await db.query(`UPDATE ids SET ${LET_GO} WHERE gbif_id = ANY($1::bigint[]) AND ${HELD_BY('worker_id', '$2')}`, [derived.map((d) => d.gbifId), me]);
 }
 
 /**
@@ -67,7 +67,7 @@ export async function derivationsDue(pool: pg.Pool, me: number, widths: readonly
     .map((r) => ({ gbifId: r.gbif_id as number, missing: widths.filter((w) => !(r.widths as number[]).includes(w)) }))
     .filter((r) => r.missing.length > 0);
   const idle = rows.filter((r) => !lacking.some((l) => l.gbifId === r.gbif_id)).map((r) => r.gbif_id as number);
-  if (idle.length > 0) await pool.query(`UPDATE ids SET worker_id = NULL WHERE gbif_id = ANY($1::bigint[]) AND ${HELD_BY('worker_id', '$2')}`, [idle, me]);
+  if (idle.length > 0) await pool.query(`UPDATE ids SET ${LET_GO} WHERE gbif_id = ANY($1::bigint[]) AND ${HELD_BY('worker_id', '$2')}`, [idle, me]);
   const files = await storedFileIndexes(pool, lacking.map((r) => r.gbifId));
   const last = rows[rows.length - 1]?.gbif_id as number | undefined;
   return { last, due: lacking.map((r) => ({ ...r, files: (files.get(r.gbifId) ?? []).sort((a, b) => a - b) })) };

@@ -7,7 +7,7 @@ import type pg from 'pg';
 import type { ClaimedId, DerivationDue, DoneId, FreshnessSummary, HeldElsewhere, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, StoredCopy, WorkerId } from '../ledger.js';
 import { intentOf, intentText, STATE_NAME } from '../rows.js';
 import { claimWith, storedCopies, withStoredCopies } from './claims.js';
-import { FREE, HELD_BY, LIVE } from './live.js';
+import { FREE, GONE_HOLDERS, HELD_BY, LET_GO, LIVE } from './live.js';
 import { fetchesElsewhere } from './url-fetches.js';
 import { transaction } from './connect.js';
 import { PostgresHostBudgets } from './host-budgets.js';
@@ -31,14 +31,27 @@ export class PostgresDownloads implements DownloadLedger {
   }
 
   claimPending(afterGbifId: number, limit: number): Promise<ClaimedId[]> {
-    return claimWith(this.pool, this.me, `SELECT gbif_id FROM ids WHERE state = 0 AND gbif_id > $2 AND ${FREE} ORDER BY gbif_id LIMIT $3`, [afterGbifId, limit]);
+    // Set-aside ones are out of ids_claimable: claimAbandoned takes those whose worker is gone.
+    return claimWith(this.pool, this.me, `SELECT gbif_id FROM ids WHERE state = 0 AND NOT set_aside AND gbif_id > $2 AND ${FREE} ORDER BY gbif_id LIMIT $3`, [afterGbifId, limit]);
+  }
+
+  claimAbandoned(limit: number): Promise<ClaimedId[]> {
+    // One gone worker's at a time, found by its id in ids_set_aside: rows a live worker set aside are never read.
+    // They were due when that worker claimed them; a failed one comes with when it was due, as claimRetryable gives it.
+    return claimWith(
+      this.pool,
+      this.me,
+      `SELECT gbif_id FROM ids WHERE set_aside AND state IN (0, 2) AND worker_id = (${GONE_HOLDERS} LIMIT 1) LIMIT $2`,
+      [limit],
+      true,
+    );
   }
 
   claimRetryable(cursor: RetryCursor, dueBy: number, maxAttempts: number, limit: number): Promise<ClaimedId[]> {
     return claimWith(
       this.pool,
       this.me,
-      `SELECT gbif_id FROM ids WHERE state = 2 AND next_attempt_at <= $2 AND attempts < $3
+      `SELECT gbif_id FROM ids WHERE state = 2 AND NOT set_aside AND next_attempt_at <= $2 AND attempts < $3
          AND (next_attempt_at > $4 OR (next_attempt_at = $4 AND gbif_id > $5)) AND ${FREE}
        ORDER BY next_attempt_at, gbif_id LIMIT $6`,
       [dueBy, maxAttempts, cursor.dueAt, cursor.gbifId, limit],
@@ -49,7 +62,7 @@ export class PostgresDownloads implements DownloadLedger {
   /** Hands the IDs back at once: another worker may have room at their hosts (and this one meets them again on its next pass). */
   async deferIds(gbifIds: readonly number[]): Promise<void> {
     if (gbifIds.length === 0) return;
-    await this.pool.query(`UPDATE ids SET worker_id = NULL WHERE gbif_id = ANY($1::bigint[]) AND ${HELD_BY('worker_id', '$2')}`, [gbifIds, this.me]);
+    await this.pool.query(`UPDATE ids SET ${LET_GO} WHERE gbif_id = ANY($1::bigint[]) AND ${HELD_BY('worker_id', '$2')}`, [gbifIds, this.me]);
   }
 
   async idStates(gbifIds: readonly number[]): Promise<Map<number, IdState>> {
@@ -81,14 +94,18 @@ export class PostgresDownloads implements DownloadLedger {
   async pendingElsewhere(dueBy: number, maxAttempts: number): Promise<HeldElsewhere> {
     // Whether any remain is what matters: one row of each kind, so it stays cheap with millions pending.
     // Failed ones due are counted as pending are: a full host queue hands them back as it does pending ones.
-    const anyOf = (where: string) =>
-      `SELECT ((SELECT 1 FROM ids WHERE state = 0 AND ${where} LIMIT 1) IS NOT NULL
-         OR (SELECT 1 FROM ids WHERE state = 2 AND next_attempt_at <= $1 AND attempts < $2 AND ${where} LIMIT 1) IS NOT NULL) AS found`;
-    // Free ones first: only those can be claimed, and a pass over the ledger's gbifIDs to find them is worth its cost.
-    const free = (await this.pool.query(anyOf(FREE), [dueBy, maxAttempts])).rows[0].found as boolean;
+    // Set-aside ones are left out (the claim's indexes do): a live worker's stay with it until it ends. In the
+    // claims' orders, so that the claims' indexes serve them: the statistics say nothing is set aside (a bulk load's
+    // ANALYZE saw none), and the planner then took the first row of a whole scan to be a match, and read millions.
+    const anyOf = (where: string, more = 'false') =>
+      `SELECT ((SELECT 1 FROM ids WHERE state = 0 AND NOT set_aside AND ${where} ORDER BY gbif_id LIMIT 1) IS NOT NULL
+         OR (SELECT 1 FROM ids WHERE state = 2 AND NOT set_aside AND next_attempt_at <= $1 AND attempts < $2 AND ${where} ORDER BY next_attempt_at, gbif_id LIMIT 1) IS NOT NULL
+         OR ${more}) AS found`;
+    // Free ones first, and those set aside by a worker that is gone: only those can be claimed, and a pass is worth its cost.
+    const free = (await this.pool.query(anyOf(FREE, `EXISTS (${GONE_HOLDERS})`), [dueBy, maxAttempts])).rows[0].found as boolean;
     if (free) return { pending: true, free: true };
-    // Else any another live worker holds and has not set aside (an open breaker): they stay with it until it ends.
-    const held = (await this.pool.query(anyOf(`worker_id IS DISTINCT FROM $3 AND NOT set_aside`), [dueBy, maxAttempts, this.me])).rows[0].found as boolean;
+    // Else any another live worker holds and has not set aside (an open breaker).
+    const held = (await this.pool.query(anyOf('worker_id IS DISTINCT FROM $3'), [dueBy, maxAttempts, this.me])).rows[0].found as boolean;
     return { pending: held, free: false };
   }
 
@@ -198,7 +215,7 @@ export class PostgresDownloads implements DownloadLedger {
     await transaction(this.pool, async (db) => {
       await db.query('DELETE FROM publishing WHERE gbif_id = ANY($1::bigint[])', [gbifIds]);
       // Undone, they are pending for whoever claims them next.
-      await db.query(`UPDATE ids SET worker_id = NULL WHERE gbif_id = ANY($1::bigint[]) AND ${HELD_BY('worker_id', '$2')}`, [gbifIds, this.me]);
+      await db.query(`UPDATE ids SET ${LET_GO} WHERE gbif_id = ANY($1::bigint[]) AND ${HELD_BY('worker_id', '$2')}`, [gbifIds, this.me]);
     });
   }
 

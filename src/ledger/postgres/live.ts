@@ -25,3 +25,22 @@ export const FREE = `(ids.worker_id IS NULL OR NOT ${LIVE('ids.worker_id')})`;
  * DISTINCT FROM is not strict.
  */
 export const HELD_BY = (column: string, worker: string) => `${column} IS NOT DISTINCT FROM ${worker}`;
+
+/**
+ * What a statement that lets a claim go sets: no worker, and not set aside. A set-aside gbifID is left out of
+ * the claim's indexes (ids_claimable, ids_retryable) and found through ids_set_aside by its worker's id, so one
+ * left marked with no worker would never be claimed again.
+ */
+export const LET_GO = 'worker_id = NULL, set_aside = false';
+
+/**
+ * Workers that hold set-aside gbifIDs and are gone (stopped, or killed and their lease run out), in
+ * order of id: read from ids_set_aside a worker at a time (an index skip scan written as a recursive query, one
+ * probe per worker), never row by row, so it costs the same with millions set aside.
+ */
+export const GONE_HOLDERS = `WITH RECURSIVE holders(id) AS (
+    (SELECT worker_id FROM ids WHERE set_aside AND state IN (0, 2) ORDER BY worker_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT worker_id FROM ids WHERE set_aside AND state IN (0, 2) AND worker_id > h.id ORDER BY worker_id LIMIT 1)
+    FROM holders h WHERE h.id IS NOT NULL)
+  SELECT id FROM holders WHERE id IS NOT NULL AND NOT ${LIVE('id')}`;

@@ -10,6 +10,7 @@ import { LedgerError } from '../../errors.js';
 import type { DoneId, FailedId, FetchedImage } from '../ledger.js';
 import { STATE, TOTAL_NAME } from '../rows.js';
 import { resetDerivatives } from './derivatives.js';
+import { LET_GO } from './live.js';
 import { releaseFetches } from './url-fetches.js';
 
 /** Counter moves gathered over a batch, written at its end in one fixed order (hosts, error counts, totals): no two batches deadlock. */
@@ -143,7 +144,7 @@ export async function recordDone(db: pg.PoolClient, me: number, done: readonly D
   const moves = new Moves();
   for (const [, state] of await fence(db, me, ids)) moves.id(state, 1);
   const images = await recordImages(db, ids, done.flatMap((d) => d.images), moves);
-  await db.query('UPDATE ids SET state = 1, next_attempt_at = NULL, updated_at = herbdl_now(), worker_id = NULL WHERE gbif_id = ANY($1::bigint[])', [ids]);
+  await db.query(`UPDATE ids SET state = 1, next_attempt_at = NULL, updated_at = herbdl_now(), ${LET_GO} WHERE gbif_id = ANY($1::bigint[])`, [ids]);
   await db.query('DELETE FROM publishing WHERE gbif_id = ANY($1::bigint[])', [ids]);
   await releaseFetches(db, me, images.map((i) => i.imageId));
   await moves.write(db);
@@ -156,7 +157,7 @@ export async function recordFailed(db: pg.PoolClient, me: number, all: readonly 
   const states = await fence(db, me, all.map((f) => f.gbifId));
   // Excluded while this worker held them (herbdl exclude beside a run): they stay excluded, not failed; only the claim ends.
   const kept = all.filter((f) => states.get(f.gbifId) === STATE.excluded).map((f) => f.gbifId);
-  if (kept.length > 0) await db.query('UPDATE ids SET worker_id = NULL WHERE gbif_id = ANY($1::bigint[])', [kept]);
+  if (kept.length > 0) await db.query(`UPDATE ids SET ${LET_GO} WHERE gbif_id = ANY($1::bigint[])`, [kept]);
   const failed = all.filter((f) => states.get(f.gbifId) !== STATE.excluded);
   if (failed.length === 0) return;
   const ids = failed.map((f) => f.gbifId);
@@ -176,7 +177,7 @@ export async function recordFailed(db: pg.PoolClient, me: number, all: readonly 
     [rows.map((f) => f.imageId), rows.map((f) => f.code), rows.map((f) => f.httpStatus ?? null), rows.map((f) => f.retryAt)],
   );
   await db.query(
-    `UPDATE ids SET state = 2, attempts = ids.attempts + 1, next_attempt_at = v.retry_at, updated_at = herbdl_now(), worker_id = NULL
+    `UPDATE ids SET state = 2, attempts = ids.attempts + 1, next_attempt_at = v.retry_at, updated_at = herbdl_now(), ${LET_GO}
      FROM unnest($1::bigint[], $2::bigint[]) AS v(gbif_id, retry_at) WHERE ids.gbif_id = v.gbif_id`,
     [ids, failed.map((f) => f.retryAt)],
   );

@@ -7,7 +7,7 @@ import type pg from 'pg';
 import type { FreshnessSummary, HostRate, PlanRow, RecheckDue, RecheckImage, RecheckOutcome, Tier } from '../ledger.js';
 import { FRESHNESS, isDue, planSql, RECHECKABLE } from '../freshness.js';
 import { STATE } from '../rows.js';
-import { FREE, HELD_BY } from './live.js';
+import { FREE, HELD_BY, LET_GO } from './live.js';
 
 export async function claimRecheck(pool: pg.Pool, me: number, tiers: readonly Tier[] | 'all', now: number, after: number, limit: number): Promise<{ last: number | undefined; due: RecheckDue[] }> {
   const claimed = await pool.query(
@@ -33,7 +33,7 @@ export async function claimRecheck(pool: pg.Pool, me: number, tiers: readonly Ti
   }
   // Nothing due: let go at once.
   const idle = ids.filter((id) => !byId.has(id));
-  if (idle.length > 0) await pool.query(`UPDATE ids SET worker_id = NULL WHERE gbif_id = ANY($1::bigint[]) AND ${HELD_BY('worker_id', '$2')}`, [idle, me]);
+  if (idle.length > 0) await pool.query(`UPDATE ids SET ${LET_GO} WHERE gbif_id = ANY($1::bigint[]) AND ${HELD_BY('worker_id', '$2')}`, [idle, me]);
   return { last: ids[ids.length - 1], due: [...byId].map(([gbifId, e]) => ({ gbifId, ...e })) };
 }
 
@@ -67,7 +67,7 @@ export async function recordRechecked(db: pg.PoolClient, me: number, outcomes: r
   const gone = goneIds.length === 0 ? 0 : (await db.query('UPDATE images SET gone_at = herbdl_now() WHERE image_id = ANY($1::bigint[]) AND gone_at IS NULL', [goneIds])).rowCount ?? 0;
   const gbifIds = outcomes.map((o) => o.gbifId);
   await db.query('DELETE FROM publishing WHERE gbif_id = ANY($1::bigint[]) AND worker_id = $2', [gbifIds, me]);
-  const released = await db.query(`UPDATE ids SET worker_id = NULL WHERE gbif_id = ANY($1::bigint[]) AND ${HELD_BY('worker_id', '$2')} RETURNING gbif_id`, [gbifIds, me]);
+  const released = await db.query(`UPDATE ids SET ${LET_GO} WHERE gbif_id = ANY($1::bigint[]) AND ${HELD_BY('worker_id', '$2')} RETURNING gbif_id`, [gbifIds, me]);
   // Counted for the claims this transaction ends: sent again after a commit whose answer was lost (connect.ts: riding), it counts nothing twice.
   const ended = new Set(released.rows.map((r) => r.gbif_id as number));
   const changedCount = outcomes.reduce((n, o) => n + (ended.has(o.gbifId) ? o.changed.length : 0), 0);

@@ -7,7 +7,8 @@
  *   by its heartbeat. A claim is ids.worker_id; it holds while that worker's
  *   lease does, so a heartbeat writes one row however many IDs it holds.
  * - ids_claimable: the partial index the claim statement walks (pending IDs
- *   by key), and nothing more; ids_retryable serves the retry claim.
+ *   by key, none set aside), and nothing more; ids_retryable serves the retry
+ *   claim; ids_set_aside finds those set aside by workers that are gone.
  * - publishing: intents carry their worker, so only a dead worker's intents
  *   are undone, by whoever takes them over.
  * - host_slots: a host's --per-host request slots, each owned by at most one
@@ -15,7 +16,8 @@
  *   workers together never exceed --per-host there (host-budgets.ts).
  * - ids.set_aside: a claimed ID its worker set aside (its host's breaker is
  *   open): it stays with that worker until it ends, and other workers do not
- *   wait for it.
+ *   wait for it, nor read it as they claim. Once that worker is gone, the
+ *   others claim it again through ids_set_aside.
  *   host_wants says which workers have work waiting for a host, for fair shares.
  * - Times are epoch ms from the server's clock (herbdl_now()), never a
  *   worker's: machines' clocks differ, a lease must not.
@@ -167,6 +169,17 @@ export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE url_fetches (url_hash bigint NOT NULL, url text NOT NULL, worker_id bigint NOT NULL, taken_at bigint NOT NULL DEFAULT herbdl_now(), PRIMARY KEY (url_hash, url));
   `,
+  // 7: the claim's indexes leave set-aside gbifIDs out, and those of workers that are gone have one of their own
+  // (ids_set_aside: claims.ts, claimAbandoned). A pass over the pending gbifIDs read every one a live worker had
+  // set aside (80 s at 16.2M) to claim none of them. ids_claimable is built again by the next run (RUN_INDEXES);
+  // a gbifID no worker holds is never marked set aside (live.ts: LET_GO), so none is lost to the claims.
+  `
+  UPDATE ids SET set_aside = false WHERE set_aside AND worker_id IS NULL;
+  DROP INDEX IF EXISTS ids_claimable;
+  DROP INDEX IF EXISTS ids_retryable;
+  CREATE INDEX ids_retryable ON ids (next_attempt_at, gbif_id) WHERE state = 2 AND NOT set_aside;
+  CREATE INDEX ids_set_aside ON ids (worker_id) WHERE set_aside AND state IN (0, 2);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -184,11 +197,11 @@ export const INGEST_INDEXES = {
 export const RUN_INDEXES = {
   images_pkey: 'CREATE UNIQUE INDEX IF NOT EXISTS images_pkey ON images (image_id)',
   images_by_url: 'CREATE INDEX IF NOT EXISTS images_by_url ON images (url_hash)',
-  ids_claimable: 'CREATE INDEX IF NOT EXISTS ids_claimable ON ids (gbif_id) WHERE state = 0',
+  ids_claimable: 'CREATE INDEX IF NOT EXISTS ids_claimable ON ids (gbif_id) WHERE state = 0 AND NOT set_aside',
 } as const;
 export const DERIVED_INDEXES = { ...INGEST_INDEXES, ...RUN_INDEXES } as const;
 /** Partial indexes of ids that a new, pending and unclaimed gbifID does not enter: a bulk load leaves them in place. */
-export const IDS_INDEXES_NEW_ROWS_SKIP = ['ids_retryable', 'ids_by_worker'];
+export const IDS_INDEXES_NEW_ROWS_SKIP = ['ids_retryable', 'ids_by_worker', 'ids_set_aside'];
 
 /** Moves the sequences of hosts and attributions past ids a bulk load gave them itself. */
 export const SYNC_NUMBERED_SEQUENCES = [

@@ -19,7 +19,7 @@ import { hostname } from 'node:os';
 import type pg from 'pg';
 import { isConnectionLoss, LedgerError } from '../../errors.js';
 import { abandon, rideOut, serverAway, transaction } from './connect.js';
-import { HELD_BY } from './live.js';
+import { HELD_BY, LET_GO } from './live.js';
 import type { RunLock, WorkerId } from '../ledger.js';
 
 /** Heartbeats: often enough that what one worker learns (a 429, a breaker) reaches the others within 5 s. */
@@ -159,7 +159,7 @@ export class WorkerLease implements RunLock {
           await db.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.ceil(left))}`);
           // Only rows still this worker's: one another worker has claimed since its lease ended is left as it is.
           const r = await db.query(
-            `UPDATE ids SET worker_id = NULL, set_aside = false
+            `UPDATE ids SET ${LET_GO}
              WHERE gbif_id = ANY(ARRAY(SELECT gbif_id FROM ids WHERE worker_id = $1 LIMIT ${TIDY_CHUNK})) AND ${HELD_BY('worker_id', '$1')}`,
             [this.workerId],
           );

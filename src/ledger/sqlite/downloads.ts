@@ -52,6 +52,10 @@ export class SqliteDownloads implements DownloadLedger {
     })();
   }
 
+  async claimAbandoned(): Promise<ClaimedId[]> {
+    return [];
+  }
+
   async claimDeferred(limit: number): Promise<ClaimedId[]> {
     const rows = this.stmt.deferred.all(limit) as [number, number][];
     const last = rows[rows.length - 1];
