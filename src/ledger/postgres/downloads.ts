@@ -190,18 +190,24 @@ export class PostgresDownloads implements DownloadLedger {
    * live worker is publishing them) and returned to be undone. An intent
    * left on a gbifID that is done meanwhile is only dropped: its files are
    * the done set's.
+   *
+   * Every worker asks as it starts, so both statements read ids by the
+   * intents' gbifIDs, a probe each: written as joins, the planner (told by
+   * the statistics that no gbifID is done, or that the intents are many)
+   * scanned the whole of ids, twice per worker start, 50M rows on an export.
    */
   async openIntents(): Promise<PublishIntent[]> {
     await this.pool.query(
       // A dead worker's intent on a done gbifID is dropped, never undone (undoing removes files another worker may have
       // published since), unless it replaces a done set (a recheck's, a JSON object with restores): that one is rolled back.
-      `DELETE FROM publishing p USING ids WHERE ids.gbif_id = p.gbif_id AND ids.state = 1 AND p.worker_id <> $1 AND NOT ${LIVE('p.worker_id')} AND p.paths NOT LIKE '{%'`,
+      `DELETE FROM publishing p WHERE p.worker_id <> $1 AND NOT ${LIVE('p.worker_id')} AND p.paths NOT LIKE '{%'
+         AND (SELECT ids.state FROM ids WHERE ids.gbif_id = p.gbif_id) = 1`,
       [this.me],
     );
     const taken = await this.pool.query(
       `UPDATE ids SET worker_id = $1 FROM (
-         SELECT ids.gbif_id FROM publishing p JOIN ids USING (gbif_id)
-         WHERE (p.worker_id = $1 OR NOT ${LIVE('p.worker_id')}) AND ${FREE} ORDER BY 1 FOR UPDATE OF ids SKIP LOCKED) c
+         SELECT gbif_id FROM ids WHERE gbif_id = ANY(ARRAY(SELECT p.gbif_id FROM publishing p WHERE p.worker_id = $1 OR NOT ${LIVE('p.worker_id')}))
+           AND ${FREE} ORDER BY 1 FOR UPDATE SKIP LOCKED) c
        WHERE ids.gbif_id = c.gbif_id RETURNING ids.gbif_id`,
       [this.me],
     );

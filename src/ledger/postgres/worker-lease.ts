@@ -57,9 +57,11 @@ export class WorkerLease implements RunLock {
   static async join(pool: pg.Pool, leaseMs: number): Promise<WorkerLease> {
     const holder: WorkerId = { pid: process.pid, machine: hostname(), since: Date.now() };
     // Maintenance, explicit and cheap: rows of workers gone for a week that stopped (whatever ids their tidying
-    // left on claims: free either way) or hold nothing.
+    // left on claims: free either way) or hold nothing. Whether one holds anything is a probe of ids_by_worker
+    // for that worker: NOT EXISTS was planned as an anti-join, a scan of the whole of ids at every worker's start.
     await pool.query(
-      'DELETE FROM workers w WHERE lease_until < herbdl_now() - 7 * 86400000 AND (stopped_at IS NOT NULL OR NOT EXISTS (SELECT 1 FROM ids WHERE ids.worker_id = w.worker_id))',
+      `DELETE FROM workers w WHERE lease_until < herbdl_now() - 7 * 86400000
+         AND (stopped_at IS NOT NULL OR (SELECT 1 FROM ids WHERE ids.worker_id = w.worker_id LIMIT 1) IS NULL)`,
     );
     const row = await pool.query(
       'INSERT INTO workers (machine, pid, since, heartbeat_at, lease_until) VALUES ($1, $2, $3, herbdl_now(), herbdl_now() + $4) RETURNING worker_id',
