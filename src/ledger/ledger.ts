@@ -97,8 +97,13 @@ export interface WorkerStatus extends WorkerId {
   /** True when its lease has run out (it died, or stopped without a word). */
   readonly expired: boolean;
   readonly stopped: boolean;
-  /** gbifIDs it holds now. */
+  /** gbifIDs it holds now to work on. */
   readonly claimed: number;
+  /**
+   * gbifIDs it holds set aside behind open breakers, as it last said (its
+   * heartbeat); taken up by others once it is gone. None for a stopped one.
+   */
+  readonly setAside: number;
   readonly done: number;
   readonly failed: number;
   readonly imagesPerSecond: number;

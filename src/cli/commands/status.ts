@@ -18,14 +18,15 @@ function workerLines(workers: readonly WorkerStatus[]): string[] {
     new Date(w.since).toISOString().slice(0, 19) + 'Z',
     ago(w.heartbeat),
     formatCount(w.claimed),
+    formatCount(w.setAside),
     formatCount(w.done),
     w.imagesPerSecond.toFixed(1),
     formatCount(w.failed),
     w.stopped ? 'stopped' : w.expired ? 'lease expired' : 'live',
   ]);
-  const head = ['worker', 'since', 'heartbeat', 'claimed', 'done', 'images/s', 'failed', ''];
+  const head = ['worker', 'since', 'heartbeat', 'claimed', 'set aside', 'done', 'images/s', 'failed', ''];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
-  const line = (r: string[]) => r.map((c, i) => (i < 3 || i === 7 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ').trimEnd();
+  const line = (r: string[]) => r.map((c, i) => (i < 3 || i === 8 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ').trimEnd();
   return ['workers:', line(head), ...rows.map(line)];
 }
 

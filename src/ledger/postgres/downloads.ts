@@ -37,11 +37,13 @@ export class PostgresDownloads implements DownloadLedger {
 
   claimAbandoned(limit: number): Promise<ClaimedId[]> {
     // One gone worker's at a time, found by its id in ids_set_aside: rows a live worker set aside are never read.
+    // In that index's order, so that the planner walks it whatever the statistics say (without an order, it took
+    // the worker to hold every row and scanned the table: 0.3 s at 1.6M when no worker was gone, each pass).
     // They were due when that worker claimed them; a failed one comes with when it was due, as claimRetryable gives it.
     return claimWith(
       this.pool,
       this.me,
-      `SELECT gbif_id FROM ids WHERE set_aside AND state IN (0, 2) AND worker_id = (${GONE_HOLDERS} LIMIT 1) LIMIT $2`,
+      `SELECT gbif_id FROM ids WHERE set_aside AND state IN (0, 2) AND worker_id = (${GONE_HOLDERS} LIMIT 1) ORDER BY gbif_id LIMIT $2`,
       [limit],
       true,
     );
@@ -115,13 +117,16 @@ export class PostgresDownloads implements DownloadLedger {
 
   async setAside(gbifIds: readonly number[]): Promise<void> {
     if (gbifIds.length === 0) return;
-    await this.pool.query(`UPDATE ids SET set_aside = true WHERE gbif_id = ANY($1::bigint[]) AND ${HELD_BY('worker_id', '$2')}`, [gbifIds, this.me]);
+    const set = await this.pool.query(`UPDATE ids SET set_aside = true WHERE gbif_id = ANY($1::bigint[]) AND ${HELD_BY('worker_id', '$2')} AND NOT set_aside`, [gbifIds, this.me]);
+    this.lease.setAside += set.rowCount ?? 0;
   }
 
-  claimSetAside(gbifIds: readonly number[]): Promise<ClaimedId[]> {
+  async claimSetAside(gbifIds: readonly number[]): Promise<ClaimedId[]> {
     // Those this worker set aside are marked so (setAside) and still held by it; the claim clears the mark.
     // A failed one comes with when it was due (a pending one has none), as claimRetryable gives it.
-    return claimWith(this.pool, this.me, `SELECT gbif_id FROM ids WHERE gbif_id = ANY($2::bigint[]) AND ${HELD_BY('worker_id', '$1')} AND set_aside ORDER BY gbif_id`, [gbifIds], true);
+    const claimed = await claimWith(this.pool, this.me, `SELECT gbif_id FROM ids WHERE gbif_id = ANY($2::bigint[]) AND ${HELD_BY('worker_id', '$1')} AND set_aside ORDER BY gbif_id`, [gbifIds], true);
+    this.lease.setAside -= claimed.length;
+    return claimed;
   }
 
   async liveWorkers(): Promise<WorkerId[]> {

@@ -39,8 +39,8 @@ export const LET_GO = 'worker_id = NULL, set_aside = false';
  * probe per worker), never row by row, so it costs the same with millions set aside.
  */
 export const GONE_HOLDERS = `WITH RECURSIVE holders(id) AS (
-    (SELECT worker_id FROM ids WHERE set_aside AND state IN (0, 2) ORDER BY worker_id LIMIT 1)
+    (SELECT worker_id FROM ids WHERE set_aside AND state IN (0, 2) ORDER BY worker_id, gbif_id LIMIT 1)
     UNION ALL
-    SELECT (SELECT worker_id FROM ids WHERE set_aside AND state IN (0, 2) AND worker_id > h.id ORDER BY worker_id LIMIT 1)
+    SELECT (SELECT worker_id FROM ids WHERE set_aside AND state IN (0, 2) AND worker_id > h.id ORDER BY worker_id, gbif_id LIMIT 1)
     FROM holders h WHERE h.id IS NOT NULL)
   SELECT id FROM holders WHERE id IS NOT NULL AND NOT ${LIVE('id')}`;

@@ -173,12 +173,17 @@ export const MIGRATIONS: readonly string[] = [
   // (ids_set_aside: claims.ts, claimAbandoned). A pass over the pending gbifIDs read every one a live worker had
   // set aside (80 s at 16.2M) to claim none of them. ids_claimable is built again by the next run (RUN_INDEXES);
   // a gbifID no worker holds is never marked set aside (live.ts: LET_GO), so none is lost to the claims.
+  // ids_by_worker keeps what each worker holds to work on, a window's worth: the leaderboard counts it, and a
+  // worker's set-aside ones are the number its heartbeat writes (workers.set_aside), not a count of millions.
   `
   UPDATE ids SET set_aside = false WHERE set_aside AND worker_id IS NULL;
   DROP INDEX IF EXISTS ids_claimable;
   DROP INDEX IF EXISTS ids_retryable;
+  DROP INDEX IF EXISTS ids_by_worker;
+  CREATE INDEX ids_by_worker ON ids (worker_id) WHERE worker_id IS NOT NULL AND NOT set_aside;
+  ALTER TABLE workers ADD COLUMN set_aside bigint NOT NULL DEFAULT 0;
   CREATE INDEX ids_retryable ON ids (next_attempt_at, gbif_id) WHERE state = 2 AND NOT set_aside;
-  CREATE INDEX ids_set_aside ON ids (worker_id) WHERE set_aside AND state IN (0, 2);
+  CREATE INDEX ids_set_aside ON ids (worker_id, gbif_id) WHERE set_aside AND state IN (0, 2);
   `,
 ];
 

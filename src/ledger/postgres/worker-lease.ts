@@ -42,6 +42,8 @@ export class WorkerLease implements RunLock {
   private away: Error | undefined;
   /** Images recorded done, and samples of it over the last minute, for the leaderboard's images/s. */
   images = 0;
+  /** gbifIDs it holds set aside now, for the leaderboard (downloads.ts keeps it). */
+  setAside = 0;
   private samples: [number, number][] = [];
 
   private constructor(
@@ -58,10 +60,12 @@ export class WorkerLease implements RunLock {
     const holder: WorkerId = { pid: process.pid, machine: hostname(), since: Date.now() };
     // Maintenance, explicit and cheap: rows of workers gone for a week that stopped (whatever ids their tidying
     // left on claims: free either way) or hold nothing. Whether one holds anything is a probe of ids_by_worker
-    // for that worker: NOT EXISTS was planned as an anti-join, a scan of the whole of ids at every worker's start.
+    // and ids_set_aside for that worker: NOT EXISTS was planned as an anti-join, a scan of the whole of ids at every
+    // worker's start.
     await pool.query(
       `DELETE FROM workers w WHERE lease_until < herbdl_now() - 7 * 86400000
-         AND (stopped_at IS NOT NULL OR (SELECT 1 FROM ids WHERE ids.worker_id = w.worker_id LIMIT 1) IS NULL)`,
+         AND (stopped_at IS NOT NULL OR ((SELECT 1 FROM ids WHERE ids.worker_id = w.worker_id AND NOT ids.set_aside LIMIT 1) IS NULL
+           AND (SELECT 1 FROM ids WHERE ids.worker_id = w.worker_id AND ids.set_aside AND ids.state IN (0, 2) LIMIT 1) IS NULL))`,
     );
     const row = await pool.query(
       'INSERT INTO workers (machine, pid, since, heartbeat_at, lease_until) VALUES ($1, $2, $3, herbdl_now(), herbdl_now() + $4) RETURNING worker_id',
@@ -105,8 +109,8 @@ export class WorkerLease implements RunLock {
     try {
       this.beatClient ??= await this.pool.connect();
       const renewed = await this.beatClient.query(
-        'UPDATE workers SET heartbeat_at = herbdl_now(), lease_until = herbdl_now() + $2, images_per_second = $3 WHERE worker_id = $1 AND lease_until > herbdl_now() RETURNING 1',
-        [this.workerId, this.leaseMs, this.rate(sent)],
+        'UPDATE workers SET heartbeat_at = herbdl_now(), lease_until = herbdl_now() + $2, images_per_second = $3, set_aside = $4 WHERE worker_id = $1 AND lease_until > herbdl_now() RETURNING 1',
+        [this.workerId, this.leaseMs, this.rate(sent), this.setAside],
       );
       if (renewed.rowCount === 0) this.lost = true;
       else this.lastRenewed = sent;
@@ -162,7 +166,9 @@ export class WorkerLease implements RunLock {
           // Only rows still this worker's: one another worker has claimed since its lease ended is left as it is.
           const r = await db.query(
             `UPDATE ids SET ${LET_GO}
-             WHERE gbif_id = ANY(ARRAY(SELECT gbif_id FROM ids WHERE worker_id = $1 LIMIT ${TIDY_CHUNK})) AND ${HELD_BY('worker_id', '$1')}`,
+             WHERE gbif_id = ANY(ARRAY(SELECT gbif_id FROM ids WHERE worker_id = $1 AND NOT set_aside
+               UNION ALL SELECT gbif_id FROM ids WHERE worker_id = $1 AND set_aside AND state IN (0, 2) LIMIT ${TIDY_CHUNK}))
+               AND ${HELD_BY('worker_id', '$1')}`,
             [this.workerId],
           );
           return r.rowCount ?? 0;
