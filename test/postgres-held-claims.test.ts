@@ -28,6 +28,33 @@ async function sessionsEnded(db: string): Promise<void> {
   await until(async () => (await query<{ n: number }>(db, sql))[0]!.n === 0, 10_000, "the worker's sessions to end");
 }
 
+/**
+ * A ledger of `count` gbifIDs from `first`, on `deadHosts` hosts of 127.0.`net`.x (from .`hostBase`, nothing
+ * listening, their breakers open), and one more, first - 1, on 127.0.`net`.9, which takes connections and never
+ * answers: a worker run on it keeps going, the rest set aside. `close` stops the hanging host.
+ */
+async function asideBehindHanging(dir: string, label: string, at: { net: number; first: number; count: number; deadHosts: number; hostBase: number }) {
+  const hangingHost = `127.0.${at.net}.9`;
+  const hanging = createServer(() => {});
+  hanging.listen(0, hangingHost);
+  await once(hanging, 'listening');
+  const rows: [number, string][] = [[at.first - 1, `http://${hangingHost}:${(hanging.address() as AddressInfo).port}/never.jpg`]];
+  for (let i = 0; i < at.count; i++) rows.push([at.first + i, `http://127.0.${at.net}.${at.hostBase + (i % at.deadHosts)}:9/${i}.jpg`]);
+  try {
+    const ws = await pgWorkspace(dir, label, rows);
+    await query(ws.db, 'UPDATE hosts SET breaker_open_until = $1 WHERE host <> $2', [Date.now() + 3_600_000, hangingHost]);
+    return { ws, hangingHost, close: () => hanging.close() };
+  } catch (err) {
+    hanging.close();
+    throw err;
+  }
+}
+
+/** Waits until the worker has set `gbifId` aside. */
+async function setAside(db: string, gbifId: number): Promise<void> {
+  await until(async () => (await query<{ n: number }>(db, 'SELECT count(*)::int AS n FROM ids WHERE gbif_id = $1 AND set_aside', [gbifId]))[0]!.n === 1, 30_000, `gbifID ${gbifId} to be set aside`);
+}
+
 describe('a worker holding many claims on a shared ledger', () => {
   const dir = tempDir();
 
@@ -57,21 +84,12 @@ describe('a worker holding many claims on a shared ledger', () => {
   });
 
   it('a worker that joins reads none of the gbifIDs a live worker set aside, and takes them up once that worker is gone', async () => {
-    // A host that takes connections and never answers keeps the first worker running with the rest set aside.
-    const hanging = createServer(() => {});
-    hanging.listen(0, '127.0.43.9');
-    await once(hanging, 'listening');
+    const count = 20_000;
+    const { ws, hangingHost, close } = await asideBehindHanging(dir, 'joins_aside', { net: 43, first: 9_300_000, count, deadHosts: 20, hostBase: 10 });
     try {
-      const count = 20_000;
-      const hangingHost = '127.0.43.9';
-      const rows: [number, string][] = [[9_299_999, `http://${hangingHost}:${(hanging.address() as AddressInfo).port}/never.jpg`]];
-      for (let i = 0; i < count; i++) rows.push([9_300_000 + i, `http://127.0.43.${10 + (i % 20)}:9/${i}.jpg`]);
-      const ws = await pgWorkspace(dir, 'joins_aside', rows);
-      await query(ws.db, 'UPDATE hosts SET breaker_open_until = $1 WHERE host <> $2', [Date.now() + 3_600_000, hangingHost]);
       await query(ws.db, 'ALTER TABLE ids SET (autovacuum_enabled = off)');
       const holder = ws.worker(['--concurrency', '4', '--timeout', '60', '--lease', '10']);
-      const last = 9_300_000 + count - 1;
-      await until(async () => (await query<{ n: number }>(ws.db, 'SELECT count(*)::int AS n FROM ids WHERE gbif_id = $1 AND set_aside', [last]))[0]!.n === 1, 30_000, 'the last gbifID to be set aside');
+      await setAside(ws.db, 9_300_000 + count - 1);
       // The leaderboard shows what the holder holds, as its heartbeat says: one in flight, the rest set aside.
       await until(
         async () => herbdlJson<{ workers: { setAside: number }[] }>(['status', '--db', ws.db]).workers[0]?.setAside === count,
@@ -116,25 +134,17 @@ describe('a worker holding many claims on a shared ledger', () => {
       expect(await query(ws.db, 'SELECT count(*)::int AS n FROM publishing')).toEqual([{ n: 0 }]);
       expect(await query(ws.db, "SELECT count(*)::int AS n FROM workers WHERE machine = 'gone'")).toEqual([{ n: 0 }]);
     } finally {
-      hanging.close();
+      close();
     }
   });
 
   it('a clean stop frees its claims for the other workers at once, and ends even if it cannot tidy them', async () => {
-    // A host that takes connections and never answers keeps the run going while the rest is set aside.
-    const hanging = createServer(() => {});
-    hanging.listen(0, '127.0.42.9');
-    await once(hanging, 'listening');
+    const count = 2_000;
+    const { ws, hangingHost, close } = await asideBehindHanging(dir, 'stop_frees', { net: 42, first: 9_200_000, count, deadHosts: 4, hostBase: 1 });
     try {
-      const count = 2_000;
-      const hangingHost = '127.0.42.9';
-      const rows: [number, string][] = [[9_199_999, `http://${hangingHost}:${(hanging.address() as AddressInfo).port}/never.jpg`]];
-      for (let i = 0; i < count; i++) rows.push([9_200_000 + i, `http://127.0.42.${1 + (i % 4)}:9/${i}.jpg`]);
-      const ws = await pgWorkspace(dir, 'stop_frees', rows);
-      await query(ws.db, 'UPDATE hosts SET breaker_open_until = $1 WHERE host <> $2', [Date.now() + 3_600_000, hangingHost]);
       const worker = ws.worker(['--concurrency', '4', '--timeout', '60']);
       const last = 9_200_000 + count - 1;
-      await until(async () => (await query<{ n: number }>(ws.db, 'SELECT count(*)::int AS n FROM ids WHERE gbif_id = $1 AND set_aside', [last]))[0]!.n === 1, 30_000, 'the last gbifID to be set aside');
+      await setAside(ws.db, last);
       // One of its claims is locked by the test until the worker has ended, so its tidying of them cannot finish.
       const lock = new pg.Client({ connectionString: ws.db });
       await lock.connect();
@@ -168,7 +178,7 @@ describe('a worker holding many claims on a shared ledger', () => {
       expect(await query(ws.db, 'SELECT count(*)::int AS n FROM workers WHERE stopped_at < herbdl_now() - 86400000')).toEqual([{ n: 0 }]);
       expect(await query(ws.db, 'SELECT count(*)::int AS n FROM ids WHERE worker_id IS NOT NULL OR set_aside')).toEqual([{ n: 0 }]);
     } finally {
-      hanging.close();
+      close();
     }
   });
 });

@@ -170,7 +170,7 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TABLE url_fetches (url_hash bigint NOT NULL, url text NOT NULL, worker_id bigint NOT NULL, taken_at bigint NOT NULL DEFAULT herbdl_now(), PRIMARY KEY (url_hash, url));
   `,
   // 7: the claim's indexes leave set-aside gbifIDs out, and those of workers that are gone have one of their own
-  // (ids_set_aside: claims.ts, claimAbandoned). A pass over the pending gbifIDs read every one a live worker had
+  // (ids_set_aside: downloads.ts, claimAbandoned). A pass over the pending gbifIDs read every one a live worker had
   // set aside (80 s at 16.2M) to claim none of them. ids_claimable is built again by the next run (RUN_INDEXES);
   // a gbifID no worker holds is never marked set aside (live.ts: LET_GO), so none is lost to the claims.
   // ids_by_worker keeps what each worker holds to work on, a window's worth: the leaderboard counts it, and a
