@@ -3,16 +3,17 @@
  * (retry-failed puts its picks here), then pending ones by key, then those a
  * worker that is gone had set aside behind open breakers (shared ledgers
  * only), then those set aside earlier in the run because their host was
- * saturated. Ahead of
- * all of them, at any time: those set aside behind a host's open breaker
- * that the run takes up again (blocked-asides.ts). Keyset
- * cursors mean each ID is claimed once per run; the set-aside IDs are kept
- * by the ledger (deferIds), so memory holds only the cursors and a count.
+ * saturated. Ahead of all of them, at any time: those set aside behind a
+ * host's open breaker that the run takes up again (blocked-asides.ts).
+ * Keyset cursors mean each ID is claimed once per run; the set-aside IDs
+ * are kept by the ledger (deferIds), so memory holds only the cursors and a
+ * count.
  *
  * On a shared ledger, other workers may still hold pending gbifIDs when this
  * one has claimed all it could: it waits until none is held elsewhere, and
- * goes over the due and pending IDs again whenever some have come free. That is how a dead worker's claims
- * are taken up once its lease expires, and a stopped worker's at once.
+ * goes over the due and pending IDs again whenever some have come free. That
+ * is how a dead worker's claims are taken up once its lease expires, and a
+ * stopped worker's at once.
  */
 import type { ClaimedId, DownloadLedger, RetryCursor } from '../ledger/ledger.js';
 

@@ -7,7 +7,7 @@ import type pg from 'pg';
 import type { ClaimedId, DerivationDue, DoneId, FreshnessSummary, HeldElsewhere, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, StoredCopy, WorkerId } from '../ledger.js';
 import { intentOf, intentText, STATE_NAME } from '../rows.js';
 import { claimWith, storedCopies, withStoredCopies } from './claims.js';
-import { FREE, GONE_HOLDERS, HELD_BY, LET_GO, LIVE } from './live.js';
+import { FREE, GONE_HOLDERS, HELD_BY, LET_GO, LIVE, SET_ASIDE } from './live.js';
 import { fetchesElsewhere } from './url-fetches.js';
 import { transaction } from './connect.js';
 import { PostgresHostBudgets } from './host-budgets.js';
@@ -43,7 +43,7 @@ export class PostgresDownloads implements DownloadLedger {
     return claimWith(
       this.pool,
       this.me,
-      `SELECT gbif_id FROM ids WHERE set_aside AND state IN (0, 2) AND worker_id = (${GONE_HOLDERS} LIMIT 1) ORDER BY gbif_id LIMIT $2`,
+      `SELECT gbif_id FROM ids WHERE ${SET_ASIDE} AND worker_id = (${GONE_HOLDERS} LIMIT 1) ORDER BY gbif_id LIMIT $2`,
       [limit],
       true,
     );

@@ -34,13 +34,26 @@ export const HELD_BY = (column: string, worker: string) => `${column} IS NOT DIS
 export const LET_GO = 'worker_id = NULL, set_aside = false';
 
 /**
+ * A set-aside gbifID still to be done (pending, or failed and retried): ids_set_aside's condition (schema.ts,
+ * migration 7), which a statement repeats for that index to serve it.
+ */
+export const SET_ASIDE = 'ids.set_aside AND ids.state IN (0, 2)';
+
+/**
+ * The gbifIDs `worker` holds, each kind through its own index: those it works on (ids_by_worker) and those it
+ * set aside (ids_set_aside). Neither index holds the other kind.
+ */
+export const HELD_ROWS = (worker: string) =>
+  `SELECT gbif_id FROM ids WHERE ids.worker_id = ${worker} AND NOT ids.set_aside UNION ALL SELECT gbif_id FROM ids WHERE ids.worker_id = ${worker} AND ${SET_ASIDE}`;
+
+/**
  * Workers that hold set-aside gbifIDs and are gone (stopped, or killed and their lease run out), in
  * order of id: read from ids_set_aside a worker at a time (an index skip scan written as a recursive query, one
  * probe per worker), never row by row, so it costs the same with millions set aside.
  */
 export const GONE_HOLDERS = `WITH RECURSIVE holders(id) AS (
-    (SELECT worker_id FROM ids WHERE set_aside AND state IN (0, 2) ORDER BY worker_id, gbif_id LIMIT 1)
+    (SELECT worker_id FROM ids WHERE ${SET_ASIDE} ORDER BY worker_id, gbif_id LIMIT 1)
     UNION ALL
-    SELECT (SELECT worker_id FROM ids WHERE set_aside AND state IN (0, 2) AND worker_id > h.id ORDER BY worker_id, gbif_id LIMIT 1)
+    SELECT (SELECT worker_id FROM ids WHERE ${SET_ASIDE} AND worker_id > h.id ORDER BY worker_id, gbif_id LIMIT 1)
     FROM holders h WHERE h.id IS NOT NULL)
   SELECT id FROM holders WHERE id IS NOT NULL AND NOT ${LIVE('id')}`;

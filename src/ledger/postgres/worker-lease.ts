@@ -19,7 +19,7 @@ import { hostname } from 'node:os';
 import type pg from 'pg';
 import { isConnectionLoss, LedgerError } from '../../errors.js';
 import { abandon, rideOut, serverAway, transaction } from './connect.js';
-import { HELD_BY, LET_GO } from './live.js';
+import { HELD_BY, HELD_ROWS, LET_GO } from './live.js';
 import type { RunLock, WorkerId } from '../ledger.js';
 
 /** Heartbeats: often enough that what one worker learns (a 429, a breaker) reaches the others within 5 s. */
@@ -59,13 +59,11 @@ export class WorkerLease implements RunLock {
   static async join(pool: pg.Pool, leaseMs: number): Promise<WorkerLease> {
     const holder: WorkerId = { pid: process.pid, machine: hostname(), since: Date.now() };
     // Maintenance, explicit and cheap: rows of workers gone for a week that stopped (whatever ids their tidying
-    // left on claims: free either way) or hold nothing. Whether one holds anything is a probe of ids_by_worker
-    // and ids_set_aside for that worker: NOT EXISTS was planned as an anti-join, a scan of the whole of ids at every
-    // worker's start.
+    // left on claims: free either way) or hold nothing. Whether one holds anything is a probe of its indexes for
+    // that worker: NOT EXISTS was planned as an anti-join, a scan of the whole of ids at every worker's start.
     await pool.query(
       `DELETE FROM workers w WHERE lease_until < herbdl_now() - 7 * 86400000
-         AND (stopped_at IS NOT NULL OR ((SELECT 1 FROM ids WHERE ids.worker_id = w.worker_id AND NOT ids.set_aside LIMIT 1) IS NULL
-           AND (SELECT 1 FROM ids WHERE ids.worker_id = w.worker_id AND ids.set_aside AND ids.state IN (0, 2) LIMIT 1) IS NULL))`,
+         AND (stopped_at IS NOT NULL OR (SELECT 1 FROM (${HELD_ROWS('w.worker_id')}) held LIMIT 1) IS NULL)`,
     );
     const row = await pool.query(
       'INSERT INTO workers (machine, pid, since, heartbeat_at, lease_until) VALUES ($1, $2, $3, herbdl_now(), herbdl_now() + $4) RETURNING worker_id',
@@ -154,8 +152,10 @@ export class WorkerLease implements RunLock {
    * (46 s for 2M in one statement, so minutes for an export's dead hosts,
    * every run): the process waited on it before it could end, and a batch
    * scheduler's allocation with it. What is left is already free to every
-   * worker (its lease has ended) and is overwritten by the next claim of it;
-   * the leaderboard counts no claims of a stopped worker.
+   * worker (its lease has ended): a claim in flight is overwritten by the
+   * next claim of it, a set-aside one taken up by another worker's claim of
+   * a gone worker's (downloads.ts: claimAbandoned); the leaderboard counts
+   * no claims of a stopped worker.
    */
   private async tidyClaims(): Promise<void> {
     const end = Date.now() + TIDY_MS;
@@ -165,10 +165,7 @@ export class WorkerLease implements RunLock {
           await db.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.ceil(left))}`);
           // Only rows still this worker's: one another worker has claimed since its lease ended is left as it is.
           const r = await db.query(
-            `UPDATE ids SET ${LET_GO}
-             WHERE gbif_id = ANY(ARRAY(SELECT gbif_id FROM ids WHERE worker_id = $1 AND NOT set_aside
-               UNION ALL SELECT gbif_id FROM ids WHERE worker_id = $1 AND set_aside AND state IN (0, 2) LIMIT ${TIDY_CHUNK}))
-               AND ${HELD_BY('worker_id', '$1')}`,
+            `UPDATE ids SET ${LET_GO} WHERE gbif_id = ANY(ARRAY(${HELD_ROWS('$1')} LIMIT ${TIDY_CHUNK})) AND ${HELD_BY('worker_id', '$1')}`,
             [this.workerId],
           );
           return r.rowCount ?? 0;
