@@ -147,10 +147,10 @@ describe('ingest into PostgreSQL', () => {
     expect(await query(bulk, 'SELECT gbif_id::int, state FROM ids ORDER BY gbif_id')).toEqual([7, 8, 9].map((gbif_id) => ({ gbif_id, state: 0 })));
     // The load COPYs ids without their key and indexes and builds them at its end, the key unique; the claim's index is left to the first run.
     expect(await query(bulk, "SELECT indexname, indexdef LIKE 'CREATE UNIQUE%' AS is_unique FROM pg_indexes WHERE tablename = 'ids' ORDER BY indexname")).toEqual([
+      { indexname: 'ids_blocked', is_unique: false },
       { indexname: 'ids_by_worker', is_unique: false },
       { indexname: 'ids_pkey', is_unique: true },
       { indexname: 'ids_retryable', is_unique: false },
-      { indexname: 'ids_set_aside', is_unique: false },
     ]);
     expect(await query(bulk, "SELECT name FROM herbdl_meta WHERE name LIKE 'bulk%'")).toEqual([]);
     expect(herbdlJson<{ ids: object }>(['status', '--db', bulk]).ids).toMatchObject({ total: 3, pending: 3 });

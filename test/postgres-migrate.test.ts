@@ -71,8 +71,9 @@ describe('herbdl migrate', async () => {
     const next = await herbdlAsync(['retry-failed', '--error', 'http_404', '--db', pg, '--out', ws.out, '--allow-private-network', '--json'], { timeoutMs: 30_000 });
     expect(next.status).toBe(0);
     expect(a!.requests.length - before).toBe(4);
-    expect(JSON.parse(next.stdout.trim().split('\n').pop() as string)).toMatchObject({ idsDone: 0, idsFailed: 4, blocked: { [dead]: 5 } });
-    expect(status(pg)).toMatchObject({ ids: { done: 30, failed: 4, pending: 5 } });
+    // The dead host's gbifIDs were moved parked behind it, with their count: not claimed again.
+    expect(JSON.parse(next.stdout.trim().split('\n').pop() as string)).toMatchObject({ idsDone: 0, idsFailed: 4, idsSetAside: 0, blocked: {} });
+    expect(status(pg)).toMatchObject({ ids: { done: 30, failed: 4, pending: 5 }, blockedHosts: [expect.objectContaining({ host: dead, blockedIds: 5 })] });
     expectConsistentTree(ws);
   });
 });

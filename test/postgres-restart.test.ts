@@ -76,7 +76,7 @@ describe('a PostgreSQL server that goes away under running workers', async () =>
     { what: 'a COMMIT lost before the server had it', lose: 'commit', of: /^UPDATE ids SET state = 1/, prefix: 87 },
     // Claims of pending gbifIDs (the due ones' come first and find none). Before, the claim was made again: it took the
     // next gbifIDs, and the first stayed held by the worker, undone, until its end.
-    { what: 'a claim that went through but whose answer was lost', lose: 'answer', of: /^UPDATE ids SET worker_id = \$1, set_aside = false FROM \(SELECT gbif_id FROM ids WHERE state = 0 /, prefix: 88 },
+    { what: 'a claim that went through but whose answer was lost', lose: 'answer', of: /^UPDATE ids SET worker_id = \$1, blocked_host = NULL FROM \(SELECT gbif_id FROM ids WHERE state = 0 /, prefix: 88 },
   ] as const;
   for (const { what, lose, of, prefix } of losses) {
     it(`a worker carries on after ${what}: every gbifID recorded done once, no image fetched twice`, async () => {

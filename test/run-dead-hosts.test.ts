@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import { writeMultimedia } from './helpers/multimedia.js';
-import type { StatusJson } from './helpers/ledger.js';
+import { writeLedger, type StatusJson } from './helpers/ledger.js';
 import { ImageServer, imageServers, refusingPort, sampleJpeg } from './helpers/image-server.js';
 import { expectConsistentTree, workspace, type RunJson } from './helpers/run.js';
 
@@ -46,6 +46,23 @@ describe('a run beside dead hosts', async () => {
     const text = await herbdlAsync(['status', '--db', ws.db]);
     expect(text.stdout).toMatch(/127\.0\.0\.37\s+9 gbifIDs, 9 images pending/);
     expectConsistentTree(ws);
+
+    // Parked behind the open breakers, they are not claimed by the next run: it ends at once, asking no one.
+    const hangingAsked = hanging!.requests.length;
+    const later = await herbdlAsync(['run', '--db', ws.db, '--out', ws.out, '--allow-private-network', '--json', ...settings], { timeoutMs: 45_000 });
+    expect(later.status).toBe(0);
+    expect(JSON.parse(later.stdout)).toMatchObject({ idsDone: 0, idsSetAside: 0, pending: 22, blocked: {} });
+    expect(hanging!.requests.length).toBe(hangingAsked);
+    // Once their cooldowns have passed, the next run probes each once, and the rest stay parked.
+    writeLedger(ws.db, (db) => db.prepare('UPDATE hosts SET breaker_open_until = ? WHERE breaker_open_until IS NOT NULL').run(Date.now() - 1000));
+    const probing = await herbdlAsync(['run', '--db', ws.db, '--out', ws.out, '--allow-private-network', '--json', ...settings], { timeoutMs: 45_000 });
+    expect(probing.status).toBe(0);
+    expect(JSON.parse(probing.stdout)).toMatchObject({ idsDone: 0, idsSetAside: 2, pending: 22 });
+    expect(hanging!.requests.length).toBe(hangingAsked + 1);
+    expect(ws.status().blockedHosts.map((h) => [h.host, (h as { blockedIds?: number }).blockedIds]).sort()).toEqual([
+      ['127.0.0.36', 13],
+      ['127.0.0.37', 9],
+    ]);
 
     // The refusing host comes back; the user says so.
     const back = await new ImageServer(refusing, await sampleJpeg()).listenOn(port);

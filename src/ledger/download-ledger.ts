@@ -117,9 +117,15 @@ export interface WorkerId {
   readonly since: number;
 }
 
+/** A gbifID a run set aside, and the host whose open breaker holds it, if one does (DownloadLedger.setAside). */
+export interface SetAsideId {
+  readonly gbifId: number;
+  readonly blockedBy?: string;
+}
+
 /** What a run that has claimed all it could waits for (DownloadLedger.pendingElsewhere). */
 export interface HeldElsewhere {
-  /** Whether any pending or due gbifIDs this run does not hold remain, other than those a live worker set aside behind an open breaker. */
+  /** Whether any pending or due gbifIDs this run does not hold remain, other than those parked behind open breakers. */
   readonly pending: boolean;
   /** Whether some of them no live worker holds: the only ones a pass over the ledger's gbifIDs can claim. */
   readonly free: boolean;
@@ -139,14 +145,6 @@ export interface DownloadLedger {
    * so an ID released within a run is not claimed twice).
    */
   claimRetryable(cursor: RetryCursor, dueBy: number, maxAttempts: number, limit: number): Promise<ClaimedId[]>;
-  /**
-   * Up to `limit` gbifIDs that a worker which is gone (stopped, or dead and
-   * its lease run out) had set aside behind an open breaker, now claimed by
-   * this run; a failed one with when it was due. The pending and retry
-   * claims leave set-aside gbifIDs out, so that no run reads the millions a
-   * live worker holds that way. None on a ledger one run holds alone.
-   */
-  claimAbandoned(limit: number): Promise<ClaimedId[]>;
   /**
    * Notes claimed gbifIDs to take up again later in this run (their host's
    * queue was full). A SQLite ledger keeps them for this run, not in memory:
@@ -183,17 +181,23 @@ export interface DownloadLedger {
    */
   fetchesElsewhere(urls: readonly string[]): Promise<Map<string, StoredCopy | 'ours'>>;
   /**
-   * Notes claimed gbifIDs this run set aside (their host's breaker is open):
-   * they stay with it until it ends, and other workers do not wait for them.
+   * Notes claimed gbifIDs this run set aside. Those `blockedBy` a host's open
+   * breaker are parked behind it in the ledger: no pass over the pending and
+   * due gbifIDs claims them again, in this run or any later one, by any
+   * worker, until a run takes them up (claimBlocked) once the host answers or
+   * to probe it. A later run over an export whose dead hosts hold millions
+   * then reads none of them. Parked pending ones are counted on their host
+   * for `status`. The others (set aside as the run stops, or kept throttled)
+   * stay pending as they were; a shared ledger lets them go.
    */
-  setAside(gbifIds: readonly number[]): Promise<void>;
+  setAside(asides: readonly SetAsideId[]): Promise<void>;
   /**
-   * Those of `gbifIds` this run set aside and that are still pending (or
-   * failed and due), claimed again in key order with their images: a run
-   * takes them up when their host has come back while it still runs, or
-   * probes the host with one.
+   * Up to `limit` gbifIDs parked behind `host`, in key order, claimed with
+   * their images and parked no more; a failed one with when it was due.
    */
-  claimSetAside(gbifIds: readonly number[]): Promise<ClaimedId[]>;
+  claimBlocked(host: string, limit: number): Promise<ClaimedId[]>;
+  /** Hosts that have gbifIDs parked behind them (pending or failed), in no order: one index probe per host. */
+  blockedHosts(): Promise<string[]>;
   /** Other workers whose lease is live (none on a SQLite ledger): their temporaries are left alone. */
   liveWorkers(): Promise<WorkerId[]>;
   /** Durably notes the files about to be renamed into place, or removed (before any rename). */
@@ -258,11 +262,9 @@ export interface DownloadLedger {
   openBreakers(): Promise<Map<string, number>>;
   /** Persists a host's breaker so `status` can show what is blocked and later runs respect it. */
   recordBreaker(host: string, openUntil: number | null): Promise<void>;
-  /** Notes, for hosts whose breaker is open, how many pending gbifIDs a run found waiting on each. */
-  recordBlocked(blocked: ReadonlyMap<string, number>): Promise<void>;
   /**
-   * Closes the breaker of `host` (of every host when undefined), so their
-   * gbifIDs are taken up at once; returns the hosts it closed.
+   * Closes the breaker of `host` (of every host when undefined), so the next
+   * run takes their parked gbifIDs up at once; returns the hosts it closed.
    */
   closeBreakers(host?: string): Promise<string[]>;
   /**

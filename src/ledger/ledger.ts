@@ -42,7 +42,7 @@ export interface HostCounts {
   readonly failed: number;
   /** Epoch ms until which the host's circuit breaker is open; its pending images wait on it. */
   readonly breakerOpenUntil?: number;
-  /** With an open breaker: the pending gbifIDs the last run found waiting on it. */
+  /** With an open breaker: the pending gbifIDs parked behind it (DownloadLedger.setAside). */
   readonly blockedIds?: number;
 }
 
@@ -100,8 +100,8 @@ export interface WorkerStatus extends WorkerId {
   /** gbifIDs it holds now to work on. */
   readonly claimed: number;
   /**
-   * gbifIDs it holds set aside behind open breakers, as it last said (its
-   * heartbeat); taken up by others once it is gone. None for a stopped one.
+   * gbifIDs it parked behind open breakers in its run, as it last said (its
+   * heartbeat); parked, no worker holds them (DownloadLedger.setAside).
    */
   readonly setAside: number;
   readonly done: number;

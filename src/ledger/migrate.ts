@@ -27,7 +27,7 @@ const TABLES: readonly { name: string; columns: readonly string[]; order: string
     order: 'image_id',
   },
   { name: 'image_parts', columns: ['image_id', 'part_index', 'file_index', 'url', 'http_status', 'final_url', 'content_type', 'bytes', 'width', 'height', 'sha256', 'received_format'], order: 'image_id, part_index' },
-  { name: 'ids', columns: ['gbif_id', 'state', 'attempts', 'next_attempt_at', 'updated_at'], order: 'gbif_id' },
+  { name: 'ids', columns: ['gbif_id', 'state', 'attempts', 'next_attempt_at', 'updated_at', 'blocked_host'], order: 'gbif_id' },
   { name: 'exclusions', columns: ['gbif_id'], order: 'gbif_id' },
   { name: 'derivatives', columns: ['gbif_id', 'width'], order: 'gbif_id, width' },
   { name: 'totals', columns: ['name', 'value'], order: 'name' },

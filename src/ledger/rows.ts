@@ -126,7 +126,9 @@ export function exportedImage(r: readonly unknown[]): ExportedImage {
 }
 
 /** The host columns `status` lists, named as HostCounts names them (both schemas keep them alike). */
-export const HOST_COLUMNS = 'host, images, pending, done, failed, breaker_open_until AS "breakerOpenUntil", blocked_ids AS "blockedIds"';
+export const HOST_COLUMNS = 'host, images, pending, done, failed, breaker_open_until AS "breakerOpenUntil", NULLIF(blocked_ids, 0) AS "blockedIds"';
+/** The count of pending gbifIDs parked behind a host less `n` (a SQL expression): none, not 0, once all are taken up. */
+export const BLOCKED_LESS = (n: string) => `CASE WHEN blocked_ids > ${n} THEN blocked_ids - ${n} END`;
 
 /** A host row without its empty (null) columns: no breaker, nothing blocked. */
 export function hostCounts(row: HostCounts): HostCounts {

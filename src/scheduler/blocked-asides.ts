@@ -1,24 +1,19 @@
 /**
- * gbifIDs this run set aside behind a host's open breaker, and when to take
- * them up again within the run. A host down for a while in a long run used to
- * keep them pending until the next run, though it had come back long before
- * this one ended: the run's pass over the pending gbifIDs had gone by them.
+ * Hosts with gbifIDs parked behind their open breakers, and when to take
+ * them up. The ledger keeps what is parked (DownloadLedger.setAside), across
+ * runs and for every worker, so the passes over the pending gbifIDs never
+ * meet them: a later run over an export whose dead hosts hold millions reads
+ * none of them. This is the run's side: which hosts hold some, and when.
  *
- * Remembered per host, exactly: once the host's cooldown has passed, one of
- * them is claimed again as its probe; once the host answers (its breaker
- * closed), all of them are. A probe goes out only while the run has other
- * work: a run whose only work is behind open breakers ends, as before, and
- * the next run probes them.
- *
- * Memory is bounded: at most MAX_REMEMBERED gbifIDs (a first run over an
- * export sets millions aside), and a host whose probes have failed
- * GIVE_UP_AFTER times is dead for this run: its gbifIDs are let go (they
- * stay pending for the next run), leaving room for hosts that only blink.
- * (Remembering each host's range of keys instead cost nothing in memory,
- * but a host's gbifIDs lie all over an export's key range: each host that
- * came back claimed every other host's set-aside gbifIDs again with its own.)
+ * Once a host's cooldown has passed, one of its gbifIDs is claimed as its
+ * probe; once the host answers (its breaker closed), all of them are. A
+ * probe goes out while the run has other work, and once to each host whose
+ * gbifIDs were parked before the run began, as a pass over them would have
+ * probed it; a run whose only work is behind open breakers that have had
+ * their probe ends, and the next run probes them. A host whose probes have
+ * failed GIVE_UP_AFTER times (each a cooldown apart) gets none more in this
+ * run: what is parked there waits for the next.
  */
-import { IdList } from '../id-list.js';
 import type { Claims } from './claims.js';
 import type { BreakerState } from './host-state.js';
 import type { JobWindow } from './job-window.js';
@@ -30,87 +25,89 @@ export interface RunView {
   readonly window: JobWindow;
 }
 
-/** gbifIDs remembered at most, over all hosts: 8 MB, 16 with the lists' room to grow. */
-const MAX_REMEMBERED = 1_000_000;
-/** Failed probes (each a cooldown apart) after which a host is let go for the run. */
+/** Failed probes (each a cooldown apart) after which a host gets no more in this run. */
 const GIVE_UP_AFTER = 3;
-/** How often hosts holding set-aside gbifIDs are looked at: a cooldown is minutes, and a pump comes many times a second. */
+/** How often hosts holding parked gbifIDs are looked at: a cooldown is minutes, and a pump comes many times a second. */
 const CHECK_EVERY_MS = 500;
 
 interface Held {
-  /** Its set-aside gbifIDs remembered (not its probe while that is out). */
-  ids: IdList;
-  /** The gbifID claimed again as its probe, until the host closes or one is set aside behind it again. */
-  probe: number | undefined;
+  /** Its probe: being claimed, or out (its gbifID), until the host closes or one is set aside behind it again. */
+  probe: 'claiming' | number | undefined;
   failedProbes: number;
-  /** Let go for this run: nothing more of it is remembered. */
-  givenUp: boolean;
+  /** Its gbifIDs were parked before this run and it has had no probe yet: it gets one even if the run has no other work. */
+  probeOwed: boolean;
 }
 
 export class BlockedAsides {
   private readonly byHost = new Map<string, Held>();
-  /** The probes out now. */
-  private readonly probes = new Set<number>();
-  private remembered = 0;
+  /** The probes out now, and their hosts. */
+  private readonly probes = new Map<number, string>();
   private checkedAt = 0;
 
   constructor(private readonly run: RunView) {}
 
-  /** A gbifID set aside behind `host`'s open breaker. */
+  /** Hosts the ledger has gbifIDs parked behind as the run begins (DownloadLedger.blockedHosts). */
+  parkedBefore(hosts: readonly string[]): void {
+    for (const host of hosts) this.byHost.set(host, { probe: undefined, failedProbes: 0, probeOwed: true });
+  }
+
+  /** A gbifID set aside, and parked, behind `host`'s open breaker. */
   note(host: string, gbifId: number): void {
+    // The probe of another host, set aside behind this one: that host is to be probed again, no failure of its own.
+    const probeOf = this.probes.get(gbifId);
+    if (probeOf !== undefined && probeOf !== host) this.endProbe(probeOf);
     let held = this.byHost.get(host);
-    if (!held) this.byHost.set(host, (held = { ids: new IdList(), probe: undefined, failedProbes: 0, givenUp: false }));
-    if (held.probe !== undefined) {
+    if (!held) this.byHost.set(host, (held = { probe: undefined, failedProbes: 0, probeOwed: false }));
+    if (typeof held.probe === 'number') {
       // Its probe failed (or another request came first and failed): the next waits for the next cooldown.
-      this.probes.delete(held.probe);
-      held.probe = undefined;
-      if (++held.failedProbes >= GIVE_UP_AFTER) {
-        this.remembered -= held.ids.length;
-        held.ids = new IdList(); // its room too: a host let go may have held many
-        held.givenUp = true;
-      }
+      this.endProbe(host);
+      held.failedProbes++;
     }
-    if (held.givenUp || this.remembered >= MAX_REMEMBERED) return;
-    held.ids.push(gbifId);
-    this.remembered++;
   }
 
   /**
-   * Hands the run's claims what to claim again now: the gbifIDs of each host
-   * whose breaker has closed, and a probe for each host whose cooldown has
-   * passed if the run has other work. At most every CHECK_EVERY_MS unless
-   * `force`d (the run would end otherwise). True if it handed any.
+   * Hands the run's claims what to claim now: every parked gbifID of each
+   * host whose breaker has closed, and a probe for each host whose cooldown
+   * has passed (see above). At most every CHECK_EVERY_MS unless `force`d
+   * (the run would end otherwise). True if it handed any.
    */
   takeUp(nowMs: number, force = false): boolean {
     if (this.byHost.size === 0 || (!force && nowMs - this.checkedAt < CHECK_EVERY_MS)) return false;
     this.checkedAt = nowMs;
-    // Probes of many hosts whose cooldowns passed together (thousands, when an export's dead hosts opened at once) go in one claim.
-    const probes: number[] = [];
     let handed = false;
     let probing: boolean | undefined;
     for (const [host, held] of this.byHost) {
-      // A host let go, or whose only remembered gbifID is out as its probe, has nothing to hand; its probe's end is seen below.
-      if (held.ids.length === 0 && held.probe === undefined) continue;
       const state = this.run.breaker(host, nowMs);
       if (state === 'closed') {
-        // Its probe (or another request) got an answer: a later set-aside behind it starts a count of failed probes of its own.
-        this.remembered -= held.ids.length;
-        if (held.ids.length > 0) {
-          this.run.claims.takeUp(held.ids.take()); // its room goes with its record, below
-          handed = true;
-        }
-        if (held.probe !== undefined) this.probes.delete(held.probe);
+        // Its probe (or another request) got an answer, or its breaker was closed before the run (retry-failed).
+        this.endProbe(host);
         this.byHost.delete(host);
-      } else if (state === 'half_open' && held.probe === undefined && held.ids.length > 0 && (probing ??= this.otherWork())) {
-        const probe = held.ids.pop();
-        this.remembered--;
-        held.probe = probe;
-        this.probes.add(probe);
-        probes.push(probe);
+        this.run.claims.takeUp(host);
+        handed = true;
+      } else if (state === 'half_open' && held.probe === undefined && held.failedProbes < GIVE_UP_AFTER && (held.probeOwed || (probing ??= this.otherWork()))) {
+        held.probe = 'claiming';
+        held.probeOwed = false;
+        this.run.claims.probe(host, (gbifId) => {
+          if (held.probe !== 'claiming') return;
+          if (gbifId === undefined) {
+            // None left to probe it with (taken up elsewhere, or no longer pending): nothing waits on it here.
+            held.probe = undefined;
+            this.byHost.delete(host);
+          } else {
+            held.probe = gbifId;
+            this.probes.set(gbifId, host);
+          }
+        });
+        handed = true;
       }
     }
-    if (probes.length > 0) this.run.claims.takeUp(Float64Array.from(probes));
-    return handed || probes.length > 0;
+    return handed;
+  }
+
+  private endProbe(host: string): void {
+    const held = this.byHost.get(host);
+    if (typeof held?.probe === 'number') this.probes.delete(held.probe);
+    if (held) held.probe = undefined;
   }
 
   /** Work other than probes: the passes over the ledger go on, or the window holds a gbifID that is no probe. */

@@ -1,10 +1,10 @@
 /**
  * Where a run's gbifIDs come from, in order: failed ones due for a retry
- * (retry-failed puts its picks here), then pending ones by key, then those a
- * worker that is gone had set aside behind open breakers (shared ledgers
- * only), then those set aside earlier in the run because their host was
- * saturated. Ahead of all of them, at any time: those set aside behind a
- * host's open breaker that the run takes up again (blocked-asides.ts).
+ * (retry-failed puts its picks here), then pending ones by key, then those
+ * set aside earlier in the run because their host was saturated. Ahead of
+ * all of them, at any time: those parked behind a host's open breaker (in
+ * this run or an earlier one) that the run takes up, to probe the host or
+ * once it answers (blocked-asides.ts); the passes never meet them.
  * Keyset cursors mean each ID is claimed once per run; the set-aside IDs
  * are kept by the ledger (deferIds), so memory holds only the cursors and a
  * count.
@@ -28,7 +28,7 @@ const SUSPECT_RETRY_MS = 5000;
 const ELSEWHERE_POLL_MS = 1000;
 
 export class Claims {
-  private phase: 'retry' | 'pending' | 'abandoned' | 'spilled' | 'elsewhere' | 'rescan' | 'exhausted' = 'retry';
+  private phase: 'retry' | 'pending' | 'spilled' | 'elsewhere' | 'rescan' | 'exhausted' = 'retry';
   private retryCursor: RetryCursor = { dueAt: -1, gbifId: 0 };
   private pendingCursor = 0;
   /** Set aside since the last claim, not yet handed to the ledger; and how many the ledger holds. */
@@ -40,8 +40,11 @@ export class Claims {
   private spilledSuspect = false;
   /** While set-aside IDs' hosts stay saturated, they are looked at again only from this time. */
   spillRetryAt = 0;
-  /** gbifIDs set aside behind hosts that have come back, or to probe them (blocked-asides.ts), and how far each list is claimed: before anything else. */
-  private readonly takeUps: { readonly ids: Float64Array; at: number }[] = [];
+  /**
+   * Hosts whose parked gbifIDs to claim, before anything else (blocked-asides.ts): all of them once the host
+   * has come back, or one to probe it (`probed` is told which, or that none was left).
+   */
+  private readonly takeUps: { readonly host: string; readonly probed?: (gbifId: number | undefined) => void }[] = [];
   /** gbifIDs claimed again by a take-up, until the run has looked at them (wasTakenUp). */
   private readonly takenUp = new Set<number>();
 
@@ -66,9 +69,14 @@ export class Claims {
     return this.takeUps.length === 0 && (this.phase === 'spilled' || this.phase === 'rescan') && this.retryAt > Date.now();
   }
 
-  /** Claims these set-aside gbifIDs again, ahead of the rest. */
-  takeUp(gbifIds: Float64Array): void {
-    this.takeUps.push({ ids: gbifIds, at: 0 });
+  /** Claims every gbifID parked behind `host`, ahead of the rest. */
+  takeUp(host: string): void {
+    this.takeUps.push({ host });
+  }
+
+  /** Claims one gbifID parked behind `host`, ahead of the rest, to probe it; `probed` is told which (undefined: none was left). */
+  probe(host: string, probed: (gbifId: number | undefined) => void): void {
+    this.takeUps.push({ host, probed });
   }
 
   /**
@@ -97,12 +105,12 @@ export class Claims {
     await this.flushSpilled();
     const takeUp = this.takeUps[0];
     if (takeUp) {
-      // Not limited by --limit: these were counted when first claimed.
-      const ids = Array.from(takeUp.ids.subarray(takeUp.at, takeUp.at + want));
-      takeUp.at += ids.length;
-      if (takeUp.at >= takeUp.ids.length) this.takeUps.shift();
-      const batch = await this.ledger.claimSetAside(ids);
+      // Not limited by --limit: they were claimed before, in this run or an earlier one.
+      const batch = await this.ledger.claimBlocked(takeUp.host, takeUp.probed ? 1 : want);
+      // A host's take-up ends when a claim comes back short: none are left that no one holds.
+      if (takeUp.probed || batch.length < want) this.takeUps.shift();
       for (const claimed of batch) this.takenUp.add(claimed.gbifId);
+      takeUp.probed?.(batch[0]?.gbifId);
       return batch;
     }
     if (this.limit > 0) {
@@ -121,13 +129,7 @@ export class Claims {
         const batch = await this.ledger.claimPending(this.pendingCursor, want);
         const last = batch[batch.length - 1];
         if (last) this.pendingCursor = last.gbifId;
-        else this.phase = 'abandoned';
-        return batch;
-      }
-      case 'abandoned': {
-        // Claimed, each leaves what is left: no cursor.
-        const batch = await this.ledger.claimAbandoned(want);
-        if (batch.length === 0) this.phase = 'spilled';
+        else this.phase = 'spilled';
         return batch;
       }
       case 'spilled': {

@@ -9,7 +9,7 @@
 import type { Logger } from 'pino';
 import type { FetchError } from '../errors.js';
 import type { FetchResult } from '../fetch/fetch-image.js';
-import type { DownloadLedger, FailedId, FailedImage } from '../ledger/ledger.js';
+import type { DownloadLedger, FailedId, FailedImage, SetAsideId } from '../ledger/ledger.js';
 import { PublishQueue } from '../store/publish-queue.js';
 import type { Publisher } from '../store/publisher.js';
 import { backoffMs } from './backoff.js';
@@ -27,7 +27,7 @@ export class JobWindow {
   private readonly publishQueue: PublishQueue;
   /** Failures (and set-aside IDs) waiting to be recorded, and whether a write of them is out: one ledger write per batch, not per gbifID. */
   private failures: FailedId[] = [];
-  private asides: number[] = [];
+  private asides: SetAsideId[] = [];
   private recording = false;
   private closed = false;
   /** gbifIDs complete but for derivatives being made (of images linked, not validated, in this run). */
@@ -148,14 +148,14 @@ export class JobWindow {
     this.release(job);
   }
 
-  /** Leaves a gbifID pending for a later run (its host is open, or we are stopping); false if it had already ended. */
-  setAside(job: Job): boolean {
+  /** Leaves a gbifID pending for a later run (parked behind `blockedBy`, whose breaker is open; or we are stopping); false if it had already ended. */
+  setAside(job: Job, blockedBy?: string): boolean {
     if (job.settled) return false;
     job.settled = true;
     job.cancel();
     if (job.claimed.dueAt === undefined) this.tally.idsSetAside++;
     else this.tally.retriesPutOff++;
-    this.asides.push(job.gbifId);
+    this.asides.push(blockedBy === undefined ? { gbifId: job.gbifId } : { gbifId: job.gbifId, blockedBy });
     void this.recordLater();
     this.release(job);
     return true;

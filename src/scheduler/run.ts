@@ -75,11 +75,10 @@ export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: Ru
         validate,
         derive: { widths: options.derive, known, make: (path, widths) => (validator as Validator).derive(path, widths, path) },
         checkHold: () => hooks.lock.check(),
-      }, log, await downloads.openBreakers());
+      }, log, await downloads.openBreakers(), await downloads.blockedHosts());
       log.info({ out, concurrency: options.concurrency, perHost: options.perHost }, 'run started');
       hooks.onStart?.(scheduler);
       const tally = await scheduler.run(hooks.signal);
-      await downloads.recordBlocked(new Map(Object.entries(tally.blocked)));
       await downloads.recordHostRates(scheduler.hostRates());
       log.info({ ...tally }, 'run finished');
       return Object.assign(tally, { recovered: undone });

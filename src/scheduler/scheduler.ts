@@ -88,6 +88,8 @@ export class Scheduler {
     private readonly log: Logger,
     /** Breakers open when the run starts (an earlier run's, or another worker's), by host. */
     openBreakers: ReadonlyMap<string, number>,
+    /** Hosts with gbifIDs parked behind them when the run starts (DownloadLedger.blockedHosts). */
+    blockedHosts: readonly string[] = [],
   ) {
     this.windowSize = Math.max(MIN_WINDOW, settings.concurrency * WINDOW_PER_SLOT);
     this.claimBatch = Math.min(MAX_CLAIM_BATCH, this.windowSize / 2);
@@ -103,6 +105,7 @@ export class Scheduler {
     this.derive = settings.derive ?? NO_DERIVE;
     this.window = new JobWindow(ledger, publisher, this.tally, log, settings.out, this.derive, { onError: (err) => this.fail(err), onPublished: () => this.pump() });
     this.asides = new BlockedAsides({ breaker: (host, now) => this.host(host).breakerAt(now), claims: this.claims, window: this.window });
+    this.asides.parkedBefore(blockedHosts);
     const parts = { ledger, publisher, settings, log, hosts: this.hosts, window: this.window, tally: this.tally, failing: this.failing, derive: this.derive, sharedHosts: this.sharedHosts };
     this.router = new TaskRouter(parts, {
       pump: () => this.pump(),

@@ -17,6 +17,8 @@ export class RunTally {
   hostsOpened: string[] = [];
   /** gbifIDs set aside because a host's breaker was open, by that host. */
   readonly blocked: Record<string, number> = {};
+  /** Failed gbifIDs whose retry was put off because a host's breaker was open, by that host (not in the summary). */
+  readonly #retriesBlocked: Record<string, number> = {};
   readonly started = Date.now();
   elapsedMs = 0;
 
@@ -34,20 +36,24 @@ export class RunTally {
     if (!this.hostsOpened.includes(host)) this.hostsOpened.push(host);
   }
 
-  blockedBy(host: string): void {
-    this.blocked[host] = (this.blocked[host] ?? 0) + 1;
+  blockedBy(host: string, retry = false): void {
+    const counts = retry ? this.#retriesBlocked : this.blocked;
+    counts[host] = (counts[host] ?? 0) + 1;
   }
 
-  /** A gbifID set aside behind one of `hosts` was claimed again in this run (`retry`: a failed one): set aside no more (unless it is again). */
+  /**
+   * A gbifID parked behind one of `hosts` was claimed again in this run (`retry`: a failed one): set aside no more
+   * (unless it is again). Counted off only where this run had set some aside behind that host: one parked by an
+   * earlier run was never counted here. Which of a host's parked gbifIDs come back is the ledger's choice (by
+   * key), so once all come back (the host answered) every count is right, whichever came first.
+   */
   takenUp(hosts: readonly string[], retry: boolean): void {
-    if (retry) {
-      this.retriesPutOff--;
-      return;
-    }
-    const host = hosts.find((h) => (this.blocked[h] ?? 0) > 0);
+    const counts = retry ? this.#retriesBlocked : this.blocked;
+    const host = hosts.find((h) => (counts[h] ?? 0) > 0);
     if (host === undefined) return;
-    if (--(this.blocked[host] as number) === 0) delete this.blocked[host];
-    this.idsSetAside--;
+    if (--(counts[host] as number) === 0) delete counts[host];
+    if (retry) this.retriesPutOff--;
+    else this.idsSetAside--;
   }
 
   close(): RunTally {

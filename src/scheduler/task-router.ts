@@ -283,9 +283,9 @@ export class TaskRouter {
   /** Sets a gbifID aside (`blockedBy`: the host whose open breaker holds it); its task's URL, if others wait on it, goes to one of them. */
   setAside(job: Job, task?: Task, blockedBy?: string): void {
     if (task) this.promoteWaiter(task);
-    if (!this.window.setAside(job) || !blockedBy) return;
-    // The hosts' counts are of pending gbifIDs; a failed one's retry put off is remembered all the same, to be taken up.
-    if (job.claimed.dueAt === undefined) this.tally.blockedBy(blockedBy);
+    if (!this.window.setAside(job, blockedBy) || !blockedBy) return;
+    // The summary's counts by host are of pending gbifIDs; a failed one's retry put off is counted apart.
+    this.tally.blockedBy(blockedBy, job.claimed.dueAt !== undefined);
     this.hooks.blockedAside(blockedBy, job.gbifId);
   }
 

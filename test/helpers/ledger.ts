@@ -10,6 +10,16 @@ export function readLedger<T>(path: string, query: (db: Database.Database) => T)
   }
 }
 
+/** Writes to a ledger file directly, as a test's setup: what time or another program would have changed. */
+export function writeLedger<T>(path: string, change: (db: Database.Database) => T): T {
+  const db = new Database(path, { fileMustExist: true });
+  try {
+    return change(db);
+  } finally {
+    db.close();
+  }
+}
+
 export interface StatusJson {
   complete: boolean;
   ids: { total: number; pending: number; done: number; failed: number; excluded: number };

@@ -12,7 +12,7 @@
 import type pg from 'pg';
 import type { ClaimedId, ClaimedImage, FetchedPart, StoredCopy } from '../ledger.js';
 import { urlHash } from '../../input/url-hash.js';
-import { outcomeOf, STATE } from '../rows.js';
+import { BLOCKED_LESS, outcomeOf, STATE } from '../rows.js';
 import { hasFile } from '../snapshots.js';
 import { transaction } from './connect.js';
 import { heldElsewhere } from './url-fetches.js';
@@ -21,14 +21,23 @@ import { heldElsewhere } from './url-fetches.js';
  * Claims the IDs the statement `select` picks (its rows: gbif_id), for worker `me`; returns them with what the downloader needs
  * (`fetching`: their shared URLs get fetch leases).
  */
-export async function claimWith(pool: pg.Pool, me: number, select: string, params: unknown[], due = false, fetching = true): Promise<ClaimedId[]> {
+export async function claimWith(pool: pg.Pool, me: number, select: string, params: unknown[], due = false, fetching = true, parkedBehind?: string): Promise<ClaimedId[]> {
   // When it was due only for a failed one (claimed for its retry): a pending one has none (ClaimedId.dueAt).
   // In a transaction of its own, so that a claim whose answer was lost with its connection is not made again
   // (transaction()): made again, it took the next IDs, and the first stayed held by this worker, undone, to its end.
+  // A claim ends a gbifID's parking (none but a take-up meets a parked one); with `parkedBehind`, the host's
+  // count of parked pending ones goes down by those taken up, in the same statement.
+  const unparked = parkedBehind === undefined ? '' : `, ids.state = ${STATE.pending} AS was_pending`;
   const rows = await transaction(pool, async (db) => {
+    const claim = `UPDATE ids SET worker_id = $1, blocked_host = NULL FROM (${select} FOR UPDATE SKIP LOCKED) c
+       WHERE ids.gbif_id = c.gbif_id RETURNING ids.gbif_id, ids.attempts, CASE WHEN ids.state = ${STATE.failed} THEN ids.next_attempt_at END AS next_attempt_at${unparked}`;
     const claimed = await db.query(
-      `UPDATE ids SET worker_id = $1, set_aside = false FROM (${select} FOR UPDATE SKIP LOCKED) c
-       WHERE ids.gbif_id = c.gbif_id RETURNING ids.gbif_id, ids.attempts, CASE WHEN ids.state = ${STATE.failed} THEN ids.next_attempt_at END AS next_attempt_at`,
+      parkedBehind === undefined
+        ? claim
+        : `WITH claimed AS (${claim}), counted AS (
+             UPDATE hosts SET blocked_ids = ${BLOCKED_LESS('(SELECT count(*) FROM claimed WHERE was_pending)')}
+             WHERE host = ${parkedBehind} AND EXISTS (SELECT 1 FROM claimed WHERE was_pending))
+           SELECT * FROM claimed`,
       [me, ...params],
     );
     return claimed.rows as { gbif_id: number; attempts: number; next_attempt_at: number | null }[];

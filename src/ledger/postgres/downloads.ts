@@ -4,10 +4,10 @@
  * moves a batch; none is made per request.
  */
 import type pg from 'pg';
-import type { ClaimedId, DerivationDue, DoneId, FreshnessSummary, HeldElsewhere, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, StoredCopy, WorkerId } from '../ledger.js';
-import { intentOf, intentText, STATE_NAME } from '../rows.js';
+import type { ClaimedId, DerivationDue, DoneId, FreshnessSummary, HeldElsewhere, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, SetAsideId, StoredCopy, WorkerId } from '../ledger.js';
+import { intentOf, intentText, STATE, STATE_NAME } from '../rows.js';
 import { claimWith, storedCopies, withStoredCopies } from './claims.js';
-import { FREE, GONE_HOLDERS, HELD_BY, LET_GO, LIVE, SET_ASIDE } from './live.js';
+import { BLOCKED_HOSTS, FREE, HELD_BY, LET_GO, LIVE } from './live.js';
 import { fetchesElsewhere } from './url-fetches.js';
 import { transaction } from './connect.js';
 import { PostgresHostBudgets } from './host-budgets.js';
@@ -31,29 +31,34 @@ export class PostgresDownloads implements DownloadLedger {
   }
 
   claimPending(afterGbifId: number, limit: number): Promise<ClaimedId[]> {
-    // Set-aside ones are out of ids_claimable: claimAbandoned takes those whose worker is gone.
-    return claimWith(this.pool, this.me, `SELECT gbif_id FROM ids WHERE state = 0 AND NOT set_aside AND gbif_id > $2 AND ${FREE} ORDER BY gbif_id LIMIT $3`, [afterGbifId, limit]);
+    // Parked ones are out of ids_claimable: claimBlocked takes them up, by host.
+    return claimWith(this.pool, this.me, `SELECT gbif_id FROM ids WHERE state = 0 AND blocked_host IS NULL AND gbif_id > $2 AND ${FREE} ORDER BY gbif_id LIMIT $3`, [afterGbifId, limit]);
   }
 
-  claimAbandoned(limit: number): Promise<ClaimedId[]> {
-    // One gone worker's at a time, found by its id in ids_set_aside: rows a live worker set aside are never read.
-    // In that index's order, so that the planner walks it whatever the statistics say (without an order, it took
-    // the worker to hold every row and scanned the table: 0.3 s at 1.6M when no worker was gone, each pass).
-    // They were due when that worker claimed them; a failed one comes with when it was due, as claimRetryable gives it.
+  claimBlocked(host: string, limit: number): Promise<ClaimedId[]> {
+    // In ids_blocked's order, its condition repeated, so that it serves the claim whatever the statistics say.
+    // A failed one comes with when it was due, as claimRetryable gives it.
     return claimWith(
       this.pool,
       this.me,
-      `SELECT gbif_id FROM ids WHERE ${SET_ASIDE} AND worker_id = (${GONE_HOLDERS} LIMIT 1) ORDER BY gbif_id LIMIT $2`,
-      [limit],
+      `SELECT gbif_id FROM ids WHERE blocked_host = (SELECT host_id FROM hosts WHERE host = $2) AND blocked_host IS NOT NULL AND state IN (0, 2) AND ${FREE}
+       ORDER BY blocked_host, gbif_id LIMIT $3`,
+      [host, limit],
       true,
+      true,
+      '$2',
     );
+  }
+
+  async blockedHosts(): Promise<string[]> {
+    return (await this.pool.query(BLOCKED_HOSTS)).rows.map((r) => r.host as string);
   }
 
   claimRetryable(cursor: RetryCursor, dueBy: number, maxAttempts: number, limit: number): Promise<ClaimedId[]> {
     return claimWith(
       this.pool,
       this.me,
-      `SELECT gbif_id FROM ids WHERE state = 2 AND NOT set_aside AND next_attempt_at <= $2 AND attempts < $3
+      `SELECT gbif_id FROM ids WHERE state = 2 AND blocked_host IS NULL AND next_attempt_at <= $2 AND attempts < $3
          AND (next_attempt_at > $4 OR (next_attempt_at = $4 AND gbif_id > $5)) AND ${FREE}
        ORDER BY next_attempt_at, gbif_id LIMIT $6`,
       [dueBy, maxAttempts, cursor.dueAt, cursor.gbifId, limit],
@@ -96,17 +101,16 @@ export class PostgresDownloads implements DownloadLedger {
   async pendingElsewhere(dueBy: number, maxAttempts: number): Promise<HeldElsewhere> {
     // Whether any remain is what matters: one row of each kind, so it stays cheap with millions pending.
     // Failed ones due are counted as pending are: a full host queue hands them back as it does pending ones.
-    // Set-aside ones are left out (the claim's indexes do): a live worker's stay with it until it ends. In the
-    // claims' orders, so that the claims' indexes serve them: the statistics say nothing is set aside (a bulk load's
+    // Parked ones are left out (the claim's indexes do): they wait for their host, not for a worker. In the
+    // claims' orders, so that the claims' indexes serve them: the statistics say nothing is parked (a bulk load's
     // ANALYZE saw none), and the planner then took the first row of a whole scan to be a match, and read millions.
-    const anyOf = (where: string, more = 'false') =>
-      `SELECT ((SELECT 1 FROM ids WHERE state = 0 AND NOT set_aside AND ${where} ORDER BY gbif_id LIMIT 1) IS NOT NULL
-         OR (SELECT 1 FROM ids WHERE state = 2 AND NOT set_aside AND next_attempt_at <= $1 AND attempts < $2 AND ${where} ORDER BY next_attempt_at, gbif_id LIMIT 1) IS NOT NULL
-         OR ${more}) AS found`;
-    // Free ones first, and those set aside by a worker that is gone: only those can be claimed, and a pass is worth its cost.
-    const free = (await this.pool.query(anyOf(FREE, `EXISTS (${GONE_HOLDERS})`), [dueBy, maxAttempts])).rows[0].found as boolean;
+    const anyOf = (where: string) =>
+      `SELECT ((SELECT 1 FROM ids WHERE state = 0 AND blocked_host IS NULL AND ${where} ORDER BY gbif_id LIMIT 1) IS NOT NULL
+         OR (SELECT 1 FROM ids WHERE state = 2 AND blocked_host IS NULL AND next_attempt_at <= $1 AND attempts < $2 AND ${where} ORDER BY next_attempt_at, gbif_id LIMIT 1) IS NOT NULL) AS found`;
+    // Free ones first: only those can be claimed, and a pass is worth its cost.
+    const free = (await this.pool.query(anyOf(FREE), [dueBy, maxAttempts])).rows[0].found as boolean;
     if (free) return { pending: true, free: true };
-    // Else any another live worker holds and has not set aside (an open breaker).
+    // Else any another live worker holds.
     const held = (await this.pool.query(anyOf('worker_id IS DISTINCT FROM $3'), [dueBy, maxAttempts, this.me])).rows[0].found as boolean;
     return { pending: held, free: false };
   }
@@ -115,18 +119,23 @@ export class PostgresDownloads implements DownloadLedger {
     return fetchesElsewhere(this.pool, this.me, urls, (u) => storedCopies(this.pool, u));
   }
 
-  async setAside(gbifIds: readonly number[]): Promise<void> {
-    if (gbifIds.length === 0) return;
-    const set = await this.pool.query(`UPDATE ids SET set_aside = true WHERE gbif_id = ANY($1::bigint[]) AND ${HELD_BY('worker_id', '$2')} AND NOT set_aside`, [gbifIds, this.me]);
-    this.lease.setAside += set.rowCount ?? 0;
-  }
-
-  async claimSetAside(gbifIds: readonly number[]): Promise<ClaimedId[]> {
-    // Those this worker set aside are marked so (setAside) and still held by it; the claim clears the mark.
-    // A failed one comes with when it was due (a pending one has none), as claimRetryable gives it.
-    const claimed = await claimWith(this.pool, this.me, `SELECT gbif_id FROM ids WHERE gbif_id = ANY($2::bigint[]) AND ${HELD_BY('worker_id', '$1')} AND set_aside ORDER BY gbif_id`, [gbifIds], true);
-    this.lease.setAside -= claimed.length;
-    return claimed;
+  async setAside(asides: readonly SetAsideId[]): Promise<void> {
+    if (asides.length === 0) return;
+    // Let go, and those blocked by a host parked behind it, its count of parked pending ones moved in the same statement.
+    const parked = await this.pool.query(
+      `WITH parked AS (
+         UPDATE ids SET ${LET_GO}, blocked_host = h.host_id
+         FROM unnest($1::bigint[], $2::text[]) AS v(gbif_id, host) LEFT JOIN hosts h ON h.host = v.host
+         WHERE ids.gbif_id = v.gbif_id AND ${HELD_BY('ids.worker_id', '$3')}
+         RETURNING ids.blocked_host, ids.state),
+       counted AS (
+         UPDATE hosts SET blocked_ids = COALESCE(blocked_ids, 0) + c.n
+         FROM (SELECT blocked_host, count(*) AS n FROM parked WHERE blocked_host IS NOT NULL AND state = ${STATE.pending} GROUP BY 1) c
+         WHERE hosts.host_id = c.blocked_host)
+       SELECT count(*)::int AS n FROM parked WHERE blocked_host IS NOT NULL`,
+      [asides.map((a) => a.gbifId), asides.map((a) => a.blockedBy ?? null), this.me],
+    );
+    this.lease.setAside += parked.rows[0].n as number;
   }
 
   async liveWorkers(): Promise<WorkerId[]> {
@@ -241,20 +250,13 @@ export class PostgresDownloads implements DownloadLedger {
   }
 
   async recordBreaker(host: string, openUntil: number | null): Promise<void> {
-    await this.pool.query('UPDATE hosts SET breaker_open_until = $2, blocked_ids = NULL WHERE host = $1', [host, openUntil]);
-  }
-
-  async recordBlocked(blocked: ReadonlyMap<string, number>): Promise<void> {
-    if (blocked.size === 0) return;
-    await this.pool.query(
-      `UPDATE hosts h SET blocked_ids = v.n FROM unnest($1::text[], $2::bigint[]) AS v(host, n) WHERE h.host = v.host AND h.breaker_open_until IS NOT NULL`,
-      [[...blocked.keys()], [...blocked.values()]],
-    );
+    // What is parked behind it stays parked until a run takes it up (claimBlocked), and stays counted.
+    await this.pool.query('UPDATE hosts SET breaker_open_until = $2 WHERE host = $1', [host, openUntil]);
   }
 
   async closeBreakers(host?: string): Promise<string[]> {
     const rows = await this.pool.query(
-      'UPDATE hosts SET breaker_open_until = NULL, blocked_ids = NULL WHERE breaker_open_until IS NOT NULL AND ($1::text IS NULL OR host = $1) RETURNING host',
+      'UPDATE hosts SET breaker_open_until = NULL WHERE breaker_open_until IS NOT NULL AND ($1::text IS NULL OR host = $1) RETURNING host',
       [host ?? null],
     );
     return rows.rows.map((r) => r.host as string).sort();

@@ -18,42 +18,31 @@ export const FREE = `(ids.worker_id IS NULL OR NOT ${LIVE('ids.worker_id')})`;
  * `column = worker` (never NULL), but written so that ids_by_worker cannot serve it, and the rows are found
  * by their gbifIDs, a probe each. worker_id's statistics are never current (a bulk load analyzes it all
  * NULL; claims come and go by the million), so the planner, told the worker holds next to nothing, read the
- * few gbifIDs named out of ids_by_worker, every claim the worker held, in each statement. A worker holds
- * every gbifID it set aside until it ends: 4.8M index entries were read to set 20,000 aside, and with a
+ * few gbifIDs named out of ids_by_worker, every claim the worker held, in each statement. When a worker
+ * held every gbifID it set aside until it ended, 4.8M index entries were read to set 20,000 aside, and with a
  * million held each batch of set-asides took 0.9 s. Any strict comparison (`column + 0 = worker`, say)
  * still lets the planner prove the partial index's `worker_id IS NOT NULL` and scan the whole of it; IS NOT
  * DISTINCT FROM is not strict.
  */
 export const HELD_BY = (column: string, worker: string) => `${column} IS NOT DISTINCT FROM ${worker}`;
 
-/**
- * What a statement that lets a claim go sets: no worker, and not set aside. A set-aside gbifID is left out of
- * the claim's indexes (ids_claimable, ids_retryable) and found through ids_set_aside by its worker's id, so one
- * left marked with no worker would never be claimed again.
- */
-export const LET_GO = 'worker_id = NULL, set_aside = false';
+/** What a statement that lets a claim go sets. */
+export const LET_GO = 'worker_id = NULL';
 
 /**
- * A set-aside gbifID still to be done (pending, or failed and retried): ids_set_aside's condition (schema.ts,
- * migration 7), which a statement repeats for that index to serve it.
+ * The gbifIDs `worker` holds, through ids_by_worker: a window's worth while it runs (those it sets aside are
+ * parked, held by no worker).
  */
-export const SET_ASIDE = 'ids.set_aside AND ids.state IN (0, 2)';
+export const HELD_ROWS = (worker: string) => `SELECT gbif_id FROM ids WHERE ids.worker_id = ${worker}`;
 
 /**
- * The gbifIDs `worker` holds, each kind through its own index: those it works on (ids_by_worker) and those it
- * set aside (ids_set_aside). Neither index holds the other kind.
+ * Hosts with gbifIDs parked behind them, in order of id: read from ids_blocked a host at a time (an index skip
+ * scan written as a recursive query, one probe per host), never row by row, so it costs the same with millions
+ * parked. The condition is ids_blocked's, repeated for that index to serve it.
  */
-export const HELD_ROWS = (worker: string) =>
-  `SELECT gbif_id FROM ids WHERE ids.worker_id = ${worker} AND NOT ids.set_aside UNION ALL SELECT gbif_id FROM ids WHERE ids.worker_id = ${worker} AND ${SET_ASIDE}`;
-
-/**
- * Workers that hold set-aside gbifIDs and are gone (stopped, or killed and their lease run out), in
- * order of id: read from ids_set_aside a worker at a time (an index skip scan written as a recursive query, one
- * probe per worker), never row by row, so it costs the same with millions set aside.
- */
-export const GONE_HOLDERS = `WITH RECURSIVE holders(id) AS (
-    (SELECT worker_id FROM ids WHERE ${SET_ASIDE} ORDER BY worker_id, gbif_id LIMIT 1)
+export const BLOCKED_HOSTS = `WITH RECURSIVE blocked(id) AS (
+    (SELECT blocked_host FROM ids WHERE blocked_host IS NOT NULL AND state IN (0, 2) ORDER BY blocked_host, gbif_id LIMIT 1)
     UNION ALL
-    SELECT (SELECT worker_id FROM ids WHERE ${SET_ASIDE} AND worker_id > h.id ORDER BY worker_id, gbif_id LIMIT 1)
-    FROM holders h WHERE h.id IS NOT NULL)
-  SELECT id FROM holders WHERE id IS NOT NULL AND NOT ${LIVE('id')}`;
+    SELECT (SELECT blocked_host FROM ids WHERE blocked_host IS NOT NULL AND state IN (0, 2) AND blocked_host > b.id ORDER BY blocked_host, gbif_id LIMIT 1)
+    FROM blocked b WHERE b.id IS NOT NULL)
+  SELECT h.host FROM blocked b JOIN hosts h ON h.host_id = b.id`;

@@ -142,15 +142,14 @@ class PostgresLedger implements Ledger {
   /**
    * The leaderboard: live workers first, then the most recent others. A stopped worker holds nothing, whatever
    * ids its tidying left (worker-lease.ts). What each holds to work on is counted (ids_by_worker, a window's
-   * worth); what it set aside is what it said at its last heartbeat: counted, millions on an export with dead
-   * hosts took status seconds.
+   * worth); what it parked behind open breakers is its tally, as done and failed are, said at its last heartbeat.
    */
   private async workers(client: pg.PoolClient): Promise<WorkerStatus[]> {
     const rows = await client.query(
       `SELECT w.worker_id, w.machine, w.pid, w.since, w.heartbeat_at, w.lease_until <= herbdl_now() AS expired, w.stopped_at IS NOT NULL AS stopped,
          w.done, w.failed, w.images_per_second,
-         CASE WHEN w.stopped_at IS NULL THEN (SELECT count(*) FROM ids WHERE ids.worker_id = w.worker_id AND NOT ids.set_aside) ELSE 0 END::bigint AS claimed,
-         CASE WHEN w.stopped_at IS NULL THEN w.set_aside ELSE 0 END::bigint AS set_aside
+         CASE WHEN w.stopped_at IS NULL THEN (SELECT count(*) FROM ids WHERE ids.worker_id = w.worker_id) ELSE 0 END::bigint AS claimed,
+         w.set_aside
        FROM workers w ORDER BY (w.lease_until > herbdl_now()) DESC, w.heartbeat_at DESC LIMIT 50`,
     );
     return rows.rows.map((r) => ({

@@ -7,18 +7,18 @@
  *   by its heartbeat. A claim is ids.worker_id; it holds while that worker's
  *   lease does, so a heartbeat writes one row however many IDs it holds.
  * - ids_claimable: the partial index the claim statement walks (pending IDs
- *   by key, none set aside), and nothing more; ids_retryable serves the retry
- *   claim; ids_set_aside finds those set aside by workers that are gone.
+ *   by key, none parked), and nothing more; ids_retryable serves the retry
+ *   claim; ids_blocked finds those parked behind a host, by host.
  * - publishing: intents carry their worker, so only a dead worker's intents
  *   are undone, by whoever takes them over.
  * - host_slots: a host's --per-host request slots, each owned by at most one
  *   worker; a worker sends requests to a host only on slots it owns, so all
  *   workers together never exceed --per-host there (host-budgets.ts).
- * - ids.set_aside: a claimed ID its worker set aside (its host's breaker is
- *   open): it stays with that worker until it ends, and other workers do not
- *   wait for it, nor read it as they claim. Once that worker is gone, the
- *   others claim it again through ids_set_aside.
- *   host_wants says which workers have work waiting for a host, for fair shares.
+ * - ids.blocked_host: an ID parked behind a host whose breaker is open: no
+ *   worker holds it, waits for it, or reads it as it claims, in this run or
+ *   a later one, until a run takes it up by host (to probe the host, or once
+ *   it answers). hosts.blocked_ids counts the pending ones parked there.
+ * - host_wants says which workers have work waiting for a host, for fair shares.
  * - Times are epoch ms from the server's clock (herbdl_now()), never a
  *   worker's: machines' clocks differ, a lease must not.
  *
@@ -170,7 +170,7 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TABLE url_fetches (url_hash bigint NOT NULL, url text NOT NULL, worker_id bigint NOT NULL, taken_at bigint NOT NULL DEFAULT herbdl_now(), PRIMARY KEY (url_hash, url));
   `,
   // 7: the claim's indexes leave set-aside gbifIDs out, and those of workers that are gone have one of their own
-  // (ids_set_aside: downloads.ts, claimAbandoned). A pass over the pending gbifIDs read every one a live worker had
+  // (ids_set_aside, until migration 8 parked them instead). A pass over the pending gbifIDs read every one a live worker had
   // set aside (80 s at 16.2M) to claim none of them. ids_claimable is built again by the next run (RUN_INDEXES);
   // a gbifID no worker holds is never marked set aside (live.ts: LET_GO), so none is lost to the claims.
   // ids_by_worker keeps what each worker holds to work on, a window's worth: the leaderboard counts it, and a
@@ -184,6 +184,24 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE workers ADD COLUMN set_aside bigint NOT NULL DEFAULT 0;
   CREATE INDEX ids_retryable ON ids (next_attempt_at, gbif_id) WHERE state = 2 AND NOT set_aside;
   CREATE INDEX ids_set_aside ON ids (worker_id, gbif_id) WHERE set_aside AND state IN (0, 2);
+  `,
+  // 8: gbifIDs parked behind a host's open breaker (blocked_host), as in SQLite (migration 11 there), in place of
+  // set-asides held by their worker: a worker let them go to others when it ended, and every run after it claimed
+  // each again, read its images and set it aside again (137 s for 1.6M). Parked, no claim reads them until a run
+  // takes them up by host (ids_blocked), to probe the host or once it answers. Held set-asides are let go, to be
+  // parked again by the next run that meets them; hosts.blocked_ids becomes the count parked there.
+  `
+  ALTER TABLE ids ADD COLUMN blocked_host integer;
+  UPDATE ids SET worker_id = NULL WHERE set_aside AND state IN (0, 2);
+  DROP INDEX IF EXISTS ids_set_aside;
+  DROP INDEX IF EXISTS ids_claimable;
+  DROP INDEX IF EXISTS ids_retryable;
+  DROP INDEX IF EXISTS ids_by_worker;
+  ALTER TABLE ids DROP COLUMN set_aside;
+  UPDATE hosts SET blocked_ids = NULL;
+  CREATE INDEX ids_by_worker ON ids (worker_id) WHERE worker_id IS NOT NULL;
+  CREATE INDEX ids_retryable ON ids (next_attempt_at, gbif_id) WHERE state = 2 AND blocked_host IS NULL;
+  CREATE INDEX ids_blocked ON ids (blocked_host, gbif_id) WHERE blocked_host IS NOT NULL AND state IN (0, 2);
   `,
 ];
 
@@ -202,11 +220,11 @@ export const INGEST_INDEXES = {
 export const RUN_INDEXES = {
   images_pkey: 'CREATE UNIQUE INDEX IF NOT EXISTS images_pkey ON images (image_id)',
   images_by_url: 'CREATE INDEX IF NOT EXISTS images_by_url ON images (url_hash)',
-  ids_claimable: 'CREATE INDEX IF NOT EXISTS ids_claimable ON ids (gbif_id) WHERE state = 0 AND NOT set_aside',
+  ids_claimable: 'CREATE INDEX IF NOT EXISTS ids_claimable ON ids (gbif_id) WHERE state = 0 AND blocked_host IS NULL',
 } as const;
 export const DERIVED_INDEXES = { ...INGEST_INDEXES, ...RUN_INDEXES } as const;
 /** Partial indexes of ids that a new, pending and unclaimed gbifID does not enter: a bulk load leaves them in place. */
-export const IDS_INDEXES_NEW_ROWS_SKIP = ['ids_retryable', 'ids_by_worker', 'ids_set_aside'];
+export const IDS_INDEXES_NEW_ROWS_SKIP = ['ids_retryable', 'ids_by_worker', 'ids_blocked'];
 
 /** Moves the sequences of hosts and attributions past ids a bulk load gave them itself. */
 export const SYNC_NUMBERED_SEQUENCES = [

@@ -42,7 +42,7 @@ async function takeFetches(pool: pg.Pool, me: number, urls: readonly string[]): 
      ON CONFLICT (url_hash, url) DO UPDATE SET worker_id = excluded.worker_id, taken_at = excluded.taken_at
      WHERE f.worker_id = excluded.worker_id OR NOT ${LIVE('f.worker_id')} OR (f.taken_at < herbdl_now() - ${FRESH_MS} AND NOT EXISTS (
        SELECT 1 FROM images i JOIN ids d ON d.gbif_id = i.gbif_id
-       WHERE i.url_hash = f.url_hash AND i.url = f.url AND i.state = 0 AND d.state = 0 AND ${HELD_BY('d.worker_id', 'f.worker_id')} AND NOT d.set_aside))
+       WHERE i.url_hash = f.url_hash AND i.url = f.url AND i.state = 0 AND d.state = 0 AND ${HELD_BY('d.worker_id', 'f.worker_id')}))
      RETURNING url`,
     [keys.map((k) => k[0]), keys.map((k) => k[1]), me],
   );

@@ -42,7 +42,7 @@ export class WorkerLease implements RunLock {
   private away: Error | undefined;
   /** Images recorded done, and samples of it over the last minute, for the leaderboard's images/s. */
   images = 0;
-  /** gbifIDs it holds set aside now, for the leaderboard (downloads.ts keeps it). */
+  /** gbifIDs it has parked behind open breakers, for the leaderboard (downloads.ts counts them). */
   setAside = 0;
   private samples: [number, number][] = [];
 
@@ -148,14 +148,13 @@ export class WorkerLease implements RunLock {
 
   /**
    * Clears this stopped worker's id from its claims, a chunk at a time, for
-   * TIDY_MS at most. It had held millions it set aside behind open breakers
-   * (46 s for 2M in one statement, so minutes for an export's dead hosts,
-   * every run): the process waited on it before it could end, and a batch
-   * scheduler's allocation with it. What is left is already free to every
-   * worker (its lease has ended): a claim in flight is overwritten by the
-   * next claim of it, a set-aside one taken up by another worker's claim of
-   * a gone worker's (downloads.ts: claimAbandoned); the leaderboard counts
-   * no claims of a stopped worker.
+   * TIDY_MS at most. When it held every gbifID it set aside behind open
+   * breakers (46 s for 2M in one statement), the process waited on it before
+   * it could end, and a batch scheduler's allocation with it; those are parked
+   * now, held by no worker, and it holds a window's worth. What is left is
+   * already free to every worker (its lease has ended): a claim in flight is
+   * overwritten by the next claim of it; the leaderboard counts no claims of
+   * a stopped worker.
    */
   private async tidyClaims(): Promise<void> {
     const end = Date.now() + TIDY_MS;

@@ -1,7 +1,8 @@
 /**
  * The SQLite ledger's record of open breakers: when each host's breaker
- * closes, and how many gbifIDs were waiting on it when the run ended (what
- * `status` names as blocked). A breaker recorded closed forgets its count.
+ * closes. What waits on it (the gbifIDs parked behind it, and their count
+ * that `status` names as blocked) is the downloader's (downloads.ts), and
+ * stays parked when a breaker closes until a run takes it up.
  */
 import type Database from 'better-sqlite3';
 
@@ -11,8 +12,7 @@ export class SqliteBreakers {
   constructor(private readonly db: Database.Database) {
     this.stmt = {
       open: db.prepare('SELECT host, breaker_open_until FROM hosts WHERE breaker_open_until IS NOT NULL').raw(),
-      set: db.prepare('UPDATE hosts SET breaker_open_until = ?, blocked_ids = NULL WHERE host = ?'),
-      blocked: db.prepare('UPDATE hosts SET blocked_ids = ? WHERE host = ? AND breaker_open_until IS NOT NULL'),
+      set: db.prepare('UPDATE hosts SET breaker_open_until = ? WHERE host = ?'),
       openHosts: db.prepare('SELECT host FROM hosts WHERE breaker_open_until IS NOT NULL AND (:host IS NULL OR host = :host) ORDER BY host').pluck(),
     };
   }
@@ -24,12 +24,6 @@ export class SqliteBreakers {
 
   record(host: string, openUntil: number | null): void {
     this.stmt.set.run(openUntil, host);
-  }
-
-  recordBlocked(blocked: ReadonlyMap<string, number>): void {
-    this.db.transaction(() => {
-      for (const [host, ids] of blocked) this.stmt.blocked.run(ids, host);
-    })();
   }
 
   /** Closes `host`'s breaker, or every open one; returns the hosts closed. */

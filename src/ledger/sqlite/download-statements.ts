@@ -5,8 +5,16 @@
  * small cache of its own), for this run only.
  */
 import type Database from 'better-sqlite3';
+import { BLOCKED_LESS } from '../rows.js';
 import { hasFile } from '../snapshots.js';
 import { STATE } from './schema.js';
+
+/**
+ * blocked_host of a parked gbifID a take-up has claimed (claimBlocked): a claim on a SQLite ledger is only a
+ * read, and this keeps the run's pass over the pending gbifIDs from claiming it a second time. Cleared by its
+ * outcome, or parked behind a host again; one a run left (it stopped, or died) is let go when the next opens.
+ */
+export const TAKEN_UP = -1;
 
 export function prepareDownloads(db: Database.Database) {
   db.exec('CREATE TEMP TABLE IF NOT EXISTS deferred_ids (seq INTEGER PRIMARY KEY, gbif_id INTEGER NOT NULL)');
@@ -16,17 +24,26 @@ export function prepareDownloads(db: Database.Database) {
     defer: db.prepare('INSERT INTO temp.deferred_ids(gbif_id) VALUES (?)'),
     deferred: db.prepare('SELECT seq, gbif_id FROM temp.deferred_ids ORDER BY seq LIMIT ?').raw(),
     undefer: db.prepare('DELETE FROM temp.deferred_ids WHERE seq <= ?'),
-    pending: db.prepare(`SELECT gbif_id, attempts FROM ids WHERE gbif_id > ? AND state = ${STATE.pending} ORDER BY gbif_id LIMIT ?`).raw(),
+    // Parked gbifIDs (blocked_host) wait for their host: the walk passes them by without reading their images.
+    pending: db.prepare(`SELECT gbif_id, attempts FROM ids WHERE gbif_id > ? AND state = ${STATE.pending} AND blocked_host IS NULL ORDER BY gbif_id LIMIT ?`).raw(),
     retryable: db
       .prepare(
         `SELECT gbif_id, attempts, next_attempt_at FROM ids
-         WHERE state = ${STATE.failed} AND next_attempt_at <= :dueBy AND attempts < :maxAttempts
+         WHERE state = ${STATE.failed} AND next_attempt_at <= :dueBy AND attempts < :maxAttempts AND blocked_host IS NULL
            AND (next_attempt_at > :at OR (next_attempt_at = :at AND gbif_id > :id))
          ORDER BY next_attempt_at, gbif_id LIMIT :limit`,
       )
       .raw(),
-    // The IDs in one statement (a JSON array), not one statement each.
-    claimSetAside: db.prepare(`SELECT gbif_id, attempts, CASE WHEN state = ${STATE.failed} THEN next_attempt_at END FROM ids WHERE gbif_id IN (SELECT value FROM json_each(?)) AND state IN (${STATE.pending}, ${STATE.failed}) ORDER BY gbif_id`).raw(),
+    // ids_blocked serves both: its condition repeated, a host's parked gbifIDs by key, and the hosts that have any.
+    parked: db.prepare(`SELECT gbif_id, attempts, state, CASE WHEN state = ${STATE.failed} THEN next_attempt_at END FROM ids WHERE blocked_host = ? AND blocked_host IS NOT NULL AND state IN (0, 2) ORDER BY gbif_id LIMIT ?`).raw(),
+    nextBlockedHost: db.prepare('SELECT blocked_host FROM ids WHERE blocked_host > ? AND blocked_host IS NOT NULL AND state IN (0, 2) ORDER BY blocked_host LIMIT 1').pluck(),
+    park: db.prepare(`UPDATE ids SET blocked_host = ? WHERE gbif_id = ? AND state IN (${STATE.pending}, ${STATE.failed}) RETURNING state`).pluck(),
+    holdTakenUp: db.prepare(`UPDATE ids SET blocked_host = ${TAKEN_UP} WHERE gbif_id = ?`),
+    letGo: db.prepare(`UPDATE ids SET blocked_host = NULL WHERE gbif_id = ? AND blocked_host = ${TAKEN_UP}`),
+    letGoAll: db.prepare(`UPDATE ids SET blocked_host = NULL WHERE blocked_host = ${TAKEN_UP} AND state IN (0, 2)`),
+    blockedMore: db.prepare('UPDATE hosts SET blocked_ids = COALESCE(blocked_ids, 0) + ? WHERE host_id = ?'),
+    blockedLess: db.prepare(`UPDATE hosts SET blocked_ids = ${BLOCKED_LESS(':n')} WHERE host_id = :hostId`),
+    hostName: db.prepare('SELECT host FROM hosts WHERE host_id = ?').pluck(),
     // An ID claimed again: its attempts, and when it was due if it is failed (claimed for its retry).
     idAgain: db.prepare(`SELECT attempts, CASE WHEN state = ${STATE.failed} THEN next_attempt_at END FROM ids WHERE gbif_id = ?`).raw(),
     images: db
@@ -54,8 +71,8 @@ export function prepareDownloads(db: Database.Database) {
     imageFailed: db.prepare(
       `UPDATE images SET state = ${STATE.failed}, error_code = ?, http_status = ?, attempts = attempts + 1, updated_at = ?, next_attempt_at = ? WHERE image_id = ?`,
     ),
-    idDone: db.prepare(`UPDATE ids SET state = ${STATE.done}, next_attempt_at = NULL, updated_at = ? WHERE gbif_id = ?`),
-    idFailed: db.prepare(`UPDATE ids SET state = ${STATE.failed}, attempts = attempts + 1, next_attempt_at = ?, updated_at = ? WHERE gbif_id = ?`),
+    idDone: db.prepare(`UPDATE ids SET state = ${STATE.done}, next_attempt_at = NULL, updated_at = ?, blocked_host = NULL WHERE gbif_id = ?`),
+    idFailed: db.prepare(`UPDATE ids SET state = ${STATE.failed}, attempts = attempts + 1, next_attempt_at = ?, updated_at = ?, blocked_host = NULL WHERE gbif_id = ?`),
     hostMove: db.prepare('UPDATE hosts SET pending = pending + ?, done = done + ?, failed = failed + ? WHERE host_id = ?'),
     hostId: db.prepare('SELECT host_id FROM hosts WHERE host = ?').pluck(),
     errorCount: db.prepare('INSERT INTO error_counts(code, host_id, images) VALUES (?, ?, ?) ON CONFLICT (code, host_id) DO UPDATE SET images = images + excluded.images'),

@@ -6,7 +6,7 @@
  * at once; they are promises only because a shared ledger's are.
  */
 import type Database from 'better-sqlite3';
-import type { ClaimedId, ClaimedImage, DerivationDue, DoneId, FreshnessSummary, HeldElsewhere, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, StoredCopy } from '../ledger.js';
+import type { ClaimedId, ClaimedImage, DerivationDue, DoneId, FreshnessSummary, HeldElsewhere, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, SetAsideId, StoredCopy } from '../ledger.js';
 import { intentOf, intentText } from '../rows.js';
 import { STATE, STATE_NAME } from './schema.js';
 import { StoredCopies } from './stored-copies.js';
@@ -33,6 +33,7 @@ export class SqliteDownloads implements DownloadLedger {
     this.rechecks = new SqliteRechecks(db);
     this.breakers = new SqliteBreakers(db);
     this.stmt = prepareDownloads(db);
+    this.stmt.letGoAll.run();
     this.outcomes = new SqliteOutcomes(this.stmt, this.derivatives);
   }
 
@@ -50,10 +51,6 @@ export class SqliteDownloads implements DownloadLedger {
     this.db.transaction(() => {
       for (const id of gbifIds) this.stmt.defer.run(id);
     })();
-  }
-
-  async claimAbandoned(): Promise<ClaimedId[]> {
-    return [];
   }
 
   async claimDeferred(limit: number): Promise<ClaimedId[]> {
@@ -77,15 +74,44 @@ export class SqliteDownloads implements DownloadLedger {
     return new Map(urls.map((url) => [url, 'ours']));
   }
 
-  async setAside(): Promise<void> {
-    // One run holds the file: a set-aside gbifID simply stays as it was.
+  async setAside(asides: readonly SetAsideId[]): Promise<void> {
+    // One run holds the file: one not blocked by a host stays pending as it was (no longer taken up, if it was).
+    this.db.transaction(() => {
+      const counted = new Map<number, number>();
+      for (const { gbifId, blockedBy } of asides) {
+        const hostId = blockedBy === undefined ? undefined : (this.stmt.hostId.get(blockedBy) as number | undefined);
+        if (hostId === undefined) {
+          this.stmt.letGo.run(gbifId);
+          continue;
+        }
+        const state = this.stmt.park.get(hostId, gbifId) as number | undefined;
+        if (state === STATE.pending) counted.set(hostId, (counted.get(hostId) ?? 0) + 1);
+      }
+      for (const [hostId, n] of counted) this.stmt.blockedMore.run(n, hostId);
+    })();
   }
 
-  async claimSetAside(gbifIds: readonly number[]): Promise<ClaimedId[]> {
-    // One run holds the file: the IDs it set aside are its own to take up (the scheduler never asks for one it holds).
-    const rows = this.stmt.claimSetAside.all(JSON.stringify(gbifIds)) as [number, number, number | null][];
+  async claimBlocked(host: string, limit: number): Promise<ClaimedId[]> {
+    const hostId = this.stmt.hostId.get(host) as number | undefined;
+    if (hostId === undefined) return [];
+    const rows = this.db.transaction(() => {
+      const parked = this.stmt.parked.all(hostId, limit) as [number, number, number, number | null][];
+      for (const [id] of parked) this.stmt.holdTakenUp.run(id);
+      const pending = parked.filter(([, , state]) => state === STATE.pending).length;
+      if (pending > 0) this.stmt.blockedLess.run({ n: pending, hostId });
+      return parked;
+    })();
     // A failed one (its retry was set aside) is claimed for its retry again: with when it was due, as claimRetryable gives it.
-    return rows.map(([id, attempts, dueAt]) => this.withImages(id, attempts, dueAt));
+    return rows.map(([id, attempts, , dueAt]) => this.withImages(id, attempts, dueAt));
+  }
+
+  async blockedHosts(): Promise<string[]> {
+    // A skip over ids_blocked, one probe per host: never a read of the parked rows themselves.
+    const hosts: string[] = [];
+    for (let at = this.stmt.nextBlockedHost.get(0) as number | undefined; at !== undefined; at = this.stmt.nextBlockedHost.get(at) as number | undefined) {
+      hosts.push(this.stmt.hostName.get(at) as string);
+    }
+    return hosts;
   }
 
   async liveWorkers(): Promise<[]> {
@@ -182,10 +208,6 @@ export class SqliteDownloads implements DownloadLedger {
 
   async recordBreaker(host: string, openUntil: number | null): Promise<void> {
     this.breakers.record(host, openUntil);
-  }
-
-  async recordBlocked(blocked: ReadonlyMap<string, number>): Promise<void> {
-    this.breakers.recordBlocked(blocked);
   }
 
   async closeBreakers(host?: string): Promise<string[]> {

@@ -206,6 +206,18 @@ export const MIGRATIONS: readonly string[] = [
   INSERT INTO totals(name, value) VALUES ('images_changed', 0), ('images_gone', 0);
   CREATE INDEX images_gone ON images(gbif_id) WHERE gone_at IS NOT NULL;
   `,
+  // 11: gbifIDs parked behind a host's open breaker (blocked_host, its host_id),
+  // kept across runs: the claims pass them by, so a later run over an export
+  // whose dead hosts hold millions reads none of their images; a run takes
+  // them up by host (ids_blocked) to probe the host, or once it answers
+  // (-1 while the run holds one it took up: download-statements.ts, TAKEN_UP).
+  // hosts.blocked_ids becomes the count of pending ones parked there; the
+  // counts the last run had noted are of gbifIDs not parked: cleared.
+  `
+  ALTER TABLE ids ADD COLUMN blocked_host INTEGER;
+  CREATE INDEX ids_blocked ON ids(blocked_host, gbif_id) WHERE blocked_host IS NOT NULL AND state IN (0, 2);
+  UPDATE hosts SET blocked_ids = NULL;
+  `,
 ];
 
 /** Indexes a bulk load drops and builds again, by sorting, when it ends. */
