@@ -38,6 +38,8 @@ export interface ClaimedId {
   /** Runs that have failed it so far. */
   readonly attempts: number;
   readonly images: readonly ClaimedImage[];
+  /** Set on a gbifID claimed from its parking (claimBlocked, claimProbes): the host it was parked behind. */
+  readonly blockedBy?: string;
   /**
    * Set when some of its images were stored before (a newer export reopened
    * it): the NNs of its files in the tree now, which may outnumber the new set.
@@ -196,6 +198,12 @@ export interface DownloadLedger {
    * their images and parked no more; a failed one with when it was due.
    */
   claimBlocked(host: string, limit: number): Promise<ClaimedId[]>;
+  /**
+   * For each of `hosts`, one gbifID parked behind it (the first by key that no one holds), claimed as
+   * claimBlocked claims: the probes of many hosts whose cooldowns passed together (thousands, when an
+   * export's dead hosts opened at once) in one claim. A host with none left has none.
+   */
+  claimProbes(hosts: readonly string[]): Promise<ClaimedId[]>;
   /** Hosts that have gbifIDs parked behind them (pending or failed), in no order: one index probe per host. */
   blockedHosts(): Promise<string[]>;
   /** Other workers whose lease is live (none on a SQLite ledger): their temporaries are left alone. */

@@ -40,11 +40,10 @@ export class Claims {
   private spilledSuspect = false;
   /** While set-aside IDs' hosts stay saturated, they are looked at again only from this time. */
   spillRetryAt = 0;
-  /**
-   * Hosts whose parked gbifIDs to claim, before anything else (blocked-asides.ts): all of them once the host
-   * has come back, or one to probe it (`probed` is told which, or that none was left).
-   */
-  private readonly takeUps: { readonly host: string; readonly probed?: (gbifId: number | undefined) => void }[] = [];
+  /** Hosts whose parked gbifIDs to claim, all of them (the host has come back), before anything else but probes (blocked-asides.ts). */
+  private readonly takeUps: string[] = [];
+  /** Hosts to claim one parked gbifID of, to probe them, all in one claim, before anything else; each told which (or that none was left). */
+  private readonly probes = new Map<string, (gbifId: number | undefined) => void>();
   /** gbifIDs claimed again by a take-up, until the run has looked at them (wasTakenUp). */
   private readonly takenUp = new Set<number>();
 
@@ -56,7 +55,7 @@ export class Claims {
   ) {}
 
   get exhausted(): boolean {
-    return this.phase === 'exhausted' && this.takeUps.length === 0;
+    return this.phase === 'exhausted' && this.takeUps.length === 0 && this.probes.size === 0;
   }
 
   /** True once the passes over the ledger's gbifIDs are over (take-ups aside). */
@@ -66,17 +65,17 @@ export class Claims {
 
   /** True while there is nothing to claim until `retryAt` (set-aside IDs' hosts are saturated, or other workers hold the rest). */
   get waiting(): boolean {
-    return this.takeUps.length === 0 && (this.phase === 'spilled' || this.phase === 'rescan') && this.retryAt > Date.now();
+    return this.takeUps.length === 0 && this.probes.size === 0 && (this.phase === 'spilled' || this.phase === 'rescan') && this.retryAt > Date.now();
   }
 
   /** Claims every gbifID parked behind `host`, ahead of the rest. */
   takeUp(host: string): void {
-    this.takeUps.push({ host });
+    this.takeUps.push(host);
   }
 
   /** Claims one gbifID parked behind `host`, ahead of the rest, to probe it; `probed` is told which (undefined: none was left). */
   probe(host: string, probed: (gbifId: number | undefined) => void): void {
-    this.takeUps.push({ host, probed });
+    this.probes.set(host, probed);
   }
 
   /**
@@ -103,14 +102,26 @@ export class Claims {
    */
   async next(want: number): Promise<ClaimedId[]> {
     await this.flushSpilled();
-    const takeUp = this.takeUps[0];
-    if (takeUp) {
-      // Not limited by --limit: they were claimed before, in this run or an earlier one.
-      const batch = await this.ledger.claimBlocked(takeUp.host, takeUp.probed ? 1 : want);
+    // Neither is limited by --limit: they were claimed before, in this run or an earlier one.
+    if (this.probes.size > 0) {
+      // As many as the window has room for; the rest in the next claims.
+      const probes = new Map([...this.probes].slice(0, Math.max(1, want)));
+      for (const host of probes.keys()) this.probes.delete(host);
+      const batch = await this.ledger.claimProbes([...probes.keys()]);
+      for (const claimed of batch) {
+        this.takenUp.add(claimed.gbifId);
+        probes.get(claimed.blockedBy as string)?.(claimed.gbifId);
+        probes.delete(claimed.blockedBy as string);
+      }
+      for (const probed of probes.values()) probed(undefined);
+      return batch;
+    }
+    const host = this.takeUps[0];
+    if (host !== undefined) {
+      const batch = await this.ledger.claimBlocked(host, want);
       // A host's take-up ends when a claim comes back short: none are left that no one holds.
-      if (takeUp.probed || batch.length < want) this.takeUps.shift();
+      if (batch.length < want) this.takeUps.shift();
       for (const claimed of batch) this.takenUp.add(claimed.gbifId);
-      takeUp.probed?.(batch[0]?.gbifId);
       return batch;
     }
     if (this.limit > 0) {

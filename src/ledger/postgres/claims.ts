@@ -21,28 +21,29 @@ import { heldElsewhere } from './url-fetches.js';
  * Claims the IDs the statement `select` picks (its rows: gbif_id), for worker `me`; returns them with what the downloader needs
  * (`fetching`: their shared URLs get fetch leases).
  */
-export async function claimWith(pool: pg.Pool, me: number, select: string, params: unknown[], due = false, fetching = true, parkedBehind?: string): Promise<ClaimedId[]> {
+export async function claimWith(pool: pg.Pool, me: number, select: string, params: unknown[], due = false, fetching = true, unparks = false): Promise<ClaimedId[]> {
   // When it was due only for a failed one (claimed for its retry): a pending one has none (ClaimedId.dueAt).
   // In a transaction of its own, so that a claim whose answer was lost with its connection is not made again
   // (transaction()): made again, it took the next IDs, and the first stayed held by this worker, undone, to its end.
-  // A claim ends a gbifID's parking (none but a take-up meets a parked one); with `parkedBehind`, the host's
-  // count of parked pending ones goes down by those taken up, in the same statement.
-  const unparked = parkedBehind === undefined ? '' : `, ids.state = ${STATE.pending} AS was_pending`;
+  // A claim ends a gbifID's parking (none but a take-up meets a parked one). With `unparks` (the select gives each
+  // parked gbifID's was_blocked, its host_id), each host's count of parked pending ones goes down by those taken
+  // up, in the same statement, and each comes with the host it was parked behind.
+  const unparked = unparks ? `, c.was_blocked, ids.state = ${STATE.pending} AS was_pending, (SELECT h.host FROM hosts h WHERE h.host_id = c.was_blocked) AS blocked_by` : '';
   const rows = await transaction(pool, async (db) => {
     const claim = `UPDATE ids SET worker_id = $1, blocked_host = NULL FROM (${select} FOR UPDATE SKIP LOCKED) c
        WHERE ids.gbif_id = c.gbif_id RETURNING ids.gbif_id, ids.attempts, CASE WHEN ids.state = ${STATE.failed} THEN ids.next_attempt_at END AS next_attempt_at${unparked}`;
     const claimed = await db.query(
-      parkedBehind === undefined
+      !unparks
         ? claim
         : `WITH claimed AS (${claim}), counted AS (
-             UPDATE hosts SET blocked_ids = ${BLOCKED_LESS('(SELECT count(*) FROM claimed WHERE was_pending)')}
-             WHERE host = ${parkedBehind} AND EXISTS (SELECT 1 FROM claimed WHERE was_pending))
+             UPDATE hosts SET blocked_ids = ${BLOCKED_LESS('c.n')}
+             FROM (SELECT was_blocked, count(*) AS n FROM claimed WHERE was_pending GROUP BY 1) c WHERE hosts.host_id = c.was_blocked)
            SELECT * FROM claimed`,
       [me, ...params],
     );
-    return claimed.rows as { gbif_id: number; attempts: number; next_attempt_at: number | null }[];
+    return claimed.rows as { gbif_id: number; attempts: number; next_attempt_at: number | null; blocked_by?: string }[];
   });
-  return withImages(pool, due ? rows : rows.map((r) => ({ gbif_id: r.gbif_id, attempts: r.attempts })), fetching ? me : undefined);
+  return withImages(pool, due ? rows : rows.map((r) => ({ gbif_id: r.gbif_id, attempts: r.attempts, blocked_by: r.blocked_by })), fetching ? me : undefined);
 }
 
 /**
@@ -51,7 +52,7 @@ export async function claimWith(pool: pg.Pool, me: number, select: string, param
  * shares get a fetch lease (url-fetches.ts): those another worker holds are
  * marked `elsewhere`.
  */
-export async function withImages(pool: pg.Pool, rows: readonly { gbif_id: number; attempts: number; next_attempt_at?: number | null }[], me?: number): Promise<ClaimedId[]> {
+export async function withImages(pool: pg.Pool, rows: readonly { gbif_id: number; attempts: number; next_attempt_at?: number | null; blocked_by?: string }[], me?: number): Promise<ClaimedId[]> {
   if (rows.length === 0) return [];
   const ids = rows.map((r) => r.gbif_id);
   const images = await pool.query(
@@ -83,7 +84,7 @@ export async function withImages(pool: pg.Pool, rows: readonly { gbif_id: number
         const image = { imageId: r.image_id, imageIndex: r.image_index, url: r.url, host: r.host };
         return elsewhere.has(r.url) ? { ...image, elsewhere: true } : image;
       });
-      const claimed: ClaimedId = { gbifId: row.gbif_id, attempts: row.attempts, images: claimedImages };
+      const claimed: ClaimedId = { gbifId: row.gbif_id, attempts: row.attempts, images: claimedImages, ...(row.blocked_by ? { blockedBy: row.blocked_by } : {}) };
       const dueAt = row.next_attempt_at === undefined || row.next_attempt_at === null ? {} : { dueAt: row.next_attempt_at };
       const files = storedFiles.get(row.gbif_id);
       return { ...claimed, ...dueAt, ...(files ? { storedFiles: files } : {}) };

@@ -41,12 +41,31 @@ export class PostgresDownloads implements DownloadLedger {
     return claimWith(
       this.pool,
       this.me,
-      `SELECT gbif_id FROM ids WHERE blocked_host = (SELECT host_id FROM hosts WHERE host = $2) AND blocked_host IS NOT NULL AND state IN (0, 2) AND ${FREE}
+      `SELECT gbif_id, blocked_host AS was_blocked FROM ids WHERE blocked_host = (SELECT host_id FROM hosts WHERE host = $2) AND blocked_host IS NOT NULL AND state IN (0, 2) AND ${FREE}
        ORDER BY blocked_host, gbif_id LIMIT $3`,
       [host, limit],
       true,
       true,
-      '$2',
+      true,
+    );
+  }
+
+  claimProbes(hosts: readonly string[]): Promise<ClaimedId[]> {
+    // One probe of ids_blocked per host (a lateral subquery), then those rows locked by their key: a lock on the join
+    // would lock the hosts' rows too, which every outcome's counters write.
+    return claimWith(
+      this.pool,
+      this.me,
+      `SELECT ids.gbif_id, ids.blocked_host AS was_blocked FROM ids WHERE ids.gbif_id = ANY(ARRAY(
+         SELECT p.gbif_id FROM hosts h CROSS JOIN LATERAL (
+           SELECT gbif_id FROM ids WHERE blocked_host = h.host_id AND blocked_host IS NOT NULL AND state IN (0, 2) AND ${FREE}
+           ORDER BY blocked_host, gbif_id LIMIT 1) p
+         WHERE h.host = ANY($2::text[])))
+       AND ids.blocked_host IS NOT NULL AND ids.state IN (0, 2) AND ${FREE} ORDER BY ids.gbif_id`,
+      [hosts],
+      true,
+      true,
+      true,
     );
   }
 

@@ -92,17 +92,23 @@ export class SqliteDownloads implements DownloadLedger {
   }
 
   async claimBlocked(host: string, limit: number): Promise<ClaimedId[]> {
+    return this.db.transaction(() => this.takeUp(host, limit))();
+  }
+
+  async claimProbes(hosts: readonly string[]): Promise<ClaimedId[]> {
+    return this.db.transaction(() => hosts.flatMap((host) => this.takeUp(host, 1)))();
+  }
+
+  /** Up to `limit` gbifIDs parked behind `host`, taken up: marked TAKEN_UP, the host's count of parked pending ones moved. */
+  private takeUp(host: string, limit: number): ClaimedId[] {
     const hostId = this.stmt.hostId.get(host) as number | undefined;
     if (hostId === undefined) return [];
-    const rows = this.db.transaction(() => {
-      const parked = this.stmt.parked.all(hostId, limit) as [number, number, number, number | null][];
-      for (const [id] of parked) this.stmt.holdTakenUp.run(id);
-      const pending = parked.filter(([, , state]) => state === STATE.pending).length;
-      if (pending > 0) this.stmt.blockedLess.run({ n: pending, hostId });
-      return parked;
-    })();
+    const parked = this.stmt.parked.all(hostId, limit) as [number, number, number, number | null][];
+    for (const [id] of parked) this.stmt.holdTakenUp.run(id);
+    const pending = parked.filter(([, , state]) => state === STATE.pending).length;
+    if (pending > 0) this.stmt.blockedLess.run({ n: pending, hostId });
     // A failed one (its retry was set aside) is claimed for its retry again: with when it was due, as claimRetryable gives it.
-    return rows.map(([id, attempts, , dueAt]) => this.withImages(id, attempts, dueAt));
+    return parked.map(([id, attempts, , dueAt]) => ({ ...this.withImages(id, attempts, dueAt), blockedBy: host }));
   }
 
   async blockedHosts(): Promise<string[]> {
