@@ -377,6 +377,35 @@ describe('workers on one PostgreSQL ledger', async () => {
     }
     await expectConsistentPgTree(ws);
   });
+  it('gbifIDs another worker parked behind a host, and then ended, are taken up by a worker still running once the host comes back', async () => {
+    const flaky = '127.0.40.4';
+    const port = await refusingPort(flaky);
+    // The long run's own work, on the healthy hosts (about 20 s); it never meets the flaky host's gbifIDs (ingested later, below its keys).
+    const healthy = Array.from({ length: 320 }, (_, i) => [7_970_000 + i, hosts[i % 2]!.route(`/long-${i}.jpg`, { kind: 'image', delayMs: 250 })] as [number, string]);
+    const ws = await pgWorkspace(dir, 'parked_elsewhere', healthy);
+    const settings = ['--concurrency', '4', '--per-host', '2', '--timeout', '1', '--retries', '1', '--breaker-threshold', '3', '--breaker-cooldown', '2', '--breaker-window', '1'];
+    const long = ws.worker(settings);
+    await until(async () => (await query<{ n: number }>(ws.db, 'SELECT count(*)::int AS n FROM ids WHERE state = 1'))[0]!.n > 0, 30_000, 'the long run to be under way');
+    const parked = Array.from({ length: 20 }, (_, i) => [7_969_000 + i, `http://${flaky}:${port}/elsewhere-${i}.jpg`] as [number, string]);
+    herbdlJson(['ingest', writeMultimedia(join(dir, 'parked_elsewhere-later.txt'), parked), '--db', ws.db]);
+    // A short worker takes them, opens the host's breaker, parks what it has not failed, and ends.
+    const short = ws.worker([...settings, '--limit', '20']);
+    expect(await short.exited, short.stderr()).toBe(0);
+    const { parked: left } = (await query<{ parked: number }>(ws.db, 'SELECT count(blocked_host)::int AS parked FROM ids'))[0]!;
+    expect(left).toBeGreaterThan(10);
+    const back = await new ImageServer(flaky, await sampleJpeg()).listenOn(port);
+    for (let i = 0; i < 20; i++) back.route(`/elsewhere-${i}.jpg`, { kind: 'image' });
+    try {
+      expect(await long.exited, long.stderr()).toBe(0);
+      // Without looking at the ledger's parked hosts again, they stay parked until a later run starts.
+      expect(await query(ws.db, 'SELECT count(blocked_host)::int AS n FROM ids')).toEqual([{ n: 0 }]);
+      expect(long.json().idsDone).toBe(320 + left);
+      expect(back.requests).toHaveLength(left);
+    } finally {
+      await back.close();
+    }
+    await expectConsistentPgTree(ws);
+  });
   it('failed gbifIDs whose retry waits behind a host that comes back are retried in the same run, by both workers, counted off as retries put off', async () => {
     const flaky = '127.0.40.3';
     const port = await refusingPort(flaky);

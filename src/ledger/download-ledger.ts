@@ -204,8 +204,11 @@ export interface DownloadLedger {
    * export's dead hosts opened at once) in one claim. A host with none left has none.
    */
   claimProbes(hosts: readonly string[]): Promise<ClaimedId[]>;
-  /** Hosts that have gbifIDs parked behind them (pending or failed), in no order: one index probe per host. */
-  blockedHosts(): Promise<string[]>;
+  /**
+   * Hosts that have gbifIDs parked behind them (pending or failed), each with when its breaker may be
+   * probed (epoch ms; null when it is closed), in no order: one index probe per host.
+   */
+  blockedHosts(): Promise<Map<string, number | null>>;
   /** Other workers whose lease is live (none on a SQLite ledger): their temporaries are left alone. */
   liveWorkers(): Promise<WorkerId[]>;
   /** Durably notes the files about to be renamed into place, or removed (before any rename). */

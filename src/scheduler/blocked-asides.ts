@@ -13,6 +13,12 @@
  * their probe ends, and the next run probes them. A host whose probes have
  * failed GIVE_UP_AFTER times (each a cooldown apart) gets none more in this
  * run: what is parked there waits for the next.
+ *
+ * On a ledger shared by workers, others park gbifIDs too, and a worker that
+ * parked some may end (or die) before their host comes back: a worker looks
+ * at the ledger's parked hosts again every so often (`parkedNow`), so the
+ * hosts it has not met are probed while it has other work and taken up once
+ * they answer, as its own are.
  */
 import type { Claims } from './claims.js';
 import type { BreakerState } from './host-state.js';
@@ -23,6 +29,13 @@ export interface RunView {
   breaker(host: string, nowMs: number): BreakerState;
   readonly claims: Claims;
   readonly window: JobWindow;
+  /** On a shared ledger: the hosts with gbifIDs parked behind them now, with their breakers (DownloadLedger.blockedHosts). */
+  readonly parkedNow?: () => Promise<ReadonlyMap<string, number | null>>;
+  /** How often to ask parkedNow. */
+  readonly lookEveryMs?: number;
+  /** A breaker the ledger has open for a host this run took for closed (it had not met it): open here too. */
+  readonly openHere?: (host: string, until: number) => void;
+  readonly lookFailed?: (err: unknown) => void;
 }
 
 /** Failed probes (each a cooldown apart) after which a host gets no more in this run. */
@@ -43,6 +56,8 @@ export class BlockedAsides {
   /** The probes out now, and their hosts. */
   private readonly probes = new Map<number, string>();
   private checkedAt = 0;
+  private lookedAt = Date.now();
+  private looking = false;
 
   constructor(private readonly run: RunView) {}
 
@@ -72,6 +87,7 @@ export class BlockedAsides {
    * (the run would end otherwise). True if it handed any.
    */
   takeUp(nowMs: number, force = false): boolean {
+    this.lookAgain(nowMs);
     if (this.byHost.size === 0 || (!force && nowMs - this.checkedAt < CHECK_EVERY_MS)) return false;
     this.checkedAt = nowMs;
     let handed = false;
@@ -102,6 +118,23 @@ export class BlockedAsides {
       }
     }
     return handed;
+  }
+
+  /** Adds the hosts other workers have parked gbifIDs behind, with their breakers as the ledger has them; one ask out at once. */
+  private lookAgain(nowMs: number): void {
+    const { parkedNow, lookEveryMs = 60_000 } = this.run;
+    if (!parkedNow || this.looking || nowMs - this.lookedAt < lookEveryMs) return;
+    this.looking = true;
+    this.lookedAt = nowMs;
+    parkedNow()
+      .then((hosts) => {
+        for (const [host, openUntil] of hosts) {
+          if (this.byHost.has(host)) continue;
+          if (openUntil !== null) this.run.openHere?.(host, openUntil);
+          this.byHost.set(host, { probe: undefined, failedProbes: 0, probeOwed: false });
+        }
+      }, (err: unknown) => this.run.lookFailed?.(err))
+      .finally(() => (this.looking = false));
   }
 
   private endProbe(host: string): void {

@@ -75,7 +75,7 @@ export async function downloadRun(ledger: Ledger, options: RunOptions, hooks: Ru
         validate,
         derive: { widths: options.derive, known, make: (path, widths) => (validator as Validator).derive(path, widths, path) },
         checkHold: () => hooks.lock.check(),
-      }, log, await downloads.openBreakers(), await downloads.blockedHosts());
+      }, log, await downloads.openBreakers(), [...(await downloads.blockedHosts()).keys()]);
       log.info({ out, concurrency: options.concurrency, perHost: options.perHost }, 'run started');
       hooks.onStart?.(scheduler);
       const tally = await scheduler.run(hooks.signal);

@@ -44,6 +44,8 @@ const MIN_WINDOW = 64;
 const MAX_CLAIM_BATCH = 256;
 /** How often a run asks whether it still holds the ledger. */
 const HOLD_CHECK_MS = 1000;
+/** How often a worker on a shared ledger looks for hosts other workers have parked gbifIDs behind (at most; a cooldown if shorter). */
+const LOOK_AGAIN_MS = 60_000;
 /**
  * How long a run that failed waits for what is under way to settle before it
  * throws: requests end at once (aborted), but a validation may still be
@@ -104,7 +106,21 @@ export class Scheduler {
     }
     this.derive = settings.derive ?? NO_DERIVE;
     this.window = new JobWindow(ledger, publisher, this.tally, log, settings.out, this.derive, { onError: (err) => this.fail(err), onPublished: () => this.pump() });
-    this.asides = new BlockedAsides({ breaker: (host, now) => this.host(host).breakerAt(now), claims: this.claims, window: this.window });
+    this.asides = new BlockedAsides({
+      breaker: (host, now) => this.host(host).breakerAt(now),
+      claims: this.claims,
+      window: this.window,
+      // Shared: other workers park gbifIDs too. Looked at again no more often than a breaker could be probed.
+      ...(ledger.hostBudgets && {
+        parkedNow: () => ledger.blockedHosts(),
+        lookEveryMs: Math.max(1_000, Math.min(LOOK_AGAIN_MS, settings.breakerCooldownMs)),
+        openHere: (host: string, until: number) => {
+          const h = this.host(host);
+          if (h.breaker === 'closed') h.restoreOpen(until);
+        },
+        lookFailed: (err: unknown) => this.log.warn({ err: String(err) }, 'could not ask which hosts other workers parked gbifIDs behind; asking again'),
+      }),
+    });
     this.asides.parkedBefore(blockedHosts);
     const parts = { ledger, publisher, settings, log, hosts: this.hosts, window: this.window, tally: this.tally, failing: this.failing, derive: this.derive, sharedHosts: this.sharedHosts };
     this.router = new TaskRouter(parts, {

@@ -69,8 +69,8 @@ export class PostgresDownloads implements DownloadLedger {
     );
   }
 
-  async blockedHosts(): Promise<string[]> {
-    return (await this.pool.query(BLOCKED_HOSTS)).rows.map((r) => r.host as string);
+  async blockedHosts(): Promise<Map<string, number | null>> {
+    return new Map((await this.pool.query(BLOCKED_HOSTS)).rows.map((r) => [r.host as string, r.breaker_open_until as number | null]));
   }
 
   claimRetryable(cursor: RetryCursor, dueBy: number, maxAttempts: number, limit: number): Promise<ClaimedId[]> {

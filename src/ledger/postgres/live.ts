@@ -45,4 +45,4 @@ export const BLOCKED_HOSTS = `WITH RECURSIVE blocked(id) AS (
     UNION ALL
     SELECT (SELECT blocked_host FROM ids WHERE blocked_host IS NOT NULL AND state IN (0, 2) AND blocked_host > b.id ORDER BY blocked_host, gbif_id LIMIT 1)
     FROM blocked b WHERE b.id IS NOT NULL)
-  SELECT h.host FROM blocked b JOIN hosts h ON h.host_id = b.id`;
+  SELECT h.host, h.breaker_open_until FROM blocked b JOIN hosts h ON h.host_id = b.id`;

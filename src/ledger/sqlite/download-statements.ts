@@ -43,7 +43,7 @@ export function prepareDownloads(db: Database.Database) {
     letGoAll: db.prepare(`UPDATE ids SET blocked_host = NULL WHERE blocked_host = ${TAKEN_UP} AND state IN (0, 2)`),
     blockedMore: db.prepare('UPDATE hosts SET blocked_ids = COALESCE(blocked_ids, 0) + ? WHERE host_id = ?'),
     blockedLess: db.prepare(`UPDATE hosts SET blocked_ids = ${BLOCKED_LESS(':n')} WHERE host_id = :hostId`),
-    hostName: db.prepare('SELECT host FROM hosts WHERE host_id = ?').pluck(),
+    hostBreaker: db.prepare('SELECT host, breaker_open_until FROM hosts WHERE host_id = ?').raw(),
     // An ID claimed again: its attempts, and when it was due if it is failed (claimed for its retry).
     idAgain: db.prepare(`SELECT attempts, CASE WHEN state = ${STATE.failed} THEN next_attempt_at END FROM ids WHERE gbif_id = ?`).raw(),
     images: db

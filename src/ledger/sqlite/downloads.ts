@@ -111,14 +111,16 @@ export class SqliteDownloads implements DownloadLedger {
     return parked.map(([id, attempts, , dueAt]) => ({ ...this.withImages(id, attempts, dueAt), blockedBy: host }));
   }
 
-  async blockedHosts(): Promise<string[]> {
+  async blockedHosts(): Promise<Map<string, number | null>> {
     // A skip over ids_blocked, one probe per host: never a read of the parked rows themselves.
-    const hosts: string[] = [];
+    const hosts = new Map<string, number | null>();
     for (let at = this.stmt.nextBlockedHost.get(0) as number | undefined; at !== undefined; at = this.stmt.nextBlockedHost.get(at) as number | undefined) {
-      hosts.push(this.stmt.hostName.get(at) as string);
+      const [host, openUntil] = this.stmt.hostBreaker.get(at) as [string, number | null];
+      hosts.set(host, openUntil);
     }
     return hosts;
   }
+
 
   async liveWorkers(): Promise<[]> {
     return [];
