@@ -16,7 +16,7 @@
  *
  * On a ledger shared by workers, others park gbifIDs too, and a worker that
  * parked some may end (or die) before their host comes back: a worker looks
- * at the ledger's parked hosts again every so often (`parkedNow`), so the
+ * at the ledger's parked hosts again every so often (`others`), so the
  * hosts it has not met are probed while it has other work and taken up once
  * they answer, as its own are.
  */
@@ -29,19 +29,27 @@ export interface RunView {
   breaker(host: string, nowMs: number): BreakerState;
   readonly claims: Claims;
   readonly window: JobWindow;
-  /** On a shared ledger: the hosts with gbifIDs parked behind them now, with their breakers (DownloadLedger.blockedHosts). */
-  readonly parkedNow?: () => Promise<ReadonlyMap<string, number | null>>;
-  /** How often to ask parkedNow. */
-  readonly lookEveryMs?: number;
+  /** On a shared ledger: how to look at what other workers have parked. */
+  readonly others?: ParkedElsewhere;
+}
+
+/** What a worker on a shared ledger asks of the ledger's parked hosts, every `everyMs`. */
+export interface ParkedElsewhere {
+  /** The hosts with gbifIDs parked behind them now, with their breakers (DownloadLedger.blockedHosts). */
+  parked(): Promise<ReadonlyMap<string, number | null>>;
+  readonly everyMs: number;
   /** A breaker the ledger has open for a host this run took for closed (it had not met it): open here too. */
-  readonly openHere?: (host: string, until: number) => void;
-  readonly lookFailed?: (err: unknown) => void;
+  openHere(host: string, until: number): void;
+  failed(err: unknown): void;
 }
 
 /** Failed probes (each a cooldown apart) after which a host gets no more in this run. */
 const GIVE_UP_AFTER = 3;
 /** How often hosts holding parked gbifIDs are looked at: a cooldown is minutes, and a pump comes many times a second. */
 const CHECK_EVERY_MS = 500;
+
+/** A host's record here; `probeOwed` as below. */
+const newHeld = (probeOwed: boolean): Held => ({ probe: undefined, failedProbes: 0, probeOwed });
 
 interface Held {
   /** Its probe: being claimed, or out (its gbifID), until the host closes or one is set aside behind it again. */
@@ -63,7 +71,7 @@ export class BlockedAsides {
 
   /** Hosts the ledger has gbifIDs parked behind as the run begins (DownloadLedger.blockedHosts). */
   parkedBefore(hosts: readonly string[]): void {
-    for (const host of hosts) this.byHost.set(host, { probe: undefined, failedProbes: 0, probeOwed: true });
+    for (const host of hosts) this.byHost.set(host, newHeld(true));
   }
 
   /** A gbifID set aside, and parked, behind `host`'s open breaker. */
@@ -72,7 +80,7 @@ export class BlockedAsides {
     const probeOf = this.probes.get(gbifId);
     if (probeOf !== undefined && probeOf !== host) this.endProbe(probeOf);
     let held = this.byHost.get(host);
-    if (!held) this.byHost.set(host, (held = { probe: undefined, failedProbes: 0, probeOwed: false }));
+    if (!held) this.byHost.set(host, (held = newHeld(false)));
     if (typeof held.probe === 'number') {
       // Its probe failed (or another request came first and failed): the next waits for the next cooldown.
       this.endProbe(host);
@@ -122,18 +130,19 @@ export class BlockedAsides {
 
   /** Adds the hosts other workers have parked gbifIDs behind, with their breakers as the ledger has them; one ask out at once. */
   private lookAgain(nowMs: number): void {
-    const { parkedNow, lookEveryMs = 60_000 } = this.run;
-    if (!parkedNow || this.looking || nowMs - this.lookedAt < lookEveryMs) return;
+    const others = this.run.others;
+    if (!others || this.looking || nowMs - this.lookedAt < others.everyMs) return;
     this.looking = true;
     this.lookedAt = nowMs;
-    parkedNow()
+    others
+      .parked()
       .then((hosts) => {
         for (const [host, openUntil] of hosts) {
           if (this.byHost.has(host)) continue;
-          if (openUntil !== null) this.run.openHere?.(host, openUntil);
-          this.byHost.set(host, { probe: undefined, failedProbes: 0, probeOwed: false });
+          if (openUntil !== null) others.openHere(host, openUntil);
+          this.byHost.set(host, newHeld(false));
         }
-      }, (err: unknown) => this.run.lookFailed?.(err))
+      }, (err: unknown) => others.failed(err))
       .finally(() => (this.looking = false));
   }
 

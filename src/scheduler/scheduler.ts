@@ -112,13 +112,15 @@ export class Scheduler {
       window: this.window,
       // Shared: other workers park gbifIDs too. Looked at again no more often than a breaker could be probed.
       ...(ledger.hostBudgets && {
-        parkedNow: () => ledger.blockedHosts(),
-        lookEveryMs: Math.max(1_000, Math.min(LOOK_AGAIN_MS, settings.breakerCooldownMs)),
-        openHere: (host: string, until: number) => {
-          const h = this.host(host);
-          if (h.breaker === 'closed') h.restoreOpen(until);
+        others: {
+          parked: () => ledger.blockedHosts(),
+          everyMs: Math.max(1_000, Math.min(LOOK_AGAIN_MS, settings.breakerCooldownMs)),
+          openHere: (host: string, until: number) => {
+            const h = this.host(host);
+            if (h.breaker === 'closed') h.restoreOpen(until);
+          },
+          failed: (err: unknown) => this.log.warn({ err: String(err) }, 'could not ask which hosts other workers parked gbifIDs behind; asking again'),
         },
-        lookFailed: (err: unknown) => this.log.warn({ err: String(err) }, 'could not ask which hosts other workers parked gbifIDs behind; asking again'),
       }),
     });
     this.asides.parkedBefore(blockedHosts);

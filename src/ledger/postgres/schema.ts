@@ -169,21 +169,12 @@ export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE url_fetches (url_hash bigint NOT NULL, url text NOT NULL, worker_id bigint NOT NULL, taken_at bigint NOT NULL DEFAULT herbdl_now(), PRIMARY KEY (url_hash, url));
   `,
-  // 7: the claim's indexes leave set-aside gbifIDs out, and those of workers that are gone have one of their own
-  // (ids_set_aside, until migration 8 parked them instead). A pass over the pending gbifIDs read every one a live worker had
-  // set aside (80 s at 16.2M) to claim none of them. ids_claimable is built again by the next run (RUN_INDEXES);
-  // a gbifID no worker holds is never marked set aside (live.ts: LET_GO), so none is lost to the claims.
-  // ids_by_worker keeps what each worker holds to work on, a window's worth: the leaderboard counts it, and a
-  // worker's set-aside ones are the number its heartbeat writes (workers.set_aside), not a count of millions.
+  // 7: the leaderboard's set-aside count, which each worker's heartbeat writes (workers.set_aside). It also made the
+  // claim's indexes leave set-aside gbifIDs out and gave those of gone workers an index of their own (ids_set_aside);
+  // migration 8 replaced all of that with parking, and builds the indexes of ids once, so a ledger that comes
+  // through both does not build them twice (each build reads the whole of ids).
   `
-  UPDATE ids SET set_aside = false WHERE set_aside AND worker_id IS NULL;
-  DROP INDEX IF EXISTS ids_claimable;
-  DROP INDEX IF EXISTS ids_retryable;
-  DROP INDEX IF EXISTS ids_by_worker;
-  CREATE INDEX ids_by_worker ON ids (worker_id) WHERE worker_id IS NOT NULL AND NOT set_aside;
   ALTER TABLE workers ADD COLUMN set_aside bigint NOT NULL DEFAULT 0;
-  CREATE INDEX ids_retryable ON ids (next_attempt_at, gbif_id) WHERE state = 2 AND NOT set_aside;
-  CREATE INDEX ids_set_aside ON ids (worker_id, gbif_id) WHERE set_aside AND state IN (0, 2);
   `,
   // 8: gbifIDs parked behind a host's open breaker (blocked_host), as in SQLite (migration 11 there), in place of
   // set-asides held by their worker: a worker let them go to others when it ended, and every run after it claimed

@@ -78,8 +78,14 @@ export class SqliteDownloads implements DownloadLedger {
     // One run holds the file: one not blocked by a host stays pending as it was (no longer taken up, if it was).
     this.db.transaction(() => {
       const counted = new Map<number, number>();
+      // A batch's set-asides are mostly behind a few hosts: each looked up once.
+      const hostIds = new Map<string, number | undefined>();
+      const hostIdOf = (host: string) => {
+        if (!hostIds.has(host)) hostIds.set(host, this.stmt.hostId.get(host) as number | undefined);
+        return hostIds.get(host);
+      };
       for (const { gbifId, blockedBy } of asides) {
-        const hostId = blockedBy === undefined ? undefined : (this.stmt.hostId.get(blockedBy) as number | undefined);
+        const hostId = blockedBy === undefined ? undefined : hostIdOf(blockedBy);
         if (hostId === undefined) {
           this.stmt.letGo.run(gbifId);
           continue;
