@@ -4,6 +4,7 @@
  * at once are serialised, not interleaved.
  */
 import { once } from 'node:events';
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generateMultimedia } from '../bench/gen-multimedia.mjs';
@@ -123,6 +124,29 @@ describe('ingest into PostgreSQL', () => {
     const summed = outs.map((o) => JSON.parse(o()) as IngestJson).reduce((n, s) => n + s.images, 0);
     expect(summed).toBe(a.images);
     expect(herbdl(['status', '--db', together, '--json']).stdout).toContain('"complete":true');
+  });
+
+  it("a bulk load drops a gbifID's repeated URLs as SQLite does, across the parser's chunks, and keeps a URL that is another's with more after it", async () => {
+    // One gbifID's 3,000 rows (about 300 KB, several of the parser's chunks) name 700 URLs, each again and again; a
+    // URL that is another's with more after it is no repeat. Non-ASCII creators make some chunks other than ASCII.
+    const rows: [number, string, string][] = [[5, 'https://a.example.org/first.jpg', 'A']];
+    for (let i = 0; i < 3_000; i++) rows.push([6, `https://a.example.org/sheet-${(i * 3) % 700}.jpg${i % 500 === 1 ? 'x' : ''}`, i % 250 === 3 ? 'Müller' : 'Smith']);
+    rows.push([7, 'https://a.example.org/first.jpg', 'B']);
+    const file = writeMultimedia(join(dir, 'repeats.txt'), rows);
+    const bulk = await freshDatabase('ingest_repeats');
+    const loaded = herbdlJson<IngestJson>(['ingest', file, '--db', bulk]);
+    const sqlite = join(dir, 'repeats.db');
+    const reference = herbdlJson<IngestJson>(['ingest', file, '--db', sqlite]);
+    expect(loaded).toMatchObject({ gbifIds: 3, images: 2 + 700 + 6, duplicates: 3_000 - 706 });
+    expect({ ...loaded, db: '', elapsedMs: 0, rowsPerSecond: 0 }).toEqual({ ...reference, db: '', elapsedMs: 0, rowsPerSecond: 0 });
+    const images = await query<{ gbif_id: number; image_index: number; url: string; creator: string }>(bulk, 'SELECT gbif_id::int, image_index, url, creator FROM images ORDER BY gbif_id, image_index');
+    const ledger = new Database(sqlite, { readonly: true });
+    try {
+      expect(images).toEqual(ledger.prepare('SELECT gbif_id, image_index, url, creator FROM images ORDER BY gbif_id, image_index').all());
+    } finally {
+      ledger.close();
+    }
+    expect(images.filter((r) => r.creator === 'Müller')).toHaveLength(3);
   });
 
   it('a bulk load whose IDs come back later in the file: numbered as in SQLite, the ids table keyed and indexed as the schema makes it', async () => {
