@@ -9,7 +9,7 @@
  * that were listed before, so it applies the exclusions when it finishes (a
  * flag marks an ingest that died first; the next open applies them).
  */
-import { STATE, TOTAL_NAME } from './rows.js';
+import { BLOCKED_LESS, STATE, TOTAL_NAME } from './rows.js';
 
 /** What one batch of listed IDs did. */
 export interface ExcludeTally {
@@ -71,6 +71,10 @@ export function excludeStatements(scope: string, move: ImagesMoved): string[] {
      FROM (SELECT host_id, sum(CASE WHEN state = ${STATE.pending} THEN 1 ELSE 0 END) AS p, sum(CASE WHEN state = ${STATE.failed} THEN 1 ELSE 0 END) AS f
            FROM ${MOVING} GROUP BY host_id) AS c
      WHERE hosts.host_id = c.host_id`,
+    // Parked behind a host's open breaker: no longer waiting for it (hosts.blocked_ids counts the pending ones).
+    `UPDATE hosts SET blocked_ids = ${BLOCKED_LESS('c.n')}
+     FROM (SELECT blocked_host AS host_id, count(*) AS n FROM ids WHERE ${inScope} AND state = ${STATE.pending} AND blocked_host > 0 GROUP BY blocked_host) AS c
+     WHERE hosts.host_id = c.host_id`,
     `UPDATE error_counts SET images = error_counts.images - c.n
      FROM (SELECT host_id, error_code AS code, count(*) AS n FROM ${MOVING}
            WHERE state = ${STATE.failed} AND error_code IS NOT NULL GROUP BY host_id, error_code) AS c
@@ -81,7 +85,7 @@ export function excludeStatements(scope: string, move: ImagesMoved): string[] {
       (state) => `UPDATE totals SET value = value - (SELECT count(*) FROM ids WHERE ${inScope} AND state = ${state}) WHERE name = '${TOTAL_NAME[state]}'`,
     ),
     `UPDATE totals SET value = value + (SELECT count(*) FROM ${scope}) WHERE name = '${TOTAL_NAME[STATE.excluded]}'`,
-    `UPDATE ids SET state = ${STATE.excluded}, next_attempt_at = NULL WHERE ${inScope}`,
+    `UPDATE ids SET state = ${STATE.excluded}, next_attempt_at = NULL, blocked_host = NULL WHERE ${inScope}`,
   ];
 }
 
@@ -102,7 +106,8 @@ export function restoreStatements(scope: string, move: ImagesMoved): string[] {
     `DELETE FROM ${MOVING}`,
     `UPDATE totals SET value = value + (SELECT count(*) FROM ${scope}) WHERE name = '${TOTAL_NAME[STATE.pending]}'`,
     `UPDATE totals SET value = value - (SELECT count(*) FROM ${scope}) WHERE name = '${TOTAL_NAME[STATE.excluded]}'`,
-    `UPDATE ids SET state = ${STATE.pending}, attempts = 0, next_attempt_at = NULL WHERE ${inScope} AND state = ${STATE.excluded}`,
+    // Parked behind no host (an exclusion made before exclusions unparked kept the mark): a run parks it again if its host is still down.
+    `UPDATE ids SET state = ${STATE.pending}, attempts = 0, next_attempt_at = NULL, blocked_host = NULL WHERE ${inScope} AND state = ${STATE.excluded}`,
   ];
 }
 

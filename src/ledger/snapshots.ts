@@ -15,7 +15,7 @@
  * (Each listed image used to be stamped in images.snapshot, SQLite's
  * migration 9 and PostgreSQL's 4; the column stays, no longer written.)
  */
-import { IMAGES_REMOVED, STATE, TOTAL_NAME } from './rows.js';
+import { BLOCKED_LESS, IMAGES_REMOVED, STATE, TOTAL_NAME } from './rows.js';
 
 /** The flag (ledger_state in SQLite, herbdl_meta in PostgreSQL) holding the number of the last snapshot applied. */
 export const SNAPSHOT_NUMBER = 'snapshot';
@@ -72,15 +72,15 @@ function removeSteps(select: string, reopen: boolean): RemovalSteps {
     `DROP TABLE IF EXISTS ${GONE}`,
     `DROP TABLE IF EXISTS ${TOUCHED}`,
     `CREATE TEMP TABLE ${GONE} AS ${select}`,
-    `CREATE TEMP TABLE ${TOUCHED} AS SELECT g.gbif_id, ids.state, NOT EXISTS (SELECT 1 FROM images i WHERE ${liveImage}) AS emptied
+    `CREATE TEMP TABLE ${TOUCHED} AS SELECT g.gbif_id, ids.state, ids.blocked_host, NOT EXISTS (SELECT 1 FROM images i WHERE ${liveImage}) AS emptied
        FROM (SELECT DISTINCT gbif_id FROM ${GONE}) g JOIN ids ON ids.gbif_id = g.gbif_id`,
   ];
   const change = [
-    // gbifIDs with no image left: removed, whatever they were.
-    `UPDATE ids SET state = ${REMOVED}, next_attempt_at = NULL WHERE gbif_id IN (SELECT gbif_id FROM ${TOUCHED} WHERE emptied)`,
-    // A done or failed gbifID whose set shrank: pending, for its new set.
+    // gbifIDs with no image left: removed, whatever they were, and no longer parked behind a host (hosts.blocked_ids below).
+    `UPDATE ids SET state = ${REMOVED}, next_attempt_at = NULL, blocked_host = NULL WHERE gbif_id IN (SELECT gbif_id FROM ${TOUCHED} WHERE emptied)`,
+    // A done or failed gbifID whose set shrank: pending, for its new set (a failed one parked for its retry, unparked).
     ...(reopen
-      ? [`UPDATE ids SET state = ${STATE.pending}, next_attempt_at = NULL
+      ? [`UPDATE ids SET state = ${STATE.pending}, next_attempt_at = NULL, blocked_host = NULL
            WHERE gbif_id IN (SELECT gbif_id FROM ${TOUCHED} WHERE NOT emptied AND state IN (${STATE.done}, ${STATE.failed}))`]
       : []),
     `UPDATE images SET state = ${REMOVED}, next_attempt_at = NULL WHERE image_id IN (SELECT image_id FROM ${GONE})`,
@@ -91,6 +91,9 @@ function removeSteps(select: string, reopen: boolean): RemovalSteps {
              sum(CASE WHEN state = ${STATE.done} THEN 1 ELSE 0 END) AS d,
              sum(CASE WHEN state = ${STATE.failed} THEN 1 ELSE 0 END) AS f
            FROM ${GONE} GROUP BY host_id) AS c
+     WHERE hosts.host_id = c.host_id`,
+    `UPDATE hosts SET blocked_ids = ${BLOCKED_LESS('c.n')}
+     FROM (SELECT blocked_host AS host_id, count(*) AS n FROM ${TOUCHED} WHERE emptied AND state = ${STATE.pending} AND blocked_host > 0 GROUP BY blocked_host) AS c
      WHERE hosts.host_id = c.host_id`,
     `UPDATE error_counts SET images = error_counts.images - c.n
      FROM (SELECT host_id, error_code AS code, count(*) AS n FROM ${GONE}

@@ -101,7 +101,8 @@ export class PostgresDownloads implements DownloadLedger {
   }
 
   claimIds(gbifIds: readonly number[]): Promise<ClaimedId[]> {
-    return claimWith(this.pool, this.me, `SELECT gbif_id FROM ids WHERE gbif_id = ANY($2::bigint[]) AND state IN (0, 2) AND ${FREE} ORDER BY gbif_id`, [gbifIds], false, false);
+    // Adopt's: a gbifID parked behind a dead host may be on disk from an earlier download (its host's count goes down).
+    return claimWith(this.pool, this.me, `SELECT gbif_id, blocked_host AS was_blocked FROM ids WHERE gbif_id = ANY($2::bigint[]) AND state IN (0, 2) AND ${FREE} ORDER BY gbif_id`, [gbifIds], false, false, true);
   }
 
   async recordStored(stored: readonly { gbifId: number; images: readonly FetchedImage[] }[]): Promise<void> {

@@ -47,8 +47,8 @@ export async function mergeStaged(db: pg.PoolClient, listed: ListedImages | unde
   const ids = (await db.query('WITH added AS (INSERT INTO ids (gbif_id) SELECT DISTINCT gbif_id FROM ingest_new ORDER BY 1 ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*)::bigint AS n FROM added')).rows[0].n as number;
   // A done ID that gained an image is incomplete on disk: fetch it again.
   const reopened = (await db.query('WITH re AS (UPDATE ids SET state = 0 WHERE state = 1 AND gbif_id IN (SELECT gbif_id FROM ingest_new) RETURNING 1) SELECT count(*)::bigint AS n FROM re')).rows[0].n as number;
-  // A removed ID that gained an image is back.
-  const back = (await db.query('WITH re AS (UPDATE ids SET state = 0 WHERE state = 4 AND gbif_id IN (SELECT gbif_id FROM ingest_new) RETURNING 1) SELECT count(*)::bigint AS n FROM re')).rows[0].n as number;
+  // A removed ID that gained an image is back, parked behind no host (a removal made before removals unparked kept the mark).
+  const back = (await db.query('WITH re AS (UPDATE ids SET state = 0, blocked_host = NULL WHERE state = 4 AND gbif_id IN (SELECT gbif_id FROM ingest_new) RETURNING 1) SELECT count(*)::bigint AS n FROM re')).rows[0].n as number;
   if (back > 0) await db.query(`UPDATE totals SET value = value + (CASE WHEN name = 'ids_pending' THEN $1::bigint ELSE -$1::bigint END) WHERE name IN ('ids_pending', 'ids_removed')`, [back]);
   await db.query(
     `UPDATE hosts h SET images = h.images + c.n, pending = h.pending + c.n

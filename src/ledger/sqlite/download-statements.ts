@@ -57,7 +57,8 @@ export function prepareDownloads(db: Database.Database) {
       .pluck(),
     imageStates: db.prepare('SELECT image_id, state, error_code, host_id FROM images WHERE gbif_id = ?').raw(),
     idState: db.prepare('SELECT state FROM ids WHERE gbif_id = ?').pluck(),
-    claimable: db.prepare(`SELECT attempts FROM ids WHERE gbif_id = ? AND state IN (${STATE.pending}, ${STATE.failed})`),
+    claimable: db.prepare(`SELECT attempts, state, blocked_host AS blockedHost FROM ids WHERE gbif_id = ? AND state IN (${STATE.pending}, ${STATE.failed})`),
+    unpark: db.prepare('UPDATE ids SET blocked_host = NULL WHERE gbif_id = ?'),
     imageDone: db.prepare(
       `UPDATE images SET state = ${STATE.done}, error_code = NULL, http_status = ?, final_url = ?, content_type = ?, bytes = ?, sha256 = ?,
          width = ?, height = ?, received_format = ?, file_index = ?, attempts = attempts + 1, updated_at = ?, next_attempt_at = NULL,

@@ -250,13 +250,21 @@ export class SqliteDownloads implements DownloadLedger {
   }
 
   async claimIds(gbifIds: readonly number[]): Promise<ClaimedId[]> {
-    // One run holds the file: a claim is a read.
-    const claimed: ClaimedId[] = [];
-    for (const id of [...gbifIds].sort((a, b) => a - b)) {
-      const row = this.stmt.claimable.get(id) as { attempts: number } | undefined;
-      if (row) claimed.push(this.withImages(id, row.attempts));
-    }
-    return claimed;
+    // One run holds the file: a claim is a read, but one parked behind a host is no longer (as every claim on a
+    // shared ledger unparks): adopt may make it done from disk, and hosts.blocked_ids counts what is parked.
+    return this.db.transaction(() => {
+      const claimed: ClaimedId[] = [];
+      for (const id of [...gbifIds].sort((a, b) => a - b)) {
+        const row = this.stmt.claimable.get(id) as { attempts: number; state: number; blockedHost: number | null } | undefined;
+        if (!row) continue;
+        if (row.blockedHost !== null && row.blockedHost > 0) {
+          this.stmt.unpark.run(id);
+          if (row.state === STATE.pending) this.stmt.blockedLess.run({ n: 1, hostId: row.blockedHost });
+        }
+        claimed.push(this.withImages(id, row.attempts));
+      }
+      return claimed;
+    })();
   }
 
   async withStoredCopies(claimed: readonly ClaimedId[]): Promise<ClaimedId[]> {

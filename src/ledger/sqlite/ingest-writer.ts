@@ -85,7 +85,8 @@ export class SqliteIngestWriter implements IngestWriter {
       idState: db.prepare('SELECT state FROM ids WHERE gbif_id = ?').pluck(),
       idImages: db.prepare('SELECT image_index, url, image_id, state, host_id FROM images WHERE gbif_id = ?').raw(),
       restore: db.prepare(`UPDATE images SET state = ${STATE.pending}, next_attempt_at = NULL WHERE image_id = ?`),
-      reopenId: db.prepare(`UPDATE ids SET state = ${STATE.pending} WHERE gbif_id = ?`),
+      // A removed one comes back parked behind no host (a removal made before removals unparked kept the mark).
+      reopenId: db.prepare(`UPDATE ids SET state = ${STATE.pending}, blocked_host = NULL WHERE gbif_id = ?`),
       insertImage: db.prepare('INSERT INTO images(gbif_id, image_index, url, url_hash, host_id, attribution_id, creator) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       insertAttribution: db
         .prepare(
