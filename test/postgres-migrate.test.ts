@@ -32,7 +32,8 @@ describe('herbdl migrate', async () => {
     for (let i = 0; i < 4; i++) rows.push([9_200_000 + i, a!.route(`/m-missing-${i}.jpg`, { kind: 'status', status: 404 })]);
     for (let i = 0; i < 5; i++) rows.push([9_300_000 + i, `http://${dead}:${port}/m-${i}.jpg`]);
     const ws = workspace(dir, rows);
-    const first = await ws.run(['--breaker-threshold', '1', '--retries', '1', '--timeout', '2']);
+    // The dead host refuses at once: --timeout only guards the healthy answers, each with one attempt.
+    const first = await ws.run(['--breaker-threshold', '1', '--retries', '1', '--timeout', '10']);
     expect(first.json).toMatchObject({ idsDone: 30, idsFailed: 4 });
     expect(first.json.hostsOpened).toEqual([dead]);
 

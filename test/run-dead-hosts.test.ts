@@ -116,7 +116,8 @@ describe('failed gbifIDs whose retry meets an open breaker', async () => {
     for (let i = 0; i < 10; i++) rows.push([4100 + i, healthy!.route(`/ok-${i}.jpg`, { kind: 'image' })]);
     for (let i = 0; i < 8; i++) rows.push([4200 + i, `http://${refusing}:${port}/gone-${i}.jpg`]);
     const ws = workspace(dir, rows);
-    const common = ['--db', ws.db, '--out', ws.out, '--allow-private-network', '--json', '--timeout', '1', '--retries', '1', '--breaker-cooldown', '600'];
+    // The 404s and refusals come at once whatever --timeout is: it only guards the healthy host's answers, each with one attempt.
+    const common = ['--db', ws.db, '--out', ws.out, '--allow-private-network', '--json', '--timeout', '10', '--retries', '1', '--breaker-cooldown', '600'];
     // First the host answers 404: its gbifIDs fail. Then it is gone, and the user asks for their retry.
     const gone = await new ImageServer(refusing, await sampleJpeg()).listenOn(port);
     try {
