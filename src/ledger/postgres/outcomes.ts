@@ -20,13 +20,14 @@ class Moves {
   readonly errors = new Map<string, number>();
   readonly totals = [0, 0, 0, 0];
 
+  /** An image out of its old state, and out of its old error count: one failed again is counted anew by the caller (as in SQLite's outcomes). */
   image(old: { state: number; error_code: string | null; host_id: number }, to: number): void {
+    if (old.state === 2 && old.error_code) this.error(old.error_code, old.host_id, -1);
     if (old.state === to) return;
     let delta = this.hosts.get(old.host_id);
     if (!delta) this.hosts.set(old.host_id, (delta = [0, 0, 0, 0]));
     delta[old.state] = (delta[old.state] as number) - 1;
     delta[to] = (delta[to] as number) + 1;
-    if (old.state === 2 && old.error_code) this.error(old.error_code, old.host_id, -1);
   }
 
   error(code: string, hostId: number, n: number): void {

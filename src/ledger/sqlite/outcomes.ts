@@ -99,15 +99,20 @@ export class SqliteOutcomes {
     return new Map(rows.map(([id, state, code, hostId]) => [id, { state, code, hostId }]));
   }
 
-  /** Moves one image between states in its host's counters (and out of its old error count). */
+  /**
+   * Moves one image between states in its host's counters, and out of its old
+   * error count: a failed image that fails again (its retry) is counted anew
+   * by the caller, under its new code. (Until 2026-12-06 it was counted again
+   * under the old: each retry-failed run added every failure it retried.)
+   */
   private moveImage(old: ImageState, to: number): void {
+    if (old.state === STATE.failed && old.code) this.stmt.errorCount.run(old.code, old.hostId, -1);
     if (old.state === to) return;
     // An excluded image has no host counter of its own (it is the images the others do not count).
     const delta = [0, 0, 0, 0];
     delta[old.state] = -1;
     delta[to] = 1;
     this.stmt.hostMove.run(delta[0], delta[1], delta[2], old.hostId);
-    if (old.state === STATE.failed && old.code) this.stmt.errorCount.run(old.code, old.hostId, -1);
   }
 
   private moveId(gbifId: number, to: number): void {

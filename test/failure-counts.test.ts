@@ -1,0 +1,47 @@
+/**
+ * Failures by reason (`status`' errors, by host and code) count the images
+ * failed now, each under its latest code: a failure retried and failed again
+ * is counted once, not once per retry, on either ledger.
+ */
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
+import { imageServers } from './helpers/image-server.js';
+import type { StatusJson } from './helpers/ledger.js';
+import { writeMultimedia } from './helpers/multimedia.js';
+import { freshDatabase } from './helpers/postgres.js';
+import type { RunJson } from './helpers/run.js';
+
+describe.each([
+  ['SQLite', 100],
+  ['PostgreSQL', 101],
+])('failures retried and failed again, on a %s ledger', async (ledger, octet) => {
+  const [server] = await imageServers(1, octet);
+  const dir = tempDir();
+
+  it('are counted once, under their latest code', async () => {
+    const paths = Array.from({ length: 3 }, (_, i) => `/gone-${i}.jpg`);
+    for (const path of paths) server!.route(path, { kind: 'status', status: 404 });
+    const ok = server!.route('/here.jpg', { kind: 'image' });
+    const db = ledger === 'SQLite' ? join(dir, 'failures.db') : await freshDatabase('failure_counts');
+    herbdlJson(['ingest', writeMultimedia(join(dir, `${ledger}.txt`), [...paths.map((p, i) => [8_800 + i, `${server!.origin}${p}`] as [number, string]), [8_900, ok]]), '--db', db]);
+    const run = async (command: string) => {
+      const r = await herbdlAsync([command, '--db', db, '--out', join(dir, 'out'), '--allow-private-network', '--json'], { timeoutMs: 60_000 });
+      expect(r.status, r.stderr).toBe(0);
+      return JSON.parse(r.stdout.trim().split('\n').pop() as string) as RunJson;
+    };
+    const errors = () => herbdlJson<StatusJson>(['status', '--db', db]).errors;
+
+    expect(await run('run')).toMatchObject({ idsDone: 1, idsFailed: 3 });
+    expect(errors()).toEqual({ http_404: 3 });
+    // Each retry-failed run had added every failure it retried: 6, then 9.
+    for (let round = 0; round < 2; round++) {
+      expect(await run('retry-failed')).toMatchObject({ idsFailed: 3 });
+      expect(errors()).toEqual({ http_404: 3 });
+    }
+    // Gone for good now: counted under the new code alone.
+    for (const path of paths) server!.route(path, { kind: 'status', status: 410 });
+    expect(await run('retry-failed')).toMatchObject({ idsFailed: 3 });
+    expect(errors()).toEqual({ http_410: 3 });
+  });
+});
