@@ -178,7 +178,17 @@ describe('a worker holding many claims on a shared ledger', () => {
       // 1,000, claimed and not yet set aside), one of them locked by the test until the worker has ended, so that
       // its tidying of them cannot finish.
       const held = { first: 9_200_000, last: 9_200_999 };
-      await query(ws.db, 'UPDATE ids SET worker_id = (SELECT max(worker_id) FROM workers), blocked_host = NULL WHERE gbif_id BETWEEN $1 AND $2', [held.first, held.last]);
+      // Claimed as a claim does: no longer parked, and no longer counted on their hosts.
+      await query(
+        ws.db,
+        `WITH taken AS (
+           UPDATE ids SET worker_id = (SELECT max(worker_id) FROM workers), blocked_host = NULL
+           FROM (SELECT gbif_id, blocked_host AS was FROM ids WHERE gbif_id BETWEEN $1 AND $2 FOR UPDATE) o WHERE ids.gbif_id = o.gbif_id
+           RETURNING o.was, ids.state)
+         UPDATE hosts SET blocked_ids = NULLIF(blocked_ids - c.n, 0) FROM (SELECT was, count(*) AS n FROM taken WHERE was IS NOT NULL AND state = 0 GROUP BY was) c
+         WHERE hosts.host_id = c.was`,
+        [held.first, held.last],
+      );
       const last = held.last;
       const lock = new pg.Client({ connectionString: ws.db });
       await lock.connect();

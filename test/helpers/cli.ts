@@ -1,10 +1,12 @@
 /** Runs the real CLI (bin/herbdl, built dist/) as a child process. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll } from 'vitest';
+import Database from 'better-sqlite3';
+import { afterAll, expect } from 'vitest';
+import { sqliteCounterDrift } from './counters.js';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = join(REPO, 'bin', 'herbdl');
@@ -23,17 +25,43 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   return { ...env, ...extra };
 }
 
-export function herbdl(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): CliResult {
+/** `forged`: the test wrote the ledger's counters by hand (status's own reading of them), so they are not recounted. */
+export interface CliOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  forged?: boolean;
+}
+
+export function herbdl(args: string[], options: CliOptions = {}): CliResult {
   const r = spawnSync(process.execPath, [BIN, ...args], {
     cwd: options.cwd ?? REPO,
     env: cleanEnv(options.env),
     encoding: 'utf8',
     timeout: 120_000,
   });
+  if (args[0] === 'status' && r.status === 0 && !options.forged) expectTrueCounters(args, options.cwd ?? REPO);
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-export function herbdlJson<T = Record<string, unknown>>(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): T {
+/**
+ * Whenever a test asks a SQLite ledger's status, the counters it read are
+ * those of the rows (counters.ts), whatever the test had done before: in one
+ * read transaction, so a run going on beside it is seen at one moment.
+ * (PostgreSQL ledgers are recounted where their tests check the tree.)
+ */
+function expectTrueCounters(args: string[], cwd: string): void {
+  const at = args.indexOf('--db');
+  const db = at >= 0 ? args[at + 1] : undefined;
+  if (!db || db.includes('://') || !existsSync(resolve(cwd, db))) return;
+  const ledger = new Database(resolve(cwd, db), { readonly: true, fileMustExist: true });
+  try {
+    expect(ledger.transaction(() => sqliteCounterDrift(ledger))(), `the counters of ${db}`).toEqual([]);
+  } finally {
+    ledger.close();
+  }
+}
+
+export function herbdlJson<T = Record<string, unknown>>(args: string[], options: CliOptions = {}): T {
   const r = herbdl([...args, '--json'], options);
   if (r.status !== 0) throw new Error(`herbdl ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
   return JSON.parse(r.stdout) as T;

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { expect } from 'vitest';
 import { herbdlJson, spawnHerbdl } from './cli.js';
 import { writeMultimedia } from './multimedia.js';
+import { pgCounterDrift } from './counters.js';
 import type { ImageServer } from './image-server.js';
 import { freshDatabase, query } from './postgres.js';
 import { treeFiles, type RunJson } from './run.js';
@@ -82,6 +83,8 @@ export async function pgWorkspace(dir: string, label: string, rows: readonly (re
 /** Every done gbifID has all its files; nothing else is in the tree. */
 export async function expectConsistentPgTree(ws: PgWorkspace): Promise<void> {
   expect(ws.files()).toEqual(await ws.doneFiles());
+  // And status's counters are those of the rows.
+  expect(await pgCounterDrift(ws.db)).toEqual([]);
 }
 
 /** Waits until `ready` holds, polling; fails after timeoutMs. */

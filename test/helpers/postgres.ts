@@ -9,6 +9,13 @@ export function serverUrl(): string {
 }
 
 /** Creates an empty database (on the suite's server, or on `server`) and returns its URL. */
+/** The databases this test file made (setup-counters.ts recounts each when the file ends). */
+const made: string[] = [];
+
+export function databasesMade(): readonly string[] {
+  return made;
+}
+
 export async function freshDatabase(label: string, server = serverUrl()): Promise<string> {
   const name = `herbdl_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`;
   const client = new pg.Client({ connectionString: server });
@@ -20,6 +27,7 @@ export async function freshDatabase(label: string, server = serverUrl()): Promis
   }
   const url = new URL(server);
   url.pathname = `/${name}`;
+  made.push(url.toString());
   return url.toString();
 }
 

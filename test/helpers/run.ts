@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { herbdlAsync, herbdlJson, spawnHerbdl, type CliResult } from './cli.js';
 import type { StatusJson } from './ledger.js';
 import { writeMultimedia } from './multimedia.js';
+import { sqliteCounterDrift } from './counters.js';
 
 export interface RunJson {
   idsDone: number;
@@ -69,6 +70,13 @@ export function workspace(dir: string, rows: readonly (readonly [number, string]
 /** Every done gbifID has all its files (each canvas of an expanded IIIF manifest too); nothing else is in the tree. */
 export function expectConsistentTree(ws: Workspace): void {
   expect(ws.files().filter((f) => !f.startsWith('.herbdl-tmp'))).toEqual(doneFiles(ws));
+  // And status's counters are those of the rows.
+  const db = new Database(ws.db, { readonly: true });
+  try {
+    expect(sqliteCounterDrift(db)).toEqual([]);
+  } finally {
+    db.close();
+  }
 }
 
 /** The files the ledger says done gbifIDs have, relative to --out. */
