@@ -1,15 +1,18 @@
 /**
  * Failures by reason (`status`' errors, by host and code) count the images
  * failed now, each under its latest code: a failure retried and failed again
- * is counted once, not once per retry, on either ledger.
+ * is counted once, not once per retry, on either ledger; a ledger an earlier
+ * herbdl let drift is recounted when this one first opens it.
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
-import type { StatusJson } from './helpers/ledger.js';
+import { readLedger, writeLedger, type StatusJson } from './helpers/ledger.js';
+import { MIGRATIONS } from '../src/ledger/sqlite/schema.js';
+import { MIGRATIONS as PG_MIGRATIONS } from '../src/ledger/postgres/schema.js';
 import { writeMultimedia } from './helpers/multimedia.js';
-import { freshDatabase } from './helpers/postgres.js';
+import { freshDatabase, query } from './helpers/postgres.js';
 import type { RunJson } from './helpers/run.js';
 
 describe.each([
@@ -43,5 +46,20 @@ describe.each([
     for (const path of paths) server!.route(path, { kind: 'status', status: 410 });
     expect(await run('retry-failed')).toMatchObject({ idsFailed: 3 });
     expect(errors()).toEqual({ http_410: 3 });
+
+    // A ledger an earlier herbdl left so (three retries' worth, and a host still counting gbifIDs no longer parked)
+    // is recounted once, when this one first opens it.
+    const drifted = ['UPDATE error_counts SET images = 9', 'UPDATE hosts SET blocked_ids = 30'];
+    if (ledger === 'SQLite') {
+      writeLedger(db, (l) => {
+        for (const sql of drifted) l.exec(sql);
+        l.pragma(`user_version = ${MIGRATIONS.length - 1}`);
+      });
+    } else {
+      for (const sql of [...drifted, `UPDATE herbdl_meta SET value = '${PG_MIGRATIONS.length - 1}' WHERE name = 'schema_version'`]) await query(db, sql);
+    }
+    expect(errors()).toEqual({ http_410: 3 });
+    const counted = 'SELECT count(*) AS n FROM hosts WHERE blocked_ids IS NOT NULL';
+    expect(ledger === 'SQLite' ? readLedger(db, (l) => (l.prepare(counted).get() as { n: number }).n) : Number((await query<{ n: string }>(db, counted))[0]!.n)).toBe(0);
   });
 });

@@ -194,6 +194,18 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX ids_retryable ON ids (next_attempt_at, gbif_id) WHERE state = 2 AND blocked_host IS NULL;
   CREATE INDEX ids_blocked ON ids (blocked_host, gbif_id) WHERE blocked_host IS NOT NULL AND state IN (0, 2);
   `,
+  // 9: counters recounted from their rows, once, as in SQLite (migration 12 there): a failed image that failed
+  // again was counted again under its old code, and parked gbifIDs excluded, removed or adopted stayed counted on
+  // their host. One pass over the images; the parked ones are read through ids_blocked.
+  `
+  DELETE FROM error_counts;
+  INSERT INTO error_counts (host_id, code, images)
+    SELECT host_id, error_code, count(*) FROM images WHERE state = 2 AND error_code IS NOT NULL GROUP BY 1, 2;
+  UPDATE hosts SET blocked_ids = NULL WHERE blocked_ids IS NOT NULL;
+  UPDATE hosts h SET blocked_ids = c.n
+    FROM (SELECT blocked_host, count(*) AS n FROM ids WHERE blocked_host IS NOT NULL AND state IN (0, 2) AND state = 0 GROUP BY 1) c
+    WHERE h.host_id = c.blocked_host;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

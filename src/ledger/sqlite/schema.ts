@@ -218,6 +218,18 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX ids_blocked ON ids(blocked_host, gbif_id) WHERE blocked_host IS NOT NULL AND state IN (0, 2);
   UPDATE hosts SET blocked_ids = NULL;
   `,
+  // 12: counters recounted from their rows, once. Until this schema, a failed
+  // image that failed again (each retry-failed run) was counted again under
+  // its old code, and parked gbifIDs excluded, removed or adopted stayed
+  // counted on their host. One pass over the images (their failures by host
+  // and code); the parked ones are read through ids_blocked.
+  `
+  DELETE FROM error_counts;
+  INSERT INTO error_counts(code, host_id, images)
+    SELECT error_code, host_id, count(*) FROM images WHERE state = 2 AND error_code IS NOT NULL GROUP BY error_code, host_id;
+  UPDATE hosts SET blocked_ids = (SELECT NULLIF(count(*), 0) FROM ids
+    WHERE ids.blocked_host = hosts.host_id AND ids.blocked_host IS NOT NULL AND ids.state IN (0, 2) AND ids.state = 0);
+  `,
 ];
 
 /** Indexes a bulk load drops and builds again, by sorting, when it ends. */
