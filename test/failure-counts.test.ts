@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
-import { readLedger, writeLedger, type StatusJson } from './helpers/ledger.js';
+import { countIn } from './helpers/counters.js';
+import { writeLedger, type StatusJson } from './helpers/ledger.js';
 import { MIGRATIONS } from '../src/ledger/sqlite/schema.js';
 import { MIGRATIONS as PG_MIGRATIONS } from '../src/ledger/postgres/schema.js';
 import { writeMultimedia } from './helpers/multimedia.js';
@@ -60,6 +61,6 @@ describe.each([
     }
     expect(errors()).toEqual({ http_410: 3 });
     const counted = 'SELECT count(*) AS n FROM hosts WHERE blocked_ids IS NOT NULL';
-    expect(ledger === 'SQLite' ? readLedger(db, (l) => (l.prepare(counted).get() as { n: number }).n) : Number((await query<{ n: string }>(db, counted))[0]!.n)).toBe(0);
+    expect(await countIn(db, counted)).toBe(0);
   });
 });

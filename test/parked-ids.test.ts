@@ -11,9 +11,10 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import { refusingPort } from './helpers/image-server.js';
-import { readLedger, type StatusJson } from './helpers/ledger.js';
+import { countIn } from './helpers/counters.js';
+import type { StatusJson } from './helpers/ledger.js';
 import { writeMultimedia } from './helpers/multimedia.js';
-import { freshDatabase, query } from './helpers/postgres.js';
+import { freshDatabase } from './helpers/postgres.js';
 import type { RunJson } from './helpers/run.js';
 
 const FIRST = 5_100_000_000;
@@ -40,7 +41,7 @@ describe.each([
     const counts = async () => {
       const status = herbdlJson<StatusJson>(['status', '--db', db, '--json']);
       const sql = 'SELECT count(*) AS n FROM ids WHERE blocked_host > 0 AND state = 0';
-      const parked = ledger === 'SQLite' ? readLedger(db, (l) => (l.prepare(sql).get() as { n: number }).n) : Number((await query<{ n: string }>(db, sql))[0]!.n);
+      const parked = await countIn(db, sql);
       return { said: status.blockedHosts.find((h) => h.host === dead)?.blockedIds ?? 0, parked, pending: status.ids.pending };
     };
     herbdlJson(['ingest', writeMultimedia(join(dir, `${ledger}-all.txt`), rows), '--db', db]);

@@ -4,9 +4,9 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
 import { afterAll, expect } from 'vitest';
 import { sqliteCounterDrift } from './counters.js';
+import { readLedger } from './ledger.js';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = join(REPO, 'bin', 'herbdl');
@@ -53,12 +53,7 @@ function expectTrueCounters(args: string[], cwd: string): void {
   const at = args.indexOf('--db');
   const db = at >= 0 ? args[at + 1] : undefined;
   if (!db || db.includes('://') || !existsSync(resolve(cwd, db))) return;
-  const ledger = new Database(resolve(cwd, db), { readonly: true, fileMustExist: true });
-  try {
-    expect(ledger.transaction(() => sqliteCounterDrift(ledger))(), `the counters of ${db}`).toEqual([]);
-  } finally {
-    ledger.close();
-  }
+  expect(readLedger(resolve(cwd, db), (ledger) => ledger.transaction(() => sqliteCounterDrift(ledger))()), `the counters of ${db}`).toEqual([]);
 }
 
 export function herbdlJson<T = Record<string, unknown>>(args: string[], options: CliOptions = {}): T {

@@ -7,6 +7,8 @@
  */
 import type Database from 'better-sqlite3';
 import pg from 'pg';
+import { readLedger } from './ledger.js';
+import { query } from './postgres.js';
 
 const QUERIES = {
   idStates: 'SELECT state, count(*) AS n FROM ids GROUP BY state',
@@ -51,6 +53,12 @@ function drift(rows: Rows): string[] {
   }
   for (const [key, count] of errors) found.push(`error_counts ${key}: 0, ${count}`);
   return found;
+}
+
+/** The `n` of a one-row count, from a SQLite ledger file or a PostgreSQL URL. */
+export async function countIn(db: string, sql: string): Promise<number> {
+  if (db.includes('://')) return Number((await query<{ n: string }>(db, sql))[0]!.n);
+  return readLedger(db, (l) => (l.prepare(sql).get() as { n: number }).n);
 }
 
 export function sqliteCounterDrift(db: Database.Database): string[] {

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { expect } from 'vitest';
 import { join } from 'node:path';
 import { herbdlAsync, herbdlJson, spawnHerbdl, type CliResult } from './cli.js';
-import type { StatusJson } from './ledger.js';
+import { readLedger, type StatusJson } from './ledger.js';
 import { writeMultimedia } from './multimedia.js';
 import { sqliteCounterDrift } from './counters.js';
 
@@ -71,12 +71,7 @@ export function workspace(dir: string, rows: readonly (readonly [number, string]
 export function expectConsistentTree(ws: Workspace): void {
   expect(ws.files().filter((f) => !f.startsWith('.herbdl-tmp'))).toEqual(doneFiles(ws));
   // And status's counters are those of the rows.
-  const db = new Database(ws.db, { readonly: true });
-  try {
-    expect(sqliteCounterDrift(db)).toEqual([]);
-  } finally {
-    db.close();
-  }
+  expect(readLedger(ws.db, sqliteCounterDrift)).toEqual([]);
 }
 
 /** The files the ledger says done gbifIDs have, relative to --out. */

@@ -196,7 +196,7 @@ export const MIGRATIONS: readonly string[] = [
   `,
   // 9: counters recounted from their rows, once, as in SQLite (migration 12 there): a failed image that failed
   // again was counted again under its old code, and parked gbifIDs excluded, removed or adopted stayed counted on
-  // their host. One pass over the images; the parked ones are read through ids_blocked.
+  // their host. One pass over the images; the parked ones are read through ids_blocked (its condition stated as in SQLite's).
   `
   DELETE FROM error_counts;
   INSERT INTO error_counts (host_id, code, images)

@@ -127,7 +127,6 @@ export class SqliteDownloads implements DownloadLedger {
     return hosts;
   }
 
-
   async liveWorkers(): Promise<[]> {
     return [];
   }

@@ -222,7 +222,9 @@ export const MIGRATIONS: readonly string[] = [
   // image that failed again (each retry-failed run) was counted again under
   // its old code, and parked gbifIDs excluded, removed or adopted stayed
   // counted on their host. One pass over the images (their failures by host
-  // and code); the parked ones are read through ids_blocked.
+  // and code); the parked ones are read through ids_blocked (its condition is
+  // repeated beside state = 0: SQLite uses a partial index only for a query
+  // that states its condition).
   `
   DELETE FROM error_counts;
   INSERT INTO error_counts(code, host_id, images)
