@@ -67,8 +67,8 @@ export function registerAdopt(program: Command): void {
         await validator.close();
       }
     });
-    // It reads the ledger in gbifID order, a batch at a time: 8 MiB of page cache serve it as 32 do.
-    await withRunLedger(options.db, options.lease, work, { pageCacheMb: 8 });
+    // It reads the ledger in gbifID order, a batch at a time: the 8 MiB of page cache every run has serve it as 32 do.
+    await withRunLedger(options.db, options.lease, work);
   });
 }
 

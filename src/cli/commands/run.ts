@@ -77,9 +77,15 @@ async function downloadWith(validator: Validator, ledger: Ledger, lock: RunLock,
  * Opens the ledger held for one run (on a SQLite file a second run or
  * retry-failed is refused before anything is touched; on PostgreSQL the run
  * joins as one more worker), does `work`, and lets go, handing back its claims.
+ *
+ * With 8 MiB of SQLite page cache, not the 32 ingest has: these commands
+ * claim and record in batches, in gbifID order, and the operating system's
+ * cache serves the rest. At 2,000 hosts a run's memory settled at 300 to
+ * 308 MB with 32 (once a long run had filled it) and 272 to 278 MB with 8,
+ * at the same speed (849 and 872 sheets a second).
  */
 export async function withRunLedger(db: string, leaseSeconds: number, work: (ledger: Ledger, lock: RunLock) => Promise<void>, open: Omit<OpenOptions, 'create'> = {}): Promise<void> {
-  const ledger = await openLedger(db, { ...open, create: false });
+  const ledger = await openLedger(db, { pageCacheMb: 8, ...open, create: false });
   try {
     const lock = await ledger.lockForRun({ leaseMs: leaseSeconds * 1000 });
     try {
