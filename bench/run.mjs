@@ -33,8 +33,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const IMAGES = arg('images', 20_000);
 const SHEETS = arg('sheets', 10_000);
 // Scenario 9 runs four times as many: a run's memory settles only after about
-// 30 s at 2,000 hosts (each host's connection and state, the ledger's page
-// cache filled), and 10,000 sheets took 12 s, 40 MB under where it settles.
+// 30 s at 2,000 hosts (each host's connection and state), and 10,000 sheets
+// took 12 s, tens of MB under where it settles (bench/README, Downloading).
 const LONG_SHEETS = arg('long-sheets', SHEETS * 4);
 // --rounds N: each sheet scenario's runs N times, the order alternating, the best of each side kept
 // (the machines are shared and drift: one run of each swings a ratio by a tenth).
