@@ -8,7 +8,6 @@ export function serverUrl(): string {
   return url;
 }
 
-/** Creates an empty database (on the suite's server, or on `server`) and returns its URL. */
 /** The databases this test file made (setup-counters.ts recounts each when the file ends). */
 const made: string[] = [];
 
@@ -16,6 +15,7 @@ export function databasesMade(): readonly string[] {
   return made;
 }
 
+/** Creates an empty database (on the suite's server, or on `server`) and returns its URL. */
 export async function freshDatabase(label: string, server = serverUrl()): Promise<string> {
   const name = `herbdl_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`;
   const client = new pg.Client({ connectionString: server });

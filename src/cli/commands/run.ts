@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { RUN_OPTION_KEYS, type RunOptions } from '../../config/options.js';
 import { EXIT_INTERRUPTED } from '../../errors.js';
 import type { Ledger, RunLock } from '../../ledger/ledger.js';
-import { openLedger, type OpenOptions } from '../../ledger/open.js';
+import { openLedger } from '../../ledger/open.js';
 import type * as RunModule from '../../scheduler/run.js';
 import type { Scheduler } from '../../scheduler/scheduler.js';
 import type { Validator } from '../../validate/validator-pool.js';
@@ -84,8 +84,8 @@ async function downloadWith(validator: Validator, ledger: Ledger, lock: RunLock,
  * 308 MB with 32 (once a long run had filled it) and 272 to 278 MB with 8,
  * at the same speed (849 and 872 sheets a second).
  */
-export async function withRunLedger(db: string, leaseSeconds: number, work: (ledger: Ledger, lock: RunLock) => Promise<void>, open: Omit<OpenOptions, 'create'> = {}): Promise<void> {
-  const ledger = await openLedger(db, { pageCacheMb: 8, ...open, create: false });
+export async function withRunLedger(db: string, leaseSeconds: number, work: (ledger: Ledger, lock: RunLock) => Promise<void>): Promise<void> {
+  const ledger = await openLedger(db, { pageCacheMb: 8, create: false });
   try {
     const lock = await ledger.lockForRun({ leaseMs: leaseSeconds * 1000 });
     try {
