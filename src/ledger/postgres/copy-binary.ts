@@ -22,7 +22,7 @@ export class BinaryRows {
   private buf: Buffer;
   private at = 0;
 
-  constructor(private readonly size = 1 << 20) {
+  constructor(size = 1 << 20) {
     this.buf = Buffer.allocUnsafeSlow(size);
   }
 
@@ -65,10 +65,16 @@ export class BinaryRows {
     this.at += length;
   }
 
-  /** The rows written so far, as bytes of their own (a stream may hold them a while); the next are written anew. */
+  /**
+   * The rows written so far, copied into bytes of their own (a stream may
+   * hold them a while); the next are written into the same buffer. A new
+   * megabyte buffer for each flush lived through the next rows' awaits into
+   * V8's old generation, where only a full collection frees it: 25 to 40 MB
+   * of dead buffers at a time. The copy is short-lived and dies young.
+   */
   take(): Buffer {
-    const rows = this.buf.subarray(0, this.at);
-    this.buf = Buffer.allocUnsafeSlow(this.size);
+    const rows = Buffer.allocUnsafeSlow(this.at);
+    this.buf.copy(rows, 0, 0, this.at);
     this.at = 0;
     return rows;
   }
