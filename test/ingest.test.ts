@@ -1,9 +1,10 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { FIXTURES, herbdl, herbdlJson, tempDir } from './helpers/cli.js';
 import { readLedger, type IngestJson, type StatusJson } from './helpers/ledger.js';
+import { writeMultimedia } from './helpers/multimedia.js';
 
 const FIXTURE = join(FIXTURES, 'multimedia.txt');
 const EXPECTED_SKIPS = { wrong_column_count: 2, invalid_gbif_id: 5, not_still_image: 4, empty_identifier: 2, invalid_url: 4 };
@@ -129,6 +130,20 @@ describe('text variants', () => {
     const summary = herbdlJson<IngestJson>(['ingest', file, '--db', join(dir, `${Math.random().toString(36).slice(2)}.db`)]);
     expect(summary).toMatchObject({ rowsRead: 30, gbifIds: 9, images: 12, duplicates: 1 });
     expect(summary.skipped).toEqual(EXPECTED_SKIPS);
+  });
+
+  it('reads a file of many megabytes exactly, its lines cut across reads', () => {
+    // Plain files are read a mebibyte at a time into one buffer, reused: a line split between two reads must come out whole.
+    const rows: [number, string, string][] = [];
+    for (let id = 1; rows.length < 40_000; id++) {
+      for (let k = 0; k <= id % 2; k++) rows.push([id, `https://h${id % 7}.example.org/${'p'.repeat(id % 97)}/${id}-${k}.jpg`, `Sammler ${'ä'.repeat(id % 5)}${id}`]);
+    }
+    const file = writeMultimedia(join(dir, 'many-reads.txt'), rows);
+    expect(statSync(file).size).toBeGreaterThan(4 * 2 ** 20);
+    const db = join(dir, 'many-reads.db');
+    expect(herbdlJson<IngestJson>(['ingest', file, '--db', db])).toMatchObject({ rowsRead: rows.length, images: rows.length, duplicates: 0 });
+    const stored = readLedger(db, (d) => d.prepare('SELECT gbif_id, url, creator FROM images ORDER BY gbif_id, image_index').raw().all());
+    expect(stored).toEqual(rows);
   });
 
   it('maps columns by header name: the old GBIF column order', () => {

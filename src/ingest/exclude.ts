@@ -199,7 +199,7 @@ export async function excludeFiles(files: readonly string[], ledger: Ledger, opt
       let reader: LineReader | undefined;
       let line = 0;
       try {
-        for await (const chunk of readLineChunks(source.stream, { movable: false })) {
+        for await (const chunk of readLineChunks(source.chunks, { movable: false })) {
           if (reader) {
             // The usual case at scale (tens of millions of lines): read in place, byte by byte.
             for (let pos = 0; pos < chunk.length; ) {

@@ -129,7 +129,7 @@ async function ingestOne(source: MultimediaSource, writer: IngestWriter, counts:
     return counts.interrupted;
   };
   try {
-    for await (const chunk of readLineChunks(source.stream)) {
+    for await (const chunk of readLineChunks(source.chunks)) {
       let rows = chunk;
       if (!classifier) {
         const found = splitHeader(chunk);

@@ -5,8 +5,6 @@
  * never cuts a UTF-8 sequence. LF and CRLF both end a line (the reader of a
  * chunk drops the CR); a UTF-8 BOM at the start is dropped.
  */
-import type { Readable } from 'node:stream';
-
 /** A line longer than this is not GBIF text; stop before it takes the memory. */
 export const MAX_LINE_BYTES = 16 * 1024 * 1024;
 
@@ -25,15 +23,17 @@ export class LineTooLongError extends Error {
 const CHUNK_BYTES = 60 * 1024;
 
 /**
- * The same stream as byte chunks that hold whole lines only (each ends just
+ * The same bytes as chunks that hold whole lines only (each ends just
  * before a newline, which is dropped), for parsing elsewhere: a worker thread
  * decodes and splits them. The BOM is dropped, the unterminated last line is
- * handed on only when the stream ends cleanly, and a line longer than
+ * handed on only when the input ends cleanly, and a line longer than
  * MAX_LINE_BYTES stops the read. Each chunk has memory of its own, to be
  * moved to another thread, unless `movable` is false: then it may be a view
- * of the stream's buffer, to be read on this thread.
+ * of the input's buffer, to be read on this thread before the next is asked
+ * for. The input's buffers may be overwritten once the next is asked for:
+ * what is kept of one (the partial line) is copied.
  */
-export async function* readLineChunks(stream: Readable, options: { movable?: boolean } = {}): AsyncGenerator<Buffer> {
+export async function* readLineChunks(input: AsyncIterable<Buffer>, options: { movable?: boolean } = {}): AsyncGenerator<Buffer> {
   const movable = options.movable ?? true;
   // The partial line (or few lines) left from the chunks before: small, so joining it is cheap.
   let carry: Buffer | undefined;
@@ -45,7 +45,7 @@ export async function* readLineChunks(stream: Readable, options: { movable?: boo
     lines += countNewlines(chunk) + 1;
     return chunk;
   };
-  for await (const raw of stream as AsyncIterable<Buffer>) {
+  for await (const raw of input) {
     let buf = raw;
     if (first) {
       if (buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) buf = buf.subarray(3);

@@ -5,7 +5,7 @@
  * bytes, not the file name.
  */
 import { createReadStream, type ReadStream } from 'node:fs';
-import { open, readdir, readFile, stat } from 'node:fs/promises';
+import { open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
@@ -18,8 +18,12 @@ export type SourceKind = 'text' | 'gzip' | 'zip';
 export interface MultimediaSource {
   readonly file: string;
   readonly kind: SourceKind;
-  /** Decoded multimedia text. */
-  readonly stream: Readable;
+  /**
+   * Decoded multimedia text, chunk by chunk. A chunk may be overwritten once
+   * the next is asked for (a plain file is read into one buffer, again and
+   * again): keep a copy of what must last longer.
+   */
+  readonly chunks: AsyncIterable<Buffer>;
   /** Progress is counted in these units: file bytes for text and gzip, entry bytes for zip. */
   readonly totalBytes: number;
   readonly bytesRead: () => number;
@@ -37,6 +41,26 @@ async function sniff(file: string): Promise<Buffer> {
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * A plain file, read into one buffer again and again. A new buffer for each
+ * megabyte read lived on across the ledger's awaits until V8 moved it to
+ * its old generation, where only a full collection frees it: 20 to 30 MB of
+ * dead reads at a time, a sixth of an ingest's peak RSS.
+ */
+function reusedReads(handle: FileHandle): { chunks: AsyncIterable<Buffer>; bytesRead: () => number } {
+  let bytes = 0;
+  const buf = Buffer.allocUnsafeSlow(READ_CHUNK);
+  async function* chunks(): AsyncGenerator<Buffer> {
+    for (;;) {
+      const { bytesRead } = await handle.read(buf, 0, buf.length, bytes);
+      if (bytesRead === 0) return;
+      bytes += bytesRead;
+      yield buf.subarray(0, bytesRead);
+    }
+  }
+  return { chunks: chunks(), bytesRead: () => bytes };
 }
 
 function counted(stream: ReadStream | Readable): { stream: Readable; bytesRead: () => number } {
@@ -73,17 +97,24 @@ export async function openMultimedia(file: string): Promise<MultimediaSource> {
   if (magic[0] === 0x50 && magic[1] === 0x4b && (magic[2] === 3 || magic[2] === 5)) {
     const zip = await openZipMultimedia(file);
     const { stream, bytesRead } = counted(zip.stream);
-    return { file, kind: 'zip', stream, totalBytes: zip.uncompressedSize, bytesRead, close: zip.close };
+    return { file, kind: 'zip', chunks: stream, totalBytes: zip.uncompressedSize, bytesRead, close: zip.close };
   }
 
-  const raw = createReadStream(file, { highWaterMark: READ_CHUNK });
   if (magic[0] === 0x1f && magic[1] === 0x8b) {
+    const raw = createReadStream(file, { highWaterMark: READ_CHUNK });
     const { stream: compressed, bytesRead } = counted(raw);
     const gunzip = createGunzip({ chunkSize: READ_CHUNK });
     compressed.on('error', (err) => gunzip.destroy(err));
-    return { file, kind: 'gzip', stream: compressed.pipe(gunzip), totalBytes: info.size, bytesRead, close: () => raw.destroy() };
+    return { file, kind: 'gzip', chunks: compressed.pipe(gunzip), totalBytes: info.size, bytesRead, close: () => raw.destroy() };
   }
-  return { file, kind: 'text', stream: raw, totalBytes: info.size, bytesRead: () => raw.bytesRead, close: () => raw.destroy() };
+  let handle: FileHandle;
+  try {
+    handle = await open(file, 'r');
+  } catch (err) {
+    throw new InputError(file, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, 'unreadable');
+  }
+  const { chunks, bytesRead } = reusedReads(handle);
+  return { file, kind: 'text', chunks, totalBytes: info.size, bytesRead, close: () => void handle.close().catch(() => {}) };
 }
 
 /**
