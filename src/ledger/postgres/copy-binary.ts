@@ -69,8 +69,8 @@ export class BinaryRows {
    * The rows written so far, copied into bytes of their own (a stream may
    * hold them a while); the next are written into the same buffer. A new
    * megabyte buffer for each flush lived through the next rows' awaits into
-   * V8's old generation, where only a full collection frees it: 25 to 40 MB
-   * of dead buffers at a time. The copy is short-lived and dies young.
+   * V8's old generation, where only a full collection frees it: about 30 MB
+   * more array buffers at an ingest's peak. The copy is short-lived.
    */
   take(): Buffer {
     const rows = Buffer.allocUnsafeSlow(this.at);
