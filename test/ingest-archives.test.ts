@@ -33,6 +33,27 @@ async function writeZip(path: string, entries: Record<string, string | Buffer>, 
   return path;
 }
 
+/**
+ * Rewrites fields of the entry `name` in a zip's bytes: `central` at their
+ * offsets in its central directory record, `local` in its local header.
+ */
+function patchEntry(zip: Buffer, name: string, central: Record<number, number>, local: Record<number, number> = {}): Buffer {
+  const out = Buffer.from(zip);
+  const named = (at: number, lengthAt: number, nameAt: number) => out.toString('latin1', at + nameAt, at + nameAt + out.readUInt16LE(at + lengthAt)) === name;
+  let patched = 0;
+  for (let at = out.indexOf('PK\x01\x02', 0, 'latin1'); at >= 0; at = out.indexOf('PK\x01\x02', at + 4, 'latin1')) {
+    if (!named(at, 28, 46)) continue;
+    for (const [offset, value] of Object.entries(central)) Number(offset) === 10 ? out.writeUInt16LE(value, at + 10) : out.writeUInt32LE(value, at + Number(offset));
+    patched++;
+  }
+  for (let at = out.indexOf('PK\x03\x04', 0, 'latin1'); at >= 0; at = out.indexOf('PK\x03\x04', at + 4, 'latin1')) {
+    if (!named(at, 26, 30)) continue;
+    for (const [offset, value] of Object.entries(local)) out.writeUInt16LE(value, at + Number(offset));
+  }
+  expect(patched).toBe(1);
+  return out;
+}
+
 function expectFixtureCounts(summary: IngestJson): void {
   expect(summary).toMatchObject({ rowsRead: 30, gbifIds: 9, images: 12, duplicates: 1 });
 }
@@ -60,6 +81,18 @@ describe('compressed and archived input', () => {
       'multimedia.txt': text,
     });
     expectFixtureCounts(herbdlJson<IngestJson>(['ingest', file, '--db', join(dir, 'zip.db')]));
+  });
+
+  it('reads a zip whose multimedia is stored, not compressed', async () => {
+    const zip = new yazl.ZipFile();
+    zip.addBuffer(Buffer.from(META_XML), 'meta.xml');
+    zip.addBuffer(text, 'multimedia.txt', { compress: false });
+    zip.end();
+    const file = join(dir, 'stored.zip');
+    const out = createWriteStream(file);
+    zip.outputStream.pipe(out);
+    await once(out, 'close');
+    expectFixtureCounts(herbdlJson<IngestJson>(['ingest', file, '--db', join(dir, 'stored.db')]));
   });
 
   it('reads a ZIP64 archive', async () => {
@@ -193,6 +226,25 @@ describe('bad input: one line naming the file, non-zero exit, nothing written', 
     const file = await writeZip(join(dir, 'truncated.zip'), { 'meta.xml': META_XML, 'multimedia.txt': text });
     truncateSync(file, Math.floor(statSync(file).size * 0.6));
     expectRefused(file, /zip/);
+  });
+
+  it('a zip whose multimedia entry is not the size its directory declares', async () => {
+    const good = readFileSync(await writeZip(join(dir, 'sized.zip'), { 'meta.xml': META_XML, 'multimedia.txt': text }));
+    // The central directory's uncompressed size is at offset 24 of an entry's record.
+    const smaller = join(dir, 'declared-smaller.zip');
+    writeFileSync(smaller, patchEntry(good, 'multimedia.txt', { 24: text.length - 100 }));
+    expectRefused(smaller, /damaged zip entry \(too many bytes in the entry/);
+    const larger = join(dir, 'declared-larger.zip');
+    writeFileSync(larger, patchEntry(good, 'multimedia.txt', { 24: text.length + 100 }));
+    expectRefused(larger, new RegExp(`damaged zip entry \\(the entry ended at ${text.length} of the ${text.length + 100} bytes`));
+  });
+
+  it('a zip whose multimedia is compressed with a method other than deflate', async () => {
+    const good = readFileSync(await writeZip(join(dir, 'method.zip'), { 'meta.xml': META_XML, 'multimedia.txt': text }));
+    // 12 is bzip2: the method is at offset 10 of the central record and 8 of the local header.
+    const file = join(dir, 'bzip2.zip');
+    writeFileSync(file, patchEntry(good, 'multimedia.txt', { 10: 12 }, { 8: 12 }));
+    expectRefused(file, /multimedia.txt is compressed with method 12, which herbdl cannot read/);
   });
 
   it('a zip without a multimedia file', async () => {

@@ -96,8 +96,7 @@ export async function openMultimedia(file: string): Promise<MultimediaSource> {
 
   if (magic[0] === 0x50 && magic[1] === 0x4b && (magic[2] === 3 || magic[2] === 5)) {
     const zip = await openZipMultimedia(file);
-    const { stream, bytesRead } = counted(zip.stream);
-    return { file, kind: 'zip', chunks: stream, totalBytes: zip.uncompressedSize, bytesRead, close: zip.close };
+    return { file, kind: 'zip', chunks: zip.chunks, totalBytes: zip.uncompressedSize, bytesRead: zip.bytesRead, close: zip.close };
   }
 
   if (magic[0] === 0x1f && magic[1] === 0x8b) {
