@@ -43,7 +43,8 @@ function patchEntry(zip: Buffer, name: string, central: Record<number, number>, 
   let patched = 0;
   for (let at = out.indexOf('PK\x01\x02', 0, 'latin1'); at >= 0; at = out.indexOf('PK\x01\x02', at + 4, 'latin1')) {
     if (!named(at, 28, 46)) continue;
-    for (const [offset, value] of Object.entries(central)) Number(offset) === 10 ? out.writeUInt16LE(value, at + 10) : out.writeUInt32LE(value, at + Number(offset));
+    // Flags (8) and method (10) are 16-bit fields; the sizes 32-bit.
+    for (const [offset, value] of Object.entries(central)) (Number(offset) <= 10 ? out.writeUInt16LE(value, at + Number(offset)) : out.writeUInt32LE(value, at + Number(offset)));
     patched++;
   }
   for (let at = out.indexOf('PK\x03\x04', 0, 'latin1'); at >= 0; at = out.indexOf('PK\x03\x04', at + 4, 'latin1')) {
@@ -245,6 +246,14 @@ describe('bad input: one line naming the file, non-zero exit, nothing written', 
     const file = join(dir, 'bzip2.zip');
     writeFileSync(file, patchEntry(good, 'multimedia.txt', { 10: 12 }, { 8: 12 }));
     expectRefused(file, /multimedia.txt is compressed with method 12, which herbdl cannot read/);
+  });
+
+  it('a zip whose multimedia entry is encrypted', async () => {
+    const good = readFileSync(await writeZip(join(dir, 'plain.zip'), { 'meta.xml': META_XML, 'multimedia.txt': text }));
+    // Bit 0 of the flags (offset 8 of the central record, 6 of the local header) marks an encrypted entry.
+    const file = join(dir, 'encrypted.zip');
+    writeFileSync(file, patchEntry(good, 'multimedia.txt', { 8: 1 }, { 6: 1 }));
+    expectRefused(file, /multimedia.txt is encrypted: not a GBIF download/);
   });
 
   it('a zip without a multimedia file', async () => {
