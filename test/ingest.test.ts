@@ -1,7 +1,10 @@
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { createWriteStream, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import yazl from 'yazl';
 import { FIXTURES, herbdl, herbdlJson, tempDir } from './helpers/cli.js';
 import { readLedger, type IngestJson, type StatusJson } from './helpers/ledger.js';
 import { writeMultimedia } from './helpers/multimedia.js';
@@ -132,18 +135,38 @@ describe('text variants', () => {
     expect(summary.skipped).toEqual(EXPECTED_SKIPS);
   });
 
-  it('reads a file of many megabytes exactly, its lines cut across reads', () => {
-    // Plain files are read a mebibyte at a time into one buffer, reused: a line split between two reads must come out whole.
+  describe('a file of many megabytes, its lines cut across reads and inflated pieces', () => {
+    // Plain files are read a mebibyte at a time into one buffer, reused; gzip and zip inflate in 64 KiB pieces: a line split between two must come out whole.
     const rows: [number, string, string][] = [];
     for (let id = 1; rows.length < 40_000; id++) {
       for (let k = 0; k <= id % 2; k++) rows.push([id, `https://h${id % 7}.example.org/${'p'.repeat(id % 97)}/${id}-${k}.jpg`, `Sammler ${'ä'.repeat(id % 5)}${id}`]);
     }
-    const file = writeMultimedia(join(dir, 'many-reads.txt'), rows);
-    expect(statSync(file).size).toBeGreaterThan(4 * 2 ** 20);
-    const db = join(dir, 'many-reads.db');
-    expect(herbdlJson<IngestJson>(['ingest', file, '--db', db])).toMatchObject({ rowsRead: rows.length, images: rows.length, duplicates: 0 });
-    const stored = readLedger(db, (d) => d.prepare('SELECT gbif_id, url, creator FROM images ORDER BY gbif_id, image_index').raw().all());
-    expect(stored).toEqual(rows);
+    const plain = writeMultimedia(join(dir, 'many-reads.txt'), rows);
+
+    it.each([
+      ['plain', async () => plain],
+      ['gzipped', async () => {
+        const file = join(dir, 'many-reads.txt.gz');
+        writeFileSync(file, gzipSync(readFileSync(plain)));
+        return file;
+      }],
+      ['in a zip', async () => {
+        const zip = new yazl.ZipFile();
+        zip.addBuffer(readFileSync(plain), 'multimedia.txt');
+        zip.end();
+        const file = join(dir, 'many-reads.zip');
+        const out = createWriteStream(file);
+        zip.outputStream.pipe(out);
+        await once(out, 'close');
+        return file;
+      }],
+    ])('%s: every row read back as written', async (name, make) => {
+      expect(statSync(plain).size).toBeGreaterThan(4 * 2 ** 20);
+      const db = join(dir, `many-reads-${name.replace(/ /g, '-')}.db`);
+      expect(herbdlJson<IngestJson>(['ingest', await make(), '--db', db])).toMatchObject({ rowsRead: rows.length, images: rows.length, duplicates: 0 });
+      const stored = readLedger(db, (d) => d.prepare('SELECT gbif_id, url, creator FROM images ORDER BY gbif_id, image_index').raw().all());
+      expect(stored).toEqual(rows);
+    });
   });
 
   it('maps columns by header name: the old GBIF column order', () => {

@@ -18,7 +18,7 @@ const MAX_META_XML_BYTES = 4 * 1024 * 1024;
  * writes the ledger, and an ingest from the zip took half as long again as
  * from the plain file.
  */
-const INFLATED_PIECE = 64 * 1024;
+export const INFLATED_PIECE = 64 * 1024;
 
 async function listEntries(zip: ZipFile): Promise<Entry[]> {
   return new Promise((resolve, reject) => {
