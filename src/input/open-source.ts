@@ -7,10 +7,10 @@
 import { createReadStream } from 'node:fs';
 import { open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createGunzip } from 'node:zlib';
 import { InputError } from '../errors.js';
 import { chooseMultimedia } from './meta-xml.js';
-import { INFLATED_PIECE, openZipMultimedia } from './zip.js';
+import { inflated, INFLATED_PIECE } from './inflate.js';
+import { openZipMultimedia } from './zip.js';
 
 export type SourceKind = 'text' | 'gzip' | 'zip';
 
@@ -87,21 +87,9 @@ export async function openMultimedia(file: string): Promise<MultimediaSource> {
   }
 
   if (magic[0] === 0x1f && magic[1] === 0x8b) {
-    // In pieces as a zip's (zip.ts): pieces of a megabyte lived through the ledger's awaits into V8's old generation (2M rows peaked at 189 to 216 MB).
     const raw = createReadStream(file, { highWaterMark: INFLATED_PIECE });
-    const gunzip = createGunzip({ chunkSize: INFLATED_PIECE });
-    raw.on('error', (err) => gunzip.destroy(err));
-    return {
-      file,
-      kind: 'gzip',
-      chunks: raw.pipe(gunzip),
-      totalBytes: info.size,
-      bytesRead: () => raw.bytesRead,
-      close: () => {
-        raw.destroy();
-        gunzip.destroy();
-      },
-    };
+    const { pieces, stop } = inflated(raw, 'gzip');
+    return { file, kind: 'gzip', chunks: pieces, totalBytes: info.size, bytesRead: () => raw.bytesRead, close: stop };
   }
   let handle: FileHandle;
   try {

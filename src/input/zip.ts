@@ -4,21 +4,12 @@
  * large GBIF download) is handled by yauzl.
  */
 import type { Readable } from 'node:stream';
-import { createInflateRaw } from 'node:zlib';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
 import { InputError } from '../errors.js';
+import { inflated } from './inflate.js';
 import { chooseMultimedia } from './meta-xml.js';
 
 const MAX_META_XML_BYTES = 4 * 1024 * 1024;
-
-/**
- * The inflated multimedia comes in pieces of this size. yauzl inflates in
- * zlib's default 16 KiB and passes them through a stream that counts them:
- * at 40,000 pieces for 615 MB, their callbacks took 1.3 s of the thread that
- * writes the ledger, and an ingest from the zip took half as long again as
- * from the plain file.
- */
-export const INFLATED_PIECE = 64 * 1024;
 
 async function listEntries(zip: ZipFile): Promise<Entry[]> {
   return new Promise((resolve, reject) => {
@@ -56,18 +47,16 @@ export interface ZipMultimedia {
 }
 
 /**
- * The entry's stored bytes, inflated here (yauzl is asked for them raw), and
- * held to the entry's declared size as yauzl would (a mismatch is a damaged
- * entry: counted past it, or short at the end).
+ * The entry's stored bytes, inflated here (yauzl is asked for them raw: it
+ * inflates in zlib's default 16 KiB pieces, through a stream that counts
+ * them, and an ingest from the zip took half as long again as from the plain
+ * file), and held to the entry's declared size as yauzl would (a mismatch is
+ * a damaged entry: counted past it, or short at the end). The entry is
+ * stored (method 0) or deflated (8): openZipMultimedia refuses the others.
  */
 function entryBytes(raw: Readable, entry: Entry): { chunks: AsyncIterable<Buffer>; bytesRead: () => number; stop: () => void } {
   let bytes = 0;
-  const inflate = entry.compressionMethod === 8 ? createInflateRaw({ chunkSize: INFLATED_PIECE }) : undefined;
-  if (inflate) {
-    raw.on('error', (err) => inflate.destroy(err));
-    raw.pipe(inflate);
-  }
-  const source = inflate ?? raw;
+  const { pieces: source, stop } = entry.compressionMethod === 8 ? inflated(raw, 'deflate') : { pieces: raw, stop: () => raw.destroy() };
   async function* chunks(): AsyncGenerator<Buffer> {
     for await (const piece of source as AsyncIterable<Buffer>) {
       bytes += piece.length;
@@ -76,14 +65,7 @@ function entryBytes(raw: Readable, entry: Entry): { chunks: AsyncIterable<Buffer
     }
     if (bytes < entry.uncompressedSize) throw new Error(`the entry ended at ${bytes} of the ${entry.uncompressedSize} bytes it declares`);
   }
-  return {
-    chunks: chunks(),
-    bytesRead: () => bytes,
-    stop: () => {
-      raw.destroy();
-      inflate?.destroy();
-    },
-  };
+  return { chunks: chunks(), bytesRead: () => bytes, stop };
 }
 
 /** Opens the multimedia entry named by meta.xml (or, lacking one, multimedia.txt). Throws InputError. */
