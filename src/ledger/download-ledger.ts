@@ -3,9 +3,8 @@
  * breakers and, on a shared ledger, per-host request slots (host-budgets.ts).
  * Re-exported by ledger.ts.
  */
-import type { Tier } from './freshness.js';
 import type { HostBudgets } from './host-budgets.js';
-import type { DerivationDue, FreshnessSummary, HostRate, PruneDue, RecheckDue, RecheckOutcome } from './upkeep.js';
+import type { UpkeepLedger } from './upkeep.js';
 
 /** One image of a claimed gbifID, as the downloader needs it. */
 export interface ClaimedImage {
@@ -137,8 +136,9 @@ export interface HeldElsewhere {
  * The downloader's side of the ledger. Every call is a promise: a ledger on a
  * database server answers over the network. Callers move work in batches
  * (claims of hundreds of gbifIDs, group commits), never one call per request.
+ * What keeping a stored collection up asks of it is in upkeep.ts.
  */
-export interface DownloadLedger {
+export interface DownloadLedger extends UpkeepLedger {
   /** Pending gbifIDs above `afterGbifId` that no live worker holds, in key order, now claimed by this run. */
   claimPending(afterGbifId: number, limit: number): Promise<ClaimedId[]>;
   /**
@@ -219,48 +219,6 @@ export interface DownloadLedger {
    * `widths` (none when not given).
    */
   recordDone(done: readonly DoneId[]): Promise<void>;
-  /**
-   * Records derivatives published for done gbifIDs (herbdl derive) and
-   * clears their intents; a gbifID no longer done gets no record.
-   */
-  recordDerived(derived: readonly { gbifId: number; widths: readonly number[] }[]): Promise<void>;
-  /**
-   * Done gbifIDs above `afterGbifId`, up to `limit` of them looked at, each
-   * listed with the `widths` it lacks (and its files' NNs) if it lacks any;
-   * `last` is the last one looked at, undefined when none were left. On a
-   * shared ledger the listed ones are claimed until recordDerived or handBack.
-   */
-  derivationsDue(widths: readonly number[], afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: DerivationDue[] }>;
-  /** Every derivative width the ledger has recorded, for any gbifID. */
-  derivedWidths(): Promise<number[]>;
-  /**
-   * Removed gbifIDs (a newer export lacks them) above `afterGbifId`, up to
-   * `limit` looked at, each listed with its files' NNs and derivative widths
-   * if it may still have files in the tree; `last` as for derivationsDue.
-   */
-  prunable(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: PruneDue[] }>;
-  /** Done gbifIDs above `afterGbifId` with images a recheck found gone at the source, their files' NNs and the gone images (up to `limit`). */
-  prunableGone(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: PruneDue[] }>;
-  /**
-   * The files of these removed gbifIDs, or of these gone images, are no longer
-   * in the tree: the removed gbifIDs' files are forgotten with their
-   * derivatives; gone images become removed (a gbifID left with none is
-   * removed); intents are cleared.
-   */
-  recordPruned(pruned: readonly PruneDue[]): Promise<void>;
-  /**
-   * Done gbifIDs above `afterGbifId` with images due for a recheck under
-   * `tiers` at `now` (up to `limit` gbifIDs looked at), each with its due
-   * images; on a shared ledger they are claimed (a lease, as a run's claims
-   * are) until recordRechecked. `last` as for derivationsDue.
-   */
-  claimRecheck(tiers: readonly Tier[] | 'all', now: number, afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: RecheckDue[] }>;
-  /** What rechecks found, a gbifID at a time: confirmed, changed (new outcomes), gone; their intents and claims end. */
-  recordRechecked(outcomes: readonly RecheckOutcome[]): Promise<void>;
-  /** Adds what a run measured at each host (images, milliseconds of requests, the cap): recheck --plan's rates. */
-  recordHostRates(rates: readonly HostRate[]): Promise<void>;
-  /** Keeps a recheck's freshness summary, for status. */
-  recordFreshness(summary: FreshnessSummary): Promise<void>;
   /**
    * Intents of runs that died between rename and commit, that this run may
    * undo: on a shared ledger, only those of gbifIDs no live worker holds.

@@ -2,9 +2,10 @@
  * What keeping a stored collection up costs the ledger to say: derivatives
  * to make, removed files to prune, images to re-check and what a recheck
  * found, hosts' measured rates and the freshness status shows. Re-exported
- * by ledger.ts; the methods are DownloadLedger's.
+ * by ledger.ts; DownloadLedger has these methods (it extends UpkeepLedger).
  */
 import type { FetchedImage } from './download-ledger.js';
+import type { Tier } from './freshness.js';
 
 /** A done gbifID with derivatives to make: its files' NNs and the widths it lacks. */
 export interface DerivationDue {
@@ -66,4 +67,50 @@ export interface PruneDue {
   readonly widths: readonly number[];
   /** Set for a gbifID still in the export with images gone at the source (recheck): those images, whose files `files` names. */
   readonly gone?: readonly number[];
+}
+
+/** The ledger's side of derive, prune and recheck: a part of DownloadLedger, kept here beside the shapes it moves. */
+export interface UpkeepLedger {
+  /**
+   * Records derivatives published for done gbifIDs (herbdl derive) and
+   * clears their intents; a gbifID no longer done gets no record.
+   */
+  recordDerived(derived: readonly { gbifId: number; widths: readonly number[] }[]): Promise<void>;
+  /**
+   * Done gbifIDs above `afterGbifId`, up to `limit` of them looked at, each
+   * listed with the `widths` it lacks (and its files' NNs) if it lacks any;
+   * `last` is the last one looked at, undefined when none were left. On a
+   * shared ledger the listed ones are claimed until recordDerived or handBack.
+   */
+  derivationsDue(widths: readonly number[], afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: DerivationDue[] }>;
+  /** Every derivative width the ledger has recorded, for any gbifID. */
+  derivedWidths(): Promise<number[]>;
+  /**
+   * Removed gbifIDs (a newer export lacks them) above `afterGbifId`, up to
+   * `limit` looked at, each listed with its files' NNs and derivative widths
+   * if it may still have files in the tree; `last` as for derivationsDue.
+   */
+  prunable(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: PruneDue[] }>;
+  /** Done gbifIDs above `afterGbifId` with images a recheck found gone at the source, their files' NNs and the gone images (up to `limit`). */
+  prunableGone(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: PruneDue[] }>;
+  /**
+   * The files of these removed gbifIDs, or of these gone images, are no longer
+   * in the tree: the removed gbifIDs' files are forgotten with their
+   * derivatives; gone images become removed (a gbifID left with none is
+   * removed); intents are cleared.
+   */
+  recordPruned(pruned: readonly PruneDue[]): Promise<void>;
+  /**
+   * Done gbifIDs above `afterGbifId` with images due for a recheck under
+   * `tiers` at `now` (up to `limit` gbifIDs looked at), each with its due
+   * images; on a shared ledger they are claimed (a lease, as a run's claims
+   * are) until recordRechecked. `last` as for derivationsDue.
+   */
+  claimRecheck(tiers: readonly Tier[] | 'all', now: number, afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: RecheckDue[] }>;
+  /** What rechecks found, a gbifID at a time: confirmed, changed (new outcomes), gone; their intents and claims end. */
+  recordRechecked(outcomes: readonly RecheckOutcome[]): Promise<void>;
+  /** Adds what a run measured at each host (images, milliseconds of requests, the cap): recheck --plan's rates. */
+  recordHostRates(rates: readonly HostRate[]): Promise<void>;
+  /** Keeps a recheck's freshness summary, for status. */
+  recordFreshness(summary: FreshnessSummary): Promise<void>;
 }
