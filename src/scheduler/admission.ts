@@ -53,7 +53,7 @@ export function admit(parts: AdmissionParts, claimed: ClaimedId, copiesLookedUp:
     claims.spill(claimed.gbifId, { suspect: true });
     return false;
   }
-  if (!again) claims.admitted();
+  claims.admitted(claimed.gbifId, again);
   const job = new Job(claimed);
   window.add(job);
   if (blocked) {

@@ -35,6 +35,12 @@ export class Claims {
   private spilledNow: number[] = [];
   private spilledInLedger = 0;
   private claimed = 0;
+  /**
+   * With --limit, the gbifIDs this run has counted: one taken up again after
+   * the run parked it is not counted twice, one an earlier run parked is.
+   * At most --limit of them.
+   */
+  private readonly counted = new Set<number>();
   /** Why IDs were set aside since the last back-off: a saturated host's are looked at again soon, a suspect host's later. */
   private spilledSaturated = false;
   private spilledSuspect = false;
@@ -102,10 +108,18 @@ export class Claims {
    */
   async next(want: number): Promise<ClaimedId[]> {
     await this.flushSpilled();
-    // Neither is limited by --limit: they were claimed before, in this run or an earlier one.
+    // --limit bounds probes and take-ups too: an export's dead hosts would otherwise bring in a probe
+    // each (thousands) and a host that came back all its parked gbifIDs. Once it is reached, what is
+    // parked stays parked for the next run (a probe told none was left).
+    const room = this.limit > 0 ? this.limit - this.claimed : Infinity;
+    if (room <= 0 && (this.probes.size > 0 || this.takeUps.length > 0)) {
+      for (const probed of this.probes.values()) probed(undefined);
+      this.probes.clear();
+      this.takeUps.length = 0;
+    }
     if (this.probes.size > 0) {
       // As many as the window has room for; the rest in the next claims.
-      const probes = new Map([...this.probes].slice(0, Math.max(1, want)));
+      const probes = new Map([...this.probes].slice(0, Math.max(1, Math.min(want, room))));
       for (const host of probes.keys()) this.probes.delete(host);
       const batch = await this.ledger.claimProbes([...probes.keys()]);
       for (const claimed of batch) {
@@ -118,9 +132,10 @@ export class Claims {
     }
     const host = this.takeUps[0];
     if (host !== undefined) {
-      const batch = await this.ledger.claimBlocked(host, want);
+      const asked = Math.min(want, room);
+      const batch = await this.ledger.claimBlocked(host, asked);
       // A host's take-up ends when a claim comes back short: none are left that no one holds.
-      if (batch.length < want) this.takeUps.shift();
+      if (batch.length < asked) this.takeUps.shift();
       for (const claimed of batch) this.takenUp.add(claimed.gbifId);
       return batch;
     }
@@ -197,8 +212,11 @@ export class Claims {
     });
   }
 
-  /** Counts an ID taken into the window (for --limit). */
-  admitted(): void {
+  /** Counts an ID taken into the window (for --limit); `again`: claimed again by a take-up, counted only if this run had not counted it. */
+  admitted(gbifId: number, again = false): void {
+    if (this.limit === 0) return;
+    if (again && this.counted.has(gbifId)) return;
+    this.counted.add(gbifId);
     this.claimed++;
   }
 
@@ -211,7 +229,7 @@ export class Claims {
     if (how.suspect) this.spilledSuspect = true;
     else this.spilledSaturated = true;
     if (!how.putBack) return;
-    this.claimed--;
+    if (this.limit > 0) this.claimed--;
     // Put back after the last claim: the run is not over until it has been claimed again.
     if (this.phase === 'exhausted') this.phase = 'spilled';
   }
