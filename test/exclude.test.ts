@@ -4,10 +4,8 @@
  * after ingest, on both ledgers, with exact counts and nothing downloaded
  * that was excluded.
  */
-import { once } from 'node:events';
-import { createWriteStream, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
-import yazl from 'yazl';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readColumn } from '../src/ingest/exclude.js';
@@ -21,6 +19,7 @@ import { writeMultimedia } from './helpers/multimedia.js';
 import { freshDatabase } from './helpers/postgres.js';
 import type { RunJson } from './helpers/run.js';
 import { GBIF_SAMPLES } from './helpers/samples.js';
+import { writeZip } from './helpers/zip.js';
 
 interface ExcludeJson {
   read: number;
@@ -192,13 +191,7 @@ describe.each([['sqlite'], ['postgres']])('exclusions on a %s ledger', async (ki
     const fixture = join(FIXTURES, 'multimedia.txt');
     const ingest = herbdlJson<IngestJson>(['ingest', fixture, '--db', db]);
     expect(ingest.gbifIds).toBe(9);
-    const zip = new yazl.ZipFile();
-    zip.addBuffer(readFileSync(fixture), 'multimedia.txt');
-    zip.end();
-    const zipFile = join(dir, `other-${kind}.zip`);
-    const out = createWriteStream(zipFile);
-    zip.outputStream.pipe(out);
-    await once(out, 'close');
+    const zipFile = await writeZip(join(dir, `other-${kind}.zip`), { 'multimedia.txt': readFileSync(fixture) });
     // Every gbifID the other export holds is listed, also those of rows ingest skips (not images, no URL).
     expect(herbdlJson<ExcludeJson>(['exclude', zipFile, '--db', db])).toMatchObject({ listed: 21, excluded: 9 });
     const ids = herbdl(['export', '--db', db, '--state', 'excluded', '--format', 'jsonl']).stdout.trim().split('\n').map((l) => (JSON.parse(l) as { gbifID: number }).gbifID);

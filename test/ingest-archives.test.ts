@@ -1,10 +1,9 @@
-import { once } from 'node:events';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import yazl from 'yazl';
 import { FIXTURES, herbdl, herbdlJson, tempDir } from './helpers/cli.js';
+import { writeZip } from './helpers/zip.js';
 import type { IngestJson, StatusJson } from './helpers/ledger.js';
 
 const FIXTURE = join(FIXTURES, 'multimedia.txt');
@@ -20,18 +19,6 @@ const META_XML = `<?xml version="1.0" encoding="UTF-8"?>
   </extension>
 </archive>
 `;
-
-async function writeZip(path: string, entries: Record<string, string | Buffer>, zip64 = false): Promise<string> {
-  const zip = new yazl.ZipFile();
-  for (const [name, content] of Object.entries(entries)) {
-    zip.addBuffer(Buffer.isBuffer(content) ? content : Buffer.from(content), name, { forceZip64Format: zip64 });
-  }
-  zip.end({ forceZip64Format: zip64, comment: '' });
-  const out = createWriteStream(path);
-  zip.outputStream.pipe(out);
-  await once(out, 'close');
-  return path;
-}
 
 /**
  * Rewrites fields of the entry `name` in a zip's bytes: `central` at their
@@ -85,19 +72,12 @@ describe('compressed and archived input', () => {
   });
 
   it('reads a zip whose multimedia is stored, not compressed', async () => {
-    const zip = new yazl.ZipFile();
-    zip.addBuffer(Buffer.from(META_XML), 'meta.xml');
-    zip.addBuffer(text, 'multimedia.txt', { compress: false });
-    zip.end();
-    const file = join(dir, 'stored.zip');
-    const out = createWriteStream(file);
-    zip.outputStream.pipe(out);
-    await once(out, 'close');
+    const file = await writeZip(join(dir, 'stored.zip'), { 'meta.xml': META_XML, 'multimedia.txt': text }, { stored: ['multimedia.txt'] });
     expectFixtureCounts(herbdlJson<IngestJson>(['ingest', file, '--db', join(dir, 'stored.db')]));
   });
 
   it('reads a ZIP64 archive', async () => {
-    const file = await writeZip(join(dir, 'download64.zip'), { 'meta.xml': META_XML, 'multimedia.txt': text }, true);
+    const file = await writeZip(join(dir, 'download64.zip'), { 'meta.xml': META_XML, 'multimedia.txt': text }, { zip64: true });
     // The end-of-central-directory record of a ZIP64 archive has its own signature.
     expect(readFileSync(file).includes(Buffer.from([0x50, 0x4b, 0x06, 0x06]))).toBe(true);
     expectFixtureCounts(herbdlJson<IngestJson>(['ingest', file, '--db', join(dir, 'zip64.db')]));

@@ -1,12 +1,11 @@
 /** Every real GBIF download in fixtures/samples ingests with the counts an independent reading gives. */
-import { once } from 'node:events';
-import { createWriteStream, existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import yazl from 'yazl';
 import { herbdl, herbdlJson, tempDir } from './helpers/cli.js';
 import { readLedger, type IngestJson } from './helpers/ledger.js';
 import { GBIF_SAMPLES as GBIF, sampleText } from './helpers/samples.js';
+import { writeZip } from './helpers/zip.js';
 
 // rows, new gbifIDs, images, skips by reason (zero reasons left out). The
 // amblyomma sample's hand-edited "2803144270 " joins its own ID: 1,074 not 1,075.
@@ -31,16 +30,12 @@ function nonZero(skipped: Record<string, number>): Record<string, number> {
 
 /** Zips a sample folder as its download had it: a gzipped multimedia.txt goes in as the plain file. */
 async function zipFolder(folder: string, path: string): Promise<string> {
-  const zip = new yazl.ZipFile();
+  const entries: Record<string, string | Buffer> = {};
   for (const name of readdirSync(folder)) {
-    if (name.endsWith('.gz')) zip.addBuffer(Buffer.from(sampleText(join(folder, name)), 'utf8'), name.slice(0, -3));
-    else zip.addFile(join(folder, name), name);
+    if (name.endsWith('.gz')) entries[name.slice(0, -3)] = sampleText(join(folder, name));
+    else entries[name] = readFileSync(join(folder, name));
   }
-  zip.end();
-  const out = createWriteStream(path);
-  zip.outputStream.pipe(out);
-  await once(out, 'close');
-  return path;
+  return writeZip(path, entries);
 }
 
 describe('real GBIF downloads from fixtures/samples', () => {

@@ -1,13 +1,12 @@
-import { once } from 'node:events';
-import { createWriteStream, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import yazl from 'yazl';
 import { FIXTURES, herbdl, herbdlJson, tempDir } from './helpers/cli.js';
 import { readLedger, type IngestJson, type StatusJson } from './helpers/ledger.js';
 import { writeMultimedia } from './helpers/multimedia.js';
+import { writeZip } from './helpers/zip.js';
 
 const FIXTURE = join(FIXTURES, 'multimedia.txt');
 const EXPECTED_SKIPS = { wrong_column_count: 2, invalid_gbif_id: 5, not_still_image: 4, empty_identifier: 2, invalid_url: 4 };
@@ -150,16 +149,7 @@ describe('text variants', () => {
         writeFileSync(file, gzipSync(readFileSync(plain)));
         return file;
       }],
-      ['in a zip', async () => {
-        const zip = new yazl.ZipFile();
-        zip.addBuffer(readFileSync(plain), 'multimedia.txt');
-        zip.end();
-        const file = join(dir, 'many-reads.zip');
-        const out = createWriteStream(file);
-        zip.outputStream.pipe(out);
-        await once(out, 'close');
-        return file;
-      }],
+      ['in a zip', async () => writeZip(join(dir, 'many-reads.zip'), { 'multimedia.txt': readFileSync(plain) })],
     ])('%s: every row read back as written', async (name, make) => {
       expect(statSync(plain).size).toBeGreaterThan(4 * 2 ** 20);
       const db = join(dir, `many-reads-${name.replace(/ /g, '-')}.db`);
