@@ -139,10 +139,8 @@ export class Claims {
       for (const claimed of batch) this.takenUp.add(claimed.gbifId);
       return batch;
     }
-    if (this.limit > 0) {
-      if (this.claimed >= this.limit) this.phase = 'exhausted';
-      want = Math.min(want, this.limit - this.claimed);
-    }
+    if (room <= 0) this.phase = 'exhausted';
+    want = Math.min(want, room);
     switch (this.phase) {
       case 'retry': {
         const batch = await this.ledger.claimRetryable(this.retryCursor, this.runStart, this.maxAttempts, want);
