@@ -14,15 +14,22 @@ export const BINARY_TRAILER = Buffer.from([0xff, 0xff]);
 
 const TWO_32 = 4_294_967_296;
 
-/** Rows are sent a megabyte at a time; a BinaryRows of FLUSH_ROOM holds that much and the row that passes it. */
-export const FLUSH_BYTES = 1 << 20;
+/**
+ * Rows are sent 256 KiB at a time; a BinaryRows of FLUSH_ROOM holds that
+ * much and the row that passes it. Each flush is copied into memory of its
+ * own (take()): a fresh megabyte came from the system each time, its pages
+ * faulted in as they were first written, and the copies took 0.4 s of the
+ * main thread at 2M rows (370 ms per 360 MB in a loop, against 78 ms in
+ * 256 KiB pieces).
+ */
+export const FLUSH_BYTES = 256 << 10;
 export const FLUSH_ROOM = FLUSH_BYTES + (FLUSH_BYTES >> 3);
 
 export class BinaryRows {
   private buf: Buffer;
   private at = 0;
 
-  constructor(size = 1 << 20) {
+  constructor(size = FLUSH_ROOM) {
     this.buf = Buffer.allocUnsafeSlow(size);
   }
 
@@ -111,7 +118,7 @@ export async function endBinaryCopy(copy: CopyIn): Promise<void> {
 
 /**
  * COPYs integers, batch after batch, into the one column `column` of
- * `table`, a megabyte at a time through `rows`: a quarter of a million IDs
+ * `table`, FLUSH_BYTES at a time through `rows`: a quarter of a million IDs
  * sent as an array parameter had become a string of their digits, and
  * strings per ID, each time.
  */

@@ -29,7 +29,7 @@ import { removeUnlisted, SNAPSHOT_NUMBER } from './snapshots.js';
 import { ListedImages } from '../listed-images.js';
 
 /** Flushes of rows (FLUSH_BYTES each, 8 MB in all) a bulk load makes while its last transaction ends, before it waits for that end. */
-const MAX_BACKLOG = 8;
+const MAX_BACKLOG = (8 << 20) / FLUSH_BYTES;
 
 interface CurrentId {
   gbifId: number;
