@@ -34,20 +34,27 @@ function byReference(lines: string[], columns: ColumnMap): Outcome {
   return outcome;
 }
 
-/** What the chunk classifier says, chunk by chunk, with its numbers read back as the main thread would. */
-function byClassifier(lines: string[], columns: ColumnMap, linesPerChunk: number): Outcome {
+/**
+ * What the chunk classifier says, chunk by chunk (handed over `perReply` at
+ * a time, as the ingest sends several in one message), with its numbers read
+ * back as the main thread would.
+ */
+function byClassifier(lines: string[], columns: ColumnMap, linesPerChunk: number, perReply = 1): Outcome {
   const classifier = new ChunkClassifier(columns);
   const outcome: Outcome = { rows: 0, skipped: SKIP_REASONS.map(() => 0), images: [] };
   let hosts: string[] = [];
   let attributions: string[] = [];
-  for (let i = 0; i < lines.length; i += linesPerChunk) {
-    const reply = classifier.classify(Buffer.from(lines.slice(i, i + linesPerChunk).join('\n'), 'utf8'));
+  for (let i = 0; i < lines.length; i += linesPerChunk * perReply) {
+    const chunks: Buffer[] = [];
+    for (let k = i; k < Math.min(i + linesPerChunk * perReply, lines.length); k += linesPerChunk) chunks.push(Buffer.from(lines.slice(k, k + linesPerChunk).join('\n'), 'utf8'));
+    const reply = classifier.classify(...chunks);
     if (reply.restart) [hosts, attributions] = [[], []];
     hosts.push(...reply.newHosts);
     attributions.push(...reply.newAttributions);
     outcome.rows += reply.rows;
     reply.skipped.forEach((n, k) => (outcome.skipped[k]! += n));
-    const texts = reply.count > 0 ? reply.texts.split('\t') : [];
+    const bytes = Buffer.from(reply.textBytes);
+    const texts = Array.from(reply.textEnds.subarray(0, 2 * reply.count), (end, k) => bytes.toString('utf8', k === 0 ? 0 : reply.textEnds[k - 1], end));
     for (let k = 0; k < reply.count; k++) {
       outcome.images.push(JSON.stringify([reply.gbifIds[k], texts[2 * k], reply.urlHashes[k], hosts[reply.hosts[k]!], texts[2 * k + 1], attributions[reply.attributions[k]!]]));
     }
@@ -58,6 +65,7 @@ function byClassifier(lines: string[], columns: ColumnMap, linesPerChunk: number
 function expectSame(lines: string[], columns: ColumnMap): Outcome {
   const reference = byReference(lines, columns);
   for (const perChunk of [1, 7, 500]) expect(byClassifier(lines, columns, perChunk)).toEqual(reference);
+  expect(byClassifier(lines, columns, 7, 3)).toEqual(reference);
   return reference;
 }
 
@@ -124,6 +132,8 @@ describe('ChunkClassifier', () => {
     for (let i = 0; i < lines.length; i += 5000) if (classifier.classify(Buffer.from(lines.slice(i, i + 5000).join('\n'))).restart) restarts++;
     expect(restarts).toBe(1);
     expect(byClassifier(lines, columns, 5000)).toEqual(byReference(lines, columns));
+    // Chunks handed over together run past the limit before the numbering starts again, and still read right.
+    expect(byClassifier(lines, columns, 5000, 4)).toEqual(byReference(lines, columns));
   });
 
   it('reads every row of the real GBIF samples exactly as classifyRow does', () => {

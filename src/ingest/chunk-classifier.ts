@@ -29,8 +29,14 @@ export interface ClassifyReply {
   /** Per kept image, the number of its host and of its attribution. */
   readonly hosts: Int32Array;
   readonly attributions: Int32Array;
-  /** Per kept image, its URL and creator, all joined by tabs (no field holds one). */
-  readonly texts: string;
+  /**
+   * Per kept image, its URL and creator as UTF-8, one after the other: text
+   * k (the URL of image k / 2, or its creator) ends at textEnds[k] and
+   * starts where text k - 1 ends. Bytes, not strings: moved to the main
+   * thread, not copied twice, and written to PostgreSQL's COPY as they are.
+   */
+  readonly textBytes: Uint8Array;
+  readonly textEnds: Int32Array;
   /** The numbering of hosts and attributions started again before this chunk (it is bounded). */
   readonly restart: boolean;
   /** Hosts first numbered in this chunk, in number order. */
@@ -72,8 +78,16 @@ export class ChunkClassifier {
   private urlHashes = new Float64Array(0);
   private hosts = new Int32Array(0);
   private attributions = new Int32Array(0);
-  private texts: string[] = [];
+  /** Per reply: the texts kept, their ends in UTF-8 bytes, and whether every one is ASCII. */
+  private pieces: string[] = [];
+  private textEnds = new Int32Array(0);
+  private textAt = 0;
+  private allAscii = true;
+  /** Texts kept: two per image, its URL then its creator. */
+  private texts = 0;
   private count = 0;
+  /** The chunk being read, when it is all ASCII. */
+  private asciiChunk: Uint8Array | undefined;
 
   constructor(private readonly columns: ColumnMap) {
     this.ends = new Int32Array(columns.count);
@@ -82,21 +96,50 @@ export class ChunkClassifier {
     this.forget();
   }
 
-  classify(chunk: Uint8Array): ClassifyReply {
+  /**
+   * Classifies chunks handed over together (one message each way for
+   * several): one reply for all of them, in order. Each is decoded on its
+   * own, so its text stays an ordinary young-generation string.
+   */
+  classify(...chunks: Uint8Array[]): ClassifyReply {
     const restart = this.numbering.full;
     if (restart) {
       this.numbering = new Numbering();
       this.forget();
     }
+    // Typed arrays are moved to the main thread, so each reply has its own; sized for rows of about 100 bytes, grown if shorter.
+    this.count = 0;
+    this.allocate((chunks.reduce((sum, chunk) => sum + chunk.length, 0) >> 6) + 16);
+    this.textAt = 0;
+    this.allAscii = true;
+    this.texts = 0;
+    const skipped = SKIP_REASONS.map(() => 0);
+    let rows = 0;
+    for (const chunk of chunks) rows += this.classifyOne(chunk, skipped);
+    const fresh = this.numbering.take();
+    return {
+      rows,
+      skipped,
+      count: this.count,
+      gbifIds: this.gbifIds,
+      urlHashes: this.urlHashes,
+      hosts: this.hosts,
+      attributions: this.attributions,
+      textBytes: this.textBytes(),
+      textEnds: this.textEnds,
+      restart,
+      newHosts: fresh.hosts,
+      newAttributions: fresh.attributions,
+    };
+  }
+
+  /** Reads one chunk's lines into the reply being filled, counting skips; returns its rows. */
+  private classifyOne(chunk: Uint8Array, skipped: number[]): number {
     // In an all-ASCII chunk a character is a byte: stretches are looked up by their bytes (span-numbers.ts).
     const ascii = isAscii(chunk) ? chunk : undefined;
     for (const numbers of [this.kinds, this.rights, this.hostNames]) numbers.chunk(ascii);
+    this.asciiChunk = ascii;
     const text = decoder.decode(chunk);
-    // Typed arrays are moved to the main thread, so each chunk has its own; sized for rows of about 100 bytes, grown if shorter.
-    this.count = 0;
-    this.allocate((chunk.length >> 6) + 16);
-    this.texts = [];
-    const skipped = SKIP_REASONS.map(() => 0);
     let rows = 0;
     for (let pos = 0; pos < text.length; ) {
       let newline = text.indexOf('\n', pos);
@@ -110,20 +153,7 @@ export class ChunkClassifier {
       if (outcome === UNSURE) outcome = this.readByReference(text.slice(start, end));
       if (outcome !== KEPT) skipped[outcome] = (skipped[outcome] as number) + 1;
     }
-    const fresh = this.numbering.take();
-    return {
-      rows,
-      skipped,
-      count: this.count,
-      gbifIds: this.gbifIds,
-      urlHashes: this.urlHashes,
-      hosts: this.hosts,
-      attributions: this.attributions,
-      texts: this.texts.join('\t'),
-      restart,
-      newHosts: fresh.hosts,
-      newAttributions: fresh.attributions,
-    };
+    return rows;
   }
 
   /** KEPT, a skip reason's index, or UNSURE. */
@@ -168,14 +198,19 @@ export class ChunkClassifier {
         publisher: this.field(text, columns.publisher),
       }),
     );
-    this.keep(gbifId, text.slice(urlStart, urlEnd), url.hash, host, attribution, this.field(text, columns.creator));
+    this.keep(gbifId, url.hash, host, attribution);
+    this.keepText(text, urlStart, urlEnd);
+    if (columns.creator < 0) this.keepString('');
+    else this.keepText(text, this.from(columns.creator), ends[columns.creator] as number);
     return KEPT;
   }
 
   private readByReference(line: string): number {
     const row = classifyRow(line.split('\t'), this.columns);
     if (typeof row === 'string') return REASON_INDEX.get(row) as number;
-    this.keep(row.gbifId, row.url, urlHash(row.url), this.numbering.host(row.host), this.numbering.attribution(row.attribution), row.creator);
+    this.keep(row.gbifId, urlHash(row.url), this.numbering.host(row.host), this.numbering.attribution(row.attribution));
+    this.keepString(row.url);
+    this.keepString(row.creator);
     return KEPT;
   }
 
@@ -185,26 +220,56 @@ export class ChunkClassifier {
     const urlHashes = new Float64Array(capacity);
     const hosts = new Int32Array(capacity);
     const attributions = new Int32Array(capacity);
+    const textEnds = new Int32Array(capacity * 2);
     if (kept > 0) {
       gbifIds.set(this.gbifIds.subarray(0, kept));
       urlHashes.set(this.urlHashes.subarray(0, kept));
       hosts.set(this.hosts.subarray(0, kept));
       attributions.set(this.attributions.subarray(0, kept));
+      textEnds.set(this.textEnds.subarray(0, kept * 2));
     }
     this.gbifIds = gbifIds;
     this.urlHashes = urlHashes;
     this.hosts = hosts;
     this.attributions = attributions;
+    this.textEnds = textEnds;
   }
 
-  private keep(gbifId: number, url: string, hash: number, host: number, attribution: number, creator: string): void {
+  /** Keeps an image; its URL and creator follow (keepText, keepString). */
+  private keep(gbifId: number, hash: number, host: number, attribution: number): void {
     if (this.count === this.gbifIds.length) this.allocate(this.count * 2);
     const i = this.count++;
     this.gbifIds[i] = gbifId;
     this.urlHashes[i] = hash;
     this.hosts[i] = host;
     this.attributions[i] = attribution;
-    this.texts.push(url, creator);
+  }
+
+  /** The next text: text[start, end) of the current line. */
+  private keepText(text: string, start: number, end: number): void {
+    // In an all-ASCII chunk a character is a byte.
+    if (!this.asciiChunk) return this.keepString(text.slice(start, end));
+    this.pieces.push(text.slice(start, end));
+    this.textEnds[this.texts++] = this.textAt += end - start;
+  }
+
+  private keepString(s: string): void {
+    this.pieces.push(s);
+    // Not taken from the chunk: a URL read by the reference may be normalised, so it is measured.
+    const bytes = Buffer.byteLength(s);
+    if (bytes !== s.length) this.allAscii = false;
+    this.textEnds[this.texts++] = this.textAt += bytes;
+  }
+
+  /**
+   * The texts kept, as UTF-8 in memory of their own (to be moved): joined,
+   * then written in one call (copying each into place took longer).
+   */
+  private textBytes(): Uint8Array {
+    const bytes = Buffer.allocUnsafeSlow(this.textAt);
+    bytes.write(this.pieces.join(''), 0, this.allAscii ? 'latin1' : 'utf8');
+    this.pieces = [];
+    return bytes;
   }
 
   /** A field of the current line ('' for a column the file does not have). */

@@ -31,8 +31,15 @@ export interface ImageBatch {
   readonly gbifIds: Float64Array;
   /** urlHash(url) of each image. */
   readonly urlHashes: Float64Array;
-  /** Image i's normalised URL at 2i, its creator at 2i + 1. */
-  readonly texts: readonly string[];
+  /**
+   * Image i's normalised URL is text 2i and its creator text 2i + 1, as
+   * UTF-8: text k is textBytes from textEnds[k - 1] (0 for the first) to
+   * textEnds[k]. A writer that sends bytes (PostgreSQL's COPY) copies them
+   * as they are; one that binds strings (SQLite) asks for text(k).
+   */
+  readonly textBytes: Buffer;
+  readonly textEnds: Int32Array;
+  text(k: number): string;
   readonly hosts: Int32Array;
   readonly hostNames: readonly string[];
   readonly attributions: Int32Array;

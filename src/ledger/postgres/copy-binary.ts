@@ -72,6 +72,19 @@ export class BinaryRows {
     this.at += length;
   }
 
+  /** A text given as UTF-8 bytes, src[start, end): copied as they are. */
+  utf8(src: Uint8Array, start: number, end: number): void {
+    const length = end - start;
+    this.room(4 + length);
+    this.uint32(length);
+    const buf = this.buf;
+    let at = this.at;
+    // A short creator is copied faster by a loop than by a view and a copy call (a URL is not).
+    if (length > 32) buf.set(src.subarray(start, end), at);
+    else for (let k = start; k < end; k++) buf[at++] = src[k] as number;
+    this.at = this.at + length;
+  }
+
   /**
    * The rows written so far, copied into bytes of their own (a stream may
    * hold them a while); the next are written into the same buffer. A new

@@ -31,10 +31,40 @@ import { ListedImages } from '../listed-images.js';
 /** Flushes of rows (FLUSH_BYTES each, 8 MB in all) a bulk load makes while its last transaction ends, before it waits for that end. */
 const MAX_BACKLOG = (8 << 20) / FLUSH_BYTES;
 
-interface CurrentId {
-  gbifId: number;
-  nextIndex: number;
-  urls: string[];
+/**
+ * The gbifID a bulk load is numbering: its next imageIndex, and its URLs so
+ * far (each one's hash, and where its bytes are, to tell a repeat from two
+ * URLs whose hashes collide). One object, reused from ID to ID.
+ */
+class CurrentId {
+  gbifId = -1;
+  nextIndex = 0;
+  /** URLs so far: the first `urls` entries of the arrays below (kept, not emptied: no allocation per ID). */
+  private urls = 0;
+  private readonly hashes: number[] = [];
+  private readonly sources: Buffer[] = [];
+  private readonly starts: number[] = [];
+  private readonly ends: number[] = [];
+
+  begin(gbifId: number): void {
+    this.gbifId = gbifId;
+    this.nextIndex = 0;
+    this.urls = 0;
+  }
+
+  /** Whether the ID already has this URL: if not, it has now. */
+  repeats(hash: number, bytes: Buffer, start: number, end: number): boolean {
+    const { hashes, sources, starts, ends } = this;
+    for (let k = 0; k < this.urls; k++) {
+      if (hashes[k] === hash && bytes.compare(sources[k] as Buffer, starts[k], ends[k], start, end) === 0) return true;
+    }
+    const k = this.urls++;
+    hashes[k] = hash;
+    sources[k] = bytes;
+    starts[k] = start;
+    ends[k] = end;
+    return false;
+  }
 }
 
 export class PostgresIngestWriter implements IngestWriter {
@@ -44,7 +74,7 @@ export class PostgresIngestWriter implements IngestWriter {
   private readonly newIds = new NewIds();
   private copyIds = false;
   private bulkStarted = false;
-  private current: CurrentId | undefined;
+  private readonly current = new CurrentId();
   private seq = 0;
   /**
    * A bulk load gives images their ids itself: the sequence's nextval, a
@@ -113,10 +143,13 @@ export class PostgresIngestWriter implements IngestWriter {
     }
     await this.ids.resolve(batch, this.numbered);
     const { hosts, attributions } = this.numbered;
-    const { gbifIds, texts } = batch;
+    const { gbifIds, urlHashes, textBytes, textEnds } = batch;
     for (let i = 0; i < batch.count; i++) {
       const gbifId = gbifIds[i] as number;
-      const url = texts[2 * i] as string;
+      const hash = urlHashes[i] as number;
+      // The URL is text 2i, the creator 2i + 1 (ImageBatch).
+      const urlStart = i === 0 ? 0 : (textEnds[2 * i - 1] as number);
+      const urlEnd = textEnds[2 * i] as number;
       const hostId = hosts[batch.hosts[i] as number] as number;
       const attributionId = attributions[batch.attributions[i] as number] as number;
       const rows = this.rows;
@@ -126,29 +159,29 @@ export class PostgresIngestWriter implements IngestWriter {
         rows.int8(this.seq++);
         rows.int8(gbifId);
       } else {
-        if (this.current?.gbifId !== gbifId) {
-          this.current = { gbifId, nextIndex: 0, urls: [] };
+        const current = this.current;
+        if (current.gbifId !== gbifId) {
+          current.begin(gbifId);
           this.batch.ids++;
           if (this.copyIds) this.newIds.note(gbifId);
         }
-        if (this.current.urls.includes(url)) {
+        if (current.repeats(hash, textBytes, urlStart, urlEnd)) {
           this.batch.duplicates++;
           continue;
         }
-        this.current.urls.push(url);
         rows.row(8);
         rows.int8(this.nextImageId++);
         rows.int8(gbifId);
-        rows.int4(this.current.nextIndex++);
+        rows.int4(current.nextIndex++);
         this.hostImages.set(hostId, (this.hostImages.get(hostId) ?? 0) + 1);
         this.batch.images++;
       }
       // Then the same columns in both: url, url_hash, host_id, attribution_id, creator.
-      rows.text(url);
-      rows.int8(batch.urlHashes[i] as number);
+      rows.utf8(textBytes, urlStart, urlEnd);
+      rows.int8(hash);
       rows.int4(hostId);
       rows.int4(attributionId);
-      rows.text(texts[2 * i + 1] as string);
+      rows.utf8(textBytes, urlEnd, textEnds[2 * i + 1] as number);
       if (rows.bytes >= FLUSH_BYTES) await this.flush();
     }
   }
@@ -215,7 +248,7 @@ export class PostgresIngestWriter implements IngestWriter {
     this.rows.take();
     this.backlog = [];
     this.newIds.clear();
-    this.current = undefined;
+    this.current.begin(-1);
     this.hostImages.clear();
     this.batch = { ...NO_TALLY };
   }

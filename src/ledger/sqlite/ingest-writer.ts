@@ -106,10 +106,10 @@ export class SqliteIngestWriter implements IngestWriter {
       this.numbered = { hostNames: batch.hostNames, packedAttributions: batch.packedAttributions, hosts: [], attributionIds: [] };
     }
     const { hosts, attributionIds } = this.numbered;
-    const { gbifIds, texts } = batch;
+    const { gbifIds } = batch;
     for (let i = 0; i < batch.count; i++) {
       const gbifId = gbifIds[i] as number;
-      const url = texts[2 * i] as string;
+      const url = batch.text(2 * i);
       const current = this.current?.gbifId === gbifId ? this.current : this.load(gbifId);
       if (current.urls.includes(url)) {
         const known = current.unlisted?.get(url);
@@ -122,7 +122,7 @@ export class SqliteIngestWriter implements IngestWriter {
       const host = (hosts[hostNumber] ??= this.host(batch.hostNames[hostNumber] as string));
       const attributionNumber = batch.attributions[i] as number;
       const attributionId = (attributionIds[attributionNumber] ??= this.attributionId(batch.packedAttributions[attributionNumber] as string));
-      this.stmt.insertImage.run(gbifId, current.nextIndex++, url, batch.urlHashes[i], host.hostId, attributionId, texts[2 * i + 1]);
+      this.stmt.insertImage.run(gbifId, current.nextIndex++, url, batch.urlHashes[i], host.hostId, attributionId, batch.text(2 * i + 1));
       host.newImages++;
       this.batch.images++;
       this.gained(current);
