@@ -57,7 +57,9 @@ describe.each([
         l.pragma(`user_version = ${MIGRATIONS.length - 1}`);
       });
     } else {
-      for (const sql of [...drifted, `UPDATE herbdl_meta SET value = '${PG_MIGRATIONS.length - 1}' WHERE name = 'schema_version'`]) await query(db, sql);
+      // Back to before the recount (PostgreSQL's migration 9, MIGRATIONS[8]; those after it run again harmlessly).
+      expect(PG_MIGRATIONS[8]).toContain('DELETE FROM error_counts');
+      for (const sql of [...drifted, "UPDATE herbdl_meta SET value = '8' WHERE name = 'schema_version'"]) await query(db, sql);
     }
     expect(errors()).toEqual({ http_410: 3 });
     const counted = 'SELECT count(*) AS n FROM hosts WHERE blocked_ids IS NOT NULL';

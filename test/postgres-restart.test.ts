@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startCluster } from '../bench/pg-cluster.mjs';
+import { createPool, migrate, rideOut, transaction } from '../src/ledger/postgres/connect.js';
 import { INGEST_LOCK } from '../src/ledger/postgres/schema.js';
 import { herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import type { StatusJson } from './helpers/ledger.js';
@@ -70,6 +71,52 @@ describe('a PostgreSQL server that goes away under running workers', async () =>
       await expectConsistentPgTree(ws);
     });
   }
+
+  it('a COMMIT lost in a crash is made again, though recovery gave its transaction id to the next transaction', async () => {
+    const db = await freshDatabase('lost_in_crash', cluster.url);
+    const ledger = createPool(db);
+    await migrate(ledger, db, true);
+    await ledger.end();
+    await query(db, 'CREATE TABLE probe (n int)');
+    let reusedOnce = false;
+    // Up to three tries: the id is given again only if none of the lost transaction's WAL reached the disk (the WAL
+    // writer flushes only whole pages then, so nearly always).
+    for (let n = 1; n <= 3 && !reusedOnce; n++) {
+      // The COMMIT of the transaction that inserts into probe stays on the wire, its transaction open on the server.
+      const proxy = await dropCommitAnswers(db, /^INSERT INTO probe/, 1, 'crash');
+      const pool = createPool(proxy.url);
+      rideOut(pool, () => {}); // as under a run's lease: a lost server is waited for
+      try {
+        const made = transaction(pool, async (client) => {
+          await client.query('INSERT INTO probe VALUES ($1)', [n]);
+          return n;
+        });
+        await until(() => proxy.dropped === 1, 10_000, 'the COMMIT held back');
+        const open = await query<{ xid: string }>(db, "SELECT backend_xid::text AS xid FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'");
+        expect(open).toHaveLength(1);
+        cluster.down('immediate');
+        cluster.up();
+        // The first transaction after recovery writes and commits; it may be given the lost one's id.
+        const other = new pg.Client(db);
+        await other.connect();
+        await other.query('BEGIN');
+        await other.query(`CREATE TABLE other_${n} (n int)`);
+        const next = (await other.query('SELECT pg_current_xact_id()::text AS xid')).rows[0].xid as string;
+        await other.query('COMMIT');
+        await other.end();
+        reusedOnce = next === open[0]?.xid;
+        proxy.refusing = false;
+        expect(await made).toBe(n);
+        // Asked by its transaction id alone, the lost COMMIT passed for committed when its id was given again:
+        // the caller was told it was done, and the row was not there.
+        expect((await query<{ n: number }>(db, 'SELECT n FROM probe WHERE n = $1', [n])).length).toBe(1);
+      } finally {
+        await pool.end();
+        await proxy.close();
+      }
+    }
+    expect(reusedOnce).toBe(true);
+  });
 
   const losses = [
     { what: 'a COMMIT that went through but whose answer was lost', lose: 'answer', of: /^UPDATE ids SET state = 1/, prefix: 86 },

@@ -10,6 +10,12 @@
  * the protocol only as far as telling messages apart: a transaction's
  * statements from its BEGIN to its COMMIT, whichever protocol sent them
  * (Parse for statements with values, Query for plain text).
+ *
+ * Or (`lose: 'crash'`) it keeps the COMMIT and holds the server's side of
+ * the connection open, its transaction open with it, while the client's ends
+ * and new connections are refused: as when the server crashes with the
+ * COMMIT on the wire. The test then crashes the server, and lets
+ * connections through again (`refusing = false`) when it is ready.
  */
 import { createServer, connect, type Socket } from 'node:net';
 
@@ -18,6 +24,8 @@ export interface CommitDropper {
   readonly url: string;
   /** COMMITs (or their answers, as asked) the proxy did not pass on. */
   dropped: number;
+  /** New connections are ended at once (after a 'crash' drop, until the test sets it false). */
+  refusing: boolean;
   close(): Promise<void>;
 }
 
@@ -33,15 +41,21 @@ const NEGOTIATIONS = new Set([80877103, 80877104]);
  * transaction (`lose: 'commit'`: the COMMIT or Sync itself); every other byte
  * passes both ways unchanged.
  */
-export async function dropCommitAnswers(serverUrl: string, matches: RegExp, times = 1, lose: 'answer' | 'commit' = 'answer'): Promise<CommitDropper> {
+export async function dropCommitAnswers(serverUrl: string, matches: RegExp, times = 1, lose: 'answer' | 'commit' | 'crash' = 'answer'): Promise<CommitDropper> {
   const target = new URL(serverUrl);
   const sockets = new Set<Socket>();
   const proxy = createServer((client) => {
+    if (dropper.refusing) {
+      client.destroy();
+      return;
+    }
     const server = connect(Number(target.port), target.hostname);
     sockets.add(client).add(server);
+    /** Set by a 'crash' drop: the server's side stays open until the server itself goes. */
+    let serverKept = false;
     const end = () => {
       client.destroy();
-      server.destroy();
+      if (!serverKept) server.destroy();
     };
     client.on('error', end).on('close', end);
     server.on('error', end).on('close', end);
@@ -59,6 +73,10 @@ export async function dropCommitAnswers(serverUrl: string, matches: RegExp, time
         return false;
       }
       dropper.dropped++;
+      if (lose === 'crash') {
+        serverKept = true;
+        dropper.refusing = true;
+      }
       end();
       return true;
     };
@@ -119,6 +137,7 @@ export async function dropCommitAnswers(serverUrl: string, matches: RegExp, time
   const dropper: CommitDropper = {
     url: url.toString(),
     dropped: 0,
+    refusing: false,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();

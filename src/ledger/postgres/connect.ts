@@ -3,6 +3,7 @@
  * settings honoured (PGHOST, PGUSER, PGPASSWORD, ~/.pgpass via pg), and every
  * way it can go wrong said in one line that names the server, never the password.
  */
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { isConnectionLoss, LedgerError } from '../../errors.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './schema.js';
@@ -140,6 +141,26 @@ types.setTypeParser(types.builtins.INT8, (v) => Number(v));
 types.setTypeParser(types.builtins.NUMERIC, (v) => Number(v));
 
 /**
+ * What marks a connection's transactions (commit_marks): a random id for
+ * the connection, and the number of its last transaction that wrote.
+ */
+const marks = new WeakMap<pg.PoolClient, { conn: string; seq: number }>();
+
+function markOf(client: pg.PoolClient): { conn: string; seq: number } {
+  let mark = marks.get(client);
+  if (!mark) marks.set(client, (mark = { conn: randomBytes(8).readBigInt64BE().toString(), seq: 0 }));
+  return mark;
+}
+
+/** A transaction whose COMMIT was sent and whose answer was lost: what to ask the server, and what it returned. */
+interface Unanswered<T> {
+  readonly xid: string;
+  readonly conn: string;
+  readonly seq: number;
+  readonly result: T;
+}
+
+/**
  * Runs `work` in a transaction, once more if it lost a deadlock or a
  * serialization race (both only lose time), and again while the server is
  * away if a run holds its lease (riding()).
@@ -148,34 +169,51 @@ types.setTypeParser(types.builtins.NUMERIC, (v) => Number(v));
  * after the commit reached its disk, a network that failed at that moment) may
  * have gone through or not. Sent again, a transaction fenced by the claim would
  * find its gbifIDs no longer held, by its own first commit, and stop the worker
- * as if its lease had run out. So the transaction's id is asked for before the
- * COMMIT, and after such a loss the server is asked what became of it (as the
- * PostgreSQL manual suggests for exactly this case): committed, the first
- * result stands; aborted, the work is done again.
+ * as if its lease had run out. So a transaction that wrote something writes
+ * its connection's mark just before its COMMIT (commit_marks: the
+ * connection's id and the transaction's number), and after such a loss the
+ * mark says what became of it: committed, the first result stands; not, the
+ * work is done again. Its transaction id alone could not say: after a crash,
+ * an id that never reached the disk is given to the next transaction, and
+ * pg_xact_status then answers for that one (measured: a transaction lost in a
+ * crash, its id taken by the first one after recovery, "committed"). The id
+ * still says when the lost transaction is still ending (the server up, its
+ * client gone): the mark is read once it has. `marked: false` is for the
+ * migrations, which make the table and are safe to run again.
  */
-export async function transaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  let unanswered: { xid: string; result: T } | undefined;
+export async function transaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>, options: { marked?: boolean } = {}): Promise<T> {
+  const marked = options.marked ?? true;
+  let unanswered: Unanswered<T> | undefined;
   return riding(pool, async () => {
     if (unanswered) {
-      const committed = await committedAfterAll(pool, unanswered.xid);
+      const committed = await committedAfterAll(pool, unanswered);
       const { result } = unanswered;
       unanswered = undefined;
       if (committed) return result;
     }
     for (let attempt = 1; ; attempt++) {
       const client = await pool.connect();
-      let committing: { xid: string | null; result: T } | undefined;
+      let committing: Unanswered<T> | undefined;
       try {
         await client.query('BEGIN');
         const result = await work(client);
-        // null for a transaction that wrote nothing: doing it again changes nothing.
-        const xid = (await client.query('SELECT pg_current_xact_id_if_assigned()::text AS xid')).rows[0].xid as string | null;
-        committing = { xid, result };
+        if (marked) {
+          const mark = markOf(client);
+          // Only a transaction that wrote: a read-only one has nothing to lose, and its COMMIT waits for no disk.
+          const written = await client.query(
+            `INSERT INTO commit_marks (conn, seq, at) SELECT $1, $2, herbdl_now() WHERE pg_current_xact_id_if_assigned() IS NOT NULL
+             ON CONFLICT (conn) DO UPDATE SET seq = excluded.seq, at = excluded.at RETURNING pg_current_xact_id()::text AS xid`,
+            [mark.conn, mark.seq + 1],
+          );
+          mark.seq++;
+          const xid = written.rows[0]?.xid as string | undefined;
+          if (xid) committing = { xid, conn: mark.conn, seq: mark.seq, result };
+        }
         await client.query('COMMIT');
         return result;
       } catch (err) {
         await client.query('ROLLBACK').catch(() => {});
-        if (committing?.xid && isConnectionLoss(err)) unanswered = { xid: committing.xid, result: committing.result };
+        if (committing && isConnectionLoss(err)) unanswered = committing;
         const code = (err as { code?: string }).code;
         if (attempt < 5 && (code === '40P01' || code === '40001')) continue;
         throw err;
@@ -187,18 +225,30 @@ export async function transaction<T>(pool: pg.Pool, work: (client: pg.PoolClient
 }
 
 /**
- * Whether transaction `xid`, whose COMMIT was sent, went through. A backend
- * still finishing it (its client gone, the server up) says so for a moment;
- * a crash's recovery aborts what did not reach the disk.
+ * Whether a transaction whose COMMIT was sent went through. A backend still
+ * finishing it (its client gone, the server up) says so for a moment: its id
+ * is in progress; then its connection's mark is there with its number, or not.
  */
-async function committedAfterAll(pool: pg.Pool, xid: string): Promise<boolean> {
+async function committedAfterAll(pool: pg.Pool, lost: Unanswered<unknown>): Promise<boolean> {
   for (;;) {
-    const { rows } = await pool.query('SELECT pg_xact_status($1::xid8) AS status', [xid]);
-    const status = rows[0].status as 'committed' | 'aborted' | 'in progress' | null;
-    if (status !== 'in progress') return status === 'committed';
+    const { rows } = await pool.query(
+      `SELECT (SELECT seq FROM commit_marks WHERE conn = $1) AS seq,
+              CASE WHEN $2::xid8 < pg_snapshot_xmax(pg_current_snapshot()) THEN pg_xact_status($2::xid8) END AS status`,
+      [lost.conn, lost.xid],
+    );
+    // An id past the server's next one (given out before a crash, never on its disk) is no transaction in progress.
+    if (rows[0].status !== 'in progress') return Number(rows[0].seq) === lost.seq;
     pools.get(pool)?.hold?.();
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/**
+ * Removes the marks of connections that have written nothing for a day: each
+ * connection keeps one row, and a worker's connections come and go.
+ */
+export async function pruneCommitMarks(pool: pg.Pool): Promise<void> {
+  await pool.query('DELETE FROM commit_marks WHERE at < herbdl_now() - 86400000');
 }
 
 /**
@@ -230,5 +280,5 @@ export async function migrate(pool: pg.Pool, url: string, create: boolean): Prom
         [String(SCHEMA_VERSION)],
       );
     }
-  });
+  }, { marked: false });
 }

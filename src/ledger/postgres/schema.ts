@@ -206,6 +206,13 @@ export const MIGRATIONS: readonly string[] = [
     FROM (SELECT blocked_host, count(*) AS n FROM ids WHERE blocked_host IS NOT NULL AND state IN (0, 2) AND state = 0 GROUP BY 1) c
     WHERE h.host_id = c.blocked_host;
   `,
+  // 10: a mark each connection writes just before the COMMIT of a transaction that wrote something, so a worker
+  // whose COMMIT's answer was lost can tell whether it went through (connect.ts). The transaction id alone cannot
+  // say after a crash: one that never reached the disk is given again to the next transaction after recovery.
+  // One row per connection, overwritten by each of its transactions; rows of connections gone a day are pruned.
+  `
+  CREATE TABLE IF NOT EXISTS commit_marks (conn bigint PRIMARY KEY, seq bigint NOT NULL, at bigint NOT NULL);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -18,7 +18,7 @@
 import { hostname } from 'node:os';
 import type pg from 'pg';
 import { isConnectionLoss, LedgerError } from '../../errors.js';
-import { abandon, rideOut, serverAway, transaction } from './connect.js';
+import { abandon, pruneCommitMarks, rideOut, serverAway, transaction } from './connect.js';
 import { HELD_BY, HELD_ROWS, LET_GO } from './live.js';
 import type { RunLock, WorkerId } from '../ledger.js';
 
@@ -65,6 +65,8 @@ export class WorkerLease implements RunLock {
       `DELETE FROM workers w WHERE lease_until < herbdl_now() - 7 * 86400000
          AND (stopped_at IS NOT NULL OR (SELECT 1 FROM (${HELD_ROWS('w.worker_id')}) held LIMIT 1) IS NULL)`,
     );
+    // And the commit marks of connections that have written nothing for a day (connect.ts): one row each.
+    await pruneCommitMarks(pool);
     const row = await pool.query(
       'INSERT INTO workers (machine, pid, since, heartbeat_at, lease_until) VALUES ($1, $2, $3, herbdl_now(), herbdl_now() + $4) RETURNING worker_id',
       [holder.machine, holder.pid, holder.since, leaseMs],
