@@ -2,7 +2,9 @@
  * A shared ledger's server that goes away under running workers, on a
  * PostgreSQL server of the test's own (the suite's is shared by every test
  * file): a restart (an administrator's, or a crash and its recovery) is
- * ridden out, and a worker finishes as if nothing had happened; a server
+ * ridden out, and a worker finishes as if nothing had happened (a COMMIT
+ * lost in a crash is done again, though recovery gives its transaction id to
+ * another transaction); a server
  * gone for longer than the lease stops the worker in one line, with nothing
  * half-written, and the next run finishes the export; so does a server
  * that stops answering without closing its connections. A server with no
