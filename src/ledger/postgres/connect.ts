@@ -152,8 +152,8 @@ function markOf(client: pg.PoolClient): { conn: string; seq: number } {
   return mark;
 }
 
-/** A transaction whose COMMIT was sent and whose answer was lost: what to ask the server, and what it returned. */
-interface Unanswered<T> {
+/** A transaction that wrote, at its COMMIT: what to ask the server if the answer is lost, and what the work returned. */
+interface Committing<T> {
   readonly xid: string;
   readonly conn: string;
   readonly seq: number;
@@ -183,7 +183,7 @@ interface Unanswered<T> {
  */
 export async function transaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>, options: { marked?: boolean } = {}): Promise<T> {
   const marked = options.marked ?? true;
-  let unanswered: Unanswered<T> | undefined;
+  let unanswered: Committing<T> | undefined;
   return riding(pool, async () => {
     if (unanswered) {
       const committed = await committedAfterAll(pool, unanswered);
@@ -193,7 +193,7 @@ export async function transaction<T>(pool: pg.Pool, work: (client: pg.PoolClient
     }
     for (let attempt = 1; ; attempt++) {
       const client = await pool.connect();
-      let committing: Unanswered<T> | undefined;
+      let committing: Committing<T> | undefined;
       try {
         await client.query('BEGIN');
         const result = await work(client);
@@ -205,9 +205,8 @@ export async function transaction<T>(pool: pg.Pool, work: (client: pg.PoolClient
              ON CONFLICT (conn) DO UPDATE SET seq = excluded.seq, at = excluded.at RETURNING pg_current_xact_id()::text AS xid`,
             [mark.conn, mark.seq + 1],
           );
-          mark.seq++;
           const xid = written.rows[0]?.xid as string | undefined;
-          if (xid) committing = { xid, conn: mark.conn, seq: mark.seq, result };
+          if (xid) committing = { xid, conn: mark.conn, seq: ++mark.seq, result };
         }
         await client.query('COMMIT');
         return result;
@@ -229,7 +228,7 @@ export async function transaction<T>(pool: pg.Pool, work: (client: pg.PoolClient
  * finishing it (its client gone, the server up) says so for a moment: its id
  * is in progress; then its connection's mark is there with its number, or not.
  */
-async function committedAfterAll(pool: pg.Pool, lost: Unanswered<unknown>): Promise<boolean> {
+async function committedAfterAll(pool: pg.Pool, lost: Committing<unknown>): Promise<boolean> {
   for (;;) {
     const { rows } = await pool.query(
       `SELECT (SELECT seq FROM commit_marks WHERE conn = $1) AS seq,
