@@ -61,18 +61,7 @@ export class BinaryRows {
     this.uint32(n);
   }
 
-  /** A text, as UTF-8. */
-  text(s: string): void {
-    this.room(4 + s.length * 3);
-    const start = this.at;
-    this.at += 4;
-    const length = this.buf.write(s, this.at);
-    this.at = start;
-    this.uint32(length);
-    this.at += length;
-  }
-
-  /** A text given as UTF-8 bytes, src[start, end): copied as they are. */
+  /** A text, given as its UTF-8 bytes src[start, end) (the parser's): copied as they are. */
   utf8(src: Uint8Array, start: number, end: number): void {
     const length = end - start;
     this.room(4 + length);
