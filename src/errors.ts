@@ -246,8 +246,9 @@ export function vipsSystemError(err: unknown, path: string): Error | undefined {
 /**
  * What a ledger's storage refused, in words, or undefined: a SQLite file whose
  * disk is full, read-only or failing, or a PostgreSQL server whose disk is
- * (SQLSTATE class 53 and 58, 25006). Nothing of the failed transaction was
- * committed; what was committed before stays.
+ * (SQLSTATE class 53 and 58, 25006), or that cancelled a statement or found
+ * the role lacking a privilege (57014, 42501). Nothing of the failed
+ * transaction was committed; what was committed before stays.
  */
 export function ledgerRefusal(err: unknown): { readonly what: string; readonly full: boolean } | undefined {
   const code = (err as { code?: unknown } | null | undefined)?.code;
@@ -260,6 +261,9 @@ export function ledgerRefusal(err: unknown): { readonly what: string; readonly f
   if (code === '53200') return say("the ledger's server is out of memory");
   if (code === '58030') return say("the ledger's server failed a read or write on its disk");
   if (code === '25006') return say("the ledger's server accepts no writes (a standby, or a read-only database)");
+  // Said by the server of a statement herbdl's sessions had no reason to expect it for (connect.ts sets the timeouts aside).
+  if (code === '57014') return say("the ledger's server cancelled a statement (pg_cancel_backend, or a timeout set for this role)");
+  if (code === '42501') return say("the ledger's role lacks a privilege on its tables");
   return undefined;
 }
 

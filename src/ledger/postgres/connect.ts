@@ -37,6 +37,8 @@ export function describeConnectFailure(url: string, err: unknown): LedgerError {
       return say(`the server has no connection free (${e.message}): each herbdl worker holds up to ${POOL_CONNECTIONS}; raise max_connections or start fewer workers`, 'ledger_full');
     case '3D000':
       return say(`${e.message}; create it first (createdb)`, 'ledger_missing');
+    case '42501':
+      return say(`the role may not do what herbdl needs (${e.message}): herbdl makes and writes its tables in the database's schema; have their owner grant it that, or give the role a database of its own (createdb -O <role>)`, 'ledger_privilege');
     default:
       return say(`cannot open ledger (${e.message ?? String(err)})`, 'ledger_open');
   }
@@ -54,12 +56,36 @@ interface PoolState {
 }
 const pools = new WeakMap<pg.Pool, PoolState>();
 
+/**
+ * Timeouts a server's administrator may set for every session (in
+ * postgresql.conf, or for the database or role), which herbdl's sessions set
+ * aside, as pg_dump's do: at 50M rows an index build or ANALYZE takes
+ * minutes, an ingest waits for another's lock and a first run for the
+ * indexes being built, by design. Before, an ingest under a database's
+ * `statement_timeout` of a few seconds failed as it waited for another's
+ * lock. The heartbeat still bounds its own statements (worker-lease.ts).
+ * Those this server does not have (transaction_timeout came in 17) are
+ * skipped.
+ */
+const NO_TIMEOUTS = `SELECT set_config(name, '0', false) FROM pg_settings
+  WHERE name IN ('statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout', 'idle_session_timeout', 'transaction_timeout')`;
+
 /** Connections a ledger's pool holds at most: six for a run's statements, one held by its heartbeat (worker-lease.ts). */
 export const POOL_CONNECTIONS = 7;
 
 export function createPool(url: string, max = POOL_CONNECTIONS): pg.Pool {
   // bigint columns (gbifIDs, epoch ms) come back as numbers: every value herbdl keeps is below 2^53.
-  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 15_000, idleTimeoutMillis: 30_000, application_name: 'herbdl' });
+  const pool = new pg.Pool({
+    connectionString: url,
+    max,
+    connectionTimeoutMillis: 15_000,
+    idleTimeoutMillis: 30_000,
+    application_name: 'herbdl',
+    // Awaited before the connection is first handed out (a statement queued beside another is deprecated in pg).
+    onConnect: async (client) => {
+      await client.query(NO_TIMEOUTS);
+    },
+  });
   pool.on('error', () => {
     // An idle client's connection dropped: the pool replaces it; the next query says what is wrong.
   });
