@@ -164,7 +164,7 @@ describe('a PostgreSQL server that goes away under running workers', async () =>
     } finally {
       cluster.up();
     }
-    await expectStoppedThenFinished(ws, worker.stderr(), /^herbdl: postgres:\/\/.*: the server is away \(.*\) and worker .* could not renew its lease for \d+ s; its claims may go to other workers, so it stops publishing$/);
+    await expectStoppedThenFinished(ws, worker.stderr(), /^herbdl: postgres:\/\/[^ ]*: the server is away \([^)]*\) and worker \S+ could not renew its lease for \d+ s; its claims may go to other workers, so it stops publishing$/);
   });
 
   it('a worker whose server stops answering without closing its connections stops in one line once its lease may have run out', async () => {

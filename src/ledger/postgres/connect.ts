@@ -139,8 +139,13 @@ export function abandon(pool: pg.Pool): void {
 
 /** A lease that could not be renewed because the server is away, said with why the server is away: one line, whichever part of the worker noticed first. */
 export function serverAway(pool: pg.Pool, away: Error, stop: Error): LedgerError {
-  return new LedgerError(`${pools.get(pool)?.where ?? 'the ledger'}: the server is away (${away.message}) and ${stop.message}`, 'lease_lost', { cause: away });
+  // The lease's own check may have said it already (WorkerLease.check): said once, not wrapped again.
+  if (toldAway.has(stop)) return stop as LedgerError;
+  const told = new LedgerError(`${pools.get(pool)?.where ?? 'the ledger'}: the server is away (${away.message}) and ${stop.message}`, 'lease_lost', { cause: away });
+  toldAway.add(told);
+  return told;
 }
+const toldAway = new WeakSet<Error>();
 
 const RIDE_OUT_FIRST_MS = 250;
 const RIDE_OUT_MAX_MS = 5_000;
