@@ -11,3 +11,5 @@ export interface Cluster {
   thaw(): void;
 }
 export function startCluster(settings?: string): Promise<Cluster>;
+/** The user the server runs as when the caller is root (postgres or nobody), else undefined. */
+export function serverUser(): { uid: number; gid: number } | undefined;

@@ -22,6 +22,11 @@ function binDir() {
   return found;
 }
 
+/** The user the server runs as, under root: its ids (files the server must read are to be its own). */
+export function serverUser() {
+  return runAs();
+}
+
 function runAs() {
   if (process.getuid?.() !== 0) return undefined;
   for (const user of ['postgres', 'nobody']) {
