@@ -12,7 +12,8 @@ import type { DownloadLedger, ExportedImage, HostErrorCount, IngestWriter, ItemS
 import type { OpenOptions } from '../sqlite/sqlite-ledger.js';
 import { derivedCounts, freshnessOf, GONE_IDS_SQL, exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, imageCounts, IMAGES_REMOVED, STATE } from '../rows.js';
 import { bulkLoadPending, completeBulkLoad, ensureRunIndexes } from './bulk-load.js';
-import { createPool, describeConnectFailure, migrate, redact } from './connect.js';
+import { createPool, migrate } from './connect.js';
+import { describeConnectFailure, redact } from './server-url.js';
 import { PostgresDownloads } from './downloads.js';
 import { applyExclusions, excludeIds, unexcludeIds } from './exclusions.js';
 import { PostgresIngestWriter } from './ingest-writer.js';
