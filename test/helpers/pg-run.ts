@@ -6,7 +6,7 @@ import { writeMultimedia } from './multimedia.js';
 import { pgCounterDrift } from './counters.js';
 import type { ImageServer } from './image-server.js';
 import { freshDatabase, query } from './postgres.js';
-import { treeFiles, type RunJson } from './run.js';
+import { mismatchedFiles, treeFiles, treePath, type RunJson } from './run.js';
 
 export interface Worker {
   readonly pid: number;
@@ -68,21 +68,26 @@ export async function pgWorkspace(dir: string, label: string, rows: readonly (re
       return treeFiles(out).filter((f) => !f.startsWith('.herbdl-tmp'));
     },
     async doneFiles() {
-      const rows = await query<{ gbif_id: number; nn: number }>(
-        db,
-        `SELECT i.gbif_id::text AS gbif_id, COALESCE(p.file_index, i.file_index, i.image_index) AS nn FROM images i JOIN ids USING (gbif_id)
-         LEFT JOIN image_parts p ON p.image_id = i.image_id WHERE ids.state = 1`,
-      );
-      return rows
-        .map(({ gbif_id: id, nn }) => `${String(id).slice(0, 3)}/${String(id).slice(3, 6)}/${id}-${String(nn).padStart(2, '0')}.jpg`)
-        .sort();
+      return (await doneFilesWithHashes(db)).map(([file]) => file);
     },
   };
 }
 
-/** Every done gbifID has all its files; nothing else is in the tree. */
+/** Each file the ledger says a done gbifID has, with the sha256 it recorded for it. */
+async function doneFilesWithHashes(db: string): Promise<[string, string | null][]> {
+  const rows = await query<{ gbif_id: string; nn: number; sha256: string | null }>(
+    db,
+    `SELECT i.gbif_id::text AS gbif_id, COALESCE(p.file_index, i.file_index, i.image_index) AS nn, CASE WHEN p.image_id IS NULL THEN i.sha256 ELSE p.sha256 END AS sha256
+     FROM images i JOIN ids USING (gbif_id) LEFT JOIN image_parts p ON p.image_id = i.image_id WHERE ids.state = 1`,
+  );
+  return rows.map(({ gbif_id: id, nn, sha256 }) => [treePath(id, nn), sha256] as [string, string | null]).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+}
+
+/** Every done gbifID has all its files, each with the bytes fetched for its image; nothing else is in the tree. */
 export async function expectConsistentPgTree(ws: PgWorkspace): Promise<void> {
-  expect(ws.files()).toEqual(await ws.doneFiles());
+  const done = await doneFilesWithHashes(ws.db);
+  expect(ws.files()).toEqual(done.map(([file]) => file));
+  expect(mismatchedFiles(ws.out, done)).toEqual([]);
   // And status's counters are those of the rows.
   expect(await pgCounterDrift(ws.db)).toEqual([]);
 }

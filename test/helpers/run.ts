@@ -1,5 +1,6 @@
 /** Sets up a ledger from (gbifID, URL) rows and runs the real CLI against loopback servers. */
-import { existsSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { expect } from 'vitest';
 import { join } from 'node:path';
@@ -69,30 +70,47 @@ export function workspace(dir: string, rows: readonly (readonly [number, string]
 
 /** Every done gbifID has all its files (each canvas of an expanded IIIF manifest too); nothing else is in the tree. */
 export function expectConsistentTree(ws: Workspace): void {
-  expect(ws.files().filter((f) => !f.startsWith('.herbdl-tmp'))).toEqual(doneFiles(ws));
+  const done = doneFilesWithHashes(ws.db);
+  expect(ws.files().filter((f) => !f.startsWith('.herbdl-tmp'))).toEqual(done.map(([file]) => file));
+  // And each holds the bytes fetched for its image, not another's.
+  expect(mismatchedFiles(ws.out, done)).toEqual([]);
   // And status's counters are those of the rows.
   expect(readLedger(ws.db, sqliteCounterDrift)).toEqual([]);
 }
 
 /** The files the ledger says done gbifIDs have, relative to --out. */
 export function doneFiles(ws: Workspace): string[] {
-  const db = new Database(ws.db, { readonly: true });
-  const expected = (
-    db
-      .prepare(
-        `SELECT i.gbif_id, COALESCE(p.file_index, i.file_index, i.image_index) FROM images i JOIN ids USING (gbif_id)
-         LEFT JOIN image_parts p ON p.image_id = i.image_id WHERE ids.state = 1`,
-      )
-      .raw()
-      .all() as [number, number][]
-  )
-    .map(([id, n]) => {
-      const s = String(id);
-      return `${s.slice(0, 3)}/${s.slice(3, 6)}/${s}-${String(n).padStart(2, '0')}.jpg`;
-    })
-    .sort();
+  return doneFilesWithHashes(ws.db).map(([file]) => file);
+}
+
+/** Each file the ledger says a done gbifID has, with the sha256 it recorded for it. */
+function doneFilesWithHashes(path: string): [string, string | null][] {
+  const db = new Database(path, { readonly: true });
+  const rows = db
+    .prepare(
+      `SELECT i.gbif_id, COALESCE(p.file_index, i.file_index, i.image_index), CASE WHEN p.image_id IS NULL THEN i.sha256 ELSE p.sha256 END FROM images i JOIN ids USING (gbif_id)
+       LEFT JOIN image_parts p ON p.image_id = i.image_id WHERE ids.state = 1`,
+    )
+    .raw()
+    .all() as [number, number, string | null][];
   db.close();
-  return expected;
+  return rows.map(([id, n, sha]) => [treePath(id, n), sha] as [string, string | null]).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+}
+
+export function treePath(id: number | string, n: number): string {
+  const s = String(id);
+  return `${s.slice(0, 3)}/${s.slice(3, 6)}/${s}-${String(n).padStart(2, '0')}.jpg`;
+}
+
+/** Files whose bytes are not those the ledger recorded for their image (its sha256), as `file: recorded != on disk`. */
+export function mismatchedFiles(out: string, files: readonly (readonly [string, string | null])[]): string[] {
+  const wrong: string[] = [];
+  for (const [file, sha] of files) {
+    if (sha === null) continue;
+    const onDisk = createHash('sha256').update(readFileSync(join(out, file))).digest('hex');
+    if (onDisk !== sha) wrong.push(`${file}: ${sha} != ${onDisk}`);
+  }
+  return wrong;
 }
 
 /** Starts `herbdl run` and resolves once it has published minFiles files (to kill or stop it mid-run). */
