@@ -28,15 +28,15 @@ const pools = new WeakMap<pg.Pool, PoolState>();
  * postgresql.conf, or for the database or role), which herbdl's sessions set
  * aside, as pg_dump's do: at 50M rows an index build or ANALYZE takes
  * minutes, an ingest waits for another's lock and a first run for the
- * indexes being built, by design. Before, an ingest under a database's
- * `statement_timeout` of a few seconds failed as it waited for another's
- * lock. The heartbeat still bounds its own statements (worker-lease.ts).
+ * indexes being built, by design. Before, under a database's
+ * `statement_timeout` of 300 ms, an ingest failed as it waited for
+ * another's lock, and a first run as it waited for the indexes. The
+ * heartbeat still bounds its own statements (worker-lease.ts).
  * Those this server does not have (transaction_timeout came in 17) are
  * skipped.
  */
 const NO_TIMEOUTS = `SELECT set_config(name, '0', false) FROM pg_settings
   WHERE name IN ('statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout', 'idle_session_timeout', 'transaction_timeout')`;
-
 
 export function createPool(url: string, max = POOL_CONNECTIONS): pg.Pool {
   // bigint columns (gbifIDs, epoch ms) come back as numbers: every value herbdl keeps is below 2^53.
