@@ -19,7 +19,7 @@ interface PoolState {
   readonly where: string;
   hold?: () => void;
   /** Its connections, so abandon() can end them. */
-  readonly clients: Set<pg.PoolClient>;
+  readonly clients: Set<pg.ClientBase>;
 }
 const pools = new WeakMap<pg.Pool, PoolState>();
 
@@ -39,6 +39,7 @@ const NO_TIMEOUTS = `SELECT set_config(name, '0', false) FROM pg_settings
   WHERE name IN ('statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout', 'idle_session_timeout', 'transaction_timeout')`;
 
 export function createPool(url: string, max = POOL_CONNECTIONS): pg.Pool {
+  const state: PoolState = { where: redact(url), clients: new Set() };
   // bigint columns (gbifIDs, epoch ms) come back as numbers: every value herbdl keeps is below 2^53.
   const pool = new pg.Pool({
     connectionString: libpqTls(url),
@@ -46,9 +47,16 @@ export function createPool(url: string, max = POOL_CONNECTIONS): pg.Pool {
     connectionTimeoutMillis: 15_000,
     idleTimeoutMillis: 30_000,
     application_name: 'herbdl',
-    // Awaited before the connection is first handed out (a statement queued beside another is deprecated in pg).
+    // Awaited before the connection is first handed out (a statement queued beside another is deprecated in
+    // pg). Known to abandon() from here on: a server that freezes now must not hold this first statement.
     onConnect: async (client) => {
-      await client.query(NO_TIMEOUTS);
+      state.clients.add(client);
+      try {
+        await client.query(NO_TIMEOUTS);
+      } catch (err) {
+        state.clients.delete(client); // the pool ends it
+        throw err;
+      }
     },
   });
   pool.on('error', () => {
@@ -58,10 +66,8 @@ export function createPool(url: string, max = POOL_CONNECTIONS): pg.Pool {
   // two statements emits 'error' on its client, which with no listener ends the process with a
   // stack trace. The client is then unusable: its next statement fails, and the caller decides
   // what that means (the pool drops it when it comes back).
-  const state: PoolState = { where: redact(url), clients: new Set() };
   pool.on('connect', (client) => {
     client.on('error', () => {});
-    state.clients.add(client);
   });
   pool.on('remove', (client) => state.clients.delete(client));
   pools.set(pool, state);
