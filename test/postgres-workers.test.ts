@@ -28,11 +28,13 @@ describe('workers on one PostgreSQL ledger', async () => {
     const rows: [number, string][] = Array.from({ length: 20 }, (_, i) => [74_000 + i, host!.route(`/young-${i}.jpg`, { kind: 'image' })]);
     rows.push([74_100, host!.route('/young-hang.jpg', { kind: 'hang' })]);
     const ws = await pgWorkspace(dir, 'young', rows);
-    const slow = ['--timeout', '2', '--retries', '1'];
+    // The hanging image keeps the first worker live until its timeout, well past the second's start, even on a loaded machine
+    // (with 2 s, a second worker slow to start under load met it ended, and was refused as below).
+    const slow = ['--timeout', '10', '--retries', '1'];
     const first = ws.worker(slow);
     await until(async () => (await query<{ done: number }>(ws.db, 'SELECT done FROM workers')).some((w) => w.done > 0), 30_000, 'the first worker publishing');
     // The folder as another machine's stale listing of a shared mount shows it: none of the files yet (here, an empty folder of its own).
-    const beside = await herbdlAsync(['run', '--db', ws.db, '--out', join(dir, 'young-elsewhere'), '--allow-private-network', ...slow]);
+    const beside = await herbdlAsync(['run', '--db', ws.db, '--out', join(dir, 'young-elsewhere'), '--allow-private-network', '--timeout', '2', '--retries', '1']);
     expect(beside.status, beside.stderr).toBe(0);
     expect(await first.exited).toBe(0);
     // Every worker has ended: a folder holding none of their files is the wrong one.
