@@ -122,11 +122,16 @@ describe('a PostgreSQL ledger', async () => {
     // An administrator who cancels herbdl's statement (pg_cancel_backend) is told in one line, and nothing of it is kept.
     release = await holdLock();
     const cancelled = herbdlAsync(['ingest', writeMultimedia(join(dir, 'timeouts-3.txt'), rows(97_000)), '--db', db]);
-    const waiting = async () => (await query<{ pid: number }>(db, "SELECT pid FROM pg_stat_activity WHERE application_name = 'herbdl' AND wait_event_type = 'Lock'"));
-    await until(async () => (await waiting()).length > 0, 10_000, 'the ingest waiting for the lock');
-    await query(db, "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'herbdl' AND wait_event_type = 'Lock'");
-    const refused = await cancelled;
-    await release();
+    // This database's only: pg_stat_activity shows the whole cluster, where other test files' ingests wait on locks of their own.
+    const waiting = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'herbdl' AND wait_event_type = 'Lock'";
+    let refused: Awaited<typeof cancelled>;
+    try {
+      await until(async () => (await query(db, waiting)).length > 0, 10_000, 'the ingest waiting for the lock');
+      await query(db, `SELECT pg_cancel_backend(pid) FROM (${waiting}) w`);
+      refused = await cancelled;
+    } finally {
+      await release();
+    }
     expect(refused.status).toBe(4);
     expect(refused.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^herbdl: the ledger's server cancelled a statement \(pg_cancel_backend, or a timeout set for this role\) \(canceling statement due to user request\); what was committed stays/)]);
     expect(await query(db, 'SELECT count(*)::int AS n FROM ids')).toEqual([{ n: 40 }]);
