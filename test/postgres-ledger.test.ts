@@ -96,14 +96,21 @@ describe('a PostgreSQL ledger', async () => {
     for (const setting of ['statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout']) await query(db, `ALTER DATABASE ${name} SET ${setting} = '300ms'`);
     const rows = (from: number) => Array.from({ length: 20 }, (_, i) => [from + i, host!.route(`/timeouts-${from + i}.jpg`, { kind: 'image' })] as const);
     herbdlJson(['ingest', writeMultimedia(join(dir, 'timeouts-1.txt'), rows(95_000)), '--db', db]);
-    // Another ingest holds the ledger's ingest lock for a second: the next ingest, and a first run (which builds the indexes a bulk load left out under the same lock), wait for it.
+    // herbdl's statements of this database waiting on a lock (pg_stat_activity shows the whole cluster, where other test files' wait on locks of their own).
+    const waiting = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'herbdl' AND wait_event_type = 'Lock'";
+    // Another ingest holds the ledger's ingest lock: the next ingest, and a first run (which builds the indexes a bulk load left out under the same
+    // lock), wait for it, and it is let go only once herbdl has waited longer than the timeouts.
     const holdLock = async () => {
       const other = new pg.Client({ connectionString: db });
       await other.connect();
       await other.query('SELECT pg_advisory_lock($1)', [INGEST_LOCK]);
-      return async () => {
-        await new Promise((resolve) => setTimeout(resolve, 1_000));
-        await other.end();
+      return async (waitedFor = true) => {
+        try {
+          if (waitedFor) await until(async () => (await query(db, waiting)).length > 0, 20_000, 'herbdl waiting for the lock');
+          await new Promise((resolve) => setTimeout(resolve, 600));
+        } finally {
+          await other.end();
+        }
       };
     };
     let release = await holdLock();
@@ -122,15 +129,13 @@ describe('a PostgreSQL ledger', async () => {
     // An administrator who cancels herbdl's statement (pg_cancel_backend) is told in one line, and nothing of it is kept.
     release = await holdLock();
     const cancelled = herbdlAsync(['ingest', writeMultimedia(join(dir, 'timeouts-3.txt'), rows(97_000)), '--db', db]);
-    // This database's only: pg_stat_activity shows the whole cluster, where other test files' ingests wait on locks of their own.
-    const waiting = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'herbdl' AND wait_event_type = 'Lock'";
     let refused: Awaited<typeof cancelled>;
     try {
-      await until(async () => (await query(db, waiting)).length > 0, 10_000, 'the ingest waiting for the lock');
+      await until(async () => (await query(db, waiting)).length > 0, 20_000, 'the ingest waiting for the lock');
       await query(db, `SELECT pg_cancel_backend(pid) FROM (${waiting}) w`);
       refused = await cancelled;
     } finally {
-      await release();
+      await release(false);
     }
     expect(refused.status).toBe(4);
     expect(refused.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^herbdl: the ledger's server cancelled a statement \(pg_cancel_backend, or a timeout set for this role\) \(canceling statement due to user request\); what was committed stays/)]);
