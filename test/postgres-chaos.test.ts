@@ -19,6 +19,7 @@ import { ImageServer, refusingPort, type Route } from './helpers/image-server.js
 import { expectConsistentPgTree, pgWorkspace, type Worker } from './helpers/pg-run.js';
 import type { StatusJson } from './helpers/ledger.js';
 import { query } from './helpers/postgres.js';
+import { treePath } from './helpers/run.js';
 
 const PER_HOST = 3;
 
@@ -119,7 +120,7 @@ describe('workers killed and restarted over faulty hosts', async () => {
       `SELECT i.gbif_id::text, COALESCE(p.file_index, i.file_index, i.image_index) AS nn, COALESCE(p.url, i.url) AS url
        FROM images i JOIN ids USING (gbif_id) LEFT JOIN image_parts p ON p.image_id = i.image_id WHERE ids.state = 1`,
     );
-    const wrong = files.filter(({ gbif_id: id, nn, url }) => sha(readFileSync(join(ws.out, id.slice(0, 3), id.slice(3, 6), `${id}-${String(nn).padStart(2, '0')}.jpg`))) !== served.get(url));
+    const wrong = files.filter(({ gbif_id: id, nn, url }) => sha(readFileSync(join(ws.out, treePath(id, nn)))) !== served.get(url));
     expect(wrong).toEqual([]);
     expect(files.length).toBeGreaterThan(800);
     // Every gbifID with no image on the dead host is done. The others wait, parked behind it, or (those whose
