@@ -21,7 +21,8 @@ import { InFlight } from '../in-flight.js';
 import type { ClaimedId, DownloadLedger, FetchedImage } from '../ledger/ledger.js';
 import type { InspectedJpeg } from '../validate/inspect-jpeg.js';
 import type { Validator } from '../validate/validator-pool.js';
-import { linkIntoLayout, makeDurable, moveAside } from './place.js';
+import { linkIntoLayout, makeDurable } from './place.js';
+import { moveAside } from '../store/set-aside.js';
 import { walkFlat, walkLayout, type FoundId, type WalkBatch } from './walk.js';
 
 export type AdoptLayout = 'herbdl' | 'flat';

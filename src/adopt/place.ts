@@ -1,22 +1,13 @@
 /**
- * What adopt does to files: moves a rejected one aside (never deletes it),
+ * What adopt does to files (a rejected one is moved aside: store/set-aside.ts):
  * links a flat folder's image into herbdl's layout, and makes sure a file is
  * on disk before the ledger calls its gbifID done.
  */
 import { mkdir, rename, rm } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fsyncPath } from '../store/durable.js';
 import { finalPath } from '../store/layout.js';
 import { linkOrCopy } from '../store/publisher.js';
-import { REJECTED_FOLDER } from './walk.js';
-
-/** Moves `path` (under `root`) to `<root>/.herbdl-rejected/<reason>/<its path under root>`; returns where it went. */
-export async function moveAside(root: string, path: string, reason: string): Promise<string> {
-  const to = join(root, REJECTED_FOLDER, reason, relative(root, path));
-  await mkdir(dirname(to), { recursive: true });
-  await rename(path, to);
-  return to;
-}
 
 /** Flushes files (cheap for files already on disk) and their folders: a gbifID is marked done only once this returns. */
 export async function makeDurable(files: readonly string[]): Promise<void> {

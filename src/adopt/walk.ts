@@ -15,7 +15,7 @@
  */
 import { opendir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { finalPath, TEMP_FOLDER } from '../store/layout.js';
+import { finalPath, REJECTED_FOLDER, TEMP_FOLDER } from '../store/layout.js';
 
 /** A gbifID found on disk, with its files by NN. */
 export interface FoundId {
@@ -28,9 +28,6 @@ export interface WalkBatch {
   /** Files that do not fit the layout (misnamed or misplaced), relative to the root. */
   readonly strays: readonly string[];
 }
-
-/** The folder adopt moves rejected files into: skipped by the walk. */
-export const REJECTED_FOLDER = '.herbdl-rejected';
 
 const LAYOUT_FILE = /^([1-9][0-9]*)-([0-9]{2,})\.jpg$/;
 const FLAT_FILE = /^([1-9][0-9]*)\.jpg$/i;

@@ -13,6 +13,9 @@ import type { WorkerId } from '../ledger/ledger.js';
 
 export const TEMP_FOLDER = '.herbdl-tmp';
 
+/** Where files that failed a check are moved (adopt, verify --repair), never deleted: `<out>/.herbdl-rejected/<reason>/<path under out>`. */
+export const REJECTED_FOLDER = '.herbdl-rejected';
+
 export function finalPath(out: string, gbifId: number, fileIndex: number): string {
   const id = String(gbifId);
   const parts = [id.slice(0, 3), id.slice(3, 6)].filter((p) => p !== '');
