@@ -6,12 +6,12 @@
 // of the same sheets on all cores with nothing else (bench/decode-ceiling.mjs).
 // Then --trust-jpeg, the marker walk, beside its own ceiling.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { arg, bin, fmt, HEADER, pathFor, removeSqlite, timed } from './harness.mjs';
-import { sheetBodies } from './sheets.mjs';
+import { sheetTree } from './sheets.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ids = arg('ids', 100_000);
@@ -21,19 +21,7 @@ const dir = join(here, 'out', 'adopt');
 const tree = join(dir, `tree-${ids}-${sheet}`);
 const FIRST_ID = 1_000_000_000;
 
-// The tree: every gbifID its own file (not hard links), written once and kept for later runs.
-const marker = join(tree, '.complete');
-if (!existsSync(marker)) {
-  rmSync(tree, { recursive: true, force: true });
-  process.stderr.write(`writing ${fmt(ids)} sheets of ${sheet} into ${tree} ...\n`);
-  const bodies = await sheetBodies(sheet);
-  for (let i = 0; i < ids; i++) {
-    const path = join(tree, pathFor(FIRST_ID + i));
-    if (i % 1000 === 0) mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, bodies[i % bodies.length]);
-  }
-  writeFileSync(marker, '');
-}
+await sheetTree(tree, ids, sheet, FIRST_ID);
 
 /** A fresh ledger holding the N gbifIDs, pending. */
 function ledger(name) {

@@ -2,6 +2,8 @@
 // darker texture and noise, quality 85, so they compress as scanned sheets
 // do (400 x 600 is about 53 KiB, 1600 x 2400 about 840 KiB, 4000 x 6000 a
 // few MB). The same four bodies (seeds) for every server and baseline.
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import sharp from 'sharp';
 
 /** 'WxH' -> four JPEG bodies of that size. */
@@ -22,4 +24,25 @@ export async function sheetBodies(spec) {
 export function hostAddress(first, i, n) {
   if (n + first < 255) return `127.0.0.${first + i}`;
   return `127.1.${Math.floor(i / 250)}.${(i % 250) + 1}`;
+}
+
+/**
+ * `ids` gbifIDs from `firstId`, one sheet of `spec` each, in herbdl's layout
+ * under `tree` (each its own file, not hard links): an earlier download's
+ * tree (bench:adopt) or a stored collection (bench:verify). Written once and
+ * kept for later runs.
+ */
+export async function sheetTree(tree, ids, spec, firstId) {
+  const marker = join(tree, '.complete');
+  if (existsSync(marker)) return;
+  rmSync(tree, { recursive: true, force: true });
+  process.stderr.write(`writing ${ids.toLocaleString('en-US')} sheets of ${spec} into ${tree} ...\n`);
+  const bodies = await sheetBodies(spec);
+  for (let i = 0; i < ids; i++) {
+    const s = String(firstId + i);
+    const path = join(tree, s.slice(0, 3), s.slice(3, 6), `${s}-00.jpg`);
+    if (i % 1000 === 0) mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, bodies[i % bodies.length]);
+  }
+  writeFileSync(marker, '');
 }

@@ -105,6 +105,25 @@ export class SnapshotRefusedError extends HerbdlError {
   }
 }
 
+const kTreeDamaged = brand('TreeDamaged');
+/**
+ * herbdl verify found done gbifIDs whose files are missing or damaged and
+ * was not asked to repair them: the tree breaks the ledger's promise, which
+ * a script (a cron job after a copy, a check before training) must see.
+ * Exit 5, as fsck tells errors left uncorrected from its other failures.
+ */
+export class TreeDamagedError extends HerbdlError {
+  readonly [kTreeDamaged] = true;
+  override readonly exitCode = 5;
+  constructor(message: string) {
+    super(message, 'tree_damaged');
+    this.name = 'TreeDamagedError';
+  }
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return hasBrand(value, kTreeDamaged);
+  }
+}
+
 /** Exit code for a command stopped by Ctrl-C (128 + SIGINT), as shells expect. */
 export const EXIT_INTERRUPTED = 130;
 

@@ -27,6 +27,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   prune: async () => (await import('./commands/prune.js')).registerPrune,
   recheck: async () => (await import('./commands/recheck.js')).registerRecheck,
   migrate: async () => (await import('./commands/migrate.js')).registerMigrate,
+  verify: async () => (await import('./commands/verify.js')).registerVerify,
 };
 
 /** The program with every command, or only `only` when it names one (the command being run). */

@@ -3,7 +3,7 @@
  * stored outcome, an export line, and ingest tallies. Both schemas keep
  * these columns under the same names, so one reading serves both.
  */
-import type { ExportedImage, FreshnessSummary, HostCounts, ImageOutcome, IngestTally, ItemState, LedgerStatus, PublishIntent, StateCounts } from './ledger.js';
+import type { ExportedImage, FreshnessSummary, HostCounts, ImageOutcome, IngestTally, ItemState, LedgerStatus, PublishIntent, StateCounts, StoredFile, VerifyDue } from './ledger.js';
 
 /** A done image's (or IIIF part's) outcome columns. */
 export interface OutcomeRow {
@@ -80,6 +80,31 @@ export function intentOf(gbifId: number, text: string): PublishIntent {
 
 /** The first gbifIDs with an image gone at the source (served by the partial index images_gone). */
 export const GONE_IDS_SQL = `SELECT DISTINCT gbif_id FROM images WHERE gone_at IS NOT NULL AND state = ${STATE.done} ORDER BY gbif_id LIMIT 20`;
+
+/**
+ * The files of done gbifIDs (herbdl verify), by gbifID: a done image's
+ * own, or each part of the IIIF identifier it was expanded into, with the
+ * size and sha256 recorded when it was stored. `ids` picks the gbifIDs (a
+ * condition on i.gbif_id).
+ */
+export function doneFilesSql(ids: string): string {
+  return `SELECT i.gbif_id, COALESCE(p.file_index, i.file_index, i.image_index) AS nn,
+      CASE WHEN p.image_id IS NULL THEN i.bytes ELSE p.bytes END AS bytes, CASE WHEN p.image_id IS NULL THEN i.sha256 ELSE p.sha256 END AS sha256
+    FROM images i LEFT JOIN image_parts p ON p.image_id = i.image_id
+    WHERE ${ids} AND i.state = ${STATE.done} AND (p.image_id IS NOT NULL OR i.received_format IS NULL OR i.received_format NOT LIKE 'iiif%')
+    ORDER BY i.gbif_id`;
+}
+
+/** `ids` (ascending) each with its files from rows of doneFilesSql (gbifID, NN, bytes, sha256) in their order. */
+export function groupDoneFiles(ids: readonly number[], rows: Iterable<readonly [number, number, number | null, string | null]>): VerifyDue[] {
+  const due = ids.map((gbifId) => ({ gbifId, files: [] as StoredFile[] }));
+  let k = 0;
+  for (const [gbifId, fileIndex, bytes, sha256] of rows) {
+    while (k < due.length && (due[k] as VerifyDue).gbifId !== Number(gbifId)) k++;
+    (due[k] as { files: StoredFile[] } | undefined)?.files.push({ fileIndex, bytes: bytes === null ? null : Number(bytes), sha256 });
+  }
+  return due;
+}
 
 /** Image counts from the hosts' counters: an image in none of pending, done or failed is an excluded gbifID's. */
 export function imageCounts(sums: { total: number; pending: number; done: number; failed: number }, removed = 0): StateCounts {

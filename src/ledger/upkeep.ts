@@ -69,7 +69,20 @@ export interface PruneDue {
   readonly gone?: readonly number[];
 }
 
-/** The ledger's side of derive, prune and recheck: a part of DownloadLedger, kept here beside the shapes it moves. */
+/** A file the ledger says a done gbifID has: its NN, and the size and sha256 recorded when it was stored (null if unknown). */
+export interface StoredFile {
+  readonly fileIndex: number;
+  readonly bytes: number | null;
+  readonly sha256: string | null;
+}
+
+/** A done gbifID to verify (herbdl verify): every file it has in the tree. */
+export interface VerifyDue {
+  readonly gbifId: number;
+  readonly files: readonly StoredFile[];
+}
+
+/** The ledger's side of derive, prune, recheck and verify: a part of DownloadLedger, kept here beside the shapes it moves. */
 export interface UpkeepLedger {
   /**
    * Records derivatives published for done gbifIDs (herbdl derive) and
@@ -113,4 +126,17 @@ export interface UpkeepLedger {
   recordHostRates(rates: readonly HostRate[]): Promise<void>;
   /** Keeps a recheck's freshness summary, for status. */
   recordFreshness(summary: FreshnessSummary): Promise<void>;
+  /**
+   * Done gbifIDs above `afterGbifId`, up to `limit`, each with its files; on
+   * a shared ledger they are claimed (one a live worker holds is passed over)
+   * until recordVerified. `last` as for derivationsDue.
+   */
+  claimVerify(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: VerifyDue[] }>;
+  /**
+   * Ends the verification of `checked`: those in `reopen` (files missing or
+   * damaged) are done no more but pending, their images fetched again by the
+   * next run (a file still in the tree is not linked: the caller has moved a
+   * damaged one aside); the claims of all end. Returns how many it reopened.
+   */
+  recordVerified(checked: readonly number[], reopen: readonly number[]): Promise<number>;
 }

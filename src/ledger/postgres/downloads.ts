@@ -4,7 +4,7 @@
  * moves a batch; none is made per request.
  */
 import type pg from 'pg';
-import type { ClaimedId, DerivationDue, DoneId, FreshnessSummary, HeldElsewhere, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, SetAsideId, StoredCopy, WorkerId } from '../ledger.js';
+import type { ClaimedId, DerivationDue, DoneId, FreshnessSummary, HeldElsewhere, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, VerifyDue, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, SetAsideId, StoredCopy, WorkerId } from '../ledger.js';
 import { intentOf, intentText, STATE, STATE_NAME } from '../rows.js';
 import { claimWith, storedCopies, withStoredCopies } from './claims.js';
 import { BLOCKED_HOSTS, FREE, HELD_BY, LET_GO, LIVE } from './live.js';
@@ -15,6 +15,7 @@ import { recordDone, recordFailed, recordStored } from './outcomes.js';
 import { derivationsDue, derivedWidths, recordDerived } from './derivatives.js';
 import { prunable, prunableGone, recordPruned } from './removals.js';
 import { claimRecheck, recordFreshness, recordHostRates, recordRechecked } from './rechecks.js';
+import { claimVerify, recordVerified } from './verifications.js';
 import type { WorkerLease } from './worker-lease.js';
 
 
@@ -203,6 +204,15 @@ export class PostgresDownloads implements DownloadLedger {
 
   recordFreshness(summary: FreshnessSummary): Promise<void> {
     return recordFreshness(this.pool, summary);
+  }
+
+  claimVerify(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: VerifyDue[] }> {
+    return claimVerify(this.pool, this.me, afterGbifId, limit);
+  }
+
+  async recordVerified(checked: readonly number[], reopen: readonly number[]): Promise<number> {
+    if (checked.length === 0) return 0;
+    return transaction(this.pool, (db) => recordVerified(db, this.me, checked, reopen));
   }
 
   prunable(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: PruneDue[] }> {

@@ -6,7 +6,7 @@
  * at once; they are promises only because a shared ledger's are.
  */
 import type Database from 'better-sqlite3';
-import type { ClaimedId, ClaimedImage, DerivationDue, DoneId, FreshnessSummary, HeldElsewhere, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, SetAsideId, StoredCopy } from '../ledger.js';
+import type { ClaimedId, ClaimedImage, DerivationDue, DoneId, FreshnessSummary, HeldElsewhere, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, VerifyDue, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, SetAsideId, StoredCopy } from '../ledger.js';
 import { intentOf, intentText } from '../rows.js';
 import { STATE, STATE_NAME } from './schema.js';
 import { StoredCopies } from './stored-copies.js';
@@ -16,6 +16,7 @@ import { SqliteRemovals } from './removals.js';
 import { SqliteRechecks } from './rechecks.js';
 import { SqliteBreakers } from './breakers.js';
 import { SqliteOutcomes } from './outcomes.js';
+import { SqliteVerifications } from './verifications.js';
 
 export class SqliteDownloads implements DownloadLedger {
   private readonly stmt: DownloadStatements;
@@ -25,6 +26,7 @@ export class SqliteDownloads implements DownloadLedger {
   private readonly rechecks: SqliteRechecks;
   private readonly breakers: SqliteBreakers;
   private readonly outcomes: SqliteOutcomes;
+  private readonly verifications: SqliteVerifications;
 
   constructor(private readonly db: Database.Database) {
     this.copies = new StoredCopies(db);
@@ -32,6 +34,7 @@ export class SqliteDownloads implements DownloadLedger {
     this.removals = new SqliteRemovals(db);
     this.rechecks = new SqliteRechecks(db);
     this.breakers = new SqliteBreakers(db);
+    this.verifications = new SqliteVerifications(db);
     this.stmt = prepareDownloads(db);
     this.stmt.letGoAll.run();
     this.outcomes = new SqliteOutcomes(this.stmt, this.derivatives);
@@ -181,6 +184,14 @@ export class SqliteDownloads implements DownloadLedger {
 
   async recordFreshness(summary: FreshnessSummary): Promise<void> {
     this.rechecks.keepFreshness(summary);
+  }
+
+  async claimVerify(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: VerifyDue[] }> {
+    return this.verifications.claim(afterGbifId, limit);
+  }
+
+  async recordVerified(_checked: readonly number[], reopen: readonly number[]): Promise<number> {
+    return this.verifications.reopen(reopen);
   }
 
   async prunableGone(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: PruneDue[] }> {

@@ -1,0 +1,63 @@
+// npm run bench:verify [-- --ids 100000] [-- --sheet 400x600]
+// Checking a stored collection: N done gbifIDs of herbarium sheets in
+// herbdl's layout (the tree bench:adopt uses, a ledger that adopted it), and
+// `herbdl verify` timed (whole process: start-up, ledger, files) beside what
+// a user would run instead on the same tree in the same run: `find -printf
+// '%s'` (a stat of every file) for sizes, and `sha256sum` on every core
+// (`xargs -P`) for --hash. The page cache is warmed first for both sides.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { arg, bin, fmt, HEADER, pathFor, removeSqlite, timed } from './harness.mjs';
+import { sheetTree } from './sheets.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const ids = arg('ids', 100_000);
+const sheetArg = process.argv.indexOf('--sheet');
+const sheet = sheetArg > 0 ? process.argv[sheetArg + 1] : '400x600';
+const dir = join(here, 'out', 'adopt');
+const tree = join(dir, `tree-${ids}-${sheet}`);
+const FIRST_ID = 1_000_000_000;
+const cores = cpus().length;
+
+await sheetTree(tree, ids, sheet, FIRST_ID);
+
+// A ledger with every gbifID done, each file's size and sha256 recorded: the tree adopted as it is (the marker walk: adopt is not what is measured).
+const db = join(dir, `verify-${ids}-${sheet}.db`);
+if (!existsSync(db)) {
+  const file = join(dir, `verify-multimedia-${ids}.txt`);
+  const rows = Array.from({ length: ids }, (_, i) => `${FIRST_ID + i}\tStillImage\timage/jpeg\thttps://herbarium${i % 50}.example.org/${i}.jpg`);
+  writeFileSync(file, [HEADER, ...rows].join('\n') + '\n');
+  const partial = `${db}.part`;
+  removeSqlite(partial);
+  for (const args of [['ingest', file, '--db', partial, '--no-progress'], ['adopt', tree, '--db', partial, '--trust-jpeg', '--no-progress']]) {
+    const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(r.stderr);
+  }
+  spawnSync('mv', [partial, db]);
+}
+
+const shell = (script) => timed('sh', ['-c', script]);
+const warm = () => spawnSync('sh', ['-c', `find '${tree}' -type f -name '*.jpg' -print0 | xargs -0 cat > /dev/null`]);
+const bytes = readFileSync(join(tree, pathFor(FIRST_ID))).length * ids;
+
+function verify(extra) {
+  const t = timed(process.execPath, [bin, 'verify', '--db', db, '--out', tree, '--json', ...extra]);
+  const summary = JSON.parse(t.stdout.trim().split('\n').pop());
+  if (summary.files !== ids || summary.brokenIds !== 0) throw new Error(`verified ${summary.files} of ${ids}, ${summary.brokenIds} broken`);
+  return t;
+}
+
+console.log(`machine: ${cores} x ${cpus()[0]?.model.trim()}, ${Math.round(totalmem() / 2 ** 30)} GiB; node ${process.version}`);
+console.log(`${fmt(ids)} done gbifIDs of ${sheet} sheets (${fmt(bytes / ids / 1024)} KiB each, ${fmt(bytes / 2 ** 30, 1)} GiB) in herbdl's layout, page cache warm`);
+warm();
+const find = shell(`find '${tree}' -type f -name '*.jpg' -printf '%s\\n' > /dev/null`);
+const sizes = verify([]);
+console.log(`sizes     verify ${fmt(ids / sizes.seconds)} files/s, find -printf ${fmt(ids / find.seconds)} files/s: ${fmt(find.seconds / sizes.seconds, 2)}x; peak RSS ${fmt(sizes.rssMb)} MB`);
+warm();
+const sums = shell(`find '${tree}' -type f -name '*.jpg' -print0 | xargs -0 -P ${cores} -n 1000 sha256sum > /dev/null`);
+const hashes = verify(['--hash']);
+const mbs = (t) => fmt(bytes / 2 ** 20 / t.seconds);
+console.log(`--hash    verify ${mbs(hashes)} MB/s, sha256sum on ${cores} cores ${mbs(sums)} MB/s: ${fmt(sums.seconds / hashes.seconds, 2)}x; peak RSS ${fmt(hashes.rssMb)} MB`);

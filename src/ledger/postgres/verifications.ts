@@ -1,0 +1,41 @@
+/**
+ * Verifying a shared ledger's done gbifIDs against the tree (herbdl verify;
+ * see sqlite/verifications.ts). They are claimed as a recheck claims them
+ * (worker_id, the worker's lease): a gbifID another live worker holds (a
+ * recheck replacing its file, a derive) is passed over, never judged by a
+ * file that worker is changing.
+ */
+import type pg from 'pg';
+import type { VerifyDue } from '../ledger.js';
+import { doneFilesSql, groupDoneFiles, STATE } from '../rows.js';
+import { FREE, HELD_BY, LET_GO } from './live.js';
+
+export async function claimVerify(pool: pg.Pool, me: number, after: number, limit: number): Promise<{ last: number | undefined; due: VerifyDue[] }> {
+  const claimed = await pool.query(
+    `UPDATE ids SET worker_id = $1 FROM (SELECT gbif_id FROM ids WHERE state = ${STATE.done} AND gbif_id > $2 AND ${FREE} ORDER BY gbif_id LIMIT $3 FOR UPDATE SKIP LOCKED) c
+     WHERE ids.gbif_id = c.gbif_id RETURNING ids.gbif_id`,
+    [me, after, limit],
+  );
+  const ids = claimed.rows.map((r) => r.gbif_id as number).sort((a, b) => a - b);
+  if (ids.length === 0) return { last: undefined, due: [] };
+  const files = await pool.query({ text: doneFilesSql('i.gbif_id = ANY($1::bigint[])'), values: [ids], rowMode: 'array' });
+  return { last: ids[ids.length - 1], due: groupDoneFiles(ids, files.rows as [number, number, number | null, string | null][]) };
+}
+
+/**
+ * In the caller's transaction. Sent again after a commit whose answer was
+ * lost (connect.ts: riding), it reopens and counts nothing twice: the
+ * gbifIDs it reopened are pending, and no longer this worker's.
+ */
+export async function recordVerified(db: pg.PoolClient, me: number, checked: readonly number[], reopen: readonly number[]): Promise<number> {
+  const reopened =
+    reopen.length === 0
+      ? 0
+      : ((await db.query(`UPDATE ids SET state = ${STATE.pending}, blocked_host = NULL, ${LET_GO} WHERE gbif_id = ANY($1::bigint[]) AND state = ${STATE.done} AND ${HELD_BY('worker_id', '$2')}`, [reopen, me])).rowCount ?? 0);
+  if (reopened > 0) {
+    await db.query("UPDATE totals SET value = value + $1 WHERE name = 'ids_pending'", [reopened]);
+    await db.query("UPDATE totals SET value = value - $1 WHERE name = 'ids_done'", [reopened]);
+  }
+  await db.query(`UPDATE ids SET ${LET_GO} WHERE gbif_id = ANY($1::bigint[]) AND ${HELD_BY('worker_id', '$2')}`, [checked, me]);
+  return reopened;
+}

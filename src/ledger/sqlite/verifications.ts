@@ -1,0 +1,42 @@
+/**
+ * Verifying a SQLite ledger's done gbifIDs against the tree (herbdl verify):
+ * their files as recorded, and reopening those whose files are missing or
+ * damaged. One run holds the file, so reading is claiming.
+ */
+import type Database from 'better-sqlite3';
+import type { VerifyDue } from '../ledger.js';
+import { doneFilesSql, groupDoneFiles } from '../rows.js';
+import { STATE } from './schema.js';
+
+export class SqliteVerifications {
+  private readonly stmt;
+
+  constructor(private readonly db: Database.Database) {
+    this.stmt = {
+      doneAfter: db.prepare(`SELECT gbif_id FROM ids WHERE gbif_id > ? AND state = ${STATE.done} ORDER BY gbif_id LIMIT ?`).pluck(),
+      files: db.prepare(doneFilesSql(`i.gbif_id IN (SELECT gbif_id FROM ids WHERE gbif_id > ? AND gbif_id <= ? AND state = ${STATE.done})`)).raw(),
+      // As an ingest reopens a done gbifID that gained an image: its images stay done, their files its own stored copies.
+      reopen: db.prepare(`UPDATE ids SET state = ${STATE.pending}, blocked_host = NULL WHERE gbif_id = ? AND state = ${STATE.done}`),
+      total: db.prepare('UPDATE totals SET value = value + ? WHERE name = ?'),
+    };
+  }
+
+  claim(after: number, limit: number): { last: number | undefined; due: VerifyDue[] } {
+    const ids = this.stmt.doneAfter.all(after, limit) as number[];
+    const last = ids[ids.length - 1];
+    if (last === undefined) return { last, due: [] };
+    return { last, due: groupDoneFiles(ids, this.stmt.files.all(after, last) as [number, number, number | null, string | null][]) };
+  }
+
+  reopen(gbifIds: readonly number[]): number {
+    return this.db.transaction(() => {
+      let reopened = 0;
+      for (const id of gbifIds) reopened += this.stmt.reopen.run(id).changes;
+      if (reopened > 0) {
+        this.stmt.total.run(reopened, 'ids_pending');
+        this.stmt.total.run(-reopened, 'ids_done');
+      }
+      return reopened;
+    })();
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * herbdl verify: a done gbifID's files are looked for in the tree and
+ * compared with what the ledger recorded (size; with --hash, sha256). The
+ * tree loses files the ledger cannot see go (a copy cut short, a disk that
+ * failed, a folder deleted by hand): verify says so in one line and exit 5,
+ * and --repair makes those gbifIDs pending, damaged files moved aside, so the
+ * next run fetches exactly what was lost. On SQLite and PostgreSQL.
+ */
+import { closeSync, existsSync, openSync, readFileSync, rmSync, truncateSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { FIXTURES, herbdl, herbdlJson, tempDir } from './helpers/cli.js';
+import { imageServers } from './helpers/image-server.js';
+import { pgWorkspace, expectConsistentPgTree } from './helpers/pg-run.js';
+import { query } from './helpers/postgres.js';
+import { expectConsistentTree, treePath, workspace } from './helpers/run.js';
+
+interface VerifyJson {
+  ids: number;
+  files: number;
+  missing: number;
+  damaged: number;
+  brokenIds: number;
+  reopened: number;
+  movedAside: number;
+}
+
+/** Changes one byte in the middle of a file, its size kept (what bit rot or a bad copy does). */
+function flipByte(path: string): void {
+  const at = Math.floor(readFileSync(path).length / 2);
+  const fd = openSync(path, 'r+');
+  writeSync(fd, Buffer.from([readFileSync(path)[at]! ^ 0xff]), 0, 1, at);
+  closeSync(fd);
+}
+
+function cutShort(path: string): void {
+  truncateSync(path, Math.floor(readFileSync(path).length / 2));
+}
+
+const verifyJson = (args: string[]) => {
+  const r = herbdl(['verify', '--json', ...args]);
+  return { status: r.status, stderr: r.stderr, json: JSON.parse(r.stdout.trim().split('\n').pop() as string) as VerifyJson, stdout: r.stdout };
+};
+
+describe('herbdl verify', async () => {
+  const [a, manifests, images] = await imageServers(3, 145);
+  images!.imageApi();
+  const manifest = readFileSync(join(FIXTURES, 'iiif', 'herbarium.manifest.v2.json'), 'utf8').replaceAll('{{images}}', images!.origin);
+  const v2 = manifests!.route('/iiif/herbarium/manifest.v2.json', { kind: 'json', body: manifest });
+  const url = (name: string) => a!.route(`/${name}.jpg`, { kind: 'image' });
+  const rows: [number, string][] = [
+    [8100001, url('v1')],
+    [8100001, url('v2')],
+    [8100002, url('v3')],
+    [8100003, url('v4')],
+    [8100004, v2],
+    [8100005, url('v5')],
+    [8100006, url('shared')],
+    [8100007, url('shared')],
+    [8100008, a!.route('/gone.jpg', { kind: 'status', status: 404 })],
+  ];
+  const ws = workspace(tempDir(), rows);
+  const first = await ws.run();
+  const db = ['--db', ws.db, '--out', ws.out];
+  const file = (id: number, nn: number) => join(ws.out, treePath(id, nn));
+
+  it('finds every file of a tree as the run left it, by size and by sha256', () => {
+    expect(first.json).toMatchObject({ idsDone: 7, idsFailed: 1 });
+    for (const extra of [[], ['--hash']]) {
+      const r = verifyJson([...db, ...extra]);
+      expect(r.status).toBe(0);
+      // 8100004's manifest gave two files; the failed gbifID is not looked at.
+      expect(r.json).toMatchObject({ ids: 7, files: 9, missing: 0, damaged: 0, brokenIds: 0, reopened: 0 });
+    }
+    expect(herbdl(['verify', ...db]).stdout).toContain('every file is there, as recorded');
+  });
+
+  it('finds a file gone, one cut short and a IIIF part gone by their sizes, a changed byte only with --hash; one line, exit 5, nothing changed', () => {
+    rmSync(file(8100001, 1));
+    cutShort(file(8100002, 0));
+    flipByte(file(8100003, 0));
+    rmSync(file(8100004, 1));
+    const bySize = herbdl(['verify', '--list', ...db]);
+    expect(bySize.status).toBe(5);
+    expect(bySize.stdout.split('\n').filter((l) => /^(missing|damaged)\t/.test(l))).toEqual([
+      `missing\t${file(8100001, 1)}\tnot in the tree`,
+      expect.stringMatching(new RegExp(`^damaged\t${file(8100002, 0)}\t[0-9,]+ bytes where the ledger has [0-9,]+$`)),
+      `missing\t${file(8100004, 1)}\tnot in the tree`,
+    ]);
+    expect(bySize.stderr.trim().split('\n')).toEqual([
+      'herbdl: 3 done gbifIDs lack a file or have a damaged one (2 missing, 1 damaged); herbdl verify --repair makes them pending, for the next run to fetch',
+    ]);
+    const byHash = verifyJson(['--hash', '--list', ...db]);
+    expect(byHash.status).toBe(5);
+    expect(byHash.json).toMatchObject({ ids: 7, files: 9, missing: 2, damaged: 2, brokenIds: 4, reopened: 0, movedAside: 0 });
+    expect(byHash.stdout).toMatch(new RegExp(`damaged\t${file(8100003, 0)}\tits sha256 is [0-9a-f]{64} where the ledger has [0-9a-f]{64}`));
+    // Nothing was changed: the gbifIDs are done, the damaged files where they were.
+    expect(ws.status()).toMatchObject({ ids: { done: 7, failed: 1, pending: 0 } });
+    expect(existsSync(file(8100002, 0)) && existsSync(file(8100003, 0))).toBe(true);
+  });
+
+  it('refuses a folder that holds none of the tree, in one line, exit 2, and reopens nothing', () => {
+    const r = herbdl(['verify', '--repair', '--db', ws.db, '--out', join(ws.out, 'nothing-here')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain('holds none of their files');
+    expect(ws.status()).toMatchObject({ ids: { done: 7, pending: 0 } });
+  });
+
+  it('--repair: those gbifIDs pending, damaged files moved aside; the next run fetches only what was lost, and the tree verifies', async () => {
+    const before = (name: string) => a!.count(`/${name}.jpg`);
+    const counts = { v1: before('v1'), v2: before('v2'), v3: before('v3'), v4: before('v4'), v5: before('v5') };
+    const repaired = verifyJson(['--hash', '--repair', ...db]);
+    expect(repaired.status).toBe(0);
+    expect(repaired.json).toMatchObject({ brokenIds: 4, reopened: 4, movedAside: 2 });
+    expect(ws.status()).toMatchObject({ ids: { done: 3, pending: 4, failed: 1 } });
+    const aside = (id: number, nn: number) => join(ws.out, '.herbdl-rejected', 'damaged', treePath(id, nn));
+    expect(existsSync(aside(8100002, 0)) && existsSync(aside(8100003, 0))).toBe(true);
+    expect(existsSync(file(8100002, 0)) || existsSync(file(8100003, 0))).toBe(false);
+
+    const again = await ws.run();
+    expect(again.json).toMatchObject({ idsDone: 4, idsFailed: 0 });
+    // The lost files were fetched again, once each; the intact file of a reopened gbifID was linked from itself.
+    expect(a!.count('/v2.jpg') - counts.v2).toBe(1);
+    expect(a!.count('/v3.jpg') - counts.v3).toBe(1);
+    expect(a!.count('/v4.jpg') - counts.v4).toBe(1);
+    expect(a!.count('/v1.jpg') - counts.v1).toBe(0);
+    expect(a!.count('/v5.jpg') - counts.v5).toBe(0);
+    const clean = verifyJson(['--hash', ...db]);
+    expect(clean.status).toBe(0);
+    expect(clean.json).toMatchObject({ ids: 7, files: 9, brokenIds: 0 });
+    rmSync(join(ws.out, '.herbdl-rejected'), { recursive: true });
+    expectConsistentTree(ws);
+  });
+});
+
+describe('herbdl verify on a shared (PostgreSQL) ledger', async () => {
+  const [b] = await imageServers(1, 146);
+  const rows: [number, string][] = [];
+  for (let i = 0; i < 12; i++) rows.push([8200000 + i, b!.route(`/p-${i}.jpg`, { kind: 'image' })]);
+  const ws = await pgWorkspace(tempDir(), 'verify', rows);
+  const file = (id: number) => join(ws.out, treePath(id, 0));
+
+  it('finds what is lost, repairs it as one more worker, and the next worker fetches it', async () => {
+    const worker = ws.worker();
+    expect(await worker.exited).toBe(0);
+    expect(worker.json()).toMatchObject({ idsDone: 12 });
+    rmSync(file(8200003));
+    flipByte(file(8200007));
+    const db = ['--db', ws.db, '--out', ws.out];
+    const found = verifyJson(['--hash', ...db]);
+    expect(found.status).toBe(5);
+    expect(found.json).toMatchObject({ ids: 12, missing: 1, damaged: 1, brokenIds: 2 });
+    const repaired = verifyJson(['--hash', '--repair', ...db]);
+    expect(repaired.json).toMatchObject({ brokenIds: 2, reopened: 2, movedAside: 1 });
+    // Its claims ended with it.
+    expect(await query(ws.db, 'SELECT count(*)::int AS n FROM ids WHERE worker_id IS NOT NULL')).toEqual([{ n: 0 }]);
+    expect(herbdlJson(['status', '--db', ws.db])).toMatchObject({ ids: { done: 10, pending: 2 } });
+    const [n3, n7] = [b!.count('/p-3.jpg'), b!.count('/p-7.jpg')];
+    const next = ws.worker();
+    expect(await next.exited).toBe(0);
+    expect(next.json()).toMatchObject({ idsDone: 2 });
+    expect([b!.count('/p-3.jpg') - n3, b!.count('/p-7.jpg') - n7]).toEqual([1, 1]);
+    expect(verifyJson(['--hash', ...db]).json).toMatchObject({ ids: 12, brokenIds: 0 });
+    rmSync(join(ws.out, '.herbdl-rejected'), { recursive: true });
+    await expectConsistentPgTree(ws);
+  });
+});
