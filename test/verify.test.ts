@@ -13,6 +13,7 @@ import { FIXTURES, herbdl, herbdlJson, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
 import { pgWorkspace, expectConsistentPgTree } from './helpers/pg-run.js';
 import { query } from './helpers/postgres.js';
+import { writeMultimedia } from './helpers/multimedia.js';
 import { expectConsistentTree, treePath, workspace } from './helpers/run.js';
 
 interface VerifyJson {
@@ -131,6 +132,20 @@ describe('herbdl verify', async () => {
     expect(clean.json).toMatchObject({ ids: 7, files: 9, brokenIds: 0 });
     rmSync(join(ws.out, '.herbdl-rejected'), { recursive: true });
     expectConsistentTree(ws);
+  });
+
+  it('a stored copy cut short is not linked into a new gbifID that shares its URL: that one is fetched', async () => {
+    // 8100006 and 8100007 share one URL, so one file (a hard link): both are cut short.
+    cutShort(file(8100006, 0));
+    const shared = rows[6]![1];
+    herbdlJson(['ingest', writeMultimedia(join(ws.out, '..', 'newer.txt'), [[8100009, shared]]), '--db', ws.db]);
+    const before = a!.count('/shared.jpg');
+    const run = await ws.run();
+    expect(run.json).toMatchObject({ idsDone: 1 });
+    expect(a!.count('/shared.jpg') - before).toBe(1);
+    const found = verifyJson(['--hash', '--list', ...db]);
+    expect(found.json).toMatchObject({ ids: 8, brokenIds: 2, damaged: 2 });
+    expect(found.stdout).not.toContain(treePath(8100009, 0));
   });
 });
 

@@ -3,8 +3,12 @@
  * is hard-linked from that gbifID's file, not fetched again (one image URL
  * is shared by up to 72 gbifIDs in real exports). A IIIF identifier is linked
  * part by part: each of its images from its own file, with the outcome
- * recorded then. A file that is gone (moved or deleted by hand) is fetched.
+ * recorded then. A file that is gone (moved or deleted by hand) is fetched,
+ * and so is one whose size is no longer the one recorded (cut short by a copy
+ * of the tree, a failing disk): linked, its damage would pass to every
+ * gbifID that shares the URL, each recorded done with the sound file's hash.
  */
+import { stat } from 'node:fs/promises';
 import type { FetchResult } from '../fetch/fetch-image.js';
 import type { FetchedPart, StoredCopy } from '../ledger/ledger.js';
 import { derivativeTemp, finalPath } from '../store/layout.js';
@@ -28,10 +32,16 @@ export function linkStored(
     const part = copy.parts?.[i];
     const source = finalPath(out, copy.gbifId, part ? part.fileIndex : copy.fileIndex);
     const outcome: FetchResult = part ? withoutPlace(part) : { ...copy.image };
-    linkOrCopy(source, task.temp).then(
-      () => then.linked(task, outcome),
-      () => then.missing(task),
-    );
+    // The size is looked at before the link: a fetch writes its temporary in place, and would write through a link into the copy.
+    stat(source)
+      .then(
+        (found) => found.size === outcome.bytes && linkOrCopy(source, task.temp).then(() => true),
+        () => false,
+      )
+      .then(
+        (linked) => (linked ? then.linked(task, outcome) : then.missing(task)),
+        () => then.missing(task),
+      );
   });
 }
 
