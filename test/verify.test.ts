@@ -9,9 +9,9 @@
 import { closeSync, existsSync, openSync, readFileSync, rmSync, truncateSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FIXTURES, herbdl, herbdlJson, tempDir } from './helpers/cli.js';
+import { FIXTURES, herbdl, herbdlJson, spawnHerbdl, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
-import { pgWorkspace, expectConsistentPgTree } from './helpers/pg-run.js';
+import { pgWorkspace, expectConsistentPgTree, until } from './helpers/pg-run.js';
 import { query } from './helpers/postgres.js';
 import { writeMultimedia } from './helpers/multimedia.js';
 import { expectConsistentTree, treePath, workspace } from './helpers/run.js';
@@ -179,5 +179,27 @@ describe('herbdl verify on a shared (PostgreSQL) ledger', async () => {
     expect(verifyJson(['--hash', ...db]).json).toMatchObject({ ids: 12, brokenIds: 0 });
     rmSync(join(ws.out, '.herbdl-rejected'), { recursive: true });
     await expectConsistentPgTree(ws);
+  });
+
+  it('passes over the gbifIDs a live recheck holds: a file being replaced is never judged', async () => {
+    // Every answer 4 s late: the recheck holds its claims (done gbifIDs) that long.
+    for (let i = 0; i < 12; i++) b!.route(`/p-${i}.jpg`, { kind: 'image', delayMs: 4000 });
+    const recheck = spawnHerbdl(['recheck', '--all', '--db', ws.db, '--out', ws.out, '--allow-private-network', '--per-host', '4', '--json']);
+    setTimeout(() => recheck.kill('SIGKILL'), 60_000).unref();
+    const ended = new Promise<number | null>((resolve) => recheck.once('exit', resolve));
+    const held = async () => (await query<{ n: number }>(ws.db, 'SELECT count(*)::int AS n FROM ids WHERE worker_id IS NOT NULL'))[0]!.n;
+    await until(async () => (await held()) > 0, 20_000, 'the recheck to claim');
+    const holding = await held();
+    // A file of a held gbifID, changed: not this verify's to judge.
+    const [heldId] = (await query<{ id: string }>(ws.db, 'SELECT gbif_id::text AS id FROM ids WHERE worker_id IS NOT NULL ORDER BY gbif_id LIMIT 1')).map((r) => Number(r.id));
+    flipByte(file(heldId!));
+    const r = verifyJson(['--hash', '--list', '--db', ws.db, '--out', ws.out]);
+    expect(r.status).toBe(0);
+    expect(r.json).toMatchObject({ ids: 12 - holding, brokenIds: 0 });
+    // The recheck took the host's bytes for its own (the ledger's), and let go: now verify judges that file.
+    expect(await ended).toBe(0);
+    const after = verifyJson(['--hash', '--list', '--db', ws.db, '--out', ws.out]);
+    expect(after.json).toMatchObject({ ids: 12, brokenIds: 1, damaged: 1 });
+    expect(after.stdout).toContain(`damaged\t${file(heldId!)}\t`);
   });
 });
