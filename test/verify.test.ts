@@ -134,6 +134,23 @@ describe('herbdl verify', async () => {
     expectConsistentTree(ws);
   });
 
+  it('finds a derivative gone; --repair and a run republish the gbifID from its own files, derive makes the width again', async () => {
+    expect(herbdlJson(['derive', '40', ...db])).toMatchObject({ derived: 7 });
+    expect(verifyJson([...db]).json).toMatchObject({ ids: 7, files: 18, brokenIds: 0 });
+    const derivative = join(ws.out, 'w40', treePath(8100005, 0));
+    rmSync(derivative);
+    const found = herbdl(['verify', '--list', ...db]);
+    expect(found.status).toBe(5);
+    expect(found.stdout).toContain(`missing\t${derivative}\tnot in the tree`);
+    const fetched = a!.requests.length;
+    expect(verifyJson(['--repair', ...db]).json).toMatchObject({ missing: 1, reopened: 1, movedAside: 0 });
+    expect((await ws.run()).json).toMatchObject({ idsDone: 1 });
+    expect(a!.requests.length).toBe(fetched);
+    expect(herbdlJson(['derive', '40', ...db])).toMatchObject({ derived: 1 });
+    expect(existsSync(derivative)).toBe(true);
+    expect(verifyJson(['--hash', ...db]).json).toMatchObject({ ids: 7, files: 18, brokenIds: 0 });
+  });
+
   it('a stored copy cut short is not linked into a new gbifID that shares its URL: that one is fetched', async () => {
     // 8100006 and 8100007 share one URL, so one file (a hard link): both are cut short.
     cutShort(file(8100006, 0));
@@ -144,7 +161,7 @@ describe('herbdl verify', async () => {
     expect(run.json).toMatchObject({ idsDone: 1 });
     expect(a!.count('/shared.jpg') - before).toBe(1);
     const found = verifyJson(['--hash', '--list', ...db]);
-    expect(found.json).toMatchObject({ ids: 8, brokenIds: 2, damaged: 2 });
+    expect(found.json).toMatchObject({ ids: 8, brokenIds: 2, damaged: 2, missing: 0 });
     expect(found.stdout).not.toContain(treePath(8100009, 0));
   });
 });

@@ -95,9 +95,9 @@ export function doneFilesSql(ids: string): string {
     ORDER BY i.gbif_id`;
 }
 
-/** `ids` (ascending) each with its files from rows of doneFilesSql (gbifID, NN, bytes, sha256) in their order. */
-export function groupDoneFiles(ids: readonly number[], rows: Iterable<readonly [number, number, number | null, string | null]>): VerifyDue[] {
-  const due = ids.map((gbifId) => ({ gbifId, files: [] as StoredFile[] }));
+/** `ids` (ascending, each with its derivative widths) each with its files from rows of doneFilesSql (gbifID, NN, bytes, sha256) in their order. */
+export function groupDoneFiles(ids: readonly { gbifId: number; widths: readonly number[] }[], rows: Iterable<readonly [number, number, number | null, string | null]>): VerifyDue[] {
+  const due = ids.map(({ gbifId, widths }) => ({ gbifId, widths, files: [] as StoredFile[] }));
   let k = 0;
   for (const [gbifId, fileIndex, bytes, sha256] of rows) {
     while (k < due.length && (due[k] as VerifyDue).gbifId !== Number(gbifId)) k++;

@@ -76,10 +76,11 @@ export interface StoredFile {
   readonly sha256: string | null;
 }
 
-/** A done gbifID to verify (herbdl verify): every file it has in the tree. */
+/** A done gbifID to verify (herbdl verify): every file it has in the tree, and the widths it has each of them at (derive). */
 export interface VerifyDue {
   readonly gbifId: number;
   readonly files: readonly StoredFile[];
+  readonly widths: readonly number[];
 }
 
 /** The ledger's side of derive, prune, recheck and verify: a part of DownloadLedger, kept here beside the shapes it moves. */

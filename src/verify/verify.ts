@@ -17,7 +17,7 @@ import { stat } from 'node:fs';
 import { namingPath } from '../errors.js';
 import { InFlight } from '../in-flight.js';
 import type { DownloadLedger, StoredFile, VerifyDue } from '../ledger/ledger.js';
-import { finalPath } from '../store/layout.js';
+import { derivativePath, finalPath } from '../store/layout.js';
 import { moveAside } from '../store/set-aside.js';
 import { HashPool } from './hash-pool.js';
 import type { HashResult } from './hash-worker.js';
@@ -96,7 +96,13 @@ export async function verify(ledger: DownloadLedger, settings: VerifySettings): 
 
   /** A batch of done gbifIDs: their files checked, the broken ones repaired (with `repair`), the claims ended. */
   async function checkBatch(due: readonly VerifyDue[]): Promise<void> {
-    const files = due.flatMap((id) => id.files.map((file) => ({ path: finalPath(settings.out, id.gbifId, file.fileIndex), file })));
+    // Each file, then its derivatives: of those the ledger records no size, only that they are there.
+    const files = due.flatMap((id) =>
+      id.files.flatMap((file) => [
+        { path: finalPath(settings.out, id.gbifId, file.fileIndex), file },
+        ...id.widths.map((w) => ({ path: derivativePath(settings.out, w, id.gbifId, file.fileIndex), file: { fileIndex: file.fileIndex, bytes: null, sha256: null } })),
+      ]),
+    );
     const verdicts = await eachAtOnce(files, STATS_AT_ONCE, check);
     if (pool) await compareHashes(pool, files, verdicts);
     const broken: number[] = [];
@@ -105,7 +111,7 @@ export async function verify(ledger: DownloadLedger, settings: VerifySettings): 
     for (const id of due) {
       tally.ids++;
       let sound = true;
-      for (let f = 0; f < id.files.length; f++, at++) {
+      for (let f = 0; f < id.files.length * (1 + id.widths.length); f++, at++) {
         const verdict = verdicts[at] as Verdict;
         tally.files++;
         if ('size' in verdict) {

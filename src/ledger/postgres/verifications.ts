@@ -13,13 +13,13 @@ import { FREE, HELD_BY, LET_GO } from './live.js';
 export async function claimVerify(pool: pg.Pool, me: number, after: number, limit: number): Promise<{ last: number | undefined; due: VerifyDue[] }> {
   const claimed = await pool.query(
     `UPDATE ids SET worker_id = $1 FROM (SELECT gbif_id FROM ids WHERE state = ${STATE.done} AND gbif_id > $2 AND ${FREE} ORDER BY gbif_id LIMIT $3 FOR UPDATE SKIP LOCKED) c
-     WHERE ids.gbif_id = c.gbif_id RETURNING ids.gbif_id`,
+     WHERE ids.gbif_id = c.gbif_id RETURNING ids.gbif_id, array(SELECT d.width FROM derivatives d WHERE d.gbif_id = ids.gbif_id ORDER BY d.width) AS widths`,
     [me, after, limit],
   );
-  const ids = claimed.rows.map((r) => r.gbif_id as number).sort((a, b) => a - b);
+  const ids = claimed.rows.map((r) => ({ gbifId: r.gbif_id as number, widths: r.widths as number[] })).sort((a, b) => a.gbifId - b.gbifId);
   if (ids.length === 0) return { last: undefined, due: [] };
-  const files = await pool.query({ text: doneFilesSql('i.gbif_id = ANY($1::bigint[])'), values: [ids], rowMode: 'array' });
-  return { last: ids[ids.length - 1], due: groupDoneFiles(ids, files.rows as [number, number, number | null, string | null][]) };
+  const files = await pool.query({ text: doneFilesSql('i.gbif_id = ANY($1::bigint[])'), values: [ids.map((i) => i.gbifId)], rowMode: 'array' });
+  return { last: ids[ids.length - 1]?.gbifId, due: groupDoneFiles(ids, files.rows as [number, number, number | null, string | null][]) };
 }
 
 /**

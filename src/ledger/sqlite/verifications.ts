@@ -14,6 +14,7 @@ export class SqliteVerifications {
   constructor(private readonly db: Database.Database) {
     this.stmt = {
       doneAfter: db.prepare(`SELECT gbif_id FROM ids WHERE gbif_id > ? AND state = ${STATE.done} ORDER BY gbif_id LIMIT ?`).pluck(),
+      widths: db.prepare('SELECT gbif_id, width FROM derivatives WHERE gbif_id > ? AND gbif_id <= ? ORDER BY gbif_id, width').raw(),
       files: db.prepare(doneFilesSql(`i.gbif_id IN (SELECT gbif_id FROM ids WHERE gbif_id > ? AND gbif_id <= ? AND state = ${STATE.done})`)).raw(),
       // As an ingest reopens a done gbifID that gained an image: its images stay done, their files its own stored copies.
       reopen: db.prepare(`UPDATE ids SET state = ${STATE.pending}, blocked_host = NULL WHERE gbif_id = ? AND state = ${STATE.done}`),
@@ -25,7 +26,10 @@ export class SqliteVerifications {
     const ids = this.stmt.doneAfter.all(after, limit) as number[];
     const last = ids[ids.length - 1];
     if (last === undefined) return { last, due: [] };
-    return { last, due: groupDoneFiles(ids, this.stmt.files.all(after, last) as [number, number, number | null, string | null][]) };
+    const widths = new Map<number, number[]>();
+    for (const [gbifId, width] of this.stmt.widths.all(after, last) as [number, number][]) widths.set(gbifId, [...(widths.get(gbifId) ?? []), width]);
+    const claimed = ids.map((gbifId) => ({ gbifId, widths: widths.get(gbifId) ?? [] }));
+    return { last, due: groupDoneFiles(claimed, this.stmt.files.all(after, last) as [number, number, number | null, string | null][]) };
   }
 
   reopen(gbifIds: readonly number[]): number {
