@@ -6,7 +6,7 @@
  * and --repair makes those gbifIDs pending, damaged files moved aside, so the
  * next run fetches exactly what was lost. On SQLite and PostgreSQL.
  */
-import { closeSync, existsSync, openSync, readFileSync, rmSync, truncateSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, truncateSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FIXTURES, herbdl, herbdlJson, spawnHerbdl, tempDir } from './helpers/cli.js';
@@ -118,6 +118,8 @@ describe('herbdl verify', async () => {
     const aside = (id: number, nn: number) => join(ws.out, '.herbdl-rejected', 'damaged', treePath(id, nn));
     expect(existsSync(aside(8100002, 0)) && existsSync(aside(8100003, 0))).toBe(true);
     expect(existsSync(file(8100002, 0)) || existsSync(file(8100003, 0))).toBe(false);
+    // As a kill between verify's commit and its move would leave it: a damaged file of its size, in place. The run must not link it.
+    renameSync(aside(8100003, 0), file(8100003, 0));
 
     const again = await ws.run();
     expect(again.json).toMatchObject({ idsDone: 4, idsFailed: 0 });
@@ -185,6 +187,8 @@ describe('herbdl verify on a shared (PostgreSQL) ledger', async () => {
     expect(found.json).toMatchObject({ ids: 12, missing: 1, damaged: 1, brokenIds: 2 });
     const repaired = verifyJson(['--hash', '--repair', ...db]);
     expect(repaired.json).toMatchObject({ brokenIds: 2, reopened: 2, movedAside: 1 });
+    // As a kill between verify's commit and its move would leave it: the damaged file in place, which no worker may link.
+    renameSync(join(ws.out, '.herbdl-rejected', 'damaged', treePath(8200007, 0)), file(8200007));
     // Its claims ended with it.
     expect(await query(ws.db, 'SELECT count(*)::int AS n FROM ids WHERE worker_id IS NOT NULL')).toEqual([{ n: 0 }]);
     expect(herbdlJson(['status', '--db', ws.db])).toMatchObject({ ids: { done: 10, pending: 2 } });

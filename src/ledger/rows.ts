@@ -89,19 +89,23 @@ export const GONE_IDS_SQL = `SELECT DISTINCT gbif_id FROM images WHERE gone_at I
  */
 export function doneFilesSql(ids: string): string {
   return `SELECT i.gbif_id, COALESCE(p.file_index, i.file_index, i.image_index) AS nn,
-      CASE WHEN p.image_id IS NULL THEN i.bytes ELSE p.bytes END AS bytes, CASE WHEN p.image_id IS NULL THEN i.sha256 ELSE p.sha256 END AS sha256
+      CASE WHEN p.image_id IS NULL THEN i.bytes ELSE p.bytes END AS bytes, CASE WHEN p.image_id IS NULL THEN i.sha256 ELSE p.sha256 END AS sha256,
+      i.image_id, p.part_index
     FROM images i LEFT JOIN image_parts p ON p.image_id = i.image_id
     WHERE ${ids} AND i.state = ${STATE.done} AND (p.image_id IS NOT NULL OR i.received_format IS NULL OR i.received_format NOT LIKE 'iiif%')
     ORDER BY i.gbif_id`;
 }
 
-/** `ids` (ascending, each with its derivative widths) each with its files from rows of doneFilesSql (gbifID, NN, bytes, sha256) in their order. */
-export function groupDoneFiles(ids: readonly { gbifId: number; widths: readonly number[] }[], rows: Iterable<readonly [number, number, number | null, string | null]>): VerifyDue[] {
+/** A row of doneFilesSql: gbifID, NN, bytes, sha256, image id, part index. */
+export type DoneFileRow = readonly [number, number, number | null, string | null, number, number | null];
+
+/** `ids` (ascending, each with its derivative widths) each with its files from rows of doneFilesSql in their order. */
+export function groupDoneFiles(ids: readonly { gbifId: number; widths: readonly number[] }[], rows: Iterable<DoneFileRow>): VerifyDue[] {
   const due = ids.map(({ gbifId, widths }) => ({ gbifId, widths, files: [] as StoredFile[] }));
   let k = 0;
-  for (const [gbifId, fileIndex, bytes, sha256] of rows) {
+  for (const [gbifId, fileIndex, bytes, sha256, imageId, partIndex] of rows) {
     while (k < due.length && (due[k] as VerifyDue).gbifId !== Number(gbifId)) k++;
-    (due[k] as { files: StoredFile[] } | undefined)?.files.push({ fileIndex, bytes: bytes === null ? null : Number(bytes), sha256 });
+    (due[k] as { files: StoredFile[] } | undefined)?.files.push({ imageId: Number(imageId), partIndex, fileIndex, bytes: bytes === null ? null : Number(bytes), sha256 });
   }
   return due;
 }

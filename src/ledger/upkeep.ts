@@ -69,8 +69,10 @@ export interface PruneDue {
   readonly gone?: readonly number[];
 }
 
-/** A file the ledger says a done gbifID has: its NN, and the size and sha256 recorded when it was stored (null if unknown). */
+/** A file the ledger says a done gbifID has: its image (and IIIF part), its NN, and the size and sha256 recorded when it was stored (null if unknown). */
 export interface StoredFile {
+  readonly imageId: number;
+  readonly partIndex: number | null;
   readonly fileIndex: number;
   readonly bytes: number | null;
   readonly sha256: string | null;
@@ -134,10 +136,11 @@ export interface UpkeepLedger {
    */
   claimVerify(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: VerifyDue[] }>;
   /**
-   * Ends the verification of `checked`: those in `reopen` (files missing or
-   * damaged) are done no more but pending, their images fetched again by the
-   * next run (a file still in the tree is not linked: the caller has moved a
-   * damaged one aside); the claims of all end. Returns how many it reopened.
+   * Ends the verification of `checked`, in one transaction: those in `reopen`
+   * (a file missing or damaged) are done no more but pending; the files in
+   * `lost` (missing or damaged) lose their recorded sha256, so that no run
+   * takes one for a stored copy (the next fetches them, whatever is still in
+   * the tree); the claims of all end. Returns how many it reopened.
    */
-  recordVerified(checked: readonly number[], reopen: readonly number[]): Promise<number>;
+  recordVerified(checked: readonly number[], reopen: readonly number[], lost: readonly StoredFile[]): Promise<number>;
 }

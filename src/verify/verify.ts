@@ -6,12 +6,13 @@
  * cannot see go: a copy to another filesystem cut short, a disk that failed,
  * a folder deleted by hand, bits that rotted.
  *
- * With `repair`, a gbifID with a file missing or damaged is done no more: its
- * damaged files are moved aside (never deleted), then it is pending again and
- * the next run fetches what it lacks (its intact files are linked from
- * themselves). Moved before the commit: a kill between leaves a done gbifID
- * with a file missing, which the next verify finds, never a damaged file that
- * a run would take for a stored copy.
+ * With `repair`, a gbifID with a file missing or damaged is done no more: it
+ * is pending again, the ledger forgets the sha256 of its lost files (so no
+ * run takes what is left of one for a stored copy), and once that has
+ * committed its damaged files are moved aside (never deleted). The next run
+ * fetches what it lacks and links its intact files from themselves. A kill
+ * between the commit and the move leaves a damaged file where the next run
+ * publishes a fetched one: never a done gbifID without its file.
  */
 import { stat } from 'node:fs';
 import { namingPath } from '../errors.js';
@@ -81,7 +82,7 @@ export async function verify(ledger: DownloadLedger, settings: VerifySettings): 
       if (last === undefined) break;
       if (settings.signal?.aborted) {
         interrupted = true;
-        await ledger.recordVerified(due.map((d) => d.gbifId), []);
+        await ledger.recordVerified(due.map((d) => d.gbifId), [], []);
         break;
       }
       after = last;
@@ -100,13 +101,14 @@ export async function verify(ledger: DownloadLedger, settings: VerifySettings): 
     const files = due.flatMap((id) =>
       id.files.flatMap((file) => [
         { path: finalPath(settings.out, id.gbifId, file.fileIndex), file },
-        ...id.widths.map((w) => ({ path: derivativePath(settings.out, w, id.gbifId, file.fileIndex), file: { fileIndex: file.fileIndex, bytes: null, sha256: null } })),
+        ...id.widths.map((w) => ({ path: derivativePath(settings.out, w, id.gbifId, file.fileIndex), file: { ...file, bytes: null, sha256: null }, derivative: true })),
       ]),
     );
     const verdicts = await eachAtOnce(files, STATS_AT_ONCE, check);
     if (pool) await compareHashes(pool, files, verdicts);
     const broken: number[] = [];
     const damaged: string[] = [];
+    const lost: StoredFile[] = [];
     let at = 0;
     for (const id of due) {
       tally.ids++;
@@ -119,22 +121,24 @@ export async function verify(ledger: DownloadLedger, settings: VerifySettings): 
           continue;
         }
         sound = false;
-        const path = (files[at] as { path: string }).path;
+        const { path, file, derivative } = files[at] as { path: string; file: StoredFile; derivative?: boolean };
         tally[verdict.problem]++;
         if (verdict.problem === 'damaged') damaged.push(path);
+        if (!derivative) lost.push(file);
         settings.onProblem?.({ gbifId: id.gbifId, path, ...verdict });
       }
       if (!sound) broken.push(id.gbifId);
     }
     tally.brokenIds += broken.length;
+    tally.reopened += await ledger.recordVerified(
+      due.map((d) => d.gbifId),
+      settings.repair ? broken : [],
+      settings.repair ? lost : [],
+    );
     if (settings.repair) {
       for (const path of damaged) await moveAside(settings.out, path, 'damaged');
       tally.movedAside += damaged.length;
     }
-    tally.reopened += await ledger.recordVerified(
-      due.map((d) => d.gbifId),
-      settings.repair ? broken : [],
-    );
   }
 
   /** One file's verdict by its stat: a callback, not a promise (a third of the cost of a file over a warm cache). */
@@ -149,7 +153,7 @@ export async function verify(ledger: DownloadLedger, settings: VerifySettings): 
 }
 
 /** With --hash: the files whose size was right and whose sha256 the ledger has are read, and their hashes compared. */
-async function compareHashes(pool: HashPool, files: readonly { path: string; file: StoredFile }[], verdicts: Verdict[]): Promise<void> {
+async function compareHashes(pool: HashPool, files: readonly { readonly path: string; readonly file: StoredFile }[], verdicts: Verdict[]): Promise<void> {
   const wanted = files.flatMap((f, k) => ('size' in (verdicts[k] as Verdict) && f.file.sha256 !== null ? [k] : []));
   const results = await pool.hash(wanted.map((k) => (files[k] as { path: string }).path));
   wanted.forEach((k, i) => {

@@ -110,14 +110,14 @@ export async function withStoredCopies(pool: pg.Pool, claimed: readonly ClaimedI
   }));
 }
 
-/** Done copies of these URLs, by URL (a few per URL at most), with a IIIF identifier's parts. */
+/** Done copies of these URLs, by URL (a few per URL at most), with a IIIF identifier's parts; not one whose file verify found lost (its sha256 forgotten). */
 export async function storedCopies(pool: pg.Pool, urls: readonly string[]): Promise<Map<string, StoredCopy[]>> {
   const found = new Map<string, StoredCopy[]>();
   if (urls.length === 0) return found;
   const hashes = [...new Set(urls.map(urlHash))];
   const rows = await pool.query(
     `SELECT image_id, gbif_id, COALESCE(file_index, image_index) AS file_index, url, http_status, final_url, content_type, bytes, sha256, width, height, received_format
-     FROM images WHERE url_hash = ANY($1::bigint[]) AND state = 1`,
+     FROM images WHERE url_hash = ANY($1::bigint[]) AND state = 1 AND sha256 IS NOT NULL`,
     [hashes],
   );
   const wanted = new Set(urls);
@@ -140,8 +140,8 @@ export async function storedCopies(pool: pg.Pool, urls: readonly string[]): Prom
     let copy: StoredCopy = { gbifId: r.gbif_id, fileIndex: r.file_index, image: outcomeOf(r) };
     if (r.received_format?.startsWith('iiif')) {
       const list = parts.get(r.image_id);
-      // An expanded identifier with no parts recorded cannot be linked: fetch it.
-      if (!list || list.length === 0) continue;
+      // An expanded identifier with no parts recorded, or a part verify found lost (no sha256), cannot be linked: fetch it.
+      if (!list || list.length === 0 || list.some((p) => p.sha256 === null)) continue;
       copy = { ...copy, parts: list };
     }
     let list = found.get(r.url);

@@ -4,7 +4,7 @@
  * moves a batch; none is made per request.
  */
 import type pg from 'pg';
-import type { ClaimedId, DerivationDue, DoneId, FreshnessSummary, HeldElsewhere, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, VerifyDue, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, SetAsideId, StoredCopy, WorkerId } from '../ledger.js';
+import type { ClaimedId, DerivationDue, DoneId, FreshnessSummary, HeldElsewhere, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, StoredFile, VerifyDue, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, SetAsideId, StoredCopy, WorkerId } from '../ledger.js';
 import { intentOf, intentText, STATE, STATE_NAME } from '../rows.js';
 import { claimWith, storedCopies, withStoredCopies } from './claims.js';
 import { BLOCKED_HOSTS, FREE, HELD_BY, LET_GO, LIVE } from './live.js';
@@ -210,9 +210,9 @@ export class PostgresDownloads implements DownloadLedger {
     return claimVerify(this.pool, this.me, afterGbifId, limit);
   }
 
-  async recordVerified(checked: readonly number[], reopen: readonly number[]): Promise<number> {
+  async recordVerified(checked: readonly number[], reopen: readonly number[], lost: readonly StoredFile[]): Promise<number> {
     if (checked.length === 0) return 0;
-    return transaction(this.pool, (db) => recordVerified(db, this.me, checked, reopen));
+    return transaction(this.pool, (db) => recordVerified(db, this.me, checked, reopen, lost));
   }
 
   prunable(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: PruneDue[] }> {

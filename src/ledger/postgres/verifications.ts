@@ -6,8 +6,8 @@
  * file that worker is changing.
  */
 import type pg from 'pg';
-import type { VerifyDue } from '../ledger.js';
-import { doneFilesSql, groupDoneFiles, STATE } from '../rows.js';
+import type { StoredFile, VerifyDue } from '../ledger.js';
+import { doneFilesSql, groupDoneFiles, STATE, type DoneFileRow } from '../rows.js';
 import { FREE, HELD_BY, LET_GO } from './live.js';
 
 export async function claimVerify(pool: pg.Pool, me: number, after: number, limit: number): Promise<{ last: number | undefined; due: VerifyDue[] }> {
@@ -19,7 +19,7 @@ export async function claimVerify(pool: pg.Pool, me: number, after: number, limi
   const ids = claimed.rows.map((r) => ({ gbifId: r.gbif_id as number, widths: r.widths as number[] })).sort((a, b) => a.gbifId - b.gbifId);
   if (ids.length === 0) return { last: undefined, due: [] };
   const files = await pool.query({ text: doneFilesSql('i.gbif_id = ANY($1::bigint[])'), values: [ids.map((i) => i.gbifId)], rowMode: 'array' });
-  return { last: ids[ids.length - 1]?.gbifId, due: groupDoneFiles(ids, files.rows as [number, number, number | null, string | null][]) };
+  return { last: ids[ids.length - 1]?.gbifId, due: groupDoneFiles(ids, files.rows as unknown as DoneFileRow[]) };
 }
 
 /**
@@ -27,7 +27,17 @@ export async function claimVerify(pool: pg.Pool, me: number, after: number, limi
  * lost (connect.ts: riding), it reopens and counts nothing twice: the
  * gbifIDs it reopened are pending, and no longer this worker's.
  */
-export async function recordVerified(db: pg.PoolClient, me: number, checked: readonly number[], reopen: readonly number[]): Promise<number> {
+export async function recordVerified(db: pg.PoolClient, me: number, checked: readonly number[], reopen: readonly number[], lost: readonly StoredFile[]): Promise<number> {
+  // A stored copy is one whose sha256 the ledger has (claims.ts): a lost file's is forgotten.
+  const images = lost.filter((f) => f.partIndex === null).map((f) => f.imageId);
+  const parts = lost.filter((f) => f.partIndex !== null);
+  if (images.length > 0) await db.query('UPDATE images SET sha256 = NULL WHERE image_id = ANY($1::bigint[])', [images]);
+  if (parts.length > 0) {
+    await db.query('UPDATE image_parts p SET sha256 = NULL FROM unnest($1::bigint[], $2::int[]) AS v(image_id, part_index) WHERE p.image_id = v.image_id AND p.part_index = v.part_index', [
+      parts.map((f) => f.imageId),
+      parts.map((f) => f.partIndex),
+    ]);
+  }
   const reopened =
     reopen.length === 0
       ? 0
