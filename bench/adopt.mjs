@@ -10,16 +10,11 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { arg, bin, fmt, HEADER, pathFor, removeSqlite, timed } from './harness.mjs';
-import { sheetTree } from './sheets.mjs';
+import { bin, fmt, HEADER, pathFor, removeSqlite, timed } from './harness.mjs';
+import { sharedTree, sheetTree } from './sheets.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const ids = arg('ids', 100_000);
-const sheetArg = process.argv.indexOf('--sheet');
-const sheet = sheetArg > 0 ? process.argv[sheetArg + 1] : '400x600';
-const dir = join(here, 'out', 'adopt');
-const tree = join(dir, `tree-${ids}-${sheet}`);
-const FIRST_ID = 1_000_000_000;
+const { ids, sheet, dir, tree, firstId: FIRST_ID } = sharedTree(here);
 
 await sheetTree(tree, ids, sheet, FIRST_ID);
 

@@ -46,3 +46,19 @@ export async function sheetTree(tree, ids, spec, firstId) {
   }
   writeFileSync(marker, '');
 }
+
+/**
+ * The stored tree bench:adopt and bench:verify share, from the command line:
+ * `--ids` (100,000) gbifIDs of `--sheet` (400x600) sheets from FIRST_ID, in
+ * `<bench>/out/adopt/tree-<ids>-<sheet>` (bench:pack reads the default one).
+ */
+export function sharedTree(benchDir) {
+  const value = (name) => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i > 0 ? process.argv[i + 1] : undefined;
+  };
+  const ids = Number(value('ids') ?? 100_000);
+  const sheet = value('sheet') ?? '400x600';
+  const dir = join(benchDir, 'out', 'adopt');
+  return { ids, sheet, dir, tree: join(dir, `tree-${ids}-${sheet}`), firstId: 1_000_000_000 };
+}
