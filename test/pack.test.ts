@@ -7,7 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
@@ -117,6 +117,24 @@ describe('herbdl pack --format webdataset', async () => {
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(existsSync(join(dir, 'refused'))).toBe(false);
     }
+  });
+
+  it('refuses a stored file cut short or gone, in one line naming it (exit 5), and keeps no shard half-written', async () => {
+    const broken = await collection(dir, 'broken', 6, () => 1);
+    const first = join(broken.images, rel(7_100_000_000, 0));
+    const third = join(broken.images, rel(7_100_000_026, 0));
+    truncateSync(third, 100);
+    const shards = join(dir, 'broken-shards');
+    const cut = herbdl(['pack', '--db', broken.db, '--images', broken.images, '--out', shards, '--shard-size', '2']);
+    expect(cut.status).toBe(5);
+    expect(cut.stderr.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^herbdl: ${third} is 100 bytes where the ledger has [0-9,]+; herbdl verify --repair`))]);
+    // The shard before it is finished and kept; the one it was in is not left half-written.
+    expect(shardFiles(shards)).toEqual(['herbdl-000000.tar']);
+    expect(readdirSync(shards).filter((f) => f.endsWith('.part'))).toEqual([]);
+    rmSync(first);
+    const gone = herbdl(['pack', '--db', broken.db, '--images', broken.images, '--out', join(dir, 'broken-again'), '--shard-size', '2']);
+    expect(gone.status).toBe(5);
+    expect(gone.stderr.trim().split('\n')).toEqual([`herbdl: ${first}: a done gbifID's file is not in the tree; herbdl verify --repair finds every such file and makes its gbifID pending, for the next run to fetch`]);
   });
 
   it('after kill -9, the next pack keeps the finished shards and ends with the same bytes as an uninterrupted one', async () => {

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { pack as tarPack, type Pack } from 'tar-stream';
 import type { ExportedImage, Ledger } from '../ledger/ledger.js';
 import { createHash } from 'node:crypto';
-import { namingPath, UsageError } from '../errors.js';
+import { namingPath, TreeDamagedError, UsageError } from '../errors.js';
 import { writeAll } from '../store/durable.js';
 import { derivativePath, finalPath } from '../store/layout.js';
 import { expectTree } from '../store/tree-hold.js';
@@ -82,6 +82,28 @@ function sidecar(image: ExportedImage, body: Buffer, derivative: boolean): strin
     bytes: body.length,
     sha256: derivative ? createHash('sha256').update(body).digest('hex') : image.sha256,
   });
+}
+
+/**
+ * A done image's file as the ledger recorded it. One gone, or an original
+ * whose size is not the one recorded (cut short by a copy, a failing disk),
+ * would go to training as it is, its .json vouching for the sound file's
+ * sha256: refused, naming it, for verify to find them all.
+ */
+function storedBody(image: ExportedImage, imagesDir: string, width: number): Buffer {
+  const path = width > 0 ? derivativePath(imagesDir, width, image.gbifId, image.fileIndex) : finalPath(imagesDir, image.gbifId, image.fileIndex);
+  const advice = 'herbdl verify --repair finds every such file and makes its gbifID pending, for the next run to fetch';
+  let body: Buffer;
+  try {
+    body = readFileSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    throw new TreeDamagedError(`${path}: a done gbifID's file is not in the tree; ${advice}`);
+  }
+  if (width === 0 && image.bytes !== null && body.length !== image.bytes) {
+    throw new TreeDamagedError(`${path} is ${body.length.toLocaleString('en-US')} bytes where the ledger has ${image.bytes.toLocaleString('en-US')}; ${advice}`);
+  }
+  return body;
 }
 
 /** Done images after `after`; with a width, only those of gbifIDs that have that derivative (both streams in gbifID order). */
@@ -173,7 +195,7 @@ async function writeShard(path: string, images: AsyncIterator<ExportedImage>, im
       const next = await images.next();
       if (next.done) break;
       const image = next.value;
-      const body = readFileSync(width > 0 ? derivativePath(imagesDir, width, image.gbifId, image.fileIndex) : finalPath(imagesDir, image.gbifId, image.fileIndex));
+      const body = storedBody(image, imagesDir, width);
       const key = `${image.gbifId}-${String(image.fileIndex).padStart(2, '0')}`;
       await entry(pack, `${key}.jpg`, body);
       await entry(pack, `${key}.json`, Buffer.from(sidecar(image, body, width > 0)));
