@@ -107,10 +107,11 @@ export class SnapshotRefusedError extends HerbdlError {
 
 const kTreeDamaged = brand('TreeDamaged');
 /**
- * herbdl verify found done gbifIDs whose files are missing or damaged and
- * was not asked to repair them: the tree breaks the ledger's promise, which
- * a script (a cron job after a copy, a check before training) must see.
- * Exit 5, as fsck tells errors left uncorrected from its other failures.
+ * The tree lacks a done gbifID's file or holds one damaged: verify found
+ * such files and was not asked to repair them, or pack met one. The tree
+ * breaks the ledger's promise, which a script (a cron job after a copy, a
+ * check before training) must see: exit 5, as fsck tells errors left
+ * uncorrected from its other failures.
  */
 export class TreeDamagedError extends HerbdlError {
   readonly [kTreeDamaged] = true;
