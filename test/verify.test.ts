@@ -73,7 +73,10 @@ describe('herbdl verify', async () => {
       // 8100004's manifest gave two files; the failed gbifID is not looked at.
       expect(r.json).toMatchObject({ ids: 7, files: 9, missing: 0, damaged: 0, brokenIds: 0, reopened: 0 });
     }
-    expect(herbdl(['verify', ...db]).stdout).toContain('every file is there, as recorded');
+    expect(herbdl(['verify', '--hash', ...db]).stdout).toContain('every file is there, as recorded');
+    // status says when the tree was last verified, and what that found.
+    expect(ws.status()).toMatchObject({ verified: { hash: true, ids: 7, files: 9, brokenIds: 0, interrupted: false } });
+    expect(herbdl(['status', '--db', ws.db]).stdout).toMatch(/^verified {2}\d{4}-\d\d-\d\dT[0-9:.]+Z, sizes and sha256: 9 files of 7 done gbifIDs, every file as recorded$/m);
   });
 
   it('finds a file gone, one cut short and a IIIF part gone by their sizes, a changed byte only with --hash; one line, exit 5, nothing changed', () => {
@@ -114,7 +117,7 @@ describe('herbdl verify', async () => {
     const repaired = verifyJson(['--hash', '--repair', ...db]);
     expect(repaired.status).toBe(0);
     expect(repaired.json).toMatchObject({ brokenIds: 4, reopened: 4, movedAside: 2 });
-    expect(ws.status()).toMatchObject({ ids: { done: 3, pending: 4, failed: 1 } });
+    expect(ws.status()).toMatchObject({ ids: { done: 3, pending: 4, failed: 1 }, verified: { missing: 2, damaged: 2, brokenIds: 4, reopened: 4 } });
     const aside = (id: number, nn: number) => join(ws.out, '.herbdl-rejected', 'damaged', treePath(id, nn));
     expect(existsSync(aside(8100002, 0)) && existsSync(aside(8100003, 0))).toBe(true);
     expect(existsSync(file(8100002, 0)) || existsSync(file(8100003, 0))).toBe(false);
@@ -191,7 +194,7 @@ describe('herbdl verify on a shared (PostgreSQL) ledger', async () => {
     renameSync(join(ws.out, '.herbdl-rejected', 'damaged', treePath(8200007, 0)), file(8200007));
     // Its claims ended with it.
     expect(await query(ws.db, 'SELECT count(*)::int AS n FROM ids WHERE worker_id IS NOT NULL')).toEqual([{ n: 0 }]);
-    expect(herbdlJson(['status', '--db', ws.db])).toMatchObject({ ids: { done: 10, pending: 2 } });
+    expect(herbdlJson(['status', '--db', ws.db])).toMatchObject({ ids: { done: 10, pending: 2 }, verified: { hash: true, ids: 12, brokenIds: 2, reopened: 2 } });
     const [n3, n7] = [b!.count('/p-3.jpg'), b!.count('/p-7.jpg')];
     const next = ws.worker();
     expect(await next.exited).toBe(0);

@@ -8,7 +8,7 @@ import type { WorkerId } from './download-ledger.js';
 import type { DownloadLedger } from './download-ledger.js';
 import type { IngestWriter } from './ingest-batch.js';
 import type { ExcludeTally, UnexcludeTally } from './exclusions.js';
-import type { FreshnessSummary, HostRate } from './upkeep.js';
+import type { FreshnessSummary, HostRate, VerifiedSummary } from './upkeep.js';
 import type { Tier } from './freshness.js';
 
 export * from './download-ledger.js';
@@ -79,6 +79,8 @@ export interface LedgerStatus {
     readonly goneIds: readonly number[];
     readonly last?: FreshnessSummary;
   };
+  /** What the last `herbdl verify` found, if one ran. */
+  readonly verified?: VerifiedSummary;
 }
 
 /** Per host and tier, as `recheck --plan` reads them: re-checkable images and those due now. */

@@ -8,6 +8,7 @@
  */
 import { SNAPSHOT_NUMBER } from './snapshots.js';
 import { FRESHNESS } from './freshness.js';
+import { LAST_VERIFY } from './upkeep.js';
 import Database from 'better-sqlite3';
 import { LedgerError } from '../errors.js';
 import { openLedger } from './open.js';
@@ -55,7 +56,7 @@ async function copyTable(db: Database.Database, client: pg.PoolClient, table: (t
   return n;
 }
 
-const CARRIED_NOTES = [SNAPSHOT_NUMBER, FRESHNESS];
+const CARRIED_NOTES = [SNAPSHOT_NUMBER, FRESHNESS, LAST_VERIFY];
 
 export interface MigrateSummary {
   readonly rows: Readonly<Record<string, number>>;

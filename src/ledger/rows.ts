@@ -3,7 +3,7 @@
  * stored outcome, an export line, and ingest tallies. Both schemas keep
  * these columns under the same names, so one reading serves both.
  */
-import type { ExportedImage, FreshnessSummary, HostCounts, ImageOutcome, IngestTally, ItemState, LedgerStatus, PublishIntent, StateCounts, StoredFile, VerifyDue } from './ledger.js';
+import type { ExportedImage, FreshnessSummary, HostCounts, ImageOutcome, IngestTally, ItemState, LedgerStatus, PublishIntent, StateCounts, StoredFile, VerifiedSummary, VerifyDue } from './ledger.js';
 
 /** A done image's (or IIIF part's) outcome columns. */
 export interface OutcomeRow {
@@ -66,6 +66,11 @@ export function derivedCounts(totals: ReadonlyMap<string, number>): { width: num
 export function freshnessOf(totals: ReadonlyMap<string, number>, last: string | undefined, goneIds: readonly number[]): LedgerStatus['freshness'] {
   const counts = { changed: Number(totals.get('images_changed') ?? 0), gone: Number(totals.get('images_gone') ?? 0), goneIds };
   return last ? { ...counts, last: JSON.parse(last) as FreshnessSummary } : counts;
+}
+
+/** Status's last verify, from the JSON kept in the ledger's notes (nothing if none ran). */
+export function verifiedOf(kept: string | undefined): { verified?: VerifiedSummary } {
+  return kept ? { verified: JSON.parse(kept) as VerifiedSummary } : {};
 }
 
 /** An intent as the publishing table keeps it: its paths (a JSON array), or with restores a JSON object. */

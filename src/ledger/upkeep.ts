@@ -85,6 +85,23 @@ export interface VerifyDue {
   readonly widths: readonly number[];
 }
 
+/** What the last `herbdl verify` found, kept for status. */
+export interface VerifiedSummary {
+  /** When it ended (epoch ms). */
+  readonly at: number;
+  readonly hash: boolean;
+  readonly ids: number;
+  readonly files: number;
+  readonly missing: number;
+  readonly damaged: number;
+  readonly brokenIds: number;
+  readonly reopened: number;
+  readonly interrupted: boolean;
+}
+
+/** The key the last verify's summary is kept under, in the ledger's notes (herbdl_meta, ledger_state). */
+export const LAST_VERIFY = 'last_verify';
+
 /** The ledger's side of derive, prune, recheck and verify: a part of DownloadLedger, kept here beside the shapes it moves. */
 export interface UpkeepLedger {
   /**
@@ -143,4 +160,6 @@ export interface UpkeepLedger {
    * the tree); the claims of all end. Returns how many it reopened.
    */
   recordVerified(checked: readonly number[], reopen: readonly number[], lost: readonly StoredFile[]): Promise<number>;
+  /** Keeps what a verify found, for status. */
+  recordVerifySummary(summary: VerifiedSummary): Promise<void>;
 }

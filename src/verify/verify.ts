@@ -93,6 +93,7 @@ export async function verify(ledger: DownloadLedger, settings: VerifySettings): 
     await batches.drain().catch(() => {});
     await pool?.close();
   }
+  await ledger.recordVerifySummary({ at: Date.now(), hash: settings.hash, ids: tally.ids, files: tally.files, missing: tally.missing, damaged: tally.damaged, brokenIds: tally.brokenIds, reopened: tally.reopened, interrupted });
   return { out: settings.out, hash: settings.hash, repair: settings.repair, ...tally, interrupted, elapsedMs: Math.round(performance.now() - started) };
 
   /** A batch of done gbifIDs: their files checked, the broken ones repaired (with `repair`), the claims ended. */

@@ -39,6 +39,11 @@ function printStatus(s: LedgerStatus, db: string): void {
     lines.push(`freshness ${last}${formatCount(f.changed)} changed and replaced, ${formatCount(f.gone)} gone at the source (files kept until herbdl prune)`);
     if (f.goneIds.length > 0) lines.push(`          gone images' gbifIDs: ${f.goneIds.join(', ')}${f.gone > f.goneIds.length ? ', ...' : ''}`);
   }
+  const v = s.verified;
+  if (v) {
+    const found = v.brokenIds === 0 ? 'every file as recorded' : `${formatCount(v.missing)} missing, ${formatCount(v.damaged)} damaged, ${formatCount(v.brokenIds)} gbifIDs affected${v.reopened > 0 ? `, ${formatCount(v.reopened)} made pending again` : ''}`;
+    lines.push(`verified  ${new Date(v.at).toISOString()}${v.interrupted ? ' (interrupted)' : ''}, ${v.hash ? 'sizes and sha256' : 'sizes'}: ${formatCount(v.files)} files of ${formatCount(v.ids)} done gbifIDs, ${found}`);
+  }
   if (!s.complete) lines.push('note: an ingest into this ledger is running or was interrupted; gbifID counts are complete once it finishes (run the ingest again)');
   if (s.hosts.length > 0) {
     const width = Math.max(4, ...s.hosts.map((h) => h.host.length));

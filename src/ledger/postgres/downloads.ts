@@ -4,7 +4,7 @@
  * moves a batch; none is made per request.
  */
 import type pg from 'pg';
-import type { ClaimedId, DerivationDue, DoneId, FreshnessSummary, HeldElsewhere, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, StoredFile, VerifyDue, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, SetAsideId, StoredCopy, WorkerId } from '../ledger.js';
+import type { ClaimedId, DerivationDue, DoneId, FreshnessSummary, HeldElsewhere, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, StoredFile, VerifiedSummary, VerifyDue, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, SetAsideId, StoredCopy, WorkerId } from '../ledger.js';
 import { intentOf, intentText, STATE, STATE_NAME } from '../rows.js';
 import { claimWith, storedCopies, withStoredCopies } from './claims.js';
 import { BLOCKED_HOSTS, FREE, HELD_BY, LET_GO, LIVE } from './live.js';
@@ -15,7 +15,7 @@ import { recordDone, recordFailed, recordStored } from './outcomes.js';
 import { derivationsDue, derivedWidths, recordDerived } from './derivatives.js';
 import { prunable, prunableGone, recordPruned } from './removals.js';
 import { claimRecheck, recordFreshness, recordHostRates, recordRechecked } from './rechecks.js';
-import { claimVerify, recordVerified } from './verifications.js';
+import { claimVerify, recordVerified, recordVerifySummary } from './verifications.js';
 import type { WorkerLease } from './worker-lease.js';
 
 
@@ -213,6 +213,10 @@ export class PostgresDownloads implements DownloadLedger {
   async recordVerified(checked: readonly number[], reopen: readonly number[], lost: readonly StoredFile[]): Promise<number> {
     if (checked.length === 0) return 0;
     return transaction(this.pool, (db) => recordVerified(db, this.me, checked, reopen, lost));
+  }
+
+  recordVerifySummary(summary: VerifiedSummary): Promise<void> {
+    return recordVerifySummary(this.pool, summary);
   }
 
   prunable(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: PruneDue[] }> {

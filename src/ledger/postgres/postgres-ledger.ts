@@ -10,7 +10,8 @@ import type pg from 'pg';
 import type { ExcludeTally, UnexcludeTally } from '../exclusions.js';
 import type { DownloadLedger, ExportedImage, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, WorkerStatus, HostRate, PlanRow, Tier } from '../ledger.js';
 import type { OpenOptions } from '../sqlite/sqlite-ledger.js';
-import { derivedCounts, freshnessOf, GONE_IDS_SQL, exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, imageCounts, IMAGES_REMOVED, STATE } from '../rows.js';
+import { derivedCounts, freshnessOf, GONE_IDS_SQL, exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, imageCounts, IMAGES_REMOVED, STATE, verifiedOf } from '../rows.js';
+import { LAST_VERIFY } from '../upkeep.js';
 import { bulkLoadPending, completeBulkLoad, ensureRunIndexes } from './bulk-load.js';
 import { createPool, migrate } from './connect.js';
 import { describeConnectFailure, redact } from './server-url.js';
@@ -134,7 +135,8 @@ class PostgresLedger implements Ledger {
           totals,
           (await client.query('SELECT value FROM herbdl_meta WHERE name = $1', [FRESHNESS])).rows[0]?.value as string | undefined,
           Number(totals.get('images_gone') ?? 0) > 0 ? (await client.query(GONE_IDS_SQL)).rows.map((r) => r.gbif_id as number) : [],
-        ) };
+        ),
+        ...verifiedOf((await client.query('SELECT value FROM herbdl_meta WHERE name = $1', [LAST_VERIFY])).rows[0]?.value as string | undefined) };
     } finally {
       client.release();
     }

@@ -6,7 +6,7 @@
  * file that worker is changing.
  */
 import type pg from 'pg';
-import type { StoredFile, VerifyDue } from '../ledger.js';
+import { LAST_VERIFY, type StoredFile, type VerifiedSummary, type VerifyDue } from '../ledger.js';
 import { doneFilesSql, groupDoneFiles, STATE, type DoneFileRow } from '../rows.js';
 import { FREE, HELD_BY, LET_GO } from './live.js';
 
@@ -48,4 +48,8 @@ export async function recordVerified(db: pg.PoolClient, me: number, checked: rea
   }
   await db.query(`UPDATE ids SET ${LET_GO} WHERE gbif_id = ANY($1::bigint[]) AND ${HELD_BY('worker_id', '$2')}`, [checked, me]);
   return reopened;
+}
+
+export async function recordVerifySummary(pool: pg.Pool, summary: VerifiedSummary): Promise<void> {
+  await pool.query('INSERT INTO herbdl_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value', [LAST_VERIFY, JSON.stringify(summary)]);
 }

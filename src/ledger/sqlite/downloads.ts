@@ -6,7 +6,7 @@
  * at once; they are promises only because a shared ledger's are.
  */
 import type Database from 'better-sqlite3';
-import type { ClaimedId, ClaimedImage, DerivationDue, DoneId, FreshnessSummary, HeldElsewhere, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, StoredFile, VerifyDue, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, SetAsideId, StoredCopy } from '../ledger.js';
+import type { ClaimedId, ClaimedImage, DerivationDue, DoneId, FreshnessSummary, HeldElsewhere, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, StoredFile, VerifiedSummary, VerifyDue, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, SetAsideId, StoredCopy } from '../ledger.js';
 import { intentOf, intentText } from '../rows.js';
 import { STATE, STATE_NAME } from './schema.js';
 import { StoredCopies } from './stored-copies.js';
@@ -192,6 +192,10 @@ export class SqliteDownloads implements DownloadLedger {
 
   async recordVerified(_checked: readonly number[], reopen: readonly number[], lost: readonly StoredFile[]): Promise<number> {
     return this.verifications.reopen(reopen, lost);
+  }
+
+  async recordVerifySummary(summary: VerifiedSummary): Promise<void> {
+    this.verifications.keepSummary(summary);
   }
 
   async prunableGone(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: PruneDue[] }> {

@@ -11,7 +11,8 @@ import Database from 'better-sqlite3';
 import { LedgerError } from '../../errors.js';
 import type { ExcludeTally, UnexcludeTally } from '../exclusions.js';
 import type { DownloadLedger, ExportedImage, HostCounts, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, StateCounts, HostRate, PlanRow, Tier } from '../ledger.js';
-import { exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, derivedCounts, freshnessOf, GONE_IDS_SQL, imageCounts, IMAGES_REMOVED } from '../rows.js';
+import { exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, derivedCounts, freshnessOf, GONE_IDS_SQL, imageCounts, IMAGES_REMOVED, verifiedOf } from '../rows.js';
+import { LAST_VERIFY } from '../upkeep.js';
 import { bulkLoadPending, completeBulkLoad, sharedJournal } from './bulk-load.js';
 import { SqliteDownloads } from './downloads.js';
 import { applyExclusions, SqliteExclusions, unexcludeIds } from './exclusions.js';
@@ -190,7 +191,8 @@ class SqliteLedger implements Ledger {
           totals,
           this.db.prepare('SELECT value FROM ledger_state WHERE name = ?').pluck().get(FRESHNESS) as string | undefined,
           Number(totals.get('images_gone') ?? 0) > 0 ? (this.db.prepare(GONE_IDS_SQL).pluck().all() as number[]) : [],
-        ) };
+        ),
+        ...verifiedOf(this.db.prepare('SELECT value FROM ledger_state WHERE name = ?').pluck().get(LAST_VERIFY) as string | undefined) };
     });
     return read.deferred();
   }

@@ -4,7 +4,7 @@
  * damaged. One run holds the file, so reading is claiming.
  */
 import type Database from 'better-sqlite3';
-import type { StoredFile, VerifyDue } from '../ledger.js';
+import { LAST_VERIFY, type StoredFile, type VerifiedSummary, type VerifyDue } from '../ledger.js';
 import { doneFilesSql, groupDoneFiles, type DoneFileRow } from '../rows.js';
 import { STATE } from './schema.js';
 
@@ -22,6 +22,7 @@ export class SqliteVerifications {
       // A stored copy is one whose sha256 the ledger has (stored-copies.ts): a lost file's is forgotten.
       unvouchImage: db.prepare('UPDATE images SET sha256 = NULL WHERE image_id = ?'),
       unvouchPart: db.prepare('UPDATE image_parts SET sha256 = NULL WHERE image_id = ? AND part_index = ?'),
+      keep: db.prepare('INSERT OR REPLACE INTO ledger_state(name, value) VALUES (?, ?)'),
     };
   }
 
@@ -49,5 +50,9 @@ export class SqliteVerifications {
       }
       return reopened;
     })();
+  }
+
+  keepSummary(summary: VerifiedSummary): void {
+    this.stmt.keep.run(LAST_VERIFY, JSON.stringify(summary));
   }
 }
