@@ -166,6 +166,10 @@ describe('herbdl derive on what an earlier run stored', async () => {
     const r = herbdlJson<{ derived: number; missing: number }>(['derive', '256', '--db', ws.db, '--out', ws.out]);
     expect(r).toMatchObject({ derived: 39, missing: 1 });
     expect(derivatives(ws.out, 256)).toEqual(doneFiles(ws).filter((f) => !f.includes(String(ids[3]))));
+    // Said in words, with what to do about it.
+    const said = herbdl(['derive', '256', '--db', ws.db, '--out', ws.out]).stdout;
+    expect(said).toContain('missing   1 gbifIDs with a stored file gone from the tree: no derivatives');
+    expect(said).toContain('herbdl verify --repair makes such gbifIDs pending, for the next run to fetch their files again');
     // Put back, the next derive makes what it lacks.
     writeFileSync(gone, kept);
     expect(herbdlJson(['derive', '256', '--db', ws.db, '--out', ws.out])).toMatchObject({ derived: 1, missing: 0 });

@@ -37,7 +37,7 @@ export interface DeriveSummary {
   readonly derived: number;
   /** Derivative files published now. */
   readonly files: number;
-  /** gbifIDs with a stored file missing from the tree: no derivatives (fetch it again with run after retry-failed, or adopt). */
+  /** gbifIDs with a stored file missing from the tree: no derivatives (verify --repair, then run, fetches it again). */
   readonly missing: number;
   /** gbifIDs with a stored file that no longer decodes. */
   readonly broken: number;

@@ -19,6 +19,7 @@ function summaryLines(s: DeriveSummary): string[] {
   ];
   if (s.missing > 0) lines.push(`  missing   ${n(s.missing)} gbifIDs with a stored file gone from the tree: no derivatives`);
   if (s.broken > 0) lines.push(`  broken    ${n(s.broken)} gbifIDs with a stored file that no longer decodes: no derivatives`);
+  if (s.missing + s.broken > 0) lines.push('  herbdl verify --repair makes such gbifIDs pending, for the next run to fetch their files again');
   if (s.interrupted) lines.push('run the same command again to finish: what is derived is kept');
   return lines;
 }
