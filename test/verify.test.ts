@@ -6,11 +6,11 @@
  * and --repair makes those gbifIDs pending, damaged files moved aside, so the
  * next run fetches exactly what was lost. On SQLite and PostgreSQL.
  */
-import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, truncateSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FIXTURES, herbdl, herbdlJson, spawnHerbdl, tempDir } from './helpers/cli.js';
-import { imageServers } from './helpers/image-server.js';
+import { imageServers, sampleJpeg } from './helpers/image-server.js';
 import { pgWorkspace, expectConsistentPgTree, until } from './helpers/pg-run.js';
 import { query } from './helpers/postgres.js';
 import { writeMultimedia } from './helpers/multimedia.js';
@@ -225,5 +225,43 @@ describe('herbdl verify on a shared (PostgreSQL) ledger', async () => {
     const after = verifyJson(['--hash', '--list', '--db', ws.db, '--out', ws.out]);
     expect(after.json).toMatchObject({ ids: 12, brokenIds: 1, damaged: 1 });
     expect(after.stdout).toContain(`damaged\t${file(heldId!)}\t`);
+  });
+});
+
+describe('herbdl verify, stopped and carried on', async () => {
+  const dir = tempDir();
+  const images = join(dir, 'images');
+  const db = join(dir, 'ledger.db');
+  const body = await sampleJpeg();
+  const ids = Array.from({ length: 20_000 }, (_, i) => 8300000 + i);
+  for (const id of ids) {
+    mkdirSync(dirname(join(images, treePath(id, 0))), { recursive: true });
+    writeFileSync(join(images, treePath(id, 0)), body);
+  }
+  herbdlJson(['ingest', writeMultimedia(join(dir, 'm.txt'), ids.map((id) => [id, `https://verify.example/${id}.jpg`] as const)), '--db', db]);
+  herbdlJson(['adopt', images, '--db', db, '--trust-jpeg']);
+
+  it('Ctrl-C stops after the batches under way (exit 130), says up to which gbifID it checked, and --after carries on from there', async () => {
+    // Every file gone: a line each. Ctrl-C comes with the first, when a batch or two of the 79 have been checked.
+    for (const id of ids) rmSync(join(images, treePath(id, 0)));
+    const child = spawnHerbdl(['verify', '--list', '--db', db, '--out', images]);
+    setTimeout(() => child.kill('SIGKILL'), 60_000).unref();
+    let stdout = '';
+    child.stdout?.on('data', (c: Buffer) => {
+      if (stdout === '') child.kill('SIGINT');
+      stdout += c.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code).toBe(130);
+    const stopped = /herbdl verify --after (\d+) carries on/.exec(stdout);
+    expect(stopped).not.toBeNull();
+    const through = Number(stopped![1]);
+    const first = stdout.split('\n').filter((l) => l.startsWith('missing\t'));
+    expect(through).toBeLessThan(ids[ids.length - 1]!);
+    expect(first).toHaveLength(through - ids[0]! + 1);
+    expect(herbdlJson(['status', '--db', db])).toMatchObject({ verified: { interrupted: true, checkedThrough: through } });
+    const rest = verifyJson(['--after', String(through), '--db', db, '--out', images]);
+    expect(rest.status).toBe(5);
+    expect(rest.json).toMatchObject({ ids: ids[ids.length - 1]! - through, missing: ids[ids.length - 1]! - through, interrupted: false });
   });
 });

@@ -143,6 +143,7 @@ export const OPTIONS = {
   list: option('--list', 'HERBDL_LIST', false, 'print each file removed (or, with --dry-run, that would be), one path a line', boolean),
   hash: option('--hash', 'HERBDL_HASH', false, "read every file whole and compare its sha256 with the ledger's, not only its size", boolean),
   repair: option('--repair', 'HERBDL_REPAIR', false, 'a done gbifID with a file missing or damaged becomes pending, for the next run to fetch; damaged files are moved to <out>/.herbdl-rejected/damaged/', boolean),
+  after: option('--after <gbifID>', 'HERBDL_AFTER', 0, 'check only the gbifIDs above this one: carries on where an interrupted verify stopped (it says where)', integer(0)),
   problems: option('--list', 'HERBDL_LIST', false, 'print each file missing or damaged, one a line: its path and what is wrong', boolean),
   undo: option('--undo', 'HERBDL_UNDO', false, 'take the gbifIDs of the files off the exclusion list instead: the excluded ones go back in the queue, pending', boolean),
   snapshot: option('--snapshot', 'HERBDL_SNAPSHOT', false, 'the files are the complete current state of the same query (a newer export): what the ledger has and they lack is removed once they are read whole', boolean),

@@ -97,6 +97,8 @@ export interface VerifiedSummary {
   readonly brokenIds: number;
   readonly reopened: number;
   readonly interrupted: boolean;
+  /** Interrupted: every gbifID up to this one was checked. */
+  readonly checkedThrough?: number;
 }
 
 /** The key the last verify's summary is kept under, in the ledger's notes (herbdl_meta, ledger_state). */

@@ -29,6 +29,8 @@ export interface VerifySettings {
   /** Read every file and compare its sha256, not only its size. */
   readonly hash: boolean;
   readonly repair: boolean;
+  /** Only gbifIDs above this one (0: all). */
+  readonly after?: number;
   readonly signal?: AbortSignal;
   /** Each file found missing or damaged. */
   readonly onProblem?: (problem: FileProblem) => void;
@@ -59,6 +61,8 @@ export interface VerifySummary {
   readonly reopened: number;
   readonly movedAside: number;
   readonly interrupted: boolean;
+  /** Interrupted: every gbifID up to this one was checked (verify --after it carries on). */
+  readonly checkedThrough?: number;
   readonly elapsedMs: number;
 }
 
@@ -74,10 +78,11 @@ export async function verify(ledger: DownloadLedger, settings: VerifySettings): 
   const pool = settings.hash ? new HashPool() : undefined;
   const tally = { ids: 0, files: 0, bytes: 0, missing: 0, damaged: 0, brokenIds: 0, reopened: 0, movedAside: 0 };
   let interrupted = false;
+  let after = -1;
   // Two batches at once: one's files are stat'ed while the other's are hashed, and neither waits on the ledger's round trips.
   const batches = new InFlight(2);
   try {
-    for (let after = -1; !batches.failed; ) {
+    for (after = settings.after ?? -1; !batches.failed; ) {
       const { last, due } = await ledger.claimVerify(after, BATCH);
       if (last === undefined) break;
       if (settings.signal?.aborted) {
@@ -93,8 +98,10 @@ export async function verify(ledger: DownloadLedger, settings: VerifySettings): 
     await batches.drain().catch(() => {});
     await pool?.close();
   }
-  await ledger.recordVerifySummary({ at: Date.now(), hash: settings.hash, ids: tally.ids, files: tally.files, missing: tally.missing, damaged: tally.damaged, brokenIds: tally.brokenIds, reopened: tally.reopened, interrupted });
-  return { out: settings.out, hash: settings.hash, repair: settings.repair, ...tally, interrupted, elapsedMs: Math.round(performance.now() - started) };
+  // Every batch claimed before the stop has ended (drained): all up to `after` is checked.
+  const checkedThrough = interrupted ? { checkedThrough: after } : {};
+  await ledger.recordVerifySummary({ at: Date.now(), hash: settings.hash, ids: tally.ids, files: tally.files, missing: tally.missing, damaged: tally.damaged, brokenIds: tally.brokenIds, reopened: tally.reopened, interrupted, ...checkedThrough });
+  return { out: settings.out, hash: settings.hash, repair: settings.repair, ...tally, interrupted, ...checkedThrough, elapsedMs: Math.round(performance.now() - started) };
 
   /** A batch of done gbifIDs: their files checked, the broken ones repaired (with `repair`), the claims ended. */
   async function checkBatch(due: readonly VerifyDue[]): Promise<void> {

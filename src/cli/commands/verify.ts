@@ -7,7 +7,7 @@ import { formatBytes, formatCount } from '../progress.js';
 import { addOptions, interruptible, optionValues, report } from '../shared.js';
 import { withRunLedger } from './run.js';
 
-const KEYS = ['db', 'out', 'hash', 'repair', 'problems', 'lease', 'json'] as const;
+const KEYS = ['db', 'out', 'hash', 'repair', 'after', 'problems', 'lease', 'json'] as const;
 
 function files(k: number): string {
   return `${formatCount(k)} ${k === 1 ? 'file' : 'files'}`;
@@ -24,7 +24,7 @@ function summaryLines(s: VerifySummary): string[] {
     lines.push(`missing    ${files(s.missing)} of done gbifIDs`, `damaged    ${files(s.damaged)} of done gbifIDs`);
     if (s.repair) lines.push(`repaired   ${n(s.reopened)} gbifIDs are pending again, ${n(s.movedAside)} damaged files moved to ${s.out}/.herbdl-rejected/damaged/: herbdl run fetches them`);
   }
-  if (s.interrupted) lines.push('run it again to check the rest');
+  if (s.interrupted) lines.push(`stopped: every gbifID up to ${s.checkedThrough ?? 0} was checked; herbdl verify --after ${s.checkedThrough ?? 0} carries on from there`);
   return lines;
 }
 
@@ -43,6 +43,7 @@ export function registerVerify(program: Command): void {
             out,
             hash: options.hash,
             repair: options.repair,
+            after: options.after,
             signal,
             onProblem: options.problems ? (p) => process.stdout.write(`${p.problem}\t${p.path}\t${p.detail}\n`) : undefined,
           }),
