@@ -106,41 +106,35 @@ export async function verify(ledger: DownloadLedger, settings: VerifySettings): 
   /** A batch of done gbifIDs: their files checked, the broken ones repaired (with `repair`), the claims ended. */
   async function checkBatch(due: readonly VerifyDue[]): Promise<void> {
     // Each file, then its derivatives: of those the ledger records no size, only that they are there.
-    const files = due.flatMap((id) =>
-      id.files.flatMap((file) => [
-        { path: finalPath(settings.out, id.gbifId, file.fileIndex), file },
-        ...id.widths.map((w) => ({ path: derivativePath(settings.out, w, id.gbifId, file.fileIndex), file: { ...file, bytes: null, sha256: null }, derivative: true })),
+    const files = due.flatMap(({ gbifId, files, widths }) =>
+      files.flatMap((file) => [
+        { gbifId, path: finalPath(settings.out, gbifId, file.fileIndex), file, derivative: false },
+        ...widths.map((w) => ({ gbifId, path: derivativePath(settings.out, w, gbifId, file.fileIndex), file: { ...file, bytes: null, sha256: null }, derivative: true })),
       ]),
     );
     const verdicts = await eachAtOnce(files, STATS_AT_ONCE, check);
     if (pool) await compareHashes(pool, files, verdicts);
-    const broken: number[] = [];
+    const broken = new Set<number>();
     const damaged: string[] = [];
     const lost: StoredFile[] = [];
-    let at = 0;
-    for (const id of due) {
-      tally.ids++;
-      let sound = true;
-      for (let f = 0; f < id.files.length * (1 + id.widths.length); f++, at++) {
-        const verdict = verdicts[at] as Verdict;
-        tally.files++;
-        if ('size' in verdict) {
-          tally.bytes += verdict.size;
-          continue;
-        }
-        sound = false;
-        const { path, file, derivative } = files[at] as { path: string; file: StoredFile; derivative?: boolean };
-        tally[verdict.problem]++;
-        if (verdict.problem === 'damaged') damaged.push(path);
-        if (!derivative) lost.push(file);
-        settings.onProblem?.({ gbifId: id.gbifId, path, ...verdict });
+    tally.ids += due.length;
+    tally.files += files.length;
+    files.forEach(({ gbifId, path, file, derivative }, k) => {
+      const verdict = verdicts[k] as Verdict;
+      if ('size' in verdict) {
+        tally.bytes += verdict.size;
+        return;
       }
-      if (!sound) broken.push(id.gbifId);
-    }
-    tally.brokenIds += broken.length;
+      broken.add(gbifId);
+      tally[verdict.problem]++;
+      if (verdict.problem === 'damaged') damaged.push(path);
+      if (!derivative) lost.push(file);
+      settings.onProblem?.({ gbifId, path, ...verdict });
+    });
+    tally.brokenIds += broken.size;
     tally.reopened += await ledger.recordVerified(
       due.map((d) => d.gbifId),
-      settings.repair ? broken : [],
+      settings.repair ? [...broken] : [],
       settings.repair ? lost : [],
     );
     if (settings.repair) {

@@ -31,7 +31,11 @@ export class SqliteVerifications {
     const last = ids[ids.length - 1];
     if (last === undefined) return { last, due: [] };
     const widths = new Map<number, number[]>();
-    for (const [gbifId, width] of this.stmt.widths.all(after, last) as [number, number][]) widths.set(gbifId, [...(widths.get(gbifId) ?? []), width]);
+    for (const [gbifId, width] of this.stmt.widths.all(after, last) as [number, number][]) {
+      const list = widths.get(gbifId);
+      if (list) list.push(width);
+      else widths.set(gbifId, [width]);
+    }
     const claimed = ids.map((gbifId) => ({ gbifId, widths: widths.get(gbifId) ?? [] }));
     return { last, due: groupDoneFiles(claimed, this.stmt.files.all(after, last) as DoneFileRow[]) };
   }
