@@ -89,15 +89,18 @@ export interface VerifyDue {
 export interface VerifiedSummary {
   /** When it ended (epoch ms). */
   readonly at: number;
+  /** Sizes and sha256 (--hash), or sizes only. */
   readonly hash: boolean;
+  /** Done gbifIDs looked at, and their files (derivatives included). */
   readonly ids: number;
   readonly files: number;
   readonly missing: number;
   readonly damaged: number;
+  /** gbifIDs with a file missing or damaged; of those, made pending again (--repair). */
   readonly brokenIds: number;
   readonly reopened: number;
   readonly interrupted: boolean;
-  /** Interrupted: every gbifID up to this one was checked. */
+  /** Interrupted: every gbifID up to this one was checked (verify --after it carries on). */
   readonly checkedThrough?: number;
 }
 

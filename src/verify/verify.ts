@@ -17,7 +17,7 @@
 import { stat } from 'node:fs';
 import { namingPath } from '../errors.js';
 import { InFlight } from '../in-flight.js';
-import type { DownloadLedger, StoredFile, VerifyDue } from '../ledger/ledger.js';
+import type { DownloadLedger, StoredFile, VerifiedSummary, VerifyDue } from '../ledger/ledger.js';
 import { derivativePath, finalPath } from '../store/layout.js';
 import { moveAside } from '../store/set-aside.js';
 import { HashPool } from './hash-pool.js';
@@ -44,25 +44,14 @@ export interface FileProblem {
   readonly detail: string;
 }
 
-export interface VerifySummary {
+/** What the ledger keeps of a verify (its counts: VerifiedSummary, but its time), and what only this one says. */
+export interface VerifySummary extends Omit<VerifiedSummary, 'at'> {
   readonly out: string;
-  readonly hash: boolean;
   readonly repair: boolean;
-  /** Done gbifIDs looked at, and their files. */
-  readonly ids: number;
-  readonly files: number;
   /** Bytes of the files found (read whole with `hash`). */
   readonly bytes: number;
-  readonly missing: number;
-  readonly damaged: number;
-  /** gbifIDs with a file missing or damaged. */
-  readonly brokenIds: number;
-  /** Of those, made pending again (repair), and damaged files moved to .herbdl-rejected/damaged/. */
-  readonly reopened: number;
+  /** Damaged files moved to .herbdl-rejected/damaged/ (repair). */
   readonly movedAside: number;
-  readonly interrupted: boolean;
-  /** Interrupted: every gbifID up to this one was checked (verify --after it carries on). */
-  readonly checkedThrough?: number;
   readonly elapsedMs: number;
 }
 
