@@ -6,13 +6,17 @@
  * bounded window; when all of a gbifID's due images have answered, what
  * they said is recorded (group commits), and a gbifID with new versions has
  * them published in place of the old files, all at once (Publisher.replace:
- * the old set or the new one, whatever is killed when).
+ * the old set or the new one, whatever is killed when). On a ledger shared
+ * by workers it takes its request slots at each host from the same shared
+ * budget as the runs (SharedHosts), so a recheck beside them, or on many
+ * machines, adds nothing to what a host gets at once.
  */
 import { FetchError } from '../errors.js';
 import type { FetchSettings } from '../fetch/fetch-image.js';
 import type { DownloadLedger, FetchedImage, RecheckDue, RecheckImage, RecheckOutcome, Tier } from '../ledger/ledger.js';
 import { HostQueues } from '../scheduler/host-queues.js';
 import type { HostSettings, HostState } from '../scheduler/host-state.js';
+import { SharedHosts } from '../scheduler/shared-hosts.js';
 import { derivativePath, derivativeTemp, finalPath, tempPath } from '../store/layout.js';
 import type { Publisher } from '../store/publisher.js';
 import type { Validator } from '../validate/validator-pool.js';
@@ -80,6 +84,22 @@ export async function recheck(ledger: DownloadLedger, settings: RecheckSettings)
   const counts: Counts = { checked: 0, notModified: 0, sameBytes: 0, changed: 0, gone: 0, later: {}, bytes: 0, interrupted: false, elapsedMs: 0 };
   const snapshot = (): RecheckSummary => ({ ...counts, later: { ...counts.later }, elapsedMs: Math.round(performance.now() - started) });
   const hosts = new HostQueues<RecheckTask>(settings, settings.openBreakers, () => {});
+  // On a shared ledger a host is asked only as many requests at once as this recheck owns of its --per-host slots.
+  const shared = ledger.hostBudgets
+    ? new SharedHosts<RecheckTask>(ledger.hostBudgets, hosts, settings.perHost, {
+        breakerOpened: (host, until) => {
+          host.restoreOpen(until);
+          leaveForLater(host);
+        },
+        changed: () => pump(),
+        // Tried again at the next exchange, about a second later, as in a run (which only logs it); meanwhile it keeps to the slots it has.
+        failed: () => {},
+      })
+    : undefined;
+  const enqueue = (task: RecheckTask, notBefore?: number): void => {
+    hosts.enqueue(task, notBefore);
+    shared?.wanted(hosts.host(task.image.host));
+  };
   const window = settings.concurrency * 8;
   let queued = 0;
   let inFlight = 0;
@@ -186,9 +206,10 @@ export async function recheck(ledger: DownloadLedger, settings: RecheckSettings)
     if (error?.kind === 'throttled' && ++task.throttles <= MAX_THROTTLES) {
       const retryAt = (error as FetchError & { retryAt?: number }).retryAt;
       host.coolDown(at, retryAt);
+      shared?.noteCooldown(host.name, host.cooldownUntil);
       if (retryAt !== undefined && host.openForLongCooldown(at)) leaveForLater(host);
       if (host.isOpen(at)) return false;
-      hosts.enqueue(task, host.cooldownUntil);
+      enqueue(task, host.cooldownUntil);
       return true;
     }
     if (error && error.kind !== 'permanent') {
@@ -230,7 +251,7 @@ export async function recheck(ledger: DownloadLedger, settings: RecheckSettings)
       const task: RecheckTask = { job: { settled: false }, image: { host: target.host }, entry, target, temp: tempPath(settings.temps, due.gbifId, target.fileIndex), throttles: 0 };
       queued++;
       if (host.isOpen(Date.now())) answered(task, { kind: 'later', code: 'breaker_open', bytes: 0 });
-      else hosts.enqueue(task);
+      else enqueue(task);
     }
   };
 
@@ -276,8 +297,13 @@ export async function recheck(ledger: DownloadLedger, settings: RecheckSettings)
     if (next !== Infinity && !stopping) wake = setTimeout(pump, Math.max(1, next - Date.now()));
   };
 
+  shared?.start();
   pump();
-  await done;
+  try {
+    await done;
+  } finally {
+    await shared?.stop();
+  }
   if (failure) throw failure;
   counts.interrupted = settings.signal?.aborted ?? false;
   return snapshot();
