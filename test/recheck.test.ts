@@ -4,11 +4,12 @@
  * changed ones replaced with the new bytes and sha256 (derivatives too),
  * gone ones marked and kept until prune; a server without validators is
  * handled by hashing; a transient failure is no verdict. Kill -9 during a
- * recheck leaves every gbifID its old complete set or its new one. On
- * SQLite and PostgreSQL, through the real CLI against loopback hosts.
+ * recheck leaves every gbifID its old complete set or its new one. A stored
+ * file gone or cut short is asked for whole and put back. On SQLite and
+ * PostgreSQL, through the real CLI against loopback hosts.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import sharp from 'sharp';
@@ -29,6 +30,7 @@ interface RecheckJson {
   sameBytes: number;
   changed: number;
   gone: number;
+  restored: number;
   later: Record<string, number>;
   bytes: number;
 }
@@ -142,6 +144,52 @@ for (const [label, octet, ledger] of [
       expect(hostA?.keepsUp).toBe(true);
       const text = herbdl(['recheck', '--db', db, '--plan']);
       expect(text.stdout).toMatch(/every 7\.0 d until 30\.0 d old/);
+    });
+  });
+}
+
+for (const [label, octet, ledger] of [
+  ['SQLite', 73, async (dir: string) => join(dir, 'restore.db')],
+  ['PostgreSQL', 74, async () => freshDatabase('recheck_restore')],
+] as const) {
+  describe(`herbdl recheck on ${label} beside stored files gone or cut short`, async () => {
+    const [server] = await imageServers(1, octet);
+    const dir = tempDir();
+    const db = await ledger(dir);
+    const out = join(dir, 'images');
+    const bodies = await Promise.all([0, 1, 2, 3].map((i) => sheet(40 + i)));
+    const png = await sharp({ create: { width: 300, height: 200, channels: 3, background: { r: 10, g: 200, b: 30 } } }).png().toBuffer();
+    const ids = [5400000001, 5400000002, 5400000003, 5400000004, 5400000005];
+    const urls = [
+      server!.route('/cut.jpg', { kind: 'image', body: bodies[0]!, etag: '"cut"' }),
+      server!.route('/lost.jpg', { kind: 'image', body: bodies[1]!, etag: '"lost"' }),
+      // No validators: confirmed by its bytes when intact.
+      server!.route('/plain.jpg', { kind: 'image', body: bodies[2]! }),
+      // Stored converted to JPEG: the host's bytes are not the stored file's.
+      server!.route('/sheet.png', { kind: 'image', body: png, etag: '"png"' }),
+      server!.route('/intact.jpg', { kind: 'image', body: bodies[3]!, etag: '"intact"' }),
+    ];
+    herbdlJson(['ingest', writeMultimedia(join(dir, 'mm.txt'), ids.map((id, i) => [id, urls[i]!] as [number, string])), '--db', db]);
+    await runOk(['run', '--db', db, '--out', out, '--allow-private-network', '--derive', '64', '--json']);
+    const stored = ids.map((id) => readFileSync(join(out, rel(id, 0))));
+    const derivative = readFileSync(join(out, 'w64', rel(ids[0]!, 0)));
+    truncateSync(join(out, rel(ids[0]!, 0)), 1000);
+    rmSync(join(out, rel(ids[1]!, 0)));
+    truncateSync(join(out, rel(ids[2]!, 0)), 2000);
+    rmSync(join(out, rel(ids[3]!, 0)));
+
+    it('asks for each whole (no 304 can confirm it) and puts the same version back; the intact one is confirmed by a 304', async () => {
+      const sent = server!.bodiesSent;
+      const r = JSON.parse(await runOk(['recheck', '--db', db, '--out', out, '--allow-private-network', '--all', '--json'])) as RecheckJson;
+      expect(r).toMatchObject({ checked: 5, restored: 4, notModified: 1, sameBytes: 0, changed: 0, gone: 0, later: {} });
+      expect(server!.bodiesSent - sent).toBe(4);
+      ids.forEach((id, i) => expect(readFileSync(join(out, rel(id, 0))).equals(stored[i]!), String(id)).toBe(true));
+      // Made from the same bytes, the derivative stays as it was.
+      expect(readFileSync(join(out, 'w64', rel(ids[0]!, 0))).equals(derivative)).toBe(true);
+      const verified = herbdl(['verify', '--db', db, '--out', out, '--hash']);
+      expect(verified.status, verified.stderr).toBe(0);
+      const again = JSON.parse(await runOk(['recheck', '--db', db, '--out', out, '--allow-private-network', '--all', '--json'])) as RecheckJson;
+      expect(again).toMatchObject({ checked: 5, restored: 0, notModified: 4, sameBytes: 1 });
     });
   });
 }

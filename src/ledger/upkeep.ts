@@ -21,6 +21,8 @@ export interface RecheckImage {
   readonly url: string;
   readonly host: string;
   readonly sha256: string;
+  /** The stored file's size as recorded: a file of another size (or none) is asked for whole and put back. */
+  readonly bytes: number | null;
   readonly etag?: string;
   readonly lastModified?: string;
 }
@@ -35,7 +37,7 @@ export interface RecheckDue {
 /** What a recheck found for one gbifID's images (any of the lists may be empty). */
 export interface RecheckOutcome {
   readonly gbifId: number;
-  /** The host confirmed these: a 304, or the same bytes (new validators, if it sent any). */
+  /** The host confirmed these: a 304, or the same bytes (new validators, if it sent any); a stored file put back is among them. */
   readonly confirmed: readonly { readonly imageId: number; readonly etag?: string; readonly lastModified?: string }[];
   /** New bytes, validated and published in place of the old file. */
   readonly changed: readonly FetchedImage[];

@@ -7,8 +7,13 @@
  * derivatives; 404 and 410 say it is gone at the source. Anything else (a
  * timeout, a 5xx, a body that no longer decodes) changes nothing: it is
  * asked again at a later recheck, never counted as gone.
+ *
+ * The stored file is looked at first: one that is gone, or whose size is
+ * not the recorded one (cut short by a copy, a disk), cannot be confirmed by
+ * a 304. It is asked for whole, and the same version's bytes are left in
+ * the temporary to be put back in its place (`restored`).
  */
-import { rm } from 'node:fs/promises';
+import { rm, stat, writeFile } from 'node:fs/promises';
 import { FetchError, fileSystemErrno } from '../errors.js';
 import { fetchImage, type Conditional, type FetchSettings } from '../fetch/fetch-image.js';
 import type { FetchedImage, RecheckImage } from '../ledger/ledger.js';
@@ -18,6 +23,8 @@ import type { Validator } from '../validate/validator-pool.js';
 export type Checked =
   | { readonly kind: 'confirmed'; readonly how: 'not_modified' | 'same_bytes'; readonly bytes: number; readonly etag?: string; readonly lastModified?: string }
   | { readonly kind: 'changed'; readonly bytes: number; readonly image: FetchedImage }
+  /** The stored file was gone or of another size; the host sent the same version, now in the temporary. */
+  | { readonly kind: 'restored'; readonly bytes: number; readonly etag?: string; readonly lastModified?: string }
   | { readonly kind: 'gone'; readonly httpStatus: number }
   /** No verdict now: asked again at a later recheck. `error` is the failure, for the host's state. */
   | { readonly kind: 'later'; readonly code: string; readonly error?: FetchError; readonly bytes: number };
@@ -32,8 +39,21 @@ export interface CheckContext {
 
 const GONE = new Set([404, 410]);
 
-export async function checkImage(image: RecheckImage, temp: string, context: CheckContext): Promise<Checked> {
-  const conditional: Conditional = { ...(image.etag ? { etag: image.etag } : {}), ...(image.lastModified ? { lastModified: image.lastModified } : {}) };
+/** Whether the stored file is there with the recorded size (a size not recorded is taken on trust). */
+async function storedIntact(path: string, bytes: number | null): Promise<boolean> {
+  if (bytes === null) return true;
+  try {
+    return (await stat(path)).size === bytes;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+/** `stored`: the image's file in the tree. */
+export async function checkImage(image: RecheckImage, temp: string, stored: string, context: CheckContext): Promise<Checked> {
+  const intact = await storedIntact(stored, image.bytes);
+  const conditional: Conditional = intact ? { ...(image.etag ? { etag: image.etag } : {}), ...(image.lastModified ? { lastModified: image.lastModified } : {}) } : {};
   let fetched;
   try {
     fetched = await fetchImage(image.url, temp, context.fetch, context.signal, conditional);
@@ -46,6 +66,11 @@ export async function checkImage(image: RecheckImage, temp: string, context: Che
   if (fetched.notModified) return { kind: 'confirmed', how: 'not_modified', bytes: 0, ...validators };
   const { body, json: _json, notModified: _n, ...received } = fetched;
   if (received.sha256 === image.sha256) {
+    if (!intact) {
+      // A body kept in memory is in no file yet.
+      if (body) await writeFile(temp, body);
+      return { kind: 'restored', bytes: received.bytes, ...validators };
+    }
     await rm(temp, { force: true });
     return { kind: 'confirmed', how: 'same_bytes', bytes: received.bytes, ...validators };
   }
@@ -57,8 +82,10 @@ export async function checkImage(image: RecheckImage, temp: string, context: Che
     if (fileSystemErrno(err) !== undefined) throw err;
     return { kind: 'later', code: (err as { code?: string }).code ?? 'not_image', bytes: received.bytes };
   }
-  const stored = validated.stored ?? { bytes: received.bytes, sha256: received.sha256 };
-  if (stored.sha256 === image.sha256) {
+  const kept = validated.stored ?? { bytes: received.bytes, sha256: received.sha256 };
+  if (kept.sha256 === image.sha256) {
+    // Converted as before: the temporary holds the stored file's bytes.
+    if (!intact) return { kind: 'restored', bytes: received.bytes, ...validators };
     await rm(temp, { force: true });
     return { kind: 'confirmed', how: 'same_bytes', bytes: received.bytes, ...validators };
   }
@@ -68,7 +95,7 @@ export async function checkImage(image: RecheckImage, temp: string, context: Che
     bytes: received.bytes,
     image: {
       ...received,
-      ...stored,
+      ...kept,
       imageId: image.imageId,
       fileIndex: image.fileIndex,
       width: validated.width,

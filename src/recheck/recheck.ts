@@ -6,21 +6,25 @@
  * bounded window; when all of a gbifID's due images have answered, what
  * they said is recorded (group commits), and a gbifID with new versions has
  * them published in place of the old files, all at once (Publisher.replace:
- * the old set or the new one, whatever is killed when). On a ledger shared
+ * the old set or the new one, whatever is killed when); so is a stored file
+ * found gone or cut short, put back from the same version. On a ledger shared
  * by workers it takes its request slots at each host from the same shared
  * budget as the runs (SharedHosts), so a recheck beside them, or on many
  * machines, adds nothing to what a host gets at once.
  */
 import { FetchError } from '../errors.js';
 import type { FetchSettings } from '../fetch/fetch-image.js';
-import type { DownloadLedger, FetchedImage, RecheckDue, RecheckImage, RecheckOutcome, Tier } from '../ledger/ledger.js';
+import type { DownloadLedger, RecheckDue, RecheckImage, RecheckOutcome, Tier } from '../ledger/ledger.js';
 import { HostQueues } from '../scheduler/host-queues.js';
 import type { HostSettings, HostState } from '../scheduler/host-state.js';
 import { SharedHosts } from '../scheduler/shared-hosts.js';
-import { derivativePath, derivativeTemp, finalPath, tempPath } from '../store/layout.js';
+import { finalPath, tempPath } from '../store/layout.js';
 import type { Publisher } from '../store/publisher.js';
 import type { Validator } from '../validate/validator-pool.js';
+import { filesToPut, newCounts, newEntry, noteAnswer, type Entry, type RecheckSummary } from './answers.js';
 import { checkImage, tempsOf, type Checked } from './check-image.js';
+
+export type { RecheckSummary } from './answers.js';
 
 export interface RecheckSettings extends HostSettings {
   readonly out: string;
@@ -38,31 +42,6 @@ export interface RecheckSettings extends HostSettings {
   readonly onProgress?: (summary: RecheckSummary) => void;
 }
 
-export interface RecheckSummary {
-  /** Images asked about. */
-  readonly checked: number;
-  /** Confirmed by a 304 (no body sent), or by a body with the same bytes. */
-  readonly notModified: number;
-  readonly sameBytes: number;
-  /** New versions, published in place of the old files. */
-  readonly changed: number;
-  /** 404 or 410: marked gone at the source, files kept until prune. */
-  readonly gone: number;
-  /** No verdict (timeouts, 5xx, a host whose breaker opened): asked again at a later recheck, by code. */
-  readonly later: Readonly<Record<string, number>>;
-  /** Body bytes received. */
-  readonly bytes: number;
-  readonly interrupted: boolean;
-  readonly elapsedMs: number;
-}
-
-interface Entry {
-  readonly due: RecheckDue;
-  waiting: number;
-  readonly outcome: { confirmed: RecheckOutcome['confirmed'][number][]; changed: FetchedImage[]; gone: number[] };
-  readonly temps: Map<number, string>;
-}
-
 interface RecheckTask {
   readonly job: { readonly settled: boolean };
   readonly image: { readonly host: string };
@@ -76,12 +55,10 @@ const CLAIM_BATCH = 128;
 const MAX_THROTTLES = 20;
 const RECORD_BATCH = 256;
 
-type Counts = { -readonly [K in keyof RecheckSummary]: RecheckSummary[K] } & { later: Record<string, number> };
-
 export async function recheck(ledger: DownloadLedger, settings: RecheckSettings): Promise<RecheckSummary> {
   const started = performance.now();
   const now = Date.now();
-  const counts: Counts = { checked: 0, notModified: 0, sameBytes: 0, changed: 0, gone: 0, later: {}, bytes: 0, interrupted: false, elapsedMs: 0 };
+  const counts = newCounts();
   const snapshot = (): RecheckSummary => ({ ...counts, later: { ...counts.later }, elapsedMs: Math.round(performance.now() - started) });
   const hosts = new HostQueues<RecheckTask>(settings, settings.openBreakers, () => {});
   // On a shared ledger a host is asked only as many requests at once as this recheck owns of its --per-host slots.
@@ -113,23 +90,15 @@ export async function recheck(ledger: DownloadLedger, settings: RecheckSettings)
   let finish!: () => void;
   const done = new Promise<void>((resolve) => (finish = resolve));
 
-  const later = (code: string) => (counts.later[code] = (counts.later[code] ?? 0) + 1);
-
   /** Writes gathered outcomes; a gbifID with new versions first has them put in place. */
   const settle = (entry: Entry): void => {
     const outcome: RecheckOutcome = { gbifId: entry.due.gbifId, ...entry.outcome };
-    if (entry.outcome.changed.length === 0) {
+    if (entry.outcome.changed.length === 0 && entry.restored.size === 0) {
       toRecord.push(outcome);
       if (toRecord.length >= RECORD_BATCH) flush();
       return;
     }
-    const files = entry.outcome.changed.flatMap((image) => {
-      const temp = entry.temps.get(image.imageId) as string;
-      return [
-        { temp, final: finalPath(settings.out, entry.due.gbifId, image.fileIndex) },
-        ...entry.due.widths.map((w) => ({ temp: derivativeTemp(temp, w), final: derivativePath(settings.out, w, entry.due.gbifId, image.fileIndex) })),
-      ];
-    });
+    const files = filesToPut(entry, settings.out);
     track(settings.publisher.replace([{ gbifId: entry.due.gbifId, files }], () => ledger.recordRechecked([outcome])));
   };
 
@@ -159,32 +128,12 @@ export async function recheck(ledger: DownloadLedger, settings: RecheckSettings)
   const answered = (task: RecheckTask, checked: Checked): void => {
     const host = hosts.host(task.image.host);
     const entry = task.entry;
-    counts.bytes += 'bytes' in checked ? checked.bytes : 0;
-    switch (checked.kind) {
-      case 'confirmed':
-        host.succeeded();
-        if (checked.how === 'not_modified') counts.notModified++;
-        else counts.sameBytes++;
-        entry.outcome.confirmed.push({ imageId: task.target.imageId, ...(checked.etag ? { etag: checked.etag } : {}), ...(checked.lastModified ? { lastModified: checked.lastModified } : {}) });
-        break;
-      case 'changed':
-        host.succeeded();
-        counts.changed++;
-        entry.outcome.changed.push(checked.image);
-        entry.temps.set(task.target.imageId, task.temp);
-        break;
-      case 'gone':
-        host.answered();
-        counts.gone++;
-        entry.outcome.gone.push(task.target.imageId);
-        break;
-      case 'later':
-        if (retried(task, checked.error)) return;
-        later(checked.code);
-        void settings.publisher.discard(tempsOf(task.temp, entry.due.widths));
-        break;
-    }
-    counts.checked++;
+    if (checked.kind === 'later') {
+      if (retried(task, checked.error)) return;
+      void settings.publisher.discard(tempsOf(task.temp, entry.due.widths));
+    } else if (checked.kind === 'gone') host.answered();
+    else host.succeeded();
+    noteAnswer(entry, task.target, task.temp, checked, counts);
     queued--;
     if (--entry.waiting === 0) settle(entry);
   };
@@ -223,7 +172,7 @@ export async function recheck(ledger: DownloadLedger, settings: RecheckSettings)
     inFlight++;
     const host = hosts.host(task.image.host);
     host.inFlight++;
-    checkImage(task.target, task.temp, { fetch: settings.fetch, validator: settings.validator, widths: task.entry.due.widths, signal: settings.signal })
+    checkImage(task.target, task.temp, finalPath(settings.out, task.entry.due.gbifId, task.target.fileIndex), { fetch: settings.fetch, validator: settings.validator, widths: task.entry.due.widths, signal: settings.signal })
       .then(
         (checked) => {
           host.inFlight--;
@@ -245,7 +194,7 @@ export async function recheck(ledger: DownloadLedger, settings: RecheckSettings)
   const admit = (due: RecheckDue): void => {
     const images = settings.budget > 0 ? due.images.slice(0, Math.max(0, settings.budget - counts.checked - queued)) : due.images;
     if (images.length === 0) return;
-    const entry: Entry = { due: { ...due, images }, waiting: images.length, outcome: { confirmed: [], changed: [], gone: [] }, temps: new Map() };
+    const entry = newEntry({ ...due, images });
     for (const target of images) {
       const host = hosts.host(target.host);
       const task: RecheckTask = { job: { settled: false }, image: { host: target.host }, entry, target, temp: tempPath(settings.temps, due.gbifId, target.fileIndex), throttles: 0 };

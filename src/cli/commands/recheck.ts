@@ -42,6 +42,7 @@ function summaryLines(s: RecheckSummary): string[] {
     `  changed     ${formatCount(s.changed)} replaced by the new version, their gbifIDs published anew`,
     `  gone        ${formatCount(s.gone)} (404 or 410 at the source; files kept until herbdl prune)`,
   ];
+  if (s.restored > 0) lines.push(`  restored    ${formatCount(s.restored)} stored files that were gone or cut short (a size not the recorded one), fetched whole again: the same version, put back`);
   if (later.length > 0) lines.push(`  later       ${later.map(([code, n]) => `${code} ${formatCount(n)}`).join(', ')} (no verdict: asked again at a later recheck)`);
   return lines;
 }

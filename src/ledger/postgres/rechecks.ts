@@ -19,7 +19,7 @@ export async function claimRecheck(pool: pg.Pool, me: number, tiers: readonly Ti
   if (ids.length === 0) return { last: undefined, due: [] };
   // RECHECKABLE and isDue name the images' own columns unqualified: hosts has none of those names.
   const rows = await pool.query(
-    `SELECT i.gbif_id, i.image_id, COALESCE(i.file_index, i.image_index) AS nn, i.url, h.host, i.sha256, i.etag, i.last_modified,
+    `SELECT i.gbif_id, i.image_id, COALESCE(i.file_index, i.image_index) AS nn, i.url, h.host, i.sha256, i.bytes, i.etag, i.last_modified,
        array(SELECT d.width FROM derivatives d WHERE d.gbif_id = i.gbif_id ORDER BY d.width) AS widths
      FROM images i JOIN hosts h USING (host_id) WHERE i.gbif_id = ANY($1::bigint[]) AND ${RECHECKABLE} AND ${isDue(tiers, now)}
      ORDER BY i.gbif_id, i.image_index`,
@@ -29,7 +29,7 @@ export async function claimRecheck(pool: pg.Pool, me: number, tiers: readonly Ti
   for (const r of rows.rows) {
     let entry = byId.get(r.gbif_id);
     if (!entry) byId.set(r.gbif_id, (entry = { images: [], widths: r.widths as number[] }));
-    entry.images.push({ imageId: r.image_id, fileIndex: r.nn, url: r.url, host: r.host, sha256: r.sha256, ...(r.etag ? { etag: r.etag } : {}), ...(r.last_modified ? { lastModified: r.last_modified } : {}) });
+    entry.images.push({ imageId: r.image_id, fileIndex: r.nn, url: r.url, host: r.host, sha256: r.sha256, bytes: r.bytes === null ? null : Number(r.bytes), ...(r.etag ? { etag: r.etag } : {}), ...(r.last_modified ? { lastModified: r.last_modified } : {}) });
   }
   // Nothing due: let go at once.
   const idle = ids.filter((id) => !byId.has(id));

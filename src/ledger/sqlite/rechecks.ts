@@ -9,7 +9,7 @@ import { FRESHNESS, isDue, planSql, RECHECKABLE } from '../freshness.js';
 import { STATE } from './schema.js';
 
 /** gbifID, image id, NN, URL, host, sha256, ETag, Last-Modified. */
-type ImageRow = [number, number, number, string, string, string, string | null, string | null];
+type ImageRow = [number, number, number, string, string, string, number | null, string | null, string | null];
 
 export class SqliteRechecks {
   private readonly stmt;
@@ -37,10 +37,10 @@ export class SqliteRechecks {
     if (ids.length === 0) return { last: undefined, due: [] };
     const rows = this.dueImages(tiers, now).all(after, ids[ids.length - 1]) as ImageRow[];
     const byId = new Map<number, RecheckImage[]>();
-    for (const [gbifId, imageId, fileIndex, url, host, sha256, etag, lastModified] of rows) {
+    for (const [gbifId, imageId, fileIndex, url, host, sha256, bytes, etag, lastModified] of rows) {
       let list = byId.get(gbifId);
       if (!list) byId.set(gbifId, (list = []));
-      list.push({ imageId, fileIndex, url, host, sha256, ...(etag ? { etag } : {}), ...(lastModified ? { lastModified } : {}) });
+      list.push({ imageId, fileIndex, url, host, sha256, bytes, ...(etag ? { etag } : {}), ...(lastModified ? { lastModified } : {}) });
     }
     const due = [...byId].map(([gbifId, images]) => ({ gbifId, images, widths: this.stmt.widthsOf.all(gbifId) as number[] }));
     return { last: ids[ids.length - 1], due };
@@ -49,7 +49,7 @@ export class SqliteRechecks {
   /** The due images of a range of gbifIDs: one statement per recheck (its tiers and time are in its text), prepared once. */
   private dueImages(tiers: readonly Tier[] | 'all', now: number): Database.Statement {
     // RECHECKABLE and isDue name the images' own columns unqualified: hosts has none of those names.
-    const sql = `SELECT i.gbif_id, i.image_id, COALESCE(i.file_index, i.image_index), i.url, h.host, i.sha256, i.etag, i.last_modified
+    const sql = `SELECT i.gbif_id, i.image_id, COALESCE(i.file_index, i.image_index), i.url, h.host, i.sha256, i.bytes, i.etag, i.last_modified
        FROM images i JOIN hosts h USING (host_id)
        WHERE i.gbif_id IN (SELECT gbif_id FROM ids WHERE gbif_id > ? AND gbif_id <= ? AND state = ${STATE.done}) AND ${RECHECKABLE} AND ${isDue(tiers, now)}
        ORDER BY i.gbif_id, i.image_index`;
