@@ -277,6 +277,13 @@ describe('herbdl recheck beside a host that asks to be left alone for a day', as
     expect(summary).toMatchObject({ checked: 6, notModified: 3, later: { http_429: 1, breaker_open: 2 } });
     // One request: the host said when to come back.
     expect(b!.requests.length - asked).toBe(1);
+    // The breaker it opened is the ledger's, as a run's is: a run of a gbifID new on that host asks it nothing and parks it.
+    const later = b!.route('/b9.jpg', { kind: 'image', body: await sheet(19) });
+    herbdlJson(['ingest', writeMultimedia(join(dir, 'more.txt'), [[5300000019, later]]), '--db', db]);
+    const run = await herbdlAsync(['run', '--db', db, '--out', out, '--allow-private-network', '--json']);
+    expect(run.status, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ idsDone: 0, pending: 1, blocked: { [new URL(b!.origin).hostname]: 1 } });
+    expect(b!.requests.length - asked).toBe(1);
   });
 });
 

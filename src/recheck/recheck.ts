@@ -143,6 +143,12 @@ export async function recheck(ledger: DownloadLedger, settings: RecheckSettings)
     for (const waiting of host.drain()) answered(waiting, { kind: 'later', code: 'breaker_open', bytes: 0 });
   };
 
+  /** This recheck opened a host's breaker: kept in the ledger as a run's is, so runs (and, on a shared ledger, every worker) hold off the host too. */
+  const opened = (host: HostState<RecheckTask>): void => {
+    track(ledger.recordBreaker(host.name, host.openUntil));
+    leaveForLater(host);
+  };
+
   /**
    * A 429 or 503 with Retry-After waits out the host's cooldown and is asked
    * again, unless the host asked for longer than --breaker-cooldown: then its
@@ -156,14 +162,14 @@ export async function recheck(ledger: DownloadLedger, settings: RecheckSettings)
       const retryAt = (error as FetchError & { retryAt?: number }).retryAt;
       host.coolDown(at, retryAt);
       shared?.noteCooldown(host.name, host.cooldownUntil);
-      if (retryAt !== undefined && host.openForLongCooldown(at)) leaveForLater(host);
+      if (retryAt !== undefined && host.openForLongCooldown(at)) opened(host);
       if (host.isOpen(at)) return false;
       enqueue(task, host.cooldownUntil);
       return true;
     }
     if (error && error.kind !== 'permanent') {
       if (error.code === 'timeout' || error.code === 'connect_timeout' || error.kind === 'host_down') host.coolDown(at);
-      if (host.failed(at) === 'opened') leaveForLater(host);
+      if (host.failed(at) === 'opened') opened(host);
     } else if (error) host.answered();
     return false;
   };
