@@ -48,21 +48,25 @@ export function newEntry(due: RecheckDue): Entry {
   return { due, waiting: due.images.length, outcome: { confirmed: [], changed: [], gone: [] }, temps: new Map(), restored: new Map() };
 }
 
+/** The ledger's record of an image the host confirmed, with the validators it sent (if any). */
+function confirmation(image: RecheckImage, checked: { readonly etag?: string; readonly lastModified?: string }): RecheckOutcome['confirmed'][number] {
+  return { imageId: image.imageId, ...(checked.etag ? { etag: checked.etag } : {}), ...(checked.lastModified ? { lastModified: checked.lastModified } : {}) };
+}
+
 /** Counts one image's answer and keeps what the ledger and the publish need of it. */
 export function noteAnswer(entry: Entry, image: RecheckImage, temp: string, checked: Checked, counts: Counts): void {
   counts.bytes += 'bytes' in checked ? checked.bytes : 0;
   counts.checked++;
-  const validators = 'etag' in checked || 'lastModified' in checked ? { ...(checked.etag ? { etag: checked.etag } : {}), ...(checked.lastModified ? { lastModified: checked.lastModified } : {}) } : {};
   switch (checked.kind) {
     case 'confirmed':
       if (checked.how === 'not_modified') counts.notModified++;
       else counts.sameBytes++;
-      entry.outcome.confirmed.push({ imageId: image.imageId, ...validators });
+      entry.outcome.confirmed.push(confirmation(image, checked));
       return;
     case 'restored':
       // Confirmed in the ledger as it is; its file is put back.
       counts.restored++;
-      entry.outcome.confirmed.push({ imageId: image.imageId, ...validators });
+      entry.outcome.confirmed.push(confirmation(image, checked));
       entry.restored.set(image.fileIndex, temp);
       return;
     case 'changed':

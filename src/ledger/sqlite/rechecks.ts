@@ -8,7 +8,7 @@ import type { FreshnessSummary, HostRate, PlanRow, RecheckDue, RecheckImage, Rec
 import { FRESHNESS, isDue, planSql, RECHECKABLE } from '../freshness.js';
 import { STATE } from './schema.js';
 
-/** gbifID, image id, NN, URL, host, sha256, ETag, Last-Modified. */
+/** gbifID, image id, NN, URL, host, sha256, bytes (the stored file's), ETag, Last-Modified. */
 type ImageRow = [number, number, number, string, string, string, number | null, string | null, string | null];
 
 export class SqliteRechecks {
