@@ -137,6 +137,31 @@ describe('herbdl pack --format webdataset', async () => {
     expect(gone.stderr.trim().split('\n')).toEqual([`herbdl: ${first}: a done gbifID's file is not in the tree; herbdl verify --repair finds every such file and makes its gbifID pending, for the next run to fetch`]);
   });
 
+  it('carried on after images below its last one were done since, says how far the set is behind the ledger; a new folder has them all', async () => {
+    const grown = join(dir, 'grown-images');
+    const db = join(dir, 'grown.db');
+    const body = await sharp({ create: { width: 50, height: 40, channels: 3, background: { r: 10, g: 20, b: 200 } } }).jpeg().toBuffer();
+    const ids = Array.from({ length: 12 }, (_, i) => 7_200_000_000 + i);
+    herbdlJson(['ingest', '--db', db, writeMultimedia(join(dir, 'grown.txt'), ids.map((id) => [id, `https://pack.example/grown/${id}.jpg`] as [number, string]))]);
+    const place = (list: number[]) => list.forEach((id) => (mkdirSync(dirname(join(grown, rel(id, 0))), { recursive: true }), writeFileSync(join(grown, rel(id, 0)), body)));
+    // Two low gbifIDs are not done yet when the set is first packed (failed for now, say).
+    place(ids.slice(2));
+    herbdlJson(['adopt', grown, '--db', db, '--trust-jpeg']);
+    const set = join(dir, 'grown-set');
+    expect(herbdlJson<{ images: number }>(['pack', '--db', db, '--images', grown, '--out', set, '--shard-size', '4']).images).toBe(10);
+    // They are done later (a retry that succeeded); the set is carried on in the same folder.
+    place(ids.slice(0, 2));
+    herbdlJson(['adopt', grown, '--db', db, '--trust-jpeg']);
+    const again = herbdlJson<{ written: number; upToSet: { done: number; packed: number } }>(['pack', '--db', db, '--images', grown, '--out', set, '--shard-size', '4']);
+    expect(again).toMatchObject({ written: 0, upToSet: { done: 12, packed: 10 } });
+    const text = herbdl(['pack', '--db', db, '--images', grown, '--out', set, '--shard-size', '4']);
+    expect(text.status).toBe(0);
+    expect(text.stdout).toMatch(/behind {3}the ledger has 12 done images up to the set's last packed one, where its earlier shards hold 10:\n.*pack into a new folder/);
+    // A set that matches says nothing of the kind.
+    expect(herbdl(['pack', '--db', small.db, '--images', small.images, '--out', out, '--shard-size', '10']).stdout).not.toMatch(/behind/);
+    expect(herbdlJson<{ images: number }>(['pack', '--db', db, '--images', grown, '--out', join(dir, 'grown-new'), '--shard-size', '4']).images).toBe(12);
+  });
+
   it('after kill -9, the next pack keeps the finished shards and ends with the same bytes as an uninterrupted one', async () => {
     const big = await collection(dir, 'big', 3000, () => 1);
     const whole = join(dir, 'whole');
@@ -152,8 +177,10 @@ describe('herbdl pack --format webdataset', async () => {
     const before = shardFiles(killed).length;
     expect(before).toBeGreaterThan(0);
     expect(before).toBeLessThan(30);
-    const resumed = herbdlJson<{ shards: number; written: number }>(['pack', '--db', big.db, '--images', big.images, '--out', killed, '--shard-size', '100']);
+    const resumed = herbdlJson<{ shards: number; written: number; upToSet: { done: number; packed: number } }>(['pack', '--db', big.db, '--images', big.images, '--out', killed, '--shard-size', '100']);
     expect(resumed.shards).toBe(30);
+    // Nothing was done in between: the set is not behind the ledger.
+    expect(resumed.upToSet.done).toBe(resumed.upToSet.packed);
     expect(resumed.written).toBeGreaterThanOrEqual(30 - before);
     expect(digests(killed)).toEqual(digests(whole));
     expect(readdirSync(killed).filter((f) => f.endsWith('.part'))).toEqual([]);

@@ -9,19 +9,19 @@
  * file at a time, and the tar is written 8 MB at a time.
  */
 import { once } from 'node:events';
-import { closeSync, fsync as fsyncCallback, openSync, readFileSync } from 'node:fs';
+import { closeSync, fsync as fsyncCallback, openSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pack as tarPack, type Pack } from 'tar-stream';
 import type { ExportedImage, Ledger } from '../ledger/ledger.js';
 import { createHash } from 'node:crypto';
-import { namingPath, TreeDamagedError, UsageError } from '../errors.js';
+import { namingPath, UsageError } from '../errors.js';
 import { writeAll } from '../store/durable.js';
-import { derivativePath, finalPath } from '../store/layout.js';
 import { expectTree } from '../store/tree-hold.js';
 import { readJpegFrame } from '../validate/jpeg-header.js';
-import { finishedShards, finishShard, keyAfter, packedWidth, shardName, sweepTemporaries, writeIndex, type ImageKey, type ShardStats } from './shards.js';
+import { doneAfter, storedBody } from './packed-images.js';
+import { finishedShards, finishShard, packedWidth, shardName, sweepTemporaries, writeIndex, type ImageKey, type ShardStats } from './shards.js';
 
 const describe = (width: number) => (width > 0 ? `the w${width} derivatives` : 'the originals');
 
@@ -47,6 +47,13 @@ export interface PackSummary {
   readonly bytes: number;
   readonly interrupted: boolean;
   readonly elapsedMs: number;
+  /**
+   * A set carried on: the done images the ledger has now up to its last
+   * packed one, and those its shards held. They differ when images were done
+   * (a retry that succeeded) or reopened after those shards were written;
+   * carrying on adds only what comes after the last packed image.
+   */
+  readonly upToSet?: { readonly done: number; readonly packed: number };
 }
 
 /** One fixed time for every entry: a shard's bytes depend on the ledger and the files only. */
@@ -82,50 +89,6 @@ function sidecar(image: ExportedImage, body: Buffer, derivative: boolean): strin
     bytes: body.length,
     sha256: derivative ? createHash('sha256').update(body).digest('hex') : image.sha256,
   });
-}
-
-/**
- * A done image's file as the ledger recorded it. One gone, or an original
- * whose size is not the one recorded (cut short by a copy, a failing disk),
- * would go to training as it is, its .json vouching for the sound file's
- * sha256: refused, naming it, for verify to find them all.
- */
-function storedBody(image: ExportedImage, imagesDir: string, width: number): Buffer {
-  const path = width > 0 ? derivativePath(imagesDir, width, image.gbifId, image.fileIndex) : finalPath(imagesDir, image.gbifId, image.fileIndex);
-  const advice = 'herbdl verify --repair finds every such file and makes its gbifID pending, for the next run to fetch';
-  let body: Buffer;
-  try {
-    body = readFileSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    throw new TreeDamagedError(`${path}: a done gbifID's file is not in the tree; ${advice}`);
-  }
-  if (width === 0 && image.bytes !== null && body.length !== image.bytes) {
-    throw new TreeDamagedError(`${path} is ${body.length.toLocaleString('en-US')} bytes where the ledger has ${image.bytes.toLocaleString('en-US')}; ${advice}`);
-  }
-  return body;
-}
-
-/** Done images after `after`; with a width, only those of gbifIDs that have that derivative (both streams in gbifID order). */
-async function* doneAfter(ledger: Ledger, after: ImageKey | undefined, width: number): AsyncGenerator<ExportedImage> {
-  const derived = width > 0 ? ledger.derivedIds(width)[Symbol.asyncIterator]() : undefined;
-  let next: number | undefined = -1;
-  try {
-    for await (const image of ledger.exportImages('done')) {
-      if (after && !keyAfter({ gbifID: image.gbifId, NN: image.fileIndex }, after)) continue;
-      if (derived) {
-        while (next !== undefined && next < image.gbifId) {
-          const r: IteratorResult<number> = await derived.next();
-          next = r.done ? undefined : r.value;
-        }
-        if (next !== image.gbifId) continue;
-      }
-      yield image;
-    }
-  } finally {
-    // Ended early or not, the ledger's cursor on the derivatives is closed (SQLite will not close with one open).
-    await derived?.return?.(undefined);
-  }
 }
 
 /**
@@ -241,7 +204,9 @@ export async function packWebdataset(ledger: Ledger, settings: PackSettings): Pr
     throw new UsageError(`${settings.out} holds shards of ${describe(packedWidth(settings.out))}, not of ${describe(width)}: pack into another folder`);
   }
   const kept = shards.length;
-  const images = doneAfter(ledger, shards[shards.length - 1]?.last, width);
+  const keptImages = shards.reduce((n, s) => n + s.count, 0);
+  const passed = { images: 0 };
+  const images = doneAfter(ledger, shards[shards.length - 1]?.last, width, passed);
   let packed = 0;
   let bytes = 0;
   let interrupted = false;
@@ -278,5 +243,15 @@ export async function packWebdataset(ledger: Ledger, settings: PackSettings): Pr
   }
   await images.return(undefined);
   if (shards.length === kept) await writeIndex(settings.out, shards, totals());
-  return { out: settings.out, shards: shards.length, written: shards.length - kept, images: packed, bytes, interrupted, elapsedMs: Math.round(performance.now() - started) };
+  return {
+    out: settings.out,
+    shards: shards.length,
+    written: shards.length - kept,
+    images: packed,
+    bytes,
+    interrupted,
+    elapsedMs: Math.round(performance.now() - started),
+    // Counted once the ledger's images went past the set's last one (or ran out): not after an interrupt before that.
+    ...(kept > 0 && (!interrupted || packed > 0) ? { upToSet: { done: passed.images, packed: keptImages } } : {}),
+  };
 }

@@ -8,6 +8,15 @@ import { addOptions, interruptible, optionValues } from '../shared.js';
 
 const KEYS = ['db', 'packFormat', 'images', 'packOut', 'shardSize', 'width', 'state', 'json', 'progress'] as const;
 
+/** A set carried on that no longer matches the ledger below its last image: said, with what to do. */
+function behind(upToSet: { done: number; packed: number } | undefined): string[] {
+  if (!upToSet || upToSet.done === upToSet.packed) return [];
+  return [
+    `  behind   the ledger has ${formatCount(upToSet.done)} done images up to the set's last packed one, where its earlier shards hold ${formatCount(upToSet.packed)}:`,
+    '           images done (a retry that succeeded) or reopened since those shards were written are not in this set; pack into a new folder for a set of what is done now',
+  ];
+}
+
 export function registerPack(program: Command): void {
   const command = program
     .command('pack')
@@ -44,6 +53,7 @@ export function registerPack(program: Command): void {
             `${summary.interrupted ? 'pack interrupted' : 'packed'} into ${summary.out}: ${formatCount(summary.shards)} shards (${formatCount(summary.written)} written now)`,
             `  images   ${formatCount(summary.images)} now, ${formatBytes(summary.bytes)}`,
             `  elapsed  ${(summary.elapsedMs / 1000).toFixed(1)} s`,
+            ...behind(summary.upToSet),
           ].join('\n') + '\n',
         );
       }

@@ -1,0 +1,60 @@
+/**
+ * Which done images a pack takes, in gbifID and NN order, and each one's
+ * stored file as the ledger recorded it.
+ */
+import { readFileSync } from 'node:fs';
+import type { ExportedImage, Ledger } from '../ledger/ledger.js';
+import { TreeDamagedError } from '../errors.js';
+import { derivativePath, finalPath } from '../store/layout.js';
+import { keyAfter, type ImageKey } from './shards.js';
+
+/**
+ * A done image's file as the ledger recorded it. One gone, or an original
+ * whose size is not the one recorded (cut short by a copy, a failing disk),
+ * would go to training as it is, its .json vouching for the sound file's
+ * sha256: refused, naming it, for verify to find them all.
+ */
+export function storedBody(image: ExportedImage, imagesDir: string, width: number): Buffer {
+  const path = width > 0 ? derivativePath(imagesDir, width, image.gbifId, image.fileIndex) : finalPath(imagesDir, image.gbifId, image.fileIndex);
+  const advice = 'herbdl verify --repair finds every such file and makes its gbifID pending, for the next run to fetch';
+  let body: Buffer;
+  try {
+    body = readFileSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    throw new TreeDamagedError(`${path}: a done gbifID's file is not in the tree; ${advice}`);
+  }
+  if (width === 0 && image.bytes !== null && body.length !== image.bytes) {
+    throw new TreeDamagedError(`${path} is ${body.length.toLocaleString('en-US')} bytes where the ledger has ${image.bytes.toLocaleString('en-US')}; ${advice}`);
+  }
+  return body;
+}
+
+/**
+ * Done images after `after`; with a width, only those of gbifIDs that have
+ * that derivative (both streams in gbifID order). `passed` counts those up
+ * to `after` that would have been packed.
+ */
+export async function* doneAfter(ledger: Ledger, after: ImageKey | undefined, width: number, passed: { images: number }): AsyncGenerator<ExportedImage> {
+  const derived = width > 0 ? ledger.derivedIds(width)[Symbol.asyncIterator]() : undefined;
+  let next: number | undefined = -1;
+  try {
+    for await (const image of ledger.exportImages('done')) {
+      if (derived) {
+        while (next !== undefined && next < image.gbifId) {
+          const r: IteratorResult<number> = await derived.next();
+          next = r.done ? undefined : r.value;
+        }
+        if (next !== image.gbifId) continue;
+      }
+      if (after && !keyAfter({ gbifID: image.gbifId, NN: image.fileIndex }, after)) {
+        passed.images++;
+        continue;
+      }
+      yield image;
+    }
+  } finally {
+    // Ended early or not, the ledger's cursor on the derivatives is closed (SQLite will not close with one open).
+    await derived?.return?.(undefined);
+  }
+}
