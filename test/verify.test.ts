@@ -8,8 +8,9 @@
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { FIXTURES, herbdl, herbdlJson, spawnHerbdl, tempDir } from './helpers/cli.js';
+import { BIN, commandAsync, FIXTURES, herbdl, herbdlJson, spawnHerbdl, tempDir } from './helpers/cli.js';
 import { imageServers, sampleJpeg } from './helpers/image-server.js';
 import { pgWorkspace, expectConsistentPgTree, until } from './helpers/pg-run.js';
 import { query } from './helpers/postgres.js';
@@ -263,5 +264,57 @@ describe('herbdl verify, stopped and carried on', async () => {
     const rest = verifyJson(['--after', String(through), '--db', db, '--out', images]);
     expect(rest.status).toBe(5);
     expect(rest.json).toMatchObject({ ids: ids[ids.length - 1]! - through, missing: ids[ids.length - 1]! - through, interrupted: false });
+  });
+});
+
+describe('herbdl verify of a tree mounted read-only', async () => {
+  const [host] = await imageServers(1, 148);
+  const dir = tempDir();
+  const ws = workspace(dir, [[8300001, host!.route('/r1.jpg', { kind: 'image' })], [8300002, host!.route('/r2.jpg', { kind: 'image' })]]);
+  await ws.run();
+  const mount = join(dir, 'archive');
+  mkdirSync(mount);
+  let calls = 0;
+
+  /**
+   * Runs CLI commands (`$CLI` is node and herbdl) with the tree bind-mounted read-only at `mount`, as an archived copy or
+   * a dataset on shared storage, in a mount namespace of their own (unshare: no privilege needed where user namespaces
+   * are allowed), so nothing stays mounted after the test.
+   */
+  async function onReadOnlyTree(commands: string[]): Promise<{ status: number; stdout: string; stderr: string }[]> {
+    const at = (i: number, what: string) => join(dir, `ro-${calls}-${i}.${what}`);
+    const script = ['set -u', 'mount --bind "$TREE" "$MOUNT" && mount -o remount,bind,ro "$MOUNT" || exit 90', ...commands.map((c, i) => `"$NODE" "$BIN" ${c} > "${at(i, 'out')}" 2> "${at(i, 'err')}"; echo $? > "${at(i, 'status')}"`)].join('\n');
+    const r = await commandAsync('unshare', ['--user', '--map-root-user', '--mount', 'sh', '-c', script], { env: { NODE: process.execPath, BIN, DB: ws.db, TREE: ws.out, MOUNT: mount }, timeoutMs: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const results = commands.map((_, i) => ({ status: Number(readFileSync(at(i, 'status'), 'utf8')), stdout: readFileSync(at(i, 'out'), 'utf8'), stderr: readFileSync(at(i, 'err'), 'utf8') }));
+    calls++;
+    return results;
+  }
+
+  it('checks it without writing to it; what writes into it is refused in one line, exit 2; pack reads it', async () => {
+    const [verified, repair, run, pack] = await onReadOnlyTree([
+      'verify --db "$DB" --out "$MOUNT" --hash --json',
+      'verify --db "$DB" --out "$MOUNT" --repair',
+      'run --db "$DB" --out "$MOUNT" --allow-private-network',
+      `pack --db "$DB" --images "$MOUNT" --out "${join(dir, 'shards')}" --json`,
+    ]);
+    expect(verified!.status, verified!.stderr).toBe(0);
+    expect(JSON.parse(verified!.stdout.trim().split('\n').pop() as string)).toMatchObject({ ids: 2, files: 2, brokenIds: 0 });
+    for (const refused of [repair!, run!]) {
+      expect(refused.status).toBe(2);
+      expect(refused.stderr.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^herbdl: ${mount}: the images folder cannot be written \\(EROFS\\): this command writes into it`))]);
+    }
+    expect(pack!.status, pack!.stderr).toBe(0);
+    expect(JSON.parse(pack!.stdout)).toMatchObject({ images: 2 });
+  });
+
+  it('a gbifID a killed run left half-published there cannot be undone first: refused in one line, exit 2', async () => {
+    // What a run killed between its renames and its commit leaves in the ledger: an intent naming the files.
+    const ledger = new Database(ws.db);
+    ledger.prepare('INSERT INTO publishing (gbif_id, paths) VALUES (?, ?)').run(8300003, JSON.stringify([join(mount, treePath(8300003, 0))]));
+    ledger.close();
+    const [verified] = await onReadOnlyTree(['verify --db "$DB" --out "$MOUNT"']);
+    expect(verified!.status).toBe(2);
+    expect(verified!.stderr.trim().split('\n')).toEqual([`herbdl: ${mount}: the images folder cannot be written (EROFS): a killed run left gbifIDs half-published in it (1), to be undone before anything is checked; run this where the folder can be written`]);
   });
 });

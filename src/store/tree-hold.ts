@@ -1,13 +1,14 @@
 /**
  * What every command that writes into the images folder starts with, once it
- * holds the ledger (run, recheck, derive, prune, adopt): the downloader's
- * side of the ledger, a publisher, and a folder of temporaries of its own,
- * made ready after undoing what killed runs left (their half-published
- * intents, their temporaries; a live one's are never touched). The folder
- * goes when the work ends, however it ends.
+ * holds the ledger (run, recheck, derive, prune, adopt, verify --repair), and
+ * verify, which only reads it: the downloader's side of the ledger, a
+ * publisher, and a folder of temporaries of its own, made ready after undoing
+ * what killed runs left (their half-published intents, their temporaries; a
+ * live one's are never touched). The folder goes when the work ends, however
+ * it ends.
  */
-import type { Dirent } from 'node:fs';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { constants, type Dirent } from 'node:fs';
+import { access, mkdir, readdir, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import type { DownloadLedger, Ledger, RunLock, WorkerStatus } from '../ledger/ledger.js';
@@ -31,15 +32,23 @@ export async function withTreeHold<T>(
    * `widths`: derivatives the work writes (their temporaries go with the
    * images'); `recover` false: undo nothing first (a dry run; adopt);
    * `expectTree` false: the folder may hold none of the done gbifIDs' files
-   * (adopt, which puts them there).
+   * (adopt, which puts them there); `readOnly`: the work only reads the
+   * tree (verify without --repair), so a folder that cannot be written, an
+   * archived copy mounted read-only, will do: no temporaries are made, and
+   * only half-published gbifIDs, if a killed run left any, are undone first.
    */
-  options: { readonly widths?: readonly number[]; readonly recover?: boolean; readonly expectTree?: boolean },
+  options: { readonly widths?: readonly number[]; readonly recover?: boolean; readonly expectTree?: boolean; readonly readOnly?: boolean },
   work: (hold: TreeHold) => Promise<T>,
 ): Promise<T> {
   if (options.expectTree ?? true) await expectTree(ledger, out);
   const downloads = await ledger.openDownloads(lock);
   const publisher = new Publisher(out, downloads, () => lock.check(), options.widths);
   const temps = runTempFolder(out, lock.holder);
+  if (options.readOnly) {
+    const intents = (await downloads.openIntents()).length;
+    if (intents === 0) return work({ downloads, publisher, temps, undone: 0 });
+    await expectWritable(out, `a killed run left gbifIDs half-published in it (${intents}), to be undone before anything is checked; run this where the folder can be written`);
+  } else await expectWritable(out, 'this command writes into it (herbdl verify without --repair, export and pack only read it)');
   let undone = 0;
   if (options.recover ?? true) {
     const live = await downloads.liveWorkers();
@@ -56,6 +65,25 @@ export async function withTreeHold<T>(
   }
   await rm(temps, { recursive: true, force: true, maxRetries: 3 });
   return result;
+}
+
+/**
+ * A folder the command must write into that cannot be written (mounted
+ * read-only, another user's): said in one line before anything is tried.
+ * Node's recursive mkdir reported a read-only folder as ENOENT on the
+ * temporaries' path. A folder not made yet is made by the work.
+ */
+async function expectWritable(out: string, why: string): Promise<void> {
+  try {
+    await access(out, constants.W_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') {
+      throw new UsageError(`${out}: the images folder cannot be written (${code}): ${why}`);
+    }
+    throw err;
+  }
 }
 
 /**

@@ -37,7 +37,7 @@ export function registerVerify(program: Command): void {
     const options = optionValues(cmd, KEYS);
     const out = resolve(options.out);
     await withRunLedger(options.db, options.lease, (ledger, lock) =>
-      withTreeHold(ledger, lock, out, {}, async ({ downloads }) => {
+      withTreeHold(ledger, lock, out, { readOnly: !options.repair }, async ({ downloads }) => {
         const summary = await interruptible((signal) =>
           verify(downloads, {
             out,
