@@ -291,13 +291,15 @@ describe('herbdl verify of a tree mounted read-only', async () => {
     return results;
   }
 
-  it('checks it without writing to it; what writes into it is refused in one line, exit 2; pack reads it', async () => {
-    const [verified, repair, run, pack] = await onReadOnlyTree([
+  it('checks it without writing to it; what writes into it is refused in one line, exit 2; pack and a dry run of prune read it', async () => {
+    const [verified, repair, run, pack, pruneDry] = await onReadOnlyTree([
       'verify --db "$DB" --out "$MOUNT" --hash --json',
       'verify --db "$DB" --out "$MOUNT" --repair',
       'run --db "$DB" --out "$MOUNT" --allow-private-network',
       `pack --db "$DB" --images "$MOUNT" --out "${join(dir, 'shards')}" --json`,
+      'prune --db "$DB" --out "$MOUNT" --dry-run --json',
     ]);
+    expect(pruneDry!.status, pruneDry!.stderr).toBe(0);
     expect(verified!.status, verified!.stderr).toBe(0);
     expect(JSON.parse(verified!.stdout.trim().split('\n').pop() as string)).toMatchObject({ ids: 2, files: 2, brokenIds: 0 });
     for (const refused of [repair!, run!]) {

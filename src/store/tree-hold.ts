@@ -33,9 +33,10 @@ export async function withTreeHold<T>(
    * images'); `recover` false: undo nothing first (a dry run; adopt);
    * `expectTree` false: the folder may hold none of the done gbifIDs' files
    * (adopt, which puts them there); `readOnly`: the work only reads the
-   * tree (verify without --repair), so a folder that cannot be written, an
-   * archived copy mounted read-only, will do: no temporaries are made, and
-   * only half-published gbifIDs, if a killed run left any, are undone first.
+   * tree (verify without --repair, a dry run of prune), so a folder that
+   * cannot be written, an archived copy mounted read-only, will do: no
+   * temporaries are made, and only half-published gbifIDs, if a killed run
+   * left any, are undone first (unless `recover` is false).
    */
   options: { readonly widths?: readonly number[]; readonly recover?: boolean; readonly expectTree?: boolean; readonly readOnly?: boolean },
   work: (hold: TreeHold) => Promise<T>,
@@ -44,13 +45,14 @@ export async function withTreeHold<T>(
   const downloads = await ledger.openDownloads(lock);
   const publisher = new Publisher(out, downloads, () => lock.check(), options.widths);
   const temps = runTempFolder(out, lock.holder);
+  const recover = options.recover ?? true;
   if (options.readOnly) {
-    const intents = (await downloads.openIntents()).length;
+    const intents = recover ? (await downloads.openIntents()).length : 0;
     if (intents === 0) return work({ downloads, publisher, temps, undone: 0 });
     await expectWritable(out, `a killed run left gbifIDs half-published in it (${intents}), to be undone before anything is checked; run this where the folder can be written`);
   } else await expectWritable(out, 'this command writes into it (herbdl verify without --repair, export and pack only read it)');
   let undone = 0;
-  if (options.recover ?? true) {
+  if (recover) {
     const live = await downloads.liveWorkers();
     undone = (await publisher.recover(temps, (owner) => ownerMayLive(owner, live))).undone;
   }

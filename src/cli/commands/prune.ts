@@ -23,7 +23,7 @@ export function registerPrune(program: Command): void {
     const options = optionValues(cmd, KEYS);
     const out = resolve(options.out);
     // A dry run changes nothing, so it undoes nothing either.
-    await withRunLedger(options.db, options.lease, (ledger, lock) => withTreeHold(ledger, lock, out, { recover: !options.dryRun }, async ({ downloads, publisher }) => {
+    await withRunLedger(options.db, options.lease, (ledger, lock) => withTreeHold(ledger, lock, out, { recover: !options.dryRun, readOnly: options.dryRun }, async ({ downloads, publisher }) => {
       const summary = await interruptible((signal) =>
         prune(downloads, { out, dryRun: options.dryRun, publisher, signal, onFile: options.list ? (path) => process.stdout.write(`${path}\n`) : undefined }),
       );
