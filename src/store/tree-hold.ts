@@ -73,14 +73,15 @@ export async function withTreeHold<T>(
  * A folder the command must write into that cannot be written (mounted
  * read-only, another user's): said in one line before anything is tried.
  * Node's recursive mkdir reported a read-only folder as ENOENT on the
- * temporaries' path. A folder not made yet is made by the work.
+ * temporaries' path.
  */
 async function expectWritable(out: string, why: string): Promise<void> {
   try {
     await access(out, constants.W_OK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return;
+    // Not there yet (made by the work), or a path through a file (the work's mkdir names it).
+    if (code === 'ENOENT' || code === 'ENOTDIR') return;
     if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') {
       throw new UsageError(`${out}: the images folder cannot be written (${code}): ${why}`);
     }
