@@ -9,15 +9,7 @@ import { herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
 import { writeMultimedia } from './helpers/multimedia.js';
 import { expectConsistentPgTree, pgWorkspace } from './helpers/pg-run.js';
-
-interface RecheckJson {
-  checked: number;
-  notModified: number;
-  sameBytes: number;
-  changed: number;
-  gone: number;
-  later: Record<string, number>;
-}
+import type { RecheckJson } from './helpers/run.js';
 
 describe('herbdl recheck beside workers on one PostgreSQL ledger', async () => {
   const [host] = await imageServers(1, 97);

@@ -17,23 +17,13 @@ import { describe, expect, it } from 'vitest';
 import { herbdl, herbdlAsync, herbdlJson, spawnHerbdl, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
 import { writeMultimedia } from './helpers/multimedia.js';
+import type { RecheckJson } from './helpers/run.js';
 import { freshDatabase } from './helpers/postgres.js';
 
 const rel = (id: number, nn: number) => `${String(id).slice(0, 3)}/${String(id).slice(3, 6)}/${id}-${String(nn).padStart(2, '0')}.jpg`;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const sheet = (seed: number, width = 320) =>
   sharp({ create: { width, height: 240, channels: 3, background: { r: (seed * 37) % 256, g: (seed * 91) % 256, b: 120 } } }).jpeg().toBuffer();
-
-interface RecheckJson {
-  checked: number;
-  notModified: number;
-  sameBytes: number;
-  changed: number;
-  gone: number;
-  restored: number;
-  later: Record<string, number>;
-  bytes: number;
-}
 
 async function runOk(args: string[]): Promise<string> {
   const r = await herbdlAsync(args);

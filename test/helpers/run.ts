@@ -26,6 +26,18 @@ export interface RunJson {
   elapsedMs: number;
 }
 
+/** A recheck's summary (--json). */
+export interface RecheckJson {
+  checked: number;
+  notModified: number;
+  sameBytes: number;
+  changed: number;
+  gone: number;
+  restored: number;
+  later: Record<string, number>;
+  bytes: number;
+}
+
 export interface Workspace {
   readonly db: string;
   readonly out: string;
