@@ -1,16 +1,22 @@
-// npm run bench:verify [-- --ids 100000] [-- --sheet 400x600]
+// npm run bench:verify [-- --ids 100000] [-- --sheet 400x600] [-- --stat-delay-us 1000]
 // Checking a stored collection: N done gbifIDs of herbarium sheets in
 // herbdl's layout (the tree bench:adopt uses, a ledger that adopted it), and
 // `herbdl verify` timed (whole process: start-up, ledger, files) beside what
 // a user would run instead on the same tree in the same run: `find -printf
 // '%s'` (a stat of every file) for sizes, and `sha256sum` on every core
 // (`xargs -P`) for --hash. The page cache is warmed first for both sides.
+// Then a network filesystem (NFS, Lustre, GPFS), where each stat is a round
+// trip to a server: every stat held --stat-delay-us longer (1 ms) by strace's
+// delay injection (needs strace), for the 10,000 sheets of one folder of the
+// tree, verify beside `find` of that folder under the same delay, and beside
+// verify with the thread pool it had before 2026-12-07 (libuv's default 4
+// threads: bin/herbdl's setting had not taken effect).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bin, fmt, HEADER, pathFor, removeSqlite, timed } from './harness.mjs';
+import { arg, bin, fmt, HEADER, pathFor, removeSqlite, timed } from './harness.mjs';
 import { sharedTree, sheetTree } from './sheets.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -56,3 +62,29 @@ const sums = shell(`find '${tree}' -type f -name '*.jpg' -print0 | xargs -0 -P $
 const hashes = verify(['--hash']);
 const mbs = (t) => fmt(bytes / 2 ** 20 / t.seconds);
 console.log(`--hash    verify ${mbs(hashes)} MB/s, sha256sum on ${cores} cores ${mbs(sums)} MB/s: ${fmt(sums.seconds / hashes.seconds, 2)}x; peak RSS ${fmt(hashes.rssMb)} MB`);
+
+const statDelayUs = arg('stat-delay-us', 1000);
+if (spawnSync('sh', ['-c', 'command -v strace']).status !== 0) {
+  console.log('slow stats: needs strace (apt-get install strace)');
+} else {
+  // The gbifIDs of the last ID's folder (<id[:3]>/<id[3:6]>/): 10,000 of them for 10-digit IDs.
+  const lastId = FIRST_ID + ids - 1;
+  const folderFirst = Math.max(FIRST_ID, Number(String(lastId).slice(0, 6)) * 10 ** (String(lastId).length - 6));
+  const folder = join(tree, dirname(pathFor(lastId)));
+  const sheets = lastId - folderFirst + 1;
+  const STATS = 'statx,newfstatat,stat,lstat';
+  const strace = ['-f', '-qq', '--seccomp-bpf', '-o', '/dev/null', '-e', `trace=${STATS}`, '-e', `inject=${STATS}:delay_exit=${statDelayUs}`];
+  const slowVerify = (pool) => {
+    const t = timed('strace', [...strace, process.execPath, bin, 'verify', '--db', db, '--out', tree, '--after', String(folderFirst - 1), '--json'], pool ? { ...process.env, UV_THREADPOOL_SIZE: String(pool) } : process.env);
+    const summary = JSON.parse(t.stdout.trim().split('\n').pop());
+    if (summary.files !== sheets || summary.brokenIds !== 0) throw new Error(`verified ${summary.files} of ${sheets}, ${summary.brokenIds} broken`);
+    return t;
+  };
+  const slowFind = timed('strace', [...strace, 'find', folder, '-type', 'f', '-name', '*.jpg', '-printf', '%s\n']);
+  const before = slowVerify(4);
+  const now = slowVerify();
+  const rate = (t) => `${fmt(sheets / t.seconds)} files/s`;
+  console.log(
+    `slow stats (+${fmt(statDelayUs / 1000, 1)} ms each, ${fmt(sheets)} files): verify ${rate(now)}, find -printf ${rate(slowFind)}: ${fmt(slowFind.seconds / now.seconds, 2)}x; verify with 4 pool threads, as before, ${rate(before)}: ${fmt(before.seconds / now.seconds, 2)}x`,
+  );
+}
