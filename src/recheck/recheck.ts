@@ -73,10 +73,6 @@ export async function recheck(ledger: DownloadLedger, settings: RecheckSettings)
         failed: () => {},
       })
     : undefined;
-  const enqueue = (task: RecheckTask, notBefore?: number): void => {
-    hosts.enqueue(task, notBefore);
-    shared?.wanted(hosts.host(task.image.host));
-  };
   const window = settings.concurrency * 8;
   let queued = 0;
   let inFlight = 0;
@@ -164,7 +160,7 @@ export async function recheck(ledger: DownloadLedger, settings: RecheckSettings)
       shared?.noteCooldown(host.name, host.cooldownUntil);
       if (retryAt !== undefined && host.openForLongCooldown(at)) opened(host);
       if (host.isOpen(at)) return false;
-      enqueue(task, host.cooldownUntil);
+      hosts.enqueue(task, host.cooldownUntil);
       return true;
     }
     if (error && error.kind !== 'permanent') {
@@ -206,7 +202,7 @@ export async function recheck(ledger: DownloadLedger, settings: RecheckSettings)
       const task: RecheckTask = { job: { settled: false }, image: { host: target.host }, entry, target, temp: tempPath(settings.temps, due.gbifId, target.fileIndex), throttles: 0 };
       queued++;
       if (host.isOpen(Date.now())) answered(task, { kind: 'later', code: 'breaker_open', bytes: 0 });
-      else enqueue(task);
+      else hosts.enqueue(task);
     }
   };
 

@@ -24,8 +24,11 @@ export class HostQueues<T extends Queued> {
     private readonly onDropped: (task: T) => void,
   ) {}
 
-  /** Set on a ledger shared by workers: request slots come from shared-hosts.ts. */
-  shared = false;
+  /**
+   * Set on a ledger shared by workers (shared-hosts.ts): request slots come
+   * from the others' exchange, and each host given work asks for some.
+   */
+  shared: ((host: HostState<T>) => void) | undefined;
 
   host(name: string): HostState<T> {
     let h = this.hosts.get(name);
@@ -45,6 +48,7 @@ export class HostQueues<T extends Queued> {
     if (notBefore === undefined) host.push(task);
     else host.delay(task, notBefore);
     this.active.add(host);
+    this.shared?.(host);
   }
 
   /** The next task some host can start now, each host in turn. */

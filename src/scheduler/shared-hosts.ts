@@ -46,7 +46,7 @@ export class SharedHosts<T extends Queued> {
     private readonly perHost: number,
     private readonly hooks: SharedHostsHooks<T>,
   ) {
-    hosts.shared = true;
+    hosts.shared = (host) => this.wanted(host);
   }
 
   start(): void {
@@ -61,8 +61,8 @@ export class SharedHosts<T extends Queued> {
     clearTimeout(this.soon);
   }
 
-  /** A host has work and no slot: ask for one soon, not on every task. */
-  wanted(host: HostState<T>): void {
+  /** A host was given work (HostQueues.enqueue): with no slot there, ask for one soon, not on every task. */
+  private wanted(host: HostState<T>): void {
     if (host.budget === 0) this.syncSoon();
   }
 

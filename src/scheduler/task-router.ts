@@ -289,9 +289,8 @@ export class TaskRouter {
     this.hooks.blockedAside(blockedBy, job.gbifId);
   }
 
-  /** Queues the task on its host (not before `notBefore`), and says so to the other workers' budgets. */
+  /** Queues the task on its host (not before `notBefore`); on a shared ledger the host asks the others' budgets for slots. */
   enqueue(task: Task, notBefore?: number): void {
     this.hosts.enqueue(task, notBefore);
-    this.sharedHosts?.wanted(this.hosts.host(task.image.host));
   }
 }
