@@ -13,11 +13,12 @@
  * a 304. It is asked for whole, and the same version's bytes are left in
  * the temporary to be put back in its place (`restored`).
  */
-import { rm, stat, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { FetchError, fileSystemErrno } from '../errors.js';
 import { fetchImage, type Conditional, type FetchSettings } from '../fetch/fetch-image.js';
 import type { FetchedImage, RecheckImage } from '../ledger/ledger.js';
 import { derivativeTemp } from '../store/layout.js';
+import { storedAsRecorded } from '../store/publisher.js';
 import type { Validator } from '../validate/validator-pool.js';
 
 export type Checked =
@@ -39,20 +40,9 @@ export interface CheckContext {
 
 const GONE = new Set([404, 410]);
 
-/** Whether the stored file is there with the recorded size (a size not recorded is taken on trust). */
-async function storedIntact(path: string, bytes: number | null): Promise<boolean> {
-  if (bytes === null) return true;
-  try {
-    return (await stat(path)).size === bytes;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
-}
-
 /** `stored`: the image's file in the tree. */
 export async function checkImage(image: RecheckImage, temp: string, stored: string, context: CheckContext): Promise<Checked> {
-  const intact = await storedIntact(stored, image.bytes);
+  const intact = await storedAsRecorded(stored, image.bytes);
   const conditional: Conditional = intact ? { ...(image.etag ? { etag: image.etag } : {}), ...(image.lastModified ? { lastModified: image.lastModified } : {}) } : {};
   let fetched;
   try {

@@ -8,11 +8,10 @@
  * of the tree, a failing disk): linked, its damage would pass to every
  * gbifID that shares the URL, each recorded done with the sound file's hash.
  */
-import { stat } from 'node:fs/promises';
 import type { FetchResult } from '../fetch/fetch-image.js';
 import type { FetchedPart, StoredCopy } from '../ledger/ledger.js';
 import { derivativeTemp, finalPath } from '../store/layout.js';
-import { linkOrCopy } from '../store/publisher.js';
+import { linkOrCopy, storedAsRecorded } from '../store/publisher.js';
 import type { ReadDocument } from './iiif-documents.js';
 import type { Task } from './task.js';
 
@@ -33,11 +32,8 @@ export function linkStored(
     const source = finalPath(out, copy.gbifId, part ? part.fileIndex : copy.fileIndex);
     const outcome: FetchResult = part ? withoutPlace(part) : { ...copy.image };
     // The size is looked at before the link: a fetch writes its temporary in place, and would write through a link into the copy.
-    stat(source)
-      .then(
-        (found) => found.size === outcome.bytes && linkOrCopy(source, task.temp).then(() => true),
-        () => false,
-      )
+    storedAsRecorded(source, outcome.bytes)
+      .then((intact) => intact && linkOrCopy(source, task.temp).then(() => true))
       .then(
         (linked) => (linked ? then.linked(task, outcome) : then.missing(task)),
         () => then.missing(task),

@@ -11,7 +11,7 @@
  * So no partial gbifID stands in the tree, and no done gbifID lacks a file.
  */
 import { existsSync } from 'node:fs';
-import { link, mkdir, readdir, rename, rm, copyFile, unlink } from 'node:fs/promises';
+import { link, mkdir, readdir, rename, rm, copyFile, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { DownloadLedger, FetchedImage } from '../ledger/ledger.js';
 import { fsyncPath } from './durable.js';
@@ -30,6 +30,23 @@ export interface PublishItem {
 
 /** Records a published batch in the ledger: as done (run), or with new derivatives (herbdl derive). */
 export type Commit = (items: readonly PublishItem[]) => Promise<void>;
+
+/**
+ * Whether a stored file is in the tree at the size the ledger recorded for it
+ * (a size not recorded is taken on trust): one cut short by a copy or a
+ * failing disk is not, and must be neither linked into another gbifID nor
+ * confirmed as it is. Other failures than its absence are thrown.
+ */
+export async function storedAsRecorded(path: string, bytes: number | null): Promise<boolean> {
+  try {
+    const found = await stat(path);
+    return bytes === null || found.size === bytes;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    throw err;
+  }
+}
 
 /** Hard-links `from` to `to` (same filesystem, no copy), copying where links are refused. */
 export async function linkOrCopy(from: string, to: string): Promise<void> {
