@@ -89,7 +89,7 @@ describe('herbdl pack --format webdataset', async () => {
     });
   });
 
-  it('writes stats beside each shard and an index of them all', () => {
+  it('writes stats and keys beside each shard and an index of them all', () => {
     const index = JSON.parse(readFileSync(join(out, 'index.json'), 'utf8')) as { shards: { shard: string; count: number; stats: string }[]; images: number };
     expect(index.shards.map((s) => [s.shard, s.count])).toEqual([['herbdl-000000.tar', 10], ['herbdl-000001.tar', 10], ['herbdl-000002.tar', 5]]);
     expect(index.images).toBe(25);
@@ -100,6 +100,8 @@ describe('herbdl pack --format webdataset', async () => {
       expect(stats.first.gbifID).toBe(Number(jpgs[0]!.split('-')[0]));
       expect(stats.last.gbifID).toBe(Number(jpgs[jpgs.length - 1]!.split('-')[0]));
       expect(stats.bytes).toBe(jpgs.reduce((n, j) => n + tar(['-xOf', join(out, s.shard), j]).length, 0));
+      // Its keys, what a pack that carries the set on reads to know what it holds.
+      expect(readFileSync(join(out, s.shard.replace(/\.tar$/, '.keys')), 'utf8')).toBe(jpgs.map((j) => j.replace(/\.jpg$/, '\n')).join(''));
     }
   });
 
@@ -137,29 +139,58 @@ describe('herbdl pack --format webdataset', async () => {
     expect(gone.stderr.trim().split('\n')).toEqual([`herbdl: ${first}: a done gbifID's file is not in the tree; herbdl verify --repair finds every such file and makes its gbifID pending, for the next run to fetch`]);
   });
 
-  it('carried on after images below its last one were done since, says how far the set is behind the ledger; a new folder has them all', async () => {
+  it('carried on, adds the images done since below its last one, each once, and says what the set holds that is no longer done', async () => {
     const grown = join(dir, 'grown-images');
     const db = join(dir, 'grown.db');
     const body = await sharp({ create: { width: 50, height: 40, channels: 3, background: { r: 10, g: 20, b: 200 } } }).jpeg().toBuffer();
     const ids = Array.from({ length: 12 }, (_, i) => 7_200_000_000 + i);
-    herbdlJson(['ingest', '--db', db, writeMultimedia(join(dir, 'grown.txt'), ids.map((id) => [id, `https://pack.example/grown/${id}.jpg`] as [number, string]))]);
+    const listing = join(dir, 'grown.txt');
+    herbdlJson(['ingest', '--db', db, writeMultimedia(listing, ids.map((id) => [id, `https://pack.example/grown/${id}.jpg`] as [number, string]))]);
     const place = (list: number[]) => list.forEach((id) => (mkdirSync(dirname(join(grown, rel(id, 0))), { recursive: true }), writeFileSync(join(grown, rel(id, 0)), body)));
-    // Two low gbifIDs are not done yet when the set is first packed (failed for now, say).
-    place(ids.slice(2));
-    herbdlJson(['adopt', grown, '--db', db, '--trust-jpeg']);
     const set = join(dir, 'grown-set');
-    expect(herbdlJson<{ images: number }>(['pack', '--db', db, '--images', grown, '--out', set, '--shard-size', '4']).images).toBe(10);
-    // They are done later (a retry that succeeded); the set is carried on in the same folder.
-    place(ids.slice(0, 2));
+    const pack = (to = set) => herbdlJson<{ shards: number; written: number; images: number; late?: number; stale?: number }>(['pack', '--db', db, '--images', grown, '--out', to, '--shard-size', '4']);
+    /** Every image key in the set's shards, read by GNU tar, in shard order. */
+    const packedKeys = () => shardFiles(set).flatMap((f) => tar(['-tf', join(set, f)]).toString().trim().split('\n').filter((n) => n.endsWith('.jpg')));
+    const keyOf = (id: number) => `${id}-00.jpg`;
+    // Three low gbifIDs are not done yet when the set is first packed (failed for now, say).
+    place(ids.slice(3));
     herbdlJson(['adopt', grown, '--db', db, '--trust-jpeg']);
-    const again = herbdlJson<{ written: number; upToSet: { done: number; packed: number } }>(['pack', '--db', db, '--images', grown, '--out', set, '--shard-size', '4']);
-    expect(again).toMatchObject({ written: 0, upToSet: { done: 12, packed: 10 } });
+    expect(pack()).toMatchObject({ shards: 3, images: 9 });
+    // Two are done later (a retry that succeeded). The set was packed before keys were kept: its shards' keys are read from their tars.
+    place(ids.slice(1, 3));
+    herbdlJson(['adopt', grown, '--db', db, '--trust-jpeg']);
+    for (const f of readdirSync(set).filter((f) => f.endsWith('.keys'))) rmSync(join(set, f));
+    expect(pack()).toEqual(expect.objectContaining({ shards: 4, written: 1, images: 2, late: 2, stale: 0 }));
+    expect(readdirSync(set).filter((f) => f.endsWith('.keys'))).toHaveLength(4);
+    // The last one later still: a third run of shards, the set's keys merged from all three.
+    place(ids.slice(0, 1));
+    herbdlJson(['adopt', grown, '--db', db, '--trust-jpeg']);
     const text = herbdl(['pack', '--db', db, '--images', grown, '--out', set, '--shard-size', '4']);
     expect(text.status).toBe(0);
-    expect(text.stdout).toMatch(/behind {3}the ledger has 12 done images up to the set's last packed one, where its earlier shards hold 10:\n.*pack into a new folder/);
-    // A set that matches says nothing of the kind.
-    expect(herbdl(['pack', '--db', small.db, '--images', small.images, '--out', out, '--shard-size', '10']).stdout).not.toMatch(/behind/);
-    expect(herbdlJson<{ images: number }>(['pack', '--db', db, '--images', grown, '--out', join(dir, 'grown-new'), '--shard-size', '4']).images).toBe(12);
+    expect(text.stdout).toMatch(/late {5}1 of them done since the set's earlier shards were written, below its last image/);
+    expect(text.stdout).not.toMatch(/stale/);
+    expect(pack()).toEqual(expect.objectContaining({ shards: 5, written: 0, late: 0, stale: 0 }));
+    expect(packedKeys()).toEqual([...ids.slice(3), ...ids.slice(1, 3), ids[0]!].map(keyOf));
+    // A snapshot without one of them removes it: the set still holds it, and says so.
+    herbdlJson(['ingest', '--db', db, '--snapshot', writeMultimedia(join(dir, 'grown-less.txt'), ids.filter((_, i) => i !== 5).map((id) => [id, `https://pack.example/grown/${id}.jpg`] as [number, string]))]);
+    expect(pack()).toEqual(expect.objectContaining({ written: 0, late: 0, stale: 1 }));
+    expect(herbdl(['pack', '--db', db, '--images', grown, '--out', set, '--shard-size', '4']).stdout).toMatch(/stale {4}the set's earlier shards hold 1 images that are not done in the ledger now .*\n.*pack into a new folder/);
+    // A set that matches says neither.
+    expect(herbdl(['pack', '--db', small.db, '--images', small.images, '--out', out, '--shard-size', '10']).stdout).not.toMatch(/late|stale/);
+    expect(pack(join(dir, 'grown-new')).images).toBe(11);
+  });
+
+  it('refuses to carry on a set whose shard has no keys and a tar it cannot read, in one line, writing nothing', () => {
+    const copy = join(dir, 'shards-damaged');
+    spawnSync('cp', ['-r', out, copy]);
+    for (const f of readdirSync(copy).filter((f) => f.endsWith('.keys'))) rmSync(join(copy, f));
+    truncateSync(join(copy, 'herbdl-000001.tar'), 1000);
+    const before = readdirSync(copy).sort();
+    const r = herbdl(['pack', '--db', small.db, '--images', small.images, '--out', copy, '--shard-size', '10']);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/herbdl-000001\.tar: the tar ends without its end marker \(cut short, or not a shard of herbdl's\), so which images the set holds cannot be told; pack into a new folder$/)]);
+    // The first shard's keys were read from its sound tar and kept; nothing else changed.
+    expect(readdirSync(copy).sort()).toEqual([...before, 'herbdl-000000.keys'].sort());
   });
 
   it('after kill -9, the next pack keeps the finished shards and ends with the same bytes as an uninterrupted one', async () => {
@@ -177,10 +208,10 @@ describe('herbdl pack --format webdataset', async () => {
     const before = shardFiles(killed).length;
     expect(before).toBeGreaterThan(0);
     expect(before).toBeLessThan(30);
-    const resumed = herbdlJson<{ shards: number; written: number; upToSet: { done: number; packed: number } }>(['pack', '--db', big.db, '--images', big.images, '--out', killed, '--shard-size', '100']);
+    const resumed = herbdlJson<{ shards: number; written: number; late: number; stale: number }>(['pack', '--db', big.db, '--images', big.images, '--out', killed, '--shard-size', '100']);
     expect(resumed.shards).toBe(30);
-    // Nothing was done in between: the set is not behind the ledger.
-    expect(resumed.upToSet.done).toBe(resumed.upToSet.packed);
+    // Nothing was done in between: nothing late, nothing stale.
+    expect(resumed).toMatchObject({ late: 0, stale: 0 });
     expect(resumed.written).toBeGreaterThanOrEqual(30 - before);
     expect(digests(killed)).toEqual(digests(whole));
     expect(readdirSync(killed).filter((f) => f.endsWith('.part'))).toEqual([]);

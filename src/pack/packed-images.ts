@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { ExportedImage, Ledger } from '../ledger/ledger.js';
 import { TreeDamagedError } from '../errors.js';
 import { derivativePath, finalPath } from '../store/layout.js';
+import type { PackedSet } from './set-keys.js';
 import { keyAfter, type ImageKey } from './shards.js';
 
 /**
@@ -31,11 +32,12 @@ export function storedBody(image: ExportedImage, imagesDir: string, width: numbe
 }
 
 /**
- * Done images after `after`; with a width, only those of gbifIDs that have
- * that derivative (both streams in gbifID order). `passed` counts those up
- * to `after` that would have been packed.
+ * Done images the set does not hold, in gbifID and NN order; with a width,
+ * only those of gbifIDs that have that derivative (both streams in gbifID
+ * order). `late` counts those below the set's last image: done since its
+ * shards were written (a retry that succeeded, a snapshot's new image).
  */
-export async function* doneAfter(ledger: Ledger, after: ImageKey | undefined, width: number, passed: { images: number }): AsyncGenerator<ExportedImage> {
+export async function* notPacked(ledger: Ledger, set: PackedSet, setLast: ImageKey | undefined, width: number, late: { images: number }): AsyncGenerator<ExportedImage> {
   const derived = width > 0 ? ledger.derivedIds(width)[Symbol.asyncIterator]() : undefined;
   let next: number | undefined = -1;
   try {
@@ -47,12 +49,13 @@ export async function* doneAfter(ledger: Ledger, after: ImageKey | undefined, wi
         }
         if (next !== image.gbifId) continue;
       }
-      if (after && !keyAfter({ gbifID: image.gbifId, NN: image.fileIndex }, after)) {
-        passed.images++;
-        continue;
-      }
+      const key = { gbifID: image.gbifId, NN: image.fileIndex };
+      const held = set.has(key);
+      if (held === true || (held !== false && (await held))) continue;
+      if (setLast && !keyAfter(key, setLast)) late.images++;
       yield image;
     }
+    await set.end();
   } finally {
     // Ended early or not, the ledger's cursor on the derivatives is closed (SQLite will not close with one open).
     await derived?.return?.(undefined);

@@ -20,8 +20,9 @@ import { namingPath, UsageError } from '../errors.js';
 import { writeAll } from '../store/durable.js';
 import { expectTree } from '../store/tree-hold.js';
 import { readJpegFrame } from '../validate/jpeg-header.js';
-import { doneAfter, storedBody } from './packed-images.js';
-import { finishedShards, finishShard, packedWidth, shardName, sweepTemporaries, writeIndex, type ImageKey, type ShardStats } from './shards.js';
+import { notPacked, storedBody } from './packed-images.js';
+import { PackedSet, writeKeys } from './set-keys.js';
+import { finishedShards, finishShard, keyAfter, packedWidth, shardName, sweepTemporaries, writeIndex, type ImageKey, type ShardStats } from './shards.js';
 
 const describe = (width: number) => (width > 0 ? `the w${width} derivatives` : 'the originals');
 
@@ -48,12 +49,14 @@ export interface PackSummary {
   readonly interrupted: boolean;
   readonly elapsedMs: number;
   /**
-   * A set carried on: the done images the ledger has now up to its last
-   * packed one, and those its shards held. They differ when images were done
-   * (a retry that succeeded) or reopened after those shards were written;
-   * carrying on adds only what comes after the last packed image.
+   * A set carried on: of the images this pack put in, those below the set's
+   * last packed image (done since its shards were written: a retry that
+   * succeeded); and images the set holds that are not done in the ledger
+   * now (removed by a snapshot, or reopened), counted once the ledger's
+   * images were read to the end (not after an interrupt).
    */
-  readonly upToSet?: { readonly done: number; readonly packed: number };
+  readonly late?: number;
+  readonly stale?: number;
 }
 
 /** One fixed time for every entry: a shard's bytes depend on the ledger and the files only. */
@@ -139,6 +142,7 @@ class ShardFile {
 
 /** A shard whose tar is written but not yet durable: `settle` fsyncs it and renames it into place. */
 interface WrittenShard extends Omit<ShardStats, 'shard'> {
+  readonly keys: readonly ImageKey[];
   settle(): Promise<void>;
 }
 
@@ -147,6 +151,7 @@ async function writeShard(path: string, images: AsyncIterator<ExportedImage>, im
   let last: ImageKey | undefined;
   let count = 0;
   let bytes = 0;
+  const keys: ImageKey[] = [];
   const temp = `${path}.${process.pid}.part`;
   const fd = openSync(temp, 'w');
   try {
@@ -164,6 +169,7 @@ async function writeShard(path: string, images: AsyncIterator<ExportedImage>, im
       await entry(pack, `${key}.json`, Buffer.from(sidecar(image, body, width > 0)));
       last = { gbifID: image.gbifId, NN: image.fileIndex };
       first ??= last;
+      keys.push(last);
       count++;
       bytes += body.length;
       await file.maybeFlush();
@@ -190,7 +196,7 @@ async function writeShard(path: string, images: AsyncIterator<ExportedImage>, im
     }
     await rename(temp, path);
   };
-  return { count, bytes, first: first as ImageKey, last: last as ImageKey, settle };
+  return { count, bytes, first: first as ImageKey, last: last as ImageKey, keys, settle };
 }
 
 export async function packWebdataset(ledger: Ledger, settings: PackSettings): Promise<PackSummary> {
@@ -204,9 +210,12 @@ export async function packWebdataset(ledger: Ledger, settings: PackSettings): Pr
     throw new UsageError(`${settings.out} holds shards of ${describe(packedWidth(settings.out))}, not of ${describe(width)}: pack into another folder`);
   }
   const kept = shards.length;
-  const keptImages = shards.reduce((n, s) => n + s.count, 0);
-  const passed = { images: 0 };
-  const images = doneAfter(ledger, shards[shards.length - 1]?.last, width, passed);
+  // Its last image: the greatest a shard ends with (a pack that added late images began a run of shards lower down).
+  const setLast = shards.reduce<ImageKey | undefined>((m, s) => (!m || keyAfter(s.last, m) ? s.last : m), undefined);
+  const set = await PackedSet.open(settings.out, shards);
+  const late = { images: 0 };
+  const images = notPacked(ledger, set, setLast, width, late);
+  let ended = false;
   let packed = 0;
   let bytes = 0;
   let interrupted = false;
@@ -221,11 +230,16 @@ export async function packWebdataset(ledger: Ledger, settings: PackSettings): Pr
       }
       const shard = shardName(next);
       const written = await writeShard(join(settings.out, shard), images, settings.images, settings.shardSize, width);
-      if (!written) break;
+      if (!written) {
+        ended = true;
+        break;
+      }
       await settling;
-      const { settle, ...stats } = written;
+      const { settle, keys, ...stats } = written;
       settling = (async () => {
         await settle();
+        // Its keys before its stats, which make it finished: a finished shard's keys are always beside it.
+        await writeKeys(settings.out, shard, keys);
         shards.push({ shard, ...stats });
         await finishShard(settings.out, { shard, ...stats }, shards, totals());
         packed += stats.count;
@@ -251,7 +265,6 @@ export async function packWebdataset(ledger: Ledger, settings: PackSettings): Pr
     bytes,
     interrupted,
     elapsedMs: Math.round(performance.now() - started),
-    // Counted once the ledger's images went past the set's last one (or ran out): not after an interrupt before that.
-    ...(kept > 0 && (!interrupted || packed > 0) ? { upToSet: { done: passed.images, packed: keptImages } } : {}),
+    ...(kept > 0 ? { late: late.images, ...(ended ? { stale: set.stale } : {}) } : {}),
   };
 }

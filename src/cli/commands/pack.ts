@@ -8,12 +8,16 @@ import { addOptions, interruptible, optionValues } from '../shared.js';
 
 const KEYS = ['db', 'packFormat', 'images', 'packOut', 'shardSize', 'width', 'state', 'json', 'progress'] as const;
 
-/** A set carried on that no longer matches the ledger below its last image: said, with what to do. */
-function behind(upToSet: { done: number; packed: number } | undefined): string[] {
-  if (!upToSet || upToSet.done === upToSet.packed) return [];
+/** A set carried on: the images it gained below its last one, and those it holds that are no longer done, with what to do. */
+function carriedOn(late: number | undefined, stale: number | undefined): string[] {
   return [
-    `  behind   the ledger has ${formatCount(upToSet.done)} done images up to the set's last packed one, where its earlier shards hold ${formatCount(upToSet.packed)}:`,
-    '           images done (a retry that succeeded) or reopened since those shards were written are not in this set; pack into a new folder for a set of what is done now',
+    ...(late ? [`  late     ${formatCount(late)} of them done since the set's earlier shards were written, below its last image (a retry that succeeded): in this pack's shards`] : []),
+    ...(stale
+      ? [
+          `  stale    the set's earlier shards hold ${formatCount(stale)} images that are not done in the ledger now (removed by a snapshot, or reopened):`,
+          '           pack into a new folder for a set of what is done now',
+        ]
+      : []),
   ];
 }
 
@@ -53,7 +57,7 @@ export function registerPack(program: Command): void {
             `${summary.interrupted ? 'pack interrupted' : 'packed'} into ${summary.out}: ${formatCount(summary.shards)} shards (${formatCount(summary.written)} written now)`,
             `  images   ${formatCount(summary.images)} now, ${formatBytes(summary.bytes)}`,
             `  elapsed  ${(summary.elapsedMs / 1000).toFixed(1)} s`,
-            ...behind(summary.upToSet),
+            ...carriedOn(summary.late, summary.stale),
           ].join('\n') + '\n',
         );
       }
