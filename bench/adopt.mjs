@@ -6,12 +6,12 @@
 // of the same sheets on all cores with nothing else (bench/decode-ceiling.mjs).
 // Then --trust-jpeg, the marker walk, beside its own ceiling.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bin, fmt, HEADER, pathFor, removeSqlite, timed } from './harness.mjs';
-import { sharedTree, sheetTree } from './sheets.mjs';
+import { bin, fmt, pathFor, removeSqlite, timed } from './harness.mjs';
+import { sharedTree, sheetTree, treeListing } from './sheets.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { ids, sheet, dir, tree, firstId: FIRST_ID } = sharedTree(here);
@@ -22,11 +22,7 @@ await sheetTree(tree, ids, sheet, FIRST_ID);
 function ledger(name) {
   const db = join(dir, `${name}.db`);
   removeSqlite(db);
-  const file = join(dir, `multimedia-${ids}.txt`);
-  if (!existsSync(file)) {
-    const rows = Array.from({ length: ids }, (_, i) => `${FIRST_ID + i}\tStillImage\timage/jpeg\thttps://herbarium${i % 50}.example.org/${i}.jpg`);
-    writeFileSync(file, [HEADER, ...rows].join('\n') + '\n');
-  }
+  const file = treeListing({ ids, dir, firstId: FIRST_ID });
   const r = spawnSync(process.execPath, [bin, 'ingest', file, '--db', db, '--no-progress'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(r.stderr);
   return db;

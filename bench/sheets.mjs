@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
+import { HEADER } from './harness.mjs';
 
 /** 'WxH' -> four JPEG bodies of that size. */
 export async function sheetBodies(spec) {
@@ -61,4 +62,15 @@ export function sharedTree(benchDir) {
   const sheet = value('sheet') ?? '400x600';
   const dir = join(benchDir, 'out', 'adopt');
   return { ids, sheet, dir, tree: join(dir, `tree-${ids}-${sheet}`), firstId: 1_000_000_000 };
+}
+
+/** The multimedia file of the shared tree's gbifIDs (50 hosts, one sheet each), written once: adopt, verify and pack ingest it. */
+export function treeListing({ ids, dir, firstId }) {
+  const file = join(dir, `multimedia-${ids}.txt`);
+  if (!existsSync(file)) {
+    const rows = Array.from({ length: ids }, (_, i) => `${firstId + i}\tStillImage\timage/jpeg\thttps://herbarium${i % 50}.example.org/${i}.jpg`);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(file, [HEADER, ...rows].join('\n') + '\n');
+  }
+  return file;
 }

@@ -12,12 +12,12 @@
 // verify with the thread pool it had before 2026-12-07 (libuv's default 4
 // threads: bin/herbdl's setting had not taken effect).
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { arg, bin, fmt, HEADER, pathFor, removeSqlite, timed } from './harness.mjs';
-import { sharedTree, sheetTree } from './sheets.mjs';
+import { arg, bin, fmt, pathFor, removeSqlite, timed } from './harness.mjs';
+import { sharedTree, sheetTree, treeListing } from './sheets.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { ids, sheet, dir, tree, firstId: FIRST_ID } = sharedTree(here);
@@ -28,9 +28,7 @@ await sheetTree(tree, ids, sheet, FIRST_ID);
 // A ledger with every gbifID done, each file's size and sha256 recorded: the tree adopted as it is (the marker walk: adopt is not what is measured).
 const db = join(dir, `verify-${ids}-${sheet}.db`);
 if (!existsSync(db)) {
-  const file = join(dir, `verify-multimedia-${ids}.txt`);
-  const rows = Array.from({ length: ids }, (_, i) => `${FIRST_ID + i}\tStillImage\timage/jpeg\thttps://herbarium${i % 50}.example.org/${i}.jpg`);
-  writeFileSync(file, [HEADER, ...rows].join('\n') + '\n');
+  const file = treeListing({ ids, dir, firstId: FIRST_ID });
   const partial = `${db}.part`;
   removeSqlite(partial);
   for (const args of [['ingest', file, '--db', partial, '--no-progress'], ['adopt', tree, '--db', partial, '--trust-jpeg', '--no-progress']]) {
