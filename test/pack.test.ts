@@ -180,6 +180,21 @@ describe('herbdl pack --format webdataset', async () => {
     expect(pack(join(dir, 'grown-new')).images).toBe(11);
   });
 
+  it("gives each image's .json its gbifID's labels (herbdl labels), null where the occurrence file has none", async () => {
+    const labelled = await collection(dir, 'labelled', 4, (i) => 1 + (i % 2));
+    const ids = [0, 1, 2, 3].map((i) => 7_100_000_000 + i * 13);
+    const occurrences = join(dir, 'labelled-occurrence.txt');
+    writeFileSync(occurrences, ['gbifID\tfamily\tscientificName', ...ids.slice(0, 3).map((id) => `${id}\tFagaceae\tQuercus ${id}`)].join('\n') + '\n');
+    herbdlJson(['labels', '--db', labelled.db, occurrences, '--fields', 'scientificName,family']);
+    const set = join(dir, 'labelled-set');
+    expect(herbdlJson<{ images: number }>(['pack', '--db', labelled.db, '--images', labelled.images, '--out', set]).images).toBe(6);
+    const shard = join(set, 'herbdl-000000.tar');
+    const labelsOf = (key: string) => (JSON.parse(tar(['-xOf', shard, `${key}.json`]).toString()) as { labels: unknown }).labels;
+    expect(labelsOf(`${ids[1]}-00`)).toEqual({ scientificName: `Quercus ${ids[1]}`, family: 'Fagaceae' });
+    expect(labelsOf(`${ids[1]}-01`)).toEqual({ scientificName: `Quercus ${ids[1]}`, family: 'Fagaceae' });
+    expect(labelsOf(`${ids[3]}-00`)).toEqual({ scientificName: null, family: null });
+  });
+
   it('refuses to carry on a set whose shard has no keys and a tar it cannot read, in one line, writing nothing', () => {
     const copy = join(dir, 'shards-damaged');
     spawnSync('cp', ['-r', out, copy]);

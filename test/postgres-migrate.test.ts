@@ -4,7 +4,7 @@
  * give the same afterwards, and workers on PostgreSQL take up what was left.
  */
 import { createServer } from 'node:net';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { herbdl, herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
@@ -41,6 +41,10 @@ describe('herbdl migrate', async () => {
     expect(herbdlJson(['derive', '32', '--db', ws.db, '--out', ws.out])).toMatchObject({ derived: 30 });
     expect(JSON.parse((await herbdlAsync(['recheck', '--all', '--db', ws.db, '--out', ws.out, '--allow-private-network', '--json'])).stdout)).toMatchObject({ checked: 30, sameBytes: 30 });
     rmSync(join(ws.out, 'w32'), { recursive: true });
+    // So are labels (herbdl labels): all but the last gbifID have an occurrence row.
+    const occurrences = join(dir, 'occurrence.txt');
+    writeFileSync(occurrences, ['gbifID\tscientificName\tfamily', ...rows.slice(0, -1).map(([id]) => `${id}\tQuercus robur ${id}\tFagaceae`)].join('\n') + '\n');
+    expect(herbdlJson(['labels', '--db', ws.db, occurrences, '--fields', 'scientificName,family'])).toMatchObject({ labelled: 38 });
     const pg = await freshDatabase('migrate');
     const moved = herbdlJson<{ rows: Record<string, number> }>(['migrate', '--from', ws.db, '--to', pg]);
     expect(moved.rows).toMatchObject({ ids: 39, images: 39 });
@@ -51,13 +55,14 @@ describe('herbdl migrate', async () => {
       return rest;
     };
     expect(status(pg)).toEqual(status(ws.db));
-    expect(status(pg)).toMatchObject({ ids: { done: 30, failed: 4, pending: 5 }, errors: { http_404: 4 }, derivatives: [{ width: 32, ids: 30 }], freshness: { last: { current: 30 } } });
+    expect(status(pg)).toMatchObject({ ids: { done: 30, failed: 4, pending: 5 }, errors: { http_404: 4 }, derivatives: [{ width: 32, ids: 30 }], freshness: { last: { current: 30 } }, labels: { fields: ['scientificName', 'family'], ids: 38 } });
     for (const state of ['all', 'done', 'failed']) {
       const [x, y] = [join(dir, `m-sqlite-${state}.csv`), join(dir, `m-pg-${state}.csv`)];
       expect(herbdl(['export', '--db', ws.db, '--state', state, '--out-file', x]).status).toBe(0);
       expect(herbdl(['export', '--db', pg, '--state', state, '--out-file', y]).status).toBe(0);
       expect(readFileSync(y, 'utf8')).toBe(readFileSync(x, 'utf8'));
     }
+    expect(readFileSync(join(dir, 'm-pg-all.csv'), 'utf8')).toMatch(/^gbifID,.*,error,scientificName,family\r\n/);
     const [breaker] = await query<{ open: boolean }>(pg, 'SELECT breaker_open_until > 0 AS open FROM hosts WHERE host = $1', [dead]);
     expect(breaker).toEqual({ open: true });
 

@@ -21,6 +21,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   'retry-failed': async () => (await import('./commands/retry-failed.js')).registerRetryFailed,
   export: async () => (await import('./commands/export.js')).registerExport,
   exclude: async () => (await import('./commands/exclude.js')).registerExclude,
+  labels: async () => (await import('./commands/labels.js')).registerLabels,
   adopt: async () => (await import('./commands/adopt.js')).registerAdopt,
   derive: async () => (await import('./commands/derive.js')).registerDerive,
   pack: async () => (await import('./commands/pack.js')).registerPack,

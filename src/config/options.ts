@@ -68,6 +68,17 @@ export function widthList(raw: string, where: string): readonly number[] {
   return Object.freeze([...new Set(widths)].sort((a, b) => a - b));
 }
 
+/** The occurrence fields `herbdl labels` keeps unless told: what a classifier trains on, and where a sheet came from. */
+export const DEFAULT_LABEL_FIELDS = Object.freeze(['scientificName', 'taxonKey', 'taxonRank', 'kingdom', 'family', 'genus', 'species', 'countryCode', 'institutionCode', 'catalogNumber']);
+
+/** Occurrence fields: Darwin Core terms as a download's header spells them, comma-separated, no repeats. */
+export function fieldList(raw: string, where: string): readonly string[] {
+  const names = raw.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  for (const name of names) if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(name)) throw new UsageError(`${where}: "${name}" is not a field name (Darwin Core terms such as scientificName, family, taxonKey)`);
+  if (names.length === 0) throw new UsageError(`${where}: name at least one field`);
+  return Object.freeze([...new Set(names)]);
+}
+
 const DURATION_UNITS: Record<string, number> = { h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000, m: 30 * 86_400_000, y: 365 * 86_400_000 };
 
 function duration(raw: string, where: string): number {
@@ -135,6 +146,7 @@ export const OPTIONS = {
   packFormat: option('--format <format>', 'HERBDL_PACK_FORMAT', 'webdataset', 'webdataset: tar shards of <gbifID>-NN.jpg and .json', oneOf('webdataset')),
   shardSize: option('--shard-size <n>', 'HERBDL_SHARD_SIZE', 10_000, 'images per shard', integer(1, 10_000_000)),
   width: option('--width <px>', 'HERBDL_WIDTH', 0, 'pack the derivative of this width instead of the originals (0: originals)', integer(0, 100_000)),
+  fields: option('--fields <names>', 'HERBDL_FIELDS', DEFAULT_LABEL_FIELDS, `occurrence fields to keep per gbifID, comma-separated (default ${DEFAULT_LABEL_FIELDS.join(',')}, those the file has)`, fieldList),
   tiers: option('--tiers <tiers>', 'HERBDL_TIERS', tierList('7d<30d,30d<180d,90d<2y,365d', 'default'), 're-check every <every> while younger than <until>, by time since first stored (default 7d<30d,30d<180d,90d<2y,365d: weekly the first month, monthly to six months, quarterly to two years, yearly after)', tierList),
   budget: option('--budget <n>', 'HERBDL_BUDGET', 0, 'ask the hosts about at most this many images (0: every one due)', integer(0)),
   all: option('--all', 'HERBDL_ALL', false, 'take every stored image as due, whatever its age', boolean),

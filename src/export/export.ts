@@ -9,7 +9,7 @@ import { createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { namingPath } from '../errors.js';
-import type { ExportedImage, ItemState, Ledger } from '../ledger/ledger.js';
+import { LabelCursor, type ExportedImage, type ItemState, type Ledger } from '../ledger/ledger.js';
 import { finalPath } from '../store/layout.js';
 
 export const EXPORT_COLUMNS = [
@@ -63,24 +63,52 @@ function csvField(value: string | number | null): string {
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
-function line(format: 'csv' | 'jsonl', values: (string | number | null)[]): string {
+function line(format: 'csv' | 'jsonl', columns: readonly string[], values: (string | number | null)[]): string {
   if (format === 'csv') return values.map(csvField).join(',') + '\r\n';
-  return JSON.stringify(Object.fromEntries(EXPORT_COLUMNS.map((c, i) => [c, values[i]]))) + '\n';
+  return JSON.stringify(Object.fromEntries(columns.map((c, i) => [c, values[i]]))) + '\n';
+}
+
+/**
+ * The ledger's images as the export's rows: EXPORT_COLUMNS, then one column
+ * per label field (`herbdl labels`; a field named as an export column, such
+ * as license, is `occurrence_license`), null where a gbifID has no labels.
+ */
+export async function exportRows(ledger: Ledger, state: ItemState | 'all'): Promise<{ columns: readonly string[]; rows: AsyncGenerator<(string | number | null)[]>; close: () => Promise<void> }> {
+  const labels = await LabelCursor.open(ledger);
+  const taken = new Set<string>(EXPORT_COLUMNS.map((c) => c.toLowerCase()));
+  const labelColumns = (labels?.fields ?? []).map((f) => (taken.has(f.toLowerCase()) ? `occurrence_${f}` : f));
+  async function* rows(): AsyncGenerator<(string | number | null)[]> {
+    for await (const image of ledger.exportImages(state)) {
+      const values = record(image);
+      if (labels) {
+        const found = await labels.of(image.gbifId);
+        for (let i = 0; i < labelColumns.length; i++) values.push(found?.[i] ?? null);
+      }
+      yield values;
+    }
+  }
+  // Closed by the caller however the export ends: the ledger will not close with the labels' read open.
+  return { columns: [...EXPORT_COLUMNS, ...labelColumns], rows: rows(), close: async () => labels?.close() };
 }
 
 async function writeAll(ledger: Ledger, state: ItemState | 'all', format: 'csv' | 'jsonl', out: Writable): Promise<number> {
   let count = 0;
-  let chunk = format === 'csv' ? EXPORT_COLUMNS.join(',') + '\r\n' : '';
-  for await (const image of ledger.exportImages(state)) {
-    chunk += line(format, record(image));
-    count++;
-    if (chunk.length > 1 << 16) {
-      if (!out.write(chunk)) await once(out, 'drain');
-      chunk = '';
+  const { columns, rows, close } = await exportRows(ledger, state);
+  try {
+    let chunk = format === 'csv' ? columns.join(',') + '\r\n' : '';
+    for await (const values of rows) {
+      chunk += line(format, columns, values);
+      count++;
+      if (chunk.length > 1 << 16) {
+        if (!out.write(chunk)) await once(out, 'drain');
+        chunk = '';
+      }
     }
+    out.write(chunk);
+    return count;
+  } finally {
+    await close();
   }
-  out.write(chunk);
-  return count;
 }
 
 export async function exportImages(ledger: Ledger, options: { state: ItemState | 'all'; format: 'csv' | 'jsonl'; outFile: string }): Promise<number> {

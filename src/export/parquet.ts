@@ -12,7 +12,7 @@ import { fileWriter, ParquetWriter, schemaFromColumnData } from 'hyparquet-write
 import type { ItemState, Ledger } from '../ledger/ledger.js';
 import { namingPath } from '../errors.js';
 import { fsyncPath } from '../store/durable.js';
-import { EXPORT_COLUMNS, record } from './export.js';
+import { exportRows, type EXPORT_COLUMNS } from './export.js';
 
 type Column = (typeof EXPORT_COLUMNS)[number];
 
@@ -44,9 +44,12 @@ const ROW_GROUP = 50_000;
 
 export async function exportParquet(ledger: Ledger, state: ItemState | 'all', outFile: string, version: string): Promise<number> {
   const temp = `${outFile}.${process.pid}.part`;
-  const empty = () => EXPORT_COLUMNS.map((): unknown[] => []);
+  const { columns: names, rows: images, close } = await exportRows(ledger, state);
+  // Label columns (herbdl labels) are strings, null where a gbifID has none.
+  const typeOf = (name: string) => TYPES[name as Column] ?? 'STRING';
+  const empty = () => names.map((): unknown[] => []);
   const schema = schemaFromColumnData({
-    columnData: EXPORT_COLUMNS.map((name) => ({ name, data: [], type: TYPES[name], nullable: !REQUIRED.has(name) })),
+    columnData: names.map((name) => ({ name, data: [], type: typeOf(name), nullable: !REQUIRED.has(name as Column) })),
   });
   try {
     const writer = new ParquetWriter({ writer: fileWriter(temp), schema, createdBy: `herbdl ${version}` });
@@ -55,14 +58,14 @@ export async function exportParquet(ledger: Ledger, state: ItemState | 'all', ou
     let count = 0;
     const flush = async () => {
       if (rows === 0) return;
-      await writer.write({ columnData: EXPORT_COLUMNS.map((name, i) => ({ name, data: columns[i] as unknown[] })), rowGroupSize: ROW_GROUP });
+      await writer.write({ columnData: names.map((name, i) => ({ name, data: columns[i] as unknown[] })), rowGroupSize: ROW_GROUP });
       columns = empty();
       rows = 0;
     };
-    for await (const image of ledger.exportImages(state)) {
-      record(image).forEach((value, i) => {
+    for await (const values of images) {
+      values.forEach((value, i) => {
         // 64-bit columns take BigInts; a null stays null.
-        (columns[i] as unknown[]).push(TYPES[EXPORT_COLUMNS[i] as Column] === 'INT64' && value !== null ? BigInt(value) : value);
+        (columns[i] as unknown[]).push(typeOf(names[i] as string) === 'INT64' && value !== null ? BigInt(value) : value);
       });
       rows++;
       count++;
@@ -76,5 +79,7 @@ export async function exportParquet(ledger: Ledger, state: ItemState | 'all', ou
   } catch (err) {
     await rm(temp, { force: true });
     throw namingPath(err, outFile);
+  } finally {
+    await close();
   }
 }

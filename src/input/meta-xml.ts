@@ -1,11 +1,39 @@
 /**
- * Finds the Simple Multimedia file in a Darwin Core Archive's meta.xml.
+ * Finds a file of a Darwin Core Archive through its meta.xml: the Simple
+ * Multimedia extension (ingest), or the occurrence core (labels).
  * meta.xml is small and machine-written, so a tag scan is enough; a full XML
  * parser would be a dependency for six attributes.
  */
 import { InputError } from '../errors.js';
 
 export const MULTIMEDIA_ROW_TYPE = 'http://rs.gbif.org/terms/1.0/Multimedia';
+
+/** A file of a download: its row type in meta.xml, its usual name, and what to say when it is missing. */
+export interface DownloadPart {
+  readonly rowType: string;
+  readonly fileName: string;
+  /** What meta.xml calls it, for messages. */
+  readonly declared: string;
+  /** Why a download without it is refused. */
+  readonly needed: string;
+  readonly missingCode: string;
+}
+
+export const MULTIMEDIA: DownloadPart = {
+  rowType: MULTIMEDIA_ROW_TYPE,
+  fileName: 'multimedia.txt',
+  declared: `GBIF multimedia extension (${MULTIMEDIA_ROW_TYPE})`,
+  needed: 'no images to ingest',
+  missingCode: 'no_multimedia',
+};
+
+export const OCCURRENCE: DownloadPart = {
+  rowType: 'http://rs.tdwg.org/dwc/terms/Occurrence',
+  fileName: 'occurrence.txt',
+  declared: 'occurrence core (http://rs.tdwg.org/dwc/terms/Occurrence)',
+  needed: 'no occurrences to take labels from',
+  missingCode: 'no_occurrence',
+};
 
 export interface MultimediaDescriptor {
   /** Path of the multimedia file inside the archive. */
@@ -32,11 +60,11 @@ function attributes(tag: string): Map<string, string> {
   return out;
 }
 
-/** The descriptor of the GBIF multimedia extension, or undefined when the archive declares none. */
-export function findMultimedia(metaXml: string): MultimediaDescriptor | undefined {
+/** The descriptor of `part` (the GBIF multimedia extension), or undefined when the archive declares none. */
+export function findMultimedia(metaXml: string, part: DownloadPart = MULTIMEDIA): MultimediaDescriptor | undefined {
   for (const m of metaXml.matchAll(/<(core|extension)\b([^>]*)>([\s\S]*?)<\/\1>/g)) {
     const attrs = attributes(m[2] as string);
-    if (attrs.get('rowType') !== MULTIMEDIA_ROW_TYPE) continue;
+    if (attrs.get('rowType') !== part.rowType) continue;
     const location = /<location>\s*([^<]+?)\s*<\/location>/.exec(m[3] as string)?.[1];
     if (!location) continue;
     return {
@@ -55,26 +83,26 @@ function baseName(path: string): string {
 }
 
 /**
- * Which of a download's files is its multimedia file, by the same rules for
- * a zip's entries and for the folder a user unzipped it into: the file
- * meta.xml's multimedia extension names (tab-separated without quotes, as
+ * Which of a download's files is its multimedia file (or another `part`),
+ * by the same rules for a zip's entries and for the folder a user unzipped
+ * it into: the file meta.xml names for it (tab-separated without quotes, as
  * GBIF writes it; a publisher's IPT archive is not), or, with no meta.xml,
  * multimedia.txt. `names` are the download's paths and `readMeta` reads one
  * of them. Returns the chosen name; throws InputError naming `where`.
  */
-export async function chooseMultimedia(where: string, holder: 'archive' | 'folder', names: readonly string[], readMeta: (name: string) => Promise<string>): Promise<string> {
+export async function chooseMultimedia(where: string, holder: 'archive' | 'folder', names: readonly string[], readMeta: (name: string) => Promise<string>, part: DownloadPart = MULTIMEDIA): Promise<string> {
   const meta = names.find((n) => baseName(n) === 'meta.xml');
   if (meta === undefined) {
-    const text = names.find((n) => baseName(n) === 'multimedia.txt');
-    if (text === undefined) throw new InputError(where, `${holder} has neither meta.xml nor multimedia.txt`, 'no_multimedia');
+    const text = names.find((n) => baseName(n) === part.fileName);
+    if (text === undefined) throw new InputError(where, `${holder} has neither meta.xml nor ${part.fileName}`, part.missingCode);
     return text;
   }
-  const descriptor = findMultimedia(await readMeta(meta));
-  if (!descriptor) throw new InputError(where, 'meta.xml declares no GBIF multimedia extension (http://rs.gbif.org/terms/1.0/Multimedia): no images to ingest', 'no_multimedia');
+  const descriptor = findMultimedia(await readMeta(meta), part);
+  if (!descriptor) throw new InputError(where, `meta.xml declares no ${part.declared}: ${part.needed}`, part.missingCode);
   if (descriptor.fieldsTerminatedBy !== '\t' || descriptor.fieldsEnclosedBy !== '') {
     throw new InputError(where, `${descriptor.location} is not tab-separated without quotes as a GBIF download's is (a publisher's IPT archive?)`, 'not_gbif_download');
   }
   const named = names.find((n) => n === descriptor.location) ?? names.find((n) => baseName(n) === baseName(descriptor.location));
-  if (named === undefined) throw new InputError(where, `meta.xml names ${descriptor.location}, which is not in the ${holder}`, 'no_multimedia');
+  if (named === undefined) throw new InputError(where, `meta.xml names ${descriptor.location}, which is not in the ${holder}`, part.missingCode);
   return named;
 }

@@ -8,7 +8,7 @@ import { createReadStream } from 'node:fs';
 import { open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
-import { chooseMultimedia } from './meta-xml.js';
+import { chooseMultimedia, MULTIMEDIA, type DownloadPart } from './meta-xml.js';
 import { inflated, INFLATED_PIECE } from './inflate.js';
 import { openZipMultimedia } from './zip.js';
 
@@ -62,7 +62,8 @@ function reusedReads(handle: FileHandle): { chunks: AsyncIterable<Buffer>; bytes
   return { chunks: chunks(), bytesRead: () => bytes };
 }
 
-export async function openMultimedia(file: string): Promise<MultimediaSource> {
+/** Opens `file` as multimedia text (or as another `part` of a download: its occurrence file, for labels). */
+export async function openMultimedia(file: string, part: DownloadPart = MULTIMEDIA): Promise<MultimediaSource> {
   let info;
   try {
     info = await stat(file);
@@ -70,9 +71,9 @@ export async function openMultimedia(file: string): Promise<MultimediaSource> {
     const code = (err as NodeJS.ErrnoException).code;
     throw new InputError(file, code === 'ENOENT' ? 'no such file' : `cannot read (${code ?? (err as Error).message})`, 'unreadable');
   }
-  if (info.isDirectory()) return openMultimedia(await folderMultimedia(file));
+  if (info.isDirectory()) return openMultimedia(await folderMultimedia(file, part), part);
   if (!info.isFile()) throw new InputError(file, 'is not a regular file', 'unreadable');
-  if (info.size === 0) throw new InputError(file, 'is empty (0 bytes): expected a multimedia header line', 'empty');
+  if (info.size === 0) throw new InputError(file, `is empty (0 bytes): expected a ${part === MULTIMEDIA ? 'multimedia' : 'header'} line`, 'empty');
 
   let magic: Buffer;
   try {
@@ -82,7 +83,7 @@ export async function openMultimedia(file: string): Promise<MultimediaSource> {
   }
 
   if (magic[0] === 0x50 && magic[1] === 0x4b && (magic[2] === 3 || magic[2] === 5)) {
-    const zip = await openZipMultimedia(file);
+    const zip = await openZipMultimedia(file, part);
     return { file, kind: 'zip', chunks: zip.chunks, totalBytes: zip.uncompressedSize, bytesRead: zip.bytesRead, close: zip.close };
   }
 
@@ -106,7 +107,7 @@ export async function openMultimedia(file: string): Promise<MultimediaSource> {
  * them), found as in the zip: through meta.xml, or multimedia.txt. A file
  * kept gzipped to save room (multimedia.txt.gz) stands for the one it holds.
  */
-async function folderMultimedia(folder: string): Promise<string> {
+async function folderMultimedia(folder: string, part: DownloadPart): Promise<string> {
   const unreadable = (err: unknown, what: string) => new InputError(folder, `cannot read ${what} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, 'unreadable');
   let files: string[];
   try {
@@ -118,7 +119,7 @@ async function folderMultimedia(folder: string): Promise<string> {
   const gzipped = (f: string) => f.endsWith('.gz') && !f.endsWith('.xml.gz') && !present.has(f.slice(0, -3));
   const named = new Map(files.map((f) => [gzipped(f) ? f.slice(0, -3) : f, f]));
   const real = (name: string) => join(folder, named.get(name) as string);
-  const name = await chooseMultimedia(folder, 'folder', [...named.keys()], (meta) => readFile(real(meta), 'utf8').catch((err: unknown) => Promise.reject(unreadable(err, meta))));
+  const name = await chooseMultimedia(folder, 'folder', [...named.keys()], (meta) => readFile(real(meta), 'utf8').catch((err: unknown) => Promise.reject(unreadable(err, meta))), part);
   return real(name);
 }
 

@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
 import { InputError } from '../errors.js';
 import { inflated } from './inflate.js';
-import { chooseMultimedia } from './meta-xml.js';
+import { chooseMultimedia, MULTIMEDIA, type DownloadPart } from './meta-xml.js';
 
 const MAX_META_XML_BYTES = 4 * 1024 * 1024;
 
@@ -68,8 +68,8 @@ function entryBytes(raw: Readable, entry: Entry): { chunks: AsyncIterable<Buffer
   return { chunks: chunks(), bytesRead: () => bytes, stop };
 }
 
-/** Opens the multimedia entry named by meta.xml (or, lacking one, multimedia.txt). Throws InputError. */
-export async function openZipMultimedia(file: string): Promise<ZipMultimedia> {
+/** Opens the multimedia entry (or another `part`) named by meta.xml (or, lacking one, multimedia.txt). Throws InputError. */
+export async function openZipMultimedia(file: string, part: DownloadPart = MULTIMEDIA): Promise<ZipMultimedia> {
   let zip: ZipFile;
   try {
     zip = await yauzl.openPromise(file, { lazyEntries: true, autoClose: false });
@@ -79,7 +79,7 @@ export async function openZipMultimedia(file: string): Promise<ZipMultimedia> {
   try {
     const entries = await listEntries(zip);
     const named = (name: string) => entries.find((e) => e.fileName === name) as Entry;
-    const entry = named(await chooseMultimedia(file, 'archive', entries.map((e) => e.fileName), (meta) => readSmallEntry(zip, named(meta))));
+    const entry = named(await chooseMultimedia(file, 'archive', entries.map((e) => e.fileName), (meta) => readSmallEntry(zip, named(meta)), part));
     if (entry.isEncrypted()) throw new InputError(file, `${entry.fileName} is encrypted: not a GBIF download`, 'bad_zip');
     if (entry.compressionMethod !== 0 && entry.compressionMethod !== 8) throw new InputError(file, `${entry.fileName} is compressed with method ${entry.compressionMethod}, which herbdl cannot read (GBIF downloads use deflate)`, 'bad_zip');
     const read = entryBytes(await zip.openReadStreamPromise(entry, { decodeFileData: false }), entry);

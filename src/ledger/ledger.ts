@@ -10,6 +10,7 @@ import type { IngestWriter } from './ingest-batch.js';
 import type { ExcludeTally, UnexcludeTally } from './exclusions.js';
 import type { FreshnessSummary, HostRate, VerifiedSummary } from './upkeep.js';
 import type { Tier } from './freshness.js';
+import type { LabelRow, LabelSummary, LabelWriter } from './labels.js';
 
 export * from './download-ledger.js';
 export * from './host-budgets.js';
@@ -17,6 +18,8 @@ export * from './upkeep.js';
 export * from './ingest-batch.js';
 export type { ExcludeTally, UnexcludeTally } from './exclusions.js';
 export type { Tier } from './freshness.js';
+export type { LabelRow, LabelSummary, LabelWriter } from './labels.js';
+export { LabelCursor } from './labels.js';
 
 export type ItemState = 'pending' | 'done' | 'failed' | 'excluded' | 'removed';
 
@@ -81,6 +84,8 @@ export interface LedgerStatus {
   };
   /** What the last `herbdl verify` found, if one ran. */
   readonly verified?: VerifiedSummary;
+  /** The label fields and how many gbifIDs had labels when they were loaded (herbdl labels), if any were. */
+  readonly labels?: LabelSummary;
 }
 
 /** Per host and tier, as `recheck --plan` reads them: re-checkable images and those due now. */
@@ -161,6 +166,12 @@ export interface Ledger {
   exportImages(state: ItemState | 'all'): AsyncIterable<ExportedImage>;
   /** gbifIDs that have derivatives of `width`, ascending, read lazily (pack --width). */
   derivedIds(width: number): AsyncIterable<number>;
+  /** Starts a load of labels with these fields, which replaces the ledger's labels when it finishes (herbdl labels; labels.ts). */
+  openLabels(fields: readonly string[]): Promise<LabelWriter>;
+  /** The label fields, and how many gbifIDs had labels when they were loaded; undefined before any load. */
+  labelSummary(): Promise<LabelSummary | undefined>;
+  /** Every gbifID's labels, ascending, read lazily (pack, export). */
+  labels(): AsyncIterable<LabelRow>;
   /** Re-checkable images per host and tier under `tiers` at `now`, with what runs measured at each host (recheck --plan). */
   plan(tiers: readonly Tier[], now: number): Promise<{ rows: PlanRow[]; rates: HostRate[] }>;
   /** Finishes an interrupted bulk load and builds what downloading needs; then the downloader's interface for the run `lock` holds. */

@@ -9,6 +9,7 @@
 import { SNAPSHOT_NUMBER } from './snapshots.js';
 import { FRESHNESS } from './freshness.js';
 import { LAST_VERIFY } from './upkeep.js';
+import { LABEL_FIELDS, LABELLED_IDS } from './labels.js';
 import Database from 'better-sqlite3';
 import { LedgerError } from '../errors.js';
 import { openLedger } from './open.js';
@@ -32,6 +33,7 @@ const TABLES: readonly { name: string; columns: readonly string[]; order: string
   { name: 'ids', columns: ['gbif_id', 'state', 'attempts', 'next_attempt_at', 'updated_at', 'blocked_host'], order: 'gbif_id' },
   { name: 'exclusions', columns: ['gbif_id'], order: 'gbif_id' },
   { name: 'derivatives', columns: ['gbif_id', 'width'], order: 'gbif_id, width' },
+  { name: 'labels', columns: ['gbif_id', 'vals'], order: 'gbif_id' },
   { name: 'totals', columns: ['name', 'value'], order: 'name' },
   { name: 'error_counts', columns: ['code', 'host_id', 'images'], order: 'code, host_id' },
   // Intents of a run that died: worker 0 is no live worker, so the first worker to start undoes them.
@@ -56,7 +58,7 @@ async function copyTable(db: Database.Database, client: pg.PoolClient, table: (t
   return n;
 }
 
-const CARRIED_NOTES = [SNAPSHOT_NUMBER, FRESHNESS, LAST_VERIFY];
+const CARRIED_NOTES = [SNAPSHOT_NUMBER, FRESHNESS, LAST_VERIFY, LABEL_FIELDS, LABELLED_IDS];
 
 export interface MigrateSummary {
   readonly rows: Readonly<Record<string, number>>;
@@ -80,7 +82,7 @@ export async function migrateLedger(from: string, to: string): Promise<MigrateSu
         for (const index of Object.keys(DERIVED_INDEXES)) await client.query(`DROP INDEX IF EXISTS ${index}`);
         await client.query('DELETE FROM totals');
         for (const table of TABLES) rows[table.name] = await copyTable(db, client, table);
-        // The ledger's own notes that carry state: the last snapshot's number, the last recheck's freshness.
+        // The ledger's own notes that carry state: the last snapshot's number, the last recheck's freshness, the label fields.
         for (const name of CARRIED_NOTES) {
           const value = db.prepare('SELECT value FROM ledger_state WHERE name = ?').pluck().get(name) as string | undefined;
           if (value !== undefined) await client.query('INSERT INTO herbdl_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value', [name, value]);

@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pack as tarPack, type Pack } from 'tar-stream';
-import type { ExportedImage, Ledger } from '../ledger/ledger.js';
+import { LabelCursor, type ExportedImage, type Ledger } from '../ledger/ledger.js';
 import { createHash } from 'node:crypto';
 import { namingPath, UsageError } from '../errors.js';
 import { writeAll } from '../store/durable.js';
@@ -77,7 +77,7 @@ function entry(pack: Pack, name: string, body: Uint8Array): Promise<void> {
  * ledger's for an original, read from the file itself for a derivative (its
  * frame header, its bytes hashed), which the ledger does not describe.
  */
-function sidecar(image: ExportedImage, body: Buffer, derivative: boolean): string {
+function sidecar(image: ExportedImage, body: Buffer, derivative: boolean, labels: Record<string, string | null> | undefined): string {
   const frame = derivative ? readJpegFrame(body) : undefined;
   return JSON.stringify({
     gbifID: image.gbifId,
@@ -91,7 +91,16 @@ function sidecar(image: ExportedImage, body: Buffer, derivative: boolean): strin
     height: derivative ? (frame?.height ?? null) : image.height,
     bytes: body.length,
     sha256: derivative ? createHash('sha256').update(body).digest('hex') : image.sha256,
+    // Its gbifID's occurrence fields (herbdl labels), null where the occurrence file had no row for it.
+    ...(labels ? { labels } : {}),
   });
+}
+
+/** An image's labels as its .json gives them: every field, null when its gbifID has none. */
+async function labelsOf(cursor: LabelCursor | undefined, gbifId: number): Promise<Record<string, string | null> | undefined> {
+  if (!cursor) return undefined;
+  const values = await cursor.of(gbifId);
+  return Object.fromEntries(cursor.fields.map((field, i) => [field, values?.[i] ?? null]));
 }
 
 /**
@@ -146,7 +155,7 @@ interface WrittenShard extends Omit<ShardStats, 'shard'> {
   settle(): Promise<void>;
 }
 
-async function writeShard(path: string, images: AsyncIterator<ExportedImage>, imagesDir: string, size: number, width: number): Promise<WrittenShard | undefined> {
+async function writeShard(path: string, images: AsyncIterator<ExportedImage>, imagesDir: string, size: number, width: number, labels: LabelCursor | undefined): Promise<WrittenShard | undefined> {
   let first: ImageKey | undefined;
   let last: ImageKey | undefined;
   let count = 0;
@@ -166,7 +175,7 @@ async function writeShard(path: string, images: AsyncIterator<ExportedImage>, im
       const body = storedBody(image, imagesDir, width);
       const key = `${image.gbifId}-${String(image.fileIndex).padStart(2, '0')}`;
       await entry(pack, `${key}.jpg`, body);
-      await entry(pack, `${key}.json`, Buffer.from(sidecar(image, body, width > 0)));
+      await entry(pack, `${key}.json`, Buffer.from(sidecar(image, body, width > 0, await labelsOf(labels, image.gbifId))));
       last = { gbifID: image.gbifId, NN: image.fileIndex };
       first ??= last;
       keys.push(last);
@@ -215,6 +224,7 @@ export async function packWebdataset(ledger: Ledger, settings: PackSettings): Pr
   const set = await PackedSet.open(settings.out, shards);
   const late = { images: 0 };
   const images = notPacked(ledger, set, setLast, width, late);
+  const labels = await LabelCursor.open(ledger);
   let ended = false;
   let packed = 0;
   let bytes = 0;
@@ -229,7 +239,7 @@ export async function packWebdataset(ledger: Ledger, settings: PackSettings): Pr
         break;
       }
       const shard = shardName(next);
-      const written = await writeShard(join(settings.out, shard), images, settings.images, settings.shardSize, width);
+      const written = await writeShard(join(settings.out, shard), images, settings.images, settings.shardSize, width, labels);
       if (!written) {
         ended = true;
         break;
@@ -253,9 +263,11 @@ export async function packWebdataset(ledger: Ledger, settings: PackSettings): Pr
     await settling.catch(() => {});
     // The ledger's cursor is closed on the way out too: left open, closing the ledger fails and hides this error.
     await images.return(undefined).catch(() => {});
+    await labels?.close().catch(() => {});
     throw err;
   }
   await images.return(undefined);
+  await labels?.close();
   if (shards.length === kept) await writeIndex(settings.out, shards, totals());
   return {
     out: settings.out,

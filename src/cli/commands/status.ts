@@ -44,6 +44,7 @@ function printStatus(s: LedgerStatus, db: string): void {
     const found = v.brokenIds === 0 ? 'every file as recorded' : `${formatCount(v.missing)} missing, ${formatCount(v.damaged)} damaged, ${formatCount(v.brokenIds)} gbifIDs affected${v.reopened > 0 ? `, ${formatCount(v.reopened)} made pending again` : ''}`;
     lines.push(`verified  ${new Date(v.at).toISOString()}${v.interrupted ? ` (interrupted: up to gbifID ${v.checkedThrough ?? 0})` : ''}, ${v.hash ? 'sizes and sha256' : 'sizes'}: ${formatCount(v.files)} files of ${formatCount(v.ids)} done gbifIDs, ${found}`);
   }
+  if (s.labels) lines.push(`labels    ${s.labels.fields.join(', ')}: ${formatCount(s.labels.ids)} gbifIDs labelled when they were loaded (herbdl labels)`);
   if (!s.complete) lines.push('note: an ingest into this ledger is running or was interrupted; gbifID counts are complete once it finishes (run the ingest again)');
   if (s.hosts.length > 0) {
     const width = Math.max(4, ...s.hosts.map((h) => h.host.length));

@@ -8,7 +8,9 @@ import { plan } from './rechecks.js';
 import { FRESHNESS } from '../freshness.js';
 import type pg from 'pg';
 import type { ExcludeTally, UnexcludeTally } from '../exclusions.js';
-import type { DownloadLedger, ExportedImage, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, WorkerStatus, HostRate, PlanRow, Tier } from '../ledger.js';
+import type { DownloadLedger, ExportedImage, HostErrorCount, IngestWriter, ItemState, LabelRow, LabelSummary, LabelWriter, Ledger, LedgerStatus, RunLock, WorkerStatus, HostRate, PlanRow, Tier } from '../ledger.js';
+import { labelRows, labelSummary, PostgresLabelWriter } from './labels.js';
+import { labelsOf } from '../labels.js';
 import type { OpenOptions } from '../sqlite/sqlite-ledger.js';
 import { derivedCounts, freshnessOf, GONE_IDS_SQL, exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, imageCounts, IMAGES_REMOVED, STATE, verifiedOf } from '../rows.js';
 import { LAST_VERIFY } from '../upkeep.js';
@@ -89,6 +91,19 @@ class PostgresLedger implements Ledger {
     return plan(this.pool, tiers, now);
   }
 
+  async openLabels(fields: readonly string[]): Promise<LabelWriter> {
+    await this.completeInterruptedLoad();
+    return PostgresLabelWriter.open(this.pool, this.location, fields);
+  }
+
+  labelSummary(): Promise<LabelSummary | undefined> {
+    return labelSummary(this.pool);
+  }
+
+  labels(): AsyncIterable<LabelRow> {
+    return labelRows(this.pool);
+  }
+
   async *derivedIds(width: number): AsyncIterableIterator<number> {
     for (let after = -1; ; ) {
       const rows = await this.pool.query('SELECT gbif_id FROM derivatives WHERE width = $1 AND gbif_id > $2 ORDER BY gbif_id LIMIT $3', [width, after, EXPORT_PAGE]);
@@ -136,7 +151,8 @@ class PostgresLedger implements Ledger {
           (await client.query('SELECT value FROM herbdl_meta WHERE name = $1', [FRESHNESS])).rows[0]?.value as string | undefined,
           Number(totals.get('images_gone') ?? 0) > 0 ? (await client.query(GONE_IDS_SQL)).rows.map((r) => r.gbif_id as number) : [],
         ),
-        ...verifiedOf((await client.query('SELECT value FROM herbdl_meta WHERE name = $1', [LAST_VERIFY])).rows[0]?.value as string | undefined) };
+        ...verifiedOf((await client.query('SELECT value FROM herbdl_meta WHERE name = $1', [LAST_VERIFY])).rows[0]?.value as string | undefined),
+        ...labelsOf(await labelSummary(client)) };
     } finally {
       client.release();
     }

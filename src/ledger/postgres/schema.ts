@@ -213,6 +213,11 @@ export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE IF NOT EXISTS commit_marks (conn bigint PRIMARY KEY, seq bigint NOT NULL, at bigint NOT NULL);
   `,
+  // 11: labels, as in SQLite (migration 13 there): fields of the download's occurrence file per gbifID, their values
+  // a JSON array in the order of the fields herbdl_meta names (label_fields), none until a load ends (labels.ts).
+  `
+  CREATE TABLE labels (gbif_id bigint PRIMARY KEY, vals text NOT NULL);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

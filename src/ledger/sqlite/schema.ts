@@ -232,6 +232,11 @@ export const MIGRATIONS: readonly string[] = [
   UPDATE hosts SET blocked_ids = (SELECT NULLIF(count(*), 0) FROM ids
     WHERE ids.blocked_host = hosts.host_id AND ids.blocked_host IS NOT NULL AND ids.state IN (0, 2) AND ids.state = 0);
   `,
+  // 13: labels, fields of the download's occurrence file per gbifID (herbdl labels; ledger/labels.ts): their
+  // values a JSON array in the order of the fields ledger_state names (label_fields), none until a load ends.
+  `
+  CREATE TABLE labels (gbif_id INTEGER PRIMARY KEY, vals TEXT NOT NULL);
+  `,
 ];
 
 /** Indexes a bulk load drops and builds again, by sorting, when it ends. */

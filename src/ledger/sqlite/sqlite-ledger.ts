@@ -10,7 +10,9 @@ import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { LedgerError } from '../../errors.js';
 import type { ExcludeTally, UnexcludeTally } from '../exclusions.js';
-import type { DownloadLedger, ExportedImage, HostCounts, HostErrorCount, IngestWriter, ItemState, Ledger, LedgerStatus, RunLock, StateCounts, HostRate, PlanRow, Tier } from '../ledger.js';
+import type { DownloadLedger, ExportedImage, HostCounts, HostErrorCount, IngestWriter, ItemState, LabelRow, LabelSummary, LabelWriter, Ledger, LedgerStatus, RunLock, StateCounts, HostRate, PlanRow, Tier } from '../ledger.js';
+import { labelRows, labelSummary, SqliteLabelWriter } from './labels.js';
+import { labelsOf } from '../labels.js';
 import { exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, derivedCounts, freshnessOf, GONE_IDS_SQL, imageCounts, IMAGES_REMOVED, verifiedOf } from '../rows.js';
 import { LAST_VERIFY } from '../upkeep.js';
 import { bulkLoadPending, completeBulkLoad, sharedJournal } from './bulk-load.js';
@@ -128,6 +130,19 @@ class SqliteLedger implements Ledger {
     for (const r of rows) yield exportedImage(r);
   }
 
+  async openLabels(fields: readonly string[]): Promise<LabelWriter> {
+    this.settle();
+    return SqliteLabelWriter.open(this.db, this.location, fields);
+  }
+
+  async labelSummary(): Promise<LabelSummary | undefined> {
+    return labelSummary(this.db);
+  }
+
+  async *labels(): AsyncIterableIterator<LabelRow> {
+    yield* labelRows(this.db);
+  }
+
   async plan(tiers: readonly Tier[], now: number): Promise<{ rows: PlanRow[]; rates: HostRate[] }> {
     return new SqliteRechecks(this.db).plan(tiers, now);
   }
@@ -192,7 +207,8 @@ class SqliteLedger implements Ledger {
           this.db.prepare('SELECT value FROM ledger_state WHERE name = ?').pluck().get(FRESHNESS) as string | undefined,
           Number(totals.get('images_gone') ?? 0) > 0 ? (this.db.prepare(GONE_IDS_SQL).pluck().all() as number[]) : [],
         ),
-        ...verifiedOf(this.db.prepare('SELECT value FROM ledger_state WHERE name = ?').pluck().get(LAST_VERIFY) as string | undefined) };
+        ...verifiedOf(this.db.prepare('SELECT value FROM ledger_state WHERE name = ?').pluck().get(LAST_VERIFY) as string | undefined),
+        ...labelsOf(labelSummary(this.db)) };
     });
     return read.deferred();
   }
