@@ -1,7 +1,9 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { herbdl, herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
+import { spawnSync } from 'node:child_process';
+import { BIN, herbdl, herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
+import { GBIF_SAMPLES } from './helpers/samples.js';
 import { imageServers } from './helpers/image-server.js';
 
 describe('herbdl export', async () => {
@@ -56,6 +58,18 @@ describe('herbdl export', async () => {
     expect(r.stdout).toBe('');
     expect(readFileSync(file, 'utf8').split('\r\n')).toHaveLength(4);
     expect(readdirSync(dir).filter((f) => f.endsWith('.part'))).toEqual([]);
+  });
+
+  it('ends quietly, exit 0, when its reader goes away (export | head)', () => {
+    // A ledger large enough that the pipe fills: the sample download's 1,302 images.
+    const big = join(dir, 'piped.db');
+    herbdlJson(['ingest', '--db', big, join(GBIF_SAMPLES, 'rgbif-0258360-220831081235567', 'multimedia.txt.gz')]);
+    for (const format of ['csv', 'jsonl']) {
+      const r = spawnSync('bash', ['-c', `set -o pipefail; "${process.execPath}" "${BIN}" export --db "${big}" --state all --format ${format} | head -1`], { encoding: 'utf8' });
+      expect(r.stdout.split('\n')).toHaveLength(2);
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+    }
   });
 
   it('refuses an unknown format', () => {

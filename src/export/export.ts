@@ -113,8 +113,14 @@ async function writeAll(ledger: Ledger, state: ItemState | 'all', format: 'csv' 
 
 export async function exportImages(ledger: Ledger, options: { state: ItemState | 'all'; format: 'csv' | 'jsonl'; outFile: string }): Promise<number> {
   if (!options.outFile) {
-    const count = await writeAll(ledger, options.state, options.format, process.stdout);
-    return count;
+    try {
+      return await writeAll(ledger, options.state, options.format, process.stdout);
+    } catch (err) {
+      // A reader that went away (`herbdl export | head`) ends the export, as it ends any filter; it had said EPIPE was the ledger's server going away.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED') return 0;
+      throw err;
+    }
   }
   const temp = `${options.outFile}.${process.pid}.part`;
   const file = createWriteStream(temp, { flush: true });
