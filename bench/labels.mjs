@@ -1,7 +1,7 @@
 // npm run bench:labels [-- --rows 500000] [-- --rounds 2]
 // `herbdl labels` of a GBIF occurrence file of the real shape (the 259
 // columns of a download's occurrence.txt, about 1.3 KB a row: the rows of the
-// real sample in fixtures/, repeated with new gbifIDs) into a ledger that
+// real sample in fixtures/, repeated with new gbifIDs, in no order) into a ledger that
 // holds those gbifIDs, on SQLite and on PostgreSQL, each beside what a user
 // would run to make the same file queryable by gbifID, in the same run:
 // `sqlite3 .import` of it and an index on gbifID; psql's `\copy` of it and an
@@ -24,9 +24,12 @@ mkdirSync(out, { recursive: true });
 requireTools('bench:labels', [['sqlite3', 'sqlite3'], ['psql', 'postgresql-client'], ['/usr/bin/time', 'time']]);
 const FIRST_ID = 3_000_000_000;
 
+/** The i-th gbifID of the occurrence file: a permutation of 0 .. rows - 1 that scatters neighbours (2,654,435,761 is a prime, so it shares no factor with --rows). */
+const shuffled = (i) => Number((BigInt(i) * 2_654_435_761n) % BigInt(rows));
+
 /** The occurrence file and a multimedia file of the same gbifIDs (one image each), written once. */
 async function files() {
-  const occurrence = join(out, `occurrence-${rows}.txt`);
+  const occurrence = join(out, `occurrence-${rows}-shuffled.txt`);
   const multimedia = join(out, `multimedia-${rows}.txt`);
   if (!existsSync(occurrence)) {
     const sample = gunzipSync(readFileSync(join(here, '..', 'fixtures', 'samples', 'gbif', 'rgbif-0258360-220831081235567', 'occurrence.txt.gz'))).toString('utf8');
@@ -36,7 +39,8 @@ async function files() {
     const file = createWriteStream(temp);
     file.write(header + '\n');
     for (let i = 0; i < rows; i++) {
-      if (!file.write(`${FIRST_ID + i}${rests[i % rests.length]}\n`)) await once(file, 'drain');
+      // gbifIDs in no order (a download's occurrence file is not sorted by gbifID): a permutation of the multimedia file's.
+      if (!file.write(`${FIRST_ID + shuffled(i)}${rests[i % rests.length]}\n`)) await once(file, 'drain');
     }
     file.end();
     await once(file, 'close');

@@ -4,8 +4,8 @@
  * independent reading of the file; a load that fails, is killed or is taken
  * over by a second load leaves the labels before it whole.
  */
-import { existsSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
@@ -171,20 +171,26 @@ async function pauseBetweenBatches(pid: number, db: string): Promise<boolean> {
   return false;
 }
 
-/** Rows a load has committed to its loading table so far (0 when there is none). */
+/** Rows a load has written so far: to its loading table (PostgreSQL), to its scratch file beside the ledger (SQLite); 0 when there is none. */
 async function loadingRows(db: string): Promise<number> {
   if (db.startsWith('postgres')) {
     const [row] = await query<{ n: string }>(db, "SELECT CASE WHEN to_regclass('labels_loading') IS NULL THEN 0 ELSE (SELECT count(*) FROM labels_loading) END AS n").catch(() => [{ n: '0' }]);
     return Number(row?.n ?? 0);
   }
-  if (!existsSync(db)) return 0;
-  const sqlite = new Database(db, { readonly: true });
-  try {
-    const table = sqlite.prepare("SELECT 1 FROM sqlite_master WHERE name = 'labels_loading'").get();
-    return table ? (sqlite.prepare('SELECT count(*) FROM labels_loading').pluck().get() as number) : 0;
-  } finally {
-    sqlite.close();
+  let rows = 0;
+  for (const name of readdirSync(dirname(db)).filter((n) => n.startsWith(`${basename(db)}.labels-`))) {
+    try {
+      const scratch = new Database(join(dirname(db), name), { readonly: true, timeout: 0 });
+      try {
+        rows += scratch.prepare('SELECT count(*) FROM rows').pluck().get() as number;
+      } finally {
+        scratch.close();
+      }
+    } catch {
+      // Being written (no journal: the writer's lock), or gone: counted at the next look.
+    }
   }
+  return rows;
 }
 
 /** The mark of the load under way in a SQLite ledger. */
