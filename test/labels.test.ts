@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { herbdl, herbdlAsync, herbdlJson, spawnHerbdl, tempDir } from './helpers/cli.js';
 import { freshDatabase, query } from './helpers/postgres.js';
 import { GBIF_SAMPLES, sampleText } from './helpers/samples.js';
+import { writeZip } from './helpers/zip.js';
 
 const SAMPLE = join(GBIF_SAMPLES, 'rgbif-0258360-220831081235567');
 
@@ -104,6 +105,20 @@ for (const [label, ledgerIn] of LEDGERS) {
       const labelled = jsonl.find((l) => occ.has(l.gbifID as number)) as Record<string, unknown>;
       const row = occ.get(labelled.gbifID as number) as Record<string, string>;
       expect([labelled.family, labelled.occurrence_license, labelled.decimalLatitude, labelled.scientificName]).toEqual([row.family, row.license, row.decimalLatitude, undefined]);
+    });
+
+    it('reads the occurrence file of a download zip, found through its meta.xml or by name; a zip without one is refused in one line', async () => {
+      const text = (name: string) => sampleText(join(SAMPLE, name));
+      const meta = sampleText(join(SAMPLE, 'meta.xml'));
+      const whole = await writeZip(join(dir, 'download.zip'), { 'meta.xml': meta, 'multimedia.txt': text('multimedia.txt.gz'), 'occurrence.txt': text('occurrence.txt.gz') });
+      expect(herbdlJson<Json>(['labels', '--db', db, whole, '--fields', 'scientificName'])).toMatchObject({ rows: occ.size, labelled: both.length });
+      const noMeta = await writeZip(join(dir, 'no-meta.zip'), { 'multimedia.txt': text('multimedia.txt.gz'), 'occurrence.txt': text('occurrence.txt.gz') });
+      expect(herbdlJson<Json>(['labels', '--db', db, noMeta, '--fields', 'family'])).toMatchObject({ rows: occ.size, labelled: both.length, fields: ['family'] });
+      const without = await writeZip(join(dir, 'no-occurrence.zip'), { 'meta.xml': meta, 'multimedia.txt': text('multimedia.txt.gz') });
+      const refused = herbdl(['labels', '--db', db, without]);
+      expect(refused.status).toBe(3);
+      expect(refused.stderr.trim().split('\n')).toEqual([expect.stringMatching(/no-occurrence\.zip: meta\.xml names occurrence\.txt, which is not in the archive$/)]);
+      expect(herbdlJson<{ labels: { fields: string[] } }>(['status', '--db', db]).labels.fields).toEqual(['family']);
     });
 
     it('refuses a field the file lacks, or a file that is no occurrence file, in one line, keeping the labels it had', () => {
