@@ -2,9 +2,10 @@
  * Labels: fields of a GBIF download's occurrence file (scientificName,
  * family, taxonKey, ...) kept per gbifID, for what hands images to training
  * (pack's .json, export's columns). `herbdl labels` loads them whole, each
- * time replacing what the ledger had: rows go into a loading table in
- * batches, each its own transaction, and become the ledger's labels in one
- * swap at the end. A load killed half-way leaves the labels before it as
+ * time replacing what the ledger had: rows go where the ledger's labels are
+ * not (a scratch file beside a SQLite ledger, a table of their own on
+ * PostgreSQL), batch by batch, and become the ledger's labels in one swap
+ * at the end. A load killed half-way leaves the labels before it as
  * they were, and the next load starts over. A load marks itself in the
  * ledger as the one loading: a second load started meanwhile takes over,
  * and the first stops at its next batch, so their rows never mix.
