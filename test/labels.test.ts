@@ -96,8 +96,8 @@ for (const [label, ledgerIn] of LEDGERS) {
       expect(read.map((r) => [Number(r.gbifID), r.scientificName, r.family])).toEqual(lines.map((l) => [l.gbifID, l.scientificName, l.family]));
     });
 
-    it('replaces the labels whole with the next load, which may name its own fields (one an export column has taken is prefixed)', () => {
-      const summary = herbdlJson<Json>(['labels', '--db', db, join(SAMPLE, 'occurrence.txt.gz'), '--fields', 'family,license,decimalLatitude']);
+    it('replaces the labels whole with the next load, which may name its own fields (one an export column has taken is prefixed; one named twice, or the gbifID, kept once)', () => {
+      const summary = herbdlJson<Json>(['labels', '--db', db, join(SAMPLE, 'occurrence.txt.gz'), '--fields', 'family,license,decimalLatitude,Family,gbifID']);
       expect(summary).toMatchObject({ fields: ['family', 'license', 'decimalLatitude'], labelled: both.length });
       const csv = herbdl(['export', '--db', db, '--state', 'all']).stdout.split('\r\n');
       expect((csv[0] as string).split(',').slice(-4)).toEqual(['error', 'family', 'occurrence_license', 'decimalLatitude']);

@@ -36,6 +36,8 @@ export function occurrenceColumns(file: string, header: readonly string[], wante
       const near = header.filter((h) => h.toLowerCase().includes(name.toLowerCase().slice(0, 5))).slice(0, 5);
       throw new InputError(file, `its header line has no ${name} column (it has ${header.length} columns${near.length > 0 ? `; near it: ${near.join(', ')}` : ''}); name fields as the header does`, 'bad_input');
     }
+    // A field named twice (family, Family) is one column, kept once.
+    if (found.some(([column]) => column === at)) continue;
     found.push([at, names.length]);
     names.push(header[at] as string);
   }
