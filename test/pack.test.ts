@@ -195,6 +195,46 @@ describe('herbdl pack --format webdataset', async () => {
     expect(labelsOf(`${ids[3]}-00`)).toEqual({ scientificName: null, family: null });
   });
 
+  it('--split puts each gbifID, with all its images, in one split, by a hash of its gbifID alone; carried on, a set keeps to it; other shares are refused', () => {
+    const splitOut = join(dir, 'splits');
+    const r = herbdlJson<{ splits: Record<string, { images: number; shards: number }> }>(['pack', '--db', small.db, '--images', small.images, '--out', splitOut, '--shard-size', '4', '--split', 'val=30,test=30']);
+    expect(Object.keys(r.splits)).toEqual(['val', 'test', 'train']);
+    const keysIn = (name: string) => shardFiles(join(splitOut, name)).flatMap((f) => tar(['-tf', join(splitOut, name, f)]).toString().trim().split('\n').filter((n) => n.endsWith('.jpg')));
+    const bySplit = Object.fromEntries(['val', 'test', 'train'].map((name) => [name, keysIn(name)]));
+    // Every done image once, in the split its gbifID's sha256 puts it (the rule README gives, computed here on its own).
+    const all = Object.values(bySplit).flat().sort();
+    expect(all).toHaveLength(25);
+    expect(new Set(all).size).toBe(25);
+    const expected = (id: number) => {
+      const at = createHash('sha256').update(String(id)).digest().readUInt32BE(0) / 2 ** 32;
+      return at < 0.3 ? 'val' : at < 0.6 ? 'test' : 'train';
+    };
+    for (const [name, keys] of Object.entries(bySplit)) {
+      expect(r.splits[name]?.images).toBe(keys.length);
+      for (const key of keys) expect(expected(Number(key.split('-')[0]))).toBe(name);
+    }
+    expect(Object.values(bySplit).every((keys) => keys.length > 0)).toBe(true);
+    expect(JSON.parse(readFileSync(join(splitOut, 'val', 'index.json'), 'utf8'))).toMatchObject({ split: 'val', splits: 'val=30,test=30,train=40' });
+    // Packed again, nothing new: nothing written.
+    const again = herbdlJson<{ splits: Record<string, { written: number }> }>(['pack', '--db', small.db, '--images', small.images, '--out', splitOut, '--shard-size', '4', '--split', 'val=30,test=30']);
+    expect(Object.values(again.splits).map((s) => s.written)).toEqual([0, 0, 0]);
+    // Other shares would move gbifIDs between splits: refused, one line, nothing written.
+    for (const [args, holds] of [
+      [['--out', splitOut, '--split', 'val=10,test=10'], /splits\/val holds split val of --split val=30,test=30,train=40, not split val of --split val=10,test=10,train=80: pack into another folder$/],
+      [['--out', join(splitOut, 'val')], /splits\/val holds split val of --split val=30,test=30,train=40, not a set with no split: pack into another folder$/],
+    ] as const) {
+      const refused = herbdl(['pack', '--db', small.db, '--images', small.images, '--shard-size', '4', ...args]);
+      expect(refused.status).toBe(2);
+      expect(refused.stderr.trim().split('\n')).toEqual([expect.stringMatching(holds)]);
+    }
+    for (const [spec, problem] of [['val=60,test=50', /the shares add up to 110, not 100/], ['val=5,train=90', /the shares add up to 95, not 100/], ['val=100', /one split is the whole set/], ['val', /expected name=percent pairs/]] as const) {
+      const bad = herbdl(['pack', '--db', small.db, '--images', small.images, '--out', join(dir, 'never'), '--split', spec]);
+      expect(bad.status).toBe(2);
+      expect(bad.stderr).toMatch(problem);
+      expect(existsSync(join(dir, 'never'))).toBe(false);
+    }
+  });
+
   it('refuses to carry on a set whose shard has no keys and a tar it cannot read, in one line, writing nothing', () => {
     const copy = join(dir, 'shards-damaged');
     spawnSync('cp', ['-r', out, copy]);

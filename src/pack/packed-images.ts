@@ -34,10 +34,20 @@ export function storedBody(image: ExportedImage, imagesDir: string, width: numbe
 /**
  * Done images the set does not hold, in gbifID and NN order; with a width,
  * only those of gbifIDs that have that derivative (both streams in gbifID
- * order). `late` counts those below the set's last image: done since its
+ * order); with a split, only those of its gbifIDs. `late` counts those below the set's last image: done since its
  * shards were written (a retry that succeeded, a snapshot's new image).
  */
-export async function* notPacked(ledger: Ledger, set: PackedSet, setLast: ImageKey | undefined, width: number, late: { images: number }): AsyncGenerator<ExportedImage> {
+export async function* notPacked(
+  ledger: Ledger,
+  set: PackedSet,
+  setLast: ImageKey | undefined,
+  width: number,
+  late: { images: number },
+  /** Only gbifIDs of one split (pack --split). */
+  inSplit?: (gbifId: number) => boolean,
+): AsyncGenerator<ExportedImage> {
+  let splitOf = -1;
+  let splitHas = false;
   const derived = width > 0 ? ledger.derivedIds(width)[Symbol.asyncIterator]() : undefined;
   let next: number | undefined = -1;
   try {
@@ -48,6 +58,14 @@ export async function* notPacked(ledger: Ledger, set: PackedSet, setLast: ImageK
           next = r.done ? undefined : r.value;
         }
         if (next !== image.gbifId) continue;
+      }
+      if (inSplit) {
+        // Asked once per gbifID (a hash of its digits), not once per image.
+        if (image.gbifId !== splitOf) {
+          splitOf = image.gbifId;
+          splitHas = inSplit(image.gbifId);
+        }
+        if (!splitHas) continue;
       }
       const key = { gbifID: image.gbifId, NN: image.fileIndex };
       const held = set.has(key);

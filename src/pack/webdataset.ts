@@ -22,7 +22,7 @@ import { expectTree } from '../store/tree-hold.js';
 import { readJpegFrame } from '../validate/jpeg-header.js';
 import { notPacked, storedBody } from './packed-images.js';
 import { PackedSet, writeKeys } from './set-keys.js';
-import { finishedShards, finishShard, keyAfter, packedWidth, shardName, sweepTemporaries, writeIndex, type ImageKey, type ShardStats } from './shards.js';
+import { finishedShards, finishShard, keyAfter, packedSplit, packedWidth, shardName, sweepTemporaries, writeIndex, type ImageKey, type ShardStats } from './shards.js';
 
 const describe = (width: number) => (width > 0 ? `the w${width} derivatives` : 'the originals');
 
@@ -34,6 +34,8 @@ export interface PackSettings {
   readonly shardSize: number;
   /** Pack the derivatives of this width (0: the originals). */
   readonly width?: number;
+  /** One split of several (splits.ts): its name, all of them as index.json records them, and whether a gbifID is in it. */
+  readonly split?: { readonly name: string; readonly splits: string; readonly has: (gbifId: number) => boolean };
   readonly signal?: AbortSignal;
   readonly onProgress?: (p: { images: number; shards: number }) => void;
 }
@@ -218,18 +220,25 @@ export async function packWebdataset(ledger: Ledger, settings: PackSettings): Pr
   if (shards.length > 0 && packedWidth(settings.out) !== width) {
     throw new UsageError(`${settings.out} holds shards of ${describe(packedWidth(settings.out))}, not of ${describe(width)}: pack into another folder`);
   }
+  const split = settings.split;
+  const was = shards.length > 0 ? packedSplit(settings.out) : undefined;
+  if (shards.length > 0 && (was?.split !== split?.name || was?.splits !== split?.splits)) {
+    // Other shares would put gbifIDs already packed in one split into another too.
+    const what = (s: { split: string; splits: string } | undefined) => (s ? `split ${s.split} of --split ${s.splits}` : 'a set with no split');
+    throw new UsageError(`${settings.out} holds ${what(was)}, not ${what(split && { split: split.name, splits: split.splits })}: pack into another folder`);
+  }
   const kept = shards.length;
   // Its last image: the greatest a shard ends with (a pack that added late images began a run of shards lower down).
   const setLast = shards.reduce<ImageKey | undefined>((m, s) => (!m || keyAfter(s.last, m) ? s.last : m), undefined);
   const set = await PackedSet.open(settings.out, shards);
   const late = { images: 0 };
-  const images = notPacked(ledger, set, setLast, width, late);
+  const images = notPacked(ledger, set, setLast, width, late, split?.has);
   const labels = await LabelCursor.open(ledger);
   let ended = false;
   let packed = 0;
   let bytes = 0;
   let interrupted = false;
-  const totals = () => ({ width, shardSize: settings.shardSize, images: shards.reduce((n, s) => n + s.count, 0), bytes: shards.reduce((n, s) => n + s.bytes, 0) });
+  const totals = () => ({ width, ...(split ? { split: split.name, splits: split.splits } : {}), shardSize: settings.shardSize, images: shards.reduce((n, s) => n + s.count, 0), bytes: shards.reduce((n, s) => n + s.bytes, 0) });
   // A shard is made durable (fsync, rename, stats, index) while the next one is read and written; in order, one at a time.
   let settling: Promise<void> = Promise.resolve();
   try {

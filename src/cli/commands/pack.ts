@@ -1,12 +1,13 @@
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { EXIT_INTERRUPTED, UsageError } from '../../errors.js';
 import { openLedger } from '../../ledger/open.js';
-import { packWebdataset } from '../../pack/webdataset.js';
+import { describeSplits, splitOf, type Split } from '../../pack/splits.js';
+import { packWebdataset, type PackSummary } from '../../pack/webdataset.js';
 import { formatBytes, formatCount, progressBar } from '../progress.js';
 import { addOptions, interruptible, optionValues } from '../shared.js';
 
-const KEYS = ['db', 'packFormat', 'images', 'packOut', 'shardSize', 'width', 'state', 'json', 'progress'] as const;
+const KEYS = ['db', 'packFormat', 'images', 'packOut', 'shardSize', 'width', 'split', 'state', 'json', 'progress'] as const;
 
 /** A set carried on: the images it gained below its last one, and those it holds that are no longer done, with what to do. */
 function carriedOn(late: number | undefined, stale: number | undefined): string[] {
@@ -38,30 +39,44 @@ export function registerPack(program: Command): void {
     }
     const total = status.images.done;
     const bar = progressBar(' pack |{bar}| {value} of {total} images | {shards} shards', options.progress);
+    const splits = options.split.length > 0 ? options.split : undefined;
+    const out = resolve(options.packOut);
     try {
-      const summary = await interruptible((signal) =>
-        packWebdataset(ledger, {
-          images: resolve(options.images),
-          out: resolve(options.packOut),
-          shardSize: options.shardSize,
-          width: options.width,
-          signal,
-          onProgress: !bar.drawn ? undefined : (p) => bar.update(p.images, total, { shards: formatCount(p.shards) }),
-        }),
-      );
+      const summaries = await interruptible(async (signal) => {
+        const done: PackSummary[] = [];
+        // One set per split, one after the other: each reads the ledger's done images and packs its own gbifIDs.
+        for (const one of splits ?? [undefined]) {
+          const before = done.reduce((n, s) => n + s.images, 0);
+          done.push(
+            await packWebdataset(ledger, {
+              images: resolve(options.images),
+              out: one ? join(out, one.name) : out,
+              shardSize: options.shardSize,
+              width: options.width,
+              ...(one && splits ? { split: { name: one.name, splits: describeSplits(splits), has: (gbifId: number) => splitOf(gbifId, splits) === one.name } } : {}),
+              signal,
+              onProgress: !bar.drawn ? undefined : (p) => bar.update(before + p.images, total, { shards: formatCount(p.shards) }),
+            }),
+          );
+          if (signal.aborted) break;
+        }
+        return done;
+      });
       bar.stop();
-      if (options.json) process.stdout.write(JSON.stringify(summary) + '\n');
-      else {
-        process.stdout.write(
-          [
-            `${summary.interrupted ? 'pack interrupted' : 'packed'} into ${summary.out}: ${formatCount(summary.shards)} shards (${formatCount(summary.written)} written now)`,
-            `  images   ${formatCount(summary.images)} now, ${formatBytes(summary.bytes)}`,
-            `  elapsed  ${(summary.elapsedMs / 1000).toFixed(1)} s`,
-            ...carriedOn(summary.late, summary.stale),
-          ].join('\n') + '\n',
-        );
+      const interrupted = summaries.some((s) => s.interrupted);
+      if (options.json) {
+        const json = splits ? { out, splits: Object.fromEntries(summaries.map((s, i) => [(splits[i] as Split).name, s])), interrupted } : summaries[0];
+        process.stdout.write(JSON.stringify(json) + '\n');
+      } else {
+        const lines = summaries.flatMap((summary) => [
+          `${summary.interrupted ? 'pack interrupted' : 'packed'} into ${summary.out}: ${formatCount(summary.shards)} shards (${formatCount(summary.written)} written now)`,
+          `  images   ${formatCount(summary.images)} now, ${formatBytes(summary.bytes)}`,
+          `  elapsed  ${(summary.elapsedMs / 1000).toFixed(1)} s`,
+          ...carriedOn(summary.late, summary.stale),
+        ]);
+        process.stdout.write(lines.join('\n') + '\n');
       }
-      if (summary.interrupted) process.exitCode = EXIT_INTERRUPTED;
+      if (interrupted) process.exitCode = EXIT_INTERRUPTED;
     } finally {
       bar.stop();
       await ledger.close();
