@@ -4,7 +4,8 @@
 // adopt --trust-jpeg`, then `herbdl pack` timed as a whole process beside
 // `tar -cf` of the same tree in the same run, best of two each. herbdl fsyncs
 // each shard before it counts; tar does not, so `tar -cf` followed by `sync`
-// of its file is timed too. Then the set carried on with nothing new, beside `tar -tf` of its shards.
+// of its file is timed too. Then the same as three splits, and the set carried on with nothing new,
+// beside `tar -tf` of its shards.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, rmSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -50,12 +51,20 @@ const fromTars = best(() => {
 });
 const listing = best(() => timed('sh', ['-c', `for f in '${shards}'/*.tar; do tar -tf "$f"; done > /dev/null`]));
 for (const r of [carryOn, fromTars]) if (JSON.parse(r.stdout.trim()).written !== 0) throw new Error('a carried-on set with nothing new got shards');
+// Training and evaluation splits of the same images: three sets, each pass reading the ledger's done images.
+const splitOut = join(dir, 'split-shards');
+const split = best(() => {
+  rmSync(splitOut, { recursive: true, force: true });
+  return timed(process.execPath, [bin, 'pack', '--db', db, '--images', tree, '--out', splitOut, '--split', 'val=5,test=5', '--no-progress', '--json']);
+});
+rmSync(splitOut, { recursive: true, force: true });
 const summary = JSON.parse(pack.stdout.trim());
 console.log(`machine: ${cpus().length} x ${cpus()[0]?.model.trim()}, ${Math.round(totalmem() / 2 ** 30)} GiB; node ${process.version}`);
 console.log(`${fmt(summary.images)} sheets (${fmt(summary.bytes / 1e9, 2)} GB) into ${summary.shards} shards of 10,000`);
 console.log(`herbdl pack     ${fmt(pack.seconds, 2)} s (${fmt(summary.images / pack.seconds)} images/s), peak RSS ${fmt(pack.rssMb)} MB`);
 console.log(`tar -cf         ${fmt(tar.seconds, 2)} s: herbdl at ${fmt(tar.seconds / pack.seconds, 2)}x (target >= 0.8)`);
 console.log(`tar -cf && sync ${fmt(tarSync.seconds, 2)} s: herbdl at ${fmt(tarSync.seconds / pack.seconds, 2)}x`);
+console.log(`--split val=5,test=5 ${fmt(split.seconds, 2)} s, peak RSS ${fmt(split.rssMb)} MB: ${fmt(pack.seconds / split.seconds, 2)}x one set`);
 console.log(`carried on, nothing new: from keys ${fmt(carryOn.seconds, 2)} s, from tar headers ${fmt(fromTars.seconds, 2)} s; tar -tf of every shard ${fmt(listing.seconds, 2)} s: ${fmt(listing.seconds / carryOn.seconds, 2)}x and ${fmt(listing.seconds / fromTars.seconds, 2)}x`);
 rmSync(plain, { force: true });
 rmSync(shards, { recursive: true, force: true });

@@ -34,8 +34,9 @@ export function storedBody(image: ExportedImage, imagesDir: string, width: numbe
 /**
  * Done images the set does not hold, in gbifID and NN order; with a width,
  * only those of gbifIDs that have that derivative (both streams in gbifID
- * order); with a split, only those of its gbifIDs. `late` counts those below the set's last image: done since its
- * shards were written (a retry that succeeded, a snapshot's new image).
+ * order); with a split, only those of its gbifIDs. `late` counts those
+ * below the set's last image: done since its shards were written (a retry
+ * that succeeded, a snapshot's new image).
  */
 export async function* notPacked(
   ledger: Ledger,
