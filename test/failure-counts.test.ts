@@ -54,7 +54,10 @@ describe.each([
     if (ledger === 'SQLite') {
       writeLedger(db, (l) => {
         for (const sql of drifted) l.exec(sql);
-        l.pragma(`user_version = ${MIGRATIONS.length - 1}`);
+        // Back to before the recount (its migration, and those after it, run again).
+        const recount = MIGRATIONS.findIndex((m) => m.includes('DELETE FROM error_counts'));
+        expect(recount).toBeGreaterThan(0);
+        l.pragma(`user_version = ${recount}`);
       });
     } else {
       // Back to before the recount (PostgreSQL's migration 9, MIGRATIONS[8]; those after it run again harmlessly).

@@ -216,7 +216,7 @@ export const MIGRATIONS: readonly string[] = [
   // 11: labels, as in SQLite (migration 13 there): fields of the download's occurrence file per gbifID, their values
   // a JSON array in the order of the fields herbdl_meta names (label_fields), none until a load ends (labels.ts).
   `
-  CREATE TABLE labels (gbif_id bigint PRIMARY KEY, vals text NOT NULL);
+  CREATE TABLE IF NOT EXISTS labels (gbif_id bigint PRIMARY KEY, vals text NOT NULL);
   `,
 ];
 

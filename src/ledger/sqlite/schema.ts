@@ -235,7 +235,7 @@ export const MIGRATIONS: readonly string[] = [
   // 13: labels, fields of the download's occurrence file per gbifID (herbdl labels; ledger/labels.ts): their
   // values a JSON array in the order of the fields ledger_state names (label_fields), none until a load ends.
   `
-  CREATE TABLE labels (gbif_id INTEGER PRIMARY KEY, vals TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS labels (gbif_id INTEGER PRIMARY KEY, vals TEXT NOT NULL);
   `,
 ];
 
