@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { FIXTURES, tempDir } from './helpers/cli.js';
 
-it('npm run demo ingests, downloads (IIIF included), reports and exports', async () => {
+it('npm run demo ingests, downloads (IIIF included), reports, labels, exports and packs', async () => {
   const dir = tempDir();
   const child = spawn(process.execPath, [join(FIXTURES, 'demo.mjs'), dir], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
@@ -17,4 +17,9 @@ it('npm run demo ingests, downloads (IIIF included), reports and exports', async
   expect(output).toContain('IIIF manifests or services expanded: 1');
   const files = readdirSync(join(dir, 'images'), { recursive: true }).map(String).filter((f) => f.endsWith('.jpg')).sort();
   expect(files.map((f) => f.slice(-17))).toEqual(['1000000001-00.jpg', '1000000001-01.jpg', '1000000002-00.jpg', '1000000003-00.jpg', '1000000003-01.jpg']);
+  // Labels from the occurrence file, in the export and in the training shards.
+  expect(output).toMatch(/labelled +3 gbifIDs of the ledger/);
+  expect(output).toContain(',scientificName,family,countryCode\r\n');
+  expect(output).toMatch(/packed into .*shards: 1 shards \(1 written now\)\n +images +5 now/);
+  expect(readdirSync(join(dir, 'shards')).sort()).toEqual(['herbdl-000000.keys', 'herbdl-000000.stats.json', 'herbdl-000000.tar', 'index.json']);
 });
