@@ -107,7 +107,7 @@ for (const [label, ledgerIn] of LEDGERS) {
       expect([labelled.family, labelled.occurrence_license, labelled.decimalLatitude, labelled.scientificName]).toEqual([row.family, row.license, row.decimalLatitude, undefined]);
     });
 
-    it('reads the occurrence file of a download zip, found through its meta.xml or by name; a zip without one is refused in one line', async () => {
+    it('reads the occurrence file of a download zip, found through its meta.xml or by name, or a simple download; a zip without one, or commas, refused in one line', async () => {
       const text = (name: string) => sampleText(join(SAMPLE, name));
       const meta = sampleText(join(SAMPLE, 'meta.xml'));
       const whole = await writeZip(join(dir, 'download.zip'), { 'meta.xml': meta, 'multimedia.txt': text('multimedia.txt.gz'), 'occurrence.txt': text('occurrence.txt.gz') });
@@ -119,6 +119,15 @@ for (const [label, ledgerIn] of LEDGERS) {
       expect(refused.status).toBe(3);
       expect(refused.stderr.trim().split('\n')).toEqual([expect.stringMatching(/no-occurrence\.zip: meta\.xml names occurrence\.txt, which is not in the archive$/)]);
       expect(herbdlJson<{ labels: { fields: string[] } }>(['status', '--db', db]).labels.fields).toEqual(['family']);
+      // A GBIF simple download: its one tab-separated .csv of occurrences, zipped with no meta.xml.
+      const simple = await writeZip(join(dir, 'simple.zip'), { '0012345-240101120000000.csv': text('occurrence.txt.gz') });
+      expect(herbdlJson<Json>(['labels', '--db', db, simple, '--fields', 'family'])).toMatchObject({ rows: occ.size, labelled: both.length });
+      // A file of commas is said to be one.
+      const commas = join(dir, 'commas.csv');
+      writeFileSync(commas, 'gbifID,family\n1,Fagaceae\n');
+      const refusedCommas = herbdl(['labels', '--db', db, commas]);
+      expect(refusedCommas.status).toBe(3);
+      expect(refusedCommas.stderr.trim().split('\n')).toEqual([expect.stringMatching(/commas\.csv: its header line is separated by commas, not tabs as GBIF writes its files$/)]);
     });
 
     it('refuses a field the file lacks, or a file that is no occurrence file, in one line, keeping the labels it had', () => {

@@ -26,6 +26,7 @@ export function occurrenceColumns(file: string, header: readonly string[], wante
     return exact >= 0 ? exact : header.findIndex((h) => h.toLowerCase() === name.toLowerCase());
   };
   const id = find('gbifID');
+  if (id < 0 && header.length === 1 && (header[0] as string).includes(',')) throw new InputError(file, 'its header line is separated by commas, not tabs as GBIF writes its files', 'bad_input');
   if (id < 0) throw new InputError(file, 'its header line has no gbifID column: not the occurrence file of a GBIF download', 'bad_input');
   const found: [column: number, slot: number][] = [[id, -1]];
   const names: string[] = [];

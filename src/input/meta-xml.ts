@@ -17,6 +17,8 @@ export interface DownloadPart {
   /** Why a download without it is refused. */
   readonly needed: string;
   readonly missingCode: string;
+  /** With neither meta.xml nor `fileName`, a lone file whose name this matches stands for it. */
+  readonly lone?: RegExp;
 }
 
 export const MULTIMEDIA: DownloadPart = {
@@ -33,6 +35,8 @@ export const OCCURRENCE: DownloadPart = {
   declared: 'occurrence core (http://rs.tdwg.org/dwc/terms/Occurrence)',
   needed: 'no occurrences to take labels from',
   missingCode: 'no_occurrence',
+  // A GBIF simple download: one tab-separated <download key>.csv of the occurrences, with no meta.xml.
+  lone: /\.csv$/i,
 };
 
 export interface MultimediaDescriptor {
@@ -94,6 +98,8 @@ export async function chooseMultimedia(where: string, holder: 'archive' | 'folde
   const meta = names.find((n) => baseName(n) === 'meta.xml');
   if (meta === undefined) {
     const text = names.find((n) => baseName(n) === part.fileName);
+    const lone = part.lone ? names.filter((n) => part.lone?.test(n)) : [];
+    if (text === undefined && lone.length === 1) return lone[0] as string;
     if (text === undefined) throw new InputError(where, `${holder} has neither meta.xml nor ${part.fileName}`, part.missingCode);
     return text;
   }
