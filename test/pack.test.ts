@@ -100,8 +100,10 @@ describe('herbdl pack --format webdataset', async () => {
       expect(stats.first.gbifID).toBe(Number(jpgs[0]!.split('-')[0]));
       expect(stats.last.gbifID).toBe(Number(jpgs[jpgs.length - 1]!.split('-')[0]));
       expect(stats.bytes).toBe(jpgs.reduce((n, j) => n + tar(['-xOf', join(out, s.shard), j]).length, 0));
-      // Its keys, what a pack that carries the set on reads to know what it holds.
-      expect(readFileSync(join(out, s.shard.replace(/\.tar$/, '.keys')), 'utf8')).toBe(jpgs.map((j) => j.replace(/\.jpg$/, '\n')).join(''));
+      // Its keys, what a pack that carries the set on reads to know what it holds: each image's, with the sha256 its .json gives.
+      const keys = readFileSync(join(out, s.shard.replace(/\.tar$/, '.keys')), 'utf8').trim().split('\n').map((l) => l.split('\t'));
+      expect(keys.map(([key]) => `${key}.jpg`)).toEqual(jpgs);
+      for (const [key, sha256] of keys) expect(sha256).toBe((JSON.parse(tar(['-xOf', join(out, s.shard), `${key}.json`]).toString()) as { sha256: string }).sha256);
     }
   });
 

@@ -65,6 +65,9 @@ for (const [label, octet, ledger] of [
     ]), '--db', db]);
     await runOk(['run', '--db', db, '--out', out, '--allow-private-network', '--derive', '64', '--json']);
     const derivativeBefore = readFileSync(join(out, 'w64', rel(5100000001, 1)));
+    // Training sets packed before the recheck, of the originals and of a width.
+    const packSet = (folder: string, extra: string[] = []) => herbdlJson<{ written: number; images: number; late: number; stale: number; changed: number }>(['pack', '--db', db, '--images', out, '--out', join(dir, folder), ...extra]);
+    const packedBefore = [packSet('set'), packSet('set-w64', ['--width', '64'])];
     const idleRecheck = JSON.parse(await runOk(['recheck', '--db', db, '--out', out, '--allow-private-network', '--json'])) as RecheckJson;
     // The hosts change: new versions (new bytes and ETag), one image gone, one host failing for now.
     route(a, 'c1', newer[0]!, '"c1-v2"');
@@ -74,6 +77,15 @@ for (const [label, octet, ledger] of [
     b!.route('/h2.jpg', { kind: 'image', body: newer[2]! });
     const sentBefore = { a: a!.bodiesSent, b: b!.bodiesSent };
     const summary = JSON.parse(await runOk(['recheck', '--db', db, '--out', out, '--allow-private-network', '--all', '--json'])) as RecheckJson;
+    const packedAfter = [packSet('set'), packSet('set-w64', ['--width', '64'])];
+
+    it('says that a training set packed before holds the images it replaced in their old version (pack, carried on)', () => {
+      expect(packedBefore.map((p) => p.images)).toEqual([9, 9]);
+      // The gone image is still done (its file kept until prune): not stale.
+      for (const after of packedAfter) expect(after).toMatchObject({ written: 0, late: 0, stale: 0, changed: 3 });
+      expect(herbdl(['pack', '--db', db, '--images', out, '--out', join(dir, 'set')]).stdout).toMatch(/changed {2}the set's earlier shards hold 3 images in the version they had when packed, which a recheck has replaced since\n.*pack into a new folder/);
+      expect(packSet('set-after')).toMatchObject({ images: 9 });
+    });
 
     it('run keeps each image\'s validators; nothing is due right after it (weekly for the first month)', () => {
       expect(idleRecheck).toMatchObject({ checked: 0 });

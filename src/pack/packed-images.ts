@@ -69,7 +69,7 @@ export async function* notPacked(
         if (!splitHas) continue;
       }
       const key = { gbifID: image.gbifId, NN: image.fileIndex };
-      const held = set.has(key);
+      const held = set.has(key, image.sha256);
       if (held === true || (held !== false && (await held))) continue;
       if (setLast && !keyAfter(key, setLast)) late.images++;
       yield image;

@@ -1,11 +1,13 @@
 /**
- * Which images a set of shards holds: each shard's keys (`<gbifID>-NN`, one
- * a line, in the shard's order) in `<shard>.keys` beside it, so a pack that
- * carries a set on adds exactly the done images it lacks, those done since
- * with gbifIDs below its last one (a retry that succeeded) as well as those
- * after it. A shard from before keys were kept has its tar's headers read
- * instead (one 512-byte read per entry, never its images' bytes), and its
- * keys file written then.
+ * Which images a set of shards holds: each shard's keys (`<gbifID>-NN`, a
+ * tab and the sha256 the ledger had for the image's stored file, one a line,
+ * in the shard's order) in `<shard>.keys` beside it, so a pack that carries
+ * a set on adds exactly the done images it lacks, those done since with
+ * gbifIDs below its last one (a retry that succeeded) as well as those after
+ * it, and can say which images a recheck has replaced since. A shard from
+ * before keys were kept has its tar's headers read instead (one 512-byte
+ * read per entry, never its images' bytes), and its keys file written then
+ * (with no sha256: whether those images changed is not told).
  *
  * Every pack writes its shards from one stream in key order, so a set is a
  * few runs of shards each in key order (one per pack that added late
@@ -19,18 +21,24 @@ import { keyAfter, writeWhole, type ImageKey, type ShardStats } from './shards.j
 
 const keysName = (shard: string) => shard.replace(/\.tar$/, '.keys');
 
-/** The text of a shard's keys file. */
-export function keysText(keys: readonly ImageKey[]): string {
-  return keys.map((k) => `${k.gbifID}-${String(k.NN).padStart(2, '0')}\n`).join('');
+/** An image a set holds: its key, and the sha256 of its stored file when it was packed (the original's, whatever the width). */
+export interface PackedKey extends ImageKey {
+  readonly sha256?: string;
 }
 
-export async function writeKeys(dir: string, shard: string, keys: readonly ImageKey[]): Promise<void> {
+/** The text of a shard's keys file. */
+export function keysText(keys: readonly PackedKey[]): string {
+  return keys.map((k) => `${k.gbifID}-${String(k.NN).padStart(2, '0')}${k.sha256 ? `\t${k.sha256}` : ''}\n`).join('');
+}
+
+export async function writeKeys(dir: string, shard: string, keys: readonly PackedKey[]): Promise<void> {
   await writeWhole(join(dir, keysName(shard)), keysText(keys));
 }
 
-function parseKey(name: string): ImageKey | undefined {
-  const m = /^(\d+)-(\d+)$/.exec(name);
-  return m ? { gbifID: Number(m[1]), NN: Number(m[2]) } : undefined;
+function parseKey(line: string): PackedKey | undefined {
+  const m = /^(\d+)-(\d+)(?:\t([0-9a-f]{64}))?$/.exec(line);
+  if (!m) return undefined;
+  return m[3] ? { gbifID: Number(m[1]), NN: Number(m[2]), sha256: m[3] } : { gbifID: Number(m[1]), NN: Number(m[2]) };
 }
 
 /** A NUL-ended field of a tar header. */
@@ -45,8 +53,8 @@ const field = (header: Buffer, start: number, length: number) => {
  * `.jpg` entry's name up to its extension (herbdl's names fit a ustar
  * header's: no pax headers to follow).
  */
-function keysFromTar(path: string): ImageKey[] {
-  const keys: ImageKey[] = [];
+function keysFromTar(path: string): PackedKey[] {
+  const keys: PackedKey[] = [];
   const fd = openSync(path, 'r');
   // Read 4 KB at a time: an image's .json entry, and the next image's header, come in the same read as the .json's header.
   const window = Buffer.alloc(4096);
@@ -85,11 +93,11 @@ function keysFromTar(path: string): ImageKey[] {
 }
 
 /** A shard's keys: its keys file, or (a shard from before) its tar's headers, then written down. */
-export async function shardKeys(dir: string, shard: string): Promise<ImageKey[]> {
+export async function shardKeys(dir: string, shard: string): Promise<PackedKey[]> {
   const file = join(dir, keysName(shard));
   if (existsSync(file)) {
     const text = readFileSync(file, 'utf8');
-    const keys: ImageKey[] = [];
+    const keys: PackedKey[] = [];
     for (const line of text.split('\n')) {
       if (line === '') continue;
       const key = parseKey(line);
@@ -117,7 +125,7 @@ export function shardRuns(shards: readonly ShardStats[]): ShardStats[][] {
 
 /** One run's keys in order, a shard's keys read once the one before is used up. */
 class RunCursor {
-  private keys: ImageKey[] = [];
+  private keys: PackedKey[] = [];
   private at = 0;
   private next = 0;
 
@@ -127,7 +135,7 @@ class RunCursor {
   ) {}
 
   /** Its next key, or undefined once the run is used up. */
-  head(): ImageKey | undefined {
+  head(): PackedKey | undefined {
     return this.keys[this.at];
   }
 
@@ -148,13 +156,16 @@ class RunCursor {
 /**
  * The keys a set holds, asked in key order: `has` says whether the set
  * holds an image, counting as `stale` those it holds that were passed over
- * (no longer done in the ledger); `end` counts the ones left after the
- * last. Synchronous but when a shard's keys are to be read, as this is
+ * (no longer done in the ledger), and as `changed` those it holds in
+ * another version than the ledger's now; `end` counts the ones left after
+ * the last. Synchronous but when a shard's keys are to be read, as this is
  * asked once per done image.
  */
 export class PackedSet {
   /** Keys the set holds that the ledger's done images went past: removed, or reopened, since they were packed. */
   stale = 0;
+  /** Images the set holds whose stored file the ledger now has another sha256 for: replaced by a recheck since. */
+  changed = 0;
 
   private constructor(private readonly runs: RunCursor[]) {}
 
@@ -174,16 +185,18 @@ export class PackedSet {
     return least;
   }
 
-  has(key: ImageKey): boolean | Promise<boolean> {
+  /** Whether the set holds `key`; `sha256` is the ledger's for its stored file now. */
+  has(key: ImageKey, sha256?: string | null): boolean | Promise<boolean> {
     for (;;) {
       const run = this.least();
       const head = run?.head();
       if (!run || !head || keyAfter(head, key)) return false;
       const same = head.gbifID === key.gbifID && head.NN === key.NN;
       if (!same) this.stale++;
+      else if (head.sha256 && sha256 && head.sha256 !== sha256) this.changed++;
       const stepped = run.step();
       if (same) return stepped ? stepped.then(() => true) : true;
-      if (stepped) return stepped.then(() => this.has(key));
+      if (stepped) return stepped.then(() => this.has(key, sha256));
     }
   }
 

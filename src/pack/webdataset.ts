@@ -21,7 +21,7 @@ import { writeAll } from '../store/durable.js';
 import { expectTree } from '../store/tree-hold.js';
 import { readJpegFrame } from '../validate/jpeg-header.js';
 import { notPacked, storedBody } from './packed-images.js';
-import { PackedSet, writeKeys } from './set-keys.js';
+import { PackedSet, writeKeys, type PackedKey } from './set-keys.js';
 import { finishedShards, finishShard, keyAfter, packedSplit, packedWidth, shardName, sweepTemporaries, writeIndex, type ImageKey, type ShardStats } from './shards.js';
 
 const describe = (width: number) => (width > 0 ? `the w${width} derivatives` : 'the originals');
@@ -59,6 +59,8 @@ export interface PackSummary {
    */
   readonly late?: number;
   readonly stale?: number;
+  /** Images the set holds in another version than the ledger's now (a recheck replaced them), counted as `stale` is. */
+  readonly changed?: number;
 }
 
 /** One fixed time for every entry: a shard's bytes depend on the ledger and the files only. */
@@ -153,7 +155,7 @@ class ShardFile {
 
 /** A shard whose tar is written but not yet durable: `settle` fsyncs it and renames it into place. */
 interface WrittenShard extends Omit<ShardStats, 'shard'> {
-  readonly keys: readonly ImageKey[];
+  readonly keys: readonly PackedKey[];
   settle(): Promise<void>;
 }
 
@@ -162,7 +164,7 @@ async function writeShard(path: string, images: AsyncIterator<ExportedImage>, im
   let last: ImageKey | undefined;
   let count = 0;
   let bytes = 0;
-  const keys: ImageKey[] = [];
+  const keys: PackedKey[] = [];
   const temp = `${path}.${process.pid}.part`;
   const fd = openSync(temp, 'w');
   try {
@@ -180,7 +182,7 @@ async function writeShard(path: string, images: AsyncIterator<ExportedImage>, im
       await entry(pack, `${key}.json`, Buffer.from(sidecar(image, body, width > 0, await labelsOf(labels, image.gbifId))));
       last = { gbifID: image.gbifId, NN: image.fileIndex };
       first ??= last;
-      keys.push(last);
+      keys.push(image.sha256 ? { ...last, sha256: image.sha256 } : last);
       count++;
       bytes += body.length;
       await file.maybeFlush();
@@ -286,6 +288,6 @@ export async function packWebdataset(ledger: Ledger, settings: PackSettings): Pr
     bytes,
     interrupted,
     elapsedMs: Math.round(performance.now() - started),
-    ...(kept > 0 ? { late: late.images, ...(ended ? { stale: set.stale } : {}) } : {}),
+    ...(kept > 0 ? { late: late.images, ...(ended ? { stale: set.stale, changed: set.changed } : {}) } : {}),
   };
 }

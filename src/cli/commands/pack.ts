@@ -9,16 +9,14 @@ import { addOptions, interruptible, optionValues } from '../shared.js';
 
 const KEYS = ['db', 'packFormat', 'images', 'packOut', 'shardSize', 'width', 'split', 'state', 'json', 'progress'] as const;
 
-/** A set carried on: the images it gained below its last one, and those it holds that are no longer done, with what to do. */
-function carriedOn(late: number | undefined, stale: number | undefined): string[] {
+/** A set carried on: the images it gained below its last one, and those it holds that are no longer done or not as they are now, with what to do. */
+function carriedOn(summary: PackSummary): string[] {
+  const { late, stale, changed } = summary;
   return [
     ...(late ? [`  late     ${formatCount(late)} of them done since the set's earlier shards were written, below its last image (a retry that succeeded): in this pack's shards`] : []),
-    ...(stale
-      ? [
-          `  stale    the set's earlier shards hold ${formatCount(stale)} images that are not done in the ledger now (removed by a snapshot, or reopened):`,
-          '           pack into a new folder for a set of what is done now',
-        ]
-      : []),
+    ...(stale ? [`  stale    the set's earlier shards hold ${formatCount(stale)} images that are not done in the ledger now (removed by a snapshot, or reopened)`] : []),
+    ...(changed ? [`  changed  the set's earlier shards hold ${formatCount(changed)} images in the version they had when packed, which a recheck has replaced since`] : []),
+    ...(stale || changed ? ['           pack into a new folder for a set of what is done now'] : []),
   ];
 }
 
@@ -72,7 +70,7 @@ export function registerPack(program: Command): void {
           `${summary.interrupted ? 'pack interrupted' : 'packed'} into ${summary.out}: ${formatCount(summary.shards)} shards (${formatCount(summary.written)} written now)`,
           `  images   ${formatCount(summary.images)} now, ${formatBytes(summary.bytes)}`,
           `  elapsed  ${(summary.elapsedMs / 1000).toFixed(1)} s`,
-          ...carriedOn(summary.late, summary.stale),
+          ...carriedOn(summary),
         ]);
         process.stdout.write(lines.join('\n') + '\n');
       }
