@@ -6,13 +6,13 @@
  */
 import { readdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { herbdl, herbdlAsync, herbdlJson, spawnHerbdl, tempDir } from './helpers/cli.js';
 import { freshDatabase, query } from './helpers/postgres.js';
 import { GBIF_SAMPLES, sampleText } from './helpers/samples.js';
 import { writeZip } from './helpers/zip.js';
+import { duck } from './helpers/duckdb.js';
 
 const SAMPLE = join(GBIF_SAMPLES, 'rgbif-0258360-220831081235567');
 
@@ -27,17 +27,6 @@ function occurrences(): Map<number, Record<string, string>> {
     rows.set(Number(cells[0]), Object.fromEntries(names.map((n, i) => [n, cells[i] ?? ''])));
   }
   return rows;
-}
-
-async function duck(sql: string): Promise<Record<string, unknown>[]> {
-  const instance = await DuckDBInstance.create(':memory:');
-  const connection = await instance.connect();
-  try {
-    return (await connection.runAndReadAll(sql)).getRowObjectsJS() as Record<string, unknown>[];
-  } finally {
-    connection.closeSync();
-    instance.closeSync();
-  }
 }
 
 /** The ledger's gbifIDs, as its export lists them. */
