@@ -4,7 +4,7 @@
  * into a keyed table land on random pages: at 500,000 rows the load took
  * twice as long as in gbifID order, and at 50M each batch would rewrite
  * thousands of pages. So rows are first appended to a scratch SQLite file
- * beside the ledger (no journal: a load that dies starts over), then read
+ * beside the ledger (its journal in memory: a load that dies starts over), then read
  * back sorted by SQLite's own sorter and appended in gbifID order to
  * labels_next in the ledger, and swapped in for labels (schema 13) at the
  * end. Every transaction on the ledger is a batch or the swap: short, so a
@@ -48,7 +48,8 @@ export class SqliteLabelWriter implements LabelWriter {
     const folder = dirname(location);
     for (const name of readdirSync(folder)) if (name.startsWith(scratchPrefix(location))) rmSync(join(folder, name), { force: true });
     const scratch = new Database(`${location}.labels-${token}`);
-    scratch.pragma('journal_mode = OFF');
+    // Not OFF, which better-sqlite3's defensive mode refuses (the file kept its journal on disk, each batch written twice).
+    scratch.pragma('journal_mode = MEMORY');
     scratch.pragma('synchronous = OFF');
     scratch.pragma('cache_size = -4000');
     scratch.exec('CREATE TABLE rows (gbif_id INTEGER NOT NULL, vals TEXT NOT NULL)');
@@ -79,6 +80,9 @@ export class SqliteLabelWriter implements LabelWriter {
       this.ours();
       for (const [gbifId, vals] of batch) insert.run(gbifId, vals);
     });
+    // SQLite sorts through temporary files as large as the rows, by default in /var/tmp or /tmp, often small (or memory) on
+    // cluster nodes: beside the ledger instead, where the scratch file already is, unless the user named a folder for them.
+    if (process.env.SQLITE_TMPDIR === undefined && process.env.TMPDIR === undefined) process.env.SQLITE_TMPDIR = dirname(this.location);
     let batch: [number, string][] = [];
     for (const row of this.scratch.prepare('SELECT gbif_id, vals FROM rows ORDER BY gbif_id, rowid').raw().iterate() as IterableIterator<[number, string]>) {
       batch.push(row);
