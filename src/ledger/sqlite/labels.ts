@@ -80,9 +80,8 @@ export class SqliteLabelWriter implements LabelWriter {
       this.ours();
       for (const [gbifId, vals] of batch) insert.run(gbifId, vals);
     });
-    // SQLite sorts through temporary files as large as the rows, by default in /var/tmp or /tmp, often small (or memory) on
-    // cluster nodes: beside the ledger instead, where the scratch file already is, unless the user named a folder for them.
-    if (process.env.SQLITE_TMPDIR === undefined && process.env.TMPDIR === undefined) process.env.SQLITE_TMPDIR = dirname(this.location);
+    // SQLite sorts through temporary files as large as the rows, in SQLITE_TMPDIR or TMPDIR, else /var/tmp or /tmp (read
+    // once, as SQLite starts: setting them here is too late), which README asks to point at a folder with room for a large load.
     let batch: [number, string][] = [];
     for (const row of this.scratch.prepare('SELECT gbif_id, vals FROM rows ORDER BY gbif_id, rowid').raw().iterate() as IterableIterator<[number, string]>) {
       batch.push(row);
