@@ -7,7 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
@@ -235,6 +235,22 @@ describe('herbdl pack --format webdataset', async () => {
       expect(bad.stderr).toMatch(problem);
       expect(existsSync(join(dir, 'never'))).toBe(false);
     }
+  });
+
+  it('carries a set on only with the label fields its .json give: labels loaded since are refused, in one line', () => {
+    const plain = join(dir, 'plain-then-labels');
+    const db = join(dir, 'plain-then-labels.db');
+    copyFileSync(small.db, db);
+    herbdlJson(['pack', '--db', db, '--images', small.images, '--out', plain, '--shard-size', '10']);
+    expect(JSON.parse(readFileSync(join(plain, 'index.json'), 'utf8'))).toMatchObject({ labels: [] });
+    const occurrences = join(dir, 'plain-occurrence.txt');
+    writeFileSync(occurrences, 'gbifID\tfamily\n7100000000\tFagaceae\n');
+    herbdlJson(['labels', '--db', db, occurrences, '--fields', 'family']);
+    const refused = herbdl(['pack', '--db', db, '--images', small.images, '--out', plain, '--shard-size', '10']);
+    expect(refused.status).toBe(2);
+    expect(refused.stderr.trim().split('\n')).toEqual([expect.stringMatching(/plain-then-labels holds shards whose \.json give no labels, not labels family as the ledger has now \(herbdl labels\): pack into another folder$/)]);
+    expect(herbdlJson<{ images: number }>(['pack', '--db', db, '--images', small.images, '--out', join(dir, 'labelled-again')]).images).toBe(25);
+    expect(JSON.parse(readFileSync(join(dir, 'labelled-again', 'index.json'), 'utf8'))).toMatchObject({ labels: ['family'] });
   });
 
   it('refuses to carry on a set whose shard has no keys and a tar it cannot read, in one line, writing nothing', () => {

@@ -57,21 +57,6 @@ export function finishedShards(dir: string): ShardStats[] {
   }
 }
 
-/** What a set's index says it packs: a derivative width, or 0 for the originals (and for sets from before widths). */
-export function packedWidth(dir: string): number {
-  const index = join(dir, 'index.json');
-  if (!existsSync(index)) return 0;
-  return Number((JSON.parse(readFileSync(index, 'utf8')) as { width?: number }).width ?? 0);
-}
-
-/** Which split of which splits a set's index says it is (`val` of `val=5,test=5,train=90`), or undefined for a set that is no split. */
-export function packedSplit(dir: string): { split: string; splits: string } | undefined {
-  const index = join(dir, 'index.json');
-  if (!existsSync(index)) return undefined;
-  const { split, splits } = JSON.parse(readFileSync(index, 'utf8')) as { split?: string; splits?: string };
-  return split !== undefined && splits !== undefined ? { split, splits } : undefined;
-}
-
 /** Removes what a killed pack left half-written (temporaries of the same folder). */
 export async function sweepTemporaries(dir: string): Promise<void> {
   for (const name of readdirSync(dir)) if (/\.part$/.test(name)) await rm(join(dir, name), { force: true });

@@ -16,15 +16,14 @@ import { join } from 'node:path';
 import { pack as tarPack, type Pack } from 'tar-stream';
 import { LabelCursor, type ExportedImage, type Ledger } from '../ledger/ledger.js';
 import { createHash } from 'node:crypto';
-import { namingPath, UsageError } from '../errors.js';
+import { namingPath } from '../errors.js';
 import { writeAll } from '../store/durable.js';
 import { expectTree } from '../store/tree-hold.js';
 import { readJpegFrame } from '../validate/jpeg-header.js';
 import { notPacked, storedBody } from './packed-images.js';
 import { PackedSet, writeKeys, type PackedKey } from './set-keys.js';
-import { finishedShards, finishShard, keyAfter, packedSplit, packedWidth, shardName, sweepTemporaries, writeIndex, type ImageKey, type ShardStats } from './shards.js';
-
-const describe = (width: number) => (width > 0 ? `the w${width} derivatives` : 'the originals');
+import { expectKind } from './set-kind.js';
+import { finishedShards, finishShard, keyAfter, shardName, sweepTemporaries, writeIndex, type ImageKey, type ShardStats } from './shards.js';
 
 export interface PackSettings {
   /** The images folder (run's --out). */
@@ -218,16 +217,15 @@ export async function packWebdataset(ledger: Ledger, settings: PackSettings): Pr
   await mkdir(settings.out, { recursive: true });
   await sweepTemporaries(settings.out);
   const width = settings.width ?? 0;
-  const shards = finishedShards(settings.out);
-  if (shards.length > 0 && packedWidth(settings.out) !== width) {
-    throw new UsageError(`${settings.out} holds shards of ${describe(packedWidth(settings.out))}, not of ${describe(width)}: pack into another folder`);
-  }
   const split = settings.split;
-  const was = shards.length > 0 ? packedSplit(settings.out) : undefined;
-  if (shards.length > 0 && (was?.split !== split?.name || was?.splits !== split?.splits)) {
-    // Other shares would put gbifIDs already packed in one split into another too.
-    const what = (s: { split: string; splits: string } | undefined) => (s ? `split ${s.split} of --split ${s.splits}` : 'a set with no split');
-    throw new UsageError(`${settings.out} holds ${what(was)}, not ${what(split && { split: split.name, splits: split.splits })}: pack into another folder`);
+  const shards = finishedShards(settings.out);
+  const labels = await LabelCursor.open(ledger);
+  const fields = labels?.fields ?? [];
+  try {
+    if (shards.length > 0) expectKind(settings.out, { width, ...(split ? { split: { split: split.name, splits: split.splits } } : {}), labels: fields });
+  } catch (err) {
+    await labels?.close();
+    throw err;
   }
   const kept = shards.length;
   // Its last image: the greatest a shard ends with (a pack that added late images began a run of shards lower down).
@@ -235,12 +233,11 @@ export async function packWebdataset(ledger: Ledger, settings: PackSettings): Pr
   const set = await PackedSet.open(settings.out, shards);
   const late = { images: 0 };
   const images = notPacked(ledger, set, setLast, width, late, split?.has);
-  const labels = await LabelCursor.open(ledger);
   let ended = false;
   let packed = 0;
   let bytes = 0;
   let interrupted = false;
-  const totals = () => ({ width, ...(split ? { split: split.name, splits: split.splits } : {}), shardSize: settings.shardSize, images: shards.reduce((n, s) => n + s.count, 0), bytes: shards.reduce((n, s) => n + s.bytes, 0) });
+  const totals = () => ({ width, ...(split ? { split: split.name, splits: split.splits } : {}), labels: fields, shardSize: settings.shardSize, images: shards.reduce((n, s) => n + s.count, 0), bytes: shards.reduce((n, s) => n + s.bytes, 0) });
   // A shard is made durable (fsync, rename, stats, index) while the next one is read and written; in order, one at a time.
   let settling: Promise<void> = Promise.resolve();
   try {
