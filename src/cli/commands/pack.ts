@@ -61,7 +61,8 @@ export function registerPack(program: Command): void {
         return done;
       });
       bar.stop();
-      const interrupted = summaries.some((s) => s.interrupted);
+      // A stop between two splits leaves the later ones unpacked: interrupted too.
+      const interrupted = summaries.some((s) => s.interrupted) || summaries.length < (splits?.length ?? 1);
       if (options.json) {
         const json = splits ? { out, splits: Object.fromEntries(summaries.map((s, i) => [(splits[i] as Split).name, s])), interrupted } : summaries[0];
         process.stdout.write(JSON.stringify(json) + '\n');
