@@ -12,7 +12,7 @@
 import { InputError } from '../errors.js';
 import { mapColumns } from '../input/columns.js';
 import { LineTooLongError, readLineChunks } from '../input/lines.js';
-import { describeReadFailure, openMultimedia } from '../input/open-source.js';
+import { describeReadFailure, openDownloadFile } from '../input/open-source.js';
 import { parseGbifId } from '../input/rows.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { SortThread } from './sort-thread.js';
@@ -195,7 +195,7 @@ export async function excludeFiles(files: readonly string[], ledger: Ledger, opt
   try {
     let batch = await runs.take();
     for (const file of files) {
-      const source = await openMultimedia(file);
+      const source = await openDownloadFile(file);
       let reader: LineReader | undefined;
       let line = 0;
       try {

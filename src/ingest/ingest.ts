@@ -8,7 +8,7 @@
 import { InputError, SnapshotRefusedError } from '../errors.js';
 import { mapColumns } from '../input/columns.js';
 import { LineTooLongError, readLineChunks } from '../input/lines.js';
-import { describeReadFailure, openMultimedia, type MultimediaSource } from '../input/open-source.js';
+import { describeReadFailure, openDownloadFile, type DownloadSource } from '../input/open-source.js';
 import { SKIP_REASONS, type SkipReason } from '../input/rows.js';
 import type { IngestWriter, Ledger } from '../ledger/ledger.js';
 import type { ClassifyReply } from './classify-worker.js';
@@ -107,7 +107,7 @@ async function fromLedger<T>(call: Promise<T>): Promise<T> {
   }
 }
 
-async function ingestOne(source: MultimediaSource, writer: IngestWriter, counts: FileCounts, options: IngestOptions): Promise<void> {
+async function ingestOne(source: DownloadSource, writer: IngestWriter, counts: FileCounts, options: IngestOptions): Promise<void> {
   const commitEveryMs = options.commitEveryMs ?? DEFAULT_COMMIT_EVERY_MS;
   const commit = async () => {
     await fromLedger(writer.commit());
@@ -163,9 +163,9 @@ export async function ingestFiles(files: readonly string[], ledger: Ledger, opti
   const writer = await ledger.openIngest({ snapshot: options.snapshot ?? false });
   const counts: FileCounts = { rowsRead: 0, committedRows: 0, committedAt: performance.now(), skipped: emptySkips(), interrupted: false };
   for (const file of files) {
-    let source: MultimediaSource;
+    let source: DownloadSource;
     try {
-      source = await openMultimedia(file);
+      source = await openDownloadFile(file);
     } catch (err) {
       // Lets go of the ledger (a shared one's ingest lock and connection) before saying what is wrong.
       await writer.rollback();

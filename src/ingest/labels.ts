@@ -11,7 +11,7 @@ import { HerbdlError, InputError } from '../errors.js';
 import type { LabelRow, Ledger } from '../ledger/ledger.js';
 import { OCCURRENCE } from '../input/meta-xml.js';
 import { readLineChunks, LineTooLongError } from '../input/lines.js';
-import { describeReadFailure, openMultimedia, type MultimediaSource } from '../input/open-source.js';
+import { describeReadFailure, openDownloadFile, type DownloadSource } from '../input/open-source.js';
 import { parseGbifId } from '../input/rows.js';
 import { lineEnd, occurrenceColumns, readOccurrenceRow, type OccurrenceColumns } from './occurrence-rows.js';
 
@@ -48,7 +48,7 @@ export async function loadLabels(files: readonly string[], ledger: Ledger, optio
   let writer: Awaited<ReturnType<Ledger['openLabels']>> | undefined;
   try {
     for (const file of files) {
-      const source: MultimediaSource = await openMultimedia(file, OCCURRENCE);
+      const source: DownloadSource = await openDownloadFile(file, OCCURRENCE);
       try {
         let columns: OccurrenceColumns | undefined;
         let batch: LabelRow[] = [];

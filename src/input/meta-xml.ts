@@ -39,8 +39,8 @@ export const OCCURRENCE: DownloadPart = {
   lone: /\.csv$/i,
 };
 
-export interface MultimediaDescriptor {
-  /** Path of the multimedia file inside the archive. */
+export interface FileDescriptor {
+  /** Path of the file inside the archive. */
   readonly location: string;
   readonly fieldsTerminatedBy: string;
   readonly fieldsEnclosedBy: string;
@@ -65,7 +65,7 @@ function attributes(tag: string): Map<string, string> {
 }
 
 /** The descriptor of `part` (the GBIF multimedia extension), or undefined when the archive declares none. */
-export function findMultimedia(metaXml: string, part: DownloadPart = MULTIMEDIA): MultimediaDescriptor | undefined {
+export function findDownloadFile(metaXml: string, part: DownloadPart = MULTIMEDIA): FileDescriptor | undefined {
   for (const m of metaXml.matchAll(/<(core|extension)\b([^>]*)>([\s\S]*?)<\/\1>/g)) {
     const attrs = attributes(m[2] as string);
     if (attrs.get('rowType') !== part.rowType) continue;
@@ -94,7 +94,7 @@ function baseName(path: string): string {
  * multimedia.txt. `names` are the download's paths and `readMeta` reads one
  * of them. Returns the chosen name; throws InputError naming `where`.
  */
-export async function chooseMultimedia(where: string, holder: 'archive' | 'folder', names: readonly string[], readMeta: (name: string) => Promise<string>, part: DownloadPart = MULTIMEDIA): Promise<string> {
+export async function chooseDownloadFile(where: string, holder: 'archive' | 'folder', names: readonly string[], readMeta: (name: string) => Promise<string>, part: DownloadPart = MULTIMEDIA): Promise<string> {
   const meta = names.find((n) => baseName(n) === 'meta.xml');
   if (meta === undefined) {
     const text = names.find((n) => baseName(n) === part.fileName);
@@ -103,7 +103,7 @@ export async function chooseMultimedia(where: string, holder: 'archive' | 'folde
     if (text === undefined) throw new InputError(where, `${holder} has neither meta.xml nor ${part.fileName}`, part.missingCode);
     return text;
   }
-  const descriptor = findMultimedia(await readMeta(meta), part);
+  const descriptor = findDownloadFile(await readMeta(meta), part);
   if (!descriptor) throw new InputError(where, `meta.xml declares no ${part.declared}: ${part.needed}`, part.missingCode);
   if (descriptor.fieldsTerminatedBy !== '\t' || descriptor.fieldsEnclosedBy !== '') {
     throw new InputError(where, `${descriptor.location} is not tab-separated without quotes as a GBIF download's is (a publisher's IPT archive?)`, 'not_gbif_download');

@@ -1,24 +1,24 @@
 /**
- * Opens an ingest input as a stream of multimedia text bytes, whatever it
- * came as: a plain multimedia.txt, the same gzipped, a whole GBIF download
- * zip, or the folder it was unzipped into. The kind is told by the first
- * bytes, not the file name.
+ * Opens a file of a GBIF download (its multimedia.txt for ingest, its
+ * occurrence file for labels) as a stream of text bytes, whatever it came
+ * as: the plain file, the same gzipped, a whole download zip, or the folder
+ * it was unzipped into. The kind is told by the first bytes, not the name.
  */
 import { createReadStream } from 'node:fs';
 import { open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
-import { chooseMultimedia, MULTIMEDIA, type DownloadPart } from './meta-xml.js';
+import { chooseDownloadFile, MULTIMEDIA, type DownloadPart } from './meta-xml.js';
 import { inflated, INFLATED_PIECE } from './inflate.js';
-import { openZipMultimedia } from './zip.js';
+import { openZipEntry } from './zip.js';
 
 export type SourceKind = 'text' | 'gzip' | 'zip';
 
-export interface MultimediaSource {
+export interface DownloadSource {
   readonly file: string;
   readonly kind: SourceKind;
   /**
-   * Decoded multimedia text, chunk by chunk. A chunk may be overwritten once
+   * Decoded text, chunk by chunk. A chunk may be overwritten once
    * the next is asked for (a plain file is read into one buffer, again and
    * again): keep a copy of what must last longer.
    */
@@ -63,7 +63,7 @@ function reusedReads(handle: FileHandle): { chunks: AsyncIterable<Buffer>; bytes
 }
 
 /** Opens `file` as multimedia text (or as another `part` of a download: its occurrence file, for labels). */
-export async function openMultimedia(file: string, part: DownloadPart = MULTIMEDIA): Promise<MultimediaSource> {
+export async function openDownloadFile(file: string, part: DownloadPart = MULTIMEDIA): Promise<DownloadSource> {
   let info;
   try {
     info = await stat(file);
@@ -71,7 +71,7 @@ export async function openMultimedia(file: string, part: DownloadPart = MULTIMED
     const code = (err as NodeJS.ErrnoException).code;
     throw new InputError(file, code === 'ENOENT' ? 'no such file' : `cannot read (${code ?? (err as Error).message})`, 'unreadable');
   }
-  if (info.isDirectory()) return openMultimedia(await folderMultimedia(file, part), part);
+  if (info.isDirectory()) return openDownloadFile(await folderFile(file, part), part);
   if (!info.isFile()) throw new InputError(file, 'is not a regular file', 'unreadable');
   if (info.size === 0) throw new InputError(file, `is empty (0 bytes): expected a ${part === MULTIMEDIA ? 'multimedia' : 'header'} line`, 'empty');
 
@@ -83,7 +83,7 @@ export async function openMultimedia(file: string, part: DownloadPart = MULTIMED
   }
 
   if (magic[0] === 0x50 && magic[1] === 0x4b && (magic[2] === 3 || magic[2] === 5)) {
-    const zip = await openZipMultimedia(file, part);
+    const zip = await openZipEntry(file, part);
     return { file, kind: 'zip', chunks: zip.chunks, totalBytes: zip.uncompressedSize, bytesRead: zip.bytesRead, close: zip.close };
   }
 
@@ -103,11 +103,11 @@ export async function openMultimedia(file: string, part: DownloadPart = MULTIMED
 }
 
 /**
- * The multimedia file of a GBIF download unzipped into `folder` (users unzip
- * them), found as in the zip: through meta.xml, or multimedia.txt. A file
+ * The file `part` names of a GBIF download unzipped into `folder` (users
+ * unzip them), found as in the zip: through meta.xml, or by name. A file
  * kept gzipped to save room (multimedia.txt.gz) stands for the one it holds.
  */
-async function folderMultimedia(folder: string, part: DownloadPart): Promise<string> {
+async function folderFile(folder: string, part: DownloadPart): Promise<string> {
   const unreadable = (err: unknown, what: string) => new InputError(folder, `cannot read ${what} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, 'unreadable');
   let files: string[];
   try {
@@ -119,12 +119,12 @@ async function folderMultimedia(folder: string, part: DownloadPart): Promise<str
   const gzipped = (f: string) => f.endsWith('.gz') && !f.endsWith('.xml.gz') && !present.has(f.slice(0, -3));
   const named = new Map(files.map((f) => [gzipped(f) ? f.slice(0, -3) : f, f]));
   const real = (name: string) => join(folder, named.get(name) as string);
-  const name = await chooseMultimedia(folder, 'folder', [...named.keys()], (meta) => readFile(real(meta), 'utf8').catch((err: unknown) => Promise.reject(unreadable(err, meta))), part);
+  const name = await chooseDownloadFile(folder, 'folder', [...named.keys()], (meta) => readFile(real(meta), 'utf8').catch((err: unknown) => Promise.reject(unreadable(err, meta))), part);
   return real(name);
 }
 
 /** A one-line description of a stream failure, for an InputError. */
-export function describeReadFailure(source: MultimediaSource, err: unknown): string {
+export function describeReadFailure(source: DownloadSource, err: unknown): string {
   const e = err as NodeJS.ErrnoException;
   if (source.kind === 'gzip' && (e.code === 'Z_BUF_ERROR' || /unexpected end/i.test(e.message))) return 'truncated gzip stream';
   if (source.kind === 'gzip' && e.code?.startsWith('Z_')) return `damaged gzip stream (${e.message})`;

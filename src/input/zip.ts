@@ -1,5 +1,5 @@
 /**
- * Reads the multimedia file of a GBIF download zip in place, through yauzl:
+ * Reads a file of a GBIF download zip (its multimedia, or its occurrences) in place, through yauzl:
  * the archive is never extracted to disk or held in memory, and ZIP64 (every
  * large GBIF download) is handled by yauzl.
  */
@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
 import { InputError } from '../errors.js';
 import { inflated } from './inflate.js';
-import { chooseMultimedia, MULTIMEDIA, type DownloadPart } from './meta-xml.js';
+import { chooseDownloadFile, MULTIMEDIA, type DownloadPart } from './meta-xml.js';
 
 const MAX_META_XML_BYTES = 4 * 1024 * 1024;
 
@@ -36,7 +36,7 @@ async function readSmallEntry(zip: ZipFile, entry: Entry): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-export interface ZipMultimedia {
+export interface ZipEntryBytes {
   readonly entryName: string;
   readonly uncompressedSize: number;
   /** The entry's bytes, inflated; fails if they are not the size the archive declares. */
@@ -52,7 +52,7 @@ export interface ZipMultimedia {
  * them, and an ingest from the zip took half as long again as from the plain
  * file), and held to the entry's declared size as yauzl would (a mismatch is
  * a damaged entry: counted past it, or short at the end). The entry is
- * stored (method 0) or deflated (8): openZipMultimedia refuses the others.
+ * stored (method 0) or deflated (8): openZipEntry refuses the others.
  */
 function entryBytes(raw: Readable, entry: Entry): { chunks: AsyncIterable<Buffer>; bytesRead: () => number; stop: () => void } {
   let bytes = 0;
@@ -69,7 +69,7 @@ function entryBytes(raw: Readable, entry: Entry): { chunks: AsyncIterable<Buffer
 }
 
 /** Opens the multimedia entry (or another `part`) named by meta.xml (or, lacking one, multimedia.txt). Throws InputError. */
-export async function openZipMultimedia(file: string, part: DownloadPart = MULTIMEDIA): Promise<ZipMultimedia> {
+export async function openZipEntry(file: string, part: DownloadPart = MULTIMEDIA): Promise<ZipEntryBytes> {
   let zip: ZipFile;
   try {
     zip = await yauzl.openPromise(file, { lazyEntries: true, autoClose: false });
@@ -79,7 +79,7 @@ export async function openZipMultimedia(file: string, part: DownloadPart = MULTI
   try {
     const entries = await listEntries(zip);
     const named = (name: string) => entries.find((e) => e.fileName === name) as Entry;
-    const entry = named(await chooseMultimedia(file, 'archive', entries.map((e) => e.fileName), (meta) => readSmallEntry(zip, named(meta)), part));
+    const entry = named(await chooseDownloadFile(file, 'archive', entries.map((e) => e.fileName), (meta) => readSmallEntry(zip, named(meta)), part));
     if (entry.isEncrypted()) throw new InputError(file, `${entry.fileName} is encrypted: not a GBIF download`, 'bad_zip');
     if (entry.compressionMethod !== 0 && entry.compressionMethod !== 8) throw new InputError(file, `${entry.fileName} is compressed with method ${entry.compressionMethod}, which herbdl cannot read (GBIF downloads use deflate)`, 'bad_zip');
     const read = entryBytes(await zip.openReadStreamPromise(entry, { decodeFileData: false }), entry);
