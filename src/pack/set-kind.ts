@@ -30,15 +30,15 @@ export function packedKind(dir: string): SetKind {
   };
 }
 
-const widthOf = (width: number) => (width > 0 ? `the w${width} derivatives` : 'the originals');
-const splitOf = (s: SetKind['split']) => (s ? `split ${s.split} of --split ${s.splits}` : 'a set with no split');
-const labelsOf = (labels: readonly string[]) => (labels.length > 0 ? `labels ${labels.join(', ')}` : 'no labels');
+const describeWidth = (width: number) => (width > 0 ? `the w${width} derivatives` : 'the originals');
+const describeSplit = (s: SetKind['split']) => (s ? `split ${s.split} of --split ${s.splits}` : 'a set with no split');
+const describeLabels = (labels: readonly string[]) => (labels.length > 0 ? `labels ${labels.join(', ')}` : 'no labels');
 
 /** Refuses, in one line, to carry `dir`'s set on as another kind. */
 export function expectKind(dir: string, wanted: SetKind): void {
   const was = packedKind(dir);
   const refuse = (held: string, asked: string) => new UsageError(`${dir} holds ${held}, not ${asked}: pack into another folder`);
-  if (was.width !== wanted.width) throw refuse(`shards of ${widthOf(was.width)}`, `of ${widthOf(wanted.width)}`);
-  if (was.split?.split !== wanted.split?.split || was.split?.splits !== wanted.split?.splits) throw refuse(splitOf(was.split), splitOf(wanted.split));
-  if (was.labels.join() !== wanted.labels.join()) throw refuse(`shards whose .json give ${labelsOf(was.labels)}`, `${labelsOf(wanted.labels)} as the ledger has now (herbdl labels)`);
+  if (was.width !== wanted.width) throw refuse(`shards of ${describeWidth(was.width)}`, `of ${describeWidth(wanted.width)}`);
+  if (was.split?.split !== wanted.split?.split || was.split?.splits !== wanted.split?.splits) throw refuse(describeSplit(was.split), describeSplit(wanted.split));
+  if (was.labels.join() !== wanted.labels.join()) throw refuse(`shards whose .json give ${describeLabels(was.labels)}`, `${describeLabels(wanted.labels)} as the ledger has now (herbdl labels)`);
 }

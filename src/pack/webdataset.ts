@@ -100,7 +100,7 @@ function sidecar(image: ExportedImage, body: Buffer, derivative: boolean, labels
 }
 
 /** An image's labels as its .json gives them: every field, null when its gbifID has none. */
-async function labelsOf(cursor: LabelCursor | undefined, gbifId: number): Promise<Record<string, string | null> | undefined> {
+async function sidecarLabels(cursor: LabelCursor | undefined, gbifId: number): Promise<Record<string, string | null> | undefined> {
   if (!cursor) return undefined;
   const values = await cursor.of(gbifId);
   return Object.fromEntries(cursor.fields.map((field, i) => [field, values?.[i] ?? null]));
@@ -178,7 +178,7 @@ async function writeShard(path: string, images: AsyncIterator<ExportedImage>, im
       const body = storedBody(image, imagesDir, width);
       const key = `${image.gbifId}-${String(image.fileIndex).padStart(2, '0')}`;
       await entry(pack, `${key}.jpg`, body);
-      await entry(pack, `${key}.json`, Buffer.from(sidecar(image, body, width > 0, await labelsOf(labels, image.gbifId))));
+      await entry(pack, `${key}.json`, Buffer.from(sidecar(image, body, width > 0, await sidecarLabels(labels, image.gbifId))));
       last = { gbifID: image.gbifId, NN: image.fileIndex };
       first ??= last;
       keys.push(image.sha256 ? { ...last, sha256: image.sha256 } : last);
