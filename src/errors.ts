@@ -125,6 +125,23 @@ export class TreeDamagedError extends HerbdlError {
   }
 }
 
+const kSetBusy = brand('SetBusy');
+/**
+ * A pack's set folder that another pack is writing (pack/set-lock.ts): one
+ * pack at a time per folder. Exit 4, as a ledger that a run holds.
+ */
+export class SetBusyError extends HerbdlError {
+  readonly [kSetBusy] = true;
+  override readonly exitCode = 4;
+  constructor(message: string) {
+    super(message, 'set_busy');
+    this.name = 'SetBusyError';
+  }
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return hasBrand(value, kSetBusy);
+  }
+}
+
 /** Exit code for a command stopped by Ctrl-C (128 + SIGINT), as shells expect. */
 export const EXIT_INTERRUPTED = 130;
 

@@ -23,6 +23,7 @@ import { readJpegFrame } from '../validate/jpeg-header.js';
 import { notPacked, storedBody } from './packed-images.js';
 import { PackedSet, writeKeys, type PackedKey } from './set-keys.js';
 import { expectKind } from './set-kind.js';
+import { lockSetFolder } from './set-lock.js';
 import { finishedShards, finishShard, keyAfter, shardName, sweepTemporaries, writeIndex, type ImageKey, type ShardStats } from './shards.js';
 
 export interface PackSettings {
@@ -211,10 +212,21 @@ async function writeShard(path: string, images: AsyncIterator<ExportedImage>, im
   return { count, bytes, first: first as ImageKey, last: last as ImageKey, keys, settle };
 }
 
+/** Packs into the set at settings.out the done images it lacks, holding its folder (set-lock.ts) throughout. */
 export async function packWebdataset(ledger: Ledger, settings: PackSettings): Promise<PackSummary> {
-  const started = performance.now();
   await expectTree(ledger, settings.images, '--images');
   await mkdir(settings.out, { recursive: true });
+  const release = lockSetFolder(settings.out);
+  try {
+    return await packSet(ledger, settings);
+  } finally {
+    release();
+  }
+}
+
+/** packWebdataset, its folder held: what a killed pack left half-written is swept first (no other pack is writing it). */
+async function packSet(ledger: Ledger, settings: PackSettings): Promise<PackSummary> {
+  const started = performance.now();
   await sweepTemporaries(settings.out);
   const width = settings.width ?? 0;
   const split = settings.split;

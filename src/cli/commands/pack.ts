@@ -1,7 +1,9 @@
+import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { EXIT_INTERRUPTED, UsageError } from '../../errors.js';
 import { openLedger } from '../../ledger/open.js';
+import { lockSetFolder } from '../../pack/set-lock.js';
 import { describeSplits, splitOf, type Split } from '../../pack/splits.js';
 import { packWebdataset, type PackSummary } from '../../pack/webdataset.js';
 import { formatBytes, formatCount, progressBar } from '../progress.js';
@@ -39,7 +41,13 @@ export function registerPack(program: Command): void {
     const bar = progressBar(' pack |{bar}| {value} of {total} images | {shards} shards', options.progress);
     const splits = options.split.length > 0 ? options.split : undefined;
     const out = resolve(options.packOut);
+    // Splits are sets in folders under --out, each held while it is packed; --out is held too, so a second pack of the same splits is refused at once.
+    let release: (() => void) | undefined;
     try {
+      if (splits) {
+        await mkdir(out, { recursive: true });
+        release = lockSetFolder(out);
+      }
       const summaries = await interruptible(async (signal) => {
         const done: PackSummary[] = [];
         // One set per split, one after the other: each reads the ledger's done images and packs its own gbifIDs.
@@ -77,6 +85,7 @@ export function registerPack(program: Command): void {
       }
       if (interrupted) process.exitCode = EXIT_INTERRUPTED;
     } finally {
+      release?.();
       bar.stop();
       await ledger.close();
     }

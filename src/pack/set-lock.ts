@@ -1,0 +1,67 @@
+/**
+ * One pack at a time per set folder. Two packs writing one set undo each
+ * other: each sweeps the temporaries it finds when it starts, the other's
+ * shard being written among them (measured: the first then failed on its
+ * rename with ENOENT), and each adds what the set lacked when it began, so
+ * a set both carried on could hold an image twice. A cluster job array
+ * whose every task ends with the same `herbdl pack` does exactly that.
+ *
+ * The lock is SQLite's own lock on a file in the folder
+ * (`.herbdl-pack.lock`, empty), held in an open exclusive transaction for
+ * the pack's life, as a run holds its ledger (ledger/sqlite/run-lock.ts):
+ * the kernel drops it when the process dies, kill -9 included, so a dead
+ * pack never blocks the next, and on a shared filesystem with POSIX locks
+ * it holds against a pack on another machine too. The file stays (removing
+ * it would let a pack that opened it before the removal and one that makes
+ * it again both hold it). Who holds it is written beside it,
+ * `.herbdl-pack.holder`, for the refusal's message.
+ */
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { HerbdlError, SetBusyError } from '../errors.js';
+
+export const LOCK_FILE = '.herbdl-pack.lock';
+const HOLDER_FILE = '.herbdl-pack.holder';
+
+interface Holder {
+  readonly pid: number;
+  readonly machine: string;
+  readonly since: number;
+}
+
+function describe(dir: string): string {
+  try {
+    const holder = JSON.parse(readFileSync(join(dir, HOLDER_FILE), 'utf8')) as Holder;
+    return `a pack by pid ${holder.pid} on ${holder.machine}, since ${new Date(holder.since).toISOString()}`;
+  } catch {
+    return 'another herbdl pack'; // written just after the lock was taken: not yet, or not readable
+  }
+}
+
+/** Takes `dir`'s lock (the folder exists), or refuses in one line naming its holder. Returns its release. */
+export function lockSetFolder(dir: string): () => void {
+  const path = join(dir, LOCK_FILE);
+  let lock: Database.Database | undefined;
+  try {
+    lock = new Database(path);
+    lock.pragma('busy_timeout = 0');
+    lock.pragma('locking_mode = EXCLUSIVE');
+    lock.exec('BEGIN EXCLUSIVE');
+  } catch (err) {
+    lock?.close();
+    const code = (err as { code?: string }).code;
+    if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') throw new SetBusyError(`${dir}: in use by ${describe(dir)}; one pack at a time per folder (wait for it to end, or stop it)`);
+    throw new HerbdlError(`${path}: cannot take the pack lock (${(err as Error).message})`, 'set_lock', { cause: err });
+  }
+  const holder: Holder = { pid: process.pid, machine: hostname(), since: Date.now() };
+  writeFileSync(join(dir, HOLDER_FILE), JSON.stringify(holder) + '\n');
+  const held = lock;
+  return () => {
+    if (!held.open) return;
+    rmSync(join(dir, HOLDER_FILE), { force: true });
+    held.exec('ROLLBACK');
+    held.close();
+  };
+}
