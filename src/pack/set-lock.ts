@@ -6,9 +6,8 @@
  * a set both carried on could hold an image twice. A cluster job array
  * whose every task ends with the same `herbdl pack` does exactly that.
  *
- * The lock is SQLite's own lock on a file in the folder
- * (`.herbdl-pack.lock`, empty), held in an open exclusive transaction for
- * the pack's life, as a run holds its ledger (ledger/sqlite/run-lock.ts):
+ * The lock is a file lock (file-lock.ts) on `.herbdl-pack.lock` in the
+ * folder, empty, held for the pack's life, as a run holds its ledger:
  * the kernel drops it when the process dies, kill -9 included, so a dead
  * pack never blocks the next, and on a shared filesystem with POSIX locks
  * it holds against a pack on another machine too. The file stays (removing
@@ -19,10 +18,10 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { HerbdlError, SetBusyError } from '../errors.js';
+import { takeFileLock, type FileLock } from '../file-lock.js';
 
-export const LOCK_FILE = '.herbdl-pack.lock';
+const LOCK_FILE = '.herbdl-pack.lock';
 const HOLDER_FILE = '.herbdl-pack.holder';
 
 interface Holder {
@@ -43,25 +42,21 @@ function describe(dir: string): string {
 /** Takes `dir`'s lock (the folder exists), or refuses in one line naming its holder. Returns its release. */
 export function lockSetFolder(dir: string): () => void {
   const path = join(dir, LOCK_FILE);
-  let lock: Database.Database | undefined;
+  let lock: FileLock | undefined;
   try {
-    lock = new Database(path);
-    lock.pragma('busy_timeout = 0');
-    lock.pragma('locking_mode = EXCLUSIVE');
-    lock.exec('BEGIN EXCLUSIVE');
+    lock = takeFileLock(path);
   } catch (err) {
-    lock?.close();
-    const code = (err as { code?: string }).code;
-    if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') throw new SetBusyError(`${dir}: in use by ${describe(dir)}; one pack at a time per folder (wait for it to end, or stop it)`);
     throw new HerbdlError(`${path}: cannot take the pack lock (${(err as Error).message})`, 'set_lock', { cause: err });
   }
+  if (!lock) throw new SetBusyError(`${dir}: in use by ${describe(dir)}; one pack at a time per folder (wait for it to end, or stop it)`);
   const holder: Holder = { pid: process.pid, machine: hostname(), since: Date.now() };
   writeFileSync(join(dir, HOLDER_FILE), JSON.stringify(holder) + '\n');
   const held = lock;
+  let released = false;
   return () => {
-    if (!held.open) return;
+    if (released) return;
+    released = true;
     rmSync(join(dir, HOLDER_FILE), { force: true });
-    held.exec('ROLLBACK');
-    held.close();
+    held.release();
   };
 }

@@ -9,7 +9,8 @@
  * message.
  */
 import { hostname } from 'node:os';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { takeFileLock, type FileLock } from '../../file-lock.js';
 import { LedgerError } from '../../errors.js';
 import type { RunHolder, RunLock } from '../ledger.js';
 
@@ -22,31 +23,31 @@ function describe(holder: RunHolder | undefined): string {
 
 export function lockForRun(ledger: Database.Database, location: string): RunLock {
   const path = `${location}.run-lock`;
-  let lock: Database.Database;
+  let lock: FileLock | undefined;
   try {
-    lock = new Database(path);
-    lock.pragma('busy_timeout = 0');
-    lock.pragma('locking_mode = EXCLUSIVE');
-    lock.exec('BEGIN EXCLUSIVE');
+    lock = takeFileLock(path);
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code !== 'SQLITE_BUSY' && code !== 'SQLITE_LOCKED') throw new LedgerError(`${path}: cannot take the run lock (${(err as Error).message})`, 'ledger_open', { cause: err });
+    throw new LedgerError(`${path}: cannot take the run lock (${(err as Error).message})`, 'ledger_open', { cause: err });
+  }
+  if (!lock) {
     const raw = ledger.prepare('SELECT value FROM ledger_state WHERE name = ?').pluck().get(HOLDER_KEY) as string | undefined;
     const holder = raw ? (JSON.parse(raw) as RunHolder) : undefined;
     throw new LedgerError(`${location}: in use by ${describe(holder)}; one run at a time per ledger (wait for it to end, or stop it)`, 'ledger_busy');
   }
+  const held = lock;
   const holder: RunHolder = { pid: process.pid, machine: hostname(), since: Date.now() };
   ledger.prepare('INSERT OR REPLACE INTO ledger_state(name, value) VALUES (?, ?)').run(HOLDER_KEY, JSON.stringify(holder));
+  let released = false;
   return {
     holder,
     check() {
       // The file lock holds until this process lets go or dies: nothing to lose meanwhile.
     },
     async release() {
-      if (!lock.open) return;
+      if (released) return;
+      released = true;
       ledger.prepare('DELETE FROM ledger_state WHERE name = ?').run(HOLDER_KEY);
-      lock.exec('ROLLBACK');
-      lock.close();
+      held.release();
     },
   };
 }
