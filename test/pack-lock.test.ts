@@ -9,7 +9,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, constants, existsSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { herbdl, herbdlJson, spawnHerbdl, tempDir } from './helpers/cli.js';
@@ -110,6 +110,14 @@ describe('one pack at a time per set folder', async () => {
     expect(firstEnd).toEqual({ status: 0, stderr: '' });
     const images = ['val', 'train'].map((s) => JSON.parse(readFileSync(join(out, s, 'index.json'), 'utf8')).images as number);
     expect(images[0]! + images[1]!).toBe(60);
+  });
+
+  it("packs as before where the lock cannot be taken (its file cannot be made), saying nothing the pack's own writes would not", () => {
+    const out = join(dir, 'unlockable');
+    mkdirSync(join(out, '.herbdl-pack.lock'), { recursive: true });
+    const r = herbdl(packArgs(out));
+    expect(r).toMatchObject({ status: 0, stderr: '' });
+    expect(digests(out)).toEqual(digests(whole));
   });
 
   it('is free again once a pack holding it is killed with -9', async () => {

@@ -18,7 +18,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { HerbdlError, SetBusyError } from '../errors.js';
+import { SetBusyError } from '../errors.js';
 import { takeFileLock, type FileLock } from '../file-lock.js';
 
 const LOCK_FILE = '.herbdl-pack.lock';
@@ -39,14 +39,20 @@ function describe(dir: string): string {
   }
 }
 
-/** Takes `dir`'s lock (the folder exists), or refuses in one line naming its holder. Returns its release. */
+/** Takes `dir`'s lock (the folder exists), or refuses in one line naming its holder; where it cannot be taken, goes on without. Returns its release. */
 export function lockSetFolder(dir: string): () => void {
   const path = join(dir, LOCK_FILE);
   let lock: FileLock | undefined;
   try {
     lock = takeFileLock(path);
   } catch (err) {
-    throw new HerbdlError(`${path}: cannot take the pack lock (${(err as Error).message})`, 'set_lock', { cause: err });
+    // A filesystem that keeps no locks (a cluster's, mounted without them) fails the lock itself: the pack goes on, as it did
+    // before there was a lock, saying what it cannot promise. One that cannot hold the file at all fails the pack's own writes,
+    // which name the problem better than this would.
+    if (/^SQLITE_IOERR/.test((err as { code?: string }).code ?? '')) {
+      process.stderr.write(`herbdl: ${dir}: this filesystem keeps no file locks, so a second pack of this folder at the same time would not be refused (${(err as Error).message})\n`);
+    }
+    return () => {};
   }
   if (!lock) throw new SetBusyError(`${dir}: in use by ${describe(dir)}; one pack at a time per folder (wait for it to end, or stop it)`);
   const holder: Holder = { pid: process.pid, machine: hostname(), since: Date.now() };
