@@ -7,13 +7,12 @@
  * the lock, the second pack swept the first's shard being written, and the
  * first failed on its rename (ENOENT).
  */
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { herbdl, herbdlJson, spawnHerbdl, tempDir } from './helpers/cli.js';
-import { collection, rel } from './helpers/collection.js';
+import { collection, pipeInPlaceOf, rel } from './helpers/collection.js';
 
 const IDS = 40; // gbifIDs 7,100,000,000 + 13 i, 60 images
 const digests = (out: string) =>
@@ -23,38 +22,6 @@ const digests = (out: string) =>
     .map((f) => [f, createHash('sha256').update(readFileSync(join(out, f))).digest('hex')]);
 /** As pack --split places a gbifID (README): the first 32 bits of the sha256 of its digits, over 2^32. */
 const splitPosition = (id: number) => createHash('sha256').update(String(id)).digest().readUInt32BE(0) / 2 ** 32;
-
-/**
- * Replaces a stored image by a named pipe: a pack that reaches it waits in
- * its read. `feed` writes the bytes into the pipe once a reader has it open
- * (a pack waiting there), `restore` puts the file back.
- */
-function pipeInPlaceOf(path: string) {
-  const body = readFileSync(path);
-  rmSync(path);
-  expect(spawnSync('mkfifo', [path]).status).toBe(0);
-  return {
-    async feed() {
-      const deadline = Date.now() + 30_000;
-      for (;;) {
-        try {
-          // Non-blocking: without a reader the open fails (ENXIO) instead of waiting forever.
-          const fd = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
-          writeSync(fd, body);
-          closeSync(fd);
-          return;
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'ENXIO' || Date.now() > deadline) throw err;
-          await new Promise((r) => setTimeout(r, 5));
-        }
-      }
-    },
-    restore() {
-      rmSync(path);
-      writeFileSync(path, body);
-    },
-  };
-}
 
 /** Starts a pack and waits until it holds `held` (its holder file is written once the lock is taken). */
 async function packHolding(args: string[], held: string) {

@@ -155,6 +155,12 @@ export interface RunLock {
   release(): Promise<void>;
 }
 
+/** What Ledger.doneFile finds. */
+export interface DoneFile {
+  readonly image: ExportedImage | undefined;
+  readonly publishing: boolean;
+}
+
 export interface Ledger {
   readonly location: string;
   /**
@@ -164,6 +170,12 @@ export interface Ledger {
   lockForRun(options: { leaseMs: number }): Promise<RunLock>;
   /** Every image in the given state, by gbifID and index, read lazily (constant memory). */
   exportImages(state: ItemState | 'all'): AsyncIterable<ExportedImage>;
+  /**
+   * One file of a gbifID as the ledger has it now, if done (by its NN), and
+   * whether the gbifID is being published: read afresh, never through a read
+   * that is under way (pack: a row it read may be older than the file).
+   */
+  doneFile(gbifId: number, fileIndex: number): Promise<DoneFile>;
   /** gbifIDs that have derivatives of `width`, ascending, read lazily (pack --width). */
   derivedIds(width: number): AsyncIterable<number>;
   /** Starts a load of labels with these fields, which replaces the ledger's labels when it finishes (herbdl labels; labels.ts). */

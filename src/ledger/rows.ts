@@ -137,6 +137,16 @@ export function exportColumns(done: number): { select: string; from: string; ord
   };
 }
 
+/**
+ * One file of a done gbifID by its NN (its image, or its IIIF part), with
+ * exportColumns' select list; `gbifId` and `nn` are the statement's two
+ * parameters as each driver writes them.
+ */
+export function doneFileSql(done: number, gbifId: string, nn: string): string {
+  const { select, from } = exportColumns(done);
+  return `SELECT ${select} FROM ${from} WHERE i.gbif_id = ${gbifId} AND i.state = ${done} AND COALESCE(p.file_index, i.file_index, i.image_index) = ${nn}`;
+}
+
 /** One row of exportColumns' select list, read. */
 export function exportedImage(r: readonly unknown[]): ExportedImage {
   return {

@@ -32,6 +32,33 @@ export function storedBody(image: ExportedImage, imagesDir: string, width: numbe
 }
 
 /**
+ * A done image's file with the ledger's row that describes it now. A pack
+ * reads the ledger's done images through one read (SQLite) or a page at a
+ * time (PostgreSQL) while a run, a recheck or prune may go on beside it: a
+ * file replaced or removed since its row was read differs from that row.
+ * Such an image is packed as the ledger has it now, or left out (undefined)
+ * while its gbifID is being published or once it is no longer done: the
+ * next pack adds it, as it adds any image the set lacks. A file that
+ * differs from the row the ledger still has is damage, refused.
+ */
+export async function bodyNow(ledger: Ledger, image: ExportedImage, imagesDir: string, width: number): Promise<{ image: ExportedImage; body: Buffer } | undefined> {
+  try {
+    return { image, body: storedBody(image, imagesDir, width) };
+  } catch (err) {
+    if (!(err instanceof TreeDamagedError)) throw err;
+    const now = await ledger.doneFile(image.gbifId, image.fileIndex);
+    if (now.publishing || !now.image) return undefined;
+    if (now.image.sha256 === image.sha256 && now.image.bytes === image.bytes) throw err;
+    try {
+      return { image: now.image, body: storedBody(now.image, imagesDir, width) };
+    } catch (again) {
+      if (again instanceof TreeDamagedError) return undefined; // replaced once more meanwhile: the next pack takes it
+      throw again;
+    }
+  }
+}
+
+/**
  * Done images the set does not hold, in gbifID and NN order; with a width,
  * only those of gbifIDs that have that derivative (both streams in gbifID
  * order); with a split, only those of its gbifIDs. `late` counts those

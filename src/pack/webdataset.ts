@@ -17,10 +17,10 @@ import { pack as tarPack, type Pack } from 'tar-stream';
 import { LabelCursor, type ExportedImage, type Ledger } from '../ledger/ledger.js';
 import { createHash } from 'node:crypto';
 import { namingPath } from '../errors.js';
-import { writeAll } from '../store/durable.js';
 import { expectTree } from '../store/tree-hold.js';
 import { readJpegFrame } from '../validate/jpeg-header.js';
-import { notPacked, storedBody } from './packed-images.js';
+import { bodyNow, notPacked } from './packed-images.js';
+import { ShardFile } from './shard-file.js';
 import { PackedSet, writeKeys, type PackedKey } from './set-keys.js';
 import { expectKind } from './set-kind.js';
 import { lockSetFolder } from './set-lock.js';
@@ -61,13 +61,13 @@ export interface PackSummary {
   readonly stale?: number;
   /** Images the set holds in another version than the ledger's now (a recheck replaced them), counted as `stale` is. */
   readonly changed?: number;
+  /** Images left out as they changed while this pack ran (a run, recheck or prune beside it): the next pack adds them. */
+  readonly moving: number;
 }
 
 /** One fixed time for every entry: a shard's bytes depend on the ledger and the files only. */
 const MTIME = new Date(Date.UTC(2000, 0, 1));
 const fsync = promisify(fsyncCallback);
-/** Bytes of tar gathered before one write. */
-const FLUSH_BYTES = 8 << 20;
 
 function entry(pack: Pack, name: string, body: Uint8Array): Promise<void> {
   // The callback comes once the tar has taken the bytes: awaiting it is the backpressure.
@@ -107,59 +107,23 @@ async function sidecarLabels(cursor: LabelCursor | undefined, gbifId: number): P
   return Object.fromEntries(cursor.fields.map((field, i) => [field, values?.[i] ?? null]));
 }
 
-/**
- * The tar's bytes gathered as tar-stream emits them and written 8 MB at a
- * time on libuv's pool while this thread reads the next files, one write in
- * flight at most. Reading each file synchronously and writing in large
- * pieces matters: an open, fstat, read and close request per image through
- * the pool took more time than the copying itself.
- */
-class ShardFile {
-  private chunks: Buffer[] = [];
-  private pending = 0;
-  private writing: Promise<void> = Promise.resolve();
-  private inFlight = false;
-
-  constructor(private readonly fd: number) {}
-
-  add(chunk: Buffer): void {
-    this.chunks.push(chunk);
-    this.pending += chunk.length;
-  }
-
-  /** Starts writing what has gathered once it is 8 MB; waits first for the write before it, if that is still going. */
-  async maybeFlush(): Promise<void> {
-    if (this.pending < FLUSH_BYTES) return;
-    if (this.inFlight) await this.writing;
-    this.start();
-  }
-
-  /** Writes everything and waits for it. */
-  async flush(): Promise<void> {
-    await this.writing;
-    this.start();
-    await this.writing;
-  }
-
-  private start(): void {
-    const chunks = this.chunks;
-    this.chunks = [];
-    this.pending = 0;
-    if (chunks.length === 0) return;
-    this.inFlight = true;
-    this.writing = writeAll(this.fd, chunks).finally(() => (this.inFlight = false));
-    // Its failure (a full disk) is thrown by the next flush; until then it must not count as unhandled, which ends the process with a stack.
-    this.writing.catch(() => {});
-  }
-}
-
 /** A shard whose tar is written but not yet durable: `settle` fsyncs it and renames it into place. */
 interface WrittenShard extends Omit<ShardStats, 'shard'> {
   readonly keys: readonly PackedKey[];
   settle(): Promise<void>;
 }
 
-async function writeShard(path: string, images: AsyncIterator<ExportedImage>, imagesDir: string, size: number, width: number, labels: LabelCursor | undefined): Promise<WrittenShard | undefined> {
+/** Where a shard's images come from: the ledger, the images folder, the width packed, the labels; `moving` counts the images left out as they changed (bodyNow). */
+interface ShardSource {
+  readonly ledger: Ledger;
+  readonly imagesDir: string;
+  readonly width: number;
+  readonly labels: LabelCursor | undefined;
+  readonly moving: { images: number };
+}
+
+async function writeShard(path: string, images: AsyncIterator<ExportedImage>, source: ShardSource, size: number): Promise<WrittenShard | undefined> {
+  const { imagesDir, width, labels } = source;
   let first: ImageKey | undefined;
   let last: ImageKey | undefined;
   let count = 0;
@@ -175,8 +139,12 @@ async function writeShard(path: string, images: AsyncIterator<ExportedImage>, im
     while (count < size) {
       const next = await images.next();
       if (next.done) break;
-      const image = next.value;
-      const body = storedBody(image, imagesDir, width);
+      const found = await bodyNow(source.ledger, next.value, imagesDir, width);
+      if (!found) {
+        source.moving.images++;
+        continue;
+      }
+      const { image, body } = found;
       const key = `${image.gbifId}-${String(image.fileIndex).padStart(2, '0')}`;
       await entry(pack, `${key}.jpg`, body);
       await entry(pack, `${key}.json`, Buffer.from(sidecar(image, body, width > 0, await sidecarLabels(labels, image.gbifId))));
@@ -244,6 +212,7 @@ async function packSet(ledger: Ledger, settings: PackSettings): Promise<PackSumm
   const setLast = shards.reduce<ImageKey | undefined>((m, s) => (!m || keyAfter(s.last, m) ? s.last : m), undefined);
   const set = await PackedSet.open(settings.out, shards);
   const late = { images: 0 };
+  const moving = { images: 0 };
   const images = notPacked(ledger, set, setLast, width, late, split?.has);
   let ended = false;
   let packed = 0;
@@ -259,7 +228,7 @@ async function packSet(ledger: Ledger, settings: PackSettings): Promise<PackSumm
         break;
       }
       const shard = shardName(next);
-      const written = await writeShard(join(settings.out, shard), images, settings.images, settings.shardSize, width, labels);
+      const written = await writeShard(join(settings.out, shard), images, { ledger, imagesDir: settings.images, width, labels, moving }, settings.shardSize);
       if (!written) {
         ended = true;
         break;
@@ -297,6 +266,7 @@ async function packSet(ledger: Ledger, settings: PackSettings): Promise<PackSumm
     bytes,
     interrupted,
     elapsedMs: Math.round(performance.now() - started),
+    moving: moving.images,
     ...(kept > 0 ? { late: late.images, ...(ended ? { stale: set.stale, changed: set.changed } : {}) } : {}),
   };
 }

@@ -80,6 +80,7 @@ export function registerPack(program: Command): void {
           `  images   ${formatCount(summary.images)} now, ${formatBytes(summary.bytes)}`,
           `  elapsed  ${(summary.elapsedMs / 1000).toFixed(1)} s`,
           ...carriedOn(summary),
+          ...(summary.moving ? [`  moving   ${formatCount(summary.moving)} images changed while this pack ran (a run, recheck or prune beside it): left out, the next pack adds them`] : []),
         ]);
         process.stdout.write(lines.join('\n') + '\n');
       }

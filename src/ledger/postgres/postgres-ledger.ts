@@ -8,11 +8,11 @@ import { plan } from './rechecks.js';
 import { FRESHNESS } from '../freshness.js';
 import type pg from 'pg';
 import type { ExcludeTally, UnexcludeTally } from '../exclusions.js';
-import type { DownloadLedger, ExportedImage, HostErrorCount, IngestWriter, ItemState, LabelRow, LabelSummary, LabelWriter, Ledger, LedgerStatus, RunLock, WorkerStatus, HostRate, PlanRow, Tier } from '../ledger.js';
+import type { DoneFile, DownloadLedger, ExportedImage, HostErrorCount, IngestWriter, ItemState, LabelRow, LabelSummary, LabelWriter, Ledger, LedgerStatus, RunLock, WorkerStatus, HostRate, PlanRow, Tier } from '../ledger.js';
 import { labelRows, labelSummary, PostgresLabelWriter } from './labels.js';
 import { labelsOf } from '../labels.js';
 import type { OpenOptions } from '../sqlite/sqlite-ledger.js';
-import { derivedCounts, freshnessOf, GONE_IDS_SQL, exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, imageCounts, IMAGES_REMOVED, STATE, verifiedOf } from '../rows.js';
+import { derivedCounts, freshnessOf, GONE_IDS_SQL, doneFileSql, exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, imageCounts, IMAGES_REMOVED, STATE, verifiedOf } from '../rows.js';
 import { LAST_VERIFY } from '../upkeep.js';
 import { bulkLoadPending, completeBulkLoad, ensureRunIndexes } from './bulk-load.js';
 import { createPool, migrate } from './connect.js';
@@ -85,6 +85,15 @@ class PostgresLedger implements Ledger {
       for (const r of rows.rows as unknown[][]) yield exportedImage(r);
       after = last;
     }
+  }
+
+  async doneFile(gbifId: number, fileIndex: number): Promise<DoneFile> {
+    const [row, publishing] = await Promise.all([
+      this.pool.query({ text: doneFileSql(STATE.done, '$1', '$2'), values: [gbifId, fileIndex], rowMode: 'array' }),
+      this.pool.query('SELECT 1 FROM publishing WHERE gbif_id = $1', [gbifId]),
+    ]);
+    const found = row.rows[0] as unknown[] | undefined;
+    return { image: found ? exportedImage(found) : undefined, publishing: publishing.rows.length > 0 };
   }
 
   plan(tiers: readonly Tier[], now: number): Promise<{ rows: PlanRow[]; rates: HostRate[] }> {

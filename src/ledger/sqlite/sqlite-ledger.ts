@@ -10,10 +10,10 @@ import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { LedgerError } from '../../errors.js';
 import type { ExcludeTally, UnexcludeTally } from '../exclusions.js';
-import type { DownloadLedger, ExportedImage, HostCounts, HostErrorCount, IngestWriter, ItemState, LabelRow, LabelSummary, LabelWriter, Ledger, LedgerStatus, RunLock, StateCounts, HostRate, PlanRow, Tier } from '../ledger.js';
+import type { DoneFile, DownloadLedger, ExportedImage, HostCounts, HostErrorCount, IngestWriter, ItemState, LabelRow, LabelSummary, LabelWriter, Ledger, LedgerStatus, RunLock, StateCounts, HostRate, PlanRow, Tier } from '../ledger.js';
 import { labelRows, labelSummary, SqliteLabelWriter } from './labels.js';
 import { labelsOf } from '../labels.js';
-import { exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, derivedCounts, freshnessOf, GONE_IDS_SQL, imageCounts, IMAGES_REMOVED, verifiedOf } from '../rows.js';
+import { doneFileSql, exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, derivedCounts, freshnessOf, GONE_IDS_SQL, imageCounts, IMAGES_REMOVED, verifiedOf } from '../rows.js';
 import { LAST_VERIFY } from '../upkeep.js';
 import { bulkLoadPending, completeBulkLoad, sharedJournal } from './bulk-load.js';
 import { SqliteDownloads } from './downloads.js';
@@ -100,8 +100,17 @@ export function openSqliteLedger(path: string, options: OpenOptions): Ledger {
   return new SqliteLedger(db, location);
 }
 
+/** A read-only connection to a ledger this process has open (so it exists, and WAL's files with it). */
+function openReader(location: string): Database.Database {
+  const db = new Database(location, { readonly: true, fileMustExist: true });
+  db.pragma('busy_timeout = 10000');
+  return db;
+}
+
 class SqliteLedger implements Ledger {
   private exclusions: SqliteExclusions | undefined;
+  /** A second connection, for reads that must not see an older snapshot (doneFile). */
+  private fresh: Database.Database | undefined;
 
   constructor(
     private readonly db: Database.Database,
@@ -128,6 +137,14 @@ class SqliteLedger implements Ledger {
     const { select, from, order } = exportColumns(STATE.done);
     const rows = this.db.prepare(`SELECT ${select} FROM ${from} ${where} ORDER BY ${order}`).raw().iterate() as IterableIterator<unknown[]>;
     for (const r of rows) yield exportedImage(r);
+  }
+
+  async doneFile(gbifId: number, fileIndex: number): Promise<DoneFile> {
+    // A connection of its own: this one's reads share the snapshot of any read still going on it (pack's export of the done images).
+    this.fresh ??= openReader(this.location);
+    const row = this.fresh.prepare(doneFileSql(STATE.done, '?', '?')).raw().get(gbifId, fileIndex) as unknown[] | undefined;
+    const publishing = this.fresh.prepare('SELECT 1 FROM publishing WHERE gbif_id = ?').get(gbifId) !== undefined;
+    return { image: row ? exportedImage(row) : undefined, publishing };
   }
 
   async openLabels(fields: readonly string[]): Promise<LabelWriter> {
@@ -215,6 +232,7 @@ class SqliteLedger implements Ledger {
 
   async close(): Promise<void> {
     if (!this.db.open) return;
+    this.fresh?.close();
     if (this.exclusions?.bulk) sharedJournal(this.db);
     this.db.close();
   }
