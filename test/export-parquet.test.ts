@@ -87,6 +87,9 @@ describe('herbdl export --format parquet', async () => {
     expect(herbdl(['export', '--db', big, '--state', 'all', '--format', 'parquet', '--out-file', bigFile]).status).toBe(0);
     const groups = await duck(`SELECT count(DISTINCT row_group_id)::INTEGER AS groups, sum(row_group_num_rows)::INTEGER / count(DISTINCT path_in_schema)::INTEGER AS rows FROM parquet_metadata('${bigFile}')`);
     expect(groups[0]).toEqual({ groups: 3, rows: 120_000 });
+    // Read a page of gbifIDs at a time (READ_PAGE): each once, in order.
+    const ids = await duck(`SELECT count(DISTINCT gbifID)::INTEGER AS ids, bool_and(ordered)::BOOLEAN AS ordered FROM (SELECT gbifID, gbifID > coalesce(lag(gbifID) OVER (ORDER BY file_row_number), 0) AS ordered FROM read_parquet('${bigFile}', file_row_number = true))`);
+    expect(ids[0]).toEqual({ ids: 120_000, ordered: true });
     const r = herbdl(['export', '--db', big, '--format', 'parquet']);
     expect(r.status).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);

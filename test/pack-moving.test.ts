@@ -12,8 +12,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, truncateSync } from 'node:fs';
+import { readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
@@ -78,6 +79,29 @@ describe('pack beside commands that change the images under it', async () => {
       expect(readdirSync(out).filter((f) => f.endsWith('.tar'))).toEqual(['herbdl-000000.tar']);
     });
   }
+
+  it('holds no read of a SQLite ledger open while it works: a run beside it can checkpoint its WAL', async () => {
+    const set = await collection(dir, 'wal', ids.length, () => 1);
+    // Labels too: the pack reads them beside the images.
+    const occurrences = join(dir, 'wal-occurrence.txt');
+    writeFileSync(occurrences, ['gbifID\tfamily', ...ids.map((id) => `${id}\tFagaceae`)].join('\n') + '\n');
+    herbdlJson(['labels', '--db', set.db, occurrences, '--fields', 'family']);
+    const pipe = pipeInPlaceOf(join(set.images, rel(ids[0]!, 0)));
+    const pack = herbdlAsync(['pack', '--db', set.db, '--images', set.images, '--out', join(dir, 'wal-shards'), '--json']);
+    await pipe.held(); // the pack has begun reading the ledger, and waits on its first image
+    // A write beside it, as a run's commits are: the pending gbifID excluded.
+    herbdlJson(['exclude', '--db', set.db, writeMultimedia(join(dir, 'wal-exclude.txt'), [[7_999_999_999, 'https://pack.example/pending.jpg']])]);
+    const db = new Database(set.db, { timeout: 100 });
+    // Every frame of the WAL copied back and the WAL emptied: no reader holds an older snapshot (busy 1 if one did).
+    const checkpoint = db.pragma('wal_checkpoint(TRUNCATE)');
+    db.close();
+    await pipe.feed();
+    const packed = await pack;
+    pipe.restore();
+    expect(checkpoint).toEqual([{ busy: 0, log: 0, checkpointed: 0 }]);
+    expect(packed.status).toBe(0);
+    expect(JSON.parse(packed.stdout)).toMatchObject({ images: ids.length, moving: 0 });
+  });
 
   it('still refuses a file that differs from the row the ledger has now: damage, not a change', async () => {
     const set = await collection(dir, 'damaged', 3, () => 1);

@@ -14,6 +14,7 @@
 import { readdirSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
+import { READ_PAGE } from '../rows.js';
 import { LABEL_FIELDS, LABELLED_IDS, LABELS_LOADING, loadMark, storedValues, takenOver, valuesOf, type LabelRow, type LabelSummary, type LabelWriter } from '../labels.js';
 
 /** Rows per transaction of the ordered copy into the ledger. */
@@ -120,7 +121,12 @@ export function labelSummary(db: Database.Database): LabelSummary | undefined {
 }
 
 export function* labelRows(db: Database.Database): Generator<LabelRow> {
-  for (const [gbifId, vals] of db.prepare('SELECT gbif_id, vals FROM labels ORDER BY gbif_id').raw().iterate() as IterableIterator<[number, string]>) {
-    yield { gbifId, values: valuesOf(vals) };
+  // A page at a time, never one read open for a whole pack or export (READ_PAGE).
+  const page = db.prepare('SELECT gbif_id, vals FROM labels WHERE gbif_id > ? ORDER BY gbif_id LIMIT ?').raw();
+  for (let after = -1; ; ) {
+    const rows = page.all(after, READ_PAGE) as [number, string][];
+    for (const [gbifId, vals] of rows) yield { gbifId, values: valuesOf(vals) };
+    if (rows.length < READ_PAGE) return;
+    after = (rows[rows.length - 1] as [number, string])[0];
   }
 }

@@ -13,7 +13,7 @@ import type { ExcludeTally, UnexcludeTally } from '../exclusions.js';
 import type { DoneFile, DownloadLedger, ExportedImage, HostCounts, HostErrorCount, IngestWriter, ItemState, LabelRow, LabelSummary, LabelWriter, Ledger, LedgerStatus, RunLock, StateCounts, HostRate, PlanRow, Tier } from '../ledger.js';
 import { labelRows, labelSummary, SqliteLabelWriter } from './labels.js';
 import { labelsOf } from '../labels.js';
-import { doneFileSql, exportColumns, exportedImage, HOST_COLUMNS, hostCounts, idCounts, derivedCounts, freshnessOf, GONE_IDS_SQL, imageCounts, IMAGES_REMOVED, verifiedOf } from '../rows.js';
+import { doneFileSql, exportColumns, exportedImage, READ_PAGE, HOST_COLUMNS, hostCounts, idCounts, derivedCounts, freshnessOf, GONE_IDS_SQL, imageCounts, IMAGES_REMOVED, verifiedOf } from '../rows.js';
 import { LAST_VERIFY } from '../upkeep.js';
 import { bulkLoadPending, completeBulkLoad, sharedJournal } from './bulk-load.js';
 import { SqliteDownloads } from './downloads.js';
@@ -133,10 +133,17 @@ class SqliteLedger implements Ledger {
   }
 
   async *exportImages(state: ItemState | 'all'): AsyncIterableIterator<ExportedImage> {
-    const where = state === 'all' ? '' : `WHERE i.state = ${STATE[state]}`;
+    const where = state === 'all' ? '' : `AND i.state = ${STATE[state]}`;
     const { select, from, order } = exportColumns(STATE.done);
-    const rows = this.db.prepare(`SELECT ${select} FROM ${from} ${where} ORDER BY ${order}`).raw().iterate() as IterableIterator<unknown[]>;
-    for (const r of rows) yield exportedImage(r);
+    const range = this.db.prepare('SELECT max(gbif_id) FROM (SELECT gbif_id FROM ids WHERE gbif_id > ? ORDER BY gbif_id LIMIT ?)').pluck();
+    const page = this.db.prepare(`SELECT ${select} FROM ${from} WHERE i.gbif_id > ? AND i.gbif_id <= ? ${where} ORDER BY ${order}`).raw();
+    // A page of gbifIDs at a time, never one read open for the whole export (READ_PAGE).
+    for (let after = -1; ; ) {
+      const last = range.get(after, READ_PAGE) as number | null;
+      if (last === null) return;
+      for (const r of page.all(after, last) as unknown[][]) yield exportedImage(r);
+      after = last;
+    }
   }
 
   async doneFile(gbifId: number, fileIndex: number): Promise<DoneFile> {
@@ -165,8 +172,14 @@ class SqliteLedger implements Ledger {
   }
 
   async *derivedIds(width: number): AsyncIterableIterator<number> {
-    // The key is (gbif_id, width): walked in its order, one width's rows picked out.
-    yield* this.db.prepare('SELECT gbif_id FROM derivatives WHERE width = ? ORDER BY gbif_id').pluck().iterate(width) as IterableIterator<number>;
+    // The key is (gbif_id, width): walked in its order, one width's rows picked out, a page at a time (READ_PAGE).
+    const page = this.db.prepare('SELECT gbif_id FROM derivatives WHERE gbif_id > ? AND width = ? ORDER BY gbif_id LIMIT ?').pluck();
+    for (let after = -1; ; ) {
+      const ids = page.all(after, width, READ_PAGE) as number[];
+      yield* ids;
+      if (ids.length < READ_PAGE) return;
+      after = ids[ids.length - 1] as number;
+    }
   }
 
   async exclude(gbifIds: Float64Array): Promise<ExcludeTally> {
