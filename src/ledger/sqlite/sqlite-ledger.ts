@@ -17,6 +17,7 @@ import { doneFileSql, exportColumns, exportedImage, READ_PAGE, HOST_COLUMNS, hos
 import { LAST_VERIFY } from '../upkeep.js';
 import { bulkLoadPending, completeBulkLoad, sharedJournal } from './bulk-load.js';
 import { SqliteDownloads } from './downloads.js';
+import { warnIfNetworkFilesystem } from './filesystem.js';
 import { applyExclusions, SqliteExclusions, unexcludeIds } from './exclusions.js';
 import { SqliteIngestWriter } from './ingest-writer.js';
 import { lockForRun } from './run-lock.js';
@@ -97,6 +98,7 @@ export function openSqliteLedger(path: string, options: OpenOptions): Ledger {
     if (err instanceof LedgerError) throw err;
     throw describeOpenFailure(path, err);
   }
+  warnIfNetworkFilesystem(path, dirname(location));
   return new SqliteLedger(db, location);
 }
 
