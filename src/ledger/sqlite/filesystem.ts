@@ -9,7 +9,12 @@
  */
 import { statfsSync } from 'node:fs';
 
-/** statfs f_type magic numbers of network and cluster filesystems (linux/magic.h and the filesystems' own). */
+/**
+ * statfs f_type magic numbers of network and cluster filesystems
+ * (linux/magic.h and the filesystems' own); 9p is also how WSL2 mounts
+ * Windows drives. FUSE is left out: one number for sshfs and for a rootless
+ * container's own root (fuse-overlayfs), where a warning would cry wolf.
+ */
 const NETWORK: ReadonlyMap<number, string> = new Map([
   [0x6969, 'NFS'],
   [0xff534d42, 'CIFS'],
@@ -23,7 +28,6 @@ const NETWORK: ReadonlyMap<number, string> = new Map([
   [0x6b414653, 'AFS'],
   [0x5346414f, 'OpenAFS'],
   [0x013111a8, 'IBRIX'],
-  [0x65735546, 'FUSE (sshfs, s3fs and other network mounts are FUSE)'],
 ]);
 
 /** The name of the network filesystem with this statfs type, or undefined for a local one. */
