@@ -17,6 +17,7 @@
 import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
+import { imageName } from '../store/layout.js';
 import { keyAfter, writeWhole, type ImageKey, type ShardStats } from './shards.js';
 
 const keysName = (shard: string) => shard.replace(/\.tar$/, '.keys');
@@ -28,7 +29,7 @@ export interface PackedKey extends ImageKey {
 
 /** The text of a shard's keys file. */
 export function keysText(keys: readonly PackedKey[]): string {
-  return keys.map((k) => `${k.gbifID}-${String(k.NN).padStart(2, '0')}${k.sha256 ? `\t${k.sha256}` : ''}\n`).join('');
+  return keys.map((k) => `${imageName(k.gbifID, k.NN)}${k.sha256 ? `\t${k.sha256}` : ''}\n`).join('');
 }
 
 export async function writeKeys(dir: string, shard: string, keys: readonly PackedKey[]): Promise<void> {

@@ -17,6 +17,7 @@ import { pack as tarPack, type Pack } from 'tar-stream';
 import { LabelCursor, type ExportedImage, type Ledger } from '../ledger/ledger.js';
 import { createHash } from 'node:crypto';
 import { namingPath } from '../errors.js';
+import { imageName } from '../store/layout.js';
 import { expectTree } from '../store/tree-hold.js';
 import { readJpegFrame } from '../validate/jpeg-header.js';
 import { bodyNow, notPacked } from './packed-images.js';
@@ -145,7 +146,7 @@ async function writeShard(path: string, images: AsyncIterator<ExportedImage>, so
         continue;
       }
       const { image, body } = found;
-      const key = `${image.gbifId}-${String(image.fileIndex).padStart(2, '0')}`;
+      const key = imageName(image.gbifId, image.fileIndex);
       await entry(pack, `${key}.jpg`, body);
       await entry(pack, `${key}.json`, Buffer.from(sidecar(image, body, width > 0, await sidecarLabels(labels, image.gbifId))));
       last = { gbifID: image.gbifId, NN: image.fileIndex };

@@ -16,10 +16,15 @@ export const TEMP_FOLDER = '.herbdl-tmp';
 /** Where files that failed a check are moved (adopt, verify --repair), never deleted: `<out>/.herbdl-rejected/<reason>/<path under out>`. */
 export const REJECTED_FOLDER = '.herbdl-rejected';
 
+/** `<gbifID>-NN`: an image's file name without its `.jpg`, and its key in a packed set. */
+export function imageName(gbifId: number, fileIndex: number): string {
+  return `${gbifId}-${String(fileIndex).padStart(2, '0')}`;
+}
+
 export function finalPath(out: string, gbifId: number, fileIndex: number): string {
   const id = String(gbifId);
   const parts = [id.slice(0, 3), id.slice(3, 6)].filter((p) => p !== '');
-  return join(out, ...parts, `${id}-${String(fileIndex).padStart(2, '0')}.jpg`);
+  return join(out, ...parts, `${imageName(gbifId, fileIndex)}.jpg`);
 }
 
 /** A derivative's file: the same layout under `<out>/w<width>/`. */
