@@ -68,13 +68,20 @@ export function widthList(raw: string, where: string): readonly number[] {
   return Object.freeze([...new Set(widths)].sort((a, b) => a - b));
 }
 
+/** One split of a pack (pack/splits.ts places gbifIDs in them). */
+export interface Split {
+  readonly name: string;
+  /** Its share of the gbifIDs, from 0 to 1. */
+  readonly share: number;
+}
+
 /**
  * Pack splits: `name=percent` pairs, comma-separated (val=5,test=5); a
  * `train` split takes what the others leave unless it is named, and named
  * or not the shares must add up to 100. In the order given, train last.
  */
-export function splitList(raw: string, where: string): readonly { name: string; share: number }[] {
-  const splits: { name: string; share: number }[] = [];
+export function splitList(raw: string, where: string): readonly Split[] {
+  const splits: Split[] = [];
   for (const part of raw.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
     const m = /^([a-z][a-z0-9_-]*)=([0-9]+(?:\.[0-9]+)?)$/.exec(part);
     if (!m || Number(m[2]) <= 0) throw new UsageError(`${where}: expected name=percent pairs such as val=5,test=5, got "${part}"`);
@@ -169,7 +176,7 @@ export const OPTIONS = {
   packOut: option('--out <dir>', 'HERBDL_PACK_OUT', 'shards', 'the folder the shards, their stats and index.json go to', text),
   packFormat: option('--format <format>', 'HERBDL_PACK_FORMAT', 'webdataset', 'webdataset: tar shards of <gbifID>-NN.jpg and .json', oneOf('webdataset')),
   shardSize: option('--shard-size <n>', 'HERBDL_SHARD_SIZE', 10_000, 'images per shard', integer(1, 10_000_000)),
-  split: option('--split <shares>', 'HERBDL_SPLIT', [] as readonly { name: string; share: number }[], 'pack into splits by gbifID, each a set in its own folder under --out (val=5,test=5: train takes the rest); a gbifID and all its images in one split, always the same', splitList),
+  split: option('--split <shares>', 'HERBDL_SPLIT', [] as readonly Split[], 'pack into splits by gbifID, each a set in its own folder under --out (val=5,test=5: train takes the rest); a gbifID and all its images in one split, always the same', splitList),
   width: option('--width <px>', 'HERBDL_WIDTH', 0, 'pack the derivative of this width instead of the originals (0: originals)', integer(0, 100_000)),
   fields: option('--fields <names>', 'HERBDL_FIELDS', DEFAULT_LABEL_FIELDS, `occurrence fields to keep per gbifID, comma-separated (default ${DEFAULT_LABEL_FIELDS.join(',')}, those the file has)`, fieldList),
   tiers: option('--tiers <tiers>', 'HERBDL_TIERS', tierList('7d<30d,30d<180d,90d<2y,365d', 'default'), 're-check every <every> while younger than <until>, by time since first stored (default 7d<30d,30d<180d,90d<2y,365d: weekly the first month, monthly to six months, quarterly to two years, yearly after)', tierList),

@@ -9,12 +9,9 @@
  * against the shares in the order given, train's last).
  */
 import { createHash } from 'node:crypto';
+import type { Split } from '../config/options.js';
 
-export interface Split {
-  readonly name: string;
-  /** Its share of the gbifIDs, from 0 to 1. */
-  readonly share: number;
-}
+export type { Split };
 
 /** Where a gbifID falls, from 0 (inclusive) to 1: the first 32 bits of the sha256 of its decimal digits. */
 export function splitPosition(gbifId: number): number {
