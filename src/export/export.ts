@@ -87,7 +87,7 @@ export async function exportRows(ledger: Ledger, state: ItemState | 'all'): Prom
       yield values;
     }
   }
-  // Closed by the caller however the export ends: the ledger will not close with the labels' read open.
+  // Closed by the caller however the export ends: the labels' pages are let go.
   return { columns: [...EXPORT_COLUMNS, ...labelColumns], rows: rows(), close: async () => labels?.close() };
 }
 

@@ -88,7 +88,7 @@ export class LabelCursor {
     return this.head?.gbifId === gbifId ? this.head.values : undefined;
   }
 
-  /** Ends the read (SQLite will not close with a statement open). */
+  /** Ends the read of the labels' pages, however the reader ends. */
   async close(): Promise<void> {
     await this.rows.return?.(undefined);
   }

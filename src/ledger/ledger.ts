@@ -172,8 +172,8 @@ export interface Ledger {
   exportImages(state: ItemState | 'all'): AsyncIterable<ExportedImage>;
   /**
    * One file of a gbifID as the ledger has it now, if done (by its NN), and
-   * whether the gbifID is being published: read afresh, never through a read
-   * that is under way (pack: a row it read may be older than the file).
+   * whether the gbifID is being published (pack: a row it read a page
+   * before may be older than the file).
    */
   doneFile(gbifId: number, fileIndex: number): Promise<DoneFile>;
   /** gbifIDs that have derivatives of `width`, ascending, read lazily (pack --width). */

@@ -33,9 +33,9 @@ export function storedBody(image: ExportedImage, imagesDir: string, width: numbe
 
 /**
  * A done image's file with the ledger's row that describes it now. A pack
- * reads the ledger's done images through one read (SQLite) or a page at a
- * time (PostgreSQL) while a run, a recheck or prune may go on beside it: a
- * file replaced or removed since its row was read differs from that row.
+ * reads the ledger's done images a page at a time while a run, a recheck or
+ * prune may go on beside it: a file replaced or removed since its row was
+ * read differs from that row.
  * Such an image is packed as the ledger has it now, or left out (undefined)
  * while its gbifID is being published or once it is no longer done: the
  * next pack adds it, as it adds any image the set lacks. A file that
@@ -103,7 +103,7 @@ export async function* notPacked(
     }
     await set.end();
   } finally {
-    // Ended early or not, the ledger's cursor on the derivatives is closed (SQLite will not close with one open).
+    // Ended early or not, the ledger's pages of derivatives are let go.
     await derived?.return?.(undefined);
   }
 }

@@ -102,17 +102,8 @@ export function openSqliteLedger(path: string, options: OpenOptions): Ledger {
   return new SqliteLedger(db, location);
 }
 
-/** A read-only connection to a ledger this process has open (so it exists, and WAL's files with it). */
-function openReader(location: string): Database.Database {
-  const db = new Database(location, { readonly: true, fileMustExist: true });
-  db.pragma('busy_timeout = 10000');
-  return db;
-}
-
 class SqliteLedger implements Ledger {
   private exclusions: SqliteExclusions | undefined;
-  /** A second connection, for reads that must not see an older snapshot (doneFile). */
-  private fresh: Database.Database | undefined;
 
   constructor(
     private readonly db: Database.Database,
@@ -149,10 +140,9 @@ class SqliteLedger implements Ledger {
   }
 
   async doneFile(gbifId: number, fileIndex: number): Promise<DoneFile> {
-    // A connection of its own: this one's reads share the snapshot of any read still going on it (pack's export of the done images).
-    this.fresh ??= openReader(this.location);
-    const row = this.fresh.prepare(doneFileSql(STATE.done, '?', '?')).raw().get(gbifId, fileIndex) as unknown[] | undefined;
-    const publishing = this.fresh.prepare('SELECT 1 FROM publishing WHERE gbif_id = ?').get(gbifId) !== undefined;
+    // Long reads go a page at a time (READ_PAGE), so no read is open here between two pages: this one sees the latest commit.
+    const row = this.db.prepare(doneFileSql(STATE.done, '?', '?')).raw().get(gbifId, fileIndex) as unknown[] | undefined;
+    const publishing = this.db.prepare('SELECT 1 FROM publishing WHERE gbif_id = ?').get(gbifId) !== undefined;
     return { image: row ? exportedImage(row) : undefined, publishing };
   }
 
@@ -247,7 +237,6 @@ class SqliteLedger implements Ledger {
 
   async close(): Promise<void> {
     if (!this.db.open) return;
-    this.fresh?.close();
     if (this.exclusions?.bulk) sharedJournal(this.db);
     this.db.close();
   }
