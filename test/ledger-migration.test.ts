@@ -6,13 +6,12 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { MIGRATIONS } from '../src/ledger/sqlite/schema.js';
-import { herbdl, herbdlJson, tempDir } from './helpers/cli.js';
+import { herbdl, herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import { readLedger, type StatusJson } from './helpers/ledger.js';
 import { writeMultimedia } from './helpers/multimedia.js';
 
-describe('a schema 4 ledger', () => {
-  const dir = tempDir();
-  const path = join(dir, 'old.db');
+/** A ledger as herbdl of schema 4 wrote it: two gbifIDs, one done. */
+function schema4Ledger(path: string): void {
   const old = new Database(path);
   old.pragma('journal_mode = WAL');
   for (const migration of MIGRATIONS.slice(0, 4)) old.exec(migration);
@@ -27,6 +26,12 @@ describe('a schema 4 ledger', () => {
     UPDATE totals SET value = 1 WHERE name IN ('ids_pending', 'ids_done');
   `);
   old.close();
+}
+
+describe('a schema 4 ledger', () => {
+  const dir = tempDir();
+  const path = join(dir, 'old.db');
+  schema4Ledger(path);
 
   it('is migrated on open, every image keeping its attribution and outcome', () => {
     const lines = herbdl(['export', '--db', path, '--format', 'jsonl', '--state', 'all'])
@@ -51,5 +56,25 @@ describe('a schema 4 ledger', () => {
     ]);
     expect(herbdlJson(['ingest', more, '--db', path])).toMatchObject({ gbifIds: 1, images: 1, duplicates: 1 });
     expect(herbdlJson<StatusJson>(['status', '--db', path]).ids).toEqual({ total: 3, pending: 2, done: 1, failed: 0, excluded: 0, removed: 0 });
+  });
+});
+
+describe('a schema 4 ledger opened by two commands at once', () => {
+  it('is migrated once: the second finds it done when the lock comes to it', async () => {
+    const path = join(tempDir(), 'old.db');
+    schema4Ledger(path);
+    // Both read the schema's version while another writer holds the lock, then wait for it (an ingest or a
+    // run on the machine's other terminal): each applied the migrations after the first had, and failed.
+    const writer = new Database(path);
+    writer.exec('BEGIN IMMEDIATE');
+    const opening = [herbdlAsync(['status', '--db', path, '--json']), herbdlAsync(['status', '--db', path, '--json'])];
+    await new Promise((r) => setTimeout(r, 2_000));
+    writer.exec('COMMIT');
+    writer.close();
+    for (const r of await Promise.all(opening)) {
+      expect(r.status, r.stderr).toBe(0);
+      expect((JSON.parse(r.stdout) as StatusJson).ids).toEqual({ total: 2, pending: 1, done: 1, failed: 0, excluded: 0, removed: 0 });
+    }
+    expect(readLedger(path, (d) => d.pragma('user_version', { simple: true }))).toBe(MIGRATIONS.length);
   });
 });

@@ -5,6 +5,7 @@
  * stays parked when a breaker closes until a run takes it up.
  */
 import type Database from 'better-sqlite3';
+import { writeTransaction } from './write-transaction.js';
 
 export class SqliteBreakers {
   private readonly stmt;
@@ -28,10 +29,10 @@ export class SqliteBreakers {
 
   /** Closes `host`'s breaker, or every open one; returns the hosts closed. */
   close(host?: string): string[] {
-    return this.db.transaction(() => {
+    return writeTransaction(this.db, () => {
       const hosts = this.stmt.openHosts.all({ host: host ?? null }) as string[];
       for (const h of hosts) this.stmt.set.run(null, h);
       return hosts;
-    })();
+    });
   }
 }

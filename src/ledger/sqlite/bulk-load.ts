@@ -12,6 +12,7 @@
  */
 import type Database from 'better-sqlite3';
 import { CREATE_ID_INDEX, DERIVED_INDEXES } from './schema.js';
+import { writeTransaction } from './write-transaction.js';
 
 /**
  * For a load that only appends (a bulk ingest, the first exclusion list):
@@ -92,7 +93,7 @@ export function completeBulkLoad(db: Database.Database, runs?: number): BulkLoad
   // The sort that builds the index may use a helper thread: the load's parsing thread is idle by now.
   db.pragma('threads = 1');
   try {
-    return db.transaction(() => {
+    return writeTransaction(db, () => {
       db.exec(CREATE_ID_INDEX);
       const before = db.prepare('SELECT count(*) FROM ids').pluck().get() as number;
       // DISTINCT walks images_by_id, so ids go in in key order: sequential writes.
@@ -102,7 +103,7 @@ export function completeBulkLoad(db: Database.Database, runs?: number): BulkLoad
       db.prepare("UPDATE totals SET value = value + ? WHERE name = 'ids_pending'").run(ids);
       db.exec("UPDATE ledger_state SET value = '1' WHERE name = 'derived_complete'");
       return { ids, duplicates };
-    })();
+    });
   } finally {
     db.pragma('threads = 0');
   }

@@ -17,6 +17,7 @@ import { SqliteRechecks } from './rechecks.js';
 import { SqliteBreakers } from './breakers.js';
 import { SqliteOutcomes } from './outcomes.js';
 import { SqliteVerifications } from './verifications.js';
+import { writeTransaction } from './write-transaction.js';
 
 export class SqliteDownloads implements DownloadLedger {
   private readonly stmt: DownloadStatements;
@@ -51,9 +52,9 @@ export class SqliteDownloads implements DownloadLedger {
 
   async deferIds(gbifIds: readonly number[]): Promise<void> {
     if (gbifIds.length === 0) return;
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       for (const id of gbifIds) this.stmt.defer.run(id);
-    })();
+    });
   }
 
   async claimDeferred(limit: number): Promise<ClaimedId[]> {
@@ -79,7 +80,7 @@ export class SqliteDownloads implements DownloadLedger {
 
   async setAside(asides: readonly SetAsideId[]): Promise<void> {
     // One run holds the file: one not blocked by a host stays pending as it was (no longer taken up, if it was).
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       const counted = new Map<number, number>();
       // A batch's set-asides are mostly behind a few hosts: each looked up once.
       const hostIds = new Map<string, number | undefined>();
@@ -97,15 +98,15 @@ export class SqliteDownloads implements DownloadLedger {
         if (state === STATE.pending) counted.set(hostId, (counted.get(hostId) ?? 0) + 1);
       }
       for (const [hostId, n] of counted) this.stmt.blockedMore.run(n, hostId);
-    })();
+    });
   }
 
   async claimBlocked(host: string, limit: number): Promise<ClaimedId[]> {
-    return this.db.transaction(() => this.takeUp(host, limit))();
+    return writeTransaction(this.db, () => this.takeUp(host, limit));
   }
 
   async claimProbes(hosts: readonly string[]): Promise<ClaimedId[]> {
-    return this.db.transaction(() => hosts.flatMap((host) => this.takeUp(host, 1)))();
+    return writeTransaction(this.db, () => hosts.flatMap((host) => this.takeUp(host, 1)));
   }
 
   /** Up to `limit` gbifIDs parked behind `host`, taken up: marked TAKEN_UP, the host's count of parked pending ones moved. */
@@ -135,23 +136,23 @@ export class SqliteDownloads implements DownloadLedger {
   }
 
   async beginPublish(intents: readonly PublishIntent[]): Promise<void> {
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       for (const intent of intents) this.stmt.intent.run(intent.gbifId, intentText(intent));
-    })();
+    });
   }
 
   async recordDone(done: readonly DoneId[]): Promise<void> {
     const now = Date.now();
-    this.db.transaction(() => this.outcomes.done(done, now))();
+    writeTransaction(this.db, () => this.outcomes.done(done, now));
   }
 
   async recordDerived(derived: readonly { gbifId: number; widths: readonly number[] }[]): Promise<void> {
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       for (const { gbifId, widths } of derived) {
         this.derivatives.record(gbifId, widths);
         this.stmt.clearIntent.run(gbifId);
       }
-    })();
+    });
   }
 
   async derivationsDue(widths: readonly number[], afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: DerivationDue[] }> {
@@ -172,10 +173,10 @@ export class SqliteDownloads implements DownloadLedger {
 
   async recordRechecked(outcomes: readonly RecheckOutcome[]): Promise<void> {
     const now = Date.now();
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       this.rechecks.record(outcomes, now);
       for (const o of outcomes) this.stmt.clearIntent.run(o.gbifId);
-    })();
+    });
   }
 
   async recordHostRates(rates: readonly HostRate[]): Promise<void> {
@@ -203,7 +204,7 @@ export class SqliteDownloads implements DownloadLedger {
   }
 
   async recordPruned(pruned: readonly PruneDue[]): Promise<void> {
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       this.removals.removeGone(pruned.flatMap((p) => p.gone ?? []));
       for (const p of pruned) {
         if (!p.gone) {
@@ -212,7 +213,7 @@ export class SqliteDownloads implements DownloadLedger {
         }
         this.stmt.clearIntent.run(p.gbifId);
       }
-    })();
+    });
   }
 
   async openIntents(): Promise<PublishIntent[]> {
@@ -220,14 +221,14 @@ export class SqliteDownloads implements DownloadLedger {
   }
 
   async clearIntents(gbifIds: readonly number[]): Promise<void> {
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       for (const id of gbifIds) this.stmt.clearIntent.run(id);
-    })();
+    });
   }
 
   async recordFailed(failed: readonly FailedId[]): Promise<void> {
     const now = Date.now();
-    this.db.transaction(() => this.outcomes.failed(failed, now))();
+    writeTransaction(this.db, () => this.outcomes.failed(failed, now));
   }
 
   async openBreakers(): Promise<Map<string, number>> {
@@ -266,7 +267,7 @@ export class SqliteDownloads implements DownloadLedger {
   async claimIds(gbifIds: readonly number[]): Promise<ClaimedId[]> {
     // One run holds the file: a claim is a read, but one parked behind a host is no longer (as every claim on a
     // shared ledger unparks): adopt may make it done from disk, and hosts.blocked_ids counts what is parked.
-    return this.db.transaction(() => {
+    return writeTransaction(this.db, () => {
       const claimed: ClaimedId[] = [];
       for (const id of [...gbifIds].sort((a, b) => a - b)) {
         const row = this.stmt.claimable.get(id) as { attempts: number; state: number; blockedHost: number | null } | undefined;
@@ -278,7 +279,7 @@ export class SqliteDownloads implements DownloadLedger {
         claimed.push(this.withImages(id, row.attempts));
       }
       return claimed;
-    })();
+    });
   }
 
   async withStoredCopies(claimed: readonly ClaimedId[]): Promise<ClaimedId[]> {
@@ -293,9 +294,9 @@ export class SqliteDownloads implements DownloadLedger {
 
   async recordStored(stored: readonly { gbifId: number; images: readonly FetchedImage[] }[]): Promise<void> {
     const now = Date.now();
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       for (const { gbifId, images } of stored) this.outcomes.images(gbifId, images, now);
-    })();
+    });
   }
 
   async handBack(): Promise<void> {

@@ -7,6 +7,7 @@ import type Database from 'better-sqlite3';
 import { EXCLUSIONS_APPLIED, excludeStatements, MOVING, listedMovableSql, MOVABLE_STATES, restoreStatements, type ExcludeTally, type ImagesMoved, type UnexcludeTally } from '../exclusions.js';
 import { STATE } from '../rows.js';
 import { appendOnlyJournal } from './bulk-load.js';
+import { writeTransaction } from './write-transaction.js';
 
 /** IDs per statement: SQLite allows 32,766 parameters; a few hundred per statement is where the gain flattens. */
 const PER_STATEMENT = 500;
@@ -71,7 +72,7 @@ export class SqliteExclusions {
   /** Lists a batch of gbifIDs (sorted, no repeats) and excludes those the ledger has pending or failed, in one transaction. */
   add(ids: Float64Array): ExcludeTally {
     const full = this.full;
-    return this.db.transaction(() => {
+    return writeTransaction(this.db, () => {
       const hasIds = this.db.prepare('SELECT EXISTS (SELECT 1 FROM ids)').pluck().get() === 1;
       this.db.exec(`DELETE FROM ${SCOPE}`);
       let listed = 0;
@@ -81,7 +82,7 @@ export class SqliteExclusions {
       }
       if (hasIds) this.scopeMovable(ids);
       return { listed, excluded: changeScope(this.db, excludeStatements) };
-    })();
+    });
   }
 
   /**
@@ -124,7 +125,7 @@ export function unexcludeIds(db: Database.Database, ids: Float64Array): Unexclud
   prepareScope(db);
   const unlist = db.prepare('DELETE FROM exclusions WHERE gbif_id = ?');
   const put = db.prepare(`INSERT OR IGNORE INTO ${SCOPE}(gbif_id) SELECT gbif_id FROM ids WHERE gbif_id = ? AND state = ${STATE.excluded}`);
-  return db.transaction(() => {
+  return writeTransaction(db, () => {
     db.exec(`DELETE FROM ${SCOPE}`);
     let unlisted = 0;
     for (const id of ids) {
@@ -132,7 +133,7 @@ export function unexcludeIds(db: Database.Database, ids: Float64Array): Unexclud
       put.run(id);
     }
     return { unlisted, restored: changeScope(db, restoreStatements) };
-  })();
+  });
 }
 
 /** Marks that an ingest is adding IDs the exclusions have not met yet (in its first transaction). */
@@ -144,11 +145,11 @@ export function exclusionsPending(db: Database.Database): void {
 export function applyExclusions(db: Database.Database): number {
   const flag = db.prepare('SELECT value FROM ledger_state WHERE name = ?').pluck().get(EXCLUSIONS_APPLIED);
   if (flag !== '0') return 0;
-  return db.transaction(() => {
+  return writeTransaction(db, () => {
     prepareScope(db);
     db.exec(listedMovableSql(SCOPE));
     const n = changeScope(db, excludeStatements);
     db.prepare('UPDATE ledger_state SET value = ? WHERE name = ?').run('1', EXCLUSIONS_APPLIED);
     return n;
-  })();
+  });
 }

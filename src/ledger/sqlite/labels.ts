@@ -16,6 +16,7 @@ import { basename, dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { READ_PAGE } from '../rows.js';
 import { LABEL_FIELDS, LABELLED_IDS, LABELS_LOADING, loadMark, storedValues, takenOver, valuesOf, type LabelRow, type LabelSummary, type LabelWriter } from '../labels.js';
+import { writeTransaction } from './write-transaction.js';
 
 /** Rows per transaction of the ordered copy into the ledger. */
 const COPY_BATCH = 5_000;
@@ -63,9 +64,9 @@ export class SqliteLabelWriter implements LabelWriter {
 
   async add(rows: readonly LabelRow[]): Promise<void> {
     this.ours();
-    this.scratch.transaction(() => {
+    writeTransaction(this.scratch, () => {
       for (const row of rows) this.append.run(row.gbifId, storedValues(row.values));
-    })();
+    });
   }
 
   async finish(): Promise<{ labelled: number }> {

@@ -7,6 +7,7 @@ import type Database from 'better-sqlite3';
 import type { FreshnessSummary, HostRate, PlanRow, RecheckDue, RecheckImage, RecheckOutcome, Tier } from '../ledger.js';
 import { FRESHNESS, isDue, planSql, RECHECKABLE } from '../freshness.js';
 import { STATE } from './schema.js';
+import { writeTransaction } from './write-transaction.js';
 
 /** gbifID, image id, NN, URL, host, sha256, bytes (the stored file's), ETag, Last-Modified. */
 type ImageRow = [number, number, number, string, string, string, number | null, string | null, string | null];
@@ -74,9 +75,9 @@ export class SqliteRechecks {
   }
 
   hostRates(rates: readonly HostRate[]): void {
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       for (const r of rates) this.stmt.rate.run(r.images, Math.round(r.ms), r.cap, r.host);
-    })();
+    });
   }
 
   keepFreshness(summary: FreshnessSummary): void {

@@ -5,6 +5,7 @@ import { DROP_WORK_TABLES, REMOVED_COUNTS_SQL, REMOVING_SQL, removeUnlistedSteps
 import type { ListedImages } from '../listed-images.js';
 import { NO_TALLY } from '../rows.js';
 import type { IngestTally } from '../ledger.js';
+import { writeTransaction } from './write-transaction.js';
 
 export { SNAPSHOT_NUMBER };
 
@@ -30,7 +31,7 @@ function noteSnapshot(db: Database.Database, gen: number): void {
 }
 
 function removeOrRefuse(db: Database.Database, gen: number, listed: ListedImages | undefined, maxRemoval: number): IngestTally {
-  return db.transaction(() => {
+  return writeTransaction(db, () => {
     let tally = NO_TALLY;
     if (listed) {
       db.exec(`DROP TABLE IF EXISTS ${UNLISTED}`);
@@ -48,5 +49,5 @@ function removeOrRefuse(db: Database.Database, gen: number, listed: ListedImages
     }
     noteSnapshot(db, gen);
     return tally;
-  })();
+  });
 }

@@ -22,6 +22,7 @@ import { applyExclusions, SqliteExclusions, unexcludeIds } from './exclusions.js
 import { SqliteIngestWriter } from './ingest-writer.js';
 import { lockForRun } from './run-lock.js';
 import { CREATE_URL_INDEX, MIGRATIONS, SCHEMA_VERSION, STATE } from './schema.js';
+import { writeTransaction } from './write-transaction.js';
 
 export interface OpenOptions {
   /** Create the file if it does not exist (ingest); otherwise a missing ledger is an error. */
@@ -44,10 +45,12 @@ function migrate(db: Database.Database, location: string): void {
     if (tables > 0) throw new LedgerError(`${location}: is a SQLite database but not a herbdl ledger`, 'not_a_ledger');
   }
   for (let v = version; v < SCHEMA_VERSION; v++) {
-    db.transaction(() => {
+    writeTransaction(db, () => {
+      // Another command opening the ledger at the same moment may have applied it while this one waited for the lock.
+      if ((db.pragma('user_version', { simple: true }) as number) !== v) return;
       db.exec(MIGRATIONS[v] as string);
       db.pragma(`user_version = ${v + 1}`);
-    })();
+    });
   }
 }
 

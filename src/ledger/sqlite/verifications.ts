@@ -7,6 +7,7 @@ import type Database from 'better-sqlite3';
 import { LAST_VERIFY, type StoredFile, type VerifiedSummary, type VerifyDue } from '../ledger.js';
 import { doneFilesSql, groupDoneFiles, type DoneFileRow } from '../rows.js';
 import { STATE } from './schema.js';
+import { writeTransaction } from './write-transaction.js';
 
 export class SqliteVerifications {
   private readonly stmt;
@@ -41,7 +42,7 @@ export class SqliteVerifications {
   }
 
   reopen(gbifIds: readonly number[], lost: readonly StoredFile[]): number {
-    return this.db.transaction(() => {
+    return writeTransaction(this.db, () => {
       for (const f of lost) {
         if (f.partIndex === null) this.stmt.unvouchImage.run(f.imageId);
         else this.stmt.unvouchPart.run(f.imageId, f.partIndex);
@@ -53,7 +54,7 @@ export class SqliteVerifications {
         this.stmt.total.run(-reopened, 'ids_done');
       }
       return reopened;
-    })();
+    });
   }
 
   keepSummary(summary: VerifiedSummary): void {
