@@ -1,18 +1,28 @@
 /**
- * An ingest beside a run (README: `ingest` may run beside it): a run's
+ * An ingest beside a run (README: `ingest` may run beside it). A run's
  * writes wait for the ingest's transaction instead of failing with `database
- * is locked`.
+ * is locked`; and a gbifID the run holds when the ingest gives it another
+ * image is not marked done with the images the run had claimed (its new image
+ * pending, without a file): it is done once every image it has is stored.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
+import { countIn } from './helpers/counters.js';
+import type { IngestJson } from './helpers/ledger.js';
 import { writeMultimedia } from './helpers/multimedia.js';
-import { until } from './helpers/pg-run.js';
+import { freshDatabase } from './helpers/postgres.js';
+import { expectConsistentPgTree, until } from './helpers/pg-run.js';
+import { expectConsistentTree, treeFiles, treePath, type RunJson } from './helpers/run.js';
 
 const [server] = await imageServers(1, 153);
 const url = (path: string) => `${server!.origin}/${path}`;
+
+/** Done gbifIDs with an image that is neither done nor left out (excluded, removed): each lacks that image's file. */
+const INCOMPLETE_DONE = 'SELECT count(*) AS n FROM ids WHERE state = 1 AND EXISTS (SELECT 1 FROM images i WHERE i.gbif_id = ids.gbif_id AND i.state IN (0, 2))';
 
 describe('a run beside another writer on a SQLite ledger', () => {
   const dir = tempDir();
@@ -34,5 +44,38 @@ describe('a run beside another writer on a SQLite ledger', () => {
     const done = await run;
     expect(done.status, done.stderr).toBe(0);
     expect(JSON.parse(done.stdout.trim().split('\n').pop() as string)).toMatchObject({ idsFailed: 1, failures: { http_404: 1 } });
+  });
+});
+
+describe.each([['sqlite'], ['postgres']])('an ingest beside a run on a %s ledger', (kind) => {
+  const dir = tempDir();
+
+  it('a gbifID that gains an image while the run holds it is done only once that image is stored too', async () => {
+    const db = kind === 'sqlite' ? join(dir, 'ledger.db') : await freshDatabase('ingest_beside_run');
+    const out = join(dir, `images-${kind}`);
+    // The run's request for 9101's image is answered late; while it waits, a second ingest gives 9101 another image.
+    server!.route(`/held-${kind}.jpg`, { kind: 'image', delayMs: 1_000 });
+    server!.route(`/added-${kind}.jpg`, { kind: 'image' });
+    server!.route(`/other-${kind}.jpg`, { kind: 'image' });
+    herbdlJson(['ingest', writeMultimedia(join(dir, `first-${kind}.txt`), [[9101, url(`held-${kind}.jpg`)], [9102, url(`other-${kind}.jpg`)]]), '--db', db]);
+    const run = herbdlAsync(['run', '--db', db, '--out', out, '--allow-private-network', '--json']);
+    await until(() => server!.requests.some((r) => r.path === `/held-${kind}.jpg`), 30_000, 'the held request');
+    // Spawned synchronously: the test's server cannot answer the held request before the ingest has ended.
+    const added = herbdlJson<IngestJson>(['ingest', writeMultimedia(join(dir, `second-${kind}.txt`), [[9101, url(`added-${kind}.jpg`)]]), '--db', db]);
+    expect(added).toMatchObject({ images: 1 });
+    const first = await run;
+    expect(first.status, first.stderr).toBe(0);
+    // Whatever the first run did with 9101, no done gbifID lacks an image.
+    expect(await countIn(db, INCOMPLETE_DONE)).toBe(0);
+    // The next run (if the first did not) fetches the added image, and 9101 is done with both.
+    const second = await herbdlAsync(['run', '--db', db, '--out', out, '--allow-private-network', '--json']);
+    expect(second.status, second.stderr).toBe(0);
+    const summaries = [first, second].map((r) => JSON.parse(r.stdout.trim().split('\n').pop() as string) as RunJson);
+    expect(summaries.reduce((n, s) => n + s.idsDone, 0)).toBe(2);
+    expect(server!.requests.filter((r) => r.path === `/added-${kind}.jpg`)).toHaveLength(1);
+    expect(existsSync(join(out, treePath(9101, 0))) && existsSync(join(out, treePath(9101, 1)))).toBe(true);
+    expect(treeFiles(out).filter((f) => !f.startsWith('.herbdl-tmp'))).toEqual([treePath(9101, 0), treePath(9101, 1), treePath(9102, 0)]);
+    if (kind === 'sqlite') expectConsistentTree({ db, out, files: () => treeFiles(out) } as Parameters<typeof expectConsistentTree>[0]);
+    else await expectConsistentPgTree({ db, out, files: () => treeFiles(out).filter((f) => !f.startsWith('.herbdl-tmp')) } as Parameters<typeof expectConsistentPgTree>[0]);
   });
 });

@@ -145,11 +145,12 @@ export async function adopt(ledger: DownloadLedger, settings: AdoptSettings): Pr
       }),
     );
     await makeDurable(durable);
-    await ledger.recordDone(done);
+    // One that gained an image meanwhile (an ingest beside the adopt) is left pending, its images stored.
+    const unfinished = await ledger.recordDone(done);
     await ledger.recordStored(stored);
     const settled = new Set(done.map((d) => d.gbifId));
     await ledger.handBack(claimed.filter((c) => !settled.has(c.gbifId)).map((c) => c.gbifId));
-    counts.adopted += done.length;
+    counts.adopted += done.length - unfinished.length;
     counts.adoptedFiles += done.reduce((a, d) => a + d.images.length, 0);
     counts.firstStored += stored.length;
     settings.onProgress?.(snapshot());

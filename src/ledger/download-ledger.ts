@@ -216,9 +216,12 @@ export interface DownloadLedger extends UpkeepLedger {
   /**
    * Marks gbifIDs done with every image, and clears their intents and
    * claims, in one transaction; each gbifID's derivatives are then exactly
-   * `widths` (none when not given).
+   * `widths` (none when not given). A gbifID that has gained an image since
+   * it was claimed (an ingest beside the run) has its images recorded but
+   * stays pending, as a done one that gains an image is reopened: returns
+   * those gbifIDs.
    */
-  recordDone(done: readonly DoneId[]): Promise<void>;
+  recordDone(done: readonly DoneId[]): Promise<readonly number[]>;
   /**
    * Intents of runs that died between rename and commit, that this run may
    * undo: on a shared ledger, only those of gbifIDs no live worker holds.

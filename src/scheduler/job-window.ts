@@ -48,9 +48,10 @@ export class JobWindow {
     this.onIdle = hooks.onPublished;
     this.publishQueue = new PublishQueue(
       publisher,
-      (items) => {
+      (items, unfinished) => {
         for (const item of items) this.jobs.delete(item.gbifId);
-        this.tally.idsDone += items.length;
+        // Those the ledger left pending (an image was added beside the run) are taken up by the next run.
+        this.tally.idsDone += items.length - unfinished.length;
       },
       hooks.onError,
       hooks.onPublished,

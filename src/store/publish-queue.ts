@@ -15,7 +15,8 @@ export class PublishQueue {
 
   constructor(
     private readonly publisher: Publisher,
-    private readonly onPublished: (items: readonly PublishItem[]) => void,
+    /** `unfinished`: gbifIDs among `items` the ledger left pending (they gained an image since they were claimed). */
+    private readonly onPublished: (items: readonly PublishItem[], unfinished: readonly number[]) => void,
     private readonly onError: (err: unknown) => void,
     private readonly onIdle: () => void,
   ) {}
@@ -43,8 +44,7 @@ export class PublishQueue {
     try {
       while (this.waiting.length > 0 && !this.closed) {
         const items = this.waiting.splice(0, MAX_BATCH);
-        await this.publisher.publish(items);
-        this.onPublished(items);
+        this.onPublished(items, await this.publisher.publish(items));
       }
     } catch (err) {
       this.onError(err);

@@ -28,8 +28,12 @@ export interface PublishItem {
   readonly widths?: readonly number[];
 }
 
-/** Records a published batch in the ledger: as done (run), or with new derivatives (herbdl derive). */
-export type Commit = (items: readonly PublishItem[]) => Promise<void>;
+/**
+ * Records a published batch in the ledger: as done (run), or with new
+ * derivatives (herbdl derive). A run's commit returns the gbifIDs the ledger
+ * left pending (each gained an image since it was claimed).
+ */
+export type Commit = (items: readonly PublishItem[]) => Promise<readonly number[] | void>;
 
 /**
  * Whether a stored file is in the tree at the size the ledger recorded for it
@@ -103,8 +107,9 @@ export class Publisher {
     return { undone: intents.length };
   }
 
-  async publish(items: readonly PublishItem[], commit: Commit = (done) => this.recordDone(done)): Promise<void> {
-    if (items.length === 0) return;
+  /** Returns the gbifIDs the commit left pending (see Commit). */
+  async publish(items: readonly PublishItem[], commit: Commit = (done) => this.recordDone(done)): Promise<readonly number[]> {
+    if (items.length === 0) return [];
     await Promise.all(items.flatMap((item) => item.files.filter((f) => !f.synced).map((f) => fsyncPath(f.temp, 'r+'))));
     this.checkHold();
     await this.ledger.beginPublish(items.map((item) => ({ gbifId: item.gbifId, paths: [...item.files.map((f) => f.final), ...(item.stale ?? [])] })));
@@ -136,10 +141,10 @@ export class Publisher {
       }
     }
     await Promise.all([...folders].map((folder) => fsyncPath(folder)));
-    await commit(items);
+    return (await commit(items)) ?? [];
   }
 
-  private recordDone(items: readonly PublishItem[]): Promise<void> {
+  private recordDone(items: readonly PublishItem[]): Promise<readonly number[]> {
     return this.ledger.recordDone(items.map((item) => ({ gbifId: item.gbifId, images: item.images, widths: item.widths ?? [] })));
   }
 

@@ -172,9 +172,11 @@ export class PostgresDownloads implements DownloadLedger {
     );
   }
 
-  async recordDone(done: readonly DoneId[]): Promise<void> {
-    if (done.length === 0) return;
-    this.lease.images += await transaction(this.pool, (db) => recordDone(db, this.me, done));
+  async recordDone(done: readonly DoneId[]): Promise<readonly number[]> {
+    if (done.length === 0) return [];
+    const { images, unfinished } = await transaction(this.pool, (db) => recordDone(db, this.me, done));
+    this.lease.images += images;
+    return unfinished;
   }
   async recordDerived(derived: readonly { gbifId: number; widths: readonly number[] }[]): Promise<void> {
     if (derived.length === 0) return;

@@ -44,17 +44,26 @@ export async function mergeStaged(db: pg.PoolClient, listed: ListedImages | unde
   );
   const staged = (await db.query('SELECT count(*)::bigint AS n FROM ingest_rows')).rows[0].n as number;
   const images = (await db.query('SELECT count(*)::bigint AS n FROM ingest_new')).rows[0].n as number;
+  // The gbifIDs that had rows and gain an image, locked before they are reopened, in gbifID order as a
+  // worker's fence locks its batch (outcomes.ts): a worker recording one done meanwhile either commits
+  // first, and the reopen below finds it done, or waits for this commit and finds the new image, leaving
+  // it pending. Without the lock, a worker that read its images before this commit made it done without
+  // the new one, and the reopen, which had found it pending, passed it by.
+  await db.query('SELECT 1 FROM ids WHERE gbif_id = ANY(ARRAY(SELECT DISTINCT gbif_id FROM ingest_new)) ORDER BY gbif_id FOR UPDATE');
   const ids = (await db.query('WITH added AS (INSERT INTO ids (gbif_id) SELECT DISTINCT gbif_id FROM ingest_new ORDER BY 1 ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*)::bigint AS n FROM added')).rows[0].n as number;
   // A done ID that gained an image is incomplete on disk: fetch it again.
   const reopened = (await db.query('WITH re AS (UPDATE ids SET state = 0 WHERE state = 1 AND gbif_id IN (SELECT gbif_id FROM ingest_new) RETURNING 1) SELECT count(*)::bigint AS n FROM re')).rows[0].n as number;
   // A removed ID that gained an image is back, parked behind no host (a removal made before removals unparked kept the mark).
   const back = (await db.query('WITH re AS (UPDATE ids SET state = 0, blocked_host = NULL WHERE state = 4 AND gbif_id IN (SELECT gbif_id FROM ingest_new) RETURNING 1) SELECT count(*)::bigint AS n FROM re')).rows[0].n as number;
-  if (back > 0) await db.query(`UPDATE totals SET value = value + (CASE WHEN name = 'ids_pending' THEN $1::bigint ELSE -$1::bigint END) WHERE name IN ('ids_pending', 'ids_removed')`, [back]);
+  // Counters in the order workers move them (outcomes.ts: hosts by id, then ids_done before ids_pending), so
+  // that an ingest beside workers waits on them, never deadlocks with them (a lost deadlock fails the ingest).
+  await db.query('SELECT 1 FROM hosts WHERE host_id = ANY(ARRAY(SELECT DISTINCT host_id FROM ingest_new)) ORDER BY host_id FOR UPDATE');
   await db.query(
     `UPDATE hosts h SET images = h.images + c.n, pending = h.pending + c.n
      FROM (SELECT host_id, count(*) AS n FROM ingest_new GROUP BY host_id) c WHERE h.host_id = c.host_id`,
   );
-  if (ids + reopened > 0) await db.query("UPDATE totals SET value = value + $1 WHERE name = 'ids_pending'", [ids + reopened]);
   if (reopened > 0) await db.query("UPDATE totals SET value = value - $1 WHERE name = 'ids_done'", [reopened]);
+  if (ids + reopened + back > 0) await db.query("UPDATE totals SET value = value + $1 WHERE name = 'ids_pending'", [ids + reopened + back]);
+  if (back > 0) await db.query("UPDATE totals SET value = value - $1 WHERE name = 'ids_removed'", [back]);
   return { ids, images: images + restored, duplicates: staged - images - restored, reopened };
 }

@@ -88,14 +88,29 @@ async function fence(db: pg.PoolClient, me: number, ids: readonly number[]): Pro
   return new Map(rows.rows.map((r) => [r.gbif_id as number, r.state as number]));
 }
 
-async function imageStates(db: pg.PoolClient, ids: readonly number[]) {
-  const rows = await db.query('SELECT image_id, state, error_code, host_id FROM images WHERE gbif_id = ANY($1::bigint[])', [ids]);
-  return new Map(rows.rows.map((r) => [r.image_id as number, r as { state: number; error_code: string | null; host_id: number }]));
+interface ImageState {
+  readonly gbif_id: number;
+  readonly state: number;
+  readonly error_code: string | null;
+  readonly host_id: number;
+}
+
+async function imageStates(db: pg.PoolClient, ids: readonly number[]): Promise<Map<number, ImageState>> {
+  const rows = await db.query('SELECT image_id, gbif_id, state, error_code, host_id FROM images WHERE gbif_id = ANY($1::bigint[])', [ids]);
+  return new Map(rows.rows.map((r) => [r.image_id as number, r as ImageState]));
+}
+
+/** gbifIDs with an image, pending or failed, that is not among those just done: added since they were claimed (an ingest beside the run). */
+function lackingAnImage(before: Map<number, ImageState>, done: readonly FetchedImage[]): Set<number> {
+  const lacking = new Set<number>();
+  if (before.size <= done.length) return lacking;
+  const doneIds = new Set(done.map((i) => i.imageId));
+  for (const [imageId, image] of before) if (!doneIds.has(imageId) && (image.state === 0 || image.state === 2)) lacking.add(Number(image.gbif_id));
+  return lacking;
 }
 
 /** Marks images done with their outcomes and IIIF parts; their counter moves go into `moves`. Returns them. */
-async function recordImages(db: pg.PoolClient, ids: readonly number[], images: readonly FetchedImage[], moves: Moves): Promise<readonly FetchedImage[]> {
-  const before = await imageStates(db, ids);
+async function recordImages(db: pg.PoolClient, before: Map<number, ImageState>, images: readonly FetchedImage[], moves: Moves): Promise<readonly FetchedImage[]> {
   for (const image of images) {
     const old = before.get(image.imageId);
     if (old) moves.image(old, 1);
@@ -136,22 +151,38 @@ export async function recordStored(db: pg.PoolClient, me: number, stored: readon
   const ids = stored.map((d) => d.gbifId);
   const moves = new Moves();
   await fence(db, me, ids);
-  await recordImages(db, ids, stored.flatMap((d) => d.images), moves);
+  await recordImages(db, await imageStates(db, ids), stored.flatMap((d) => d.images), moves);
   await moves.write(db);
 }
 
-export async function recordDone(db: pg.PoolClient, me: number, done: readonly DoneId[]): Promise<number> {
+/**
+ * Each gbifID done with its images, or, if it has gained an image since this
+ * worker claimed it (an ingest beside the run; its row lock, taken by the
+ * fence, keeps an ingest's new images out until this commits, or this out
+ * until the ingest's do), its images recorded and itself pending again, let
+ * go, as an ingest reopens a done one. Returns the images (and IIIF parts)
+ * recorded, and the gbifIDs left pending.
+ */
+export async function recordDone(db: pg.PoolClient, me: number, done: readonly DoneId[]): Promise<{ images: number; unfinished: number[] }> {
   const ids = done.map((d) => d.gbifId);
   const moves = new Moves();
-  for (const [, state] of await fence(db, me, ids)) moves.id(state, 1);
-  const images = await recordImages(db, ids, done.flatMap((d) => d.images), moves);
-  await db.query(`UPDATE ids SET state = 1, next_attempt_at = NULL, updated_at = herbdl_now(), ${LET_GO} WHERE gbif_id = ANY($1::bigint[])`, [ids]);
+  const states = await fence(db, me, ids);
+  const before = await imageStates(db, ids);
+  const images = await recordImages(db, before, done.flatMap((d) => d.images), moves);
+  const lacking = lackingAnImage(before, images);
+  const complete = lacking.size === 0 ? ids : ids.filter((id) => !lacking.has(id));
+  for (const id of complete) moves.id(states.get(id) as number, 1);
+  await db.query(`UPDATE ids SET state = 1, next_attempt_at = NULL, updated_at = herbdl_now(), ${LET_GO} WHERE gbif_id = ANY($1::bigint[])`, [complete]);
+  if (lacking.size > 0) {
+    for (const id of lacking) moves.id(states.get(id) as number, 0);
+    await db.query(`UPDATE ids SET state = 0, next_attempt_at = NULL, updated_at = herbdl_now(), ${LET_GO} WHERE gbif_id = ANY($1::bigint[])`, [[...lacking]]);
+  }
   await db.query('DELETE FROM publishing WHERE gbif_id = ANY($1::bigint[])', [ids]);
   await releaseFetches(db, me, images.map((i) => i.imageId));
   await moves.write(db);
   await resetDerivatives(db, done);
-  await countForWorker(db, me, 'done', ids.length);
-  return images.reduce((n, i) => n + Math.max(1, i.parts?.length ?? 0), 0);
+  await countForWorker(db, me, 'done', complete.length);
+  return { images: images.reduce((n, i) => n + Math.max(1, i.parts?.length ?? 0), 0), unfinished: [...lacking] };
 }
 
 export async function recordFailed(db: pg.PoolClient, me: number, all: readonly FailedId[]): Promise<void> {

@@ -72,6 +72,8 @@ export function prepareDownloads(db: Database.Database) {
     imageFailed: db.prepare(
       `UPDATE images SET state = ${STATE.failed}, error_code = ?, http_status = ?, attempts = attempts + 1, updated_at = ?, next_attempt_at = ? WHERE image_id = ?`,
     ),
+    // A gbifID whose images were all done but one added since its claim: pending, as an ingest reopens a done one.
+    idPending: db.prepare(`UPDATE ids SET state = ${STATE.pending}, next_attempt_at = NULL, updated_at = ?, blocked_host = NULL WHERE gbif_id = ?`),
     idDone: db.prepare(`UPDATE ids SET state = ${STATE.done}, next_attempt_at = NULL, updated_at = ?, blocked_host = NULL WHERE gbif_id = ?`),
     idFailed: db.prepare(`UPDATE ids SET state = ${STATE.failed}, attempts = attempts + 1, next_attempt_at = ?, updated_at = ?, blocked_host = NULL WHERE gbif_id = ?`),
     hostMove: db.prepare('UPDATE hosts SET pending = pending + ?, done = done + ?, failed = failed + ? WHERE host_id = ?'),

@@ -141,9 +141,9 @@ export class SqliteDownloads implements DownloadLedger {
     });
   }
 
-  async recordDone(done: readonly DoneId[]): Promise<void> {
+  async recordDone(done: readonly DoneId[]): Promise<number[]> {
     const now = Date.now();
-    writeTransaction(this.db, () => this.outcomes.done(done, now));
+    return writeTransaction(this.db, () => this.outcomes.done(done, now));
   }
 
   async recordDerived(derived: readonly { gbifId: number; widths: readonly number[] }[]): Promise<void> {
@@ -295,7 +295,7 @@ export class SqliteDownloads implements DownloadLedger {
   async recordStored(stored: readonly { gbifId: number; images: readonly FetchedImage[] }[]): Promise<void> {
     const now = Date.now();
     writeTransaction(this.db, () => {
-      for (const { gbifId, images } of stored) this.outcomes.images(gbifId, images, now);
+      for (const { gbifId, images } of stored) this.outcomes.images(images, this.outcomes.states(gbifId), now);
     });
   }
 

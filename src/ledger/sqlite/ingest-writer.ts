@@ -169,6 +169,8 @@ export class SqliteIngestWriter implements IngestWriter {
     this.restored = { ids: 0, images: 0 };
     this.db.exec('COMMIT');
     this.inTransaction = false;
+    // The current gbifID's state is read again in the next transaction: a run beside this ingest may have made it done meanwhile.
+    if (this.current) this.current.state = undefined;
     this.committed = addTallies(this.committed, this.batch);
     this.batch = { ...NO_TALLY };
   }

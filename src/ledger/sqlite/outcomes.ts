@@ -23,15 +23,30 @@ export class SqliteOutcomes {
     private readonly derivatives: SqliteDerivatives,
   ) {}
 
-  /** In a transaction: each gbifID done, its images with their outcomes, its derivative widths, its intent cleared. */
-  done(done: readonly DoneId[], now: number): void {
+  /**
+   * In a transaction: each gbifID done, its images with their outcomes, its
+   * derivative widths, its intent cleared. A gbifID that has an image the run
+   * did not have when it claimed it (an ingest beside the run added one) is
+   * not done: its images are recorded, and it stays pending, to be completed
+   * as a reopened one is. Returns those gbifIDs.
+   */
+  done(done: readonly DoneId[], now: number): number[] {
+    const unfinished: number[] = [];
     for (const { gbifId, images, widths } of done) {
-      this.moveId(gbifId, STATE.done);
-      this.stmt.idDone.run(now, gbifId);
-      this.images(gbifId, images, now);
+      const before = this.states(gbifId);
+      this.images(images, before, now);
       this.derivatives.reset(gbifId, widths ?? []);
       this.stmt.clearIntent.run(gbifId);
+      if (lacksAnImage(before, images)) {
+        this.moveId(gbifId, STATE.pending);
+        this.stmt.idPending.run(now, gbifId);
+        unfinished.push(gbifId);
+        continue;
+      }
+      this.moveId(gbifId, STATE.done);
+      this.stmt.idDone.run(now, gbifId);
     }
+    return unfinished;
   }
 
   /** In a transaction: each gbifID failed, due again at `retryAt`, each failed image counted under its host and code. */
@@ -51,9 +66,8 @@ export class SqliteOutcomes {
     }
   }
 
-  /** Marks images done with their outcomes (and IIIF parts), moving their hosts' counters. */
-  images(gbifId: number, images: readonly FetchedImage[], now: number): void {
-    const before = this.states(gbifId);
+  /** Marks images done with their outcomes (and IIIF parts), moving their hosts' counters; `before`: the gbifID's images' states. */
+  images(images: readonly FetchedImage[], before: Map<number, ImageState>, now: number): void {
     for (const image of images) {
       const old = before.get(image.imageId);
       if (old) this.moveImage(old, STATE.done);
@@ -94,7 +108,7 @@ export class SqliteOutcomes {
     }
   }
 
-  private states(gbifId: number): Map<number, ImageState> {
+  states(gbifId: number): Map<number, ImageState> {
     const rows = this.stmt.imageStates.all(gbifId) as [number, number, string | null, number][];
     return new Map(rows.map(([id, state, code, hostId]) => [id, { state, code, hostId }]));
   }
@@ -121,4 +135,12 @@ export class SqliteOutcomes {
     this.stmt.total.run(-1, TOTAL_NAME[from] as string);
     this.stmt.total.run(1, TOTAL_NAME[to] as string);
   }
+}
+
+/** Whether the gbifID has an image, pending or failed, that is not among those just done. */
+function lacksAnImage(before: Map<number, ImageState>, done: readonly FetchedImage[]): boolean {
+  if (before.size <= done.length) return false;
+  const ids = new Set(done.map((i) => i.imageId));
+  for (const [imageId, { state }] of before) if (!ids.has(imageId) && (state === STATE.pending || state === STATE.failed)) return true;
+  return false;
 }
