@@ -14,7 +14,7 @@ import { imageServers } from './helpers/image-server.js';
 import { countIn } from './helpers/counters.js';
 import type { IngestJson } from './helpers/ledger.js';
 import { writeMultimedia } from './helpers/multimedia.js';
-import { freshDatabase } from './helpers/postgres.js';
+import { freshDatabase, query } from './helpers/postgres.js';
 import { expectConsistentPgTree, until } from './helpers/pg-run.js';
 import { expectConsistentTree, treeFiles, treePath, type RunJson } from './helpers/run.js';
 
@@ -77,5 +77,38 @@ describe.each([['sqlite'], ['postgres']])('an ingest beside a run on a %s ledger
     expect(treeFiles(out).filter((f) => !f.startsWith('.herbdl-tmp'))).toEqual([treePath(9101, 0), treePath(9101, 1), treePath(9102, 0)]);
     if (kind === 'sqlite') expectConsistentTree({ db, out, files: () => treeFiles(out) } as Parameters<typeof expectConsistentTree>[0]);
     else await expectConsistentPgTree({ db, out, files: () => treeFiles(out).filter((f) => !f.startsWith('.herbdl-tmp')) } as Parameters<typeof expectConsistentPgTree>[0]);
+  });
+});
+
+describe('an ingest beside a worker on a PostgreSQL ledger', () => {
+  const dir = tempDir();
+
+  it('waits for a worker recording a gbifID done, then reopens it: the worker read its images before the ingest committed', async () => {
+    const db = await freshDatabase('ingest_beside_worker');
+    const out = join(dir, 'images');
+    server!.route('/race-0.jpg', { kind: 'image' });
+    server!.route('/race-1.jpg', { kind: 'image' });
+    herbdlJson(['ingest', writeMultimedia(join(dir, 'race-first.txt'), [[9301, url('race-0.jpg')]]), '--db', db]);
+    // The worker's transaction that records 9301 done sleeps as it writes the image's outcome: it has locked
+    // 9301's row and read its images, and not yet marked it done. The ingest of a new image of 9301 comes then:
+    // nothing it did before waited for that lock, and its reopen found 9301 pending and passed it by.
+    await query(
+      db,
+      `CREATE FUNCTION test_slow_outcome() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(3); RETURN NEW; END $$;
+       CREATE TRIGGER test_slow_outcome BEFORE UPDATE ON images FOR EACH ROW WHEN (OLD.gbif_id = 9301 AND NEW.state = 1) EXECUTE FUNCTION test_slow_outcome()`,
+    );
+    const run = herbdlAsync(['run', '--db', db, '--out', out, '--allow-private-network', '--json']);
+    const sleeping = async () => (await query(db, "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE 'UPDATE images i SET state = 1%'")).length > 0;
+    await until(sleeping, 30_000, 'the worker recording 9301 done');
+    const added = await herbdlAsync(['ingest', writeMultimedia(join(dir, 'race-second.txt'), [[9301, url('race-1.jpg')]]), '--db', db, '--json']);
+    expect(added.status, added.stderr).toBe(0);
+    expect(JSON.parse(added.stdout)).toMatchObject({ images: 1, reopened: 1 });
+    expect((await run).status).toBe(0);
+    expect(await countIn(db, INCOMPLETE_DONE)).toBe(0);
+    await query(db, 'DROP TRIGGER test_slow_outcome ON images');
+    const second = await herbdlAsync(['run', '--db', db, '--out', out, '--allow-private-network', '--json']);
+    expect(second.status, second.stderr).toBe(0);
+    expect(treeFiles(out).filter((f) => !f.startsWith('.herbdl-tmp'))).toEqual([treePath(9301, 0), treePath(9301, 1)]);
+    await expectConsistentPgTree({ db, out, files: () => treeFiles(out).filter((f) => !f.startsWith('.herbdl-tmp')) } as Parameters<typeof expectConsistentPgTree>[0]);
   });
 });
