@@ -48,8 +48,11 @@ export async function mergeStaged(db: pg.PoolClient, listed: ListedImages | unde
   // worker's fence locks its batch (outcomes.ts): a worker recording one done meanwhile either commits
   // first, and the reopen below finds it done, or waits for this commit and finds the new image, leaving
   // it pending. Without the lock, a worker that read its images before this commit made it done without
-  // the new one, and the reopen, which had found it pending, passed it by.
-  await db.query('SELECT 1 FROM ids WHERE gbif_id = ANY(ARRAY(SELECT DISTINCT gbif_id FROM ingest_new)) ORDER BY gbif_id FOR UPDATE');
+  // the new one, and the reopen, which had found it pending, passed it by. FOR KEY SHARE is the weakest
+  // lock the fence's FOR UPDATE waits for: a worker's plain updates of the rows it holds (setting one
+  // aside, letting one go) do not, so none of them, made while it holds a host's row, waits on this
+  // ingest while the ingest waits on that host's row below (a deadlock, with FOR UPDATE here).
+  await db.query('SELECT 1 FROM ids WHERE gbif_id = ANY(ARRAY(SELECT DISTINCT gbif_id FROM ingest_new)) ORDER BY gbif_id FOR KEY SHARE');
   const ids = (await db.query('WITH added AS (INSERT INTO ids (gbif_id) SELECT DISTINCT gbif_id FROM ingest_new ORDER BY 1 ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*)::bigint AS n FROM added')).rows[0].n as number;
   // A done ID that gained an image is incomplete on disk: fetch it again.
   const reopened = (await db.query('WITH re AS (UPDATE ids SET state = 0 WHERE state = 1 AND gbif_id IN (SELECT gbif_id FROM ingest_new) RETURNING 1) SELECT count(*)::bigint AS n FROM re')).rows[0].n as number;
@@ -57,7 +60,7 @@ export async function mergeStaged(db: pg.PoolClient, listed: ListedImages | unde
   const back = (await db.query('WITH re AS (UPDATE ids SET state = 0, blocked_host = NULL WHERE state = 4 AND gbif_id IN (SELECT gbif_id FROM ingest_new) RETURNING 1) SELECT count(*)::bigint AS n FROM re')).rows[0].n as number;
   // Counters in the order workers move them (outcomes.ts: hosts by id, then ids_done before ids_pending), so
   // that an ingest beside workers waits on them, never deadlocks with them (a lost deadlock fails the ingest).
-  await db.query('SELECT 1 FROM hosts WHERE host_id = ANY(ARRAY(SELECT DISTINCT host_id FROM ingest_new)) ORDER BY host_id FOR UPDATE');
+  await db.query('SELECT 1 FROM hosts WHERE host_id = ANY(ARRAY(SELECT DISTINCT host_id FROM ingest_new)) ORDER BY host_id FOR NO KEY UPDATE');
   await db.query(
     `UPDATE hosts h SET images = h.images + c.n, pending = h.pending + c.n
      FROM (SELECT host_id, count(*) AS n FROM ingest_new GROUP BY host_id) c WHERE h.host_id = c.host_id`,
