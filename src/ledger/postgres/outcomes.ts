@@ -157,11 +157,12 @@ export async function recordStored(db: pg.PoolClient, me: number, stored: readon
 
 /**
  * Each gbifID done with its images, or, if it has gained an image since this
- * worker claimed it (an ingest beside the run; its row lock, taken by the
- * fence, keeps an ingest's new images out until this commits, or this out
- * until the ingest's do), its images recorded and itself pending again, let
- * go, as an ingest reopens a done one. Returns the images (and IIIF parts)
- * recorded, and the gbifIDs left pending.
+ * worker claimed it (an ingest beside the run), its images recorded and
+ * itself pending again, let go, as an ingest reopens a done one. The fence's
+ * row lock orders this with such an ingest (ingest-merge.ts): the ingest
+ * reopens the gbifID only after this has committed, or this reads its images
+ * only after the ingest has. Returns the images (and IIIF parts) recorded,
+ * and the gbifIDs left pending.
  */
 export async function recordDone(db: pg.PoolClient, me: number, done: readonly DoneId[]): Promise<{ images: number; unfinished: number[] }> {
   const ids = done.map((d) => d.gbifId);
