@@ -6,6 +6,7 @@
  * (pack/set-lock.ts); on a shared filesystem with POSIX locks it holds
  * against another machine too.
  */
+import { hostname } from 'node:os';
 import Database from 'better-sqlite3';
 
 export interface FileLock {
@@ -34,4 +35,21 @@ export function takeFileLock(path: string): FileLock | undefined {
       held.close();
     },
   };
+}
+
+/** Who holds a lock, written where a refused process can read it (a ledger's row, a file beside the set). */
+export interface LockHolder {
+  readonly pid: number;
+  readonly machine: string;
+  /** Epoch ms. */
+  readonly since: number;
+}
+
+export function thisProcess(): LockHolder {
+  return { pid: process.pid, machine: hostname(), since: Date.now() };
+}
+
+/** `a run by pid 4242 on node17, since 2026-12-03T20:01:02.000Z`, for a refusal's message; `what`: "a run", "a pack". */
+export function heldBy(what: string, holder: LockHolder): string {
+  return `${what} by pid ${holder.pid} on ${holder.machine}, since ${new Date(holder.since).toISOString()}`;
 }

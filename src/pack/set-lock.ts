@@ -16,24 +16,16 @@
  * `.herbdl-pack.holder`, for the refusal's message.
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { SetBusyError } from '../errors.js';
-import { takeFileLock, type FileLock } from '../file-lock.js';
+import { heldBy, takeFileLock, thisProcess, type FileLock, type LockHolder } from '../file-lock.js';
 
 const LOCK_FILE = '.herbdl-pack.lock';
 const HOLDER_FILE = '.herbdl-pack.holder';
 
-interface Holder {
-  readonly pid: number;
-  readonly machine: string;
-  readonly since: number;
-}
-
 function describe(dir: string): string {
   try {
-    const holder = JSON.parse(readFileSync(join(dir, HOLDER_FILE), 'utf8')) as Holder;
-    return `a pack by pid ${holder.pid} on ${holder.machine}, since ${new Date(holder.since).toISOString()}`;
+    return heldBy('a pack', JSON.parse(readFileSync(join(dir, HOLDER_FILE), 'utf8')) as LockHolder);
   } catch {
     return 'another herbdl pack'; // written just after the lock was taken: not yet, or not readable
   }
@@ -55,8 +47,7 @@ export function lockSetFolder(dir: string): () => void {
     return () => {};
   }
   if (!lock) throw new SetBusyError(`${dir}: in use by ${describe(dir)}; one pack at a time per folder (wait for it to end, or stop it)`);
-  const holder: Holder = { pid: process.pid, machine: hostname(), since: Date.now() };
-  writeFileSync(join(dir, HOLDER_FILE), JSON.stringify(holder) + '\n');
+  writeFileSync(join(dir, HOLDER_FILE), JSON.stringify(thisProcess()) + '\n');
   const held = lock;
   let released = false;
   return () => {

@@ -8,17 +8,15 @@
  * holds it (pid, machine, since) is written to the ledger for the refusal's
  * message.
  */
-import { hostname } from 'node:os';
 import type Database from 'better-sqlite3';
-import { takeFileLock, type FileLock } from '../../file-lock.js';
+import { heldBy, takeFileLock, thisProcess, type FileLock } from '../../file-lock.js';
 import { LedgerError } from '../../errors.js';
 import type { RunHolder, RunLock } from '../ledger.js';
 
 const HOLDER_KEY = 'run_holder';
 
 function describe(holder: RunHolder | undefined): string {
-  if (!holder) return 'another herbdl run';
-  return `a run by pid ${holder.pid} on ${holder.machine}, since ${new Date(holder.since).toISOString()}`;
+  return holder ? heldBy('a run', holder) : 'another herbdl run';
 }
 
 export function lockForRun(ledger: Database.Database, location: string): RunLock {
@@ -35,7 +33,7 @@ export function lockForRun(ledger: Database.Database, location: string): RunLock
     throw new LedgerError(`${location}: in use by ${describe(holder)}; one run at a time per ledger (wait for it to end, or stop it)`, 'ledger_busy');
   }
   const held = lock;
-  const holder: RunHolder = { pid: process.pid, machine: hostname(), since: Date.now() };
+  const holder: RunHolder = thisProcess();
   ledger.prepare('INSERT OR REPLACE INTO ledger_state(name, value) VALUES (?, ?)').run(HOLDER_KEY, JSON.stringify(holder));
   let released = false;
   return {
