@@ -170,6 +170,40 @@ describe('a worker holding many claims on a shared ledger', () => {
     }
   });
 
+  it('a worker whose setting aside loses a deadlock sends it again, and goes on', async () => {
+    // 300 gbifIDs behind a host whose breaker is open: the worker claims them and sets them aside, one statement a batch.
+    const rows: [number, string][] = [];
+    for (let i = 0; i < 300; i++) rows.push([9_400_000 + i, `http://127.0.44.1:9/${i}.jpg`]);
+    const ws = await pgWorkspace(dir, 'aside_deadlock', rows);
+    await query(ws.db, 'UPDATE hosts SET breaker_open_until = $1', [Date.now() + 3_600_000]);
+    // A server checks a waiting statement for a deadlock once, deadlock_timeout after it began to wait, and the one
+    // that finds it is ended: the worker's sessions check after 5 s, the test's after a minute, so the worker's statement
+    // is the one ended, however late the test (on a loaded machine) closes the circle.
+    await query(ws.db, `ALTER DATABASE ${new URL(ws.db).pathname.slice(1)} SET deadlock_timeout = '5s'`);
+    // Another transaction (an ingest's, a second worker's outcomes) holds the host's row, which the statement counts its
+    // parked gbifIDs on after it has let them go, and then wants one of those gbifIDs: each waits for the other.
+    const other = new pg.Client({ connectionString: ws.db });
+    await other.connect();
+    let worker: ReturnType<typeof ws.worker> | undefined;
+    try {
+      await other.query("SET deadlock_timeout = '60s'");
+      await other.query('BEGIN');
+      await other.query("SELECT 1 FROM hosts WHERE host = '127.0.44.1' FOR UPDATE");
+      worker = ws.worker(['--concurrency', '4']);
+      const waiting = "SELECT pid FROM pg_stat_activity WHERE application_name = 'herbdl' AND wait_event_type = 'Lock' AND query LIKE 'WITH parked AS%'";
+      // Asked on a connection of its own: in a transaction, the server answers from the statistics it read first.
+      await until(async () => (await query(ws.db, waiting)).length === 1, 30_000, 'the set-aside to wait for the host');
+      await other.query('SELECT 1 FROM ids WHERE worker_id IS NOT NULL FOR UPDATE');
+      await other.query('COMMIT');
+    } finally {
+      await other.end();
+    }
+    expect(await worker.exited, worker.stderr()).toBe(0);
+    expect(worker.json()).toMatchObject({ idsDone: 0, idsSetAside: 300, pending: 300 });
+    expect(await parkedAndHeld(ws.db)).toEqual({ parked: 300, held: 0 });
+    expect(await query(ws.db, "SELECT blocked_ids::int AS n FROM hosts WHERE host = '127.0.44.1'")).toEqual([{ n: 300 }]);
+  });
+
   it('a clean stop frees its claims for the other workers at once, and ends even if it cannot tidy them', async () => {
     const count = 2_000;
     const { ws, hangingHost, close } = await asideBehindHanging(dir, 'stop_frees', { net: 42, first: 9_200_000, count, deadHosts: 4, hostBase: 1 });

@@ -121,12 +121,28 @@ const toldAway = new WeakSet<Error>();
 const RIDE_OUT_FIRST_MS = 250;
 const RIDE_OUT_MAX_MS = 5_000;
 
+/** A deadlock (40P01) or a serialization failure (40001): the statement or transaction that lost was undone whole, and only lost time. */
+function lostARace(err: unknown): boolean {
+  const code = (err as { code?: string }).code;
+  return code === '40P01' || code === '40001';
+}
+const RACE_TRIES = 5;
+
+/**
+ * Sends a statement or a transaction (`work`), and again, at once, if it lost
+ * a deadlock or a serialization race, up to RACE_TRIES in all, whether or not
+ * a run holds a lease; and again while the server is away, as rideOut() says.
+ */
 async function riding<T>(pool: pg.Pool, work: () => Promise<T>): Promise<T> {
   const state = pools.get(pool);
+  let races = 0;
   for (let wait = RIDE_OUT_FIRST_MS; ; wait = Math.min(wait * 2, RIDE_OUT_MAX_MS)) {
     try {
       return await work();
     } catch (err) {
+      // Before, only a transaction was sent again so: a worker's set-aside (its gbifIDs, then its hosts' counters, in one
+      // statement) that lost a deadlock to another transaction ended the worker.
+      if (lostARace(err) && ++races < RACE_TRIES) continue;
       if (!state?.hold || !isConnectionLoss(err)) throw err;
       try {
         state.hold();
@@ -163,7 +179,7 @@ interface Committing<T> {
 }
 
 /**
- * Runs `work` in a transaction, once more if it lost a deadlock or a
+ * Runs `work` in a transaction, again if it lost a deadlock or a
  * serialization race (both only lose time), and again while the server is
  * away if a run holds its lease (riding()).
  *
@@ -193,34 +209,31 @@ export async function transaction<T>(pool: pg.Pool, work: (client: pg.PoolClient
       unanswered = undefined;
       if (committed) return result;
     }
-    for (let attempt = 1; ; attempt++) {
-      const client = await pool.connect();
-      let committing: Committing<T> | undefined;
-      try {
-        await client.query('BEGIN');
-        const result = await work(client);
-        if (marked) {
-          const mark = markOf(client);
-          // Only a transaction that wrote: a read-only one has nothing to lose, and its COMMIT waits for no disk.
-          const written = await client.query(
-            `INSERT INTO commit_marks (conn, seq, at) SELECT $1, $2, herbdl_now() WHERE pg_current_xact_id_if_assigned() IS NOT NULL
-             ON CONFLICT (conn) DO UPDATE SET seq = excluded.seq, at = excluded.at RETURNING pg_current_xact_id()::text AS xid`,
-            [mark.conn, mark.seq + 1],
-          );
-          const xid = written.rows[0]?.xid as string | undefined;
-          if (xid) committing = { xid, conn: mark.conn, seq: ++mark.seq, result };
-        }
-        await client.query('COMMIT');
-        return result;
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => {});
-        if (committing && isConnectionLoss(err)) unanswered = committing;
-        const code = (err as { code?: string }).code;
-        if (attempt < 5 && (code === '40P01' || code === '40001')) continue;
-        throw err;
-      } finally {
-        client.release();
+    const client = await pool.connect();
+    let committing: Committing<T> | undefined;
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      if (marked) {
+        const mark = markOf(client);
+        // Only a transaction that wrote: a read-only one has nothing to lose, and its COMMIT waits for no disk.
+        const written = await client.query(
+          `INSERT INTO commit_marks (conn, seq, at) SELECT $1, $2, herbdl_now() WHERE pg_current_xact_id_if_assigned() IS NOT NULL
+           ON CONFLICT (conn) DO UPDATE SET seq = excluded.seq, at = excluded.at RETURNING pg_current_xact_id()::text AS xid`,
+          [mark.conn, mark.seq + 1],
+        );
+        const xid = written.rows[0]?.xid as string | undefined;
+        if (xid) committing = { xid, conn: mark.conn, seq: ++mark.seq, result };
       }
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      if (committing && isConnectionLoss(err)) unanswered = committing;
+      // A lost deadlock or serialization race is done again by riding(), as a lost server is waited for.
+      throw err;
+    } finally {
+      client.release();
     }
   });
 }
