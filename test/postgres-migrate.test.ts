@@ -6,9 +6,12 @@
 import { createServer } from 'node:net';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { herbdl, herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
+import { writeMultimedia } from './helpers/multimedia.js';
+import { until } from './helpers/pg-run.js';
 import { freshDatabase, query } from './helpers/postgres.js';
 import { expectConsistentTree, workspace } from './helpers/run.js';
 
@@ -81,5 +84,42 @@ describe('herbdl migrate', async () => {
     expect(JSON.parse(next.stdout.trim().split('\n').pop() as string)).toMatchObject({ idsDone: 0, idsFailed: 4, idsSetAside: 0, blocked: {} });
     expect(status(pg)).toMatchObject({ ids: { done: 30, failed: 4, pending: 5 }, blockedHosts: [expect.objectContaining({ host: dead, blockedIds: 5 })] });
     expectConsistentTree(ws);
+  });
+
+  it('moves one moment of the file, whatever an ingest beside it commits meanwhile', async () => {
+    const rows = (first: number, count: number) => Array.from({ length: count }, (_, i) => [first + i, a!.route(`/moment-${first + i}.jpg`, { kind: 'image' })] as [number, string]);
+    const source = join(dir, 'moment.db');
+    expect(herbdlJson(['ingest', writeMultimedia(join(dir, 'moment-1.txt'), rows(9_500_000, 200)), '--db', source])).toMatchObject({ gbifIds: 200 });
+    // The target's schema made first (an ingest of no rows), so that a trigger can hold the migrate once it has
+    // copied the images, until the test lets it go: meanwhile an ingest adds 100 gbifIDs with their images to the file.
+    const target = await freshDatabase('migrate_moment');
+    herbdlJson(['ingest', writeMultimedia(join(dir, 'moment-0.txt'), []), '--db', target]);
+    await query(
+      target,
+      `CREATE FUNCTION hold_migrate() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN NULL; END $$;
+       CREATE TRIGGER hold_migrate AFTER INSERT ON images FOR EACH STATEMENT EXECUTE FUNCTION hold_migrate()`,
+    );
+    const holder = new pg.Client({ connectionString: target });
+    await holder.connect();
+    let migrated: ReturnType<typeof herbdlAsync> | undefined;
+    try {
+      await holder.query('SELECT pg_advisory_lock(4242)');
+      migrated = herbdlAsync(['migrate', '--from', source, '--to', target, '--json']);
+      await until(async () => (await query(target, "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'advisory' AND application_name = 'herbdl'")).length === 1, 30_000, 'the migrate to copy the images');
+      const beside = await herbdlAsync(['ingest', writeMultimedia(join(dir, 'moment-2.txt'), rows(9_600_000, 100)), '--db', source, '--json']);
+      expect(beside.status, beside.stderr).toBe(0);
+    } finally {
+      await holder.end();
+    }
+    const moved = await migrated!;
+    expect(moved.status, moved.stderr).toBe(0);
+    // The file as it was when the migrate began: before, the tables copied after the images (gbifIDs, counters)
+    // had the ingest's 100 gbifIDs, and the ledger moved had 100 gbifIDs without an image, counted pending.
+    expect(JSON.parse(moved.stdout)).toMatchObject({ rows: { ids: 200, images: 200 } });
+    expect(await query(target, 'SELECT count(*)::int AS n FROM ids i WHERE NOT EXISTS (SELECT 1 FROM images m WHERE m.gbif_id = i.gbif_id)')).toEqual([{ n: 0 }]);
+    expect(herbdlJson(['status', '--db', target])).toMatchObject({ ids: { total: 200, pending: 200 }, images: { total: 200, pending: 200 } });
+    // What the ingest added is the next ingest's, into the moved ledger.
+    expect(herbdlJson(['ingest', join(dir, 'moment-2.txt'), '--db', target])).toMatchObject({ gbifIds: 100 });
+    expect(herbdlJson(['status', '--db', target])).toMatchObject({ ids: { total: 300 }, images: { total: 300 } });
   });
 });

@@ -4,7 +4,9 @@
  * publishing intents), into an empty PostgreSQL database, so a user who
  * started on one machine carries on with many. Rows are streamed with COPY,
  * table by table, in one transaction: the target has all of it or none.
- * The source is held as a run holds it, so no run changes it meanwhile.
+ * The source is held as a run holds it, so no run changes it meanwhile, and
+ * read in one transaction, so what an ingest beside it commits is moved
+ * whole or not at all (the next ingest into the target adds it).
  */
 import { SNAPSHOT_NUMBER } from './snapshots.js';
 import { FRESHNESS } from './freshness.js';
@@ -79,6 +81,10 @@ export async function migrateLedger(from: string, to: string): Promise<MigrateSu
     const rows: Record<string, number> = {};
     try {
       await transaction(pool, async (client) => {
+        // Every table read at one moment of the file: an ingest, an exclude or a labels load may commit beside the
+        // migrate (they may beside a run). Read table by table, the copy had, after an ingest committed between the
+        // images and the gbifIDs, gbifIDs without an image, counted pending. Ended by close() below.
+        if (!db.inTransaction) db.exec('BEGIN');
         for (const index of Object.keys(DERIVED_INDEXES)) await client.query(`DROP INDEX IF EXISTS ${index}`);
         await client.query('DELETE FROM totals');
         for (const table of TABLES) rows[table.name] = await copyTable(db, client, table);
