@@ -8,13 +8,14 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import pg from 'pg';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { herbdl, herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
 import { writeMultimedia } from './helpers/multimedia.js';
 import { freshDatabase, query } from './helpers/postgres.js';
-import { pgWorkspace } from './helpers/pg-run.js';
+import { pgWorkspace, until } from './helpers/pg-run.js';
 import { treeFiles, type RunJson } from './helpers/run.js';
 
 const rel = (id: number, nn: number) => `${String(id).slice(0, 3)}/${String(id).slice(3, 6)}/${id}-${String(nn).padStart(2, '0')}.jpg`;
@@ -237,5 +238,50 @@ describe('ingest --snapshot on a shared ledger with a live worker', async () => 
     worker.kill('SIGTERM');
     await worker.exited;
     expect(herbdlJson<IngestJson>(['ingest', '--snapshot', newer, '--db', ws.db, '--max-removal', '80'])).toMatchObject({ removedIds: 30, snapshot: { applied: true } });
+  });
+
+  it('is refused at its removal if a worker started while it was being read, and removes nothing', async () => {
+    const raceRows = Array.from({ length: 40 }, (_, i) => [4310000000 + i, server!.route(`/slow-race-${i}.jpg`, { kind: 'image', delayMs: 300 })] as [number, string]);
+    const race = await pgWorkspace(dir, 'snaprace', raceRows);
+    // A worker has run on it (and built the indexes runs need, which a worker on a new ledger waits for an ingest to build).
+    const first = race.worker(['--per-host', '1', '--concurrency', '1']);
+    const fetched = server!.requests.length;
+    await until(() => server!.requests.length > fetched, 20_000, 'the first worker to fetch');
+    first.kill('SIGTERM');
+    expect(await first.exited).toBe(130);
+    // An event trigger holds the snapshot's ingest at its first table (its work tables, before any row is locked), after
+    // it found no worker, until the test lets it go.
+    await query(
+      race.db,
+      `CREATE FUNCTION hold_ingest() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_xact_lock_shared(4343); END $$;
+       CREATE EVENT TRIGGER hold_ingest ON ddl_command_end WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION hold_ingest()`,
+    );
+    const newer = writeMultimedia(join(dir, 'newer-race.txt'), [...raceRows.slice(0, 10), [4310000099, server!.route('/slow-race-new.jpg', { kind: 'image' })]]);
+    const holder = new pg.Client({ connectionString: race.db });
+    await holder.connect();
+    let ingest: ReturnType<typeof herbdlAsync> | undefined;
+    let worker: ReturnType<typeof race.worker> | undefined;
+    try {
+      await holder.query('SELECT pg_advisory_lock(4343)');
+      ingest = herbdlAsync(['ingest', '--snapshot', newer, '--db', race.db, '--max-removal', '80', '--no-progress']);
+      await until(async () => (await query(race.db, "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'advisory' AND application_name = 'herbdl'")).length === 1, 30_000, 'the ingest to be held');
+      await query(race.db, 'DROP EVENT TRIGGER hold_ingest');
+      // Meanwhile a worker starts (a batch job, a cron's): it claims gbifIDs the snapshot is about to remove.
+      const before = server!.requests.length;
+      worker = race.worker(['--per-host', '1', '--concurrency', '1', '--lease', '600']);
+      await until(() => server!.requests.length > before, 20_000, 'the worker to claim and fetch');
+    } finally {
+      await holder.end();
+    }
+    const refused = await ingest!;
+    // Before, it removed 30 gbifIDs, some of them held by the worker, which then recorded them done.
+    expect(refused.status, refused.stderr).toBe(4);
+    expect(refused.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(new RegExp(`^herbdl: 1 worker\\(s\\) started on this ledger while the snapshot was being ingested \\(.*:${worker!.pid}\\): nothing was removed; stop them and run the same ingest --snapshot again$`)),
+    ]);
+    expect(herbdlJson<{ ids: Record<string, number> }>(['status', '--db', race.db]).ids).toMatchObject({ removed: 0, total: 41 });
+    worker!.kill('SIGTERM');
+    expect(await worker!.exited).toBe(130);
+    expect(herbdlJson<IngestJson>(['ingest', '--snapshot', newer, '--db', race.db, '--max-removal', '80'])).toMatchObject({ removedIds: 30, snapshot: { applied: true } });
   });
 });

@@ -2,7 +2,7 @@
 import type pg from 'pg';
 import type { IngestTally } from '../ledger.js';
 import { IMAGES_REMOVED, NO_TALLY, STATE, TOTAL_NAME } from '../rows.js';
-import { SnapshotRefusedError } from '../../errors.js';
+import { LedgerError, SnapshotRefusedError } from '../../errors.js';
 import { DROP_WORK_TABLES, REMOVED_COUNTS_SQL, REMOVING_SQL, removeUnlistedSteps, SNAPSHOT_NUMBER, UNLISTED } from '../snapshots.js';
 import type { ListedImages } from '../listed-images.js';
 import { copyInt8Column } from './copy-binary.js';
@@ -70,6 +70,7 @@ export async function removeUnlisted(db: pg.PoolClient, gen: number, listed: Lis
   try {
     let tally = NO_TALLY;
     if (listed) {
+      await refuseLiveWorkers(db);
       await copyUnlisted(db, listed);
       const steps = removeUnlistedSteps();
       for (const sql of steps.read) await db.query(sql);
@@ -90,6 +91,25 @@ export async function removeUnlisted(db: pg.PoolClient, gen: number, listed: Lis
     if (err instanceof SnapshotRefusedError) await db.query('UPDATE herbdl_meta SET value = $1 WHERE name = $2', [String(gen), SNAPSHOT_NUMBER]);
     throw err;
   }
+}
+
+/**
+ * No worker may hold a gbifID the removal takes away: it would record it
+ * done, and a removed gbifID would come back done, its counters astray.
+ * `ingest --snapshot` refuses to start beside a live worker (cli ingest.ts),
+ * but one may start while the newer file is read (minutes at 59M rows): so
+ * the removal asks again, holding the workers table against new ones (a
+ * worker that starts now waits for the removal's commit, then finds the
+ * removed gbifIDs gone), and refuses, removing nothing.
+ */
+async function refuseLiveWorkers(db: pg.PoolClient): Promise<void> {
+  await db.query('LOCK TABLE workers IN SHARE MODE');
+  const live = await db.query("SELECT machine || ':' || pid AS worker FROM workers WHERE lease_until > herbdl_now() AND stopped_at IS NULL ORDER BY worker_id");
+  if (live.rows.length === 0) return;
+  throw new LedgerError(
+    `${live.rows.length} worker(s) started on this ledger while the snapshot was being ingested (${live.rows.map((r) => r.worker as string).join(', ')}): nothing was removed; stop them and run the same ingest --snapshot again`,
+    'ledger_busy',
+  );
 }
 
 /** The image ids `listed` lacks, COPYed into the UNLISTED work table (temporary: this connection's, until the removal drops it). */
