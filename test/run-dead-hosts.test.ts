@@ -81,6 +81,29 @@ describe('a run beside dead hosts', async () => {
     expect(after.blockedHosts.map((h) => h.host)).toEqual(['127.0.0.36']);
     expectConsistentTree(ws);
   });
+
+  it('ends by itself when the dead hosts\' URLs are shared: a gbifID waiting on another\'s fetch is set aside with it', async () => {
+    // Each dead URL is shared by three gbifIDs (a placeholder image, as in real downloads), each claimed in the same
+    // window: one fetches it, two wait on that fetch. Before, when the fetch was set aside behind the open breaker,
+    // the URL went to a waiting gbifID queued on the open host, where it waited out the cooldown: the run did not end.
+    const rows: [number, string][] = [];
+    for (let i = 0; i < 10; i++) rows.push([3900 + i, healthy!.route(`/ok-shared-${i}.jpg`, { kind: 'image' })]);
+    for (let i = 0; i < 12; i++) {
+      const shared = i % 2 === 0 ? hanging!.route(`/hang-shared-${i}.jpg`, { kind: 'hang' }) : `http://${refusing}:${port}/gone-shared-${i}.jpg`;
+      for (let k = 0; k < 3; k++) rows.push([4000 + i * 3 + k, shared]);
+    }
+    const ws = workspace(dir, rows);
+    const settings = ['--timeout', '1', '--retries', '2', '--per-host', '2', '--breaker-threshold', '1000', '--breaker-cooldown', '600', '--breaker-window', '2'];
+    const r = await herbdlAsync(['run', '--db', ws.db, '--out', ws.out, '--allow-private-network', '--json', ...settings], { timeoutMs: 45_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const json = JSON.parse(r.stdout) as RunJson;
+    // The refusing host's first URLs may fail (their retries spent) before its window has passed; the rest wait behind it.
+    expect(json).toMatchObject({ idsDone: 10, blocked: { '127.0.0.36': 18 } });
+    expect(json.idsFailed + json.pending).toBe(36);
+    expect(json.idsFailed + (json.blocked['127.0.0.37'] ?? 0)).toBe(18);
+    expect(ws.status().ids).toMatchObject({ done: 10, pending: json.pending, failed: json.idsFailed });
+    expectConsistentTree(ws);
+  });
 });
 
 describe('failed gbifIDs whose retry meets an open breaker', async () => {

@@ -234,10 +234,19 @@ export class TaskRouter {
     for (const waiting of host.drain()) this.setAside(waiting.job, waiting, host.name);
   }
 
-  /** The fetch of a shared URL was dropped with its gbifID: another waiting ID takes it over. */
+  /**
+   * The fetch of a shared URL was dropped with its gbifID: another waiting ID
+   * takes it over, or, if the URL's host has opened meanwhile (the fetch was
+   * set aside behind it), is set aside too, and hands it over in turn. Before,
+   * it was queued on the open host, where it waited out the cooldown (ten
+   * minutes by default), and the run with it.
+   */
   promoteWaiter(task: Task): void {
     const heir = this.shared.handOver(task.image.url);
-    if (heir) this.enqueue(heir);
+    if (!heir) return;
+    const host = this.hosts.host(heir.image.host);
+    if (host.isOpen(Date.now())) return this.setAside(heir.job, heir, host.name);
+    this.enqueue(heir);
   }
 
   /**
