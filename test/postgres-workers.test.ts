@@ -326,6 +326,32 @@ describe('workers on one PostgreSQL ledger', async () => {
     await expectConsistentPgTree(ws);
   });
 
+  it('an image whose URL another worker was fetching is set aside, not queued, if its host opened meanwhile; the worker ends', async () => {
+    const path = '/shared-opened.jpg';
+    const url = hosts[3]!.route(path, { kind: 'image' });
+    const host = new URL(url).hostname;
+    // A third gbifID on the same host, whose request fails: this worker opens the host's breaker itself.
+    const failing = hosts[3]!.route('/opened-by-failure.jpg', { kind: 'status', status: 500 });
+    const ws = await pgWorkspace(dir, 'shared_opened', [[7_960_000, url], [7_960_001, url], [7_960_002, failing]]);
+    // Another worker, live for now, holds the first gbifID and the URL's fetch lease.
+    const [other] = await query<{ worker_id: number }>(
+      ws.db,
+      "INSERT INTO workers (machine, pid, since, heartbeat_at, lease_until) VALUES ('elsewhere', 1, herbdl_now(), herbdl_now(), herbdl_now() + 3600000) RETURNING worker_id",
+    );
+    await query(ws.db, 'UPDATE ids SET worker_id = $1 WHERE gbif_id = 7960000', [other!.worker_id]);
+    await query(ws.db, 'INSERT INTO url_fetches (url_hash, url, worker_id) SELECT url_hash, url, $1 FROM images WHERE gbif_id = 7960000', [other!.worker_id]);
+    const worker = ws.worker(['--concurrency', '4', '--per-host', '2', '--retries', '1', '--breaker-threshold', '1', '--breaker-cooldown', '600', '--shared-wait', '600']);
+    await until(async () => (await query(ws.db, 'SELECT 1 FROM ids WHERE gbif_id = 7960002 AND blocked_host IS NOT NULL')).length === 1, 30_000, 'the failing gbifID to be set aside');
+    // The other worker goes away: the URL's fetch comes to this worker, on a host it knows open. Before, the image was
+    // queued there for the breaker's cooldown (ten minutes), and the worker did not end.
+    await query(ws.db, 'UPDATE workers SET lease_until = 0 WHERE worker_id = $1', [other!.worker_id]);
+    const ended = await Promise.race([worker.exited, new Promise<'still running'>((r) => setTimeout(() => r('still running'), 30_000))]);
+    if (ended === 'still running') worker.kill('SIGKILL');
+    expect(ended, worker.stderr()).toBe(0);
+    expect(worker.json()).toMatchObject({ idsDone: 0, pending: 3, blocked: { [host]: 3 }, hostsOpened: [host] });
+    expect(hosts[3]!.count(path)).toBe(0);
+  });
+
   it('an image waits for another worker\'s fetch of its URL no longer than --shared-wait, then fetches it itself', async () => {
     const path = '/shared-held.jpg';
     const url = hosts[2]!.route(path, { kind: 'image' });

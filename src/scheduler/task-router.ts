@@ -282,9 +282,18 @@ export class TaskRouter {
     }
   }
 
-  /** Fetches the task's URL, or waits on the fetch of it already under way. */
+  /**
+   * Fetches the task's URL, or waits on the fetch of it already under way;
+   * sets it aside if its host's breaker is open. Admission sets aside what
+   * an open host holds, but a task can come here later: its URL's fetch come
+   * to this worker from another, a stored copy gone, the IIIF ladder's next
+   * rung. Before, such a task was queued on the open host, where it waited out
+   * the cooldown (ten minutes by default), and the run with it.
+   */
   submit(task: Task): void {
     if (this.shared.joinIfFetching(task.image.url, task)) return;
+    const host = this.hosts.host(task.image.host);
+    if (host.isOpen(Date.now())) return this.setAside(task.job, task, host.name);
     this.shared.fetching(task.image.url);
     this.enqueue(task);
   }
