@@ -234,13 +234,7 @@ export class TaskRouter {
     for (const waiting of host.drain()) this.setAside(waiting.job, waiting, host.name);
   }
 
-  /**
-   * The fetch of a shared URL was dropped with its gbifID: another waiting ID
-   * takes it over, or, if the URL's host has opened meanwhile (the fetch was
-   * set aside behind it), is set aside too, and hands it over in turn. Before,
-   * it was queued on the open host, where it waited out the cooldown (ten
-   * minutes by default), and the run with it.
-   */
+  /** The fetch of a shared URL was dropped with its gbifID: another waiting ID takes it over, or is set aside if the host is open (as submit() says). */
   promoteWaiter(task: Task): void {
     const heir = this.shared.handOver(task.image.url);
     if (!heir) return;
@@ -283,12 +277,11 @@ export class TaskRouter {
   }
 
   /**
-   * Fetches the task's URL, or waits on the fetch of it already under way;
-   * sets it aside if its host's breaker is open. Admission sets aside what
-   * an open host holds, but a task can come here later: its URL's fetch come
-   * to this worker from another, a stored copy gone, the IIIF ladder's next
-   * rung. Before, such a task was queued on the open host, where it waited out
-   * the cooldown (ten minutes by default), and the run with it.
+   * Fetches the task's URL, or waits on the fetch of it under way; sets it
+   * aside if its host is open. A task can come here after admission (a
+   * shared fetch handed over, here or by another worker; a stored copy
+   * gone; the IIIF ladder): queued on an open host, it waited out the
+   * cooldown (600 s by default), and the run with it.
    */
   submit(task: Task): void {
     if (this.shared.joinIfFetching(task.image.url, task)) return;
