@@ -1,4 +1,4 @@
-// npm run bench:dead-hosts [-- --ids 160000] [-- --hosts 2000] [-- --window 30] [-- --sqlite-only]
+// npm run bench:dead-hosts [-- --ids 160000] [-- --hosts 2000] [-- --window 30] [-- --shared 50] [-- --sqlite-only]
 // Dead hosts are the normal case: a run must end by itself once only they
 // hold work, one breaker window (--breaker-window) after it first asks them.
 // The figure: seconds until a run ends when --hosts dead hosts hold --ids
@@ -6,7 +6,11 @@
 // ones, in no order), beside the same run with one dead host holding as many
 // (the least a run can take: one breaker window, and setting the rest aside).
 // Each host refuses connections at once (nothing listens on its address), so
-// the figure is the scheduler's, not the network's. Peak RSS beside it.
+// the figure is the scheduler's, not the network's. Peak RSS beside it. One
+// gbifID in --shared (50; 0 for none) has its host's placeholder image, one
+// URL shared by many gbifIDs, as real exports have ("image not available"):
+// until session 42 a gbifID waiting on the fetch of such a URL was queued on
+// the host once its breaker opened, and the run waited out the cooldown.
 // Then later runs on the many hosts' ledger, where the first parked every
 // gbifID behind its host's open breaker: one while the breakers are still
 // open (it claims none of them), and one once their cooldowns have passed
@@ -28,13 +32,15 @@ import { startCluster } from './pg-cluster.mjs';
 const IDS = arg('ids', 160_000);
 const HOSTS = arg('hosts', 2_000);
 const WINDOW = arg('window', 30);
+const SHARED = arg('shared', 50);
 
 /** Deterministic: host k gets a share near -ln(k / hosts), as bench/gen-multimedia.mjs spreads an export's. */
 function rows(hosts, port) {
   const rand = rng(42);
   return Array.from({ length: IDS }, (_, i) => {
     const k = Math.floor(rand() * rand() * hosts);
-    return [1_000_000_000 + ((i * 2654435761) % 4294967296), `http://127.3.${k >> 8}.${k & 255}:${port}/media/${i}.jpg`];
+    const path = SHARED > 0 && i % SHARED === 0 ? 'placeholder' : String(i);
+    return [1_000_000_000 + ((i * 2654435761) % 4294967296), `http://127.3.${k >> 8}.${k & 255}:${port}/media/${path}.jpg`];
   });
 }
 
@@ -50,7 +56,7 @@ function run(name, hosts, port) {
   return { ...t, opened: summary.hostsOpened.length, failed: summary.idsFailed, ledger };
 }
 
-console.log(`bench:dead-hosts  ${fmt(IDS)} gbifIDs, --breaker-window ${WINDOW}`);
+console.log(`bench:dead-hosts  ${fmt(IDS)} gbifIDs, --breaker-window ${WINDOW}${SHARED > 0 ? `, one in ${SHARED} on its host's placeholder URL` : ''}`);
 console.log(`machine           ${cpus().length} x ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
 // A port with nothing listening on it (on any 127.3.x.y).
 const port = await freePort('127.3.0.1');
