@@ -5,13 +5,14 @@
  * image is not marked done with the images the run had claimed (its new image
  * pending, without a file): it is done once every image it has is stored.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
-import { countIn } from './helpers/counters.js';
+import { countIn, pgCounterDrift } from './helpers/counters.js';
 import type { IngestJson } from './helpers/ledger.js';
 import { writeMultimedia } from './helpers/multimedia.js';
 import { freshDatabase, query } from './helpers/postgres.js';
@@ -20,6 +21,12 @@ import { expectConsistentTree, treeFiles, treePath, type RunJson } from './helpe
 
 const [server] = await imageServers(1, 153);
 const url = (path: string) => `${server!.origin}/${path}`;
+
+/** An exclusion list of these gbifIDs, one a line. */
+function writeIds(path: string, ids: readonly number[]): string {
+  writeFileSync(path, ids.join('\n') + '\n');
+  return path;
+}
 
 /** Done gbifIDs with an image that is neither done nor left out (excluded, removed): each lacks that image's file. */
 const INCOMPLETE_DONE = 'SELECT count(*) AS n FROM ids WHERE state = 1 AND EXISTS (SELECT 1 FROM images i WHERE i.gbif_id = ids.gbif_id AND i.state IN (0, 2))';
@@ -110,5 +117,53 @@ describe('an ingest beside a worker on a PostgreSQL ledger', () => {
     expect(second.status, second.stderr).toBe(0);
     expect(treeFiles(out).filter((f) => !f.startsWith('.herbdl-tmp'))).toEqual([treePath(9301, 0), treePath(9301, 1)]);
     await expectConsistentPgTree({ db, out, files: () => treeFiles(out).filter((f) => !f.startsWith('.herbdl-tmp')) } as Parameters<typeof expectConsistentPgTree>[0]);
+  });
+});
+
+describe('an exclude beside a worker on a PostgreSQL ledger', () => {
+  const dir = tempDir();
+
+  it('counts only what it changed: a gbifID the worker records done while the exclude is under way stays done', async () => {
+    const db = await freshDatabase('exclude_beside_worker');
+    const out = join(dir, 'exclude-images');
+    server!.route('/ex-0.jpg', { kind: 'image', delayMs: 1500 });
+    server!.route('/ex-1.jpg', { kind: 'image' });
+    herbdlJson(['ingest', writeMultimedia(join(dir, 'ex.txt'), [[9401, url('ex-0.jpg')], [9402, url('ex-1.jpg')]]), '--db', db]);
+    // The exclude is held before its first counter moves (a statement trigger on hosts, for a session holding the
+    // ingest lock, which an exclude holds and a worker never does), after it has read which listed gbifIDs are pending.
+    await query(
+      db,
+      `CREATE FUNCTION test_hold_exclude() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+         IF EXISTS (SELECT 1 FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND objid = 1751478882) THEN
+           PERFORM pg_advisory_xact_lock_shared(4545);
+         END IF;
+         RETURN NULL; END $$;
+       CREATE TRIGGER test_hold_exclude BEFORE UPDATE ON hosts FOR EACH STATEMENT EXECUTE FUNCTION test_hold_exclude()`,
+    );
+    const holder = new pg.Client({ connectionString: db });
+    await holder.connect();
+    let run: ReturnType<typeof herbdlAsync> | undefined;
+    let excluded: ReturnType<typeof herbdlAsync> | undefined;
+    try {
+      await holder.query('SELECT pg_advisory_lock(4545)');
+      run = herbdlAsync(['run', '--db', db, '--out', out, '--allow-private-network', '--json', '--concurrency', '2']);
+      await until(() => server!.requests.some((r) => r.path === '/ex-0.jpg'), 30_000, 'the request for 9401');
+      excluded = herbdlAsync(['exclude', writeIds(join(dir, 'ex-list.txt'), [9401]), '--db', db, '--json']);
+      await until(async () => (await query(db, "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'advisory' AND application_name = 'herbdl'")).length === 1, 30_000, 'the exclude to be held');
+      // Meanwhile the worker's answer comes: it records 9401 done, unless the exclude holds its row.
+      await until(async () => (await countIn(db, 'SELECT count(*) AS n FROM ids WHERE gbif_id = 9402 AND state = 1')) === 1, 30_000, '9402 done');
+      await new Promise((r) => setTimeout(r, 2500));
+    } finally {
+      await holder.end();
+    }
+    const ex = await excluded!;
+    expect(ex.status, ex.stderr).toBe(0);
+    expect((await run!).status).toBe(0);
+    // Before, the exclude made the done 9401 excluded, and counted it moving from pending (its state when read):
+    // ids_done said 2 for one done gbifID, and its host's pending count went below zero.
+    expect(await pgCounterDrift(db)).toEqual([]);
+    const state = (await query<{ state: number }>(db, 'SELECT state FROM ids WHERE gbif_id = 9401'))[0]!.state;
+    // Either order is right (done, or excluded and never published), as long as the ledger and the tree agree.
+    expect(state === 1 ? treeFiles(out).includes(treePath(9401, 0)) : !treeFiles(out).includes(treePath(9401, 0))).toBe(true);
   });
 });
