@@ -3,6 +3,7 @@
  * breakers and, on a shared ledger, per-host request slots (host-budgets.ts).
  * Re-exported by ledger.ts.
  */
+import type { LockHolder } from '../file-lock.js';
 import type { HostBudgets } from './host-budgets.js';
 import type { UpkeepLedger } from './upkeep.js';
 
@@ -110,13 +111,8 @@ export interface PublishIntent {
   readonly restore?: readonly (readonly [string, string])[];
 }
 
-/** Who holds a claim, a lease on a host's slot, or a run: one process on one machine. */
-export interface WorkerId {
-  readonly pid: number;
-  readonly machine: string;
-  /** Epoch ms. */
-  readonly since: number;
-}
+/** Who holds a claim, a lease on a host's slot, or a run: one process on one machine, as a file lock's holder is. */
+export type WorkerId = LockHolder;
 
 /** A gbifID a run set aside, and the host whose open breaker holds it, if one does (DownloadLedger.setAside). */
 export interface SetAsideId {

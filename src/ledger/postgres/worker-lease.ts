@@ -15,9 +15,9 @@
  * statements (a pool full of transactions waiting on other workers'
  * counters), a busy worker would read as a dead one and stop.
  */
-import { hostname } from 'node:os';
 import type pg from 'pg';
 import { isConnectionLoss, LedgerError } from '../../errors.js';
+import { thisProcess } from '../../file-lock.js';
 import { abandon, pruneCommitMarks, rideOut, serverAway, transaction } from './connect.js';
 import { HELD_BY, HELD_ROWS, LET_GO } from './live.js';
 import type { RunLock, WorkerId } from '../ledger.js';
@@ -57,7 +57,7 @@ export class WorkerLease implements RunLock {
   }
 
   static async join(pool: pg.Pool, leaseMs: number): Promise<WorkerLease> {
-    const holder: WorkerId = { pid: process.pid, machine: hostname(), since: Date.now() };
+    const holder: WorkerId = thisProcess();
     // Maintenance, explicit and cheap: rows of workers gone for a week that stopped (whatever ids their tidying
     // left on claims: free either way) or hold nothing. Whether one holds anything is a probe of its indexes for
     // that worker: NOT EXISTS was planned as an anti-join, a scan of the whole of ids at every worker's start.
