@@ -136,7 +136,8 @@ const RACE_TRIES = 5;
 async function riding<T>(pool: pg.Pool, work: () => Promise<T>): Promise<T> {
   const state = pools.get(pool);
   let races = 0;
-  for (let wait = RIDE_OUT_FIRST_MS; ; wait = Math.min(wait * 2, RIDE_OUT_MAX_MS)) {
+  let wait = RIDE_OUT_FIRST_MS;
+  for (;;) {
     try {
       return await work();
     } catch (err) {
@@ -150,6 +151,8 @@ async function riding<T>(pool: pg.Pool, work: () => Promise<T>): Promise<T> {
         throw serverAway(pool, err as Error, stop as Error);
       }
       await new Promise((resolve) => setTimeout(resolve, wait));
+      // Doubled by the server's absence only: a lost race is sent again at once and leaves the wait as it was.
+      wait = Math.min(wait * 2, RIDE_OUT_MAX_MS);
     }
   }
 }
