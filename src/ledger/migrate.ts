@@ -77,14 +77,14 @@ export async function migrateLedger(from: string, to: string): Promise<MigrateSu
     await target.close();
     if (!empty) throw new LedgerError(`${redact(to)}: already holds a ledger; migrate moves a ledger into an empty database`, 'ledger_not_empty');
     const db = new Database(source.location, { readonly: true, fileMustExist: true });
+    // Every table read at one moment of the file: an ingest, an exclude or a labels load may commit beside the
+    // migrate (they may beside a run). Read table by table, the copy had, after an ingest committed between the
+    // images and the gbifIDs, gbifIDs without an image, counted pending. Ended by close() below.
+    db.exec('BEGIN');
     const pool = createPool(to, 1);
     const rows: Record<string, number> = {};
     try {
       await transaction(pool, async (client) => {
-        // Every table read at one moment of the file: an ingest, an exclude or a labels load may commit beside the
-        // migrate (they may beside a run). Read table by table, the copy had, after an ingest committed between the
-        // images and the gbifIDs, gbifIDs without an image, counted pending. Ended by close() below.
-        if (!db.inTransaction) db.exec('BEGIN');
         for (const index of Object.keys(DERIVED_INDEXES)) await client.query(`DROP INDEX IF EXISTS ${index}`);
         await client.query('DELETE FROM totals');
         for (const table of TABLES) rows[table.name] = await copyTable(db, client, table);
