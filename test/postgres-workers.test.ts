@@ -16,6 +16,17 @@ import { expectConsistentPgTree, pgWorkspace, spreadRows, until } from './helper
 import { query } from './helpers/postgres.js';
 import type { RunJson } from './helpers/run.js';
 
+/** Another worker, live for an hour, that holds `gbifId` and the fetch lease of its image's URL, and never fetches it; returns its id. */
+async function heldElsewhere(db: string, gbifId: number): Promise<number> {
+  const [other] = await query<{ worker_id: number }>(
+    db,
+    "INSERT INTO workers (machine, pid, since, heartbeat_at, lease_until) VALUES ('elsewhere', 1, herbdl_now(), herbdl_now(), herbdl_now() + 3600000) RETURNING worker_id",
+  );
+  await query(db, 'UPDATE ids SET worker_id = $1 WHERE gbif_id = $2', [other!.worker_id, gbifId]);
+  await query(db, 'INSERT INTO url_fetches (url_hash, url, worker_id) SELECT url_hash, url, $1 FROM images WHERE gbif_id = $2', [other!.worker_id, gbifId]);
+  return other!.worker_id;
+}
+
 describe('workers on one PostgreSQL ledger', async () => {
   const hosts = await imageServers(4, 80);
   const dir = tempDir();
@@ -334,17 +345,12 @@ describe('workers on one PostgreSQL ledger', async () => {
     const failing = hosts[3]!.route('/opened-by-failure.jpg', { kind: 'status', status: 500 });
     const ws = await pgWorkspace(dir, 'shared_opened', [[7_960_000, url], [7_960_001, url], [7_960_002, failing]]);
     // Another worker, live for now, holds the first gbifID and the URL's fetch lease.
-    const [other] = await query<{ worker_id: number }>(
-      ws.db,
-      "INSERT INTO workers (machine, pid, since, heartbeat_at, lease_until) VALUES ('elsewhere', 1, herbdl_now(), herbdl_now(), herbdl_now() + 3600000) RETURNING worker_id",
-    );
-    await query(ws.db, 'UPDATE ids SET worker_id = $1 WHERE gbif_id = 7960000', [other!.worker_id]);
-    await query(ws.db, 'INSERT INTO url_fetches (url_hash, url, worker_id) SELECT url_hash, url, $1 FROM images WHERE gbif_id = 7960000', [other!.worker_id]);
+    const other = await heldElsewhere(ws.db, 7960000);
     const worker = ws.worker(['--concurrency', '4', '--per-host', '2', '--retries', '1', '--breaker-threshold', '1', '--breaker-cooldown', '600', '--shared-wait', '600']);
     await until(async () => (await query(ws.db, 'SELECT 1 FROM ids WHERE gbif_id = 7960002 AND blocked_host IS NOT NULL')).length === 1, 30_000, 'the failing gbifID to be set aside');
     // The other worker goes away: the URL's fetch comes to this worker, on a host it knows open. Before, the image was
     // queued there for the breaker's cooldown (ten minutes), and the worker did not end.
-    await query(ws.db, 'UPDATE workers SET lease_until = 0 WHERE worker_id = $1', [other!.worker_id]);
+    await query(ws.db, 'UPDATE workers SET lease_until = 0 WHERE worker_id = $1', [other]);
     const ended = await Promise.race([worker.exited, new Promise<'still running'>((r) => setTimeout(() => r('still running'), 30_000))]);
     if (ended === 'still running') worker.kill('SIGKILL');
     expect(ended, worker.stderr()).toBe(0);
@@ -356,13 +362,7 @@ describe('workers on one PostgreSQL ledger', async () => {
     const path = '/shared-held.jpg';
     const url = hosts[2]!.route(path, { kind: 'image' });
     const ws = await pgWorkspace(dir, 'shared_held', [[7_950_000, url], [7_950_001, url]]);
-    // Another worker, live for an hour, holds the first gbifID and the URL's fetch lease, and never fetches it.
-    const [other] = await query<{ worker_id: number }>(
-      ws.db,
-      "INSERT INTO workers (machine, pid, since, heartbeat_at, lease_until) VALUES ('elsewhere', 1, herbdl_now(), herbdl_now(), herbdl_now() + 3600000) RETURNING worker_id",
-    );
-    await query(ws.db, 'UPDATE ids SET worker_id = $1 WHERE gbif_id = 7950000', [other!.worker_id]);
-    await query(ws.db, 'INSERT INTO url_fetches (url_hash, url, worker_id) SELECT url_hash, url, $1 FROM images WHERE gbif_id = 7950000', [other!.worker_id]);
+    const other = await heldElsewhere(ws.db, 7950000);
     const started = Date.now();
     const worker = ws.worker(['--concurrency', '4', '--per-host', '2', '--shared-wait', '3']);
     await until(async () => (await query<{ state: number }>(ws.db, 'SELECT state FROM ids WHERE gbif_id = 7950001'))[0]!.state === 1, 30_000, 'the second gbifID to be done');
@@ -370,7 +370,7 @@ describe('workers on one PostgreSQL ledger', async () => {
     expect(hosts[2]!.count(path)).toBe(1);
     expect(hosts[2]!.requests.find((r) => r.path === path)!.at - started).toBeGreaterThanOrEqual(3_000);
     // The other worker goes away: the first gbifID is taken up and linked from the stored copy.
-    await query(ws.db, 'UPDATE workers SET lease_until = 0 WHERE worker_id = $1', [other!.worker_id]);
+    await query(ws.db, 'UPDATE workers SET lease_until = 0 WHERE worker_id = $1', [other]);
     expect(await worker.exited, worker.stderr()).toBe(0);
     expect(hosts[2]!.count(path)).toBe(1);
     expect(herbdlJson<{ ids: object }>(['status', '--db', ws.db]).ids).toMatchObject({ total: 2, done: 2, pending: 0 });
