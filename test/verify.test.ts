@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { BIN, commandAsync, FIXTURES, herbdl, herbdlJson, spawnHerbdl, tempDir } from './helpers/cli.js';
 import { imageServers, sampleJpeg } from './helpers/image-server.js';
 import { pgWorkspace, expectConsistentPgTree, until } from './helpers/pg-run.js';
-import { query } from './helpers/postgres.js';
+import { freshDatabase, query } from './helpers/postgres.js';
 import { writeMultimedia } from './helpers/multimedia.js';
 import { expectConsistentTree, treePath, workspace } from './helpers/run.js';
 
@@ -226,6 +226,30 @@ describe('herbdl verify on a shared (PostgreSQL) ledger', async () => {
     const after = verifyJson(['--hash', '--list', '--db', ws.db, '--out', ws.out]);
     expect(after.json).toMatchObject({ ids: 12, brokenIds: 1, damaged: 1 });
     expect(after.stdout).toContain(`damaged\t${file(heldId!)}\t`);
+  });
+});
+
+describe('herbdl verify --repair on a shared ledger, over many batches', async () => {
+  const dir = tempDir();
+  const images = join(dir, 'images');
+  const db = await freshDatabase('verify_many');
+  const body = await sampleJpeg();
+  // Over 256 gbifIDs (a batch): two batches are checked at once, each recording what it reopened.
+  const ids = Array.from({ length: 1200 }, (_, i) => 8400000 + i);
+  for (const id of ids) {
+    mkdirSync(dirname(join(images, treePath(id, 0))), { recursive: true });
+    writeFileSync(join(images, treePath(id, 0)), body);
+  }
+  herbdlJson(['ingest', writeMultimedia(join(dir, 'm.txt'), ids.map((id) => [id, `https://verify.example/${id}.jpg`] as const)), '--db', db]);
+  herbdlJson(['adopt', images, '--db', db, '--trust-jpeg']);
+
+  it('counts every gbifID it reopened, as the ledger and status do', () => {
+    const lost = ids.filter((_, i) => i % 2 === 0);
+    for (const id of lost) rmSync(join(images, treePath(id, 0)));
+    const r = verifyJson(['--repair', '--db', db, '--out', images]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.json).toMatchObject({ ids: ids.length, missing: lost.length, brokenIds: lost.length, reopened: lost.length });
+    expect(herbdlJson(['status', '--db', db])).toMatchObject({ ids: { done: ids.length - lost.length, pending: lost.length }, verified: { brokenIds: lost.length, reopened: lost.length } });
   });
 });
 

@@ -121,11 +121,13 @@ export async function verify(ledger: DownloadLedger, settings: VerifySettings): 
       settings.onProblem?.({ gbifId, path, ...verdict });
     });
     tally.brokenIds += broken.size;
-    tally.reopened += await ledger.recordVerified(
+    // Not `tally.reopened += await ...`: that reads the tally before the await, and two batches are under way at once.
+    const reopened = await ledger.recordVerified(
       due.map((d) => d.gbifId),
       settings.repair ? [...broken] : [],
       settings.repair ? lost : [],
     );
+    tally.reopened += reopened;
     if (settings.repair) {
       for (const path of damaged) await moveAside(settings.out, path, 'damaged');
       tally.movedAside += damaged.length;
