@@ -254,6 +254,14 @@ describe('herbdl recheck: due by age, and kill -9', async () => {
     expect(rest.changed + replaced * 2).toBe(ids.length * 2);
     ids.forEach((id, i) => [0, 1].forEach((k) => expect(readFileSync(join(out, rel(id, k))).equals(newBodies[2 * i + k]!)).toBe(true)));
   });
+
+  it('with many requests in flight, says nothing on stderr (each listens for Ctrl-C until it ends)', async () => {
+    ids.forEach((id, i) => [0, 1].forEach((k) => server!.route(`/${id}-${k}.jpg`, { kind: 'image', body: newBodies[2 * i + k]!, etag: `"${id}-${k}-v2"`, delayMs: 200 })));
+    const r = await herbdlAsync(['recheck', '--db', db, '--out', out, '--allow-private-network', '--all', '--per-host', '32', '--concurrency', '32', '--json']);
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout) as RecheckJson).toMatchObject({ checked: ids.length * 2, notModified: ids.length * 2 });
+    expect(r.stderr).toBe('');
+  });
 });
 
 describe('herbdl recheck beside a host that asks to be left alone for a day', async () => {

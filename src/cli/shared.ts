@@ -1,4 +1,5 @@
 /** What every command shares: declared options, resolution, Ctrl-C handling. */
+import { setMaxListeners } from 'node:events';
 import { setFlagsFromString } from 'node:v8';
 import { Option, type Command } from 'commander';
 import { attributeName, OPTIONS, resolveOptions, type OptionKey, type OptionValues } from '../config/options.js';
@@ -63,6 +64,9 @@ export async function runWithLiveLine<S extends { readonly interrupted: boolean;
  */
 export async function interruptible<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
+  // Every request in flight listens on it (fetch-image.ts) until it ends: up to --concurrency at once, none left behind.
+  // Past 10, Node warned of a leak on stderr (a recheck at its default of 64 did, each time).
+  setMaxListeners(0, controller.signal);
   const onSignal = () => {
     if (controller.signal.aborted) process.exit(EXIT_INTERRUPTED);
     process.stderr.write('\nherbdl: stopping cleanly (Ctrl-C again to quit at once)\n');
