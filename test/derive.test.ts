@@ -234,4 +234,19 @@ describe('derivatives on a PostgreSQL ledger', async () => {
     expect(existsSync(join(out, '.herbdl-tmp'))).toBe(true);
     expect(readdirSync(join(out, '.herbdl-tmp'))).toEqual([]);
   });
+
+  it('gives the widths to done gbifIDs a worker killed with -9 held, once its lease ends, and says it waits for them', async () => {
+    const [gone] = await query<{ worker_id: number }>(
+      db,
+      "INSERT INTO workers (machine, pid, since, heartbeat_at, lease_until) VALUES ('killed', 1, herbdl_now(), herbdl_now(), herbdl_now() + 4000) RETURNING worker_id",
+    );
+    await query(db, 'UPDATE ids SET worker_id = $1 WHERE gbif_id = ANY($2::bigint[])', [gone!.worker_id, [ids[3], ids[7]]]);
+    const r = await herbdlAsync(['derive', '96', '--db', db, '--out', out, '--json']);
+    expect(r.status).toBe(0);
+    // Before, the two were passed over: 9 derived, and nothing said. ids[0]'s file is gone (above).
+    expect(JSON.parse(r.stdout)).toMatchObject({ due: 12, derived: 11, missing: 1 });
+    expect(r.stderr).toBe('herbdl: 2 done gbifIDs are held by other workers (one stopped with -9 holds its own until its lease ends): waiting to take them\n');
+    expect(derivatives(out, 96)).toEqual(ids.slice(1).map((id) => rel(id, 0)));
+    expect(await query(db, 'SELECT count(*)::int AS n FROM ids WHERE worker_id IS NOT NULL')).toEqual([{ n: 0 }]);
+  });
 });

@@ -10,7 +10,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, r
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { BIN, commandAsync, FIXTURES, herbdl, herbdlJson, spawnHerbdl, tempDir } from './helpers/cli.js';
+import { BIN, commandAsync, FIXTURES, herbdl, herbdlAsync, herbdlJson, spawnHerbdl, tempDir } from './helpers/cli.js';
 import { imageServers, sampleJpeg } from './helpers/image-server.js';
 import { pgWorkspace, expectConsistentPgTree, until } from './helpers/pg-run.js';
 import { freshDatabase, query } from './helpers/postgres.js';
@@ -39,10 +39,11 @@ function cutShort(path: string): void {
   truncateSync(path, Math.floor(readFileSync(path).length / 2));
 }
 
-const verifyJson = (args: string[]) => {
-  const r = herbdl(['verify', '--json', ...args]);
-  return { status: r.status, stderr: r.stderr, json: JSON.parse(r.stdout.trim().split('\n').pop() as string) as VerifyJson, stdout: r.stdout };
-};
+const verifyJson = (args: string[]) => verified(herbdl(['verify', '--json', ...args]));
+/** As verifyJson, without blocking this process: for a verify that waits on what a server in this process answers. */
+const verifyJsonAsync = async (args: string[]) => verified(await herbdlAsync(['verify', '--json', ...args]));
+const verified = (r: { status: number | null; stdout: string; stderr: string }) =>
+  ({ status: r.status, stderr: r.stderr, json: JSON.parse(r.stdout.trim().split('\n').pop() as string) as VerifyJson, stdout: r.stdout });
 
 describe('herbdl verify', async () => {
   const [a, manifests, images] = await imageServers(3, 145);
@@ -206,7 +207,7 @@ describe('herbdl verify on a shared (PostgreSQL) ledger', async () => {
     await expectConsistentPgTree(ws);
   });
 
-  it('passes over the gbifIDs a live recheck holds: a file being replaced is never judged', async () => {
+  it('waits for the gbifIDs a live recheck holds, and judges them once it lets go: a file being replaced is never judged, nor one left out', async () => {
     // Every answer 4 s late: the recheck holds its claims (done gbifIDs) that long.
     for (let i = 0; i < 12; i++) b!.route(`/p-${i}.jpg`, { kind: 'image', delayMs: 4000 });
     const recheck = spawnHerbdl(['recheck', '--all', '--db', ws.db, '--out', ws.out, '--allow-private-network', '--per-host', '4', '--json']);
@@ -214,18 +215,39 @@ describe('herbdl verify on a shared (PostgreSQL) ledger', async () => {
     const ended = new Promise<number | null>((resolve) => recheck.once('exit', resolve));
     const held = async () => (await query<{ n: number }>(ws.db, 'SELECT count(*)::int AS n FROM ids WHERE worker_id IS NOT NULL'))[0]!.n;
     await until(async () => (await held()) > 0, 20_000, 'the recheck to claim');
-    const holding = await held();
-    // A file of a held gbifID, changed: not this verify's to judge.
+    // A file of a held gbifID, changed: the recheck confirms the host's version by a 304 and leaves the file as it is.
     const [heldId] = (await query<{ id: string }>(ws.db, 'SELECT gbif_id::text AS id FROM ids WHERE worker_id IS NOT NULL ORDER BY gbif_id LIMIT 1')).map((r) => Number(r.id));
     flipByte(file(heldId!));
-    const r = verifyJson(['--hash', '--list', '--db', ws.db, '--out', ws.out]);
-    expect(r.status).toBe(0);
-    expect(r.json).toMatchObject({ ids: 12 - holding, brokenIds: 0 });
-    // The recheck took the host's bytes for its own (the ledger's), and let go: now verify judges that file.
+    const r = await verifyJsonAsync(['--hash', '--list', '--db', ws.db, '--out', ws.out]);
+    // Before, it passed them over and found the tree whole (exit 0).
+    expect(r.status).toBe(5);
+    expect(r.json).toMatchObject({ ids: 12, brokenIds: 1, damaged: 1 });
+    expect(r.stdout).toContain(`damaged\t${file(heldId!)}\t`);
+    expect(r.stderr).toMatch(/^herbdl: (\d+ done gbifIDs are|1 done gbifID is) held by other workers \(one stopped with -9 holds its own until its lease ends\): waiting to take them$/m);
     expect(await ended).toBe(0);
-    const after = verifyJson(['--hash', '--list', '--db', ws.db, '--out', ws.out]);
-    expect(after.json).toMatchObject({ ids: 12, brokenIds: 1, damaged: 1 });
-    expect(after.stdout).toContain(`damaged\t${file(heldId!)}\t`);
+  });
+
+  it('comes back for a done gbifID a worker killed with -9 held, once its lease ends: what was lost there is found and repaired', async () => {
+    const db = ['--db', ws.db, '--out', ws.out];
+    expect(verifyJson(['--hash', '--repair', ...db]).json).toMatchObject({ brokenIds: 1, reopened: 1 });
+    expect(await ws.worker().exited).toBe(0);
+    const [gone] = await query<{ worker_id: number }>(
+      ws.db,
+      "INSERT INTO workers (machine, pid, since, heartbeat_at, lease_until) VALUES ('killed', 1, herbdl_now(), herbdl_now(), herbdl_now() + 4000) RETURNING worker_id",
+    );
+    await query(ws.db, 'UPDATE ids SET worker_id = $1 WHERE gbif_id IN (8200002, 8200009)', [gone!.worker_id]);
+    rmSync(file(8200009));
+    const r = verifyJson(['--repair', '--list', ...db]);
+    expect(r.status).toBe(0);
+    // Before, both were passed over: 10 gbifIDs checked, nothing missing.
+    expect(r.json).toMatchObject({ ids: 12, missing: 1, brokenIds: 1, reopened: 1 });
+    expect(r.stdout).toContain(`missing\t${file(8200009)}\t`);
+    expect(r.stderr).toContain('herbdl: 2 done gbifIDs are held by other workers');
+    expect(herbdlJson(['status', '--db', ws.db])).toMatchObject({ ids: { done: 11, pending: 1 } });
+    expect(await query(ws.db, 'SELECT count(*)::int AS n FROM ids WHERE worker_id IS NOT NULL')).toEqual([{ n: 0 }]);
+    expect(await ws.worker().exited).toBe(0);
+    rmSync(join(ws.out, '.herbdl-rejected'), { recursive: true });
+    await expectConsistentPgTree(ws);
   });
 });
 

@@ -12,6 +12,7 @@
  * derivatives and is counted; its originals are left as they are.
  */
 import { InFlight } from '../in-flight.js';
+import { DonePass } from '../ledger/done-pass.js';
 import type { DerivationDue, DownloadLedger } from '../ledger/ledger.js';
 import { derivativePath, derivativeTemp, finalPath, tempPath } from '../store/layout.js';
 import type { Publisher, PublishItem } from '../store/publisher.js';
@@ -27,6 +28,8 @@ export interface DeriveSettings {
   readonly publisher: Publisher;
   readonly signal?: AbortSignal;
   readonly onProgress?: (summary: DeriveSummary) => void;
+  /** Once, when done gbifIDs another worker holds are all that is left: how many (done-pass.ts). */
+  readonly onWait?: (held: number) => void;
 }
 
 export interface DeriveSummary {
@@ -94,13 +97,11 @@ export async function derive(ledger: DownloadLedger, settings: DeriveSettings): 
   };
 
   const batches = new InFlight(IN_FLIGHT);
-  for (let after = -1; ; ) {
-    if (settings.signal?.aborted || batches.failed) break;
-    const { last, due } = await ledger.derivationsDue(settings.widths, after, BATCH);
-    if (last === undefined) break;
+  const pass = new DonePass((after, limit, only) => ledger.derivationsDue(settings.widths, after, limit, only), BATCH, -1, settings.signal, settings.onWait);
+  while (!settings.signal?.aborted && !batches.failed) {
+    const due = await pass.next();
+    if (due === undefined) break;
     counts.due += due.length;
-    after = last;
-    if (due.length === 0) continue;
     await batches.add(deriveBatch(due));
   }
   await batches.drain();

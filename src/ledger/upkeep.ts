@@ -7,6 +7,21 @@
 import type { FetchedImage } from './download-ledger.js';
 import type { Tier } from './freshness.js';
 
+/**
+ * A batch of a pass over the done gbifIDs (derive, verify), as a claim gives
+ * it: `due`, what this pass takes; `last`, the last gbifID looked at
+ * (undefined when none were left); `passedOver`, done gbifIDs among those
+ * looked at that another worker held (on a shared ledger: a recheck replacing
+ * a file, a derive, a worker killed before its lease ended), which the pass
+ * comes back for (done-pass.ts). A claim of `only` such gbifIDs looks at them
+ * alone, whatever `after`.
+ */
+export interface DoneBatch<T> {
+  readonly last: number | undefined;
+  readonly due: T[];
+  readonly passedOver: readonly number[];
+}
+
 /** A done gbifID with derivatives to make: its files' NNs and the widths it lacks. */
 export interface DerivationDue {
   readonly gbifId: number;
@@ -117,12 +132,13 @@ export interface UpkeepLedger {
    */
   recordDerived(derived: readonly { gbifId: number; widths: readonly number[] }[]): Promise<void>;
   /**
-   * Done gbifIDs above `afterGbifId`, up to `limit` of them looked at, each
-   * listed with the `widths` it lacks (and its files' NNs) if it lacks any;
-   * `last` is the last one looked at, undefined when none were left. On a
-   * shared ledger the listed ones are claimed until recordDerived or handBack.
+   * Done gbifIDs above `afterGbifId` (or of `only`), up to `limit` of them
+   * looked at, each listed with the `widths` it lacks (and its files' NNs) if
+   * it lacks any; `last` is the last one looked at, undefined when none were
+   * left. On a shared ledger the listed ones are claimed until recordDerived
+   * or handBack, and those another worker holds are passed over (DoneBatch).
    */
-  derivationsDue(widths: readonly number[], afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: DerivationDue[] }>;
+  derivationsDue(widths: readonly number[], afterGbifId: number, limit: number, only?: readonly number[]): Promise<DoneBatch<DerivationDue>>;
   /** Every derivative width the ledger has recorded, for any gbifID. */
   derivedWidths(): Promise<number[]>;
   /**
@@ -154,11 +170,12 @@ export interface UpkeepLedger {
   /** Keeps a recheck's freshness summary, for status. */
   recordFreshness(summary: FreshnessSummary): Promise<void>;
   /**
-   * Done gbifIDs above `afterGbifId`, up to `limit`, each with its files; on
-   * a shared ledger they are claimed (one a live worker holds is passed over)
-   * until recordVerified. `last` as for derivationsDue.
+   * Done gbifIDs above `afterGbifId` (or of `only`), up to `limit`, each
+   * with its files; on a shared ledger they are claimed until recordVerified,
+   * and those another worker holds are passed over (DoneBatch). `last` as for
+   * derivationsDue.
    */
-  claimVerify(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: VerifyDue[] }>;
+  claimVerify(afterGbifId: number, limit: number, only?: readonly number[]): Promise<DoneBatch<VerifyDue>>;
   /**
    * Ends the verification of `checked`, in one transaction: those in `reopen`
    * (a file missing or damaged) are done no more but pending; the files in

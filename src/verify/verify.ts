@@ -17,6 +17,7 @@
 import { stat } from 'node:fs';
 import { namingPath } from '../errors.js';
 import { InFlight } from '../in-flight.js';
+import { DonePass } from '../ledger/done-pass.js';
 import type { DownloadLedger, StoredFile, VerifiedSummary, VerifyDue } from '../ledger/ledger.js';
 import { derivativePath, finalPath } from '../store/layout.js';
 import { moveAside } from '../store/set-aside.js';
@@ -34,6 +35,8 @@ export interface VerifySettings {
   readonly signal?: AbortSignal;
   /** Each file found missing or damaged. */
   readonly onProblem?: (problem: FileProblem) => void;
+  /** Once, when done gbifIDs another worker holds are all that is left: how many (done-pass.ts). */
+  readonly onWait?: (held: number) => void;
 }
 
 export interface FileProblem {
@@ -66,20 +69,22 @@ export async function verify(ledger: DownloadLedger, settings: VerifySettings): 
   const started = performance.now();
   const pool = settings.hash ? new HashPool() : undefined;
   const tally = { ids: 0, files: 0, bytes: 0, missing: 0, damaged: 0, brokenIds: 0, reopened: 0, movedAside: 0 };
-  let interrupted = false;
-  let after = -1;
+  const pass = new DonePass((after, limit, only) => ledger.claimVerify(after, limit, only), BATCH, settings.after ?? -1, settings.signal, settings.onWait);
+  /** Set when stopped: every gbifID up to it was checked. */
+  let checkedUpTo: number | undefined;
   // Two batches at once: one's files are stat'ed while the other's are hashed, and neither waits on the ledger's round trips.
   const batches = new InFlight(2);
   try {
-    for (after = settings.after ?? -1; !batches.failed; ) {
-      const { last, due } = await ledger.claimVerify(after, BATCH);
-      if (last === undefined) break;
+    while (!batches.failed) {
+      const through = pass.handedThrough;
+      const due = await pass.next();
       if (settings.signal?.aborted) {
-        interrupted = true;
-        await ledger.recordVerified(due.map((d) => d.gbifId), [], []);
+        // The batch just claimed is let go unchecked.
+        if (due) await ledger.recordVerified(due.map((d) => d.gbifId), [], []);
+        checkedUpTo = due ? through : pass.handedThrough;
         break;
       }
-      after = last;
+      if (due === undefined) break;
       await batches.add(checkBatch(due));
     }
     await batches.drain();
@@ -87,8 +92,9 @@ export async function verify(ledger: DownloadLedger, settings: VerifySettings): 
     await batches.drain().catch(() => {});
     await pool?.close();
   }
-  // Every batch claimed before the stop has ended (drained): all up to `after` is checked.
-  const checkedThrough = interrupted ? { checkedThrough: after } : {};
+  // Every batch handed out before the stop has ended (drained): all up to `checkedUpTo` is checked.
+  const interrupted = checkedUpTo !== undefined;
+  const checkedThrough = interrupted ? { checkedThrough: checkedUpTo } : {};
   await ledger.recordVerifySummary({ at: Date.now(), hash: settings.hash, ids: tally.ids, files: tally.files, missing: tally.missing, damaged: tally.damaged, brokenIds: tally.brokenIds, reopened: tally.reopened, interrupted, ...checkedThrough });
   return { out: settings.out, hash: settings.hash, repair: settings.repair, ...tally, interrupted, ...checkedThrough, elapsedMs: Math.round(performance.now() - started) };
 

@@ -6,7 +6,7 @@ import { UsageError } from '../../errors.js';
 import { withTreeHold } from '../../store/tree-hold.js';
 import { createValidatorPool } from '../../validate/validator-pool.js';
 import { formatCount } from '../progress.js';
-import { addOptions, optionValues, runWithLiveLine } from '../shared.js';
+import { addOptions, optionValues, runWithLiveLine, sayWaiting } from '../shared.js';
 import { withRunLedger } from './run.js';
 
 const KEYS = ['db', 'out', 'jpegQuality', 'lease', 'json', 'progress'] as const;
@@ -41,7 +41,7 @@ export function registerDerive(program: Command): void {
         await runWithLiveLine(
           ' derive | {derived} gbifIDs derived | {files} files | {rate} files/s',
           options,
-          (signal, onProgress) => derive(downloads, { widths, out, temps, validator, publisher, signal, onProgress }),
+          (signal, onProgress) => derive(downloads, { widths, out, temps, validator, publisher, signal, onProgress, onWait: sayWaiting }),
           (s, perSecond) => ({ derived: formatCount(s.derived), files: formatCount(s.files), rate: perSecond(s.files) }),
           summaryLines,
         );

@@ -4,7 +4,7 @@ import { TreeDamagedError } from '../../errors.js';
 import { withTreeHold } from '../../store/tree-hold.js';
 import { verify, type VerifySummary } from '../../verify/verify.js';
 import { formatBytes, formatCount } from '../progress.js';
-import { addOptions, interruptible, optionValues, report } from '../shared.js';
+import { addOptions, interruptible, optionValues, report, sayWaiting } from '../shared.js';
 import { withRunLedger } from './run.js';
 
 const KEYS = ['db', 'out', 'hash', 'repair', 'after', 'problems', 'lease', 'json'] as const;
@@ -45,6 +45,7 @@ export function registerVerify(program: Command): void {
             repair: options.repair,
             after: options.after,
             signal,
+            onWait: sayWaiting,
             onProblem: options.problems ? (p) => process.stdout.write(`${p.problem}\t${p.path}\t${p.detail}\n`) : undefined,
           }),
         );

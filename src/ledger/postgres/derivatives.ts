@@ -5,10 +5,11 @@
  * a batch moves, in width order, so two workers' batches never deadlock.
  */
 import type pg from 'pg';
-import type { DerivationDue, DoneId } from '../ledger.js';
+import type { DerivationDue, DoneBatch, DoneId } from '../ledger.js';
 import { derivedTotalName } from '../rows.js';
 import { storedFileIndexes } from './claims.js';
-import { FREE, HELD_BY, LET_GO } from './live.js';
+import { claimDone } from './done-claims.js';
+import { HELD_BY, LET_GO } from './live.js';
 
 /** Moves the per-width counters: one up for each width of rows `added`, one down for each of rows `dropped`. */
 async function count(db: pg.PoolClient, added: readonly number[], dropped: readonly number[] = []): Promise<void> {
@@ -48,29 +49,22 @@ export async function recordDerived(db: pg.PoolClient, me: number, derived: read
 }
 
 /**
- * Done gbifIDs after `after` that lack some of `widths`, claimed by worker
- * `me` (as a run claims, under its lease) until recordDerived or handBack:
- * while derive reads a gbifID's files, no worker republishes it (a newer
- * export may have reopened it), so the widths it records describe the set it
- * read. gbifIDs that lack nothing are let go at once; ones another worker
- * holds are passed over (a later derive takes them).
+ * Done gbifIDs after `after` (or of `only`) that lack some of `widths`,
+ * claimed by worker `me` (as a run claims, under its lease) until
+ * recordDerived or handBack: while derive reads a gbifID's files, no worker
+ * republishes it (a newer export may have reopened it), so the widths it
+ * records describe the set it read. gbifIDs that lack nothing are let go at
+ * once; ones another worker holds are passed over, for the pass to come back
+ * for (done-claims.ts).
  */
-export async function derivationsDue(pool: pg.Pool, me: number, widths: readonly number[], after: number, limit: number): Promise<{ last: number | undefined; due: DerivationDue[] }> {
-  const claimed = await pool.query(
-    `UPDATE ids SET worker_id = $1 FROM (SELECT gbif_id FROM ids WHERE state = 1 AND gbif_id > $2 AND ${FREE} ORDER BY gbif_id LIMIT $3 FOR UPDATE SKIP LOCKED) c
-     WHERE ids.gbif_id = c.gbif_id
-     RETURNING ids.gbif_id, array(SELECT d.width FROM derivatives d WHERE d.gbif_id = ids.gbif_id) AS widths`,
-    [me, after, limit],
-  );
-  const rows = [...claimed.rows].sort((a, b) => a.gbif_id - b.gbif_id);
-  const lacking = rows
-    .map((r) => ({ gbifId: r.gbif_id as number, missing: widths.filter((w) => !(r.widths as number[]).includes(w)) }))
-    .filter((r) => r.missing.length > 0);
-  const idle = rows.filter((r) => !lacking.some((l) => l.gbifId === r.gbif_id)).map((r) => r.gbif_id as number);
+export async function derivationsDue(pool: pg.Pool, me: number, widths: readonly number[], after: number, limit: number, only?: readonly number[]): Promise<DoneBatch<DerivationDue>> {
+  const { claimed, passedOver } = await claimDone(pool, me, after, limit, only);
+  const lacking = claimed.map((r) => ({ gbifId: r.gbifId, missing: widths.filter((w) => !r.widths.includes(w)) })).filter((r) => r.missing.length > 0);
+  const idle = claimed.filter((r) => !lacking.some((l) => l.gbifId === r.gbifId)).map((r) => r.gbifId);
   if (idle.length > 0) await pool.query(`UPDATE ids SET ${LET_GO} WHERE gbif_id = ANY($1::bigint[]) AND ${HELD_BY('worker_id', '$2')}`, [idle, me]);
   const files = await storedFileIndexes(pool, lacking.map((r) => r.gbifId));
-  const last = rows[rows.length - 1]?.gbif_id as number | undefined;
-  return { last, due: lacking.map((r) => ({ ...r, files: (files.get(r.gbifId) ?? []).sort((a, b) => a - b) })) };
+  const last = claimed[claimed.length - 1]?.gbifId;
+  return { last, due: lacking.map((r) => ({ ...r, files: (files.get(r.gbifId) ?? []).sort((a, b) => a - b) })), passedOver };
 }
 
 export async function derivedWidths(pool: pg.Pool): Promise<number[]> {

@@ -4,7 +4,7 @@
  * moves a batch; none is made per request.
  */
 import type pg from 'pg';
-import type { ClaimedId, DerivationDue, DoneId, FreshnessSummary, HeldElsewhere, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, StoredFile, VerifiedSummary, VerifyDue, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, SetAsideId, StoredCopy, WorkerId } from '../ledger.js';
+import type { ClaimedId, DerivationDue, DoneBatch, DoneId, FreshnessSummary, HeldElsewhere, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, StoredFile, VerifiedSummary, VerifyDue, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, SetAsideId, StoredCopy, WorkerId } from '../ledger.js';
 import { intentOf, intentText, STATE, STATE_NAME } from '../rows.js';
 import { claimWith, storedCopies, withStoredCopies } from './claims.js';
 import { BLOCKED_HOSTS, FREE, HELD_BY, LET_GO, LIVE } from './live.js';
@@ -183,8 +183,8 @@ export class PostgresDownloads implements DownloadLedger {
     await transaction(this.pool, (db) => recordDerived(db, this.me, derived));
   }
 
-  derivationsDue(widths: readonly number[], afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: DerivationDue[] }> {
-    return derivationsDue(this.pool, this.me, widths, afterGbifId, limit);
+  derivationsDue(widths: readonly number[], afterGbifId: number, limit: number, only?: readonly number[]): Promise<DoneBatch<DerivationDue>> {
+    return derivationsDue(this.pool, this.me, widths, afterGbifId, limit, only);
   }
 
   derivedWidths(): Promise<number[]> {
@@ -208,8 +208,8 @@ export class PostgresDownloads implements DownloadLedger {
     return recordFreshness(this.pool, summary);
   }
 
-  claimVerify(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: VerifyDue[] }> {
-    return claimVerify(this.pool, this.me, afterGbifId, limit);
+  claimVerify(afterGbifId: number, limit: number, only?: readonly number[]): Promise<DoneBatch<VerifyDue>> {
+    return claimVerify(this.pool, this.me, afterGbifId, limit, only);
   }
 
   async recordVerified(checked: readonly number[], reopen: readonly number[], lost: readonly StoredFile[]): Promise<number> {

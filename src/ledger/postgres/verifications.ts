@@ -1,25 +1,21 @@
 /**
  * Verifying a shared ledger's done gbifIDs against the tree (herbdl verify;
  * see sqlite/verifications.ts). They are claimed as a recheck claims them
- * (worker_id, the worker's lease): a gbifID another live worker holds (a
- * recheck replacing its file, a derive) is passed over, never judged by a
- * file that worker is changing.
+ * (worker_id, the worker's lease): a gbifID another worker holds (a recheck
+ * replacing its file, a derive) is passed over, never judged by a file that
+ * worker is changing, and taken when let go (done-claims.ts).
  */
 import type pg from 'pg';
-import { LAST_VERIFY, type StoredFile, type VerifiedSummary, type VerifyDue } from '../ledger.js';
+import { LAST_VERIFY, type DoneBatch, type StoredFile, type VerifiedSummary, type VerifyDue } from '../ledger.js';
 import { doneFilesSql, groupDoneFiles, STATE, type DoneFileRow } from '../rows.js';
-import { FREE, HELD_BY, LET_GO } from './live.js';
+import { claimDone } from './done-claims.js';
+import { HELD_BY, LET_GO } from './live.js';
 
-export async function claimVerify(pool: pg.Pool, me: number, after: number, limit: number): Promise<{ last: number | undefined; due: VerifyDue[] }> {
-  const claimed = await pool.query(
-    `UPDATE ids SET worker_id = $1 FROM (SELECT gbif_id FROM ids WHERE state = ${STATE.done} AND gbif_id > $2 AND ${FREE} ORDER BY gbif_id LIMIT $3 FOR UPDATE SKIP LOCKED) c
-     WHERE ids.gbif_id = c.gbif_id RETURNING ids.gbif_id, array(SELECT d.width FROM derivatives d WHERE d.gbif_id = ids.gbif_id ORDER BY d.width) AS widths`,
-    [me, after, limit],
-  );
-  const ids = claimed.rows.map((r) => ({ gbifId: r.gbif_id as number, widths: r.widths as number[] })).sort((a, b) => a.gbifId - b.gbifId);
-  if (ids.length === 0) return { last: undefined, due: [] };
-  const files = await pool.query({ text: doneFilesSql('i.gbif_id = ANY($1::bigint[])'), values: [ids.map((i) => i.gbifId)], rowMode: 'array' });
-  return { last: ids[ids.length - 1]?.gbifId, due: groupDoneFiles(ids, files.rows as unknown as DoneFileRow[]) };
+export async function claimVerify(pool: pg.Pool, me: number, after: number, limit: number, only?: readonly number[]): Promise<DoneBatch<VerifyDue>> {
+  const { claimed, passedOver } = await claimDone(pool, me, after, limit, only);
+  if (claimed.length === 0) return { last: undefined, due: [], passedOver };
+  const files = await pool.query({ text: doneFilesSql('i.gbif_id = ANY($1::bigint[])'), values: [claimed.map((i) => i.gbifId)], rowMode: 'array' });
+  return { last: claimed[claimed.length - 1]?.gbifId, due: groupDoneFiles(claimed, files.rows as unknown as DoneFileRow[]), passedOver };
 }
 
 /**

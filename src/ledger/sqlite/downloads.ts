@@ -6,7 +6,7 @@
  * at once; they are promises only because a shared ledger's are.
  */
 import type Database from 'better-sqlite3';
-import type { ClaimedId, ClaimedImage, DerivationDue, DoneId, FreshnessSummary, HeldElsewhere, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, StoredFile, VerifiedSummary, VerifyDue, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, SetAsideId, StoredCopy } from '../ledger.js';
+import type { ClaimedId, ClaimedImage, DerivationDue, DoneBatch, DoneId, FreshnessSummary, HeldElsewhere, HostRate, PruneDue, RecheckDue, RecheckOutcome, Tier, StoredFile, VerifiedSummary, VerifyDue, DownloadLedger, FailedId, FetchedImage, IdState, PublishIntent, RetryCursor, SetAsideId, StoredCopy } from '../ledger.js';
 import { intentOf, intentText } from '../rows.js';
 import { STATE, STATE_NAME } from './schema.js';
 import { StoredCopies } from './stored-copies.js';
@@ -155,8 +155,9 @@ export class SqliteDownloads implements DownloadLedger {
     });
   }
 
-  async derivationsDue(widths: readonly number[], afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: DerivationDue[] }> {
-    return this.derivatives.due(widths, afterGbifId, limit, (id) => this.stmt.storedFiles.all({ id }) as number[]);
+  async derivationsDue(widths: readonly number[], afterGbifId: number, limit: number, only?: readonly number[]): Promise<DoneBatch<DerivationDue>> {
+    const due = (after: number, n: number) => this.derivatives.due(widths, after, n, (id) => this.stmt.storedFiles.all({ id }) as number[]);
+    return only ? eachOf(only, due) : { ...due(afterGbifId, limit), passedOver: [] };
   }
 
   async derivedWidths(): Promise<number[]> {
@@ -187,8 +188,9 @@ export class SqliteDownloads implements DownloadLedger {
     this.rechecks.keepFreshness(summary);
   }
 
-  async claimVerify(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: VerifyDue[] }> {
-    return this.verifications.claim(afterGbifId, limit);
+  async claimVerify(afterGbifId: number, limit: number, only?: readonly number[]): Promise<DoneBatch<VerifyDue>> {
+    const claim = (after: number, n: number) => this.verifications.claim(after, n);
+    return only ? eachOf(only, claim) : { ...claim(afterGbifId, limit), passedOver: [] };
   }
 
   async recordVerified(_checked: readonly number[], reopen: readonly number[], lost: readonly StoredFile[]): Promise<number> {
@@ -313,4 +315,14 @@ export class SqliteDownloads implements DownloadLedger {
     if (!all.some((r) => r[4] === STATE.done || r[4] === STATE.removed)) return claimed;
     return { ...claimed, storedFiles: this.stmt.storedFiles.all({ id: gbifId }) as number[] };
   }
+}
+
+/**
+ * A claim of `only` these gbifIDs, each looked at alone. Never asked of a
+ * SQLite ledger, whose one holder passes nothing over, but kept true to the
+ * interface.
+ */
+function eachOf<T extends { gbifId: number }>(only: readonly number[], claim: (after: number, limit: number) => { last: number | undefined; due: T[] }): DoneBatch<T> {
+  const due = [...only].sort((a, b) => a - b).flatMap((id) => claim(id - 1, 1).due.filter((d) => d.gbifId === id));
+  return { last: due[due.length - 1]?.gbifId, due, passedOver: [] };
 }
