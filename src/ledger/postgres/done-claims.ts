@@ -11,6 +11,9 @@ import type pg from 'pg';
 import { STATE } from '../rows.js';
 import { FREE } from './live.js';
 
+/** Above every gbifID: the stretch's end when the claim took fewer than its limit. One bound, so the key's index serves it. */
+const BEYOND = '9223372036854775807';
+
 export interface ClaimedDone {
   readonly gbifId: number;
   /** The derivative widths it has, ascending. */
@@ -38,7 +41,7 @@ export async function claimDone(pool: pg.Pool, me: number, after: number, limit:
      UNION ALL
      SELECT gbif_id, NULL FROM ids
      WHERE state = ${STATE.done} AND ${scope} AND gbif_id NOT IN (SELECT gbif_id FROM c)
-       AND ((SELECT count(*) FROM c) < $3 OR gbif_id < (SELECT max(gbif_id) FROM c))`,
+       AND gbif_id < (SELECT CASE WHEN count(*) < $3 THEN ${BEYOND} ELSE max(gbif_id) END FROM c)`,
     [me, only ?? after, limit],
   );
   const claimed: ClaimedDone[] = [];
