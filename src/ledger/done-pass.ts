@@ -20,7 +20,7 @@ const WAIT_MS = 1000;
 export class DonePass<T> {
   private after: number;
   private throughLedger = false;
-  /** Passed over, not yet taken, in key order (a set: a held gbifID past the last claimed is named by two claims). */
+  /** Passed over, not yet taken (a set: a round asks only those still waited for). */
   private readonly waiting = new Set<number>();
   private waited = false;
   /** What is left of the current round over `waiting`, and whether the round has taken any (undefined: none yet). */

@@ -14,7 +14,8 @@ import type { Tier } from './freshness.js';
  * looked at that another worker held (on a shared ledger: a recheck replacing
  * a file, a derive, a worker killed before its lease ended), which the pass
  * comes back for (done-pass.ts). A claim of `only` such gbifIDs looks at them
- * alone, whatever `after`.
+ * alone, whatever `after`; one that looked at gbifIDs but took none of them
+ * (all held) still says its `last`, and the pass goes on past them.
  */
 export interface DoneBatch<T> {
   readonly last: number | undefined;

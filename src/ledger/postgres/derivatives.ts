@@ -58,12 +58,11 @@ export async function recordDerived(db: pg.PoolClient, me: number, derived: read
  * for (done-claims.ts).
  */
 export async function derivationsDue(pool: pg.Pool, me: number, widths: readonly number[], after: number, limit: number, only?: readonly number[]): Promise<DoneBatch<DerivationDue>> {
-  const { claimed, passedOver } = await claimDone(pool, me, after, limit, only);
+  const { claimed, passedOver, last } = await claimDone(pool, me, after, limit, only);
   const lacking = claimed.map((r) => ({ gbifId: r.gbifId, missing: widths.filter((w) => !r.widths.includes(w)) })).filter((r) => r.missing.length > 0);
   const idle = claimed.filter((r) => !lacking.some((l) => l.gbifId === r.gbifId)).map((r) => r.gbifId);
   if (idle.length > 0) await pool.query(`UPDATE ids SET ${LET_GO} WHERE gbif_id = ANY($1::bigint[]) AND ${HELD_BY('worker_id', '$2')}`, [idle, me]);
   const files = await storedFileIndexes(pool, lacking.map((r) => r.gbifId));
-  const last = claimed[claimed.length - 1]?.gbifId;
   return { last, due: lacking.map((r) => ({ ...r, files: (files.get(r.gbifId) ?? []).sort((a, b) => a - b) })), passedOver };
 }
 

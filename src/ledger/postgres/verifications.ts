@@ -12,10 +12,10 @@ import { claimDone } from './done-claims.js';
 import { HELD_BY, LET_GO } from './live.js';
 
 export async function claimVerify(pool: pg.Pool, me: number, after: number, limit: number, only?: readonly number[]): Promise<DoneBatch<VerifyDue>> {
-  const { claimed, passedOver } = await claimDone(pool, me, after, limit, only);
-  if (claimed.length === 0) return { last: undefined, due: [], passedOver };
+  const { claimed, passedOver, last } = await claimDone(pool, me, after, limit, only);
+  if (claimed.length === 0) return { last, due: [], passedOver };
   const files = await pool.query({ text: doneFilesSql('i.gbif_id = ANY($1::bigint[])'), values: [claimed.map((i) => i.gbifId)], rowMode: 'array' });
-  return { last: claimed[claimed.length - 1]?.gbifId, due: groupDoneFiles(claimed, files.rows as unknown as DoneFileRow[]), passedOver };
+  return { last, due: groupDoneFiles(claimed, files.rows as unknown as DoneFileRow[]), passedOver };
 }
 
 /**
