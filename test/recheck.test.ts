@@ -18,7 +18,8 @@ import { herbdl, herbdlAsync, herbdlJson, spawnHerbdl, tempDir } from './helpers
 import { imageServers } from './helpers/image-server.js';
 import { writeMultimedia } from './helpers/multimedia.js';
 import type { RecheckJson } from './helpers/run.js';
-import { freshDatabase } from './helpers/postgres.js';
+import { until } from './helpers/pg-run.js';
+import { freshDatabase, query } from './helpers/postgres.js';
 
 const rel = (id: number, nn: number) => `${String(id).slice(0, 3)}/${String(id).slice(3, 6)}/${id}-${String(nn).padStart(2, '0')}.jpg`;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -297,3 +298,44 @@ describe('herbdl recheck beside a host that asks to be left alone for a day', as
   });
 });
 
+
+describe('herbdl prune of an image gone at the source, its gbifID held by another worker (PostgreSQL)', async () => {
+  const [server] = await imageServers(1, 75);
+  const dir = tempDir();
+  const db = await freshDatabase('prune_held');
+  const out = join(dir, 'images');
+  const bodies = await Promise.all([0, 1].map((i) => sheet(60 + i)));
+  const id = 5500000001;
+  const urls = [server!.route('/kept.jpg', { kind: 'image', body: bodies[0]!, etag: '"kept"' }), server!.route('/gone.jpg', { kind: 'image', body: bodies[1]!, etag: '"gone"' })];
+  herbdlJson(['ingest', writeMultimedia(join(dir, 'mm.txt'), urls.map((u) => [id, u] as [number, string])), '--db', db]);
+  await runOk(['run', '--db', db, '--out', out, '--allow-private-network', '--json']);
+  server!.route('/gone.jpg', { kind: 'status', status: 404 });
+  await runOk(['recheck', '--db', db, '--out', out, '--allow-private-network', '--all', '--json']);
+
+  it('waits until the gbifID is let go before it removes the file, and says so', async () => {
+    // Another worker (a recheck replacing the gbifID's files, a derive reading them) holds it.
+    const [other] = await query<{ worker_id: number }>(
+      db,
+      "INSERT INTO workers (machine, pid, since, heartbeat_at, lease_until) VALUES ('elsewhere', 1, herbdl_now(), herbdl_now(), herbdl_now() + 3600000) RETURNING worker_id",
+    );
+    await query(db, 'UPDATE ids SET worker_id = $1 WHERE gbif_id = $2', [other!.worker_id, id]);
+    const child = spawnHerbdl(['prune', '--db', db, '--out', out, '--json']);
+    setTimeout(() => child.kill('SIGKILL'), 60_000).unref();
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    await until(() => stderr.includes('held by other workers') || child.exitCode !== null, 20_000, 'prune to wait');
+    // Before, prune removed it at once, under the other worker's hands.
+    expect(stderr).toBe('herbdl: 1 done gbifID is held by other workers (one stopped with -9 holds its own until its lease ends): waiting to take them\n');
+    expect(readFileSync(join(out, rel(id, 1))).equals(bodies[1]!)).toBe(true);
+    await query(db, 'UPDATE workers SET lease_until = 0 WHERE worker_id = $1', [other!.worker_id]);
+    expect(await exited).toBe(0);
+    expect(JSON.parse(stdout)).toMatchObject({ goneImages: 1, files: 1 });
+    expect(() => readFileSync(join(out, rel(id, 1)))).toThrow(/ENOENT/);
+    expect(readFileSync(join(out, rel(id, 0))).equals(bodies[0]!)).toBe(true);
+    expect(herbdlJson(['status', '--db', db])).toMatchObject({ ids: { done: 1 }, images: { done: 1, removed: 1 } });
+    expect(await query(db, 'SELECT count(*)::int AS n FROM ids WHERE worker_id IS NOT NULL')).toEqual([{ n: 0 }]);
+  });
+});

@@ -148,8 +148,13 @@ export interface UpkeepLedger {
    * if it may still have files in the tree; `last` as for derivationsDue.
    */
   prunable(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: PruneDue[] }>;
-  /** Done gbifIDs above `afterGbifId` with images a recheck found gone at the source, their files' NNs and the gone images (up to `limit`). */
-  prunableGone(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: PruneDue[] }>;
+  /**
+   * gbifIDs above `afterGbifId` (or of `only`) with images a recheck found
+   * gone at the source, their files' NNs and the gone images (up to `limit`);
+   * on a shared ledger claimed until recordPruned or handBack, those another
+   * worker holds passed over (DoneBatch).
+   */
+  prunableGone(afterGbifId: number, limit: number, only?: readonly number[]): Promise<DoneBatch<PruneDue>>;
   /**
    * The files of these removed gbifIDs, or of these gone images, are no longer
    * in the tree: the removed gbifIDs' files are forgotten with their

@@ -10,6 +10,7 @@
  * `--dry-run` only says what would go.
  */
 import { statSync } from 'node:fs';
+import { DonePass } from '../ledger/done-pass.js';
 import type { DownloadLedger, PruneDue } from '../ledger/ledger.js';
 import { derivativePath, finalPath } from '../store/layout.js';
 import type { Publisher } from '../store/publisher.js';
@@ -22,6 +23,8 @@ export interface PruneSettings {
   readonly signal?: AbortSignal;
   /** Each path removed (or, in a dry run, that would be). */
   readonly onFile?: (path: string) => void;
+  /** Once, when gbifIDs other workers hold are all that is left: how many (done-pass.ts). */
+  readonly onWait?: (held: number) => void;
 }
 
 export interface PruneSummary {
@@ -55,38 +58,43 @@ function sizeOf(path: string): number | undefined {
 
 export async function prune(ledger: DownloadLedger, settings: PruneSettings): Promise<PruneSummary> {
   const started = performance.now();
-  let ids = 0;
-  let goneImages = 0;
-  let files = 0;
-  let bytes = 0;
-  let interrupted = false;
-  // Removed gbifIDs first, then images gone at the source: the same steps, from two lists.
-  for (const list of [ledger.prunable.bind(ledger), ledger.prunableGone.bind(ledger)]) {
-    for (let after = -1; !interrupted; ) {
-      if (settings.signal?.aborted) {
-        interrupted = true;
-        break;
-      }
-      const { last, due } = await list(after, BATCH);
-      if (last === undefined) break;
-      after = last;
-      for (const id of due) {
-        const present = pathsOf(settings.out, id).filter((path) => {
-          const size = sizeOf(path);
-          if (size === undefined) return false;
-          files++;
-          bytes += size;
-          settings.onFile?.(path);
-          return true;
-        });
-        if (id.gone) goneImages += id.gone.length;
-        else if (present.length > 0) ids++;
-      }
-      if (settings.dryRun || due.length === 0) continue;
-      const byId = new Map(due.map((d) => [d.gbifId, d]));
-      const items = due.map((id) => ({ gbifId: id.gbifId, files: [], images: [], stale: pathsOf(settings.out, id) }));
-      await settings.publisher.publish(items, (pruned) => ledger.recordPruned(pruned.map((i) => byId.get(i.gbifId) as PruneDue)));
+  const counts = { ids: 0, goneImages: 0, files: 0, bytes: 0 };
+
+  /** A batch's files counted (and listed), then, unless a dry run, removed under intents and forgotten. */
+  const pruneBatch = async (due: readonly PruneDue[]): Promise<void> => {
+    for (const id of due) {
+      const present = pathsOf(settings.out, id).filter((path) => {
+        const size = sizeOf(path);
+        if (size === undefined) return false;
+        counts.files++;
+        counts.bytes += size;
+        settings.onFile?.(path);
+        return true;
+      });
+      if (id.gone) counts.goneImages += id.gone.length;
+      else if (present.length > 0) counts.ids++;
     }
+    if (due.length === 0) return;
+    // On a shared ledger a batch of gone images is held (prunableGone): a dry run lets it go untouched.
+    if (settings.dryRun) return ledger.handBack(due.map((d) => d.gbifId));
+    const byId = new Map(due.map((d) => [d.gbifId, d]));
+    const items = due.map((id) => ({ gbifId: id.gbifId, files: [], images: [], stale: pathsOf(settings.out, id) }));
+    await settings.publisher.publish(items, (pruned) => ledger.recordPruned(pruned.map((i) => byId.get(i.gbifId) as PruneDue)));
+  };
+
+  // Removed gbifIDs first (no worker takes those), then images gone at the source, whose gbifIDs others may hold.
+  for (let after = -1; !settings.signal?.aborted; ) {
+    const { last, due } = await ledger.prunable(after, BATCH);
+    if (last === undefined) break;
+    after = last;
+    await pruneBatch(due);
   }
-  return { out: settings.out, dryRun: settings.dryRun, ids, goneImages, files, bytes, interrupted, elapsedMs: Math.round(performance.now() - started) };
+  const gone = new DonePass((after, limit, only) => ledger.prunableGone(after, limit, only), BATCH, -1, settings.signal, settings.onWait);
+  while (!settings.signal?.aborted) {
+    const due = await gone.next();
+    if (due === undefined) break;
+    await pruneBatch(due);
+  }
+  const interrupted = settings.signal?.aborted ?? false;
+  return { out: settings.out, dryRun: settings.dryRun, ...counts, interrupted, elapsedMs: Math.round(performance.now() - started) };
 }

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { prune, type PruneSummary } from '../../prune/prune.js';
 import { withTreeHold } from '../../store/tree-hold.js';
 import { formatBytes, formatCount } from '../progress.js';
-import { addOptions, interruptible, optionValues, report } from '../shared.js';
+import { addOptions, interruptible, optionValues, report, sayWaiting } from '../shared.js';
 import { withRunLedger } from './run.js';
 
 const KEYS = ['db', 'out', 'dryRun', 'list', 'lease', 'json'] as const;
@@ -25,7 +25,7 @@ export function registerPrune(program: Command): void {
     // A dry run changes nothing, so it undoes nothing either.
     await withRunLedger(options.db, options.lease, (ledger, lock) => withTreeHold(ledger, lock, out, { recover: !options.dryRun, readOnly: options.dryRun }, async ({ downloads, publisher }) => {
       const summary = await interruptible((signal) =>
-        prune(downloads, { out, dryRun: options.dryRun, publisher, signal, onFile: options.list ? (path) => process.stdout.write(`${path}\n`) : undefined }),
+        prune(downloads, { out, dryRun: options.dryRun, publisher, signal, onWait: sayWaiting, onFile: options.list ? (path) => process.stdout.write(`${path}\n`) : undefined }),
       );
       report(summary, options.json, (s) => [summaryLine(s)]);
     }));

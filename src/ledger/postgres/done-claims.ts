@@ -11,6 +11,18 @@ import type pg from 'pg';
 import { STATE } from '../rows.js';
 import { FREE } from './live.js';
 
+/**
+ * What a pass looks at, and what of it it may claim: done gbifIDs (derive,
+ * verify); or the gbifIDs with images a recheck found gone at the source,
+ * whatever their state (prune removes those files, and holds the gbifID so
+ * that no recheck, derive or run publishes it meanwhile), through the index
+ * of gone images.
+ */
+const LOOK = {
+  done: { look: (scope: string) => `SELECT gbif_id FROM ids WHERE state = ${STATE.done} AND ${scope}`, claimable: `state = ${STATE.done} AND` },
+  gone: { look: (scope: string) => `SELECT DISTINCT gbif_id FROM images WHERE gone_at IS NOT NULL AND state = ${STATE.done} AND ${scope}`, claimable: '' },
+};
+
 export interface ClaimedDone {
   readonly gbifId: number;
   /** The derivative widths it has, ascending. */
@@ -27,13 +39,13 @@ export interface ClaimedDone {
  * plans, and written as an OR it read the whole of `ids` for each batch
  * (200,000 rows for a batch of 256, measured).
  */
-export async function claimDone(pool: pg.Pool, me: number, after: number, limit: number, only?: readonly number[]): Promise<{ claimed: ClaimedDone[]; passedOver: number[]; last: number | undefined }> {
+export async function claimDone(pool: pg.Pool, me: number, after: number, limit: number, only?: readonly number[], what: keyof typeof LOOK = 'done'): Promise<{ claimed: ClaimedDone[]; passedOver: number[]; last: number | undefined }> {
   const scope = only ? 'gbif_id = ANY($2::bigint[])' : 'gbif_id > $2';
   const rows = await pool.query(
-    `WITH look AS (SELECT gbif_id FROM ids WHERE state = ${STATE.done} AND ${scope} ORDER BY gbif_id LIMIT $3),
+    `WITH look AS (${LOOK[what].look(scope)} ORDER BY gbif_id LIMIT $3),
      c AS (
        UPDATE ids SET worker_id = $1
-       FROM (SELECT gbif_id FROM ids WHERE gbif_id IN (SELECT gbif_id FROM look) AND state = ${STATE.done} AND ${FREE} FOR UPDATE SKIP LOCKED) f
+       FROM (SELECT gbif_id FROM ids WHERE gbif_id IN (SELECT gbif_id FROM look) AND ${LOOK[what].claimable} ${FREE} FOR UPDATE SKIP LOCKED) f
        WHERE ids.gbif_id = f.gbif_id
        RETURNING ids.gbif_id, array(SELECT d.width FROM derivatives d WHERE d.gbif_id = ids.gbif_id ORDER BY d.width) AS widths)
      SELECT gbif_id, widths FROM c

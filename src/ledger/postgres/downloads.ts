@@ -225,8 +225,8 @@ export class PostgresDownloads implements DownloadLedger {
     return prunable(this.pool, afterGbifId, limit);
   }
 
-  prunableGone(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: PruneDue[] }> {
-    return prunableGone(this.pool, afterGbifId, limit);
+  prunableGone(afterGbifId: number, limit: number, only?: readonly number[]): Promise<DoneBatch<PruneDue>> {
+    return prunableGone(this.pool, this.me, afterGbifId, limit, only);
   }
 
   async recordPruned(pruned: readonly PruneDue[]): Promise<void> {

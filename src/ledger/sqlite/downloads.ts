@@ -201,8 +201,9 @@ export class SqliteDownloads implements DownloadLedger {
     this.verifications.keepSummary(summary);
   }
 
-  async prunableGone(afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: PruneDue[] }> {
-    return this.removals.prunableGone(afterGbifId, limit);
+  async prunableGone(afterGbifId: number, limit: number, only?: readonly number[]): Promise<DoneBatch<PruneDue>> {
+    const gone = (after: number, n: number) => this.removals.prunableGone(after, n);
+    return only ? eachOf(only, gone) : { ...gone(afterGbifId, limit), passedOver: [] };
   }
 
   async recordPruned(pruned: readonly PruneDue[]): Promise<void> {
