@@ -1,6 +1,7 @@
 /**
  * A pass over the done gbifIDs in key order, a claim per batch, that ends
- * having taken every one of them (derive, verify). On a shared ledger a claim
+ * having taken every one of them (derive, verify; prune's over those with
+ * images gone at the source). On a shared ledger a claim
  * passes over a gbifID another worker holds: a recheck replacing its file, a
  * derive, or a worker killed with -9 whose lease has not yet ended. The pass
  * comes back for those once the ledger is through, and waits while any is
@@ -52,6 +53,8 @@ export class DonePass<T> {
   /** The next batch, or undefined when every done gbifID has been handed out (or the signal stopped a wait). */
   async next(): Promise<T[] | undefined> {
     while (!this.throughLedger) {
+      // A derive over millions of done gbifIDs that lack nothing claims batch after batch with nothing due: Ctrl-C is heard between them.
+      if (this.signal?.aborted) return undefined;
       const { last, due, passedOver } = await this.claim(this.after, this.limit);
       for (const id of passedOver) this.waiting.add(id);
       if (last === undefined) this.throughLedger = true;

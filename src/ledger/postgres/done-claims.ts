@@ -1,6 +1,7 @@
 /**
  * The claim a pass over a shared ledger's done gbifIDs makes (derive,
- * verify): those no live worker holds, under this worker's lease, in key
+ * verify; prune over those with images gone at the source): those no live
+ * worker holds, under this worker's lease, in key
  * order; and, in the same statement, the done ones it passed over, held by
  * another worker (a recheck replacing a file, a derive, a worker killed
  * before its lease ended) or locked by another transaction at that moment.
@@ -30,10 +31,11 @@ export interface ClaimedDone {
 }
 
 /**
- * Done gbifIDs above `after` (or of `only`), the first `limit` of them in key
- * order, read once through the key (`look`): those no live worker holds are
- * claimed by `me`, the others are passed over, and `last` is the last looked
- * at (undefined when none were left). The stretch is what was looked at, so
+ * The gbifIDs LOOK[what] names above `after` (or of `only`), the first
+ * `limit` of them in key order, read once through an index (`look`): those
+ * no live worker holds (and, for `done`, still done) are claimed by `me`,
+ * the others are passed over, and `last` is the last looked at (undefined
+ * when none were left). The stretch is what was looked at, so
  * no gbifID is named by two claims, and its end is the read's own limit: a
  * bound taken from what the claim took is one the planner cannot see when it
  * plans, and written as an OR it read the whole of `ids` for each batch
