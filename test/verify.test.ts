@@ -45,6 +45,18 @@ const verifyJsonAsync = async (args: string[]) => verified(await herbdlAsync(['v
 const verified = (r: { status: number | null; stdout: string; stderr: string }) =>
   ({ status: r.status, stderr: r.stderr, json: JSON.parse(r.stdout.trim().split('\n').pop() as string) as VerifyJson, stdout: r.stdout });
 
+/** A tree under <dir>/images of one sample JPEG per gbifID, its ledger made done by adopt (no host asked). */
+async function adoptedTree(dir: string, db: string, ids: readonly number[]): Promise<void> {
+  const images = join(dir, 'images');
+  const body = await sampleJpeg();
+  for (const id of ids) {
+    mkdirSync(dirname(join(images, treePath(id, 0))), { recursive: true });
+    writeFileSync(join(images, treePath(id, 0)), body);
+  }
+  herbdlJson(['ingest', writeMultimedia(join(dir, 'm.txt'), ids.map((id) => [id, `https://verify.example/${id}.jpg`] as const)), '--db', db]);
+  herbdlJson(['adopt', images, '--db', db, '--trust-jpeg']);
+}
+
 describe('herbdl verify', async () => {
   const [a, manifests, images] = await imageServers(3, 145);
   images!.imageApi();
@@ -255,15 +267,9 @@ describe('herbdl verify --repair on a shared ledger, over many batches', async (
   const dir = tempDir();
   const images = join(dir, 'images');
   const db = await freshDatabase('verify_many');
-  const body = await sampleJpeg();
   // Over 256 gbifIDs (a batch): two batches are checked at once, each recording what it reopened.
   const ids = Array.from({ length: 1200 }, (_, i) => 8400000 + i);
-  for (const id of ids) {
-    mkdirSync(dirname(join(images, treePath(id, 0))), { recursive: true });
-    writeFileSync(join(images, treePath(id, 0)), body);
-  }
-  herbdlJson(['ingest', writeMultimedia(join(dir, 'm.txt'), ids.map((id) => [id, `https://verify.example/${id}.jpg`] as const)), '--db', db]);
-  herbdlJson(['adopt', images, '--db', db, '--trust-jpeg']);
+  await adoptedTree(dir, db, ids);
 
   it('counts every gbifID it reopened, as the ledger and status do', () => {
     const lost = ids.filter((_, i) => i % 2 === 0);
@@ -279,14 +285,8 @@ describe('herbdl verify, stopped and carried on', async () => {
   const dir = tempDir();
   const images = join(dir, 'images');
   const db = join(dir, 'ledger.db');
-  const body = await sampleJpeg();
   const ids = Array.from({ length: 20_000 }, (_, i) => 8300000 + i);
-  for (const id of ids) {
-    mkdirSync(dirname(join(images, treePath(id, 0))), { recursive: true });
-    writeFileSync(join(images, treePath(id, 0)), body);
-  }
-  herbdlJson(['ingest', writeMultimedia(join(dir, 'm.txt'), ids.map((id) => [id, `https://verify.example/${id}.jpg`] as const)), '--db', db]);
-  herbdlJson(['adopt', images, '--db', db, '--trust-jpeg']);
+  await adoptedTree(dir, db, ids);
 
   it('Ctrl-C stops after the batches under way (exit 130), says up to which gbifID it checked, and --after carries on from there', async () => {
     // Every file gone: a line each. Ctrl-C comes with the first, when a batch or two of the 79 have been checked.
