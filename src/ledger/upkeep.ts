@@ -163,12 +163,13 @@ export interface UpkeepLedger {
    */
   recordPruned(pruned: readonly PruneDue[]): Promise<void>;
   /**
-   * Done gbifIDs above `afterGbifId` with images due for a recheck under
-   * `tiers` at `now` (up to `limit` gbifIDs looked at), each with its due
-   * images; on a shared ledger they are claimed (a lease, as a run's claims
-   * are) until recordRechecked. `last` as for derivationsDue.
+   * Done gbifIDs above `afterGbifId` (or of `only`) with images due for a
+   * recheck under `tiers` at `now` (up to `limit` gbifIDs looked at), each
+   * with its due images; on a shared ledger they are claimed (a lease, as a
+   * run's claims are) until recordRechecked, and those another worker holds
+   * are passed over (DoneBatch). `last` as for derivationsDue.
    */
-  claimRecheck(tiers: readonly Tier[] | 'all', now: number, afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: RecheckDue[] }>;
+  claimRecheck(tiers: readonly Tier[] | 'all', now: number, afterGbifId: number, limit: number, only?: readonly number[]): Promise<DoneBatch<RecheckDue>>;
   /** What rechecks found, a gbifID at a time: confirmed, changed (new outcomes), gone; their intents and claims end. */
   recordRechecked(outcomes: readonly RecheckOutcome[]): Promise<void>;
   /** Adds what a run measured at each host (images, milliseconds of requests, the cap): recheck --plan's rates. */

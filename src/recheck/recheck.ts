@@ -14,6 +14,7 @@
  */
 import { FetchError } from '../errors.js';
 import type { FetchSettings } from '../fetch/fetch-image.js';
+import { DonePass } from '../ledger/done-pass.js';
 import type { DownloadLedger, RecheckDue, RecheckImage, RecheckOutcome, Tier } from '../ledger/ledger.js';
 import { HostQueues } from '../scheduler/host-queues.js';
 import type { HostSettings, HostState } from '../scheduler/host-state.js';
@@ -39,6 +40,8 @@ export interface RecheckSettings extends HostSettings {
   /** Breakers open when it starts (a run's), by host. */
   readonly openBreakers: ReadonlyMap<string, number>;
   readonly signal?: AbortSignal;
+  /** Once, when done gbifIDs another worker holds are all that is left: how many (done-pass.ts). */
+  readonly onWait?: (held: number) => void;
   readonly onProgress?: (summary: RecheckSummary) => void;
 }
 
@@ -76,7 +79,8 @@ export async function recheck(ledger: DownloadLedger, settings: RecheckSettings)
   const window = settings.concurrency * 8;
   let queued = 0;
   let inFlight = 0;
-  let after = -1;
+  // On a shared ledger a gbifID another worker holds is passed over and come back for, as verify does.
+  const pass = new DonePass((after, limit, only) => ledger.claimRecheck(settings.tiers, now, after, limit, only), CLAIM_BATCH, -1, settings.signal, settings.onWait);
   let exhausted = false;
   let claiming = false;
   let busy = 0;
@@ -213,12 +217,11 @@ export async function recheck(ledger: DownloadLedger, settings: RecheckSettings)
       return;
     }
     claiming = true;
-    ledger.claimRecheck(settings.tiers, now, after, CLAIM_BATCH).then(
-      ({ last, due }) => {
+    pass.next().then(
+      (due) => {
         claiming = false;
-        if (last === undefined) exhausted = true;
-        else after = last;
-        for (const d of due) admit(d);
+        if (due === undefined) exhausted = true;
+        for (const d of due ?? []) admit(d);
         pump();
       },
       (err: unknown) => {
