@@ -8,8 +8,9 @@ import type { FetchedImage } from './download-ledger.js';
 import type { Tier } from './freshness.js';
 
 /**
- * A batch of a pass over the done gbifIDs (derive, verify), as a claim gives
- * it: `due`, what this pass takes; `last`, the last gbifID looked at
+ * A batch of a pass over the done gbifIDs (derive, recheck, verify; prune's
+ * over those with images gone at the source), as a claim gives it: `due`,
+ * what this pass takes; `last`, the last gbifID looked at
  * (undefined when none were left); `passedOver`, done gbifIDs among those
  * looked at that another worker held (on a shared ledger: a recheck replacing
  * a file, a derive, a worker killed before its lease ended), which the pass
