@@ -56,7 +56,7 @@ export async function runWithLiveLine<S extends { readonly interrupted: boolean;
   }
 }
 
-/** What derive, recheck, verify and prune say, once, when what is left are gbifIDs other workers hold (done-pass.ts). */
+/** What derive, verify and prune say, once, when what is left are gbifIDs other workers hold (done-pass.ts). */
 export function sayWaiting(held: number): void {
   const them = held === 1 ? '1 done gbifID is' : `${formatCount(held)} done gbifIDs are`;
   process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}herbdl: ${them} held by other workers (one stopped with -9 holds its own until its lease ends): waiting to take them\n`);

@@ -1,7 +1,7 @@
 /**
  * A pass over the done gbifIDs in key order, a claim per batch, that ends
- * having taken every one of them (derive, recheck, verify; prune's over
- * those with images gone at the source). On a shared ledger a claim
+ * having taken every one of them (derive, verify; prune's over those with
+ * images gone at the source). On a shared ledger a claim
  * passes over a gbifID another worker holds: a recheck replacing its file, a
  * derive, or a worker killed with -9 whose lease has not yet ended. The pass
  * comes back for those once the ledger is through, and waits while any is

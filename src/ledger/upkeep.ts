@@ -8,9 +8,9 @@ import type { FetchedImage } from './download-ledger.js';
 import type { Tier } from './freshness.js';
 
 /**
- * A batch of a pass over the done gbifIDs (derive, recheck, verify; prune's
- * over those with images gone at the source), as a claim gives it: `due`,
- * what this pass takes; `last`, the last gbifID looked at
+ * A batch of a pass over the done gbifIDs (derive, verify; prune's over
+ * those with images gone at the source), as a claim gives it: `due`, what
+ * this pass takes; `last`, the last gbifID looked at
  * (undefined when none were left); `passedOver`, done gbifIDs among those
  * looked at that another worker held (on a shared ledger: a recheck replacing
  * a file, a derive, a worker killed before its lease ended), which the pass
@@ -164,13 +164,12 @@ export interface UpkeepLedger {
    */
   recordPruned(pruned: readonly PruneDue[]): Promise<void>;
   /**
-   * Done gbifIDs above `afterGbifId` (or of `only`) with images due for a
-   * recheck under `tiers` at `now` (up to `limit` gbifIDs looked at), each
-   * with its due images; on a shared ledger they are claimed (a lease, as a
-   * run's claims are) until recordRechecked, and those another worker holds
-   * are passed over (DoneBatch). `last` as for derivationsDue.
+   * Done gbifIDs above `afterGbifId` with images due for a recheck under
+   * `tiers` at `now` (up to `limit` gbifIDs looked at), each with its due
+   * images; on a shared ledger they are claimed (a lease, as a run's claims
+   * are) until recordRechecked. `last` as for derivationsDue.
    */
-  claimRecheck(tiers: readonly Tier[] | 'all', now: number, afterGbifId: number, limit: number, only?: readonly number[]): Promise<DoneBatch<RecheckDue>>;
+  claimRecheck(tiers: readonly Tier[] | 'all', now: number, afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: RecheckDue[] }>;
   /** What rechecks found, a gbifID at a time: confirmed, changed (new outcomes), gone; their intents and claims end. */
   recordRechecked(outcomes: readonly RecheckOutcome[]): Promise<void>;
   /** Adds what a run measured at each host (images, milliseconds of requests, the cap): recheck --plan's rates. */

@@ -14,7 +14,6 @@
  */
 import { FetchError } from '../errors.js';
 import type { FetchSettings } from '../fetch/fetch-image.js';
-import { DonePass } from '../ledger/done-pass.js';
 import type { DownloadLedger, RecheckDue, RecheckImage, RecheckOutcome, Tier } from '../ledger/ledger.js';
 import { HostQueues } from '../scheduler/host-queues.js';
 import type { HostSettings, HostState } from '../scheduler/host-state.js';
@@ -40,8 +39,6 @@ export interface RecheckSettings extends HostSettings {
   /** Breakers open when it starts (a run's), by host. */
   readonly openBreakers: ReadonlyMap<string, number>;
   readonly signal?: AbortSignal;
-  /** Once, when done gbifIDs another worker holds are all that is left: how many (done-pass.ts). */
-  readonly onWait?: (held: number) => void;
   readonly onProgress?: (summary: RecheckSummary) => void;
 }
 
@@ -79,8 +76,7 @@ export async function recheck(ledger: DownloadLedger, settings: RecheckSettings)
   const window = settings.concurrency * 8;
   let queued = 0;
   let inFlight = 0;
-  // On a shared ledger a gbifID another worker holds is passed over and come back for, as verify does.
-  const pass = new DonePass((after, limit, only) => ledger.claimRecheck(settings.tiers, now, after, limit, only), CLAIM_BATCH, -1, settings.signal, settings.onWait);
+  let after = -1;
   let exhausted = false;
   let claiming = false;
   let busy = 0;
@@ -217,11 +213,12 @@ export async function recheck(ledger: DownloadLedger, settings: RecheckSettings)
       return;
     }
     claiming = true;
-    pass.next().then(
-      (due) => {
+    ledger.claimRecheck(settings.tiers, now, after, CLAIM_BATCH).then(
+      ({ last, due }) => {
         claiming = false;
-        if (due === undefined) exhausted = true;
-        for (const d of due ?? []) admit(d);
+        if (last === undefined) exhausted = true;
+        else after = last;
+        for (const d of due) admit(d);
         pump();
       },
       (err: unknown) => {

@@ -7,7 +7,7 @@ import { withTreeHold } from '../../store/tree-hold.js';
 import { VERSION } from '../version.js';
 import { formatBytes, formatCount } from '../progress.js';
 import type { OptionValues } from '../../config/options.js';
-import { addOptions, optionValues, runWithLiveLine, sayWaiting } from '../shared.js';
+import { addOptions, optionValues, runWithLiveLine } from '../shared.js';
 import { withRunLedger } from './run.js';
 
 const KEYS = [
@@ -83,7 +83,6 @@ async function runRecheck(ledger: Ledger, lock: RunLock, options: Options): Prom
             publisher,
             openBreakers,
             signal,
-            onWait: sayWaiting,
             onProgress,
           });
           // What status shows of freshness: measured now, after the recheck, under the tiers asked for.

@@ -1,6 +1,6 @@
 /**
  * The claim a pass over a shared ledger's done gbifIDs makes (derive,
- * recheck, verify; prune over those with images gone at the source): those no live
+ * verify; prune over those with images gone at the source): those no live
  * worker holds, under this worker's lease, in key
  * order; and, in the same statement, the done ones it passed over, held by
  * another worker (a recheck replacing a file, a derive, a worker killed

@@ -191,8 +191,8 @@ export class PostgresDownloads implements DownloadLedger {
     return derivedWidths(this.pool);
   }
 
-  claimRecheck(tiers: readonly Tier[] | 'all', now: number, afterGbifId: number, limit: number, only?: readonly number[]): Promise<DoneBatch<RecheckDue>> {
-    return claimRecheck(this.pool, this.me, tiers, now, afterGbifId, limit, only);
+  claimRecheck(tiers: readonly Tier[] | 'all', now: number, afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: RecheckDue[] }> {
+    return claimRecheck(this.pool, this.me, tiers, now, afterGbifId, limit);
   }
 
   async recordRechecked(outcomes: readonly RecheckOutcome[]): Promise<void> {

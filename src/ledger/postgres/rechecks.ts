@@ -1,19 +1,22 @@
 /**
  * Rechecks on a shared ledger (see ../freshness.ts and sqlite/rechecks.ts).
  * A recheck's gbifIDs are claimed like a run's (worker_id, the worker's
- * lease): no two workers recheck, or republish, one gbifID at once; one
- * another worker holds is passed over and come back for (done-claims.ts).
+ * lease): no two workers recheck, or republish, one gbifID at once.
  */
 import type pg from 'pg';
-import type { DoneBatch, FreshnessSummary, HostRate, PlanRow, RecheckDue, RecheckImage, RecheckOutcome, Tier } from '../ledger.js';
+import type { FreshnessSummary, HostRate, PlanRow, RecheckDue, RecheckImage, RecheckOutcome, Tier } from '../ledger.js';
 import { FRESHNESS, isDue, planSql, RECHECKABLE } from '../freshness.js';
-import { claimDone } from './done-claims.js';
-import { HELD_BY, LET_GO } from './live.js';
+import { STATE } from '../rows.js';
+import { FREE, HELD_BY, LET_GO } from './live.js';
 
-export async function claimRecheck(pool: pg.Pool, me: number, tiers: readonly Tier[] | 'all', now: number, after: number, limit: number, only?: readonly number[]): Promise<DoneBatch<RecheckDue>> {
-  const { claimed, passedOver, last } = await claimDone(pool, me, after, limit, only);
-  const ids = claimed.map((c) => c.gbifId);
-  if (ids.length === 0) return { last, due: [], passedOver };
+export async function claimRecheck(pool: pg.Pool, me: number, tiers: readonly Tier[] | 'all', now: number, after: number, limit: number): Promise<{ last: number | undefined; due: RecheckDue[] }> {
+  const claimed = await pool.query(
+    `UPDATE ids SET worker_id = $1 FROM (SELECT gbif_id FROM ids WHERE state = ${STATE.done} AND gbif_id > $2 AND ${FREE} ORDER BY gbif_id LIMIT $3 FOR UPDATE SKIP LOCKED) c
+     WHERE ids.gbif_id = c.gbif_id RETURNING ids.gbif_id`,
+    [me, after, limit],
+  );
+  const ids = (claimed.rows.map((r) => r.gbif_id as number)).sort((a, b) => a - b);
+  if (ids.length === 0) return { last: undefined, due: [] };
   // RECHECKABLE and isDue name the images' own columns unqualified: hosts has none of those names.
   const rows = await pool.query(
     `SELECT i.gbif_id, i.image_id, COALESCE(i.file_index, i.image_index) AS nn, i.url, h.host, i.sha256, i.bytes, i.etag, i.last_modified,
@@ -31,7 +34,7 @@ export async function claimRecheck(pool: pg.Pool, me: number, tiers: readonly Ti
   // Nothing due: let go at once.
   const idle = ids.filter((id) => !byId.has(id));
   if (idle.length > 0) await pool.query(`UPDATE ids SET ${LET_GO} WHERE gbif_id = ANY($1::bigint[]) AND ${HELD_BY('worker_id', '$2')}`, [idle, me]);
-  return { last, due: [...byId].map(([gbifId, e]) => ({ gbifId, ...e })), passedOver };
+  return { last: ids[ids.length - 1], due: [...byId].map(([gbifId, e]) => ({ gbifId, ...e })) };
 }
 
 /** In the caller's transaction: what the rechecks found; the gbifIDs' intents and claims end. */

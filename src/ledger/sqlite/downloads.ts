@@ -168,9 +168,8 @@ export class SqliteDownloads implements DownloadLedger {
     return this.removals.prunable(afterGbifId, limit, (id) => this.stmt.storedFiles.all({ id }) as number[]);
   }
 
-  async claimRecheck(tiers: readonly Tier[] | 'all', now: number, afterGbifId: number, limit: number, only?: readonly number[]): Promise<DoneBatch<RecheckDue>> {
-    const claim = (after: number, n: number) => this.rechecks.claim(tiers, now, after, n);
-    return only ? eachOf(only, claim) : { ...claim(afterGbifId, limit), passedOver: [] };
+  async claimRecheck(tiers: readonly Tier[] | 'all', now: number, afterGbifId: number, limit: number): Promise<{ last: number | undefined; due: RecheckDue[] }> {
+    return this.rechecks.claim(tiers, now, afterGbifId, limit);
   }
 
   async recordRechecked(outcomes: readonly RecheckOutcome[]): Promise<void> {
