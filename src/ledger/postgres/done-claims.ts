@@ -20,8 +20,8 @@ import { FREE } from './live.js';
  * of gone images.
  */
 const LOOK = {
-  done: { look: (scope: string) => `SELECT gbif_id FROM ids WHERE state = ${STATE.done} AND ${scope}`, claimable: `state = ${STATE.done} AND` },
-  gone: { look: (scope: string) => `SELECT DISTINCT gbif_id FROM images WHERE gone_at IS NOT NULL AND state = ${STATE.done} AND ${scope}`, claimable: '' },
+  done: { look: (scope: string) => `SELECT gbif_id FROM ids WHERE state = ${STATE.done} AND ${scope}`, claimable: `state = ${STATE.done}` },
+  gone: { look: (scope: string) => `SELECT DISTINCT gbif_id FROM images WHERE gone_at IS NOT NULL AND state = ${STATE.done} AND ${scope}`, claimable: 'true' },
 };
 
 export interface ClaimedDone {
@@ -35,11 +35,11 @@ export interface ClaimedDone {
  * `limit` of them in key order, read once through an index (`look`): those
  * no live worker holds (and, for `done`, still done) are claimed by `me`,
  * the others are passed over, and `last` is the last looked at (undefined
- * when none were left). The stretch is what was looked at, so
- * no gbifID is named by two claims, and its end is the read's own limit: a
- * bound taken from what the claim took is one the planner cannot see when it
- * plans, and written as an OR it read the whole of `ids` for each batch
- * (200,000 rows for a batch of 256, measured).
+ * when none were left). The stretch is what was looked at, so no gbifID is
+ * named by two claims, and its end is the read's own limit: a bound taken
+ * from what the claim took is one the planner cannot see when it plans, and
+ * written as an OR it read the whole of `ids` for each batch (200,000 rows
+ * for a batch of 256, measured).
  */
 export async function claimDone(pool: pg.Pool, me: number, after: number, limit: number, only?: readonly number[], what: keyof typeof LOOK = 'done'): Promise<{ claimed: ClaimedDone[]; passedOver: number[]; last: number | undefined }> {
   const scope = only ? 'gbif_id = ANY($2::bigint[])' : 'gbif_id > $2';
@@ -47,7 +47,7 @@ export async function claimDone(pool: pg.Pool, me: number, after: number, limit:
     `WITH look AS (${LOOK[what].look(scope)} ORDER BY gbif_id LIMIT $3),
      c AS (
        UPDATE ids SET worker_id = $1
-       FROM (SELECT gbif_id FROM ids WHERE gbif_id IN (SELECT gbif_id FROM look) AND ${LOOK[what].claimable} ${FREE} FOR UPDATE SKIP LOCKED) f
+       FROM (SELECT gbif_id FROM ids WHERE gbif_id IN (SELECT gbif_id FROM look) AND ${LOOK[what].claimable} AND ${FREE} FOR UPDATE SKIP LOCKED) f
        WHERE ids.gbif_id = f.gbif_id
        RETURNING ids.gbif_id, array(SELECT d.width FROM derivatives d WHERE d.gbif_id = ids.gbif_id ORDER BY d.width) AS widths)
      SELECT gbif_id, widths FROM c
