@@ -12,6 +12,7 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { herbdl, herbdlAsync, herbdlJson, spawnHerbdl, tempDir } from './helpers/cli.js';
 import { imageServers } from './helpers/image-server.js';
+import { heldByAnother } from './helpers/pg-run.js';
 import { freshDatabase, query } from './helpers/postgres.js';
 import { doneFiles, treeFiles, workspace } from './helpers/run.js';
 import { writeMultimedia } from './helpers/multimedia.js';
@@ -236,11 +237,7 @@ describe('derivatives on a PostgreSQL ledger', async () => {
   });
 
   it('gives the widths to done gbifIDs a worker killed with -9 held, once its lease ends, and says it waits for them', async () => {
-    const [gone] = await query<{ worker_id: number }>(
-      db,
-      "INSERT INTO workers (machine, pid, since, heartbeat_at, lease_until) VALUES ('killed', 1, herbdl_now(), herbdl_now(), herbdl_now() + 4000) RETURNING worker_id",
-    );
-    await query(db, 'UPDATE ids SET worker_id = $1 WHERE gbif_id = ANY($2::bigint[])', [gone!.worker_id, [ids[3], ids[7]]]);
+    await heldByAnother(db, [ids[3]!, ids[7]!], 4000);
     const r = await herbdlAsync(['derive', '96', '--db', db, '--out', out, '--json']);
     expect(r.status).toBe(0);
     // Before, the two were passed over: 9 derived, and nothing said. ids[0]'s file is gone (above).

@@ -12,19 +12,15 @@ import { herbdlAsync, herbdlJson, tempDir } from './helpers/cli.js';
 import { writeMultimedia } from './helpers/multimedia.js';
 import { ImageServer, imageServers, refusingPort, sampleJpeg } from './helpers/image-server.js';
 import type { StatusJson } from './helpers/ledger.js';
-import { expectConsistentPgTree, pgWorkspace, spreadRows, until } from './helpers/pg-run.js';
+import { expectConsistentPgTree, heldByAnother, pgWorkspace, spreadRows, until } from './helpers/pg-run.js';
 import { query } from './helpers/postgres.js';
 import type { RunJson } from './helpers/run.js';
 
 /** Another worker, live for an hour, that holds `gbifId` and the fetch lease of its image's URL, and never fetches it; returns its id. */
 async function heldElsewhere(db: string, gbifId: number): Promise<number> {
-  const [other] = await query<{ worker_id: number }>(
-    db,
-    "INSERT INTO workers (machine, pid, since, heartbeat_at, lease_until) VALUES ('elsewhere', 1, herbdl_now(), herbdl_now(), herbdl_now() + 3600000) RETURNING worker_id",
-  );
-  await query(db, 'UPDATE ids SET worker_id = $1 WHERE gbif_id = $2', [other!.worker_id, gbifId]);
-  await query(db, 'INSERT INTO url_fetches (url_hash, url, worker_id) SELECT url_hash, url, $1 FROM images WHERE gbif_id = $2', [other!.worker_id, gbifId]);
-  return other!.worker_id;
+  const other = await heldByAnother(db, [gbifId], 3_600_000);
+  await query(db, 'INSERT INTO url_fetches (url_hash, url, worker_id) SELECT url_hash, url, $1 FROM images WHERE gbif_id = $2', [other, gbifId]);
+  return other;
 }
 
 describe('workers on one PostgreSQL ledger', async () => {

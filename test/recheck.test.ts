@@ -18,7 +18,7 @@ import { herbdl, herbdlAsync, herbdlJson, spawnHerbdl, tempDir } from './helpers
 import { imageServers } from './helpers/image-server.js';
 import { writeMultimedia } from './helpers/multimedia.js';
 import type { RecheckJson } from './helpers/run.js';
-import { until } from './helpers/pg-run.js';
+import { heldByAnother, until } from './helpers/pg-run.js';
 import { freshDatabase, query } from './helpers/postgres.js';
 
 const rel = (id: number, nn: number) => `${String(id).slice(0, 3)}/${String(id).slice(3, 6)}/${id}-${String(nn).padStart(2, '0')}.jpg`;
@@ -314,11 +314,7 @@ describe('herbdl prune of an image gone at the source, its gbifID held by anothe
 
   it('waits until the gbifID is let go before it removes the file, and says so', async () => {
     // Another worker (a recheck replacing the gbifID's files, a derive reading them) holds it.
-    const [other] = await query<{ worker_id: number }>(
-      db,
-      "INSERT INTO workers (machine, pid, since, heartbeat_at, lease_until) VALUES ('elsewhere', 1, herbdl_now(), herbdl_now(), herbdl_now() + 3600000) RETURNING worker_id",
-    );
-    await query(db, 'UPDATE ids SET worker_id = $1 WHERE gbif_id = $2', [other!.worker_id, id]);
+    const other = await heldByAnother(db, [id], 3_600_000);
     const child = spawnHerbdl(['prune', '--db', db, '--out', out, '--json']);
     setTimeout(() => child.kill('SIGKILL'), 60_000).unref();
     let stdout = '';
@@ -330,7 +326,7 @@ describe('herbdl prune of an image gone at the source, its gbifID held by anothe
     // Before, prune removed it at once, under the other worker's hands.
     expect(stderr).toBe('herbdl: 1 done gbifID is held by other workers (one stopped with -9 holds its own until its lease ends): waiting to take them\n');
     expect(readFileSync(join(out, rel(id, 1))).equals(bodies[1]!)).toBe(true);
-    await query(db, 'UPDATE workers SET lease_until = 0 WHERE worker_id = $1', [other!.worker_id]);
+    await query(db, 'UPDATE workers SET lease_until = 0 WHERE worker_id = $1', [other]);
     expect(await exited).toBe(0);
     expect(JSON.parse(stdout)).toMatchObject({ goneImages: 1, files: 1 });
     expect(() => readFileSync(join(out, rel(id, 1)))).toThrow(/ENOENT/);

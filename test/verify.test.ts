@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { BIN, commandAsync, FIXTURES, herbdl, herbdlAsync, herbdlJson, spawnHerbdl, tempDir } from './helpers/cli.js';
 import { imageServers, sampleJpeg } from './helpers/image-server.js';
-import { pgWorkspace, expectConsistentPgTree, until } from './helpers/pg-run.js';
+import { expectConsistentPgTree, heldByAnother, pgWorkspace, until } from './helpers/pg-run.js';
 import { freshDatabase, query } from './helpers/postgres.js';
 import { writeMultimedia } from './helpers/multimedia.js';
 import { expectConsistentTree, treePath, workspace } from './helpers/run.js';
@@ -243,11 +243,7 @@ describe('herbdl verify on a shared (PostgreSQL) ledger', async () => {
     const db = ['--db', ws.db, '--out', ws.out];
     expect(verifyJson(['--hash', '--repair', ...db]).json).toMatchObject({ brokenIds: 1, reopened: 1 });
     expect(await ws.worker().exited).toBe(0);
-    const [gone] = await query<{ worker_id: number }>(
-      ws.db,
-      "INSERT INTO workers (machine, pid, since, heartbeat_at, lease_until) VALUES ('killed', 1, herbdl_now(), herbdl_now(), herbdl_now() + 4000) RETURNING worker_id",
-    );
-    await query(ws.db, 'UPDATE ids SET worker_id = $1 WHERE gbif_id IN (8200002, 8200009)', [gone!.worker_id]);
+    await heldByAnother(ws.db, [8200002, 8200009], 4000);
     rmSync(file(8200009));
     const r = verifyJson(['--repair', '--list', ...db]);
     expect(r.status).toBe(0);

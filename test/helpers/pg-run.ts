@@ -113,3 +113,17 @@ export function spreadRows(hosts: readonly ImageServer[], prefix: number, count:
   }
   return out;
 }
+
+/**
+ * Another worker, its lease ending `leaseMs` from now (a worker killed with -9 holds its claims that long), that
+ * holds `gbifIds`; returns its id. Ending its lease at once (lease_until = 0) lets them go.
+ */
+export async function heldByAnother(db: string, gbifIds: readonly number[], leaseMs: number): Promise<number> {
+  const [other] = await query<{ worker_id: number }>(
+    db,
+    "INSERT INTO workers (machine, pid, since, heartbeat_at, lease_until) VALUES ('elsewhere', 1, herbdl_now(), herbdl_now(), herbdl_now() + $1) RETURNING worker_id",
+    [leaseMs],
+  );
+  await query(db, 'UPDATE ids SET worker_id = $1 WHERE gbif_id = ANY($2::bigint[])', [other!.worker_id, gbifIds]);
+  return other!.worker_id;
+}
